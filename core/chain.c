@@ -1,0 +1,662 @@
+#include "chain.h"
+
+#include "error.h"
+#include "fsutil.h"
+#include "pathmap.h"
+#include "vhd.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define HOW_MAX 512
+
+struct chain_level {
+	struct vhd *vhd;
+	char how[HOW_MAX];
+};
+
+struct chain {
+	struct chain_level *levels;
+	unsigned depth;
+	char **warnings;
+	unsigned warning_count;
+};
+
+unsigned chain_depth(const struct chain *c)
+{
+	return c->depth;
+}
+
+struct vhd *chain_level(const struct chain *c, unsigned i)
+{
+	return i < c->depth ? c->levels[i].vhd : NULL;
+}
+
+const char *chain_level_how(const struct chain *c, unsigned i)
+{
+	return i < c->depth ? c->levels[i].how : "";
+}
+
+uint64_t chain_size(const struct chain *c)
+{
+	return vhd_size(c->levels[0].vhd);
+}
+
+unsigned chain_warning_count(const struct chain *c)
+{
+	return c->warning_count;
+}
+
+const char *chain_warning(const struct chain *c, unsigned i)
+{
+	return i < c->warning_count ? c->warnings[i] : "";
+}
+
+void chain_close(struct chain *c)
+{
+	if (!c)
+		return;
+	for (unsigned i = 0; i < c->depth; i++)
+		vhd_close(c->levels[i].vhd);
+	for (unsigned i = 0; i < c->warning_count; i++)
+		free(c->warnings[i]);
+	free(c->warnings);
+	free(c->levels);
+	free(c);
+}
+
+static void add_warning(struct chain *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void add_warning(struct chain *c, const char *fmt, ...)
+{
+	char **grown = realloc(c->warnings, (c->warning_count + 1) * sizeof(*grown));
+	va_list ap;
+	char *text = NULL;
+
+	if (!grown)
+		return;
+	c->warnings = grown;
+	va_start(ap, fmt);
+	if (vasprintf(&text, fmt, ap) < 0)
+		text = NULL;
+	va_end(ap);
+	if (text)
+		c->warnings[c->warning_count++] = text;
+}
+
+/* ---- parent resolution ---- */
+
+/* The search for one parent: what was tried and the best failure so far. */
+struct search {
+	struct chain *chain;
+	const struct chain_options *options;
+	struct vhd *child;
+	char child_dir[PATH_MAX];
+	const uint8_t *want_uuid;
+	char tried[8][PATH_MAX]; /* candidates already looked at (the first few) */
+	unsigned tried_count;
+	char summary[ERROR_MESSAGE_MAX]; /* "'a' (not found), 'b' (UUID ...)" */
+	int worst_rank;			 /* 0 none, 1 not found, 2 UUID mismatch, 3 damaged */
+	struct error failure;		 /* message of the most telling failure */
+	struct vhd *found;
+	char found_how[HOW_MAX];
+};
+
+static void note(struct search *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void note(struct search *s, const char *fmt, ...)
+{
+	size_t used = strlen(s->summary);
+	va_list ap;
+
+	if (used + 8 >= sizeof(s->summary))
+		return;
+	if (used)
+		used += (size_t)snprintf(s->summary + used, sizeof(s->summary) - used, "; ");
+	va_start(ap, fmt);
+	vsnprintf(s->summary + used, sizeof(s->summary) - used, fmt, ap);
+	va_end(ap);
+}
+
+static bool already_tried(struct search *s, const char *path)
+{
+	for (unsigned i = 0; i < s->tried_count && i < 8; i++)
+		if (strcmp(s->tried[i], path) == 0)
+			return true;
+	if (s->tried_count < 8)
+		snprintf(s->tried[s->tried_count], PATH_MAX, "%s", path);
+	s->tried_count++;
+	return false;
+}
+
+/* Keep the most telling failure: a damaged parent says most, then a UUID
+ * mismatch, then absence. */
+static void record_failure(struct search *s, int rank, const struct error *e)
+{
+	if (rank > s->worst_rank) {
+		s->worst_rank = rank;
+		s->failure = *e;
+	}
+}
+
+/* Is the file we are about to open already a level of the chain? */
+static int check_cycle(struct search *s, const char *path, struct error *err)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return 0;
+	for (unsigned i = 0; i < s->chain->depth; i++) {
+		dev_t dev;
+		ino_t ino;
+
+		vhd_file_id(s->chain->levels[i].vhd, &dev, &ino);
+		if (dev == st.st_dev && ino == st.st_ino)
+			return error_set(err, ELOOP,
+					 "the chain of '%s' loops: its parent '%s' is already in the "
+					 "chain",
+					 vhd_path(s->chain->levels[0].vhd), path);
+	}
+	return 0;
+}
+
+/*
+ * Try the file at @path as the parent. Returns 1 if it is the parent (kept in
+ * s->found), 0 to go on searching, or a negative errno that ends the search
+ * (a cycle, a refused path).
+ */
+static int try_candidate(struct search *s, const char *path, const char *how)
+{
+	char actual[PATH_MAX], real[PATH_MAX], want[37], have[37];
+	struct vhd *vhd = NULL;
+	struct error e;
+	int rc;
+
+	error_clear(&e);
+	if (pathmap_find_case_insensitive(path, actual, sizeof(actual)) < 0) {
+		if (!already_tried(s, path))
+			note(s, "'%s' (not found)", path);
+		return 0;
+	}
+	if (already_tried(s, actual))
+		return 0;
+	if (!realpath(actual, real)) {
+		note(s, "'%s' (%s)", actual, strerror(errno));
+		return 0;
+	}
+	if (s->options->allow) {
+		rc = s->options->allow(s->options->allow_ctx, real, &e);
+		if (rc < 0) {
+			error_prefix(&e, "parent '%s' of '%s' is refused", actual,
+				     vhd_path(s->child));
+			s->failure = e;
+			return rc;
+		}
+	}
+	rc = check_cycle(s, real, &e);
+	if (rc < 0) {
+		s->failure = e;
+		return rc;
+	}
+	rc = vhd_open(&vhd, actual, VHD_OPEN_READ, &e);
+	if (rc < 0) {
+		error_prefix(&e, "cannot open parent '%s' of '%s'", actual, vhd_path(s->child));
+		note(s, "'%s' (damaged)", actual);
+		record_failure(s, 3, &e);
+		return 0;
+	}
+	if (memcmp(vhd_footer(vhd)->uuid, s->want_uuid, 16) != 0) {
+		vhd_uuid_format(s->want_uuid, want);
+		vhd_uuid_format(vhd_footer(vhd)->uuid, have);
+		error_set(&e, EINVAL,
+			  "parent '%s' of '%s' does not match: its UUID is %s, the child "
+			  "expects %s",
+			  actual, vhd_path(s->child), have, want);
+		note(s, "'%s' (UUID %s)", actual, have);
+		record_failure(s, 2, &e);
+		vhd_close(vhd);
+		return 0;
+	}
+	s->found = vhd;
+	snprintf(s->found_how, sizeof(s->found_how), "%s", how);
+	return 1;
+}
+
+/* A path as a locator or the parent name gives it: try where it can lead. */
+static int try_named(struct search *s, const char *name, const char *what)
+{
+	char path[PATH_MAX], how[HOW_MAX];
+	int rc;
+
+	if (pathmap_is_windows_absolute(name) || name[0] == '/') {
+		if (name[0] == '/') {
+			snprintf(how, sizeof(how), "%s '%s'", what, name);
+			rc = try_candidate(s, name, how);
+			if (rc != 0)
+				return rc;
+		} else if (pathmap_to_linux(s->options->pathmap, name, path, sizeof(path)) == 0) {
+			snprintf(how, sizeof(how), "%s '%s' through the path map", what, name);
+			rc = try_candidate(s, path, how);
+			if (rc != 0)
+				return rc;
+		} else if (!already_tried(s, name)) {
+			note(s, "'%s' (no path map entry)", name);
+		}
+		/* The same file name next to the child. */
+		if (*pathmap_basename(name) &&
+		    snprintf(path, sizeof(path), "%s/%s", s->child_dir, pathmap_basename(name)) <
+			    (int)sizeof(path)) {
+			snprintf(how, sizeof(how), "file name of %s '%s'", what, name);
+			return try_candidate(s, path, how);
+		}
+		return 0;
+	}
+	if (pathmap_join_relative(s->child_dir, name, path, sizeof(path)) < 0)
+		return 0;
+	snprintf(how, sizeof(how), "%s '%s'", what, name);
+	return try_candidate(s, path, how);
+}
+
+static bool is_relative_code(uint32_t code)
+{
+	return code == VHD_PLATFORM_W2RU || code == VHD_PLATFORM_WI2R;
+}
+
+static bool is_absolute_code(uint32_t code)
+{
+	return code == VHD_PLATFORM_W2KU || code == VHD_PLATFORM_WI2K ||
+	       code == VHD_PLATFORM_MACX;
+}
+
+static int try_locators(struct search *s, bool relative)
+{
+	const struct vhd_header *h = vhd_header(s->child);
+
+	for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
+		char path[PATH_MAX], what[64], code[5];
+		struct error e;
+		int rc;
+
+		if (relative ? !is_relative_code(h->locators[i].code)
+			     : !is_absolute_code(h->locators[i].code))
+			continue;
+		error_clear(&e);
+		if (vhd_locator_path(s->child, i, path, sizeof(path), &e) < 0) {
+			note(s, "locator %d unreadable", i);
+			continue;
+		}
+		snprintf(what, sizeof(what), "%s locator %s",
+			 relative ? "relative" : "absolute",
+			 vhd_platform_name(h->locators[i].code, code));
+		rc = try_named(s, path, what);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Does the file @path end with (or start with) a VHD footer naming @uuid? */
+static bool footer_names(const char *path, const uint8_t *uuid)
+{
+	uint8_t raw[VHD_FOOTER_SIZE];
+	struct vhd_footer f;
+	struct stat st;
+	int fd = fsutil_open_source(path, false);
+	bool match = false;
+
+	if (fd < 0)
+		return false;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= VHD_FOOTER_SIZE &&
+	    fsutil_pread_full(fd, raw, sizeof(raw), (uint64_t)st.st_size - VHD_FOOTER_SIZE) == 0) {
+		vhd_footer_decode(raw, &f);
+		match = memcmp(f.cookie, "conectix", 8) == 0 && memcmp(f.uuid, uuid, 16) == 0;
+	}
+	close(fd);
+	return match;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Last resort: a file in the child's folder whose footer carries the UUID.
+ * Names are visited in sorted order so the result does not depend on readdir. */
+static int scan_folder(struct search *s)
+{
+	DIR *d = opendir(s->child_dir);
+	char **names = NULL, how[HOW_MAX];
+	size_t count = 0, cap = 0;
+	struct dirent *e;
+	int rc = 0;
+
+	if (!d) {
+		note(s, "folder '%s' unreadable", s->child_dir);
+		return 0;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+			continue;
+		if (count == cap) {
+			char **grown = realloc(names, (cap ? cap * 2 : 64) * sizeof(*grown));
+
+			if (!grown)
+				break;
+			names = grown;
+			cap = cap ? cap * 2 : 64;
+		}
+		names[count] = strdup(e->d_name);
+		if (names[count])
+			count++;
+	}
+	closedir(d);
+	qsort(names, count, sizeof(*names), compare_names);
+	snprintf(how, sizeof(how), "UUID scan of '%s'", s->child_dir);
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		char path[PATH_MAX];
+
+		if (snprintf(path, sizeof(path), "%s/%s", s->child_dir, names[i]) >=
+		    (int)sizeof(path))
+			continue;
+		if (footer_names(path, s->want_uuid))
+			rc = try_candidate(s, path, how);
+	}
+	if (rc == 0)
+		note(s, "no VHD in '%s' has that UUID", s->child_dir);
+	for (size_t i = 0; i < count; i++)
+		free(names[i]);
+	free(names);
+	return rc;
+}
+
+static int find_parent(struct chain *c, const struct chain_options *options, struct vhd *child,
+		       struct error *err)
+{
+	struct search *s = calloc(1, sizeof(*s));
+	const struct vhd_header *h = vhd_header(child);
+	char name[PATH_MAX], uuid[37];
+	int rc;
+
+	if (!s)
+		return error_set(err, ENOMEM, "out of memory");
+	s->chain = c;
+	s->options = options;
+	s->child = child;
+	s->want_uuid = h->parent_uuid;
+	error_clear(&s->failure);
+	{
+		char dir[PATH_MAX];
+
+		if (fsutil_dirname(vhd_path(child), dir, sizeof(dir)) < 0 ||
+		    !realpath(dir, s->child_dir)) {
+			rc = error_errno(err, errno ? errno : ENAMETOOLONG,
+					 "cannot resolve the folder of", vhd_path(child));
+			goto out;
+		}
+	}
+	rc = try_locators(s, true);
+	if (rc == 0)
+		rc = try_locators(s, false);
+	if (rc == 0 && vhd_parent_name(child, name, sizeof(name), NULL) == 0 && name[0])
+		rc = try_named(s, name, "parent name");
+	if (rc == 0)
+		rc = scan_folder(s);
+	if (rc < 0) {
+		*err = s->failure;
+		goto out;
+	}
+	if (rc == 0) {
+		vhd_uuid_format(h->parent_uuid, uuid);
+		if (s->worst_rank > 1) {
+			*err = s->failure;
+			rc = -s->failure.code;
+		} else {
+			rc = error_set(err, ENOENT,
+				       "cannot find the parent of '%s' (UUID %s): tried %s",
+				       vhd_path(child), uuid, s->summary[0] ? s->summary : "nothing");
+		}
+		goto out;
+	}
+	{
+		struct chain_level *level = &c->levels[c->depth++];
+		struct timespec mtime = vhd_file_mtime(s->found);
+		uint32_t expected = h->parent_timestamp;
+
+		level->vhd = s->found;
+		snprintf(level->how, sizeof(level->how), "%s", s->found_how);
+		if (vhd_time_from_unix(mtime.tv_sec) != expected)
+			add_warning(c,
+				    "parent '%s' of '%s' was modified at %lld, not at %lld as the "
+				    "child records (restored from a backup, or written to)",
+				    vhd_path(s->found), vhd_path(child), (long long)mtime.tv_sec,
+				    (long long)vhd_time_to_unix(expected));
+		if (vhd_size(s->found) != vhd_size(child))
+			add_warning(c, "parent '%s' is %llu bytes, its child '%s' %llu bytes",
+				    vhd_path(s->found), (unsigned long long)vhd_size(s->found),
+				    vhd_path(child), (unsigned long long)vhd_size(child));
+	}
+	rc = 0;
+out:
+	free(s);
+	return rc;
+}
+
+int chain_open(struct chain **out, const char *path, const struct chain_options *options,
+	       struct error *err)
+{
+	struct chain_options defaults = {0};
+	struct chain *c;
+	unsigned max_depth;
+	int rc;
+
+	*out = NULL;
+	if (!options)
+		options = &defaults;
+	max_depth = options->max_depth ? options->max_depth : CHAIN_DEFAULT_MAX_DEPTH;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return error_set(err, ENOMEM, "out of memory");
+	c->levels = calloc(max_depth, sizeof(*c->levels));
+	if (!c->levels) {
+		free(c);
+		return error_set(err, ENOMEM, "out of memory");
+	}
+	rc = vhd_open(&c->levels[0].vhd, path, VHD_OPEN_READ, err);
+	if (rc < 0)
+		goto fail;
+	c->depth = 1;
+	while (vhd_disk_type(c->levels[c->depth - 1].vhd) == VHD_TYPE_DIFFERENCING) {
+		if (c->depth >= max_depth) {
+			rc = error_set(err, ELOOP,
+				       "the chain of '%s' is deeper than %u levels (a loop or a "
+				       "damaged chain)",
+				       path, max_depth);
+			goto fail;
+		}
+		rc = find_parent(c, options, c->levels[c->depth - 1].vhd, err);
+		if (rc < 0)
+			goto fail;
+	}
+	*out = c;
+	return 0;
+fail:
+	chain_close(c);
+	return rc;
+}
+
+/* ---- merged reads ---- */
+
+/* Fill @count sectors at @sector from level @level and, where it defers, below. */
+static int read_level(struct chain *c, unsigned level, uint8_t *buf, uint64_t sector,
+		      uint64_t count, struct error *err)
+{
+	struct vhd *vhd = c->levels[level].vhd;
+	uint64_t total = vhd_size(vhd) / VHD_SECTOR_SIZE;
+
+	while (count) {
+		struct vhd_extent ext;
+		size_t bytes;
+		int rc;
+
+		if (sector >= total) {
+			/* Past the end of a smaller parent: zeros. */
+			memset(buf, 0, (size_t)count * VHD_SECTOR_SIZE);
+			return 0;
+		}
+		rc = vhd_map(vhd, sector, count, &ext, err);
+		if (rc < 0)
+			return rc;
+		bytes = (size_t)ext.sectors * VHD_SECTOR_SIZE;
+		switch (ext.kind) {
+		case VHD_EXTENT_DATA:
+			rc = vhd_pread(vhd, buf, bytes, ext.file_offset, err);
+			break;
+		case VHD_EXTENT_PARENT:
+			if (level + 1 < c->depth) {
+				rc = read_level(c, level + 1, buf, sector, ext.sectors, err);
+				break;
+			}
+			/* No parent: cannot happen in an open chain. */
+			memset(buf, 0, bytes);
+			break;
+		case VHD_EXTENT_ZERO:
+			memset(buf, 0, bytes);
+			break;
+		}
+		if (rc < 0)
+			return rc;
+		buf += bytes;
+		sector += ext.sectors;
+		count -= ext.sectors;
+	}
+	return 0;
+}
+
+int chain_read(struct chain *c, void *buf, size_t len, uint64_t offset, struct error *err)
+{
+	uint64_t size = chain_size(c);
+	uint8_t *out = buf;
+	uint8_t sector[VHD_SECTOR_SIZE];
+	int rc;
+
+	if (offset > size || len > size - offset)
+		return error_set(err, EINVAL, "read of %zu bytes at %llu is outside '%s'", len,
+				 (unsigned long long)offset, vhd_path(c->levels[0].vhd));
+	/* A partial first sector. */
+	if (len && offset % VHD_SECTOR_SIZE) {
+		size_t skip = offset % VHD_SECTOR_SIZE;
+		size_t n = VHD_SECTOR_SIZE - skip < len ? VHD_SECTOR_SIZE - skip : len;
+
+		rc = read_level(c, 0, sector, offset / VHD_SECTOR_SIZE, 1, err);
+		if (rc < 0)
+			return rc;
+		memcpy(out, sector + skip, n);
+		out += n;
+		offset += n;
+		len -= n;
+	}
+	if (len >= VHD_SECTOR_SIZE) {
+		size_t whole = len / VHD_SECTOR_SIZE * VHD_SECTOR_SIZE;
+
+		rc = read_level(c, 0, out, offset / VHD_SECTOR_SIZE, whole / VHD_SECTOR_SIZE, err);
+		if (rc < 0)
+			return rc;
+		out += whole;
+		offset += whole;
+		len -= whole;
+	}
+	/* A partial last sector. */
+	if (len) {
+		rc = read_level(c, 0, sector, offset / VHD_SECTOR_SIZE, 1, err);
+		if (rc < 0)
+			return rc;
+		memcpy(out, sector, len);
+	}
+	return 0;
+}
+
+/* ---- allocation ---- */
+
+/* Whether the block of level @vhd holding byte @offset is allocated. */
+static bool level_allocated_at(struct vhd *vhd, uint64_t offset)
+{
+	uint32_t bs;
+
+	if (vhd_disk_type(vhd) == VHD_TYPE_FIXED)
+		return offset < vhd_size(vhd);
+	bs = vhd_block_size(vhd);
+	if (offset >= (uint64_t)vhd_block_count(vhd) * bs)
+		return false;
+	return vhd_block_offset(vhd, (uint32_t)(offset / bs)) >= 0;
+}
+
+bool chain_range_allocated(const struct chain *c, uint64_t offset, uint64_t len)
+{
+	if (len == 0)
+		return false;
+	for (unsigned i = 0; i < c->depth; i++) {
+		struct vhd *vhd = c->levels[i].vhd;
+		uint64_t first, last;
+		uint32_t bs;
+
+		if (vhd_disk_type(vhd) == VHD_TYPE_FIXED) {
+			if (offset < vhd_size(vhd))
+				return true;
+			continue;
+		}
+		bs = vhd_block_size(vhd);
+		first = offset / bs;
+		last = (offset + len - 1) / bs;
+		if (last >= vhd_block_count(vhd))
+			last = (uint64_t)vhd_block_count(vhd) - 1;
+		for (uint64_t b = first; b <= last && b < vhd_block_count(vhd); b++)
+			if (vhd_block_offset(vhd, (uint32_t)b) >= 0)
+				return true;
+	}
+	return false;
+}
+
+void chain_extent(const struct chain *c, uint64_t offset, bool *allocated, uint64_t *end)
+{
+	uint64_t size = chain_size(c), pos = offset;
+	bool state = false;
+
+	if (offset >= size) {
+		*allocated = false;
+		*end = size;
+		return;
+	}
+	for (bool first = true; pos < size; first = false) {
+		uint64_t next = size;
+		bool here = false;
+
+		/* The state at @pos, and the nearest block boundary after it. */
+		for (unsigned i = 0; i < c->depth; i++) {
+			struct vhd *vhd = c->levels[i].vhd;
+			uint64_t boundary;
+
+			if (level_allocated_at(vhd, pos))
+				here = true;
+			if (vhd_disk_type(vhd) == VHD_TYPE_FIXED)
+				boundary = vhd_size(vhd) > pos ? vhd_size(vhd) : size;
+			else
+				boundary = (pos / vhd_block_size(vhd) + 1) * vhd_block_size(vhd);
+			if (boundary < next)
+				next = boundary;
+		}
+		if (first)
+			state = here;
+		else if (here != state)
+			break;
+		pos = next;
+	}
+	*allocated = state;
+	*end = pos < size ? pos : size;
+}

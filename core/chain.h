@@ -1,0 +1,97 @@
+/*
+ * chain.h - a differencing chain: a VHD and its ancestors, read merged.
+ *
+ * Parents are found in this order (docs/VHD.md): the relative locators
+ * against the child's folder; the absolute locators through the path map,
+ * then by their file name in the child's folder; the Parent Unicode Name the
+ * same way; last, any VHD in the child's folder whose UUID is the parent UUID.
+ * A candidate is the parent only if its UUID is the one the child names;
+ * a differing timestamp is a warning. Depth is bounded and cycles detected.
+ *
+ * Thread safety: once open, a chain may be read from several threads.
+ */
+#ifndef IMPEX_CHAIN_H
+#define IMPEX_CHAIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct error;
+struct pathmap;
+struct vhd;
+struct chain;
+
+#define CHAIN_DEFAULT_MAX_DEPTH 128
+
+struct chain_options {
+	const struct pathmap *pathmap; /* Windows paths to Linux; may be NULL */
+	unsigned max_depth;	       /* levels at most; 0 means CHAIN_DEFAULT_MAX_DEPTH */
+	/*
+	 * Confinement: called with the real path of each parent before it is
+	 * opened; returns 0 to allow it, or a negative errno (with a message in
+	 * @err) to refuse. NULL allows every path.
+	 */
+	int (*allow)(void *ctx, const char *real_path, struct error *err);
+	void *allow_ctx;
+};
+
+/**
+ * Open the VHD at @path and every ancestor. *@out receives the chain; caller
+ * frees with chain_close(). @options may be NULL.
+ * Returns 0, or a negative errno with a message: -ENOENT (a parent cannot be
+ * found), -EINVAL (a damaged file, a parent whose UUID does not match),
+ * -ELOOP (a cycle, or deeper than the limit), -EACCES (a parent outside what
+ * the allow callback permits), or a system errno.
+ */
+int chain_open(struct chain **out, const char *path, const struct chain_options *options,
+	       struct error *err);
+
+/** Close every file of @chain and free it. NULL-safe. */
+void chain_close(struct chain *chain);
+
+/** Number of levels: 1 for a fixed or dynamic disk. */
+unsigned chain_depth(const struct chain *chain);
+
+/** Level @i, 0 being the top (the file opened). Borrowed, valid until chain_close. */
+struct vhd *chain_level(const struct chain *chain, unsigned i);
+
+/**
+ * How level @i was found: "" for the top, else e.g. "relative locator W2ru
+ * '.\base.vhd'" or "UUID scan of '/srv/vms'". Borrowed.
+ */
+const char *chain_level_how(const struct chain *chain, unsigned i);
+
+/** Disk size of the merged disk: the top's size. */
+uint64_t chain_size(const struct chain *chain);
+
+/** Warnings found while opening (timestamp mismatches). */
+unsigned chain_warning_count(const struct chain *chain);
+
+/** Warning @i. Borrowed. */
+const char *chain_warning(const struct chain *chain, unsigned i);
+
+/**
+ * Read @len bytes of the merged disk at @offset (any alignment): each sector
+ * comes from the nearest level that holds it, at sector granularity; sectors
+ * no level holds, and sectors past a smaller parent's end, read as zeros.
+ * @offset + @len must not pass chain_size().
+ * Returns 0, -EINVAL for a range outside the disk, -EIO with a message.
+ */
+int chain_read(struct chain *chain, void *buf, size_t len, uint64_t offset, struct error *err);
+
+/**
+ * Whether any level has a block allocated that overlaps [@offset, @offset +
+ * @len): a fixed disk counts as allocated everywhere.
+ */
+bool chain_range_allocated(const struct chain *chain, uint64_t offset, uint64_t len);
+
+/**
+ * The allocation run at @offset: *@allocated tells whether @offset lies in a
+ * block allocated at some level (block granularity), *@end where that
+ * stops being true (or becomes true), at most chain_size(). For
+ * SEEK_DATA/SEEK_HOLE and for skipping holes when copying.
+ */
+void chain_extent(const struct chain *chain, uint64_t offset, bool *allocated, uint64_t *end);
+
+#endif

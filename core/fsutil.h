@@ -1,0 +1,37 @@
+/*
+ * fsutil.h - small file system helpers shared by the core modules:
+ * whole reads and writes, opening sources without touching their access
+ * time, durable creation.
+ */
+#ifndef IMPEX_FSUTIL_H
+#define IMPEX_FSUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/**
+ * Read exactly @len bytes at @offset, retrying short reads and EINTR.
+ * Returns 0, -ENODATA if the file ends first, or -errno.
+ */
+int fsutil_pread_full(int fd, void *buf, size_t len, uint64_t offset);
+
+/** Write exactly @len bytes at @offset, retrying short writes. Returns 0 or -errno. */
+int fsutil_pwrite_full(int fd, const void *buf, size_t len, uint64_t offset);
+
+/**
+ * Open a source file read-only (or read-write if @writable) with O_CLOEXEC,
+ * and O_NOATIME where the kernel allows it (it refuses for files the caller
+ * does not own: then without). Returns the descriptor or -errno.
+ */
+int fsutil_open_source(const char *path, bool writable);
+
+/** fsync the folder holding @path, so that a new name in it is durable. Returns 0 or -errno. */
+int fsutil_fsync_parent(const char *path);
+
+/**
+ * The folder part of @path ("." if none) into @out. Returns 0 or -ENAMETOOLONG.
+ */
+int fsutil_dirname(const char *path, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,120 @@
+#include "support.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+char *support_tempdir(void)
+{
+	const char *base = getenv("TMPDIR");
+	char *dir;
+
+	if (!base || !*base)
+		base = "/tmp";
+	assert_true(asprintf(&dir, "%s/impex-unit-XXXXXX", base) > 0);
+	assert_non_null(mkdtemp(dir));
+	return dir;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void support_remove_tree(char *dir)
+{
+	if (!dir)
+		return;
+	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(dir);
+}
+
+const char *support_path(const char *dir, const char *name)
+{
+	static char slots[8][4096];
+	static int next;
+	char *out = slots[next++ % 8];
+
+	snprintf(out, sizeof(slots[0]), "%s/%s", dir, name);
+	return out;
+}
+
+void support_fill(uint8_t *buf, size_t len, uint32_t seed)
+{
+	uint32_t x = seed * 2654435761u + 1;
+
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		buf[i] = (uint8_t)(x | 1);
+	}
+}
+
+void support_read(const char *path, uint64_t offset, void *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, buf, len, (off_t)offset), (ssize_t)len);
+	close(fd);
+}
+
+void support_patch(const char *path, uint64_t offset, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, buf, len, (off_t)offset), (ssize_t)len);
+	close(fd);
+}
+
+uint32_t support_be32(const char *path, uint64_t offset)
+{
+	uint8_t b[4];
+
+	support_read(path, offset, b, 4);
+	return ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
+}
+
+uint64_t support_be64(const char *path, uint64_t offset)
+{
+	return ((uint64_t)support_be32(path, offset) << 32) | support_be32(path, offset + 4);
+}
+
+uint64_t support_file_size(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+void support_fix_header_checksum(const char *path)
+{
+	uint8_t header[1024];
+	uint32_t sum = 0;
+
+	support_read(path, 512, header, sizeof(header));
+	for (size_t i = 0; i < sizeof(header); i++)
+		if (i < 36 || i >= 40)
+			sum += header[i];
+	sum = ~sum;
+	header[36] = (uint8_t)(sum >> 24);
+	header[37] = (uint8_t)(sum >> 16);
+	header[38] = (uint8_t)(sum >> 8);
+	header[39] = (uint8_t)sum;
+	support_patch(path, 512, header, sizeof(header));
+}

@@ -1,0 +1,44 @@
+/*
+ * support.h - helpers for the cmocka unit tests: temporary folders, file
+ * bytes read and patched directly (so tests check the on-disk format without
+ * going through the code under test), deterministic data.
+ */
+#ifndef IMPEX_TEST_SUPPORT_H
+#define IMPEX_TEST_SUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/** A fresh temporary folder; free with support_remove_tree. */
+char *support_tempdir(void);
+
+/** Remove @dir and everything under it, and free the string. NULL-safe. */
+void support_remove_tree(char *dir);
+
+/** "@dir/@name" in a static rotating buffer (8 slots): valid for a few calls. */
+const char *support_path(const char *dir, const char *name);
+
+/** Fill @buf with bytes from a simple generator seeded by @seed (never all zero). */
+void support_fill(uint8_t *buf, size_t len, uint32_t seed);
+
+/** Read @len bytes of @path at @offset (fails the test on error). */
+void support_read(const char *path, uint64_t offset, void *buf, size_t len);
+
+/** Overwrite @len bytes of @path at @offset (fails the test on error). */
+void support_patch(const char *path, uint64_t offset, const void *buf, size_t len);
+
+/** Big-endian integers read straight from the file. */
+uint32_t support_be32(const char *path, uint64_t offset);
+uint64_t support_be64(const char *path, uint64_t offset);
+
+/** Size of @path in bytes. */
+uint64_t support_file_size(const char *path);
+
+/**
+ * Recompute the checksum of the 1024-byte dynamic header of @path (at byte
+ * 512) after a test patched it: one's complement of the byte sum, the
+ * checksum field (bytes 36-39) taken as zero. Written independently of core.
+ */
+void support_fix_header_checksum(const char *path);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * cli.h - what the impex commands share: exit codes, messages, sizes.
+ */
+#ifndef IMPEX_CLI_H
+#define IMPEX_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct error;
+struct pathmap;
+
+/* Exit status of every impex command. */
+#define CLI_OK	  0
+#define CLI_FAIL  1
+#define CLI_USAGE 2
+
+/** Print "impex: MESSAGE" to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/** Print "impex: warning: MESSAGE" to stderr. */
+void cli_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/** Print a usage error and a hint to stderr; returns CLI_USAGE. */
+int cli_usage(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** Print the failure in @err ("impex: message"); returns CLI_FAIL. */
+int cli_fail(const struct error *err);
+
+/**
+ * Parse a size or offset: bytes, or a number with K, M, G, T (powers of
+ * 1024, optionally followed by "iB" or "B"). Returns 0 or -EINVAL.
+ */
+int cli_parse_size(const char *text, uint64_t *out);
+
+/** "2 GiB", "512 KiB", "1.5 MiB", "100 bytes" into @buf. Returns @buf. */
+const char *cli_format_size(uint64_t bytes, char *buf, size_t cap);
+
+/**
+ * Add "--pathmap" values to *@map (created on first use; caller frees with
+ * pathmap_free). Returns 0 or CLI_USAGE after printing the fault.
+ */
+int cli_add_pathmap(struct pathmap **map, const char *spec);
+
+#endif

@@ -1,0 +1,741 @@
+/*
+ * cmd_vhd.c - "impex vhd": inspect, check, create, snapshot, write, read
+ * and flatten VHD files.
+ */
+#include "cmd_vhd.h"
+
+#include "chain.h"
+#include "cli.h"
+#include "error.h"
+#include "fsutil.h"
+#include "json.h"
+#include "pathmap.h"
+#include "stream.h"
+#include "vhd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IO_CHUNK (4u * 1024 * 1024)
+
+static const char usage_info[] = "impex vhd info [--json] [--pathmap WIN=DIR] FILE";
+static const char usage_check[] = "impex vhd check [--pathmap WIN=DIR] FILE";
+static const char usage_create[] =
+	"impex vhd create [--type fixed|dynamic] [--block-size SIZE] FILE SIZE";
+static const char usage_snapshot[] = "impex vhd snapshot [--pathmap WIN=DIR] PARENT CHILD";
+static const char usage_write[] = "impex vhd write FILE OFFSET [INPUT|-]";
+static const char usage_cat[] = "impex vhd cat [--pathmap WIN=DIR] FILE";
+static const char usage_flatten[] = "impex vhd flatten [--pathmap WIN=DIR] [--seed TEXT] CHILD OUT";
+
+void cmd_vhd_help(FILE *out)
+{
+	fprintf(out,
+		"VHD commands:\n"
+		"  %s\n      show a VHD's footer, header, locators and its chain\n"
+		"  %s\n      validate a VHD and its whole chain; exit 1 if damaged\n"
+		"  %s\n      create a fixed or dynamic (default) VHD; SIZE a whole number of MiB\n"
+		"  %s\n      create a differencing VHD over PARENT\n"
+		"  %s\n      write INPUT (a file, or standard input) at OFFSET, in whole 512-byte "
+		"sectors\n"
+		"  %s\n      write the merged raw content of FILE's chain to standard output\n"
+		"  %s\n      write CHILD's chain merged into a new dynamic VHD, without all-zero "
+		"blocks\n",
+		usage_info, usage_check, usage_create, usage_snapshot, usage_write, usage_cat,
+		usage_flatten);
+}
+
+/* Options common to the commands that open chains. */
+struct vhd_args {
+	struct pathmap *pathmap;
+	bool json;
+	const char *type;
+	const char *block_size;
+	const char *seed;
+	int first; /* index of the first operand in argv */
+};
+
+static int parse_args(int argc, char **argv, const char *usage, struct vhd_args *a)
+{
+	static const struct option options[] = {
+		{"json", no_argument, NULL, 'j'},	   {"pathmap", required_argument, NULL, 'p'},
+		{"type", required_argument, NULL, 't'},	   {"block-size", required_argument, NULL, 'b'},
+		{"seed", required_argument, NULL, 's'},	   {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c, rc;
+
+	memset(a, 0, sizeof(*a));
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+", options, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			a->json = true;
+			break;
+		case 'p':
+			rc = cli_add_pathmap(&a->pathmap, optarg);
+			if (rc)
+				return rc;
+			break;
+		case 't':
+			a->type = optarg;
+			break;
+		case 'b':
+			a->block_size = optarg;
+			break;
+		case 's':
+			a->seed = optarg;
+			break;
+		case 'h':
+			printf("usage: %s\n", usage);
+			exit(CLI_OK);
+		default:
+			return cli_usage(usage, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	a->first = optind;
+	return 0;
+}
+
+static int want_operands(int argc, const struct vhd_args *a, int min, int max, const char *usage)
+{
+	int n = argc - a->first;
+
+	if (n < min)
+		return cli_usage(usage, "missing operand");
+	if (n > max)
+		return cli_usage(usage, "too many operands");
+	return 0;
+}
+
+static const char *format_time(time_t t, char *buf, size_t cap)
+{
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(buf, cap, "%Y-%m-%d %H:%M:%S UTC", &tm))
+		snprintf(buf, cap, "%lld", (long long)t);
+	return buf;
+}
+
+static void creator_text(const struct vhd_footer *f, char *app, char *os)
+{
+	for (int i = 0; i < 4; i++) {
+		app[i] = (f->creator_app[i] >= 0x20 && f->creator_app[i] < 0x7f) ? f->creator_app[i]
+										   : '?';
+		os[i] = (f->creator_os[i] >= 0x20 && f->creator_os[i] < 0x7f) ? f->creator_os[i]
+									       : '?';
+	}
+	app[4] = os[4] = '\0';
+}
+
+/* ---- info ---- */
+
+static void info_human(struct vhd *vhd, struct chain *chain, const struct error *chain_err)
+{
+	const struct vhd_footer *f = vhd_footer(vhd);
+	const struct vhd_header *h = vhd_header(vhd);
+	char size[32], uuid[37], when[64], app[5], os[5];
+
+	creator_text(f, app, os);
+	vhd_uuid_format(f->uuid, uuid);
+	printf("'%s': %s VHD\n", vhd_path(vhd), vhd_type_name(f->disk_type));
+	printf("  disk size:    %s (%" PRIu64 " bytes)\n",
+	       cli_format_size(f->current_size, size, sizeof(size)), f->current_size);
+	printf("  geometry:     %u/%u/%u (cylinders/heads/sectors)\n", f->geometry.cylinders,
+	       f->geometry.heads, f->geometry.sectors);
+	printf("  creator:      '%s' version 0x%08x on '%s'\n", app, f->creator_version, os);
+	printf("  uuid:         %s\n", uuid);
+	printf("  timestamp:    %s\n",
+	       format_time(vhd_time_to_unix(f->timestamp), when, sizeof(when)));
+	printf("  file size:    %" PRIu64 " bytes\n", vhd_file_size(vhd));
+	if (f->saved_state)
+		printf("  saved state:  yes\n");
+	if (h) {
+		printf("  block size:   %s, %u blocks, %u allocated\n",
+		       cli_format_size(h->block_size, size, sizeof(size)), vhd_block_count(vhd),
+		       vhd_allocated_blocks(vhd));
+	}
+	if (f->disk_type == VHD_TYPE_DIFFERENCING) {
+		char name[1024];
+		struct error e;
+
+		error_clear(&e);
+		vhd_uuid_format(h->parent_uuid, uuid);
+		printf("  parent uuid:  %s\n", uuid);
+		printf("  parent time:  %s\n",
+		       format_time(vhd_time_to_unix(h->parent_timestamp), when, sizeof(when)));
+		if (vhd_parent_name(vhd, name, sizeof(name), &e) == 0)
+			printf("  parent name:  '%s'\n", name);
+		else
+			printf("  parent name:  unreadable: %s\n", error_message(&e));
+		for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
+			char path[4096], code[5];
+
+			if (h->locators[i].code == VHD_PLATFORM_NONE)
+				continue;
+			error_clear(&e);
+			vhd_platform_name(h->locators[i].code, code);
+			if (vhd_locator_path(vhd, i, path, sizeof(path), &e) == 0)
+				printf("  locator %d:    %s '%s'\n", i, code, path);
+			else
+				printf("  locator %d:    %s (%s)\n", i, code,
+				       e.code ? error_message(&e) : "not a path");
+		}
+	}
+	if (chain && chain_depth(chain) > 1) {
+		printf("chain (%u levels):\n", chain_depth(chain));
+		for (unsigned i = 0; i < chain_depth(chain); i++) {
+			struct vhd *level = chain_level(chain, i);
+
+			printf("  %u  '%s'  %s", i, vhd_path(level),
+			       vhd_type_name(vhd_disk_type(level)));
+			if (i > 0)
+				printf(", found by %s", chain_level_how(chain, i));
+			printf("\n");
+		}
+	}
+	if (chain)
+		for (unsigned i = 0; i < chain_warning_count(chain); i++)
+			printf("warning: %s\n", chain_warning(chain, i));
+	if (chain_err)
+		printf("problem: %s\n", error_message(chain_err));
+}
+
+static void info_json(struct vhd *vhd, struct chain *chain, const struct error *chain_err)
+{
+	const struct vhd_footer *f = vhd_footer(vhd);
+	const struct vhd_header *h = vhd_header(vhd);
+	char uuid[37], app[5], os[5];
+	struct json j;
+
+	json_init(&j, stdout);
+	creator_text(f, app, os);
+	json_begin_object(&j, NULL);
+	json_string(&j, "path", vhd_path(vhd));
+	json_string(&j, "type", vhd_type_name(f->disk_type));
+	json_uint(&j, "size", f->current_size);
+	json_uint(&j, "original_size", f->original_size);
+	json_begin_object(&j, "geometry");
+	json_uint(&j, "cylinders", f->geometry.cylinders);
+	json_uint(&j, "heads", f->geometry.heads);
+	json_uint(&j, "sectors", f->geometry.sectors);
+	json_end_object(&j);
+	json_begin_object(&j, "creator");
+	json_string(&j, "application", app);
+	json_uint(&j, "version", f->creator_version);
+	json_string(&j, "host", os);
+	json_end_object(&j);
+	vhd_uuid_format(f->uuid, uuid);
+	json_string(&j, "uuid", uuid);
+	json_int(&j, "timestamp", vhd_time_to_unix(f->timestamp));
+	json_bool(&j, "saved_state", f->saved_state != 0);
+	json_uint(&j, "file_size", vhd_file_size(vhd));
+	if (h) {
+		json_uint(&j, "block_size", h->block_size);
+		json_uint(&j, "blocks", vhd_block_count(vhd));
+		json_uint(&j, "allocated_blocks", vhd_allocated_blocks(vhd));
+	}
+	if (f->disk_type == VHD_TYPE_DIFFERENCING) {
+		char name[1024];
+
+		json_begin_object(&j, "parent");
+		vhd_uuid_format(h->parent_uuid, uuid);
+		json_string(&j, "uuid", uuid);
+		json_int(&j, "timestamp", vhd_time_to_unix(h->parent_timestamp));
+		json_string(&j, "name",
+			    vhd_parent_name(vhd, name, sizeof(name), NULL) == 0 ? name : NULL);
+		json_begin_array(&j, "locators");
+		for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
+			char path[4096], code[5];
+
+			if (h->locators[i].code == VHD_PLATFORM_NONE)
+				continue;
+			json_begin_object(&j, NULL);
+			json_uint(&j, "index", (uint64_t)i);
+			json_string(&j, "platform", vhd_platform_name(h->locators[i].code, code));
+			json_string(&j, "path",
+				    vhd_locator_path(vhd, i, path, sizeof(path), NULL) == 0 ? path
+											    : NULL);
+			json_end_object(&j);
+		}
+		json_end_array(&j);
+		json_end_object(&j);
+	}
+	json_begin_array(&j, "chain");
+	for (unsigned i = 0; chain && i < chain_depth(chain); i++) {
+		struct vhd *level = chain_level(chain, i);
+
+		json_begin_object(&j, NULL);
+		json_string(&j, "path", vhd_path(level));
+		json_string(&j, "type", vhd_type_name(vhd_disk_type(level)));
+		vhd_uuid_format(vhd_footer(level)->uuid, uuid);
+		json_string(&j, "uuid", uuid);
+		json_string(&j, "found_by", i ? chain_level_how(chain, i) : NULL);
+		json_end_object(&j);
+	}
+	json_end_array(&j);
+	json_begin_array(&j, "warnings");
+	for (unsigned i = 0; chain && i < chain_warning_count(chain); i++)
+		json_string(&j, NULL, chain_warning(chain, i));
+	json_end_array(&j);
+	json_string(&j, "error", chain_err ? error_message(chain_err) : NULL);
+	json_end_object(&j);
+	json_finish(&j);
+}
+
+static int vhd_info(int argc, char **argv)
+{
+	struct chain_options copts = {0};
+	struct vhd_args a;
+	struct vhd *vhd = NULL;
+	struct chain *chain = NULL;
+	struct error err, chain_err;
+	int rc;
+
+	rc = parse_args(argc, argv, usage_info, &a);
+	if (rc == 0)
+		rc = want_operands(argc, &a, 1, 1, usage_info);
+	if (rc)
+		goto out;
+	error_clear(&err);
+	error_clear(&chain_err);
+	if (vhd_open(&vhd, argv[a.first], VHD_OPEN_READ, &err) < 0) {
+		if (a.json) {
+			struct json j;
+
+			json_init(&j, stdout);
+			json_begin_object(&j, NULL);
+			json_string(&j, "path", argv[a.first]);
+			json_string(&j, "error", error_message(&err));
+			json_end_object(&j);
+			json_finish(&j);
+		}
+		rc = cli_fail(&err);
+		goto out;
+	}
+	copts.pathmap = a.pathmap;
+	rc = chain_open(&chain, argv[a.first], &copts, &chain_err);
+	if (a.json)
+		info_json(vhd, chain, rc < 0 ? &chain_err : NULL);
+	else
+		info_human(vhd, chain, rc < 0 ? &chain_err : NULL);
+	rc = rc < 0 ? CLI_FAIL : CLI_OK;
+out:
+	chain_close(chain);
+	vhd_close(vhd);
+	pathmap_free(a.pathmap);
+	return rc;
+}
+
+/* ---- check ---- */
+
+/* The footer copy at the start of a dynamic file should equal the footer. */
+static bool footer_copy_matches(struct vhd *vhd)
+{
+	uint8_t copy[VHD_FOOTER_SIZE], tail[VHD_FOOTER_SIZE];
+
+	if (vhd_disk_type(vhd) == VHD_TYPE_FIXED)
+		return true;
+	if (vhd_pread(vhd, copy, sizeof(copy), 0, NULL) < 0 ||
+	    vhd_pread(vhd, tail, sizeof(tail), vhd_file_size(vhd) - VHD_FOOTER_SIZE, NULL) < 0)
+		return false;
+	return memcmp(copy, tail, sizeof(copy)) == 0;
+}
+
+static int vhd_check(int argc, char **argv)
+{
+	struct chain_options copts = {0};
+	struct chain *chain = NULL;
+	struct vhd_args a;
+	struct error err;
+	char size[32];
+	int rc;
+
+	rc = parse_args(argc, argv, usage_check, &a);
+	if (rc == 0)
+		rc = want_operands(argc, &a, 1, 1, usage_check);
+	if (rc)
+		goto out;
+	error_clear(&err);
+	copts.pathmap = a.pathmap;
+	if (chain_open(&chain, argv[a.first], &copts, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	for (unsigned i = 0; i < chain_depth(chain); i++)
+		if (!footer_copy_matches(chain_level(chain, i)))
+			cli_warning("the footer copy at the start of '%s' differs from its footer",
+				    vhd_path(chain_level(chain, i)));
+	for (unsigned i = 0; i < chain_warning_count(chain); i++)
+		cli_warning("%s", chain_warning(chain, i));
+	printf("'%s': ok, %s VHD of %s, %u level%s\n", argv[a.first],
+	       vhd_type_name(vhd_disk_type(chain_level(chain, 0))),
+	       cli_format_size(chain_size(chain), size, sizeof(size)), chain_depth(chain),
+	       chain_depth(chain) == 1 ? "" : "s");
+	rc = CLI_OK;
+out:
+	chain_close(chain);
+	pathmap_free(a.pathmap);
+	return rc;
+}
+
+/* ---- create, snapshot ---- */
+
+static int vhd_create_cmd(int argc, char **argv)
+{
+	struct vhd_create_options o = {.type = VHD_TYPE_DYNAMIC};
+	struct vhd_args a;
+	struct error err;
+	int rc;
+
+	rc = parse_args(argc, argv, usage_create, &a);
+	if (rc == 0)
+		rc = want_operands(argc, &a, 2, 2, usage_create);
+	if (rc)
+		goto out;
+	if (a.type && strcmp(a.type, "fixed") == 0) {
+		o.type = VHD_TYPE_FIXED;
+	} else if (a.type && strcmp(a.type, "dynamic") != 0) {
+		rc = cli_usage(usage_create, "unknown disk type '%s' (fixed or dynamic)", a.type);
+		goto out;
+	}
+	if (cli_parse_size(argv[a.first + 1], &o.size) < 0) {
+		rc = cli_usage(usage_create, "'%s' is not a size", argv[a.first + 1]);
+		goto out;
+	}
+	if (a.block_size) {
+		uint64_t bs;
+
+		if (cli_parse_size(a.block_size, &bs) < 0 || bs > UINT32_MAX) {
+			rc = cli_usage(usage_create, "'%s' is not a block size", a.block_size);
+			goto out;
+		}
+		o.block_size = (uint32_t)bs;
+	}
+	error_clear(&err);
+	rc = vhd_create(argv[a.first], &o, &err) < 0 ? cli_fail(&err) : CLI_OK;
+out:
+	pathmap_free(a.pathmap);
+	return rc;
+}
+
+static int vhd_snapshot_cmd(int argc, char **argv)
+{
+	struct vhd_args a;
+	struct error err;
+	int rc;
+
+	rc = parse_args(argc, argv, usage_snapshot, &a);
+	if (rc == 0)
+		rc = want_operands(argc, &a, 2, 2, usage_snapshot);
+	if (rc == 0) {
+		error_clear(&err);
+		rc = vhd_create_differencing(argv[a.first + 1], argv[a.first], a.pathmap, &err) < 0
+			     ? cli_fail(&err)
+			     : CLI_OK;
+	}
+	pathmap_free(a.pathmap);
+	return rc;
+}
+
+/* ---- write ---- */
+
+/* Read up to @len bytes, looping over short reads; returns bytes read or -errno. */
+static ssize_t read_fully(int fd, uint8_t *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, buf + got, len - got);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+static int vhd_write_cmd(int argc, char **argv)
+{
+	const char *input_name = "standard input";
+	struct vhd *vhd = NULL;
+	uint8_t *buf = NULL;
+	uint64_t offset, written = 0;
+	struct vhd_args a;
+	struct error err;
+	int in = STDIN_FILENO, rc;
+
+	rc = parse_args(argc, argv, usage_write, &a);
+	if (rc == 0)
+		rc = want_operands(argc, &a, 2, 3, usage_write);
+	if (rc)
+		goto out;
+	if (cli_parse_size(argv[a.first + 1], &offset) < 0) {
+		rc = cli_usage(usage_write, "'%s' is not an offset", argv[a.first + 1]);
+		goto out;
+	}
+	if (offset % VHD_SECTOR_SIZE) {
+		rc = cli_usage(usage_write, "offset %" PRIu64 " is not a multiple of 512", offset);
+		goto out;
+	}
+	if (argc - a.first == 3 && strcmp(argv[a.first + 2], "-") != 0) {
+		struct stat st;
+
+		input_name = argv[a.first + 2];
+		in = open(input_name, O_RDONLY | O_CLOEXEC);
+		if (in < 0) {
+			cli_error("cannot open '%s': %s", input_name, strerror(errno));
+			rc = CLI_FAIL;
+			goto out;
+		}
+		if (fstat(in, &st) == 0 && S_ISREG(st.st_mode) && st.st_size % VHD_SECTOR_SIZE) {
+			cli_error("'%s' is %lld bytes, not a whole number of 512-byte sectors",
+				  input_name, (long long)st.st_size);
+			rc = CLI_FAIL;
+			goto out;
+		}
+	}
+	error_clear(&err);
+	if (vhd_open(&vhd, argv[a.first], VHD_OPEN_WRITE, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	buf = malloc(IO_CHUNK);
+	if (!buf) {
+		cli_error("out of memory");
+		rc = CLI_FAIL;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = read_fully(in, buf, IO_CHUNK);
+
+		if (n < 0) {
+			cli_error("cannot read %s: %s", input_name, strerror((int)-n));
+			rc = CLI_FAIL;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (n % VHD_SECTOR_SIZE) {
+			cli_error("%s ends in a partial sector (%" PRIu64 " bytes in all); the first "
+				  "%" PRIu64 " bytes were written",
+				  input_name, written + (uint64_t)n, written);
+			rc = CLI_FAIL;
+			goto out;
+		}
+		if (vhd_write(vhd, buf, (size_t)n, offset + written, &err) < 0) {
+			rc = cli_fail(&err);
+			goto out;
+		}
+		written += (uint64_t)n;
+	}
+	rc = CLI_OK;
+out:
+	if (in != STDIN_FILENO && in >= 0)
+		close(in);
+	free(buf);
+	vhd_close(vhd);
+	pathmap_free(a.pathmap);
+	return rc;
+}
+
+/* ---- cat ---- */
+
+/* Write all of @buf to a pipe, terminal or file. Returns 0 or -errno. */
+static int write_all(int fd, const uint8_t *buf, size_t len)
+{
+	while (len) {
+		ssize_t w = write(fd, buf, len);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		buf += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+static int vhd_cat(int argc, char **argv)
+{
+	struct chain_options copts = {0};
+	struct chain *chain = NULL;
+	uint8_t *buf = NULL;
+	struct vhd_args a;
+	struct error err;
+	struct stat st;
+	uint64_t pos = 0, size;
+	bool sparse;
+	int rc;
+
+	rc = parse_args(argc, argv, usage_cat, &a);
+	if (rc == 0)
+		rc = want_operands(argc, &a, 1, 1, usage_cat);
+	if (rc)
+		goto out;
+	error_clear(&err);
+	copts.pathmap = a.pathmap;
+	if (chain_open(&chain, argv[a.first], &copts, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	buf = malloc(IO_CHUNK);
+	if (!buf) {
+		cli_error("out of memory");
+		rc = CLI_FAIL;
+		goto out;
+	}
+	size = chain_size(chain);
+	/* Into a regular file, skip the unallocated ranges and leave holes. */
+	sparse = fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode) &&
+		 lseek(STDOUT_FILENO, 0, SEEK_CUR) == 0 && st.st_size == 0;
+	while (pos < size) {
+		bool allocated = true;
+		uint64_t end = size;
+
+		if (sparse) {
+			chain_extent(chain, pos, &allocated, &end);
+			if (!allocated) {
+				pos = end;
+				continue;
+			}
+		}
+		while (pos < end) {
+			size_t n = end - pos < IO_CHUNK ? (size_t)(end - pos) : IO_CHUNK;
+			int wrc;
+
+			if (chain_read(chain, buf, n, pos, &err) < 0) {
+				rc = cli_fail(&err);
+				goto out;
+			}
+			wrc = sparse ? fsutil_pwrite_full(STDOUT_FILENO, buf, n, pos)
+				     : write_all(STDOUT_FILENO, buf, n);
+			if (wrc < 0) {
+				cli_error("cannot write the output: %s", strerror(-wrc));
+				rc = CLI_FAIL;
+				goto out;
+			}
+			pos += n;
+		}
+	}
+	if (sparse && ftruncate(STDOUT_FILENO, (off_t)size) < 0) {
+		cli_error("cannot size the output: %s", strerror(errno));
+		rc = CLI_FAIL;
+		goto out;
+	}
+	rc = CLI_OK;
+out:
+	free(buf);
+	chain_close(chain);
+	pathmap_free(a.pathmap);
+	return rc;
+}
+
+/* ---- flatten ---- */
+
+static int vhd_flatten(int argc, char **argv)
+{
+	struct stream_vhd_options sopts = {0};
+	struct chain_options copts = {0};
+	struct chain *chain = NULL;
+	struct stream *stream = NULL;
+	struct vhd_args a;
+	struct error err;
+	const char *out_path;
+	int fd = -1, rc;
+
+	rc = parse_args(argc, argv, usage_flatten, &a);
+	if (rc == 0)
+		rc = want_operands(argc, &a, 2, 2, usage_flatten);
+	if (rc)
+		goto out;
+	out_path = argv[a.first + 1];
+	error_clear(&err);
+	copts.pathmap = a.pathmap;
+	if (chain_open(&chain, argv[a.first], &copts, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	for (unsigned i = 0; i < chain_warning_count(chain); i++)
+		cli_warning("%s", chain_warning(chain, i));
+	sopts.seed = a.seed;
+	if (stream_new_vhd(&stream, chain, &sopts, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	fd = open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		cli_error("cannot create '%s': %s", out_path, strerror(errno));
+		rc = CLI_FAIL;
+		goto out;
+	}
+	if (stream_write_compact(stream, fd, &err) < 0) {
+		error_prefix(&err, "cannot write '%s'", out_path);
+		rc = cli_fail(&err);
+		goto fail;
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		fd = -1;
+		cli_error("cannot write '%s': %s", out_path, strerror(errno));
+		rc = CLI_FAIL;
+		goto fail;
+	}
+	fd = -1;
+	fsutil_fsync_parent(out_path);
+	rc = CLI_OK;
+	goto out;
+fail:
+	if (fd >= 0)
+		close(fd);
+	fd = -1;
+	unlink(out_path);
+out:
+	if (fd >= 0)
+		close(fd);
+	stream_free(stream);
+	chain_close(chain);
+	pathmap_free(a.pathmap);
+	return rc;
+}
+
+int cmd_vhd(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*run)(int argc, char **argv);
+	} commands[] = {
+		{"info", vhd_info},	      {"check", vhd_check},	{"create", vhd_create_cmd},
+		{"snapshot", vhd_snapshot_cmd}, {"write", vhd_write_cmd}, {"cat", vhd_cat},
+		{"flatten", vhd_flatten},
+	};
+
+	if (argc < 2) {
+		cmd_vhd_help(stderr);
+		return CLI_USAGE;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+		cmd_vhd_help(stdout);
+		return CLI_OK;
+	}
+	cli_error("unknown vhd command '%s'", argv[1]);
+	cmd_vhd_help(stderr);
+	return CLI_USAGE;
+}

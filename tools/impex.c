@@ -1,0 +1,38 @@
+/*
+ * impex - Hyper-V export and import on Linux, on the command line.
+ */
+#include "cli.h"
+#include "cmd_vhd.h"
+#include "impex_config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: impex [--help] [--version] COMMAND [ARGS]\n\n");
+	cmd_vhd_help(out);
+	fprintf(out, "\nExit status: 0 success, 1 failure, 2 usage error.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return CLI_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return CLI_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("impex %s\n", IMPEX_VERSION);
+		return CLI_OK;
+	}
+	if (strcmp(argv[1], "vhd") == 0)
+		return cmd_vhd(argc - 1, argv + 1);
+	cli_error("unknown command '%s'", argv[1]);
+	usage(stderr);
+	return CLI_USAGE;
+}
