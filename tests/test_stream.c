@@ -1,0 +1,299 @@
+/*
+ * Unit tests of core/stream: a chain presented as one independent dynamic
+ * VHD (or raw disk), built on demand. The bytes served are parsed here field
+ * by field, with checksums computed from scratch, and the data compared with
+ * content the test computed from its own writes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "chain.h"
+#include "error.h"
+#include "stream.h"
+#include "support.h"
+#include "vhd.h"
+
+#define MiB (1024ull * 1024)
+#define DISK (10 * MiB) /* five 2 MiB blocks */
+#define BLOCK_BYTES (512 + 2 * MiB)
+#define DATA_START (512 + 1024 + 512)
+
+struct fixture {
+	char *dir;
+	uint8_t *expect; /* the merged disk, computed from the writes */
+	struct chain *chain;
+};
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint32_t checksum(const uint8_t *raw, size_t len, size_t at)
+{
+	uint32_t sum = 0;
+
+	for (size_t i = 0; i < len; i++)
+		if (i < at || i >= at + 4)
+			sum += raw[i];
+	return ~sum;
+}
+
+static void write_at(const char *path, uint64_t offset, size_t len, uint32_t seed, uint8_t *mirror)
+{
+	uint8_t *data = calloc(1, len);
+	struct vhd *vhd;
+	struct error err;
+
+	assert_non_null(data);
+	if (seed)
+		support_fill(data, len, seed);
+	assert_int_equal(vhd_open(&vhd, path, VHD_OPEN_WRITE, &err), 0);
+	assert_int_equal(vhd_write(vhd, data, len, offset, &err), 0);
+	vhd_close(vhd);
+	memcpy(mirror + offset, data, len);
+	free(data);
+}
+
+/* base: data in blocks 0 and 3; child: more in block 3, zeros written over block 4. */
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct vhd_create_options o = { .type = VHD_TYPE_DYNAMIC, .size = DISK };
+	const char *base, *child;
+	struct error err;
+
+	f->dir = support_tempdir();
+	f->expect = calloc(1, DISK);
+	base = support_path(f->dir, "base.vhd");
+	child = support_path(f->dir, "child.vhd");
+	assert_int_equal(vhd_create(base, &o, &err), 0);
+	write_at(base, 4096, 64 * 1024, 1, f->expect);
+	write_at(base, 6 * MiB + 512, 3 * 512, 2, f->expect);
+	assert_int_equal(vhd_create_differencing(child, base, NULL, &err), 0);
+	write_at(child, 7 * MiB, 8192, 3, f->expect);
+	write_at(child, 8 * MiB, MiB, 0, f->expect);
+	assert_int_equal(chain_open(&f->chain, child, NULL, &err), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	chain_close(f->chain);
+	support_remove_tree(f->dir);
+	free(f->expect);
+	free(f);
+	return 0;
+}
+
+static uint8_t *read_all(struct stream *s)
+{
+	uint8_t *buf = malloc(stream_size(s));
+	struct error err;
+
+	assert_non_null(buf);
+	assert_int_equal(stream_read(s, buf, stream_size(s), 0, &err), 0);
+	return buf;
+}
+
+/* Parse a dynamic VHD image in memory and check it against @expect. */
+static void check_image(const uint8_t *img, uint64_t size, const uint8_t *expect,
+			unsigned want_blocks)
+{
+	const uint8_t *footer = img + size - 512, *header = img + 512;
+	unsigned seen = 0;
+
+	assert_memory_equal(footer, "conectix", 8);
+	assert_memory_equal(img, footer, 512);
+	assert_int_equal(be32(footer + 64), checksum(footer, 512, 64));
+	assert_int_equal(be32(footer + 60), 3);
+	assert_int_equal(be32(footer + 52), DISK); /* low half of the current size */
+	assert_memory_equal(header, "cxsparse", 8);
+	assert_int_equal(be32(header + 36), checksum(header, 1024, 36));
+	assert_int_equal(be32(header + 28), 5);
+	assert_int_equal(be32(header + 32), 2 * MiB);
+	for (uint32_t b = 0; b < 5; b++) {
+		uint32_t entry = be32(img + 1536 + 4 * b);
+		const uint8_t *block;
+
+		if (entry == 0xFFFFFFFFu) {
+			for (uint64_t i = 0; i < 2 * MiB; i++)
+				if (expect[b * 2 * MiB + i])
+					fail_msg("block %u unallocated but holds data", b);
+			continue;
+		}
+		seen++;
+		/* blocks in disk order right after the BAT, each bitmap full */
+		assert_int_equal((uint64_t)entry * 512, DATA_START + (seen - 1) * BLOCK_BYTES);
+		block = img + (uint64_t)entry * 512;
+		for (int i = 0; i < 512; i++)
+			assert_int_equal(block[i], 0xFF);
+		assert_memory_equal(block + 512, expect + b * 2 * MiB, 2 * MiB);
+	}
+	for (int i = 5 * 4; i < 512; i++)
+		assert_int_equal(img[1536 + i], 0xFF);
+	assert_int_equal(seen, want_blocks);
+	assert_int_equal(size, DATA_START + want_blocks * BLOCK_BYTES + 512);
+}
+
+static void test_vhd_layout(void **state)
+{
+	struct fixture *f = *state;
+	struct stream *s;
+	struct error err;
+	uint8_t *img;
+
+	assert_int_equal(stream_new_vhd(&s, f->chain, NULL, &err), 0);
+	/* Blocks 0, 3 and 4 are allocated somewhere in the chain. */
+	assert_int_equal(stream_size(s), DATA_START + 3 * BLOCK_BYTES + 512);
+	img = read_all(s);
+	check_image(img, stream_size(s), f->expect, 3);
+	free(img);
+	stream_free(s);
+}
+
+static void test_chunked_reads(void **state)
+{
+	struct fixture *f = *state;
+	struct stream *s;
+	struct error err;
+	uint8_t *whole, *piece = malloc(100000);
+	uint64_t size;
+	const size_t sizes[] = { 1, 511, 777, 4096, 65537, 99999 };
+
+	assert_int_equal(stream_new_vhd(&s, f->chain, NULL, &err), 0);
+	whole = read_all(s);
+	size = stream_size(s);
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		size_t step = sizes[k];
+		/* a sweep across the metadata, and a window over each boundary */
+		uint64_t starts[] = { 0, 1500, DATA_START - 3, DATA_START + 510,
+				      DATA_START + BLOCK_BYTES - 100, size - step };
+
+		for (size_t j = 0; j < sizeof(starts) / sizeof(starts[0]); j++) {
+			uint64_t at = starts[j];
+
+			if (at + step > size)
+				continue;
+			assert_int_equal(stream_read(s, piece, step, at, &err), 0);
+			assert_memory_equal(piece, whole + at, step);
+		}
+	}
+	for (uint64_t at = 0; at < 8192; at += 13) {
+		assert_int_equal(stream_read(s, piece, 13, at, &err), 0);
+		assert_memory_equal(piece, whole + at, 13);
+	}
+	assert_int_equal(stream_read(s, piece, 2, size - 1, &err), -EINVAL);
+	assert_int_equal(stream_read(s, piece, 0, size, &err), 0);
+	free(whole);
+	free(piece);
+	stream_free(s);
+}
+
+static void test_uuid_and_timestamp(void **state)
+{
+	struct fixture *f = *state;
+	struct stream_vhd_options a = { .seed = "vm-1/disk-0" }, b = { .seed = "vm-2/disk-0" };
+	struct stream_vhd_options t = { .timestamp = 4242 };
+	struct stream *s1, *s2, *s3, *s4;
+	struct error err;
+	uint8_t footer[512];
+
+	assert_int_equal(stream_new_vhd(&s1, f->chain, &a, &err), 0);
+	assert_int_equal(stream_new_vhd(&s2, f->chain, &a, &err), 0);
+	assert_int_equal(stream_new_vhd(&s3, f->chain, &b, &err), 0);
+	assert_int_equal(stream_new_vhd(&s4, f->chain, &t, &err), 0);
+	assert_memory_equal(stream_uuid(s1), stream_uuid(s2), 16);
+	assert_memory_not_equal(stream_uuid(s1), stream_uuid(s3), 16);
+	assert_memory_not_equal(stream_uuid(s4), vhd_footer(chain_level(f->chain, 0))->uuid, 16);
+	/* a name-based (version 5) UUID, in the footer */
+	assert_int_equal(stream_uuid(s1)[6] >> 4, 5);
+	assert_int_equal(stream_read(s1, footer, 512, 0, &err), 0);
+	assert_memory_equal(footer + 68, stream_uuid(s1), 16);
+	assert_int_equal(be32(footer + 24), vhd_footer(chain_level(f->chain, 0))->timestamp);
+	assert_int_equal(stream_read(s4, footer, 512, 0, &err), 0);
+	assert_int_equal(be32(footer + 24), 4242);
+	stream_free(s1);
+	stream_free(s2);
+	stream_free(s3);
+	stream_free(s4);
+}
+
+static void test_compact(void **state)
+{
+	struct fixture *f = *state;
+	const char *out = support_path(f->dir, "flat.vhd");
+	struct stream *s;
+	struct error err;
+	uint64_t size;
+	uint8_t *img;
+	int fd;
+
+	assert_int_equal(stream_new_vhd(&s, f->chain, NULL, &err), 0);
+	fd = open(out, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(stream_write_compact(s, fd, &err), 0);
+	close(fd);
+	/* Block 4 was written with zeros only: dropped. */
+	size = support_file_size(out);
+	assert_int_equal(size, DATA_START + 2 * BLOCK_BYTES + 512);
+	assert_int_equal(stream_size(s), size);
+	img = malloc(size);
+	support_read(out, 0, img, size);
+	check_image(img, size, f->expect, 2);
+	free(img);
+	stream_free(s);
+}
+
+static void test_raw(void **state)
+{
+	struct fixture *f = *state;
+	struct stream *s;
+	struct error err;
+	uint8_t *img;
+	bool data;
+	uint64_t end;
+
+	assert_int_equal(stream_new_raw(&s, f->chain, &err), 0);
+	assert_int_equal(stream_size(s), DISK);
+	assert_int_equal(stream_allocated_bytes(s), 6 * MiB);
+	img = read_all(s);
+	assert_memory_equal(img, f->expect, DISK);
+	stream_extent(s, 0, &data, &end);
+	assert_true(data);
+	assert_int_equal(end, 2 * MiB);
+	stream_extent(s, 2 * MiB, &data, &end);
+	assert_false(data);
+	assert_int_equal(end, 6 * MiB);
+	assert_int_equal(stream_write_compact(s, 1, &err), -EINVAL);
+	free(img);
+	stream_free(s);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_vhd_layout),
+		T(test_chunked_reads),
+		T(test_uuid_and_timestamp),
+		T(test_compact),
+		T(test_raw),
+	};
+#undef T
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
