@@ -105,16 +105,35 @@ uint64_t support_file_size(const char *path)
 void support_fix_header_checksum(const char *path)
 {
 	uint8_t header[1024];
-	uint32_t sum = 0;
+	uint32_t sum;
 
 	support_read(path, 512, header, sizeof(header));
-	for (size_t i = 0; i < sizeof(header); i++)
-		if (i < 36 || i >= 40)
-			sum += header[i];
-	sum = ~sum;
+	sum = support_checksum(header, sizeof(header), 36);
 	header[36] = (uint8_t)(sum >> 24);
 	header[37] = (uint8_t)(sum >> 16);
 	header[38] = (uint8_t)(sum >> 8);
 	header[39] = (uint8_t)sum;
 	support_patch(path, 512, header, sizeof(header));
+}
+
+int support_setup_dir(void **state)
+{
+	*state = support_tempdir();
+	return 0;
+}
+
+int support_teardown_dir(void **state)
+{
+	support_remove_tree(*state);
+	return 0;
+}
+
+uint32_t support_checksum(const uint8_t *raw, size_t len, size_t at)
+{
+	uint32_t sum = 0;
+
+	for (size_t i = 0; i < len; i++)
+		if (i < at || i >= at + 4)
+			sum += raw[i];
+	return ~sum;
 }

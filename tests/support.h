@@ -41,4 +41,11 @@ uint64_t support_file_size(const char *path);
  */
 void support_fix_header_checksum(const char *path);
 
+/** cmocka setup and teardown: *state is a new temporary folder, removed after. */
+int support_setup_dir(void **state);
+int support_teardown_dir(void **state);
+
+/** The specification's checksum: one's complement of the byte sum, the 4 bytes at @at skipped. */
+uint32_t support_checksum(const uint8_t *raw, size_t len, size_t at);
+
 #endif

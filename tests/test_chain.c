@@ -26,18 +26,6 @@
 
 #define MiB (1024ull * 1024)
 
-static int setup(void **state)
-{
-	*state = support_tempdir();
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	support_remove_tree(*state);
-	return 0;
-}
-
 static void make_base(const char *path, uint64_t size)
 {
 	struct vhd_create_options o = { .type = VHD_TYPE_DYNAMIC, .size = size };
@@ -464,7 +452,7 @@ static void test_extents(void **state)
 
 int main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, support_setup_dir, support_teardown_dir)
 	const struct CMUnitTest tests[] = {
 		T(test_single_disk),
 		T(test_relative_locator_survives_move),

@@ -39,16 +39,6 @@ static uint32_t be32(const uint8_t *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static uint32_t checksum(const uint8_t *raw, size_t len, size_t at)
-{
-	uint32_t sum = 0;
-
-	for (size_t i = 0; i < len; i++)
-		if (i < at || i >= at + 4)
-			sum += raw[i];
-	return ~sum;
-}
-
 static void write_at(const char *path, uint64_t offset, size_t len, uint32_t seed, uint8_t *mirror)
 {
 	uint8_t *data = calloc(1, len);
@@ -118,11 +108,11 @@ static void check_image(const uint8_t *img, uint64_t size, const uint8_t *expect
 
 	assert_memory_equal(footer, "conectix", 8);
 	assert_memory_equal(img, footer, 512);
-	assert_int_equal(be32(footer + 64), checksum(footer, 512, 64));
+	assert_int_equal(be32(footer + 64), support_checksum(footer, 512, 64));
 	assert_int_equal(be32(footer + 60), 3);
 	assert_int_equal(be32(footer + 52), DISK); /* low half of the current size */
 	assert_memory_equal(header, "cxsparse", 8);
-	assert_int_equal(be32(header + 36), checksum(header, 1024, 36));
+	assert_int_equal(be32(header + 36), support_checksum(header, 1024, 36));
 	assert_int_equal(be32(header + 28), 5);
 	assert_int_equal(be32(header + 32), 2 * MiB);
 	for (uint32_t b = 0; b < 5; b++) {

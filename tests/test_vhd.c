@@ -22,36 +22,13 @@
 
 #define MiB (1024ull * 1024)
 
-static int setup(void **state)
-{
-	*state = support_tempdir();
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	support_remove_tree(*state);
-	return 0;
-}
-
-/* The specification's checksum, computed here from scratch. */
-static uint32_t reference_checksum(const uint8_t *raw, size_t len, size_t at)
-{
-	uint32_t sum = 0;
-
-	for (size_t i = 0; i < len; i++)
-		if (i < at || i >= at + 4)
-			sum += raw[i];
-	return ~sum;
-}
-
 static void assert_footer_checksum(const char *path, uint64_t at)
 {
 	uint8_t raw[512];
 
 	support_read(path, at, raw, sizeof(raw));
 	assert_memory_equal(raw, "conectix", 8);
-	assert_int_equal(support_be32(path, at + 64), reference_checksum(raw, 512, 64));
+	assert_int_equal(support_be32(path, at + 64), support_checksum(raw, 512, 64));
 }
 
 static void create(const char *path, enum vhd_type type, uint64_t size, uint32_t block)
@@ -115,7 +92,7 @@ static void test_footer_round_trip(void **state)
 	assert_memory_equal(raw + 68, uuid, 16);
 	assert_int_equal(((uint32_t)raw[64] << 24 | (uint32_t)raw[65] << 16 |
 			  (uint32_t)raw[66] << 8 | raw[67]),
-			 reference_checksum(raw, 512, 64));
+			 support_checksum(raw, 512, 64));
 	vhd_footer_decode(raw, &g);
 	assert_int_equal(g.current_size, 64 * MiB);
 	assert_int_equal(g.disk_type, VHD_TYPE_DYNAMIC);
@@ -154,7 +131,7 @@ static void test_header_round_trip(void **state)
 	assert_int_equal(raw[624 + 16 + 7], 0x89);
 	assert_int_equal(((uint32_t)raw[36] << 24 | (uint32_t)raw[37] << 16 |
 			  (uint32_t)raw[38] << 8 | raw[39]),
-			 reference_checksum(raw, 1024, 36));
+			 support_checksum(raw, 1024, 36));
 	vhd_header_decode(raw, &g);
 	assert_int_equal(g.locators[2].data_offset, 0x123456789ull);
 	assert_int_equal(g.max_table_entries, 5);
@@ -592,25 +569,27 @@ static void test_open_damaged_header(void **state)
 
 int main(void)
 {
+#define T(name) cmocka_unit_test_setup_teardown(name, support_setup_dir, support_teardown_dir)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_checksum),
 		cmocka_unit_test(test_footer_round_trip),
 		cmocka_unit_test(test_header_round_trip),
 		cmocka_unit_test(test_geometry),
 		cmocka_unit_test(test_small_helpers),
-		cmocka_unit_test_setup_teardown(test_create_dynamic_layout, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create_fixed_layout, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create_block_sizes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create_rejects, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_write_dynamic, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_write_spanning_and_rewrite, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_write_fixed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_write_rejects, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_differencing_layout, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_differencing_bitmaps, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_open_damaged_header, setup, teardown),
+		T(test_create_dynamic_layout),
+		T(test_create_fixed_layout),
+		T(test_create_block_sizes),
+		T(test_create_rejects),
+		T(test_write_dynamic),
+		T(test_write_spanning_and_rewrite),
+		T(test_write_fixed),
+		T(test_write_rejects),
+		T(test_differencing_layout),
+		T(test_differencing_bitmaps),
+		T(test_open_errors),
+		T(test_open_damaged_header),
 	};
+#undef T
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -116,6 +116,30 @@ static int want_operands(int argc, const struct vhd_args *a, int min, int max, c
 	return 0;
 }
 
+/* Parse options, then check that there are @min to @max operands. */
+static int parse_command(int argc, char **argv, const char *usage, int min, int max,
+			 struct vhd_args *a)
+{
+	int rc = parse_args(argc, argv, usage, a);
+
+	return rc ? rc : want_operands(argc, a, min, max, usage);
+}
+
+/* Open the chain of the first operand, printing its warnings. */
+static int open_operand_chain(char **argv, const struct vhd_args *a, struct chain **chain)
+{
+	struct chain_options copts = {0};
+	struct error err;
+
+	error_clear(&err);
+	copts.pathmap = a->pathmap;
+	if (chain_open(chain, argv[a->first], &copts, &err) < 0)
+		return cli_fail(&err);
+	for (unsigned i = 0; i < chain_warning_count(*chain); i++)
+		cli_warning("%s", chain_warning(*chain, i));
+	return CLI_OK;
+}
+
 static const char *format_time(time_t t, char *buf, size_t cap)
 {
 	struct tm tm;
@@ -300,9 +324,7 @@ static int vhd_info(int argc, char **argv)
 	struct error err, chain_err;
 	int rc;
 
-	rc = parse_args(argc, argv, usage_info, &a);
-	if (rc == 0)
-		rc = want_operands(argc, &a, 1, 1, usage_info);
+	rc = parse_command(argc, argv, usage_info, 1, 1, &a);
 	if (rc)
 		goto out;
 	error_clear(&err);
@@ -352,30 +374,21 @@ static bool footer_copy_matches(struct vhd *vhd)
 
 static int vhd_check(int argc, char **argv)
 {
-	struct chain_options copts = {0};
 	struct chain *chain = NULL;
 	struct vhd_args a;
-	struct error err;
 	char size[32];
 	int rc;
 
-	rc = parse_args(argc, argv, usage_check, &a);
-	if (rc == 0)
-		rc = want_operands(argc, &a, 1, 1, usage_check);
+	rc = parse_command(argc, argv, usage_check, 1, 1, &a);
 	if (rc)
 		goto out;
-	error_clear(&err);
-	copts.pathmap = a.pathmap;
-	if (chain_open(&chain, argv[a.first], &copts, &err) < 0) {
-		rc = cli_fail(&err);
+	rc = open_operand_chain(argv, &a, &chain);
+	if (rc)
 		goto out;
-	}
 	for (unsigned i = 0; i < chain_depth(chain); i++)
 		if (!footer_copy_matches(chain_level(chain, i)))
 			cli_warning("the footer copy at the start of '%s' differs from its footer",
 				    vhd_path(chain_level(chain, i)));
-	for (unsigned i = 0; i < chain_warning_count(chain); i++)
-		cli_warning("%s", chain_warning(chain, i));
 	printf("'%s': ok, %s VHD of %s, %u level%s\n", argv[a.first],
 	       vhd_type_name(vhd_disk_type(chain_level(chain, 0))),
 	       cli_format_size(chain_size(chain), size, sizeof(size)), chain_depth(chain),
@@ -396,9 +409,7 @@ static int vhd_create_cmd(int argc, char **argv)
 	struct error err;
 	int rc;
 
-	rc = parse_args(argc, argv, usage_create, &a);
-	if (rc == 0)
-		rc = want_operands(argc, &a, 2, 2, usage_create);
+	rc = parse_command(argc, argv, usage_create, 2, 2, &a);
 	if (rc)
 		goto out;
 	if (a.type && strcmp(a.type, "fixed") == 0) {
@@ -433,9 +444,7 @@ static int vhd_snapshot_cmd(int argc, char **argv)
 	struct error err;
 	int rc;
 
-	rc = parse_args(argc, argv, usage_snapshot, &a);
-	if (rc == 0)
-		rc = want_operands(argc, &a, 2, 2, usage_snapshot);
+	rc = parse_command(argc, argv, usage_snapshot, 2, 2, &a);
 	if (rc == 0) {
 		error_clear(&err);
 		rc = vhd_create_differencing(argv[a.first + 1], argv[a.first], a.pathmap, &err) < 0
@@ -478,9 +487,7 @@ static int vhd_write_cmd(int argc, char **argv)
 	struct error err;
 	int in = STDIN_FILENO, rc;
 
-	rc = parse_args(argc, argv, usage_write, &a);
-	if (rc == 0)
-		rc = want_operands(argc, &a, 2, 3, usage_write);
+	rc = parse_command(argc, argv, usage_write, 2, 3, &a);
 	if (rc)
 		goto out;
 	if (cli_parse_size(argv[a.first + 1], &offset) < 0) {
@@ -573,7 +580,6 @@ static int write_all(int fd, const uint8_t *buf, size_t len)
 
 static int vhd_cat(int argc, char **argv)
 {
-	struct chain_options copts = {0};
 	struct chain *chain = NULL;
 	uint8_t *buf = NULL;
 	struct vhd_args a;
@@ -583,17 +589,13 @@ static int vhd_cat(int argc, char **argv)
 	bool sparse;
 	int rc;
 
-	rc = parse_args(argc, argv, usage_cat, &a);
-	if (rc == 0)
-		rc = want_operands(argc, &a, 1, 1, usage_cat);
+	rc = parse_command(argc, argv, usage_cat, 1, 1, &a);
+	if (rc)
+		goto out;
+	rc = open_operand_chain(argv, &a, &chain);
 	if (rc)
 		goto out;
 	error_clear(&err);
-	copts.pathmap = a.pathmap;
-	if (chain_open(&chain, argv[a.first], &copts, &err) < 0) {
-		rc = cli_fail(&err);
-		goto out;
-	}
 	buf = malloc(IO_CHUNK);
 	if (!buf) {
 		cli_error("out of memory");
@@ -651,7 +653,6 @@ out:
 static int vhd_flatten(int argc, char **argv)
 {
 	struct stream_vhd_options sopts = {0};
-	struct chain_options copts = {0};
 	struct chain *chain = NULL;
 	struct stream *stream = NULL;
 	struct vhd_args a;
@@ -659,20 +660,14 @@ static int vhd_flatten(int argc, char **argv)
 	const char *out_path;
 	int fd = -1, rc;
 
-	rc = parse_args(argc, argv, usage_flatten, &a);
-	if (rc == 0)
-		rc = want_operands(argc, &a, 2, 2, usage_flatten);
+	rc = parse_command(argc, argv, usage_flatten, 2, 2, &a);
 	if (rc)
 		goto out;
 	out_path = argv[a.first + 1];
-	error_clear(&err);
-	copts.pathmap = a.pathmap;
-	if (chain_open(&chain, argv[a.first], &copts, &err) < 0) {
-		rc = cli_fail(&err);
+	rc = open_operand_chain(argv, &a, &chain);
+	if (rc)
 		goto out;
-	}
-	for (unsigned i = 0; i < chain_warning_count(chain); i++)
-		cli_warning("%s", chain_warning(chain, i));
+	error_clear(&err);
 	sopts.seed = a.seed;
 	if (stream_new_vhd(&stream, chain, &sopts, &err) < 0) {
 		rc = cli_fail(&err);
