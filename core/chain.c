@@ -74,6 +74,7 @@ void chain_close(struct chain *c)
 
 static void add_warning(struct chain *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+
 static void add_warning(struct chain *c, const char *fmt, ...)
 {
 	char **grown = realloc(c->warnings, (c->warning_count + 1) * sizeof(*grown));
@@ -289,7 +290,7 @@ static int try_locators(struct search *s, bool relative)
 			continue;
 		error_clear(&e);
 		if (vhd_locator_path(s->child, i, path, sizeof(path), &e) < 0) {
-			note(s, "locator %d unreadable", i);
+			note(s, "locator %d unreadable (%s)", i, error_message(&e));
 			continue;
 		}
 		snprintf(what, sizeof(what), "%s locator %s",
@@ -404,8 +405,15 @@ static int find_parent(struct chain *c, const struct chain_options *options, str
 	rc = try_locators(s, true);
 	if (rc == 0)
 		rc = try_locators(s, false);
-	if (rc == 0 && vhd_parent_name(child, name, sizeof(name), NULL) == 0 && name[0])
-		rc = try_named(s, name, "parent name");
+	if (rc == 0) {
+		struct error e;
+
+		error_clear(&e);
+		if (vhd_parent_name(child, name, sizeof(name), &e) < 0)
+			note(s, "parent name unreadable (%s)", error_message(&e));
+		else if (name[0])
+			rc = try_named(s, name, "parent name");
+	}
 	if (rc == 0)
 		rc = scan_folder(s);
 	if (rc < 0) {
@@ -431,12 +439,16 @@ static int find_parent(struct chain *c, const struct chain_options *options, str
 
 		level->vhd = s->found;
 		snprintf(level->how, sizeof(level->how), "%s", s->found_how);
-		if (vhd_time_from_unix(mtime.tv_sec) != expected)
+		if (vhd_time_from_unix(mtime.tv_sec) != expected) {
+			char was[40], want[40];
+
 			add_warning(c,
-				    "parent '%s' of '%s' was modified at %lld, not at %lld as the "
+				    "parent '%s' of '%s' was modified at %s, not at %s as the "
 				    "child records (restored from a backup, or written to)",
-				    vhd_path(s->found), vhd_path(child), (long long)mtime.tv_sec,
-				    (long long)vhd_time_to_unix(expected));
+				    vhd_path(s->found), vhd_path(child),
+				    vhd_format_utc(mtime.tv_sec, was, sizeof(was)),
+				    vhd_format_utc(vhd_time_to_unix(expected), want, sizeof(want)));
+		}
 		if (vhd_size(s->found) != vhd_size(child))
 			add_warning(c, "parent '%s' is %llu bytes, its child '%s' %llu bytes",
 				    vhd_path(s->found), (unsigned long long)vhd_size(s->found),
@@ -481,8 +493,11 @@ int chain_open(struct chain **out, const char *path, const struct chain_options 
 			goto fail;
 		}
 		rc = find_parent(c, options, c->levels[c->depth - 1].vhd, err);
-		if (rc < 0)
+		if (rc < 0) {
+			if (c->depth > 1)
+				error_prefix(err, "in the chain of '%s'", path);
 			goto fail;
+		}
 	}
 	*out = c;
 	return 0;

@@ -47,12 +47,22 @@ int fsutil_pwrite_full(int fd, const void *buf, size_t len, uint64_t offset)
 
 int fsutil_open_source(const char *path, bool writable)
 {
-	int flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+	/* O_NONBLOCK: a FIFO or a device must not hang the open; callers check
+	 * the file type before reading, and blocking mode is restored. */
+	int flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK;
 	int fd = open(path, flags | O_NOATIME);
 
 	if (fd < 0 && errno == EPERM)
 		fd = open(path, flags);
-	return fd < 0 ? -errno : fd;
+	if (fd < 0)
+		return -errno;
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+		int rc = -errno;
+
+		close(fd);
+		return rc;
+	}
+	return fd;
 }
 
 int fsutil_dirname(const char *path, char *out, size_t cap)
@@ -88,4 +98,16 @@ int fsutil_fsync_parent(const char *path)
 		rc = -errno;
 	close(fd);
 	return rc;
+}
+
+bool fsutil_all_zero(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	if (len < 16)
+		return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
+	for (size_t i = 0; i < 16; i++)
+		if (p[i])
+			return false;
+	return memcmp(p, p + 16, len - 16) == 0;
 }

@@ -34,4 +34,7 @@ int fsutil_fsync_parent(const char *path);
  */
 int fsutil_dirname(const char *path, char *out, size_t cap);
 
+/** Whether the @len bytes at @buf are all zero. */
+bool fsutil_all_zero(const void *buf, size_t len);
+
 #endif

@@ -14,6 +14,7 @@
 struct pathmap_entry {
 	char *windows; /* normalized, ends with '\' */
 	char *target;  /* absolute, no trailing '/' (except "/") */
+	char *real;    /* target with links resolved, when it exists and differs; else NULL */
 };
 
 struct pathmap {
@@ -33,6 +34,7 @@ void pathmap_free(struct pathmap *map)
 	for (size_t i = 0; i < map->count; i++) {
 		free(map->entries[i].windows);
 		free(map->entries[i].target);
+		free(map->entries[i].real);
 	}
 	free(map->entries);
 	free(map);
@@ -169,6 +171,14 @@ int pathmap_add(struct pathmap *map, const char *spec, struct error *err)
 	map->entries = grown;
 	map->entries[map->count].windows = win;
 	map->entries[map->count].target = linux_dir;
+	{
+		/* Callers hand real paths to pathmap_to_windows: match those too. */
+		char real[PATH_MAX];
+
+		map->entries[map->count].real =
+			realpath(linux_dir, real) && strcmp(real, linux_dir) != 0 ? strdup(real)
+										 : NULL;
+	}
 	map->count++;
 	return 0;
 nomem:
@@ -246,15 +256,19 @@ int pathmap_to_windows(const struct pathmap *map, const char *path, char *out, s
 
 	if (!map || path[0] != '/')
 		return -ENOENT;
-	for (i = 0; i < map->count; i++) {
-		const char *target = map->entries[i].target;
-		size_t tlen = strlen(target);
-		bool root = strcmp(target, "/") == 0;
+	for (i = 0; i < map->count * 2; i++) {
+		const char *target = i % 2 ? map->entries[i / 2].real : map->entries[i / 2].target;
+		size_t tlen;
+		bool root;
 
+		if (!target)
+			continue;
+		tlen = strlen(target);
+		root = strcmp(target, "/") == 0;
 		if (!root && (strncmp(path, target, tlen) != 0 || (path[tlen] && path[tlen] != '/')))
 			continue;
 		if (!best || tlen > best_len) {
-			best = &map->entries[i];
+			best = &map->entries[i / 2];
 			best_len = root ? 0 : tlen;
 		}
 	}

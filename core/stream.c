@@ -298,16 +298,6 @@ void stream_extent(const struct stream *s, uint64_t offset, bool *data, uint64_t
 	*end = s->size;
 }
 
-static bool all_zero(const uint8_t *p, size_t len)
-{
-	if (len < 16)
-		return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
-	for (size_t i = 0; i < 16; i++)
-		if (p[i])
-			return false;
-	return memcmp(p, p + 16, len - 16) == 0;
-}
-
 int stream_write_compact(struct stream *s, int fd, struct error *err)
 {
 	uint8_t *block = NULL, *meta = NULL;
@@ -333,7 +323,7 @@ int stream_write_compact(struct stream *s, int fd, struct error *err)
 		rc = chain_read(s->chain, block + s->bitmap_size, n, start, err);
 		if (rc < 0)
 			goto out;
-		if (all_zero(block + s->bitmap_size, n)) {
+		if (fsutil_all_zero(block + s->bitmap_size, n)) {
 			s->bat[b] = VHD_UNALLOCATED;
 			continue;
 		}

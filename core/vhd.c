@@ -248,6 +248,15 @@ uint32_t vhd_time_from_unix(time_t t)
 	return (uint32_t)(t - VHD_EPOCH);
 }
 
+const char *vhd_format_utc(time_t t, char *buf, size_t cap)
+{
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(buf, cap, "%Y-%m-%d %H:%M:%S UTC", &tm))
+		snprintf(buf, cap, "%lld", (long long)t);
+	return buf;
+}
+
 void vhd_uuid_format(const uint8_t uuid[16], char out[37])
 {
 	uuid_unparse_lower(uuid, out);
@@ -297,7 +306,9 @@ static int validate_footer(struct vhd *vhd, const uint8_t *raw, struct error *er
 	    f->disk_type != VHD_TYPE_DIFFERENCING)
 		return error_set(err, EINVAL, "'%s' has unknown disk type %u", vhd->path,
 				 f->disk_type);
-	if (f->current_size == 0 || f->current_size % VHD_SECTOR_SIZE)
+	if (f->current_size == 0)
+		return error_set(err, EINVAL, "'%s' has a disk size of 0 bytes", vhd->path);
+	if (f->current_size % VHD_SECTOR_SIZE)
 		return error_set(err, EINVAL,
 				 "'%s' has a disk size of %llu bytes, not a whole number of sectors",
 				 vhd->path, (unsigned long long)f->current_size);
@@ -311,7 +322,8 @@ static int validate_footer(struct vhd *vhd, const uint8_t *raw, struct error *er
 /* Are [a, a+alen) and [b, b+blen) overlapping? */
 static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
-	return a < b + blen && b < a + alen;
+	/* Written without sums, which could wrap for hostile offsets. */
+	return a <= b ? b - a < alen : a - b < blen;
 }
 
 struct block_span {
@@ -371,6 +383,18 @@ static int validate_bat(struct vhd *vhd, struct error *err)
 				       "allocation table",
 				       b, vhd->path);
 			goto out;
+		}
+		for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
+			const struct vhd_locator *l = &h->locators[i];
+
+			if (l->code != VHD_PLATFORM_NONE &&
+			    ranges_overlap(start, end - start, l->data_offset, l->data_length)) {
+				rc = error_set(err, EINVAL,
+					       "block %u of '%s' overlaps the data of parent locator "
+					       "%d",
+					       b, vhd->path, i);
+				goto out;
+			}
 		}
 		spans[n].start = start;
 		spans[n].end = end;
@@ -486,13 +510,25 @@ static int open_dynamic(struct vhd *vhd, struct error *err)
 				 VHD_MAX_BAT_ENTRIES);
 	vhd->block_count = (uint32_t)needed;
 	bat_bytes = needed * 4;
-	if (h->table_offset < VHD_FOOTER_SIZE || h->table_offset > vhd->footer_offset ||
+	if (h->table_offset < VHD_FOOTER_SIZE)
+		return error_set(err, EINVAL,
+				 "the block allocation table of '%s' (offset %llu) overlaps the footer "
+				 "copy at the start of the file",
+				 vhd->path, (unsigned long long)h->table_offset);
+	if (h->table_offset > vhd->footer_offset ||
 	    bat_bytes > vhd->footer_offset - h->table_offset)
 		return error_set(err, EINVAL,
-				 "the block allocation table of '%s' (offset %llu, %llu bytes) lies "
-				 "outside the file",
+				 "the block allocation table of '%s' (offset %llu, %llu bytes) runs "
+				 "past the footer at the end of the file (byte %llu)",
 				 vhd->path, (unsigned long long)h->table_offset,
-				 (unsigned long long)bat_bytes);
+				 (unsigned long long)bat_bytes, (unsigned long long)vhd->footer_offset);
+	if ((uint64_t)h->max_table_entries * 4 > vhd->footer_offset - h->table_offset)
+		return error_set(err, EINVAL,
+				 "the block allocation table of '%s' declares %u entries (%llu bytes "
+				 "at offset %llu), more than the file holds",
+				 vhd->path, h->max_table_entries,
+				 (unsigned long long)h->max_table_entries * 4,
+				 (unsigned long long)h->table_offset);
 	if (ranges_overlap(h->table_offset, bat_bytes, vhd->footer.data_offset, VHD_HEADER_SIZE))
 		return error_set(err, EINVAL,
 				 "the block allocation table of '%s' overlaps its header", vhd->path);
@@ -508,13 +544,13 @@ static int open_dynamic(struct vhd *vhd, struct error *err)
 		if (vhd->bat[b] != VHD_UNALLOCATED)
 			vhd->allocated++;
 	}
-	rc = validate_bat(vhd, err);
-	if (rc < 0)
-		return rc;
 	if (vhd->footer.disk_type == VHD_TYPE_DIFFERENCING && uuid_is_zero(h->parent_uuid))
 		return error_set(err, EINVAL, "differencing disk '%s' names no parent (zero UUID)",
 				 vhd->path);
+	/* Locators first: the block check below relies on their lengths being sane. */
 	rc = validate_locators(vhd, err);
+	if (rc == 0)
+		rc = validate_bat(vhd, err);
 	if (rc < 0)
 		return rc;
 
@@ -584,6 +620,12 @@ int vhd_open(struct vhd **out, const char *path, int flags, struct error *err)
 			rc = error_set(err, EINVAL,
 				       "'%s' has no footer at its end: the file is truncated or was "
 				       "not closed (the copy at its start is intact)",
+				       path);
+		else if (vhd->file_size >= 8 && vhd_pread(vhd, copy, sizeof(copy), 0, NULL) == 0 &&
+			 memcmp(copy, "vhdxfile", 8) == 0)
+			rc = error_set(err, EINVAL,
+				       "'%s' is a VHDX file: impexfs reads VHD (convert it with "
+				       "'qemu-img convert -f vhdx -O vpc')",
 				       path);
 		else
 			rc = error_set(err, EINVAL, "'%s' is not a VHD file (no '%s' footer)", path,
@@ -758,6 +800,23 @@ static int decode_file_url(const char *url, char *out, size_t cap)
 	return 0;
 }
 
+/* Is there a NUL code unit (of @unit bytes) followed by anything but NULs?
+ * Trailing NULs are padding; a NUL inside would cut the path short. */
+static bool nul_inside(const uint8_t *data, size_t len, size_t unit)
+{
+	bool seen_nul = false;
+
+	for (size_t i = 0; i + unit <= len; i += unit) {
+		bool nul = data[i] == 0 && (unit == 1 || data[i + 1] == 0);
+
+		if (nul)
+			seen_nul = true;
+		else if (seen_nul)
+			return true;
+	}
+	return false;
+}
+
 int vhd_locator_path(const struct vhd *vhd, int index, char *out, size_t cap, struct error *err)
 {
 	const struct vhd_locator *l;
@@ -783,6 +842,13 @@ int vhd_locator_path(const struct vhd *vhd, int index, char *out, size_t cap, st
 	if (rc < 0)
 		goto out;
 	data[l->data_length] = '\0';
+	if (nul_inside(data, l->data_length,
+		       l->code == VHD_PLATFORM_W2RU || l->code == VHD_PLATFORM_W2KU ? 2 : 1)) {
+		rc = error_set(err, EINVAL,
+			       "parent locator %d (%s) of '%s' holds a NUL character inside its path",
+			       index, name, vhd->path);
+		goto out;
+	}
 	if (l->code == VHD_PLATFORM_W2RU || l->code == VHD_PLATFORM_W2KU) {
 		rc = utf16_decode(data, l->data_length, UTF16_LE, out, cap, err);
 		if (rc < 0)
@@ -1091,26 +1157,13 @@ static int fill_dynamic(int fd, void *ctx)
 	return write_new_dynamic(fd, ctx);
 }
 
-static int check_block_size(uint32_t block_size, struct error *err)
-{
-	if (!is_power_of_two(block_size) || block_size < VHD_MIN_BLOCK ||
-	    block_size > VHD_MAX_BLOCK)
-		return error_set(err, EINVAL,
-				 "block size %u is not a power of two from 512 bytes to 256 MiB",
-				 block_size);
-	return 0;
-}
-
-int vhd_create(const char *path, const struct vhd_create_options *o, struct error *err)
+int vhd_create_check(const struct vhd_create_options *o, struct error *err)
 {
 	const uint64_t mib = 1024 * 1024;
-	uint32_t block_size = o->block_size ? o->block_size : VHD_DEFAULT_BLOCK;
-	struct new_dynamic d;
-	uint8_t uuid[16];
-	uint32_t now = o->timestamp ? o->timestamp : vhd_time_from_unix(time(NULL));
-	int rc;
 
-	if (o->size == 0 || o->size % mib)
+	if (o->size == 0)
+		return error_set(err, EINVAL, "a disk size of 0: the smallest disk is 1 MiB");
+	if (o->size % mib)
 		return error_set(err, EINVAL,
 				 "disk size %llu bytes is not a whole number of MiB (try %llu)",
 				 (unsigned long long)o->size,
@@ -1120,6 +1173,27 @@ int vhd_create(const char *path, const struct vhd_create_options *o, struct erro
 				 (unsigned long long)o->size);
 	if (o->type != VHD_TYPE_FIXED && o->type != VHD_TYPE_DYNAMIC)
 		return error_set(err, EINVAL, "can only create fixed or dynamic disks");
+	if (o->type == VHD_TYPE_FIXED && o->block_size)
+		return error_set(err, EINVAL, "a fixed disk has no blocks: no block size applies");
+	if (o->block_size && (!is_power_of_two(o->block_size) || o->block_size < VHD_MIN_BLOCK ||
+			      o->block_size > VHD_MAX_BLOCK))
+		return error_set(err, EINVAL,
+				 "block size %u is not a power of two from 512 bytes to 256 MiB",
+				 o->block_size);
+	return 0;
+}
+
+int vhd_create(const char *path, const struct vhd_create_options *o, struct error *err)
+{
+	uint32_t block_size = o->block_size ? o->block_size : VHD_DEFAULT_BLOCK;
+	struct new_dynamic d;
+	uint8_t uuid[16];
+	uint32_t now = o->timestamp ? o->timestamp : vhd_time_from_unix(time(NULL));
+	int rc;
+
+	rc = vhd_create_check(o, err);
+	if (rc < 0)
+		return rc;
 	if (o->uuid)
 		memcpy(uuid, o->uuid, 16);
 	else
@@ -1128,9 +1202,6 @@ int vhd_create(const char *path, const struct vhd_create_options *o, struct erro
 	vhd_footer_init(&d.footer, o->type, o->size, uuid, now);
 	if (o->type == VHD_TYPE_FIXED)
 		return create_file(path, fill_fixed, &d.footer, err);
-	rc = check_block_size(block_size, err);
-	if (rc < 0)
-		return rc;
 	vhd_header_init(&d.header, (uint32_t)((o->size + block_size - 1) / block_size),
 			block_size);
 	return create_file(path, fill_dynamic, &d, err);
@@ -1200,6 +1271,14 @@ int vhd_create_differencing(const char *path, const char *parent_path, const str
 		return error_prefix(err, "cannot use '%s' as a parent", parent_path);
 	if (!realpath(parent_path, parent_abs)) {
 		rc = error_errno(err, errno, "cannot resolve", parent_path);
+		goto out;
+	}
+	if (strchr(parent_abs, '\\')) {
+		/* Windows would read it as a separator: the locators would lie. */
+		rc = error_set(err, EINVAL,
+			       "the path of parent '%s' holds a backslash, which Windows paths "
+			       "cannot hold",
+			       parent_abs);
 		goto out;
 	}
 	if (fsutil_dirname(path, dir, sizeof(dir)) < 0 || !realpath(dir, child_dir)) {
@@ -1295,7 +1374,7 @@ static int mark_sectors(struct vhd *vhd, uint32_t block, uint32_t first, uint32_
 int vhd_write(struct vhd *vhd, const void *buf, size_t len, uint64_t offset, struct error *err)
 {
 	const uint8_t *in = buf;
-	uint64_t size = vhd->footer.current_size, block_bytes, new_end, sector, end;
+	uint64_t size = vhd->footer.current_size, block_bytes, first_free, new_end, sector, end;
 	uint32_t first_block, last_block, fresh = 0;
 	uint32_t *pending = NULL;
 	uint8_t *bitmap = NULL;
@@ -1328,7 +1407,9 @@ int vhd_write(struct vhd *vhd, const void *buf, size_t len, uint64_t offset, str
 		if (vhd->bat[b] == VHD_UNALLOCATED)
 			fresh++;
 	block_bytes = (uint64_t)vhd->bitmap_size + vhd->block_size;
-	new_end = vhd->footer_offset + fresh * block_bytes;
+	/* New blocks start on a sector boundary, even after a footer that does not. */
+	first_free = (vhd->footer_offset + VHD_SECTOR_SIZE - 1) / VHD_SECTOR_SIZE * VHD_SECTOR_SIZE;
+	new_end = first_free + fresh * block_bytes;
 	if (new_end / VHD_SECTOR_SIZE >= UINT32_MAX)
 		return error_set(err, EFBIG, "'%s' would grow past what a BAT can address",
 				 vhd->path);
@@ -1347,7 +1428,7 @@ int vhd_write(struct vhd *vhd, const void *buf, size_t len, uint64_t offset, str
 		}
 	}
 	{
-		uint64_t next = vhd->footer_offset;
+		uint64_t next = first_free;
 
 		sector = offset / VHD_SECTOR_SIZE;
 		end = sector + len / VHD_SECTOR_SIZE;

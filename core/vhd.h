@@ -154,6 +154,9 @@ const char *vhd_platform_name(uint32_t code, char buf[5]);
 time_t vhd_time_to_unix(uint32_t vhd_time);
 uint32_t vhd_time_from_unix(time_t unix_time);
 
+/** Format Unix time @t as "2026-11-26 17:45:42 UTC" into @buf; returns @buf. */
+const char *vhd_format_utc(time_t t, char *buf, size_t cap);
+
 /** Format a UUID as 36 lower-case characters in the byte order stored. */
 void vhd_uuid_format(const uint8_t uuid[16], char out[37]);
 
@@ -291,6 +294,14 @@ struct vhd_create_options {
  * Returns 0, -EEXIST, -EINVAL with a message for a bad size, or a system errno.
  */
 int vhd_create(const char *path, const struct vhd_create_options *options, struct error *err);
+
+/**
+ * Check @options as vhd_create would, without creating anything: a size of
+ * whole MiB up to 2040 GiB, a fixed or dynamic type, a block size (dynamic
+ * only, 0 for the default) a power of two from 512 bytes to 256 MiB.
+ * Returns 0 or -EINVAL with a message.
+ */
+int vhd_create_check(const struct vhd_create_options *options, struct error *err);
 
 /**
  * Create a differencing VHD at @path over the VHD at @parent_path: same size

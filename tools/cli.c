@@ -132,6 +132,8 @@ int cli_add_pathmap(struct pathmap **map, const char *spec)
 	}
 	if (pathmap_add_list(*map, spec, &err) < 0) {
 		cli_error("%s", error_message(&err));
+		fputs("usage: --pathmap 'WINDOWS_PATH=LINUX_DIR', e.g. --pathmap 'C:\\VMs=/srv/vms'\n",
+		      stderr);
 		return CLI_USAGE;
 	}
 	return 0;

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +76,10 @@ static int parse_args(int argc, char **argv, const char *usage, struct vhd_args 
 	memset(a, 0, sizeof(*a));
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+", options, NULL)) != -1) {
+	/* Options come before operands ('+'), so that operands such as a
+	 * negative offset get their own message; ':' tells a missing value apart
+	 * from an unknown option. */
+	while ((c = getopt_long(argc, argv, "+:", options, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			a->json = true;
@@ -97,7 +101,11 @@ static int parse_args(int argc, char **argv, const char *usage, struct vhd_args 
 		case 'h':
 			printf("usage: %s\n", usage);
 			exit(CLI_OK);
+		case ':':
+			return cli_usage(usage, "option '%s' needs a value", argv[optind - 1]);
 		default:
+			if (optopt)
+				return cli_usage(usage, "unknown option '-%c'", optopt);
 			return cli_usage(usage, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
@@ -105,14 +113,20 @@ static int parse_args(int argc, char **argv, const char *usage, struct vhd_args 
 	return 0;
 }
 
-static int want_operands(int argc, const struct vhd_args *a, int min, int max, const char *usage)
+static int want_operands(int argc, char **argv, const struct vhd_args *a, int min, int max,
+			 const char *usage)
 {
 	int n = argc - a->first;
 
 	if (n < min)
 		return cli_usage(usage, "missing operand");
-	if (n > max)
+	if (n > max) {
+		for (int i = a->first; i < argc; i++)
+			if (argv[i][0] == '-' && argv[i][1])
+				return cli_usage(usage, "'%s' after the operands: options go first",
+						 argv[i]);
 		return cli_usage(usage, "too many operands");
+	}
 	return 0;
 }
 
@@ -122,7 +136,7 @@ static int parse_command(int argc, char **argv, const char *usage, int min, int 
 {
 	int rc = parse_args(argc, argv, usage, a);
 
-	return rc ? rc : want_operands(argc, a, min, max, usage);
+	return rc ? rc : want_operands(argc, argv, a, min, max, usage);
 }
 
 /* Open the chain of the first operand, printing its warnings. */
@@ -138,15 +152,6 @@ static int open_operand_chain(char **argv, const struct vhd_args *a, struct chai
 	for (unsigned i = 0; i < chain_warning_count(*chain); i++)
 		cli_warning("%s", chain_warning(*chain, i));
 	return CLI_OK;
-}
-
-static const char *format_time(time_t t, char *buf, size_t cap)
-{
-	struct tm tm;
-
-	if (!gmtime_r(&t, &tm) || !strftime(buf, cap, "%Y-%m-%d %H:%M:%S UTC", &tm))
-		snprintf(buf, cap, "%lld", (long long)t);
-	return buf;
 }
 
 static void creator_text(const struct vhd_footer *f, char *app, char *os)
@@ -178,7 +183,7 @@ static void info_human(struct vhd *vhd, struct chain *chain, const struct error 
 	printf("  creator:      '%s' version 0x%08x on '%s'\n", app, f->creator_version, os);
 	printf("  uuid:         %s\n", uuid);
 	printf("  timestamp:    %s\n",
-	       format_time(vhd_time_to_unix(f->timestamp), when, sizeof(when)));
+	       vhd_format_utc(vhd_time_to_unix(f->timestamp), when, sizeof(when)));
 	printf("  file size:    %" PRIu64 " bytes\n", vhd_file_size(vhd));
 	if (f->saved_state)
 		printf("  saved state:  yes\n");
@@ -195,7 +200,7 @@ static void info_human(struct vhd *vhd, struct chain *chain, const struct error 
 		vhd_uuid_format(h->parent_uuid, uuid);
 		printf("  parent uuid:  %s\n", uuid);
 		printf("  parent time:  %s\n",
-		       format_time(vhd_time_to_unix(h->parent_timestamp), when, sizeof(when)));
+		       vhd_format_utc(vhd_time_to_unix(h->parent_timestamp), when, sizeof(when)));
 		if (vhd_parent_name(vhd, name, sizeof(name), &e) == 0)
 			printf("  parent name:  '%s'\n", name);
 		else
@@ -349,7 +354,8 @@ static int vhd_info(int argc, char **argv)
 		info_json(vhd, chain, rc < 0 ? &chain_err : NULL);
 	else
 		info_human(vhd, chain, rc < 0 ? &chain_err : NULL);
-	rc = rc < 0 ? CLI_FAIL : CLI_OK;
+	/* The report went to standard output; the failure goes to standard error too. */
+	rc = rc < 0 ? cli_fail(&chain_err) : CLI_OK;
 out:
 	chain_close(chain);
 	vhd_close(vhd);
@@ -425,13 +431,18 @@ static int vhd_create_cmd(int argc, char **argv)
 	if (a.block_size) {
 		uint64_t bs;
 
-		if (cli_parse_size(a.block_size, &bs) < 0 || bs > UINT32_MAX) {
+		if (cli_parse_size(a.block_size, &bs) < 0 || bs == 0 || bs > UINT32_MAX) {
 			rc = cli_usage(usage_create, "'%s' is not a block size", a.block_size);
 			goto out;
 		}
 		o.block_size = (uint32_t)bs;
 	}
 	error_clear(&err);
+	/* Sizes the format cannot take are usage errors, told before anything is made. */
+	if (vhd_create_check(&o, &err) < 0) {
+		rc = cli_usage(usage_create, "%s", error_message(&err));
+		goto out;
+	}
 	rc = vhd_create(argv[a.first], &o, &err) < 0 ? cli_fail(&err) : CLI_OK;
 out:
 	pathmap_free(a.pathmap);
@@ -440,17 +451,31 @@ out:
 
 static int vhd_snapshot_cmd(int argc, char **argv)
 {
+	struct chain *chain = NULL;
 	struct vhd_args a;
 	struct error err;
 	int rc;
 
 	rc = parse_command(argc, argv, usage_snapshot, 2, 2, &a);
+	/* A snapshot over a parent whose own chain is broken would be unreadable. */
+	if (rc == 0)
+		rc = open_operand_chain(argv, &a, &chain);
+	if (rc == 0 && pathmap_count(a.pathmap)) {
+		char real[PATH_MAX], windows[PATH_MAX];
+
+		if (realpath(argv[a.first], real) &&
+		    pathmap_to_windows(a.pathmap, real, windows, sizeof(windows)) < 0)
+			cli_warning("the path map does not cover '%s': the child records no "
+				    "absolute Windows path to it",
+				    real);
+	}
 	if (rc == 0) {
 		error_clear(&err);
 		rc = vhd_create_differencing(argv[a.first + 1], argv[a.first], a.pathmap, &err) < 0
 			     ? cli_fail(&err)
 			     : CLI_OK;
 	}
+	chain_close(chain);
 	pathmap_free(a.pathmap);
 	return rc;
 }
@@ -578,6 +603,24 @@ static int write_all(int fd, const uint8_t *buf, size_t len)
 	return 0;
 }
 
+/* Write @len bytes at @offset of @fd, leaving out the 64 KiB pieces that are
+ * all zeros (holes in a new file). */
+static int write_nonzero(int fd, const uint8_t *buf, size_t len, uint64_t offset)
+{
+	const size_t piece = 64 * 1024;
+
+	for (size_t at = 0; at < len; at += piece) {
+		size_t n = len - at < piece ? len - at : piece;
+		int rc = 0;
+
+		if (!fsutil_all_zero(buf + at, n))
+			rc = fsutil_pwrite_full(fd, buf + at, n, offset + at);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int vhd_cat(int argc, char **argv)
 {
 	struct chain *chain = NULL;
@@ -603,9 +646,11 @@ static int vhd_cat(int argc, char **argv)
 		goto out;
 	}
 	size = chain_size(chain);
-	/* Into a regular file, skip the unallocated ranges and leave holes. */
+	/* Into an empty regular file (not opened for appending, where pwrite
+	 * ignores the offset), skip unallocated ranges and zeros: holes. */
 	sparse = fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode) &&
-		 lseek(STDOUT_FILENO, 0, SEEK_CUR) == 0 && st.st_size == 0;
+		 lseek(STDOUT_FILENO, 0, SEEK_CUR) == 0 && st.st_size == 0 &&
+		 !(fcntl(STDOUT_FILENO, F_GETFL) & O_APPEND);
 	while (pos < size) {
 		bool allocated = true;
 		uint64_t end = size;
@@ -625,7 +670,7 @@ static int vhd_cat(int argc, char **argv)
 				rc = cli_fail(&err);
 				goto out;
 			}
-			wrc = sparse ? fsutil_pwrite_full(STDOUT_FILENO, buf, n, pos)
+			wrc = sparse ? write_nonzero(STDOUT_FILENO, buf, n, pos)
 				     : write_all(STDOUT_FILENO, buf, n);
 			if (wrc < 0) {
 				cli_error("cannot write the output: %s", strerror(-wrc));
@@ -720,6 +765,7 @@ int cmd_vhd(int argc, char **argv)
 	};
 
 	if (argc < 2) {
+		cli_error("missing vhd command");
 		cmd_vhd_help(stderr);
 		return CLI_USAGE;
 	}

@@ -5,6 +5,7 @@
 #include "cmd_vhd.h"
 #include "impex_config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,7 +16,7 @@ static void usage(FILE *out)
 	fprintf(out, "\nExit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
 	if (argc < 2) {
 		usage(stderr);
@@ -35,4 +36,16 @@ int main(int argc, char **argv)
 	cli_error("unknown command '%s'", argv[1]);
 	usage(stderr);
 	return CLI_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+	int rc = run(argc, argv);
+
+	/* Output that never reached its file (a full disk, a closed pipe) is a failure. */
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		cli_error("cannot write the output: %s", strerror(errno ? errno : EIO));
+		return CLI_FAIL;
+	}
+	return rc;
 }
