@@ -7,6 +7,7 @@
 #include "vhd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uuid/uuid.h>
@@ -298,9 +299,46 @@ void stream_extent(const struct stream *s, uint64_t offset, bool *data, uint64_t
 	*end = s->size;
 }
 
+/* Blocks written between two starts of writeback. */
+#define WRITEBACK_BLOCKS 32
+/* Runs of zeros this long (and aligned) inside a block stay holes. */
+#define HOLE_GRAIN 4096u
+
+/* Write a block at @pos of an empty file: its bitmap, then the @data_len
+ * bytes of data after it except the all-zero runs of HOLE_GRAIN bytes, which
+ * read back as zeros anyway. The footer written later sets the file size. */
+static int write_block(int fd, const uint8_t *block, uint32_t bitmap_size, size_t data_len,
+		       uint64_t pos)
+{
+	const uint8_t *data = block + bitmap_size;
+	size_t at = 0;
+	int rc = fsutil_pwrite_full(fd, block, bitmap_size, pos);
+
+	pos += bitmap_size;
+	while (rc == 0 && at < data_len) {
+		size_t start, n;
+
+		while (at < data_len &&
+		       fsutil_all_zero(data + at, data_len - at < HOLE_GRAIN ? data_len - at
+									 : HOLE_GRAIN))
+			at += HOLE_GRAIN;
+		if (at >= data_len)
+			break;
+		start = at;
+		while (at < data_len &&
+		       !fsutil_all_zero(data + at, data_len - at < HOLE_GRAIN ? data_len - at
+									  : HOLE_GRAIN))
+			at += HOLE_GRAIN;
+		n = (at < data_len ? at : data_len) - start;
+		rc = fsutil_pwrite_full(fd, data + start, n, pos + start);
+	}
+	return rc;
+}
+
 int stream_write_compact(struct stream *s, int fd, struct error *err)
 {
 	uint8_t *block = NULL, *meta = NULL;
+	uint32_t written = 0;
 	uint64_t pos;
 	int rc = 0;
 
@@ -327,14 +365,16 @@ int stream_write_compact(struct stream *s, int fd, struct error *err)
 			s->bat[b] = VHD_UNALLOCATED;
 			continue;
 		}
-		memset(block + s->bitmap_size + n, 0, s->block_size - n);
-		rc = fsutil_pwrite_full(fd, block, s->block_bytes, pos);
+		rc = write_block(fd, block, s->bitmap_size, n, pos);
 		if (rc < 0) {
 			rc = error_set(err, -rc, "cannot write block %u: %s", b, strerror(-rc));
 			goto out;
 		}
 		s->bat[b] = (uint32_t)(pos / VHD_SECTOR_SIZE);
 		pos += s->block_bytes;
+		/* Start writeback as we go, so the caller's fsync has little left to wait for. */
+		if (++written % WRITEBACK_BLOCKS == 0)
+			sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	}
 	layout_from_bat(s);
 	/* Footer copy, header and BAT (no chain reads: cannot fail), then the footer. */

@@ -69,9 +69,10 @@ int stream_read(struct stream *stream, void *buf, size_t len, uint64_t offset, s
 void stream_extent(const struct stream *stream, uint64_t offset, bool *data, uint64_t *end);
 
 /**
- * Write the VHD stream into @fd (an empty file) sequentially, leaving out the
- * blocks whose merged content is all zeros, as qemu-img convert does. The
- * stream's layout is updated to match what was written. The caller fsyncs.
+ * Write the VHD stream into @fd (an empty file: runs of zeros inside blocks
+ * are left as holes) sequentially, leaving out the blocks whose merged
+ * content is all zeros, as qemu-img convert does. The stream's layout is
+ * updated to match what was written. The caller fsyncs.
  * Returns 0, -EINVAL for a raw stream, or a negative errno with a message.
  */
 int stream_write_compact(struct stream *stream, int fd, struct error *err);
