@@ -268,6 +268,24 @@ def test_qemu_fixed_disks_read_by_impex():
     qemu_made_disks("fixed")
 
 
+def test_qemu_converted_disks_read_by_impex():
+    # qemu-img convert -O vpc of a raw image: the zero blocks are left out.
+    need("qemu-img")
+    size = 37 * MiB
+    rng = random.Random(7)
+    expected = RawImage("source.raw", size)
+    for _ in range(40):
+        offset = rng.randrange(0, size // SECTOR - 64) * SECTOR
+        expected.write(offset, rng.randbytes(rng.randrange(1, 64) * SECTOR))
+    for subformat in ("dynamic", "fixed"):
+        name = "converted-%s.vhd" % subformat
+        run(["qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o",
+             "subformat=%s,force_size=on" % subformat, expected.path, name])
+        assert info_json(name)["size"] == size
+        assert_cat_equals(name, expected.path)
+        vhd("check", name)
+
+
 # ---- disks that impex makes, read by QEMU and libvhdi ----
 
 IMPEX_DISKS = [
