@@ -2,7 +2,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int fsutil_pread_full(int fd, void *buf, size_t len, uint64_t offset)
@@ -110,4 +114,31 @@ bool fsutil_all_zero(const void *buf, size_t len)
 		if (p[i])
 			return false;
 	return memcmp(p, p + 16, len - 16) == 0;
+}
+
+int fsutil_write_atomic(const char *path, const void *data, size_t len)
+{
+	char tmp[PATH_MAX];
+	int fd, rc;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = fsutil_pwrite_full(fd, data, len, 0);
+	if (rc == 0 && fchmod(fd, 0644) < 0)
+		rc = -errno;
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		unlink(tmp);
+		return rc;
+	}
+	fsutil_fsync_parent(path);
+	return 0;
 }

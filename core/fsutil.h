@@ -34,6 +34,13 @@ int fsutil_fsync_parent(const char *path);
  */
 int fsutil_dirname(const char *path, char *out, size_t cap);
 
+/**
+ * Replace the file at @path with @len bytes at @data crash-safely: a
+ * temporary file beside it (mode 0644), fsynced, renamed over @path, the
+ * folder fsynced. Returns 0 or -errno; on failure @path is unchanged.
+ */
+int fsutil_write_atomic(const char *path, const void *data, size_t len);
+
 /** Whether the @len bytes at @buf are all zero. */
 bool fsutil_all_zero(const void *buf, size_t len);
 

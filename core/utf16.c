@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <iconv.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *utf16_charset(enum utf16_order order)
@@ -70,4 +71,42 @@ int utf16_decode(const void *in, size_t len, enum utf16_order order, char *out, 
 	if (memchr(out, '\0', n))
 		return error_set(err, EILSEQ, "UTF-16 text holds a NUL character");
 	return 0;
+}
+
+/* Convert a whole buffer into a new allocation of at most @cap bytes. */
+static int utf16_iconv_alloc(const char *to, const char *from, const void *in, size_t len,
+			     size_t cap, char **out, size_t *out_len, struct error *err)
+{
+	char *buf = malloc(cap + 1);
+	int rc;
+
+	*out = NULL;
+	if (!buf)
+		return error_set(err, ENOMEM, "out of memory for %zu bytes of text", cap);
+	rc = utf16_iconv(to, from, in, len, buf, cap, out_len, err);
+	if (rc < 0) {
+		free(buf);
+		return rc;
+	}
+	buf[*out_len] = '\0';
+	*out = buf;
+	return 0;
+}
+
+int utf16_decode_alloc(const void *in, size_t len, enum utf16_order order, char **out,
+		       size_t *out_len, struct error *err)
+{
+	if (len % 2)
+		return error_set(err, EILSEQ, "UTF-16 text has an odd length of %zu bytes", len);
+	/* A code unit gives at most 3 bytes of UTF-8 (a surrogate pair, 4 for 2 units). */
+	return utf16_iconv_alloc("UTF-8", utf16_charset(order), in, len, len / 2 * 3, out, out_len,
+				 err);
+}
+
+int utf16_encode_alloc(const char *in, size_t len, enum utf16_order order, char **out,
+		       size_t *out_len, struct error *err)
+{
+	/* A byte of UTF-8 gives at most one code unit. */
+	return utf16_iconv_alloc(utf16_charset(order), "UTF-8", in, len, len * 2, out, out_len,
+				 err);
 }

@@ -33,4 +33,20 @@ int utf16_encode(const char *in, enum utf16_order order, void *out, size_t cap, 
 int utf16_decode(const void *in, size_t len, enum utf16_order order, char *out, size_t cap,
 		 struct error *err);
 
+/**
+ * Decode @len bytes of UTF-16 (a whole text, NULs included) into a new
+ * NUL-terminated UTF-8 string in *@out (caller frees), its length in
+ * *@out_len. Returns 0, -EILSEQ for invalid UTF-16, -ENOMEM.
+ */
+int utf16_decode_alloc(const void *in, size_t len, enum utf16_order order, char **out,
+		       size_t *out_len, struct error *err);
+
+/**
+ * Encode @len bytes of UTF-8 as UTF-16 into a new buffer *@out (caller
+ * frees), its length in *@out_len, no byte-order mark.
+ * Returns 0, -EILSEQ for invalid UTF-8, -ENOMEM.
+ */
+int utf16_encode_alloc(const char *in, size_t len, enum utf16_order order, char **out,
+		       size_t *out_len, struct error *err);
+
 #endif

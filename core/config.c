@@ -1,0 +1,844 @@
+#include "config.h"
+
+#include "error.h"
+#include "fsutil.h"
+#include "utf16.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xmlsave.h>
+
+struct config {
+	char *name;
+	xmlDocPtr doc;
+	enum config_encoding encoding;
+	bool changed;
+	bool crlf;	    /* the file's line ends are CRLF */
+	bool empty_tags;    /* the file writes empty elements as <a/> */
+	char *declaration;  /* the original "<?xml ...?>", or NULL; kept while still true */
+	char *after_declaration; /* whitespace between the declaration and the first node */
+	char *trailer;		 /* whitespace after the root element */
+};
+
+void config_free(struct config *c)
+{
+	if (!c)
+		return;
+	xmlFreeDoc(c->doc);
+	free(c->name);
+	free(c->declaration);
+	free(c->after_declaration);
+	free(c->trailer);
+	free(c);
+}
+
+const char *config_name(const struct config *c)
+{
+	return c->name;
+}
+
+bool config_changed(const struct config *c)
+{
+	return c->changed;
+}
+
+enum config_encoding config_encoding(const struct config *c)
+{
+	return c->encoding;
+}
+
+void config_set_encoding(struct config *c, enum config_encoding encoding)
+{
+	if (c->encoding != encoding)
+		c->changed = true;
+	c->encoding = encoding;
+}
+
+/* A copy of @len bytes at @s with every "\r\n" made "\n". */
+static char *copy_lf(const char *s, size_t len)
+{
+	char *out = malloc(len + 1);
+	size_t n = 0;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++)
+		if (!(s[i] == '\r' && i + 1 < len && s[i + 1] == '\n'))
+			out[n++] = s[i];
+	out[n] = '\0';
+	return out;
+}
+
+static bool is_xml_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Does the declaration's encoding="..." say UTF-16? */
+static bool declares_utf16(const char *decl)
+{
+	const char *e = strstr(decl, "encoding");
+
+	if (!e)
+		return false;
+	e += 8;
+	while (is_xml_space(*e) || *e == '=' || *e == '"' || *e == '\'')
+		e++;
+	return strncasecmp(e, "UTF-16", 6) == 0 || strncasecmp(e, "UTF16", 5) == 0;
+}
+
+/* Record the text around the tree that libxml2 does not keep. */
+static int remember_layout(struct config *c, const char *text, size_t len)
+{
+	size_t end = len, start = 0;
+
+	c->crlf = strstr(text, "\r\n") != NULL;
+	c->empty_tags = strstr(text, "/>") != NULL;
+	if (len >= 5 && memcmp(text, "<?xml", 5) == 0) {
+		const char *close = strstr(text, "?>");
+
+		if (close) {
+			start = (size_t)(close + 2 - text);
+			c->declaration = copy_lf(text, start);
+			if (!c->declaration)
+				return -ENOMEM;
+		}
+	}
+	{
+		size_t ws = start;
+
+		while (ws < len && is_xml_space(text[ws]))
+			ws++;
+		c->after_declaration = copy_lf(text + start, ws - start);
+	}
+	while (end > 0 && is_xml_space(text[end - 1]))
+		end--;
+	c->trailer = copy_lf(text + end, len - end);
+	return c->after_declaration && c->trailer ? 0 : -ENOMEM;
+}
+
+/* Walk the tree: no node deeper than CONFIG_MAX_DEPTH, no entity references. */
+static int check_tree(xmlNodePtr node, int depth, const char *name, struct error *err)
+{
+	for (; node; node = node->next) {
+		if (node->type == XML_ENTITY_REF_NODE || node->type == XML_ENTITY_NODE)
+			return error_set(err, EINVAL, "'%s' line %ld: entity references are not allowed",
+					 name, xmlGetLineNo(node));
+		if (node->type != XML_ELEMENT_NODE)
+			continue;
+		if (depth > CONFIG_MAX_DEPTH)
+			return error_set(err, EINVAL,
+					 "'%s' line %ld: elements nest deeper than %d levels", name,
+					 xmlGetLineNo(node), CONFIG_MAX_DEPTH);
+		if (check_tree(node->children, depth + 1, name, err) < 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* The first bytes decide the encoding: a UTF-16LE or UTF-8 byte-order mark,
+ * UTF-16LE without one ("<\0"), else UTF-8 whatever the declaration says.
+ * *@text is a new UTF-8 string without the mark. */
+static int decode_text(struct config *c, const uint8_t *data, size_t len, char **text,
+		       size_t *text_len, struct error *err)
+{
+	int rc;
+
+	if ((len >= 2 && data[0] == 0xFF && data[1] == 0xFE) ||
+	    (len >= 2 && data[0] == '<' && data[1] == 0)) {
+		size_t skip = data[0] == 0xFF ? 2 : 0;
+
+		c->encoding = CONFIG_UTF16LE;
+		rc = utf16_decode_alloc(data + skip, len - skip, UTF16_LE, text, text_len, err);
+		if (rc < 0)
+			return error_prefix(err, "'%s' is not valid UTF-16", c->name);
+		return 0;
+	}
+	if (len >= 2 && data[0] == 0xFE && data[1] == 0xFF)
+		return error_set(err, EINVAL,
+				 "'%s' is UTF-16 big-endian, which Hyper-V does not write", c->name);
+	c->encoding = CONFIG_UTF8;
+	if (len >= 3 && data[0] == 0xEF && data[1] == 0xBB && data[2] == 0xBF) {
+		c->encoding = CONFIG_UTF8_BOM;
+		data += 3;
+		len -= 3;
+	}
+	*text = malloc(len + 1);
+	if (!*text)
+		return error_set(err, ENOMEM, "out of memory");
+	memcpy(*text, data, len);
+	(*text)[len] = '\0';
+	*text_len = len;
+	return 0;
+}
+
+int config_parse(struct config **out, const void *data, size_t len, const char *name,
+		 struct error *err)
+{
+	struct config *c;
+	xmlParserCtxtPtr ctxt = NULL;
+	char *text = NULL;
+	size_t text_len = 0;
+	xmlNodePtr root;
+	int rc;
+
+	*out = NULL;
+	if (len > CONFIG_MAX_BYTES)
+		return error_set(err, EFBIG,
+				 "'%s' is %zu bytes, more than the %u a configuration may have",
+				 name, len, CONFIG_MAX_BYTES);
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->name = strdup(name))) {
+		free(c);
+		return error_set(err, ENOMEM, "out of memory");
+	}
+	rc = decode_text(c, data, len, &text, &text_len, err);
+	if (rc < 0)
+		goto fail;
+	if (memchr(text, '\0', text_len)) {
+		rc = error_set(err, EINVAL, "'%s' holds a NUL character", name);
+		goto fail;
+	}
+	/* No DTD at all: nothing to load, no entity to expand. */
+	if (strstr(text, "<!DOCTYPE") || strstr(text, "<!ENTITY")) {
+		rc = error_set(err, EINVAL,
+			       "'%s' has a document type declaration, which configurations never "
+			       "have (refused: it could define entities)",
+			       name);
+		goto fail;
+	}
+	rc = remember_layout(c, text, text_len);
+	if (rc < 0) {
+		rc = error_set(err, ENOMEM, "out of memory");
+		goto fail;
+	}
+	ctxt = xmlNewParserCtxt();
+	if (!ctxt) {
+		rc = error_set(err, ENOMEM, "out of memory");
+		goto fail;
+	}
+	/* The text is UTF-8 now, whatever the declaration says. */
+	c->doc = xmlCtxtReadMemory(ctxt, text, (int)text_len, name, "UTF-8",
+				   XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	if (!c->doc || !ctxt->wellFormed) {
+		const xmlError *e = xmlCtxtGetLastError(ctxt);
+		char msg[256] = "malformed XML";
+
+		if (e && e->message) {
+			snprintf(msg, sizeof(msg), "%s", e->message);
+			msg[strcspn(msg, "\n")] = '\0';
+		}
+		rc = error_set(err, EINVAL, "'%s' line %d: %s", name, e ? e->line : 0, msg);
+		goto fail;
+	}
+	root = xmlDocGetRootElement(c->doc);
+	if (!root || strcmp((const char *)root->name, "configuration") != 0) {
+		rc = error_set(err, EINVAL, "'%s': the root element is <%s>, not <configuration>",
+			       name, root ? (const char *)root->name : "");
+		goto fail;
+	}
+	if (c->doc->intSubset || c->doc->extSubset) {
+		rc = error_set(err, EINVAL, "'%s' has a document type declaration", name);
+		goto fail;
+	}
+	rc = check_tree(root, 1, name, err);
+	if (rc < 0)
+		goto fail;
+	xmlFreeParserCtxt(ctxt);
+	free(text);
+	*out = c;
+	return 0;
+fail:
+	if (ctxt)
+		xmlFreeParserCtxt(ctxt);
+	free(text);
+	config_free(c);
+	return rc;
+}
+
+int config_load(struct config **out, const char *path, struct error *err)
+{
+	int fd = fsutil_open_source(path, false);
+	struct stat st;
+	char *data = NULL;
+	int rc;
+
+	*out = NULL;
+	if (fd < 0)
+		return error_errno(err, -fd, "cannot open", path);
+	if (fstat(fd, &st) < 0) {
+		rc = error_errno(err, errno, "cannot stat", path);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = error_set(err, EINVAL, "'%s' is not a regular file", path);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > CONFIG_MAX_BYTES) {
+		rc = error_set(err, EFBIG,
+			       "'%s' is %lld bytes, more than the %u a configuration may have", path,
+			       (long long)st.st_size, CONFIG_MAX_BYTES);
+		goto out;
+	}
+	data = malloc((size_t)st.st_size + 1);
+	if (!data) {
+		rc = error_set(err, ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = fsutil_pread_full(fd, data, (size_t)st.st_size, 0);
+	if (rc < 0) {
+		rc = error_errno(err, rc == -ENODATA ? EIO : -rc, "cannot read", path);
+		goto out;
+	}
+	rc = config_parse(out, data, (size_t)st.st_size, path, err);
+out:
+	free(data);
+	close(fd);
+	return rc;
+}
+
+/* ---- writing ---- */
+
+/* A growing byte buffer. */
+struct text {
+	char *data;
+	size_t len, cap;
+	bool failed;
+};
+
+static void text_add(struct text *t, const char *s, size_t n)
+{
+	if (t->failed)
+		return;
+	if (t->len + n + 1 > t->cap) {
+		size_t cap = t->cap ? t->cap : 4096;
+		char *grown;
+
+		while (t->len + n + 1 > cap)
+			cap *= 2;
+		grown = realloc(t->data, cap);
+		if (!grown) {
+			t->failed = true;
+			return;
+		}
+		t->data = grown;
+		t->cap = cap;
+	}
+	memcpy(t->data + t->len, s, n);
+	t->len += n;
+	t->data[t->len] = '\0';
+}
+
+static void text_puts(struct text *t, const char *s)
+{
+	text_add(t, s, strlen(s));
+}
+
+/* Append the node @node as libxml2 writes it. */
+static int dump_node(const struct config *c, struct text *t, xmlNodePtr node)
+{
+	xmlBufferPtr buf = xmlBufferCreate();
+	xmlSaveCtxtPtr save;
+	int options = XML_SAVE_NO_DECL | (c->empty_tags ? 0 : XML_SAVE_NO_EMPTY);
+
+	if (!buf)
+		return -ENOMEM;
+	save = xmlSaveToBuffer(buf, "UTF-8", options);
+	if (!save) {
+		xmlBufferFree(buf);
+		return -ENOMEM;
+	}
+	xmlSaveTree(save, node);
+	xmlSaveClose(save);
+	text_add(t, (const char *)xmlBufferContent(buf), (size_t)xmlBufferLength(buf));
+	xmlBufferFree(buf);
+	return 0;
+}
+
+int config_serialize(const struct config *c, char **out, size_t *len, struct error *err)
+{
+	struct text t = {0};
+	char *lines = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	*out = NULL;
+	/* The original declaration while what it says of the encoding is true. */
+	if (c->declaration && declares_utf16(c->declaration) == (c->encoding == CONFIG_UTF16LE))
+		text_puts(&t, c->declaration);
+	else if (c->declaration)
+		text_puts(&t, c->encoding == CONFIG_UTF16LE
+				      ? "<?xml version=\"1.0\" encoding=\"UTF-16\" standalone=\"yes\"?>"
+				      : "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>");
+	text_puts(&t, c->after_declaration);
+	for (xmlNodePtr node = c->doc->children; node && rc == 0; node = node->next) {
+		if (node->type == XML_DTD_NODE)
+			continue;
+		rc = dump_node(c, &t, node);
+		if (node->next)
+			text_puts(&t, "\n");
+	}
+	text_puts(&t, c->trailer);
+	if (rc < 0 || t.failed) {
+		free(t.data);
+		return error_set(err, ENOMEM, "out of memory writing '%s'", c->name);
+	}
+	/* Line ends as the file had them. */
+	if (c->crlf) {
+		size_t newlines = 0;
+
+		for (size_t i = 0; i < t.len; i++)
+			newlines += t.data[i] == '\n';
+		lines = malloc(t.len + newlines + 1);
+		if (!lines) {
+			free(t.data);
+			return error_set(err, ENOMEM, "out of memory writing '%s'", c->name);
+		}
+		for (size_t i = 0; i < t.len; i++) {
+			if (t.data[i] == '\n')
+				lines[n++] = '\r';
+			lines[n++] = t.data[i];
+		}
+		lines[n] = '\0';
+		free(t.data);
+	} else {
+		lines = t.data;
+		n = t.len;
+	}
+	if (c->encoding == CONFIG_UTF16LE) {
+		char *wide = NULL;
+		size_t wide_len = 0;
+
+		rc = utf16_encode_alloc(lines, n, UTF16_LE, &wide, &wide_len, err);
+		free(lines);
+		if (rc < 0)
+			return error_prefix(err, "cannot encode '%s'", c->name);
+		*out = malloc(wide_len + 2);
+		if (!*out) {
+			free(wide);
+			return error_set(err, ENOMEM, "out of memory writing '%s'", c->name);
+		}
+		(*out)[0] = (char)0xFF;
+		(*out)[1] = (char)0xFE;
+		memcpy(*out + 2, wide, wide_len);
+		free(wide);
+		*len = wide_len + 2;
+		return 0;
+	}
+	if (c->encoding == CONFIG_UTF8_BOM) {
+		*out = malloc(n + 3);
+		if (!*out) {
+			free(lines);
+			return error_set(err, ENOMEM, "out of memory writing '%s'", c->name);
+		}
+		memcpy(*out, "\xEF\xBB\xBF", 3);
+		memcpy(*out + 3, lines, n);
+		free(lines);
+		*len = n + 3;
+		return 0;
+	}
+	*out = lines;
+	*len = n;
+	return 0;
+}
+
+int config_save(const struct config *c, const char *path, struct error *err)
+{
+	char *data = NULL;
+	size_t len = 0;
+	int rc = config_serialize(c, &data, &len, err);
+
+	if (rc < 0)
+		return rc;
+	rc = fsutil_write_atomic(path, data, len);
+	free(data);
+	if (rc < 0)
+		return error_errno(err, -rc, "cannot write", path);
+	return 0;
+}
+
+/* ---- reading and editing by path ---- */
+
+static bool has_element_children(xmlNodePtr node)
+{
+	for (xmlNodePtr child = node->children; child; child = child->next)
+		if (child->type == XML_ELEMENT_NODE)
+			return true;
+	return false;
+}
+
+static xmlNodePtr find_child(xmlNodePtr parent, const char *name, size_t len)
+{
+	for (xmlNodePtr child = parent->children; child; child = child->next)
+		if (child->type == XML_ELEMENT_NODE && strlen((const char *)child->name) == len &&
+		    memcmp(child->name, name, len) == 0)
+			return child;
+	return NULL;
+}
+
+/* The element at @path under the root, or NULL. */
+static xmlNodePtr find_path(const struct config *c, const char *path)
+{
+	xmlNodePtr node = xmlDocGetRootElement(c->doc);
+
+	while (node && *path) {
+		size_t n = strcspn(path, "/");
+
+		node = n ? find_child(node, path, n) : NULL;
+		path += n;
+		if (*path == '/')
+			path++;
+	}
+	return node;
+}
+
+int config_get(const struct config *c, const char *path, char **value, char **type)
+{
+	xmlNodePtr node = find_path(c, path);
+	xmlChar *content, *attr;
+
+	*value = NULL;
+	if (type)
+		*type = NULL;
+	if (!node || !*path)
+		return -ENOENT;
+	if (has_element_children(node))
+		return -EISDIR;
+	content = xmlNodeGetContent(node);
+	*value = strdup(content ? (const char *)content : "");
+	xmlFree(content);
+	if (!*value)
+		return -ENOMEM;
+	if (type) {
+		attr = xmlGetProp(node, (const xmlChar *)"type");
+		if (attr) {
+			*type = strdup((const char *)attr);
+			xmlFree(attr);
+			if (!*type) {
+				free(*value);
+				*value = NULL;
+				return -ENOMEM;
+			}
+		}
+	}
+	return 0;
+}
+
+int config_get_int(const struct config *c, const char *path, int64_t *value)
+{
+	char *text, *end;
+	int rc = config_get(c, path, &text, NULL);
+	long long v;
+
+	if (rc < 0)
+		return rc;
+	errno = 0;
+	v = strtoll(text, &end, 10);
+	rc = (errno || end == text || *end || isspace((unsigned char)text[0])) ? -EINVAL : 0;
+	free(text);
+	if (rc == 0)
+		*value = v;
+	return rc;
+}
+
+int config_get_bool(const struct config *c, const char *path, bool *value)
+{
+	char *text;
+	int rc = config_get(c, path, &text, NULL);
+
+	if (rc < 0)
+		return rc;
+	if (strcasecmp(text, "True") == 0)
+		*value = true;
+	else if (strcasecmp(text, "False") == 0)
+		*value = false;
+	else
+		rc = -EINVAL;
+	free(text);
+	return rc;
+}
+
+static int base64_value(char ch)
+{
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	if (ch == '+')
+		return 62;
+	if (ch == '/')
+		return 63;
+	return -1;
+}
+
+int config_get_bytes(const struct config *c, const char *path, uint8_t **data, size_t *len)
+{
+	char *text;
+	uint32_t acc = 0;
+	int bits = 0, pad = 0, rc = config_get(c, path, &text, NULL);
+	uint8_t *out;
+	size_t n = 0;
+
+	*data = NULL;
+	if (rc < 0)
+		return rc;
+	out = malloc(strlen(text) / 4 * 3 + 3);
+	if (!out) {
+		free(text);
+		return -ENOMEM;
+	}
+	for (const char *p = text; *p && rc == 0; p++) {
+		int v;
+
+		if (isspace((unsigned char)*p))
+			continue;
+		if (*p == '=') {
+			pad++;
+			continue;
+		}
+		v = base64_value(*p);
+		if (v < 0 || pad) {
+			rc = -EINVAL;
+			break;
+		}
+		acc = acc << 6 | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[n++] = (uint8_t)(acc >> bits);
+		}
+	}
+	free(text);
+	if (rc < 0 || pad > 2) {
+		free(out);
+		return -EINVAL;
+	}
+	*data = out;
+	*len = n;
+	return 0;
+}
+
+/* The whitespace text node right before @node, if any. */
+static xmlNodePtr indent_before(xmlNodePtr node)
+{
+	xmlNodePtr prev = node ? node->prev : NULL;
+
+	return prev && prev->type == XML_TEXT_NODE && xmlIsBlankNode(prev) ? prev : NULL;
+}
+
+/* The indentation (after the last newline) of the blank node @ws, or "". */
+static const char *indent_of(xmlNodePtr ws)
+{
+	const char *text = ws ? (const char *)ws->content : "";
+	const char *nl = strrchr(text, '\n');
+
+	return nl ? nl + 1 : text;
+}
+
+/* Append a new element @name under @parent, indented like its siblings. */
+static xmlNodePtr add_child(xmlNodePtr parent, const char *name)
+{
+	xmlNodePtr last = NULL, node, ws;
+	char indent[256];
+
+	for (xmlNodePtr child = parent->children; child; child = child->next)
+		if (child->type == XML_ELEMENT_NODE)
+			last = child;
+	node = xmlNewNode(NULL, (const xmlChar *)name);
+	if (!node)
+		return NULL;
+	if (last) {
+		snprintf(indent, sizeof(indent), "\n%s", indent_of(indent_before(last)));
+		ws = xmlNewText((const xmlChar *)indent);
+		xmlAddNextSibling(last, ws);
+		xmlAddNextSibling(ws, node);
+		return node;
+	}
+	/* The first child: one level (two spaces) deeper than @parent, and the
+	 * closing tag back at @parent's indentation. */
+	{
+		const char *outer = indent_of(indent_before(parent));
+		char closing[256];
+
+		snprintf(indent, sizeof(indent), "\n%s  ", outer);
+		snprintf(closing, sizeof(closing), "\n%s", outer);
+		xmlNodeSetContent(parent, NULL);
+		xmlAddChild(parent, xmlNewText((const xmlChar *)indent));
+		xmlAddChild(parent, node);
+		xmlAddChild(parent, xmlNewText((const xmlChar *)closing));
+	}
+	return node;
+}
+
+/* A value: no element children, and a type or some text. */
+static bool is_leaf(xmlNodePtr node)
+{
+	bool text = false;
+
+	if (has_element_children(node))
+		return false;
+	for (xmlNodePtr child = node->children; child; child = child->next)
+		text |= child->type == XML_TEXT_NODE && !xmlIsBlankNode(child);
+	return text || xmlHasProp(node, (const xmlChar *)"type");
+}
+
+static bool valid_name(const char *name, size_t len)
+{
+	if (len == 0 || len > 200)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)name[i];
+
+		if (!(isalnum(ch) || ch == '_' || ch == '-' || ch == '.') ||
+		    (i == 0 && (isdigit(ch) || ch == '-' || ch == '.')))
+			return false;
+	}
+	return true;
+}
+
+int config_set(struct config *c, const char *path, const char *type, const char *value,
+	       struct error *err)
+{
+	xmlNodePtr node = xmlDocGetRootElement(c->doc);
+	const char *p = path;
+	bool created = false;
+
+	if (!*path)
+		return error_set(err, EINVAL, "empty configuration path");
+	while (*p) {
+		size_t n = strcspn(p, "/");
+		xmlNodePtr child;
+		char name[256];
+
+		if (!valid_name(p, n))
+			return error_set(err, EINVAL, "bad configuration path '%s'", path);
+		child = find_child(node, p, n);
+		if (!child) {
+			memcpy(name, p, n);
+			name[n] = '\0';
+			if (p[n] == '\0' && !type)
+				return error_set(err, EINVAL, "'%s' does not exist and has no type",
+						 path);
+			if (is_leaf(node))
+				return error_set(err, EISDIR, "'%s' lies under a value, not a container",
+						 path);
+			child = add_child(node, name);
+			if (!child)
+				return error_set(err, ENOMEM, "out of memory");
+			created = true;
+		}
+		node = child;
+		p += n;
+		if (*p == '/')
+			p++;
+	}
+	if (!created && has_element_children(node))
+		return error_set(err, EISDIR, "'%s' is a container, not a value", path);
+	if (type)
+		xmlSetProp(node, (const xmlChar *)"type", (const xmlChar *)type);
+	{
+		/* xmlNodeSetContent takes entity syntax; escape first. */
+		xmlChar *escaped = xmlEncodeSpecialChars(c->doc, (const xmlChar *)value);
+
+		if (!escaped)
+			return error_set(err, ENOMEM, "out of memory");
+		xmlNodeSetContent(node, escaped);
+		xmlFree(escaped);
+	}
+	c->changed = true;
+	return 0;
+}
+
+int config_set_int(struct config *c, const char *path, int64_t value, struct error *err)
+{
+	char text[32];
+
+	snprintf(text, sizeof(text), "%" PRId64, value);
+	return config_set(c, path, "integer", text, err);
+}
+
+int config_remove(struct config *c, const char *path)
+{
+	xmlNodePtr node = *path ? find_path(c, path) : NULL;
+	xmlNodePtr ws;
+
+	if (!node)
+		return -ENOENT;
+	ws = indent_before(node);
+	if (ws) {
+		xmlUnlinkNode(ws);
+		xmlFreeNode(ws);
+	}
+	xmlUnlinkNode(node);
+	xmlFreeNode(node);
+	c->changed = true;
+	return 0;
+}
+
+void config_names_free(char **names, size_t count)
+{
+	if (!names)
+		return;
+	for (size_t i = 0; i < count; i++)
+		free(names[i]);
+	free(names);
+}
+
+int config_children(const struct config *c, const char *path, char ***names, size_t *count)
+{
+	xmlNodePtr node = find_path(c, path);
+	size_t n = 0, k = 0;
+	char **out;
+
+	*names = NULL;
+	*count = 0;
+	if (!node)
+		return -ENOENT;
+	for (xmlNodePtr child = node->children; child; child = child->next)
+		n += child->type == XML_ELEMENT_NODE;
+	out = calloc(n ? n : 1, sizeof(*out));
+	if (!out)
+		return -ENOMEM;
+	for (xmlNodePtr child = node->children; child; child = child->next) {
+		if (child->type != XML_ELEMENT_NODE)
+			continue;
+		out[k] = strdup((const char *)child->name);
+		if (!out[k]) {
+			config_names_free(out, k);
+			return -ENOMEM;
+		}
+		k++;
+	}
+	*names = out;
+	*count = k;
+	return 0;
+}
+
+bool config_guid_valid(const char *text)
+{
+	static const int groups[] = {8, 4, 4, 4, 12};
+	const char *p = text;
+
+	for (int g = 0; g < 5; g++) {
+		for (int i = 0; i < groups[g]; i++, p++)
+			if (!isxdigit((unsigned char)*p))
+				return false;
+		if (g < 4 && *p++ != '-')
+			return false;
+	}
+	return *p == '\0';
+}

@@ -1,0 +1,128 @@
+/*
+ * Hyper-V configuration files (Virtual Machines/<GUID>.xml,
+ * Snapshots/<GUID>.xml): parsed safely, read and edited by path, written
+ * back in the file's own encoding and formatting. libxml2 stays inside this
+ * module.
+ *
+ * Paths name elements from the root's children down, separated by '/':
+ * "properties/name", "_83f8638b-8dca-4152-9eda-2ca8b33039b4_/controller0/drive1/pathname".
+ * Leaves are elements without element children; their "type" attribute
+ * (string, integer, bool, bytes) is kept as it is.
+ */
+#ifndef IMPEX_CONFIG_H
+#define IMPEX_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct error;
+struct config;
+
+/* Limits on what a configuration may be; Hyper-V's are far below them. */
+#define CONFIG_MAX_BYTES (16u * 1024 * 1024)
+#define CONFIG_MAX_DEPTH 64
+
+enum config_encoding {
+	CONFIG_UTF16LE, /* with a byte-order mark, as Hyper-V writes */
+	CONFIG_UTF8,	/* without a byte-order mark */
+	CONFIG_UTF8_BOM,
+};
+
+/**
+ * Parse the @len bytes at @data, a configuration named @name in messages.
+ * The encoding comes from the byte-order mark (UTF-16LE, UTF-8) or, without
+ * one, is UTF-8 whatever the declaration says. Refused with -EINVAL and a
+ * message naming @name, the line and the fault: a DTD or entity declaration,
+ * malformed XML, a root other than <configuration>, nesting deeper than
+ * CONFIG_MAX_DEPTH, more than CONFIG_MAX_BYTES, invalid UTF-16 or UTF-8.
+ * No network access, no external entity, nothing outside @data is read.
+ * On success *@out is the configuration; caller frees with config_free().
+ */
+int config_parse(struct config **out, const void *data, size_t len, const char *name,
+		 struct error *err);
+
+/** config_parse() of the file at @path (named by @path in messages). */
+int config_load(struct config **out, const char *path, struct error *err);
+
+/** Release @config. NULL-safe. */
+void config_free(struct config *config);
+
+/** The name given to config_parse(). Borrowed. */
+const char *config_name(const struct config *config);
+
+/** Whether config_set(), config_remove() or config_set_encoding() changed it. */
+bool config_changed(const struct config *config);
+
+enum config_encoding config_encoding(const struct config *config);
+
+/** Write it in @encoding from now on (the declaration follows). */
+void config_set_encoding(struct config *config, enum config_encoding encoding);
+
+/**
+ * The file's bytes as they would be written now: the original encoding,
+ * byte-order mark, declaration, line ends (CRLF stays CRLF) and the
+ * whitespace of every element not changed. A file in Hyper-V's formatting
+ * read and serialized without edits gives back the same bytes.
+ * *@out is a new buffer (caller frees with free()).
+ * Returns 0, -ENOMEM, -EILSEQ.
+ */
+int config_serialize(const struct config *config, char **out, size_t *len, struct error *err);
+
+/**
+ * Write the configuration to @path crash-safely: a temporary file in the
+ * same folder, fsynced, renamed over @path, the folder fsynced.
+ * Returns 0 or a negative errno with a message; on failure @path is unchanged.
+ */
+int config_save(const struct config *config, const char *path, struct error *err);
+
+/**
+ * The text of the leaf at @path into *@value (a new string, caller frees),
+ * and its type attribute into *@type if @type is not NULL (a new string or
+ * NULL when it has none). Returns 0, -ENOENT if there is no such element,
+ * -EISDIR if it is a container, -ENOMEM.
+ */
+int config_get(const struct config *config, const char *path, char **value, char **type);
+
+/** The leaf at @path as an integer. Returns 0, -ENOENT, -EISDIR, -EINVAL if not a number. */
+int config_get_int(const struct config *config, const char *path, int64_t *value);
+
+/** The leaf at @path as a bool ("True"/"False", any case). Returns 0, -ENOENT, -EINVAL. */
+int config_get_bool(const struct config *config, const char *path, bool *value);
+
+/**
+ * The leaf at @path decoded from base64 into *@data (caller frees), *@len bytes.
+ * Returns 0, -ENOENT, -EISDIR, -EINVAL for invalid base64, -ENOMEM.
+ */
+int config_get_bytes(const struct config *config, const char *path, uint8_t **data, size_t *len);
+
+/**
+ * Set the leaf at @path to @value. An existing leaf keeps its place and its
+ * type attribute unless @type is given; a missing one is created (with the
+ * containers on its way) after its last sibling, indented like its siblings,
+ * with @type (required then). Returns 0, -EISDIR if @path is a container,
+ * -EINVAL for a bad path or a missing @type, -ENOMEM.
+ */
+int config_set(struct config *config, const char *path, const char *type, const char *value,
+	       struct error *err);
+
+/** config_set() of a decimal integer, type "integer". */
+int config_set_int(struct config *config, const char *path, int64_t value, struct error *err);
+
+/** Remove the element at @path (leaf or container) with its indentation. Returns 0, -ENOENT. */
+int config_remove(struct config *config, const char *path);
+
+/**
+ * The names of the element children of the container at @path ("" for the
+ * root), in document order, into *@names (an array of *@count new strings;
+ * caller frees with config_names_free()). Returns 0, -ENOENT, -ENOMEM.
+ */
+int config_children(const struct config *config, const char *path, char ***names, size_t *count);
+
+/** Free what config_children() returned. NULL-safe. */
+void config_names_free(char **names, size_t count);
+
+/** Whether @text is a GUID in the form 8-4-4-4-12 hexadecimal digits, no braces. */
+bool config_guid_valid(const char *text);
+
+#endif
