@@ -206,10 +206,13 @@ static int try_candidate(struct search *s, const char *path, const char *how)
 		s->failure = e;
 		return rc;
 	}
-	rc = vhd_open(&vhd, actual, VHD_OPEN_READ, &e);
+	/* Open the resolved path, the one the confinement check saw. */
+	rc = vhd_open(&vhd, real, VHD_OPEN_READ, &e);
 	if (rc < 0) {
+		int code = e.code;
+
 		error_prefix(&e, "cannot open parent '%s' of '%s'", actual, vhd_path(s->child));
-		note(s, "'%s' (damaged)", actual);
+		note(s, "'%s' (%s)", actual, code == EINVAL ? "damaged" : strerror(code));
 		record_failure(s, 3, &e);
 		return 0;
 	}
@@ -392,15 +395,10 @@ static int find_parent(struct chain *c, const struct chain_options *options, str
 	s->child = child;
 	s->want_uuid = h->parent_uuid;
 	error_clear(&s->failure);
-	{
-		char dir[PATH_MAX];
-
-		if (fsutil_dirname(vhd_path(child), dir, sizeof(dir)) < 0 ||
-		    !realpath(dir, s->child_dir)) {
-			rc = error_errno(err, errno ? errno : ENAMETOOLONG,
-					 "cannot resolve the folder of", vhd_path(child));
-			goto out;
-		}
+	rc = fsutil_real_dirname(vhd_path(child), s->child_dir);
+	if (rc < 0) {
+		rc = error_errno(err, -rc, "cannot resolve the folder of", vhd_path(child));
+		goto out;
 	}
 	rc = try_locators(s, true);
 	if (rc == 0)
@@ -638,6 +636,29 @@ bool chain_range_allocated(const struct chain *c, uint64_t offset, uint64_t len)
 	return false;
 }
 
+/* Where the allocation state of level @vhd next changes after @offset (at a
+ * block boundary), skipping runs of blocks in the same state; @size when it
+ * never changes again. */
+static uint64_t level_next_change(struct vhd *vhd, uint64_t offset, uint64_t size)
+{
+	uint64_t b, count, bs;
+	bool state;
+
+	if (vhd_disk_type(vhd) == VHD_TYPE_FIXED)
+		return offset < vhd_size(vhd) ? vhd_size(vhd) : size;
+	bs = vhd_block_size(vhd);
+	count = vhd_block_count(vhd);
+	b = offset / bs;
+	if (b >= count)
+		return size; /* past this level's end: unallocated from here on */
+	state = vhd_block_offset(vhd, (uint32_t)b) >= 0;
+	while (++b < count && (vhd_block_offset(vhd, (uint32_t)b) >= 0) == state)
+		;
+	if (b >= count && !state)
+		return size;
+	return b * bs;
+}
+
 void chain_extent(const struct chain *c, uint64_t offset, bool *allocated, uint64_t *end)
 {
 	uint64_t size = chain_size(c), pos = offset;
@@ -652,19 +673,14 @@ void chain_extent(const struct chain *c, uint64_t offset, bool *allocated, uint6
 		uint64_t next = size;
 		bool here = false;
 
-		/* The state at @pos, and the nearest block boundary after it. */
+		/* The state at @pos, and the nearest change of any level after it. */
 		for (unsigned i = 0; i < c->depth; i++) {
 			struct vhd *vhd = c->levels[i].vhd;
-			uint64_t boundary;
+			uint64_t change = level_next_change(vhd, pos, size);
 
-			if (level_allocated_at(vhd, pos))
-				here = true;
-			if (vhd_disk_type(vhd) == VHD_TYPE_FIXED)
-				boundary = vhd_size(vhd) > pos ? vhd_size(vhd) : size;
-			else
-				boundary = (pos / vhd_block_size(vhd) + 1) * vhd_block_size(vhd);
-			if (boundary < next)
-				next = boundary;
+			here |= level_allocated_at(vhd, pos);
+			if (change < next)
+				next = change;
 		}
 		if (first)
 			state = here;

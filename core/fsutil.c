@@ -88,6 +88,15 @@ int fsutil_dirname(const char *path, char *out, size_t cap)
 	return 0;
 }
 
+int fsutil_real_dirname(const char *path, char *out)
+{
+	char dir[PATH_MAX];
+
+	if (fsutil_dirname(path, dir, sizeof(dir)) < 0)
+		return -ENAMETOOLONG;
+	return realpath(dir, out) ? 0 : -errno;
+}
+
 int fsutil_fsync_parent(const char *path)
 {
 	char dir[4096];

@@ -34,6 +34,9 @@ int fsutil_fsync_parent(const char *path);
  */
 int fsutil_dirname(const char *path, char *out, size_t cap);
 
+/** The folder of @path with links resolved, into @out (PATH_MAX bytes). Returns 0 or -errno. */
+int fsutil_real_dirname(const char *path, char *out);
+
 /**
  * Replace the file at @path with @len bytes at @data crash-safely: a
  * temporary file beside it (mode 0644), fsynced, renamed over @path, the

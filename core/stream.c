@@ -118,7 +118,10 @@ int stream_new_vhd(struct stream **out, struct chain *chain, const struct stream
 	rc = stream_alloc(&s, STREAM_VHD, chain, err);
 	if (rc < 0)
 		return rc;
-	s->block_size = vhd_block_size(top) ? vhd_block_size(top) : VHD_DEFAULT_BLOCK;
+	/* The top disk's block size, unless it has none (fixed) or one that
+	 * QEMU cannot read (below 4 KiB). */
+	s->block_size = vhd_block_size(top) >= VHD_MIN_CREATE_BLOCK ? vhd_block_size(top)
+								     : VHD_DEFAULT_BLOCK;
 	s->bitmap_size = vhd_bitmap_size(s->block_size);
 	s->block_bytes = (uint64_t)s->bitmap_size + s->block_size;
 	s->block_count = (uint32_t)((s->disk_size + s->block_size - 1) / s->block_size);

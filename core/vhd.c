@@ -326,17 +326,12 @@ static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 	return a <= b ? b - a < alen : a - b < blen;
 }
 
-struct block_span {
-	uint64_t start;
-	uint64_t end;
-	uint32_t block;
-};
-
+/* Allocated blocks as (BAT entry << 32 | block): sorted, they come in file order. */
 static int compare_spans(const void *a, const void *b)
 {
-	const struct block_span *x = a, *y = b;
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
-	return x->start < y->start ? -1 : x->start > y->start;
+	return x < y ? -1 : x > y;
 }
 
 /* Bytes of block @block that hold disk data (the last block may be partial). */
@@ -353,7 +348,7 @@ static int validate_bat(struct vhd *vhd, struct error *err)
 {
 	const struct vhd_header *h = &vhd->header;
 	uint64_t bat_bytes = (uint64_t)vhd->block_count * 4;
-	struct block_span *spans;
+	uint64_t *spans;
 	uint32_t n = 0;
 	int rc = 0;
 
@@ -396,16 +391,15 @@ static int validate_bat(struct vhd *vhd, struct error *err)
 				goto out;
 			}
 		}
-		spans[n].start = start;
-		spans[n].end = end;
-		spans[n].block = b;
-		n++;
+		spans[n++] = (uint64_t)vhd->bat[b] << 32 | b;
 	}
 	qsort(spans, n, sizeof(*spans), compare_spans);
 	for (uint32_t i = 1; i < n; i++) {
-		if (spans[i].start < spans[i - 1].end) {
-			uint32_t a = spans[i - 1].block, b = spans[i].block;
+		uint32_t a = (uint32_t)spans[i - 1], b = (uint32_t)spans[i];
+		uint64_t a_end = (spans[i - 1] >> 32) * VHD_SECTOR_SIZE + vhd->bitmap_size +
+				 block_data_extent(vhd, a);
 
+		if ((spans[i] >> 32) * VHD_SECTOR_SIZE < a_end) {
 			rc = error_set(err, EINVAL, "blocks %u and %u of '%s' overlap in the file",
 				       a < b ? a : b, a < b ? b : a, vhd->path);
 			goto out;
@@ -1175,11 +1169,19 @@ int vhd_create_check(const struct vhd_create_options *o, struct error *err)
 		return error_set(err, EINVAL, "can only create fixed or dynamic disks");
 	if (o->type == VHD_TYPE_FIXED && o->block_size)
 		return error_set(err, EINVAL, "a fixed disk has no blocks: no block size applies");
-	if (o->block_size && (!is_power_of_two(o->block_size) || o->block_size < VHD_MIN_BLOCK ||
-			      o->block_size > VHD_MAX_BLOCK))
+	if (o->block_size && (!is_power_of_two(o->block_size) ||
+			      o->block_size < VHD_MIN_CREATE_BLOCK || o->block_size > VHD_MAX_BLOCK))
 		return error_set(err, EINVAL,
-				 "block size %u is not a power of two from 512 bytes to 256 MiB",
+				 "block size %u is not a power of two from 4 KiB to 256 MiB",
 				 o->block_size);
+	if (o->type == VHD_TYPE_DYNAMIC &&
+	    (o->size + (o->block_size ? o->block_size : VHD_DEFAULT_BLOCK) - 1) /
+			    (o->block_size ? o->block_size : VHD_DEFAULT_BLOCK) >
+		    VHD_MAX_BAT_ENTRIES)
+		return error_set(err, EINVAL,
+				 "a disk of %llu bytes in blocks of %u bytes needs more than %u blocks: "
+				 "choose larger blocks",
+				 (unsigned long long)o->size, o->block_size, VHD_MAX_BAT_ENTRIES);
 	return 0;
 }
 
@@ -1260,7 +1262,7 @@ int vhd_create_differencing(const char *path, const char *parent_path, const str
 	struct vhd *parent = NULL;
 	struct new_locators *loc = NULL;
 	struct new_dynamic d;
-	char parent_abs[PATH_MAX], child_dir[PATH_MAX], dir[PATH_MAX];
+	char parent_abs[PATH_MAX], child_dir[PATH_MAX];
 	char relative[PATH_MAX], windows[PATH_MAX];
 	uint8_t uuid[16];
 	size_t len;
@@ -1281,9 +1283,9 @@ int vhd_create_differencing(const char *path, const char *parent_path, const str
 			       parent_abs);
 		goto out;
 	}
-	if (fsutil_dirname(path, dir, sizeof(dir)) < 0 || !realpath(dir, child_dir)) {
-		rc = error_errno(err, errno ? errno : ENAMETOOLONG, "cannot resolve the folder of",
-				 path);
+	rc = fsutil_real_dirname(path, child_dir);
+	if (rc < 0) {
+		rc = error_errno(err, -rc, "cannot resolve the folder of", path);
 		goto out;
 	}
 	loc = calloc(1, sizeof(*loc));
@@ -1419,14 +1421,24 @@ int vhd_write(struct vhd *vhd, const void *buf, size_t len, uint64_t offset, str
 		rc = error_set(err, ENOMEM, "out of memory");
 		goto out;
 	}
-	/* The footer at the new end first: the file stays valid whatever happens next. */
+	/*
+	 * 1. The footer at the new end, durable before anything overwrites the
+	 * old one (the first new block starts there). From here the space up to
+	 * new_end is used, whatever happens next: a later write never reuses it.
+	 */
 	if (fresh) {
 		rc = fsutil_pwrite_full(vhd->fd, vhd->footer_raw, VHD_FOOTER_SIZE, new_end);
+		if (rc == 0 && fdatasync(vhd->fd) < 0)
+			rc = -errno;
 		if (rc < 0) {
 			rc = error_errno(err, -rc, "cannot write the footer of", vhd->path);
 			goto out;
 		}
+		vhd->footer_offset = new_end;
+		vhd->file_size = new_end + VHD_FOOTER_SIZE;
 	}
+	/* 2. The data: new blocks with their bitmaps (nothing points to them
+	 * yet), and into blocks already allocated. */
 	{
 		uint64_t next = first_free;
 
@@ -1447,28 +1459,16 @@ int vhd_write(struct vhd *vhd, const void *buf, size_t len, uint64_t offset, str
 				memset(bitmap, 0, vhd->bitmap_size);
 				bitmap_set_range(bitmap, first, count);
 				rc = fsutil_pwrite_full(vhd->fd, bitmap, vhd->bitmap_size, at);
-				if (rc == 0)
-					rc = fsutil_pwrite_full(vhd->fd, in,
-								(size_t)count * VHD_SECTOR_SIZE,
-								at + vhd->bitmap_size +
-									(uint64_t)first *
-										VHD_SECTOR_SIZE);
-				if (rc < 0) {
-					rc = error_errno(err, -rc, "cannot write", vhd->path);
-					goto out;
-				}
 			} else {
 				at = (uint64_t)vhd->bat[b] * VHD_SECTOR_SIZE;
+			}
+			if (rc == 0)
 				rc = fsutil_pwrite_full(vhd->fd, in, (size_t)count * VHD_SECTOR_SIZE,
 							at + vhd->bitmap_size +
 								(uint64_t)first * VHD_SECTOR_SIZE);
-				if (rc < 0) {
-					rc = error_errno(err, -rc, "cannot write", vhd->path);
-					goto out;
-				}
-				rc = mark_sectors(vhd, b, first, count, err);
-				if (rc < 0)
-					goto out;
+			if (rc < 0) {
+				rc = error_errno(err, -rc, "cannot write", vhd->path);
+				goto out;
 			}
 			in += (size_t)count * VHD_SECTOR_SIZE;
 			sector += count;
@@ -1478,30 +1478,40 @@ int vhd_write(struct vhd *vhd, const void *buf, size_t len, uint64_t offset, str
 		rc = error_errno(err, errno, "cannot sync", vhd->path);
 		goto out;
 	}
-	if (fresh) {
-		/* Commit: point the BAT at the new blocks. */
-		for (uint32_t b = first_block; b <= last_block; b++) {
-			uint8_t entry[4];
+	/* 3. The bitmap bits of blocks that were allocated already, now that the
+	 * data they announce is durable. */
+	sector = offset / VHD_SECTOR_SIZE;
+	while (sector < end) {
+		uint32_t b = (uint32_t)(sector / vhd->sectors_per_block);
+		uint32_t first = (uint32_t)(sector % vhd->sectors_per_block);
+		uint32_t count = vhd->sectors_per_block - first;
 
-			if (!pending[b - first_block])
-				continue;
-			be32_store(entry, pending[b - first_block]);
-			rc = fsutil_pwrite_full(vhd->fd, entry, 4,
-						vhd->header.table_offset + (uint64_t)b * 4);
-			if (rc < 0) {
-				rc = error_errno(err, -rc, "cannot update the BAT of", vhd->path);
+		if (count > end - sector)
+			count = (uint32_t)(end - sector);
+		if (!pending[b - first_block]) {
+			rc = mark_sectors(vhd, b, first, count, err);
+			if (rc < 0)
 				goto out;
-			}
-			vhd->bat[b] = pending[b - first_block];
-			vhd->allocated++;
 		}
-		vhd->footer_offset = new_end;
-		vhd->file_size = new_end + VHD_FOOTER_SIZE;
-		if (fdatasync(vhd->fd) < 0) {
-			rc = error_errno(err, errno, "cannot sync", vhd->path);
+		sector += count;
+	}
+	/* 4. Commit: point the BAT at the new blocks. */
+	for (uint32_t b = first_block; fresh && b <= last_block; b++) {
+		uint8_t entry[4];
+
+		if (!pending[b - first_block])
+			continue;
+		be32_store(entry, pending[b - first_block]);
+		rc = fsutil_pwrite_full(vhd->fd, entry, 4, vhd->header.table_offset + (uint64_t)b * 4);
+		if (rc < 0) {
+			rc = error_errno(err, -rc, "cannot update the BAT of", vhd->path);
 			goto out;
 		}
+		vhd->bat[b] = pending[b - first_block];
+		vhd->allocated++;
 	}
+	if (fdatasync(vhd->fd) < 0)
+		rc = error_errno(err, errno, "cannot sync", vhd->path);
 out:
 	free(pending);
 	free(bitmap);

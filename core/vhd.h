@@ -31,6 +31,9 @@ struct pathmap;
 #define VHD_DEFAULT_BLOCK     (2u * 1024 * 1024)
 #define VHD_MIN_BLOCK	      VHD_SECTOR_SIZE
 #define VHD_MAX_BLOCK	      (256u * 1024 * 1024)
+/* Smallest block size impexfs creates: QEMU sizes a block's bitmap wrongly
+ * (as none) for blocks below 4 KiB, so it would misread such files. */
+#define VHD_MIN_CREATE_BLOCK  4096u
 /* The largest disk impexfs opens (the format's limit) and creates (QEMU's). */
 #define VHD_MAX_SIZE	      (2048ull * 1024 * 1024 * 1024)
 #define VHD_MAX_CREATE_SIZE   (2040ull * 1024 * 1024 * 1024)
@@ -298,7 +301,8 @@ int vhd_create(const char *path, const struct vhd_create_options *options, struc
 /**
  * Check @options as vhd_create would, without creating anything: a size of
  * whole MiB up to 2040 GiB, a fixed or dynamic type, a block size (dynamic
- * only, 0 for the default) a power of two from 512 bytes to 256 MiB.
+ * only, 0 for the default) a power of two from 4 KiB to 256 MiB, at most
+ * VHD_MAX_BAT_ENTRIES blocks.
  * Returns 0 or -EINVAL with a message.
  */
 int vhd_create_check(const struct vhd_create_options *options, struct error *err);

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +22,63 @@
 #include "vhd.h"
 
 #define MiB (1024ull * 1024)
+
+/*
+ * pwrite64 and fdatasync are wrapped (-Wl,--wrap) for the tests of write
+ * ordering and of a failing BAT update: a file cannot be made to fail on
+ * its own. Outside those tests the wrappers only pass calls through.
+ */
+ssize_t __real_pwrite64(int fd, const void *buf, size_t n, off_t offset);
+int __real_fdatasync(int fd);
+
+static struct {
+	bool on;
+	int count;
+	struct {
+		char op; /* 'w' write, 's' sync */
+		uint64_t offset;
+		size_t len;
+	} calls[64];
+} trace;
+static int fail_small_write; /* fail the Nth write of 4 bytes (a BAT entry) */
+
+ssize_t __wrap_pwrite64(int fd, const void *buf, size_t n, off_t offset);
+ssize_t __wrap_pwrite64(int fd, const void *buf, size_t n, off_t offset)
+{
+	if (trace.on && trace.count < 64)
+		trace.calls[trace.count++] = (typeof(trace.calls[0])){'w', (uint64_t)offset, n};
+	if (n == 4 && fail_small_write > 0 && --fail_small_write == 0) {
+		errno = EIO;
+		return -1;
+	}
+	return __real_pwrite64(fd, buf, n, offset);
+}
+
+int __wrap_fdatasync(int fd);
+int __wrap_fdatasync(int fd)
+{
+	if (trace.on && trace.count < 64)
+		trace.calls[trace.count++] = (typeof(trace.calls[0])){'s', 0, 0};
+	return __real_fdatasync(fd);
+}
+
+/* Index of the first traced write at @offset, or -1. */
+static int traced_write_at(uint64_t offset)
+{
+	for (int i = 0; i < trace.count; i++)
+		if (trace.calls[i].op == 'w' && trace.calls[i].offset == offset)
+			return i;
+	return -1;
+}
+
+/* Is there a sync between calls @a and @b? */
+static bool synced_between(int a, int b)
+{
+	for (int i = a + 1; i < b; i++)
+		if (trace.calls[i].op == 's')
+			return true;
+	return false;
+}
 
 static void assert_footer_checksum(const char *path, uint64_t at)
 {
@@ -282,6 +340,13 @@ static void test_create_rejects(void **state)
 	assert_int_equal(vhd_create(p, &o, &err), -EINVAL);
 	o.block_size = 256;
 	assert_int_equal(vhd_create(p, &o, &err), -EINVAL);
+	o.block_size = 2048; /* below 4 KiB QEMU misreads the bitmaps */
+	assert_int_equal(vhd_create(p, &o, &err), -EINVAL);
+	o.size = VHD_MAX_CREATE_SIZE;
+	o.block_size = 4096; /* more blocks than a BAT may have */
+	assert_int_equal(vhd_create(p, &o, &err), -EINVAL);
+	assert_non_null(strstr(err.message, "larger blocks"));
+	o.size = 4 * MiB;
 	assert_int_equal(access(p, F_OK), -1); /* nothing left behind */
 
 	o.block_size = 0;
@@ -533,6 +598,78 @@ static void test_differencing_bitmaps(void **state)
 	vhd_close(vhd);
 }
 
+static void test_write_ordering(void **state)
+{
+	const char *p = support_path(*state, "o.vhd");
+	uint8_t data[4096], more[512];
+	uint64_t old_footer = 2048, new_end = 2048 + 512 + 2 * MiB;
+	int footer, over_old, bat, rewrite_data, rewrite_bits;
+	struct vhd *vhd;
+	struct error err;
+
+	create(p, VHD_TYPE_DYNAMIC, 8 * MiB, 0);
+	support_fill(data, sizeof(data), 9);
+	vhd = open_disk(p, VHD_OPEN_WRITE);
+	trace.count = 0;
+	trace.on = true;
+	assert_int_equal(vhd_write(vhd, data, sizeof(data), 2 * MiB, &err), 0);
+	trace.on = false;
+	/* The new footer is durable before the old one is overwritten (by the
+	 * new block's bitmap), and the data before the BAT points to it. */
+	footer = traced_write_at(new_end);
+	over_old = traced_write_at(old_footer);
+	bat = traced_write_at(1536 + 4);
+	assert_true(footer >= 0 && over_old > footer && bat > over_old);
+	assert_true(synced_between(footer, over_old));
+	assert_true(synced_between(traced_write_at(old_footer + 512), bat));
+	assert_int_equal(trace.calls[trace.count - 1].op, 's');
+
+	/* Rewriting part of an allocated block: data durable before its bitmap bits. */
+	support_fill(more, sizeof(more), 10);
+	trace.count = 0;
+	trace.on = true;
+	assert_int_equal(vhd_write(vhd, more, sizeof(more), 2 * MiB + 64 * 512, &err), 0);
+	trace.on = false;
+	rewrite_data = traced_write_at(old_footer + 512 + 64 * 512);
+	rewrite_bits = traced_write_at(old_footer + 64 / 8);
+	assert_true(rewrite_data >= 0 && rewrite_bits > rewrite_data);
+	assert_true(synced_between(rewrite_data, rewrite_bits));
+	vhd_close(vhd);
+}
+
+static void test_write_bat_failure(void **state)
+{
+	const char *p = support_path(*state, "f.vhd");
+	size_t len = 4 * MiB;
+	uint8_t *data = malloc(len), *back = malloc(len), zero[512] = {0};
+	struct vhd *vhd;
+	struct error err;
+
+	create(p, VHD_TYPE_DYNAMIC, 8 * MiB, 0);
+	support_fill(data, len, 11);
+	vhd = open_disk(p, VHD_OPEN_WRITE);
+	/* Blocks 0 and 1: the BAT entry of block 1 fails to land. */
+	fail_small_write = 2;
+	assert_int_equal(vhd_write(vhd, data, len, 0, &err), -EIO);
+	fail_small_write = 0;
+	assert_non_null(strstr(err.message, "BAT"));
+	/* The next write on the same handle must not reuse the space the failed
+	 * one took: its block would overlap block 0. */
+	assert_int_equal(vhd_write(vhd, data, 2 * MiB, 4 * MiB, &err), 0);
+	vhd_close(vhd);
+
+	vhd = open_disk(p, VHD_OPEN_READ);
+	assert_int_equal(vhd_read(vhd, back, 2 * MiB, 0, &err), 0);
+	assert_memory_equal(back, data, 2 * MiB); /* block 0 was committed */
+	assert_int_equal(vhd_read(vhd, back, 512, 2 * MiB, &err), 0);
+	assert_memory_equal(back, zero, 512); /* block 1 was not */
+	assert_int_equal(vhd_read(vhd, back, 2 * MiB, 4 * MiB, &err), 0);
+	assert_memory_equal(back, data, 2 * MiB);
+	vhd_close(vhd);
+	free(data);
+	free(back);
+}
+
 static void test_open_errors(void **state)
 {
 	char *dir = *state;
@@ -586,6 +723,8 @@ int main(void)
 		T(test_write_rejects),
 		T(test_differencing_layout),
 		T(test_differencing_bitmaps),
+		T(test_write_ordering),
+		T(test_write_bat_failure),
 		T(test_open_errors),
 		T(test_open_damaged_header),
 	};

@@ -729,14 +729,23 @@ static int vhd_flatten(int argc, char **argv)
 		rc = cli_fail(&err);
 		goto fail;
 	}
-	if (fsync(fd) < 0 || close(fd) < 0) {
-		fd = -1;
+	if (fsync(fd) < 0) {
 		cli_error("cannot write '%s': %s", out_path, strerror(errno));
 		rc = CLI_FAIL;
 		goto fail;
 	}
-	fd = -1;
-	fsutil_fsync_parent(out_path);
+	{
+		int code = close(fd) < 0 ? errno : 0;
+
+		fd = -1;
+		if (code == 0)
+			code = -fsutil_fsync_parent(out_path);
+		if (code) {
+			cli_error("cannot write '%s': %s", out_path, strerror(code));
+			rc = CLI_FAIL;
+			goto fail;
+		}
+	}
 	rc = CLI_OK;
 	goto out;
 fail:

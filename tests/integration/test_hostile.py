@@ -528,6 +528,30 @@ def test_child_larger_than_parent():
     assert folder_state() == before, describe_change(before, folder_state())
 
 
+def test_small_parent_blocks_under_huge_child():
+    # A parent of a few KB in 512-byte blocks under a 2040 GiB child: walking
+    # the allocation must not step through the parent's block size over the
+    # child's whole size (that took minutes of CPU).
+    base = vc.dynamic(MIB, block_size=512, writes=[(0, b"\x11" * 4096)])
+    base.save("base.vhd")
+    child = vc.differencing(base, 2040 * 1024 * MIB, writes=[(MIB, b"\x33" * 512)])
+    path = child.save(here("child.vhd"))
+    with open("out.raw", "wb") as out:
+        result = impex("vhd", "cat", path, check=False, timeout=TIMEOUT, text=False, stdout=out)
+    sanitizer_clean(result)
+    assert result.returncode == 0, result
+    with open("out.raw", "rb") as f:
+        head = f.read(MIB + 512)
+    assert head[:4096] == b"\x11" * 4096 and head[4096:MIB] == bytes(MIB - 4096)
+    assert head[MIB:] == b"\x33" * 512
+    assert os.path.getsize("out.raw") == 2040 * 1024 * MIB
+    os.unlink("out.raw")
+    result = impex("vhd", "flatten", path, FLAT, check=False, timeout=TIMEOUT)
+    sanitizer_clean(result)
+    assert result.returncode == 0, result
+    os.unlink(FLAT)
+
+
 def test_footer_copy_differs_is_a_warning():
     img = dynamic()
     img.set_footer("timestamp", 12345, copy=False)
