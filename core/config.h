@@ -125,4 +125,75 @@ void config_names_free(char **names, size_t count);
 /** Whether @text is a GUID in the form 8-4-4-4-12 hexadecimal digits, no braces. */
 bool config_guid_valid(const char *text);
 
+/* ---- the Hyper-V view (config_vm.c) ---- */
+
+/* Device types of the manifest. */
+#define CONFIG_IDE_TYPE	 "83f8638b-8dca-4152-9eda-2ca8b33039b4"
+#define CONFIG_SCSI_TYPE "d422512d-2bf2-4752-809d-7b82b5fcb1b4"
+#define CONFIG_NIC_TYPE	 "2fc216b0-d2e2-4967-9b6d-b8a5c9ca2778"
+
+/* Who a configuration describes. Strings are owned: config_identity_release(). */
+struct config_identity {
+	char id[37];	       /* properties/global_id, upper case */
+	char *name;	       /* properties/name */
+	char *type_id;	       /* properties/type_id: "Virtual Machines" or "Snapshots" */
+	int64_t version;       /* properties/version, -1 when absent */
+	int generation;	       /* 1 or 2, from properties/subtype */
+	int64_t creation_time; /* Unix seconds, from the FILETIME in properties/creation_time; 0 */
+};
+
+/**
+ * Read the identity. Returns 0, or -EINVAL with a message naming the file
+ * when global_id is missing or not a GUID (it becomes a file name), -ENOMEM.
+ */
+int config_identity(const struct config *config, struct config_identity *identity,
+		    struct error *err);
+
+/** Free the strings of @identity. */
+void config_identity_release(struct config_identity *identity);
+
+enum config_bus {
+	CONFIG_BUS_IDE,
+	CONFIG_BUS_SCSI,
+};
+
+/* One drive of a controller. Strings are owned: config_drives_free(). */
+struct config_drive {
+	char *key;	/* its path in the configuration: "<node>/controllerN/driveM" */
+	enum config_bus bus;
+	unsigned controller; /* N */
+	unsigned drive;	     /* M */
+	char *type;	     /* "VHD", "ISO", "VFD", "NONE" */
+	char *pathname;	     /* as written: a Windows or Linux path, "" for an empty drive */
+};
+
+/**
+ * Every drive of every IDE and SCSI controller, in document order: a node
+ * whose children are controllerN/driveM. Returns 0, -ENOMEM.
+ */
+int config_drives(const struct config *config, struct config_drive **drives, size_t *count,
+		  struct error *err);
+
+void config_drives_free(struct config_drive *drives, size_t count);
+
+/* One network adapter. Strings are owned: config_adapters_free(). */
+struct config_adapter {
+	char *key;	     /* its device node */
+	char *friendly_name; /* FriendlyName */
+	char *mac;	     /* MacAddress, "00-15-5D-..." */
+	bool static_mac;     /* MacAddressIsStatic */
+	char *switch_id;     /* SwitchName: the switch's GUID, "" when not connected */
+	char *switch_name;   /* Connection/AltSwitchName: its friendly name */
+};
+
+/** Every network adapter (a node with a MacAddress). Returns 0, -ENOMEM. */
+int config_adapters(const struct config *config, struct config_adapter **adapters,
+		    size_t *count, struct error *err);
+
+void config_adapters_free(struct config_adapter *adapters, size_t count);
+
+/** Point adapter @key at the switch @switch_id named @switch_name ("" for none). */
+int config_set_adapter_switch(struct config *config, const char *key, const char *switch_id,
+			      const char *switch_name, struct error *err);
+
 #endif

@@ -48,6 +48,14 @@ static const char fixture[] =
 	"    <MacAddressIsStatic type=\"bool\">False</MacAddressIsStatic>\n"
 	"    <SwitchName type=\"string\">6A3D1B4C-0E3F-4D2A-9C1B-2F3E4D5C6B7A</SwitchName>\n"
 	"  </_2b0c8c8b-4bd4-4c35-8ef3-aa4b2a5f1a01_>\n"
+	"  <_a1b2c3d4-0000-4000-8000-000000000001_>\n"
+	"    <controller0>\n"
+	"      <drive0>\n"
+	"        <pathname type=\"string\">C:\\VMs\\blog\\data.vhd</pathname>\n"
+	"        <type type=\"string\">VHD</type>\n"
+	"      </drive0>\n"
+	"    </controller0>\n"
+	"  </_a1b2c3d4-0000-4000-8000-000000000001_>\n"
 	"  <global_settings>\n"
 	"    <snapshots>\n"
 	"      <list>\n"
@@ -56,11 +64,15 @@ static const char fixture[] =
 	"    </snapshots>\n"
 	"  </global_settings>\n"
 	"  <manifest>\n"
-	"    <size type=\"integer\">1</size>\n"
+	"    <size type=\"integer\">2</size>\n"
 	"    <vdev001>\n"
 	"      <device type=\"string\">83f8638b-8dca-4152-9eda-2ca8b33039b4</device>\n"
 	"      <flags type=\"integer\">1</flags>\n"
 	"    </vdev001>\n"
+	"    <vdev002>\n"
+	"      <device type=\"string\">d422512d-2bf2-4752-809d-7b82b5fcb1b4</device>\n"
+	"      <instance type=\"string\">A1B2C3D4-0000-4000-8000-000000000001</instance>\n"
+	"    </vdev002>\n"
 	"  </manifest>\n"
 	"  <properties>\n"
 	"    <creation_time type=\"bytes\">gF3bnYmLzwE=\n"
@@ -69,6 +81,7 @@ static const char fixture[] =
 	"    <name type=\"string\">blog \xC3\xA9t\xC3\xA9</name>\n"
 	"    <type_id type=\"string\">Virtual Machines</type_id>\n"
 	"    <version type=\"integer\">1280</version>\n"
+	"    <subtype type=\"integer\">1</subtype>\n"
 	"    <unknown_future_key type=\"integer\">-7</unknown_future_key>\n"
 	"  </properties>\n"
 	"</configuration>\n";
@@ -251,10 +264,10 @@ static void test_children(void **state)
 
 	(void)state;
 	assert_int_equal(config_children(c, "", &names, &count), 0);
-	assert_int_equal(count, 5);
+	assert_int_equal(count, 6);
 	assert_string_equal(names[0], IDE);
-	assert_string_equal(names[2], "global_settings");
-	assert_string_equal(names[4], "properties");
+	assert_string_equal(names[3], "global_settings");
+	assert_string_equal(names[5], "properties");
 	config_names_free(names, count);
 	assert_int_equal(config_children(c, "manifest/vdev001", &names, &count), 0);
 	assert_int_equal(count, 2);
@@ -428,6 +441,67 @@ static void test_hostile(void **state)
 	free(huge);
 }
 
+static void test_vm_view(void **state)
+{
+	struct config *c = parse_ok(fixture, strlen(fixture));
+	struct config_identity id;
+	struct config_drive *drives;
+	struct config_adapter *adapters;
+	size_t count;
+	struct error err;
+
+	(void)state;
+	assert_int_equal(config_identity(c, &id, &err), 0);
+	assert_string_equal(id.id, "0F5B5E1A-2C3D-4E5F-8A9B-0C1D2E3F4A5B");
+	assert_string_equal(id.name, "blog \xC3\xA9t\xC3\xA9");
+	assert_string_equal(id.type_id, "Virtual Machines");
+	assert_int_equal(id.version, 1280);
+	assert_int_equal(id.generation, 2);
+	/* FILETIME 0x01CF8B899DDB5D80 = 2014-06-19 06:42:19 UTC */
+	assert_int_equal(id.creation_time, 1403160139);
+	config_identity_release(&id);
+
+	assert_int_equal(config_drives(c, &drives, &count, &err), 0);
+	assert_int_equal(count, 3);
+	assert_int_equal(drives[0].bus, CONFIG_BUS_IDE);
+	assert_int_equal(drives[0].controller, 0);
+	assert_int_equal(drives[0].drive, 0);
+	assert_string_equal(drives[0].type, "VHD");
+	assert_string_equal(drives[0].pathname, "C:\\VMs\\blog\\Virtual Hard Disks\\blog.vhd");
+	assert_string_equal(drives[0].key, IDE "/controller0/drive0");
+	assert_int_equal(drives[1].drive, 1);
+	assert_string_equal(drives[1].type, "NONE");
+	assert_string_equal(drives[1].pathname, "");
+	assert_int_equal(drives[2].bus, CONFIG_BUS_SCSI);
+	assert_string_equal(drives[2].pathname, "C:\\VMs\\blog\\data.vhd");
+	config_drives_free(drives, count);
+
+	assert_int_equal(config_adapters(c, &adapters, &count, &err), 0);
+	assert_int_equal(count, 1);
+	assert_string_equal(adapters[0].mac, "00-15-5D-01-02-03");
+	assert_false(adapters[0].static_mac);
+	assert_string_equal(adapters[0].switch_id, "6A3D1B4C-0E3F-4D2A-9C1B-2F3E4D5C6B7A");
+	assert_string_equal(adapters[0].switch_name, "External & \"LAN\" <1>");
+	assert_int_equal(config_set_adapter_switch(c, adapters[0].key, "", "", &err), 0);
+	config_adapters_free(adapters, count);
+	assert_int_equal(config_adapters(c, &adapters, &count, &err), 0);
+	assert_string_equal(adapters[0].switch_id, "");
+	assert_string_equal(adapters[0].switch_name, "");
+	config_adapters_free(adapters, count);
+	config_free(c);
+
+	/* A global_id that is not a GUID never becomes a file name. */
+	{
+		char *bad = replaced(fixture, "0F5B5E1A-2C3D-4E5F-8A9B-0C1D2E3F4A5B", "../../etc/x");
+
+		c = parse_ok(bad, strlen(bad));
+		assert_int_equal(config_identity(c, &id, &err), -EINVAL);
+		assert_non_null(strstr(err.message, "not a GUID"));
+		config_free(c);
+		free(bad);
+	}
+}
+
 static void test_guid_valid(void **state)
 {
 	(void)state;
@@ -451,6 +525,7 @@ int main(void)
 		cmocka_unit_test(test_edits),
 		cmocka_unit_test(test_change_encoding_and_save),
 		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_vm_view),
 		cmocka_unit_test(test_guid_valid),
 	};
 
