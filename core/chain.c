@@ -326,42 +326,18 @@ static bool footer_names(const char *path, const uint8_t *uuid)
 	return match;
 }
 
-static int compare_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Last resort: a file in the child's folder whose footer carries the UUID.
  * Names are visited in sorted order so the result does not depend on readdir. */
 static int scan_folder(struct search *s)
 {
-	DIR *d = opendir(s->child_dir);
 	char **names = NULL, how[HOW_MAX];
-	size_t count = 0, cap = 0;
-	struct dirent *e;
-	int rc = 0;
+	size_t count = 0;
+	int rc = fsutil_list_names(s->child_dir, NULL, &names, &count);
 
-	if (!d) {
+	if (rc < 0) {
 		note(s, "folder '%s' unreadable", s->child_dir);
 		return 0;
 	}
-	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
-			continue;
-		if (count == cap) {
-			char **grown = realloc(names, (cap ? cap * 2 : 64) * sizeof(*grown));
-
-			if (!grown)
-				break;
-			names = grown;
-			cap = cap ? cap * 2 : 64;
-		}
-		names[count] = strdup(e->d_name);
-		if (names[count])
-			count++;
-	}
-	closedir(d);
-	qsort(names, count, sizeof(*names), compare_names);
 	snprintf(how, sizeof(how), "UUID scan of '%s'", s->child_dir);
 	for (size_t i = 0; i < count && rc == 0; i++) {
 		char path[PATH_MAX];
@@ -374,9 +350,7 @@ static int scan_folder(struct search *s)
 	}
 	if (rc == 0)
 		note(s, "no VHD in '%s' has that UUID", s->child_dir);
-	for (size_t i = 0; i < count; i++)
-		free(names[i]);
-	free(names);
+	fsutil_names_free(names, count);
 	return rc;
 }
 

@@ -25,9 +25,9 @@ struct config {
 	xmlDocPtr doc;
 	enum config_encoding encoding;
 	bool changed;
-	bool crlf;	    /* the file's line ends are CRLF */
-	bool empty_tags;    /* the file writes empty elements as <a/> */
-	char *declaration;  /* the original "<?xml ...?>", or NULL; kept while still true */
+	bool crlf;		 /* the file's line ends are CRLF */
+	bool empty_tags;	 /* the file writes empty elements as <a/> */
+	char *declaration;	 /* the original "<?xml ...?>", or NULL; kept while still true */
 	char *after_declaration; /* whitespace between the declaration and the first node */
 	char *trailer;		 /* whitespace after the root element */
 };
@@ -134,8 +134,9 @@ static int check_tree(xmlNodePtr node, int depth, const char *name, struct error
 {
 	for (; node; node = node->next) {
 		if (node->type == XML_ENTITY_REF_NODE || node->type == XML_ENTITY_NODE)
-			return error_set(err, EINVAL, "'%s' line %ld: entity references are not allowed",
-					 name, xmlGetLineNo(node));
+			return error_set(err, EINVAL,
+					 "'%s' line %ld: entity references are not allowed", name,
+					 xmlGetLineNo(node));
 		if (node->type != XML_ELEMENT_NODE)
 			continue;
 		if (depth > CONFIG_MAX_DEPTH)
@@ -168,7 +169,8 @@ static int decode_text(struct config *c, const uint8_t *data, size_t len, char *
 	}
 	if (len >= 2 && data[0] == 0xFE && data[1] == 0xFF)
 		return error_set(err, EINVAL,
-				 "'%s' is UTF-16 big-endian, which Hyper-V does not write", c->name);
+				 "'%s' is UTF-16 big-endian, which Hyper-V does not write",
+				 c->name);
 	c->encoding = CONFIG_UTF8;
 	if (len >= 3 && data[0] == 0xEF && data[1] == 0xBB && data[2] == 0xBF) {
 		c->encoding = CONFIG_UTF8_BOM;
@@ -288,8 +290,8 @@ int config_load(struct config **out, const char *path, struct error *err)
 	}
 	if ((uint64_t)st.st_size > CONFIG_MAX_BYTES) {
 		rc = error_set(err, EFBIG,
-			       "'%s' is %lld bytes, more than the %u a configuration may have", path,
-			       (long long)st.st_size, CONFIG_MAX_BYTES);
+			       "'%s' is %lld bytes, more than the %u a configuration may have",
+			       path, (long long)st.st_size, CONFIG_MAX_BYTES);
 		goto out;
 	}
 	data = malloc((size_t)st.st_size + 1);
@@ -379,9 +381,11 @@ int config_serialize(const struct config *c, char **out, size_t *len, struct err
 	if (c->declaration && declares_utf16(c->declaration) == (c->encoding == CONFIG_UTF16LE))
 		text_puts(&t, c->declaration);
 	else if (c->declaration)
-		text_puts(&t, c->encoding == CONFIG_UTF16LE
-				      ? "<?xml version=\"1.0\" encoding=\"UTF-16\" standalone=\"yes\"?>"
-				      : "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>");
+		text_puts(
+			&t,
+			c->encoding == CONFIG_UTF16LE
+				? "<?xml version=\"1.0\" encoding=\"UTF-16\" standalone=\"yes\"?>"
+				: "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>");
 	text_puts(&t, c->after_declaration);
 	for (xmlNodePtr node = c->doc->children; node && rc == 0; node = node->next) {
 		if (node->type == XML_DTD_NODE)
@@ -734,8 +738,8 @@ int config_set(struct config *c, const char *path, const char *type, const char 
 				return error_set(err, EINVAL, "'%s' does not exist and has no type",
 						 path);
 			if (is_leaf(node))
-				return error_set(err, EISDIR, "'%s' lies under a value, not a container",
-						 path);
+				return error_set(err, EISDIR,
+						 "'%s' lies under a value, not a container", path);
 			child = add_child(node, name);
 			if (!child)
 				return error_set(err, ENOMEM, "out of memory");
@@ -791,11 +795,7 @@ int config_remove(struct config *c, const char *path)
 
 void config_names_free(char **names, size_t count)
 {
-	if (!names)
-		return;
-	for (size_t i = 0; i < count; i++)
-		free(names[i]);
-	free(names);
+	fsutil_names_free(names, count);
 }
 
 int config_children(const struct config *c, const char *path, char ***names, size_t *count)

@@ -159,7 +159,7 @@ enum config_bus {
 
 /* One drive of a controller. Strings are owned: config_drives_free(). */
 struct config_drive {
-	char *key;	/* its path in the configuration: "<node>/controllerN/driveM" */
+	char *key; /* its path in the configuration: "<node>/controllerN/driveM" */
 	enum config_bus bus;
 	unsigned controller; /* N */
 	unsigned drive;	     /* M */
@@ -187,8 +187,8 @@ struct config_adapter {
 };
 
 /** Every network adapter (a node with a MacAddress). Returns 0, -ENOMEM. */
-int config_adapters(const struct config *config, struct config_adapter **adapters,
-		    size_t *count, struct error *err);
+int config_adapters(const struct config *config, struct config_adapter **adapters, size_t *count,
+		    struct error *err);
 
 void config_adapters_free(struct config_adapter *adapters, size_t count);
 

@@ -1,5 +1,6 @@
 #include "fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -150,4 +151,59 @@ int fsutil_write_atomic(const char *path, const void *data, size_t len)
 	}
 	fsutil_fsync_parent(path);
 	return 0;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void fsutil_names_free(char **names, size_t count)
+{
+	if (!names)
+		return;
+	for (size_t i = 0; i < count; i++)
+		free(names[i]);
+	free(names);
+}
+
+int fsutil_list_names(const char *dir, bool (*keep)(const char *name), char ***names,
+		      size_t *count)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char **list = NULL;
+	size_t n = 0, cap = 0;
+
+	*names = NULL;
+	*count = 0;
+	if (!d)
+		return -errno;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+		    (keep && !keep(e->d_name)))
+			continue;
+		if (n == cap) {
+			char **grown = realloc(list, (cap ? cap * 2 : 64) * sizeof(*grown));
+
+			if (!grown)
+				goto nomem;
+			list = grown;
+			cap = cap ? cap * 2 : 64;
+		}
+		list[n] = strdup(e->d_name);
+		if (!list[n])
+			goto nomem;
+		n++;
+	}
+	closedir(d);
+	if (n)
+		qsort(list, n, sizeof(*list), compare_names);
+	*names = list;
+	*count = n;
+	return 0;
+nomem:
+	closedir(d);
+	fsutil_names_free(list, n);
+	return -ENOMEM;
 }

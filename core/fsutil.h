@@ -44,6 +44,18 @@ int fsutil_real_dirname(const char *path, char *out);
  */
 int fsutil_write_atomic(const char *path, const void *data, size_t len);
 
+/**
+ * The names in folder @dir (not "." and ".."), those @keep accepts (all when
+ * NULL), sorted by strcmp so the result does not depend on readdir's order.
+ * *@names is an array of *@count new strings (caller frees with
+ * fsutil_names_free()). Returns 0 or -errno.
+ */
+int fsutil_list_names(const char *dir, bool (*keep)(const char *name), char ***names,
+		      size_t *count);
+
+/** Free what fsutil_list_names() returned. NULL-safe. */
+void fsutil_names_free(char **names, size_t count);
+
 /** Whether the @len bytes at @buf are all zero. */
 bool fsutil_all_zero(const void *buf, size_t len);
 

@@ -45,6 +45,11 @@ size_t pathmap_count(const struct pathmap *map)
 	return map ? map->count : 0;
 }
 
+const char *pathmap_target(const struct pathmap *map, size_t i)
+{
+	return map->entries[i].target;
+}
+
 static bool is_sep(char c)
 {
 	return c == '\\' || c == '/';

@@ -36,6 +36,9 @@ int pathmap_add_list(struct pathmap *map, const char *specs, struct error *err);
 /** Number of entries in @map (0 for NULL). */
 size_t pathmap_count(const struct pathmap *map);
 
+/** The Linux folder of entry @i (as given, without a trailing '/'). Borrowed. */
+const char *pathmap_target(const struct pathmap *map, size_t i);
+
 /** Whether @path is an absolute Windows path: "C:\...", "C:/..." or "\\server\share...". */
 bool pathmap_is_windows_absolute(const char *path);
 

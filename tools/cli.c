@@ -4,6 +4,7 @@
 #include "pathmap.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -118,6 +119,23 @@ const char *cli_format_size(uint64_t bytes, char *buf, size_t cap)
 	return buf;
 }
 
+int cli_common_option(int c, const char *usage, char **argv, struct pathmap **map)
+{
+	switch (c) {
+	case 'p':
+		return cli_add_pathmap(map, optarg);
+	case 'h':
+		printf("usage: %s\n", usage);
+		exit(CLI_OK);
+	case ':':
+		return cli_usage(usage, "option '%s' needs a value", argv[optind - 1]);
+	default:
+		if (optopt)
+			return cli_usage(usage, "unknown option '-%c'", optopt);
+		return cli_usage(usage, "unknown option '%s'", argv[optind - 1]);
+	}
+}
+
 int cli_add_pathmap(struct pathmap **map, const char *spec)
 {
 	struct error err;
@@ -132,7 +150,8 @@ int cli_add_pathmap(struct pathmap **map, const char *spec)
 	}
 	if (pathmap_add_list(*map, spec, &err) < 0) {
 		cli_error("%s", error_message(&err));
-		fputs("usage: --pathmap 'WINDOWS_PATH=LINUX_DIR', e.g. --pathmap 'C:\\VMs=/srv/vms'\n",
+		fputs("usage: --pathmap 'WINDOWS_PATH=LINUX_DIR', e.g. --pathmap "
+		      "'C:\\VMs=/srv/vms'\n",
 		      stderr);
 		return CLI_USAGE;
 	}

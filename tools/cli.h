@@ -43,4 +43,12 @@ const char *cli_format_size(uint64_t bytes, char *buf, size_t cap);
  */
 int cli_add_pathmap(struct pathmap **map, const char *spec);
 
+/**
+ * Handle the getopt_long result @c that every command shares: 'p'
+ * (--pathmap, into *@map), 'h' (--help: prints @usage and exits), ':'
+ * (a missing value) and unknown options. Returns 0 to go on, or an exit
+ * status (CLI_USAGE, CLI_FAIL).
+ */
+int cli_common_option(int c, const char *usage, char **argv, struct pathmap **map);
+
 #endif

@@ -84,11 +84,6 @@ static int parse_args(int argc, char **argv, const char *usage, struct vhd_args 
 		case 'j':
 			a->json = true;
 			break;
-		case 'p':
-			rc = cli_add_pathmap(&a->pathmap, optarg);
-			if (rc)
-				return rc;
-			break;
 		case 't':
 			a->type = optarg;
 			break;
@@ -98,15 +93,10 @@ static int parse_args(int argc, char **argv, const char *usage, struct vhd_args 
 		case 's':
 			a->seed = optarg;
 			break;
-		case 'h':
-			printf("usage: %s\n", usage);
-			exit(CLI_OK);
-		case ':':
-			return cli_usage(usage, "option '%s' needs a value", argv[optind - 1]);
 		default:
-			if (optopt)
-				return cli_usage(usage, "unknown option '-%c'", optopt);
-			return cli_usage(usage, "unknown option '%s'", argv[optind - 1]);
+			rc = cli_common_option(c, usage, argv, &a->pathmap);
+			if (rc)
+				return rc;
 		}
 	}
 	a->first = optind;

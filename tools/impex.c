@@ -2,6 +2,7 @@
  * impex - Hyper-V export and import on Linux, on the command line.
  */
 #include "cli.h"
+#include "cmd_store.h"
 #include "cmd_vhd.h"
 #include "impex_config.h"
 
@@ -13,6 +14,8 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: impex [--help] [--version] COMMAND [ARGS]\n\n");
 	cmd_vhd_help(out);
+	fputc('\n', out);
+	cmd_store_help(out);
 	fprintf(out, "\nExit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
@@ -33,6 +36,12 @@ static int run(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "vhd") == 0)
 		return cmd_vhd(argc - 1, argv + 1);
+	if (strcmp(argv[1], "store") == 0)
+		return cmd_store(argc - 1, argv + 1);
+	if (strcmp(argv[1], "vm") == 0)
+		return cmd_vm(argc - 1, argv + 1);
+	if (strcmp(argv[1], "switch") == 0)
+		return cmd_switch(argc - 1, argv + 1);
 	cli_error("unknown command '%s'", argv[1]);
 	usage(stderr);
 	return CLI_USAGE;

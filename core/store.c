@@ -1,0 +1,855 @@
+#include "store.h"
+
+#include "chain.h"
+#include "config.h"
+#include "error.h"
+#include "fsutil.h"
+#include "pathmap.h"
+#include "vhd.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#define VMS_DIR	      "Virtual Machines"
+#define SNAPSHOTS_DIR "Snapshots"
+#define DISKS_DIR     "Virtual Hard Disks"
+#define SWITCHES_FILE "switches.txt"
+
+/* Keys of the snapshot tree (docs/FORMAT.md). */
+#define KEY_CURRENT    "global_settings/snapshots/current"
+#define KEY_PARENT     "global_settings/snapshots/parent"
+#define KEY_LOGICAL_ID "settings/global/logical_id"
+
+struct store {
+	char **roots; /* real paths */
+	size_t root_count;
+	char **allowed; /* real paths of the roots and of the path map's targets */
+	size_t allowed_count;
+	const struct pathmap *pathmap;
+	bool allow_outside;
+};
+
+void store_free(struct store *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->root_count; i++)
+		free(s->roots[i]);
+	for (size_t i = 0; i < s->allowed_count; i++)
+		free(s->allowed[i]);
+	free(s->roots);
+	free(s->allowed);
+	free(s);
+}
+
+const char *store_root(const struct store *s, size_t i)
+{
+	return i < s->root_count ? s->roots[i] : NULL;
+}
+
+int store_open(struct store **out, const struct store_options *o, struct error *err)
+{
+	size_t maps = pathmap_count(o->pathmap);
+	struct store *s;
+
+	*out = NULL;
+	if (o->root_count == 0)
+		return error_set(err, EINVAL, "a store needs at least one data root");
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return error_set(err, ENOMEM, "out of memory");
+	s->roots = calloc(o->root_count, sizeof(*s->roots));
+	s->allowed = calloc(o->root_count + maps, sizeof(*s->allowed));
+	if (!s->roots || !s->allowed) {
+		store_free(s);
+		return error_set(err, ENOMEM, "out of memory");
+	}
+	s->pathmap = o->pathmap;
+	s->allow_outside = o->allow_outside;
+	for (size_t i = 0; i < o->root_count; i++) {
+		struct stat st;
+		char *real = realpath(o->roots[i], NULL);
+
+		if (!real || stat(real, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			int rc = real ? ENOTDIR : errno;
+
+			free(real);
+			store_free(s);
+			return error_set(err, rc, "cannot use '%s' as a store: %s", o->roots[i],
+					 strerror(rc));
+		}
+		s->roots[s->root_count++] = real;
+		s->allowed[s->allowed_count++] = strdup(real);
+	}
+	for (size_t i = 0; i < maps; i++) {
+		char *real = realpath(pathmap_target(o->pathmap, i), NULL);
+
+		if (real)
+			s->allowed[s->allowed_count++] = real;
+	}
+	*out = s;
+	return 0;
+}
+
+int store_init(const char *root, struct error *err)
+{
+	static const char *const dirs[] = {"", VMS_DIR, SNAPSHOTS_DIR, DISKS_DIR};
+	char path[PATH_MAX];
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", root, dirs[i]);
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			return error_errno(err, errno, "cannot create", path);
+	}
+	snprintf(path, sizeof(path), "%s/%s", root, SWITCHES_FILE);
+	if (access(path, F_OK) < 0) {
+		static const char header[] =
+			"# impexfs virtual switches: GUID, a space, the name\n";
+		int rc = fsutil_write_atomic(path, header, sizeof(header) - 1);
+
+		if (rc < 0)
+			return error_errno(err, -rc, "cannot create", path);
+	}
+	return 0;
+}
+
+/* ---- confinement and resolution ---- */
+
+static bool under(const char *dir, const char *path)
+{
+	size_t n = strlen(dir);
+
+	if (strcmp(dir, "/") == 0)
+		return true;
+	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+/* Is the real path @real inside the roots or the path map's targets? */
+static bool inside(const struct store *s, const char *real)
+{
+	for (size_t i = 0; i < s->allowed_count; i++)
+		if (under(s->allowed[i], real))
+			return true;
+	return false;
+}
+
+static int allow_parent(void *ctx, const char *real_path, struct error *err)
+{
+	const struct store *s = ctx;
+
+	if (s->allow_outside || inside(s, real_path))
+		return 0;
+	return error_set(err, EACCES, "'%s' lies outside the store and its path map", real_path);
+}
+
+char *store_written_path(const struct store *s, const char *path)
+{
+	char windows[PATH_MAX];
+
+	if (pathmap_to_windows(s->pathmap, path, windows, sizeof(windows)) == 0)
+		return strdup(windows);
+	return strdup(path);
+}
+
+struct resolution {
+	char tried[1024];
+	bool outside;
+};
+
+/* Note a place tried: "'@where'", with " (@why)" when given. */
+static void tried(struct resolution *r, const char *where, const char *why)
+{
+	size_t n = strlen(r->tried);
+
+	snprintf(r->tried + n, sizeof(r->tried) - n, "%s'%s'%s%s%s", n ? "; " : "", where,
+		 why ? " (" : "", why ? why : "", why ? ")" : "");
+}
+
+/* Try @candidate: 1 found (*@path set), 0 not there. */
+static int try_disk(struct store *s, struct resolution *r, const char *candidate, char **path)
+{
+	char found[PATH_MAX], real[PATH_MAX];
+
+	if (pathmap_find_case_insensitive(candidate, found, sizeof(found)) < 0 ||
+	    !realpath(found, real)) {
+		tried(r, candidate, NULL);
+		return 0;
+	}
+	if (!s->allow_outside && !inside(s, real)) {
+		tried(r, real, "outside the store");
+		r->outside = true;
+		return 0;
+	}
+	*path = strdup(real);
+	return *path ? 1 : -ENOMEM;
+}
+
+int store_resolve(struct store *s, const char *config_path, const char *written, char **path,
+		  char **how, struct error *err)
+{
+	struct resolution r = {{0}, false};
+	const char *name = pathmap_basename(written);
+	char candidate[PATH_MAX], dir[PATH_MAX];
+	int rc = 0;
+
+	*path = NULL;
+	*how = NULL;
+	if (!*written)
+		return error_set(err, ENOENT, "no path");
+	if (written[0] == '/') {
+		rc = try_disk(s, &r, written, path);
+		if (rc)
+			*how = strdup("as written");
+	} else if (pathmap_is_windows_absolute(written)) {
+		if (pathmap_to_linux(s->pathmap, written, candidate, sizeof(candidate)) == 0) {
+			rc = try_disk(s, &r, candidate, path);
+			if (rc)
+				*how = strdup("through the path map");
+		} else {
+			tried(&r, written, "no path map entry");
+		}
+	}
+	if (rc == 0 && *name && fsutil_dirname(config_path, dir, sizeof(dir)) == 0 &&
+	    snprintf(candidate, sizeof(candidate), "%s/%s", dir, name) < (int)sizeof(candidate)) {
+		rc = try_disk(s, &r, candidate, path);
+		if (rc)
+			*how = strdup("next to the configuration");
+	}
+	for (size_t i = 0; rc == 0 && *name && i < s->root_count; i++) {
+		if (snprintf(candidate, sizeof(candidate), "%s/%s/%s", s->roots[i], DISKS_DIR,
+			     name) >= (int)sizeof(candidate))
+			continue;
+		rc = try_disk(s, &r, candidate, path);
+		if (rc)
+			*how = strdup("in " DISKS_DIR);
+	}
+	if (rc < 0 || (rc == 1 && !*how)) {
+		free(*path);
+		*path = NULL;
+		return error_set(err, ENOMEM, "out of memory");
+	}
+	if (rc == 1)
+		return 0;
+	if (r.outside)
+		return error_set(
+			err, EACCES,
+			"disk '%s' of '%s' lies outside the store and its path map: tried %s",
+			written, config_path, r.tried);
+	return error_set(err, ENOENT, "cannot find disk '%s' of '%s': tried %s", written,
+			 config_path, r.tried);
+}
+
+int store_open_chain(struct store *s, const struct store_disk *disk, struct chain **chain,
+		     struct error *err)
+{
+	struct chain_options o = {
+		.pathmap = s->pathmap,
+		.allow = allow_parent,
+		.allow_ctx = s,
+	};
+
+	*chain = NULL;
+	if (!disk->path)
+		return error_set(err, ENOENT, "%s", disk->problem ? disk->problem : "no disk");
+	return chain_open(chain, disk->path, &o, err);
+}
+
+/* ---- listing ---- */
+
+/* A new string from a format; NULL on ENOMEM. */
+static char *format_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *format_text(const char *fmt, ...)
+{
+	va_list ap;
+	char *text = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&text, fmt, ap) < 0)
+		text = NULL;
+	va_end(ap);
+	return text;
+}
+
+static bool is_vhdx(const char *path)
+{
+	size_t n = strlen(path);
+
+	return (n > 5 && strcasecmp(path + n - 5, ".vhdx") == 0) ||
+	       (n > 6 && strcasecmp(path + n - 6, ".avhdx") == 0);
+}
+
+static void disks_free(struct store_disk *disks, size_t count)
+{
+	if (!disks)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		free(disks[i].key);
+		free(disks[i].written);
+		free(disks[i].path);
+		free(disks[i].how);
+		free(disks[i].problem);
+	}
+	free(disks);
+}
+
+/* The VHD drives of @config, resolved. */
+static int resolve_disks(struct store *s, const struct config *config, struct store_disk **out,
+			 size_t *count, struct error *err)
+{
+	struct config_drive *drives = NULL;
+	struct store_disk *disks;
+	size_t n = 0, k = 0;
+	int rc = config_drives(config, &drives, &n, err);
+
+	*out = NULL;
+	*count = 0;
+	if (rc < 0)
+		return rc;
+	disks = calloc(n ? n : 1, sizeof(*disks));
+	if (!disks) {
+		config_drives_free(drives, n);
+		return error_set(err, ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct store_disk *d;
+		struct error e;
+
+		if (strcasecmp(drives[i].type, "VHD") != 0 || !drives[i].pathname[0])
+			continue;
+		d = &disks[k++];
+		d->key = strdup(drives[i].key);
+		d->written = strdup(drives[i].pathname);
+		d->bus = drives[i].bus;
+		d->controller = drives[i].controller;
+		d->drive = drives[i].drive;
+		error_clear(&e);
+		if (store_resolve(s, config_name(config), drives[i].pathname, &d->path, &d->how,
+				  &e) < 0)
+			d->problem = strdup(error_message(&e));
+		else if (is_vhdx(d->path))
+			d->problem = format_text(
+				"'%s' is a VHDX disk, which impexfs does not read yet", d->path);
+	}
+	config_drives_free(drives, n);
+	*out = disks;
+	*count = k;
+	return 0;
+}
+
+/* The folder @dir/<id> when it holds saved state (a .vsv file), else NULL. */
+static char *saved_state_folder(const char *dir, const char *id)
+{
+	char folder[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+	bool found = false;
+
+	snprintf(folder, sizeof(folder), "%s/%s", dir, id);
+	d = opendir(folder);
+	if (!d)
+		return NULL;
+	while ((e = readdir(d)) != NULL && !found) {
+		size_t n = strlen(e->d_name);
+
+		found = n > 4 && strcasecmp(e->d_name + n - 4, ".vsv") == 0;
+	}
+	closedir(d);
+	return found ? strdup(folder) : NULL;
+}
+
+/* Is @name "<GUID>.xml"? */
+static bool is_config_name(const char *name)
+{
+	char id[37];
+
+	if (strlen(name) != 40 || strcasecmp(name + 36, ".xml") != 0)
+		return false;
+	memcpy(id, name, 36);
+	id[36] = '\0';
+	return config_guid_valid(id);
+}
+
+/* The "<GUID>.xml" names in @dir, sorted; none when @dir does not exist. */
+static int list_configs(const char *dir, char ***names, size_t *count)
+{
+	int rc = fsutil_list_names(dir, is_config_name, names, count);
+
+	return rc == -ENOENT ? 0 : rc;
+}
+
+static void snapshot_release(struct store_snapshot *snap)
+{
+	free(snap->name);
+	free(snap->config_path);
+	free(snap->parent_id);
+	free(snap->saved_state);
+	free(snap->problem);
+	disks_free(snap->disks, snap->disk_count);
+}
+
+void store_vms_free(struct store_vm *vms, size_t count)
+{
+	if (!vms)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		struct store_vm *vm = &vms[i];
+
+		free(vm->name);
+		free(vm->config_path);
+		free(vm->current_snapshot_id);
+		free(vm->saved_state);
+		free(vm->problem);
+		disks_free(vm->disks, vm->disk_count);
+		config_adapters_free(vm->adapters, vm->adapter_count);
+		for (size_t j = 0; j < vm->snapshot_count; j++)
+			snapshot_release(&vm->snapshots[j]);
+		free(vm->snapshots);
+	}
+	free(vms);
+}
+
+/* The leaf at @path, or a new "" when missing. */
+static char *value_or_empty(const struct config *c, const char *path)
+{
+	char *value = NULL;
+
+	if (config_get(c, path, &value, NULL) < 0)
+		value = strdup("");
+	return value;
+}
+
+/* Read one VM configuration into @vm; a problem goes into vm->problem. */
+static int load_vm(struct store *s, const char *root, const char *file, struct store_vm *vm)
+{
+	struct config *config = NULL;
+	struct config_identity id;
+	struct error err;
+	int rc;
+
+	memcpy(vm->id, file, 36);
+	vm->id[36] = '\0';
+	for (int i = 0; i < 36; i++)
+		vm->id[i] = (char)toupper((unsigned char)vm->id[i]);
+	vm->config_path = format_text("%s/%s/%s", root, VMS_DIR, file);
+	vm->current_snapshot_id = strdup("");
+	if (!vm->config_path || !vm->current_snapshot_id)
+		return -ENOMEM;
+	error_clear(&err);
+	rc = config_load(&config, vm->config_path, &err);
+	if (rc == 0)
+		rc = config_identity(config, &id, &err);
+	if (rc < 0) {
+		vm->name = strdup(vm->id);
+		vm->problem = strdup(error_message(&err));
+		config_free(config);
+		return vm->name && vm->problem ? 0 : -ENOMEM;
+	}
+	if (strcasecmp(id.id, vm->id) != 0)
+		vm->problem = format_text("'%s' says its VM is %s, not the %s of its file name",
+					  vm->config_path, id.id, vm->id);
+	vm->name = id.name;
+	id.name = NULL;
+	vm->generation = id.generation;
+	vm->version = id.version;
+	vm->creation_time = id.creation_time;
+	config_identity_release(&id);
+	free(vm->current_snapshot_id);
+	vm->current_snapshot_id = value_or_empty(config, KEY_CURRENT);
+	{
+		char dir[PATH_MAX];
+
+		snprintf(dir, sizeof(dir), "%s/%s", root, VMS_DIR);
+		vm->saved_state = saved_state_folder(dir, vm->id);
+	}
+	rc = resolve_disks(s, config, &vm->disks, &vm->disk_count, &err);
+	if (rc == 0)
+		rc = config_adapters(config, &vm->adapters, &vm->adapter_count, &err);
+	if (rc < 0 && !vm->problem)
+		vm->problem = strdup(error_message(&err));
+	config_free(config);
+	return vm->name && vm->current_snapshot_id ? 0 : -ENOMEM;
+}
+
+static struct store_vm *vm_by_id(struct store_vm *vms, size_t count, const char *id)
+{
+	for (size_t i = 0; i < count; i++)
+		if (strcasecmp(vms[i].id, id) == 0)
+			return &vms[i];
+	return NULL;
+}
+
+/* Read one snapshot configuration and attach it to its VM (its logical_id). */
+static int load_snapshot(struct store *s, const char *root, const char *file, struct store_vm *vms,
+			 size_t count)
+{
+	struct store_snapshot snap = {0}, *grown;
+	struct config *config = NULL;
+	struct config_identity id;
+	struct store_vm *vm;
+	struct error err;
+	char *vm_id = NULL, dir[PATH_MAX];
+	int rc;
+
+	snap.config_path = format_text("%s/%s/%s", root, SNAPSHOTS_DIR, file);
+	if (!snap.config_path)
+		return -ENOMEM;
+	error_clear(&err);
+	rc = config_load(&config, snap.config_path, &err);
+	if (rc == 0)
+		rc = config_identity(config, &id, &err);
+	if (rc == 0 && config_get(config, KEY_LOGICAL_ID, &vm_id, NULL) < 0)
+		rc = error_set(&err, EINVAL, "'%s' does not name its VM (%s)", snap.config_path,
+			       KEY_LOGICAL_ID);
+	vm = rc == 0 ? vm_by_id(vms, count, vm_id) : NULL;
+	if (!vm) {
+		/* An orphan, or unreadable: it belongs to no VM that can show it.
+		 * Reported on the VM when the file name says which. */
+		free(vm_id);
+		if (rc == 0)
+			config_identity_release(&id);
+		config_free(config);
+		free(snap.config_path);
+		return 0;
+	}
+	free(vm_id);
+	memcpy(snap.id, id.id, 37);
+	snap.name = id.name;
+	snap.creation_time = id.creation_time;
+	id.name = NULL;
+	config_identity_release(&id);
+	if (config_get(config, KEY_PARENT, &snap.parent_id, NULL) < 0) {
+		snap.parent_id = strdup("");
+		snap.parent_inferred = true; /* to be inferred from the chains */
+	}
+	snprintf(dir, sizeof(dir), "%s/%s", root, SNAPSHOTS_DIR);
+	snap.saved_state = saved_state_folder(dir, snap.id);
+	if (resolve_disks(s, config, &snap.disks, &snap.disk_count, &err) < 0)
+		snap.problem = strdup(error_message(&err));
+	config_free(config);
+	grown = realloc(vm->snapshots, (vm->snapshot_count + 1) * sizeof(*grown));
+	if (!grown || !snap.parent_id) {
+		snapshot_release(&snap);
+		return -ENOMEM;
+	}
+	vm->snapshots = grown;
+	vm->snapshots[vm->snapshot_count++] = snap;
+	return 0;
+}
+
+/* The snapshot of @vm one of whose disks is @path, or NULL. */
+static struct store_snapshot *snapshot_with_disk(struct store_vm *vm, const char *path,
+						 const struct store_snapshot *except)
+{
+	for (size_t i = 0; i < vm->snapshot_count; i++) {
+		if (&vm->snapshots[i] == except)
+			continue;
+		for (size_t j = 0; j < vm->snapshots[i].disk_count; j++)
+			if (vm->snapshots[i].disks[j].path &&
+			    strcmp(vm->snapshots[i].disks[j].path, path) == 0)
+				return &vm->snapshots[i];
+	}
+	return NULL;
+}
+
+/* The nearest snapshot whose disk is an ancestor of @disk (not @except), or NULL. */
+static struct store_snapshot *nearest_snapshot(struct store *s, struct store_vm *vm,
+					       const struct store_disk *disk,
+					       const struct store_snapshot *except)
+{
+	struct store_snapshot *found = NULL;
+	struct chain *chain = NULL;
+	struct error err;
+
+	if (!disk->path || store_open_chain(s, disk, &chain, &err) < 0)
+		return NULL;
+	for (unsigned i = 1; i < chain_depth(chain) && !found; i++) {
+		char real[PATH_MAX];
+
+		if (realpath(vhd_path(chain_level(chain, i)), real))
+			found = snapshot_with_disk(vm, real, except);
+	}
+	chain_close(chain);
+	return found;
+}
+
+/* Fill the tree where the configurations do not say it (docs/FORMAT.md),
+ * then order the snapshots parents first. */
+static int complete_tree(struct store *s, struct store_vm *vm)
+{
+	struct store_snapshot *ordered;
+	size_t done = 0;
+	bool *placed;
+
+	for (size_t i = 0; i < vm->snapshot_count; i++) {
+		struct store_snapshot *snap = &vm->snapshots[i], *parent;
+
+		if (!snap->parent_inferred || snap->disk_count == 0)
+			continue;
+		parent = nearest_snapshot(s, vm, &snap->disks[0], snap);
+		if (parent) {
+			free(snap->parent_id);
+			snap->parent_id = strdup(parent->id);
+			if (!snap->parent_id)
+				return -ENOMEM;
+		}
+	}
+	if (!vm->current_snapshot_id[0] && vm->snapshot_count && vm->disk_count) {
+		struct store_snapshot *current = nearest_snapshot(s, vm, &vm->disks[0], NULL);
+
+		if (current) {
+			free(vm->current_snapshot_id);
+			vm->current_snapshot_id = strdup(current->id);
+			if (!vm->current_snapshot_id)
+				return -ENOMEM;
+		}
+	}
+	if (vm->snapshot_count < 2)
+		return 0;
+	ordered = calloc(vm->snapshot_count, sizeof(*ordered));
+	placed = calloc(vm->snapshot_count, sizeof(*placed));
+	if (!ordered || !placed) {
+		free(ordered);
+		free(placed);
+		return -ENOMEM;
+	}
+	/* Parents first; snapshots whose parent is unknown count as roots, and a
+	 * loop (only a damaged store has one) ends up last, as it is. */
+	for (bool progress = true; progress && done < vm->snapshot_count;) {
+		progress = false;
+		for (size_t i = 0; i < vm->snapshot_count; i++) {
+			const char *parent = vm->snapshots[i].parent_id;
+			bool ready = !parent[0];
+
+			if (placed[i])
+				continue;
+			if (!ready) {
+				size_t j;
+
+				for (j = 0; j < vm->snapshot_count; j++)
+					if (strcasecmp(vm->snapshots[j].id, parent) == 0)
+						break;
+				ready = j == vm->snapshot_count || placed[j];
+			}
+			if (ready) {
+				ordered[done++] = vm->snapshots[i];
+				placed[i] = true;
+				progress = true;
+			}
+		}
+	}
+	for (size_t i = 0; i < vm->snapshot_count; i++)
+		if (!placed[i])
+			ordered[done++] = vm->snapshots[i];
+	free(vm->snapshots);
+	free(placed);
+	vm->snapshots = ordered;
+	return 0;
+}
+
+static int compare_vms(const void *a, const void *b)
+{
+	const struct store_vm *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	return c ? c : strcmp(x->id, y->id);
+}
+
+int store_list(struct store *s, struct store_vm **out, size_t *out_count, struct error *err)
+{
+	struct store_vm *vms = NULL;
+	size_t count = 0;
+	int rc = 0;
+
+	*out = NULL;
+	*out_count = 0;
+	for (size_t r = 0; r < s->root_count && rc == 0; r++) {
+		char dir[PATH_MAX], **files = NULL;
+		size_t n = 0;
+
+		snprintf(dir, sizeof(dir), "%s/%s", s->roots[r], VMS_DIR);
+		rc = list_configs(dir, &files, &n);
+		if (rc < 0) {
+			rc = error_errno(err, -rc, "cannot read", dir);
+			break;
+		}
+		if (n) {
+			struct store_vm *grown = realloc(vms, (count + n) * sizeof(*grown));
+
+			if (!grown) {
+				fsutil_names_free(files, n);
+				rc = error_set(err, ENOMEM, "out of memory");
+				break;
+			}
+			vms = grown;
+			memset(vms + count, 0, n * sizeof(*vms));
+		}
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			char id[37];
+
+			/* A VM already listed from another root keeps its first place. */
+			memcpy(id, files[i], 36);
+			id[36] = '\0';
+			if (vm_by_id(vms, count, id))
+				continue;
+			rc = load_vm(s, s->roots[r], files[i], &vms[count++]);
+		}
+		fsutil_names_free(files, n);
+	}
+	for (size_t r = 0; r < s->root_count && rc == 0; r++) {
+		char dir[PATH_MAX], **files = NULL;
+		size_t n = 0;
+
+		snprintf(dir, sizeof(dir), "%s/%s", s->roots[r], SNAPSHOTS_DIR);
+		rc = list_configs(dir, &files, &n);
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = load_snapshot(s, s->roots[r], files[i], vms, count);
+		fsutil_names_free(files, n);
+		if (rc < 0)
+			rc = error_set(err, -rc, "cannot read the snapshots of '%s'", s->roots[r]);
+	}
+	for (size_t i = 0; i < count && rc == 0; i++)
+		rc = complete_tree(s, &vms[i]);
+	if (rc < 0) {
+		store_vms_free(vms, count);
+		return rc == -ENOMEM ? error_set(err, ENOMEM, "out of memory") : rc;
+	}
+	if (count)
+		qsort(vms, count, sizeof(*vms), compare_vms);
+	*out = vms;
+	*out_count = count;
+	return 0;
+}
+
+const struct store_vm *store_find_vm(const struct store_vm *vms, size_t count,
+				     const char *name_or_id)
+{
+	for (size_t i = 0; i < count; i++)
+		if (strcasecmp(vms[i].id, name_or_id) == 0)
+			return &vms[i];
+	for (size_t i = 0; i < count; i++)
+		if (strcmp(vms[i].name, name_or_id) == 0)
+			return &vms[i];
+	return NULL;
+}
+
+/* ---- switches ---- */
+
+void store_switches_free(struct store_switch *switches, size_t count)
+{
+	if (!switches)
+		return;
+	for (size_t i = 0; i < count; i++)
+		free(switches[i].name);
+	free(switches);
+}
+
+int store_switches(const struct store *s, struct store_switch **out, size_t *count,
+		   struct error *err)
+{
+	char path[PATH_MAX], line[1024];
+	struct store_switch *list = NULL;
+	size_t n = 0;
+	unsigned number = 0;
+	FILE *f;
+
+	*out = NULL;
+	*count = 0;
+	snprintf(path, sizeof(path), "%s/%s", s->roots[0], SWITCHES_FILE);
+	f = fopen(path, "re");
+	if (!f)
+		return errno == ENOENT ? 0 : error_errno(err, errno, "cannot read", path);
+	while (fgets(line, sizeof(line), f)) {
+		struct store_switch *grown;
+		char *name;
+
+		number++;
+		line[strcspn(line, "\r\n")] = '\0';
+		if (!line[0] || line[0] == '#')
+			continue;
+		if (strlen(line) < 38 || line[36] != ' ' || !line[37]) {
+			fclose(f);
+			store_switches_free(list, n);
+			return error_set(err, EINVAL,
+					 "'%s' line %u: want a GUID, a space and a name", path,
+					 number);
+		}
+		line[36] = '\0';
+		if (!config_guid_valid(line)) {
+			fclose(f);
+			store_switches_free(list, n);
+			return error_set(err, EINVAL, "'%s' line %u: '%s' is not a GUID", path,
+					 number, line);
+		}
+		grown = realloc(list, (n + 1) * sizeof(*grown));
+		if (grown)
+			list = grown;
+		name = grown ? strdup(line + 37) : NULL;
+		if (!name) {
+			fclose(f);
+			store_switches_free(list, n);
+			return error_set(err, ENOMEM, "out of memory");
+		}
+		for (int i = 0; i < 36; i++)
+			list[n].id[i] = (char)toupper((unsigned char)line[i]);
+		list[n].id[36] = '\0';
+		list[n].name = name;
+		n++;
+	}
+	fclose(f);
+	*out = list;
+	*count = n;
+	return 0;
+}
+
+int store_add_switch(struct store *s, const char *name, char id_out[37], struct error *err)
+{
+	struct store_switch *list = NULL;
+	size_t n = 0, len = 0;
+	char path[PATH_MAX], *text = NULL, id[37];
+	uuid_t uuid;
+	FILE *mem;
+	int rc;
+
+	if (!name[0] || strpbrk(name, "\r\n"))
+		return error_set(err, EINVAL, "a switch name must be one line of text, not empty");
+	rc = store_switches(s, &list, &n, err);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i].name, name) == 0) {
+			store_switches_free(list, n);
+			return error_set(err, EEXIST, "a switch named '%s' exists already", name);
+		}
+	uuid_generate_random(uuid);
+	uuid_unparse_upper(uuid, id);
+	mem = open_memstream(&text, &len);
+	if (!mem) {
+		store_switches_free(list, n);
+		return error_set(err, ENOMEM, "out of memory");
+	}
+	fputs("# impexfs virtual switches: GUID, a space, the name\n", mem);
+	for (size_t i = 0; i < n; i++)
+		fprintf(mem, "%s %s\n", list[i].id, list[i].name);
+	fprintf(mem, "%s %s\n", id, name);
+	fclose(mem);
+	store_switches_free(list, n);
+	snprintf(path, sizeof(path), "%s/%s", s->roots[0], SWITCHES_FILE);
+	rc = fsutil_write_atomic(path, text, len);
+	free(text);
+	if (rc < 0)
+		return error_errno(err, -rc, "cannot write", path);
+	if (id_out)
+		memcpy(id_out, id, 37);
+	return 0;
+}

@@ -1,0 +1,177 @@
+/*
+ * A store: one or more Hyper-V data roots on a Linux file system.
+ *
+ *   ROOT/Virtual Machines/<VM-GUID>.xml        a VM's configuration
+ *   ROOT/Virtual Machines/<VM-GUID>/           its saved state (.vsv, .bin)
+ *   ROOT/Snapshots/<SNAP-GUID>.xml             a snapshot's configuration
+ *   ROOT/Snapshots/<SNAP-GUID>/                its saved state
+ *   ROOT/Virtual Hard Disks/                   disks, unless configurations point elsewhere
+ *   ROOT/switches.txt                          the host's virtual switches (see docs/FORMAT.md)
+ *
+ * The snapshot tree is kept in the configurations with the keys of
+ * docs/FORMAT.md; where they are missing it is inferred from the disk chains.
+ */
+#ifndef IMPEX_STORE_H
+#define IMPEX_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct error;
+struct pathmap;
+struct chain;
+struct store;
+
+struct store_options {
+	const char *const *roots; /* data roots; the first takes new VMs */
+	size_t root_count;
+	const struct pathmap *pathmap; /* Windows paths to Linux; may be NULL */
+	bool allow_outside;	       /* let disks and parents lie outside the roots and the map */
+};
+
+/* A disk as a configuration names it, resolved. */
+struct store_disk {
+	char *key; /* the drive in the configuration: "<node>/controllerN/driveM" */
+	enum config_bus bus;
+	unsigned controller, drive;
+	char *written; /* the path as the configuration writes it */
+	char *path;    /* the Linux path found, or NULL */
+	char *how;     /* how it was found: "path map", "next to the configuration", ... */
+	char *problem; /* why it cannot be used, or NULL */
+};
+
+struct store_snapshot {
+	char id[37];
+	char *name;
+	char *config_path;
+	char *parent_id;      /* the parent snapshot's GUID, "" for a root */
+	bool parent_inferred; /* taken from the disk chains, not from the configuration */
+	int64_t creation_time;
+	char *saved_state; /* the folder holding its .vsv/.bin, or NULL */
+	struct store_disk *disks;
+	size_t disk_count;
+	char *problem;
+};
+
+struct store_vm {
+	char id[37];
+	char *name;
+	char *config_path;
+	int generation;
+	int64_t version;
+	int64_t creation_time;
+	char *current_snapshot_id; /* the snapshot the running state descends from, "" for none */
+	char *saved_state;	   /* the folder holding its .vsv/.bin, or NULL */
+	struct store_disk *disks;
+	size_t disk_count;
+	struct config_adapter *adapters;
+	size_t adapter_count;
+	struct store_snapshot *snapshots; /* parents before children */
+	size_t snapshot_count;
+	char *problem; /* a configuration that cannot be read: the rest is empty */
+};
+
+struct store_switch {
+	char id[37];
+	char *name;
+};
+
+/**
+ * Open the store of @options: every root must be a folder. Nothing is read
+ * yet. On success *@out is the store; caller frees with store_free().
+ * Returns 0 or a negative errno with a message.
+ */
+int store_open(struct store **out, const struct store_options *options, struct error *err);
+
+void store_free(struct store *store);
+
+/** Root @i. Borrowed. */
+const char *store_root(const struct store *store, size_t i);
+
+/**
+ * Create the folders of a new store at @root (which may exist, empty or a
+ * store already). Returns 0 or a negative errno with a message.
+ */
+int store_init(const char *root, struct error *err);
+
+/**
+ * Every VM of the store, sorted by name then GUID, with its snapshots
+ * (parents first), disks resolved (not opened) and problems noted: a broken
+ * VM never hides the others. *@vms is an array of *@count (caller frees
+ * with store_vms_free()). Returns 0, or a negative errno for a store that
+ * cannot be read at all.
+ */
+int store_list(struct store *store, struct store_vm **vms, size_t *count, struct error *err);
+
+void store_vms_free(struct store_vm *vms, size_t count);
+
+/** The VM named @name_or_id (its name, or its GUID in any case) in @vms, or NULL. */
+const struct store_vm *store_find_vm(const struct store_vm *vms, size_t count,
+				     const char *name_or_id);
+
+/**
+ * Open the chain of @disk (resolved by store_list), with the store's path
+ * map and confinement. Returns 0 or a negative errno with a message.
+ */
+int store_open_chain(struct store *store, const struct store_disk *disk, struct chain **chain,
+		     struct error *err);
+
+/**
+ * Resolve the path @written of a configuration at @config_path: a Linux
+ * path as it is, a Windows path through the path map; else its file name
+ * next to the configuration, then in each root's "Virtual Hard Disks".
+ * Case is ignored where the exact name is missing. The result must lie
+ * inside the roots or the path map's targets unless the store allows it.
+ * *@path and *@how are new strings (caller frees). Returns 0, -ENOENT
+ * (message lists the places tried), -EACCES (outside), -ENOMEM.
+ */
+int store_resolve(struct store *store, const char *config_path, const char *written, char **path,
+		  char **how, struct error *err);
+
+/**
+ * The form a configuration should record for the Linux path @path: the
+ * Windows path when the path map covers it, else @path. A new string.
+ */
+char *store_written_path(const struct store *store, const char *path);
+
+/** The switches of switches.txt in the first root. Caller frees with store_switches_free(). */
+int store_switches(const struct store *store, struct store_switch **switches, size_t *count,
+		   struct error *err);
+
+void store_switches_free(struct store_switch *switches, size_t count);
+
+/** Add a switch named @name with a new GUID (into *@id if not NULL). Crash-safe. */
+int store_add_switch(struct store *store, const char *name, char id[37], struct error *err);
+
+/* ---- making VMs (store_vm.c) ---- */
+
+struct store_new_disk {
+	enum config_bus bus;
+	uint64_t size; /* bytes, a whole number of MiB */
+};
+
+struct store_new_vm {
+	const char *name;
+	int generation;	     /* 1 or 2 (generation 2 has no IDE: disks go to SCSI) */
+	uint64_t memory_mib; /* 0: 512 */
+	const struct store_new_disk *disks;
+	size_t disk_count;
+	const char *const *switches; /* one adapter per switch, by name or GUID */
+	size_t switch_count;
+};
+
+/**
+ * Create a VM in the first root: a new GUID (into @id), its disks as new
+ * dynamic VHDs in "Virtual Hard Disks" named after the VM, its adapters on
+ * the named switches, and its configuration (UTF-16LE, as Hyper-V writes),
+ * written last and crash-safely: until then the VM does not exist. A name
+ * already used, an unknown switch or a disk that cannot be made fails with
+ * nothing left behind. Returns 0 or a negative errno with a message.
+ */
+int store_create_vm(struct store *store, const struct store_new_vm *spec, char id[37],
+		    struct error *err);
+
+#endif

@@ -1,0 +1,358 @@
+/*
+ * Making VMs in a store: disks, adapters and a configuration laid out as
+ * Hyper-V writes one.
+ */
+#include "store.h"
+
+#include "config.h"
+#include "error.h"
+#include "vhd.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#define FILETIME_UNIX_EPOCH 116444736000000000LL
+
+static void new_guid(char out[37], bool upper)
+{
+	uuid_t uuid;
+
+	uuid_generate_random(uuid);
+	if (upper)
+		uuid_unparse_upper(uuid, out);
+	else
+		uuid_unparse_lower(uuid, out);
+}
+
+/* @text escaped for XML character data. */
+static void put_escaped(FILE *out, const char *text)
+{
+	for (; *text; text++) {
+		switch (*text) {
+		case '&':
+			fputs("&amp;", out);
+			break;
+		case '<':
+			fputs("&lt;", out);
+			break;
+		case '>':
+			fputs("&gt;", out);
+			break;
+		default:
+			fputc(*text, out);
+		}
+	}
+}
+
+/* One typed leaf on its own line, CRLF-terminated. */
+static void leaf(FILE *out, int depth, const char *name, const char *type, const char *value)
+{
+	fprintf(out, "%*s<%s type=\"%s\">", depth * 2, "", name, type);
+	put_escaped(out, value);
+	fprintf(out, "</%s>\r\n", name);
+}
+
+static void open_tag(FILE *out, int depth, const char *name)
+{
+	fprintf(out, "%*s<%s>\r\n", depth * 2, "", name);
+}
+
+static void close_tag(FILE *out, int depth, const char *name)
+{
+	fprintf(out, "%*s</%s>\r\n", depth * 2, "", name);
+}
+
+/* The current time as a FILETIME, base64 with a trailing newline (as Hyper-V writes it). */
+static void filetime_base64(char out[16])
+{
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	int64_t ticks = (int64_t)time(NULL) * 10000000 + FILETIME_UNIX_EPOCH;
+	uint8_t b[9] = {0};
+	size_t n = 0;
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(ticks >> (8 * i));
+	for (int i = 0; i < 9; i += 3) {
+		uint32_t v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8 | b[i + 2];
+
+		out[n++] = alphabet[v >> 18 & 63];
+		out[n++] = alphabet[v >> 12 & 63];
+		out[n++] = i + 1 < 8 ? alphabet[v >> 6 & 63] : '=';
+		out[n++] = i + 2 < 8 ? alphabet[v & 63] : '=';
+	}
+	out[n++] = '\n';
+	out[n] = '\0';
+}
+
+/* A file name made of @name: no '/', '\', control characters or leading dots. */
+static void safe_file_name(const char *name, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (const unsigned char *p = (const unsigned char *)name; *p && n + 1 < cap; p++)
+		out[n++] = (*p < 0x20 || *p == '/' || *p == '\\' || *p == 0x7f) ? '_' : (char)*p;
+	out[n] = '\0';
+	if (out[0] == '.' || !out[0])
+		out[0] = '_';
+}
+
+struct vm_draft {
+	char id[37];
+	char **disk_paths; /* created, removed on failure */
+	size_t disk_count;
+	char ide_instance[37], scsi_instance[37];
+};
+
+static void remove_disks(struct vm_draft *d, bool unlink_them)
+{
+	for (size_t i = 0; i < d->disk_count; i++) {
+		if (unlink_them)
+			unlink(d->disk_paths[i]);
+		free(d->disk_paths[i]);
+	}
+	free(d->disk_paths);
+}
+
+/* Write one controller node with the disks of @spec on @bus. */
+static void write_controller(FILE *out, const struct store *s, const struct store_new_vm *spec,
+			     const struct vm_draft *d, enum config_bus bus, const char *node)
+{
+	unsigned drive = 0;
+
+	fprintf(out, "  <_%s_>\r\n", node);
+	open_tag(out, 2, "controller0");
+	for (size_t i = 0; i < spec->disk_count; i++) {
+		char name[16], *written;
+
+		if (spec->disks[i].bus != bus)
+			continue;
+		snprintf(name, sizeof(name), "drive%u", drive++);
+		written = store_written_path(s, d->disk_paths[i]);
+		open_tag(out, 3, name);
+		leaf(out, 4, "pathname", "string", written ? written : d->disk_paths[i]);
+		leaf(out, 4, "type", "string", "VHD");
+		close_tag(out, 3, name);
+		free(written);
+	}
+	close_tag(out, 2, "controller0");
+	fprintf(out, "  </_%s_>\r\n", node);
+}
+
+static void write_manifest_entry(FILE *out, unsigned n, const char *type, const char *instance,
+				 const char *name)
+{
+	char tag[16];
+
+	snprintf(tag, sizeof(tag), "vdev%03u", n);
+	open_tag(out, 2, tag);
+	leaf(out, 3, "device", "string", type);
+	leaf(out, 3, "flags", "integer", "1");
+	leaf(out, 3, "instance", "string", instance);
+	leaf(out, 3, "name", "string", name);
+	close_tag(out, 2, tag);
+}
+
+/* The configuration text (UTF-8, CRLF) of the VM. */
+static char *vm_text(const struct store *s, const struct store_new_vm *spec, struct vm_draft *d,
+		     const struct store_switch *const *switches, size_t *len)
+{
+	bool ide = false, scsi = false;
+	char(*nics)[37] = calloc(spec->switch_count ? spec->switch_count : 1, 37);
+	char created[16], number[32];
+	unsigned vdev = 0;
+	char *text = NULL;
+	FILE *out;
+
+	if (!nics)
+		return NULL;
+	for (size_t i = 0; i < spec->disk_count; i++) {
+		ide |= spec->disks[i].bus == CONFIG_BUS_IDE;
+		scsi |= spec->disks[i].bus == CONFIG_BUS_SCSI;
+	}
+	out = open_memstream(&text, len);
+	if (!out) {
+		free(nics);
+		return NULL;
+	}
+	fputs("<?xml version=\"1.0\" encoding=\"UTF-16\" standalone=\"yes\"?>\r\n", out);
+	open_tag(out, 0, "configuration");
+	if (ide)
+		write_controller(out, s, spec, d, CONFIG_BUS_IDE, CONFIG_IDE_TYPE);
+	if (scsi)
+		write_controller(out, s, spec, d, CONFIG_BUS_SCSI, d->scsi_instance);
+	for (size_t i = 0; i < spec->switch_count; i++) {
+		char mac[18], port[37];
+		uint8_t r[3];
+		uuid_t u;
+
+		new_guid(nics[i], false);
+		new_guid(port, true);
+		uuid_generate_random(u);
+		memcpy(r, u, 3);
+		snprintf(mac, sizeof(mac), "00-15-5D-%02X-%02X-%02X", r[0], r[1], r[2]);
+		fprintf(out, "  <_%s_>\r\n", nics[i]);
+		open_tag(out, 2, "Connection");
+		leaf(out, 3, "AltPortName", "string", "Network Adapter");
+		leaf(out, 3, "AltSwitchName", "string", switches[i]->name);
+		leaf(out, 3, "AuthorizationScope", "string", "");
+		close_tag(out, 2, "Connection");
+		leaf(out, 2, "FriendlyName", "string", "Network Adapter");
+		leaf(out, 2, "IsConnected", "bool", "True");
+		leaf(out, 2, "MacAddress", "string", mac);
+		leaf(out, 2, "MacAddressIsStatic", "bool", "False");
+		leaf(out, 2, "PortName", "string", port);
+		leaf(out, 2, "SwitchName", "string", switches[i]->id);
+		fprintf(out, "  </_%s_>\r\n", nics[i]);
+	}
+	open_tag(out, 1, "global_settings");
+	open_tag(out, 2, "snapshots");
+	leaf(out, 3, "current", "string", "");
+	open_tag(out, 3, "list");
+	leaf(out, 4, "size", "integer", "0");
+	close_tag(out, 3, "list");
+	close_tag(out, 2, "snapshots");
+	close_tag(out, 1, "global_settings");
+	open_tag(out, 1, "manifest");
+	snprintf(number, sizeof(number), "%zu", (size_t)ide + (size_t)scsi + spec->switch_count);
+	leaf(out, 2, "size", "integer", number);
+	if (ide)
+		write_manifest_entry(out, ++vdev, CONFIG_IDE_TYPE, CONFIG_IDE_TYPE,
+				     "Microsoft Emulated IDE Controller");
+	if (scsi)
+		write_manifest_entry(out, ++vdev, CONFIG_SCSI_TYPE, d->scsi_instance,
+				     "Microsoft Synthetic SCSI Controller");
+	for (size_t i = 0; i < spec->switch_count; i++)
+		write_manifest_entry(out, ++vdev, CONFIG_NIC_TYPE, nics[i],
+				     "Microsoft Synthetic Ethernet Port");
+	close_tag(out, 1, "manifest");
+	open_tag(out, 1, "properties");
+	filetime_base64(created);
+	fputs("    <creation_time type=\"bytes\">", out);
+	fputs(created, out);
+	fputs("</creation_time>\r\n", out);
+	leaf(out, 2, "global_id", "string", d->id);
+	leaf(out, 2, "name", "string", spec->name);
+	leaf(out, 2, "subtype", "integer", spec->generation == 2 ? "1" : "0");
+	leaf(out, 2, "type_id", "string", "Virtual Machines");
+	leaf(out, 2, "version", "integer", "1280");
+	close_tag(out, 1, "properties");
+	open_tag(out, 1, "settings");
+	open_tag(out, 2, "global");
+	leaf(out, 3, "logical_id", "string", d->id);
+	close_tag(out, 2, "global");
+	open_tag(out, 2, "memory");
+	open_tag(out, 3, "bank");
+	snprintf(number, sizeof(number), "%llu",
+		 (unsigned long long)(spec->memory_mib ? spec->memory_mib : 512));
+	leaf(out, 4, "size", "integer", number);
+	close_tag(out, 3, "bank");
+	close_tag(out, 2, "memory");
+	close_tag(out, 1, "settings");
+	close_tag(out, 0, "configuration");
+	free(nics);
+	if (fclose(out) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+int store_create_vm(struct store *s, const struct store_new_vm *spec, char id_out[37],
+		    struct error *err)
+{
+	struct vm_draft d = {0};
+	struct store_switch *all = NULL;
+	const struct store_switch **chosen = NULL;
+	struct store_vm *vms = NULL;
+	struct config *config = NULL;
+	size_t n_all = 0, n_vms = 0, len = 0;
+	char base[NAME_MAX - 16], path[PATH_MAX], *text = NULL;
+	int rc;
+
+	if (!spec->name[0] || strlen(spec->name) > 200)
+		return error_set(err, EINVAL, "a VM name must have 1 to 200 characters");
+	for (size_t i = 0; i < spec->disk_count; i++)
+		if (spec->generation == 2 && spec->disks[i].bus == CONFIG_BUS_IDE)
+			return error_set(err, EINVAL, "a generation 2 VM has no IDE controller");
+	rc = store_list(s, &vms, &n_vms, err);
+	if (rc < 0)
+		return rc;
+	if (store_find_vm(vms, n_vms, spec->name)) {
+		store_vms_free(vms, n_vms);
+		return error_set(err, EEXIST, "a VM named '%s' exists already", spec->name);
+	}
+	store_vms_free(vms, n_vms);
+	rc = store_switches(s, &all, &n_all, err);
+	if (rc < 0)
+		return rc;
+	chosen = calloc(spec->switch_count ? spec->switch_count : 1, sizeof(*chosen));
+	d.disk_paths = calloc(spec->disk_count ? spec->disk_count : 1, sizeof(*d.disk_paths));
+	if (!chosen || !d.disk_paths) {
+		rc = error_set(err, ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < spec->switch_count; i++) {
+		for (size_t j = 0; j < n_all && !chosen[i]; j++)
+			if (strcmp(all[j].name, spec->switches[i]) == 0 ||
+			    strcasecmp(all[j].id, spec->switches[i]) == 0)
+				chosen[i] = &all[j];
+		if (!chosen[i]) {
+			rc = error_set(err, ENOENT,
+				       "no virtual switch '%s' in the store (impex switch add)",
+				       spec->switches[i]);
+			goto out;
+		}
+	}
+	new_guid(d.id, true);
+	new_guid(d.scsi_instance, false);
+	safe_file_name(spec->name, base, sizeof(base));
+	for (size_t i = 0; i < spec->disk_count; i++) {
+		struct vhd_create_options o = {.type = VHD_TYPE_DYNAMIC,
+					       .size = spec->disks[i].size};
+
+		if (i == 0)
+			snprintf(path, sizeof(path), "%s/Virtual Hard Disks/%s.vhd",
+				 store_root(s, 0), base);
+		else
+			snprintf(path, sizeof(path), "%s/Virtual Hard Disks/%s_%zu.vhd",
+				 store_root(s, 0), base, i + 1);
+		rc = vhd_create(path, &o, err);
+		if (rc < 0)
+			goto out;
+		d.disk_paths[d.disk_count] = strdup(path);
+		if (!d.disk_paths[d.disk_count]) {
+			unlink(path);
+			rc = error_set(err, ENOMEM, "out of memory");
+			goto out;
+		}
+		d.disk_count++;
+	}
+	text = vm_text(s, spec, &d, chosen, &len);
+	if (!text) {
+		rc = error_set(err, ENOMEM, "out of memory");
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/Virtual Machines/%s.xml", store_root(s, 0), d.id);
+	rc = config_parse(&config, text, len, path, err);
+	if (rc == 0) {
+		config_set_encoding(config, CONFIG_UTF16LE);
+		rc = config_save(config, path, err);
+	}
+	if (rc == 0 && id_out)
+		memcpy(id_out, d.id, 37);
+out:
+	config_free(config);
+	free(text);
+	remove_disks(&d, rc < 0);
+	free(chosen);
+	store_switches_free(all, n_all);
+	return rc;
+}

@@ -1,0 +1,580 @@
+/*
+ * impex store|vm|switch: stores of Hyper-V VMs on Linux.
+ */
+#include "cmd_store.h"
+
+#include "chain.h"
+#include "cli.h"
+#include "error.h"
+#include "json.h"
+#include "pathmap.h"
+#include "store.h"
+#include "vhd.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define MAX_ROOTS 16
+#define MAX_ITEMS 64
+
+static const char usage_init[] = "impex store init DIR";
+static const char usage_list[] = "impex vm list [STORE OPTIONS] [--json]";
+static const char usage_show[] = "impex vm show [STORE OPTIONS] [--json] NAME|GUID";
+static const char usage_new[] = "impex vm new [STORE OPTIONS] [--generation 1|2] [--memory SIZE] "
+				"[--disk ide|scsi:SIZE]... [--switch NAME]... NAME";
+static const char usage_switch_add[] = "impex switch add [STORE OPTIONS] NAME";
+static const char usage_switch_list[] = "impex switch list [STORE OPTIONS] [--json]";
+
+void cmd_store_help(FILE *out)
+{
+	fprintf(out,
+		"Store commands (STORE OPTIONS: --store DIR, repeatable, or $IMPEX_STORE;\n"
+		"--pathmap WIN=DIR; --allow-outside):\n"
+		"  %s\n      create the folders of a new store\n"
+		"  %s\n      list the VMs, their disks and snapshots\n"
+		"  %s\n      show a VM: disks and chains, snapshot tree, adapters, problems\n"
+		"  %s\n      create a VM with new dynamic disks and adapters\n"
+		"  %s\n  %s\n      the host's virtual switches\n",
+		usage_init, usage_list, usage_show, usage_new, usage_switch_add, usage_switch_list);
+}
+
+struct store_args {
+	const char *roots[MAX_ROOTS];
+	size_t root_count;
+	struct pathmap *pathmap;
+	bool allow_outside;
+	bool json;
+	const char *generation;
+	const char *memory;
+	const char *disks[MAX_ITEMS];
+	size_t disk_count;
+	const char *switches[MAX_ITEMS];
+	size_t switch_count;
+	int first;
+};
+
+static int parse(int argc, char **argv, const char *usage, int min, int max, struct store_args *a)
+{
+	static const struct option options[] = {
+		{"store", required_argument, NULL, 'S'},
+		{"pathmap", required_argument, NULL, 'p'},
+		{"allow-outside", no_argument, NULL, 'A'},
+		{"json", no_argument, NULL, 'j'},
+		{"generation", required_argument, NULL, 'g'},
+		{"memory", required_argument, NULL, 'm'},
+		{"disk", required_argument, NULL, 'd'},
+		{"switch", required_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c, n, rc;
+
+	memset(a, 0, sizeof(*a));
+	optind = 1;
+	opterr = 0;
+	/* As impex vhd: options first, ':' for missing values. */
+	while ((c = getopt_long(argc, argv, "+:", options, NULL)) != -1) {
+		switch (c) {
+		case 'S':
+			if (a->root_count == MAX_ROOTS)
+				return cli_usage(usage, "at most %d stores", MAX_ROOTS);
+			a->roots[a->root_count++] = optarg;
+			break;
+		case 'A':
+			a->allow_outside = true;
+			break;
+		case 'j':
+			a->json = true;
+			break;
+		case 'g':
+			a->generation = optarg;
+			break;
+		case 'm':
+			a->memory = optarg;
+			break;
+		case 'd':
+			if (a->disk_count == MAX_ITEMS)
+				return cli_usage(usage, "at most %d disks", MAX_ITEMS);
+			a->disks[a->disk_count++] = optarg;
+			break;
+		case 's':
+			if (a->switch_count == MAX_ITEMS)
+				return cli_usage(usage, "at most %d adapters", MAX_ITEMS);
+			a->switches[a->switch_count++] = optarg;
+			break;
+		default:
+			rc = cli_common_option(c, usage, argv, &a->pathmap);
+			if (rc)
+				return rc;
+		}
+	}
+	a->first = optind;
+	n = argc - optind;
+	if (n < min)
+		return cli_usage(usage, "missing operand");
+	if (n > max)
+		return cli_usage(usage, "too many operands");
+	return 0;
+}
+
+static int open_store(struct store_args *a, const char *usage, struct store **store)
+{
+	struct store_options o = {0};
+	struct error err;
+	const char *env = getenv("IMPEX_STORE");
+
+	if (a->root_count == 0 && env && *env)
+		a->roots[a->root_count++] = env;
+	if (a->root_count == 0)
+		return cli_usage(usage, "no store: give --store DIR or set IMPEX_STORE");
+	o.roots = a->roots;
+	o.root_count = a->root_count;
+	o.pathmap = a->pathmap;
+	o.allow_outside = a->allow_outside;
+	error_clear(&err);
+	return store_open(store, &o, &err) < 0 ? cli_fail(&err) : CLI_OK;
+}
+
+static const char *bus_name(enum config_bus bus)
+{
+	return bus == CONFIG_BUS_IDE ? "ide" : "scsi";
+}
+
+static const char *time_text(int64_t t, char *buf, size_t cap)
+{
+	return t ? vhd_format_utc((time_t)t, buf, cap) : "";
+}
+
+/* Parse the arguments and open the store they name. */
+static int begin(int argc, char **argv, const char *usage, int min, int max, struct store_args *a,
+		 struct store **store)
+{
+	int rc = parse(argc, argv, usage, min, max, a);
+
+	return rc ? rc : open_store(a, usage, store);
+}
+
+/* The store's VMs into *@vms, or a failure status. */
+static int list_vms(struct store *store, struct store_vm **vms, size_t *count)
+{
+	struct error err;
+
+	error_clear(&err);
+	return store_list(store, vms, count, &err) < 0 ? cli_fail(&err) : CLI_OK;
+}
+
+/* ---- store init ---- */
+
+static int store_init_cmd(int argc, char **argv)
+{
+	struct store_args a;
+	struct error err;
+	int rc = parse(argc, argv, usage_init, 1, 1, &a);
+
+	if (rc == 0) {
+		error_clear(&err);
+		rc = store_init(argv[a.first], &err) < 0 ? cli_fail(&err) : CLI_OK;
+		if (rc == CLI_OK)
+			printf("store ready in '%s'\n", argv[a.first]);
+	}
+	pathmap_free(a.pathmap);
+	return rc;
+}
+
+/* ---- vm list / show ---- */
+
+static void json_disks(struct json *j, const struct store_disk *disks, size_t count)
+{
+	json_begin_array(j, "disks");
+	for (size_t i = 0; i < count; i++) {
+		json_begin_object(j, NULL);
+		json_string(j, "bus", bus_name(disks[i].bus));
+		json_uint(j, "controller", disks[i].controller);
+		json_uint(j, "drive", disks[i].drive);
+		json_string(j, "written", disks[i].written);
+		json_string(j, "path", disks[i].path);
+		json_string(j, "found", disks[i].how);
+		json_string(j, "problem", disks[i].problem);
+		json_end_object(j);
+	}
+	json_end_array(j);
+}
+
+static void json_vm(struct json *j, const struct store_vm *vm)
+{
+	json_begin_object(j, NULL);
+	json_string(j, "id", vm->id);
+	json_string(j, "name", vm->name);
+	json_string(j, "config", vm->config_path);
+	json_uint(j, "generation", (uint64_t)vm->generation);
+	json_int(j, "version", vm->version);
+	json_int(j, "creation_time", vm->creation_time);
+	json_string(j, "saved_state", vm->saved_state);
+	json_string(j, "current_snapshot", vm->current_snapshot_id);
+	json_disks(j, vm->disks, vm->disk_count);
+	json_begin_array(j, "adapters");
+	for (size_t i = 0; i < vm->adapter_count; i++) {
+		json_begin_object(j, NULL);
+		json_string(j, "name", vm->adapters[i].friendly_name);
+		json_string(j, "mac", vm->adapters[i].mac);
+		json_bool(j, "static_mac", vm->adapters[i].static_mac);
+		json_string(j, "switch_id", vm->adapters[i].switch_id);
+		json_string(j, "switch", vm->adapters[i].switch_name);
+		json_end_object(j);
+	}
+	json_end_array(j);
+	json_begin_array(j, "snapshots");
+	for (size_t i = 0; i < vm->snapshot_count; i++) {
+		const struct store_snapshot *s = &vm->snapshots[i];
+
+		json_begin_object(j, NULL);
+		json_string(j, "id", s->id);
+		json_string(j, "name", s->name);
+		json_string(j, "config", s->config_path);
+		json_string(j, "parent", s->parent_id);
+		json_bool(j, "parent_inferred", s->parent_inferred);
+		json_int(j, "creation_time", s->creation_time);
+		json_string(j, "saved_state", s->saved_state);
+		json_disks(j, s->disks, s->disk_count);
+		json_string(j, "problem", s->problem);
+		json_end_object(j);
+	}
+	json_end_array(j);
+	json_string(j, "problem", vm->problem);
+	json_end_object(j);
+}
+
+/* Does @vm, or anything in it, have a problem? */
+static bool vm_has_problem(const struct store_vm *vm)
+{
+	if (vm->problem)
+		return true;
+	for (size_t i = 0; i < vm->disk_count; i++)
+		if (vm->disks[i].problem)
+			return true;
+	for (size_t i = 0; i < vm->snapshot_count; i++) {
+		if (vm->snapshots[i].problem)
+			return true;
+		for (size_t k = 0; k < vm->snapshots[i].disk_count; k++)
+			if (vm->snapshots[i].disks[k].problem)
+				return true;
+	}
+	return false;
+}
+
+static int vm_list(int argc, char **argv)
+{
+	struct store_args a;
+	struct store *store = NULL;
+	struct store_vm *vms = NULL;
+	size_t count = 0;
+	int rc = begin(argc, argv, usage_list, 0, 0, &a, &store);
+	if (rc)
+		goto out;
+	rc = list_vms(store, &vms, &count);
+	if (rc)
+		goto out;
+	if (a.json) {
+		struct json j;
+
+		json_init(&j, stdout);
+		json_begin_array(&j, NULL);
+		for (size_t i = 0; i < count; i++)
+			json_vm(&j, &vms[i]);
+		json_end_array(&j);
+		json_finish(&j);
+	} else {
+		printf("%-36s  %-24s  %5s  %9s  %s\n", "GUID", "NAME", "DISKS", "SNAPSHOTS",
+		       "STATE");
+		for (size_t i = 0; i < count; i++)
+			printf("%-36s  %-24s  %5zu  %9zu  %s\n", vms[i].id, vms[i].name,
+			       vms[i].disk_count, vms[i].snapshot_count,
+			       vm_has_problem(&vms[i]) ? "problem (impex vm show)"
+			       : vms[i].saved_state    ? "saved"
+						       : "off");
+	}
+	rc = CLI_OK;
+out:
+	store_vms_free(vms, count);
+	store_free(store);
+	pathmap_free(a.pathmap);
+	return rc;
+}
+
+static void show_disk(struct store *store, const struct store_disk *d, const char *indent)
+{
+	struct chain *chain = NULL;
+	struct error err;
+
+	printf("%s%s %u:%u  %s\n", indent, bus_name(d->bus), d->controller, d->drive, d->written);
+	if (d->problem) {
+		printf("%s  problem: %s\n", indent, d->problem);
+		return;
+	}
+	printf("%s  file: %s (found %s)\n", indent, d->path, d->how);
+	error_clear(&err);
+	if (store_open_chain(store, d, &chain, &err) < 0) {
+		printf("%s  problem: %s\n", indent, error_message(&err));
+		return;
+	}
+	for (unsigned i = 1; i < chain_depth(chain); i++)
+		printf("%s  parent %u: %s\n", indent, i, vhd_path(chain_level(chain, i)));
+	for (unsigned i = 0; i < chain_warning_count(chain); i++)
+		printf("%s  warning: %s\n", indent, chain_warning(chain, i));
+	chain_close(chain);
+}
+
+/* Print the snapshots under @parent ("" for the roots), indented by depth. */
+static void show_tree(struct store *store, const struct store_vm *vm, const char *parent, int depth)
+{
+	char when[40], indent[80];
+
+	for (size_t i = 0; i < vm->snapshot_count; i++) {
+		const struct store_snapshot *s = &vm->snapshots[i];
+
+		if (strcasecmp(s->parent_id, parent) != 0 || depth > 30)
+			continue;
+		printf("%*s- %s  %s  %s%s%s\n", 2 + depth * 2, "", s->name, s->id,
+		       time_text(s->creation_time, when, sizeof(when)),
+		       s->saved_state ? "  (saved state)" : "",
+		       strcasecmp(s->id, vm->current_snapshot_id) == 0 ? "  <- now" : "");
+		if (s->problem)
+			printf("%*s  problem: %s\n", 2 + depth * 2, "", s->problem);
+		snprintf(indent, sizeof(indent), "%*s", 4 + depth * 2, "");
+		for (size_t k = 0; k < s->disk_count; k++)
+			show_disk(store, &s->disks[k], indent);
+		show_tree(store, vm, s->id, depth + 1);
+	}
+}
+
+static int vm_show(int argc, char **argv)
+{
+	struct store_args a;
+	struct store *store = NULL;
+	struct store_vm *vms = NULL;
+	const struct store_vm *vm;
+	size_t count = 0;
+	char when[40];
+	int rc = begin(argc, argv, usage_show, 1, 1, &a, &store);
+	if (rc)
+		goto out;
+	rc = list_vms(store, &vms, &count);
+	if (rc)
+		goto out;
+	vm = store_find_vm(vms, count, argv[a.first]);
+	if (!vm) {
+		cli_error("no VM named '%s' in the store", argv[a.first]);
+		rc = CLI_FAIL;
+		goto out;
+	}
+	if (a.json) {
+		struct json j;
+
+		json_init(&j, stdout);
+		json_vm(&j, vm);
+		json_finish(&j);
+	} else {
+		printf("%s  %s\n", vm->name, vm->id);
+		printf("  configuration: %s\n", vm->config_path);
+		if (vm->problem)
+			printf("  problem: %s\n", vm->problem);
+		printf("  generation %d, version %lld, created %s\n", vm->generation,
+		       (long long)vm->version, time_text(vm->creation_time, when, sizeof(when)));
+		printf("  saved state: %s\n", vm->saved_state ? vm->saved_state : "none");
+		printf("disks:\n");
+		for (size_t i = 0; i < vm->disk_count; i++)
+			show_disk(store, &vm->disks[i], "  ");
+		printf("adapters:\n");
+		for (size_t i = 0; i < vm->adapter_count; i++)
+			printf("  %s  %s  switch '%s' %s\n", vm->adapters[i].friendly_name,
+			       vm->adapters[i].mac, vm->adapters[i].switch_name,
+			       vm->adapters[i].switch_id);
+		printf("snapshots:\n");
+		show_tree(store, vm, "", 0);
+	}
+	rc = vm_has_problem(vm) ? CLI_FAIL : CLI_OK;
+out:
+	store_vms_free(vms, count);
+	store_free(store);
+	pathmap_free(a.pathmap);
+	return rc;
+}
+
+/* ---- vm new ---- */
+
+static int vm_new(int argc, char **argv)
+{
+	struct store_new_disk disks[MAX_ITEMS];
+	struct store_new_vm spec = {0};
+	struct store_args a;
+	struct store *store = NULL;
+	struct error err;
+	char id[37];
+	int rc = begin(argc, argv, usage_new, 1, 1, &a, &store);
+	if (rc)
+		goto out;
+	spec.name = argv[a.first];
+	spec.generation = 1;
+	if (a.generation) {
+		if (strcmp(a.generation, "1") != 0 && strcmp(a.generation, "2") != 0) {
+			rc = cli_usage(usage_new, "generation '%s': want 1 or 2", a.generation);
+			goto out;
+		}
+		spec.generation = a.generation[0] - '0';
+	}
+	if (a.memory) {
+		uint64_t bytes;
+
+		if (cli_parse_size(a.memory, &bytes) < 0 || bytes < 32 << 20 || bytes % (1 << 20)) {
+			rc = cli_usage(usage_new,
+				       "'%s' is not a memory size (whole MiB, 32M or more)",
+				       a.memory);
+			goto out;
+		}
+		spec.memory_mib = bytes >> 20;
+	}
+	for (size_t i = 0; i < a.disk_count; i++) {
+		const char *colon = strchr(a.disks[i], ':');
+		size_t n = colon ? (size_t)(colon - a.disks[i]) : 0;
+
+		if (colon && n == 3 && strncmp(a.disks[i], "ide", 3) == 0)
+			disks[i].bus = CONFIG_BUS_IDE;
+		else if (colon && n == 4 && strncmp(a.disks[i], "scsi", 4) == 0)
+			disks[i].bus = CONFIG_BUS_SCSI;
+		else {
+			rc = cli_usage(usage_new, "disk '%s': want ide:SIZE or scsi:SIZE",
+				       a.disks[i]);
+			goto out;
+		}
+		if (cli_parse_size(colon + 1, &disks[i].size) < 0) {
+			rc = cli_usage(usage_new, "disk '%s': '%s' is not a size", a.disks[i],
+				       colon + 1);
+			goto out;
+		}
+	}
+	spec.disks = disks;
+	spec.disk_count = a.disk_count;
+	spec.switches = a.switches;
+	spec.switch_count = a.switch_count;
+	error_clear(&err);
+	if (store_create_vm(store, &spec, id, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	printf("%s  %s\n", id, spec.name);
+	rc = CLI_OK;
+out:
+	store_free(store);
+	pathmap_free(a.pathmap);
+	return rc;
+}
+
+/* ---- switch add / list ---- */
+
+static int switch_add(int argc, char **argv)
+{
+	struct store_args a;
+	struct store *store = NULL;
+	struct error err;
+	char id[37];
+	int rc = begin(argc, argv, usage_switch_add, 1, 1, &a, &store);
+	if (rc == 0) {
+		error_clear(&err);
+		rc = store_add_switch(store, argv[a.first], id, &err) < 0 ? cli_fail(&err) : CLI_OK;
+		if (rc == CLI_OK)
+			printf("%s  %s\n", id, argv[a.first]);
+	}
+	store_free(store);
+	pathmap_free(a.pathmap);
+	return rc;
+}
+
+static int switch_list(int argc, char **argv)
+{
+	struct store_args a;
+	struct store *store = NULL;
+	struct store_switch *list = NULL;
+	size_t n = 0;
+	struct error err;
+	int rc = begin(argc, argv, usage_switch_list, 0, 0, &a, &store);
+	if (rc)
+		goto out;
+	error_clear(&err);
+	if (store_switches(store, &list, &n, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	if (a.json) {
+		struct json j;
+
+		json_init(&j, stdout);
+		json_begin_array(&j, NULL);
+		for (size_t i = 0; i < n; i++) {
+			json_begin_object(&j, NULL);
+			json_string(&j, "id", list[i].id);
+			json_string(&j, "name", list[i].name);
+			json_end_object(&j);
+		}
+		json_end_array(&j);
+		json_finish(&j);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			printf("%s  %s\n", list[i].id, list[i].name);
+	}
+	rc = CLI_OK;
+out:
+	store_switches_free(list, n);
+	store_free(store);
+	pathmap_free(a.pathmap);
+	return rc;
+}
+
+/* ---- dispatch ---- */
+
+struct subcommand {
+	const char *name;
+	int (*run)(int argc, char **argv);
+};
+
+static int dispatch(const char *group, const struct subcommand *table, size_t n, int argc,
+		    char **argv)
+{
+	if (argc < 2) {
+		cli_error("missing %s command", group);
+		cmd_store_help(stderr);
+		return CLI_USAGE;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(argv[1], table[i].name) == 0)
+			return table[i].run(argc - 1, argv + 1);
+	cli_error("unknown %s command '%s'", group, argv[1]);
+	cmd_store_help(stderr);
+	return CLI_USAGE;
+}
+
+int cmd_store(int argc, char **argv)
+{
+	static const struct subcommand table[] = {{"init", store_init_cmd}};
+
+	return dispatch("store", table, sizeof(table) / sizeof(table[0]), argc, argv);
+}
+
+int cmd_vm(int argc, char **argv)
+{
+	static const struct subcommand table[] = {
+		{"list", vm_list}, {"show", vm_show}, {"new", vm_new}};
+
+	return dispatch("vm", table, sizeof(table) / sizeof(table[0]), argc, argv);
+}
+
+int cmd_switch(int argc, char **argv)
+{
+	static const struct subcommand table[] = {{"add", switch_add}, {"list", switch_list}};
+
+	return dispatch("switch", table, sizeof(table) / sizeof(table[0]), argc, argv);
+}

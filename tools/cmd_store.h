@@ -1,0 +1,17 @@
+/*
+ * impex store, vm and switch commands.
+ */
+#ifndef IMPEX_CMD_STORE_H
+#define IMPEX_CMD_STORE_H
+
+#include <stdio.h>
+
+/** Print the store commands' synopsis to @out. */
+void cmd_store_help(FILE *out);
+
+/** Run "impex store|vm|switch ARGS" (argv[0] is the group). Returns the exit status. */
+int cmd_store(int argc, char **argv);
+int cmd_vm(int argc, char **argv);
+int cmd_switch(int argc, char **argv);
+
+#endif
