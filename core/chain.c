@@ -389,13 +389,15 @@ static int find_parent(struct chain *c, const struct chain_options *options, str
 	if (rc == 0)
 		rc = scan_folder(s);
 	if (rc < 0) {
-		*err = s->failure;
+		if (err)
+			*err = s->failure;
 		goto out;
 	}
 	if (rc == 0) {
 		vhd_uuid_format(h->parent_uuid, uuid);
 		if (s->worst_rank > 1) {
-			*err = s->failure;
+			if (err)
+				*err = s->failure;
 			rc = -s->failure.code;
 		} else {
 			rc = error_set(err, ENOENT,

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 struct error;
 struct config;
@@ -191,6 +192,12 @@ int config_adapters(const struct config *config, struct config_adapter **adapter
 		    struct error *err);
 
 void config_adapters_free(struct config_adapter *adapters, size_t count);
+
+/**
+ * Set the leaf at @path to the time @when as Hyper-V stores times: a
+ * FILETIME (8 bytes, little-endian) in base64, type "bytes".
+ */
+int config_set_filetime(struct config *config, const char *path, time_t when, struct error *err);
 
 /** Point adapter @key at the switch @switch_id named @switch_name ("" for none). */
 int config_set_adapter_switch(struct config *config, const char *key, const char *switch_id,

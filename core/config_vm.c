@@ -301,3 +301,28 @@ int config_set_adapter_switch(struct config *c, const char *key, const char *swi
 	}
 	return rc;
 }
+
+int config_set_filetime(struct config *c, const char *path, time_t when, struct error *err)
+{
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	int64_t ticks = (int64_t)when * 10000000 + FILETIME_UNIX_EPOCH;
+	uint8_t b[9] = {0};
+	char text[16];
+	size_t n = 0;
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(ticks >> (8 * i));
+	/* 8 bytes: two whole groups of 3, then 2 bytes and one '=' of padding. */
+	for (int i = 0; i < 9; i += 3) {
+		uint32_t v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8 | b[i + 2];
+
+		text[n++] = alphabet[v >> 18 & 63];
+		text[n++] = alphabet[v >> 12 & 63];
+		text[n++] = alphabet[v >> 6 & 63];
+		text[n++] = i + 2 < 8 ? alphabet[v & 63] : '=';
+	}
+	text[n++] = '\n'; /* Hyper-V ends its base64 with a newline */
+	text[n] = '\0';
+	return config_set(c, path, "bytes", text, err);
+}

@@ -167,8 +167,7 @@ void fsutil_names_free(char **names, size_t count)
 	free(names);
 }
 
-int fsutil_list_names(const char *dir, bool (*keep)(const char *name), char ***names,
-		      size_t *count)
+int fsutil_list_names(const char *dir, bool (*keep)(const char *name), char ***names, size_t *count)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -206,4 +205,54 @@ nomem:
 	closedir(d);
 	fsutil_names_free(list, n);
 	return -ENOMEM;
+}
+
+int fsutil_copy_file(const char *from, const char *to)
+{
+	char tmp[PATH_MAX];
+	uint8_t *buf = NULL;
+	struct stat st;
+	uint64_t at = 0;
+	int in = -1, out = -1, rc = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", to) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	in = fsutil_open_source(from, false);
+	if (in < 0)
+		return in;
+	if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
+		rc = S_ISREG(st.st_mode) ? -errno : -EINVAL;
+		goto out;
+	}
+	out = mkostemp(tmp, O_CLOEXEC);
+	buf = malloc(1 << 20);
+	if (out < 0 || !buf) {
+		rc = out < 0 ? -errno : -ENOMEM;
+		goto out;
+	}
+	while (rc == 0 && at < (uint64_t)st.st_size) {
+		size_t n = (uint64_t)st.st_size - at < (1u << 20)
+				   ? (size_t)((uint64_t)st.st_size - at)
+				   : (1u << 20);
+
+		rc = fsutil_pread_full(in, buf, n, at);
+		if (rc == 0 && !fsutil_all_zero(buf, n)) /* zeros stay holes */
+			rc = fsutil_pwrite_full(out, buf, n, at);
+		at += n;
+	}
+	if (rc == 0 && (ftruncate(out, st.st_size) < 0 || fchmod(out, 0644) < 0 || fsync(out) < 0))
+		rc = -errno;
+	if (rc == 0 && rename(tmp, to) < 0)
+		rc = -errno;
+	if (rc == 0)
+		fsutil_fsync_parent(to);
+out:
+	if (out >= 0) {
+		close(out);
+		if (rc < 0)
+			unlink(tmp);
+	}
+	free(buf);
+	close(in);
+	return rc == -ENODATA ? -EIO : rc;
 }

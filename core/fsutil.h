@@ -56,6 +56,13 @@ int fsutil_list_names(const char *dir, bool (*keep)(const char *name), char ***n
 /** Free what fsutil_list_names() returned. NULL-safe. */
 void fsutil_names_free(char **names, size_t count);
 
+/**
+ * Copy the regular file @from to @to crash-safely (a temporary file beside
+ * @to, fsynced, renamed over it); runs of zeros stay holes.
+ * Returns 0 or -errno.
+ */
+int fsutil_copy_file(const char *from, const char *to);
+
 /** Whether the @len bytes at @buf are all zero. */
 bool fsutil_all_zero(const void *buf, size_t len);
 

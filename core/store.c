@@ -25,10 +25,6 @@
 #define DISKS_DIR     "Virtual Hard Disks"
 #define SWITCHES_FILE "switches.txt"
 
-/* Keys of the snapshot tree (docs/FORMAT.md). */
-#define KEY_CURRENT    "global_settings/snapshots/current"
-#define KEY_PARENT     "global_settings/snapshots/parent"
-#define KEY_LOGICAL_ID "settings/global/logical_id"
 
 struct store {
 	char **roots; /* real paths */
@@ -50,6 +46,11 @@ void store_free(struct store *s)
 	free(s->roots);
 	free(s->allowed);
 	free(s);
+}
+
+const struct pathmap *store_pathmap(const struct store *s)
+{
+	return s->pathmap;
 }
 
 const char *store_root(const struct store *s, size_t i)
@@ -465,7 +466,7 @@ static int load_vm(struct store *s, const char *root, const char *file, struct s
 	vm->creation_time = id.creation_time;
 	config_identity_release(&id);
 	free(vm->current_snapshot_id);
-	vm->current_snapshot_id = value_or_empty(config, KEY_CURRENT);
+	vm->current_snapshot_id = value_or_empty(config, STORE_KEY_CURRENT);
 	{
 		char dir[PATH_MAX];
 
@@ -508,9 +509,9 @@ static int load_snapshot(struct store *s, const char *root, const char *file, st
 	rc = config_load(&config, snap.config_path, &err);
 	if (rc == 0)
 		rc = config_identity(config, &id, &err);
-	if (rc == 0 && config_get(config, KEY_LOGICAL_ID, &vm_id, NULL) < 0)
+	if (rc == 0 && config_get(config, STORE_KEY_VM_ID, &vm_id, NULL) < 0)
 		rc = error_set(&err, EINVAL, "'%s' does not name its VM (%s)", snap.config_path,
-			       KEY_LOGICAL_ID);
+			       STORE_KEY_VM_ID);
 	vm = rc == 0 ? vm_by_id(vms, count, vm_id) : NULL;
 	if (!vm) {
 		/* An orphan, or unreadable: it belongs to no VM that can show it.
@@ -528,7 +529,7 @@ static int load_snapshot(struct store *s, const char *root, const char *file, st
 	snap.creation_time = id.creation_time;
 	id.name = NULL;
 	config_identity_release(&id);
-	if (config_get(config, KEY_PARENT, &snap.parent_id, NULL) < 0) {
+	if (config_get(config, STORE_KEY_PARENT, &snap.parent_id, NULL) < 0) {
 		snap.parent_id = strdup("");
 		snap.parent_inferred = true; /* to be inferred from the chains */
 	}

@@ -22,6 +22,12 @@
 
 struct error;
 struct pathmap;
+
+/* The keys of the snapshot tree (docs/FORMAT.md). */
+#define STORE_KEY_CURRENT "global_settings/snapshots/current"	/* VM: snapshot it runs from */
+#define STORE_KEY_COUNT	  "global_settings/snapshots/list/size" /* VM: its snapshots */
+#define STORE_KEY_PARENT  "global_settings/snapshots/parent"	/* snapshot: its parent */
+#define STORE_KEY_VM_ID	  "settings/global/logical_id"		/* snapshot: its VM's GUID */
 struct chain;
 struct store;
 
@@ -87,6 +93,9 @@ struct store_switch {
 int store_open(struct store **out, const struct store_options *options, struct error *err);
 
 void store_free(struct store *store);
+
+/** The store's path map (may be NULL). Borrowed. */
+const struct pathmap *store_pathmap(const struct store *store);
 
 /** Root @i. Borrowed. */
 const char *store_root(const struct store *store, size_t i);
@@ -173,5 +182,38 @@ struct store_new_vm {
  */
 int store_create_vm(struct store *store, const struct store_new_vm *spec, char id[37],
 		    struct error *err);
+
+/* ---- changing VMs (store_snapshot.c) ---- */
+
+/**
+ * Take snapshot @name of VM @vm (name or GUID) as Hyper-V does: the
+ * snapshot's configuration keeps the VM's current disks, frozen; each gets
+ * a new differencing disk "<stem>_<SNAPSHOT-GUID>.avhd" that the VM goes on
+ * in; the saved state, if any, is copied to Snapshots/<GUID>/. The new
+ * GUID goes into @id. Returns 0 or a negative errno with a message; on
+ * failure the store is as it was.
+ */
+int store_snapshot_vm(struct store *store, const char *vm, const char *name, char id[37],
+		      struct error *err);
+
+/**
+ * Apply snapshot @snapshot (name or GUID) of VM @vm as Hyper-V's Apply: the
+ * snapshot's configuration becomes the VM's, over new differencing disks on
+ * the snapshot's disks, with the snapshot's saved state; the VM's state
+ * before (its differencing disks no snapshot holds, its saved state) is
+ * discarded after the new configuration is in place.
+ */
+int store_apply_snapshot(struct store *store, const char *vm, const char *snapshot,
+			 struct error *err);
+
+/** Give VM @vm a saved state (opaque .vsv and .bin files, the .bin the memory's size). */
+int store_save_state(struct store *store, const char *vm, struct error *err);
+
+/**
+ * Delete VM @vm: its configuration first, then its snapshots' and its saved
+ * state; with @disks also the files of its disks' chains that no other VM
+ * uses.
+ */
+int store_delete_vm(struct store *store, const char *vm, bool disks, struct error *err);
 
 #endif

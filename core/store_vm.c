@@ -18,8 +18,6 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
-#define FILETIME_UNIX_EPOCH 116444736000000000LL
-
 static void new_guid(char out[37], bool upper)
 {
 	uuid_t uuid;
@@ -67,29 +65,6 @@ static void open_tag(FILE *out, int depth, const char *name)
 static void close_tag(FILE *out, int depth, const char *name)
 {
 	fprintf(out, "%*s</%s>\r\n", depth * 2, "", name);
-}
-
-/* The current time as a FILETIME, base64 with a trailing newline (as Hyper-V writes it). */
-static void filetime_base64(char out[16])
-{
-	static const char alphabet[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	int64_t ticks = (int64_t)time(NULL) * 10000000 + FILETIME_UNIX_EPOCH;
-	uint8_t b[9] = {0};
-	size_t n = 0;
-
-	for (int i = 0; i < 8; i++)
-		b[i] = (uint8_t)(ticks >> (8 * i));
-	for (int i = 0; i < 9; i += 3) {
-		uint32_t v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8 | b[i + 2];
-
-		out[n++] = alphabet[v >> 18 & 63];
-		out[n++] = alphabet[v >> 12 & 63];
-		out[n++] = i + 1 < 8 ? alphabet[v >> 6 & 63] : '=';
-		out[n++] = i + 2 < 8 ? alphabet[v & 63] : '=';
-	}
-	out[n++] = '\n';
-	out[n] = '\0';
 }
 
 /* A file name made of @name: no '/', '\', control characters or leading dots. */
@@ -166,7 +141,7 @@ static char *vm_text(const struct store *s, const struct store_new_vm *spec, str
 {
 	bool ide = false, scsi = false;
 	char(*nics)[37] = calloc(spec->switch_count ? spec->switch_count : 1, 37);
-	char created[16], number[32];
+	char number[32];
 	unsigned vdev = 0;
 	char *text = NULL;
 	FILE *out;
@@ -234,10 +209,6 @@ static char *vm_text(const struct store *s, const struct store_new_vm *spec, str
 				     "Microsoft Synthetic Ethernet Port");
 	close_tag(out, 1, "manifest");
 	open_tag(out, 1, "properties");
-	filetime_base64(created);
-	fputs("    <creation_time type=\"bytes\">", out);
-	fputs(created, out);
-	fputs("</creation_time>\r\n", out);
 	leaf(out, 2, "global_id", "string", d->id);
 	leaf(out, 2, "name", "string", spec->name);
 	leaf(out, 2, "subtype", "integer", spec->generation == 2 ? "1" : "0");
@@ -342,6 +313,8 @@ int store_create_vm(struct store *s, const struct store_new_vm *spec, char id_ou
 	}
 	snprintf(path, sizeof(path), "%s/Virtual Machines/%s.xml", store_root(s, 0), d.id);
 	rc = config_parse(&config, text, len, path, err);
+	if (rc == 0)
+		rc = config_set_filetime(config, "properties/creation_time", time(NULL), err);
 	if (rc == 0) {
 		config_set_encoding(config, CONFIG_UTF16LE);
 		rc = config_save(config, path, err);

@@ -5,6 +5,7 @@
 
 #include "chain.h"
 #include "cli.h"
+#include "cmd_vhd.h"
 #include "error.h"
 #include "json.h"
 #include "pathmap.h"
@@ -27,6 +28,11 @@ static const char usage_list[] = "impex vm list [STORE OPTIONS] [--json]";
 static const char usage_show[] = "impex vm show [STORE OPTIONS] [--json] NAME|GUID";
 static const char usage_new[] = "impex vm new [STORE OPTIONS] [--generation 1|2] [--memory SIZE] "
 				"[--disk ide|scsi:SIZE]... [--switch NAME]... NAME";
+static const char usage_snapshot[] = "impex vm snapshot [STORE OPTIONS] VM SNAPSHOT";
+static const char usage_apply[] = "impex vm apply [STORE OPTIONS] VM SNAPSHOT";
+static const char usage_write[] = "impex vm write [STORE OPTIONS] VM DISK OFFSET FILE|-";
+static const char usage_save[] = "impex vm save [STORE OPTIONS] VM";
+static const char usage_delete[] = "impex vm delete [STORE OPTIONS] [--disks] VM";
 static const char usage_switch_add[] = "impex switch add [STORE OPTIONS] NAME";
 static const char usage_switch_list[] = "impex switch list [STORE OPTIONS] [--json]";
 
@@ -39,8 +45,16 @@ void cmd_store_help(FILE *out)
 		"  %s\n      list the VMs, their disks and snapshots\n"
 		"  %s\n      show a VM: disks and chains, snapshot tree, adapters, problems\n"
 		"  %s\n      create a VM with new dynamic disks and adapters\n"
+		"  %s\n      take a snapshot: freeze each disk, go on in a new differencing disk\n"
+		"  %s\n      apply a snapshot: its state becomes the VM's, the current one is "
+		"discarded\n"
+		"  %s\n      write guest data into a current disk (DISK: 0, 1, ... as vm show "
+		"lists them)\n"
+		"  %s\n      give the VM a saved state (opaque .vsv and .bin files)\n"
+		"  %s\n      delete a VM, its snapshots and saved state (--disks: its disks too)\n"
 		"  %s\n  %s\n      the host's virtual switches\n",
-		usage_init, usage_list, usage_show, usage_new, usage_switch_add, usage_switch_list);
+		usage_init, usage_list, usage_show, usage_new, usage_snapshot, usage_apply,
+		usage_write, usage_save, usage_delete, usage_switch_add, usage_switch_list);
 }
 
 struct store_args {
@@ -49,6 +63,7 @@ struct store_args {
 	struct pathmap *pathmap;
 	bool allow_outside;
 	bool json;
+	bool disks_too;
 	const char *generation;
 	const char *memory;
 	const char *disks[MAX_ITEMS];
@@ -69,6 +84,7 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 		{"memory", required_argument, NULL, 'm'},
 		{"disk", required_argument, NULL, 'd'},
 		{"switch", required_argument, NULL, 's'},
+		{"disks", no_argument, NULL, 'D'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -84,6 +100,9 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 			if (a->root_count == MAX_ROOTS)
 				return cli_usage(usage, "at most %d stores", MAX_ROOTS);
 			a->roots[a->root_count++] = optarg;
+			break;
+		case 'D':
+			a->disks_too = true;
 			break;
 		case 'A':
 			a->allow_outside = true;
@@ -474,6 +493,114 @@ out:
 	return rc;
 }
 
+/* ---- vm snapshot, apply, write, save, delete ---- */
+
+/* Run @change on the store: the commands that change one VM. */
+static int change_vm(int argc, char **argv, const char *usage, int operands,
+		     int (*change)(struct store *store, char **operands, const struct store_args *a,
+				   struct error *err))
+{
+	struct store_args a;
+	struct store *store = NULL;
+	struct error err;
+	int rc = begin(argc, argv, usage, operands, operands, &a, &store);
+
+	if (rc == 0) {
+		error_clear(&err);
+		rc = change(store, argv + a.first, &a, &err) < 0 ? cli_fail(&err) : CLI_OK;
+	}
+	store_free(store);
+	pathmap_free(a.pathmap);
+	return rc;
+}
+
+static int do_snapshot(struct store *store, char **op, const struct store_args *a,
+		       struct error *err)
+{
+	char id[37];
+	int rc = store_snapshot_vm(store, op[0], op[1], id, err);
+
+	(void)a;
+	if (rc == 0)
+		printf("%s  %s\n", id, op[1]);
+	return rc;
+}
+
+static int do_apply(struct store *store, char **op, const struct store_args *a, struct error *err)
+{
+	(void)a;
+	return store_apply_snapshot(store, op[0], op[1], err);
+}
+
+static int do_save(struct store *store, char **op, const struct store_args *a, struct error *err)
+{
+	(void)a;
+	return store_save_state(store, op[0], err);
+}
+
+static int do_delete(struct store *store, char **op, const struct store_args *a, struct error *err)
+{
+	return store_delete_vm(store, op[0], a->disks_too, err);
+}
+
+static int vm_snapshot(int argc, char **argv)
+{
+	return change_vm(argc, argv, usage_snapshot, 2, do_snapshot);
+}
+
+static int vm_apply(int argc, char **argv)
+{
+	return change_vm(argc, argv, usage_apply, 2, do_apply);
+}
+
+static int vm_save(int argc, char **argv)
+{
+	return change_vm(argc, argv, usage_save, 1, do_save);
+}
+
+static int vm_delete(int argc, char **argv)
+{
+	return change_vm(argc, argv, usage_delete, 1, do_delete);
+}
+
+/* Write into disk DISK (its number in vm show's order) of a VM's current state. */
+static int vm_write(int argc, char **argv)
+{
+	struct store_args a;
+	struct store *store = NULL;
+	struct store_vm *vms = NULL;
+	const struct store_vm *vm;
+	size_t count = 0;
+	unsigned long index;
+	char *end;
+	int rc = begin(argc, argv, usage_write, 4, 4, &a, &store);
+
+	if (rc == 0)
+		rc = list_vms(store, &vms, &count);
+	if (rc)
+		goto out;
+	vm = store_find_vm(vms, count, argv[a.first]);
+	index = strtoul(argv[a.first + 1], &end, 10);
+	if (!vm) {
+		cli_error("no VM named '%s' in the store", argv[a.first]);
+		rc = CLI_FAIL;
+	} else if (*end || end == argv[a.first + 1] || index >= vm->disk_count) {
+		rc = cli_usage(usage_write, "VM '%s' has no disk '%s' (it has %zu)", vm->name,
+			       argv[a.first + 1], vm->disk_count);
+	} else if (!vm->disks[index].path) {
+		cli_error("%s", vm->disks[index].problem);
+		rc = CLI_FAIL;
+	} else {
+		rc = cmd_vhd_write_input(vm->disks[index].path, argv[a.first + 2],
+					 argv[a.first + 3], usage_write);
+	}
+out:
+	store_vms_free(vms, count);
+	store_free(store);
+	pathmap_free(a.pathmap);
+	return rc;
+}
+
 /* ---- switch add / list ---- */
 
 static int switch_add(int argc, char **argv)
@@ -567,7 +694,10 @@ int cmd_store(int argc, char **argv)
 int cmd_vm(int argc, char **argv)
 {
 	static const struct subcommand table[] = {
-		{"list", vm_list}, {"show", vm_show}, {"new", vm_new}};
+		{"list", vm_list},	   {"show", vm_show},	  {"new", vm_new},
+		{"snapshot", vm_snapshot}, {"apply", vm_apply},	  {"write", vm_write},
+		{"save", vm_save},	   {"delete", vm_delete},
+	};
 
 	return dispatch("vm", table, sizeof(table) / sizeof(table[0]), argc, argv);
 }

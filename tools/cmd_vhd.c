@@ -66,9 +66,12 @@ struct vhd_args {
 static int parse_args(int argc, char **argv, const char *usage, struct vhd_args *a)
 {
 	static const struct option options[] = {
-		{"json", no_argument, NULL, 'j'},	   {"pathmap", required_argument, NULL, 'p'},
-		{"type", required_argument, NULL, 't'},	   {"block-size", required_argument, NULL, 'b'},
-		{"seed", required_argument, NULL, 's'},	   {"help", no_argument, NULL, 'h'},
+		{"json", no_argument, NULL, 'j'},
+		{"pathmap", required_argument, NULL, 'p'},
+		{"type", required_argument, NULL, 't'},
+		{"block-size", required_argument, NULL, 'b'},
+		{"seed", required_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	int c, rc;
@@ -148,9 +151,9 @@ static void creator_text(const struct vhd_footer *f, char *app, char *os)
 {
 	for (int i = 0; i < 4; i++) {
 		app[i] = (f->creator_app[i] >= 0x20 && f->creator_app[i] < 0x7f) ? f->creator_app[i]
-										   : '?';
+										 : '?';
 		os[i] = (f->creator_os[i] >= 0x20 && f->creator_os[i] < 0x7f) ? f->creator_os[i]
-									       : '?';
+									      : '?';
 	}
 	app[4] = os[4] = '\0';
 }
@@ -492,36 +495,28 @@ static ssize_t read_fully(int fd, uint8_t *buf, size_t len)
 	return (ssize_t)got;
 }
 
-static int vhd_write_cmd(int argc, char **argv)
+int cmd_vhd_write_input(const char *path, const char *offset_text, const char *input,
+			const char *usage)
 {
 	const char *input_name = "standard input";
 	struct vhd *vhd = NULL;
 	uint8_t *buf = NULL;
 	uint64_t offset, written = 0;
-	struct vhd_args a;
 	struct error err;
 	int in = STDIN_FILENO, rc;
 
-	rc = parse_command(argc, argv, usage_write, 2, 3, &a);
-	if (rc)
-		goto out;
-	if (cli_parse_size(argv[a.first + 1], &offset) < 0) {
-		rc = cli_usage(usage_write, "'%s' is not an offset", argv[a.first + 1]);
-		goto out;
-	}
-	if (offset % VHD_SECTOR_SIZE) {
-		rc = cli_usage(usage_write, "offset %" PRIu64 " is not a multiple of 512", offset);
-		goto out;
-	}
-	if (argc - a.first == 3 && strcmp(argv[a.first + 2], "-") != 0) {
+	if (cli_parse_size(offset_text, &offset) < 0)
+		return cli_usage(usage, "'%s' is not an offset", offset_text);
+	if (offset % VHD_SECTOR_SIZE)
+		return cli_usage(usage, "offset %" PRIu64 " is not a multiple of 512", offset);
+	if (input && strcmp(input, "-") != 0) {
 		struct stat st;
 
-		input_name = argv[a.first + 2];
+		input_name = input;
 		in = open(input_name, O_RDONLY | O_CLOEXEC);
 		if (in < 0) {
 			cli_error("cannot open '%s': %s", input_name, strerror(errno));
-			rc = CLI_FAIL;
-			goto out;
+			return CLI_FAIL;
 		}
 		if (fstat(in, &st) == 0 && S_ISREG(st.st_mode) && st.st_size % VHD_SECTOR_SIZE) {
 			cli_error("'%s' is %lld bytes, not a whole number of 512-byte sectors",
@@ -531,7 +526,7 @@ static int vhd_write_cmd(int argc, char **argv)
 		}
 	}
 	error_clear(&err);
-	if (vhd_open(&vhd, argv[a.first], VHD_OPEN_WRITE, &err) < 0) {
+	if (vhd_open(&vhd, path, VHD_OPEN_WRITE, &err) < 0) {
 		rc = cli_fail(&err);
 		goto out;
 	}
@@ -552,7 +547,8 @@ static int vhd_write_cmd(int argc, char **argv)
 		if (n == 0)
 			break;
 		if (n % VHD_SECTOR_SIZE) {
-			cli_error("%s ends in a partial sector (%" PRIu64 " bytes in all); the first "
+			cli_error("%s ends in a partial sector (%" PRIu64
+				  " bytes in all); the first "
 				  "%" PRIu64 " bytes were written",
 				  input_name, written + (uint64_t)n, written);
 			rc = CLI_FAIL;
@@ -570,6 +566,18 @@ out:
 		close(in);
 	free(buf);
 	vhd_close(vhd);
+	return rc;
+}
+
+static int vhd_write_cmd(int argc, char **argv)
+{
+	struct vhd_args a;
+	int rc = parse_command(argc, argv, usage_write, 2, 3, &a);
+
+	if (rc == 0)
+		rc = cmd_vhd_write_input(argv[a.first], argv[a.first + 1],
+					 argc - a.first == 3 ? argv[a.first + 2] : NULL,
+					 usage_write);
 	pathmap_free(a.pathmap);
 	return rc;
 }
@@ -758,8 +766,9 @@ int cmd_vhd(int argc, char **argv)
 		const char *name;
 		int (*run)(int argc, char **argv);
 	} commands[] = {
-		{"info", vhd_info},	      {"check", vhd_check},	{"create", vhd_create_cmd},
-		{"snapshot", vhd_snapshot_cmd}, {"write", vhd_write_cmd}, {"cat", vhd_cat},
+		{"info", vhd_info},	    {"check", vhd_check},
+		{"create", vhd_create_cmd}, {"snapshot", vhd_snapshot_cmd},
+		{"write", vhd_write_cmd},   {"cat", vhd_cat},
 		{"flatten", vhd_flatten},
 	};
 

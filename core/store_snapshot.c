@@ -1,0 +1,529 @@
+/*
+ * Snapshots of a store's VMs, taken and applied as Hyper-V does, and the
+ * other changes the impex tool makes to VMs: saved state, deletion.
+ *
+ * Every change writes new files first and the VM's configuration last,
+ * crash-safely: until that rename the VM is as it was, and what was made
+ * for it is removed on failure.
+ */
+#include "store.h"
+
+#include "chain.h"
+#include "config.h"
+#include "error.h"
+#include "fsutil.h"
+#include "vhd.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+/* Files made along the way, removed if the change fails. */
+struct made {
+	char **paths;
+	size_t count;
+};
+
+static int made_add(struct made *m, const char *path)
+{
+	char **grown = realloc(m->paths, (m->count + 1) * sizeof(*grown));
+
+	if (!grown)
+		return -ENOMEM;
+	m->paths = grown;
+	m->paths[m->count] = strdup(path);
+	if (!m->paths[m->count])
+		return -ENOMEM;
+	m->count++;
+	return 0;
+}
+
+/* Forget the list; on failure remove its files first (last made first). */
+static void made_finish(struct made *m, bool failed)
+{
+	for (size_t i = m->count; i-- > 0;) {
+		if (failed)
+			remove(m->paths[i]);
+		free(m->paths[i]);
+	}
+	free(m->paths);
+	m->paths = NULL;
+	m->count = 0;
+}
+
+/* The VM @name_or_id of the store, listed into *@vms; refuses a VM with problems. */
+static int find_vm(struct store *s, const char *name_or_id, struct store_vm **vms, size_t *count,
+		   const struct store_vm **vm, struct error *err)
+{
+	int rc = store_list(s, vms, count, err);
+
+	if (rc < 0)
+		return rc;
+	*vm = store_find_vm(*vms, *count, name_or_id);
+	if (!*vm)
+		return error_set(err, ENOENT, "no VM named '%s' in the store", name_or_id);
+	if ((*vm)->problem)
+		return error_set(err, EINVAL, "VM '%s' cannot be changed: %s", (*vm)->name,
+				 (*vm)->problem);
+	for (size_t i = 0; i < (*vm)->disk_count; i++)
+		if ((*vm)->disks[i].problem)
+			return error_set(err, EINVAL, "VM '%s' cannot be changed: %s", (*vm)->name,
+					 (*vm)->disks[i].problem);
+	return 0;
+}
+
+static void new_guid(char out[37])
+{
+	uuid_t uuid;
+
+	uuid_generate_random(uuid);
+	uuid_unparse_upper(uuid, out);
+}
+
+/*
+ * The path of a new differencing disk over @base for snapshot or state @id:
+ * "<folder>/<stem>_<id>.avhd", the stem being @base's name without its
+ * extension and without a "_<GUID>" an earlier snapshot added.
+ */
+static void avhd_path(const char *base, const char *id, char *out, size_t cap)
+{
+	char dir[PATH_MAX], stem[NAME_MAX + 1];
+	const char *name = strrchr(base, '/');
+	char *dot;
+	size_t n;
+
+	fsutil_dirname(base, dir, sizeof(dir));
+	snprintf(stem, sizeof(stem), "%s", name ? name + 1 : base);
+	dot = strrchr(stem, '.');
+	if (dot && dot != stem)
+		*dot = '\0';
+	n = strlen(stem);
+	if (n > 37 && stem[n - 37] == '_' && config_guid_valid(stem + n - 36))
+		stem[n - 37] = '\0';
+	snprintf(out, cap, "%s/%s_%s.avhd", dir, stem, id);
+}
+
+/* Stack a new differencing disk on each of @disks for @id; record the new paths. */
+static int stack_disks(struct store *s, const struct store_disk *disks, size_t count,
+		       const char *id, struct config *config, struct made *made, struct error *err)
+{
+	for (size_t i = 0; i < count; i++) {
+		char path[PATH_MAX], key[512], *written;
+		int rc;
+
+		avhd_path(disks[i].path, id, path, sizeof(path));
+		rc = vhd_create_differencing(path, disks[i].path, store_pathmap(s), err);
+		if (rc < 0)
+			return rc;
+		if (made_add(made, path) < 0)
+			return error_set(err, ENOMEM, "out of memory");
+		written = store_written_path(s, path);
+		snprintf(key, sizeof(key), "%s/pathname", disks[i].key);
+		rc = written ? config_set(config, key, NULL, written, err)
+			     : error_set(err, ENOMEM, "out of memory");
+		free(written);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Copy the saved state in folder @from into folder @to, files named @id.vsv/.bin. */
+static int copy_saved_state(const char *from, const char *to, const char *id, struct made *made,
+			    struct error *err)
+{
+	char **names = NULL;
+	size_t count = 0;
+	int rc;
+
+	if (mkdir(to, 0755) < 0 && errno != EEXIST)
+		return error_errno(err, errno, "cannot create", to);
+	if (made_add(made, to) < 0)
+		return error_set(err, ENOMEM, "out of memory");
+	rc = fsutil_list_names(from, NULL, &names, &count);
+	if (rc < 0)
+		return error_errno(err, -rc, "cannot read", from);
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		const char *ext = strrchr(names[i], '.');
+		char src[PATH_MAX], dst[PATH_MAX];
+
+		if (!ext || (strcasecmp(ext, ".vsv") != 0 && strcasecmp(ext, ".bin") != 0))
+			continue;
+		snprintf(src, sizeof(src), "%s/%s", from, names[i]);
+		snprintf(dst, sizeof(dst), "%s/%s%s", to, id, ext);
+		rc = fsutil_copy_file(src, dst);
+		if (rc < 0)
+			rc = error_errno(err, -rc, "cannot copy the saved state to", dst);
+		else if (made_add(made, dst) < 0)
+			rc = error_set(err, ENOMEM, "out of memory");
+	}
+	fsutil_names_free(names, count);
+	return rc;
+}
+
+/* Remove the saved-state files of folder @dir, then the folder if empty. */
+static void remove_saved_state(const char *dir)
+{
+	char **names = NULL;
+	size_t count = 0;
+
+	if (fsutil_list_names(dir, NULL, &names, &count) < 0)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		const char *ext = strrchr(names[i], '.');
+		char path[PATH_MAX];
+
+		if (ext && (strcasecmp(ext, ".vsv") == 0 || strcasecmp(ext, ".bin") == 0)) {
+			snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+			unlink(path);
+		}
+	}
+	fsutil_names_free(names, count);
+	rmdir(dir);
+}
+
+int store_snapshot_vm(struct store *s, const char *vm_name, const char *name, char id_out[37],
+		      struct error *err)
+{
+	struct store_vm *vms = NULL;
+	const struct store_vm *vm;
+	struct config *vm_config = NULL, *snap_config = NULL;
+	struct made made = {0};
+	char id[37], path[PATH_MAX];
+	size_t count = 0;
+	int rc;
+
+	if (!name[0] || strlen(name) > 200)
+		return error_set(err, EINVAL, "a snapshot name must have 1 to 200 characters");
+	rc = find_vm(s, vm_name, &vms, &count, &vm, err);
+	if (rc < 0)
+		goto out;
+	new_guid(id);
+	/* The snapshot keeps the VM's configuration and its current disks, frozen. */
+	rc = config_load(&snap_config, vm->config_path, err);
+	if (rc == 0)
+		rc = config_load(&vm_config, vm->config_path, err);
+	if (rc == 0)
+		rc = config_set(snap_config, "properties/global_id", "string", id, err);
+	if (rc == 0)
+		rc = config_set(snap_config, "properties/name", "string", name, err);
+	if (rc == 0)
+		rc = config_set(snap_config, "properties/type_id", "string", "Snapshots", err);
+	if (rc == 0)
+		rc = config_set_filetime(snap_config, "properties/creation_time", time(NULL), err);
+	if (rc == 0)
+		rc = config_set(snap_config, STORE_KEY_PARENT, "string", vm->current_snapshot_id,
+				err);
+	if (rc == 0)
+		config_remove(snap_config, STORE_KEY_CURRENT);
+	if (rc < 0)
+		goto out;
+	/* The VM goes on in a new differencing disk over each of them. */
+	rc = stack_disks(s, vm->disks, vm->disk_count, id, vm_config, &made, err);
+	if (rc < 0)
+		goto out;
+	if (vm->saved_state) {
+		snprintf(path, sizeof(path), "%s/Snapshots/%s", store_root(s, 0), id);
+		rc = copy_saved_state(vm->saved_state, path, id, &made, err);
+		if (rc < 0)
+			goto out;
+	}
+	snprintf(path, sizeof(path), "%s/Snapshots/%s.xml", store_root(s, 0), id);
+	rc = config_save(snap_config, path, err);
+	if (rc < 0 || (rc = made_add(&made, path)) < 0)
+		goto out;
+	rc = config_set(vm_config, STORE_KEY_CURRENT, "string", id, err);
+	if (rc == 0)
+		rc = config_set_int(vm_config, STORE_KEY_COUNT, (int64_t)vm->snapshot_count + 1,
+				    err);
+	if (rc == 0)
+		rc = config_save(vm_config, vm->config_path, err); /* the commit */
+	if (rc == 0 && id_out)
+		memcpy(id_out, id, 37);
+out:
+	made_finish(&made, rc < 0);
+	config_free(vm_config);
+	config_free(snap_config);
+	store_vms_free(vms, count);
+	return rc;
+}
+
+/* Is @path a disk of some snapshot of @vms? */
+static bool used_by_snapshot(const struct store_vm *vms, size_t count, const char *path)
+{
+	for (size_t i = 0; i < count; i++)
+		for (size_t j = 0; j < vms[i].snapshot_count; j++)
+			for (size_t k = 0; k < vms[i].snapshots[j].disk_count; k++)
+				if (vms[i].snapshots[j].disks[k].path &&
+				    strcmp(vms[i].snapshots[j].disks[k].path, path) == 0)
+					return true;
+	return false;
+}
+
+int store_apply_snapshot(struct store *s, const char *vm_name, const char *snapshot,
+			 struct error *err)
+{
+	struct store_vm *vms = NULL;
+	const struct store_vm *vm;
+	const struct store_snapshot *snap = NULL;
+	struct config *config = NULL, *old = NULL;
+	struct made made = {0};
+	char state_id[37], path[PATH_MAX], *created = NULL;
+	size_t count = 0;
+	int rc;
+
+	rc = find_vm(s, vm_name, &vms, &count, &vm, err);
+	if (rc < 0)
+		goto out;
+	for (size_t i = 0; i < vm->snapshot_count && !snap; i++)
+		if (strcasecmp(vm->snapshots[i].id, snapshot) == 0 ||
+		    strcmp(vm->snapshots[i].name, snapshot) == 0)
+			snap = &vm->snapshots[i];
+	if (!snap) {
+		rc = error_set(err, ENOENT, "VM '%s' has no snapshot '%s'", vm->name, snapshot);
+		goto out;
+	}
+	for (size_t i = 0; i < snap->disk_count; i++)
+		if (snap->disks[i].problem) {
+			rc = error_set(err, EINVAL, "snapshot '%s' cannot be applied: %s",
+				       snap->name, snap->disks[i].problem);
+			goto out;
+		}
+	/* The snapshot's configuration becomes the VM's, over new disks. */
+	rc = config_load(&config, snap->config_path, err);
+	if (rc == 0)
+		rc = config_load(&old, vm->config_path, err);
+	if (rc == 0 && config_get(old, "properties/creation_time", &created, NULL) == 0)
+		rc = config_set(config, "properties/creation_time", NULL, created, err);
+	if (rc == 0)
+		rc = config_set(config, "properties/global_id", "string", vm->id, err);
+	if (rc == 0)
+		rc = config_set(config, "properties/name", "string", vm->name, err);
+	if (rc == 0)
+		rc = config_set(config, "properties/type_id", "string", "Virtual Machines", err);
+	if (rc == 0)
+		rc = config_set(config, STORE_KEY_CURRENT, "string", snap->id, err);
+	if (rc == 0)
+		rc = config_set_int(config, STORE_KEY_COUNT, (int64_t)vm->snapshot_count, err);
+	if (rc < 0)
+		goto out;
+	config_remove(config, STORE_KEY_PARENT);
+	new_guid(state_id);
+	rc = stack_disks(s, snap->disks, snap->disk_count, state_id, config, &made, err);
+	if (rc < 0)
+		goto out;
+	/* The snapshot's saved state waits beside the VM's folder until the commit. */
+	snprintf(path, sizeof(path), "%s/Virtual Machines/%s.new", store_root(s, 0), vm->id);
+	if (snap->saved_state) {
+		rc = copy_saved_state(snap->saved_state, path, vm->id, &made, err);
+		if (rc < 0)
+			goto out;
+	}
+	rc = config_save(config, vm->config_path, err); /* the commit */
+	if (rc < 0)
+		goto out;
+	made_finish(&made, false);
+	if (vm->saved_state)
+		remove_saved_state(vm->saved_state);
+	if (snap->saved_state) {
+		char final[PATH_MAX];
+
+		snprintf(final, sizeof(final), "%s/Virtual Machines/%s", store_root(s, 0), vm->id);
+		if (rename(path, final) < 0)
+			rc = error_errno(err, errno, "cannot put the snapshot's saved state in",
+					 final);
+	}
+	/* The state left behind is gone, as Hyper-V's Apply discards it: its
+	 * differencing disks that no snapshot holds. */
+	for (size_t i = 0; i < vm->disk_count; i++) {
+		struct vhd *vhd = NULL;
+
+		if (vhd_open(&vhd, vm->disks[i].path, VHD_OPEN_READ, NULL) == 0 &&
+		    vhd_disk_type(vhd) == VHD_TYPE_DIFFERENCING &&
+		    !used_by_snapshot(vms, count, vm->disks[i].path))
+			unlink(vm->disks[i].path);
+		vhd_close(vhd);
+	}
+out:
+	made_finish(&made, rc < 0);
+	free(created);
+	config_free(config);
+	config_free(old);
+	store_vms_free(vms, count);
+	return rc;
+}
+
+int store_save_state(struct store *s, const char *vm_name, struct error *err)
+{
+	struct store_vm *vms = NULL;
+	const struct store_vm *vm;
+	struct config *config = NULL;
+	struct made made = {0};
+	char dir[PATH_MAX], path[PATH_MAX];
+	int64_t memory_mib = 512;
+	uint8_t header[4096];
+	size_t count = 0;
+	int rc, fd = -1;
+
+	rc = find_vm(s, vm_name, &vms, &count, &vm, err);
+	if (rc < 0)
+		goto out;
+	rc = config_load(&config, vm->config_path, err);
+	if (rc < 0)
+		goto out;
+	config_get_int(config, "settings/memory/bank/size", &memory_mib);
+	if (memory_mib <= 0 || memory_mib > 1 << 20)
+		memory_mib = 512;
+	snprintf(dir, sizeof(dir), "%s/Virtual Machines/%s", store_root(s, 0), vm->id);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		rc = error_errno(err, errno, "cannot create", dir);
+		goto out;
+	}
+	/* Opaque to impexfs: a small .vsv and a .bin the size of the memory,
+	 * sparse but for a first MiB of data, so copies have bytes to carry. */
+	for (int part = 0; part < 2 && rc == 0; part++) {
+		uint64_t size = part ? (uint64_t)memory_mib << 20 : sizeof(header);
+		uuid_t noise;
+
+		snprintf(path, sizeof(path), "%s/%s.%s.tmp", dir, vm->id, part ? "bin" : "vsv");
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0 || made_add(&made, path) < 0) {
+			rc = error_errno(err, fd < 0 ? errno : ENOMEM, "cannot create", path);
+			break;
+		}
+		for (size_t at = 0; at < (part ? (size_t)1 << 20 : sizeof(header)) && rc == 0;
+		     at += sizeof(header)) {
+			for (size_t i = 0; i < sizeof(header); i += 16) {
+				uuid_generate_random(noise);
+				memcpy(header + i, noise, 16);
+			}
+			if (at == 0)
+				snprintf((char *)header, 64, "impexfs saved state of %s", vm->id);
+			rc = fsutil_pwrite_full(fd, header, sizeof(header), at);
+		}
+		if (rc == 0 && (ftruncate(fd, (off_t)size) < 0 || fsync(fd) < 0))
+			rc = -errno;
+		close(fd);
+		fd = -1;
+		if (rc < 0)
+			rc = error_errno(err, -rc, "cannot write", path);
+	}
+	/* Both files are whole: put them in place. */
+	for (int part = 0; part < 2 && rc == 0; part++) {
+		char final[PATH_MAX];
+
+		snprintf(path, sizeof(path), "%s/%s.%s.tmp", dir, vm->id, part ? "bin" : "vsv");
+		snprintf(final, sizeof(final), "%s/%s.%s", dir, vm->id, part ? "bin" : "vsv");
+		if (rename(path, final) < 0)
+			rc = error_errno(err, errno, "cannot write", final);
+	}
+	if (rc == 0)
+		fsutil_fsync_parent(path);
+out:
+	made_finish(&made, rc < 0);
+	config_free(config);
+	store_vms_free(vms, count);
+	return rc;
+}
+
+/* Does a VM other than @vm use @path: in the chain of one of its disks, or
+ * as a snapshot's disk? */
+static bool used_elsewhere(struct store *s, const struct store_vm *vms, size_t count,
+			   const struct store_vm *vm, const char *path)
+{
+	for (size_t v = 0; v < count; v++) {
+		if (&vms[v] == vm)
+			continue;
+		if (used_by_snapshot(&vms[v], 1, path))
+			return true;
+		for (size_t d = 0; d < vms[v].disk_count; d++) {
+			struct chain *chain = NULL;
+			struct error ignored;
+			bool found = false;
+
+			if (store_open_chain(s, &vms[v].disks[d], &chain, &ignored) < 0)
+				continue;
+			for (unsigned level = 0; level < chain_depth(chain) && !found; level++)
+				found = strcmp(vhd_path(chain_level(chain, level)), path) == 0;
+			chain_close(chain);
+			if (found)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Remove the files of @disk's chain that no VM but @vm uses. */
+static void remove_chain(struct store *s, const struct store_vm *vms, size_t count,
+			 const struct store_vm *vm, const struct store_disk *disk)
+{
+	struct chain *chain = NULL;
+	struct error ignored;
+	char **paths;
+	unsigned depth;
+
+	if (store_open_chain(s, disk, &chain, &ignored) < 0)
+		return;
+	depth = chain_depth(chain);
+	paths = calloc(depth, sizeof(*paths));
+	for (unsigned level = 0; paths && level < depth; level++)
+		paths[level] = strdup(vhd_path(chain_level(chain, level)));
+	chain_close(chain);
+	for (unsigned level = 0; paths && level < depth; level++) {
+		if (paths[level] && !used_elsewhere(s, vms, count, vm, paths[level]))
+			unlink(paths[level]);
+		free(paths[level]);
+	}
+	free(paths);
+}
+
+int store_delete_vm(struct store *s, const char *vm_name, bool disks, struct error *err)
+{
+	struct store_vm *vms = NULL;
+	const struct store_vm *vm;
+	size_t count = 0;
+	int rc = store_list(s, &vms, &count, err);
+
+	if (rc < 0)
+		return rc;
+	vm = store_find_vm(vms, count, vm_name);
+	if (!vm) {
+		store_vms_free(vms, count);
+		return error_set(err, ENOENT, "no VM named '%s' in the store", vm_name);
+	}
+	/* The configuration first: from then on the VM does not exist, and what
+	 * is left of it (snapshots without a VM) is ignored until removed. */
+	if (unlink(vm->config_path) < 0) {
+		rc = error_errno(err, errno, "cannot remove", vm->config_path);
+		store_vms_free(vms, count);
+		return rc;
+	}
+	fsutil_fsync_parent(vm->config_path);
+	for (size_t i = 0; i < vm->snapshot_count; i++) {
+		unlink(vm->snapshots[i].config_path);
+		if (vm->snapshots[i].saved_state)
+			remove_saved_state(vm->snapshots[i].saved_state);
+	}
+	if (vm->saved_state)
+		remove_saved_state(vm->saved_state);
+	if (disks) {
+		/* The chains of its current disks and of its snapshots' disks; a
+		 * file another VM uses stays. */
+		for (size_t i = 0; i < vm->disk_count; i++)
+			remove_chain(s, vms, count, vm, &vm->disks[i]);
+		for (size_t i = 0; i < vm->snapshot_count; i++)
+			for (size_t k = 0; k < vm->snapshots[i].disk_count; k++)
+				remove_chain(s, vms, count, vm, &vm->snapshots[i].disks[k]);
+	}
+	store_vms_free(vms, count);
+	return 0;
+}
