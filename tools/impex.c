@@ -2,6 +2,7 @@
  * impex - Hyper-V export and import on Linux, on the command line.
  */
 #include "cli.h"
+#include "cmd_demo.h"
 #include "cmd_store.h"
 #include "cmd_vhd.h"
 #include "impex_config.h"
@@ -16,6 +17,8 @@ static void usage(FILE *out)
 	cmd_vhd_help(out);
 	fputc('\n', out);
 	cmd_store_help(out);
+	fprintf(out, "\nimpex demo STORE\n      make a new store of three VMs with disks, files, "
+		     "snapshots and saved state\n");
 	fprintf(out, "\nExit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
@@ -36,6 +39,8 @@ static int run(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "vhd") == 0)
 		return cmd_vhd(argc - 1, argv + 1);
+	if (strcmp(argv[1], "demo") == 0)
+		return cmd_demo(argc - 1, argv + 1);
 	if (strcmp(argv[1], "store") == 0)
 		return cmd_store(argc - 1, argv + 1);
 	if (strcmp(argv[1], "vm") == 0)

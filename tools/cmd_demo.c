@@ -1,0 +1,419 @@
+/*
+ * impex demo STORE: a realistic store made with the same core as every
+ * other command. Three VMs on two switches; "blog" has an IDE disk holding
+ * an ext4 file system (made by mkfs.ext4 -d from a folder of files) and a
+ * SCSI data disk, a tree of snapshots with a branch, files that change
+ * between snapshots (only the sectors that differ are written, so writes
+ * are 512-byte granular), and saved state on the VM and on one snapshot.
+ */
+#include "cmd_demo.h"
+
+#include "cli.h"
+#include "error.h"
+#include "fsutil.h"
+#include "store.h"
+#include "vhd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MiB	    (1024ull * 1024)
+#define SYSTEM_DISK (64 * MiB)
+#define DATA_DISK   (32 * MiB)
+
+extern char **environ;
+
+struct demo {
+	struct store *store;
+	char work[PATH_MAX];  /* scratch folder: the guest's files and file system images */
+	char image[PATH_MAX]; /* the file system as last written to the system disk */
+	struct error err;
+};
+
+static int run_quiet(char *const argv[])
+{
+	pid_t pid;
+	int status, rc;
+	posix_spawn_file_actions_t actions;
+
+	posix_spawn_file_actions_init(&actions);
+	posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+	rc = posix_spawnp(&pid, argv[0], &actions, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&actions);
+	if (rc != 0)
+		return -rc;
+	if (waitpid(pid, &status, 0) < 0)
+		return -errno;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+static int write_text(const char *dir, const char *name, const char *text)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return fsutil_write_atomic(path, text, strlen(text));
+}
+
+/* The disk @index of the current state of VM @vm, as a path into @out. */
+static int current_disk(struct demo *d, const char *vm, size_t index, char *out)
+{
+	struct store_vm *vms = NULL;
+	const struct store_vm *found;
+	size_t count = 0;
+	int rc = store_list(d->store, &vms, &count, &d->err);
+
+	if (rc == 0) {
+		found = store_find_vm(vms, count, vm);
+		if (found && index < found->disk_count && found->disks[index].path)
+			snprintf(out, PATH_MAX, "%s", found->disks[index].path);
+		else
+			rc = error_set(&d->err, ENOENT, "VM '%s' has no disk %zu", vm, index);
+	}
+	store_vms_free(vms, count);
+	return rc;
+}
+
+/* Write into @disk the sectors where the file @next differs from @prev (or
+ * from zeros when @prev is NULL). Returns the sectors written, or -errno. */
+static int64_t write_changes(struct demo *d, const char *disk, const char *prev, const char *next)
+{
+	uint8_t *a = malloc(MiB), *b = malloc(MiB);
+	int fa = prev ? open(prev, O_RDONLY | O_CLOEXEC) : -1;
+	int fb = open(next, O_RDONLY | O_CLOEXEC);
+	struct vhd *vhd = NULL;
+	struct stat st;
+	int64_t written = 0;
+	int rc = 0;
+
+	if (!a || !b || fb < 0 || (prev && fa < 0) || fstat(fb, &st) < 0) {
+		rc = error_set(&d->err, errno ? errno : ENOMEM, "cannot read the image '%s'", next);
+		goto out;
+	}
+	rc = vhd_open(&vhd, disk, VHD_OPEN_WRITE, &d->err);
+	for (uint64_t at = 0; rc == 0 && at < (uint64_t)st.st_size; at += MiB) {
+		size_t n =
+			(uint64_t)st.st_size - at < MiB ? (size_t)((uint64_t)st.st_size - at) : MiB;
+
+		rc = fsutil_pread_full(fb, b, n, at);
+		if (rc == 0 && prev)
+			rc = fsutil_pread_full(fa, a, n, at);
+		else if (rc == 0)
+			memset(a, 0, n);
+		/* Runs of differing sectors, each one write. */
+		for (size_t s = 0; rc == 0 && s < n; s += 512) {
+			size_t e = s;
+
+			while (e < n && memcmp(a + e, b + e, 512) != 0)
+				e += 512;
+			if (e > s) {
+				rc = vhd_write(vhd, b + s, e - s, at + s, &d->err);
+				written += (int64_t)(e - s) / 512;
+				s = e;
+			}
+		}
+		if (rc == -ENODATA)
+			rc = error_set(&d->err, EIO, "'%s' is shorter than it was", next);
+	}
+out:
+	vhd_close(vhd);
+	if (fa >= 0)
+		close(fa);
+	if (fb >= 0)
+		close(fb);
+	free(a);
+	free(b);
+	return rc < 0 ? rc : written;
+}
+
+/* Make an ext4 image of the folder "files" and write what changed into the system disk. */
+static int update_guest_files(struct demo *d, const char *vm)
+{
+	char disk[PATH_MAX], next[PATH_MAX], files[PATH_MAX], size[32];
+	int64_t sectors;
+	int rc;
+
+	snprintf(files, sizeof(files), "%s/files", d->work);
+	snprintf(next, sizeof(next), "%s/next.img", d->work);
+	snprintf(size, sizeof(size), "%lluk", (unsigned long long)(SYSTEM_DISK / 1024));
+	unlink(next);
+	{
+		/* Fixed UUID, hash seed and times: the same files give the same image. */
+		char *argv[] = {"mkfs.ext4",
+				"-q",
+				"-F",
+				"-b",
+				"4096",
+				"-L",
+				"blog-root",
+				"-U",
+				"6c1d2a8e-4b0f-4c61-9a3e-7d5b8f2c1e90",
+				"-E",
+				"root_owner=0:0,hash_seed=2b5a8e1c-0d3f-4a7b-9c6e-1f2d3e4a5b6c",
+				"-d",
+				files,
+				next,
+				size,
+				NULL};
+
+		rc = run_quiet(argv);
+	}
+	if (rc < 0)
+		return error_set(&d->err, -rc,
+				 "mkfs.ext4 failed to make the guest's file system (is e2fsprogs "
+				 "installed?)");
+	rc = current_disk(d, vm, 0, disk);
+	if (rc < 0)
+		return rc;
+	sectors = write_changes(d, disk, d->image[0] ? d->image : NULL, next);
+	if (sectors < 0)
+		return (int)sectors;
+	if (!d->image[0])
+		snprintf(d->image, sizeof(d->image), "%s/current.img", d->work);
+	if (rename(next, d->image) < 0)
+		return error_errno(&d->err, errno, "cannot keep", next);
+	printf("  %s: guest files written, %lld sectors changed\n", vm, (long long)sectors);
+	return 0;
+}
+
+/* Write @count bytes of pattern @seed at @offset of disk @index of @vm. */
+static int write_pattern(struct demo *d, const char *vm, size_t index, uint64_t offset,
+			 size_t count, unsigned seed)
+{
+	char disk[PATH_MAX];
+	struct vhd *vhd = NULL;
+	uint8_t *buf = malloc(count);
+	int rc = buf ? current_disk(d, vm, index, disk) : error_set(&d->err, ENOMEM, "no memory");
+
+	for (size_t i = 0; buf && i < count; i++)
+		buf[i] = (uint8_t)(seed * 131 + i / 512);
+	if (rc == 0)
+		rc = vhd_open(&vhd, disk, VHD_OPEN_WRITE, &d->err);
+	if (rc == 0)
+		rc = vhd_write(vhd, buf, count, offset, &d->err);
+	vhd_close(vhd);
+	free(buf);
+	return rc;
+}
+
+static int snapshot(struct demo *d, const char *vm, const char *name)
+{
+	char id[37];
+	int rc = store_snapshot_vm(d->store, vm, name, id, &d->err);
+
+	if (rc == 0)
+		printf("  %s: snapshot '%s' %s\n", vm, name, id);
+	return rc;
+}
+
+static int new_vm(struct demo *d, const char *name, int generation,
+		  const struct store_new_disk *disks, size_t disk_count,
+		  const char *const *switches, size_t switch_count)
+{
+	struct store_new_vm spec = {
+		.name = name,
+		.generation = generation,
+		.memory_mib = 256,
+		.disks = disks,
+		.disk_count = disk_count,
+		.switches = switches,
+		.switch_count = switch_count,
+	};
+	char id[37];
+	int rc = store_create_vm(d->store, &spec, id, &d->err);
+
+	if (rc == 0)
+		printf("  %s: new generation %d VM %s, %zu disk%s\n", name, generation, id,
+		       disk_count, disk_count == 1 ? "" : "s");
+	return rc;
+}
+
+/* Keep a copy of the current file system image as @name, or (@save false)
+ * make the copy current again. */
+static int keep_image(struct demo *d, const char *name, bool save)
+{
+	char copy[PATH_MAX];
+	int rc;
+
+	snprintf(copy, sizeof(copy), "%s/%s", d->work, name);
+	rc = save ? fsutil_copy_file(d->image, copy) : fsutil_copy_file(copy, d->image);
+	return rc < 0 ? error_errno(&d->err, -rc, "cannot copy", save ? d->image : copy) : 0;
+}
+
+/* The story of the blog VM: install, post, save, update, then go back and branch. */
+static int make_blog(struct demo *d)
+{
+	static const struct store_new_disk disks[] = {{CONFIG_BUS_IDE, SYSTEM_DISK},
+						      {CONFIG_BUS_SCSI, DATA_DISK}};
+	static const char *const switches[] = {"External", "Internal"};
+	char files[PATH_MAX], posts[PATH_MAX];
+	int rc;
+
+	snprintf(files, sizeof(files), "%s/files", d->work);
+	snprintf(posts, sizeof(posts), "%s/posts", files);
+	rc = new_vm(d, "blog", 1, disks, 2, switches, 2);
+	if (rc == 0 && (mkdir(files, 0755) < 0 || mkdir(posts, 0755) < 0))
+		rc = error_errno(&d->err, errno, "cannot create", posts);
+	if (rc == 0)
+		rc = write_text(files, "index.html", "<h1>My blog</h1>\n<p>Installed.</p>\n");
+	if (rc == 0)
+		rc = write_text(files, "motd", "Welcome to blog, version 1\n");
+	if (rc == 0)
+		rc = update_guest_files(d, "blog");
+	if (rc == 0)
+		rc = write_pattern(d, "blog", 1, 0, 512, 1); /* the first sector of the data disk */
+	if (rc == 0)
+		rc = snapshot(d, "blog", "installed");
+	if (rc == 0)
+		rc = write_text(posts, "hello.txt", "Hello, world: the first post.\n");
+	if (rc == 0)
+		rc = update_guest_files(d, "blog");
+	if (rc == 0)
+		rc = write_pattern(d, "blog", 1, 2 * MiB - 1024, 2048, 2); /* across a block */
+	if (rc == 0)
+		rc = snapshot(d, "blog", "first post");
+	if (rc == 0)
+		rc = keep_image(d, "first-post.img", true);
+	if (rc == 0)
+		rc = store_save_state(d->store, "blog", &d->err);
+	if (rc == 0)
+		rc = snapshot(d, "blog", "running, saved");
+	if (rc == 0)
+		rc = write_text(files, "motd", "Welcome to blog, version 2 (updated)\n");
+	if (rc == 0)
+		rc = write_text(posts, "update.txt", "We moved to version 2.\n");
+	if (rc == 0)
+		rc = update_guest_files(d, "blog");
+	if (rc == 0)
+		rc = write_pattern(d, "blog", 1, DATA_DISK - 512, 512, 3); /* the last sector */
+	if (rc == 0)
+		rc = snapshot(d, "blog", "version 2");
+	if (rc == 0) {
+		/* Back to the first post, and a different future from there. */
+		rc = store_apply_snapshot(d->store, "blog", "first post", &d->err);
+		printf("  blog: applied 'first post'\n");
+	}
+	if (rc == 0) {
+		char path[PATH_MAX];
+
+		snprintf(path, sizeof(path), "%s/update.txt", posts);
+		unlink(path);
+		rc = write_text(files, "motd", "Welcome to blog, version 1 with a theme\n");
+	}
+	if (rc == 0)
+		rc = write_text(posts, "theme.txt", "A new theme, instead of version 2.\n");
+	if (rc == 0)
+		rc = keep_image(d, "first-post.img", false); /* what the disk holds again */
+	if (rc == 0)
+		rc = update_guest_files(d, "blog");
+	if (rc == 0)
+		rc = snapshot(d, "blog", "new theme");
+	if (rc == 0)
+		rc = write_pattern(d, "blog", 1, 5 * 512, 3 * 512, 4);
+	if (rc == 0)
+		rc = store_save_state(d->store, "blog", &d->err);
+	return rc;
+}
+
+/* A database server (generation 2, SCSI only) and a gateway without snapshots. */
+static int make_others(struct demo *d)
+{
+	static const struct store_new_disk db_disks[] = {{CONFIG_BUS_SCSI, 48 * MiB}};
+	static const struct store_new_disk gw_disks[] = {{CONFIG_BUS_IDE, 16 * MiB}};
+	static const char *const internal[] = {"Internal"};
+	static const char *const both[] = {"External", "Internal"};
+	int rc = new_vm(d, "db", 2, db_disks, 1, internal, 1);
+
+	if (rc == 0)
+		rc = write_pattern(d, "db", 0, 0, 64 * 1024, 5);
+	if (rc == 0)
+		rc = snapshot(d, "db", "schema");
+	if (rc == 0)
+		rc = write_pattern(d, "db", 0, 4096 + 512, 1024, 6);
+	if (rc == 0)
+		rc = new_vm(d, "gateway", 1, gw_disks, 1, both, 2);
+	if (rc == 0)
+		rc = write_pattern(d, "gateway", 0, 8 * MiB, 4096, 7);
+	return rc;
+}
+
+static void remove_work(const char *dir)
+{
+	char **names = NULL, path[PATH_MAX];
+	size_t count = 0;
+
+	if (fsutil_list_names(dir, NULL, &names, &count) == 0) {
+		for (size_t i = 0; i < count; i++) {
+			struct stat st;
+
+			snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+			if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+				remove_work(path);
+			else
+				unlink(path);
+		}
+		fsutil_names_free(names, count);
+	}
+	rmdir(dir);
+}
+
+int cmd_demo(int argc, char **argv)
+{
+	static const char usage[] = "impex demo STORE";
+	struct store_options o = {0};
+	struct demo d = {0};
+	const char *root;
+	int rc;
+
+	if (argc != 2)
+		return cli_usage(usage, argc < 2 ? "missing operand" : "too many operands");
+	root = argv[1];
+	{
+		char **names = NULL;
+		size_t count = 0;
+
+		/* A new store only: the demo never mixes its VMs into real ones. */
+		if (fsutil_list_names(root, NULL, &names, &count) == 0 && count) {
+			fsutil_names_free(names, count);
+			cli_error("'%s' is not empty: the demo makes a new store", root);
+			return CLI_FAIL;
+		}
+	}
+	error_clear(&d.err);
+	snprintf(d.work, sizeof(d.work), "%s/impex-demo-XXXXXX",
+		 getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (!mkdtemp(d.work)) {
+		cli_error("cannot create a scratch folder: %s", strerror(errno));
+		return CLI_FAIL;
+	}
+	o.roots = &root;
+	o.root_count = 1;
+	printf("Making a demo store in '%s':\n", root);
+	rc = store_init(root, &d.err);
+	if (rc == 0)
+		rc = store_open(&d.store, &o, &d.err);
+	if (rc == 0)
+		rc = store_add_switch(d.store, "External", NULL, &d.err);
+	if (rc == 0)
+		rc = store_add_switch(d.store, "Internal", NULL, &d.err);
+	if (rc == 0)
+		printf("  switches 'External' and 'Internal'\n");
+	if (rc == 0)
+		rc = make_blog(&d);
+	if (rc == 0)
+		rc = make_others(&d);
+	store_free(d.store);
+	remove_work(d.work);
+	if (rc < 0)
+		return cli_fail(&d.err);
+	printf("Done: 3 VMs; see them with: impex vm list --store '%s'\n", root);
+	return CLI_OK;
+}
