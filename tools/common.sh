@@ -8,7 +8,7 @@ IMPEX_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 IMPEX_PACKAGES=(
 	gcc meson ninja-build pkg-config python3
 	libfuse3-dev fuse3 libxml2-dev libcmocka-dev uuid-dev
-	qemu-utils libvhdi-utils rsync
+	qemu-utils libvhdi-utils rsync e2fsprogs
 )
 
 # Install whatever of "$@" is missing (as root, or through sudo).
