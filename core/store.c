@@ -25,7 +25,6 @@
 #define DISKS_DIR     "Virtual Hard Disks"
 #define SWITCHES_FILE "switches.txt"
 
-
 struct store {
 	char **roots; /* real paths */
 	size_t root_count;
@@ -99,6 +98,20 @@ int store_open(struct store **out, const struct store_options *o, struct error *
 			s->allowed[s->allowed_count++] = real;
 	}
 	*out = s;
+	return 0;
+}
+
+int store_check_name(const char *name, const char *what, struct error *err)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 200)
+		return error_set(err, EINVAL, "a %s name must have 1 to 200 bytes", what);
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return error_set(err, EINVAL,
+					 "a %s name cannot hold control characters (byte 0x%02x)",
+					 what, *p);
 	return 0;
 }
 
@@ -758,10 +771,11 @@ void store_switches_free(struct store_switch *switches, size_t count)
 int store_switches(const struct store *s, struct store_switch **out, size_t *count,
 		   struct error *err)
 {
-	char path[PATH_MAX], line[1024];
+	char path[PATH_MAX], *line = NULL;
+	size_t line_cap = 0, n = 0;
 	struct store_switch *list = NULL;
-	size_t n = 0;
 	unsigned number = 0;
+	int rc = 0;
 	FILE *f;
 
 	*out = NULL;
@@ -770,44 +784,42 @@ int store_switches(const struct store *s, struct store_switch **out, size_t *cou
 	f = fopen(path, "re");
 	if (!f)
 		return errno == ENOENT ? 0 : error_errno(err, errno, "cannot read", path);
-	while (fgets(line, sizeof(line), f)) {
+	while (rc == 0 && getline(&line, &line_cap, f) >= 0) {
 		struct store_switch *grown;
-		char *name;
 
 		number++;
 		line[strcspn(line, "\r\n")] = '\0';
 		if (!line[0] || line[0] == '#')
 			continue;
-		if (strlen(line) < 38 || line[36] != ' ' || !line[37]) {
-			fclose(f);
-			store_switches_free(list, n);
-			return error_set(err, EINVAL,
-					 "'%s' line %u: want a GUID, a space and a name", path,
-					 number);
+		if (strlen(line) < 38 || line[36] != ' ') {
+			rc = error_set(err, EINVAL, "'%s' line %u: want a GUID, a space and a name",
+				       path, number);
+			break;
 		}
 		line[36] = '\0';
 		if (!config_guid_valid(line)) {
-			fclose(f);
-			store_switches_free(list, n);
-			return error_set(err, EINVAL, "'%s' line %u: '%s' is not a GUID", path,
-					 number, line);
+			rc = error_set(err, EINVAL, "'%s' line %u: '%s' is not a GUID", path,
+				       number, line);
+			break;
 		}
 		grown = realloc(list, (n + 1) * sizeof(*grown));
-		if (grown)
-			list = grown;
-		name = grown ? strdup(line + 37) : NULL;
-		if (!name) {
-			fclose(f);
-			store_switches_free(list, n);
-			return error_set(err, ENOMEM, "out of memory");
+		if (!grown || !(grown[n].name = strdup(line + 37))) {
+			list = grown ? grown : list;
+			rc = error_set(err, ENOMEM, "out of memory");
+			break;
 		}
+		list = grown;
 		for (int i = 0; i < 36; i++)
 			list[n].id[i] = (char)toupper((unsigned char)line[i]);
 		list[n].id[36] = '\0';
-		list[n].name = name;
 		n++;
 	}
 	fclose(f);
+	free(line);
+	if (rc < 0) {
+		store_switches_free(list, n);
+		return rc;
+	}
 	*out = list;
 	*count = n;
 	return 0;
@@ -822,9 +834,9 @@ int store_add_switch(struct store *s, const char *name, char id_out[37], struct 
 	FILE *mem;
 	int rc;
 
-	if (!name[0] || strpbrk(name, "\r\n"))
-		return error_set(err, EINVAL, "a switch name must be one line of text, not empty");
-	rc = store_switches(s, &list, &n, err);
+	rc = store_check_name(name, "switch", err);
+	if (rc == 0)
+		rc = store_switches(s, &list, &n, err);
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; i < n; i++)

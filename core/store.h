@@ -101,6 +101,12 @@ const struct pathmap *store_pathmap(const struct store *store);
 const char *store_root(const struct store *store, size_t i);
 
 /**
+ * Check a name given to a VM, snapshot or switch (@what, for the message):
+ * 1 to 200 bytes, no control characters. Returns 0 or -EINVAL with a message.
+ */
+int store_check_name(const char *name, const char *what, struct error *err);
+
+/**
  * Create the folders of a new store at @root (which may exist, empty or a
  * store already). Returns 0 or a negative errno with a message.
  */

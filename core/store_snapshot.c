@@ -202,9 +202,9 @@ int store_snapshot_vm(struct store *s, const char *vm_name, const char *name, ch
 	size_t count = 0;
 	int rc;
 
-	if (!name[0] || strlen(name) > 200)
-		return error_set(err, EINVAL, "a snapshot name must have 1 to 200 characters");
-	rc = find_vm(s, vm_name, &vms, &count, &vm, err);
+	rc = store_check_name(name, "snapshot", err);
+	if (rc == 0)
+		rc = find_vm(s, vm_name, &vms, &count, &vm, err);
 	if (rc < 0)
 		goto out;
 	new_guid(id);

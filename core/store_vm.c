@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,20 +97,34 @@ static void remove_disks(struct vm_draft *d, bool unlink_them)
 	free(d->disk_paths);
 }
 
-/* Write one controller node with the disks of @spec on @bus. */
+/* Drives a controller has: Hyper-V's emulated IDE has two controllers of
+ * two drives; a synthetic SCSI controller takes 64. */
+#define IDE_DRIVES	2
+#define IDE_CONTROLLERS 2
+#define SCSI_DRIVES	64
+
+/* Write one controller node with the disks of @spec on @bus, filling each
+ * controller's drives in turn. */
 static void write_controller(FILE *out, const struct store *s, const struct store_new_vm *spec,
 			     const struct vm_draft *d, enum config_bus bus, const char *node)
 {
-	unsigned drive = 0;
+	unsigned per = bus == CONFIG_BUS_IDE ? IDE_DRIVES : SCSI_DRIVES, n = 0, open = UINT_MAX;
+	char controller[32];
 
 	fprintf(out, "  <_%s_>\r\n", node);
-	open_tag(out, 2, "controller0");
 	for (size_t i = 0; i < spec->disk_count; i++) {
 		char name[16], *written;
 
 		if (spec->disks[i].bus != bus)
 			continue;
-		snprintf(name, sizeof(name), "drive%u", drive++);
+		if (open != n / per) {
+			if (open != UINT_MAX)
+				close_tag(out, 2, controller);
+			open = n / per;
+			snprintf(controller, sizeof(controller), "controller%u", open);
+			open_tag(out, 2, controller);
+		}
+		snprintf(name, sizeof(name), "drive%u", n++ % per);
 		written = store_written_path(s, d->disk_paths[i]);
 		open_tag(out, 3, name);
 		leaf(out, 4, "pathname", "string", written ? written : d->disk_paths[i]);
@@ -117,7 +132,8 @@ static void write_controller(FILE *out, const struct store *s, const struct stor
 		close_tag(out, 3, name);
 		free(written);
 	}
-	close_tag(out, 2, "controller0");
+	if (open != UINT_MAX)
+		close_tag(out, 2, controller);
 	fprintf(out, "  </_%s_>\r\n", node);
 }
 
@@ -248,11 +264,27 @@ int store_create_vm(struct store *s, const struct store_new_vm *spec, char id_ou
 	char base[NAME_MAX - 16], path[PATH_MAX], *text = NULL;
 	int rc;
 
-	if (!spec->name[0] || strlen(spec->name) > 200)
-		return error_set(err, EINVAL, "a VM name must have 1 to 200 characters");
-	for (size_t i = 0; i < spec->disk_count; i++)
-		if (spec->generation == 2 && spec->disks[i].bus == CONFIG_BUS_IDE)
+	rc = store_check_name(spec->name, "VM", err);
+	if (rc < 0)
+		return rc;
+	{
+		size_t ide = 0, scsi = 0;
+
+		for (size_t i = 0; i < spec->disk_count; i++) {
+			ide += spec->disks[i].bus == CONFIG_BUS_IDE;
+			scsi += spec->disks[i].bus == CONFIG_BUS_SCSI;
+		}
+		if (ide && spec->generation == 2)
 			return error_set(err, EINVAL, "a generation 2 VM has no IDE controller");
+		if (ide > IDE_DRIVES * IDE_CONTROLLERS)
+			return error_set(err, EINVAL,
+					 "%zu IDE disks: Hyper-V's two IDE controllers take %d",
+					 ide, IDE_DRIVES * IDE_CONTROLLERS);
+		if (scsi > SCSI_DRIVES)
+			return error_set(err, EINVAL,
+					 "%zu SCSI disks: one SCSI controller takes %d", scsi,
+					 SCSI_DRIVES);
+	}
 	rc = store_list(s, &vms, &n_vms, err);
 	if (rc < 0)
 		return rc;
@@ -296,6 +328,12 @@ int store_create_vm(struct store *s, const struct store_new_vm *spec, char id_ou
 			snprintf(path, sizeof(path), "%s/Virtual Hard Disks/%s_%zu.vhd",
 				 store_root(s, 0), base, i + 1);
 		rc = vhd_create(path, &o, err);
+		if (rc == -EEXIST) {
+			/* Another VM's name made the same file name: add this VM's GUID. */
+			snprintf(path, sizeof(path), "%s/Virtual Hard Disks/%s_%zu_%.8s.vhd",
+				 store_root(s, 0), base, i + 1, d.id);
+			rc = vhd_create(path, &o, err);
+		}
 		if (rc < 0)
 			goto out;
 		d.disk_paths[d.disk_count] = strdup(path);

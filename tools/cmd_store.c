@@ -207,8 +207,36 @@ static int store_init_cmd(int argc, char **argv)
 
 /* ---- vm list / show ---- */
 
-static void json_disks(struct json *j, const struct store_disk *disks, size_t count)
+/*
+ * Open the chain of @disk when @store is given (vm show), as "chain" (the
+ * files from the disk down to its base) and "chain_problem"; returns whether
+ * it failed to open.
+ */
+static bool json_chain(struct json *j, struct store *store, const struct store_disk *disk)
 {
+	struct chain *chain = NULL;
+	struct error err;
+	bool failed;
+
+	if (!store || !disk->path)
+		return false;
+	error_clear(&err);
+	failed = store_open_chain(store, disk, &chain, &err) < 0;
+	json_begin_array(j, "chain");
+	for (unsigned i = 0; chain && i < chain_depth(chain); i++)
+		json_string(j, NULL, vhd_path(chain_level(chain, i)));
+	json_end_array(j);
+	json_string(j, "chain_problem", failed ? error_message(&err) : NULL);
+	chain_close(chain);
+	return failed;
+}
+
+/* The disks as JSON; with @store, their chains too. Returns whether a chain failed. */
+static bool json_disks(struct json *j, struct store *store, const struct store_disk *disks,
+		       size_t count)
+{
+	bool failed = false;
+
 	json_begin_array(j, "disks");
 	for (size_t i = 0; i < count; i++) {
 		json_begin_object(j, NULL);
@@ -219,13 +247,18 @@ static void json_disks(struct json *j, const struct store_disk *disks, size_t co
 		json_string(j, "path", disks[i].path);
 		json_string(j, "found", disks[i].how);
 		json_string(j, "problem", disks[i].problem);
+		failed |= json_chain(j, store, &disks[i]);
 		json_end_object(j);
 	}
 	json_end_array(j);
+	return failed;
 }
 
-static void json_vm(struct json *j, const struct store_vm *vm)
+/* The VM as JSON; with @store, its disks' chains too. Returns whether a chain failed. */
+static bool json_vm(struct json *j, struct store *store, const struct store_vm *vm)
 {
+	bool failed;
+
 	json_begin_object(j, NULL);
 	json_string(j, "id", vm->id);
 	json_string(j, "name", vm->name);
@@ -235,7 +268,7 @@ static void json_vm(struct json *j, const struct store_vm *vm)
 	json_int(j, "creation_time", vm->creation_time);
 	json_string(j, "saved_state", vm->saved_state);
 	json_string(j, "current_snapshot", vm->current_snapshot_id);
-	json_disks(j, vm->disks, vm->disk_count);
+	failed = json_disks(j, store, vm->disks, vm->disk_count);
 	json_begin_array(j, "adapters");
 	for (size_t i = 0; i < vm->adapter_count; i++) {
 		json_begin_object(j, NULL);
@@ -259,13 +292,14 @@ static void json_vm(struct json *j, const struct store_vm *vm)
 		json_bool(j, "parent_inferred", s->parent_inferred);
 		json_int(j, "creation_time", s->creation_time);
 		json_string(j, "saved_state", s->saved_state);
-		json_disks(j, s->disks, s->disk_count);
+		failed |= json_disks(j, store, s->disks, s->disk_count);
 		json_string(j, "problem", s->problem);
 		json_end_object(j);
 	}
 	json_end_array(j);
 	json_string(j, "problem", vm->problem);
 	json_end_object(j);
+	return failed;
 }
 
 /* Does @vm, or anything in it, have a problem? */
@@ -304,7 +338,7 @@ static int vm_list(int argc, char **argv)
 		json_init(&j, stdout);
 		json_begin_array(&j, NULL);
 		for (size_t i = 0; i < count; i++)
-			json_vm(&j, &vms[i]);
+			json_vm(&j, NULL, &vms[i]);
 		json_end_array(&j);
 		json_finish(&j);
 	} else {
@@ -325,7 +359,8 @@ out:
 	return rc;
 }
 
-static void show_disk(struct store *store, const struct store_disk *d, const char *indent)
+/* Print @d and its chain; returns whether something is wrong with it. */
+static bool show_disk(struct store *store, const struct store_disk *d, const char *indent)
 {
 	struct chain *chain = NULL;
 	struct error err;
@@ -333,25 +368,28 @@ static void show_disk(struct store *store, const struct store_disk *d, const cha
 	printf("%s%s %u:%u  %s\n", indent, bus_name(d->bus), d->controller, d->drive, d->written);
 	if (d->problem) {
 		printf("%s  problem: %s\n", indent, d->problem);
-		return;
+		return true;
 	}
 	printf("%s  file: %s (found %s)\n", indent, d->path, d->how);
 	error_clear(&err);
 	if (store_open_chain(store, d, &chain, &err) < 0) {
 		printf("%s  problem: %s\n", indent, error_message(&err));
-		return;
+		return true;
 	}
 	for (unsigned i = 1; i < chain_depth(chain); i++)
 		printf("%s  parent %u: %s\n", indent, i, vhd_path(chain_level(chain, i)));
 	for (unsigned i = 0; i < chain_warning_count(chain); i++)
 		printf("%s  warning: %s\n", indent, chain_warning(chain, i));
 	chain_close(chain);
+	return false;
 }
 
-/* Print the snapshots under @parent ("" for the roots), indented by depth. */
-static void show_tree(struct store *store, const struct store_vm *vm, const char *parent, int depth)
+/* Print the snapshots under @parent ("" for the roots), indented by depth;
+ * returns whether a disk of theirs has a problem. */
+static bool show_tree(struct store *store, const struct store_vm *vm, const char *parent, int depth)
 {
 	char when[40], indent[80];
+	bool failed = false;
 
 	for (size_t i = 0; i < vm->snapshot_count; i++) {
 		const struct store_snapshot *s = &vm->snapshots[i];
@@ -366,9 +404,10 @@ static void show_tree(struct store *store, const struct store_vm *vm, const char
 			printf("%*s  problem: %s\n", 2 + depth * 2, "", s->problem);
 		snprintf(indent, sizeof(indent), "%*s", 4 + depth * 2, "");
 		for (size_t k = 0; k < s->disk_count; k++)
-			show_disk(store, &s->disks[k], indent);
-		show_tree(store, vm, s->id, depth + 1);
+			failed |= show_disk(store, &s->disks[k], indent);
+		failed |= show_tree(store, vm, s->id, depth + 1);
 	}
+	return failed;
 }
 
 static int vm_show(int argc, char **argv)
@@ -379,7 +418,9 @@ static int vm_show(int argc, char **argv)
 	const struct store_vm *vm;
 	size_t count = 0;
 	char when[40];
+	bool failed = false;
 	int rc = begin(argc, argv, usage_show, 1, 1, &a, &store);
+
 	if (rc)
 		goto out;
 	rc = list_vms(store, &vms, &count);
@@ -395,7 +436,7 @@ static int vm_show(int argc, char **argv)
 		struct json j;
 
 		json_init(&j, stdout);
-		json_vm(&j, vm);
+		failed = json_vm(&j, store, vm);
 		json_finish(&j);
 	} else {
 		printf("%s  %s\n", vm->name, vm->id);
@@ -407,16 +448,16 @@ static int vm_show(int argc, char **argv)
 		printf("  saved state: %s\n", vm->saved_state ? vm->saved_state : "none");
 		printf("disks:\n");
 		for (size_t i = 0; i < vm->disk_count; i++)
-			show_disk(store, &vm->disks[i], "  ");
+			failed |= show_disk(store, &vm->disks[i], "  ");
 		printf("adapters:\n");
 		for (size_t i = 0; i < vm->adapter_count; i++)
 			printf("  %s  %s  switch '%s' %s\n", vm->adapters[i].friendly_name,
 			       vm->adapters[i].mac, vm->adapters[i].switch_name,
 			       vm->adapters[i].switch_id);
 		printf("snapshots:\n");
-		show_tree(store, vm, "", 0);
+		failed |= show_tree(store, vm, "", 0);
 	}
-	rc = vm_has_problem(vm) ? CLI_FAIL : CLI_OK;
+	rc = failed || vm_has_problem(vm) ? CLI_FAIL : CLI_OK;
 out:
 	store_vms_free(vms, count);
 	store_free(store);
