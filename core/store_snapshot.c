@@ -462,28 +462,24 @@ static bool used_elsewhere(struct store *s, const struct store_vm *vms, size_t c
 	return false;
 }
 
-/* Remove the files of @disk's chain that no VM but @vm uses. */
-static void remove_chain(struct store *s, const struct store_vm *vms, size_t count,
-			 const struct store_vm *vm, const struct store_disk *disk)
+/* Add the files of @disk's chain to @files (no duplicates). */
+static void collect_chain(struct store *s, const struct store_disk *disk, struct made *files)
 {
 	struct chain *chain = NULL;
 	struct error ignored;
-	char **paths;
-	unsigned depth;
 
 	if (store_open_chain(s, disk, &chain, &ignored) < 0)
 		return;
-	depth = chain_depth(chain);
-	paths = calloc(depth, sizeof(*paths));
-	for (unsigned level = 0; paths && level < depth; level++)
-		paths[level] = strdup(vhd_path(chain_level(chain, level)));
-	chain_close(chain);
-	for (unsigned level = 0; paths && level < depth; level++) {
-		if (paths[level] && !used_elsewhere(s, vms, count, vm, paths[level]))
-			unlink(paths[level]);
-		free(paths[level]);
+	for (unsigned level = 0; level < chain_depth(chain); level++) {
+		const char *path = vhd_path(chain_level(chain, level));
+		bool known = false;
+
+		for (size_t i = 0; i < files->count && !known; i++)
+			known = strcmp(files->paths[i], path) == 0;
+		if (!known)
+			made_add(files, path);
 	}
-	free(paths);
+	chain_close(chain);
 }
 
 int store_delete_vm(struct store *s, const char *vm_name, bool disks, struct error *err)
@@ -516,13 +512,22 @@ int store_delete_vm(struct store *s, const char *vm_name, bool disks, struct err
 	if (vm->saved_state)
 		remove_saved_state(vm->saved_state);
 	if (disks) {
-		/* The chains of its current disks and of its snapshots' disks; a
-		 * file another VM uses stays. */
+		/* The files of the chains of its current disks and of its snapshots'
+		 * disks, all found before any goes; a file another VM uses stays. */
+		struct made files = {0};
+
 		for (size_t i = 0; i < vm->disk_count; i++)
-			remove_chain(s, vms, count, vm, &vm->disks[i]);
+			collect_chain(s, &vm->disks[i], &files);
 		for (size_t i = 0; i < vm->snapshot_count; i++)
 			for (size_t k = 0; k < vm->snapshots[i].disk_count; k++)
-				remove_chain(s, vms, count, vm, &vm->snapshots[i].disks[k]);
+				collect_chain(s, &vm->snapshots[i].disks[k], &files);
+		for (size_t i = 0; i < files.count; i++)
+			if (used_elsewhere(s, vms, count, vm, files.paths[i]))
+				files.paths[i][0] = '\0';
+		for (size_t i = 0; i < files.count; i++)
+			if (files.paths[i][0])
+				unlink(files.paths[i]);
+		made_finish(&files, false);
 	}
 	store_vms_free(vms, count);
 	return 0;

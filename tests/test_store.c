@@ -1,0 +1,299 @@
+/*
+ * Unit tests of core/store: resolving disk paths in their order, with
+ * confinement; names; switches.txt; a VM made, snapshotted, applied and
+ * deleted through the core API, checked on the files it leaves.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "error.h"
+#include "pathmap.h"
+#include "store.h"
+#include "support.h"
+#include "vhd.h"
+
+#define MiB (1024ull * 1024)
+
+static void make_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void make_disk(const char *path)
+{
+	struct vhd_create_options o = {.type = VHD_TYPE_DYNAMIC, .size = 4 * MiB};
+	struct error err;
+
+	if (vhd_create(path, &o, &err) != 0)
+		fail_msg("%s", err.message);
+}
+
+static struct store *open_store(const char *root, const struct pathmap *map, bool outside)
+{
+	const char *roots[] = {root};
+	struct store_options o = {roots, 1, map, outside};
+	struct store *s = NULL;
+	struct error err;
+
+	if (store_open(&s, &o, &err) != 0)
+		fail_msg("%s", err.message);
+	return s;
+}
+
+static void test_open_and_names(void **state)
+{
+	char *dir = *state;
+	const char *roots[] = {support_path(dir, "none")};
+	struct store_options o = {roots, 1, NULL, false};
+	struct store *s = NULL;
+	struct error err;
+
+	assert_int_equal(store_open(&s, &o, &err), -ENOENT);
+	assert_non_null(strstr(err.message, "none"));
+	o.root_count = 0;
+	assert_int_equal(store_open(&s, &o, &err), -EINVAL);
+	assert_int_equal(store_check_name("blog", "VM", &err), 0);
+	assert_int_equal(store_check_name("", "VM", &err), -EINVAL);
+	assert_int_equal(store_check_name("a\nb", "VM", &err), -EINVAL);
+	assert_non_null(strstr(err.message, "control"));
+	assert_int_equal(store_check_name("caf\xC3\xA9 <&> ../x", "VM", &err), 0);
+}
+
+static void test_resolve_order(void **state)
+{
+	char *dir = *state;
+	char store[PATH_MAX], other[PATH_MAX], spec[PATH_MAX + 16], config[PATH_MAX];
+	struct pathmap *map = pathmap_new();
+	struct store *s;
+	struct error err;
+	char *path, *how;
+
+	snprintf(store, sizeof(store), "%s/store", dir);
+	snprintf(other, sizeof(other), "%s/mapped", dir);
+	assert_int_equal(store_init(store, &err), 0);
+	assert_int_equal(mkdir(other, 0755), 0);
+	assert_int_equal(mkdir(support_path(store, "Virtual Machines/vm"), 0755), 0);
+	snprintf(config, sizeof(config), "%s/Virtual Machines/vm/x.xml", store);
+	make_disk(support_path(other, "mapped.vhd"));
+	make_disk(support_path(store, "Virtual Machines/vm/Next.vhd"));
+	make_disk(support_path(store, "Virtual Hard Disks/pool.vhd"));
+	snprintf(spec, sizeof(spec), "C:\\Hyper-V=%s", other);
+	assert_int_equal(pathmap_add(map, spec, &err), 0);
+	s = open_store(store, map, false);
+
+	/* Through the path map, with the name's case differing. */
+	assert_int_equal(store_resolve(s, config, "c:\\hyper-v\\MAPPED.VHD", &path, &how, &err), 0);
+	assert_string_equal(how, "through the path map");
+	assert_non_null(strstr(path, "/mapped/mapped.vhd"));
+	free(path);
+	free(how);
+	/* Not covered by the map: by its name next to the configuration. */
+	assert_int_equal(store_resolve(s, config, "D:\\old\\next.vhd", &path, &how, &err), 0);
+	assert_string_equal(how, "next to the configuration");
+	free(path);
+	free(how);
+	/* Then in Virtual Hard Disks. */
+	assert_int_equal(store_resolve(s, config, "E:\\x\\pool.vhd", &path, &how, &err), 0);
+	assert_string_equal(how, "in Virtual Hard Disks");
+	free(path);
+	free(how);
+	/* A Linux path as written. */
+	assert_int_equal(
+		store_resolve(s, config, support_path(other, "mapped.vhd"), &path, &how, &err), 0);
+	assert_string_equal(how, "as written");
+	free(path);
+	free(how);
+	/* Missing: every place tried is listed. */
+	assert_int_equal(store_resolve(s, config, "F:\\gone.vhd", &path, &how, &err), -ENOENT);
+	assert_non_null(strstr(err.message, "no path map entry"));
+	assert_non_null(strstr(err.message, "Virtual Hard Disks/gone.vhd"));
+	assert_null(path);
+	store_free(s);
+
+	/* Without the map, its folder is outside the store. */
+	s = open_store(store, NULL, false);
+	assert_int_equal(
+		store_resolve(s, config, support_path(other, "mapped.vhd"), &path, &how, &err),
+		-EACCES);
+	assert_non_null(strstr(err.message, "outside the store"));
+	store_free(s);
+	s = open_store(store, NULL, true);
+	assert_int_equal(
+		store_resolve(s, config, support_path(other, "mapped.vhd"), &path, &how, &err), 0);
+	free(path);
+	free(how);
+	store_free(s);
+
+	/* A link inside the store that leads out of it is outside too. */
+	assert_int_equal(symlink(support_path(other, "mapped.vhd"),
+				 support_path(store, "Virtual Hard Disks/link.vhd")),
+			 0);
+	s = open_store(store, NULL, false);
+	assert_int_equal(store_resolve(s, config, "link.vhd", &path, &how, &err), -EACCES);
+	store_free(s);
+	pathmap_free(map);
+}
+
+static void test_written_path(void **state)
+{
+	char *dir = *state;
+	char spec[PATH_MAX + 16];
+	struct pathmap *map = pathmap_new();
+	struct store *s;
+	struct error err;
+	char *w;
+
+	snprintf(spec, sizeof(spec), "C:\\VMs=%s", dir);
+	assert_int_equal(pathmap_add(map, spec, &err), 0);
+	s = open_store(dir, map, false);
+	w = store_written_path(s, support_path(dir, "Virtual Hard Disks/a.vhd"));
+	assert_string_equal(w, "C:\\VMs\\Virtual Hard Disks\\a.vhd");
+	free(w);
+	w = store_written_path(s, "/elsewhere/b.vhd");
+	assert_string_equal(w, "/elsewhere/b.vhd");
+	free(w);
+	store_free(s);
+	pathmap_free(map);
+}
+
+static void test_switches(void **state)
+{
+	char *dir = *state;
+	struct store_switch *list;
+	struct store *s;
+	struct error err;
+	size_t n;
+	char id[37];
+
+	assert_int_equal(store_init(dir, &err), 0);
+	s = open_store(dir, NULL, false);
+	assert_int_equal(store_add_switch(s, "External", id, &err), 0);
+	assert_int_equal(store_add_switch(s, "External", NULL, &err), -EEXIST);
+	assert_int_equal(store_add_switch(s, "two\nlines", NULL, &err), -EINVAL);
+	assert_int_equal(store_switches(s, &list, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(list[0].id, id);
+	assert_string_equal(list[0].name, "External");
+	store_switches_free(list, n);
+	make_file(support_path(dir, "switches.txt"), "# x\n\nnot-a-guid name\n");
+	assert_int_equal(store_switches(s, &list, &n, &err), -EINVAL);
+	assert_non_null(strstr(err.message, "line 3"));
+	store_free(s);
+}
+
+/* The VM's only disk, as store_list resolves it now. Caller frees. */
+static char *current_disk(struct store *s, const char *vm)
+{
+	struct store_vm *vms;
+	size_t count;
+	struct error err;
+	char *path;
+
+	assert_int_equal(store_list(s, &vms, &count, &err), 0);
+	assert_non_null(store_find_vm(vms, count, vm));
+	path = strdup(store_find_vm(vms, count, vm)->disks[0].path);
+	store_vms_free(vms, count);
+	return path;
+}
+
+static void test_vm_life(void **state)
+{
+	char *dir = *state;
+	struct store_new_disk disk = {CONFIG_BUS_IDE, 8 * MiB};
+	struct store_new_vm spec = {
+		.name = "blog", .generation = 1, .disks = &disk, .disk_count = 1};
+	struct store_vm *vms;
+	const struct store_vm *vm;
+	struct store *s;
+	struct error err;
+	size_t count;
+	char id[37], snap[37], branch[37], *base, *first, *path;
+	struct stat st;
+
+	assert_int_equal(store_init(dir, &err), 0);
+	s = open_store(dir, NULL, false);
+	assert_int_equal(store_create_vm(s, &spec, id, &err), 0);
+	assert_int_equal(store_create_vm(s, &spec, NULL, &err), -EEXIST);
+	base = current_disk(s, "blog");
+	assert_non_null(strstr(base, "/Virtual Hard Disks/blog.vhd"));
+
+	assert_int_equal(store_snapshot_vm(s, "blog", "one", snap, &err), 0);
+	first = current_disk(s, id);
+	/* <stem>_<GUID>.avhd next to the frozen disk */
+	assert_non_null(strstr(first, "/Virtual Hard Disks/blog_"));
+	assert_non_null(strstr(first, snap));
+	assert_int_equal(store_snapshot_vm(s, "blog", "two", branch, &err), 0);
+	path = current_disk(s, id);
+	/* the stem drops the GUID an earlier snapshot added */
+	assert_null(strstr(path, snap));
+	assert_non_null(strstr(path, branch));
+	free(path);
+
+	assert_int_equal(store_list(s, &vms, &count, &err), 0);
+	vm = store_find_vm(vms, count, "blog");
+	assert_int_equal(vm->snapshot_count, 2);
+	assert_string_equal(vm->snapshots[0].name, "one");
+	assert_string_equal(vm->snapshots[0].parent_id, "");
+	assert_string_equal(vm->snapshots[1].parent_id, snap);
+	assert_false(vm->snapshots[1].parent_inferred);
+	assert_string_equal(vm->current_snapshot_id, branch);
+	assert_string_equal(vm->snapshots[0].disks[0].path, base);
+	store_vms_free(vms, count);
+
+	/* Apply "one": the state left behind (its disk no snapshot holds) goes. */
+	path = current_disk(s, id);
+	assert_int_equal(store_apply_snapshot(s, "blog", "one", &err), 0);
+	assert_int_equal(stat(path, &st), -1);
+	free(path);
+	assert_int_equal(stat(first, &st), 0); /* snapshot "two" holds it */
+	assert_int_equal(store_list(s, &vms, &count, &err), 0);
+	vm = store_find_vm(vms, count, "blog");
+	assert_string_equal(vm->current_snapshot_id, snap);
+	assert_string_equal(vm->name, "blog");
+	assert_string_equal(vm->id, id);
+	store_vms_free(vms, count);
+	assert_int_equal(store_apply_snapshot(s, "blog", "none", &err), -ENOENT);
+
+	assert_int_equal(store_save_state(s, "blog", &err), 0);
+	assert_int_equal(store_list(s, &vms, &count, &err), 0);
+	assert_non_null(store_find_vm(vms, count, "blog")->saved_state);
+	store_vms_free(vms, count);
+
+	assert_int_equal(store_delete_vm(s, "blog", true, &err), 0);
+	assert_int_equal(store_list(s, &vms, &count, &err), 0);
+	assert_int_equal(count, 0);
+	store_vms_free(vms, count);
+	assert_int_equal(stat(base, &st), -1);
+	assert_int_equal(stat(first, &st), -1);
+	assert_int_equal(store_delete_vm(s, "blog", false, &err), -ENOENT);
+	free(base);
+	free(first);
+	store_free(s);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, support_setup_dir, support_teardown_dir)
+	const struct CMUnitTest tests[] = {
+		T(test_open_and_names), T(test_resolve_order), T(test_written_path),
+		T(test_switches),	T(test_vm_life),
+	};
+#undef T
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
