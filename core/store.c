@@ -5,6 +5,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "pathmap.h"
+#include "utf16.h"
 #include "vhd.h"
 
 #include <ctype.h>
@@ -112,6 +113,14 @@ int store_check_name(const char *name, const char *what, struct error *err)
 			return error_set(err, EINVAL,
 					 "a %s name cannot hold control characters (byte 0x%02x)",
 					 what, *p);
+	{
+		/* Configurations hold text: the name must be valid UTF-8. */
+		uint8_t wide[400];
+		size_t len;
+
+		if (utf16_encode(name, UTF16_LE, wide, sizeof(wide), &len, NULL) < 0)
+			return error_set(err, EINVAL, "a %s name must be valid UTF-8", what);
+	}
 	return 0;
 }
 

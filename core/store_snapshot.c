@@ -284,10 +284,23 @@ int store_apply_snapshot(struct store *s, const char *vm_name, const char *snaps
 	rc = find_vm(s, vm_name, &vms, &count, &vm, err);
 	if (rc < 0)
 		goto out;
+	/* By GUID, else by a name only one snapshot has. */
 	for (size_t i = 0; i < vm->snapshot_count && !snap; i++)
-		if (strcasecmp(vm->snapshots[i].id, snapshot) == 0 ||
-		    strcmp(vm->snapshots[i].name, snapshot) == 0)
+		if (strcasecmp(vm->snapshots[i].id, snapshot) == 0)
 			snap = &vm->snapshots[i];
+	for (size_t i = 0; i < vm->snapshot_count && !snap; i++) {
+		if (strcmp(vm->snapshots[i].name, snapshot) != 0)
+			continue;
+		for (size_t j = i + 1; j < vm->snapshot_count; j++)
+			if (strcmp(vm->snapshots[j].name, snapshot) == 0) {
+				rc = error_set(err, EINVAL,
+					       "VM '%s' has several snapshots named '%s': give the "
+					       "GUID of the one to apply",
+					       vm->name, snapshot);
+				goto out;
+			}
+		snap = &vm->snapshots[i];
+	}
 	if (!snap) {
 		rc = error_set(err, ENOENT, "VM '%s' has no snapshot '%s'", vm->name, snapshot);
 		goto out;
@@ -435,29 +448,36 @@ out:
 	return rc;
 }
 
-/* Does a VM other than @vm use @path: in the chain of one of its disks, or
- * as a snapshot's disk? */
+/* Is @path in the chain of @disk? */
+static bool in_chain(struct store *s, const struct store_disk *disk, const char *path)
+{
+	struct chain *chain = NULL;
+	struct error ignored;
+	bool found = false;
+
+	if (store_open_chain(s, disk, &chain, &ignored) < 0)
+		return false;
+	for (unsigned level = 0; level < chain_depth(chain) && !found; level++)
+		found = strcmp(vhd_path(chain_level(chain, level)), path) == 0;
+	chain_close(chain);
+	return found;
+}
+
+/* Does a VM other than @vm use @path: in the chain of one of its disks or
+ * of one of its snapshots' disks? */
 static bool used_elsewhere(struct store *s, const struct store_vm *vms, size_t count,
 			   const struct store_vm *vm, const char *path)
 {
 	for (size_t v = 0; v < count; v++) {
 		if (&vms[v] == vm)
 			continue;
-		if (used_by_snapshot(&vms[v], 1, path))
-			return true;
-		for (size_t d = 0; d < vms[v].disk_count; d++) {
-			struct chain *chain = NULL;
-			struct error ignored;
-			bool found = false;
-
-			if (store_open_chain(s, &vms[v].disks[d], &chain, &ignored) < 0)
-				continue;
-			for (unsigned level = 0; level < chain_depth(chain) && !found; level++)
-				found = strcmp(vhd_path(chain_level(chain, level)), path) == 0;
-			chain_close(chain);
-			if (found)
+		for (size_t d = 0; d < vms[v].disk_count; d++)
+			if (in_chain(s, &vms[v].disks[d], path))
 				return true;
-		}
+		for (size_t i = 0; i < vms[v].snapshot_count; i++)
+			for (size_t d = 0; d < vms[v].snapshots[i].disk_count; d++)
+				if (in_chain(s, &vms[v].snapshots[i].disks[d], path))
+					return true;
 	}
 	return false;
 }

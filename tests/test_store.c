@@ -72,6 +72,8 @@ static void test_open_and_names(void **state)
 	assert_int_equal(store_check_name("a\nb", "VM", &err), -EINVAL);
 	assert_non_null(strstr(err.message, "control"));
 	assert_int_equal(store_check_name("caf\xC3\xA9 <&> ../x", "VM", &err), 0);
+	assert_int_equal(store_check_name("x\xFFy", "VM", &err), -EINVAL);
+	assert_non_null(strstr(err.message, "UTF-8"));
 }
 
 static void test_resolve_order(void **state)
@@ -268,6 +270,11 @@ static void test_vm_life(void **state)
 	assert_string_equal(vm->id, id);
 	store_vms_free(vms, count);
 	assert_int_equal(store_apply_snapshot(s, "blog", "none", &err), -ENOENT);
+	/* Two snapshots named alike: the name is refused, the GUID is not. */
+	assert_int_equal(store_snapshot_vm(s, "blog", "one", NULL, &err), 0);
+	assert_int_equal(store_apply_snapshot(s, "blog", "one", &err), -EINVAL);
+	assert_non_null(strstr(err.message, "several snapshots"));
+	assert_int_equal(store_apply_snapshot(s, "blog", snap, &err), 0);
 
 	assert_int_equal(store_save_state(s, "blog", &err), 0);
 	assert_int_equal(store_list(s, &vms, &count, &err), 0);
