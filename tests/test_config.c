@@ -390,7 +390,7 @@ static void rejected_text(const char *text, const char *needle)
 static void test_hostile(void **state)
 {
 	const char deep_open[] = "<a>", deep_close[] = "</a>";
-	size_t depth = 10000, n = 0, big = CONFIG_MAX_BYTES + 1;
+	size_t depth = 10000, n = 0, big = 100u * 1024 * 1024 + 64;
 	char *deep = malloc(depth * 7 + 64), *huge;
 	const uint8_t lone_surrogate[] = {0xFF, 0xFE, '<', 0, 0x00, 0xD8, 'a', 0, '/', 0, '>', 0};
 	const uint8_t big_endian[] = {0xFE, 0xFF, 0, '<', 0, 'a', 0, '/', 0, '>'};
@@ -434,9 +434,11 @@ static void test_hostile(void **state)
 	rejected(deep, n, EINVAL, "deeper than 64");
 	free(deep);
 
+	/* A text node of 100 MB: refused on its size, before any parsing. */
 	huge = malloc(big);
 	memset(huge, 'x', big);
 	memcpy(huge, "<configuration><a>", 18);
+	memcpy(huge + big - 20, "</a></configuration>", 20);
 	rejected(huge, big, EFBIG, "more than");
 	free(huge);
 }

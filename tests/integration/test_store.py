@@ -903,6 +903,25 @@ def test_global_id_not_a_guid():
     assert entry["problem"], entry
 
 
+def test_global_id_missing():
+    store, good, victim = healthy_store()
+    edit_config(config_path(store, victim),
+                lambda t: re.sub(r"\s*<global_id[^>]*>[^<]*</global_id>", "", t))
+    entry = assert_broken(store, victim, ["global_id", victim + ".xml"])
+    assert entry["problem"], entry
+
+
+def test_two_configurations_claim_one_guid():
+    # A copy of a VM's configuration under another file name: the copy names
+    # the first VM's GUID, so it is the broken one, and the first stays sound.
+    store, good, victim = healthy_store()
+    other = new_guid()
+    edit_config(config_path(store, victim), set_leaf("properties/name", "a copy"),
+                to=config_path(store, other))
+    entry = assert_broken(store, other, [victim], show_as=other.lower())
+    assert entry["problem"], entry
+
+
 def test_global_id_differs_from_the_file_name():
     store, good, victim = healthy_store()
     other = new_guid()
