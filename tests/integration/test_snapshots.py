@@ -9,7 +9,6 @@ Configurations are decoded and parsed here (UTF-16LE with a byte-order mark,
 xml.etree). A refused command must leave every file of the store as it was.
 """
 
-import hashlib
 import json
 import os
 import random
@@ -17,19 +16,16 @@ import re
 import uuid
 import xml.etree.ElementTree as ET
 
-from taplib import Skip, have, impex, run, run_tests, sanitizer_clean
+from impexlib import (
+    DISKS, GUID, GUID_RE, SNAPSHOTS, VMS, as_json, assert_unchanged, config_path,
+    digest, label, need, new_store, ok, refused, tree_state, value, vm_new)
+from taplib import Skip, have, run, run_tests
 
 MIB = 1024 * 1024
 SECTOR = 512
 BLOCK = 2 * MIB     # the block size of the dynamic disks impex makes
-TIMEOUT = 60        # seconds: every command here answers far sooner
 
-VMS = "Virtual Machines"
-SNAPSHOTS = "Snapshots"
-DISKS = "Virtual Hard Disks"
 
-GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
-GUID_RE = re.compile("^%s$" % GUID)
 SUFFIX_RE = re.compile("_%s$" % GUID)
 
 SIZES = [16 * MIB, 8 * MIB]     # the disks of the VMs below: ide:16M, scsi:8M
@@ -37,109 +33,12 @@ SIZES = [16 * MIB, 8 * MIB]     # the disks of the VMs below: ide:16M, scsi:8M
 
 # ---- running impex ----
 
-def call(*args, timeout=TIMEOUT, **kw):
-    """impex ARGS, whatever its exit status; no sanitizer report allowed."""
-    result = impex(*args, check=False, timeout=timeout, **kw)
-    sanitizer_clean(result)
-    return result
-
-
-def label(args):
-    return "impex " + " ".join(repr(a) if isinstance(a, str) and not a.isprintable()
-                               else str(a) for a in args)
-
-
-def ok(*args, **kw):
-    result = call(*args, **kw)
-    assert result.returncode == 0, "%s: %r" % (label(args), result)
-    return result
-
-
-def refused(*args, status=(1,), mentions=(), **kw):
-    """impex ARGS fails with one of @status and says why on standard error,
-    naming each of @mentions (any case)."""
-    result = call(*args, **kw)
-    if isinstance(result.stderr, bytes):
-        result.stderr = result.stderr.decode("utf-8", "replace")
-    assert result.returncode in status, "%s: want exit %s: %r" % (
-        label(args), " or ".join(map(str, status)), result)
-    assert result.stderr.startswith(("impex: ", "usage: ")), \
-        "%s: no message: %r" % (label(args), result)
-    for text in mentions:
-        assert text.lower() in result.stderr.lower(), "%s: does not say %r: %r" % (
-            label(args), text, result.stderr)
-    return result
-
-
-def as_json(result):
-    try:
-        return json.loads(result.stdout)
-    except ValueError as e:
-        raise AssertionError("not JSON (%s): %r" % (e, result.stdout[:2000]))
-
-
-def need(*tools):
-    missing = [t for t in tools if not have(t)]
-    if missing:
-        raise Skip("no %s" % ", ".join(missing))
-
 
 # ---- the store on disk ----
-
-def new_store(name="store"):
-    ok("store", "init", name)
-    return os.path.realpath(name)
-
-
-def digest(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(MIB), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def tree_state(top):
-    """Everything under @top: relative path -> (kind, size, mtime_ns, sha256)."""
-    state = {}
-    for folder, dirs, files in os.walk(top):
-        for name in dirs + files:
-            path = os.path.join(folder, name)
-            rel = os.path.relpath(path, top)
-            st = os.lstat(path)
-            if os.path.islink(path):
-                state[rel] = ("link", 0, st.st_mtime_ns, os.readlink(path))
-            elif os.path.isdir(path):
-                state[rel] = ("dir", 0, 0, None)
-            else:
-                state[rel] = ("file", st.st_size, st.st_mtime_ns, digest(path))
-    return state
-
-
-def assert_unchanged(before, after, what):
-    if before == after:
-        return
-    lines = ["%s changed the store:" % what]
-    for path in sorted(set(before) | set(after)):
-        if before.get(path) != after.get(path):
-            lines.append("  %s: %r -> %r" % (path, before.get(path), after.get(path)))
-    raise AssertionError("\n".join(lines))
 
 
 def changed_paths(before, after):
     return sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
-
-
-def config_path(store, guid, folder=VMS):
-    return os.path.join(store, folder, guid + ".xml")
-
-
-def vm_new(store, *args):
-    """impex vm new: the VM's GUID, from its output "GUID  NAME"."""
-    result = ok("vm", "new", "--store", store, *args)
-    guid, _, name = result.stdout.rstrip("\n").partition("  ")
-    assert GUID_RE.match(guid) and name == args[-1], "vm new printed %r" % result.stdout
-    return guid
 
 
 def snapshot(store, vm, name):
@@ -166,12 +65,6 @@ def read_config(path):
     root = ET.fromstring(text)
     assert root.tag == "configuration", root.tag
     return root
-
-
-def value(root, path):
-    node = root.find(path)
-    assert node is not None, "no %s in the configuration" % path
-    return node.text or ""
 
 
 def config_disks(root):

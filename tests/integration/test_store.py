@@ -9,21 +9,22 @@ with its problem, and nothing in the store may change by being read.
 """
 
 import base64
-import hashlib
 import json
 import os
 import re
 import shutil
 import struct
-import subprocess
 import time
 import uuid
 import xml.etree.ElementTree as ET
 
-from taplib import IMPEX, Result, Skip, have, impex, run, run_tests, sanitizer_clean
+from impexlib import (
+    DISKS, GUID_RE, SNAPSHOTS, TIMEOUT, VMS, as_json, assert_unchanged, call,
+    config_path, describe_change, need, new_store, ok, refused, tree_state, value,
+    vm_new)
+from taplib import run, run_tests
 
 MIB = 1024 * 1024
-TIMEOUT = 60        # seconds: every command here answers far sooner
 FIFO_TIMEOUT = 20   # for the cases where a blocking open() would hang
 
 IDE_TYPE = "83f8638b-8dca-4152-9eda-2ca8b33039b4"
@@ -31,12 +32,7 @@ SCSI_TYPE = "d422512d-2bf2-4752-809d-7b82b5fcb1b4"
 NIC_TYPE = "2fc216b0-d2e2-4967-9b6d-b8a5c9ca2778"
 IDE_NODE = "_%s_" % IDE_TYPE
 
-VMS = "Virtual Machines"
-SNAPSHOTS = "Snapshots"
-DISKS = "Virtual Hard Disks"
 
-GUID_RE = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-"
-                     r"[0-9A-Fa-f]{12}$")
 MAC_RE = re.compile(r"^00-15-5D(-[0-9A-F]{2}){3}$")
 LEAF_TYPES = ("string", "integer", "bool", "bytes")
 FILETIME_UNIX_EPOCH = 116444736000000000
@@ -44,99 +40,8 @@ FILETIME_UNIX_EPOCH = 116444736000000000
 
 # ---- running impex ----
 
-def call(*args, timeout=TIMEOUT, env=None, **kw):
-    """impex ARGS, whatever its exit status; no sanitizer report allowed.
-    @env: variables to set for this run."""
-    if env is None:
-        result = impex(*args, check=False, timeout=timeout, **kw)
-    else:
-        result = Result(subprocess.run(
-            [IMPEX] + [str(a) for a in args], env=dict(os.environ, **env), timeout=timeout,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    sanitizer_clean(result)
-    return result
-
-
-def label(args):
-    return "impex " + " ".join(str(a) for a in args)
-
-
-def ok(*args, **kw):
-    result = call(*args, **kw)
-    assert result.returncode == 0, "%s: %r" % (label(args), result)
-    return result
-
-
-def refused(*args, status=(1,), mentions=(), **kw):
-    """impex ARGS exits with one of @status and a message holding each of
-    @mentions (any case) on standard error."""
-    result = call(*args, **kw)
-    assert result.returncode in status, "%s: want exit %s: %r" % (
-        label(args), " or ".join(map(str, status)), result)
-    assert result.stderr.startswith("impex: "), "%s: no message: %r" % (label(args), result)
-    for text in mentions:
-        assert text.lower() in result.stderr.lower(), "%s: does not say %r: %r" % (
-            label(args), text, result.stderr)
-    return result
-
-
-def as_json(result):
-    try:
-        return json.loads(result.stdout)
-    except ValueError as e:
-        raise AssertionError("not JSON (%s): %r" % (e, result.stdout[:2000]))
-
 
 # ---- the store on disk ----
-
-def new_store(name="store"):
-    ok("store", "init", name)
-    return os.path.realpath(name)
-
-
-def tree_state(top="."):
-    """Everything under @top: path -> (kind, size, mtime_ns, sha256 or link target)."""
-    state = {}
-    for folder, dirs, files in os.walk(top):
-        for name in dirs + files:
-            path = os.path.join(folder, name)
-            st = os.lstat(path)
-            if os.path.islink(path):
-                state[path] = ("link", 0, st.st_mtime_ns, os.readlink(path))
-            elif os.path.isdir(path):
-                state[path] = ("dir", 0, 0, None)
-            elif os.path.isfile(path):
-                with open(path, "rb") as f:
-                    digest = hashlib.sha256(f.read()).hexdigest()
-                state[path] = ("file", st.st_size, st.st_mtime_ns, digest)
-            else:
-                state[path] = (oct(st.st_mode), 0, st.st_mtime_ns, None)
-    return state
-
-
-def describe_change(before, after, what):
-    lines = ["%s changed the store:" % what]
-    for path in sorted(set(before) | set(after)):
-        if before.get(path) != after.get(path):
-            lines.append("  %s: %r -> %r" % (path, before.get(path), after.get(path)))
-    return "\n".join(lines)
-
-
-def assert_unchanged(before, after, what):
-    assert before == after, describe_change(before, after, what)
-
-
-def vm_new(store, *args):
-    """impex vm new: the new VM's GUID, from its output "GUID  NAME"."""
-    result = ok("vm", "new", "--store", store, *args)
-    first = result.stdout.split()[0]
-    assert GUID_RE.match(first), "vm new printed %r" % result.stdout
-    assert result.stdout.rstrip("\n").endswith("  " + args[-1]), result
-    return first
-
-
-def config_path(store, guid, folder=VMS):
-    return os.path.join(store, folder, guid + ".xml")
 
 
 def switches_txt(store):
@@ -207,12 +112,6 @@ def set_leaf(path, value):
         return text[:start] + leaf.sub(lambda m: m.group(1) + value + m.group(2),
                                        text[start:end], count=1) + text[end:]
     return change
-
-
-def value(root, path):
-    node = root.find(path)
-    assert node is not None, "no %s in the configuration" % path
-    return node.text or ""
 
 
 def filetime_to_unix(ft):
@@ -299,11 +198,6 @@ def new_guid():
 
 
 # ---- reference tools ----
-
-def need(*tools):
-    missing = [t for t in tools if not have(t)]
-    if missing:
-        raise Skip("no %s" % ", ".join(missing))
 
 
 def qemu_virtual_size(path):

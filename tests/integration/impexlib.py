@@ -1,0 +1,130 @@
+"""Helpers shared by the integration tests of stores: running impex, its
+refusals, and snapshots of whole folders to prove that nothing changed."""
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+
+from taplib import IMPEX, Result, Skip, have, impex, sanitizer_clean
+
+TIMEOUT = 60  # seconds: every command on these small stores answers far sooner
+VMS = "Virtual Machines"
+SNAPSHOTS = "Snapshots"
+DISKS = "Virtual Hard Disks"
+GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+GUID_RE = re.compile("^%s$" % GUID)
+
+
+def call(*args, timeout=TIMEOUT, env=None, **kw):
+    """impex ARGS, whatever its exit status; no sanitizer report allowed.
+    @env: variables to set for this run."""
+    if env is None:
+        result = impex(*args, check=False, timeout=timeout, **kw)
+    else:
+        result = Result(subprocess.run(
+            [IMPEX] + [str(a) for a in args], env=dict(os.environ, **env), timeout=timeout,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    sanitizer_clean(result)
+    return result
+
+
+def label(args):
+    return "impex " + " ".join(repr(a) if isinstance(a, str) and not a.isprintable()
+                               else str(a) for a in args)
+
+
+def ok(*args, **kw):
+    result = call(*args, **kw)
+    assert result.returncode == 0, "%s: %r" % (label(args), result)
+    return result
+
+
+def refused(*args, status=(1,), mentions=(), **kw):
+    """impex ARGS fails with one of @status and says why on standard error,
+    naming each of @mentions (any case)."""
+    result = call(*args, **kw)
+    if isinstance(result.stderr, bytes):
+        result.stderr = result.stderr.decode("utf-8", "replace")
+    assert result.returncode in status, "%s: want exit %s: %r" % (
+        label(args), " or ".join(map(str, status)), result)
+    assert result.stderr.startswith(("impex: ", "usage: ")), \
+        "%s: no message: %r" % (label(args), result)
+    for text in mentions:
+        assert text.lower() in result.stderr.lower(), "%s: does not say %r: %r" % (
+            label(args), text, result.stderr)
+    return result
+
+
+def as_json(result):
+    try:
+        return json.loads(result.stdout)
+    except ValueError as e:
+        raise AssertionError("not JSON (%s): %r" % (e, result.stdout[:2000]))
+
+
+def need(*tools):
+    missing = [t for t in tools if not have(t)]
+    if missing:
+        raise Skip("no %s" % ", ".join(missing))
+
+
+def digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def tree_state(top="."):
+    """Everything under @top: relative path -> (kind, size, mtime_ns, sha256
+    or link target)."""
+    state = {}
+    for folder, dirs, files in os.walk(top):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            rel = os.path.relpath(path, top)
+            st = os.lstat(path)
+            if os.path.islink(path):
+                state[rel] = ("link", 0, st.st_mtime_ns, os.readlink(path))
+            elif os.path.isdir(path):
+                state[rel] = ("dir", 0, 0, None)
+            elif os.path.isfile(path):
+                state[rel] = ("file", st.st_size, st.st_mtime_ns, digest(path))
+            else:
+                state[rel] = (oct(st.st_mode), 0, st.st_mtime_ns, None)
+    return state
+
+
+def describe_change(before, after, what="the command"):
+    lines = ["%s changed the files:" % what]
+    for path in sorted(set(before) | set(after)):
+        if before.get(path) != after.get(path):
+            lines.append("  %s: %r -> %r" % (path, before.get(path), after.get(path)))
+    return "\n".join(lines)
+
+
+def assert_unchanged(before, after, what):
+    assert before == after, describe_change(before, after, what)
+
+
+def new_store(name="store"):
+    ok("store", "init", name)
+    return os.path.realpath(name)
+
+
+def config_path(store, guid, folder=VMS):
+    return os.path.join(store, folder, guid + ".xml")
+
+
+def value(root, path):
+    node = root.find(path)
+    assert node is not None, "no %s in the configuration" % path
+    return node.text or ""
+
+
+def vm_new(store, *args):
+    """impex vm new: the VM's GUID, from its output "GUID  NAME"."""
+    result = ok("vm", "new", "--store", store, *args)
+    guid, _, name = result.stdout.rstrip("\n").partition("  ")
+    assert GUID_RE.match(guid) and name == args[-1], "vm new printed %r" % result.stdout
+    return guid
