@@ -106,7 +106,8 @@ static int remember_layout(struct config *c, const char *text, size_t len)
 
 	c->crlf = strstr(text, "\r\n") != NULL;
 	c->empty_tags = strstr(text, "/>") != NULL;
-	if (len >= 5 && memcmp(text, "<?xml", 5) == 0) {
+	/* "<?xml" and a space: "<?xml-stylesheet" is a processing instruction. */
+	if (len >= 6 && memcmp(text, "<?xml", 5) == 0 && is_xml_space(text[5])) {
 		const char *close = strstr(text, "?>");
 
 		if (close) {
@@ -145,6 +146,44 @@ static int check_tree(xmlNodePtr node, int depth, const char *name, struct error
 					 xmlGetLineNo(node), CONFIG_MAX_DEPTH);
 		if (check_tree(node->children, depth + 1, name, err) < 0)
 			return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Bounds that keep parsing cheap whatever the input: libxml2 checks an
+ * element's attributes against each other (quadratic), and every element
+ * costs memory. Hyper-V's files hold a few thousand elements with one
+ * attribute each.
+ */
+#define CONFIG_MAX_ELEMENTS   200000
+#define CONFIG_MAX_ATTRIBUTES 32
+
+static int check_shape(const char *text, size_t len, const char *name, struct error *err)
+{
+	size_t tags = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		size_t attributes = 0;
+		char quote = 0;
+
+		if (text[i] != '<')
+			continue;
+		if (++tags > CONFIG_MAX_ELEMENTS)
+			return error_set(err, EINVAL, "'%s' has more than %d elements", name,
+					 CONFIG_MAX_ELEMENTS);
+		/* Count the attributes of this tag: '=' outside quotes. */
+		for (i++; i < len && (quote || text[i] != '>'); i++) {
+			if (quote) {
+				quote = text[i] == quote ? 0 : quote;
+			} else if (text[i] == '"' || text[i] == '\'') {
+				quote = text[i];
+			} else if (text[i] == '=' && ++attributes > CONFIG_MAX_ATTRIBUTES) {
+				return error_set(err, EINVAL,
+						 "'%s' has an element with more than %d attributes",
+						 name, CONFIG_MAX_ATTRIBUTES);
+			}
+		}
 	}
 	return 0;
 }
@@ -213,6 +252,9 @@ int config_parse(struct config **out, const void *data, size_t len, const char *
 		rc = error_set(err, EINVAL, "'%s' holds a NUL character", name);
 		goto fail;
 	}
+	rc = check_shape(text, text_len, name, err);
+	if (rc < 0)
+		goto fail;
 	/* No DTD at all: nothing to load, no entity to expand. */
 	if (strstr(text, "<!DOCTYPE") || strstr(text, "<!ENTITY")) {
 		rc = error_set(err, EINVAL,
@@ -462,10 +504,19 @@ int config_save(const struct config *c, const char *path, struct error *err)
 {
 	char *data = NULL;
 	size_t len = 0;
+	struct config *check = NULL;
 	int rc = config_serialize(c, &data, &len, err);
 
 	if (rc < 0)
 		return rc;
+	/* Never write what could not be read back (a value holding a character
+	 * XML does not allow, say). */
+	rc = config_parse(&check, data, len, path, err);
+	config_free(check);
+	if (rc < 0) {
+		free(data);
+		return error_prefix(err, "not writing '%s'", path);
+	}
 	rc = fsutil_write_atomic(path, data, len);
 	free(data);
 	if (rc < 0)

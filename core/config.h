@@ -21,7 +21,7 @@ struct error;
 struct config;
 
 /* Limits on what a configuration may be; Hyper-V's are far below them. */
-#define CONFIG_MAX_BYTES (16u * 1024 * 1024)
+#define CONFIG_MAX_BYTES (4u * 1024 * 1024)
 #define CONFIG_MAX_DEPTH 64
 
 enum config_encoding {

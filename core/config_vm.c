@@ -58,12 +58,12 @@ int config_identity(const struct config *c, struct config_identity *id, struct e
 	if (config_get_int(c, "properties/subtype", &subtype) == 0 && subtype == 1)
 		id->generation = 2;
 	if (config_get_bytes(c, "properties/creation_time", &bytes, &len) == 0 && len == 8) {
-		int64_t ticks = 0;
+		uint64_t ticks = 0;
 
 		for (int i = 7; i >= 0; i--)
 			ticks = ticks << 8 | bytes[i];
-		if (ticks > FILETIME_UNIX_EPOCH)
-			id->creation_time = (ticks - FILETIME_UNIX_EPOCH) / 10000000;
+		if (ticks > (uint64_t)FILETIME_UNIX_EPOCH && ticks <= INT64_MAX)
+			id->creation_time = (int64_t)(ticks - FILETIME_UNIX_EPOCH) / 10000000;
 	}
 	free(bytes);
 	return 0;
@@ -98,7 +98,9 @@ static char *device_type_of(const struct config *c, const char *node)
 
 	if (config_children(c, "manifest", &vdevs, &count) < 0)
 		return strdup("");
-	for (size_t i = 0; i < count && !type; i++) {
+	/* Hyper-V's manifests list tens of devices: a bounded scan keeps a
+	 * hostile one from making each drive's lookup costly. */
+	for (size_t i = 0; i < count && i < 1024 && !type; i++) {
 		char path[256];
 		char *instance = NULL;
 

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
@@ -25,6 +27,7 @@
 #define SNAPSHOTS_DIR "Snapshots"
 #define DISKS_DIR     "Virtual Hard Disks"
 #define SWITCHES_FILE "switches.txt"
+#define LOCK_FILE     ".impexfs.lock"
 
 struct store {
 	char **roots; /* real paths */
@@ -120,8 +123,37 @@ int store_check_name(const char *name, const char *what, struct error *err)
 
 		if (utf16_encode(name, UTF16_LE, wide, sizeof(wide), &len, NULL) < 0)
 			return error_set(err, EINVAL, "a %s name must be valid UTF-8", what);
+		/* U+FFFE and U+FFFF are not characters XML allows. */
+		if (strstr(name, "\xEF\xBF\xBE") || strstr(name, "\xEF\xBF\xBF"))
+			return error_set(err, EINVAL, "a %s name cannot hold U+FFFE or U+FFFF",
+					 what);
 	}
 	return 0;
+}
+
+int store_lock(struct store *s, struct error *err)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/%s", s->roots[0], LOCK_FILE) >= (int)sizeof(path))
+		return error_set(err, ENAMETOOLONG, "the store's path is too long");
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return error_errno(err, errno, "cannot lock the store with", path);
+	if (flock(fd, LOCK_EX) < 0) {
+		int rc = error_errno(err, errno, "cannot lock the store with", path);
+
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+void store_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
 }
 
 int store_init(const char *root, struct error *err)
@@ -130,9 +162,18 @@ int store_init(const char *root, struct error *err)
 	char path[PATH_MAX];
 
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", root, dirs[i]);
+		if (snprintf(path, sizeof(path), "%s/%s", root, dirs[i]) >= (int)sizeof(path))
+			return error_set(err, ENAMETOOLONG, "the path '%s' is too long", root);
 		if (mkdir(path, 0755) < 0 && errno != EEXIST)
 			return error_errno(err, errno, "cannot create", path);
+	}
+	snprintf(path, sizeof(path), "%s/%s", root, LOCK_FILE);
+	{
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+
+		if (fd < 0)
+			return error_errno(err, errno, "cannot create", path);
+		close(fd);
 	}
 	snprintf(path, sizeof(path), "%s/%s", root, SWITCHES_FILE);
 	if (access(path, F_OK) < 0) {
@@ -371,15 +412,18 @@ static int resolve_disks(struct store *s, const struct config *config, struct st
 }
 
 /* The folder @dir/<id> when it holds saved state (a .vsv file), else NULL. */
-static char *saved_state_folder(const char *dir, const char *id)
+static char *saved_state_folder(const struct store *s, const char *dir, const char *id)
 {
-	char folder[PATH_MAX];
+	char folder[PATH_MAX], real[PATH_MAX];
 	struct dirent *e;
 	DIR *d;
 	bool found = false;
 
-	snprintf(folder, sizeof(folder), "%s/%s", dir, id);
-	d = opendir(folder);
+	/* Only a folder inside the store: its files are copied and deleted. */
+	if (snprintf(folder, sizeof(folder), "%s/%s", dir, id) >= (int)sizeof(folder) ||
+	    !realpath(folder, real) || !inside(s, real))
+		return NULL;
+	d = opendir(real);
 	if (!d)
 		return NULL;
 	while ((e = readdir(d)) != NULL && !found) {
@@ -388,7 +432,7 @@ static char *saved_state_folder(const char *dir, const char *id)
 		found = n > 4 && strcasecmp(e->d_name + n - 4, ".vsv") == 0;
 	}
 	closedir(d);
-	return found ? strdup(folder) : NULL;
+	return found ? strdup(real) : NULL;
 }
 
 /* Is @name "<GUID>.xml"? */
@@ -452,6 +496,20 @@ static char *value_or_empty(const struct config *c, const char *path)
 	return value;
 }
 
+/* config_load() of @path, refused when it leads outside the store (a link). */
+static int load_confined(const struct store *s, const char *path, struct config **config,
+			 struct error *err)
+{
+	char real[PATH_MAX];
+
+	*config = NULL;
+	if (!realpath(path, real))
+		return error_errno(err, errno, "cannot resolve", path);
+	if (!s->allow_outside && !inside(s, real))
+		return error_set(err, EACCES, "'%s' leads to '%s', outside the store", path, real);
+	return config_load(config, path, err);
+}
+
 /* Read one VM configuration into @vm; a problem goes into vm->problem. */
 static int load_vm(struct store *s, const char *root, const char *file, struct store_vm *vm)
 {
@@ -469,7 +527,7 @@ static int load_vm(struct store *s, const char *root, const char *file, struct s
 	if (!vm->config_path || !vm->current_snapshot_id)
 		return -ENOMEM;
 	error_clear(&err);
-	rc = config_load(&config, vm->config_path, &err);
+	rc = load_confined(s, vm->config_path, &config, &err);
 	if (rc == 0)
 		rc = config_identity(config, &id, &err);
 	if (rc < 0) {
@@ -493,7 +551,7 @@ static int load_vm(struct store *s, const char *root, const char *file, struct s
 		char dir[PATH_MAX];
 
 		snprintf(dir, sizeof(dir), "%s/%s", root, VMS_DIR);
-		vm->saved_state = saved_state_folder(dir, vm->id);
+		vm->saved_state = saved_state_folder(s, dir, vm->id);
 	}
 	rc = resolve_disks(s, config, &vm->disks, &vm->disk_count, &err);
 	if (rc == 0)
@@ -528,7 +586,7 @@ static int load_snapshot(struct store *s, const char *root, const char *file, st
 	if (!snap.config_path)
 		return -ENOMEM;
 	error_clear(&err);
-	rc = config_load(&config, snap.config_path, &err);
+	rc = load_confined(s, snap.config_path, &config, &err);
 	if (rc == 0)
 		rc = config_identity(config, &id, &err);
 	if (rc == 0 && config_get(config, STORE_KEY_VM_ID, &vm_id, NULL) < 0)
@@ -556,7 +614,7 @@ static int load_snapshot(struct store *s, const char *root, const char *file, st
 		snap.parent_inferred = true; /* to be inferred from the chains */
 	}
 	snprintf(dir, sizeof(dir), "%s/%s", root, SNAPSHOTS_DIR);
-	snap.saved_state = saved_state_folder(dir, snap.id);
+	snap.saved_state = saved_state_folder(s, dir, snap.id);
 	if (resolve_disks(s, config, &snap.disks, &snap.disk_count, &err) < 0)
 		snap.problem = strdup(error_message(&err));
 	config_free(config);
@@ -613,6 +671,26 @@ static int complete_tree(struct store *s, struct store_vm *vm)
 	struct store_snapshot *ordered;
 	size_t done = 0;
 	bool *placed;
+
+	/* A snapshot that holds one of the VM's current disks was cut short
+	 * before the VM moved on to its new disks: it is not a snapshot. */
+	for (size_t i = 0; i < vm->snapshot_count;) {
+		bool current = false;
+
+		for (size_t k = 0; k < vm->snapshots[i].disk_count; k++)
+			for (size_t d = 0; d < vm->disk_count; d++)
+				current |= vm->snapshots[i].disks[k].path && vm->disks[d].path &&
+					   strcmp(vm->snapshots[i].disks[k].path,
+						  vm->disks[d].path) == 0;
+		if (!current) {
+			i++;
+			continue;
+		}
+		snapshot_release(&vm->snapshots[i]);
+		memmove(&vm->snapshots[i], &vm->snapshots[i + 1],
+			(vm->snapshot_count - i - 1) * sizeof(*vm->snapshots));
+		vm->snapshot_count--;
+	}
 
 	for (size_t i = 0; i < vm->snapshot_count; i++) {
 		struct store_snapshot *snap = &vm->snapshots[i], *parent;
@@ -754,6 +832,31 @@ int store_list(struct store *s, struct store_vm **out, size_t *out_count, struct
 	return 0;
 }
 
+int store_pick_vm(const struct store_vm *vms, size_t count, const char *name_or_id,
+		  const struct store_vm **vm, struct error *err)
+{
+	size_t named = 0;
+
+	*vm = NULL;
+	for (size_t i = 0; i < count; i++)
+		if (strcasecmp(vms[i].id, name_or_id) == 0) {
+			*vm = &vms[i];
+			return 0;
+		}
+	for (size_t i = 0; i < count; i++)
+		if (strcmp(vms[i].name, name_or_id) == 0 && named++ == 0)
+			*vm = &vms[i];
+	if (named > 1) {
+		*vm = NULL;
+		return error_set(err, EINVAL,
+				 "%zu VMs are named '%s': give the GUID of the one meant", named,
+				 name_or_id);
+	}
+	if (!*vm)
+		return error_set(err, ENOENT, "no VM named '%s' in the store", name_or_id);
+	return 0;
+}
+
 const struct store_vm *store_find_vm(const struct store_vm *vms, size_t count,
 				     const char *name_or_id)
 {
@@ -834,7 +937,8 @@ int store_switches(const struct store *s, struct store_switch **out, size_t *cou
 	return 0;
 }
 
-int store_add_switch(struct store *s, const char *name, char id_out[37], struct error *err)
+static int store_add_switch_unlocked(struct store *s, const char *name, char id_out[37],
+				     struct error *err)
 {
 	struct store_switch *list = NULL;
 	size_t n = 0, len = 0;
@@ -874,4 +978,15 @@ int store_add_switch(struct store *s, const char *name, char id_out[37], struct 
 	if (id_out)
 		memcpy(id_out, id, 37);
 	return 0;
+}
+
+int store_add_switch(struct store *s, const char *name, char id_out[37], struct error *err)
+{
+	int lock = store_lock(s, err), rc;
+
+	if (lock < 0)
+		return lock;
+	rc = store_add_switch_unlocked(s, name, id_out, err);
+	store_unlock(lock);
+	return rc;
 }

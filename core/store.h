@@ -101,6 +101,16 @@ const struct pathmap *store_pathmap(const struct store *store);
 const char *store_root(const struct store *store, size_t i);
 
 /**
+ * Take the store's lock (a lock file in the first root, flock): every change
+ * to a store holds it, so that two changes never interleave. Returns the
+ * lock (for store_unlock()) or a negative errno with a message.
+ */
+int store_lock(struct store *store, struct error *err);
+
+/** Release a lock store_lock() took. */
+void store_unlock(int lock);
+
+/**
  * Check a name given to a VM, snapshot or switch (@what, for the message):
  * 1 to 200 bytes, no control characters. Returns 0 or -EINVAL with a message.
  */
@@ -123,7 +133,15 @@ int store_list(struct store *store, struct store_vm **vms, size_t *count, struct
 
 void store_vms_free(struct store_vm *vms, size_t count);
 
-/** The VM named @name_or_id (its name, or its GUID in any case) in @vms, or NULL. */
+/**
+ * The VM @name_or_id (its GUID in any case, or a name only one VM has) of
+ * @vms into *@vm. Returns 0, -ENOENT, or -EINVAL when several VMs have that
+ * name (Hyper-V allows it): the GUID must be given.
+ */
+int store_pick_vm(const struct store_vm *vms, size_t count, const char *name_or_id,
+		  const struct store_vm **vm, struct error *err);
+
+/** The VM named @name_or_id (its GUID in any case, else the first of that name), or NULL. */
 const struct store_vm *store_find_vm(const struct store_vm *vms, size_t count,
 				     const char *name_or_id);
 

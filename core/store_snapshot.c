@@ -68,9 +68,9 @@ static int find_vm(struct store *s, const char *name_or_id, struct store_vm **vm
 
 	if (rc < 0)
 		return rc;
-	*vm = store_find_vm(*vms, *count, name_or_id);
-	if (!*vm)
-		return error_set(err, ENOENT, "no VM named '%s' in the store", name_or_id);
+	rc = store_pick_vm(*vms, *count, name_or_id, vm, err);
+	if (rc < 0)
+		return rc;
 	if ((*vm)->problem)
 		return error_set(err, EINVAL, "VM '%s' cannot be changed: %s", (*vm)->name,
 				 (*vm)->problem);
@@ -78,6 +78,20 @@ static int find_vm(struct store *s, const char *name_or_id, struct store_vm **vm
 		if ((*vm)->disks[i].problem)
 			return error_set(err, EINVAL, "VM '%s' cannot be changed: %s", (*vm)->name,
 					 (*vm)->disks[i].problem);
+	return 0;
+}
+
+/* @folder ("Virtual Machines" or "Snapshots") of the root holding @vm, joined
+ * with @name, into @out. Returns 0 or -ENAMETOOLONG. */
+static int vm_place(const struct store_vm *vm, const char *folder, const char *name, char *out,
+		    size_t cap)
+{
+	char dir[PATH_MAX], root[PATH_MAX];
+
+	if (fsutil_dirname(vm->config_path, dir, sizeof(dir)) < 0 ||
+	    fsutil_dirname(dir, root, sizeof(root)) < 0 ||
+	    snprintf(out, cap, "%s/%s/%s", root, folder, name) >= (int)cap)
+		return -ENAMETOOLONG;
 	return 0;
 }
 
@@ -191,8 +205,8 @@ static void remove_saved_state(const char *dir)
 	rmdir(dir);
 }
 
-int store_snapshot_vm(struct store *s, const char *vm_name, const char *name, char id_out[37],
-		      struct error *err)
+static int store_snapshot_vm_unlocked(struct store *s, const char *vm_name, const char *name,
+				      char id_out[37], struct error *err)
 {
 	struct store_vm *vms = NULL;
 	const struct store_vm *vm;
@@ -232,12 +246,28 @@ int store_snapshot_vm(struct store *s, const char *vm_name, const char *name, ch
 	if (rc < 0)
 		goto out;
 	if (vm->saved_state) {
-		snprintf(path, sizeof(path), "%s/Snapshots/%s", store_root(s, 0), id);
-		rc = copy_saved_state(vm->saved_state, path, id, &made, err);
+		rc = vm_place(vm, "Snapshots", id, path, sizeof(path));
+		if (rc == 0)
+			rc = copy_saved_state(vm->saved_state, path, id, &made, err);
+		else
+			rc = error_set(err, -rc, "the path of the snapshot's folder is too long");
 		if (rc < 0)
 			goto out;
 	}
-	snprintf(path, sizeof(path), "%s/Snapshots/%s.xml", store_root(s, 0), id);
+	/* The snapshot's configuration holds the VM's current disks: it is made
+	 * visible only after the VM has moved to its new disks (the listing also
+	 * ignores a snapshot holding a VM's current disk, should a crash come
+	 * between the two renames). */
+	{
+		char file[64];
+
+		snprintf(file, sizeof(file), "%s.xml", id);
+		rc = vm_place(vm, "Snapshots", file, path, sizeof(path));
+	}
+	if (rc < 0) {
+		rc = error_set(err, -rc, "the path of the snapshot's configuration is too long");
+		goto out;
+	}
 	rc = config_save(snap_config, path, err);
 	if (rc < 0 || (rc = made_add(&made, path)) < 0)
 		goto out;
@@ -269,15 +299,52 @@ static bool used_by_snapshot(const struct store_vm *vms, size_t count, const cha
 	return false;
 }
 
-int store_apply_snapshot(struct store *s, const char *vm_name, const char *snapshot,
-			 struct error *err)
+/* Is @path in the chain of @disk? A chain that cannot be read sets *@uncertain. */
+static bool in_chain(struct store *s, const struct store_disk *disk, const char *path,
+		     bool *uncertain)
+{
+	struct chain *chain = NULL;
+	struct error ignored;
+	bool found = false;
+
+	if (store_open_chain(s, disk, &chain, &ignored) < 0) {
+		*uncertain = true;
+		return false;
+	}
+	for (unsigned level = 0; level < chain_depth(chain) && !found; level++)
+		found = strcmp(vhd_path(chain_level(chain, level)), path) == 0;
+	chain_close(chain);
+	return found;
+}
+
+/* Does a VM other than @vm use @path: in the chain of one of its disks or
+ * of one of its snapshots' disks? */
+static bool used_elsewhere(struct store *s, const struct store_vm *vms, size_t count,
+			   const struct store_vm *vm, const char *path, bool *uncertain)
+{
+	for (size_t v = 0; v < count; v++) {
+		if (&vms[v] == vm)
+			continue;
+		for (size_t d = 0; d < vms[v].disk_count; d++)
+			if (in_chain(s, &vms[v].disks[d], path, uncertain))
+				return true;
+		for (size_t i = 0; i < vms[v].snapshot_count; i++)
+			for (size_t d = 0; d < vms[v].snapshots[i].disk_count; d++)
+				if (in_chain(s, &vms[v].snapshots[i].disks[d], path, uncertain))
+					return true;
+	}
+	return false;
+}
+
+static int store_apply_snapshot_unlocked(struct store *s, const char *vm_name, const char *snapshot,
+					 struct error *err)
 {
 	struct store_vm *vms = NULL;
 	const struct store_vm *vm;
 	const struct store_snapshot *snap = NULL;
 	struct config *config = NULL, *old = NULL;
 	struct made made = {0};
-	char state_id[37], path[PATH_MAX], *created = NULL;
+	char state_id[37], path[PATH_MAX], aside[PATH_MAX], *created = NULL;
 	size_t count = 0;
 	int rc;
 
@@ -334,35 +401,52 @@ int store_apply_snapshot(struct store *s, const char *vm_name, const char *snaps
 	rc = stack_disks(s, snap->disks, snap->disk_count, state_id, config, &made, err);
 	if (rc < 0)
 		goto out;
-	/* The snapshot's saved state waits beside the VM's folder until the commit. */
-	snprintf(path, sizeof(path), "%s/Virtual Machines/%s.new", store_root(s, 0), vm->id);
-	if (snap->saved_state) {
-		rc = copy_saved_state(snap->saved_state, path, vm->id, &made, err);
-		if (rc < 0)
+	/*
+	 * Saved state must never meet disks it was not taken with. The VM's own
+	 * is set aside before the commit (a crash then leaves the VM without
+	 * saved state: its disks boot afresh), put back if the commit fails,
+	 * and removed after it; the snapshot's comes after the commit (until
+	 * then the new disks boot afresh). No crash leaves a state over the
+	 * wrong disks.
+	 */
+	if (vm->saved_state) {
+		if (snprintf(aside, sizeof(aside), "%s.old", vm->saved_state) >=
+			    (int)sizeof(aside) ||
+		    rename(vm->saved_state, aside) < 0) {
+			rc = error_errno(err, errno ? errno : ENAMETOOLONG,
+					 "cannot set aside the saved state in", vm->saved_state);
 			goto out;
+		}
 	}
 	rc = config_save(config, vm->config_path, err); /* the commit */
-	if (rc < 0)
+	if (rc < 0) {
+		if (vm->saved_state)
+			rename(aside, vm->saved_state);
 		goto out;
+	}
 	made_finish(&made, false);
 	if (vm->saved_state)
-		remove_saved_state(vm->saved_state);
+		remove_saved_state(aside);
 	if (snap->saved_state) {
-		char final[PATH_MAX];
-
-		snprintf(final, sizeof(final), "%s/Virtual Machines/%s", store_root(s, 0), vm->id);
-		if (rename(path, final) < 0)
-			rc = error_errno(err, errno, "cannot put the snapshot's saved state in",
-					 final);
+		if (vm_place(vm, "Virtual Machines", vm->id, path, sizeof(path)) < 0 ||
+		    copy_saved_state(snap->saved_state, path, vm->id, &made, err) < 0) {
+			made_finish(&made, true);
+			rc = error_prefix(err,
+					  "the snapshot was applied, but its saved state could "
+					  "not be restored (the VM will start afresh)");
+		}
+		made_finish(&made, false);
 	}
 	/* The state left behind is gone, as Hyper-V's Apply discards it: its
 	 * differencing disks that no snapshot holds. */
 	for (size_t i = 0; i < vm->disk_count; i++) {
 		struct vhd *vhd = NULL;
+		bool uncertain = false;
 
 		if (vhd_open(&vhd, vm->disks[i].path, VHD_OPEN_READ, NULL) == 0 &&
 		    vhd_disk_type(vhd) == VHD_TYPE_DIFFERENCING &&
-		    !used_by_snapshot(vms, count, vm->disks[i].path))
+		    !used_by_snapshot(vms, count, vm->disks[i].path) &&
+		    !used_elsewhere(s, vms, count, vm, vm->disks[i].path, &uncertain) && !uncertain)
 			unlink(vm->disks[i].path);
 		vhd_close(vhd);
 	}
@@ -375,7 +459,7 @@ out:
 	return rc;
 }
 
-int store_save_state(struct store *s, const char *vm_name, struct error *err)
+static int store_save_state_unlocked(struct store *s, const char *vm_name, struct error *err)
 {
 	struct store_vm *vms = NULL;
 	const struct store_vm *vm;
@@ -396,7 +480,10 @@ int store_save_state(struct store *s, const char *vm_name, struct error *err)
 	config_get_int(config, "settings/memory/bank/size", &memory_mib);
 	if (memory_mib <= 0 || memory_mib > 1 << 20)
 		memory_mib = 512;
-	snprintf(dir, sizeof(dir), "%s/Virtual Machines/%s", store_root(s, 0), vm->id);
+	if (vm_place(vm, "Virtual Machines", vm->id, dir, sizeof(dir)) < 0) {
+		rc = error_set(err, ENAMETOOLONG, "the path of the VM's folder is too long");
+		goto out;
+	}
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
 		rc = error_errno(err, errno, "cannot create", dir);
 		goto out;
@@ -448,40 +535,6 @@ out:
 	return rc;
 }
 
-/* Is @path in the chain of @disk? */
-static bool in_chain(struct store *s, const struct store_disk *disk, const char *path)
-{
-	struct chain *chain = NULL;
-	struct error ignored;
-	bool found = false;
-
-	if (store_open_chain(s, disk, &chain, &ignored) < 0)
-		return false;
-	for (unsigned level = 0; level < chain_depth(chain) && !found; level++)
-		found = strcmp(vhd_path(chain_level(chain, level)), path) == 0;
-	chain_close(chain);
-	return found;
-}
-
-/* Does a VM other than @vm use @path: in the chain of one of its disks or
- * of one of its snapshots' disks? */
-static bool used_elsewhere(struct store *s, const struct store_vm *vms, size_t count,
-			   const struct store_vm *vm, const char *path)
-{
-	for (size_t v = 0; v < count; v++) {
-		if (&vms[v] == vm)
-			continue;
-		for (size_t d = 0; d < vms[v].disk_count; d++)
-			if (in_chain(s, &vms[v].disks[d], path))
-				return true;
-		for (size_t i = 0; i < vms[v].snapshot_count; i++)
-			for (size_t d = 0; d < vms[v].snapshots[i].disk_count; d++)
-				if (in_chain(s, &vms[v].snapshots[i].disks[d], path))
-					return true;
-	}
-	return false;
-}
-
 /* Add the files of @disk's chain to @files (no duplicates). */
 static void collect_chain(struct store *s, const struct store_disk *disk, struct made *files)
 {
@@ -502,26 +555,49 @@ static void collect_chain(struct store *s, const struct store_disk *disk, struct
 	chain_close(chain);
 }
 
-int store_delete_vm(struct store *s, const char *vm_name, bool disks, struct error *err)
+static int store_delete_vm_unlocked(struct store *s, const char *vm_name, bool disks,
+				    struct error *err)
 {
 	struct store_vm *vms = NULL;
 	const struct store_vm *vm;
+	struct made files = {0};
 	size_t count = 0;
 	int rc = store_list(s, &vms, &count, err);
 
+	if (rc == 0)
+		rc = store_pick_vm(vms, count, vm_name, &vm, err);
 	if (rc < 0)
-		return rc;
-	vm = store_find_vm(vms, count, vm_name);
-	if (!vm) {
-		store_vms_free(vms, count);
-		return error_set(err, ENOENT, "no VM named '%s' in the store", vm_name);
+		goto out;
+	if (disks) {
+		/* The files of the chains of its current disks and of its snapshots'
+		 * disks, all found before anything goes; a file another VM uses
+		 * stays, and if another VM's chains cannot all be read, nothing
+		 * goes: which files they need cannot be told. */
+		bool uncertain = false;
+
+		for (size_t i = 0; i < vm->disk_count; i++)
+			collect_chain(s, &vm->disks[i], &files);
+		for (size_t i = 0; i < vm->snapshot_count; i++)
+			for (size_t k = 0; k < vm->snapshots[i].disk_count; k++)
+				collect_chain(s, &vm->snapshots[i].disks[k], &files);
+		for (size_t i = 0; i < files.count; i++)
+			if (used_elsewhere(s, vms, count, vm, files.paths[i], &uncertain))
+				files.paths[i][0] = '\0';
+		if (uncertain) {
+			rc = error_set(
+				err, EBUSY,
+				"not deleting VM '%s' with its disks: the chains of other VMs "
+				"cannot all be read, so the files they need cannot be told "
+				"(vm list shows the problems)",
+				vm->name);
+			goto out;
+		}
 	}
 	/* The configuration first: from then on the VM does not exist, and what
 	 * is left of it (snapshots without a VM) is ignored until removed. */
 	if (unlink(vm->config_path) < 0) {
 		rc = error_errno(err, errno, "cannot remove", vm->config_path);
-		store_vms_free(vms, count);
-		return rc;
+		goto out;
 	}
 	fsutil_fsync_parent(vm->config_path);
 	for (size_t i = 0; i < vm->snapshot_count; i++) {
@@ -531,24 +607,57 @@ int store_delete_vm(struct store *s, const char *vm_name, bool disks, struct err
 	}
 	if (vm->saved_state)
 		remove_saved_state(vm->saved_state);
-	if (disks) {
-		/* The files of the chains of its current disks and of its snapshots'
-		 * disks, all found before any goes; a file another VM uses stays. */
-		struct made files = {0};
-
-		for (size_t i = 0; i < vm->disk_count; i++)
-			collect_chain(s, &vm->disks[i], &files);
-		for (size_t i = 0; i < vm->snapshot_count; i++)
-			for (size_t k = 0; k < vm->snapshots[i].disk_count; k++)
-				collect_chain(s, &vm->snapshots[i].disks[k], &files);
-		for (size_t i = 0; i < files.count; i++)
-			if (used_elsewhere(s, vms, count, vm, files.paths[i]))
-				files.paths[i][0] = '\0';
-		for (size_t i = 0; i < files.count; i++)
-			if (files.paths[i][0])
-				unlink(files.paths[i]);
-		made_finish(&files, false);
-	}
+	for (size_t i = 0; i < files.count; i++)
+		if (files.paths[i][0])
+			unlink(files.paths[i]);
+out:
+	made_finish(&files, false);
 	store_vms_free(vms, count);
-	return 0;
+	return rc;
+}
+
+int store_snapshot_vm(struct store *s, const char *vm_name, const char *name, char id_out[37],
+		      struct error *err)
+{
+	int lock = store_lock(s, err), rc;
+
+	if (lock < 0)
+		return lock;
+	rc = store_snapshot_vm_unlocked(s, vm_name, name, id_out, err);
+	store_unlock(lock);
+	return rc;
+}
+
+int store_apply_snapshot(struct store *s, const char *vm_name, const char *snapshot,
+			 struct error *err)
+{
+	int lock = store_lock(s, err), rc;
+
+	if (lock < 0)
+		return lock;
+	rc = store_apply_snapshot_unlocked(s, vm_name, snapshot, err);
+	store_unlock(lock);
+	return rc;
+}
+
+int store_save_state(struct store *s, const char *vm_name, struct error *err)
+{
+	int lock = store_lock(s, err), rc;
+
+	if (lock < 0)
+		return lock;
+	rc = store_save_state_unlocked(s, vm_name, err);
+	store_unlock(lock);
+	return rc;
+}
+
+int store_delete_vm(struct store *s, const char *vm_name, bool disks, struct error *err)
+{
+	int lock = store_lock(s, err), rc;
+
+	if (lock < 0)
+		return lock;
+	rc = store_delete_vm_unlocked(s, vm_name, disks, err);
+	store_unlock(lock);
+	return rc;
 }

@@ -252,8 +252,8 @@ static char *vm_text(const struct store *s, const struct store_new_vm *spec, str
 	return text;
 }
 
-int store_create_vm(struct store *s, const struct store_new_vm *spec, char id_out[37],
-		    struct error *err)
+static int store_create_vm_unlocked(struct store *s, const struct store_new_vm *spec,
+				    char id_out[37], struct error *err)
 {
 	struct vm_draft d = {0};
 	struct store_switch *all = NULL;
@@ -365,5 +365,17 @@ out:
 	remove_disks(&d, rc < 0);
 	free(chosen);
 	store_switches_free(all, n_all);
+	return rc;
+}
+
+int store_create_vm(struct store *s, const struct store_new_vm *spec, char id_out[37],
+		    struct error *err)
+{
+	int lock = store_lock(s, err), rc;
+
+	if (lock < 0)
+		return lock;
+	rc = store_create_vm_unlocked(s, spec, id_out, err);
+	store_unlock(lock);
 	return rc;
 }

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "config.h"
 #include "error.h"
 #include "pathmap.h"
 #include "store.h"
@@ -293,12 +294,66 @@ static void test_vm_life(void **state)
 	store_free(s);
 }
 
+static void test_ambiguous_and_unfinished(void **state)
+{
+	char *dir = *state;
+	struct store_new_disk disk = {CONFIG_BUS_IDE, 4 * MiB};
+	struct store_new_vm spec = {
+		.name = "one", .generation = 1, .disks = &disk, .disk_count = 1};
+	char a[37], b[37], snap[37], path[PATH_MAX];
+	const struct store_vm *vm;
+	struct store_vm *vms;
+	struct config *c;
+	struct store *s;
+	struct error err;
+	size_t count;
+
+	assert_int_equal(store_init(dir, &err), 0);
+	s = open_store(dir, NULL, false);
+	assert_int_equal(store_create_vm(s, &spec, a, &err), 0);
+	spec.name = "two";
+	assert_int_equal(store_create_vm(s, &spec, b, &err), 0);
+	/* Hyper-V allows two VMs one name: a name then picks neither. */
+	snprintf(path, sizeof(path), "%s/Virtual Machines/%s.xml", dir, b);
+	assert_int_equal(config_load(&c, path, &err), 0);
+	assert_int_equal(config_set(c, "properties/name", NULL, "one", &err), 0);
+	assert_int_equal(config_save(c, path, &err), 0);
+	config_free(c);
+	assert_int_equal(store_list(s, &vms, &count, &err), 0);
+	assert_int_equal(store_pick_vm(vms, count, "one", &vm, &err), -EINVAL);
+	assert_non_null(strstr(err.message, "GUID"));
+	assert_int_equal(store_pick_vm(vms, count, b, &vm, &err), 0);
+	assert_string_equal(vm->id, b);
+	assert_int_equal(store_pick_vm(vms, count, "none", &vm, &err), -ENOENT);
+	store_vms_free(vms, count);
+	assert_int_equal(store_snapshot_vm(s, "one", "x", NULL, &err), -EINVAL);
+
+	/* A snapshot configuration holding the VM's current disk is one a crash
+	 * cut short before the VM moved on: not listed. */
+	assert_int_equal(store_snapshot_vm(s, a, "kept", snap, &err), 0);
+	snprintf(path, sizeof(path), "%s/Virtual Machines/%s.xml", dir, a);
+	assert_int_equal(config_load(&c, path, &err), 0);
+	snprintf(path, sizeof(path), "%s/Snapshots/%s.xml", dir,
+		 "0F5B5E1A-2C3D-4E5F-8A9B-0C1D2E3F4A5B");
+	assert_int_equal(config_set(c, "properties/global_id", NULL,
+				    "0F5B5E1A-2C3D-4E5F-8A9B-0C1D2E3F4A5B", &err),
+			 0);
+	assert_int_equal(config_save(c, path, &err), 0);
+	config_free(c);
+	assert_int_equal(store_list(s, &vms, &count, &err), 0);
+	assert_int_equal(store_pick_vm(vms, count, a, &vm, &err), 0);
+	assert_int_equal(vm->snapshot_count, 1);
+	assert_string_equal(vm->snapshots[0].id, snap);
+	store_vms_free(vms, count);
+	store_free(s);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, support_setup_dir, support_teardown_dir)
 	const struct CMUnitTest tests[] = {
 		T(test_open_and_names), T(test_resolve_order), T(test_written_path),
-		T(test_switches),	T(test_vm_life),
+		T(test_switches),	T(test_vm_life),       T(test_ambiguous_and_unfinished),
 	};
 #undef T
 

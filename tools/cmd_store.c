@@ -384,9 +384,20 @@ static bool show_disk(struct store *store, const struct store_disk *d, const cha
 	return false;
 }
 
-/* Print the snapshots under @parent ("" for the roots), indented by depth;
- * returns whether a disk of theirs has a problem. */
-static bool show_tree(struct store *store, const struct store_vm *vm, const char *parent, int depth)
+/* Is @id the GUID of one of @vm's snapshots? */
+static bool has_snapshot(const struct store_vm *vm, const char *id)
+{
+	for (size_t i = 0; i < vm->snapshot_count; i++)
+		if (strcasecmp(vm->snapshots[i].id, id) == 0)
+			return true;
+	return false;
+}
+
+/* Print the snapshots under @parent (NULL for the roots: no parent, or one
+ * that is not a snapshot of @vm), indented by depth, each once; returns
+ * whether a disk of theirs has a problem. */
+static bool show_tree(struct store *store, const struct store_vm *vm, const char *parent, int depth,
+		      bool *printed)
 {
 	char when[40], indent[80];
 	bool failed = false;
@@ -394,8 +405,11 @@ static bool show_tree(struct store *store, const struct store_vm *vm, const char
 	for (size_t i = 0; i < vm->snapshot_count; i++) {
 		const struct store_snapshot *s = &vm->snapshots[i];
 
-		if (strcasecmp(s->parent_id, parent) != 0 || depth > 30)
+		if (printed[i] || depth > 30 ||
+		    (parent ? strcasecmp(s->parent_id, parent) != 0
+			    : has_snapshot(vm, s->parent_id)))
 			continue;
+		printed[i] = true;
 		printf("%*s- %s  %s  %s%s%s\n", 2 + depth * 2, "", s->name, s->id,
 		       time_text(s->creation_time, when, sizeof(when)),
 		       s->saved_state ? "  (saved state)" : "",
@@ -405,7 +419,7 @@ static bool show_tree(struct store *store, const struct store_vm *vm, const char
 		snprintf(indent, sizeof(indent), "%*s", 4 + depth * 2, "");
 		for (size_t k = 0; k < s->disk_count; k++)
 			failed |= show_disk(store, &s->disks[k], indent);
-		failed |= show_tree(store, vm, s->id, depth + 1);
+		failed |= show_tree(store, vm, s->id, depth + 1, printed);
 	}
 	return failed;
 }
@@ -426,11 +440,14 @@ static int vm_show(int argc, char **argv)
 	rc = list_vms(store, &vms, &count);
 	if (rc)
 		goto out;
-	vm = store_find_vm(vms, count, argv[a.first]);
-	if (!vm) {
-		cli_error("no VM named '%s' in the store", argv[a.first]);
-		rc = CLI_FAIL;
-		goto out;
+	{
+		struct error err;
+
+		error_clear(&err);
+		if (store_pick_vm(vms, count, argv[a.first], &vm, &err) < 0) {
+			rc = cli_fail(&err);
+			goto out;
+		}
 	}
 	if (a.json) {
 		struct json j;
@@ -455,7 +472,17 @@ static int vm_show(int argc, char **argv)
 			       vm->adapters[i].mac, vm->adapters[i].switch_name,
 			       vm->adapters[i].switch_id);
 		printf("snapshots:\n");
-		failed |= show_tree(store, vm, "", 0);
+		bool *printed = calloc(vm->snapshot_count + 1, sizeof(*printed));
+
+		if (printed) {
+			failed |= show_tree(store, vm, NULL, 0, printed);
+			/* Snapshots in a loop of parents (a damaged store): shown last. */
+			for (size_t i = 0; i < vm->snapshot_count; i++)
+				if (!printed[i])
+					failed |= show_tree(store, vm, vm->snapshots[i].parent_id,
+							    0, printed);
+			free(printed);
+		}
 	}
 	rc = failed || vm_has_problem(vm) ? CLI_FAIL : CLI_OK;
 out:
@@ -613,6 +640,7 @@ static int vm_write(int argc, char **argv)
 	const struct store_vm *vm;
 	size_t count = 0;
 	unsigned long index;
+	struct error err;
 	char *end;
 	int rc = begin(argc, argv, usage_write, 4, 4, &a, &store);
 
@@ -620,11 +648,10 @@ static int vm_write(int argc, char **argv)
 		rc = list_vms(store, &vms, &count);
 	if (rc)
 		goto out;
-	vm = store_find_vm(vms, count, argv[a.first]);
 	index = strtoul(argv[a.first + 1], &end, 10);
-	if (!vm) {
-		cli_error("no VM named '%s' in the store", argv[a.first]);
-		rc = CLI_FAIL;
+	error_clear(&err);
+	if (store_pick_vm(vms, count, argv[a.first], &vm, &err) < 0) {
+		rc = cli_fail(&err);
 	} else if (*end || end == argv[a.first + 1] || index >= vm->disk_count) {
 		rc = cli_usage(usage_write, "VM '%s' has no disk '%s' (it has %zu)", vm->name,
 			       argv[a.first + 1], vm->disk_count);
