@@ -612,6 +612,10 @@ bool chain_range_allocated(const struct chain *c, uint64_t offset, uint64_t len)
 	return false;
 }
 
+/* Levels whose next changes chain_extent keeps on the stack; deeper chains
+ * take an allocation. */
+#define CHAIN_MAX_LEVELS_ON_STACK 32
+
 /* Where the allocation state of level @vhd next changes after @offset (at a
  * block boundary), skipping runs of blocks in the same state; @size when it
  * never changes again. */
@@ -637,33 +641,47 @@ static uint64_t level_next_change(struct vhd *vhd, uint64_t offset, uint64_t siz
 
 void chain_extent(const struct chain *c, uint64_t offset, bool *allocated, uint64_t *end)
 {
-	uint64_t size = chain_size(c), pos = offset;
+	uint64_t size = chain_size(c), pos = offset, changes[CHAIN_MAX_LEVELS_ON_STACK];
+	uint64_t *change = c->depth <= CHAIN_MAX_LEVELS_ON_STACK ? changes
+								  : calloc(c->depth, sizeof(*change));
 	bool state = false;
 
-	if (offset >= size) {
-		*allocated = false;
-		*end = size;
+	*allocated = false;
+	*end = size;
+	if (offset >= size || !change) {
+		if (change != changes)
+			free(change);
 		return;
 	}
-	for (bool first = true; pos < size; first = false) {
+	/*
+	 * Each level's next change is kept and found again only when the walk
+	 * reaches it: every level's allocation table is read once over the run,
+	 * whatever the other levels do.
+	 */
+	for (unsigned i = 0; i < c->depth; i++) {
+		state |= level_allocated_at(c->levels[i].vhd, pos);
+		change[i] = level_next_change(c->levels[i].vhd, pos, size);
+	}
+	for (;;) {
 		uint64_t next = size;
 		bool here = false;
 
-		/* The state at @pos, and the nearest change of any level after it. */
-		for (unsigned i = 0; i < c->depth; i++) {
-			struct vhd *vhd = c->levels[i].vhd;
-			uint64_t change = level_next_change(vhd, pos, size);
-
-			here |= level_allocated_at(vhd, pos);
-			if (change < next)
-				next = change;
-		}
-		if (first)
-			state = here;
-		else if (here != state)
-			break;
+		for (unsigned i = 0; i < c->depth; i++)
+			if (change[i] < next)
+				next = change[i];
 		pos = next;
+		if (pos >= size)
+			break;
+		for (unsigned i = 0; i < c->depth; i++) {
+			if (change[i] <= pos)
+				change[i] = level_next_change(c->levels[i].vhd, pos, size);
+			here |= level_allocated_at(c->levels[i].vhd, pos);
+		}
+		if (here != state)
+			break;
 	}
 	*allocated = state;
 	*end = pos < size ? pos : size;
+	if (change != changes)
+		free(change);
 }
