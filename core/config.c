@@ -731,7 +731,14 @@ static xmlNodePtr add_child(xmlNodePtr parent, const char *name)
 
 		snprintf(indent, sizeof(indent), "\n%s  ", outer);
 		snprintf(closing, sizeof(closing), "\n%s", outer);
-		xmlNodeSetContent(parent, NULL);
+		/* Only whitespace goes: a comment in an empty container stays. */
+		for (xmlNodePtr child = parent->children, next; child; child = next) {
+			next = child->next;
+			if (child->type == XML_TEXT_NODE && xmlIsBlankNode(child)) {
+				xmlUnlinkNode(child);
+				xmlFreeNode(child);
+			}
+		}
 		xmlAddChild(parent, xmlNewText((const xmlChar *)indent));
 		xmlAddChild(parent, node);
 		xmlAddChild(parent, xmlNewText((const xmlChar *)closing));

@@ -220,8 +220,12 @@ int fsutil_copy_file(const char *from, const char *to)
 	in = fsutil_open_source(from, false);
 	if (in < 0)
 		return in;
-	if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
-		rc = S_ISREG(st.st_mode) ? -errno : -EINVAL;
+	if (fstat(in, &st) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = -EINVAL;
 		goto out;
 	}
 	out = mkostemp(tmp, O_CLOEXEC);

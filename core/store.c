@@ -547,6 +547,8 @@ static int load_vm(struct store *s, const char *root, const char *file, struct s
 	config_identity_release(&id);
 	free(vm->current_snapshot_id);
 	vm->current_snapshot_id = value_or_empty(config, STORE_KEY_CURRENT);
+	if (config_get_int(config, STORE_KEY_COUNT, &vm->expected_snapshots) < 0)
+		vm->expected_snapshots = -1;
 	{
 		char dir[PATH_MAX];
 
@@ -821,6 +823,15 @@ int store_list(struct store *s, struct store_vm **out, size_t *out_count, struct
 	}
 	for (size_t i = 0; i < count && rc == 0; i++)
 		rc = complete_tree(s, &vms[i]);
+	/* Snapshots the VM counts but that could not be read (damaged, or
+	 * unreadable files) are a problem of the VM, not silence. */
+	for (size_t i = 0; i < count && rc == 0; i++)
+		if (!vms[i].problem && vms[i].expected_snapshots > (int64_t)vms[i].snapshot_count)
+			vms[i].problem = format_text(
+				"'%s' counts %lld snapshots, but only %zu of their configurations "
+				"can be read",
+				vms[i].config_path, (long long)vms[i].expected_snapshots,
+				vms[i].snapshot_count);
 	if (rc < 0) {
 		store_vms_free(vms, count);
 		return rc == -ENOMEM ? error_set(err, ENOMEM, "out of memory") : rc;

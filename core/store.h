@@ -78,6 +78,7 @@ struct store_vm {
 	struct store_snapshot *snapshots; /* parents before children */
 	size_t snapshot_count;
 	char *problem; /* a configuration that cannot be read: the rest is empty */
+	int64_t expected_snapshots; /* its snapshot count (list/size), -1 when absent */
 };
 
 struct store_switch {

@@ -496,8 +496,14 @@ static int store_save_state_unlocked(struct store *s, const char *vm_name, struc
 
 		snprintf(path, sizeof(path), "%s/%s.%s.tmp", dir, vm->id, part ? "bin" : "vsv");
 		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (fd < 0 || made_add(&made, path) < 0) {
-			rc = error_errno(err, fd < 0 ? errno : ENOMEM, "cannot create", path);
+		if (fd < 0) {
+			rc = error_errno(err, errno, "cannot create", path);
+			break;
+		}
+		if (made_add(&made, path) < 0) {
+			close(fd);
+			unlink(path);
+			rc = error_set(err, ENOMEM, "out of memory");
 			break;
 		}
 		for (size_t at = 0; at < (part ? (size_t)1 << 20 : sizeof(header)) && rc == 0;

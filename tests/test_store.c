@@ -344,6 +344,17 @@ static void test_ambiguous_and_unfinished(void **state)
 	assert_int_equal(store_pick_vm(vms, count, a, &vm, &err), 0);
 	assert_int_equal(vm->snapshot_count, 1);
 	assert_string_equal(vm->snapshots[0].id, snap);
+	assert_null(vm->problem);
+	store_vms_free(vms, count);
+
+	/* A snapshot the VM counts that cannot be read is the VM's problem. */
+	snprintf(path, sizeof(path), "%s/Snapshots/%s.xml", dir, snap);
+	make_file(path, "<configuration><unclosed></configuration>");
+	assert_int_equal(store_list(s, &vms, &count, &err), 0);
+	assert_int_equal(store_pick_vm(vms, count, a, &vm, &err), 0);
+	assert_int_equal(vm->snapshot_count, 0);
+	assert_non_null(vm->problem);
+	assert_non_null(strstr(vm->problem, "counts 1 snapshots"));
 	store_vms_free(vms, count);
 	store_free(s);
 }
