@@ -68,16 +68,35 @@ static void close_tag(FILE *out, int depth, const char *name)
 	fprintf(out, "%*s</%s>\r\n", depth * 2, "", name);
 }
 
-/* A file name made of @name: no '/', '\', control characters or leading dots. */
+/*
+ * A file name made of @name that Linux and Windows both take (the store may
+ * go back to Hyper-V): no control characters, no '/' '\\' ':' '*' '?' '"'
+ * '<' '>' '|', no leading or trailing dot or space, no name Windows
+ * reserves for devices (CON, NUL, COM1, ...).
+ */
 static void safe_file_name(const char *name, char *out, size_t cap)
 {
+	static const char *const reserved[] = {"CON", "PRN", "AUX", "NUL", "COM", "LPT"};
 	size_t n = 0;
 
 	for (const unsigned char *p = (const unsigned char *)name; *p && n + 1 < cap; p++)
-		out[n++] = (*p < 0x20 || *p == '/' || *p == '\\' || *p == 0x7f) ? '_' : (char)*p;
+		out[n++] = (*p < 0x20 || *p == 0x7f || strchr("/\\:*?\"<>|", *p)) ? '_' : (char)*p;
 	out[n] = '\0';
-	if (out[0] == '.' || !out[0])
+	while (n > 0 && (out[n - 1] == '.' || out[n - 1] == ' '))
+		out[--n] = '_';
+	if (!out[0] || out[0] == '.' || out[0] == ' ')
 		out[0] = '_';
+	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+		size_t len = strlen(reserved[i]);
+		bool numbered = len == 3 && (i >= 4) && out[3] >= '1' && out[3] <= '9';
+
+		if (strncasecmp(out, reserved[i], len) == 0 &&
+		    (out[len + numbered] == '\0' || out[len + numbered] == '.') && n + 1 < cap) {
+			memmove(out + 1, out, n + 1);
+			out[0] = '_';
+			break;
+		}
+	}
 }
 
 struct vm_draft {

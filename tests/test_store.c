@@ -359,12 +359,43 @@ static void test_ambiguous_and_unfinished(void **state)
 	store_free(s);
 }
 
+static void test_disk_file_names(void **state)
+{
+	char *dir = *state;
+	struct store_new_disk disk = {CONFIG_BUS_SCSI, 4 * MiB};
+	struct store_new_vm spec = {.generation = 2, .disks = &disk, .disk_count = 1};
+	static const char *const names[][2] = {
+		{"a:b*c?d", "a_b_c_d.vhd"},
+		{"web <1> |x|", "web _1_ _x_.vhd"},
+		{"trailing. ", "trailing__.vhd"},
+		{"CON", "_CON.vhd"},
+		{"com1", "_com1.vhd"},
+		{"console", "console.vhd"},
+		{"../up", "_._up.vhd"},
+	};
+	struct store *s;
+	struct error err;
+	char id[37], *path;
+
+	assert_int_equal(store_init(dir, &err), 0);
+	s = open_store(dir, NULL, false);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		spec.name = names[i][0];
+		assert_int_equal(store_create_vm(s, &spec, id, &err), 0);
+		path = current_disk(s, id);
+		assert_string_equal(strrchr(path, '/') + 1, names[i][1]);
+		free(path);
+	}
+	store_free(s);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, support_setup_dir, support_teardown_dir)
 	const struct CMUnitTest tests[] = {
-		T(test_open_and_names), T(test_resolve_order), T(test_written_path),
-		T(test_switches),	T(test_vm_life),       T(test_ambiguous_and_unfinished),
+		T(test_open_and_names),	 T(test_resolve_order), T(test_written_path),
+		T(test_switches),	 T(test_vm_life),	T(test_ambiguous_and_unfinished),
+		T(test_disk_file_names),
 	};
 #undef T
 
