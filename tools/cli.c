@@ -119,11 +119,20 @@ const char *cli_format_size(uint64_t bytes, char *buf, size_t cap)
 	return buf;
 }
 
-int cli_common_option(int c, const char *usage, char **argv, struct pathmap **map)
+void cli_options_begin(void)
+{
+	optind = 1;
+	opterr = 0;
+}
+
+int cli_common_option(int c, const char *usage, char **argv, struct cli_common *common)
 {
 	switch (c) {
 	case 'p':
-		return cli_add_pathmap(map, optarg);
+		return cli_add_pathmap(&common->pathmap, optarg);
+	case 'j':
+		common->json = true;
+		return 0;
 	case 'h':
 		printf("usage: %s\n", usage);
 		exit(CLI_OK);

@@ -43,12 +43,28 @@ const char *cli_format_size(uint64_t bytes, char *buf, size_t cap);
  */
 int cli_add_pathmap(struct pathmap **map, const char *spec);
 
+/* The options every command takes. */
+struct cli_common {
+	struct pathmap *pathmap; /* --pathmap WIN=DIR, repeatable */
+	bool json;		 /* --json */
+};
+
+/* Their entries in a getopt_long table. */
+#define CLI_COMMON_OPTIONS                                                                         \
+	{"pathmap", required_argument, NULL, 'p'}, {"json", no_argument, NULL, 'j'},               \
+	{                                                                                          \
+		"help", no_argument, NULL, 'h'                                                     \
+	}
+
+/** Make getopt_long start over, quietly: call before each command's loop. */
+void cli_options_begin(void);
+
 /**
  * Handle the getopt_long result @c that every command shares: 'p'
- * (--pathmap, into *@map), 'h' (--help: prints @usage and exits), ':'
+ * (--pathmap), 'j' (--json), 'h' (--help: prints @usage and exits), ':'
  * (a missing value) and unknown options. Returns 0 to go on, or an exit
  * status (CLI_USAGE, CLI_FAIL).
  */
-int cli_common_option(int c, const char *usage, char **argv, struct pathmap **map);
+int cli_common_option(int c, const char *usage, char **argv, struct cli_common *common);
 
 #endif

@@ -60,9 +60,8 @@ void cmd_store_help(FILE *out)
 struct store_args {
 	const char *roots[MAX_ROOTS];
 	size_t root_count;
-	struct pathmap *pathmap;
+	struct cli_common common;
 	bool allow_outside;
-	bool json;
 	bool disks_too;
 	const char *generation;
 	const char *memory;
@@ -77,22 +76,19 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 {
 	static const struct option options[] = {
 		{"store", required_argument, NULL, 'S'},
-		{"pathmap", required_argument, NULL, 'p'},
 		{"allow-outside", no_argument, NULL, 'A'},
-		{"json", no_argument, NULL, 'j'},
 		{"generation", required_argument, NULL, 'g'},
 		{"memory", required_argument, NULL, 'm'},
 		{"disk", required_argument, NULL, 'd'},
 		{"switch", required_argument, NULL, 's'},
 		{"disks", no_argument, NULL, 'D'},
-		{"help", no_argument, NULL, 'h'},
+		CLI_COMMON_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
 	int c, n, rc;
 
 	memset(a, 0, sizeof(*a));
-	optind = 1;
-	opterr = 0;
+	cli_options_begin();
 	/* As impex vhd: options first, ':' for missing values. */
 	while ((c = getopt_long(argc, argv, "+:", options, NULL)) != -1) {
 		switch (c) {
@@ -106,9 +102,6 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 			break;
 		case 'A':
 			a->allow_outside = true;
-			break;
-		case 'j':
-			a->json = true;
 			break;
 		case 'g':
 			a->generation = optarg;
@@ -127,7 +120,7 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 			a->switches[a->switch_count++] = optarg;
 			break;
 		default:
-			rc = cli_common_option(c, usage, argv, &a->pathmap);
+			rc = cli_common_option(c, usage, argv, &a->common);
 			if (rc)
 				return rc;
 		}
@@ -153,7 +146,7 @@ static int open_store(struct store_args *a, const char *usage, struct store **st
 		return cli_usage(usage, "no store: give --store DIR or set IMPEX_STORE");
 	o.roots = a->roots;
 	o.root_count = a->root_count;
-	o.pathmap = a->pathmap;
+	o.pathmap = a->common.pathmap;
 	o.allow_outside = a->allow_outside;
 	error_clear(&err);
 	return store_open(store, &o, &err) < 0 ? cli_fail(&err) : CLI_OK;
@@ -201,7 +194,7 @@ static int store_init_cmd(int argc, char **argv)
 		if (rc == CLI_OK)
 			printf("store ready in '%s'\n", argv[a.first]);
 	}
-	pathmap_free(a.pathmap);
+	pathmap_free(a.common.pathmap);
 	return rc;
 }
 
@@ -332,7 +325,7 @@ static int vm_list(int argc, char **argv)
 	rc = list_vms(store, &vms, &count);
 	if (rc)
 		goto out;
-	if (a.json) {
+	if (a.common.json) {
 		struct json j;
 
 		json_init(&j, stdout);
@@ -355,7 +348,7 @@ static int vm_list(int argc, char **argv)
 out:
 	store_vms_free(vms, count);
 	store_free(store);
-	pathmap_free(a.pathmap);
+	pathmap_free(a.common.pathmap);
 	return rc;
 }
 
@@ -449,7 +442,7 @@ static int vm_show(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (a.json) {
+	if (a.common.json) {
 		struct json j;
 
 		json_init(&j, stdout);
@@ -488,7 +481,7 @@ static int vm_show(int argc, char **argv)
 out:
 	store_vms_free(vms, count);
 	store_free(store);
-	pathmap_free(a.pathmap);
+	pathmap_free(a.common.pathmap);
 	return rc;
 }
 
@@ -557,7 +550,7 @@ static int vm_new(int argc, char **argv)
 	rc = CLI_OK;
 out:
 	store_free(store);
-	pathmap_free(a.pathmap);
+	pathmap_free(a.common.pathmap);
 	return rc;
 }
 
@@ -578,7 +571,7 @@ static int change_vm(int argc, char **argv, const char *usage, int operands,
 		rc = change(store, argv + a.first, &a, &err) < 0 ? cli_fail(&err) : CLI_OK;
 	}
 	store_free(store);
-	pathmap_free(a.pathmap);
+	pathmap_free(a.common.pathmap);
 	return rc;
 }
 
@@ -665,7 +658,7 @@ static int vm_write(int argc, char **argv)
 out:
 	store_vms_free(vms, count);
 	store_free(store);
-	pathmap_free(a.pathmap);
+	pathmap_free(a.common.pathmap);
 	return rc;
 }
 
@@ -685,7 +678,7 @@ static int switch_add(int argc, char **argv)
 			printf("%s  %s\n", id, argv[a.first]);
 	}
 	store_free(store);
-	pathmap_free(a.pathmap);
+	pathmap_free(a.common.pathmap);
 	return rc;
 }
 
@@ -704,7 +697,7 @@ static int switch_list(int argc, char **argv)
 		rc = cli_fail(&err);
 		goto out;
 	}
-	if (a.json) {
+	if (a.common.json) {
 		struct json j;
 
 		json_init(&j, stdout);
@@ -725,7 +718,7 @@ static int switch_list(int argc, char **argv)
 out:
 	store_switches_free(list, n);
 	store_free(store);
-	pathmap_free(a.pathmap);
+	pathmap_free(a.common.pathmap);
 	return rc;
 }
 

@@ -53,10 +53,9 @@ void cmd_vhd_help(FILE *out)
 		usage_flatten);
 }
 
-/* Options common to the commands that open chains. */
+/* The options of the vhd commands. */
 struct vhd_args {
-	struct pathmap *pathmap;
-	bool json;
+	struct cli_common common;
 	const char *type;
 	const char *block_size;
 	const char *seed;
@@ -66,27 +65,21 @@ struct vhd_args {
 static int parse_args(int argc, char **argv, const char *usage, struct vhd_args *a)
 {
 	static const struct option options[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"pathmap", required_argument, NULL, 'p'},
 		{"type", required_argument, NULL, 't'},
 		{"block-size", required_argument, NULL, 'b'},
 		{"seed", required_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},
+		CLI_COMMON_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
 	int c, rc;
 
 	memset(a, 0, sizeof(*a));
-	optind = 1;
-	opterr = 0;
+	cli_options_begin();
 	/* Options come before operands ('+'), so that operands such as a
 	 * negative offset get their own message; ':' tells a missing value apart
 	 * from an unknown option. */
 	while ((c = getopt_long(argc, argv, "+:", options, NULL)) != -1) {
 		switch (c) {
-		case 'j':
-			a->json = true;
-			break;
 		case 't':
 			a->type = optarg;
 			break;
@@ -97,7 +90,7 @@ static int parse_args(int argc, char **argv, const char *usage, struct vhd_args 
 			a->seed = optarg;
 			break;
 		default:
-			rc = cli_common_option(c, usage, argv, &a->pathmap);
+			rc = cli_common_option(c, usage, argv, &a->common);
 			if (rc)
 				return rc;
 		}
@@ -139,7 +132,7 @@ static int open_operand_chain(char **argv, const struct vhd_args *a, struct chai
 	struct error err;
 
 	error_clear(&err);
-	copts.pathmap = a->pathmap;
+	copts.pathmap = a->common.pathmap;
 	if (chain_open(chain, argv[a->first], &copts, &err) < 0)
 		return cli_fail(&err);
 	for (unsigned i = 0; i < chain_warning_count(*chain); i++)
@@ -328,7 +321,7 @@ static int vhd_info(int argc, char **argv)
 	error_clear(&err);
 	error_clear(&chain_err);
 	if (vhd_open(&vhd, argv[a.first], VHD_OPEN_READ, &err) < 0) {
-		if (a.json) {
+		if (a.common.json) {
 			struct json j;
 
 			json_init(&j, stdout);
@@ -341,9 +334,9 @@ static int vhd_info(int argc, char **argv)
 		rc = cli_fail(&err);
 		goto out;
 	}
-	copts.pathmap = a.pathmap;
+	copts.pathmap = a.common.pathmap;
 	rc = chain_open(&chain, argv[a.first], &copts, &chain_err);
-	if (a.json)
+	if (a.common.json)
 		info_json(vhd, chain, rc < 0 ? &chain_err : NULL);
 	else
 		info_human(vhd, chain, rc < 0 ? &chain_err : NULL);
@@ -352,7 +345,7 @@ static int vhd_info(int argc, char **argv)
 out:
 	chain_close(chain);
 	vhd_close(vhd);
-	pathmap_free(a.pathmap);
+	pathmap_free(a.common.pathmap);
 	return rc;
 }
 
@@ -395,7 +388,7 @@ static int vhd_check(int argc, char **argv)
 	rc = CLI_OK;
 out:
 	chain_close(chain);
-	pathmap_free(a.pathmap);
+	pathmap_free(a.common.pathmap);
 	return rc;
 }
 
@@ -438,7 +431,7 @@ static int vhd_create_cmd(int argc, char **argv)
 	}
 	rc = vhd_create(argv[a.first], &o, &err) < 0 ? cli_fail(&err) : CLI_OK;
 out:
-	pathmap_free(a.pathmap);
+	pathmap_free(a.common.pathmap);
 	return rc;
 }
 
@@ -453,23 +446,24 @@ static int vhd_snapshot_cmd(int argc, char **argv)
 	/* A snapshot over a parent whose own chain is broken would be unreadable. */
 	if (rc == 0)
 		rc = open_operand_chain(argv, &a, &chain);
-	if (rc == 0 && pathmap_count(a.pathmap)) {
+	if (rc == 0 && pathmap_count(a.common.pathmap)) {
 		char real[PATH_MAX], windows[PATH_MAX];
 
 		if (realpath(argv[a.first], real) &&
-		    pathmap_to_windows(a.pathmap, real, windows, sizeof(windows)) < 0)
+		    pathmap_to_windows(a.common.pathmap, real, windows, sizeof(windows)) < 0)
 			cli_warning("the path map does not cover '%s': the child records no "
 				    "absolute Windows path to it",
 				    real);
 	}
 	if (rc == 0) {
 		error_clear(&err);
-		rc = vhd_create_differencing(argv[a.first + 1], argv[a.first], a.pathmap, &err) < 0
+		rc = vhd_create_differencing(argv[a.first + 1], argv[a.first], a.common.pathmap,
+					     &err) < 0
 			     ? cli_fail(&err)
 			     : CLI_OK;
 	}
 	chain_close(chain);
-	pathmap_free(a.pathmap);
+	pathmap_free(a.common.pathmap);
 	return rc;
 }
 
@@ -578,7 +572,7 @@ static int vhd_write_cmd(int argc, char **argv)
 		rc = cmd_vhd_write_input(argv[a.first], argv[a.first + 1],
 					 argc - a.first == 3 ? argv[a.first + 2] : NULL,
 					 usage_write);
-	pathmap_free(a.pathmap);
+	pathmap_free(a.common.pathmap);
 	return rc;
 }
 
@@ -687,7 +681,7 @@ static int vhd_cat(int argc, char **argv)
 out:
 	free(buf);
 	chain_close(chain);
-	pathmap_free(a.pathmap);
+	pathmap_free(a.common.pathmap);
 	return rc;
 }
 
@@ -756,7 +750,7 @@ out:
 		close(fd);
 	stream_free(stream);
 	chain_close(chain);
-	pathmap_free(a.pathmap);
+	pathmap_free(a.common.pathmap);
 	return rc;
 }
 
