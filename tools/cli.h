@@ -50,11 +50,12 @@ struct cli_common {
 };
 
 /* Their entries in a getopt_long table. */
-#define CLI_COMMON_OPTIONS                                                                         \
-	{"pathmap", required_argument, NULL, 'p'}, {"json", no_argument, NULL, 'j'},               \
-	{                                                                                          \
-		"help", no_argument, NULL, 'h'                                                     \
-	}
+/* clang-format off */
+#define CLI_COMMON_OPTIONS                         \
+	{"pathmap", required_argument, NULL, 'p'}, \
+	{"json", no_argument, NULL, 'j'},          \
+	{"help", no_argument, NULL, 'h'}
+/* clang-format on */
 
 /** Make getopt_long start over, quietly: call before each command's loop. */
 void cli_options_begin(void);
