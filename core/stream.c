@@ -21,6 +21,7 @@ static const uint8_t stream_namespace[16] = {0x6b, 0x1f, 0x4e, 0x0a, 0x93, 0x2d,
 enum stream_kind {
 	STREAM_VHD,
 	STREAM_RAW,
+	STREAM_PATCHED,
 };
 
 struct stream {
@@ -42,7 +43,12 @@ struct stream {
 	uint32_t *bat;	      /* sector offset of each block, or VHD_UNALLOCATED */
 	uint32_t *order;      /* allocated blocks in file order */
 	uint32_t allocated;
-	uint8_t *bitmap;      /* the full bitmap every block carries */
+	uint8_t *bitmap; /* the full bitmap every block carries */
+
+	/* STREAM_PATCHED: a file with ranges replaced */
+	struct vhd *source;	   /* borrowed */
+	struct vhd_patch *patches; /* owned, bytes included */
+	size_t patch_count;
 };
 
 static int stream_alloc(struct stream **out, enum stream_kind kind, struct chain *chain,
@@ -67,6 +73,9 @@ void stream_free(struct stream *s)
 	free(s->bat);
 	free(s->order);
 	free(s->bitmap);
+	for (size_t i = 0; i < s->patch_count; i++)
+		free(s->patches[i].bytes);
+	free(s->patches);
 	free(s);
 }
 
@@ -121,7 +130,7 @@ int stream_new_vhd(struct stream **out, struct chain *chain, const struct stream
 	/* The top disk's block size, unless it has none (fixed) or one that
 	 * QEMU cannot read (below 4 KiB). */
 	s->block_size = vhd_block_size(top) >= VHD_MIN_CREATE_BLOCK ? vhd_block_size(top)
-								     : VHD_DEFAULT_BLOCK;
+								    : VHD_DEFAULT_BLOCK;
 	s->bitmap_size = vhd_bitmap_size(s->block_size);
 	s->block_bytes = (uint64_t)s->bitmap_size + s->block_size;
 	s->block_count = (uint32_t)((s->disk_size + s->block_size - 1) / s->block_size);
@@ -131,7 +140,8 @@ int stream_new_vhd(struct stream **out, struct chain *chain, const struct stream
 	s->bitmap = calloc(1, s->bitmap_size);
 	if (!s->bat || !s->order || !s->bitmap) {
 		stream_free(s);
-		return error_set(err, ENOMEM, "out of memory for the allocation table of a %llu-byte disk",
+		return error_set(err, ENOMEM,
+				 "out of memory for the allocation table of a %llu-byte disk",
 				 (unsigned long long)s->disk_size);
 	}
 	/* Full bitmaps: every sector of every block is held by the new disk. */
@@ -142,8 +152,8 @@ int stream_new_vhd(struct stream **out, struct chain *chain, const struct stream
 	pos = s->data_start;
 	for (uint32_t b = 0; b < s->block_count; b++) {
 		uint64_t start = (uint64_t)b * s->block_size;
-		uint64_t len = s->disk_size - start < s->block_size ? s->disk_size - start
-								    : s->block_size;
+		uint64_t len =
+			s->disk_size - start < s->block_size ? s->disk_size - start : s->block_size;
 
 		if (chain_range_allocated(chain, start, len)) {
 			if (pos / VHD_SECTOR_SIZE >= VHD_UNALLOCATED) {
@@ -262,6 +272,56 @@ static int read_blocks(struct stream *s, uint8_t **buf, uint64_t *offset, size_t
 	return 0;
 }
 
+/* The source's bytes, with the patches laid over them. */
+static int read_patched(struct stream *s, uint8_t *buf, size_t len, uint64_t offset,
+			struct error *err)
+{
+	int rc = vhd_pread(s->source, buf, len, offset, err);
+
+	for (size_t i = 0; rc == 0 && i < s->patch_count; i++) {
+		const struct vhd_patch *p = &s->patches[i];
+		uint64_t from = offset > p->offset ? offset : p->offset;
+		uint64_t to = offset + len < p->offset + p->len ? offset + len : p->offset + p->len;
+
+		if (from < to)
+			memcpy(buf + (from - offset), p->bytes + (from - p->offset),
+			       (size_t)(to - from));
+	}
+	return rc;
+}
+
+int stream_new_patched(struct stream **out, struct vhd *vhd, struct vhd_patch *patches,
+		       size_t count, struct error *err)
+{
+	struct stream *s = calloc(1, sizeof(*s));
+
+	*out = NULL;
+	if (s)
+		s->patches = calloc(count ? count : 1, sizeof(*s->patches));
+	if (!s || !s->patches) {
+		free(s);
+		for (size_t i = 0; i < count; i++)
+			free(patches[i].bytes);
+		return error_set(err, ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < count; i++) {
+		if (patches[i].offset > vhd_file_size(vhd) ||
+		    patches[i].len > vhd_file_size(vhd) - patches[i].offset) {
+			s->patch_count = count; /* frees them all */
+			memcpy(s->patches, patches, count * sizeof(*patches));
+			stream_free(s);
+			return error_set(err, EINVAL, "a patch lies outside '%s'", vhd_path(vhd));
+		}
+	}
+	memcpy(s->patches, patches, count * sizeof(*patches));
+	s->patch_count = count;
+	s->kind = STREAM_PATCHED;
+	s->source = vhd;
+	s->size = s->allocated_bytes = vhd_file_size(vhd);
+	*out = s;
+	return 0;
+}
+
 int stream_read(struct stream *s, void *buf, size_t len, uint64_t offset, struct error *err)
 {
 	uint8_t *out = buf;
@@ -272,12 +332,15 @@ int stream_read(struct stream *s, void *buf, size_t len, uint64_t offset, struct
 				 len, (unsigned long long)offset, (unsigned long long)s->size);
 	if (s->kind == STREAM_RAW)
 		return chain_read(s->chain, buf, len, offset, err);
+	if (s->kind == STREAM_PATCHED)
+		return read_patched(s, buf, len, offset, err);
 	footer_at = s->size - VHD_FOOTER_SIZE;
 	while (len) {
 		if (offset < VHD_FOOTER_SIZE) {
 			copy_region(s->footer, 0, VHD_FOOTER_SIZE, &out, &offset, &len);
 		} else if (offset < TABLE_OFFSET) {
-			copy_region(s->header, VHD_FOOTER_SIZE, VHD_HEADER_SIZE, &out, &offset, &len);
+			copy_region(s->header, VHD_FOOTER_SIZE, VHD_HEADER_SIZE, &out, &offset,
+				    &len);
 		} else if (offset < s->data_start) {
 			read_bat(s, &out, &offset, &len);
 		} else if (offset < footer_at) {
@@ -322,15 +385,15 @@ static int write_block(int fd, const uint8_t *block, uint32_t bitmap_size, size_
 		size_t start, n;
 
 		while (at < data_len &&
-		       fsutil_all_zero(data + at, data_len - at < HOLE_GRAIN ? data_len - at
-									 : HOLE_GRAIN))
+		       fsutil_all_zero(data + at,
+				       data_len - at < HOLE_GRAIN ? data_len - at : HOLE_GRAIN))
 			at += HOLE_GRAIN;
 		if (at >= data_len)
 			break;
 		start = at;
 		while (at < data_len &&
-		       !fsutil_all_zero(data + at, data_len - at < HOLE_GRAIN ? data_len - at
-									  : HOLE_GRAIN))
+		       !fsutil_all_zero(data + at,
+					data_len - at < HOLE_GRAIN ? data_len - at : HOLE_GRAIN))
 			at += HOLE_GRAIN;
 		n = (at < data_len ? at : data_len) - start;
 		rc = fsutil_pwrite_full(fd, data + start, n, pos + start);
@@ -359,7 +422,7 @@ int stream_write_compact(struct stream *s, int fd, struct error *err)
 		uint32_t b = s->order[k];
 		uint64_t start = (uint64_t)b * s->block_size;
 		size_t n = s->disk_size - start < s->block_size ? (size_t)(s->disk_size - start)
-								 : s->block_size;
+								: s->block_size;
 
 		rc = chain_read(s->chain, block + s->bitmap_size, n, start, err);
 		if (rc < 0)

@@ -25,6 +25,8 @@
 struct chain;
 struct error;
 struct stream;
+struct vhd;
+struct vhd_patch;
 
 struct stream_vhd_options {
 	/* Seed of the new disk's UUID (a SHA-1 name-based UUID); NULL or ""
@@ -45,12 +47,22 @@ int stream_new_vhd(struct stream **out, struct chain *chain,
 int stream_new_raw(struct stream **out, struct chain *chain, struct error *err);
 
 /** Release @stream (not its chain). NULL-safe. */
+/**
+ * A stream of the file of @vhd (borrowed: it must outlive the stream) with
+ * the @count @patches laid over it (a differencing disk relocated by
+ * vhd_relocation(), say). The stream takes the patches' bytes, also on
+ * failure. Returns 0, -EINVAL for a patch outside the file, -ENOMEM.
+ */
+int stream_new_patched(struct stream **out, struct vhd *vhd, struct vhd_patch *patches,
+		       size_t count, struct error *err);
+
 void stream_free(struct stream *stream);
 
 /** Size of the synthesized file in bytes. */
 uint64_t stream_size(const struct stream *stream);
 
-/** Bytes of the file that hold data (for st_blocks): the whole VHD, or the raw view's allocated blocks. */
+/** Bytes of the file that hold data (for st_blocks): the whole VHD, or the raw view's allocated
+ * blocks. */
 uint64_t stream_allocated_bytes(const struct stream *stream);
 
 /** UUID of the synthesized VHD (16 bytes); zeros for a raw stream. Borrowed. */

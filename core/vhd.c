@@ -296,9 +296,10 @@ static int validate_footer(struct vhd *vhd, const uint8_t *raw, struct error *er
 	uint32_t sum = vhd_checksum(raw, VHD_FOOTER_SIZE, FOOTER_CHECKSUM_AT);
 
 	if (f->checksum != sum)
-		return error_set(err, EINVAL,
-				 "footer checksum of '%s' is wrong (stored 0x%08x, computed 0x%08x)",
-				 vhd->path, f->checksum, sum);
+		return error_set(
+			err, EINVAL,
+			"footer checksum of '%s' is wrong (stored 0x%08x, computed 0x%08x)",
+			vhd->path, f->checksum, sum);
 	if ((f->version >> 16) != 1)
 		return error_set(err, EINVAL, "'%s' has unsupported format version 0x%08x",
 				 vhd->path, f->version);
@@ -309,13 +310,15 @@ static int validate_footer(struct vhd *vhd, const uint8_t *raw, struct error *er
 	if (f->current_size == 0)
 		return error_set(err, EINVAL, "'%s' has a disk size of 0 bytes", vhd->path);
 	if (f->current_size % VHD_SECTOR_SIZE)
-		return error_set(err, EINVAL,
-				 "'%s' has a disk size of %llu bytes, not a whole number of sectors",
-				 vhd->path, (unsigned long long)f->current_size);
+		return error_set(
+			err, EINVAL,
+			"'%s' has a disk size of %llu bytes, not a whole number of sectors",
+			vhd->path, (unsigned long long)f->current_size);
 	if (f->current_size > VHD_MAX_SIZE)
-		return error_set(err, EINVAL,
-				 "'%s' claims a disk size of %llu bytes, more than the VHD limit of 2 TiB",
-				 vhd->path, (unsigned long long)f->current_size);
+		return error_set(
+			err, EINVAL,
+			"'%s' claims a disk size of %llu bytes, more than the VHD limit of 2 TiB",
+			vhd->path, (unsigned long long)f->current_size);
 	return 0;
 }
 
@@ -363,11 +366,12 @@ static int validate_bat(struct vhd *vhd, struct error *err)
 		start = (uint64_t)vhd->bat[b] * VHD_SECTOR_SIZE;
 		end = start + vhd->bitmap_size + block_data_extent(vhd, b);
 		if (end > vhd->footer_offset) {
-			rc = error_set(err, EINVAL,
-				       "block %u of '%s' points past the end of the file (byte %llu, "
-				       "the data ends at %llu)",
-				       b, vhd->path, (unsigned long long)end,
-				       (unsigned long long)vhd->footer_offset);
+			rc = error_set(
+				err, EINVAL,
+				"block %u of '%s' points past the end of the file (byte %llu, "
+				"the data ends at %llu)",
+				b, vhd->path, (unsigned long long)end,
+				(unsigned long long)vhd->footer_offset);
 			goto out;
 		}
 		if (ranges_overlap(start, end - start, 0, VHD_FOOTER_SIZE) ||
@@ -384,10 +388,11 @@ static int validate_bat(struct vhd *vhd, struct error *err)
 
 			if (l->code != VHD_PLATFORM_NONE &&
 			    ranges_overlap(start, end - start, l->data_offset, l->data_length)) {
-				rc = error_set(err, EINVAL,
-					       "block %u of '%s' overlaps the data of parent locator "
-					       "%d",
-					       b, vhd->path, i);
+				rc = error_set(
+					err, EINVAL,
+					"block %u of '%s' overlaps the data of parent locator "
+					"%d",
+					b, vhd->path, i);
 				goto out;
 			}
 		}
@@ -421,22 +426,24 @@ static int validate_locators(struct vhd *vhd, struct error *err)
 			continue;
 		vhd_platform_name(l->code, name);
 		if (l->data_length > VHD_MAX_LOCATOR_BYTES)
-			return error_set(err, EINVAL,
-					 "parent locator %d (%s) of '%s' has an absurd length of %u "
-					 "bytes",
-					 i, name, vhd->path, l->data_length);
+			return error_set(
+				err, EINVAL,
+				"parent locator %d (%s) of '%s' has an absurd length of %u "
+				"bytes",
+				i, name, vhd->path, l->data_length);
 		if (l->data_length > space)
-			return error_set(err, EINVAL,
-					 "parent locator %d (%s) of '%s' is longer (%u bytes) than its "
-					 "space (%llu bytes)",
-					 i, name, vhd->path, l->data_length,
-					 (unsigned long long)space);
+			return error_set(
+				err, EINVAL,
+				"parent locator %d (%s) of '%s' is longer (%u bytes) than its "
+				"space (%llu bytes)",
+				i, name, vhd->path, l->data_length, (unsigned long long)space);
 		if (l->data_offset > vhd->file_size ||
 		    l->data_length > vhd->file_size - l->data_offset)
-			return error_set(err, EINVAL,
-					 "parent locator %d (%s) of '%s' points past the end of the "
-					 "file",
-					 i, name, vhd->path);
+			return error_set(
+				err, EINVAL,
+				"parent locator %d (%s) of '%s' points past the end of the "
+				"file",
+				i, name, vhd->path);
 		if ((l->code == VHD_PLATFORM_W2RU || l->code == VHD_PLATFORM_W2KU) &&
 		    l->data_length % 2)
 			return error_set(err, EINVAL,
@@ -461,8 +468,7 @@ static int open_dynamic(struct vhd *vhd, struct error *err)
 				 vhd->path, (unsigned long long)vhd->file_size);
 	if (vhd->footer.data_offset < VHD_FOOTER_SIZE ||
 	    vhd->footer.data_offset > vhd->footer_offset - VHD_HEADER_SIZE)
-		return error_set(err, EINVAL,
-				 "the header offset %llu of '%s' is outside the file",
+		return error_set(err, EINVAL, "the header offset %llu of '%s' is outside the file",
 				 (unsigned long long)vhd->footer.data_offset, vhd->path);
 	rc = vhd_pread(vhd, raw, sizeof(raw), vhd->footer.data_offset, err);
 	if (rc < 0)
@@ -473,9 +479,10 @@ static int open_dynamic(struct vhd *vhd, struct error *err)
 				 vhd->path, HEADER_COOKIE);
 	sum = vhd_checksum(raw, VHD_HEADER_SIZE, HEADER_CHECKSUM_AT);
 	if (h->checksum != sum)
-		return error_set(err, EINVAL,
-				 "header checksum of '%s' is wrong (stored 0x%08x, computed 0x%08x)",
-				 vhd->path, h->checksum, sum);
+		return error_set(
+			err, EINVAL,
+			"header checksum of '%s' is wrong (stored 0x%08x, computed 0x%08x)",
+			vhd->path, h->checksum, sum);
 	if ((h->version >> 16) != 1)
 		return error_set(err, EINVAL, "'%s' has unsupported header version 0x%08x",
 				 vhd->path, h->version);
@@ -505,27 +512,31 @@ static int open_dynamic(struct vhd *vhd, struct error *err)
 	vhd->block_count = (uint32_t)needed;
 	bat_bytes = needed * 4;
 	if (h->table_offset < VHD_FOOTER_SIZE)
-		return error_set(err, EINVAL,
-				 "the block allocation table of '%s' (offset %llu) overlaps the footer "
-				 "copy at the start of the file",
-				 vhd->path, (unsigned long long)h->table_offset);
+		return error_set(
+			err, EINVAL,
+			"the block allocation table of '%s' (offset %llu) overlaps the footer "
+			"copy at the start of the file",
+			vhd->path, (unsigned long long)h->table_offset);
 	if (h->table_offset > vhd->footer_offset ||
 	    bat_bytes > vhd->footer_offset - h->table_offset)
-		return error_set(err, EINVAL,
-				 "the block allocation table of '%s' (offset %llu, %llu bytes) runs "
-				 "past the footer at the end of the file (byte %llu)",
-				 vhd->path, (unsigned long long)h->table_offset,
-				 (unsigned long long)bat_bytes, (unsigned long long)vhd->footer_offset);
+		return error_set(
+			err, EINVAL,
+			"the block allocation table of '%s' (offset %llu, %llu bytes) runs "
+			"past the footer at the end of the file (byte %llu)",
+			vhd->path, (unsigned long long)h->table_offset,
+			(unsigned long long)bat_bytes, (unsigned long long)vhd->footer_offset);
 	if ((uint64_t)h->max_table_entries * 4 > vhd->footer_offset - h->table_offset)
-		return error_set(err, EINVAL,
-				 "the block allocation table of '%s' declares %u entries (%llu bytes "
-				 "at offset %llu), more than the file holds",
-				 vhd->path, h->max_table_entries,
-				 (unsigned long long)h->max_table_entries * 4,
-				 (unsigned long long)h->table_offset);
+		return error_set(
+			err, EINVAL,
+			"the block allocation table of '%s' declares %u entries (%llu bytes "
+			"at offset %llu), more than the file holds",
+			vhd->path, h->max_table_entries,
+			(unsigned long long)h->max_table_entries * 4,
+			(unsigned long long)h->table_offset);
 	if (ranges_overlap(h->table_offset, bat_bytes, vhd->footer.data_offset, VHD_HEADER_SIZE))
 		return error_set(err, EINVAL,
-				 "the block allocation table of '%s' overlaps its header", vhd->path);
+				 "the block allocation table of '%s' overlaps its header",
+				 vhd->path);
 	vhd->bat = malloc(bat_bytes);
 	if (!vhd->bat)
 		return error_set(err, ENOMEM, "out of memory for the BAT of '%s'", vhd->path);
@@ -611,10 +622,11 @@ int vhd_open(struct vhd **out, const char *path, int flags, struct error *err)
 		if (vhd->file_size >= 2 * VHD_FOOTER_SIZE &&
 		    vhd_pread(vhd, copy, sizeof(copy), 0, NULL) == 0 &&
 		    memcmp(copy, FOOTER_COOKIE, 8) == 0)
-			rc = error_set(err, EINVAL,
-				       "'%s' has no footer at its end: the file is truncated or was "
-				       "not closed (the copy at its start is intact)",
-				       path);
+			rc = error_set(
+				err, EINVAL,
+				"'%s' has no footer at its end: the file is truncated or was "
+				"not closed (the copy at its start is intact)",
+				path);
 		else if (vhd->file_size >= 8 && vhd_pread(vhd, copy, sizeof(copy), 0, NULL) == 0 &&
 			 memcmp(copy, "vhdxfile", 8) == 0)
 			rc = error_set(err, EINVAL,
@@ -633,11 +645,12 @@ int vhd_open(struct vhd **out, const char *path, int flags, struct error *err)
 		goto fail;
 	if (vhd->footer.disk_type == VHD_TYPE_FIXED) {
 		if (vhd->footer_offset != vhd->footer.current_size) {
-			rc = error_set(err, EINVAL,
-				       "fixed disk '%s' is %llu bytes, but its footer says %llu bytes "
-				       "of data plus the footer (truncated?)",
-				       path, (unsigned long long)vhd->file_size,
-				       (unsigned long long)vhd->footer.current_size);
+			rc = error_set(
+				err, EINVAL,
+				"fixed disk '%s' is %llu bytes, but its footer says %llu bytes "
+				"of data plus the footer (truncated?)",
+				path, (unsigned long long)vhd->file_size,
+				(unsigned long long)vhd->footer.current_size);
 			goto fail;
 		}
 	} else {
@@ -838,9 +851,10 @@ int vhd_locator_path(const struct vhd *vhd, int index, char *out, size_t cap, st
 	data[l->data_length] = '\0';
 	if (nul_inside(data, l->data_length,
 		       l->code == VHD_PLATFORM_W2RU || l->code == VHD_PLATFORM_W2KU ? 2 : 1)) {
-		rc = error_set(err, EINVAL,
-			       "parent locator %d (%s) of '%s' holds a NUL character inside its path",
-			       index, name, vhd->path);
+		rc = error_set(
+			err, EINVAL,
+			"parent locator %d (%s) of '%s' holds a NUL character inside its path",
+			index, name, vhd->path);
 		goto out;
 	}
 	if (l->code == VHD_PLATFORM_W2RU || l->code == VHD_PLATFORM_W2KU) {
@@ -875,8 +889,7 @@ out:
 
 /* Copy of the bitmap of @block into the cache; returns the slot's bytes.
  * Called with cache_lock held. */
-static int cached_bitmap(struct vhd *vhd, uint32_t block, const uint8_t **bitmap,
-			 struct error *err)
+static int cached_bitmap(struct vhd *vhd, uint32_t block, const uint8_t **bitmap, struct error *err)
 {
 	uint32_t slot = block % vhd->cache_slots;
 	uint8_t *data = vhd->cache_data + (size_t)slot * vhd->bitmap_size;
@@ -970,8 +983,8 @@ int vhd_map(struct vhd *vhd, uint64_t sector, uint64_t count, struct vhd_extent 
 		pthread_mutex_lock(&vhd->cache_lock);
 		rc = cached_bitmap(vhd, block, &bitmap, err);
 		if (rc == 0) {
-			ext->kind = bitmap_test(bitmap, in_block) ? VHD_EXTENT_DATA
-								  : VHD_EXTENT_PARENT;
+			ext->kind =
+				bitmap_test(bitmap, in_block) ? VHD_EXTENT_DATA : VHD_EXTENT_PARENT;
 			ext->sectors = bitmap_run(bitmap, in_block, limit);
 		}
 		pthread_mutex_unlock(&vhd->cache_lock);
@@ -984,8 +997,8 @@ int vhd_read(struct vhd *vhd, void *buf, size_t len, uint64_t offset, struct err
 	uint8_t *out = buf;
 	uint64_t sector, end;
 
-	if (offset % VHD_SECTOR_SIZE || len % VHD_SECTOR_SIZE || offset > vhd->footer.current_size ||
-	    len > vhd->footer.current_size - offset)
+	if (offset % VHD_SECTOR_SIZE || len % VHD_SECTOR_SIZE ||
+	    offset > vhd->footer.current_size || len > vhd->footer.current_size - offset)
 		return error_set(err, EINVAL, "read of %zu bytes at %llu is outside '%s'", len,
 				 (unsigned long long)offset, vhd->path);
 	sector = offset / VHD_SECTOR_SIZE;
@@ -1073,7 +1086,8 @@ static int write_empty_bat(int fd, uint64_t offset, uint64_t bytes)
 struct new_dynamic {
 	struct vhd_footer footer;
 	struct vhd_header header;
-	const uint8_t *locator_data[VHD_LOCATOR_COUNT]; /* each header.locators[i].data_space long */
+	const uint8_t
+		*locator_data[VHD_LOCATOR_COUNT]; /* each header.locators[i].data_space long */
 };
 
 /* Write a new dynamic or differencing file with no blocks into @fd:
@@ -1169,8 +1183,9 @@ int vhd_create_check(const struct vhd_create_options *o, struct error *err)
 		return error_set(err, EINVAL, "can only create fixed or dynamic disks");
 	if (o->type == VHD_TYPE_FIXED && o->block_size)
 		return error_set(err, EINVAL, "a fixed disk has no blocks: no block size applies");
-	if (o->block_size && (!is_power_of_two(o->block_size) ||
-			      o->block_size < VHD_MIN_CREATE_BLOCK || o->block_size > VHD_MAX_BLOCK))
+	if (o->block_size &&
+	    (!is_power_of_two(o->block_size) || o->block_size < VHD_MIN_CREATE_BLOCK ||
+	     o->block_size > VHD_MAX_BLOCK))
 		return error_set(err, EINVAL,
 				 "block size %u is not a power of two from 4 KiB to 256 MiB",
 				 o->block_size);
@@ -1178,10 +1193,11 @@ int vhd_create_check(const struct vhd_create_options *o, struct error *err)
 	    (o->size + (o->block_size ? o->block_size : VHD_DEFAULT_BLOCK) - 1) /
 			    (o->block_size ? o->block_size : VHD_DEFAULT_BLOCK) >
 		    VHD_MAX_BAT_ENTRIES)
-		return error_set(err, EINVAL,
-				 "a disk of %llu bytes in blocks of %u bytes needs more than %u blocks: "
-				 "choose larger blocks",
-				 (unsigned long long)o->size, o->block_size, VHD_MAX_BAT_ENTRIES);
+		return error_set(
+			err, EINVAL,
+			"a disk of %llu bytes in blocks of %u bytes needs more than %u blocks: "
+			"choose larger blocks",
+			(unsigned long long)o->size, o->block_size, VHD_MAX_BAT_ENTRIES);
 	return 0;
 }
 
@@ -1204,8 +1220,7 @@ int vhd_create(const char *path, const struct vhd_create_options *o, struct erro
 	vhd_footer_init(&d.footer, o->type, o->size, uuid, now);
 	if (o->type == VHD_TYPE_FIXED)
 		return create_file(path, fill_fixed, &d.footer, err);
-	vhd_header_init(&d.header, (uint32_t)((o->size + block_size - 1) / block_size),
-			block_size);
+	vhd_header_init(&d.header, (uint32_t)((o->size + block_size - 1) / block_size), block_size);
 	return create_file(path, fill_dynamic, &d, err);
 }
 
@@ -1463,9 +1478,9 @@ int vhd_write(struct vhd *vhd, const void *buf, size_t len, uint64_t offset, str
 				at = (uint64_t)vhd->bat[b] * VHD_SECTOR_SIZE;
 			}
 			if (rc == 0)
-				rc = fsutil_pwrite_full(vhd->fd, in, (size_t)count * VHD_SECTOR_SIZE,
-							at + vhd->bitmap_size +
-								(uint64_t)first * VHD_SECTOR_SIZE);
+				rc = fsutil_pwrite_full(
+					vhd->fd, in, (size_t)count * VHD_SECTOR_SIZE,
+					at + vhd->bitmap_size + (uint64_t)first * VHD_SECTOR_SIZE);
 			if (rc < 0) {
 				rc = error_errno(err, -rc, "cannot write", vhd->path);
 				goto out;
@@ -1502,7 +1517,8 @@ int vhd_write(struct vhd *vhd, const void *buf, size_t len, uint64_t offset, str
 		if (!pending[b - first_block])
 			continue;
 		be32_store(entry, pending[b - first_block]);
-		rc = fsutil_pwrite_full(vhd->fd, entry, 4, vhd->header.table_offset + (uint64_t)b * 4);
+		rc = fsutil_pwrite_full(vhd->fd, entry, 4,
+					vhd->header.table_offset + (uint64_t)b * 4);
 		if (rc < 0) {
 			rc = error_errno(err, -rc, "cannot update the BAT of", vhd->path);
 			goto out;
@@ -1516,4 +1532,64 @@ out:
 	free(pending);
 	free(bitmap);
 	return rc;
+}
+
+/* ---- relocating a differencing disk ---- */
+
+int vhd_relocation(const struct vhd *vhd, const char *parent_name, struct vhd_patch patches[2],
+		   struct error *err)
+{
+	struct vhd_header h = vhd->header;
+	uint8_t locator[VHD_MAX_LOCATOR_BYTES];
+	char relative[PATH_MAX];
+	size_t name_len = 0, len = 0;
+	uint64_t space = 0;
+	int best = -1, rc;
+
+	memset(patches, 0, 2 * sizeof(*patches));
+	if (vhd->footer.disk_type != VHD_TYPE_DIFFERENCING)
+		return error_set(err, EINVAL, "'%s' is not a differencing disk", vhd->path);
+	if (snprintf(relative, sizeof(relative), ".\\%s", parent_name) >= (int)sizeof(relative))
+		return error_set(err, ENAMETOOLONG, "parent name '%s' is too long", parent_name);
+	memset(h.parent_name, 0, sizeof(h.parent_name));
+	rc = utf16_encode(parent_name, UTF16_BE, h.parent_name, sizeof(h.parent_name), &name_len,
+			  err);
+	if (rc == 0)
+		rc = utf16_encode(relative, UTF16_LE, locator, sizeof(locator), &len, err);
+	if (rc < 0)
+		return error_prefix(err, "cannot name parent '%s' in '%s'", parent_name, vhd->path);
+	/* The largest data space of a used locator takes the new path. */
+	for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
+		uint64_t bytes = vhd_locator_space_bytes(h.locators[i].data_space);
+
+		if (h.locators[i].code != VHD_PLATFORM_NONE && bytes > space) {
+			space = bytes;
+			best = i;
+		}
+	}
+	if (best < 0 || space < len || h.locators[best].data_offset > vhd->footer_offset ||
+	    space > vhd->footer_offset - h.locators[best].data_offset)
+		return error_set(err, ENOSPC,
+				 "no parent locator of '%s' has room for '%s' (%zu bytes)",
+				 vhd->path, relative, len);
+	patches[1].offset = h.locators[best].data_offset;
+	patches[1].len = (size_t)space;
+	patches[1].bytes = calloc(1, (size_t)space);
+	patches[0].offset = vhd->footer.data_offset;
+	patches[0].len = VHD_HEADER_SIZE;
+	patches[0].bytes = malloc(VHD_HEADER_SIZE);
+	if (!patches[0].bytes || !patches[1].bytes) {
+		free(patches[0].bytes);
+		free(patches[1].bytes);
+		memset(patches, 0, 2 * sizeof(*patches));
+		return error_set(err, ENOMEM, "out of memory");
+	}
+	memcpy(patches[1].bytes, locator, len);
+	for (int i = 0; i < VHD_LOCATOR_COUNT; i++)
+		if (i != best)
+			memset(&h.locators[i], 0, sizeof(h.locators[i]));
+	h.locators[best].code = VHD_PLATFORM_W2RU;
+	h.locators[best].data_length = (uint32_t)len;
+	vhd_header_encode(&h, patches[0].bytes);
+	return 0;
 }

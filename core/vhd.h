@@ -23,28 +23,28 @@
 struct error;
 struct pathmap;
 
-#define VHD_SECTOR_SIZE	      512u
-#define VHD_FOOTER_SIZE	      512u
-#define VHD_HEADER_SIZE	      1024u
-#define VHD_LOCATOR_COUNT     8
-#define VHD_PARENT_NAME_SIZE  512u
-#define VHD_DEFAULT_BLOCK     (2u * 1024 * 1024)
-#define VHD_MIN_BLOCK	      VHD_SECTOR_SIZE
-#define VHD_MAX_BLOCK	      (256u * 1024 * 1024)
+#define VHD_SECTOR_SIZE	     512u
+#define VHD_FOOTER_SIZE	     512u
+#define VHD_HEADER_SIZE	     1024u
+#define VHD_LOCATOR_COUNT    8
+#define VHD_PARENT_NAME_SIZE 512u
+#define VHD_DEFAULT_BLOCK    (2u * 1024 * 1024)
+#define VHD_MIN_BLOCK	     VHD_SECTOR_SIZE
+#define VHD_MAX_BLOCK	     (256u * 1024 * 1024)
 /* Smallest block size impexfs creates: QEMU sizes a block's bitmap wrongly
  * (as none) for blocks below 4 KiB, so it would misread such files. */
-#define VHD_MIN_CREATE_BLOCK  4096u
+#define VHD_MIN_CREATE_BLOCK 4096u
 /* The largest disk impexfs opens (the format's limit) and creates (QEMU's). */
-#define VHD_MAX_SIZE	      (2048ull * 1024 * 1024 * 1024)
-#define VHD_MAX_CREATE_SIZE   (2040ull * 1024 * 1024 * 1024)
+#define VHD_MAX_SIZE	    (2048ull * 1024 * 1024 * 1024)
+#define VHD_MAX_CREATE_SIZE (2040ull * 1024 * 1024 * 1024)
 /* At most this many BAT entries are loaded: 64 MiB of table, enough for a
  * 2 TiB disk with 128 KiB blocks. */
-#define VHD_MAX_BAT_ENTRIES   (1u << 24)
+#define VHD_MAX_BAT_ENTRIES (1u << 24)
 /* A locator's data is a path: 32 KiB UTF-16 characters at most on Windows. */
 #define VHD_MAX_LOCATOR_BYTES 65536u
 #define VHD_UNALLOCATED	      0xFFFFFFFFu
 /* VHD timestamps count seconds from 2000-01-01 00:00:00 UTC. */
-#define VHD_EPOCH	      946684800
+#define VHD_EPOCH 946684800
 
 enum vhd_type {
 	VHD_TYPE_FIXED = 2,
@@ -280,14 +280,37 @@ int vhd_pread(struct vhd *vhd, void *buf, size_t len, uint64_t offset, struct er
  */
 int vhd_read(struct vhd *vhd, void *buf, size_t len, uint64_t offset, struct error *err);
 
+/* ---- relocating a differencing disk ---- */
+
+/* Bytes to put over a file at @offset. */
+struct vhd_patch {
+	uint64_t offset;
+	size_t len;
+	uint8_t *bytes;
+};
+
+/**
+ * What to change in differencing disk @vhd so that it names its parent by
+ * @parent_name alone, in its own folder, as an export lays disks out: the
+ * Parent Unicode Name becomes @parent_name, one W2ru locator ".\<name>"
+ * takes the data space of the largest locator (the others are emptied: their
+ * absolute paths mean nothing where the copy lands). Fills @patches[0] (the
+ * header) and @patches[1] (the locator's data space), bytes owned by the
+ * caller (free each .bytes). Returns 0, -EINVAL for a disk that is not a
+ * differencing one, -ENOSPC when no locator has room for the new path (the
+ * caller merges the chain instead), -ENAMETOOLONG, -ENOMEM.
+ */
+int vhd_relocation(const struct vhd *vhd, const char *parent_name, struct vhd_patch patches[2],
+		   struct error *err);
+
 /* ---- creating and writing ---- */
 
 struct vhd_create_options {
-	enum vhd_type type;   /* VHD_TYPE_FIXED or VHD_TYPE_DYNAMIC */
-	uint64_t size;	      /* bytes: a whole number of MiB */
-	uint32_t block_size;  /* dynamic only; 0 means 2 MiB */
-	const uint8_t *uuid;  /* 16 bytes, or NULL for a random UUID */
-	uint32_t timestamp;   /* VHD time, or 0 for now */
+	enum vhd_type type;  /* VHD_TYPE_FIXED or VHD_TYPE_DYNAMIC */
+	uint64_t size;	     /* bytes: a whole number of MiB */
+	uint32_t block_size; /* dynamic only; 0 means 2 MiB */
+	const uint8_t *uuid; /* 16 bytes, or NULL for a random UUID */
+	uint32_t timestamp;  /* VHD time, or 0 for now */
 };
 
 /**

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -23,10 +24,10 @@
 #include "support.h"
 #include "vhd.h"
 
-#define MiB (1024ull * 1024)
-#define DISK (10 * MiB) /* five 2 MiB blocks */
+#define MiB	    (1024ull * 1024)
+#define DISK	    (10 * MiB) /* five 2 MiB blocks */
 #define BLOCK_BYTES (512 + 2 * MiB)
-#define DATA_START (512 + 1024 + 512)
+#define DATA_START  (512 + 1024 + 512)
 
 struct fixture {
 	char *dir;
@@ -59,7 +60,7 @@ static void write_at(const char *path, uint64_t offset, size_t len, uint32_t see
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	struct vhd_create_options o = { .type = VHD_TYPE_DYNAMIC, .size = DISK };
+	struct vhd_create_options o = {.type = VHD_TYPE_DYNAMIC, .size = DISK};
 	const char *base, *child;
 	struct error err;
 
@@ -162,7 +163,7 @@ static void test_chunked_reads(void **state)
 	struct error err;
 	uint8_t *whole, *piece = malloc(100000);
 	uint64_t size;
-	const size_t sizes[] = { 1, 511, 777, 4096, 65537, 99999 };
+	const size_t sizes[] = {1, 511, 777, 4096, 65537, 99999};
 
 	assert_int_equal(stream_new_vhd(&s, f->chain, NULL, &err), 0);
 	whole = read_all(s);
@@ -170,8 +171,12 @@ static void test_chunked_reads(void **state)
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		size_t step = sizes[k];
 		/* a sweep across the metadata, and a window over each boundary */
-		uint64_t starts[] = { 0, 1500, DATA_START - 3, DATA_START + 510,
-				      DATA_START + BLOCK_BYTES - 100, size - step };
+		uint64_t starts[] = {0,
+				     1500,
+				     DATA_START - 3,
+				     DATA_START + 510,
+				     DATA_START + BLOCK_BYTES - 100,
+				     size - step};
 
 		for (size_t j = 0; j < sizeof(starts) / sizeof(starts[0]); j++) {
 			uint64_t at = starts[j];
@@ -196,8 +201,8 @@ static void test_chunked_reads(void **state)
 static void test_uuid_and_timestamp(void **state)
 {
 	struct fixture *f = *state;
-	struct stream_vhd_options a = { .seed = "vm-1/disk-0" }, b = { .seed = "vm-2/disk-0" };
-	struct stream_vhd_options t = { .timestamp = 4242 };
+	struct stream_vhd_options a = {.seed = "vm-1/disk-0"}, b = {.seed = "vm-2/disk-0"};
+	struct stream_vhd_options t = {.timestamp = 4242};
 	struct stream *s1, *s2, *s3, *s4;
 	struct error err;
 	uint8_t footer[512];
@@ -273,15 +278,81 @@ static void test_raw(void **state)
 	stream_free(s);
 }
 
+/* Copy @from to @to with the bytes of @s instead (the stream of a file). */
+static void write_stream(struct stream *s, const char *to)
+{
+	uint8_t *all = read_all(s);
+	FILE *f = fopen(to, "wb");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(all, 1, stream_size(s), f), stream_size(s));
+	fclose(f);
+	free(all);
+}
+
+static void test_relocated_child(void **state)
+{
+	struct fixture *f = *state;
+	const char *child = support_path(f->dir, "child.vhd");
+	char a[4096], c[4096], cmd[9000], name[400];
+	struct vhd_patch patches[2];
+	struct chain *moved;
+	struct stream *s;
+	struct error err;
+	struct vhd *vhd;
+	uint8_t *got = malloc(DISK);
+	char text[512];
+
+	/* An export folder: the child and its parent, renamed, side by side. */
+	snprintf(a, sizeof(a), "%s/export", f->dir);
+	assert_int_equal(mkdir(a, 0755), 0);
+	snprintf(c, sizeof(c), "%s/export/renamed base.vhd", f->dir);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", support_path(f->dir, "base.vhd"), c);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(vhd_open(&vhd, child, VHD_OPEN_READ, &err), 0);
+	assert_int_equal(vhd_relocation(vhd, "renamed base.vhd", patches, &err), 0);
+	assert_int_equal(stream_new_patched(&s, vhd, patches, 2, &err), 0);
+	assert_int_equal(stream_size(s), vhd_file_size(vhd));
+	snprintf(c, sizeof(c), "%s/export/child.vhd", f->dir);
+	write_stream(s, c);
+	stream_free(s);
+
+	/* It is found by its new relative locator, and reads as before. */
+	assert_int_equal(chain_open(&moved, c, NULL, &err), 0);
+	assert_int_equal(chain_depth(moved), 2);
+	assert_string_equal(chain_level_how(moved, 1),
+			    "relative locator W2ru '.\\renamed base.vhd'");
+	assert_int_equal(chain_read(moved, got, DISK, 0, &err), 0);
+	assert_memory_equal(got, f->expect, DISK);
+	assert_int_equal(vhd_parent_name(chain_level(moved, 0), text, sizeof(text), &err), 0);
+	assert_string_equal(text, "renamed base.vhd");
+	assert_int_equal(vhd_locator_path(chain_level(moved, 0), 1, text, sizeof(text), &err),
+			 -ENOENT); /* the absolute locators are gone */
+	chain_close(moved);
+
+	/* No room: 255 characters fit the parent name field (510 bytes) but not,
+	 * with ".\\" before them, a 512-byte locator: the caller merges instead. A
+	 * name too long for the field, and a disk that is not differencing, are
+	 * refused. */
+	memset(name, 'n', 255);
+	name[255] = '\0';
+	assert_int_equal(vhd_relocation(vhd, name, patches, &err), -ENOSPC);
+	memset(name, 'n', 300);
+	name[300] = '\0';
+	assert_int_equal(vhd_relocation(vhd, name, patches, &err), -ENAMETOOLONG);
+	vhd_close(vhd);
+	assert_int_equal(vhd_open(&vhd, support_path(f->dir, "base.vhd"), VHD_OPEN_READ, &err), 0);
+	assert_int_equal(vhd_relocation(vhd, "x.vhd", patches, &err), -EINVAL);
+	vhd_close(vhd);
+	free(got);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_vhd_layout),
-		T(test_chunked_reads),
-		T(test_uuid_and_timestamp),
-		T(test_compact),
-		T(test_raw),
+		T(test_vhd_layout), T(test_chunked_reads), T(test_uuid_and_timestamp),
+		T(test_compact),    T(test_raw),	   T(test_relocated_child),
 	};
 #undef T
 
