@@ -7,8 +7,16 @@
 #ifndef IMPEX_EXPORT_H
 #define IMPEX_EXPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
+
+#include "vhd.h"
+
+struct error;
+struct store;
+struct store_vm;
 
 /* Names are cut to this many bytes (at a character boundary). */
 #define EXPORT_NAME_MAX 200
@@ -39,5 +47,77 @@ void export_safe_name(const char *name, char *out);
  * Returns 0 or -ENOMEM (then no .out is set).
  */
 int export_assign_names(struct export_name *names, size_t count);
+
+/* ---- the plan of an export folder ---- */
+
+/* Hyper-V's export settings, with its defaults given by export_settings_default(). */
+struct export_settings {
+	bool copy_vm_storage;		  /* the disks (else configurations only) */
+	bool copy_vm_runtime_information; /* saved state */
+};
+
+void export_settings_default(struct export_settings *settings);
+
+enum export_type {
+	EXPORT_DIR,
+	EXPORT_FILE,
+};
+
+enum export_source {
+	EXPORT_SOURCE_NONE,	 /* a folder */
+	EXPORT_SOURCE_FILE,	 /* a file of the store, as it is */
+	EXPORT_SOURCE_BYTES,	 /* bytes made here (a configuration) */
+	EXPORT_SOURCE_RELOCATED, /* a differencing disk naming its parent in its folder */
+};
+
+/* One file or folder of an export. Owned by its parent; the root by the caller. */
+struct export_node {
+	char *name;
+	enum export_type type;
+	struct export_node **children; /* folders: in name order once finished */
+	size_t child_count;
+	enum export_source source;
+	char *path;		     /* FILE, RELOCATED: the store's file */
+	uint8_t *bytes;		     /* BYTES: the content */
+	struct vhd_patch patches[2]; /* RELOCATED: laid over the file */
+	uint64_t size;		     /* exact, known before any read */
+	struct timespec mtime;	     /* taken from the sources */
+};
+
+/**
+ * The export folder of @vm (listed by store_list) with @settings, as
+ * Export-VM lays it out: "Virtual Machines/<GUID>.xml" with its disks'
+ * paths made relative ("Virtual Hard Disks\<file>"), its saved state in
+ * "Virtual Machines/<GUID>/", "Virtual Hard Disks/" with every file of
+ * every chain of the VM and its snapshots (each differencing disk naming
+ * its parent in that folder; files of one name get their disk's UUID in
+ * it), and "Snapshots/" with the snapshots' configurations and saved state.
+ * *@out is a new folder node named @name (caller frees with
+ * export_node_free()). Returns 0 or a negative errno with a message.
+ */
+int export_plan_vm(struct store *store, const struct store_vm *vm,
+		   const struct export_settings *settings, const char *name,
+		   struct export_node **out, struct error *err);
+
+/** Free @node and everything under it. NULL-safe. */
+void export_node_free(struct export_node *node);
+
+/** The child of @dir named @name, or NULL. */
+struct export_node *export_child(const struct export_node *dir, const char *name);
+
+/**
+ * Read @len bytes at @offset of file @node (within its size). Opens the
+ * source for the call: for tools and tests; the mount keeps its files open.
+ * Returns 0 or a negative errno with a message.
+ */
+int export_read(const struct export_node *node, void *buf, size_t len, uint64_t offset,
+		struct error *err);
+
+/**
+ * Write the tree under @node into the folder @dest (which must not exist),
+ * files sparse where their sources have zeros. Returns 0 or a negative errno
+ * with a message.
+ */
+int export_write(const struct export_node *node, const char *dest, struct error *err);
 
 #endif

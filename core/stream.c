@@ -278,15 +278,8 @@ static int read_patched(struct stream *s, uint8_t *buf, size_t len, uint64_t off
 {
 	int rc = vhd_pread(s->source, buf, len, offset, err);
 
-	for (size_t i = 0; rc == 0 && i < s->patch_count; i++) {
-		const struct vhd_patch *p = &s->patches[i];
-		uint64_t from = offset > p->offset ? offset : p->offset;
-		uint64_t to = offset + len < p->offset + p->len ? offset + len : p->offset + p->len;
-
-		if (from < to)
-			memcpy(buf + (from - offset), p->bytes + (from - p->offset),
-			       (size_t)(to - from));
-	}
+	if (rc == 0)
+		vhd_patches_apply(s->patches, s->patch_count, buf, len, offset);
 	return rc;
 }
 

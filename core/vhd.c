@@ -1593,3 +1593,17 @@ int vhd_relocation(const struct vhd *vhd, const char *parent_name, struct vhd_pa
 	vhd_header_encode(&h, patches[0].bytes);
 	return 0;
 }
+
+void vhd_patches_apply(const struct vhd_patch *patches, size_t count, uint8_t *buf, size_t len,
+		       uint64_t offset)
+{
+	for (size_t i = 0; i < count; i++) {
+		const struct vhd_patch *p = &patches[i];
+		uint64_t from = offset > p->offset ? offset : p->offset;
+		uint64_t to = offset + len < p->offset + p->len ? offset + len : p->offset + p->len;
+
+		if (from < to)
+			memcpy(buf + (from - offset), p->bytes + (from - p->offset),
+			       (size_t)(to - from));
+	}
+}

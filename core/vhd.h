@@ -303,6 +303,10 @@ struct vhd_patch {
 int vhd_relocation(const struct vhd *vhd, const char *parent_name, struct vhd_patch patches[2],
 		   struct error *err);
 
+/** Lay the @count @patches over @buf, which holds @len bytes of the file at @offset. */
+void vhd_patches_apply(const struct vhd_patch *patches, size_t count, uint8_t *buf, size_t len,
+		       uint64_t offset);
+
 /* ---- creating and writing ---- */
 
 struct vhd_create_options {

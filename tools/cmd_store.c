@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "cmd_vhd.h"
 #include "error.h"
+#include "export.h"
 #include "json.h"
 #include "pathmap.h"
 #include "store.h"
@@ -33,6 +34,8 @@ static const char usage_apply[] = "impex vm apply [STORE OPTIONS] VM SNAPSHOT";
 static const char usage_write[] = "impex vm write [STORE OPTIONS] VM DISK OFFSET FILE|-";
 static const char usage_save[] = "impex vm save [STORE OPTIONS] VM";
 static const char usage_delete[] = "impex vm delete [STORE OPTIONS] [--disks] VM";
+static const char usage_export[] =
+	"impex export [STORE OPTIONS] [--no-vm-storage] [--no-runtime-information] VM DEST";
 static const char usage_switch_add[] = "impex switch add [STORE OPTIONS] NAME";
 static const char usage_switch_list[] = "impex switch list [STORE OPTIONS] [--json]";
 
@@ -55,6 +58,8 @@ void cmd_store_help(FILE *out)
 		"  %s\n  %s\n      the host's virtual switches\n",
 		usage_init, usage_list, usage_show, usage_new, usage_snapshot, usage_apply,
 		usage_write, usage_save, usage_delete, usage_switch_add, usage_switch_list);
+	fprintf(out, "\n  %s\n      write a VM's export folder as Export-VM lays it out\n",
+		usage_export);
 }
 
 struct store_args {
@@ -63,6 +68,8 @@ struct store_args {
 	struct cli_common common;
 	bool allow_outside;
 	bool disks_too;
+	bool no_storage;
+	bool no_runtime;
 	const char *generation;
 	const char *memory;
 	const char *disks[MAX_ITEMS];
@@ -82,6 +89,8 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 		{"disk", required_argument, NULL, 'd'},
 		{"switch", required_argument, NULL, 's'},
 		{"disks", no_argument, NULL, 'D'},
+		{"no-vm-storage", no_argument, NULL, 'N'},
+		{"no-runtime-information", no_argument, NULL, 'R'},
 		CLI_COMMON_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
@@ -99,6 +108,12 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 			break;
 		case 'D':
 			a->disks_too = true;
+			break;
+		case 'N':
+			a->no_storage = true;
+			break;
+		case 'R':
+			a->no_runtime = true;
 			break;
 		case 'A':
 			a->allow_outside = true;
@@ -656,6 +671,47 @@ static int vm_write(int argc, char **argv)
 					 argv[a.first + 3], usage_write);
 	}
 out:
+	store_vms_free(vms, count);
+	store_free(store);
+	pathmap_free(a.common.pathmap);
+	return rc;
+}
+
+/* ---- export ---- */
+
+/* Write VM's export folder to DEST, as Export-VM lays it out. */
+int cmd_export(int argc, char **argv)
+{
+	struct export_settings settings;
+	struct export_node *plan = NULL;
+	struct store_args a;
+	struct store *store = NULL;
+	struct store_vm *vms = NULL;
+	const struct store_vm *vm;
+	size_t count = 0;
+	struct error err;
+	const char *dest;
+	int rc = begin(argc, argv, usage_export, 2, 2, &a, &store);
+
+	if (rc == 0)
+		rc = list_vms(store, &vms, &count);
+	if (rc)
+		goto out;
+	dest = argv[a.first + 1];
+	export_settings_default(&settings);
+	settings.copy_vm_storage = !a.no_storage;
+	settings.copy_vm_runtime_information = !a.no_runtime;
+	error_clear(&err);
+	if (store_pick_vm(vms, count, argv[a.first], &vm, &err) < 0 ||
+	    export_plan_vm(store, vm, &settings, vm->name, &plan, &err) < 0 ||
+	    export_write(plan, dest, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	printf("exported '%s' to '%s'\n", vm->name, dest);
+	rc = CLI_OK;
+out:
+	export_node_free(plan);
 	store_vms_free(vms, count);
 	store_free(store);
 	pathmap_free(a.common.pathmap);

@@ -14,4 +14,7 @@ int cmd_store(int argc, char **argv);
 int cmd_vm(int argc, char **argv);
 int cmd_switch(int argc, char **argv);
 
+/** Run "impex export ARGS" (argv[0] is "export"). Returns the exit status. */
+int cmd_export(int argc, char **argv);
+
 #endif
