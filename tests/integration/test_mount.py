@@ -1,0 +1,133 @@
+"""The export mount, mounted for real: impexfs serves a store made by
+`impex demo`; `cp -r` and `rsync -a` copy VM folders out of it, and the
+copies must hold the same bytes as `impex export` writes; qemu-img and
+vhdiinfo read the disks through the mount. Every mount is unmounted with
+fusermount3 -u, also when a test fails, and the daemon must exit 0.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from impexlib import DISKS, VMS, as_json, digest, need, ok
+from taplib import run, run_tests
+
+IMPEXFS = os.environ.get("IMPEXFS", "impexfs")
+
+
+def files_of(top):
+    """Relative path -> sha256 of every file under @top (times left aside: cp -r sets its own)."""
+    out = {}
+    for folder, _, files in os.walk(top):
+        for name in files:
+            path = os.path.join(folder, name)
+            out[os.path.relpath(path, top)] = digest(path)
+    return out
+
+
+class Mount:
+    """impexfs STORE MOUNTPOINT in the foreground, ready when entered."""
+
+    def __init__(self, store, point, *options):
+        self.point = os.path.realpath(point)
+        os.makedirs(self.point, exist_ok=True)
+        self.proc = subprocess.Popen([IMPEXFS, "-f", *options, store, self.point],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 30
+        while not os.path.ismount(self.point):
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.unmount()
+                raise AssertionError("impexfs did not mount: %s" % self.proc.stderr.read())
+            time.sleep(0.05)
+
+    def unmount(self):
+        """Unmount, and check that the daemon exits 0."""
+        if os.path.ismount(self.point):
+            subprocess.run(["fusermount3", "-u", self.point], check=False)
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # ours, by its id
+            self.proc.wait()
+            raise AssertionError("impexfs did not exit after fusermount3 -u")
+        err = self.proc.stderr.read()
+        assert rc == 0, "impexfs exited %d: %s" % (rc, err)
+        assert "Sanitizer" not in err and "runtime error" not in err, err
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        self.unmount()
+
+
+def demo():
+    ok("demo", "store")
+    return os.path.realpath("store")
+
+
+def test_copies_equal_impex_export():
+    need("fusermount3", "rsync")
+    store = demo()
+    ok("export", "--store", store, "blog", "exported")
+    with Mount(store, "mnt") as m:
+        assert sorted(os.listdir(m.point)) == ["vms"]
+        assert sorted(os.listdir(os.path.join(m.point, "vms"))) == ["blog", "db", "gateway"]
+        shutil.copytree(os.path.join(m.point, "vms", "blog"), "by-python")
+        run(["cp", "-r", os.path.join(m.point, "vms", "blog"), "by-cp"])
+        run(["rsync", "-a", os.path.join(m.point, "vms", "blog") + "/", "by-rsync/"])
+        want = files_of("exported")
+        for copy in ("by-cp", "by-rsync", "by-python"):
+            assert files_of(copy) == want, copy
+        # Sizes and times are exact before any read.
+        for rel in want:
+            st = os.stat(os.path.join(m.point, "vms", "blog", rel))
+            assert st.st_size == os.path.getsize(os.path.join("exported", rel)), rel
+            assert st.st_mtime_ns == os.stat(os.path.join("exported", rel)).st_mtime_ns, rel
+    # rsync -a kept the times: a second run has nothing to copy.
+    with Mount(store, "mnt"):
+        out = run(["rsync", "-a", "--itemize-changes", os.path.join("mnt", "vms", "blog") + "/",
+                   "by-rsync/"]).stdout
+        assert out.strip() == "", out
+
+
+def test_reference_tools_read_through_the_mount():
+    need("fusermount3", "qemu-img", "vhdiinfo")
+    store = demo()
+    with Mount(store, "mnt") as m:
+        folder = os.path.join(m.point, "vms", "blog", DISKS)
+        for name in sorted(os.listdir(folder)):
+            path = os.path.join(folder, name)
+            run(["qemu-img", "info", "-f", "vpc", path])
+            if name.endswith(".avhd"):
+                info = run(["vhdiinfo", path]).stdout
+                assert "Parent filename" in info, info
+        # The mounted folder reads as a store.
+        shown = as_json(ok("vm", "show", "--json", "--store", os.path.join(m.point, "vms", "blog"),
+                           "blog"))
+        assert all(d["chain_problem"] is None for d in shown["disks"]), shown
+
+
+def test_read_only():
+    need("fusermount3")
+    store = demo()
+    with Mount(store, "mnt") as m:
+        vm = os.path.join(m.point, "vms", "gateway", VMS)
+        config = [n for n in os.listdir(vm) if n.endswith(".xml")][0]
+        for attempt in (lambda: open(os.path.join(vm, config), "r+b"),
+                        lambda: open(os.path.join(vm, "new.txt"), "w"),
+                        lambda: os.mkdir(os.path.join(vm, "folder"))):
+            try:
+                attempt()
+            except OSError:
+                continue
+            raise AssertionError("the mount took a write")
+
+
+if __name__ == "__main__":
+    if not os.path.exists("/dev/fuse"):
+        print("1..0 # SKIP no /dev/fuse")
+        sys.exit(0)
+    run_tests(globals())
