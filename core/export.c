@@ -226,6 +226,7 @@ static int add_file(struct export_node *dir, const char *name, const char *path,
 		node->source = EXPORT_SOURCE_FILE;
 		node->path = strdup(path);
 		node->size = (uint64_t)st.st_size;
+		node->allocated = (uint64_t)st.st_blocks * 512;
 		node->mtime = st.st_mtim;
 	}
 	if (!node || !node->path || node_add(dir, node) < 0) {
@@ -333,6 +334,16 @@ static int name_files(struct disk_files *d)
 	return 0;
 }
 
+/* What @path really holds on disk (st_blocks), at most @size. */
+static uint64_t allocated_bytes(const char *path, uint64_t size)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return size;
+	return (uint64_t)st.st_blocks * 512 < size ? (uint64_t)st.st_blocks * 512 : size;
+}
+
 /* The disk files as nodes of @dir: differencing disks relocated to name their parent there. */
 static int add_disks(struct export_node *dir, const struct disk_files *d, struct error *err)
 {
@@ -358,6 +369,7 @@ static int add_disks(struct export_node *dir, const struct disk_files *d, struct
 			node->source = EXPORT_SOURCE_RELOCATED;
 			node->path = strdup(f->path);
 			node->size = vhd_file_size(vhd);
+			node->allocated = allocated_bytes(f->path, node->size);
 			node->mtime = vhd_file_mtime(vhd);
 			rc = node->path ? node_add(dir, node) : -ENOMEM;
 			node = NULL;
@@ -409,6 +421,7 @@ static int add_config(struct export_node *dir, const char *name, const char *pat
 	node->source = EXPORT_SOURCE_BYTES;
 	node->bytes = (uint8_t *)bytes;
 	node->size = len;
+	node->allocated = len;
 	node->mtime = st.st_mtim;
 	return node_add(dir, node) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
 }
@@ -522,6 +535,35 @@ int export_read(const struct export_node *node, void *buf, size_t len, uint64_t 
 	if (node->source == EXPORT_SOURCE_RELOCATED)
 		vhd_patches_apply(node->patches, 2, buf, len, offset);
 	return 0;
+}
+
+int64_t export_seek(const struct export_node *node, uint64_t offset, bool data, struct error *err)
+{
+	int fd;
+	off_t at;
+
+	if (node->type != EXPORT_FILE)
+		return error_set(err, EISDIR, "'%s' is a folder", node->name);
+	if (offset >= node->size)
+		return -ENXIO;
+	if (node->source == EXPORT_SOURCE_BYTES)
+		return data ? (int64_t)offset : (int64_t)node->size;
+	fd = fsutil_open_source(node->path, false);
+	if (fd < 0)
+		return error_errno(err, -fd, "cannot open", node->path);
+	at = lseek(fd, (off_t)offset, data ? SEEK_DATA : SEEK_HOLE);
+	if (at < 0) {
+		int code = errno;
+
+		close(fd);
+		/* A source without hole support is all data. */
+		if (code == EINVAL)
+			return data ? (int64_t)offset : (int64_t)node->size;
+		return code == ENXIO ? -ENXIO
+				     : error_errno(err, code, "cannot seek in", node->path);
+	}
+	close(fd);
+	return (uint64_t)at > node->size ? (int64_t)node->size : (int64_t)at;
 }
 
 int export_write(const struct export_node *node, const char *dest, struct error *err)

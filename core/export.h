@@ -81,6 +81,7 @@ struct export_node {
 	uint8_t *bytes;		     /* BYTES: the content */
 	struct vhd_patch patches[2]; /* RELOCATED: laid over the file */
 	uint64_t size;		     /* exact, known before any read */
+	uint64_t allocated;	     /* bytes the source really holds (for st_blocks) */
 	struct timespec mtime;	     /* taken from the sources */
 };
 
@@ -112,6 +113,14 @@ struct export_node *export_child(const struct export_node *dir, const char *name
  */
 int export_read(const struct export_node *node, void *buf, size_t len, uint64_t offset,
 		struct error *err);
+
+/**
+ * lseek's SEEK_DATA (@data true) or SEEK_HOLE from @offset in file @node:
+ * the source's own holes (the relocation patches lie in its metadata,
+ * which is data). Returns the offset, or -ENXIO past the last data (for
+ * SEEK_DATA) or at or past the end, or another negative errno with a message.
+ */
+int64_t export_seek(const struct export_node *node, uint64_t offset, bool data, struct error *err);
 
 /**
  * Write the tree under @node into the folder @dest (which must not exist),

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Attributes and entries of a read-only tree do not change while mounted. */
 #define TIMEOUT 60.0
@@ -68,7 +69,8 @@ static void fill_attr(struct exportfs *fs, const struct export_node *node, fuse_
 		st->st_mode = S_IFREG | 0444;
 		st->st_nlink = 1;
 		st->st_size = (off_t)node->size;
-		st->st_blocks = (blkcnt_t)((node->size + 511) / 512);
+		/* What the source really holds: cp keeps a sparse copy sparse. */
+		st->st_blocks = (blkcnt_t)((node->allocated + 511) / 512);
 	}
 }
 
@@ -253,10 +255,32 @@ static void exportfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t 
 	free(buf);
 }
 
+static void exportfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+			      struct fuse_file_info *fi)
+{
+	struct exportfs *fs = fuse_req_userdata(req);
+	struct export_node *node = node_of(fs, ino);
+	struct error err;
+	int64_t at;
+
+	(void)fi;
+	if (!node || (whence != SEEK_DATA && whence != SEEK_HOLE) || off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	error_clear(&err);
+	at = export_seek(node, (uint64_t)off, whence == SEEK_DATA, &err);
+	if (at < 0)
+		fuse_reply_err(req, (int)-at);
+	else
+		fuse_reply_lseek(req, (off_t)at);
+}
+
 const struct fuse_lowlevel_ops exportfs_ops = {
 	.lookup = exportfs_op_lookup,
 	.getattr = exportfs_op_getattr,
 	.readdir = exportfs_op_readdir,
 	.open = exportfs_op_open,
 	.read = exportfs_op_read,
+	.lseek = exportfs_op_lseek,
 };

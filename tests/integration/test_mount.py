@@ -110,6 +110,46 @@ def test_reference_tools_read_through_the_mount():
         assert all(d["chain_problem"] is None for d in shown["disks"]), shown
 
 
+def holes(path):
+    """The data runs of @path as lseek's SEEK_DATA and SEEK_HOLE give them."""
+    runs, fd = [], os.open(path, os.O_RDONLY)
+    try:
+        size, at = os.fstat(fd).st_size, 0
+        while at < size:
+            try:
+                start = os.lseek(fd, at, os.SEEK_DATA)
+            except OSError:
+                break
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            runs.append((start, end))
+            at = end
+    finally:
+        os.close(fd)
+    return runs
+
+
+def test_holes_and_allocation():
+    need("fusermount3")
+    store = demo()
+    with Mount(store, "mnt") as m:
+        folder = os.path.join(m.point, "vms", "blog", DISKS)
+        base = os.path.join(folder, "blog.vhd")
+        source = os.path.join(store, DISKS, "blog.vhd")
+        # A base disk is served as it is: its holes and allocation are the source's.
+        assert os.stat(base).st_blocks == os.stat(source).st_blocks
+        assert holes(base) == holes(source) and len(holes(base)) > 1, holes(base)
+        # cp skips the holes: the copy is as sparse as the source.
+        run(["cp", base, "copy.vhd"])
+        assert digest("copy.vhd") == digest(source)
+        assert os.stat("copy.vhd").st_blocks <= os.stat(source).st_blocks + 64, \
+            (os.stat("copy.vhd").st_blocks, os.stat(source).st_blocks)
+        # A relocated differencing disk: the same data runs as its source.
+        for name in os.listdir(folder):
+            if name.endswith(".avhd"):
+                assert holes(os.path.join(folder, name)) == \
+                    holes(os.path.join(store, DISKS, name)), name
+
+
 def test_read_only():
     need("fusermount3")
     store = demo()
