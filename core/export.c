@@ -598,8 +598,7 @@ int export_write(const struct export_node *node, const char *dest, struct error 
 				node->size - at < (1 << 20) ? (size_t)(node->size - at) : (1 << 20);
 
 			rc = export_read(node, buf, n, at, err);
-			if (rc == 0 && !fsutil_all_zero(buf, n) &&
-			    (rc = fsutil_pwrite_full(fd, buf, n, at)) < 0)
+			if (rc == 0 && (rc = fsutil_pwrite_sparse(fd, buf, n, at)) < 0)
 				rc = error_errno(err, -rc, "cannot write", dest);
 		}
 		if (rc == 0 && (ftruncate(fd, (off_t)node->size) < 0 || fsync(fd) < 0))

@@ -207,6 +207,23 @@ nomem:
 	return -ENOMEM;
 }
 
+int fsutil_pwrite_sparse(int fd, const void *buf, size_t len, uint64_t offset)
+{
+	const size_t piece = 64 * 1024;
+	const uint8_t *p = buf;
+
+	for (size_t at = 0; at < len; at += piece) {
+		size_t n = len - at < piece ? len - at : piece;
+		int rc = fsutil_all_zero(p + at, n)
+				 ? 0
+				 : fsutil_pwrite_full(fd, p + at, n, offset + at);
+
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 int fsutil_copy_file(const char *from, const char *to)
 {
 	char tmp[PATH_MAX];
@@ -240,8 +257,8 @@ int fsutil_copy_file(const char *from, const char *to)
 				   : (1u << 20);
 
 		rc = fsutil_pread_full(in, buf, n, at);
-		if (rc == 0 && !fsutil_all_zero(buf, n)) /* zeros stay holes */
-			rc = fsutil_pwrite_full(out, buf, n, at);
+		if (rc == 0)
+			rc = fsutil_pwrite_sparse(out, buf, n, at);
 		at += n;
 	}
 	if (rc == 0 && (ftruncate(out, st.st_size) < 0 || fchmod(out, 0644) < 0 || fsync(out) < 0))

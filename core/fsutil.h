@@ -57,6 +57,13 @@ int fsutil_list_names(const char *dir, bool (*keep)(const char *name), char ***n
 void fsutil_names_free(char **names, size_t count);
 
 /**
+ * Write @len bytes at @offset of @fd, a file new or being filled, leaving
+ * out the 64 KiB pieces that are all zeros: they stay holes. The caller sets
+ * the file's size (ftruncate). Returns 0 or -errno.
+ */
+int fsutil_pwrite_sparse(int fd, const void *buf, size_t len, uint64_t offset);
+
+/**
  * Copy the regular file @from to @to crash-safely (a temporary file beside
  * @to, fsynced, renamed over it); runs of zeros stay holes.
  * Returns 0 or -errno.

@@ -595,24 +595,6 @@ static int write_all(int fd, const uint8_t *buf, size_t len)
 	return 0;
 }
 
-/* Write @len bytes at @offset of @fd, leaving out the 64 KiB pieces that are
- * all zeros (holes in a new file). */
-static int write_nonzero(int fd, const uint8_t *buf, size_t len, uint64_t offset)
-{
-	const size_t piece = 64 * 1024;
-
-	for (size_t at = 0; at < len; at += piece) {
-		size_t n = len - at < piece ? len - at : piece;
-		int rc = 0;
-
-		if (!fsutil_all_zero(buf + at, n))
-			rc = fsutil_pwrite_full(fd, buf + at, n, offset + at);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}
-
 static int vhd_cat(int argc, char **argv)
 {
 	struct chain *chain = NULL;
@@ -662,7 +644,7 @@ static int vhd_cat(int argc, char **argv)
 				rc = cli_fail(&err);
 				goto out;
 			}
-			wrc = sparse ? write_nonzero(STDOUT_FILENO, buf, n, pos)
+			wrc = sparse ? fsutil_pwrite_sparse(STDOUT_FILENO, buf, n, pos)
 				     : write_all(STDOUT_FILENO, buf, n);
 			if (wrc < 0) {
 				cli_error("cannot write the output: %s", strerror(-wrc));
