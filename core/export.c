@@ -513,10 +513,25 @@ out:
 
 /* ---- reading and writing ---- */
 
-int export_read(const struct export_node *node, void *buf, size_t len, uint64_t offset,
-		struct error *err)
+int export_open(const struct export_node *node, struct error *err)
 {
-	int fd, rc;
+	int fd;
+
+	if (node->type != EXPORT_FILE)
+		return error_set(err, EISDIR, "'%s' is a folder", node->name);
+	if (node->source == EXPORT_SOURCE_BYTES)
+		return EXPORT_NO_SOURCE;
+	fd = fsutil_open_source(node->path, false);
+	/* -EPERM is -1 too: say it as EACCES so that it is never EXPORT_NO_SOURCE. */
+	if (fd < 0)
+		return error_errno(err, fd == -EPERM ? EACCES : -fd, "cannot open", node->path);
+	return fd;
+}
+
+int export_read_at(const struct export_node *node, int fd, void *buf, size_t len, uint64_t offset,
+		   struct error *err)
+{
+	int rc;
 
 	if (node->type != EXPORT_FILE || offset > node->size || len > node->size - offset)
 		return error_set(err, EINVAL, "read of %zu bytes at %llu is outside '%s'", len,
@@ -525,16 +540,25 @@ int export_read(const struct export_node *node, void *buf, size_t len, uint64_t 
 		memcpy(buf, node->bytes + offset, len);
 		return 0;
 	}
-	fd = fsutil_open_source(node->path, false);
-	if (fd < 0)
-		return error_errno(err, -fd, "cannot open", node->path);
 	rc = fsutil_pread_full(fd, buf, len, offset);
-	close(fd);
 	if (rc < 0)
 		return error_errno(err, rc == -ENODATA ? EIO : -rc, "cannot read", node->path);
 	if (node->source == EXPORT_SOURCE_RELOCATED)
 		vhd_patches_apply(node->patches, 2, buf, len, offset);
 	return 0;
+}
+
+int export_read(const struct export_node *node, void *buf, size_t len, uint64_t offset,
+		struct error *err)
+{
+	int fd = export_open(node, err), rc;
+
+	if (fd < EXPORT_NO_SOURCE)
+		return fd;
+	rc = export_read_at(node, fd, buf, len, offset, err);
+	if (fd >= 0)
+		close(fd);
+	return rc;
 }
 
 int64_t export_seek(const struct export_node *node, uint64_t offset, bool data, struct error *err)

@@ -83,6 +83,7 @@ struct export_node {
 	uint64_t size;		     /* exact, known before any read */
 	uint64_t allocated;	     /* bytes the source really holds (for st_blocks) */
 	struct timespec mtime;	     /* taken from the sources */
+	uint64_t ino;		     /* set by whoever serves the tree: its inode number */
 };
 
 /**
@@ -106,11 +107,24 @@ void export_node_free(struct export_node *node);
 /** The child of @dir named @name, or NULL. */
 struct export_node *export_child(const struct export_node *dir, const char *name);
 
+/* What export_open() gives for a node whose bytes are in memory. */
+#define EXPORT_NO_SOURCE (-1)
+
 /**
- * Read @len bytes at @offset of file @node (within its size). Opens the
- * source for the call: for tools and tests; the mount keeps its files open.
- * Returns 0 or a negative errno with a message.
+ * Open the source of file @node for export_read_at(): its descriptor
+ * (caller closes it), EXPORT_NO_SOURCE when the bytes are in memory, or a
+ * negative errno other than -1 with a message.
  */
+int export_open(const struct export_node *node, struct error *err);
+
+/**
+ * Read @len bytes at @offset of file @node (within its size) through @fd,
+ * what export_open() gave. Returns 0 or a negative errno with a message.
+ */
+int export_read_at(const struct export_node *node, int fd, void *buf, size_t len, uint64_t offset,
+		   struct error *err);
+
+/** export_read_at() with the source opened and closed for the call (tools, tests). */
 int export_read(const struct export_node *node, void *buf, size_t len, uint64_t offset,
 		struct error *err);
 

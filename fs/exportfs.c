@@ -37,17 +37,10 @@ static int number(struct exportfs *fs, struct export_node *node)
 		return -ENOMEM;
 	fs->nodes = grown;
 	fs->nodes[fs->count++] = node;
+	node->ino = fs->count;
 	for (size_t i = 0; i < node->child_count; i++)
 		if (number(fs, node->children[i]) < 0)
 			return -ENOMEM;
-	return 0;
-}
-
-static fuse_ino_t ino_of(struct exportfs *fs, const struct export_node *node)
-{
-	for (size_t i = 0; i < fs->count; i++)
-		if (fs->nodes[i] == node)
-			return i + 1;
 	return 0;
 }
 
@@ -147,7 +140,7 @@ static void exportfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *na
 		return;
 	}
 	memset(&e, 0, sizeof(e));
-	e.ino = ino_of(fs, child);
+	e.ino = child->ino;
 	e.attr_timeout = TIMEOUT;
 	e.entry_timeout = TIMEOUT;
 	fill_attr(fs, child, e.ino, &e.attr);
@@ -193,7 +186,7 @@ static void exportfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off
 		const char *name = i == 0 ? "." : i == 1 ? ".." : dir->children[i - 2]->name;
 		size_t len;
 
-		st.st_ino = i < 2 ? ino : ino_of(fs, dir->children[i - 2]);
+		st.st_ino = i < 2 ? ino : dir->children[i - 2]->ino;
 		st.st_mode = i < 2 || dir->children[i - 2]->type == EXPORT_DIR ? S_IFDIR : S_IFREG;
 		len = fuse_add_direntry(req, buf + used, size - used, name, &st, i + 1);
 		if (len > size - used)
@@ -217,8 +210,30 @@ static void exportfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_in
 		fuse_reply_err(req, EROFS);
 		return;
 	}
+	{
+		/* The source stays open for the reads: no open per request. */
+		struct error err;
+		int fd;
+
+		error_clear(&err);
+		fd = export_open(node, &err);
+		if (fd < EXPORT_NO_SOURCE) {
+			fuse_log(FUSE_LOG_ERR, "impexfs: %s\n", error_message(&err));
+			fuse_reply_err(req, -fd);
+			return;
+		}
+		fi->fh = (uint64_t)(int64_t)fd;
+	}
 	fi->keep_cache = 1; /* the content does not change while mounted */
 	fuse_reply_open(req, fi);
+}
+
+static void exportfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	if ((int64_t)fi->fh >= 0)
+		close((int)fi->fh);
+	fuse_reply_err(req, 0);
 }
 
 static void exportfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -229,7 +244,6 @@ static void exportfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t 
 	struct error err;
 	char *buf;
 
-	(void)fi;
 	if (!node || node->type != EXPORT_FILE) {
 		fuse_reply_err(req, EIO);
 		return;
@@ -246,7 +260,7 @@ static void exportfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t 
 		return;
 	}
 	error_clear(&err);
-	if (export_read(node, buf, size, (uint64_t)off, &err) < 0) {
+	if (export_read_at(node, (int)(int64_t)fi->fh, buf, size, (uint64_t)off, &err) < 0) {
 		fuse_log(FUSE_LOG_ERR, "impexfs: %s\n", error_message(&err));
 		fuse_reply_err(req, err.code ? err.code : EIO);
 	} else {
@@ -282,5 +296,6 @@ const struct fuse_lowlevel_ops exportfs_ops = {
 	.readdir = exportfs_op_readdir,
 	.open = exportfs_op_open,
 	.read = exportfs_op_read,
+	.release = exportfs_op_release,
 	.lseek = exportfs_op_lseek,
 };
