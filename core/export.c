@@ -6,7 +6,9 @@
 #include "fsutil.h"
 #include "pathmap.h"
 #include "store.h"
+#include "stream.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,6 +19,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uuid/uuid.h>
 
 /* Length of the UTF-8 sequence at @p (at most @left bytes), or 0 if invalid. */
 static size_t utf8_length(const unsigned char *p, size_t left)
@@ -133,6 +136,18 @@ void export_settings_default(struct export_settings *settings)
 {
 	settings->copy_vm_storage = true;
 	settings->copy_vm_runtime_information = true;
+	settings->copy_snapshot_configuration = EXPORT_SNAPSHOTS_ALL;
+	settings->create_vm_export_subdirectory = false;
+}
+
+static void edits_free(struct export_edit *edits, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		free(edits[i].key);
+		free(edits[i].type);
+		free(edits[i].value);
+	}
+	free(edits);
 }
 
 void export_node_free(struct export_node *node)
@@ -144,7 +159,8 @@ void export_node_free(struct export_node *node)
 	free(node->children);
 	free(node->name);
 	free(node->path);
-	free(node->bytes);
+	edits_free(node->edits, node->edit_count);
+	free(node->seed);
 	free(node->patches[0].bytes);
 	free(node->patches[1].bytes);
 	free(node);
@@ -180,11 +196,14 @@ static int node_add(struct export_node *dir, struct export_node *child)
 	return 0;
 }
 
-/* The folder @name of @dir, made if missing. */
+/* The folder @name of @dir, made if missing (a linear search: while planning). */
 static struct export_node *subdir(struct export_node *dir, const char *name)
 {
-	struct export_node *child = export_child(dir, name);
+	struct export_node *child = NULL;
 
+	for (size_t i = 0; i < dir->child_count && !child; i++)
+		if (strcmp(dir->children[i]->name, name) == 0)
+			child = dir->children[i];
 	if (child)
 		return child;
 	child = node_new(name, EXPORT_DIR);
@@ -193,9 +212,19 @@ static struct export_node *subdir(struct export_node *dir, const char *name)
 
 struct export_node *export_child(const struct export_node *dir, const char *name)
 {
-	for (size_t i = 0; i < dir->child_count; i++)
-		if (strcmp(dir->children[i]->name, name) == 0)
-			return dir->children[i];
+	size_t lo = 0, hi = dir->child_count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int cmp = strcmp(dir->children[mid]->name, name);
+
+		if (cmp == 0)
+			return dir->children[mid];
+		if (cmp < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
 }
 
@@ -205,15 +234,60 @@ static int compare_nodes(const void *a, const void *b)
 		      (*(struct export_node *const *)b)->name);
 }
 
+static bool later(struct timespec a, struct timespec b)
+{
+	return a.tv_sec != b.tv_sec ? a.tv_sec > b.tv_sec : a.tv_nsec > b.tv_nsec;
+}
+
+/* Sort each folder and give it the newest time found under it. */
 static void finish(struct export_node *node)
 {
 	if (node->child_count)
 		qsort(node->children, node->child_count, sizeof(*node->children), compare_nodes);
-	for (size_t i = 0; i < node->child_count; i++)
+	for (size_t i = 0; i < node->child_count; i++) {
 		finish(node->children[i]);
+		if (node->type == EXPORT_DIR && later(node->children[i]->mtime, node->mtime))
+			node->mtime = node->children[i]->mtime;
+	}
 }
 
-/* A file of the store under @dir, as it is. */
+/* ---- the identity of sources ---- */
+
+#define STAMP_START 0xcbf29ce484222325ULL
+
+/* Mix one file's identity into @h: replaced, resized or written, it changes. */
+static uint64_t stamp_mix(uint64_t h, const struct stat *st)
+{
+	const uint64_t v[5] = {(uint64_t)st->st_dev, (uint64_t)st->st_ino, (uint64_t)st->st_size,
+			       (uint64_t)st->st_mtim.tv_sec, (uint64_t)st->st_mtim.tv_nsec};
+
+	for (size_t i = 0; i < 5; i++) {
+		h ^= v[i];
+		h *= 0x100000001b3ULL;
+		h ^= h >> 29;
+	}
+	return h;
+}
+
+/* The identity of every file of @chain, from the open files; its newest time into *@mtime. */
+static int chain_stamp(const struct chain *chain, uint64_t *stamp, struct timespec *mtime)
+{
+	uint64_t h = STAMP_START;
+
+	for (unsigned i = 0; i < chain_depth(chain); i++) {
+		struct stat st;
+
+		if (fstat(vhd_fd(chain_level(chain, i)), &st) < 0)
+			return -errno;
+		h = stamp_mix(h, &st);
+		if (mtime && (i == 0 || later(st.st_mtim, *mtime)))
+			*mtime = st.st_mtim;
+	}
+	*stamp = h;
+	return 0;
+}
+
+/* A file of the store under @dir as it is, named @name. */
 static int add_file(struct export_node *dir, const char *name, const char *path, struct error *err)
 {
 	struct export_node *node;
@@ -228,6 +302,7 @@ static int add_file(struct export_node *dir, const char *name, const char *path,
 		node->size = (uint64_t)st.st_size;
 		node->allocated = (uint64_t)st.st_blocks * 512;
 		node->mtime = st.st_mtim;
+		node->stamp = stamp_mix(STAMP_START, &st);
 	}
 	if (!node || !node->path || node_add(dir, node) < 0) {
 		if (node && !node->path)
@@ -236,6 +311,118 @@ static int add_file(struct export_node *dir, const char *name, const char *path,
 	}
 	return 0;
 }
+
+/* ---- configurations ---- */
+
+struct edits {
+	struct export_edit *list;
+	size_t count;
+	bool failed; /* out of memory on the way */
+};
+
+/* Note an edit: @key set to @value (with @type, or the type it has), or removed (@value NULL). */
+static void edit(struct edits *e, const char *key, const char *type, const char *value)
+{
+	struct export_edit *grown = e->failed ? NULL : realloc(e->list, (e->count + 1) * sizeof(*grown));
+
+	if (!grown) {
+		e->failed = true;
+		return;
+	}
+	e->list = grown;
+	grown += e->count++;
+	grown->key = strdup(key);
+	grown->type = type ? strdup(type) : NULL;
+	grown->value = value ? strdup(value) : NULL;
+	if (!grown->key || (type && !grown->type) || (value && !grown->value))
+		e->failed = true;
+}
+
+/* The bytes of configuration @path with @edits made. */
+static int config_make(const char *path, const struct export_edit *edits, size_t count,
+		       char **bytes, size_t *len, struct error *err)
+{
+	struct config *config = NULL;
+	int rc = config_load(&config, path, err);
+
+	for (size_t i = 0; rc == 0 && i < count; i++) {
+		if (edits[i].value)
+			rc = config_set(config, edits[i].key, edits[i].type, edits[i].value, err);
+		else
+			config_remove(config, edits[i].key);
+	}
+	if (rc == 0)
+		rc = config_serialize(config, bytes, len, err);
+	config_free(config);
+	return rc;
+}
+
+/* The configuration @path with the edits of @e as the node @name of @dir; takes the edits. */
+static int add_config(struct export_node *dir, const char *name, const char *path,
+		      struct edits *e, struct error *err)
+{
+	struct export_node *node = NULL;
+	struct stat st;
+	char *bytes = NULL;
+	size_t len = 0;
+	int rc = e->failed ? error_set(err, ENOMEM, "out of memory") : 0;
+
+	if (rc == 0 && stat(path, &st) < 0)
+		rc = error_errno(err, errno, "cannot stat", path);
+	if (rc == 0)
+		rc = config_make(path, e->list, e->count, &bytes, &len, err);
+	free(bytes); /* made again on open: the plan keeps only its size */
+	if (rc == 0 && (!(node = node_new(name, EXPORT_FILE)) || !(node->path = strdup(path))))
+		rc = error_set(err, ENOMEM, "out of memory");
+	if (rc < 0) {
+		export_node_free(node);
+		edits_free(e->list, e->count);
+		*e = (struct edits){0};
+		return rc;
+	}
+	node->source = EXPORT_SOURCE_CONFIG;
+	node->edits = e->list;
+	node->edit_count = e->count;
+	*e = (struct edits){0};
+	node->size = len;
+	node->allocated = len;
+	node->mtime = st.st_mtim;
+	node->stamp = stamp_mix(STAMP_START, &st);
+	return node_add(dir, node) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
+}
+
+/* The files of the saved-state folder @from under @dir/@name; files named
+ * after @old_id (if not NULL) are named after @new_id instead. */
+static int add_saved_state(struct export_node *dir, const char *name, const char *from,
+			   const char *old_id, const char *new_id, struct error *err)
+{
+	struct export_node *state = subdir(dir, name);
+	char **names = NULL, path[PATH_MAX], renamed[NAME_MAX + 1];
+	size_t count = 0;
+	int rc;
+
+	if (!state)
+		return error_set(err, ENOMEM, "out of memory");
+	rc = fsutil_list_names(from, NULL, &names, &count);
+	if (rc < 0)
+		return error_errno(err, -rc, "cannot read", from);
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		const char *as = names[i];
+		struct stat st;
+
+		if (old_id && strncasecmp(names[i], old_id, 36) == 0) {
+			snprintf(renamed, sizeof(renamed), "%s%s", new_id, names[i] + 36);
+			as = renamed;
+		}
+		snprintf(path, sizeof(path), "%s/%s", from, names[i]);
+		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode))
+			rc = add_file(state, as, path, err);
+	}
+	fsutil_names_free(names, count);
+	return rc;
+}
+
+/* ---- the files of chains ---- */
 
 /* The files of the chains in an export, with the names they get there. */
 struct disk_file {
@@ -267,66 +454,73 @@ static int find_file(const struct disk_files *d, const char *path)
 	return -1;
 }
 
+/* Add the file @path (parent @parent, UUID @uuid) to @d unless there; its index, or -ENOMEM. */
+static int add_disk_file(struct disk_files *d, const char *path, int parent, const uint8_t *uuid)
+{
+	int at = find_file(d, path);
+	struct disk_file *grown;
+
+	if (at >= 0)
+		return at;
+	grown = realloc(d->files, (d->count + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	d->files = grown;
+	at = (int)d->count;
+	memset(&d->files[at], 0, sizeof(d->files[at]));
+	d->files[at].parent = parent;
+	memcpy(d->files[at].uuid, uuid, 16);
+	if (!(d->files[at].path = strdup(path)))
+		return -ENOMEM;
+	d->count++;
+	return at;
+}
+
 /* Add the files of @disk's chain (top first) to @d; returns the top's index. */
 static int collect_chain(struct store *s, const struct store_disk *disk, struct disk_files *d,
 			 struct error *err)
 {
 	struct chain *chain = NULL;
-	int rc = store_open_chain(s, disk, &chain, err), top = -1, below = -1;
+	int rc = store_open_chain(s, disk, &chain, err), top = -1;
 
 	if (rc < 0)
 		return rc;
 	/* Bottom up, so that each file knows its parent's index. */
 	for (unsigned level = chain_depth(chain); level-- > 0;) {
-		const char *path = vhd_path(chain_level(chain, level));
-		int at = find_file(d, path);
+		const struct vhd *vhd = chain_level(chain, level);
 
-		if (at < 0) {
-			struct disk_file *grown =
-				realloc(d->files, (d->count + 1) * sizeof(*grown));
-
-			if (!grown) {
-				rc = error_set(err, ENOMEM, "out of memory");
-				break;
-			}
-			d->files = grown;
-			at = (int)d->count++;
-			memset(&d->files[at], 0, sizeof(d->files[at]));
-			d->files[at].path = strdup(path);
-			d->files[at].parent = below;
-			memcpy(d->files[at].uuid, vhd_footer(chain_level(chain, level))->uuid, 16);
-			if (!d->files[at].path) {
-				rc = error_set(err, ENOMEM, "out of memory");
-				break;
-			}
+		top = add_disk_file(d, vhd_path(vhd), top, vhd_footer(vhd)->uuid);
+		if (top < 0) {
+			rc = error_set(err, ENOMEM, "out of memory");
+			break;
 		}
-		below = at;
-		top = at;
 	}
 	chain_close(chain);
 	return rc < 0 ? rc : top;
 }
 
-/* Names in "Virtual Hard Disks": the file's own, or with its UUID when another has it. */
-static int name_files(struct disk_files *d)
+/*
+ * Names in "Virtual Hard Disks": the file's own (with its extension made
+ * @ext, if not NULL), or with the first 4 bytes of its UUID in hexadecimal
+ * when an earlier file has that name.
+ */
+static int name_files(struct disk_files *d, const char *ext)
 {
 	for (size_t i = 0; i < d->count; i++) {
 		const char *base = pathmap_basename(d->files[i].path);
-		bool clash = false;
+		const char *dot = strrchr(base, '.');
+		int stem = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
+		const char *tail = ext ? ext : dot && dot != base ? dot : "";
 		char name[NAME_MAX + 1];
+		bool clash = false;
 
+		snprintf(name, sizeof(name), "%.*s%s", stem, base, tail);
 		for (size_t j = 0; j < i && !clash; j++)
-			clash = strcasecmp(pathmap_basename(d->files[j].path), base) == 0;
-		if (clash) {
-			const char *dot = strrchr(base, '.');
-			int stem = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
-
+			clash = strcasecmp(d->files[j].name, name) == 0;
+		if (clash)
 			snprintf(name, sizeof(name), "%.*s_%02x%02x%02x%02x%s", stem, base,
 				 d->files[i].uuid[0], d->files[i].uuid[1], d->files[i].uuid[2],
-				 d->files[i].uuid[3], dot && dot != base ? dot : "");
-		} else {
-			snprintf(name, sizeof(name), "%s", base);
-		}
+				 d->files[i].uuid[3], tail);
 		d->files[i].name = strdup(name);
 		if (!d->files[i].name)
 			return -ENOMEM;
@@ -335,11 +529,11 @@ static int name_files(struct disk_files *d)
 }
 
 /* What @path really holds on disk (st_blocks), at most @size. */
-static uint64_t allocated_bytes(const char *path, uint64_t size)
+static uint64_t allocated_bytes(int fd, uint64_t size)
 {
 	struct stat st;
 
-	if (stat(path, &st) < 0)
+	if (fstat(fd, &st) < 0)
 		return size;
 	return (uint64_t)st.st_blocks * 512 < size ? (uint64_t)st.st_blocks * 512 : size;
 }
@@ -351,6 +545,7 @@ static int add_disks(struct export_node *dir, const struct disk_files *d, struct
 		const struct disk_file *f = &d->files[i];
 		struct export_node *node;
 		struct vhd *vhd = NULL;
+		struct stat st;
 		int rc;
 
 		if (f->parent < 0) {
@@ -360,6 +555,8 @@ static int add_disks(struct export_node *dir, const struct disk_files *d, struct
 			continue;
 		}
 		rc = vhd_open(&vhd, f->path, VHD_OPEN_READ, err);
+		if (rc == 0 && fstat(vhd_fd(vhd), &st) < 0)
+			rc = error_errno(err, errno, "cannot stat", f->path);
 		node = rc == 0 ? node_new(f->name, EXPORT_FILE) : NULL;
 		if (rc == 0 && !node)
 			rc = error_set(err, ENOMEM, "out of memory");
@@ -369,8 +566,9 @@ static int add_disks(struct export_node *dir, const struct disk_files *d, struct
 			node->source = EXPORT_SOURCE_RELOCATED;
 			node->path = strdup(f->path);
 			node->size = vhd_file_size(vhd);
-			node->allocated = allocated_bytes(f->path, node->size);
-			node->mtime = vhd_file_mtime(vhd);
+			node->allocated = allocated_bytes(vhd_fd(vhd), node->size);
+			node->mtime = st.st_mtim;
+			node->stamp = stamp_mix(STAMP_START, &st);
 			rc = node->path ? node_add(dir, node) : -ENOMEM;
 			node = NULL;
 			if (rc < 0)
@@ -384,124 +582,233 @@ static int add_disks(struct export_node *dir, const struct disk_files *d, struct
 	return 0;
 }
 
-/* The configuration at @path with each of @disks' drives pointing at its
- * file in "Virtual Hard Disks" (unless @relative is false), as a node. */
-static int add_config(struct export_node *dir, const char *name, const char *path,
-		      const struct store_disk *disks, size_t count, const struct disk_files *d,
-		      bool relative, struct error *err)
+/* The edits pointing each of @disks' drives at its file in "Virtual Hard Disks". */
+static void edit_disk_paths(struct edits *e, const struct store_disk *disks, size_t count,
+			    const struct disk_files *d, const int *index)
 {
-	struct config *config = NULL;
-	struct export_node *node;
-	struct stat st;
-	char *bytes = NULL;
-	size_t len = 0;
-	int rc = config_load(&config, path, err);
-
-	for (size_t i = 0; rc == 0 && relative && i < count; i++) {
+	for (size_t i = 0; i < count; i++) {
 		char key[600], value[NAME_MAX + 32];
-		int at = disks[i].path ? find_file(d, disks[i].path) : -1;
+		int at = index ? index[i] : disks[i].path ? find_file(d, disks[i].path) : -1;
 
 		if (at < 0)
 			continue;
 		snprintf(key, sizeof(key), "%s/pathname", disks[i].key);
 		snprintf(value, sizeof(value), "Virtual Hard Disks\\%s", d->files[at].name);
-		rc = config_set(config, key, NULL, value, err);
+		edit(e, key, NULL, value);
 	}
-	if (rc == 0)
-		rc = config_serialize(config, &bytes, &len, err);
-	config_free(config);
-	if (rc < 0)
-		return rc;
-	node = node_new(name, EXPORT_FILE);
-	if (!node || stat(path, &st) < 0) {
-		free(bytes);
-		export_node_free(node);
-		return error_errno(err, node ? errno : ENOMEM, "cannot stat", path);
-	}
-	node->source = EXPORT_SOURCE_BYTES;
-	node->bytes = (uint8_t *)bytes;
-	node->size = len;
-	node->allocated = len;
-	node->mtime = st.st_mtim;
-	return node_add(dir, node) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
 }
 
-/* The files of the saved-state folder @from under @dir/@name. */
-static int add_saved_state(struct export_node *dir, const char *name, const char *from,
-			   struct error *err)
+/* ---- merged disks ---- */
+
+/* A chain merged: the files a state's disk becomes. */
+struct merged {
+	uint64_t vhd_size, vhd_allocated, raw_allocated, disk_size;
+	struct timespec mtime;
+	uint64_t stamp;
+};
+
+/* Open @top's chain the way the store does. */
+static int open_chain(struct store *s, const char *top, struct chain **chain, struct error *err)
 {
-	struct export_node *state = subdir(dir, name);
-	char **names = NULL, path[PATH_MAX];
-	size_t count = 0;
-	int rc;
+	struct store_disk disk = {.path = (char *)top};
 
-	if (!state)
-		return error_set(err, ENOMEM, "out of memory");
-	rc = fsutil_list_names(from, NULL, &names, &count);
-	if (rc < 0)
-		return error_errno(err, -rc, "cannot read", from);
-	for (size_t i = 0; i < count && rc == 0; i++) {
-		struct stat st;
+	return store_open_chain(s, &disk, chain, err);
+}
 
-		snprintf(path, sizeof(path), "%s/%s", from, names[i]);
-		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode))
-			rc = add_file(state, names[i], path, err);
+/* Measure the merged VHD and the raw view of the chain of @top. */
+static int measure_chain(struct store *s, const char *top, struct merged *m, struct error *err)
+{
+	struct chain *chain = NULL;
+	struct stream *vhd = NULL, *raw = NULL;
+	int rc = open_chain(s, top, &chain, err);
+
+	if (rc == 0)
+		rc = stream_new_vhd(&vhd, chain, NULL, err);
+	if (rc == 0)
+		rc = stream_new_raw(&raw, chain, err);
+	if (rc == 0 && chain_stamp(chain, &m->stamp, &m->mtime) < 0)
+		rc = error_errno(err, errno, "cannot stat", top);
+	if (rc == 0) {
+		m->vhd_size = stream_size(vhd);
+		m->vhd_allocated = stream_allocated_bytes(vhd);
+		m->disk_size = stream_size(raw);
+		m->raw_allocated = stream_allocated_bytes(raw);
 	}
-	fsutil_names_free(names, count);
+	stream_free(vhd);
+	stream_free(raw);
+	chain_close(chain);
 	return rc;
 }
 
-int export_plan_vm(struct store *s, const struct store_vm *vm,
-		   const struct export_settings *settings, const char *name,
-		   struct export_node **out, struct error *err)
+/* A node of @dir made from the chain of @top: its merged VHD (with @seed) or raw view. */
+static int add_chain_node(struct export_node *dir, const char *name, struct store *s,
+			  const char *top, const struct merged *m, const char *seed,
+			  struct error *err)
 {
-	struct export_node *root = node_new(name, EXPORT_DIR), *vms, *disks, *snaps;
-	struct disk_files d = {0};
-	char file[64];
-	int rc = 0;
+	struct export_node *node = node_new(name, EXPORT_FILE);
 
-	*out = NULL;
-	vms = root ? subdir(root, "Virtual Machines") : NULL;
-	disks = vms ? subdir(root, "Virtual Hard Disks") : NULL;
-	snaps = disks ? subdir(root, "Snapshots") : NULL;
-	if (!snaps) {
-		export_node_free(root);
+	if (node) {
+		node->source = seed ? EXPORT_SOURCE_MERGED : EXPORT_SOURCE_RAW;
+		node->path = strdup(top);
+		node->seed = seed ? strdup(seed) : NULL;
+		node->store = s;
+		node->size = seed ? m->vhd_size : m->disk_size;
+		node->allocated = seed ? m->vhd_allocated : m->raw_allocated;
+		node->mtime = m->mtime;
+		node->stamp = m->stamp;
+	}
+	if (!node || !node->path || (seed && !node->seed)) {
+		export_node_free(node);
 		return error_set(err, ENOMEM, "out of memory");
 	}
-	if (vm->problem) {
-		rc = error_set(err, EINVAL, "VM '%s' cannot be exported: %s", vm->name,
-			       vm->problem);
-		goto out;
-	}
-	if (settings->copy_vm_storage) {
-		for (size_t i = 0; i < vm->disk_count && rc >= 0; i++)
-			rc = collect_chain(s, &vm->disks[i], &d, err);
-		for (size_t i = 0; i < vm->snapshot_count && rc >= 0; i++)
-			for (size_t k = 0; k < vm->snapshots[i].disk_count && rc >= 0; k++)
-				rc = collect_chain(s, &vm->snapshots[i].disks[k], &d, err);
-		if (rc >= 0)
-			rc = name_files(&d) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
-		if (rc >= 0)
-			rc = add_disks(disks, &d, err);
-		if (rc < 0)
-			goto out;
-	}
-	snprintf(file, sizeof(file), "%s.xml", vm->id);
-	rc = add_config(vms, file, vm->config_path, vm->disks, vm->disk_count, &d,
-			settings->copy_vm_storage, err);
-	if (rc == 0 && vm->saved_state && settings->copy_vm_runtime_information)
-		rc = add_saved_state(vms, vm->id, vm->saved_state, err);
-	for (size_t i = 0; i < vm->snapshot_count && rc == 0; i++) {
-		const struct store_snapshot *snap = &vm->snapshots[i];
+	return node_add(dir, node) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
+}
 
-		snprintf(file, sizeof(file), "%s.xml", snap->id);
-		rc = add_config(snaps, file, snap->config_path, snap->disks, snap->disk_count, &d,
-				settings->copy_vm_storage, err);
-		if (rc == 0 && snap->saved_state && settings->copy_vm_runtime_information)
-			rc = add_saved_state(snaps, snap->id, snap->saved_state, err);
+/* One state of a VM (its current one, or a snapshot's) with each disk's chain measured. */
+struct state {
+	const char *id;		/* the GUID its export has */
+	const struct store_disk *disks;
+	size_t disk_count;
+	struct disk_files names; /* per disk: its top file, named after its base */
+	struct merged *merged;
+};
+
+static void state_free(struct state *st)
+{
+	disk_files_free(&st->names);
+	free(st->merged);
+}
+
+/* Measure every disk of @st (@disks, @count) in store @s. */
+static int state_measure(struct store *s, struct state *st, struct error *err)
+{
+	int rc = 0;
+
+	st->merged = calloc(st->disk_count ? st->disk_count : 1, sizeof(*st->merged));
+	st->names.files = calloc(st->disk_count ? st->disk_count : 1, sizeof(*st->names.files));
+	if (!st->merged || !st->names.files)
+		return error_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < st->disk_count && rc == 0; i++) {
+		const struct store_disk *disk = &st->disks[i];
+		struct chain *chain = NULL;
+		struct disk_file *f = &st->names.files[i];
+
+		rc = store_open_chain(s, disk, &chain, err);
+		if (rc < 0)
+			break;
+		/* Named after the chain's base: the disk, whatever snapshots stacked on it. */
+		f->path = strdup(vhd_path(chain_level(chain, chain_depth(chain) - 1)));
+		f->parent = -1;
+		memcpy(f->uuid, vhd_footer(chain_level(chain, 0))->uuid, 16);
+		chain_close(chain);
+		st->names.count++;
+		if (!f->path)
+			rc = error_set(err, ENOMEM, "out of memory");
+		else
+			rc = measure_chain(s, disk->path, &st->merged[i], err);
 	}
-out:
-	disk_files_free(&d);
+	return rc;
+}
+
+/* Measure and name the disks of @st: "<base>.vhd". */
+static int state_prepare(struct store *s, struct state *st, struct error *err)
+{
+	int rc = state_measure(s, st, err);
+
+	if (rc == 0 && name_files(&st->names, ".vhd") < 0)
+		rc = error_set(err, ENOMEM, "out of memory");
+	return rc;
+}
+
+/* The seed of the merged disk of drive @key in the export with GUID @id. */
+static void merged_seed(const char *id, const char *key, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/%s", id, key);
+}
+
+/* Each disk of @st merged into "Virtual Hard Disks" of @root, named "<base>.vhd". */
+static int add_merged_disks(struct export_node *root, struct store *s, struct state *st,
+			    struct error *err)
+{
+	struct export_node *disks = subdir(root, "Virtual Hard Disks");
+	char seed[700];
+	int rc = 0;
+
+	if (!disks)
+		return error_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < st->disk_count && rc == 0; i++) {
+		merged_seed(st->id, st->disks[i].key, seed, sizeof(seed));
+		rc = add_chain_node(disks, st->names.files[i].name, s, st->disks[i].path,
+				    &st->merged[i], seed, err);
+	}
+	return rc;
+}
+
+/* The edits that make a configuration that of an independent VM @id named @name. */
+static void edit_independent(struct edits *e, const char *config_path, const char *id,
+			     const char *name)
+{
+	struct config *config = NULL;
+	struct error ignored;
+
+	edit(e, "properties/global_id", "string", id);
+	edit(e, "properties/type_id", "string", "Virtual Machines");
+	edit(e, "properties/name", "string", name);
+	edit(e, STORE_KEY_PARENT, NULL, NULL);
+	edit(e, STORE_KEY_CURRENT, NULL, NULL);
+	edit(e, STORE_KEY_COUNT, NULL, NULL);
+	/* Its VM's GUID, where the configuration has it, is now its own. */
+	if (config_load(&config, config_path, &ignored) == 0) {
+		char *value = NULL;
+
+		if (config_get(config, STORE_KEY_VM_ID, &value, NULL) == 0)
+			edit(e, STORE_KEY_VM_ID, NULL, id);
+		free(value);
+		config_free(config);
+	}
+}
+
+/* A folder named after the VM around @folder, for create_vm_export_subdirectory. */
+static int wrap(struct export_node **folder, const char *outer, const char *vm_name,
+		struct error *err)
+{
+	struct export_node *around = node_new(outer, EXPORT_DIR);
+	char inner[EXPORT_NAME_MAX + 2];
+
+	export_safe_name(vm_name, inner);
+	free((*folder)->name);
+	(*folder)->name = strdup(inner);
+	if (!around || !(*folder)->name || node_add(around, *folder) < 0) {
+		if (around && around->child_count == 0)
+			export_node_free(*folder);
+		export_node_free(around);
+		*folder = NULL;
+		return error_set(err, ENOMEM, "out of memory");
+	}
+	*folder = around;
+	return 0;
+}
+
+/* The folders every export has; *@root named @name. */
+static int plan_begin(const char *name, struct export_node **root, struct error *err)
+{
+	*root = node_new(name, EXPORT_DIR);
+	if (!*root || !subdir(*root, "Virtual Machines") || !subdir(*root, "Virtual Hard Disks") ||
+	    !subdir(*root, "Snapshots")) {
+		export_node_free(*root);
+		*root = NULL;
+		return error_set(err, ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* Finish @root (or free it on @rc < 0) into *@out, wrapped if asked. */
+static int plan_end(int rc, struct export_node *root, const struct export_settings *settings,
+		    const char *name, const char *vm_name, struct export_node **out,
+		    struct error *err)
+{
+	if (rc == 0 && settings->create_vm_export_subdirectory)
+		rc = wrap(&root, name, vm_name, err);
 	if (rc < 0) {
 		export_node_free(root);
 		return rc;
@@ -511,83 +818,589 @@ out:
 	return 0;
 }
 
-/* ---- reading and writing ---- */
-
-int export_open(const struct export_node *node, struct error *err)
+/* A state's export as an independent VM @st->id named @vm_name: configuration @config_path,
+ * merged disks (with @storage; @st prepared then), the saved state in @state (of GUID
+ * @old_id) unless left out. */
+static int plan_merged(struct store *s, struct state *st, const char *config_path,
+		       const char *state, const char *old_id, const char *vm_name,
+		       const struct export_settings *settings, bool storage,
+		       struct export_node *root, struct error *err)
 {
-	int fd;
+	struct edits e = {0};
+	char file[64];
+	int rc = 0;
 
-	if (node->type != EXPORT_FILE)
-		return error_set(err, EISDIR, "'%s' is a folder", node->name);
-	if (node->source == EXPORT_SOURCE_BYTES)
-		return EXPORT_NO_SOURCE;
-	fd = fsutil_open_source(node->path, false);
-	/* -EPERM is -1 too: say it as EACCES so that it is never EXPORT_NO_SOURCE. */
-	if (fd < 0)
-		return error_errno(err, fd == -EPERM ? EACCES : -fd, "cannot open", node->path);
-	return fd;
+	if (storage) {
+		rc = add_merged_disks(root, s, st, err);
+		if (rc < 0)
+			return rc;
+	}
+	edit_independent(&e, config_path, st->id, vm_name);
+	if (storage) {
+		int *index = calloc(st->disk_count ? st->disk_count : 1, sizeof(*index));
+
+		for (size_t i = 0; index && i < st->disk_count; i++)
+			index[i] = (int)i;
+		if (!index)
+			e.failed = true;
+		else
+			edit_disk_paths(&e, st->disks, st->disk_count, &st->names, index);
+		free(index);
+	}
+	snprintf(file, sizeof(file), "%s.xml", st->id);
+	rc = add_config(subdir(root, "Virtual Machines"), file, config_path, &e, err);
+	if (rc == 0 && state && settings->copy_vm_runtime_information)
+		rc = add_saved_state(subdir(root, "Virtual Machines"), st->id, state, old_id,
+				     st->id, err);
+	return rc;
 }
 
-int export_read_at(const struct export_node *node, int fd, void *buf, size_t len, uint64_t offset,
-		   struct error *err)
+int export_plan_vm(struct store *s, const struct store_vm *vm,
+		   const struct export_settings *settings, const char *name,
+		   struct export_node **out, struct error *err)
 {
+	struct export_node *root = NULL, *vms, *disks, *snaps;
+	struct disk_files d = {0};
+	struct edits e = {0};
+	char file[64];
+	int rc = plan_begin(name, &root, err);
+
+	*out = NULL;
+	if (rc < 0)
+		return rc;
+	vms = subdir(root, "Virtual Machines");
+	disks = subdir(root, "Virtual Hard Disks");
+	snaps = subdir(root, "Snapshots");
+	if (vm->problem) {
+		rc = error_set(err, EINVAL, "VM '%s' cannot be exported: %s", vm->name,
+			       vm->problem);
+		goto out;
+	}
+	if (settings->copy_snapshot_configuration == EXPORT_SNAPSHOTS_NONE) {
+		/* The VM alone: its current disks merged, so that it stands alone. */
+		struct state st = {.id = vm->id, .disks = vm->disks, .disk_count = vm->disk_count};
+
+		if (settings->copy_vm_storage)
+			rc = state_prepare(s, &st, err);
+		if (rc == 0)
+			rc = plan_merged(s, &st, vm->config_path, vm->saved_state, NULL, vm->name,
+				 settings, settings->copy_vm_storage, root, err);
+		state_free(&st);
+		goto out;
+	}
+	if (settings->copy_vm_storage) {
+		for (size_t i = 0; i < vm->disk_count && rc >= 0; i++)
+			rc = collect_chain(s, &vm->disks[i], &d, err);
+		for (size_t i = 0; i < vm->snapshot_count && rc >= 0; i++)
+			for (size_t k = 0; k < vm->snapshots[i].disk_count && rc >= 0; k++)
+				rc = collect_chain(s, &vm->snapshots[i].disks[k], &d, err);
+		if (rc >= 0)
+			rc = name_files(&d, NULL) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
+		if (rc >= 0)
+			rc = add_disks(disks, &d, err);
+		if (rc < 0)
+			goto out;
+		edit_disk_paths(&e, vm->disks, vm->disk_count, &d, NULL);
+	}
+	snprintf(file, sizeof(file), "%s.xml", vm->id);
+	rc = add_config(vms, file, vm->config_path, &e, err);
+	if (rc == 0 && vm->saved_state && settings->copy_vm_runtime_information)
+		rc = add_saved_state(vms, vm->id, vm->saved_state, NULL, NULL, err);
+	for (size_t i = 0; i < vm->snapshot_count && rc == 0; i++) {
+		const struct store_snapshot *snap = &vm->snapshots[i];
+
+		if (settings->copy_vm_storage)
+			edit_disk_paths(&e, snap->disks, snap->disk_count, &d, NULL);
+		snprintf(file, sizeof(file), "%s.xml", snap->id);
+		rc = add_config(snaps, file, snap->config_path, &e, err);
+		if (rc == 0 && snap->saved_state && settings->copy_vm_runtime_information)
+			rc = add_saved_state(snaps, snap->id, snap->saved_state, NULL, NULL, err);
+	}
+out:
+	edits_free(e.list, e.count);
+	disk_files_free(&d);
+	return plan_end(rc, root, settings, name, vm->name, out, err);
+}
+
+void export_snapshot_vm_id(const char *vm_id, const char *snap_id, char out[37])
+{
+	/* A namespace of impexfs's own for the GUIDs of exported snapshots. */
+	static const uint8_t space[16] = {0x3c, 0x8e, 0x51, 0x7d, 0x0b, 0x6a, 0x4f, 0x2e,
+					  0x9d, 0x14, 0xa7, 0x62, 0xc0, 0x5b, 0x38, 0xe1};
+	char seed[80];
+	uuid_t uuid;
+
+	snprintf(seed, sizeof(seed), "%s/%s", vm_id, snap_id);
+	for (char *p = seed; *p; p++)
+		*p = (char)toupper((unsigned char)*p);
+	uuid_generate_sha1(uuid, space, seed, strlen(seed));
+	uuid_unparse_upper(uuid, out);
+}
+
+/* export_plan_snapshot() with @st (whose id is the new GUID) prepared, or failed with @rc. */
+static int plan_snapshot(int rc, struct store *s, const struct store_vm *vm,
+			 const struct store_snapshot *snap, struct state *st,
+			 const struct export_settings *settings, const char *name,
+			 struct export_node **out, struct error *err)
+{
+	struct export_node *root = NULL;
+
+	*out = NULL;
+	if (rc == 0)
+		rc = plan_begin(name, &root, err);
+	if (rc == 0)
+		rc = plan_merged(s, st, snap->config_path, snap->saved_state, snap->id, vm->name,
+				 settings, true, root, err);
+	return plan_end(rc, root, settings, name, vm->name, out, err);
+}
+
+/* Check that @snap can be exported, and prepare its state @st. */
+static int snapshot_prepare(struct store *s, const struct store_vm *vm,
+			    const struct store_snapshot *snap, struct state *st, struct error *err)
+{
+	st->disks = snap->disks;
+	st->disk_count = snap->disk_count;
+	if (snap->problem)
+		return error_set(err, EINVAL, "snapshot '%s' of VM '%s' cannot be exported: %s",
+				 snap->name, vm->name, snap->problem);
+	return state_prepare(s, st, err);
+}
+
+int export_plan_snapshot(struct store *s, const struct store_vm *vm,
+			 const struct store_snapshot *snap, const struct export_settings *settings,
+			 const char *name, struct export_node **out, struct error *err)
+{
+	char id[37];
+	struct state st = {.id = id};
 	int rc;
 
-	if (node->type != EXPORT_FILE || offset > node->size || len > node->size - offset)
+	export_snapshot_vm_id(vm->id, snap->id, id);
+	rc = snapshot_prepare(s, vm, snap, &st, err);
+	rc = plan_snapshot(rc, s, vm, snap, &st, settings, name, out, err);
+	state_free(&st);
+	return rc;
+}
+
+/* ---- the mount's tree ---- */
+
+/* "raw/<vm>/<folder>/<disk>.img" for each disk of the prepared @st. */
+static int add_raw(struct export_node *raw_vm, const char *folder, struct store *s,
+		   const struct state *st, struct error *err)
+{
+	struct export_node *dir = node_new(folder, EXPORT_DIR);
+	int rc = node_add(raw_vm, dir) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
+
+	for (size_t i = 0; i < st->disk_count && rc == 0; i++) {
+		char name[NAME_MAX + 1];
+		size_t len = strlen(st->names.files[i].name);
+
+		/* "<base>.vhd" (name_files gave that extension) becomes "<base>.img". */
+		snprintf(name, sizeof(name), "%.*s.img", (int)(len - 4), st->names.files[i].name);
+		rc = add_chain_node(dir, name, s, st->disks[i].path, &st->merged[i], NULL, err);
+	}
+	return rc;
+}
+
+/* "by-id/<id>" pointing at "../<where>/<name>[/<sub>]". */
+static int add_link(struct export_node *by_id, const char *id, const char *where,
+		    const char *name, const char *sub, struct timespec mtime)
+{
+	struct export_node *link = node_new(id, EXPORT_LINK);
+	char target[3 * (EXPORT_NAME_MAX + 80)];
+
+	snprintf(target, sizeof(target), "../%s/%s%s%s", where, name, sub ? "/" : "",
+		 sub ? sub : "");
+	if (link && !(link->path = strdup(target))) {
+		export_node_free(link);
+		return -ENOMEM;
+	}
+	if (link) {
+		link->size = strlen(target);
+		link->mtime = mtime;
+	}
+	return node_add(by_id, link);
+}
+
+/* The names of @count things: "names[i].out", or -ENOMEM. */
+static struct export_name *assign(size_t count, const char *(*name)(const void *, size_t),
+				  const char *(*id)(const void *, size_t),
+				  int64_t (*created)(const void *, size_t), const void *items,
+				  size_t extra)
+{
+	struct export_name *names = calloc(count + extra ? count + extra : 1, sizeof(*names));
+
+	if (!names)
+		return NULL;
+	for (size_t i = 0; i < count; i++) {
+		names[i].name = name(items, i);
+		names[i].id = id(items, i);
+		names[i].creation_time = created(items, i);
+	}
+	return names;
+}
+
+static const char *vm_name(const void *v, size_t i)
+{
+	return ((const struct store_vm *)v)[i].name;
+}
+static const char *vm_id(const void *v, size_t i)
+{
+	return ((const struct store_vm *)v)[i].id;
+}
+static int64_t vm_created(const void *v, size_t i)
+{
+	return ((const struct store_vm *)v)[i].creation_time;
+}
+static const char *snap_name(const void *v, size_t i)
+{
+	return ((const struct store_snapshot *)v)[i].name;
+}
+static const char *snap_id(const void *v, size_t i)
+{
+	return ((const struct store_snapshot *)v)[i].id;
+}
+static int64_t snap_created(const void *v, size_t i)
+{
+	return ((const struct store_snapshot *)v)[i].creation_time;
+}
+
+static void names_free(struct export_name *names, size_t count)
+{
+	for (size_t i = 0; names && i < count; i++)
+		free(names[i].out);
+	free(names);
+}
+
+struct tree {
+	struct store *s;
+	const struct export_settings *settings;
+	struct export_node *vms, *snapshots, *raw, *by_id;
+	void (*skipped)(void *ctx, const char *what, const struct error *why);
+	void *ctx;
+};
+
+static void skip(struct tree *t, const char *what, const struct error *why)
+{
+	if (t->skipped)
+		t->skipped(t->ctx, what, why);
+}
+
+/* Everything the mount shows of @vm, named @name. Only out of memory fails it. */
+static int tree_vm(struct tree *t, const struct store_vm *vm, const char *name)
+{
+	struct export_node *folder = NULL, *snap_dir = NULL, *raw_dir = NULL;
+	struct export_name *names = NULL;
+	struct error err;
+	struct state current = {.id = vm->id, .disks = vm->disks, .disk_count = vm->disk_count};
+	int rc = 0;
+
+	error_clear(&err);
+	if (export_plan_vm(t->s, vm, t->settings, name, &folder, &err) == 0) {
+		if (node_add(t->vms, folder) < 0 || add_link(t->by_id, vm->id, "vms", name, NULL,
+							    folder->mtime) < 0)
+			return -ENOMEM;
+	} else {
+		if (err.code == ENOMEM)
+			return -ENOMEM;
+		skip(t, name, &err);
+	}
+	if (vm->problem)
+		return 0;
+	/* raw/<vm>/current */
+	raw_dir = node_new(name, EXPORT_DIR);
+	if (node_add(t->raw, raw_dir) < 0)
+		return -ENOMEM;
+	error_clear(&err);
+	if (state_prepare(t->s, &current, &err) == 0)
+		rc = add_raw(raw_dir, "current", t->s, &current, &err);
+	else
+		skip(t, name, &err);
+	state_free(&current);
+	if (rc < 0 || vm->snapshot_count == 0)
+		return rc < 0 ? -ENOMEM : 0;
+	/* Snapshot folders, named among their siblings; "current" is the oldest of raw/'s. */
+	names = assign(vm->snapshot_count, snap_name, snap_id, snap_created, vm->snapshots, 1);
+	if (!names)
+		return -ENOMEM;
+	names[vm->snapshot_count] = (struct export_name){"current", "", INT64_MIN, NULL};
+	snap_dir = node_new(name, EXPORT_DIR);
+	if (export_assign_names(names, vm->snapshot_count + 1) < 0 ||
+	    node_add(t->snapshots, snap_dir) < 0) {
+		names_free(names, vm->snapshot_count + 1);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < vm->snapshot_count && rc == 0; i++) {
+		const struct store_snapshot *snap = &vm->snapshots[i];
+		char id[37], what[2 * EXPORT_NAME_MAX + 8];
+		struct state st = {.id = id};
+
+		export_snapshot_vm_id(vm->id, snap->id, id);
+		error_clear(&err);
+		snprintf(what, sizeof(what), "%s/%s", name, names[i].out);
+		rc = snapshot_prepare(t->s, vm, snap, &st, &err);
+		if (rc == 0)
+			rc = add_raw(raw_dir, names[i].out, t->s, &st, &err);
+		rc = plan_snapshot(rc, t->s, vm, snap, &st, t->settings, names[i].out, &folder,
+				   &err);
+		state_free(&st);
+		if (rc == 0 && (node_add(snap_dir, folder) < 0 ||
+				add_link(t->by_id, snap->id, "snapshots", name, names[i].out,
+					 folder->mtime) < 0))
+			rc = -ENOMEM;
+		else if (rc < 0 && err.code != ENOMEM)
+			skip(t, what, &err), rc = 0;
+	}
+	names_free(names, vm->snapshot_count + 1);
+	return rc < 0 ? -ENOMEM : 0;
+}
+
+int export_plan_store(struct store *s, const struct store_vm *vms, size_t count,
+		      const struct export_settings *settings,
+		      void (*skipped)(void *ctx, const char *what, const struct error *why),
+		      void *ctx, struct export_node **out, struct error *err)
+{
+	struct tree t = {.s = s, .settings = settings, .skipped = skipped, .ctx = ctx};
+	struct export_node *root = node_new("", EXPORT_DIR);
+	struct export_name *names = assign(count, vm_name, vm_id, vm_created, vms, 0);
+	int rc = 0;
+
+	*out = NULL;
+	if (!root || !names || !(t.vms = subdir(root, "vms")) ||
+	    !(t.snapshots = subdir(root, "snapshots")) || !(t.raw = subdir(root, "raw")) ||
+	    !(t.by_id = subdir(root, "by-id")) || export_assign_names(names, count) < 0)
+		rc = -ENOMEM;
+	for (size_t i = 0; i < count && rc == 0; i++)
+		rc = tree_vm(&t, &vms[i], names[i].out);
+	names_free(names, count);
+	if (rc < 0) {
+		export_node_free(root);
+		return error_set(err, ENOMEM, "out of memory");
+	}
+	finish(root);
+	*out = root;
+	return 0;
+}
+
+/* ---- reading and writing ---- */
+
+struct export_file {
+	const struct export_node *node;
+	int fd;		       /* FILE, RELOCATED */
+	char *bytes;	       /* CONFIG */
+	struct chain *chain;   /* MERGED, RAW */
+	struct stream *stream; /* MERGED, RAW */
+};
+
+const struct export_node *export_file_node(const struct export_file *f)
+{
+	return f->node;
+}
+
+void export_close(struct export_file *f)
+{
+	if (!f)
+		return;
+	if (f->fd >= 0)
+		close(f->fd);
+	free(f->bytes);
+	stream_free(f->stream);
+	chain_close(f->chain);
+	free(f);
+}
+
+/* The sources' identity now, from the open files. */
+static int file_stamp(const struct export_file *f, uint64_t *stamp)
+{
+	struct stat st;
+
+	if (f->chain)
+		return chain_stamp(f->chain, stamp, NULL);
+	if (fstat(f->fd, &st) < 0)
+		return -errno;
+	*stamp = stamp_mix(STAMP_START, &st);
+	return 0;
+}
+
+/* -ESTALE with a message unless the sources of @f are still what the plan saw. */
+static int check_unchanged(const struct export_file *f, struct error *err)
+{
+	uint64_t now = 0;
+	int rc = file_stamp(f, &now);
+
+	if (rc < 0)
+		return error_errno(err, -rc, "cannot stat", f->node->path);
+	if (now != f->node->stamp)
+		return error_set(err, ESTALE,
+				 "'%s' has changed since it was listed: '%s' must be opened again",
+				 f->node->path, f->node->name);
+	return 0;
+}
+
+int export_open(const struct export_node *node, struct export_file **out, struct error *err)
+{
+	struct export_file *f;
+	struct stat st;
+	size_t len = 0;
+	int rc = 0;
+
+	*out = NULL;
+	if (node->type != EXPORT_FILE)
+		return error_set(err, EISDIR, "'%s' is not a file", node->name);
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return error_set(err, ENOMEM, "out of memory");
+	f->node = node;
+	f->fd = -1;
+	switch (node->source) {
+	case EXPORT_SOURCE_CONFIG:
+		/* Made again, from a file that must not change while it is read. */
+		if (stat(node->path, &st) < 0)
+			rc = error_errno(err, errno, "cannot stat", node->path);
+		else if (stamp_mix(STAMP_START, &st) != node->stamp)
+			rc = error_set(err, ESTALE, "'%s' has changed since it was listed",
+				       node->path);
+		if (rc == 0)
+			rc = config_make(node->path, node->edits, node->edit_count, &f->bytes, &len,
+					 err);
+		if (rc == 0 && len != node->size)
+			rc = error_set(err, ESTALE, "'%s' has changed since it was listed",
+				       node->path);
+		break;
+	case EXPORT_SOURCE_MERGED:
+	case EXPORT_SOURCE_RAW: {
+		struct stream_vhd_options o = {.seed = node->seed};
+
+		rc = open_chain(node->store, node->path, &f->chain, err);
+		if (rc == 0)
+			rc = check_unchanged(f, err);
+		if (rc == 0)
+			rc = node->source == EXPORT_SOURCE_RAW
+				     ? stream_new_raw(&f->stream, f->chain, err)
+				     : stream_new_vhd(&f->stream, f->chain, &o, err);
+		if (rc == 0 && stream_size(f->stream) != node->size)
+			rc = error_set(err, ESTALE, "'%s' has changed since it was listed",
+				       node->path);
+		break;
+	}
+	default:
+		f->fd = fsutil_open_source(node->path, false);
+		if (f->fd < 0)
+			rc = error_errno(err, -f->fd, "cannot open", node->path);
+		else
+			rc = check_unchanged(f, err);
+		break;
+	}
+	if (rc < 0) {
+		export_close(f);
+		return rc;
+	}
+	*out = f;
+	return 0;
+}
+
+int export_read_at(struct export_file *f, void *buf, size_t len, uint64_t offset,
+		   struct error *err)
+{
+	const struct export_node *node = f->node;
+	int rc;
+
+	if (offset > node->size || len > node->size - offset)
 		return error_set(err, EINVAL, "read of %zu bytes at %llu is outside '%s'", len,
 				 (unsigned long long)offset, node->name);
-	if (node->source == EXPORT_SOURCE_BYTES) {
-		memcpy(buf, node->bytes + offset, len);
+	switch (node->source) {
+	case EXPORT_SOURCE_CONFIG:
+		memcpy(buf, f->bytes + offset, len);
 		return 0;
+	case EXPORT_SOURCE_MERGED:
+	case EXPORT_SOURCE_RAW:
+		rc = stream_read(f->stream, buf, len, offset, err);
+		break;
+	default:
+		rc = fsutil_pread_full(f->fd, buf, len, offset);
+		if (rc < 0)
+			return error_errno(err, rc == -ENODATA ? EIO : -rc, "cannot read",
+					   node->path);
+		if (node->source == EXPORT_SOURCE_RELOCATED)
+			vhd_patches_apply(node->patches, 2, buf, len, offset);
+		break;
 	}
-	rc = fsutil_pread_full(fd, buf, len, offset);
-	if (rc < 0)
-		return error_errno(err, rc == -ENODATA ? EIO : -rc, "cannot read", node->path);
-	if (node->source == EXPORT_SOURCE_RELOCATED)
-		vhd_patches_apply(node->patches, 2, buf, len, offset);
-	return 0;
+	/* Checked after the read: bytes read while a source changed are never given. */
+	return rc < 0 ? rc : check_unchanged(f, err);
 }
 
 int export_read(const struct export_node *node, void *buf, size_t len, uint64_t offset,
 		struct error *err)
 {
-	int fd = export_open(node, err), rc;
+	struct export_file *f = NULL;
+	int rc = export_open(node, &f, err);
 
-	if (fd < EXPORT_NO_SOURCE)
-		return fd;
-	rc = export_read_at(node, fd, buf, len, offset, err);
-	if (fd >= 0)
-		close(fd);
+	if (rc == 0)
+		rc = export_read_at(f, buf, len, offset, err);
+	export_close(f);
 	return rc;
 }
 
-int64_t export_seek(const struct export_node *node, uint64_t offset, bool data, struct error *err)
+int64_t export_seek(struct export_file *f, uint64_t offset, bool data, struct error *err)
 {
-	int fd;
+	const struct export_node *node = f->node;
 	off_t at;
 
-	if (node->type != EXPORT_FILE)
-		return error_set(err, EISDIR, "'%s' is a folder", node->name);
 	if (offset >= node->size)
 		return -ENXIO;
-	if (node->source == EXPORT_SOURCE_BYTES)
+	switch (node->source) {
+	case EXPORT_SOURCE_CONFIG:
 		return data ? (int64_t)offset : (int64_t)node->size;
-	fd = fsutil_open_source(node->path, false);
-	if (fd < 0)
-		return error_errno(err, -fd, "cannot open", node->path);
-	at = lseek(fd, (off_t)offset, data ? SEEK_DATA : SEEK_HOLE);
-	if (at < 0) {
-		int code = errno;
+	case EXPORT_SOURCE_MERGED:
+	case EXPORT_SOURCE_RAW:
+		/* Runs of data and holes from the allocation tables. */
+		while (offset < node->size) {
+			bool is_data;
+			uint64_t end;
 
-		close(fd);
-		/* A source without hole support is all data. */
-		if (code == EINVAL)
-			return data ? (int64_t)offset : (int64_t)node->size;
-		return code == ENXIO ? -ENXIO
-				     : error_errno(err, code, "cannot seek in", node->path);
+			stream_extent(f->stream, offset, &is_data, &end);
+			if (is_data == data)
+				return (int64_t)offset;
+			if (end <= offset)
+				break;
+			offset = end;
+		}
+		return data ? -ENXIO : (int64_t)node->size;
+	default:
+		at = lseek(f->fd, (off_t)offset, data ? SEEK_DATA : SEEK_HOLE);
+		if (at < 0) {
+			/* A source without hole support is all data. */
+			if (errno == EINVAL)
+				return data ? (int64_t)offset : (int64_t)node->size;
+			return errno == ENXIO ? -ENXIO
+					      : error_errno(err, errno, "cannot seek in", node->path);
+		}
+		return (uint64_t)at > node->size ? (int64_t)node->size : (int64_t)at;
 	}
-	close(fd);
-	return (uint64_t)at > node->size ? (int64_t)node->size : (int64_t)at;
+}
+
+/* Write file @node into the new file @dest. */
+static int write_file(const struct export_node *node, const char *dest, struct error *err)
+{
+	struct export_file *f = NULL;
+	uint8_t *buf = malloc(1 << 20);
+	int fd = -1, rc = buf ? export_open(node, &f, err) : error_set(err, ENOMEM, "out of memory");
+
+	if (rc == 0 && (fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
+		rc = error_errno(err, errno, "cannot create", dest);
+	for (uint64_t at = 0; rc == 0 && at < node->size; at += 1 << 20) {
+		size_t n = node->size - at < (1 << 20) ? (size_t)(node->size - at) : (1 << 20);
+
+		rc = export_read_at(f, buf, n, at, err);
+		if (rc == 0 && (rc = fsutil_pwrite_sparse(fd, buf, n, at)) < 0)
+			rc = error_errno(err, -rc, "cannot write", dest);
+	}
+	if (rc == 0 && (ftruncate(fd, (off_t)node->size) < 0 || fsync(fd) < 0))
+		rc = error_errno(err, errno, "cannot write", dest);
+	if (fd >= 0)
+		close(fd);
+	export_close(f);
+	free(buf);
+	return rc;
 }
 
 int export_write(const struct export_node *node, const char *dest, struct error *err)
@@ -595,7 +1408,14 @@ int export_write(const struct export_node *node, const char *dest, struct error 
 	struct timespec times[2];
 	int rc = 0;
 
-	if (node->type == EXPORT_DIR) {
+	if (node->type == EXPORT_LINK) {
+		if (symlink(node->path, dest) < 0)
+			return error_errno(err, errno, "cannot create", dest);
+		return 0;
+	}
+	if (node->type == EXPORT_FILE) {
+		rc = write_file(node, dest, err);
+	} else {
 		if (mkdir(dest, 0755) < 0)
 			return error_errno(err, errno, "cannot create", dest);
 		for (size_t i = 0; i < node->child_count && rc == 0; i++) {
@@ -607,34 +1427,11 @@ int export_write(const struct export_node *node, const char *dest, struct error 
 						 dest);
 			rc = export_write(node->children[i], path, err);
 		}
-	} else {
-		uint8_t *buf = malloc(1 << 20);
-		int fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-
-		if (fd < 0 || !buf) {
-			free(buf);
-			if (fd >= 0)
-				close(fd);
-			return error_errno(err, fd < 0 ? errno : ENOMEM, "cannot create", dest);
-		}
-		for (uint64_t at = 0; rc == 0 && at < node->size; at += 1 << 20) {
-			size_t n =
-				node->size - at < (1 << 20) ? (size_t)(node->size - at) : (1 << 20);
-
-			rc = export_read(node, buf, n, at, err);
-			if (rc == 0 && (rc = fsutil_pwrite_sparse(fd, buf, n, at)) < 0)
-				rc = error_errno(err, -rc, "cannot write", dest);
-		}
-		if (rc == 0 && (ftruncate(fd, (off_t)node->size) < 0 || fsync(fd) < 0))
-			rc = error_errno(err, errno, "cannot write", dest);
-		close(fd);
-		free(buf);
 	}
 	if (rc == 0) {
 		times[0] = node->mtime;
 		times[1] = node->mtime;
-		if (node->type == EXPORT_FILE)
-			utimensat(AT_FDCWD, dest, times, 0);
+		utimensat(AT_FDCWD, dest, times, 0);
 	}
 	return rc;
 }

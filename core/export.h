@@ -16,6 +16,7 @@
 
 struct error;
 struct store;
+struct store_snapshot;
 struct store_vm;
 
 /* Names are cut to this many bytes (at a character boundary). */
@@ -50,10 +51,18 @@ int export_assign_names(struct export_name *names, size_t count);
 
 /* ---- the plan of an export folder ---- */
 
+/* Hyper-V's CopySnapshotConfiguration, as far as a VM's folder goes. */
+enum export_snapshots {
+	EXPORT_SNAPSHOTS_ALL,  /* the VM and every snapshot (Hyper-V's 0) */
+	EXPORT_SNAPSHOTS_NONE, /* no snapshots: each current disk's chain merged (1) */
+};
+
 /* Hyper-V's export settings, with its defaults given by export_settings_default(). */
 struct export_settings {
 	bool copy_vm_storage;		  /* the disks (else configurations only) */
 	bool copy_vm_runtime_information; /* saved state */
+	enum export_snapshots copy_snapshot_configuration;
+	bool create_vm_export_subdirectory; /* one more folder level, named after the VM */
 };
 
 void export_settings_default(struct export_settings *settings);
@@ -61,25 +70,39 @@ void export_settings_default(struct export_settings *settings);
 enum export_type {
 	EXPORT_DIR,
 	EXPORT_FILE,
+	EXPORT_LINK, /* a symbolic link */
 };
 
 enum export_source {
 	EXPORT_SOURCE_NONE,	 /* a folder */
 	EXPORT_SOURCE_FILE,	 /* a file of the store, as it is */
-	EXPORT_SOURCE_BYTES,	 /* bytes made here (a configuration) */
+	EXPORT_SOURCE_CONFIG,	 /* a configuration of the store with edits, made on open */
 	EXPORT_SOURCE_RELOCATED, /* a differencing disk naming its parent in its folder */
+	EXPORT_SOURCE_MERGED,	 /* a chain merged into one dynamic VHD, made as it is read */
+	EXPORT_SOURCE_RAW,	 /* the raw content of a chain */
 };
 
-/* One file or folder of an export. Owned by its parent; the root by the caller. */
+/* An edit of a configuration: set @key (with @type, NULL to keep it) to @value, or remove it. */
+struct export_edit {
+	char *key;
+	char *type;
+	char *value; /* NULL: remove the element */
+};
+
+/* One file, folder or link of an export. Owned by its parent; the root by the caller. */
 struct export_node {
 	char *name;
 	enum export_type type;
 	struct export_node **children; /* folders: in name order once finished */
 	size_t child_count;
 	enum export_source source;
-	char *path;		     /* FILE, RELOCATED: the store's file */
-	uint8_t *bytes;		     /* BYTES: the content */
+	char *path;		     /* the store's file (the chain's top for MERGED, RAW); LINK: target */
+	struct export_edit *edits;   /* CONFIG */
+	size_t edit_count;
 	struct vhd_patch patches[2]; /* RELOCATED: laid over the file */
+	char *seed;		     /* MERGED: what the new disk's UUID derives from */
+	struct store *store;	     /* MERGED, RAW: opens the chain (path map, confinement) */
+	uint64_t stamp;		     /* the sources' identity when planned (export_open checks it) */
 	uint64_t size;		     /* exact, known before any read */
 	uint64_t allocated;	     /* bytes the source really holds (for st_blocks) */
 	struct timespec mtime;	     /* taken from the sources */
@@ -94,52 +117,90 @@ struct export_node {
  * every chain of the VM and its snapshots (each differencing disk naming
  * its parent in that folder; files of one name get their disk's UUID in
  * it), and "Snapshots/" with the snapshots' configurations and saved state.
- * *@out is a new folder node named @name (caller frees with
- * export_node_free()). Returns 0 or a negative errno with a message.
+ * With copy_snapshot_configuration NONE: no snapshots, each current disk's
+ * chain merged into one dynamic VHD. *@out is a new folder node named
+ * @name (caller frees with export_node_free()). Returns 0 or a negative
+ * errno with a message.
  */
 int export_plan_vm(struct store *store, const struct store_vm *vm,
 		   const struct export_settings *settings, const char *name,
 		   struct export_node **out, struct error *err);
 
+/**
+ * The export folder of snapshot @snap of @vm as an independent VM: a new
+ * GUID derived from the VM's and the snapshot's, the snapshot's
+ * configuration as that VM's (named like @vm, no snapshot tree), each disk's
+ * chain merged into one dynamic VHD, and the snapshot's saved state unless
+ * copy_vm_runtime_information is off. copy_vm_storage and
+ * copy_snapshot_configuration do not apply (as in Hyper-V).
+ */
+int export_plan_snapshot(struct store *store, const struct store_vm *vm,
+			 const struct store_snapshot *snap, const struct export_settings *settings,
+			 const char *name, struct export_node **out, struct error *err);
+
+/** The GUID export_plan_snapshot() gives snapshot @snap_id of VM @vm_id (upper case). */
+void export_snapshot_vm_id(const char *vm_id, const char *snap_id, char out[37]);
+
+/**
+ * The whole tree the export mount shows for @vms (store_list's @count):
+ * "vms/<vm>/", "snapshots/<vm>/<snapshot>/", "raw/<vm>/<current|snapshot>/<disk>.img"
+ * and "by-id/<GUID>" links. What cannot be exported is left out (a note of
+ * each goes to @skipped, if not NULL, with @ctx). *@out is the root, named "".
+ */
+int export_plan_store(struct store *store, const struct store_vm *vms, size_t count,
+		      const struct export_settings *settings,
+		      void (*skipped)(void *ctx, const char *what, const struct error *why),
+		      void *ctx, struct export_node **out, struct error *err);
+
 /** Free @node and everything under it. NULL-safe. */
 void export_node_free(struct export_node *node);
 
-/** The child of @dir named @name, or NULL. */
+/** The child of @dir named @name, or NULL (a binary search: the tree is finished). */
 struct export_node *export_child(const struct export_node *dir, const char *name);
 
-/* What export_open() gives for a node whose bytes are in memory. */
-#define EXPORT_NO_SOURCE (-1)
+/* ---- reading ---- */
+
+/* An open file of an export. */
+struct export_file;
 
 /**
- * Open the source of file @node for export_read_at(): its descriptor
- * (caller closes it), EXPORT_NO_SOURCE when the bytes are in memory, or a
- * negative errno other than -1 with a message.
+ * Open file @node for reading: its sources are opened (or its bytes made)
+ * and must be what the plan saw, else -ESTALE with a message naming the
+ * file that changed. Returns 0 or a negative errno with a message.
  */
-int export_open(const struct export_node *node, struct error *err);
+int export_open(const struct export_node *node, struct export_file **out, struct error *err);
+
+/** The node @file was opened for. */
+const struct export_node *export_file_node(const struct export_file *file);
+
+/** Close what export_open() gave. NULL-safe. */
+void export_close(struct export_file *file);
 
 /**
- * Read @len bytes at @offset of file @node (within its size) through @fd,
- * what export_open() gave. Returns 0 or a negative errno with a message.
+ * Read @len bytes at @offset (within the size) of @file. A source that has
+ * changed since the open fails the read with -ESTALE and a message, rather
+ * than giving old and new bytes mixed. Several threads may read one file.
+ * Returns 0 or a negative errno with a message.
  */
-int export_read_at(const struct export_node *node, int fd, void *buf, size_t len, uint64_t offset,
+int export_read_at(struct export_file *file, void *buf, size_t len, uint64_t offset,
 		   struct error *err);
 
-/** export_read_at() with the source opened and closed for the call (tools, tests). */
+/** export_read_at() with the file opened and closed for the call (tools, tests). */
 int export_read(const struct export_node *node, void *buf, size_t len, uint64_t offset,
 		struct error *err);
 
 /**
- * lseek's SEEK_DATA (@data true) or SEEK_HOLE from @offset in file @node:
- * the source's own holes (the relocation patches lie in its metadata,
- * which is data). Returns the offset, or -ENXIO past the last data (for
+ * lseek's SEEK_DATA (@data true) or SEEK_HOLE from @offset in @file: the
+ * source's own holes, or for merged and raw disks the blocks no level
+ * allocates. Returns the offset, or -ENXIO past the last data (for
  * SEEK_DATA) or at or past the end, or another negative errno with a message.
  */
-int64_t export_seek(const struct export_node *node, uint64_t offset, bool data, struct error *err);
+int64_t export_seek(struct export_file *file, uint64_t offset, bool data, struct error *err);
 
 /**
  * Write the tree under @node into the folder @dest (which must not exist),
- * files sparse where their sources have zeros. Returns 0 or a negative errno
- * with a message.
+ * files sparse where their sources have zeros, links as links. Returns 0
+ * or a negative errno with a message.
  */
 int export_write(const struct export_node *node, const char *dest, struct error *err);
 

@@ -1,8 +1,12 @@
 /*
- * The export mount's handlers: thin over core/export. The tree is built
- * when mounting: "vms/<name>/" holds each VM's export folder; every node
- * gets an inode number from its place in the tree, so numbers are stable
- * for a mount.
+ * The export mount's handlers: thin over core/export.
+ *
+ * The tree (a "generation") is planned from the store before mounting, and
+ * planned again when the store's folders change (looked at every few
+ * seconds by a thread: no inotify, which NFS and SMB lack) or when an open
+ * found a source changed. The new tree replaces the old one at once; files
+ * open in the old one keep reading from it until closed. Inode numbers come
+ * from the paths (a hash), so they stay the same across trees and mounts.
  */
 #define FUSE_USE_VERSION 314
 
@@ -15,40 +19,328 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
-/* Attributes and entries of a read-only tree do not change while mounted. */
-#define TIMEOUT 60.0
+/* Entries and attributes change only with the store: the kernel is told when they do. */
+#define TIMEOUT 3600.0
 
-static struct export_node *node_of(struct exportfs *fs, fuse_ino_t ino)
+struct generation {
+	struct export_node *root;
+	struct export_node **table; /* open addressing by inode number */
+	size_t mask;
+	unsigned refs; /* the mount's, and one per open file */
+};
+
+/* An open file: the tree it was opened in stays until it is closed. */
+struct handle {
+	struct generation *gen;
+	struct export_file *file;
+};
+
+static pthread_mutex_t ref_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void gen_free(struct generation *gen)
 {
-	return ino >= 1 && ino <= fs->count ? fs->nodes[ino - 1] : NULL;
+	if (!gen)
+		return;
+	export_node_free(gen->root);
+	free(gen->table);
+	free(gen);
 }
 
-/* Number the nodes under @node depth first: nodes[ino - 1] is the node. */
-static int number(struct exportfs *fs, struct export_node *node)
+static void gen_ref(struct generation *gen)
 {
-	struct export_node **grown = realloc(fs->nodes, (fs->count + 1) * sizeof(*grown));
+	pthread_mutex_lock(&ref_lock);
+	gen->refs++;
+	pthread_mutex_unlock(&ref_lock);
+}
 
-	if (!grown)
-		return -ENOMEM;
-	fs->nodes = grown;
-	fs->nodes[fs->count++] = node;
-	node->ino = fs->count;
+static void gen_unref(struct generation *gen)
+{
+	bool last;
+
+	pthread_mutex_lock(&ref_lock);
+	last = --gen->refs == 0;
+	pthread_mutex_unlock(&ref_lock);
+	if (last)
+		gen_free(gen);
+}
+
+static size_t slot_of(uint64_t ino, size_t mask)
+{
+	return (size_t)((ino * 0x9E3779B97F4A7C15ULL) >> 17) & mask;
+}
+
+static struct export_node *gen_find(const struct generation *gen, uint64_t ino)
+{
+	for (size_t at = slot_of(ino, gen->mask);; at = (at + 1) & gen->mask) {
+		struct export_node *node = gen->table[at];
+
+		if (!node || node->ino == ino)
+			return node;
+	}
+}
+
+/* FNV-1a of @path: the inode number it gets, unless another path has it. */
+static uint64_t path_hash(const char *path)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		h ^= *p;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* Number @node (at @path) and everything under it into @gen's table. */
+static void number(struct generation *gen, struct export_node *node, char *path, size_t len)
+{
+	uint64_t ino = len == 0 ? FUSE_ROOT_ID : path_hash(path);
+
+	if (len > 0 && ino <= FUSE_ROOT_ID)
+		ino += 2;
+	/* Two paths of one hash: the later one takes the next free number. */
+	while (gen_find(gen, ino))
+		ino = ino + 1 > FUSE_ROOT_ID ? ino + 1 : FUSE_ROOT_ID + 1;
+	node->ino = ino;
+	{
+		size_t at = slot_of(ino, gen->mask);
+
+		while (gen->table[at])
+			at = (at + 1) & gen->mask;
+		gen->table[at] = node;
+	}
+	for (size_t i = 0; i < node->child_count; i++) {
+		size_t n = strlen(node->children[i]->name);
+
+		if (len + 1 + n >= PATH_MAX)
+			continue; /* deeper than any path: not reachable */
+		path[len] = '/';
+		memcpy(path + len + 1, node->children[i]->name, n + 1);
+		number(gen, node->children[i], path, len + 1 + n);
+		path[len] = '\0';
+	}
+}
+
+static size_t count_nodes(const struct export_node *node)
+{
+	size_t n = 1;
+
 	for (size_t i = 0; i < node->child_count; i++)
-		if (number(fs, node->children[i]) < 0)
-			return -ENOMEM;
+		n += count_nodes(node->children[i]);
+	return n;
+}
+
+/* What cannot be exported is left out of the tree; say so when asked. */
+static void note_skipped(void *ctx, const char *what, const struct error *why)
+{
+	const struct exportfs *fs = ctx;
+
+	if (fs->verbose)
+		fuse_log(FUSE_LOG_WARNING, "impexfs: '%s' is left out: %s\n", what,
+			 error_message(why));
+}
+
+/* Plan the store's tree anew. */
+static int gen_make(struct exportfs *fs, struct generation **out, struct error *err)
+{
+	struct generation *gen = calloc(1, sizeof(*gen));
+	struct store_vm *vms = NULL;
+	size_t count = 0, cap = 16;
+	char *path = malloc(PATH_MAX);
+	int rc = gen && path ? store_list(fs->store, &vms, &count, err)
+			     : error_set(err, ENOMEM, "out of memory");
+
+	if (rc == 0)
+		rc = export_plan_store(fs->store, vms, count, &fs->settings, note_skipped, fs,
+				       &gen->root, err);
+	store_vms_free(vms, count);
+	if (rc == 0) {
+		size_t nodes = count_nodes(gen->root);
+
+		while (cap < nodes * 2)
+			cap *= 2;
+		gen->mask = cap - 1;
+		gen->table = calloc(cap, sizeof(*gen->table));
+		if (!gen->table)
+			rc = error_set(err, ENOMEM, "out of memory");
+	}
+	if (rc == 0) {
+		path[0] = '\0';
+		number(gen, gen->root, path, 0);
+		gen->refs = 1;
+		*out = gen;
+	} else {
+		gen_free(gen);
+	}
+	free(path);
+	return rc;
+}
+
+/* The identity of the folders whose change means VMs or snapshots came or went. */
+static uint64_t folders_stamp(const struct exportfs *fs)
+{
+	static const char *const watched[] = {"", "/Virtual Machines", "/Snapshots"};
+	uint64_t h = 0xcbf29ce484222325ULL;
+	const char *root;
+
+	for (size_t r = 0; (root = store_root(fs->store, r)); r++)
+		for (size_t i = 0; i < sizeof(watched) / sizeof(*watched); i++) {
+			char path[PATH_MAX];
+			struct stat st;
+
+			snprintf(path, sizeof(path), "%s%s", root, watched[i]);
+			if (stat(path, &st) < 0)
+				memset(&st, 0, sizeof(st));
+			h = (h ^ (uint64_t)st.st_ino) * 0x100000001b3ULL;
+			h = (h ^ (uint64_t)st.st_mtim.tv_sec) * 0x100000001b3ULL;
+			h = (h ^ (uint64_t)st.st_mtim.tv_nsec) * 0x100000001b3ULL;
+		}
+	return h;
+}
+
+int exportfs_init(struct exportfs *fs, struct error *err)
+{
+	pthread_rwlock_init(&fs->lock, NULL);
+	pthread_mutex_init(&fs->wake_lock, NULL);
+	pthread_cond_init(&fs->wake, NULL);
+	fs->folders = folders_stamp(fs);
+	return gen_make(fs, &fs->current, err);
+}
+
+/* Tell the kernel what changed from @old to @now under @node (of @old). */
+static void invalidate(struct exportfs *fs, const struct generation *now, struct export_node *node)
+{
+	for (size_t i = 0; i < node->child_count; i++) {
+		struct export_node *child = node->children[i];
+		struct export_node *same = gen_find(now, child->ino);
+
+		if (!same || same->type != child->type || strcmp(same->name, child->name) != 0) {
+			fuse_lowlevel_notify_inval_entry(fs->session, node->ino, child->name,
+							 strlen(child->name));
+			continue;
+		}
+		if (same->size != child->size || same->mtime.tv_sec != child->mtime.tv_sec ||
+		    same->mtime.tv_nsec != child->mtime.tv_nsec || same->stamp != child->stamp)
+			fuse_lowlevel_notify_inval_inode(fs->session, child->ino, 0, 0);
+		invalidate(fs, now, child);
+	}
+}
+
+/* Plan the tree again if the store's folders changed (or a file did); swap it in. */
+static void revalidate(struct exportfs *fs)
+{
+	uint64_t folders = folders_stamp(fs);
+	struct generation *gen = NULL, *old;
+	struct error err;
+	bool stale;
+
+	pthread_mutex_lock(&ref_lock);
+	stale = fs->stale;
+	fs->stale = false;
+	pthread_mutex_unlock(&ref_lock);
+	if (folders == fs->folders && !stale)
+		return;
+	error_clear(&err);
+	if (gen_make(fs, &gen, &err) < 0) {
+		/* Keep serving what was there; try again next time. */
+		fuse_log(FUSE_LOG_ERR, "impexfs: cannot read the store again: %s\n",
+			 error_message(&err));
+		return;
+	}
+	fs->folders = folders;
+	pthread_rwlock_wrlock(&fs->lock);
+	old = fs->current;
+	fs->current = gen;
+	pthread_rwlock_unlock(&fs->lock);
+	fuse_lowlevel_notify_inval_inode(fs->session, FUSE_ROOT_ID, 0, 0);
+	invalidate(fs, gen, old->root);
+	if (fs->verbose)
+		fuse_log(FUSE_LOG_INFO, "impexfs: the store changed; tree made again\n");
+	gen_unref(old);
+}
+
+/* Raise the mount's readahead: the kernel's 128 KiB halves FUSE's throughput. */
+static void raise_readahead(const struct exportfs *fs)
+{
+	char path[128], value[32];
+	struct stat st;
+	int fd, n;
+
+	if (!fs->readahead_kb || stat(fs->mountpoint, &st) < 0)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
+		 minor(st.st_dev));
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return; /* not root: the kernel's default stays */
+	n = snprintf(value, sizeof(value), "%u\n", fs->readahead_kb);
+	if (write(fd, value, (size_t)n) != n && fs->verbose)
+		fuse_log(FUSE_LOG_WARNING, "impexfs: cannot raise readahead\n");
+	close(fd);
+}
+
+static void *revalidating(void *data)
+{
+	struct exportfs *fs = data;
+
+	raise_readahead(fs);
+	pthread_mutex_lock(&fs->wake_lock);
+	while (!fs->stop) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += fs->revalidate;
+		pthread_cond_timedwait(&fs->wake, &fs->wake_lock, &until);
+		if (fs->stop)
+			break;
+		pthread_mutex_unlock(&fs->wake_lock);
+		revalidate(fs);
+		pthread_mutex_lock(&fs->wake_lock);
+	}
+	pthread_mutex_unlock(&fs->wake_lock);
+	return NULL;
+}
+
+int exportfs_start(struct exportfs *fs, struct fuse_session *se, const char *mountpoint)
+{
+	fs->session = se;
+	fs->mountpoint = mountpoint;
+	if (pthread_create(&fs->thread, NULL, revalidating, fs) != 0)
+		return -EAGAIN;
+	fs->thread_started = true;
 	return 0;
 }
 
-static void fill_attr(struct exportfs *fs, const struct export_node *node, fuse_ino_t ino,
-		      struct stat *st)
+void exportfs_release(struct exportfs *fs)
+{
+	if (fs->thread_started) {
+		pthread_mutex_lock(&fs->wake_lock);
+		fs->stop = true;
+		pthread_cond_signal(&fs->wake);
+		pthread_mutex_unlock(&fs->wake_lock);
+		pthread_join(fs->thread, NULL);
+		fs->thread_started = false;
+	}
+	if (fs->current)
+		gen_unref(fs->current);
+	fs->current = NULL;
+}
+
+/* ---- the handlers ---- */
+
+static void fill_attr(struct exportfs *fs, const struct export_node *node, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
-	st->st_ino = ino;
+	st->st_ino = node->ino;
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
 	st->st_mtim = node->mtime;
@@ -58,6 +350,10 @@ static void fill_attr(struct exportfs *fs, const struct export_node *node, fuse_
 	if (node->type == EXPORT_DIR) {
 		st->st_mode = S_IFDIR | 0555;
 		st->st_nlink = 2;
+	} else if (node->type == EXPORT_LINK) {
+		st->st_mode = S_IFLNK | 0777;
+		st->st_nlink = 1;
+		st->st_size = (off_t)node->size;
 	} else {
 		st->st_mode = S_IFREG | 0444;
 		st->st_nlink = 1;
@@ -67,61 +363,16 @@ static void fill_attr(struct exportfs *fs, const struct export_node *node, fuse_
 	}
 }
 
-int exportfs_build(struct exportfs *fs, struct store *store, struct error *err)
+/* The node @ino of the current tree, with the read lock held (release with done()). */
+static struct export_node *node_of(struct exportfs *fs, fuse_ino_t ino)
 {
-	struct export_settings settings;
-	struct export_name *names = NULL;
-	struct store_vm *vms = NULL;
-	struct export_node *vms_dir;
-	size_t count = 0;
-	int rc;
-
-	export_settings_default(&settings);
-	fs->root = calloc(1, sizeof(*fs->root));
-	vms_dir = calloc(1, sizeof(*vms_dir));
-	if (!fs->root || !vms_dir || !(fs->root->name = strdup("")) ||
-	    !(vms_dir->name = strdup("vms")) ||
-	    !(fs->root->children = calloc(1, sizeof(*fs->root->children)))) {
-		export_node_free(vms_dir);
-		return error_set(err, ENOMEM, "out of memory");
-	}
-	fs->root->children[fs->root->child_count++] = vms_dir;
-	rc = store_list(store, &vms, &count, err);
-	names = rc == 0 ? calloc(count ? count : 1, sizeof(*names)) : NULL;
-	vms_dir->children = names ? calloc(count ? count : 1, sizeof(*vms_dir->children)) : NULL;
-	if (rc == 0 && (!names || !vms_dir->children))
-		rc = error_set(err, ENOMEM, "out of memory");
-	for (size_t i = 0; rc == 0 && i < count; i++) {
-		names[i].name = vms[i].name;
-		names[i].id = vms[i].id;
-		names[i].creation_time = vms[i].creation_time;
-	}
-	if (rc == 0 && export_assign_names(names, count) < 0)
-		rc = error_set(err, ENOMEM, "out of memory");
-	for (size_t i = 0; rc == 0 && i < count; i++) {
-		struct export_node *folder = NULL;
-		struct error vm_err;
-
-		/* A VM that cannot be exported is left out; vm show says why. */
-		if (export_plan_vm(store, &vms[i], &settings, names[i].out, &folder, &vm_err) == 0)
-			vms_dir->children[vms_dir->child_count++] = folder;
-	}
-	for (size_t i = 0; names && i < count; i++)
-		free(names[i].out);
-	free(names);
-	store_vms_free(vms, count);
-	if (rc == 0 && number(fs, fs->root) < 0)
-		rc = error_set(err, ENOMEM, "out of memory");
-	return rc;
+	pthread_rwlock_rdlock(&fs->lock);
+	return gen_find(fs->current, ino);
 }
 
-void exportfs_release(struct exportfs *fs)
+static void done(struct exportfs *fs)
 {
-	export_node_free(fs->root);
-	free(fs->nodes);
-	fs->root = NULL;
-	fs->nodes = NULL;
-	fs->count = 0;
+	pthread_rwlock_unlock(&fs->lock);
 }
 
 static void exportfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -131,11 +382,13 @@ static void exportfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *na
 	struct fuse_entry_param e;
 
 	if (!dir || dir->type != EXPORT_DIR) {
-		fuse_reply_err(req, ENOTDIR);
+		done(fs);
+		fuse_reply_err(req, dir ? ENOTDIR : ENOENT);
 		return;
 	}
 	child = export_child(dir, name);
 	if (!child) {
+		done(fs);
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
@@ -143,7 +396,8 @@ static void exportfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *na
 	e.ino = child->ino;
 	e.attr_timeout = TIMEOUT;
 	e.entry_timeout = TIMEOUT;
-	fill_attr(fs, child, e.ino, &e.attr);
+	fill_attr(fs, child, &e.attr);
+	done(fs);
 	fuse_reply_entry(req, &e);
 }
 
@@ -155,44 +409,68 @@ static void exportfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file
 
 	(void)fi;
 	if (!node) {
+		done(fs);
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	fill_attr(fs, node, ino, &st);
+	fill_attr(fs, node, &st);
+	done(fs);
 	fuse_reply_attr(req, &st, TIMEOUT);
+}
+
+static void exportfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct exportfs *fs = fuse_req_userdata(req);
+	struct export_node *node = node_of(fs, ino);
+	char target[PATH_MAX];
+
+	if (!node || node->type != EXPORT_LINK) {
+		done(fs);
+		fuse_reply_err(req, node ? EINVAL : ENOENT);
+		return;
+	}
+	snprintf(target, sizeof(target), "%s", node->path);
+	done(fs);
+	fuse_reply_readlink(req, target);
 }
 
 static void exportfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				struct fuse_file_info *fi)
 {
 	struct exportfs *fs = fuse_req_userdata(req);
-	struct export_node *dir = node_of(fs, ino);
-	char *buf;
+	struct export_node *dir;
+	char *buf = malloc(size);
 	size_t used = 0;
 
 	(void)fi;
-	if (!dir || dir->type != EXPORT_DIR) {
-		fuse_reply_err(req, ENOTDIR);
-		return;
-	}
-	buf = malloc(size);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	dir = node_of(fs, ino);
+	if (!dir || dir->type != EXPORT_DIR) {
+		done(fs);
+		free(buf);
+		fuse_reply_err(req, dir ? ENOTDIR : ENOENT);
 		return;
 	}
 	/* Offsets: 0 ".", 1 "..", then the children from 2. */
 	for (off_t i = off; i < (off_t)dir->child_count + 2; i++) {
 		struct stat st = {0};
-		const char *name = i == 0 ? "." : i == 1 ? ".." : dir->children[i - 2]->name;
+		const struct export_node *child = i < 2 ? dir : dir->children[i - 2];
+		const char *name = i == 0 ? "." : i == 1 ? ".." : child->name;
 		size_t len;
 
-		st.st_ino = i < 2 ? ino : dir->children[i - 2]->ino;
-		st.st_mode = i < 2 || dir->children[i - 2]->type == EXPORT_DIR ? S_IFDIR : S_IFREG;
+		st.st_ino = child->ino;
+		st.st_mode = child->type == EXPORT_DIR	  ? S_IFDIR
+			     : child->type == EXPORT_LINK ? S_IFLNK
+							  : S_IFREG;
 		len = fuse_add_direntry(req, buf + used, size - used, name, &st, i + 1);
 		if (len > size - used)
 			break;
 		used += len;
 	}
+	done(fs);
 	fuse_reply_buf(req, buf, used);
 	free(buf);
 }
@@ -200,69 +478,86 @@ static void exportfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off
 static void exportfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct exportfs *fs = fuse_req_userdata(req);
-	struct export_node *node = node_of(fs, ino);
+	struct handle *h = calloc(1, sizeof(*h));
+	struct export_node *node;
+	struct error err;
+	int rc;
 
-	if (!node || node->type != EXPORT_FILE) {
-		fuse_reply_err(req, node ? EISDIR : ENOENT);
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
-		fuse_reply_err(req, EROFS);
+	node = node_of(fs, ino);
+	if (!node || node->type != EXPORT_FILE || (fi->flags & O_ACCMODE) != O_RDONLY) {
+		done(fs);
+		free(h);
+		fuse_reply_err(req, !node ? ENOENT : node->type == EXPORT_DIR ? EISDIR : EROFS);
 		return;
 	}
-	{
-		/* The source stays open for the reads: no open per request. */
-		struct error err;
-		int fd;
-
-		error_clear(&err);
-		fd = export_open(node, &err);
-		if (fd < EXPORT_NO_SOURCE) {
-			fuse_log(FUSE_LOG_ERR, "impexfs: %s\n", error_message(&err));
-			fuse_reply_err(req, -fd);
-			return;
+	h->gen = fs->current;
+	gen_ref(h->gen);
+	done(fs);
+	/* The sources stay open for the reads: no open per request. */
+	error_clear(&err);
+	rc = export_open(node, &h->file, &err);
+	if (rc < 0) {
+		fuse_log(FUSE_LOG_ERR, "impexfs: %s\n", error_message(&err));
+		if (rc == -ESTALE) {
+			/* The store changed under the tree: make it again, and say EIO now. */
+			pthread_mutex_lock(&ref_lock);
+			fs->stale = true;
+			pthread_mutex_unlock(&ref_lock);
+			pthread_mutex_lock(&fs->wake_lock);
+			pthread_cond_signal(&fs->wake);
+			pthread_mutex_unlock(&fs->wake_lock);
+			rc = -EIO;
 		}
-		fi->fh = (uint64_t)(int64_t)fd;
+		gen_unref(h->gen);
+		free(h);
+		fuse_reply_err(req, -rc);
+		return;
 	}
-	fi->keep_cache = 1; /* the content does not change while mounted */
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->keep_cache = 1; /* the content changes only with a new tree */
 	fuse_reply_open(req, fi);
 }
 
 static void exportfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
 	(void)ino;
-	if ((int64_t)fi->fh >= 0)
-		close((int)fi->fh);
+	export_close(h->file);
+	gen_unref(h->gen);
+	free(h);
 	fuse_reply_err(req, 0);
 }
 
 static void exportfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			     struct fuse_file_info *fi)
 {
-	struct exportfs *fs = fuse_req_userdata(req);
-	struct export_node *node = node_of(fs, ino);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	uint64_t file_size = export_file_node(h->file)->size;
 	struct error err;
 	char *buf;
 
-	if (!node || node->type != EXPORT_FILE) {
-		fuse_reply_err(req, EIO);
-		return;
-	}
-	if ((uint64_t)off >= node->size) {
+	(void)ino;
+	if ((uint64_t)off >= file_size) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	if (size > node->size - (uint64_t)off)
-		size = (size_t)(node->size - (uint64_t)off);
+	if (size > file_size - (uint64_t)off)
+		size = (size_t)(file_size - (uint64_t)off);
 	buf = malloc(size);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	error_clear(&err);
-	if (export_read_at(node, (int)(int64_t)fi->fh, buf, size, (uint64_t)off, &err) < 0) {
+	if (export_read_at(h->file, buf, size, (uint64_t)off, &err) < 0) {
 		fuse_log(FUSE_LOG_ERR, "impexfs: %s\n", error_message(&err));
-		fuse_reply_err(req, err.code ? err.code : EIO);
+		/* ESTALE would make the kernel retry the lookup: a changed source is EIO. */
+		fuse_reply_err(req, err.code && err.code != ESTALE ? err.code : EIO);
 	} else {
 		fuse_reply_buf(req, buf, size);
 	}
@@ -272,18 +567,17 @@ static void exportfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t 
 static void exportfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 			      struct fuse_file_info *fi)
 {
-	struct exportfs *fs = fuse_req_userdata(req);
-	struct export_node *node = node_of(fs, ino);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct error err;
 	int64_t at;
 
-	(void)fi;
-	if (!node || (whence != SEEK_DATA && whence != SEEK_HOLE) || off < 0) {
+	(void)ino;
+	if ((whence != SEEK_DATA && whence != SEEK_HOLE) || off < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
 	error_clear(&err);
-	at = export_seek(node, (uint64_t)off, whence == SEEK_DATA, &err);
+	at = export_seek(h->file, (uint64_t)off, whence == SEEK_DATA, &err);
 	if (at < 0)
 		fuse_reply_err(req, (int)-at);
 	else
@@ -293,6 +587,7 @@ static void exportfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whe
 const struct fuse_lowlevel_ops exportfs_ops = {
 	.lookup = exportfs_op_lookup,
 	.getattr = exportfs_op_getattr,
+	.readlink = exportfs_op_readlink,
 	.readdir = exportfs_op_readdir,
 	.open = exportfs_op_open,
 	.read = exportfs_op_read,

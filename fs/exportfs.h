@@ -1,29 +1,58 @@
 /*
- * The export mount: a read-only tree of export folders over a store.
+ * The export mount: a read-only tree of export folders over a store, kept
+ * up to date while mounted.
  */
 #ifndef IMPEX_EXPORTFS_H
 #define IMPEX_EXPORTFS_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
+#include "export.h"
+
 struct error;
-struct export_node;
 struct fuse_lowlevel_ops;
+struct fuse_session;
+struct generation;
 struct store;
 
 struct exportfs {
-	struct export_node *root;   /* "/", with "vms/" under it */
-	struct export_node **nodes; /* by inode number - 1 */
-	size_t count;
+	struct store *store;
+	struct export_settings settings;
 	uid_t uid; /* who owns everything: the mounting user */
 	gid_t gid;
+	unsigned revalidate; /* seconds between looks at the store's folders */
+	bool verbose;	     /* say what is left out and what changes */
+
+	/* The tree being served; open files hold the one they were opened in. */
+	pthread_rwlock_t lock;
+	struct generation *current;
+	uint64_t folders; /* the store's folders' identity when the tree was made */
+	bool stale;	  /* a file was found changed: make the tree again */
+
+	/* The revalidating thread. */
+	struct fuse_session *session;
+	const char *mountpoint;
+	unsigned readahead_kb; /* 0: leave the kernel's */
+	pthread_t thread;
+	pthread_mutex_t wake_lock;
+	pthread_cond_t wake;
+	bool thread_started, stop;
 };
 
-/** Build the tree of @store into @fs (zeroed by the caller). */
-int exportfs_build(struct exportfs *fs, struct store *store, struct error *err);
+/**
+ * Set @fs up (its store, settings, uid, gid, revalidate filled by the
+ * caller) and make the first tree. Returns 0 or a negative errno with a message.
+ */
+int exportfs_init(struct exportfs *fs, struct error *err);
 
-/** Free what exportfs_build() made. */
+/** Start revalidating (and raising readahead) once @se is mounted at @mountpoint. */
+int exportfs_start(struct exportfs *fs, struct fuse_session *se, const char *mountpoint);
+
+/** Stop the thread and free the trees. */
 void exportfs_release(struct exportfs *fs);
 
 /* The handlers; the session's user data is the struct exportfs. */

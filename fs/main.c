@@ -10,22 +10,39 @@
 #define FUSE_USE_VERSION 314
 
 #include "error.h"
+#include "export.h"
 #include "exportfs.h"
 #include "impex_config.h"
 #include "pathmap.h"
 #include "store.h"
 
 #include <fuse_lowlevel.h>
+#include <libxml/parser.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 struct options {
 	char *store;
 	char *pathmap;
 	int import;
+	unsigned revalidate;
+	unsigned readahead;
+	int verbose;
+	struct export_settings settings;
+	const char *bad; /* an option whose value is wrong */
+};
+
+enum {
+	KEY_STORAGE = 100,
+	KEY_RUNTIME,
+	KEY_SNAPSHOTS,
+	KEY_SUBDIRECTORY,
 };
 
 #define OPTION(text, field, value)                                                                 \
@@ -36,6 +53,17 @@ struct options {
 static const struct fuse_opt option_spec[] = {
 	OPTION("pathmap=%s", pathmap, 0),
 	OPTION("import", import, 1),
+	OPTION("export", import, 0),
+	OPTION("revalidate=%u", revalidate, 0),
+	OPTION("readahead=%u", readahead, 0),
+	OPTION("verbose", verbose, 1),
+	FUSE_OPT_KEY("copy_vm_storage", KEY_STORAGE),
+	FUSE_OPT_KEY("copy_vm_storage=", KEY_STORAGE),
+	FUSE_OPT_KEY("copy_vm_runtime_information", KEY_RUNTIME),
+	FUSE_OPT_KEY("copy_vm_runtime_information=", KEY_RUNTIME),
+	FUSE_OPT_KEY("copy_snapshot_configuration=", KEY_SNAPSHOTS),
+	FUSE_OPT_KEY("create_vm_export_subdirectory", KEY_SUBDIRECTORY),
+	FUSE_OPT_KEY("create_vm_export_subdirectory=", KEY_SUBDIRECTORY),
 	FUSE_OPT_END,
 };
 
@@ -44,54 +72,125 @@ static void usage(const char *program)
 	printf("usage: %s [-o options] STORE MOUNTPOINT\n"
 	       "       %s export STORE MOUNTPOINT\n\n"
 	       "Serves the VMs of a Hyper-V store as export folders, read-only:\n"
-	       "  MOUNTPOINT/vms/<name>/   each VM as Export-VM lays it out\n\n"
+	       "  MOUNTPOINT/vms/<vm>/                       each VM as Export-VM lays it out\n"
+	       "  MOUNTPOINT/snapshots/<vm>/<snapshot>/      each snapshot as an independent VM\n"
+	       "  MOUNTPOINT/raw/<vm>/<current|snapshot>/    each disk's raw content (<disk>.img)\n"
+	       "  MOUNTPOINT/by-id/<GUID>                    links to the above\n\n"
 	       "impexfs options:\n"
-	       "    -o pathmap=WIN=DIR[;WIN=DIR...]   where the store's Windows paths live\n"
-	       "    -f                                stay in the foreground\n"
-	       "    -d                                debug output (implies -f)\n"
-	       "    -h, --help                        this text\n"
-	       "    -V, --version                     the version\n\n"
+	       "    -o copy_vm_storage=BOOL                 disks (default true)\n"
+	       "    -o copy_vm_runtime_information=BOOL     saved state (default true)\n"
+	       "    -o copy_snapshot_configuration=all|none snapshots in vms/ (default all)\n"
+	       "    -o create_vm_export_subdirectory=BOOL   one more folder level (default false)\n"
+	       "    -o pathmap=WIN=DIR[;WIN=DIR...]         where the store's Windows paths live\n"
+	       "    -o revalidate=SECONDS                   how often to look for changes (default 2)\n"
+	       "    -o readahead=KB                         the mount's readahead, as root (default 1024)\n"
+	       "    -o verbose                              say what is left out and why\n"
+	       "    -o allow_other,default_permissions      let other users read, by mode\n"
+	       "    -s                                      single-threaded\n"
+	       "    -f                                      stay in the foreground\n"
+	       "    -d                                      debug output (implies -f)\n"
+	       "    -h, --help                              this text\n"
+	       "    -V, --version                           the version\n\n"
 	       "Unmount with: fusermount3 -u MOUNTPOINT\n",
 	       program, program);
 }
 
-/* The first operand is the store (after an optional "export"); the rest
- * goes to libfuse. */
-static int take_operand(void *data, const char *arg, int key, struct fuse_args *args)
+/* BOOL as mount options write it; -1 if it is none. */
+static int parse_bool(const char *text)
+{
+	static const char *const yes[] = {"true", "1", "yes", "on"};
+	static const char *const no[] = {"false", "0", "no", "off"};
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(text, yes[i]) == 0)
+			return 1;
+		if (strcasecmp(text, no[i]) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+/* The store operand (after an optional "export" or "import"), and the export settings. */
+static int take_option(void *data, const char *arg, int key, struct fuse_args *args)
 {
 	struct options *o = data;
+	const char *eq = strchr(arg, '=');
+	int value = eq ? parse_bool(eq + 1) : 1;
 
 	(void)args;
-	if (key != FUSE_OPT_KEY_NONOPT)
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		if (!o->store && strcmp(arg, "export") == 0)
+			return 0;
+		if (!o->store && strcmp(arg, "import") == 0) {
+			o->import = 1;
+			return 0;
+		}
+		if (!o->store) {
+			o->store = strdup(arg);
+			return 0;
+		}
 		return 1;
-	if (!o->store && strcmp(arg, "export") == 0)
+	case KEY_SNAPSHOTS:
+		if (strcmp(eq + 1, "all") == 0)
+			o->settings.copy_snapshot_configuration = EXPORT_SNAPSHOTS_ALL;
+		else if (strcmp(eq + 1, "none") == 0)
+			o->settings.copy_snapshot_configuration = EXPORT_SNAPSHOTS_NONE;
+		else
+			o->bad = arg;
 		return 0;
-	if (!o->store && strcmp(arg, "import") == 0) {
-		o->import = 1;
+	case KEY_STORAGE:
+	case KEY_RUNTIME:
+	case KEY_SUBDIRECTORY:
+		if (value < 0)
+			o->bad = arg;
+		else if (key == KEY_STORAGE)
+			o->settings.copy_vm_storage = value;
+		else if (key == KEY_RUNTIME)
+			o->settings.copy_vm_runtime_information = value;
+		else
+			o->settings.create_vm_export_subdirectory = value;
 		return 0;
+	default:
+		return 1;
 	}
-	if (!o->store) {
-		o->store = strdup(arg);
-		return 0;
-	}
-	return 1;
+}
+
+/* Whether the path @inner is @outer or lies under it (both real paths). */
+static bool inside(const char *inner, const char *outer)
+{
+	size_t n = strlen(outer);
+
+	return strncmp(inner, outer, n) == 0 &&
+	       (n == 1 || inner[n] == '\0' || inner[n] == '/');
+}
+
+/* Whether @a and @b are one inside the other (the kernel would deadlock serving that). */
+static bool nested(const char *a, const char *b)
+{
+	char ra[PATH_MAX], rb[PATH_MAX];
+
+	if (!realpath(a, ra) || !realpath(b, rb))
+		return false;
+	return inside(ra, rb) || inside(rb, ra);
 }
 
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_cmdline_opts cmd = {0};
-	struct options o = {0};
+	struct options o = {.revalidate = 2, .readahead = 1024};
 	struct store_options so = {0};
 	struct pathmap *map = NULL;
-	struct store *store = NULL;
 	struct exportfs fs = {0};
 	struct fuse_session *se = NULL;
+	struct fuse_loop_config *loop = NULL;
 	struct error err;
 	const char *roots[1];
 	int rc = 1;
 
-	if (fuse_opt_parse(&args, &o, option_spec, take_operand) != 0 ||
+	export_settings_default(&o.settings);
+	if (fuse_opt_parse(&args, &o, option_spec, take_option) != 0 ||
 	    fuse_parse_cmdline(&args, &cmd) != 0)
 		return 2;
 	if (cmd.show_help) {
@@ -105,15 +204,28 @@ int main(int argc, char **argv)
 		rc = 0;
 		goto out;
 	}
+	rc = 2;
+	if (o.bad) {
+		fprintf(stderr, "impexfs: bad option '%s'\n", o.bad);
+		goto out;
+	}
 	if (!o.store || !cmd.mountpoint) {
 		fprintf(stderr, "impexfs: missing %s\n", o.store ? "MOUNTPOINT" : "STORE");
 		usage(argv[0]);
-		rc = 2;
 		goto out;
 	}
 	if (o.import) {
 		fprintf(stderr, "impexfs: the import mount is not built yet\n");
-		rc = 2;
+		goto out;
+	}
+	if (o.revalidate == 0) {
+		fprintf(stderr, "impexfs: revalidate must be at least 1 second\n");
+		goto out;
+	}
+	if (nested(o.store, cmd.mountpoint)) {
+		fprintf(stderr, "impexfs: the mount point '%s' and the store '%s' lie one inside "
+				"the other\n",
+			cmd.mountpoint, o.store);
 		goto out;
 	}
 	error_clear(&err);
@@ -122,17 +234,23 @@ int main(int argc, char **argv)
 		if (!map || pathmap_add_list(map, o.pathmap, &err) < 0) {
 			fprintf(stderr, "impexfs: %s\n",
 				map ? error_message(&err) : "out of memory");
-			rc = 2;
 			goto out;
 		}
 	}
+	rc = 1;
 	roots[0] = o.store;
 	so.roots = roots;
 	so.root_count = 1;
 	so.pathmap = map;
+	fs.settings = o.settings;
 	fs.uid = getuid();
 	fs.gid = getgid();
-	if (store_open(&store, &so, &err) < 0 || exportfs_build(&fs, store, &err) < 0) {
+	fs.revalidate = o.revalidate;
+	fs.readahead_kb = o.readahead;
+	fs.verbose = o.verbose || cmd.debug;
+	/* libxml2 is made ready here, before any thread may use it. */
+	xmlInitParser();
+	if (store_open(&fs.store, &so, &err) < 0 || exportfs_init(&fs, &err) < 0) {
 		fprintf(stderr, "impexfs: %s\n", error_message(&err));
 		goto out;
 	}
@@ -147,15 +265,31 @@ int main(int argc, char **argv)
 	if (fuse_session_mount(se, cmd.mountpoint) != 0)
 		goto out_signals;
 	fuse_daemonize(cmd.foreground);
-	rc = fuse_session_loop(se) == 0 ? 0 : 1;
+	if (exportfs_start(&fs, se, cmd.mountpoint) < 0) {
+		fuse_log(FUSE_LOG_ERR, "impexfs: cannot start the revalidating thread\n");
+		goto out_unmount;
+	}
+	if (cmd.singlethread) {
+		rc = fuse_session_loop(se) == 0 ? 0 : 1;
+	} else {
+		loop = fuse_loop_cfg_create();
+		if (loop) {
+			fuse_loop_cfg_set_clone_fd(loop, cmd.clone_fd);
+			fuse_loop_cfg_set_max_threads(loop, cmd.max_threads);
+			fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
+		}
+		rc = loop && fuse_session_loop_mt(se, loop) == 0 ? 0 : 1;
+	}
+out_unmount:
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out:
+	exportfs_release(&fs);
 	if (se)
 		fuse_session_destroy(se);
-	exportfs_release(&fs);
-	store_free(store);
+	fuse_loop_cfg_destroy(loop);
+	store_free(fs.store);
 	pathmap_free(map);
 	free(cmd.mountpoint);
 	free(o.store);

@@ -73,7 +73,7 @@ def test_copies_equal_impex_export():
     store = demo()
     ok("export", "--store", store, "blog", "exported")
     with Mount(store, "mnt") as m:
-        assert sorted(os.listdir(m.point)) == ["vms"]
+        assert sorted(os.listdir(m.point)) == ["by-id", "raw", "snapshots", "vms"]
         assert sorted(os.listdir(os.path.join(m.point, "vms"))) == ["blog", "db", "gateway"]
         shutil.copytree(os.path.join(m.point, "vms", "blog"), "by-python")
         run(["cp", "-r", os.path.join(m.point, "vms", "blog"), "by-cp"])
