@@ -1085,31 +1085,26 @@ static void skip(struct tree *t, const char *what, const struct error *why)
 		t->skipped(t->ctx, what, why);
 }
 
-/* Everything the mount shows of @vm, named @name. Only out of memory fails it. */
-static int tree_vm(struct tree *t, const struct store_vm *vm, const char *name)
+/* Add folder @child to @dir if it holds anything; else free it. */
+static int add_if_any(struct export_node *dir, struct export_node *child)
 {
-	struct export_node *folder = NULL, *snap_dir = NULL, *raw_dir = NULL;
+	if (child && child->child_count == 0) {
+		export_node_free(child);
+		return 0;
+	}
+	return node_add(dir, child);
+}
+
+/* raw/<vm>/ and snapshots/<vm>/ of @vm into @raw_dir and @snap_dir. */
+static int tree_states(struct tree *t, const struct store_vm *vm, const char *name,
+		       struct export_node *raw_dir, struct export_node *snap_dir)
+{
+	struct export_node *folder = NULL;
 	struct export_name *names = NULL;
 	struct error err;
 	struct state current = {.id = vm->id, .disks = vm->disks, .disk_count = vm->disk_count};
 	int rc = 0;
 
-	error_clear(&err);
-	if (export_plan_vm(t->s, vm, t->settings, name, &folder, &err) == 0) {
-		if (node_add(t->vms, folder) < 0 || add_link(t->by_id, vm->id, "vms", name, NULL,
-							    folder->mtime) < 0)
-			return -ENOMEM;
-	} else {
-		if (err.code == ENOMEM)
-			return -ENOMEM;
-		skip(t, name, &err);
-	}
-	if (vm->problem)
-		return 0;
-	/* raw/<vm>/current */
-	raw_dir = node_new(name, EXPORT_DIR);
-	if (node_add(t->raw, raw_dir) < 0)
-		return -ENOMEM;
 	error_clear(&err);
 	if (state_prepare(t->s, &current, &err) == 0)
 		rc = add_raw(raw_dir, "current", t->s, &current, &err);
@@ -1117,16 +1112,14 @@ static int tree_vm(struct tree *t, const struct store_vm *vm, const char *name)
 		skip(t, name, &err);
 	state_free(&current);
 	if (rc < 0 || vm->snapshot_count == 0)
-		return rc < 0 ? -ENOMEM : 0;
+		return rc;
 	/* Snapshot folders, named among their siblings; "current" is the oldest of raw/'s. */
 	names = assign(vm->snapshot_count, snap_name, snap_id, snap_created, vm->snapshots, 1);
 	if (!names)
 		return -ENOMEM;
 	names[vm->snapshot_count] = (struct export_name){"current", "", INT64_MIN, NULL};
-	snap_dir = node_new(name, EXPORT_DIR);
-	if (export_assign_names(names, vm->snapshot_count + 1) < 0 ||
-	    node_add(t->snapshots, snap_dir) < 0) {
-		names_free(names, vm->snapshot_count + 1);
+	if (export_assign_names(names, vm->snapshot_count + 1) < 0) {
+		free(names);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < vm->snapshot_count && rc == 0; i++) {
@@ -1151,6 +1144,41 @@ static int tree_vm(struct tree *t, const struct store_vm *vm, const char *name)
 			skip(t, what, &err), rc = 0;
 	}
 	names_free(names, vm->snapshot_count + 1);
+	return rc;
+}
+
+/* Everything the mount shows of @vm, named @name. Only out of memory fails it. */
+static int tree_vm(struct tree *t, const struct store_vm *vm, const char *name)
+{
+	struct export_node *folder = NULL, *raw_dir, *snap_dir;
+	struct error err;
+	int rc;
+
+	error_clear(&err);
+	if (export_plan_vm(t->s, vm, t->settings, name, &folder, &err) == 0) {
+		if (node_add(t->vms, folder) < 0 || add_link(t->by_id, vm->id, "vms", name, NULL,
+							    folder->mtime) < 0)
+			return -ENOMEM;
+	} else {
+		if (err.code == ENOMEM)
+			return -ENOMEM;
+		skip(t, name, &err);
+	}
+	if (vm->problem)
+		return 0;
+	raw_dir = node_new(name, EXPORT_DIR);
+	snap_dir = node_new(name, EXPORT_DIR);
+	rc = raw_dir && snap_dir ? tree_states(t, vm, name, raw_dir, snap_dir) : -ENOMEM;
+	if (rc == 0 && add_if_any(t->raw, raw_dir) < 0)
+		rc = -ENOMEM, raw_dir = NULL;
+	else if (rc == 0)
+		raw_dir = NULL;
+	if (rc == 0 && add_if_any(t->snapshots, snap_dir) < 0)
+		rc = -ENOMEM, snap_dir = NULL;
+	else if (rc == 0)
+		snap_dir = NULL;
+	export_node_free(raw_dir);
+	export_node_free(snap_dir);
 	return rc < 0 ? -ENOMEM : 0;
 }
 

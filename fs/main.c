@@ -35,7 +35,7 @@ struct options {
 	unsigned readahead;
 	int verbose;
 	struct export_settings settings;
-	const char *bad; /* an option whose value is wrong */
+	char *bad; /* an option whose value is wrong */
 };
 
 enum {
@@ -137,13 +137,13 @@ static int take_option(void *data, const char *arg, int key, struct fuse_args *a
 		else if (strcmp(eq + 1, "none") == 0)
 			o->settings.copy_snapshot_configuration = EXPORT_SNAPSHOTS_NONE;
 		else
-			o->bad = arg;
+			o->bad = o->bad ? o->bad : strdup(arg);
 		return 0;
 	case KEY_STORAGE:
 	case KEY_RUNTIME:
 	case KEY_SUBDIRECTORY:
 		if (value < 0)
-			o->bad = arg;
+			o->bad = o->bad ? o->bad : strdup(arg);
 		else if (key == KEY_STORAGE)
 			o->settings.copy_vm_storage = value;
 		else if (key == KEY_RUNTIME)
@@ -294,6 +294,7 @@ out:
 	free(cmd.mountpoint);
 	free(o.store);
 	free(o.pathmap);
+	free(o.bad);
 	fuse_opt_free_args(&args);
 	return rc;
 }

@@ -35,7 +35,9 @@ static const char usage_write[] = "impex vm write [STORE OPTIONS] VM DISK OFFSET
 static const char usage_save[] = "impex vm save [STORE OPTIONS] VM";
 static const char usage_delete[] = "impex vm delete [STORE OPTIONS] [--disks] VM";
 static const char usage_export[] =
-	"impex export [STORE OPTIONS] [--no-vm-storage] [--no-runtime-information] VM DEST";
+	"impex export [STORE OPTIONS] [--no-vm-storage] [--no-runtime-information]\n"
+	"                    [--copy-snapshot-configuration=all|none]\n"
+	"                    [--create-vm-export-subdirectory] VM|VM/SNAPSHOT DEST";
 static const char usage_switch_add[] = "impex switch add [STORE OPTIONS] NAME";
 static const char usage_switch_list[] = "impex switch list [STORE OPTIONS] [--json]";
 
@@ -70,6 +72,8 @@ struct store_args {
 	bool disks_too;
 	bool no_storage;
 	bool no_runtime;
+	const char *snapshots;
+	bool subdirectory;
 	const char *generation;
 	const char *memory;
 	const char *disks[MAX_ITEMS];
@@ -91,6 +95,8 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 		{"disks", no_argument, NULL, 'D'},
 		{"no-vm-storage", no_argument, NULL, 'N'},
 		{"no-runtime-information", no_argument, NULL, 'R'},
+		{"copy-snapshot-configuration", required_argument, NULL, 'C'},
+		{"create-vm-export-subdirectory", no_argument, NULL, 'U'},
 		CLI_COMMON_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
@@ -114,6 +120,14 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 			break;
 		case 'R':
 			a->no_runtime = true;
+			break;
+		case 'C':
+			if (strcmp(optarg, "all") != 0 && strcmp(optarg, "none") != 0)
+				return cli_usage(usage, "--copy-snapshot-configuration is all or none");
+			a->snapshots = optarg;
+			break;
+		case 'U':
+			a->subdirectory = true;
 			break;
 		case 'A':
 			a->allow_outside = true;
@@ -680,6 +694,52 @@ out:
 /* ---- export ---- */
 
 /* Write VM's export folder to DEST, as Export-VM lays it out. */
+/*
+ * The VM, and the snapshot if any, that @what names: a VM's name or GUID,
+ * or that, '/' and a snapshot's name or GUID (VM names may hold '/': each
+ * place is tried). A name several snapshots of the VM have must be given
+ * as a GUID.
+ */
+static int pick_export(const struct store_vm *vms, size_t count, const char *what,
+		       const struct store_vm **vm, const struct store_snapshot **snap,
+		       struct error *err)
+{
+	*snap = NULL;
+	if (store_pick_vm(vms, count, what, vm, err) == 0)
+		return 0;
+	for (const char *slash = strchr(what, '/'); slash; slash = strchr(slash + 1, '/')) {
+		char *name = strndup(what, (size_t)(slash - what));
+		size_t found = 0;
+
+		if (!name)
+			return error_set(err, ENOMEM, "out of memory");
+		if (store_pick_vm(vms, count, name, vm, err) < 0) {
+			free(name);
+			continue;
+		}
+		free(name);
+		for (size_t i = 0; i < (*vm)->snapshot_count; i++) {
+			const struct store_snapshot *s = &(*vm)->snapshots[i];
+
+			if (strcasecmp(s->id, slash + 1) == 0) {
+				*snap = s;
+				return 0;
+			}
+			if (strcmp(s->name, slash + 1) == 0 && found++ == 0)
+				*snap = s;
+		}
+		if (found == 1)
+			return 0;
+		if (found > 1)
+			return error_set(err, EINVAL,
+					 "VM '%s' has %zu snapshots named '%s': give its GUID",
+					 (*vm)->name, found, slash + 1);
+		return error_set(err, ENOENT, "VM '%s' has no snapshot '%s'", (*vm)->name,
+				 slash + 1);
+	}
+	return error_set(err, ENOENT, "no VM '%s' in the store", what);
+}
+
 int cmd_export(int argc, char **argv)
 {
 	struct export_settings settings;
@@ -688,6 +748,7 @@ int cmd_export(int argc, char **argv)
 	struct store *store = NULL;
 	struct store_vm *vms = NULL;
 	const struct store_vm *vm;
+	const struct store_snapshot *snap;
 	size_t count = 0;
 	struct error err;
 	const char *dest;
@@ -701,14 +762,21 @@ int cmd_export(int argc, char **argv)
 	export_settings_default(&settings);
 	settings.copy_vm_storage = !a.no_storage;
 	settings.copy_vm_runtime_information = !a.no_runtime;
+	if (a.snapshots && strcmp(a.snapshots, "none") == 0)
+		settings.copy_snapshot_configuration = EXPORT_SNAPSHOTS_NONE;
+	settings.create_vm_export_subdirectory = a.subdirectory;
 	error_clear(&err);
-	if (store_pick_vm(vms, count, argv[a.first], &vm, &err) < 0 ||
-	    export_plan_vm(store, vm, &settings, vm->name, &plan, &err) < 0 ||
+	if (pick_export(vms, count, argv[a.first], &vm, &snap, &err) < 0 ||
+	    (snap ? export_plan_snapshot(store, vm, snap, &settings, vm->name, &plan, &err)
+		  : export_plan_vm(store, vm, &settings, vm->name, &plan, &err)) < 0 ||
 	    export_write(plan, dest, &err) < 0) {
 		rc = cli_fail(&err);
 		goto out;
 	}
-	printf("exported '%s' to '%s'\n", vm->name, dest);
+	if (snap)
+		printf("exported snapshot '%s' of '%s' to '%s'\n", snap->name, vm->name, dest);
+	else
+		printf("exported '%s' to '%s'\n", vm->name, dest);
 	rc = CLI_OK;
 out:
 	export_node_free(plan);
