@@ -19,8 +19,60 @@
 
 struct chain_level {
 	struct vhd *vhd;
+	bool shared; /* the cache's: not closed with the chain */
 	char how[HOW_MAX];
 };
+
+/* Files kept open for many chains; at most CACHE_MAX (then files are opened as usual). */
+#define CACHE_MAX 256
+
+struct chain_cache {
+	struct vhd *files[CACHE_MAX];
+	char *paths[CACHE_MAX];
+	size_t count;
+};
+
+int chain_cache_new(struct chain_cache **out)
+{
+	*out = calloc(1, sizeof(**out));
+	return *out ? 0 : -ENOMEM;
+}
+
+void chain_cache_free(struct chain_cache *cache)
+{
+	if (!cache)
+		return;
+	for (size_t i = 0; i < cache->count; i++) {
+		vhd_close(cache->files[i]);
+		free(cache->paths[i]);
+	}
+	free(cache);
+}
+
+/*
+ * vhd_open() of @path for reading, through @cache if not NULL: *@shared
+ * tells whether the file is the cache's (never to be closed by the caller).
+ */
+static int open_level(struct chain_cache *cache, const char *path, struct vhd **vhd,
+		      bool *shared, struct error *err)
+{
+	int rc;
+
+	*shared = false;
+	for (size_t i = 0; cache && i < cache->count; i++)
+		if (strcmp(cache->paths[i], path) == 0) {
+			*vhd = cache->files[i];
+			*shared = true;
+			return 0;
+		}
+	rc = vhd_open(vhd, path, VHD_OPEN_READ, err);
+	if (rc == 0 && cache && cache->count < CACHE_MAX &&
+	    (cache->paths[cache->count] = strdup(path))) {
+		cache->files[cache->count++] = *vhd;
+		*shared = true;
+	}
+	return rc;
+}
 
 struct chain {
 	struct chain_level *levels;
@@ -64,7 +116,8 @@ void chain_close(struct chain *c)
 	if (!c)
 		return;
 	for (unsigned i = 0; i < c->depth; i++)
-		vhd_close(c->levels[i].vhd);
+		if (!c->levels[i].shared)
+			vhd_close(c->levels[i].vhd);
 	for (unsigned i = 0; i < c->warning_count; i++)
 		free(c->warnings[i]);
 	free(c->warnings);
@@ -107,6 +160,7 @@ struct search {
 	int worst_rank;			 /* 0 none, 1 not found, 2 UUID mismatch, 3 damaged */
 	struct error failure;		 /* message of the most telling failure */
 	struct vhd *found;
+	bool found_shared;
 	char found_how[HOW_MAX];
 };
 
@@ -169,6 +223,25 @@ static int check_cycle(struct search *s, const char *path, struct error *err)
 }
 
 /*
+ * realpath() of @path into @real (PATH_MAX), quicker for the common case: a
+ * file that is no symbolic link, in the child's folder (a real path already),
+ * is its own real path. Returns @real, or NULL with errno set.
+ */
+static char *real_path(const struct search *s, const char *path, char *real)
+{
+	size_t n = strlen(s->child_dir);
+	struct stat st;
+
+	if (strncmp(path, s->child_dir, n) == 0 && path[n] == '/' && !strchr(path + n + 1, '/') &&
+	    strcmp(path + n + 1, ".") != 0 && strcmp(path + n + 1, "..") != 0 && path[n + 1] &&
+	    lstat(path, &st) == 0 && S_ISREG(st.st_mode) && strlen(path) < PATH_MAX) {
+		strcpy(real, path);
+		return real;
+	}
+	return realpath(path, real);
+}
+
+/*
  * Try the file at @path as the parent. Returns 1 if it is the parent (kept in
  * s->found), 0 to go on searching, or a negative errno that ends the search
  * (a cycle, a refused path).
@@ -177,6 +250,7 @@ static int try_candidate(struct search *s, const char *path, const char *how)
 {
 	char actual[PATH_MAX], real[PATH_MAX], want[37], have[37];
 	struct vhd *vhd = NULL;
+	bool shared;
 	struct error e;
 	int rc;
 
@@ -188,7 +262,7 @@ static int try_candidate(struct search *s, const char *path, const char *how)
 	}
 	if (already_tried(s, actual))
 		return 0;
-	if (!realpath(actual, real)) {
+	if (!real_path(s, actual, real)) {
 		note(s, "'%s' (%s)", actual, strerror(errno));
 		return 0;
 	}
@@ -207,7 +281,7 @@ static int try_candidate(struct search *s, const char *path, const char *how)
 		return rc;
 	}
 	/* Open the resolved path, the one the confinement check saw. */
-	rc = vhd_open(&vhd, real, VHD_OPEN_READ, &e);
+	rc = open_level(s->options->cache, real, &vhd, &shared, &e);
 	if (rc < 0) {
 		int code = e.code;
 
@@ -225,10 +299,12 @@ static int try_candidate(struct search *s, const char *path, const char *how)
 			  actual, vhd_path(s->child), have, want);
 		note(s, "'%s' (UUID %s)", actual, have);
 		record_failure(s, 2, &e);
-		vhd_close(vhd);
+		if (!shared)
+			vhd_close(vhd);
 		return 0;
 	}
 	s->found = vhd;
+	s->found_shared = shared;
 	snprintf(s->found_how, sizeof(s->found_how), "%s", how);
 	return 1;
 }
@@ -369,7 +445,11 @@ static int find_parent(struct chain *c, const struct chain_options *options, str
 	s->child = child;
 	s->want_uuid = h->parent_uuid;
 	error_clear(&s->failure);
-	rc = fsutil_real_dirname(vhd_path(child), s->child_dir);
+	/* Parents are opened by their real paths: their folders are real already. */
+	if (child != c->levels[0].vhd)
+		rc = fsutil_dirname(vhd_path(child), s->child_dir, sizeof(s->child_dir));
+	else
+		rc = fsutil_real_dirname(vhd_path(child), s->child_dir);
 	if (rc < 0) {
 		rc = error_errno(err, -rc, "cannot resolve the folder of", vhd_path(child));
 		goto out;
@@ -412,6 +492,7 @@ static int find_parent(struct chain *c, const struct chain_options *options, str
 		uint32_t expected = h->parent_timestamp;
 
 		level->vhd = s->found;
+		level->shared = s->found_shared;
 		snprintf(level->how, sizeof(level->how), "%s", s->found_how);
 		if (vhd_time_from_unix(mtime.tv_sec) != expected) {
 			char was[40], want[40];
@@ -454,7 +535,7 @@ int chain_open(struct chain **out, const char *path, const struct chain_options 
 		free(c);
 		return error_set(err, ENOMEM, "out of memory");
 	}
-	rc = vhd_open(&c->levels[0].vhd, path, VHD_OPEN_READ, err);
+	rc = open_level(options->cache, path, &c->levels[0].vhd, &c->levels[0].shared, err);
 	if (rc < 0)
 		goto fail;
 	c->depth = 1;

@@ -34,7 +34,23 @@ struct chain_options {
 	 */
 	int (*allow)(void *ctx, const char *real_path, struct error *err);
 	void *allow_ctx;
+	/* Files shared with other chains opened through it (NULL: none). */
+	struct chain_cache *cache;
 };
+
+/*
+ * A cache of open files for opening many chains that share files (the
+ * snapshots of one VM): each file is opened and checked once. Its files
+ * stay open until chain_cache_free(), which must come after every chain
+ * opened through it is closed. Not for chains read by several threads.
+ */
+struct chain_cache;
+
+/** A new, empty cache. Returns 0 or -ENOMEM. */
+int chain_cache_new(struct chain_cache **out);
+
+/** Close the cache's files and free it. NULL-safe. */
+void chain_cache_free(struct chain_cache *cache);
 
 /**
  * Open the VHD at @path and every ancestor. *@out receives the chain; caller

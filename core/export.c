@@ -251,6 +251,20 @@ static void finish(struct export_node *node)
 	}
 }
 
+/*
+ * While a tree is planned, the chains of one VM are opened through this
+ * thread's cache: they share their files, which are then opened once.
+ * Reads (export_open) never use it.
+ */
+static __thread struct chain_cache *plan_cache;
+
+/* store_open_chain(), through the plan's cache. */
+static int plan_open_chain(struct store *s, const struct store_disk *disk, struct chain **chain,
+			   struct error *err)
+{
+	return store_open_chain_cached(s, disk, plan_cache, chain, err);
+}
+
 /* ---- the identity of sources ---- */
 
 #define STAMP_START 0xcbf29ce484222325ULL
@@ -331,6 +345,7 @@ static void edit(struct edits *e, const char *key, const char *type, const char 
 	}
 	e->list = grown;
 	grown += e->count++;
+	grown->optional = false;
 	grown->key = strdup(key);
 	grown->type = type ? strdup(type) : NULL;
 	grown->value = value ? strdup(value) : NULL;
@@ -346,6 +361,11 @@ static int config_make(const char *path, const struct export_edit *edits, size_t
 	int rc = config_load(&config, path, err);
 
 	for (size_t i = 0; rc == 0 && i < count; i++) {
+		char *had = NULL;
+
+		if (edits[i].optional && config_get(config, edits[i].key, &had, NULL) == -ENOENT)
+			continue;
+		free(had);
 		if (edits[i].value)
 			rc = config_set(config, edits[i].key, edits[i].type, edits[i].value, err);
 		else
@@ -481,7 +501,7 @@ static int collect_chain(struct store *s, const struct store_disk *disk, struct 
 			 struct error *err)
 {
 	struct chain *chain = NULL;
-	int rc = store_open_chain(s, disk, &chain, err), top = -1;
+	int rc = plan_open_chain(s, disk, &chain, err), top = -1;
 
 	if (rc < 0)
 		return rc;
@@ -615,15 +635,14 @@ static int open_chain(struct store *s, const char *top, struct chain **chain, st
 	return store_open_chain(s, &disk, chain, err);
 }
 
-/* Measure the merged VHD and the raw view of the chain of @top. */
-static int measure_chain(struct store *s, const char *top, struct merged *m, struct error *err)
+/* Measure the merged VHD and the raw view of @chain (whose top is @top). */
+static int measure_chain(struct chain *chain, const char *top, struct merged *m,
+			 struct error *err)
 {
-	struct chain *chain = NULL;
 	struct stream *vhd = NULL, *raw = NULL;
-	int rc = open_chain(s, top, &chain, err);
+	int rc = stream_new_vhd(&vhd, chain, NULL, err);
 
 	if (rc == 0)
-		rc = stream_new_vhd(&vhd, chain, NULL, err);
 	if (rc == 0)
 		rc = stream_new_raw(&raw, chain, err);
 	if (rc == 0 && chain_stamp(chain, &m->stamp, &m->mtime) < 0)
@@ -636,7 +655,6 @@ static int measure_chain(struct store *s, const char *top, struct merged *m, str
 	}
 	stream_free(vhd);
 	stream_free(raw);
-	chain_close(chain);
 	return rc;
 }
 
@@ -693,19 +711,19 @@ static int state_measure(struct store *s, struct state *st, struct error *err)
 		struct chain *chain = NULL;
 		struct disk_file *f = &st->names.files[i];
 
-		rc = store_open_chain(s, disk, &chain, err);
+		rc = plan_open_chain(s, disk, &chain, err);
 		if (rc < 0)
 			break;
 		/* Named after the chain's base: the disk, whatever snapshots stacked on it. */
 		f->path = strdup(vhd_path(chain_level(chain, chain_depth(chain) - 1)));
 		f->parent = -1;
 		memcpy(f->uuid, vhd_footer(chain_level(chain, 0))->uuid, 16);
-		chain_close(chain);
 		st->names.count++;
 		if (!f->path)
 			rc = error_set(err, ENOMEM, "out of memory");
 		else
-			rc = measure_chain(s, disk->path, &st->merged[i], err);
+			rc = measure_chain(chain, disk->path, &st->merged[i], err);
+		chain_close(chain);
 	}
 	return rc;
 }
@@ -745,12 +763,8 @@ static int add_merged_disks(struct export_node *root, struct store *s, struct st
 }
 
 /* The edits that make a configuration that of an independent VM @id named @name. */
-static void edit_independent(struct edits *e, const char *config_path, const char *id,
-			     const char *name)
+static void edit_independent(struct edits *e, const char *id, const char *name)
 {
-	struct config *config = NULL;
-	struct error ignored;
-
 	edit(e, "properties/global_id", "string", id);
 	edit(e, "properties/type_id", "string", "Virtual Machines");
 	edit(e, "properties/name", "string", name);
@@ -758,14 +772,9 @@ static void edit_independent(struct edits *e, const char *config_path, const cha
 	edit(e, STORE_KEY_CURRENT, NULL, NULL);
 	edit(e, STORE_KEY_COUNT, NULL, NULL);
 	/* Its VM's GUID, where the configuration has it, is now its own. */
-	if (config_load(&config, config_path, &ignored) == 0) {
-		char *value = NULL;
-
-		if (config_get(config, STORE_KEY_VM_ID, &value, NULL) == 0)
-			edit(e, STORE_KEY_VM_ID, NULL, id);
-		free(value);
-		config_free(config);
-	}
+	edit(e, STORE_KEY_VM_ID, NULL, id);
+	if (!e->failed)
+		e->list[e->count - 1].optional = true;
 }
 
 /* A folder named after the VM around @folder, for create_vm_export_subdirectory. */
@@ -835,7 +844,7 @@ static int plan_merged(struct store *s, struct state *st, const char *config_pat
 		if (rc < 0)
 			return rc;
 	}
-	edit_independent(&e, config_path, st->id, vm_name);
+	edit_independent(&e, st->id, vm_name);
 	if (storage) {
 		int *index = calloc(st->disk_count ? st->disk_count : 1, sizeof(*index));
 
@@ -1197,8 +1206,15 @@ int export_plan_store(struct store *s, const struct store_vm *vms, size_t count,
 	    !(t.snapshots = subdir(root, "snapshots")) || !(t.raw = subdir(root, "raw")) ||
 	    !(t.by_id = subdir(root, "by-id")) || export_assign_names(names, count) < 0)
 		rc = -ENOMEM;
-	for (size_t i = 0; i < count && rc == 0; i++)
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		if (chain_cache_new(&plan_cache) < 0) {
+			rc = -ENOMEM;
+			break;
+		}
 		rc = tree_vm(&t, &vms[i], names[i].out);
+		chain_cache_free(plan_cache);
+		plan_cache = NULL;
+	}
 	names_free(names, count);
 	if (rc < 0) {
 		export_node_free(root);

@@ -86,7 +86,8 @@ enum export_source {
 struct export_edit {
 	char *key;
 	char *type;
-	char *value; /* NULL: remove the element */
+	char *value;   /* NULL: remove the element */
+	bool optional; /* only where the configuration has @key */
 };
 
 /* One file, folder or link of an export. Owned by its parent; the root by the caller. */

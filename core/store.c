@@ -316,10 +316,17 @@ int store_resolve(struct store *s, const char *config_path, const char *written,
 int store_open_chain(struct store *s, const struct store_disk *disk, struct chain **chain,
 		     struct error *err)
 {
+	return store_open_chain_cached(s, disk, NULL, chain, err);
+}
+
+int store_open_chain_cached(struct store *s, const struct store_disk *disk,
+			    struct chain_cache *cache, struct chain **chain, struct error *err)
+{
 	struct chain_options o = {
 		.pathmap = s->pathmap,
 		.allow = allow_parent,
 		.allow_ctx = s,
+		.cache = cache,
 	};
 
 	*chain = NULL;

@@ -29,6 +29,7 @@ struct pathmap;
 #define STORE_KEY_PARENT  "global_settings/snapshots/parent"	/* snapshot: its parent */
 #define STORE_KEY_VM_ID	  "settings/global/logical_id"		/* snapshot: its VM's GUID */
 struct chain;
+struct chain_cache;
 struct store;
 
 struct store_options {
@@ -152,6 +153,10 @@ const struct store_vm *store_find_vm(const struct store_vm *vms, size_t count,
  */
 int store_open_chain(struct store *store, const struct store_disk *disk, struct chain **chain,
 		     struct error *err);
+
+/** store_open_chain() through @cache (see chain_cache; NULL: none). */
+int store_open_chain_cached(struct store *store, const struct store_disk *disk,
+			    struct chain_cache *cache, struct chain **chain, struct error *err);
 
 /**
  * Resolve the path @written of a configuration at @config_path: a Linux

@@ -42,9 +42,39 @@ struct generation {
 struct handle {
 	struct generation *gen;
 	struct export_file *file;
+	struct handle *prev, *next; /* the open files, for the end of the session */
 };
 
 static pthread_mutex_t ref_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * Every open file. A lazy unmount may end the session with files open whose
+ * RELEASE never comes: they are closed with the mount.
+ */
+static struct handle *open_files;
+
+static void handle_link(struct handle *h)
+{
+	pthread_mutex_lock(&ref_lock);
+	h->prev = NULL;
+	h->next = open_files;
+	if (open_files)
+		open_files->prev = h;
+	open_files = h;
+	pthread_mutex_unlock(&ref_lock);
+}
+
+static void handle_unlink(struct handle *h)
+{
+	pthread_mutex_lock(&ref_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		open_files = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&ref_lock);
+}
 
 static void gen_free(struct generation *gen)
 {
@@ -216,6 +246,17 @@ int exportfs_init(struct exportfs *fs, struct error *err)
 	return gen_make(fs, &fs->current, err);
 }
 
+/* Whether folders @a and @b hold the same names (files hold none). */
+static bool same_names(const struct export_node *a, const struct export_node *b)
+{
+	if (a->child_count != b->child_count)
+		return false;
+	for (size_t i = 0; i < a->child_count; i++)
+		if (strcmp(a->children[i]->name, b->children[i]->name) != 0)
+			return false;
+	return true;
+}
+
 /* Tell the kernel what changed from @old to @now under @node (of @old). */
 static void invalidate(struct exportfs *fs, const struct generation *now, struct export_node *node)
 {
@@ -229,7 +270,8 @@ static void invalidate(struct exportfs *fs, const struct generation *now, struct
 			continue;
 		}
 		if (same->size != child->size || same->mtime.tv_sec != child->mtime.tv_sec ||
-		    same->mtime.tv_nsec != child->mtime.tv_nsec || same->stamp != child->stamp)
+		    same->mtime.tv_nsec != child->mtime.tv_nsec || same->stamp != child->stamp ||
+		    !same_names(same, child))
 			fuse_lowlevel_notify_inval_inode(fs->session, child->ino, 0, 0);
 		invalidate(fs, now, child);
 	}
@@ -261,7 +303,8 @@ static void revalidate(struct exportfs *fs)
 	old = fs->current;
 	fs->current = gen;
 	pthread_rwlock_unlock(&fs->lock);
-	fuse_lowlevel_notify_inval_inode(fs->session, FUSE_ROOT_ID, 0, 0);
+	if (!same_names(gen->root, old->root))
+		fuse_lowlevel_notify_inval_inode(fs->session, FUSE_ROOT_ID, 0, 0);
 	invalidate(fs, gen, old->root);
 	if (fs->verbose)
 		fuse_log(FUSE_LOG_INFO, "impexfs: the store changed; tree made again\n");
@@ -329,6 +372,14 @@ void exportfs_release(struct exportfs *fs)
 		pthread_mutex_unlock(&fs->wake_lock);
 		pthread_join(fs->thread, NULL);
 		fs->thread_started = false;
+	}
+	while (open_files) {
+		struct handle *h = open_files;
+
+		handle_unlink(h);
+		export_close(h->file);
+		gen_unref(h->gen);
+		free(h);
 	}
 	if (fs->current)
 		gen_unref(fs->current);
@@ -434,15 +485,37 @@ static void exportfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_readlink(req, target);
 }
 
-static void exportfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-				struct fuse_file_info *fi)
+/* Listings always come with attributes: a find or ls -l then needs no lookups. */
+static void exportfs_op_init(void *data, struct fuse_conn_info *conn)
+{
+	(void)data;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)
+		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+}
+
+/*
+ * No OPENDIR, no RELEASEDIR: a folder is listed with two requests, not four
+ * (a find of a big store takes half the time). The kernel then keeps no
+ * listing in its cache, but entries and attributes it keeps.
+ */
+static void exportfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, ENOSYS);
+}
+
+/* READDIR, and READDIRPLUS (@plus) whose entries spare the kernel a lookup each. */
+static void list(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
 	struct exportfs *fs = fuse_req_userdata(req);
 	struct export_node *dir;
 	char *buf = malloc(size);
 	size_t used = 0;
 
-	(void)fi;
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -456,16 +529,20 @@ static void exportfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off
 	}
 	/* Offsets: 0 ".", 1 "..", then the children from 2. */
 	for (off_t i = off; i < (off_t)dir->child_count + 2; i++) {
-		struct stat st = {0};
 		const struct export_node *child = i < 2 ? dir : dir->children[i - 2];
 		const char *name = i == 0 ? "." : i == 1 ? ".." : child->name;
+		struct fuse_entry_param e;
 		size_t len;
 
-		st.st_ino = child->ino;
-		st.st_mode = child->type == EXPORT_DIR	  ? S_IFDIR
-			     : child->type == EXPORT_LINK ? S_IFLNK
-							  : S_IFREG;
-		len = fuse_add_direntry(req, buf + used, size - used, name, &st, i + 1);
+		memset(&e, 0, sizeof(e));
+		fill_attr(fs, child, &e.attr);
+		if (plus && i >= 2) {
+			e.ino = child->ino;
+			e.attr_timeout = TIMEOUT;
+			e.entry_timeout = TIMEOUT;
+		}
+		len = plus ? fuse_add_direntry_plus(req, buf + used, size - used, name, &e, i + 1)
+			   : fuse_add_direntry(req, buf + used, size - used, name, &e.attr, i + 1);
 		if (len > size - used)
 			break;
 		used += len;
@@ -473,6 +550,20 @@ static void exportfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off
 	done(fs);
 	fuse_reply_buf(req, buf, used);
 	free(buf);
+}
+
+static void exportfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+				struct fuse_file_info *fi)
+{
+	(void)fi;
+	list(req, ino, size, off, false);
+}
+
+static void exportfs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+				    struct fuse_file_info *fi)
+{
+	(void)fi;
+	list(req, ino, size, off, true);
 }
 
 static void exportfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -517,6 +608,7 @@ static void exportfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_in
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	handle_link(h);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->keep_cache = 1; /* the content changes only with a new tree */
 	fuse_reply_open(req, fi);
@@ -527,6 +619,7 @@ static void exportfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
 	(void)ino;
+	handle_unlink(h);
 	export_close(h->file);
 	gen_unref(h->gen);
 	free(h);
@@ -585,10 +678,13 @@ static void exportfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whe
 }
 
 const struct fuse_lowlevel_ops exportfs_ops = {
+	.init = exportfs_op_init,
 	.lookup = exportfs_op_lookup,
 	.getattr = exportfs_op_getattr,
 	.readlink = exportfs_op_readlink,
+	.opendir = exportfs_op_opendir,
 	.readdir = exportfs_op_readdir,
+	.readdirplus = exportfs_op_readdirplus,
 	.open = exportfs_op_open,
 	.read = exportfs_op_read,
 	.release = exportfs_op_release,

@@ -275,7 +275,9 @@ int main(int argc, char **argv)
 		loop = fuse_loop_cfg_create();
 		if (loop) {
 			fuse_loop_cfg_set_clone_fd(loop, cmd.clone_fd);
-			fuse_loop_cfg_set_max_threads(loop, cmd.max_threads);
+			/* libfuse leaves max_threads unset (UINT_MAX) unless it is given. */
+			if (cmd.max_threads <= 100000)
+				fuse_loop_cfg_set_max_threads(loop, cmd.max_threads);
 			fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
 		}
 		rc = loop && fuse_session_loop_mt(se, loop) == 0 ? 0 : 1;
