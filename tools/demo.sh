@@ -11,9 +11,16 @@ cd "$IMPEX_ROOT"
 impex_install_packages "${IMPEX_PACKAGES[@]}"
 impex_build build >/dev/null
 IMPEX=$IMPEX_ROOT/build/tools/impex
+IMPEXFS=$IMPEX_ROOT/build/fs/impexfs
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/impex-demo.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+# Whatever happens, what the demo mounted is unmounted before its folder goes.
+cleanup() {
+	if mountpoint -q "$WORK/guest" 2>/dev/null; then umount "$WORK/guest" || true; fi
+	if mountpoint -q "$WORK/export" 2>/dev/null; then fusermount3 -u "$WORK/export" || true; fi
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
 cd "$WORK"
 
 if [ -t 1 ]; then
@@ -88,4 +95,32 @@ print("now\t" + vm["disks"][0]["path"])' | while IFS=$'\t' read -r name disk; do
 	printf '  %-16s motd: %s\n' "$name" "$(debugfs -R 'cat /motd' guest.raw 2>/dev/null)"
 done
 
-say "Done: chains merged sector by sector and checked by qemu-img and vhdiinfo; a store of VMs and snapshots"
+say "The export mount: every VM and every snapshot of the store as an export folder"
+mkdir export
+show "$IMPEXFS" "$WORK/store" "$WORK/export"
+show ls export export/vms export/snapshots/blog
+show rsync -a --sparse export/vms/blog/ backup-blog/
+echo '$ du -sh --apparent-size backup-blog; du -sh backup-blog   # --sparse keeps the holes'
+du -sh --apparent-size backup-blog; du -sh backup-blog
+show "$IMPEX" vm list --store backup-blog
+echo '$ rsync -a --itemize-changes export/vms/blog/ backup-blog/   # the same bytes: nothing to copy'
+rsync -a --itemize-changes export/vms/blog/ backup-blog/ | sed 's/^/  /'
+
+say "One snapshot, copied out as a VM of its own (its chain merged into one VHD on the fly)"
+show cp -r "export/snapshots/blog/version 2" snapshot-copy
+show "$IMPEX" vm show --store snapshot-copy blog
+show qemu-img info -f vpc "snapshot-copy/Virtual Hard Disks/blog.vhd"
+
+say "The guest's files at a snapshot, through a loop mount of its raw image"
+if [ "$(id -u)" = 0 ]; then
+	mkdir guest
+	show mount -o loop,ro "export/raw/blog/installed/blog.img" guest
+	show cat guest/motd
+	show ls guest/posts
+	umount guest
+else
+	echo "  (loop mounts need root: skipped)"
+fi
+show fusermount3 -u "$WORK/export"
+
+say "Done: chains merged sector by sector and checked by qemu-img and vhdiinfo; a store of VMs and snapshots, exported through the mount"
