@@ -38,6 +38,7 @@ set -euo pipefail
 IMPEX=${IMPEX:-build/tools/impex}
 RUNS=${RUNS:-5}
 SEED=2026
+BENCH=$(cd -- "$(dirname -- "$0")" && pwd)
 
 die() {
 	echo "flatten.sh: $*" >&2
@@ -81,37 +82,7 @@ head -c "$POOL" /dev/urandom >pool.bin
 
 # One plan per level: "DISK_OFFSET POOL_OFFSET LENGTH" lines, POOL_OFFSET
 # "zero" for a run of zeros.
-python3 - "$SEED" "$DISK" "$POOL" <<'EOF'
-import random
-import sys
-
-seed, disk, pool = (int(a) for a in sys.argv[1:4])
-rng = random.Random(seed)
-MiB, KiB, block = 1 << 20, 1 << 10, 2 << 20
-
-# Level 0: 1 GiB in 1 MiB pieces over half of the 1 MiB slots, in random
-# order: about a quarter of the blocks full, half of them half full.
-slots = rng.sample(range(disk // MiB), pool // MiB)
-base = [(slot * MiB, i * MiB, MiB) for i, slot in enumerate(slots)]
-
-def scattered(count, length, align):
-    return [(rng.randrange(0, (disk - length) // align) * align,
-             rng.randrange(0, (pool - length) // align) * align, length)
-            for _ in range(count)]
-
-# Level 1: 128 MiB in 256 KiB pieces at 4 KiB offsets, across blocks too.
-level1 = scattered(512, 256 * KiB, 4 * KiB)
-# Level 2: 128 MiB in 128 KiB pieces at sector offsets (fragmented bitmaps),
-# then zeros over four blocks the base wrote whole.
-level2 = scattered(1024, 128 * KiB, 512)
-full = sorted(set(s // 2 for s in slots if s % 2 == 0) & set(s // 2 for s in slots if s % 2))
-level2 += [(b * block, "zero", block) for b in rng.sample(full, 4)]
-
-for level, plan in enumerate((base, level1, level2)):
-    with open(f"plan{level}.txt", "w") as f:
-        for off, src, length in plan:
-            f.write(f"{off} {src} {length}\n")
-EOF
+python3 "$BENCH/chain_plan.py" "$SEED" "$DISK" "$POOL" .
 
 apply_plan() { # VHD PLAN
 	local vhd=$1 plan=$2 off src len

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 /* Entries and attributes change only with the store: the kernel is told when they do. */
+#define EXPORTFS_MAX_REQUEST (256 * 1024)
 #define TIMEOUT 3600.0
 
 struct generation {
@@ -492,6 +493,14 @@ static void exportfs_op_init(void *data, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	/*
+	 * The kernel's request size limit (max_pages) follows max_write, and it
+	 * gives every READDIR a buffer that large: with libfuse's 1 MiB, a find of
+	 * a big store spends most of its time allocating them. 256 KiB halves the
+	 * time of such a find and reads as fast as 1 MiB with readahead raised
+	 * (docs/PERFORMANCE.md). Nothing is written through this mount.
+	 */
+	conn->max_write = EXPORTFS_MAX_REQUEST;
 	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)
 		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
 }

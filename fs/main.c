@@ -275,10 +275,11 @@ int main(int argc, char **argv)
 		loop = fuse_loop_cfg_create();
 		if (loop) {
 			fuse_loop_cfg_set_clone_fd(loop, cmd.clone_fd);
-			/* libfuse leaves max_threads unset (UINT_MAX) unless it is given. */
+			/* libfuse leaves these UINT_MAX unless they are given: keep its defaults. */
 			if (cmd.max_threads <= 100000)
 				fuse_loop_cfg_set_max_threads(loop, cmd.max_threads);
-			fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
+			if (cmd.max_idle_threads <= 100000)
+				fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
 		}
 		rc = loop && fuse_session_loop_mt(se, loop) == 0 ? 0 : 1;
 	}
