@@ -70,6 +70,26 @@ int fsutil_open_source(const char *path, bool writable)
 	return fd;
 }
 
+DIR *fsutil_opendir(const char *path)
+{
+	int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+	int fd = open(path, flags | O_NOATIME);
+	DIR *d;
+
+	if (fd < 0 && errno == EPERM)
+		fd = open(path, flags);
+	if (fd < 0)
+		return NULL;
+	d = fdopendir(fd);
+	if (!d) {
+		int code = errno;
+
+		close(fd);
+		errno = code;
+	}
+	return d;
+}
+
 int fsutil_dirname(const char *path, char *out, size_t cap)
 {
 	const char *slash = strrchr(path, '/');
@@ -169,7 +189,7 @@ void fsutil_names_free(char **names, size_t count)
 
 int fsutil_list_names(const char *dir, bool (*keep)(const char *name), char ***names, size_t *count)
 {
-	DIR *d = opendir(dir);
+	DIR *d = fsutil_opendir(dir);
 	struct dirent *e;
 	char **list = NULL;
 	size_t n = 0, cap = 0;

@@ -6,6 +6,7 @@
 #ifndef IMPEX_FSUTIL_H
 #define IMPEX_FSUTIL_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,6 +34,9 @@ int fsutil_fsync_parent(const char *path);
  * The folder part of @path ("." if none) into @out. Returns 0 or -ENAMETOOLONG.
  */
 int fsutil_dirname(const char *path, char *out, size_t cap);
+
+/** opendir() of @path, with O_NOATIME where allowed: reading a store leaves its times alone. */
+DIR *fsutil_opendir(const char *path);
 
 /** The folder of @path with links resolved, into @out (PATH_MAX bytes). Returns 0 or -errno. */
 int fsutil_real_dirname(const char *path, char *out);

@@ -1,6 +1,7 @@
 #include "pathmap.h"
 
 #include "error.h"
+#include "fsutil.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -323,7 +324,7 @@ int pathmap_join_relative(const char *dir, const char *rel, char *out, size_t ca
 /* Look for @name in @dir ignoring ASCII case; the first match in name order. */
 static int find_entry_case_insensitive(const char *dir, const char *name, char *found, size_t cap)
 {
-	DIR *d = opendir(dir[0] ? dir : "/");
+	DIR *d = fsutil_opendir(dir[0] ? dir : "/");
 	struct dirent *e;
 	int rc = -ENOENT;
 

@@ -430,7 +430,7 @@ static char *saved_state_folder(const struct store *s, const char *dir, const ch
 	if (snprintf(folder, sizeof(folder), "%s/%s", dir, id) >= (int)sizeof(folder) ||
 	    !realpath(folder, real) || !inside(s, real))
 		return NULL;
-	d = opendir(real);
+	d = fsutil_opendir(real);
 	if (!d)
 		return NULL;
 	while ((e = readdir(d)) != NULL && !found) {
