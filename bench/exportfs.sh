@@ -31,7 +31,7 @@
 # impexfs and minfuse are read with the mount's read_ahead_kb as the kernel
 # sets it (128, as minfuse's mount has it) and raised to RA_KB (1024), set
 # through /sys/class/bdi/<dev>/ before each read, the same for both (whatever
-# impexfs sets for itself when mounting). vhdimount keeps its default.
+# impexfs sets for itself when mounting); vhdimount too, like for like.
 #
 # Before timing, every file read is checked: passthrough files against the
 # store's base disk (cmp), merged files against `impex vhd cat` of the
@@ -274,6 +274,10 @@ fi
 for name in impexfs minfuse-st minfuse-mt; do
 	BDI_OF[$name]=$(bdi_of "$M/$name")
 done
+if ((HAVE_VHDIMOUNT)); then
+	BDI_OF[vhdimount-base]=$(bdi_of "$M/vhdi-base")
+	BDI_OF[vhdimount-chain]=$(bdi_of "$M/vhdi-chain")
+fi
 # The kernel's default, as minfuse leaves it (impexfs may set its own).
 RA_DEFAULT=$(cat "/sys/class/bdi/${BDI_OF[minfuse-st]}/read_ahead_kb")
 ((RA_DEFAULT != RA_KB)) || die "read_ahead_kb is already $RA_KB when mounted: set RA_KB to another value"
@@ -350,11 +354,12 @@ for ra in "$RA_DEFAULT" "$RA_KB"; do
 		add_case "impexfs merged vhd, ra $ra" "$MERGED_VHD" chain "${BDI_OF[impexfs]}" "$ra"
 	[[ -z $MERGED_RAW ]] ||
 		add_case "impexfs merged raw, ra $ra" "$MERGED_RAW" chain "${BDI_OF[impexfs]}" "$ra"
+	# vhdimount at the same readahead: the comparison is like for like.
+	if ((HAVE_VHDIMOUNT)); then
+		add_case "vhdimount base, ra $ra" "$VHDI_BASE" base "${BDI_OF[vhdimount-base]}" "$ra"
+		add_case "vhdimount chain, ra $ra" "$VHDI_CHAIN" chain "${BDI_OF[vhdimount-chain]}" "$ra"
+	fi
 done
-if ((HAVE_VHDIMOUNT)); then
-	add_case "vhdimount base" "$VHDI_BASE" base "" ""
-	add_case "vhdimount chain" "$VHDI_CHAIN" chain "" ""
-fi
 
 # Drop every cache, re-read the store files the case reads (unless COLD=1),
 # set the mount's read-ahead.
@@ -453,9 +458,9 @@ for ra in (ra_def, ra_hi):
     line("merged raw / ceiling", ratio(f"impexfs merged raw, ra {ra}", ceiling), 0.7)
     if have_vhdi:
         line("passthrough / vhdimount base (raw of the same VHD)",
-             ratio(f"impexfs passthrough, ra {ra}", "vhdimount base"))
-        line("merged vhd / vhdimount chain", ratio(f"impexfs merged vhd, ra {ra}", "vhdimount chain"), 10)
-        line("merged raw / vhdimount chain", ratio(f"impexfs merged raw, ra {ra}", "vhdimount chain"), 10)
+             ratio(f"impexfs passthrough, ra {ra}", f"vhdimount base, ra {ra}"))
+        line("merged vhd / vhdimount chain", ratio(f"impexfs merged vhd, ra {ra}", f"vhdimount chain, ra {ra}"), 10)
+        line("merged raw / vhdimount chain", ratio(f"impexfs merged raw, ra {ra}", f"vhdimount chain, ra {ra}"), 10)
 print(f"-- read_ahead_kb {ra_hi} over {ra_def}")
 for what in ("impexfs passthrough", "minfuse -s", "minfuse mt", "impexfs merged vhd", "impexfs merged raw"):
     r = ratio(f"{what}, ra {ra_hi}", f"{what}, ra {ra_def}")
