@@ -109,12 +109,18 @@ int export_assign_names(struct export_name *names, size_t count)
 		if (keeps) {
 			snprintf(buf, sizeof(buf), "%s", safe[i]);
 		} else {
+			bool whole = false;
+
 			snprintf(buf, sizeof(buf), "%s (%.8s)", safe[i], names[i].id);
-			/* Two GUIDs alike in 8 characters: the whole GUID. */
+			/* Two GUIDs alike in 8 characters, or another thing named so: the
+			 * whole GUID. */
 			for (size_t j = 0; j < count; j++)
-				if (j != i && strcasecmp(safe[i], safe[j]) == 0 &&
-				    strncasecmp(names[i].id, names[j].id, 8) == 0)
-					snprintf(buf, sizeof(buf), "%s (%s)", safe[i], names[i].id);
+				if (j != i && ((strcasecmp(safe[i], safe[j]) == 0 &&
+						strncasecmp(names[i].id, names[j].id, 8) == 0) ||
+					       strcasecmp(buf, safe[j]) == 0))
+					whole = true;
+			if (whole)
+				snprintf(buf, sizeof(buf), "%s (%s)", safe[i], names[i].id);
 		}
 		names[i].out = strdup(buf);
 		if (!names[i].out) {
@@ -269,13 +275,15 @@ static int plan_open_chain(struct store *s, const struct store_disk *disk, struc
 
 #define STAMP_START 0xcbf29ce484222325ULL
 
-/* Mix one file's identity into @h: replaced, resized or written, it changes. */
+/* Mix one file's identity into @h: replaced, resized, written (or its times set back), it changes. */
 static uint64_t stamp_mix(uint64_t h, const struct stat *st)
 {
-	const uint64_t v[5] = {(uint64_t)st->st_dev, (uint64_t)st->st_ino, (uint64_t)st->st_size,
-			       (uint64_t)st->st_mtim.tv_sec, (uint64_t)st->st_mtim.tv_nsec};
+	const uint64_t v[7] = {(uint64_t)st->st_dev,	      (uint64_t)st->st_ino,
+			       (uint64_t)st->st_size,	      (uint64_t)st->st_mtim.tv_sec,
+			       (uint64_t)st->st_mtim.tv_nsec, (uint64_t)st->st_ctim.tv_sec,
+			       (uint64_t)st->st_ctim.tv_nsec};
 
-	for (size_t i = 0; i < 5; i++) {
+	for (size_t i = 0; i < 7; i++) {
 		h ^= v[i];
 		h *= 0x100000001b3ULL;
 		h ^= h >> 29;
@@ -301,14 +309,55 @@ static int chain_stamp(const struct chain *chain, uint64_t *stamp, struct timesp
 	return 0;
 }
 
+static uint64_t hash_bytes(uint64_t h, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static uint64_t hash_text(uint64_t h, const char *text)
+{
+	/* The NUL too, so that "ab","c" and "a","bc" differ. */
+	return text ? hash_bytes(h, text, strlen(text) + 1) : hash_bytes(h, "", 1);
+}
+
+uint64_t export_node_identity(const struct export_node *node)
+{
+	uint64_t h = hash_bytes(STAMP_START, &node->stamp, sizeof(node->stamp));
+
+	h = hash_bytes(h, &node->source, sizeof(node->source));
+	h = hash_text(h, node->path);
+	h = hash_text(h, node->seed);
+	for (size_t i = 0; i < node->edit_count; i++) {
+		h = hash_text(h, node->edits[i].key);
+		h = hash_text(h, node->edits[i].type);
+		h = hash_text(h, node->edits[i].value);
+		h = hash_bytes(h, &node->edits[i].optional, sizeof(node->edits[i].optional));
+	}
+	for (size_t i = 0; i < 2; i++) {
+		h = hash_bytes(h, &node->patches[i].offset, sizeof(node->patches[i].offset));
+		if (node->patches[i].bytes)
+			h = hash_bytes(h, node->patches[i].bytes, node->patches[i].len);
+	}
+	return h;
+}
+
 /* A file of the store under @dir as it is, named @name. */
 static int add_file(struct export_node *dir, const char *name, const char *path, struct error *err)
 {
 	struct export_node *node;
 	struct stat st;
+	int fd = fsutil_open_regular(path, &st);
 
-	if (stat(path, &st) < 0)
-		return error_errno(err, errno, "cannot stat", path);
+	/* Known by what was opened: a link put in its place is never followed. */
+	if (fd < 0)
+		return error_errno(err, -fd, "cannot open", path);
+	close(fd);
 	node = node_new(name, EXPORT_FILE);
 	if (node) {
 		node->source = EXPORT_SOURCE_FILE;
@@ -474,25 +523,50 @@ static int find_file(const struct disk_files *d, const char *path)
 	return -1;
 }
 
-/* Add the file @path (parent @parent, UUID @uuid) to @d unless there; its index, or -ENOMEM. */
+/* The real path of @path (a new string), or a copy of it if it has none; NULL on ENOMEM. */
+static char *real_or_copy(const char *path)
+{
+	char *real = realpath(path, NULL);
+
+	return real ? real : strdup(path);
+}
+
+/* The index of the file at @path in @d (by real path), or -1. */
+static int find_real(const struct disk_files *d, const char *path)
+{
+	char *real = real_or_copy(path);
+	int at = real ? find_file(d, real) : -1;
+
+	free(real);
+	return at;
+}
+
+/* Add the file @path (parent @parent, UUID @uuid) to @d unless there; its index, or -ENOMEM.
+ * Files are kept by their real paths: served, they are opened without following links. */
 static int add_disk_file(struct disk_files *d, const char *path, int parent, const uint8_t *uuid)
 {
-	int at = find_file(d, path);
+	char *real = real_or_copy(path);
 	struct disk_file *grown;
+	int at;
 
-	if (at >= 0)
-		return at;
-	grown = realloc(d->files, (d->count + 1) * sizeof(*grown));
-	if (!grown)
+	if (!real)
 		return -ENOMEM;
+	at = find_file(d, real);
+	if (at >= 0) {
+		free(real);
+		return at;
+	}
+	grown = realloc(d->files, (d->count + 1) * sizeof(*grown));
+	if (!grown) {
+		free(real);
+		return -ENOMEM;
+	}
 	d->files = grown;
-	at = (int)d->count;
+	at = (int)d->count++;
 	memset(&d->files[at], 0, sizeof(d->files[at]));
 	d->files[at].parent = parent;
 	memcpy(d->files[at].uuid, uuid, 16);
-	if (!(d->files[at].path = strdup(path)))
-		return -ENOMEM;
-	d->count++;
+	d->files[at].path = real;
 	return at;
 }
 
@@ -608,7 +682,7 @@ static void edit_disk_paths(struct edits *e, const struct store_disk *disks, siz
 {
 	for (size_t i = 0; i < count; i++) {
 		char key[600], value[NAME_MAX + 32];
-		int at = index ? index[i] : disks[i].path ? find_file(d, disks[i].path) : -1;
+		int at = index ? index[i] : disks[i].path ? find_real(d, disks[i].path) : -1;
 
 		if (at < 0)
 			continue;
@@ -787,9 +861,13 @@ static int wrap(struct export_node **folder, const char *outer, const char *vm_n
 	export_safe_name(vm_name, inner);
 	free((*folder)->name);
 	(*folder)->name = strdup(inner);
-	if (!around || !(*folder)->name || node_add(around, *folder) < 0) {
-		if (around && around->child_count == 0)
-			export_node_free(*folder);
+	if (!around || !(*folder)->name) {
+		export_node_free(*folder);
+		export_node_free(around);
+		*folder = NULL;
+		return error_set(err, ENOMEM, "out of memory");
+	}
+	if (node_add(around, *folder) < 0) { /* it freed the folder */
 		export_node_free(around);
 		*folder = NULL;
 		return error_set(err, ENOMEM, "out of memory");
@@ -1327,7 +1405,7 @@ int export_open(const struct export_node *node, struct export_file **out, struct
 		break;
 	}
 	default:
-		f->fd = fsutil_open_source(node->path, false);
+		f->fd = fsutil_open_regular(node->path, &st);
 		if (f->fd < 0)
 			rc = error_errno(err, -f->fd, "cannot open", node->path);
 		else
@@ -1384,10 +1462,57 @@ int export_read(const struct export_node *node, void *buf, size_t len, uint64_t 
 	return rc;
 }
 
+/* lseek of the source at @offset, within the planned size: -ENXIO past the last data. */
+static int64_t seek_source(const struct export_file *f, uint64_t offset, bool data,
+			   struct error *err)
+{
+	uint64_t size = f->node->size;
+	off_t at = lseek(f->fd, (off_t)offset, data ? SEEK_DATA : SEEK_HOLE);
+
+	if (at < 0) {
+		/* A source without hole support is all data. */
+		if (errno == EINVAL)
+			return data ? (int64_t)offset : (int64_t)size;
+		return errno == ENXIO ? -ENXIO
+				      : error_errno(err, errno, "cannot seek in", f->node->path);
+	}
+	if ((uint64_t)at >= size)
+		return data ? -ENXIO : (int64_t)size;
+	return (int64_t)at;
+}
+
+/* SEEK_DATA/SEEK_HOLE of a file served from the store: the source's runs, the patches laid
+ * over it (a relocated header) being data wherever the source has holes. */
+static int64_t seek_file(const struct export_file *f, uint64_t offset, bool data,
+			 struct error *err)
+{
+	const struct vhd_patch *p = f->node->patches;
+	int64_t at = seek_source(f, offset, data, err);
+
+	if (at < 0 && at != -ENXIO)
+		return at;
+	for (size_t i = 0; i < 2; i++) {
+		uint64_t start = p[i].offset, end = p[i].offset + p[i].len;
+
+		if (!p[i].bytes || end <= offset)
+			continue;
+		if (data) {
+			/* The first data: the source's, or a patch's that starts before it. */
+			uint64_t from = start > offset ? start : offset;
+
+			if (at == -ENXIO || from < (uint64_t)at)
+				at = (int64_t)from;
+		} else if (start <= (uint64_t)at && (uint64_t)at < end) {
+			/* A hole that begins inside a patch begins after it, or later. */
+			return seek_file(f, end, false, err);
+		}
+	}
+	return at;
+}
+
 int64_t export_seek(struct export_file *f, uint64_t offset, bool data, struct error *err)
 {
 	const struct export_node *node = f->node;
-	off_t at;
 
 	if (offset >= node->size)
 		return -ENXIO;
@@ -1410,15 +1535,7 @@ int64_t export_seek(struct export_file *f, uint64_t offset, bool data, struct er
 		}
 		return data ? -ENXIO : (int64_t)node->size;
 	default:
-		at = lseek(f->fd, (off_t)offset, data ? SEEK_DATA : SEEK_HOLE);
-		if (at < 0) {
-			/* A source without hole support is all data. */
-			if (errno == EINVAL)
-				return data ? (int64_t)offset : (int64_t)node->size;
-			return errno == ENXIO ? -ENXIO
-					      : error_errno(err, errno, "cannot seek in", node->path);
-		}
-		return (uint64_t)at > node->size ? (int64_t)node->size : (int64_t)at;
+		return seek_file(f, offset, data, err);
 	}
 }
 

@@ -108,6 +108,7 @@ struct export_node {
 	uint64_t allocated;	     /* bytes the source really holds (for st_blocks) */
 	struct timespec mtime;	     /* taken from the sources */
 	uint64_t ino;		     /* set by whoever serves the tree: its inode number */
+	bool renewed;		     /* set by whoever serves the tree: not as the tree before had it */
 };
 
 /**
@@ -152,6 +153,13 @@ int export_plan_store(struct store *store, const struct store_vm *vms, size_t co
 		      const struct export_settings *settings,
 		      void (*skipped)(void *ctx, const char *what, const struct error *why),
 		      void *ctx, struct export_node **out, struct error *err);
+
+/**
+ * What @node's bytes are made of: its sources' identity and whatever the
+ * plan lays over them (edits, patches, a seed). Two plans give a path the
+ * same identity only if they give it the same bytes.
+ */
+uint64_t export_node_identity(const struct export_node *node);
 
 /** Free @node and everything under it. NULL-safe. */
 void export_node_free(struct export_node *node);

@@ -70,6 +70,25 @@ int fsutil_open_source(const char *path, bool writable)
 	return fd;
 }
 
+int fsutil_open_regular(const char *path, struct stat *st)
+{
+	int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW;
+	int fd = open(path, flags | O_NOATIME);
+
+	if (fd < 0 && errno == EPERM)
+		fd = open(path, flags);
+	if (fd < 0)
+		return errno == ELOOP ? -EACCES : -errno;
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode) ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+		int rc = S_ISREG(st->st_mode) ? -errno : -EINVAL;
+
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
 DIR *fsutil_opendir(const char *path)
 {
 	int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;

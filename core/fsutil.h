@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 /**
  * Read exactly @len bytes at @offset, retrying short reads and EINTR.
@@ -34,6 +35,13 @@ int fsutil_fsync_parent(const char *path);
  * The folder part of @path ("." if none) into @out. Returns 0 or -ENAMETOOLONG.
  */
 int fsutil_dirname(const char *path, char *out, size_t cap);
+
+/**
+ * Open @path for reading, as fsutil_open_source() does, only if it is a
+ * regular file and no symbolic link (-EACCES for a link, -EINVAL for
+ * another kind); its fstat() into *@st. Returns the descriptor or -errno.
+ */
+int fsutil_open_regular(const char *path, struct stat *st);
 
 /** opendir() of @path, with O_NOATIME where allowed: reading a store leaves its times alone. */
 DIR *fsutil_opendir(const char *path);

@@ -258,24 +258,71 @@ static bool same_names(const struct export_node *a, const struct export_node *b)
 	return true;
 }
 
+/* Whether @now shows anything other than @was did: bytes, size, time, kind or names. */
+static bool differs(const struct export_node *was, const struct export_node *now)
+{
+	return was->type != now->type || was->size != now->size ||
+	       was->mtime.tv_sec != now->mtime.tv_sec || was->mtime.tv_nsec != now->mtime.tv_nsec ||
+	       export_node_identity(was) != export_node_identity(now) || !same_names(was, now);
+}
+
+/* Mark what is new or changed in @gen against @old, before @gen is served. */
+static void mark_renewed(const struct generation *old, struct export_node *node)
+{
+	const struct export_node *was = gen_find(old, node->ino);
+
+	node->renewed = !was || strcmp(was->name, node->name) != 0 || differs(was, node);
+	for (size_t i = 0; i < node->child_count; i++)
+		mark_renewed(old, node->children[i]);
+}
+
 /* Tell the kernel what changed from @old to @now under @node (of @old). */
 static void invalidate(struct exportfs *fs, const struct generation *now, struct export_node *node)
 {
+	const struct export_node *same = gen_find(now, node->ino);
+
+	if (node->ino == FUSE_ROOT_ID && differs(node, same))
+		fuse_lowlevel_notify_inval_inode(fs->session, FUSE_ROOT_ID, 0, 0);
 	for (size_t i = 0; i < node->child_count; i++) {
 		struct export_node *child = node->children[i];
-		struct export_node *same = gen_find(now, child->ino);
 
+		same = gen_find(now, child->ino);
 		if (!same || same->type != child->type || strcmp(same->name, child->name) != 0) {
 			fuse_lowlevel_notify_inval_entry(fs->session, node->ino, child->name,
 							 strlen(child->name));
 			continue;
 		}
-		if (same->size != child->size || same->mtime.tv_sec != child->mtime.tv_sec ||
-		    same->mtime.tv_nsec != child->mtime.tv_nsec || same->stamp != child->stamp ||
-		    !same_names(same, child))
+		if (differs(child, same)) {
+			/* The entry too: it waits for lookups of the parent in flight. */
 			fuse_lowlevel_notify_inval_inode(fs->session, child->ino, 0, 0);
+			fuse_lowlevel_notify_inval_entry(fs->session, node->ino, child->name,
+							 strlen(child->name));
+		}
 		invalidate(fs, now, child);
 	}
+}
+
+/* Tell the kernel once more what changed from the tree before: replies made from it
+ * may have reached the kernel after the first telling. Then let it go. */
+static void retell(struct exportfs *fs)
+{
+	struct generation *previous = fs->previous;
+
+	if (!previous)
+		return;
+	fs->previous = NULL;
+	pthread_rwlock_rdlock(&fs->lock);
+	invalidate(fs, fs->current, previous->root);
+	pthread_rwlock_unlock(&fs->lock);
+	gen_unref(previous);
+}
+
+/* Ask for the tree to be made again at the next look (a file was found changed or gone). */
+static void mark_stale(struct exportfs *fs)
+{
+	pthread_mutex_lock(&ref_lock);
+	fs->stale = true;
+	pthread_mutex_unlock(&ref_lock);
 }
 
 /* Plan the tree again if the store's folders changed (or a file did); swap it in. */
@@ -286,6 +333,7 @@ static void revalidate(struct exportfs *fs)
 	struct error err;
 	bool stale;
 
+	retell(fs);
 	pthread_mutex_lock(&ref_lock);
 	stale = fs->stale;
 	fs->stale = false;
@@ -297,19 +345,21 @@ static void revalidate(struct exportfs *fs)
 		/* Keep serving what was there; try again next time. */
 		fuse_log(FUSE_LOG_ERR, "impexfs: cannot read the store again: %s\n",
 			 error_message(&err));
+		if (stale)
+			mark_stale(fs);
 		return;
 	}
 	fs->folders = folders;
+	/* Only this thread swaps trees: the current one can be read without the lock. */
+	mark_renewed(fs->current, gen->root);
 	pthread_rwlock_wrlock(&fs->lock);
 	old = fs->current;
 	fs->current = gen;
 	pthread_rwlock_unlock(&fs->lock);
-	if (!same_names(gen->root, old->root))
-		fuse_lowlevel_notify_inval_inode(fs->session, FUSE_ROOT_ID, 0, 0);
 	invalidate(fs, gen, old->root);
+	fs->previous = old;
 	if (fs->verbose)
 		fuse_log(FUSE_LOG_INFO, "impexfs: the store changed; tree made again\n");
-	gen_unref(old);
 }
 
 /* Raise the mount's readahead: the kernel's 128 KiB halves FUSE's throughput. */
@@ -382,6 +432,9 @@ void exportfs_release(struct exportfs *fs)
 		gen_unref(h->gen);
 		free(h);
 	}
+	if (fs->previous)
+		gen_unref(fs->previous);
+	fs->previous = NULL;
 	if (fs->current)
 		gen_unref(fs->current);
 	fs->current = NULL;
@@ -415,7 +468,12 @@ static void fill_attr(struct exportfs *fs, const struct export_node *node, struc
 	}
 }
 
-/* The node @ino of the current tree, with the read lock held (release with done()). */
+/*
+ * The node @ino of the current tree, with the read lock held (release with
+ * done()). Replies made from the tree are sent before the lock is released:
+ * a reply from a tree being replaced then reaches the kernel before the news
+ * of what changed, which would otherwise be overtaken and lost.
+ */
 static struct export_node *node_of(struct exportfs *fs, fuse_ino_t ino)
 {
 	pthread_rwlock_rdlock(&fs->lock);
@@ -449,8 +507,8 @@ static void exportfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *na
 	e.attr_timeout = TIMEOUT;
 	e.entry_timeout = TIMEOUT;
 	fill_attr(fs, child, &e.attr);
-	done(fs);
 	fuse_reply_entry(req, &e);
+	done(fs);
 }
 
 static void exportfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -466,8 +524,8 @@ static void exportfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file
 		return;
 	}
 	fill_attr(fs, node, &st);
-	done(fs);
 	fuse_reply_attr(req, &st, TIMEOUT);
+	done(fs);
 }
 
 static void exportfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -482,8 +540,8 @@ static void exportfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 		return;
 	}
 	snprintf(target, sizeof(target), "%s", node->path);
-	done(fs);
 	fuse_reply_readlink(req, target);
+	done(fs);
 }
 
 /* Listings always come with attributes: a find or ls -l then needs no lookups. */
@@ -507,8 +565,8 @@ static void exportfs_op_init(void *data, struct fuse_conn_info *conn)
 
 /*
  * No OPENDIR, no RELEASEDIR: a folder is listed with two requests, not four
- * (a find of a big store takes half the time). The kernel then keeps no
- * listing in its cache, but entries and attributes it keeps.
+ * (a find of a big store takes half the time). The kernel then keeps
+ * listings as it keeps files' pages; it is told when a folder's names change.
  */
 static void exportfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -556,8 +614,8 @@ static void list(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool pl
 			break;
 		used += len;
 	}
-	done(fs);
 	fuse_reply_buf(req, buf, used);
+	done(fs);
 	free(buf);
 }
 
@@ -602,24 +660,18 @@ static void exportfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_in
 	rc = export_open(node, &h->file, &err);
 	if (rc < 0) {
 		fuse_log(FUSE_LOG_ERR, "impexfs: %s\n", error_message(&err));
-		if (rc == -ESTALE) {
-			/* The store changed under the tree: make it again, and say EIO now. */
-			pthread_mutex_lock(&ref_lock);
-			fs->stale = true;
-			pthread_mutex_unlock(&ref_lock);
-			pthread_mutex_lock(&fs->wake_lock);
-			pthread_cond_signal(&fs->wake);
-			pthread_mutex_unlock(&fs->wake_lock);
-			rc = -EIO;
-		}
+		/* A source changed or gone: the tree is made again at the next look. */
+		if (rc != -ENOMEM)
+			mark_stale(fs);
 		gen_unref(h->gen);
 		free(h);
-		fuse_reply_err(req, -rc);
+		fuse_reply_err(req, rc == -ESTALE ? EIO : -rc);
 		return;
 	}
 	handle_link(h);
 	fi->fh = (uint64_t)(uintptr_t)h;
-	fi->keep_cache = 1; /* the content changes only with a new tree */
+	/* The kernel keeps what it has of a file the new tree did not change. */
+	fi->keep_cache = !node->renewed;
 	fuse_reply_open(req, fi);
 }
 
@@ -658,6 +710,8 @@ static void exportfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t 
 	error_clear(&err);
 	if (export_read_at(h->file, buf, size, (uint64_t)off, &err) < 0) {
 		fuse_log(FUSE_LOG_ERR, "impexfs: %s\n", error_message(&err));
+		if (err.code == ESTALE)
+			mark_stale(fuse_req_userdata(req));
 		/* ESTALE would make the kernel retry the lookup: a changed source is EIO. */
 		fuse_reply_err(req, err.code && err.code != ESTALE ? err.code : EIO);
 	} else {

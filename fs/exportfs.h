@@ -30,6 +30,7 @@ struct exportfs {
 	/* The tree being served; open files hold the one they were opened in. */
 	pthread_rwlock_t lock;
 	struct generation *current;
+	struct generation *previous; /* the tree before, until its changes are told twice */
 	uint64_t folders; /* the store's folders' identity when the tree was made */
 	bool stale;	  /* a file was found changed: make the tree again */
 

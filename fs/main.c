@@ -258,8 +258,10 @@ int main(int argc, char **argv)
 	fuse_opt_add_arg(&args, "-ofsname=impexfs");
 	fuse_opt_add_arg(&args, "-osubtype=impexfs");
 	se = fuse_session_new(&args, &exportfs_ops, sizeof(exportfs_ops), &fs);
-	if (!se)
+	if (!se) {
+		rc = 2; /* libfuse said why: an option it does not know, mostly */
 		goto out;
+	}
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
 	if (fuse_session_mount(se, cmd.mountpoint) != 0)

@@ -77,11 +77,30 @@ static void test_clashes(void **state)
 	assert_int_equal(export_assign_names(NULL, 0), 0);
 }
 
+/* A suffixed name that another thing has as its own name: the whole GUID instead. */
+static void test_suffix_taken(void **state)
+{
+	struct export_name n[] = {
+		{"x", "AAAAAAAA-0000-4000-8000-000000000001", 1, NULL},
+		{"x", "12345678-0000-4000-8000-000000000002", 2, NULL},
+		{"x (12345678)", "BBBBBBBB-0000-4000-8000-000000000003", 3, NULL},
+	};
+
+	(void)state;
+	assert_int_equal(export_assign_names(n, 3), 0);
+	assert_string_equal(n[0].out, "x");
+	assert_string_equal(n[1].out, "x (12345678-0000-4000-8000-000000000002)");
+	assert_string_equal(n[2].out, "x (12345678)");
+	for (size_t i = 0; i < 3; i++)
+		free(n[i].out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_safe_names),
 		cmocka_unit_test(test_clashes),
+		cmocka_unit_test(test_suffix_taken),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

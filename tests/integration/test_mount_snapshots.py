@@ -409,6 +409,65 @@ def digest_or_none(path):
         return None
 
 
+def saved_state_file(store, m, suffix=".vsv"):
+    """(the store's file, the mount's path) of blog's own saved state file ending in @suffix."""
+    blog = show(store, "blog")
+    name = [n for n in os.listdir(blog["saved_state"]) if n.endswith(suffix)][0]
+    return (os.path.join(blog["saved_state"], name),
+            os.path.join(m.point, "vms", "blog", VMS, blog["id"], name))
+
+
+def test_a_file_rewritten_with_its_size_and_time_is_served_anew():
+    need("fusermount3")
+    store = demo()
+    with Mount(store, "mnt", "-o", "revalidate=1") as m:
+        source, served = saved_state_file(store, m)
+        first = digest(served)  # now in the kernel's cache
+        st = os.stat(source)
+        with open(source, "r+b") as f:
+            f.write(b"\xa5" * 512)
+        os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))  # as a restore would
+        assert os.stat(source).st_size == st.st_size
+        assert digest(source) != first
+        # The next opens fail until the tree is made again, then give the new bytes.
+        assert wait_for(lambda: digest_or_none(served) == digest(source)), \
+            "the mount never served the rewritten file"
+
+
+def test_a_file_gone_from_the_store_leaves_the_mount():
+    need("fusermount3")
+    store = demo()
+    with Mount(store, "mnt", "-o", "revalidate=1") as m:
+        source, served = saved_state_file(store, m, ".bin")
+        assert os.path.exists(served)
+        os.unlink(source)
+        try:
+            digest(served)
+        except OSError:
+            pass
+        assert wait_for(lambda: not os.path.exists(served)), "the file is still listed"
+
+
+def test_a_link_put_in_place_of_a_file_is_not_followed():
+    need("fusermount3")
+    store = demo()
+    with open("outside.bin", "wb") as f:
+        f.write(b"OUTSIDE-SECRET" * 1000)
+    with Mount(store, "mnt", "-o", "revalidate=1") as m:
+        source, served = saved_state_file(store, m)
+        os.unlink(source)
+        os.symlink(os.path.realpath("outside.bin"), source)
+        for _ in range(10):
+            try:
+                with open(served, "rb") as f:
+                    assert b"OUTSIDE-SECRET" not in f.read()
+            except OSError:
+                pass
+            time.sleep(0.3)
+        # Made again, the tree leaves the link out.
+        assert wait_for(lambda: not os.path.exists(served)), "the link is served"
+
+
 def test_nothing_outside_the_store_is_served():
     need("fusermount3")
     store = demo()
