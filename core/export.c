@@ -1384,6 +1384,10 @@ int export_open(const struct export_node *node, struct export_file **out, struct
 		if (rc == 0)
 			rc = config_make(node->path, node->edits, node->edit_count, &f->bytes, &len,
 					 err);
+		/* And the same after: a rewrite while it was read is never served. */
+		if (rc == 0 && (stat(node->path, &st) < 0 || stamp_mix(STAMP_START, &st) != node->stamp))
+			rc = error_set(err, ESTALE, "'%s' has changed since it was listed",
+				       node->path);
 		if (rc == 0 && len != node->size)
 			rc = error_set(err, ESTALE, "'%s' has changed since it was listed",
 				       node->path);
