@@ -189,13 +189,25 @@ READERS = [  # request size, order, O_DIRECT
 def test_parallel_readers_agree():
     store = demo()
     ok("export", "--store", store, "blog", "exported")
+    ok("export", "--store", store, "blog/version 2", "exported-snapshot")
     with Mount(store, "mnt") as m:
         folder = os.path.join(m.point, "vms", "blog", DISKS)
-        # The base disk, served as it is, and the biggest relocated differencing disk.
+        # The base disk, served as it is, the biggest relocated differencing disk, a
+        # snapshot's disk merged from its 4-level chain, and its raw image.
         avhd = max((n for n in os.listdir(folder) if n.endswith(".avhd")),
                    key=lambda n: os.path.getsize(os.path.join(folder, n)))
-        for name in ("blog.vhd", avhd):
-            path = os.path.join(folder, name)
+        merged = os.path.join(m.point, "snapshots", "blog", "version 2", DISKS, "blog.vhd")
+        raw = os.path.join(m.point, "raw", "blog", "version 2", "blog.img")
+        # The raw image holds the merged VHD's content, as qemu-img converts it.
+        exported_merged = os.path.join("exported-snapshot", DISKS, "blog.vhd")
+        run(["qemu-img", "convert", "-f", "vpc", "-O", "raw", exported_merged, "merged.raw"])
+        cases = [(os.path.join(folder, "blog.vhd"),
+                  digest(os.path.join("exported", DISKS, "blog.vhd"))),
+                 (os.path.join(folder, avhd), digest(os.path.join("exported", DISKS, avhd))),
+                 (merged, digest(exported_merged)),
+                 (raw, digest("merged.raw"))]
+        for path, want in cases:
+            name = os.path.relpath(path, m.point)
             size = os.stat(path).st_size
             results = [None] * len(READERS)
             barrier = threading.Barrier(len(READERS))
@@ -215,7 +227,6 @@ def test_parallel_readers_agree():
                 t.join(timeout=60)
                 assert not t.is_alive(), "%s: a reader hangs" % name
             alone = read_whole(path, size, 1 << 20, "forward", True)
-            want = digest(os.path.join("exported", DISKS, name))
             assert alone == want, "%s: read alone %s, impex export %s" % (name, alone, want)
             assert results == [alone] * len(READERS), \
                 "%s: alone %s, in parallel %s" % (name, alone, list(zip(READERS, results)))
