@@ -8,6 +8,7 @@
 #include "cmd_vhd.h"
 #include "error.h"
 #include "export.h"
+#include "import.h"
 #include "json.h"
 #include "pathmap.h"
 #include "store.h"
@@ -15,6 +16,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,7 @@ static const char usage_export[] =
 	"impex export [STORE OPTIONS] [--no-vm-storage] [--no-runtime-information]\n"
 	"                    [--copy-snapshot-configuration=all|none]\n"
 	"                    [--create-vm-export-subdirectory] VM|VM/SNAPSHOT DEST";
+static const char usage_import_settings[] = "impex import-settings [STORE OPTIONS] DIR";
 static const char usage_switch_add[] = "impex switch add [STORE OPTIONS] NAME";
 static const char usage_switch_list[] = "impex switch list [STORE OPTIONS] [--json]";
 
@@ -60,8 +63,14 @@ void cmd_store_help(FILE *out)
 		"  %s\n  %s\n      the host's virtual switches\n",
 		usage_init, usage_list, usage_show, usage_new, usage_snapshot, usage_apply,
 		usage_write, usage_save, usage_delete, usage_switch_add, usage_switch_list);
-	fprintf(out, "\n  %s\n      write a VM's export folder as Export-VM lays it out\n",
+	fprintf(out,
+		"\n  %s\n      write a VM's export folder as Export-VM lays it out, or a "
+		"snapshot's as a VM of its own\n",
 		usage_export);
+	fprintf(out,
+		"\n  %s\n      print the import settings for the export folder DIR, with their "
+		"defaults (docs/IMPORT.md)\n",
+		usage_import_settings);
 }
 
 struct store_args {
@@ -781,6 +790,42 @@ int cmd_export(int argc, char **argv)
 out:
 	export_node_free(plan);
 	store_vms_free(vms, count);
+	store_free(store);
+	pathmap_free(a.common.pathmap);
+	return rc;
+}
+
+/* ---- import-settings ---- */
+
+int cmd_import_settings(int argc, char **argv)
+{
+	struct import_settings settings;
+	struct store_args a;
+	struct store *store = NULL;
+	struct error err;
+	char dir[PATH_MAX];
+	int rc = begin(argc, argv, usage_import_settings, 1, 1, &a, &store);
+
+	if (rc)
+		goto out;
+	error_clear(&err);
+	if (!realpath(argv[a.first], dir)) {
+		error_errno(&err, errno, "cannot resolve", argv[a.first]);
+		rc = cli_fail(&err);
+		goto out;
+	}
+	if (import_settings_defaults(dir, store_root(store, 0), &settings, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	if (import_settings_write(&settings, stdout) < 0) {
+		error_set(&err, EINVAL, "a path of '%s' cannot be written on one line", dir);
+		rc = cli_fail(&err);
+	} else {
+		rc = CLI_OK;
+	}
+	import_settings_free(&settings);
+out:
 	store_free(store);
 	pathmap_free(a.common.pathmap);
 	return rc;

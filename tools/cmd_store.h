@@ -17,4 +17,7 @@ int cmd_switch(int argc, char **argv);
 /** Run "impex export ARGS" (argv[0] is "export"). Returns the exit status. */
 int cmd_export(int argc, char **argv);
 
+/** Run "impex import-settings ARGS". Returns the exit status. */
+int cmd_import_settings(int argc, char **argv);
+
 #endif

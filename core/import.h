@@ -1,0 +1,97 @@
+/*
+ * Import: Hyper-V's import settings (Msvm_VirtualSystemImportSettingData)
+ * for an export folder, as a document a user edits.
+ *
+ * The document is text, one "key = value" a line ('#' starts a comment
+ * line), with Hyper-V's settings under lower-case names:
+ *
+ *   create_copy = true                 copy to the targets (false: register in place)
+ *   generate_new_id = true             new GUIDs for the VM and its snapshots
+ *   name = blog                        the imported VM's name
+ *   source_vm_data_root = DIR          where the export's files are read: configurations,
+ *   source_vhd_data_root = DIR         disks,
+ *   source_snapshot_data_root = DIR    snapshots' configurations and saved state
+ *   target_vm_data_root = DIR          where the copies go, by kind (folder-level defaults)
+ *   target_vhd_data_root = DIR
+ *   target_snapshot_data_root = DIR
+ *   security_scope =                   the authorization scope ("": none)
+ *   resource.N.current = PATH          a disk as the configurations record it,
+ *   resource.N.source = PATH           where to read it now (need not be in the folder),
+ *   resource.N.target = PATH           where its copy goes (a per-disk override)
+ *   network.N.source = SWITCH          an adapter's switch, by friendly name,
+ *   network.N.target = SWITCH          and the switch of this host it is connected to
+ *                                      ("" leaves it disconnected)
+ *
+ * See docs/IMPORT.md.
+ */
+#ifndef IMPEX_IMPORT_H
+#define IMPEX_IMPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+struct error;
+
+/* At most this many resources or networks in a document. */
+#define IMPORT_MAX_ITEMS 4096
+
+struct import_resource {
+	char *current; /* as the configurations record it */
+	char *source;  /* where it is read now ("" when not found) */
+	char *target;  /* where its copy goes */
+};
+
+struct import_network {
+	char *source; /* the switch an adapter names (its friendly name) */
+	char *target; /* the switch of this host ("": disconnected) */
+};
+
+struct import_settings {
+	bool create_copy;
+	bool generate_new_id;
+	char *name;
+	char *source_vm_data_root;
+	char *source_vhd_data_root;
+	char *source_snapshot_data_root;
+	char *target_vm_data_root;
+	char *target_vhd_data_root;
+	char *target_snapshot_data_root;
+	char *security_scope;
+	struct import_resource *resources;
+	size_t resource_count;
+	struct import_network *networks;
+	size_t network_count;
+};
+
+/**
+ * The settings Hyper-V would offer for importing the export folder @dir into
+ * the store whose first root is @store_root: copy with new IDs, the VM's
+ * name, the folder's roots as sources and the store's as targets, each disk
+ * the configurations name (the VM's and its snapshots') with where it is
+ * found now and where its copy would go, and each switch an adapter names
+ * mapped to the switch of that name. The folder must hold exactly one VM.
+ * *@out is filled (free with import_settings_free()). Returns 0 or a
+ * negative errno with a message.
+ */
+int import_settings_defaults(const char *dir, const char *store_root, struct import_settings *out,
+			     struct error *err);
+
+/**
+ * Parse the document @text (@len bytes) named @name (for messages) into
+ * *@out (free with import_settings_free()). Every key must be known and
+ * given once; a resource or network must have both (all) its fields.
+ * Returns 0 or -EINVAL with a message naming the line.
+ */
+int import_settings_parse(const char *text, size_t len, const char *name,
+			  struct import_settings *out, struct error *err);
+
+/** import_settings_parse() of the file @path (at most 1 MiB). */
+int import_settings_load(const char *path, struct import_settings *out, struct error *err);
+
+/** Write @settings as the document import_settings_parse() reads. Returns 0 or -errno. */
+int import_settings_write(const struct import_settings *settings, FILE *out);
+
+void import_settings_free(struct import_settings *settings);
+
+#endif
