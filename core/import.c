@@ -1,5 +1,6 @@
 #include "import.h"
 
+#include "chain.h"
 #include "error.h"
 #include "fsutil.h"
 #include "pathmap.h"
@@ -9,11 +10,14 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 /* The document's largest size: a few KiB a disk at most. */
@@ -232,6 +236,10 @@ static int set_key(struct import_settings *s, const char *key, const char *value
 						 "%s, line %u: '%s' is true or false, not '%s'", name,
 						 line, key, value);
 			*bool_field(s, &keys[i]) = strcmp(value, "true") == 0;
+			if (strcmp(key, "create_copy") == 0)
+				s->create_copy_given = true;
+			else
+				s->generate_new_id_given = true;
 			return 0;
 		}
 		field = text_field(s, &keys[i]);
@@ -299,6 +307,16 @@ int import_settings_parse(const char *text, size_t len, const char *name,
 		if (rc == 0)
 			rc = set_key(out, key, value, given, name, line, err);
 	}
+	/* Numbers need not follow each other: the items never given go. */
+	for (size_t i = out->resource_count; i-- > 0;)
+		if (!out->resources[i].current && !out->resources[i].source &&
+		    !out->resources[i].target)
+			memmove(&out->resources[i], &out->resources[i + 1],
+				(--out->resource_count - i) * sizeof(*out->resources));
+	for (size_t i = out->network_count; i-- > 0;)
+		if (!out->networks[i].source && !out->networks[i].target)
+			memmove(&out->networks[i], &out->networks[i + 1],
+				(--out->network_count - i) * sizeof(*out->networks));
 	/* Every item whole: a resource knows at least what it is, a network both sides. */
 	for (size_t i = 0; rc == 0 && i < out->resource_count; i++)
 		if (!out->resources[i].current)
@@ -457,5 +475,286 @@ out:
 	store_free(folder);
 	if (rc < 0)
 		import_settings_free(out);
+	return rc;
+}
+
+/* ---- merging a document over the defaults ---- */
+
+/* *@field = a copy of @value if it is given (not NULL). */
+static int take(char **field, const char *value)
+{
+	return value ? set_text(field, value) : 0;
+}
+
+int import_settings_merge(struct import_settings *s, const struct import_settings *g,
+			  const char *name, struct error *err)
+{
+	int rc = 0;
+
+	if (g->create_copy_given)
+		s->create_copy = g->create_copy;
+	if (g->generate_new_id_given)
+		s->generate_new_id = g->generate_new_id;
+	for (size_t i = 0; i < KEY_COUNT && rc == 0; i++)
+		if (keys[i].kind == TEXT)
+			rc = take(text_field(s, &keys[i]),
+				  *text_field((struct import_settings *)g, &keys[i]));
+	for (size_t i = 0; i < g->resource_count && rc == 0; i++) {
+		struct import_resource *r = NULL;
+
+		for (size_t k = 0; k < s->resource_count && !r; k++)
+			if (strcmp(s->resources[k].current, g->resources[i].current) == 0)
+				r = &s->resources[k];
+		if (!r)
+			return error_set(err, EINVAL,
+					 "%s: resource.%zu.current '%s' is no disk of the export", name,
+					 i + 1, g->resources[i].current);
+		rc = take(&r->source, g->resources[i].source);
+		if (rc == 0)
+			rc = take(&r->target, g->resources[i].target);
+	}
+	for (size_t i = 0; i < g->network_count && rc == 0; i++) {
+		struct import_network *n = NULL;
+
+		for (size_t k = 0; k < s->network_count && !n; k++)
+			if (strcmp(s->networks[k].source, g->networks[i].source) == 0)
+				n = &s->networks[k];
+		if (!n)
+			return error_set(err, EINVAL,
+					 "%s: network.%zu.source '%s' is no switch the VM's adapters "
+					 "name",
+					 name, i + 1, g->networks[i].source);
+		rc = take(&n->target, g->networks[i].target);
+	}
+	return rc < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
+}
+
+/* ---- the compatibility report ---- */
+
+void import_report_free(struct import_report *r)
+{
+	for (size_t i = 0; r && i < r->count; i++) {
+		free(r->issues[i].file);
+		free(r->issues[i].message);
+	}
+	if (r) {
+		free(r->issues);
+		memset(r, 0, sizeof(*r));
+	}
+}
+
+static void report(struct import_report *r, const char *id, enum import_severity severity,
+		   const char *file, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void report(struct import_report *r, const char *id, enum import_severity severity,
+		   const char *file, const char *fmt, ...)
+{
+	struct import_issue *grown = realloc(r->issues, (r->count + 1) * sizeof(*grown));
+	va_list ap;
+
+	if (!grown)
+		return; /* the report stays short; import_compare says so */
+	r->issues = grown;
+	grown += r->count;
+	grown->id = id;
+	grown->severity = severity;
+	grown->file = strdup(file ? file : "");
+	va_start(ap, fmt);
+	if (vasprintf(&grown->message, fmt, ap) < 0)
+		grown->message = NULL;
+	va_end(ap);
+	if (!grown->file || !grown->message) {
+		free(grown->file);
+		free(grown->message);
+		return;
+	}
+	r->count++;
+	if (severity == IMPORT_ERROR)
+		r->errors++;
+}
+
+/* The name a target file gets when @path exists: "<stem> (<n>)<ext>", the smallest n from 2
+ * that is free. */
+static void free_name(const char *path, char *out, size_t cap)
+{
+	const char *base = strrchr(path, '/');
+	const char *dot = strrchr(base ? base : path, '.');
+	int stem = dot && dot != (base ? base + 1 : path) ? (int)(dot - path) : (int)strlen(path);
+
+	snprintf(out, cap, "%s", path);
+	for (unsigned n = 2; access(out, F_OK) == 0 && n < 100000; n++)
+		snprintf(out, cap, "%.*s (%u)%s", stem, path, n,
+			 dot && stem != (int)strlen(path) ? dot : "");
+}
+
+/* A folder's file system and the bytes to be written on it. */
+struct space {
+	dev_t dev;
+	uint64_t need;
+	char *dir;
+};
+
+static void need_space(struct space **spaces, size_t *count, const char *target, uint64_t bytes)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+	struct space *grown;
+
+	/* The nearest folder that exists: where the file would go. */
+	snprintf(dir, sizeof(dir), "%s", target);
+	for (char *slash; stat(dir, &st) < 0 && (slash = strrchr(dir, '/'));)
+		slash == dir ? (void)(dir[1] = '\0') : (void)(*slash = '\0');
+	if (stat(dir, &st) < 0)
+		return;
+	for (size_t i = 0; i < *count; i++)
+		if ((*spaces)[i].dev == st.st_dev) {
+			(*spaces)[i].need += bytes;
+			return;
+		}
+	grown = realloc(*spaces, (*count + 1) * sizeof(*grown));
+	if (!grown)
+		return;
+	*spaces = grown;
+	grown[*count] = (struct space){st.st_dev, bytes, strdup(dir)};
+	if (grown[*count].dir)
+		(*count)++;
+}
+
+/* Bytes a file at @path really holds (a sparse copy keeps its holes). */
+static uint64_t file_bytes(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+}
+
+int import_compare(const char *dir, struct store *store, const struct import_settings *s,
+		   struct import_report *out, struct error *err)
+{
+	const char *roots[1] = {dir};
+	struct store_options o = {.roots = roots, .root_count = 1};
+	struct store *folder = NULL;
+	struct store_vm *ours = NULL, *theirs = NULL;
+	struct store_switch *switches = NULL;
+	struct space *spaces = NULL;
+	size_t our_count = 0, their_count = 0, switch_count = 0, space_count = 0;
+	const struct store_vm *vm;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = store_open(&folder, &o, err);
+	if (rc == 0)
+		rc = store_list(folder, &ours, &our_count, err);
+	if (rc == 0)
+		rc = store_list(store, &theirs, &their_count, err);
+	if (rc == 0)
+		rc = store_switches(store, &switches, &switch_count, err);
+	if (rc < 0)
+		goto out;
+	if (our_count != 1) {
+		rc = error_set(err, EINVAL, "'%s' holds %zu VM configurations, not one", dir,
+			       our_count);
+		goto out;
+	}
+	vm = &ours[0];
+	if (vm->problem)
+		report(out, "config-damaged", IMPORT_ERROR, vm->config_path, "%s", vm->problem);
+	/* Disks: each where the settings read it, whole, with its chain. */
+	for (size_t i = 0; i < s->resource_count; i++) {
+		const struct import_resource *r = &s->resources[i];
+		struct store_disk disk = {.path = r->source};
+		struct chain *chain = NULL;
+		struct error e;
+		char renamed[PATH_MAX];
+
+		if (!r->source || !r->source[0] || access(r->source, F_OK) != 0) {
+			report(out, "disk-missing", IMPORT_ERROR, r->current,
+			       "disk '%s' is not found%s%s: give its place as resource.%zu.source",
+			       r->current, r->source && r->source[0] ? " at " : "",
+			       r->source ? r->source : "", i + 1);
+			continue;
+		}
+		error_clear(&e);
+		if (store_open_chain(folder, &disk, &chain, &e) < 0)
+			report(out, e.code == ENOENT || e.code == EACCES ? "chain-broken" : "disk-damaged",
+			       IMPORT_ERROR, r->source, "%s", error_message(&e));
+		chain_close(chain);
+		if (s->create_copy && r->target && r->target[0]) {
+			if (access(r->target, F_OK) == 0) {
+				free_name(r->target, renamed, sizeof(renamed));
+				report(out, "target-exists", IMPORT_WARNING, r->target,
+				       "'%s' exists: the copy will be '%s'", r->target, renamed);
+			}
+			need_space(&spaces, &space_count, r->target, file_bytes(r->source));
+		}
+	}
+	/* Saved state goes with the configurations. */
+	if (s->create_copy && vm->saved_state) {
+		char **names = NULL, path[PATH_MAX];
+		size_t count = 0;
+
+		if (fsutil_list_names(vm->saved_state, NULL, &names, &count) == 0)
+			for (size_t i = 0; i < count; i++) {
+				snprintf(path, sizeof(path), "%s/%s", vm->saved_state, names[i]);
+				need_space(&spaces, &space_count, s->target_vm_data_root,
+					   file_bytes(path));
+			}
+		fsutil_names_free(names, count);
+	}
+	for (size_t i = 0; i < space_count; i++) {
+		struct statvfs fs;
+
+		if (statvfs(spaces[i].dir, &fs) == 0 &&
+		    (uint64_t)fs.f_bavail * fs.f_frsize < spaces[i].need)
+			report(out, "space-short", IMPORT_ERROR, spaces[i].dir,
+			       "the copies need %llu bytes on the file system of '%s', which has "
+			       "%llu free",
+			       (unsigned long long)spaces[i].need, spaces[i].dir,
+			       (unsigned long long)fs.f_bavail * fs.f_frsize);
+	}
+	/* Switches: mapped by friendly name to one of this host's. */
+	for (size_t i = 0; i < s->network_count; i++) {
+		bool found = !s->networks[i].target[0];
+
+		for (size_t k = 0; k < switch_count && !found; k++)
+			found = strcmp(switches[k].name, s->networks[i].target) == 0;
+		if (!found)
+			report(out, "switch-unknown", IMPORT_WARNING, vm->config_path,
+			       "switch '%s' does not exist here: adapters on '%s' will be left "
+			       "disconnected (map it with network.%zu.target)",
+			       s->networks[i].target, s->networks[i].source, i + 1);
+	}
+	/* The store's VMs: the same GUID, the same name, the same static MAC. */
+	for (size_t k = 0; k < their_count; k++) {
+		const struct store_vm *other = &theirs[k];
+
+		if (strcasecmp(other->id, vm->id) == 0 && !s->generate_new_id)
+			report(out, "id-exists", IMPORT_ERROR, vm->config_path,
+			       "VM %s is in the store already ('%s'): import with "
+			       "generate_new_id = true",
+			       vm->id, other->name);
+		if (s->name && strcmp(other->name, s->name) == 0)
+			report(out, "name-clash", IMPORT_WARNING, vm->config_path,
+			       "the store has a VM named '%s' already (%s): both will be listed",
+			       s->name, other->id);
+		for (size_t a = 0; a < vm->adapter_count; a++)
+			for (size_t b = 0; b < other->adapter_count; b++)
+				if (vm->adapters[a].static_mac && vm->adapters[a].mac &&
+				    other->adapters[b].mac &&
+				    strcasecmp(vm->adapters[a].mac, other->adapters[b].mac) == 0)
+					report(out, "mac-clash", IMPORT_WARNING, vm->config_path,
+					       "static MAC address %s is used by VM '%s' already",
+					       vm->adapters[a].mac, other->name);
+	}
+out:
+	for (size_t i = 0; i < space_count; i++)
+		free(spaces[i].dir);
+	free(spaces);
+	store_switches_free(switches, switch_count);
+	store_vms_free(ours, our_count);
+	store_vms_free(theirs, their_count);
+	store_free(folder);
+	if (rc < 0)
+		import_report_free(out);
 	return rc;
 }

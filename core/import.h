@@ -32,6 +32,7 @@
 #include <stdio.h>
 
 struct error;
+struct store;
 
 /* At most this many resources or networks in a document. */
 #define IMPORT_MAX_ITEMS 4096
@@ -62,6 +63,8 @@ struct import_settings {
 	size_t resource_count;
 	struct import_network *networks;
 	size_t network_count;
+	/* Which booleans a parsed document gave (import_settings_merge() keeps the rest). */
+	bool create_copy_given, generate_new_id_given;
 };
 
 /**
@@ -93,5 +96,49 @@ int import_settings_load(const char *path, struct import_settings *out, struct e
 int import_settings_write(const struct import_settings *settings, FILE *out);
 
 void import_settings_free(struct import_settings *settings);
+
+/**
+ * Lay the settings a document gave (@given, parsed) over @settings (the
+ * defaults for the folder): what it leaves out keeps its default. Each
+ * resource of @given must name (by its current path) a disk of the
+ * defaults, each network a switch an adapter names. Returns 0, -EINVAL
+ * with a message naming @name, -ENOMEM.
+ */
+int import_settings_merge(struct import_settings *settings, const struct import_settings *given,
+			  const char *name, struct error *err);
+
+/* ---- the compatibility report (Compare-VM) ---- */
+
+enum import_severity {
+	IMPORT_ERROR,	/* the import would fail */
+	IMPORT_WARNING, /* the import would change something (docs/IMPORT.md) */
+};
+
+struct import_issue {
+	const char *id; /* stable: "disk-missing", "switch-unknown", ... (docs/IMPORT.md) */
+	enum import_severity severity;
+	char *file; /* the file concerned ("" for none) */
+	char *message;
+};
+
+struct import_report {
+	struct import_issue *issues;
+	size_t count;
+	size_t errors;
+};
+
+/**
+ * What importing the export folder @dir into @store with @settings would
+ * meet, without changing anything: missing or damaged disks and broken
+ * chains, unknown switches, a GUID already in the store, name and static
+ * MAC clashes, target files that exist (renamed by the rule of
+ * docs/IMPORT.md), too little space at the targets. *@out is filled (free
+ * with import_report_free()). Returns 0 (the issues are in the report) or a
+ * negative errno with a message for a folder or store that cannot be read.
+ */
+int import_compare(const char *dir, struct store *store, const struct import_settings *settings,
+		   struct import_report *out, struct error *err);
+
+void import_report_free(struct import_report *report);
 
 #endif

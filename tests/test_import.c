@@ -147,12 +147,33 @@ static void test_refusals(void **state)
 	}
 }
 
+/* Items are numbered by the writer of the document: gaps are allowed. */
+static void test_gaps(void **state)
+{
+	static const char text[] = "network.3.source = A\nnetwork.3.target = B\n"
+				   "resource.7.current = x\n";
+	struct import_settings s;
+	struct error err;
+
+	(void)state;
+	error_clear(&err);
+	assert_int_equal(import_settings_parse(text, strlen(text), "gaps", &s, &err), 0);
+	assert_int_equal(s.network_count, 1);
+	assert_string_equal(s.networks[0].source, "A");
+	assert_string_equal(s.networks[0].target, "B");
+	assert_int_equal(s.resource_count, 1);
+	assert_string_equal(s.resources[0].current, "x");
+	assert_false(s.create_copy_given);
+	import_settings_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_gaps),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

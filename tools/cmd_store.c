@@ -41,6 +41,8 @@ static const char usage_export[] =
 	"                    [--copy-snapshot-configuration=all|none]\n"
 	"                    [--create-vm-export-subdirectory] VM|VM/SNAPSHOT DEST";
 static const char usage_import_settings[] = "impex import-settings [STORE OPTIONS] DIR";
+static const char usage_compare[] =
+	"impex compare [STORE OPTIONS] [--settings FILE] [--json] DIR";
 static const char usage_switch_add[] = "impex switch add [STORE OPTIONS] NAME";
 static const char usage_switch_list[] = "impex switch list [STORE OPTIONS] [--json]";
 
@@ -71,6 +73,10 @@ void cmd_store_help(FILE *out)
 		"\n  %s\n      print the import settings for the export folder DIR, with their "
 		"defaults (docs/IMPORT.md)\n",
 		usage_import_settings);
+	fprintf(out,
+		"\n  %s\n      what importing DIR would meet (Compare-VM): exit 0 if it would "
+		"succeed, 1 if not\n",
+		usage_compare);
 }
 
 struct store_args {
@@ -83,6 +89,7 @@ struct store_args {
 	bool no_runtime;
 	const char *snapshots;
 	bool subdirectory;
+	const char *settings;
 	const char *generation;
 	const char *memory;
 	const char *disks[MAX_ITEMS];
@@ -106,6 +113,7 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 		{"no-runtime-information", no_argument, NULL, 'R'},
 		{"copy-snapshot-configuration", required_argument, NULL, 'C'},
 		{"create-vm-export-subdirectory", no_argument, NULL, 'U'},
+		{"settings", required_argument, NULL, 'T'},
 		CLI_COMMON_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
@@ -137,6 +145,9 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 			break;
 		case 'U':
 			a->subdirectory = true;
+			break;
+		case 'T':
+			a->settings = optarg;
 			break;
 		case 'A':
 			a->allow_outside = true;
@@ -824,6 +835,94 @@ int cmd_import_settings(int argc, char **argv)
 	} else {
 		rc = CLI_OK;
 	}
+	import_settings_free(&settings);
+out:
+	store_free(store);
+	pathmap_free(a.common.pathmap);
+	return rc;
+}
+
+/* ---- compare ---- */
+
+/* The settings for importing @dir: the defaults, with the document @path (if any) over them. */
+static int import_settings_for(const char *dir, struct store *store, const char *path,
+			       struct import_settings *settings, struct error *err)
+{
+	struct import_settings given;
+	int rc = import_settings_defaults(dir, store_root(store, 0), settings, err);
+
+	if (rc < 0 || !path)
+		return rc;
+	rc = import_settings_load(path, &given, err);
+	if (rc == 0)
+		rc = import_settings_merge(settings, &given, path, err);
+	import_settings_free(&given);
+	if (rc < 0)
+		import_settings_free(settings);
+	return rc;
+}
+
+static const char *severity_name(enum import_severity severity)
+{
+	return severity == IMPORT_ERROR ? "error" : "warning";
+}
+
+int cmd_compare(int argc, char **argv)
+{
+	struct import_settings settings;
+	struct import_report report;
+	struct store_args a;
+	struct store *store = NULL;
+	struct error err;
+	char dir[PATH_MAX];
+	int rc = begin(argc, argv, usage_compare, 1, 1, &a, &store);
+
+	if (rc)
+		goto out;
+	error_clear(&err);
+	if (!realpath(argv[a.first], dir)) {
+		error_errno(&err, errno, "cannot resolve", argv[a.first]);
+		rc = cli_fail(&err);
+		goto out;
+	}
+	if (import_settings_for(dir, store, a.settings, &settings, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	if (import_compare(dir, store, &settings, &report, &err) < 0) {
+		import_settings_free(&settings);
+		rc = cli_fail(&err);
+		goto out;
+	}
+	if (a.common.json) {
+		struct json j;
+
+		json_init(&j, stdout);
+		json_begin_object(&j, NULL);
+		json_bool(&j, "importable", report.errors == 0);
+		json_begin_array(&j, "issues");
+		for (size_t i = 0; i < report.count; i++) {
+			json_begin_object(&j, NULL);
+			json_string(&j, "id", report.issues[i].id);
+			json_string(&j, "severity", severity_name(report.issues[i].severity));
+			json_string(&j, "file", report.issues[i].file);
+			json_string(&j, "message", report.issues[i].message);
+			json_end_object(&j);
+		}
+		json_end_array(&j);
+		json_end_object(&j);
+		json_finish(&j);
+	} else {
+		for (size_t i = 0; i < report.count; i++)
+			printf("%-7s  %-15s  %s\n", severity_name(report.issues[i].severity),
+			       report.issues[i].id, report.issues[i].message);
+		printf("%s: %zu error%s, %zu warning%s\n",
+		       report.errors ? "the import would fail" : "the import would succeed",
+		       report.errors, report.errors == 1 ? "" : "s", report.count - report.errors,
+		       report.count - report.errors == 1 ? "" : "s");
+	}
+	rc = report.errors ? CLI_FAIL : CLI_OK;
+	import_report_free(&report);
 	import_settings_free(&settings);
 out:
 	store_free(store);

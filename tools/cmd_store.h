@@ -20,4 +20,7 @@ int cmd_export(int argc, char **argv);
 /** Run "impex import-settings ARGS". Returns the exit status. */
 int cmd_import_settings(int argc, char **argv);
 
+/** Run "impex compare ARGS". Returns the exit status. */
+int cmd_compare(int argc, char **argv);
+
 #endif

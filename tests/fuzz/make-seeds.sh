@@ -29,7 +29,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/impex-seeds-XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 
 rm -rf "$out"
-mkdir -p "$out/vhd" "$out/chain" "$out/stream" "$out/pathmap" "$out/config"
+mkdir -p "$out/vhd" "$out/chain" "$out/stream" "$out/pathmap" "$out/config" "$out/settings"
 
 # The identity of fuzz_stream's base disk (fuzz_stream.c, base_uuid).
 stream_base_uuid=5eedba5e000040008000000000000001
@@ -243,3 +243,10 @@ cp "$st/Virtual Machines/"*.xml "$out/config/vm.xml"
 cp "$st/Snapshots/"*.xml "$out/config/snapshot.xml"
 python3 -c 'import sys; d = open(sys.argv[1], "rb").read()[2:].decode("utf-16-le"); open(sys.argv[2], "wb").write(d.encode())' \
 	"$out/config/vm.xml" "$out/config/vm-utf8.xml"
+
+# ---- settings ----
+# The import settings impex writes for an export of the VM above, and a
+# hand-written document with every kind of line.
+"$impex" export --store "$st" "blog \303\251t\303\251" "$work/exported" >/dev/null
+"$impex" import-settings --store "$st" "$work/exported" >"$out/settings/defaults"
+printf '# c\r\ncreate_copy = false\r\n  name =  a = b  \nresource.2.current = x\nresource.1.current = y\nresource.1.target =\nnetwork.1.source = LAN\nnetwork.1.target = \n' >"$out/settings/hand"

@@ -3,11 +3,15 @@ folder. What the document must say is worked out here from the folder
 itself: its configurations parsed with xml.etree, its files listed.
 """
 
+import json
 import os
 import re
+import shutil
+import subprocess
 
-from impexlib import DISKS, SNAPSHOTS, VMS, new_store, ok, refused
-from taplib import run_tests
+from impexlib import (DISKS, SNAPSHOTS, VMS, as_json, call, describe_change, new_store, ok,
+                      refused, tree_state)
+from taplib import Skip, run_tests
 from test_mount_snapshots import config_root
 
 
@@ -105,6 +109,145 @@ def test_folders_that_are_not_exports_of_one_vm():
     refused("import-settings", "--store", target, empty, mentions=["0 VM configurations"])
     refused("import-settings", "--store", target, "missing", mentions=["missing"])
     refused("import-settings", "--store", target, status=(2,))
+
+
+# ---- impex compare ----
+
+def compare(store, folder, *args, status=0):
+    """impex compare --json: the report; its exit status must be @status, and nothing in
+    the store or the folder may change."""
+    before = (tree_state(store), tree_state(folder))
+    result = call("compare", "--json", "--store", store, *args, folder)
+    assert result.returncode == status, result
+    after = (tree_state(store), tree_state(folder))
+    assert after == before, describe_change(before[0], after[0], "impex compare")
+    report = as_json(result)
+    assert report["importable"] == (status == 0), report
+    for issue in report["issues"]:
+        assert issue["severity"] in ("error", "warning") and issue["message"], issue
+    return report
+
+
+def ids(report, severity=None):
+    return sorted(i["id"] for i in report["issues"] if severity in (None, i["severity"]))
+
+
+def exported_blog():
+    ok("demo", "store")
+    ok("export", "--store", "store", "blog", "exported")
+    return os.path.realpath("store"), os.path.realpath("exported")
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def test_compare_into_a_new_store():
+    _, folder = exported_blog()
+    target = new_store("target")
+    report = compare(target, folder)
+    assert ids(report) == ["switch-unknown", "switch-unknown"], report
+    text = ok("compare", "--store", target, folder).stdout
+    assert "the import would succeed: 0 errors, 2 warnings" in text, text
+    # A switch of that name here: only the other one is unknown.
+    ok("switch", "add", "--store", target, "External")
+    report = compare(target, folder)
+    assert [i["message"] for i in report["issues"]] == [
+        "switch 'Internal' does not exist here: adapters on 'Internal' will be left "
+        "disconnected (map it with network.2.target)"], report
+    # Mapped to the existing switch, or left disconnected on purpose: no warning.
+    write("map.settings", "network.2.source = Internal\nnetwork.2.target = External\n")
+    assert ids(compare(target, folder, "--settings", "map.settings")) == []
+    write("off.settings", "network.2.source = Internal\nnetwork.2.target =\n")
+    assert ids(compare(target, folder, "--settings", "off.settings")) == []
+
+
+def test_compare_into_the_store_it_came_from():
+    store, folder = exported_blog()
+    report = compare(store, folder)
+    # New IDs (the default): the same GUID is no error; the name and the files clash.
+    assert "id-exists" not in ids(report)
+    assert ids(report, "error") == []
+    assert "name-clash" in ids(report)
+    renames = [i for i in report["issues"] if i["id"] == "target-exists"]
+    assert len(renames) == 12, renames
+    for issue in renames:
+        path = issue["file"]
+        stem, ext = os.path.splitext(path)
+        assert os.path.exists(path) and issue["message"].endswith(
+            "the copy will be '%s (2)%s'" % (stem, ext)), issue
+    # Without new IDs, the VM's GUID is taken.
+    write("same-id.settings", "generate_new_id = false\n")
+    report = compare(store, folder, "--settings", "same-id.settings", status=1)
+    assert ids(report, "error") == ["id-exists"], report
+    assert "generate_new_id" in [i for i in report["issues"] if i["id"] == "id-exists"][0][
+        "message"]
+    assert "the import would fail: 1 error" in call(
+        "compare", "--store", store, "--settings", "same-id.settings", folder).stdout
+
+
+def test_compare_finds_missing_damaged_and_broken_disks():
+    _, folder = exported_blog()
+    target = new_store("target")
+    ok("switch", "add", "--store", target, "External")
+    ok("switch", "add", "--store", target, "Internal")
+    disks = os.path.join(folder, DISKS)
+    # A disk gone: an error naming it; found elsewhere through resource.N.source: none.
+    os.rename(os.path.join(disks, "blog_2.vhd"), "blog_2-elsewhere.vhd")
+    report = compare(target, folder, status=1)
+    missing = [i for i in report["issues"] if i["id"] == "disk-missing"]
+    assert [i["file"] for i in missing] == ["Virtual Hard Disks\\blog_2.vhd"], report
+    # Its children's chains are broken too.
+    assert "chain-broken" in ids(report, "error"), report
+    doc = parse(ok("import-settings", "--store", target, folder).stdout)
+    n = [r for r in items(doc, "resource") if r["current"].endswith("\\blog_2.vhd")]
+    index = items(doc, "resource").index(n[0]) + 1
+    write("elsewhere.settings", "resource.%d.current = Virtual Hard Disks\\blog_2.vhd\n"
+          "resource.%d.source = %s\n" % (index, index, os.path.realpath("blog_2-elsewhere.vhd")))
+    report = compare(target, folder, "--settings", "elsewhere.settings", status=1)
+    assert "disk-missing" not in ids(report), report
+    os.rename("blog_2-elsewhere.vhd", os.path.join(disks, "blog_2.vhd"))
+    assert ids(compare(target, folder)) == []
+    # A damaged disk: its footer cut off.
+    victim = os.path.join(disks, "blog.vhd")
+    size = os.path.getsize(victim)
+    shutil.copy(victim, "blog.vhd.keep")
+    os.truncate(victim, size - 512)
+    report = compare(target, folder, status=1)
+    damaged = [i for i in report["issues"] if i["id"] == "disk-damaged"]
+    assert damaged and all("blog.vhd" in i["message"] for i in damaged), report
+
+
+def test_compare_settings_that_do_not_fit_the_export():
+    _, folder = exported_blog()
+    target = new_store("target")
+    write("bad.settings", "resource.1.current = Virtual Hard Disks\\nothere.vhd\n")
+    refused("compare", "--store", target, "--settings", "bad.settings", folder,
+            mentions=["bad.settings", "nothere.vhd", "no disk of the export"])
+    write("bad.settings", "network.1.source = Nowhere\nnetwork.1.target = x\n")
+    refused("compare", "--store", target, "--settings", "bad.settings", folder,
+            mentions=["Nowhere"])
+    write("bad.settings", "create_copy = maybe\n")
+    refused("compare", "--store", target, "--settings", "bad.settings", folder,
+            mentions=["bad.settings", "line 1", "true or false"])
+    refused("compare", "--store", target, "--settings", "missing.settings", folder,
+            mentions=["missing.settings"])
+
+
+def test_compare_finds_too_little_space():
+    if os.geteuid() != 0:
+        raise Skip("a small tmpfs needs root")
+    _, folder = exported_blog()
+    os.mkdir("small")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", "small"], check=True)
+    try:
+        target = new_store("small/store")
+        report = compare(target, folder, status=1)
+        short = [i for i in report["issues"] if i["id"] == "space-short"]
+        assert len(short) == 1 and "free" in short[0]["message"], report
+    finally:
+        subprocess.run(["umount", "small"], check=False)
 
 
 if __name__ == "__main__":
