@@ -632,14 +632,47 @@ static uint64_t allocated_bytes(int fd, uint64_t size)
 	return (uint64_t)st.st_blocks * 512 < size ? (uint64_t)st.st_blocks * 512 : size;
 }
 
+/* A node named @name for the differencing disk @path, relocated to name @parent_name in its folder. */
+static int relocated_node(const char *name, const char *path, const char *parent_name,
+			  struct export_node **out, struct error *err)
+{
+	struct export_node *node = NULL;
+	struct vhd *vhd = NULL;
+	struct stat st;
+	int rc = vhd_open(&vhd, path, VHD_OPEN_READ, err);
+
+	*out = NULL;
+	if (rc == 0 && fstat(vhd_fd(vhd), &st) < 0)
+		rc = error_errno(err, errno, "cannot stat", path);
+	if (rc == 0 && !(node = node_new(name, EXPORT_FILE)))
+		rc = error_set(err, ENOMEM, "out of memory");
+	if (rc == 0)
+		rc = vhd_relocation(vhd, parent_name, node->patches, err);
+	if (rc == 0) {
+		node->source = EXPORT_SOURCE_RELOCATED;
+		node->path = strdup(path);
+		node->size = vhd_file_size(vhd);
+		node->allocated = allocated_bytes(vhd_fd(vhd), node->size);
+		node->mtime = st.st_mtim;
+		node->stamp = stamp_mix(STAMP_START, &st);
+		if (!node->path)
+			rc = error_set(err, ENOMEM, "out of memory");
+	}
+	vhd_close(vhd);
+	if (rc < 0) {
+		export_node_free(node);
+		return rc;
+	}
+	*out = node;
+	return 0;
+}
+
 /* The disk files as nodes of @dir: differencing disks relocated to name their parent there. */
 static int add_disks(struct export_node *dir, const struct disk_files *d, struct error *err)
 {
 	for (size_t i = 0; i < d->count; i++) {
 		const struct disk_file *f = &d->files[i];
-		struct export_node *node;
-		struct vhd *vhd = NULL;
-		struct stat st;
+		struct export_node *node = NULL;
 		int rc;
 
 		if (f->parent < 0) {
@@ -648,32 +681,29 @@ static int add_disks(struct export_node *dir, const struct disk_files *d, struct
 				return rc;
 			continue;
 		}
-		rc = vhd_open(&vhd, f->path, VHD_OPEN_READ, err);
-		if (rc == 0 && fstat(vhd_fd(vhd), &st) < 0)
-			rc = error_errno(err, errno, "cannot stat", f->path);
-		node = rc == 0 ? node_new(f->name, EXPORT_FILE) : NULL;
-		if (rc == 0 && !node)
+		rc = relocated_node(f->name, f->path, d->files[f->parent].name, &node, err);
+		if (rc == 0 && node_add(dir, node) < 0)
 			rc = error_set(err, ENOMEM, "out of memory");
-		if (rc == 0)
-			rc = vhd_relocation(vhd, d->files[f->parent].name, node->patches, err);
-		if (rc == 0) {
-			node->source = EXPORT_SOURCE_RELOCATED;
-			node->path = strdup(f->path);
-			node->size = vhd_file_size(vhd);
-			node->allocated = allocated_bytes(vhd_fd(vhd), node->size);
-			node->mtime = st.st_mtim;
-			node->stamp = stamp_mix(STAMP_START, &st);
-			rc = node->path ? node_add(dir, node) : -ENOMEM;
-			node = NULL;
-			if (rc < 0)
-				rc = error_set(err, ENOMEM, "out of memory");
-		}
-		export_node_free(node);
-		vhd_close(vhd);
 		if (rc < 0)
 			return rc;
 	}
 	return 0;
+}
+
+int export_node_for_file(const char *path, const char *parent_name, struct export_node **out,
+			 struct error *err)
+{
+	struct export_node holder = {0};
+	int rc;
+
+	*out = NULL;
+	if (parent_name)
+		return relocated_node(pathmap_basename(path), path, parent_name, out, err);
+	rc = add_file(&holder, pathmap_basename(path), path, err);
+	if (rc == 0)
+		*out = holder.children[0];
+	free(holder.children);
+	return rc;
 }
 
 /* The edits pointing each of @disks' drives at its file in "Virtual Hard Disks". */
@@ -1543,8 +1573,7 @@ int64_t export_seek(struct export_file *f, uint64_t offset, bool data, struct er
 	}
 }
 
-/* Write file @node into the new file @dest. */
-static int write_file(const struct export_node *node, const char *dest, struct error *err)
+int export_write_file(const struct export_node *node, const char *dest, struct error *err)
 {
 	struct export_file *f = NULL;
 	uint8_t *buf = malloc(1 << 20);
@@ -1561,6 +1590,11 @@ static int write_file(const struct export_node *node, const char *dest, struct e
 	}
 	if (rc == 0 && (ftruncate(fd, (off_t)node->size) < 0 || fsync(fd) < 0))
 		rc = error_errno(err, errno, "cannot write", dest);
+	if (rc == 0) {
+		const struct timespec times[2] = {node->mtime, node->mtime};
+
+		futimens(fd, times);
+	}
 	if (fd >= 0)
 		close(fd);
 	export_close(f);
@@ -1579,7 +1613,7 @@ int export_write(const struct export_node *node, const char *dest, struct error 
 		return 0;
 	}
 	if (node->type == EXPORT_FILE) {
-		rc = write_file(node, dest, err);
+		rc = export_write_file(node, dest, err);
 	} else {
 		if (mkdir(dest, 0755) < 0)
 			return error_errno(err, errno, "cannot create", dest);

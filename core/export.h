@@ -207,6 +207,21 @@ int export_read(const struct export_node *node, void *buf, size_t len, uint64_t 
 int64_t export_seek(struct export_file *file, uint64_t offset, bool data, struct error *err);
 
 /**
+ * A file node (named after @path) for the store file @path as it is, or, with
+ * @parent_name, for the differencing disk @path relocated to name its parent
+ * @parent_name in its own folder. *@out is freed with export_node_free().
+ */
+int export_node_for_file(const char *path, const char *parent_name, struct export_node **out,
+			 struct error *err);
+
+/**
+ * Write file @node into the new file @dest (created, never replaced), sparse
+ * where the source has zeros, fsynced, with the node's time. Returns 0 or a
+ * negative errno with a message.
+ */
+int export_write_file(const struct export_node *node, const char *dest, struct error *err);
+
+/**
  * Write the tree under @node into the folder @dest (which must not exist),
  * files sparse where their sources have zeros, links as links. Returns 0
  * or a negative errno with a message.

@@ -628,11 +628,38 @@ static uint64_t file_bytes(const char *path)
 	return stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
 }
 
+int import_open_folder(const char *dir, const struct import_settings *s, struct store **out,
+		       struct error *err)
+{
+	const char *roots[1] = {dir};
+	size_t n = 0, count = s ? s->resource_count : 0;
+	char **extra = calloc(count ? count : 1, sizeof(*extra));
+	struct store_options o = {.roots = roots, .root_count = 1};
+	int rc;
+
+	if (!extra)
+		return error_set(err, ENOMEM, "out of memory");
+	/* A disk the settings read from elsewhere: its folder (its chain's) may be read. */
+	for (size_t i = 0; i < count; i++) {
+		char folder[PATH_MAX];
+
+		if (s->resources[i].source && s->resources[i].source[0] &&
+		    fsutil_dirname(s->resources[i].source, folder, sizeof(folder)) == 0 &&
+		    (extra[n] = strdup(folder)))
+			n++;
+	}
+	o.extra = (const char *const *)extra;
+	o.extra_count = n;
+	rc = store_open(out, &o, err);
+	for (size_t i = 0; i < n; i++)
+		free(extra[i]);
+	free(extra);
+	return rc;
+}
+
 int import_compare(const char *dir, struct store *store, const struct import_settings *s,
 		   struct import_report *out, struct error *err)
 {
-	const char *roots[1] = {dir};
-	struct store_options o = {.roots = roots, .root_count = 1};
 	struct store *folder = NULL;
 	struct store_vm *ours = NULL, *theirs = NULL;
 	struct store_switch *switches = NULL;
@@ -642,7 +669,7 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	rc = store_open(&folder, &o, err);
+	rc = import_open_folder(dir, s, &folder, err);
 	if (rc == 0)
 		rc = store_list(folder, &ours, &our_count, err);
 	if (rc == 0)

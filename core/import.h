@@ -141,4 +141,29 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 
 void import_report_free(struct import_report *report);
 
+/**
+ * The export folder @dir opened as a store, its files readable also in the
+ * folders of the disks @settings (may be NULL) read from elsewhere.
+ */
+int import_open_folder(const char *dir, const struct import_settings *settings,
+		       struct store **out, struct error *err);
+
+/* ---- the import (core/import_run.c) ---- */
+
+/**
+ * Import the export folder @dir into @store with @settings (the defaults
+ * with a document laid over them): refused if import_compare() finds an
+ * error. With create_copy, every file of every chain is copied to its
+ * target (a free name, never over a file), differencing disks naming their
+ * parents' new files; saved state and configurations go to the target
+ * roots, rewritten (new GUIDs with generate_new_id, the name, disk paths,
+ * switches mapped by friendly name to this store's GUIDs or disconnected,
+ * the scope), the VM's configuration last: that is the commit, and a
+ * failure before it leaves nothing. Without create_copy the disks stay
+ * where they are read. The folder is only read. The VM's GUID goes into
+ * @id. Returns 0 or a negative errno with a message.
+ */
+int import_run(const char *dir, struct store *store, const struct import_settings *settings,
+	       char id[37], struct error *err);
+
 #endif

@@ -73,7 +73,7 @@ int store_open(struct store **out, const struct store_options *o, struct error *
 	if (!s)
 		return error_set(err, ENOMEM, "out of memory");
 	s->roots = calloc(o->root_count, sizeof(*s->roots));
-	s->allowed = calloc(o->root_count + maps, sizeof(*s->allowed));
+	s->allowed = calloc(o->root_count + maps + o->extra_count, sizeof(*s->allowed));
 	if (!s->roots || !s->allowed) {
 		store_free(s);
 		return error_set(err, ENOMEM, "out of memory");
@@ -97,6 +97,12 @@ int store_open(struct store **out, const struct store_options *o, struct error *
 	}
 	for (size_t i = 0; i < maps; i++) {
 		char *real = realpath(pathmap_target(o->pathmap, i), NULL);
+
+		if (real)
+			s->allowed[s->allowed_count++] = real;
+	}
+	for (size_t i = 0; i < o->extra_count; i++) {
+		char *real = realpath(o->extra[i], NULL);
 
 		if (real)
 			s->allowed[s->allowed_count++] = real;

@@ -37,6 +37,8 @@ struct store_options {
 	size_t root_count;
 	const struct pathmap *pathmap; /* Windows paths to Linux; may be NULL */
 	bool allow_outside;	       /* let disks and parents lie outside the roots and the map */
+	const char *const *extra;      /* more folders whose files may be read (not listed) */
+	size_t extra_count;
 };
 
 /* A disk as a configuration names it, resolved. */

@@ -47,7 +47,7 @@ static void make_disk(const char *path)
 static struct store *open_store(const char *root, const struct pathmap *map, bool outside)
 {
 	const char *roots[] = {root};
-	struct store_options o = {roots, 1, map, outside};
+	struct store_options o = {.roots = roots, .root_count = 1, .pathmap = map, .allow_outside = outside};
 	struct store *s = NULL;
 	struct error err;
 
@@ -60,7 +60,7 @@ static void test_open_and_names(void **state)
 {
 	char *dir = *state;
 	const char *roots[] = {support_path(dir, "none")};
-	struct store_options o = {roots, 1, NULL, false};
+	struct store_options o = {.roots = roots, .root_count = 1};
 	struct store *s = NULL;
 	struct error err;
 

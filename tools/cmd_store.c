@@ -41,6 +41,7 @@ static const char usage_export[] =
 	"                    [--copy-snapshot-configuration=all|none]\n"
 	"                    [--create-vm-export-subdirectory] VM|VM/SNAPSHOT DEST";
 static const char usage_import_settings[] = "impex import-settings [STORE OPTIONS] DIR";
+static const char usage_import[] = "impex import [STORE OPTIONS] [--settings FILE] DIR";
 static const char usage_compare[] =
 	"impex compare [STORE OPTIONS] [--settings FILE] [--json] DIR";
 static const char usage_switch_add[] = "impex switch add [STORE OPTIONS] NAME";
@@ -77,6 +78,10 @@ void cmd_store_help(FILE *out)
 		"\n  %s\n      what importing DIR would meet (Compare-VM): exit 0 if it would "
 		"succeed, 1 if not\n",
 		usage_compare);
+	fprintf(out,
+		"\n  %s\n      import DIR: copy on import (or registration in place), new IDs, "
+		"the VM's configuration written last\n",
+		usage_import);
 }
 
 struct store_args {
@@ -923,6 +928,42 @@ int cmd_compare(int argc, char **argv)
 	}
 	rc = report.errors ? CLI_FAIL : CLI_OK;
 	import_report_free(&report);
+	import_settings_free(&settings);
+out:
+	store_free(store);
+	pathmap_free(a.common.pathmap);
+	return rc;
+}
+
+/* ---- import ---- */
+
+int cmd_import(int argc, char **argv)
+{
+	struct import_settings settings;
+	struct store_args a;
+	struct store *store = NULL;
+	struct error err;
+	char dir[PATH_MAX], id[37];
+	int rc = begin(argc, argv, usage_import, 1, 1, &a, &store);
+
+	if (rc)
+		goto out;
+	error_clear(&err);
+	if (!realpath(argv[a.first], dir)) {
+		error_errno(&err, errno, "cannot resolve", argv[a.first]);
+		rc = cli_fail(&err);
+		goto out;
+	}
+	if (import_settings_for(dir, store, a.settings, &settings, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	if (import_run(dir, store, &settings, id, &err) < 0) {
+		rc = cli_fail(&err);
+	} else {
+		printf("%s  %s\n", id, settings.name);
+		rc = CLI_OK;
+	}
 	import_settings_free(&settings);
 out:
 	store_free(store);

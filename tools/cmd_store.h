@@ -23,4 +23,7 @@ int cmd_import_settings(int argc, char **argv);
 /** Run "impex compare ARGS". Returns the exit status. */
 int cmd_compare(int argc, char **argv);
 
+/** Run "impex import ARGS". Returns the exit status. */
+int cmd_import(int argc, char **argv);
+
 #endif

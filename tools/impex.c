@@ -47,6 +47,8 @@ static int run(int argc, char **argv)
 		return cmd_vm(argc - 1, argv + 1);
 	if (strcmp(argv[1], "export") == 0)
 		return cmd_export(argc - 1, argv + 1);
+	if (strcmp(argv[1], "import") == 0)
+		return cmd_import(argc - 1, argv + 1);
 	if (strcmp(argv[1], "compare") == 0)
 		return cmd_compare(argc - 1, argv + 1);
 	if (strcmp(argv[1], "import-settings") == 0)

@@ -1,0 +1,483 @@
+/*
+ * The import itself (impex import): copy on import, or registration in
+ * place, with the settings of core/import.
+ *
+ * Order, for a crash at any point to leave either the whole VM or no trace
+ * of it: every disk is written under a temporary name next to its target
+ * and fsynced, differencing disks naming their parents' new files; saved
+ * state goes into new folders named after new GUIDs (invisible until a
+ * configuration names them). Then the disks are renamed into place (never
+ * over a file: the names were chosen free), the snapshots' configurations
+ * are written, and the VM's configuration last: that write is the commit.
+ * A failure before it removes everything made.
+ */
+#include "import.h"
+
+#include "chain.h"
+#include "config.h"
+#include "error.h"
+#include "export.h"
+#include "fsutil.h"
+#include "pathmap.h"
+#include "store.h"
+#include "vhd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+/* One disk file to copy. */
+struct job {
+	char *source; /* its real path */
+	char *target; /* where it goes */
+	char *temp;   /* where it is written first */
+	int parent;   /* the job of its parent, or -1 */
+	bool renamed; /* in place at its target */
+};
+
+struct run {
+	struct store *store;	  /* the target store */
+	struct store *folder;	  /* the export folder */
+	const struct import_settings *s;
+	const struct store_vm *vm;
+	char vm_id[37];
+	char (*snap_ids)[37]; /* new GUIDs, as vm->snapshots */
+	struct job *jobs;
+	size_t job_count;
+	char **made; /* files and folders made, for a rollback (folders after their files) */
+	size_t made_count;
+	struct store_switch *switches;
+	size_t switch_count;
+};
+
+static int remember(struct run *r, const char *path)
+{
+	char **grown = realloc(r->made, (r->made_count + 1) * sizeof(*grown));
+
+	if (!grown)
+		return -ENOMEM;
+	r->made = grown;
+	if (!(r->made[r->made_count] = strdup(path)))
+		return -ENOMEM;
+	r->made_count++;
+	return 0;
+}
+
+/* Remove what was made, newest first. */
+static void roll_back(struct run *r)
+{
+	for (size_t i = r->made_count; i-- > 0;)
+		if (unlink(r->made[i]) < 0 && (errno == EISDIR || errno == EPERM))
+			rmdir(r->made[i]);
+}
+
+static void new_guid(char out[37])
+{
+	uuid_t uuid;
+
+	uuid_generate_random(uuid);
+	uuid_unparse_upper(uuid, out);
+}
+
+/* The new GUID of snapshot @old ("" stays ""). */
+static const char *mapped_snapshot(const struct run *r, const char *old)
+{
+	for (size_t i = 0; old && i < r->vm->snapshot_count; i++)
+		if (strcasecmp(r->vm->snapshots[i].id, old) == 0)
+			return r->snap_ids[i];
+	return old ? old : "";
+}
+
+/* The resource of the settings for the disk a configuration records as @written. */
+static const struct import_resource *resource_of(const struct run *r, const char *written)
+{
+	for (size_t i = 0; written && i < r->s->resource_count; i++)
+		if (strcmp(r->s->resources[i].current, written) == 0)
+			return &r->s->resources[i];
+	return NULL;
+}
+
+/* A free name for @want: it as it is, or "<stem> (<n>)<ext>", taken by no file and no job. */
+static char *free_target(const struct run *r, const char *want)
+{
+	const char *base = pathmap_basename(want);
+	const char *dot = strrchr(base, '.');
+	int stem = dot && dot != base ? (int)(dot - want) : (int)strlen(want);
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s", want);
+	for (unsigned n = 2; n < 100000; n++) {
+		bool taken = access(path, F_OK) == 0;
+
+		for (size_t i = 0; i < r->job_count && !taken; i++)
+			taken = r->jobs[i].target && strcmp(r->jobs[i].target, path) == 0;
+		if (!taken)
+			return strdup(path);
+		snprintf(path, sizeof(path), "%.*s (%u)%s", stem, want, n,
+			 dot && dot != base ? dot : "");
+	}
+	return NULL;
+}
+
+static int find_job(const struct run *r, const char *source)
+{
+	for (size_t i = 0; i < r->job_count; i++)
+		if (strcmp(r->jobs[i].source, source) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* The jobs of @disk's chain (the disk read where its resource says); returns the top's. */
+static int plan_chain(struct run *r, const struct store_disk *disk, struct error *err)
+{
+	const struct import_resource *res = resource_of(r, disk->written);
+	struct store_disk at = *disk;
+	struct chain *chain = NULL;
+	int rc, below = -1, top = -1;
+
+	if (res && res->source && res->source[0])
+		at.path = res->source;
+	rc = store_open_chain(r->folder, &at, &chain, err);
+	if (rc < 0)
+		return rc;
+	for (unsigned level = chain_depth(chain); level-- > 0 && rc == 0;) {
+		char *real = realpath(vhd_path(chain_level(chain, level)), NULL);
+		int j = real ? find_job(r, real) : -1;
+
+		if (!real) {
+			rc = error_errno(err, errno, "cannot resolve", vhd_path(chain_level(chain, level)));
+			break;
+		}
+		if (j < 0) {
+			struct job *grown = realloc(r->jobs, (r->job_count + 1) * sizeof(*grown));
+			char want[PATH_MAX];
+
+			if (!grown) {
+				free(real);
+				rc = error_set(err, ENOMEM, "out of memory");
+				break;
+			}
+			r->jobs = grown;
+			j = (int)r->job_count;
+			memset(&r->jobs[j], 0, sizeof(r->jobs[j]));
+			r->jobs[j].source = real;
+			r->jobs[j].parent = below;
+			/* The drive's own file goes where its resource says; parents to the VHD root. */
+			if (level == 0 && res && res->target && res->target[0])
+				snprintf(want, sizeof(want), "%s", res->target);
+			else
+				snprintf(want, sizeof(want), "%s/%s", r->s->target_vhd_data_root,
+					 pathmap_basename(real));
+			r->jobs[j].target = free_target(r, want);
+			r->job_count++;
+			if (!r->jobs[j].target)
+				rc = error_set(err, ENOMEM, "no free name for '%s'", want);
+		} else {
+			free(real);
+		}
+		below = j;
+		top = j;
+	}
+	chain_close(chain);
+	return rc < 0 ? rc : top;
+}
+
+/* Write each disk under its temporary name, differencing disks naming their parents' new files. */
+static int copy_disks(struct run *r, struct error *err)
+{
+	for (size_t i = 0; i < r->job_count; i++) {
+		struct job *j = &r->jobs[i];
+		const char *parent = j->parent >= 0 ? r->jobs[j->parent].target : NULL;
+		struct export_node *node = NULL;
+		char dir[PATH_MAX], parent_dir[PATH_MAX];
+		int rc = 0;
+
+		if (fsutil_dirname(j->target, dir, sizeof(dir)) < 0)
+			return error_set(err, ENAMETOOLONG, "'%s' is too long a path", j->target);
+		if (parent && (fsutil_dirname(parent, parent_dir, sizeof(parent_dir)) < 0 ||
+			       strcmp(dir, parent_dir) != 0))
+			return error_set(err, EINVAL,
+					 "'%s' would go to '%s', its parent to '%s': a differencing "
+					 "disk and its parent must share a folder",
+					 j->source, j->target, parent);
+		if (mkdir(dir, 0755) == 0)
+			remember(r, dir);
+		else if (errno != EEXIST)
+			return error_errno(err, errno, "cannot create", dir);
+		if (asprintf(&j->temp, "%s/.%s.impex-import", dir, pathmap_basename(j->target)) < 0) {
+			j->temp = NULL;
+			return error_set(err, ENOMEM, "out of memory");
+		}
+		rc = export_node_for_file(j->source, parent ? pathmap_basename(parent) : NULL, &node,
+					  err);
+		if (rc == 0) {
+			rc = export_write_file(node, j->temp, err);
+			if (rc == 0 || access(j->temp, F_OK) == 0)
+				remember(r, j->temp);
+		}
+		export_node_free(node);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Copy the saved state in @from into the new folder @to, files named after @old named after @new_id. */
+static int copy_state(struct run *r, const char *from, const char *to, const char *old,
+		      const char *new_id, struct error *err)
+{
+	char **names = NULL;
+	size_t count = 0;
+	int rc;
+
+	if (mkdir(to, 0755) < 0)
+		return error_errno(err, errno, "cannot create", to);
+	rc = remember(r, to) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
+	if (rc == 0 && (rc = fsutil_list_names(from, NULL, &names, &count)) < 0)
+		rc = error_errno(err, -rc, "cannot read", from);
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		struct export_node *node = NULL;
+		char src[PATH_MAX], dst[PATH_MAX];
+		const char *name = names[i];
+		struct stat st;
+
+		snprintf(src, sizeof(src), "%s/%s", from, name);
+		if (lstat(src, &st) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (strncasecmp(name, old, 36) == 0)
+			snprintf(dst, sizeof(dst), "%s/%s%s", to, new_id, name + 36);
+		else
+			snprintf(dst, sizeof(dst), "%s/%s", to, name);
+		rc = export_node_for_file(src, NULL, &node, err);
+		if (rc == 0) {
+			rc = export_write_file(node, dst, err);
+			if (rc == 0 || access(dst, F_OK) == 0)
+				remember(r, dst);
+		}
+		export_node_free(node);
+	}
+	fsutil_names_free(names, count);
+	return rc;
+}
+
+/* The path a configuration records for @disk after the import. */
+static const char *new_disk_path(const struct run *r, const struct store_disk *disk, char *buf,
+				 size_t cap)
+{
+	const struct import_resource *res = resource_of(r, disk->written);
+	const char *source = res && res->source && res->source[0] ? res->source : disk->path;
+	char *real = source ? realpath(source, NULL) : NULL;
+	int j = real ? find_job(r, real) : -1;
+	char *written;
+
+	free(real);
+	if (!r->s->create_copy || j < 0)
+		snprintf(buf, cap, "%s", source ? source : disk->written);
+	else
+		snprintf(buf, cap, "%s", r->jobs[j].target);
+	written = store_written_path(r->store, buf);
+	if (written) {
+		snprintf(buf, cap, "%s", written);
+		free(written);
+	}
+	return buf;
+}
+
+/* The switch of the store named @name: its GUID, or NULL. */
+static const char *switch_id(const struct run *r, const char *name)
+{
+	for (size_t i = 0; name && name[0] && i < r->switch_count; i++)
+		if (strcmp(r->switches[i].name, name) == 0)
+			return r->switches[i].id;
+	return NULL;
+}
+
+/* Rewrite @config: its GUID @id, its disks' paths, its adapters' switches, the scope. */
+static int rewrite(struct run *r, struct config *config, const char *id,
+		   const struct store_disk *disks, size_t disk_count, struct error *err)
+{
+	struct config_adapter *adapters = NULL;
+	size_t adapter_count = 0;
+	int rc = config_set(config, "properties/global_id", "string", id, err);
+
+	for (size_t i = 0; rc == 0 && i < disk_count; i++) {
+		char key[600], path[PATH_MAX];
+
+		snprintf(key, sizeof(key), "%s/pathname", disks[i].key);
+		rc = config_set(config, key, NULL, new_disk_path(r, &disks[i], path, sizeof(path)),
+				err);
+	}
+	if (rc == 0)
+		rc = config_adapters(config, &adapters, &adapter_count, err);
+	for (size_t i = 0; rc == 0 && i < adapter_count; i++) {
+		const char *target = NULL, *sid;
+
+		for (size_t k = 0; k < r->s->network_count && !target; k++)
+			if (adapters[i].switch_name &&
+			    strcmp(r->s->networks[k].source, adapters[i].switch_name) == 0)
+				target = r->s->networks[k].target;
+		if (!target)
+			target = adapters[i].switch_name;
+		sid = switch_id(r, target);
+		/* A switch this host lacks: the adapter is left disconnected. */
+		rc = config_set_adapter_switch(config, adapters[i].key, sid ? sid : "",
+					       sid ? target : "", err);
+	}
+	config_adapters_free(adapters, adapter_count);
+	if (rc == 0 && r->s->security_scope && r->s->security_scope[0])
+		rc = config_set(config, "properties/security_scope", "string", r->s->security_scope,
+				err);
+	return rc;
+}
+
+/* Rename every disk into place: never over a file. */
+static int place_disks(struct run *r, struct error *err)
+{
+	for (size_t i = 0; i < r->job_count; i++) {
+		struct job *j = &r->jobs[i];
+
+		if (link(j->temp, j->target) < 0)
+			return error_errno(err, errno, "cannot place", j->target);
+		j->renamed = true;
+		if (remember(r, j->target) < 0)
+			return error_set(err, ENOMEM, "out of memory");
+		unlink(j->temp);
+		fsutil_fsync_parent(j->target);
+	}
+	return 0;
+}
+
+int import_run(const char *dir, struct store *store, const struct import_settings *s,
+	       char id_out[37], struct error *err)
+{
+	struct import_report report = {0};
+	struct run r = {.store = store, .s = s};
+	struct store_vm *vms = NULL;
+	struct config *config = NULL;
+	size_t count = 0;
+	char path[PATH_MAX];
+	int lock = -1, rc;
+
+	rc = import_compare(dir, store, s, &report, err);
+	for (size_t i = 0; rc == 0 && i < report.count; i++)
+		if (report.issues[i].severity == IMPORT_ERROR)
+			rc = error_set(err, EINVAL, "the import would fail: %s (%s)",
+				       report.issues[i].message, report.issues[i].id);
+	import_report_free(&report);
+	if (rc == 0)
+		rc = import_open_folder(dir, s, &r.folder, err);
+	if (rc == 0)
+		rc = store_list(r.folder, &vms, &count, err);
+	if (rc == 0 && count != 1)
+		rc = error_set(err, EINVAL, "'%s' holds %zu VM configurations, not one", dir, count);
+	if (rc < 0)
+		goto out;
+	r.vm = &vms[0];
+	r.snap_ids = calloc(r.vm->snapshot_count + 1, sizeof(*r.snap_ids));
+	if (!r.snap_ids) {
+		rc = error_set(err, ENOMEM, "out of memory");
+		goto out;
+	}
+	if (s->generate_new_id) {
+		new_guid(r.vm_id);
+		for (size_t i = 0; i < r.vm->snapshot_count; i++)
+			new_guid(r.snap_ids[i]);
+	} else {
+		snprintf(r.vm_id, sizeof(r.vm_id), "%s", r.vm->id);
+		for (size_t i = 0; i < r.vm->snapshot_count; i++)
+			snprintf(r.snap_ids[i], 37, "%s", r.vm->snapshots[i].id);
+	}
+	rc = store_switches(store, &r.switches, &r.switch_count, err);
+	if (rc == 0 && (lock = store_lock(store, err)) < 0)
+		rc = lock;
+	/* The disks: every file of every chain, written under temporary names. */
+	for (size_t i = 0; rc >= 0 && s->create_copy && i < r.vm->disk_count; i++)
+		rc = plan_chain(&r, &r.vm->disks[i], err);
+	for (size_t i = 0; rc >= 0 && s->create_copy && i < r.vm->snapshot_count; i++)
+		for (size_t k = 0; rc >= 0 && k < r.vm->snapshots[i].disk_count; k++)
+			rc = plan_chain(&r, &r.vm->snapshots[i].disks[k], err);
+	if (rc >= 0)
+		rc = copy_disks(&r, err);
+	/* Saved state, in folders named after the new GUIDs. */
+	if (rc == 0 && r.vm->saved_state) {
+		snprintf(path, sizeof(path), "%s/Virtual Machines/%s", s->target_vm_data_root, r.vm_id);
+		rc = copy_state(&r, r.vm->saved_state, path, r.vm->id, r.vm_id, err);
+	}
+	for (size_t i = 0; rc == 0 && i < r.vm->snapshot_count; i++)
+		if (r.vm->snapshots[i].saved_state) {
+			snprintf(path, sizeof(path), "%s/Snapshots/%s", s->target_snapshot_data_root,
+				 r.snap_ids[i]);
+			rc = copy_state(&r, r.vm->snapshots[i].saved_state, path,
+					r.vm->snapshots[i].id, r.snap_ids[i], err);
+		}
+	if (rc == 0)
+		rc = place_disks(&r, err);
+	/* The snapshots' configurations, then the VM's: the commit. */
+	for (size_t i = 0; rc == 0 && i < r.vm->snapshot_count; i++) {
+		const struct store_snapshot *snap = &r.vm->snapshots[i];
+		char *had = NULL;
+
+		rc = config_load(&config, snap->config_path, err);
+		if (rc == 0)
+			rc = rewrite(&r, config, r.snap_ids[i], snap->disks, snap->disk_count, err);
+		if (rc == 0 && snap->parent_id && snap->parent_id[0])
+			rc = config_set(config, STORE_KEY_PARENT, "string",
+					mapped_snapshot(&r, snap->parent_id), err);
+		if (rc == 0 && config_get(config, STORE_KEY_VM_ID, &had, NULL) == 0)
+			rc = config_set(config, STORE_KEY_VM_ID, NULL, r.vm_id, err);
+		free(had);
+		snprintf(path, sizeof(path), "%s/Snapshots", s->target_snapshot_data_root);
+		if (rc == 0 && mkdir(path, 0755) == 0)
+			remember(&r, path);
+		snprintf(path, sizeof(path), "%s/Snapshots/%s.xml", s->target_snapshot_data_root,
+			 r.snap_ids[i]);
+		if (rc == 0 && access(path, F_OK) == 0)
+			rc = error_set(err, EEXIST, "'%s' exists: not replaced", path);
+		if (rc == 0 && (rc = config_save(config, path, err)) == 0)
+			remember(&r, path);
+		config_free(config);
+		config = NULL;
+	}
+	if (rc == 0)
+		rc = config_load(&config, r.vm->config_path, err);
+	if (rc == 0)
+		rc = rewrite(&r, config, r.vm_id, r.vm->disks, r.vm->disk_count, err);
+	if (rc == 0 && s->name && s->name[0])
+		rc = config_set(config, "properties/name", "string", s->name, err);
+	if (rc == 0 && r.vm->current_snapshot_id && r.vm->current_snapshot_id[0])
+		rc = config_set(config, STORE_KEY_CURRENT, "string",
+				mapped_snapshot(&r, r.vm->current_snapshot_id), err);
+	snprintf(path, sizeof(path), "%s/Virtual Machines/%s.xml", s->target_vm_data_root, r.vm_id);
+	if (rc == 0 && access(path, F_OK) == 0)
+		rc = error_set(err, EEXIST, "'%s' exists: not replaced", path);
+	if (rc == 0)
+		rc = config_save(config, path, err);
+	config_free(config);
+out:
+	if (rc < 0)
+		roll_back(&r);
+	else if (id_out)
+		snprintf(id_out, 37, "%s", r.vm_id);
+	store_unlock(lock);
+	for (size_t i = 0; i < r.job_count; i++) {
+		free(r.jobs[i].source);
+		free(r.jobs[i].target);
+		free(r.jobs[i].temp);
+	}
+	free(r.jobs);
+	for (size_t i = 0; i < r.made_count; i++)
+		free(r.made[i]);
+	free(r.made);
+	free(r.snap_ids);
+	store_switches_free(r.switches, r.switch_count);
+	store_vms_free(vms, count);
+	store_free(r.folder);
+	return rc < 0 ? rc : 0;
+}
