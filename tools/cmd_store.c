@@ -811,7 +811,24 @@ out:
 	return rc;
 }
 
-/* ---- import-settings ---- */
+/* ---- import-settings, compare, import ---- */
+
+/* Parse the options of an import command, open the store, and resolve DIR into @dir. */
+static int begin_import(int argc, char **argv, const char *usage, struct store_args *a,
+			struct store **store, char dir[PATH_MAX])
+{
+	struct error err;
+	int rc = begin(argc, argv, usage, 1, 1, a, store);
+
+	if (rc)
+		return rc;
+	error_clear(&err);
+	if (!realpath(argv[a->first], dir)) {
+		error_errno(&err, errno, "cannot resolve", argv[a->first]);
+		return cli_fail(&err);
+	}
+	return 0;
+}
 
 int cmd_import_settings(int argc, char **argv)
 {
@@ -820,16 +837,11 @@ int cmd_import_settings(int argc, char **argv)
 	struct store *store = NULL;
 	struct error err;
 	char dir[PATH_MAX];
-	int rc = begin(argc, argv, usage_import_settings, 1, 1, &a, &store);
+	int rc = begin_import(argc, argv, usage_import_settings, &a, &store, dir);
 
 	if (rc)
 		goto out;
 	error_clear(&err);
-	if (!realpath(argv[a.first], dir)) {
-		error_errno(&err, errno, "cannot resolve", argv[a.first]);
-		rc = cli_fail(&err);
-		goto out;
-	}
 	if (import_settings_defaults(dir, store_root(store, 0), &settings, &err) < 0) {
 		rc = cli_fail(&err);
 		goto out;
@@ -880,16 +892,11 @@ int cmd_compare(int argc, char **argv)
 	struct store *store = NULL;
 	struct error err;
 	char dir[PATH_MAX];
-	int rc = begin(argc, argv, usage_compare, 1, 1, &a, &store);
+	int rc = begin_import(argc, argv, usage_compare, &a, &store, dir);
 
 	if (rc)
 		goto out;
 	error_clear(&err);
-	if (!realpath(argv[a.first], dir)) {
-		error_errno(&err, errno, "cannot resolve", argv[a.first]);
-		rc = cli_fail(&err);
-		goto out;
-	}
 	if (import_settings_for(dir, store, a.settings, &settings, &err) < 0) {
 		rc = cli_fail(&err);
 		goto out;
@@ -944,16 +951,11 @@ int cmd_import(int argc, char **argv)
 	struct store *store = NULL;
 	struct error err;
 	char dir[PATH_MAX], id[37];
-	int rc = begin(argc, argv, usage_import, 1, 1, &a, &store);
+	int rc = begin_import(argc, argv, usage_import, &a, &store, dir);
 
 	if (rc)
 		goto out;
 	error_clear(&err);
-	if (!realpath(argv[a.first], dir)) {
-		error_errno(&err, errno, "cannot resolve", argv[a.first]);
-		rc = cli_fail(&err);
-		goto out;
-	}
 	if (import_settings_for(dir, store, a.settings, &settings, &err) < 0) {
 		rc = cli_fail(&err);
 		goto out;

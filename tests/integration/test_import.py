@@ -3,6 +3,7 @@ folder. What the document must say is worked out here from the folder
 itself: its configurations parsed with xml.etree, its files listed.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -236,19 +237,25 @@ def test_compare_settings_that_do_not_fit_the_export():
             mentions=["missing.settings"])
 
 
-def test_compare_finds_too_little_space():
+@contextlib.contextmanager
+def small_store():
+    """A new store on a 1 MiB tmpfs, unmounted at the end."""
     if os.geteuid() != 0:
         raise Skip("a small tmpfs needs root")
-    _, folder = exported_blog()
     os.mkdir("small")
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", "small"], check=True)
     try:
-        target = new_store("small/store")
+        yield new_store("small/store")
+    finally:
+        subprocess.run(["umount", "small"], check=False)
+
+
+def test_compare_finds_too_little_space():
+    _, folder = exported_blog()
+    with small_store() as target:
         report = compare(target, folder, status=1)
         short = [i for i in report["issues"] if i["id"] == "space-short"]
         assert len(short) == 1 and "free" in short[0]["message"], report
-    finally:
-        subprocess.run(["umount", "small"], check=False)
 
 
 # ---- impex import ----
@@ -363,18 +370,11 @@ def test_an_import_that_fails_midway_leaves_nothing():
 
 
 def test_an_import_that_cannot_fit_leaves_nothing():
-    if os.geteuid() != 0:
-        raise Skip("a small tmpfs needs root")
     _, folder = exported_blog()
-    os.mkdir("small")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", "small"], check=True)
-    try:
-        target = new_store("small/store")
+    with small_store() as target:
         before = tree_state(target)
         refused("import", "--store", target, folder, mentions=["space-short"])
         assert tree_state(target) == before
-    finally:
-        subprocess.run(["umount", "small"], check=False)
 
 
 if __name__ == "__main__":
