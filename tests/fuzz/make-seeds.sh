@@ -248,5 +248,5 @@ python3 -c 'import sys; d = open(sys.argv[1], "rb").read()[2:].decode("utf-16-le
 # The import settings impex writes for an export of the VM above, and a
 # hand-written document with every kind of line.
 "$impex" export --store "$st" "blog \303\251t\303\251" "$work/exported" >/dev/null
-"$impex" import-settings --store "$st" "$work/exported" >"$out/settings/defaults"
+"$impex" import-settings --store "$st" "$work/exported" | sed "s|$work|/srv/seeds|g" >"$out/settings/defaults"
 printf '# c\r\ncreate_copy = false\r\n  name =  a = b  \nresource.2.current = x\nresource.1.current = y\nresource.1.target =\nnetwork.1.source = LAN\nnetwork.1.target = \n' >"$out/settings/hand"
