@@ -499,6 +499,13 @@ int import_settings_merge(struct import_settings *s, const struct import_setting
 		if (keys[i].kind == TEXT)
 			rc = take(text_field(s, &keys[i]),
 				  *text_field((struct import_settings *)g, &keys[i]));
+	/* A new VHD root moves the disks no resource line places. */
+	for (size_t i = 0; g->target_vhd_data_root && i < s->resource_count && rc == 0; i++) {
+		char *base = strdup(pathmap_basename(s->resources[i].target));
+
+		rc = base ? join(&s->resources[i].target, s->target_vhd_data_root, base) : -ENOMEM;
+		free(base);
+	}
 	for (size_t i = 0; i < g->resource_count && rc == 0; i++) {
 		struct import_resource *r = NULL;
 

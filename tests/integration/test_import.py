@@ -377,5 +377,101 @@ def test_an_import_that_cannot_fit_leaves_nothing():
         assert tree_state(target) == before
 
 
+def test_target_roots_on_three_folders():
+    ok("demo", "source")
+    states = modelled_vm(os.path.realpath("source"))
+    ok("export", "--store", "source", "m", "gold")
+    # Three roots of one store: the VM's, the disks', the snapshots'.
+    vms, snaps = new_store("vms"), new_store("snaps")
+    disks = os.path.join(new_store("disks"), DISKS)
+    write("roots.settings", "target_vm_data_root = %s\ntarget_vhd_data_root = %s\n"
+          "target_snapshot_data_root = %s\n" % (vms, disks, snaps))
+    roots = ["--store", vms, "--store", os.path.dirname(disks), "--store", snaps]
+    guid = ok("import", *roots, "--settings", "roots.settings", "gold").stdout.split()[0]
+    shown = as_json(ok("vm", "show", "--json", *roots, guid))
+    assert shown["config"].startswith(vms + "/" + VMS + "/"), shown["config"]
+    assert all(s["config"].startswith(snaps + "/" + SNAPSHOTS + "/") for s in shown["snapshots"])
+    assert all(p.startswith(disks + "/") for p in files_of_vm(shown)), files_of_vm(shown)
+    for name, disk_list in [("current", shown["disks"])] + \
+            [(s["name"], s["disks"]) for s in shown["snapshots"]]:
+        for i, disk in enumerate(disk_list):
+            assert disk["chain_problem"] is None, disk
+            assert first_difference(cat(disk["path"]), states[name][i]) is None, (name, i)
+
+
+def test_a_configuration_only_export_with_disks_from_elsewhere():
+    ok("demo", "source")
+    states = modelled_vm(os.path.realpath("source"))
+    ok("export", "--store", "source", "--no-vm-storage", "m", "configs")
+    target = new_store("target")
+    # The configurations name disks outside the folder: not found there.
+    report = compare(target, "configs", status=1)
+    assert "disk-missing" in ids(report, "error"), report
+    # The settings say where each disk is now: the source store's files.
+    source = as_json(ok("vm", "show", "--json", "--store", "source", "m"))
+    where = {d["written"]: d["path"] for d in source["disks"]}
+    for snap in source["snapshots"]:
+        where.update({d["written"]: d["path"] for d in snap["disks"]})
+    doc = parse(ok("import-settings", "--store", target, "configs").stdout)
+    lines = []
+    for n, r in enumerate(items(doc, "resource"), 1):
+        lines.append("resource.%d.current = %s\nresource.%d.source = %s\n" % (
+            n, r["current"], n, where[r["current"]]))
+    write("elsewhere.settings", "".join(lines))
+    assert ids(compare(target, "configs", "--settings", "elsewhere.settings"), "error") == []
+    guid = ok("import", "--store", target, "--settings", "elsewhere.settings",
+              "configs").stdout.split()[0]
+    assert_states(target, guid, states, ["current", "s1", "s2", "s3"])
+
+
+def leaves(path):
+    """Every leaf of a configuration: element path -> text."""
+    out = {}
+
+    def walk(node, prefix):
+        children = list(node)
+        if not children:
+            out[prefix] = node.text or ""
+        seen = {}
+        for child in children:
+            seen[child.tag] = seen.get(child.tag, 0) + 1
+            walk(child, "%s/%s[%d]" % (prefix, child.tag, seen[child.tag]))
+    walk(config_root(path), "")
+    return out
+
+
+# What an import changes in a configuration, and nothing else.
+INTENDED = ("/properties[1]/global_id[1]", "/properties[1]/name[1]", "pathname[1]",
+            "SwitchName[1]", "AltSwitchName[1]", "/global_settings[1]/snapshots[1]/current[1]",
+            "/global_settings[1]/snapshots[1]/parent[1]", "/settings[1]/global[1]/logical_id[1]")
+
+
+def test_round_trip_export_import_export():
+    ok("demo", "source")
+    states = modelled_vm(os.path.realpath("source"))
+    ok("export", "--store", "source", "m", "first")
+    target = new_store("target")
+    guid = ok("import", "--store", target, "first").stdout.split()[0]
+    ok("export", "--store", target, guid, "second")
+    # The same disk contents, state by state.
+    assert_states(os.path.realpath("second"), guid, states, ["current", "s1", "s2", "s3"])
+    one = as_json(ok("vm", "show", "--json", "--store", "first", "m"))
+    two = as_json(ok("vm", "show", "--json", "--store", "second", guid))
+    for a, b in zip(one["disks"], two["disks"]):
+        if len(a["chain"]) == 1:
+            run(["qemu-img", "compare", "-f", "vpc", "-F", "vpc", a["path"], b["path"]])
+    # Configurations that differ only by the intended edits.
+    pairs = [(one["config"], two["config"])]
+    by_name = {s["name"]: s["config"] for s in two["snapshots"]}
+    pairs += [(s["config"], by_name[s["name"]]) for s in one["snapshots"]]
+    for before, after in pairs:
+        x, y = leaves(before), leaves(after)
+        assert x.keys() == y.keys(), set(x) ^ set(y)
+        changed = sorted(k for k in x if x[k] != y[k])
+        unintended = [k for k in changed if not k.endswith(INTENDED)]
+        assert not unintended, [(k, x[k], y[k]) for k in unintended]
+        assert "/properties[1]/global_id[1]" in changed
+
+
 if __name__ == "__main__":
     run_tests(globals())
