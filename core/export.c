@@ -1573,20 +1573,43 @@ int64_t export_seek(struct export_file *f, uint64_t offset, bool data, struct er
 	}
 }
 
-int export_write_file(const struct export_node *node, const char *dest, struct error *err)
+int export_write_file_progress(const struct export_node *node, const char *dest,
+			       void (*progress)(void *ctx, uint64_t bytes), void *ctx,
+			       struct error *err)
 {
 	struct export_file *f = NULL;
 	uint8_t *buf = malloc(1 << 20);
 	int fd = -1, rc = buf ? export_open(node, &f, err) : error_set(err, ENOMEM, "out of memory");
+	uint64_t at = 0;
 
 	if (rc == 0 && (fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
 		rc = error_errno(err, errno, "cannot create", dest);
-	for (uint64_t at = 0; rc == 0 && at < node->size; at += 1 << 20) {
-		size_t n = node->size - at < (1 << 20) ? (size_t)(node->size - at) : (1 << 20);
+	while (rc == 0 && at < node->size) {
+		int64_t data = export_seek(f, at, true, err);
+		size_t n;
 
+		/* Holes are skipped: the new file keeps them. */
+		if (data == -ENXIO || (data > (int64_t)at && (uint64_t)data >= node->size)) {
+			if (progress)
+				progress(ctx, node->size - at);
+			break;
+		}
+		if (data < 0) {
+			rc = (int)data;
+			break;
+		}
+		if ((uint64_t)data > at) {
+			if (progress)
+				progress(ctx, (uint64_t)data - at);
+			at = (uint64_t)data;
+		}
+		n = node->size - at < (1 << 20) ? (size_t)(node->size - at) : (1 << 20);
 		rc = export_read_at(f, buf, n, at, err);
 		if (rc == 0 && (rc = fsutil_pwrite_sparse(fd, buf, n, at)) < 0)
 			rc = error_errno(err, -rc, "cannot write", dest);
+		at += n;
+		if (rc == 0 && progress)
+			progress(ctx, n);
 	}
 	if (rc == 0 && (ftruncate(fd, (off_t)node->size) < 0 || fsync(fd) < 0))
 		rc = error_errno(err, errno, "cannot write", dest);
@@ -1600,6 +1623,11 @@ int export_write_file(const struct export_node *node, const char *dest, struct e
 	export_close(f);
 	free(buf);
 	return rc;
+}
+
+int export_write_file(const struct export_node *node, const char *dest, struct error *err)
+{
+	return export_write_file_progress(node, dest, NULL, NULL, err);
 }
 
 int export_write(const struct export_node *node, const char *dest, struct error *err)

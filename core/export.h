@@ -221,6 +221,11 @@ int export_node_for_file(const char *path, const char *parent_name, struct expor
  */
 int export_write_file(const struct export_node *node, const char *dest, struct error *err);
 
+/** export_write_file(), calling @progress (if not NULL) with the bytes of the file done as it goes. */
+int export_write_file_progress(const struct export_node *node, const char *dest,
+			       void (*progress)(void *ctx, uint64_t bytes), void *ctx,
+			       struct error *err);
+
 /**
  * Write the tree under @node into the folder @dest (which must not exist),
  * files sparse where their sources have zeros, links as links. Returns 0

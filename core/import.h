@@ -29,6 +29,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 struct error;
@@ -163,7 +164,14 @@ int import_open_folder(const char *dir, const struct import_settings *settings,
  * where they are read. The folder is only read. The VM's GUID goes into
  * @id. Returns 0 or a negative errno with a message.
  */
+struct import_progress {
+	/* Called as data is copied: @done of @total bytes (sparse files count whole), @file the
+	 * file being written. */
+	void (*report)(void *ctx, uint64_t done, uint64_t total, const char *file);
+	void *ctx;
+};
+
 int import_run(const char *dir, struct store *store, const struct import_settings *settings,
-	       char id[37], struct error *err);
+	       const struct import_progress *progress, char id[37], struct error *err);
 
 #endif

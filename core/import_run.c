@@ -55,7 +55,35 @@ struct run {
 	size_t made_count;
 	struct store_switch *switches;
 	size_t switch_count;
+	const struct import_progress *progress;
+	uint64_t done, total; /* bytes copied, and to copy */
+	const char *file;     /* the file being written */
 };
+
+static void advance(void *ctx, uint64_t bytes)
+{
+	struct run *r = ctx;
+
+	r->done += bytes;
+	if (r->progress && r->progress->report)
+		r->progress->report(r->progress->ctx, r->done, r->total, r->file);
+}
+
+/* Write @node to @dest, counting its bytes; @shown names it in the progress. */
+static int write_counted(struct run *r, const struct export_node *node, const char *dest,
+			 const char *shown, struct error *err)
+{
+	r->file = shown;
+	return export_write_file_progress(node, dest, advance, r, err);
+}
+
+/* Bytes of the file at @path, for the total. */
+static uint64_t size_of(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
 
 static int remember(struct run *r, const char *path)
 {
@@ -218,7 +246,7 @@ static int copy_disks(struct run *r, struct error *err)
 		rc = export_node_for_file(j->source, parent ? pathmap_basename(parent) : NULL, &node,
 					  err);
 		if (rc == 0) {
-			rc = export_write_file(node, j->temp, err);
+			rc = write_counted(r, node, j->temp, j->target, err);
 			if (rc == 0 || access(j->temp, F_OK) == 0)
 				remember(r, j->temp);
 		}
@@ -257,7 +285,7 @@ static int copy_state(struct run *r, const char *from, const char *to, const cha
 			snprintf(dst, sizeof(dst), "%s/%s", to, name);
 		rc = export_node_for_file(src, NULL, &node, err);
 		if (rc == 0) {
-			rc = export_write_file(node, dst, err);
+			rc = write_counted(r, node, dst, dst, err);
 			if (rc == 0 || access(dst, F_OK) == 0)
 				remember(r, dst);
 		}
@@ -354,11 +382,27 @@ static int place_disks(struct run *r, struct error *err)
 	return 0;
 }
 
+/* The bytes of @from's files, for the total. */
+static uint64_t folder_bytes(const char *from)
+{
+	char **names = NULL, path[PATH_MAX];
+	size_t count = 0;
+	uint64_t total = 0;
+
+	if (from && fsutil_list_names(from, NULL, &names, &count) == 0)
+		for (size_t i = 0; i < count; i++) {
+			snprintf(path, sizeof(path), "%s/%s", from, names[i]);
+			total += size_of(path);
+		}
+	fsutil_names_free(names, count);
+	return total;
+}
+
 int import_run(const char *dir, struct store *store, const struct import_settings *s,
-	       char id_out[37], struct error *err)
+	       const struct import_progress *progress, char id_out[37], struct error *err)
 {
 	struct import_report report = {0};
-	struct run r = {.store = store, .s = s};
+	struct run r = {.store = store, .s = s, .progress = progress};
 	struct store_vm *vms = NULL;
 	struct config *config = NULL;
 	size_t count = 0;
@@ -403,8 +447,14 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 	for (size_t i = 0; rc >= 0 && s->create_copy && i < r.vm->snapshot_count; i++)
 		for (size_t k = 0; rc >= 0 && k < r.vm->snapshots[i].disk_count; k++)
 			rc = plan_chain(&r, &r.vm->snapshots[i].disks[k], err);
-	if (rc >= 0)
+	if (rc >= 0) {
+		for (size_t i = 0; i < r.job_count; i++)
+			r.total += size_of(r.jobs[i].source);
+		r.total += folder_bytes(r.vm->saved_state);
+		for (size_t i = 0; i < r.vm->snapshot_count; i++)
+			r.total += folder_bytes(r.vm->snapshots[i].saved_state);
 		rc = copy_disks(&r, err);
+	}
 	/* Saved state, in folders named after the new GUIDs. */
 	if (rc == 0 && r.vm->saved_state) {
 		snprintf(path, sizeof(path), "%s/Virtual Machines/%s", s->target_vm_data_root, r.vm_id);

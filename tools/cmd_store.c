@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_ROOTS 16
 #define MAX_ITEMS 64
@@ -944,6 +945,20 @@ out:
 
 /* ---- import ---- */
 
+/* A progress bar on standard error, redrawn at most once a percent. */
+static void show_progress(void *ctx, uint64_t done, uint64_t total, const char *file)
+{
+	int *last = ctx, percent = total ? (int)(done * 100 / total) : 100, bar = percent / 4;
+
+	if (percent == *last)
+		return;
+	*last = percent;
+	fprintf(stderr, "\r%3d%% [%.*s%*s] %.1f of %.1f GiB  %.40s\033[K", percent, bar,
+		"=========================", 25 - bar, "", (double)done / (1 << 30),
+		(double)total / (1 << 30), pathmap_basename(file));
+	fflush(stderr);
+}
+
 int cmd_import(int argc, char **argv)
 {
 	struct import_settings settings;
@@ -960,7 +975,16 @@ int cmd_import(int argc, char **argv)
 		rc = cli_fail(&err);
 		goto out;
 	}
-	if (import_run(dir, store, &settings, id, &err) < 0) {
+	{
+		int last = -1;
+		struct import_progress progress = {show_progress, &last};
+		bool bar = isatty(STDERR_FILENO);
+
+		rc = import_run(dir, store, &settings, bar ? &progress : NULL, id, &err);
+		if (bar && last >= 0)
+			fputc('\n', stderr);
+	}
+	if (rc < 0) {
 		rc = cli_fail(&err);
 	} else {
 		printf("%s  %s\n", id, settings.name);

@@ -267,7 +267,13 @@ def cat(path):
 def assert_states(store, guid, states, names):
     """VM @guid of @store: each snapshot in @names and its current state hold what the
     model @states says, through sound chains."""
-    vm = as_json(ok("vm", "show", "--json", "--store", store, guid))
+    return assert_states_of(as_json(ok("vm", "show", "--json", "--store", store, guid)),
+                            states, names)
+
+
+def assert_states_of(vm, states, names):
+    """assert_states() of a VM as vm show --json gives it."""
+    guid = vm["id"]
     assert vm["problem"] is None, vm
     got = {"current": vm["disks"]}
     got.update({snap["name"]: snap["disks"] for snap in vm["snapshots"]})
@@ -422,6 +428,39 @@ def test_a_configuration_only_export_with_disks_from_elsewhere():
     guid = ok("import", "--store", target, "--settings", "elsewhere.settings",
               "configs").stdout.split()[0]
     assert_states(target, guid, states, ["current", "s1", "s2", "s3"])
+
+
+def test_registration_in_place():
+    ok("demo", "source")
+    states = modelled_vm(os.path.realpath("source"))
+    ok("export", "--store", "source", "m", "here")
+    folder = os.path.realpath("here")
+    target = new_store("target")
+    write("in-place.settings", "create_copy = false\n")
+    guid = ok("import", "--store", target, "--settings", "in-place.settings",
+              "here").stdout.split()[0]
+    # No disk copied: the configuration names the folder's, outside the store.
+    assert os.listdir(os.path.join(target, DISKS)) == []
+    vm = as_json(ok("vm", "show", "--json", "--allow-outside", "--store", target, guid))
+    assert all(p.startswith(folder + "/") for p in files_of_vm(vm)), files_of_vm(vm)
+    assert_states_of(vm, states, ["current", "s1", "s2", "s3"])
+
+
+def test_a_progress_bar_on_a_terminal_only():
+    _, folder = exported_blog()
+    target = new_store("target")
+    quiet = call("import", "--store", target, folder)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet
+    # Under a terminal (script(1) gives one), the bar is drawn and ends at 100 %.
+    impex = os.environ.get("IMPEX", "impex")
+    shown = subprocess.run(["script", "-qec", "%s import --store %s %s" % (impex, target, folder),
+                            "/dev/null"], capture_output=True, timeout=120)
+    assert shown.returncode == 0, shown
+    out = shown.stdout.decode("utf-8", "replace")  # bytes: text mode would turn \r into \n
+    frames = re.findall(r"\r *([0-9]+)% \[", out)
+    assert len(frames) > 2 and frames[-1] == "100", out[-500:]
+    assert [int(f) for f in frames] == sorted(int(f) for f in frames), frames
+    assert len(as_json(ok("vm", "list", "--json", "--store", target))) == 2
 
 
 def leaves(path):
