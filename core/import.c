@@ -533,7 +533,26 @@ int import_settings_merge(struct import_settings *s, const struct import_setting
 					 name, i + 1, g->networks[i].source);
 		rc = take(&n->target, g->networks[i].target);
 	}
-	return rc < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
+	if (rc < 0)
+		return error_set(err, ENOMEM, "out of memory");
+	/* Places are absolute: a relative one would depend on where the command runs. */
+	for (size_t i = 0; i < KEY_COUNT; i++) {
+		const char *v = keys[i].kind == TEXT && strstr(keys[i].name, "_root")
+					? *text_field(s, &keys[i])
+					: NULL;
+
+		if (v && v[0] != '/')
+			return error_set(err, EINVAL, "%s: %s '%s' is not an absolute path", name,
+					 keys[i].name, v);
+	}
+	for (size_t i = 0; i < s->resource_count; i++)
+		if ((s->resources[i].source && s->resources[i].source[0] &&
+		     s->resources[i].source[0] != '/') ||
+		    (s->resources[i].target && s->resources[i].target[0] &&
+		     s->resources[i].target[0] != '/'))
+			return error_set(err, EINVAL, "%s: the places of '%s' must be absolute paths",
+					 name, s->resources[i].current);
+	return 0;
 }
 
 /* ---- the compatibility report ---- */

@@ -56,6 +56,9 @@ struct run {
 	struct store_switch *switches;
 	size_t switch_count;
 	const struct import_progress *progress;
+	char (*state_temp)[PATH_MAX]; /* saved-state folders, as written */
+	char (*state_final)[PATH_MAX]; /* and their names */
+	size_t state_count;
 	uint64_t done, total; /* bytes copied, and to copy */
 	const char *file;     /* the file being written */
 };
@@ -98,12 +101,127 @@ static int remember(struct run *r, const char *path)
 	return 0;
 }
 
+/* Remove the folder @dir with the files in it. */
+static void remove_folder(const char *dir)
+{
+	char **names = NULL, path[PATH_MAX];
+	size_t count = 0;
+
+	if (fsutil_list_names(dir, NULL, &names, &count) == 0)
+		for (size_t i = 0; i < count; i++) {
+			snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+			unlink(path);
+		}
+	fsutil_names_free(names, count);
+	rmdir(dir);
+}
+
 /* Remove what was made, newest first. */
 static void roll_back(struct run *r)
 {
 	for (size_t i = r->made_count; i-- > 0;)
 		if (unlink(r->made[i]) < 0 && (errno == EISDIR || errno == EPERM))
-			rmdir(r->made[i]);
+			remove_folder(r->made[i]);
+}
+
+/* Whether @name is a temporary name of an import: ".<name>.impex-import". */
+static bool temporary(const char *name)
+{
+	size_t n = strlen(name), tail = strlen(".impex-import");
+
+	return name[0] == '.' && n > tail + 1 && strcmp(name + n - tail, ".impex-import") == 0;
+}
+
+/*
+ * Remove the temporary files an import that was killed left in @dir. The
+ * store's lock is held: no other import of this store is writing them.
+ */
+static void sweep(const char *dir)
+{
+	char **names = NULL, path[PATH_MAX];
+	size_t count = 0;
+
+	if (fsutil_list_names(dir, temporary, &names, &count) < 0)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		struct stat st;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode))
+			unlink(path);
+		else if (S_ISDIR(st.st_mode))
+			remove_folder(path); /* saved state being copied */
+	}
+	fsutil_names_free(names, count);
+}
+
+/*
+ * The journal of an import: the files it is about to place, written (and
+ * fsynced) before the first is placed, removed after the commit. One found
+ * whose VM configuration does not exist is an import killed between the two:
+ * what it lists is removed. "<vm root>/Virtual Machines/.<GUID>.impex-journal".
+ */
+static void journal_path(const struct import_settings *s, const char *id, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/Virtual Machines/.%s.impex-journal", s->target_vm_data_root, id);
+}
+
+static int journal_write(const struct run *r, struct error *err)
+{
+	char path[PATH_MAX];
+	FILE *f;
+	int rc = 0;
+
+	journal_path(r->s, r->vm_id, path, sizeof(path));
+	f = fopen(path, "wx");
+	if (!f)
+		return error_errno(err, errno, "cannot create", path);
+	for (size_t i = 0; i < r->job_count; i++)
+		fprintf(f, "%s\n", r->jobs[i].target);
+	for (size_t i = 0; i < r->state_count; i++)
+		fprintf(f, "%s\n", r->state_final[i]);
+	for (size_t i = 0; i < r->vm->snapshot_count; i++)
+		fprintf(f, "%s/Snapshots/%s.xml\n", r->s->target_snapshot_data_root, r->snap_ids[i]);
+	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
+		rc = error_errno(err, errno, "cannot write", path);
+	if (fclose(f) != 0 && rc == 0)
+		rc = error_errno(err, errno, "cannot write", path);
+	if (rc == 0)
+		fsutil_fsync_parent(path);
+	return rc;
+}
+
+/* Finish or undo what the journals in @dir (a VM root's "Virtual Machines") say. */
+static void recover(const char *dir)
+{
+	char **names = NULL;
+	size_t count = 0;
+
+	if (fsutil_list_names(dir, NULL, &names, &count) < 0)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		char path[PATH_MAX], config[PATH_MAX], line[PATH_MAX + 2];
+		size_t n = strlen(names[i]);
+		FILE *f;
+
+		if (n != 1 + 36 + 14 || names[i][0] != '.' ||
+		    strcmp(names[i] + 37, ".impex-journal") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		snprintf(config, sizeof(config), "%s/%.36s.xml", dir, names[i] + 1);
+		/* Committed: the journal is all that is left to remove. */
+		if (access(config, F_OK) != 0 && (f = fopen(path, "r"))) {
+			while (fgets(line, sizeof(line), f)) {
+				line[strcspn(line, "\n")] = '\0';
+				if (line[0] == '/' && unlink(line) < 0 &&
+				    (errno == EISDIR || errno == EPERM))
+					remove_folder(line);
+			}
+			fclose(f);
+		}
+		unlink(path);
+	}
+	fsutil_names_free(names, count);
 }
 
 static void new_guid(char out[37])
@@ -265,8 +383,20 @@ static int copy_state(struct run *r, const char *from, const char *to, const cha
 	size_t count = 0;
 	int rc;
 
+	char final[PATH_MAX], parent[PATH_MAX];
+
+	/* Written under a temporary name, renamed with the disks: a killed import leaves
+	 * only names the next one sweeps. */
+	snprintf(final, sizeof(final), "%s", to);
+	if (fsutil_dirname(final, parent, sizeof(parent)) < 0 ||
+	    snprintf(r->state_temp[r->state_count], PATH_MAX, "%s/.%s.impex-import", parent,
+		     pathmap_basename(final)) >= PATH_MAX)
+		return error_set(err, ENAMETOOLONG, "'%s' is too long a path", final);
+	snprintf(r->state_final[r->state_count], PATH_MAX, "%s", final);
+	to = r->state_temp[r->state_count];
 	if (mkdir(to, 0755) < 0)
 		return error_errno(err, errno, "cannot create", to);
+	r->state_count++;
 	rc = remember(r, to) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
 	if (rc == 0 && (rc = fsutil_list_names(from, NULL, &names, &count)) < 0)
 		rc = error_errno(err, -rc, "cannot read", from);
@@ -365,6 +495,21 @@ static int rewrite(struct run *r, struct config *config, const char *id,
 	return rc;
 }
 
+/* Rename every saved-state folder into place: never over one. */
+static int place_states(struct run *r, struct error *err)
+{
+	for (size_t i = 0; i < r->state_count; i++) {
+		if (access(r->state_final[i], F_OK) == 0)
+			return error_set(err, EEXIST, "'%s' exists: not replaced", r->state_final[i]);
+		if (rename(r->state_temp[i], r->state_final[i]) < 0)
+			return error_errno(err, errno, "cannot place", r->state_final[i]);
+		if (remember(r, r->state_final[i]) < 0)
+			return error_set(err, ENOMEM, "out of memory");
+		fsutil_fsync_parent(r->state_final[i]);
+	}
+	return 0;
+}
+
 /* Rename every disk into place: never over a file. */
 static int place_disks(struct run *r, struct error *err)
 {
@@ -425,7 +570,9 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 		goto out;
 	r.vm = &vms[0];
 	r.snap_ids = calloc(r.vm->snapshot_count + 1, sizeof(*r.snap_ids));
-	if (!r.snap_ids) {
+	r.state_temp = calloc(r.vm->snapshot_count + 1, sizeof(*r.state_temp));
+	r.state_final = calloc(r.vm->snapshot_count + 1, sizeof(*r.state_final));
+	if (!r.snap_ids || !r.state_temp || !r.state_final) {
 		rc = error_set(err, ENOMEM, "out of memory");
 		goto out;
 	}
@@ -441,12 +588,27 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 	rc = store_switches(store, &r.switches, &r.switch_count, err);
 	if (rc == 0 && (lock = store_lock(store, err)) < 0)
 		rc = lock;
+	if (rc == 0) {
+		sweep(s->target_vhd_data_root);
+		snprintf(path, sizeof(path), "%s/Virtual Machines", s->target_vm_data_root);
+		recover(path);
+		sweep(path);
+		snprintf(path, sizeof(path), "%s/Snapshots", s->target_snapshot_data_root);
+		sweep(path);
+	}
 	/* The disks: every file of every chain, written under temporary names. */
 	for (size_t i = 0; rc >= 0 && s->create_copy && i < r.vm->disk_count; i++)
 		rc = plan_chain(&r, &r.vm->disks[i], err);
 	for (size_t i = 0; rc >= 0 && s->create_copy && i < r.vm->snapshot_count; i++)
 		for (size_t k = 0; rc >= 0 && k < r.vm->snapshots[i].disk_count; k++)
 			rc = plan_chain(&r, &r.vm->snapshots[i].disks[k], err);
+	for (size_t i = 0; rc >= 0 && i < r.job_count; i++) {
+		char folder[PATH_MAX];
+
+		if (fsutil_dirname(r.jobs[i].target, folder, sizeof(folder)) == 0 &&
+		    strcmp(folder, s->target_vhd_data_root) != 0)
+			sweep(folder);
+	}
 	if (rc >= 0) {
 		for (size_t i = 0; i < r.job_count; i++)
 			r.total += size_of(r.jobs[i].source);
@@ -467,8 +629,14 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 			rc = copy_state(&r, r.vm->snapshots[i].saved_state, path,
 					r.vm->snapshots[i].id, r.snap_ids[i], err);
 		}
+	if (rc == 0 && (rc = journal_write(&r, err)) == 0) {
+		journal_path(s, r.vm_id, path, sizeof(path));
+		remember(&r, path);
+	}
 	if (rc == 0)
 		rc = place_disks(&r, err);
+	if (rc == 0)
+		rc = place_states(&r, err);
 	/* The snapshots' configurations, then the VM's: the commit. */
 	for (size_t i = 0; rc == 0 && i < r.vm->snapshot_count; i++) {
 		const struct store_snapshot *snap = &r.vm->snapshots[i];
@@ -510,6 +678,11 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 	if (rc == 0)
 		rc = config_save(config, path, err);
 	config_free(config);
+	if (rc == 0) {
+		/* Committed: the journal goes. */
+		journal_path(s, r.vm_id, path, sizeof(path));
+		unlink(path);
+	}
 out:
 	if (rc < 0)
 		roll_back(&r);
@@ -526,6 +699,8 @@ out:
 		free(r.made[i]);
 	free(r.made);
 	free(r.snap_ids);
+	free(r.state_temp);
+	free(r.state_final);
 	store_switches_free(r.switches, r.switch_count);
 	store_vms_free(vms, count);
 	store_free(r.folder);

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 from impexlib import (DISKS, SNAPSHOTS, VMS, as_json, call, describe_change, new_store, ok,
                       refused, tree_state)
@@ -230,6 +231,9 @@ def test_compare_settings_that_do_not_fit_the_export():
     write("bad.settings", "network.1.source = Nowhere\nnetwork.1.target = x\n")
     refused("compare", "--store", target, "--settings", "bad.settings", folder,
             mentions=["Nowhere"])
+    write("bad.settings", "target_vhd_data_root = disks\n")
+    refused("compare", "--store", target, "--settings", "bad.settings", folder,
+            mentions=["bad.settings", "target_vhd_data_root", "not an absolute path"])
     write("bad.settings", "create_copy = maybe\n")
     refused("compare", "--store", target, "--settings", "bad.settings", folder,
             mentions=["bad.settings", "line 1", "true or false"])
@@ -461,6 +465,83 @@ def test_a_progress_bar_on_a_terminal_only():
     assert len(frames) > 2 and frames[-1] == "100", out[-500:]
     assert [int(f) for f in frames] == sorted(int(f) for f in frames), frames
     assert len(as_json(ok("vm", "list", "--json", "--store", target))) == 2
+
+
+def test_a_killed_import_leaves_no_vm_and_the_next_one_sweeps_up():
+    store = new_store("source")
+    ok("vm", "new", "--store", store, "--disk", "ide:512M", "big")
+    with open("data.bin", "wb") as f:
+        f.write(os.urandom(96 << 20))
+    ok("vm", "write", "--store", store, "big", "0", "0", "data.bin")
+    ok("vm", "save", "--store", store, "big")
+    ok("export", "--store", store, "big", "big-export")
+    target = new_store("target")
+    impex = os.environ.get("IMPEX", "impex")
+    killed = 0
+    for attempt in range(6):
+        proc = subprocess.Popen([impex, "import", "--store", target, "big-export"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Killed once its temporary files appear, at a point that moves along.
+        deadline = time.time() + 30
+        while time.time() < deadline and proc.poll() is None and not any(
+                "impex-import" in n for sub in (DISKS, VMS)
+                for n in os.listdir(os.path.join(target, sub))):
+            time.sleep(0.002)
+        time.sleep(0.01 * attempt)
+        if proc.poll() is None:
+            proc.kill()  # ours, by its id
+            killed += 1
+        proc.wait()
+        listed = as_json(ok("vm", "list", "--json", "--store", target))
+        # Either the whole VM or no trace of it in the store's listing.
+        for vm in listed:
+            shown = as_json(ok("vm", "show", "--json", "--store", target, vm["id"]))
+            assert shown["problem"] is None and all(
+                d["chain_problem"] is None for d in shown["disks"]), shown
+    assert killed >= 3, "only %d imports were killed midway" % killed
+    # The next import sweeps what the killed ones left, and succeeds.
+    before = {vm["id"] for vm in as_json(ok("vm", "list", "--json", "--store", target))}
+    guid = ok("import", "--store", target, "big-export").stdout.split()[0]
+    assert guid not in before
+    for sub in (DISKS, VMS):
+        left = [n for n in os.listdir(os.path.join(target, sub)) if "impex-import" in n]
+        assert not left, left
+    # Every file of the store belongs to a listed VM.
+    listed = as_json(ok("vm", "list", "--json", "--store", target))
+    owned = set()
+    for vm in listed:
+        owned |= files_of_vm(as_json(ok("vm", "show", "--json", "--store", target, vm["id"])))
+    on_disk = {os.path.join(target, DISKS, n) for n in os.listdir(os.path.join(target, DISKS))}
+    stray = on_disk - owned
+    print("# %d imports killed, %d listed VMs" % (killed, len(listed)))
+    # Disks placed by an import killed before its commit were removed by the next one's
+    # recovery (its journal): no file belongs to no VM.
+    assert not stray, sorted(stray)
+    journals = [n for n in os.listdir(os.path.join(target, VMS)) if "journal" in n]
+    assert not journals, journals
+
+
+def test_the_journal_of_an_import_killed_before_its_commit_is_undone():
+    _, folder = exported_blog()
+    target = new_store("target")
+    # What an import killed between placing its files and its commit leaves.
+    placed = os.path.join(target, DISKS, "placed.vhd")
+    state = os.path.join(target, VMS, "0F0F0F0F-0000-4000-8000-000000000001")
+    os.mkdir(state)
+    write(os.path.join(state, "x.vsv"), "state")
+    write(placed, "disk")
+    journal = os.path.join(target, VMS, ".0F0F0F0F-0000-4000-8000-000000000001.impex-journal")
+    write(journal, "%s\n%s\n" % (placed, state))
+    # And a committed one's journal (its VM configuration exists): only the journal goes.
+    other = os.path.join(target, DISKS, "kept.vhd")
+    write(other, "kept")
+    write(os.path.join(target, VMS, "0F0F0F0F-0000-4000-8000-000000000002.xml"), "x")
+    done = os.path.join(target, VMS, ".0F0F0F0F-0000-4000-8000-000000000002.impex-journal")
+    write(done, other + "\n")
+    ok("import", "--store", target, folder)
+    assert not os.path.exists(placed) and not os.path.exists(state)
+    assert not os.path.exists(journal) and not os.path.exists(done)
+    assert os.path.exists(other)
 
 
 def leaves(path):
