@@ -5,6 +5,7 @@
 #include "fsutil.h"
 #include "pathmap.h"
 #include "store.h"
+#include "vhd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -690,7 +691,8 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 	struct store_vm *ours = NULL, *theirs = NULL;
 	struct store_switch *switches = NULL;
 	struct space *spaces = NULL;
-	size_t our_count = 0, their_count = 0, switch_count = 0, space_count = 0;
+	char **counted = NULL; /* parents counted once */
+	size_t our_count = 0, their_count = 0, switch_count = 0, space_count = 0, counted_count = 0;
 	const struct store_vm *vm;
 	int rc;
 
@@ -731,6 +733,27 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 		if (store_open_chain(folder, &disk, &chain, &e) < 0)
 			report(out, e.code == ENOENT || e.code == EACCES ? "chain-broken" : "disk-damaged",
 			       IMPORT_ERROR, r->source, "%s", error_message(&e));
+		/* The parents are copied too (each once), to the VHD root. */
+		for (unsigned level = 1; chain && s->create_copy && level < chain_depth(chain);
+		     level++) {
+			const char *parent = vhd_path(chain_level(chain, level));
+			bool seen = false;
+
+			for (size_t k = 0; k < counted_count && !seen; k++)
+				seen = strcmp(counted[k], parent) == 0;
+			if (seen)
+				continue;
+			char **grown = realloc(counted, (counted_count + 1) * sizeof(*grown));
+
+			if (grown && (grown[counted_count] = strdup(parent))) {
+				counted = grown;
+				counted_count++;
+				need_space(&spaces, &space_count, s->target_vhd_data_root,
+					   file_bytes(parent));
+			} else if (grown) {
+				counted = grown;
+			}
+		}
 		chain_close(chain);
 		if (s->create_copy && r->target && r->target[0]) {
 			if (access(r->target, F_OK) == 0) {
@@ -741,18 +764,30 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 			need_space(&spaces, &space_count, r->target, file_bytes(r->source));
 		}
 	}
-	/* Saved state goes with the configurations. */
-	if (s->create_copy && vm->saved_state) {
+	/* Saved state is copied in any case: the VM's and each snapshot's. */
+	for (size_t k = 0; k <= vm->snapshot_count; k++) {
+		const char *from = k == 0 ? vm->saved_state : vm->snapshots[k - 1].saved_state;
 		char **names = NULL, path[PATH_MAX];
 		size_t count = 0;
 
-		if (fsutil_list_names(vm->saved_state, NULL, &names, &count) == 0)
+		if (from && fsutil_list_names(from, NULL, &names, &count) == 0)
 			for (size_t i = 0; i < count; i++) {
-				snprintf(path, sizeof(path), "%s/%s", vm->saved_state, names[i]);
-				need_space(&spaces, &space_count, s->target_vm_data_root,
+				snprintf(path, sizeof(path), "%s/%s", from, names[i]);
+				need_space(&spaces, &space_count,
+					   k == 0 ? s->target_vm_data_root
+						  : s->target_snapshot_data_root,
 					   file_bytes(path));
 			}
 		fsutil_names_free(names, count);
+	}
+	/* The name the VM gets must be one a VM can have. */
+	if (s->name) {
+		struct error e;
+
+		error_clear(&e);
+		if (store_check_name(s->name, "VM", &e) < 0)
+			report(out, "name-invalid", IMPORT_ERROR, vm->config_path, "%s",
+			       error_message(&e));
 	}
 	for (size_t i = 0; i < space_count; i++) {
 		struct statvfs fs;
@@ -800,6 +835,9 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 					       vm->adapters[a].mac, other->name);
 	}
 out:
+	for (size_t i = 0; i < counted_count; i++)
+		free(counted[i]);
+	free(counted);
 	for (size_t i = 0; i < space_count; i++)
 		free(spaces[i].dir);
 	free(spaces);

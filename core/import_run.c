@@ -147,7 +147,9 @@ static void sweep(const char *dir)
 		struct stat st;
 
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode))
+		if (lstat(path, &st) < 0)
+			continue;
+		if (S_ISREG(st.st_mode))
 			unlink(path);
 		else if (S_ISDIR(st.st_mode))
 			remove_folder(path); /* saved state being copied */
@@ -166,32 +168,72 @@ static void journal_path(const struct import_settings *s, const char *id, char *
 	snprintf(out, cap, "%s/Virtual Machines/.%s.impex-journal", s->target_vm_data_root, id);
 }
 
+/* Append "<dev> <ino> <path>" of the file or folder at @path (as made, at @made) to @f. */
+static void journal_entry(FILE *f, const char *made, const char *path)
+{
+	struct stat st;
+
+	if (lstat(made, &st) == 0)
+		fprintf(f, "%llu %llu %s\n", (unsigned long long)st.st_dev,
+			(unsigned long long)st.st_ino, path);
+}
+
+/* Write and fsync @f, opened on @path. */
+static int journal_sync(FILE *f, const char *path, struct error *err)
+{
+	int rc = 0;
+
+	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
+		rc = error_errno(err, errno, "cannot write", path);
+	if (fclose(f) != 0 && rc == 0)
+		rc = error_errno(err, errno, "cannot write", path);
+	return rc;
+}
+
+/* The journal: each file and folder to be placed, known by the inode it keeps when placed. */
 static int journal_write(const struct run *r, struct error *err)
 {
 	char path[PATH_MAX];
 	FILE *f;
-	int rc = 0;
+	int rc;
 
 	journal_path(r->s, r->vm_id, path, sizeof(path));
 	f = fopen(path, "wx");
 	if (!f)
 		return error_errno(err, errno, "cannot create", path);
 	for (size_t i = 0; i < r->job_count; i++)
-		fprintf(f, "%s\n", r->jobs[i].target);
+		journal_entry(f, r->jobs[i].temp, r->jobs[i].target);
 	for (size_t i = 0; i < r->state_count; i++)
-		fprintf(f, "%s\n", r->state_final[i]);
-	for (size_t i = 0; i < r->vm->snapshot_count; i++)
-		fprintf(f, "%s/Snapshots/%s.xml\n", r->s->target_snapshot_data_root, r->snap_ids[i]);
-	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
-		rc = error_errno(err, errno, "cannot write", path);
-	if (fclose(f) != 0 && rc == 0)
-		rc = error_errno(err, errno, "cannot write", path);
+		journal_entry(f, r->state_temp[i], r->state_final[i]);
+	rc = journal_sync(f, path, err);
 	if (rc == 0)
 		fsutil_fsync_parent(path);
 	return rc;
 }
 
-/* Finish or undo what the journals in @dir (a VM root's "Virtual Machines") say. */
+/* Add the configuration just written at @config to the journal. */
+static int journal_add(const struct run *r, const char *config, struct error *err)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	journal_path(r->s, r->vm_id, path, sizeof(path));
+	f = fopen(path, "a");
+	if (!f)
+		return error_errno(err, errno, "cannot write", path);
+	journal_entry(f, config, config);
+	return journal_sync(f, path, err);
+}
+
+/*
+ * Undo what the journals in @dir (a root's "Virtual Machines") say of imports
+ * killed before their commit: each file or folder they list goes, if it is
+ * still the very one the import made (the same device and inode); anything
+ * else of that name is left alone. The inode is the import's own until then:
+ * its file lives on under the temporary name or the placed one (temporary
+ * names are swept only after this), so no other file can have it. A journal
+ * whose VM was committed goes alone.
+ */
 static void recover(const char *dir)
 {
 	char **names = NULL;
@@ -200,7 +242,7 @@ static void recover(const char *dir)
 	if (fsutil_list_names(dir, NULL, &names, &count) < 0)
 		return;
 	for (size_t i = 0; i < count; i++) {
-		char path[PATH_MAX], config[PATH_MAX], line[PATH_MAX + 2];
+		char path[PATH_MAX], config[PATH_MAX], line[PATH_MAX + 64];
 		size_t n = strlen(names[i]);
 		FILE *f;
 
@@ -209,13 +251,22 @@ static void recover(const char *dir)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		snprintf(config, sizeof(config), "%s/%.36s.xml", dir, names[i] + 1);
-		/* Committed: the journal is all that is left to remove. */
 		if (access(config, F_OK) != 0 && (f = fopen(path, "r"))) {
 			while (fgets(line, sizeof(line), f)) {
+				unsigned long long dev, ino;
+				int at = 0;
+				struct stat st;
+
 				line[strcspn(line, "\n")] = '\0';
-				if (line[0] == '/' && unlink(line) < 0 &&
-				    (errno == EISDIR || errno == EPERM))
-					remove_folder(line);
+				if (sscanf(line, "%llu %llu %n", &dev, &ino, &at) != 2 || at == 0 ||
+				    line[at] != '/' || lstat(line + at, &st) < 0 ||
+				    (unsigned long long)st.st_dev != dev ||
+				    (unsigned long long)st.st_ino != ino)
+					continue;
+				if (S_ISDIR(st.st_mode))
+					remove_folder(line + at);
+				else
+					unlink(line + at);
 			}
 			fclose(f);
 		}
@@ -250,6 +301,21 @@ static const struct import_resource *resource_of(const struct run *r, const char
 	return NULL;
 }
 
+/* The resource whose disk is the file at the real path @real, or NULL. */
+static const struct import_resource *resource_at(const struct run *r, const char *real)
+{
+	for (size_t i = 0; i < r->s->resource_count; i++) {
+		const struct import_resource *res = &r->s->resources[i];
+		char *other = res->source && res->source[0] ? realpath(res->source, NULL) : NULL;
+		bool same = other && strcmp(other, real) == 0;
+
+		free(other);
+		if (same)
+			return res;
+	}
+	return NULL;
+}
+
 /* A free name for @want: it as it is, or "<stem> (<n>)<ext>", taken by no file and no job. */
 static char *free_target(const struct run *r, const char *want)
 {
@@ -258,6 +324,8 @@ static char *free_target(const struct run *r, const char *want)
 	int stem = dot && dot != base ? (int)(dot - want) : (int)strlen(want);
 	char path[PATH_MAX];
 
+	if (strchr(want, '\n'))
+		return NULL; /* the journal holds a name a line */
 	snprintf(path, sizeof(path), "%s", want);
 	for (unsigned n = 2; n < 100000; n++) {
 		bool taken = access(path, F_OK) == 0;
@@ -315,9 +383,11 @@ static int plan_chain(struct run *r, const struct store_disk *disk, struct error
 			memset(&r->jobs[j], 0, sizeof(r->jobs[j]));
 			r->jobs[j].source = real;
 			r->jobs[j].parent = below;
-			/* The drive's own file goes where its resource says; parents to the VHD root. */
-			if (level == 0 && res && res->target && res->target[0])
-				snprintf(want, sizeof(want), "%s", res->target);
+			const struct import_resource *own = level == 0 ? res : resource_at(r, real);
+
+			/* A file a resource names goes where it says; other parents to the VHD root. */
+			if (own && own->target && own->target[0])
+				snprintf(want, sizeof(want), "%s", own->target);
 			else
 				snprintf(want, sizeof(want), "%s/%s", r->s->target_vhd_data_root,
 					 pathmap_basename(real));
@@ -365,7 +435,8 @@ static int copy_disks(struct run *r, struct error *err)
 					  err);
 		if (rc == 0) {
 			rc = write_counted(r, node, j->temp, j->target, err);
-			if (rc == 0 || access(j->temp, F_OK) == 0)
+			/* Made here unless its name was taken (then it is not ours). */
+			if ((rc == 0 || rc != -EEXIST) && access(j->temp, F_OK) == 0)
 				remember(r, j->temp);
 		}
 		export_node_free(node);
@@ -416,7 +487,7 @@ static int copy_state(struct run *r, const char *from, const char *to, const cha
 		rc = export_node_for_file(src, NULL, &node, err);
 		if (rc == 0) {
 			rc = write_counted(r, node, dst, dst, err);
-			if (rc == 0 || access(dst, F_OK) == 0)
+			if (rc != -EEXIST && access(dst, F_OK) == 0)
 				remember(r, dst);
 		}
 		export_node_free(node);
@@ -554,6 +625,21 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 	char path[PATH_MAX];
 	int lock = -1, rc;
 
+	/* First what killed imports left (their files take space the report counts). */
+	if ((lock = store_lock(store, err)) < 0) {
+		rc = lock;
+		goto out;
+	}
+	for (size_t i = 0; store_root(store, i); i++) {
+		snprintf(path, sizeof(path), "%s/Virtual Machines", store_root(store, i));
+		recover(path);
+	}
+	sweep(s->target_vhd_data_root);
+	snprintf(path, sizeof(path), "%s/Virtual Machines", s->target_vm_data_root);
+	recover(path);
+	sweep(path);
+	snprintf(path, sizeof(path), "%s/Snapshots", s->target_snapshot_data_root);
+	sweep(path);
 	rc = import_compare(dir, store, s, &report, err);
 	for (size_t i = 0; rc == 0 && i < report.count; i++)
 		if (report.issues[i].severity == IMPORT_ERROR)
@@ -586,16 +672,13 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 			snprintf(r.snap_ids[i], 37, "%s", r.vm->snapshots[i].id);
 	}
 	rc = store_switches(store, &r.switches, &r.switch_count, err);
-	if (rc == 0 && (lock = store_lock(store, err)) < 0)
-		rc = lock;
-	if (rc == 0) {
-		sweep(s->target_vhd_data_root);
-		snprintf(path, sizeof(path), "%s/Virtual Machines", s->target_vm_data_root);
-		recover(path);
-		sweep(path);
-		snprintf(path, sizeof(path), "%s/Snapshots", s->target_snapshot_data_root);
-		sweep(path);
-	}
+	/* The target roots' folders, for the journal and the saved state. */
+	snprintf(path, sizeof(path), "%s/Virtual Machines", s->target_vm_data_root);
+	if (rc == 0 && mkdir(path, 0755) == 0)
+		remember(&r, path);
+	snprintf(path, sizeof(path), "%s/Snapshots", s->target_snapshot_data_root);
+	if (rc == 0 && mkdir(path, 0755) == 0)
+		remember(&r, path);
 	/* The disks: every file of every chain, written under temporary names. */
 	for (size_t i = 0; rc >= 0 && s->create_copy && i < r.vm->disk_count; i++)
 		rc = plan_chain(&r, &r.vm->disks[i], err);
@@ -658,8 +741,10 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 			 r.snap_ids[i]);
 		if (rc == 0 && access(path, F_OK) == 0)
 			rc = error_set(err, EEXIST, "'%s' exists: not replaced", path);
-		if (rc == 0 && (rc = config_save(config, path, err)) == 0)
+		if (rc == 0 && (rc = config_save(config, path, err)) == 0) {
 			remember(&r, path);
+			rc = journal_add(&r, path, err);
+		}
 		config_free(config);
 		config = NULL;
 	}

@@ -530,18 +530,33 @@ def test_the_journal_of_an_import_killed_before_its_commit_is_undone():
     os.mkdir(state)
     write(os.path.join(state, "x.vsv"), "state")
     write(placed, "disk")
+    # A name the killed import had listed but never placed (its file still under its
+    # temporary name), since taken by another VM's file.
+    taken = os.path.join(target, DISKS, "taken.vhd")
+    temp = os.path.join(target, DISKS, ".taken.vhd.impex-import")
+    write(temp, "the killed import's")
+    listed_inode = os.lstat(temp)
+    write(taken, "another VM's disk")
     journal = os.path.join(target, VMS, ".0F0F0F0F-0000-4000-8000-000000000001.impex-journal")
-    write(journal, "%s\n%s\n" % (placed, state))
+
+    def entry(path, st=None):
+        st = st or os.lstat(path)
+        return "%d %d %s\n" % (st.st_dev, st.st_ino, path)
+    write(journal, entry(placed) + entry(state) + entry(taken, listed_inode))
     # And a committed one's journal (its VM configuration exists): only the journal goes.
     other = os.path.join(target, DISKS, "kept.vhd")
     write(other, "kept")
     write(os.path.join(target, VMS, "0F0F0F0F-0000-4000-8000-000000000002.xml"), "x")
     done = os.path.join(target, VMS, ".0F0F0F0F-0000-4000-8000-000000000002.impex-journal")
-    write(done, other + "\n")
+    write(done, entry(other))
     ok("import", "--store", target, folder)
     assert not os.path.exists(placed) and not os.path.exists(state)
     assert not os.path.exists(journal) and not os.path.exists(done)
     assert os.path.exists(other)
+    # Only the very files the import made go: another VM's file of a listed name stays.
+    with open(taken) as f:
+        assert f.read() == "another VM's disk"
+    assert not os.path.exists(temp)
 
 
 def leaves(path):
