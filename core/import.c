@@ -780,6 +780,21 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 			}
 		fsutil_names_free(names, count);
 	}
+	/* The configurations must land in roots of the store, or the VM would not be listed. */
+	for (size_t k = 0; k < 2; k++) {
+		const char *want = k == 0 ? s->target_vm_data_root : s->target_snapshot_data_root;
+		char *real = want ? realpath(want, NULL) : NULL;
+		bool found = false;
+
+		for (size_t i = 0; real && store_root(store, i) && !found; i++)
+			found = strcmp(store_root(store, i), real) == 0;
+		if (want && !found)
+			report(out, "target-not-in-store", IMPORT_ERROR, want,
+			       "%s '%s' is no root of the store: the VM would not be listed (give "
+			       "it with --store)",
+			       k == 0 ? "target_vm_data_root" : "target_snapshot_data_root", want);
+		free(real);
+	}
 	/* The name the VM gets must be one a VM can have. */
 	if (s->name) {
 		struct error e;

@@ -234,6 +234,10 @@ def test_compare_settings_that_do_not_fit_the_export():
     write("bad.settings", "target_vhd_data_root = disks\n")
     refused("compare", "--store", target, "--settings", "bad.settings", folder,
             mentions=["bad.settings", "target_vhd_data_root", "not an absolute path"])
+    elsewhere = new_store("not-a-root")
+    write("bad.settings", "target_vm_data_root = %s\n" % elsewhere)
+    report = compare(target, folder, "--settings", "bad.settings", status=1)
+    assert ids(report, "error") == ["target-not-in-store"], report
     write("bad.settings", "create_copy = maybe\n")
     refused("compare", "--store", target, "--settings", "bad.settings", folder,
             mentions=["bad.settings", "line 1", "true or false"])
