@@ -16,6 +16,7 @@
 #include "pathmap.h"
 #include "store.h"
 
+#include <errno.h>
 #include <fuse_lowlevel.h>
 #include <libxml/parser.h>
 #include <limits.h>
@@ -175,6 +176,16 @@ static bool nested(const char *a, const char *b)
 	return inside(ra, rb) || inside(rb, ra);
 }
 
+/*
+ * The exit status for what the session loop returned: 0 for an unmount,
+ * also a lazy one, after which the kernel may answer a last read of the
+ * device with ECONNABORTED (or ENODEV) rather than end of file.
+ */
+static int loop_ended(int rc)
+{
+	return rc == 0 || rc == -ECONNABORTED || rc == -ENODEV ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -272,7 +283,7 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	}
 	if (cmd.singlethread) {
-		rc = fuse_session_loop(se) == 0 ? 0 : 1;
+		rc = loop_ended(fuse_session_loop(se));
 	} else {
 		loop = fuse_loop_cfg_create();
 		if (loop) {
@@ -283,7 +294,7 @@ int main(int argc, char **argv)
 			if (cmd.max_idle_threads <= 100000)
 				fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
 		}
-		rc = loop && fuse_session_loop_mt(se, loop) == 0 ? 0 : 1;
+		rc = loop ? loop_ended(fuse_session_loop_mt(se, loop)) : 1;
 	}
 out_unmount:
 	fuse_session_unmount(se);
