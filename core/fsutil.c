@@ -50,17 +50,20 @@ int fsutil_pwrite_full(int fd, const void *buf, size_t len, uint64_t offset)
 	return 0;
 }
 
-int fsutil_open_source(const char *path, bool writable)
+/* open() with O_NOATIME where the caller may use it (the file's owner, or
+ * CAP_FOWNER), else without. Returns the descriptor or -errno. */
+static int open_noatime(const char *path, int flags)
 {
-	/* O_NONBLOCK: a FIFO or a device must not hang the open; callers check
-	 * the file type before reading, and blocking mode is restored. */
-	int flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK;
 	int fd = open(path, flags | O_NOATIME);
 
 	if (fd < 0 && errno == EPERM)
 		fd = open(path, flags);
-	if (fd < 0)
-		return -errno;
+	return fd < 0 ? -errno : fd;
+}
+
+/* Restore blocking mode on @fd, opened O_NONBLOCK; closes it on failure. */
+static int blocking(int fd)
+{
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
 		int rc = -errno;
 
@@ -70,35 +73,43 @@ int fsutil_open_source(const char *path, bool writable)
 	return fd;
 }
 
+int fsutil_open_source(const char *path, bool writable)
+{
+	/* O_NONBLOCK: a FIFO or a device must not hang the open; callers check
+	 * the file type before reading, and blocking mode is restored. */
+	int fd = open_noatime(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK);
+
+	return fd < 0 ? fd : blocking(fd);
+}
+
 int fsutil_open_regular(const char *path, struct stat *st)
 {
-	int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW;
-	int fd = open(path, flags | O_NOATIME);
+	int fd = open_noatime(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
 
-	if (fd < 0 && errno == EPERM)
-		fd = open(path, flags);
 	if (fd < 0)
-		return errno == ELOOP ? -EACCES : -errno;
-	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode) ||
-	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
-		int rc = S_ISREG(st->st_mode) ? -errno : -EINVAL;
+		return fd == -ELOOP ? -EACCES : fd;
+	if (fstat(fd, st) < 0) {
+		int rc = -errno;
 
 		close(fd);
 		return rc;
 	}
-	return fd;
+	if (!S_ISREG(st->st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	return blocking(fd);
 }
 
 DIR *fsutil_opendir(const char *path)
 {
-	int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
-	int fd = open(path, flags | O_NOATIME);
+	int fd = open_noatime(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d;
 
-	if (fd < 0 && errno == EPERM)
-		fd = open(path, flags);
-	if (fd < 0)
+	if (fd < 0) {
+		errno = -fd;
 		return NULL;
+	}
 	d = fdopendir(fd);
 	if (!d) {
 		int code = errno;
