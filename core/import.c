@@ -600,18 +600,21 @@ static void report(struct import_report *r, const char *id, enum import_severity
 		r->errors++;
 }
 
-/* The name a target file gets when @path exists: "<stem> (<n>)<ext>", the smallest n from 2
- * that is free. */
-static void free_name(const char *path, char *out, size_t cap)
+char *import_free_name(const char *want, bool (*taken)(void *ctx, const char *path), void *ctx)
 {
-	const char *base = strrchr(path, '/');
-	const char *dot = strrchr(base ? base : path, '.');
-	int stem = dot && dot != (base ? base + 1 : path) ? (int)(dot - path) : (int)strlen(path);
+	const char *base = pathmap_basename(want);
+	const char *dot = strrchr(base, '.');
+	int stem = dot && dot != base ? (int)(dot - want) : (int)strlen(want);
+	char path[PATH_MAX];
 
-	snprintf(out, cap, "%s", path);
-	for (unsigned n = 2; access(out, F_OK) == 0 && n < 100000; n++)
-		snprintf(out, cap, "%.*s (%u)%s", stem, path, n,
-			 dot && stem != (int)strlen(path) ? dot : "");
+	snprintf(path, sizeof(path), "%s", want);
+	for (unsigned n = 2; n < 100000; n++) {
+		if (access(path, F_OK) != 0 && !(taken && taken(ctx, path)))
+			return strdup(path);
+		snprintf(path, sizeof(path), "%.*s (%u)%s", stem, want, n,
+			 dot && dot != base ? dot : "");
+	}
+	return NULL;
 }
 
 /* A folder's file system and the bytes to be written on it. */
@@ -720,7 +723,6 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 		struct store_disk disk = {.path = r->source};
 		struct chain *chain = NULL;
 		struct error e;
-		char renamed[PATH_MAX];
 
 		if (!r->source || !r->source[0] || access(r->source, F_OK) != 0) {
 			report(out, "disk-missing", IMPORT_ERROR, r->current,
@@ -757,9 +759,12 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 		chain_close(chain);
 		if (s->create_copy && r->target && r->target[0]) {
 			if (access(r->target, F_OK) == 0) {
-				free_name(r->target, renamed, sizeof(renamed));
+				char *renamed = import_free_name(r->target, NULL, NULL);
+
 				report(out, "target-exists", IMPORT_WARNING, r->target,
-				       "'%s' exists: the copy will be '%s'", r->target, renamed);
+				       "'%s' exists: the copy will be '%s'", r->target,
+				       renamed ? renamed : "(no free name)");
+				free(renamed);
 			}
 			need_space(&spaces, &space_count, r->target, file_bytes(r->source));
 		}

@@ -143,6 +143,13 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 void import_report_free(struct import_report *report);
 
 /**
+ * The name a copy meant for @want gets: @want if no file has it, else
+ * "<stem> (<n>)<ext>" with the smallest n from 2 that no file has and
+ * @taken (may be NULL) does not claim. A new string, or NULL.
+ */
+char *import_free_name(const char *want, bool (*taken)(void *ctx, const char *path), void *ctx);
+
+/**
  * The export folder @dir opened as a store, its files readable also in the
  * folders of the disks @settings (may be NULL) read from elsewhere.
  */

@@ -316,28 +316,23 @@ static const struct import_resource *resource_at(const struct run *r, const char
 	return NULL;
 }
 
-/* A free name for @want: it as it is, or "<stem> (<n>)<ext>", taken by no file and no job. */
-static char *free_target(const struct run *r, const char *want)
+/* Whether a job of @ctx (the run) is to write @path. */
+static bool job_target(void *ctx, const char *path)
 {
-	const char *base = pathmap_basename(want);
-	const char *dot = strrchr(base, '.');
-	int stem = dot && dot != base ? (int)(dot - want) : (int)strlen(want);
-	char path[PATH_MAX];
+	const struct run *r = ctx;
 
+	for (size_t i = 0; i < r->job_count; i++)
+		if (r->jobs[i].target && strcmp(r->jobs[i].target, path) == 0)
+			return true;
+	return false;
+}
+
+/* A free name for @want: taken by no file and no job (see import_free_name()). */
+static char *free_target(struct run *r, const char *want)
+{
 	if (strchr(want, '\n'))
 		return NULL; /* the journal holds a name a line */
-	snprintf(path, sizeof(path), "%s", want);
-	for (unsigned n = 2; n < 100000; n++) {
-		bool taken = access(path, F_OK) == 0;
-
-		for (size_t i = 0; i < r->job_count && !taken; i++)
-			taken = r->jobs[i].target && strcmp(r->jobs[i].target, path) == 0;
-		if (!taken)
-			return strdup(path);
-		snprintf(path, sizeof(path), "%.*s (%u)%s", stem, want, n,
-			 dot && dot != base ? dot : "");
-	}
-	return NULL;
+	return import_free_name(want, job_target, r);
 }
 
 static int find_job(const struct run *r, const char *source)
