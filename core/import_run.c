@@ -31,7 +31,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <uuid/uuid.h>
 
 /* One disk file to copy. */
 struct job {
@@ -273,14 +272,6 @@ static void recover(const char *dir)
 		unlink(path);
 	}
 	fsutil_names_free(names, count);
-}
-
-static void new_guid(char out[37])
-{
-	uuid_t uuid;
-
-	uuid_generate_random(uuid);
-	uuid_unparse_upper(uuid, out);
 }
 
 /* The new GUID of snapshot @old ("" stays ""). */
@@ -658,9 +649,9 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 		goto out;
 	}
 	if (s->generate_new_id) {
-		new_guid(r.vm_id);
+		store_new_guid(r.vm_id, true);
 		for (size_t i = 0; i < r.vm->snapshot_count; i++)
-			new_guid(r.snap_ids[i]);
+			store_new_guid(r.snap_ids[i], true);
 	} else {
 		snprintf(r.vm_id, sizeof(r.vm_id), "%s", r.vm->id);
 		for (size_t i = 0; i < r.vm->snapshot_count; i++)

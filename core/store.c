@@ -111,6 +111,17 @@ int store_open(struct store **out, const struct store_options *o, struct error *
 	return 0;
 }
 
+void store_new_guid(char out[37], bool upper)
+{
+	uuid_t uuid;
+
+	uuid_generate_random(uuid);
+	if (upper)
+		uuid_unparse_upper(uuid, out);
+	else
+		uuid_unparse_lower(uuid, out);
+}
+
 int store_check_name(const char *name, const char *what, struct error *err)
 {
 	size_t n = strlen(name);
@@ -967,7 +978,6 @@ static int store_add_switch_unlocked(struct store *s, const char *name, char id_
 	struct store_switch *list = NULL;
 	size_t n = 0, len = 0;
 	char path[PATH_MAX], *text = NULL, id[37];
-	uuid_t uuid;
 	FILE *mem;
 	int rc;
 
@@ -981,8 +991,7 @@ static int store_add_switch_unlocked(struct store *s, const char *name, char id_
 			store_switches_free(list, n);
 			return error_set(err, EEXIST, "a switch named '%s' exists already", name);
 		}
-	uuid_generate_random(uuid);
-	uuid_unparse_upper(uuid, id);
+	store_new_guid(id, true);
 	mem = open_memstream(&text, &len);
 	if (!mem) {
 		store_switches_free(list, n);

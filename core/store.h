@@ -114,6 +114,9 @@ int store_lock(struct store *store, struct error *err);
 /** Release a lock store_lock() took. */
 void store_unlock(int lock);
 
+/** A new random GUID into @out, in upper or lower case. */
+void store_new_guid(char out[37], bool upper);
+
 /**
  * Check a name given to a VM, snapshot or switch (@what, for the message):
  * 1 to 200 bytes, no control characters. Returns 0 or -EINVAL with a message.

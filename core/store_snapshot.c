@@ -95,14 +95,6 @@ static int vm_place(const struct store_vm *vm, const char *folder, const char *n
 	return 0;
 }
 
-static void new_guid(char out[37])
-{
-	uuid_t uuid;
-
-	uuid_generate_random(uuid);
-	uuid_unparse_upper(uuid, out);
-}
-
 /*
  * The path of a new differencing disk over @base for snapshot or state @id:
  * "<folder>/<stem>_<id>.avhd", the stem being @base's name without its
@@ -221,7 +213,7 @@ static int store_snapshot_vm_unlocked(struct store *s, const char *vm_name, cons
 		rc = find_vm(s, vm_name, &vms, &count, &vm, err);
 	if (rc < 0)
 		goto out;
-	new_guid(id);
+	store_new_guid(id, true);
 	/* The snapshot keeps the VM's configuration and its current disks, frozen. */
 	rc = config_load(&snap_config, vm->config_path, err);
 	if (rc == 0)
@@ -397,7 +389,7 @@ static int store_apply_snapshot_unlocked(struct store *s, const char *vm_name, c
 	if (rc < 0)
 		goto out;
 	config_remove(config, STORE_KEY_PARENT);
-	new_guid(state_id);
+	store_new_guid(state_id, true);
 	rc = stack_disks(s, snap->disks, snap->disk_count, state_id, config, &made, err);
 	if (rc < 0)
 		goto out;

@@ -19,17 +19,6 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
-static void new_guid(char out[37], bool upper)
-{
-	uuid_t uuid;
-
-	uuid_generate_random(uuid);
-	if (upper)
-		uuid_unparse_upper(uuid, out);
-	else
-		uuid_unparse_lower(uuid, out);
-}
-
 /* @text escaped for XML character data. */
 static void put_escaped(FILE *out, const char *text)
 {
@@ -203,8 +192,8 @@ static char *vm_text(const struct store *s, const struct store_new_vm *spec, str
 		uint8_t r[3];
 		uuid_t u;
 
-		new_guid(nics[i], false);
-		new_guid(port, true);
+		store_new_guid(nics[i], false);
+		store_new_guid(port, true);
 		uuid_generate_random(u);
 		memcpy(r, u, 3);
 		snprintf(mac, sizeof(mac), "00-15-5D-%02X-%02X-%02X", r[0], r[1], r[2]);
@@ -333,8 +322,8 @@ static int store_create_vm_unlocked(struct store *s, const struct store_new_vm *
 			goto out;
 		}
 	}
-	new_guid(d.id, true);
-	new_guid(d.scsi_instance, false);
+	store_new_guid(d.id, true);
+	store_new_guid(d.scsi_instance, false);
 	safe_file_name(spec->name, base, sizeof(base));
 	for (size_t i = 0; i < spec->disk_count; i++) {
 		struct vhd_create_options o = {.type = VHD_TYPE_DYNAMIC,
