@@ -531,16 +531,6 @@ static char *real_or_copy(const char *path)
 	return real ? real : strdup(path);
 }
 
-/* The index of the file at @path in @d (by real path), or -1. */
-static int find_real(const struct disk_files *d, const char *path)
-{
-	char *real = real_or_copy(path);
-	int at = real ? find_file(d, real) : -1;
-
-	free(real);
-	return at;
-}
-
 /* Add the file @path (parent @parent, UUID @uuid) to @d unless there; its index, or -ENOMEM.
  * Files are kept by their real paths: served, they are opened without following links. */
 static int add_disk_file(struct disk_files *d, const char *path, int parent, const uint8_t *uuid)
@@ -706,13 +696,13 @@ int export_node_for_file(const char *path, const char *parent_name, struct expor
 	return rc;
 }
 
-/* The edits pointing each of @disks' drives at its file in "Virtual Hard Disks". */
+/* The edits pointing each of @disks' drives at its file in "Virtual Hard Disks" (@index[i] in @d). */
 static void edit_disk_paths(struct edits *e, const struct store_disk *disks, size_t count,
 			    const struct disk_files *d, const int *index)
 {
 	for (size_t i = 0; i < count; i++) {
 		char key[600], value[NAME_MAX + 32];
-		int at = index ? index[i] : disks[i].path ? find_real(d, disks[i].path) : -1;
+		int at = index[i];
 
 		if (at < 0)
 			continue;
@@ -979,12 +969,16 @@ int export_plan_vm(struct store *s, const struct store_vm *vm,
 	struct export_node *root = NULL, *vms, *disks, *snaps;
 	struct disk_files d = {0};
 	struct edits e = {0};
+	int *tops = NULL; /* each drive's file in @d: the VM's, then each snapshot's in turn */
+	size_t drives = vm->disk_count, at = 0;
 	char file[64];
 	int rc = plan_begin(name, &root, err);
 
 	*out = NULL;
 	if (rc < 0)
 		return rc;
+	for (size_t i = 0; i < vm->snapshot_count; i++)
+		drives += vm->snapshots[i].disk_count;
 	vms = subdir(root, "Virtual Machines");
 	disks = subdir(root, "Virtual Hard Disks");
 	snaps = subdir(root, "Snapshots");
@@ -1006,19 +1000,23 @@ int export_plan_vm(struct store *s, const struct store_vm *vm,
 		goto out;
 	}
 	if (settings->copy_vm_storage) {
+		tops = calloc(drives ? drives : 1, sizeof(*tops));
+		if (!tops)
+			rc = error_set(err, ENOMEM, "out of memory");
 		for (size_t i = 0; i < vm->disk_count && rc >= 0; i++)
-			rc = collect_chain(s, &vm->disks[i], &d, err);
+			rc = tops[at++] = collect_chain(s, &vm->disks[i], &d, err);
 		for (size_t i = 0; i < vm->snapshot_count && rc >= 0; i++)
 			for (size_t k = 0; k < vm->snapshots[i].disk_count && rc >= 0; k++)
-				rc = collect_chain(s, &vm->snapshots[i].disks[k], &d, err);
+				rc = tops[at++] = collect_chain(s, &vm->snapshots[i].disks[k], &d, err);
 		if (rc >= 0)
 			rc = name_files(&d, NULL) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
 		if (rc >= 0)
 			rc = add_disks(disks, &d, err);
 		if (rc < 0)
 			goto out;
-		edit_disk_paths(&e, vm->disks, vm->disk_count, &d, NULL);
+		edit_disk_paths(&e, vm->disks, vm->disk_count, &d, tops);
 	}
+	at = vm->disk_count;
 	snprintf(file, sizeof(file), "%s.xml", vm->id);
 	rc = add_config(vms, file, vm->config_path, &e, err);
 	if (rc == 0 && vm->saved_state && settings->copy_vm_runtime_information)
@@ -1027,13 +1025,15 @@ int export_plan_vm(struct store *s, const struct store_vm *vm,
 		const struct store_snapshot *snap = &vm->snapshots[i];
 
 		if (settings->copy_vm_storage)
-			edit_disk_paths(&e, snap->disks, snap->disk_count, &d, NULL);
+			edit_disk_paths(&e, snap->disks, snap->disk_count, &d, tops + at);
+		at += snap->disk_count;
 		snprintf(file, sizeof(file), "%s.xml", snap->id);
 		rc = add_config(snaps, file, snap->config_path, &e, err);
 		if (rc == 0 && snap->saved_state && settings->copy_vm_runtime_information)
 			rc = add_saved_state(snaps, snap->id, snap->saved_state, NULL, NULL, err);
 	}
 out:
+	free(tops);
 	edits_free(e.list, e.count);
 	disk_files_free(&d);
 	return plan_end(rc, root, settings, name, vm->name, out, err);
