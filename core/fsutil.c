@@ -327,3 +327,43 @@ out:
 	close(in);
 	return rc == -ENODATA ? -EIO : rc;
 }
+
+/* Remove the entry @name of folder @parent, and first what it holds if it is a folder. */
+static int remove_at(int parent, const char *name, int depth)
+{
+	struct stat st;
+	int rc = 0;
+
+	if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(parent, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+	if (depth > 64)
+		return -ELOOP;
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	for (struct dirent *e; (e = readdir(d));) {
+		int r;
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		r = remove_at(dirfd(d), e->d_name, depth + 1);
+		if (r < 0 && rc == 0)
+			rc = r;
+	}
+	closedir(d);
+	if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT && rc == 0)
+		rc = -errno;
+	return rc;
+}
+
+int fsutil_remove_tree(const char *path)
+{
+	return remove_at(AT_FDCWD, path, 0);
+}

@@ -85,4 +85,11 @@ int fsutil_copy_file(const char *from, const char *to);
 /** Whether the @len bytes at @buf are all zero. */
 bool fsutil_all_zero(const void *buf, size_t len);
 
+/**
+ * Remove @path: a file, or a folder with everything in it, never following
+ * a symbolic link (a link is removed, not what it names). Returns 0 (also
+ * when @path does not exist) or the first -errno met.
+ */
+int fsutil_remove_tree(const char *path);
+
 #endif

@@ -479,6 +479,19 @@ out:
 	return rc;
 }
 
+int import_settings_layered(const char *dir, const char *store_root,
+			    const struct import_settings *given, const char *const *names,
+			    size_t count, struct import_settings *out, struct error *err)
+{
+	int rc = import_settings_defaults(dir, store_root, out, err);
+
+	for (size_t i = 0; rc == 0 && i < count; i++)
+		rc = import_settings_merge(out, &given[i], names[i], err);
+	if (rc < 0 && count)
+		import_settings_free(out);
+	return rc;
+}
+
 /* ---- merging a document over the defaults ---- */
 
 /* *@field = a copy of @value if it is given (not NULL). */
@@ -624,11 +637,26 @@ struct space {
 	char *dir;
 };
 
-static void need_space(struct space **spaces, size_t *count, const char *target, uint64_t bytes)
+/* Bytes a file at @path really holds (a sparse copy keeps its holes). */
+static uint64_t file_bytes(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+}
+
+/*
+ * Count the copy of @source to @target on the file system where @target
+ * goes: nothing when IMPORT_ADOPT is in @flags and @source is already on it
+ * (it is linked there, not copied).
+ */
+static void need_copy(struct space **spaces, size_t *count, const char *target,
+		      const char *source, unsigned flags)
 {
 	char dir[PATH_MAX];
-	struct stat st;
+	struct stat st, src;
 	struct space *grown;
+	uint64_t bytes;
 
 	/* The nearest folder that exists: where the file would go. */
 	snprintf(dir, sizeof(dir), "%s", target);
@@ -636,6 +664,9 @@ static void need_space(struct space **spaces, size_t *count, const char *target,
 		slash == dir ? (void)(dir[1] = '\0') : (void)(*slash = '\0');
 	if (stat(dir, &st) < 0)
 		return;
+	if ((flags & IMPORT_ADOPT) && stat(source, &src) == 0 && src.st_dev == st.st_dev)
+		return;
+	bytes = file_bytes(source);
 	for (size_t i = 0; i < *count; i++)
 		if ((*spaces)[i].dev == st.st_dev) {
 			(*spaces)[i].need += bytes;
@@ -648,14 +679,6 @@ static void need_space(struct space **spaces, size_t *count, const char *target,
 	grown[*count] = (struct space){st.st_dev, bytes, strdup(dir)};
 	if (grown[*count].dir)
 		(*count)++;
-}
-
-/* Bytes a file at @path really holds (a sparse copy keeps its holes). */
-static uint64_t file_bytes(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
 }
 
 int import_open_folder(const char *dir, const struct import_settings *s, struct store **out,
@@ -688,7 +711,7 @@ int import_open_folder(const char *dir, const struct import_settings *s, struct 
 }
 
 int import_compare(const char *dir, struct store *store, const struct import_settings *s,
-		   struct import_report *out, struct error *err)
+		   unsigned flags, struct import_report *out, struct error *err)
 {
 	struct store *folder = NULL;
 	struct store_vm *ours = NULL, *theirs = NULL;
@@ -750,8 +773,8 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 			if (grown && (grown[counted_count] = strdup(parent))) {
 				counted = grown;
 				counted_count++;
-				need_space(&spaces, &space_count, s->target_vhd_data_root,
-					   file_bytes(parent));
+				need_copy(&spaces, &space_count, s->target_vhd_data_root, parent,
+					  flags);
 			} else if (grown) {
 				counted = grown;
 			}
@@ -766,7 +789,7 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 				       renamed ? renamed : "(no free name)");
 				free(renamed);
 			}
-			need_space(&spaces, &space_count, r->target, file_bytes(r->source));
+			need_copy(&spaces, &space_count, r->target, r->source, flags);
 		}
 	}
 	/* Saved state is copied in any case: the VM's and each snapshot's. */
@@ -778,10 +801,10 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 		if (from && fsutil_list_names(from, NULL, &names, &count) == 0)
 			for (size_t i = 0; i < count; i++) {
 				snprintf(path, sizeof(path), "%s/%s", from, names[i]);
-				need_space(&spaces, &space_count,
-					   k == 0 ? s->target_vm_data_root
-						  : s->target_snapshot_data_root,
-					   file_bytes(path));
+				need_copy(&spaces, &space_count,
+					  k == 0 ? s->target_vm_data_root
+						 : s->target_snapshot_data_root,
+					  path, flags);
 			}
 		fsutil_names_free(names, count);
 	}

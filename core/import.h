@@ -82,6 +82,16 @@ int import_settings_defaults(const char *dir, const char *store_root, struct imp
 			     struct error *err);
 
 /**
+ * The defaults for @dir (import_settings_defaults()) with the @count parsed
+ * documents @given laid over them in turn (import_settings_merge(), @names
+ * naming them for messages): a later one wins. Returns 0 or a negative
+ * errno with a message; *@out is filled only on success.
+ */
+int import_settings_layered(const char *dir, const char *store_root,
+			    const struct import_settings *given, const char *const *names,
+			    size_t count, struct import_settings *out, struct error *err);
+
+/**
  * Parse the document @text (@len bytes) named @name (for messages) into
  * *@out (free with import_settings_free()). Every key must be known and
  * given once; a resource or network must have both (all) its fields.
@@ -134,11 +144,12 @@ struct import_report {
  * chains, unknown switches, a GUID already in the store, name and static
  * MAC clashes, target files that exist (renamed by the rule of
  * docs/IMPORT.md), too little space at the targets. *@out is filled (free
- * with import_report_free()). Returns 0 (the issues are in the report) or a
+ * with import_report_free()). @flags: 0, or IMPORT_ADOPT (files of the folder
+ * on a target's file system need no room there). Returns 0 (the issues are in the report) or a
  * negative errno with a message for a folder or store that cannot be read.
  */
 int import_compare(const char *dir, struct store *store, const struct import_settings *settings,
-		   struct import_report *out, struct error *err);
+		   unsigned flags, struct import_report *out, struct error *err);
 
 void import_report_free(struct import_report *report);
 
@@ -178,7 +189,26 @@ struct import_progress {
 	void *ctx;
 };
 
+/*
+ * IMPORT_ADOPT: the folder's files are the import's own (an import mount
+ * wrote them there, on the targets' file systems): each one on the file
+ * system of its target takes its new name by a hard link, differencing
+ * disks changed where they are, instead of being copied. The folder's names
+ * are left for the caller to remove.
+ */
+#define IMPORT_ADOPT 1u
+
 int import_run(const char *dir, struct store *store, const struct import_settings *settings,
-	       const struct import_progress *progress, char id[37], struct error *err);
+	       unsigned flags, const struct import_progress *progress, char id[37],
+	       struct error *err);
+
+/**
+ * What imports killed midway left in @store and at the targets of
+ * @settings: files placed under the journal of an import that never
+ * committed, and temporary names (but the folders a running import mount
+ * holds). Takes the store's lock. Returns 0 or a negative errno.
+ */
+int import_recover(struct store *store, const struct import_settings *settings,
+		   struct error *err);
 
 #endif

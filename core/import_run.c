@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -55,6 +56,8 @@ struct run {
 	struct store_switch *switches;
 	size_t switch_count;
 	const struct import_progress *progress;
+	unsigned flags;
+	char dir_real[PATH_MAX]; /* the folder's real path (IMPORT_ADOPT) */
 	char (*state_temp)[PATH_MAX]; /* saved-state folders, as written */
 	char (*state_final)[PATH_MAX]; /* and their names */
 	size_t state_count;
@@ -132,8 +135,26 @@ static bool temporary(const char *name)
 }
 
 /*
- * Remove the temporary files an import that was killed left in @dir. The
- * store's lock is held: no other import of this store is writing them.
+ * Whether the folder @path is held by a running import mount, which keeps
+ * an exclusive flock on each folder it fills (importfs.c): a lock that
+ * ends with the process, so a killed mount's folders are free.
+ */
+static bool held(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	bool busy;
+
+	if (fd < 0)
+		return false;
+	busy = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+	close(fd); /* also drops the lock just taken */
+	return busy;
+}
+
+/*
+ * Remove the temporary files and folders an import that was killed left in
+ * @dir. The store's lock is held: no other import of this store is writing
+ * them, but for a mounted import's folder, which its lock keeps.
  */
 static void sweep(const char *dir)
 {
@@ -148,10 +169,10 @@ static void sweep(const char *dir)
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		if (lstat(path, &st) < 0)
 			continue;
-		if (S_ISREG(st.st_mode))
-			unlink(path);
-		else if (S_ISDIR(st.st_mode))
-			remove_folder(path); /* saved state being copied */
+		if (S_ISDIR(st.st_mode) && held(path))
+			continue;
+		if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+			fsutil_remove_tree(path);
 	}
 	fsutil_names_free(names, count);
 }
@@ -391,6 +412,64 @@ static int plan_chain(struct run *r, const struct store_disk *disk, struct error
 	return rc < 0 ? rc : top;
 }
 
+/*
+ * Whether the file @source may be adopted for @target_dir rather than
+ * copied (IMPORT_ADOPT): it lies in the import's folder, whose files are the
+ * import's own, on the file system of @target_dir.
+ */
+static bool adoptable(const struct run *r, const char *source, const char *target_dir)
+{
+	size_t n = strlen(r->dir_real);
+	char real[PATH_MAX];
+	struct stat a, b;
+
+	return (r->flags & IMPORT_ADOPT) && n > 0 && realpath(source, real) &&
+	       strncmp(real, r->dir_real, n) == 0 && real[n] == '/' && lstat(real, &a) == 0 &&
+	       S_ISREG(a.st_mode) && stat(target_dir, &b) == 0 && a.st_dev == b.st_dev;
+}
+
+/*
+ * Adopt @source as @temp: a differencing disk is first changed where it is
+ * to name @parent_name in its folder (as a copy would), and made durable;
+ * then it takes the name @temp too. Its data is not written again.
+ */
+static int adopt_file(struct run *r, const char *source, const char *parent_name, const char *temp,
+		      struct error *err)
+{
+	int rc = 0;
+
+	if (parent_name) {
+		struct vhd_patch patches[2] = {{0}};
+		struct vhd *vhd = NULL;
+		int fd = -1;
+
+		rc = vhd_open(&vhd, source, VHD_OPEN_READ, err);
+		if (rc == 0)
+			rc = vhd_relocation(vhd, parent_name, patches, err);
+		vhd_close(vhd);
+		if (rc == 0 && (fd = open(source, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+			rc = error_errno(err, errno, "cannot open", source);
+		for (size_t i = 0; rc == 0 && i < 2; i++)
+			if (patches[i].len &&
+			    (rc = fsutil_pwrite_full(fd, patches[i].bytes, patches[i].len,
+						     patches[i].offset)) < 0)
+				rc = error_errno(err, -rc, "cannot write", source);
+		if (rc == 0 && fsync(fd) < 0)
+			rc = error_errno(err, errno, "cannot write", source);
+		if (fd >= 0)
+			close(fd);
+		free(patches[0].bytes);
+		free(patches[1].bytes);
+		if (rc < 0)
+			return rc;
+	}
+	if (link(source, temp) < 0)
+		return error_errno(err, errno, "cannot link", temp);
+	r->file = temp;
+	advance(r, size_of(source));
+	return 0;
+}
+
 /* Write each disk under its temporary name, differencing disks naming their parents' new files. */
 static int copy_disks(struct run *r, struct error *err)
 {
@@ -416,6 +495,15 @@ static int copy_disks(struct run *r, struct error *err)
 		if (asprintf(&j->temp, "%s/.%s.impex-import", dir, pathmap_basename(j->target)) < 0) {
 			j->temp = NULL;
 			return error_set(err, ENOMEM, "out of memory");
+		}
+		if (adoptable(r, j->source, dir)) {
+			rc = adopt_file(r, j->source, parent ? pathmap_basename(parent) : NULL,
+					j->temp, err);
+			if (rc == 0)
+				remember(r, j->temp);
+			if (rc < 0)
+				return rc;
+			continue;
 		}
 		rc = export_node_for_file(j->source, parent ? pathmap_basename(parent) : NULL, &node,
 					  err);
@@ -470,6 +558,12 @@ static int copy_state(struct run *r, const char *from, const char *to, const cha
 			snprintf(dst, sizeof(dst), "%s/%s%s", to, new_id, name + 36);
 		else
 			snprintf(dst, sizeof(dst), "%s/%s", to, name);
+		if (adoptable(r, src, to)) {
+			rc = adopt_file(r, src, NULL, dst, err);
+			if (rc == 0)
+				remember(r, dst);
+			continue;
+		}
 		rc = export_node_for_file(src, NULL, &node, err);
 		if (rc == 0) {
 			rc = write_counted(r, node, dst, dst, err);
@@ -600,11 +694,40 @@ static uint64_t folder_bytes(const char *from)
 	return total;
 }
 
+/* What killed imports left in the store and at the targets of @s; the store's lock is held. */
+static void recover_all(struct store *store, const struct import_settings *s)
+{
+	char path[PATH_MAX];
+
+	for (size_t i = 0; store_root(store, i); i++) {
+		snprintf(path, sizeof(path), "%s/Virtual Machines", store_root(store, i));
+		recover(path);
+	}
+	sweep(s->target_vhd_data_root);
+	snprintf(path, sizeof(path), "%s/Virtual Machines", s->target_vm_data_root);
+	recover(path);
+	sweep(path);
+	snprintf(path, sizeof(path), "%s/Snapshots", s->target_snapshot_data_root);
+	sweep(path);
+}
+
+int import_recover(struct store *store, const struct import_settings *s, struct error *err)
+{
+	int lock = store_lock(store, err);
+
+	if (lock < 0)
+		return lock;
+	recover_all(store, s);
+	store_unlock(lock);
+	return 0;
+}
+
 int import_run(const char *dir, struct store *store, const struct import_settings *s,
-	       const struct import_progress *progress, char id_out[37], struct error *err)
+	       unsigned flags, const struct import_progress *progress, char id_out[37],
+	       struct error *err)
 {
 	struct import_report report = {0};
-	struct run r = {.store = store, .s = s, .progress = progress};
+	struct run r = {.store = store, .s = s, .progress = progress, .flags = flags};
 	struct store_vm *vms = NULL;
 	struct config *config = NULL;
 	size_t count = 0;
@@ -616,17 +739,13 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 		rc = lock;
 		goto out;
 	}
-	for (size_t i = 0; store_root(store, i); i++) {
-		snprintf(path, sizeof(path), "%s/Virtual Machines", store_root(store, i));
-		recover(path);
+	recover_all(store, s);
+	r.flags = flags;
+	if ((flags & IMPORT_ADOPT) && !realpath(dir, r.dir_real)) {
+		rc = error_errno(err, errno, "cannot resolve", dir);
+		goto out;
 	}
-	sweep(s->target_vhd_data_root);
-	snprintf(path, sizeof(path), "%s/Virtual Machines", s->target_vm_data_root);
-	recover(path);
-	sweep(path);
-	snprintf(path, sizeof(path), "%s/Snapshots", s->target_snapshot_data_root);
-	sweep(path);
-	rc = import_compare(dir, store, s, &report, err);
+	rc = import_compare(dir, store, s, flags, &report, err);
 	for (size_t i = 0; rc == 0 && i < report.count; i++)
 		if (report.issues[i].severity == IMPORT_ERROR)
 			rc = error_set(err, EINVAL, "the import would fail: %s (%s)",

@@ -13,6 +13,7 @@
 #include "export.h"
 #include "exportfs.h"
 #include "impex_config.h"
+#include "importfs.h"
 #include "pathmap.h"
 #include "store.h"
 
@@ -37,6 +38,12 @@ struct options {
 	int verbose;
 	struct export_settings settings;
 	char *bad; /* an option whose value is wrong */
+	/* The import mount's */
+	char *settings_file;
+	unsigned settle;
+	char *doc;     /* the import settings given as options, as a document */
+	size_t doc_len;
+	char *export_only, *import_only; /* an option given to the other mode */
 };
 
 enum {
@@ -44,6 +51,8 @@ enum {
 	KEY_RUNTIME,
 	KEY_SNAPSHOTS,
 	KEY_SUBDIRECTORY,
+	KEY_IMPORT_SETTING,
+	KEY_IMPORT_ONLY,
 };
 
 #define OPTION(text, field, value)                                                                 \
@@ -65,6 +74,16 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("copy_snapshot_configuration=", KEY_SNAPSHOTS),
 	FUSE_OPT_KEY("create_vm_export_subdirectory", KEY_SUBDIRECTORY),
 	FUSE_OPT_KEY("create_vm_export_subdirectory=", KEY_SUBDIRECTORY),
+	OPTION("settings=%s", settings_file, 0),
+	OPTION("settle=%u", settle, 0),
+	FUSE_OPT_KEY("settings=", KEY_IMPORT_ONLY),
+	FUSE_OPT_KEY("settle=", KEY_IMPORT_ONLY),
+	FUSE_OPT_KEY("create_copy=", KEY_IMPORT_SETTING),
+	FUSE_OPT_KEY("generate_new_id=", KEY_IMPORT_SETTING),
+	FUSE_OPT_KEY("security_scope=", KEY_IMPORT_SETTING),
+	FUSE_OPT_KEY("target_vm_data_root=", KEY_IMPORT_SETTING),
+	FUSE_OPT_KEY("target_vhd_data_root=", KEY_IMPORT_SETTING),
+	FUSE_OPT_KEY("target_snapshot_data_root=", KEY_IMPORT_SETTING),
 	FUSE_OPT_END,
 };
 
@@ -132,7 +151,28 @@ static int take_option(void *data, const char *arg, int key, struct fuse_args *a
 			return 0;
 		}
 		return 1;
+	case KEY_IMPORT_ONLY:
+		o->import_only = o->import_only ? o->import_only : strdup(arg);
+		return 0; /* the value is taken by its %s or %u entry too */
+	case KEY_IMPORT_SETTING: {
+		/* "key=value" becomes the document line "key = value". */
+		size_t n = strlen(arg) + 4;
+		char *grown = realloc(o->doc, o->doc_len + n + 1);
+
+		o->import_only = o->import_only ? o->import_only : strdup(arg);
+		if (!grown || strchr(arg, '\n')) {
+			o->bad = o->bad ? o->bad : strdup(arg);
+			if (grown)
+				o->doc = grown;
+			return 0;
+		}
+		o->doc = grown;
+		o->doc_len += (size_t)sprintf(o->doc + o->doc_len, "%.*s = %s\n", (int)(eq - arg),
+					      arg, eq + 1);
+		return 0;
+	}
 	case KEY_SNAPSHOTS:
+		o->export_only = o->export_only ? o->export_only : strdup(arg);
 		if (strcmp(eq + 1, "all") == 0)
 			o->settings.copy_snapshot_configuration = EXPORT_SNAPSHOTS_ALL;
 		else if (strcmp(eq + 1, "none") == 0)
@@ -143,6 +183,7 @@ static int take_option(void *data, const char *arg, int key, struct fuse_args *a
 	case KEY_STORAGE:
 	case KEY_RUNTIME:
 	case KEY_SUBDIRECTORY:
+		o->export_only = o->export_only ? o->export_only : strdup(arg);
 		if (value < 0)
 			o->bad = o->bad ? o->bad : strdup(arg);
 		else if (key == KEY_STORAGE)
@@ -225,8 +266,9 @@ int main(int argc, char **argv)
 		usage(argv[0]);
 		goto out;
 	}
-	if (o.import) {
-		fprintf(stderr, "impexfs: the import mount is not built yet\n");
+	if (o.import ? o.export_only != NULL : o.import_only != NULL) {
+		fprintf(stderr, "impexfs: the option '%s' is for the %s mount\n",
+			o.import ? o.export_only : o.import_only, o.import ? "export" : "import");
 		goto out;
 	}
 	if (o.revalidate == 0) {
@@ -247,6 +289,29 @@ int main(int argc, char **argv)
 				map ? error_message(&err) : "out of memory");
 			goto out;
 		}
+	}
+	if (o.import) {
+		struct importfs_options io = {
+			.store = o.store,
+			.mountpoint = cmd.mountpoint,
+			.pathmap = map,
+			.settings_file = o.settings_file,
+			.settings_text = o.doc ? o.doc : "",
+			.settle_ms = o.settle ? o.settle : 500,
+			.verbose = o.verbose || cmd.debug,
+			.foreground = cmd.foreground,
+			.debug = cmd.debug,
+			.singlethread = cmd.singlethread,
+			.clone_fd = cmd.clone_fd,
+			.max_threads = cmd.max_threads,
+			.max_idle_threads = cmd.max_idle_threads,
+		};
+
+		xmlInitParser();
+		fuse_opt_add_arg(&args, "-ofsname=impexfs");
+		fuse_opt_add_arg(&args, "-osubtype=impexfs");
+		rc = importfs_main(&io, &args);
+		goto out;
 	}
 	rc = 1;
 	roots[0] = o.store;
@@ -311,6 +376,10 @@ out:
 	free(o.store);
 	free(o.pathmap);
 	free(o.bad);
+	free(o.settings_file);
+	free(o.doc);
+	free(o.export_only);
+	free(o.import_only);
 	fuse_opt_free_args(&args);
 	return rc;
 }

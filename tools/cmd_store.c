@@ -866,17 +866,13 @@ out:
 static int import_settings_for(const char *dir, struct store *store, const char *path,
 			       struct import_settings *settings, struct error *err)
 {
-	struct import_settings given;
-	int rc = import_settings_defaults(dir, store_root(store, 0), settings, err);
+	struct import_settings given = {0};
+	int rc = path ? import_settings_load(path, &given, err) : 0;
 
-	if (rc < 0 || !path)
-		return rc;
-	rc = import_settings_load(path, &given, err);
 	if (rc == 0)
-		rc = import_settings_merge(settings, &given, path, err);
+		rc = import_settings_layered(dir, store_root(store, 0), &given, &path,
+					     path ? 1 : 0, settings, err);
 	import_settings_free(&given);
-	if (rc < 0)
-		import_settings_free(settings);
 	return rc;
 }
 
@@ -902,7 +898,7 @@ int cmd_compare(int argc, char **argv)
 		rc = cli_fail(&err);
 		goto out;
 	}
-	if (import_compare(dir, store, &settings, &report, &err) < 0) {
+	if (import_compare(dir, store, &settings, 0, &report, &err) < 0) {
 		import_settings_free(&settings);
 		rc = cli_fail(&err);
 		goto out;
@@ -980,7 +976,7 @@ int cmd_import(int argc, char **argv)
 		struct import_progress progress = {show_progress, &last};
 		bool bar = isatty(STDERR_FILENO);
 
-		rc = import_run(dir, store, &settings, bar ? &progress : NULL, id, &err);
+		rc = import_run(dir, store, &settings, 0, bar ? &progress : NULL, id, &err);
 		if (bar && last >= 0)
 			fputc('\n', stderr);
 	}

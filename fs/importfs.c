@@ -1,0 +1,1544 @@
+/*
+ * The import mount (impexfs -o import STORE MOUNTPOINT), on libfuse's
+ * path-based API.
+ *
+ * Each folder made at the root is one import. Its files are written once,
+ * straight into a folder of the target VHD root named ".import-<hex>.impex-import"
+ * (the import's own: this process holds an exclusive flock on it), so that
+ * an import is an export folder on the targets' file system. When nothing of
+ * it is open for writing and it has been quiet for the settle time, it is
+ * checked: its settings (the defaults, the mount's, its own document) and
+ * Compare's report. With no error it is registered by core/import_run,
+ * which links the files into place (IMPORT_ADOPT), the VM's configuration
+ * last. From then on the folder shows what it held, read-only, until
+ * unmount. A killed mount leaves a folder no lock holds, which the next
+ * mount (or import) removes with what a killed registration left.
+ */
+#define FUSE_USE_VERSION 314
+
+#include "importfs.h"
+
+#include "config.h"
+#include "error.h"
+#include "fsutil.h"
+#include "import.h"
+#include "json.h"
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+enum state { COPYING, WAITING, REGISTERING, REGISTERED, FAILED };
+
+static const char *const state_names[] = {"copying", "waiting", "registering", "registered",
+					  "failed"};
+
+struct issue {
+	char *id, *file, *message;
+	bool error;
+};
+
+/* A name of a registered or failed import, as it was: what the folder shows from then on. */
+struct entry {
+	char *rel; /* "" for the folder, else "/a/b" */
+	struct stat st;
+};
+
+struct imp {
+	char *name;		/* the folder at the mount's root */
+	char staging[PATH_MAX]; /* where its files are written */
+	int lockfd;		/* holds the flock on staging, -1 once done */
+	pthread_rwlock_t rw;	/* operations share it; the check takes it alone */
+	enum state state;	/* under fs->mu */
+	bool gone;		/* removed (rmdir) */
+	atomic_int writers;	/* files open for writing */
+	atomic_int failing;	/* an errno that fails the import, 0 */
+	atomic_uint_fast64_t bytes, files;
+	atomic_uint_fast64_t last_ns; /* the last change, CLOCK_MONOTONIC */
+	atomic_bool dirty;	      /* changed since the last check */
+	int fail_errno;
+	struct issue *issues; /* of the last check, or the failure (under fs->mu) */
+	size_t issue_count;
+	struct issue *closes; /* configurations or documents that failed their close() */
+	size_t close_count;
+	char vm_id[37];
+	char *vm_name;
+	struct entry *view; /* once registered or failed */
+	size_t view_count;
+	double settle_to_commit; /* seconds from the last change to the commit */
+};
+
+struct importfs {
+	const struct importfs_options *o;
+	struct store *store;
+	struct import_settings given[2]; /* the mount's: the settings file, then the options */
+	const char *given_names[2];
+	size_t given_count;
+	char staging_root[PATH_MAX];
+	char store_root[PATH_MAX];
+	pthread_mutex_t mu;
+	pthread_cond_t wake;
+	struct imp **imps;
+	size_t count;
+	bool stop;
+	pthread_t checker;
+	bool checker_running;
+	struct timespec started;
+};
+
+struct handle {
+	struct imp *imp; /* NULL for the status file */
+	int fd;
+	bool writer, written;
+	enum { PLAIN, CONFIG, SETTINGS } kind;
+	char *rel;
+	char *text; /* the status file's bytes */
+	size_t len;
+};
+
+static struct importfs *fs_of(void)
+{
+	return fuse_get_context()->private_data;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Something changed in @imp: its check waits for quiet again. */
+static void touch(struct imp *imp)
+{
+	atomic_store(&imp->last_ns, now_ns());
+	atomic_store(&imp->dirty, true);
+}
+
+/* ---- issues ---- */
+
+static void issues_free(struct issue *issues, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		free(issues[i].id);
+		free(issues[i].file);
+		free(issues[i].message);
+	}
+	free(issues);
+}
+
+/* @text with the import's folder written as the mount shows it (a new string). */
+static char *shown(const struct importfs *fs, const struct imp *imp, const char *text)
+{
+	size_t n = strlen(imp->staging);
+	char *out = NULL, *hit;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	if (!f)
+		return NULL;
+	while ((hit = strstr(text, imp->staging))) {
+		fwrite(text, 1, (size_t)(hit - text), f);
+		fprintf(f, "%s/%s", fs->o->mountpoint, imp->name);
+		text = hit + n;
+	}
+	fputs(text, f);
+	fclose(f);
+	return out;
+}
+
+static void add_issue(const struct importfs *fs, const struct imp *imp, struct issue **list,
+		      size_t *count, const char *id, bool error, const char *file,
+		      const char *message)
+{
+	struct issue *grown = realloc(*list, (*count + 1) * sizeof(*grown));
+
+	if (!grown)
+		return;
+	*list = grown;
+	grown[*count] = (struct issue){strdup(id), shown(fs, imp, file ? file : ""),
+				       shown(fs, imp, message), error};
+	(*count)++;
+}
+
+/* Forget the close() failure of @rel (written again whole, or gone). */
+static void forget_close(struct importfs *fs, struct imp *imp, const char *rel)
+{
+	char file[PATH_MAX];
+
+	snprintf(file, sizeof(file), "%s/%s%s", fs->o->mountpoint, imp->name, rel);
+	pthread_mutex_lock(&fs->mu);
+	for (size_t i = 0; i < imp->close_count;)
+		if (strcmp(imp->closes[i].file, file) == 0) {
+			free(imp->closes[i].id);
+			free(imp->closes[i].file);
+			free(imp->closes[i].message);
+			imp->closes[i] = imp->closes[--imp->close_count];
+		} else {
+			i++;
+		}
+	pthread_mutex_unlock(&fs->mu);
+}
+
+/* ---- where a path leads ---- */
+
+enum kind { K_ROOT, K_STATUS, K_IMPORT, K_NEW, K_NONE };
+
+struct where {
+	enum kind kind;
+	struct imp *imp;
+	const char *rel; /* in the import: "" or "/a/b" */
+	char real[PATH_MAX];
+	char name[NAME_MAX + 1]; /* K_NEW: the folder to make */
+};
+
+static struct imp *find_imp(struct importfs *fs, const char *name, size_t len)
+{
+	for (size_t i = 0; i < fs->count; i++)
+		if (!fs->imps[i]->gone && strlen(fs->imps[i]->name) == len &&
+		    memcmp(fs->imps[i]->name, name, len) == 0)
+			return fs->imps[i];
+	return NULL;
+}
+
+static int resolve(struct importfs *fs, const char *path, struct where *w)
+{
+	const char *name, *slash;
+	size_t len;
+
+	memset(w, 0, sizeof(*w));
+	if (!path || path[0] != '/')
+		return -ENOENT;
+	name = path + 1;
+	if (!*name) {
+		w->kind = K_ROOT;
+		return 0;
+	}
+	slash = strchr(name, '/');
+	len = slash ? (size_t)(slash - name) : strlen(name);
+	if (!slash && strcmp(name, IMPORTFS_STATUS) == 0) {
+		w->kind = K_STATUS;
+		return 0;
+	}
+	pthread_mutex_lock(&fs->mu);
+	w->imp = find_imp(fs, name, len);
+	pthread_mutex_unlock(&fs->mu);
+	if (!w->imp) {
+		if (slash || len > NAME_MAX)
+			return slash ? -ENOENT : -ENAMETOOLONG;
+		w->kind = K_NEW;
+		memcpy(w->name, name, len + 1);
+		return 0;
+	}
+	w->kind = K_IMPORT;
+	w->rel = slash ? slash : "";
+	if (snprintf(w->real, sizeof(w->real), "%s%s", w->imp->staging, w->rel) >=
+	    (int)sizeof(w->real))
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* Whether @imp still takes changes; the caller holds its lock (shared). */
+static bool live(struct importfs *fs, struct imp *imp)
+{
+	bool yes;
+
+	pthread_mutex_lock(&fs->mu);
+	yes = imp->state == COPYING || imp->state == WAITING;
+	pthread_mutex_unlock(&fs->mu);
+	return yes;
+}
+
+/* The error for a change to @imp, which no longer takes any. */
+static int refused(struct importfs *fs, struct imp *imp)
+{
+	int rc;
+
+	pthread_mutex_lock(&fs->mu);
+	rc = imp->state == FAILED ? -imp->fail_errno : -EROFS;
+	pthread_mutex_unlock(&fs->mu);
+	return rc;
+}
+
+static const struct entry *view_entry(const struct imp *imp, const char *rel)
+{
+	for (size_t i = 0; i < imp->view_count; i++)
+		if (strcmp(imp->view[i].rel, rel) == 0)
+			return &imp->view[i];
+	return NULL;
+}
+
+/*
+ * Resolve @path and, for a path in an import, take the import's lock
+ * (shared): the caller ends with done().
+ */
+static int begin(struct importfs *fs, const char *path, struct where *w)
+{
+	int rc = resolve(fs, path, w);
+
+	if (rc == 0 && w->kind == K_IMPORT)
+		pthread_rwlock_rdlock(&w->imp->rw);
+	return rc;
+}
+
+static int done(struct where *w, int rc)
+{
+	if (w->kind == K_IMPORT)
+		pthread_rwlock_unlock(&w->imp->rw);
+	return rc;
+}
+
+/* ---- what a file is ---- */
+
+/* @name without rsync's temporary dressing ".<name>.XXXXXX", in @out. */
+static const char *final_name(const char *name, char *out, size_t cap)
+{
+	size_t n = strlen(name);
+
+	if (n > 8 && name[0] == '.' && name[n - 7] == '.') {
+		bool dressed = true;
+
+		for (size_t i = n - 6; i < n; i++)
+			dressed = dressed && ((name[i] >= 'a' && name[i] <= 'z') ||
+					      (name[i] >= 'A' && name[i] <= 'Z') ||
+					      (name[i] >= '0' && name[i] <= '9'));
+		if (dressed && n - 8 < cap) {
+			memcpy(out, name + 1, n - 8);
+			out[n - 8] = '\0';
+			return out;
+		}
+	}
+	return name;
+}
+
+/* A configuration (an .xml under "Virtual Machines" or "Snapshots"), the import's settings document, or data. */
+static int kind_of(const char *rel)
+{
+	const char *base = strrchr(rel, '/');
+	char buf[NAME_MAX + 1];
+	const char *name = final_name(base ? base + 1 : rel, buf, sizeof(buf));
+	size_t n = strlen(name);
+
+	if (base == rel && strcmp(name, IMPORTFS_SETTINGS) == 0)
+		return SETTINGS;
+	if (n > 4 && strcasecmp(name + n - 4, ".xml") == 0 &&
+	    (strstr(rel, "/Virtual Machines/") || strstr(rel, "/Snapshots/")))
+		return CONFIG;
+	return PLAIN;
+}
+
+/* ---- the status file ---- */
+
+static void json_issues(struct json *j, const char *key, const struct imp *imp, bool errors)
+{
+	json_begin_array(j, key);
+	for (size_t k = 0; k < 2; k++) {
+		const struct issue *list = k == 0 ? imp->closes : imp->issues;
+		size_t count = k == 0 ? imp->close_count : imp->issue_count;
+
+		for (size_t i = 0; i < count; i++) {
+			if (list[i].error != errors)
+				continue;
+			json_begin_object(j, NULL);
+			json_string(j, "id", list[i].id);
+			json_string(j, "file", list[i].file);
+			json_string(j, "message", list[i].message);
+			json_end_object(j);
+		}
+	}
+	json_end_array(j);
+}
+
+/* The status file's bytes (a new string). */
+static char *status_text(struct importfs *fs, size_t *len)
+{
+	char *text = NULL;
+	FILE *f = open_memstream(&text, len);
+	struct json j;
+
+	if (!f)
+		return NULL;
+	json_init(&j, f);
+	json_begin_object(&j, NULL);
+	json_string(&j, "store", fs->store_root);
+	json_begin_array(&j, "imports");
+	pthread_mutex_lock(&fs->mu);
+	for (size_t i = 0; i < fs->count; i++) {
+		const struct imp *imp = fs->imps[i];
+
+		if (imp->gone)
+			continue;
+		json_begin_object(&j, NULL);
+		json_string(&j, "folder", imp->name);
+		json_string(&j, "state", state_names[imp->state]);
+		json_uint(&j, "files", atomic_load(&imp->files));
+		json_uint(&j, "bytes", atomic_load(&imp->bytes));
+		json_int(&j, "writing", atomic_load(&imp->writers));
+		if (imp->state == REGISTERED) {
+			json_begin_object(&j, "vm");
+			json_string(&j, "id", imp->vm_id);
+			json_string(&j, "name", imp->vm_name);
+			json_end_object(&j);
+			json_uint(&j, "commit_ms", (uint64_t)(imp->settle_to_commit * 1000));
+		} else {
+			json_string(&j, "vm", NULL);
+		}
+		json_issues(&j, "errors", imp, true);
+		json_issues(&j, "warnings", imp, false);
+		json_end_object(&j);
+	}
+	pthread_mutex_unlock(&fs->mu);
+	json_end_array(&j);
+	json_end_object(&j);
+	json_finish(&j);
+	fclose(f);
+	return text;
+}
+
+/* ---- attributes ---- */
+
+static void fill_root(const struct importfs *fs, struct stat *st, mode_t type, size_t size)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_mode = type == S_IFDIR ? S_IFDIR | 0755 : S_IFREG | 0444;
+	st->st_nlink = type == S_IFDIR ? 2 : 1;
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+	st->st_size = (off_t)size;
+	st->st_atim = st->st_mtim = st->st_ctim = fs->started;
+}
+
+static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+	struct importfs *fs = fs_of();
+	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+	struct where w;
+	int rc;
+
+	if (h && h->fd >= 0) {
+		if (fstat(h->fd, st) < 0)
+			return -errno;
+		st->st_blksize = 1 << 20;
+		return 0;
+	}
+	if (h && !h->imp) {
+		fill_root(fs, st, S_IFREG, h->len);
+		return 0;
+	}
+	if (h) {
+		/* A file of a registered import, open: its view. */
+		const struct entry *e;
+
+		pthread_mutex_lock(&fs->mu);
+		e = view_entry(h->imp, h->rel);
+		if (e)
+			*st = e->st;
+		pthread_mutex_unlock(&fs->mu);
+		return e ? 0 : -ENOENT;
+	}
+	rc = begin(fs, path, &w);
+	if (rc < 0)
+		return rc;
+	switch (w.kind) {
+	case K_ROOT:
+		fill_root(fs, st, S_IFDIR, 0);
+		break;
+	case K_STATUS: {
+		size_t len = 0;
+		char *text = status_text(fs, &len);
+
+		free(text);
+		fill_root(fs, st, S_IFREG, len);
+		break;
+	}
+	case K_IMPORT:
+		if (live(fs, w.imp)) {
+			rc = lstat(w.real, st) < 0 ? -errno : 0;
+		} else {
+			const struct entry *e = view_entry(w.imp, w.rel);
+
+			if (e)
+				*st = e->st;
+			else
+				rc = -ENOENT;
+		}
+		if (rc == 0 && S_ISREG(st->st_mode))
+			st->st_blksize = 1 << 20; /* cp writes in pieces of this size */
+		break;
+	default:
+		rc = -ENOENT;
+	}
+	return done(&w, rc);
+}
+
+/* ---- folders ---- */
+
+static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
+		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+	struct importfs *fs = fs_of();
+	struct where w;
+	int rc = begin(fs, path, &w);
+
+	(void)off, (void)fi, (void)flags;
+	if (rc < 0)
+		return rc;
+	if (w.kind == K_ROOT) {
+		fill(buf, ".", NULL, 0, 0);
+		fill(buf, "..", NULL, 0, 0);
+		fill(buf, IMPORTFS_STATUS, NULL, 0, 0);
+		pthread_mutex_lock(&fs->mu);
+		for (size_t i = 0; i < fs->count; i++)
+			if (!fs->imps[i]->gone)
+				fill(buf, fs->imps[i]->name, NULL, 0, 0);
+		pthread_mutex_unlock(&fs->mu);
+	} else if (w.kind != K_IMPORT) {
+		rc = -ENOTDIR;
+	} else if (live(fs, w.imp)) {
+		DIR *d = opendir(w.real);
+
+		if (!d)
+			rc = -errno;
+		for (struct dirent *e; d && (e = readdir(d));)
+			fill(buf, e->d_name, NULL, 0, 0);
+		if (d)
+			closedir(d);
+	} else {
+		size_t n = strlen(w.rel);
+
+		fill(buf, ".", NULL, 0, 0);
+		fill(buf, "..", NULL, 0, 0);
+		for (size_t i = 0; i < w.imp->view_count; i++) {
+			const char *rel = w.imp->view[i].rel;
+
+			if (strncmp(rel, w.rel, n) == 0 && rel[n] == '/' && !strchr(rel + n + 1, '/'))
+				fill(buf, rel + n + 1, NULL, 0, 0);
+		}
+	}
+	return done(&w, rc);
+}
+
+/* A new import named @name, its folder made with @mode. */
+static int new_import(struct importfs *fs, const char *name, mode_t mode)
+{
+	struct imp *imp = calloc(1, sizeof(*imp));
+	struct imp **grown;
+	uint32_t tag;
+	int rc = 0;
+
+	if (!imp || !(imp->name = strdup(name))) {
+		free(imp);
+		return -ENOMEM;
+	}
+	for (int tries = 0;; tries++) {
+		if (getrandom(&tag, sizeof(tag), 0) != sizeof(tag))
+			tag = (uint32_t)now_ns();
+		snprintf(imp->staging, sizeof(imp->staging), "%s/.import-%08x.impex-import",
+			 fs->staging_root, tag);
+		if (mkdir(imp->staging, mode | 0700) == 0)
+			break;
+		if (errno != EEXIST || tries > 100) {
+			rc = -errno;
+			free(imp->name);
+			free(imp);
+			return rc;
+		}
+	}
+	imp->lockfd = open(imp->staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (imp->lockfd < 0 || flock(imp->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		rc = -errno;
+		if (imp->lockfd >= 0)
+			close(imp->lockfd);
+		rmdir(imp->staging);
+		free(imp->name);
+		free(imp);
+		return rc;
+	}
+	chmod(imp->staging, mode & 07777);
+	pthread_rwlock_init(&imp->rw, NULL);
+	touch(imp);
+	pthread_mutex_lock(&fs->mu);
+	grown = realloc(fs->imps, (fs->count + 1) * sizeof(*grown));
+	if (grown) {
+		fs->imps = grown;
+		fs->imps[fs->count++] = imp;
+	}
+	pthread_mutex_unlock(&fs->mu);
+	if (!grown) {
+		close(imp->lockfd);
+		rmdir(imp->staging);
+		pthread_rwlock_destroy(&imp->rw);
+		free(imp->name);
+		free(imp);
+		return -ENOMEM;
+	}
+	if (fs->o->verbose)
+		fuse_log(FUSE_LOG_INFO, "impexfs: import '%s' begins in '%s'\n", name, imp->staging);
+	return 0;
+}
+
+static int op_mkdir(const char *path, mode_t mode)
+{
+	struct importfs *fs = fs_of();
+	struct where w;
+	int rc = begin(fs, path, &w);
+
+	if (rc < 0)
+		return rc;
+	if (w.kind == K_NEW)
+		rc = new_import(fs, w.name, mode);
+	else if (w.kind != K_IMPORT || !w.rel[0])
+		rc = -EEXIST;
+	else if (!live(fs, w.imp))
+		rc = refused(fs, w.imp);
+	else if (mkdir(w.real, mode) < 0)
+		rc = -errno;
+	else
+		touch(w.imp);
+	return done(&w, rc);
+}
+
+static int op_rmdir(const char *path)
+{
+	struct importfs *fs = fs_of();
+	struct where w;
+	int rc = begin(fs, path, &w);
+
+	if (rc < 0)
+		return rc;
+	if (w.kind == K_ROOT)
+		rc = -EBUSY;
+	else if (w.kind != K_IMPORT)
+		rc = w.kind == K_STATUS ? -ENOTDIR : -ENOENT;
+	else if (!live(fs, w.imp))
+		rc = refused(fs, w.imp);
+	else if (rmdir(w.real) < 0)
+		rc = -errno;
+	else if (!w.rel[0]) {
+		/* An import given up before it held anything. */
+		pthread_mutex_lock(&fs->mu);
+		w.imp->gone = true;
+		w.imp->state = FAILED;
+		w.imp->fail_errno = ENOENT;
+		pthread_mutex_unlock(&fs->mu);
+		close(w.imp->lockfd);
+		w.imp->lockfd = -1;
+	} else {
+		touch(w.imp);
+	}
+	return done(&w, rc);
+}
+
+/* ---- names ---- */
+
+static int op_unlink(const char *path)
+{
+	struct importfs *fs = fs_of();
+	struct where w;
+	int rc = begin(fs, path, &w);
+
+	if (rc < 0)
+		return rc;
+	if (w.kind != K_IMPORT || !w.rel[0])
+		rc = w.kind == K_NEW ? -ENOENT : -EPERM;
+	else if (!live(fs, w.imp))
+		rc = refused(fs, w.imp);
+	else if (unlink(w.real) < 0)
+		rc = -errno;
+	else {
+		forget_close(fs, w.imp, w.rel);
+		touch(w.imp);
+	}
+	return done(&w, rc);
+}
+
+static int op_rename(const char *from, const char *to, unsigned int flags)
+{
+	struct importfs *fs = fs_of();
+	struct where a, b;
+	int rc = resolve(fs, from, &a);
+
+	if (rc == 0)
+		rc = resolve(fs, to, &b);
+	if (rc < 0)
+		return rc;
+	if (a.kind != K_IMPORT || !a.rel[0] || b.kind != K_IMPORT || !b.rel[0])
+		return -EPERM; /* the imports themselves keep their names */
+	if (a.imp != b.imp)
+		return -EXDEV;
+	pthread_rwlock_rdlock(&a.imp->rw);
+	if (!live(fs, a.imp))
+		rc = refused(fs, a.imp);
+	else if (renameat2(AT_FDCWD, a.real, AT_FDCWD, b.real, flags) < 0)
+		rc = -errno;
+	else {
+		forget_close(fs, a.imp, b.rel);
+		touch(a.imp);
+	}
+	pthread_rwlock_unlock(&a.imp->rw);
+	return rc;
+}
+
+static int op_refuse_link(const char *from, const char *to)
+{
+	(void)from, (void)to;
+	return -EPERM; /* an export folder holds no links */
+}
+
+/* ---- attributes set ---- */
+
+/* Apply a change of attributes: to the file (live), or to the view of a registered import. */
+static int set_attr(const char *path, struct fuse_file_info *fi, int what, mode_t mode,
+		    uid_t uid, gid_t gid, off_t size, const struct timespec *tv)
+{
+	struct importfs *fs = fs_of();
+	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+	struct where w;
+	int rc;
+
+	char named[PATH_MAX];
+
+	if (h && h->imp && h->fd < 0) {
+		/* A file of a registered import, open: by its name. */
+		snprintf(named, sizeof(named), "/%s%s", h->imp->name, h->rel);
+		path = named;
+		h = NULL;
+	}
+	if (h && h->fd >= 0 && h->imp) {
+		pthread_rwlock_rdlock(&h->imp->rw);
+		rc = what == 0	 ? fchmod(h->fd, mode)
+		     : what == 1 ? fchown(h->fd, uid, gid)
+		     : what == 2 ? ftruncate(h->fd, size)
+				 : futimens(h->fd, tv);
+		rc = rc < 0 ? -errno : 0;
+		if (rc == 0)
+			touch(h->imp);
+		pthread_rwlock_unlock(&h->imp->rw);
+		return rc;
+	}
+	rc = begin(fs, path, &w);
+	if (rc < 0)
+		return rc;
+	if (w.kind != K_IMPORT) {
+		rc = w.kind == K_NEW ? -ENOENT : -EPERM;
+	} else if (live(fs, w.imp)) {
+		rc = what == 0	 ? fchmodat(AT_FDCWD, w.real, mode, 0)
+		     : what == 1 ? fchownat(AT_FDCWD, w.real, uid, gid, AT_SYMLINK_NOFOLLOW)
+		     : what == 2 ? truncate(w.real, size)
+				 : utimensat(AT_FDCWD, w.real, tv, AT_SYMLINK_NOFOLLOW);
+		rc = rc < 0 ? -errno : 0;
+		if (rc == 0)
+			touch(w.imp);
+	} else if (what == 2) {
+		rc = refused(fs, w.imp);
+	} else {
+		/* The copy tool's last steps on a registered folder: kept in its view only. */
+		struct entry *e = (struct entry *)view_entry(w.imp, w.rel);
+
+		pthread_mutex_lock(&fs->mu);
+		if (!e)
+			rc = -ENOENT;
+		else if (what == 0)
+			e->st.st_mode = (e->st.st_mode & S_IFMT) | (mode & 07777);
+		else if (what == 1) {
+			if (uid != (uid_t)-1)
+				e->st.st_uid = uid;
+			if (gid != (gid_t)-1)
+				e->st.st_gid = gid;
+		} else {
+			struct timespec now;
+
+			clock_gettime(CLOCK_REALTIME, &now);
+			for (int i = 0; i < 2; i++) {
+				struct timespec t = tv[i].tv_nsec == UTIME_NOW ? now : tv[i];
+
+				if (tv[i].tv_nsec == UTIME_OMIT)
+					continue;
+				if (i == 0)
+					e->st.st_atim = t;
+				else
+					e->st.st_mtim = t;
+			}
+		}
+		pthread_mutex_unlock(&fs->mu);
+	}
+	return done(&w, rc);
+}
+
+static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	return set_attr(path, fi, 0, mode, 0, 0, 0, NULL);
+}
+
+static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+{
+	return set_attr(path, fi, 1, 0, uid, gid, 0, NULL);
+}
+
+static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	return set_attr(path, fi, 2, 0, 0, 0, size, NULL);
+}
+
+static int op_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+{
+	return set_attr(path, fi, 3, 0, 0, 0, 0, tv);
+}
+
+/* ---- files ---- */
+
+static struct handle *handle_new(struct imp *imp, int fd, bool writer, const char *rel)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->imp = imp;
+	h->fd = fd;
+	h->writer = writer;
+	h->kind = rel ? kind_of(rel) : PLAIN;
+	h->rel = rel ? strdup(rel) : NULL;
+	if (rel && !h->rel) {
+		free(h);
+		return NULL;
+	}
+	if (imp && writer)
+		atomic_fetch_add(&imp->writers, 1);
+	return h;
+}
+
+/* Open (or with O_CREAT make) the file @w names, for the handle in @fi. */
+static int open_file(struct importfs *fs, struct where *w, int flags, mode_t mode,
+		     struct fuse_file_info *fi)
+{
+	bool writer = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+	struct handle *h;
+	int fd;
+
+	if (!live(fs, w->imp)) {
+		if (writer || (flags & O_CREAT))
+			return refused(fs, w->imp);
+		if (!view_entry(w->imp, w->rel))
+			return -ENOENT;
+		fd = -1; /* the bytes now lie in the store: reads are refused */
+	} else {
+		fd = open(w->real, (flags & ~O_NOCTTY) | O_NOFOLLOW | O_CLOEXEC, mode);
+		if (fd < 0)
+			return -errno;
+	}
+	h = handle_new(w->imp, fd, fd >= 0 && writer, w->rel);
+	if (!h) {
+		if (fd >= 0)
+			close(fd);
+		return -ENOMEM;
+	}
+	if (flags & (O_CREAT | O_TRUNC))
+		h->written = true;
+	if (flags & O_CREAT)
+		atomic_fetch_add(&w->imp->files, 1);
+	if (writer)
+		touch(w->imp);
+	fi->fh = (uintptr_t)h;
+	return 0;
+}
+
+static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct importfs *fs = fs_of();
+	struct where w;
+	int rc = begin(fs, path, &w);
+
+	if (rc < 0)
+		return rc;
+	if (w.kind == K_NEW || w.kind == K_STATUS || w.kind == K_ROOT)
+		rc = w.kind == K_NEW ? -EPERM : -EEXIST; /* only folders at the root */
+	else if (!w.rel[0])
+		rc = -EISDIR;
+	else
+		rc = open_file(fs, &w, fi->flags | O_CREAT, mode, fi);
+	return done(&w, rc);
+}
+
+static int op_open(const char *path, struct fuse_file_info *fi)
+{
+	struct importfs *fs = fs_of();
+	struct where w;
+	int rc = begin(fs, path, &w);
+
+	if (rc < 0)
+		return rc;
+	if (w.kind == K_STATUS) {
+		struct handle *h = handle_new(NULL, -1, false, NULL);
+
+		if ((fi->flags & O_ACCMODE) != O_RDONLY)
+			rc = -EACCES;
+		else if (!h || !(h->text = status_text(fs, &h->len)))
+			rc = -ENOMEM;
+		if (rc < 0) {
+			free(h);
+		} else {
+			fi->fh = (uintptr_t)h;
+			fi->direct_io = 1;
+		}
+	} else if (w.kind != K_IMPORT) {
+		rc = w.kind == K_ROOT ? -EISDIR : -ENOENT;
+	} else {
+		rc = open_file(fs, &w, fi->flags & ~O_CREAT, 0, fi);
+	}
+	return done(&w, rc);
+}
+
+static int op_read(const char *path, char *buf, size_t size, off_t off,
+		   struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	ssize_t n;
+
+	(void)path;
+	if (!h->imp) {
+		if ((size_t)off >= h->len)
+			return 0;
+		n = (ssize_t)(h->len - (size_t)off < size ? h->len - (size_t)off : size);
+		memcpy(buf, h->text + off, (size_t)n);
+		return (int)n;
+	}
+	if (h->fd < 0)
+		return -EACCES;
+	n = pread(h->fd, buf, size, off);
+	return n < 0 ? -errno : (int)n;
+}
+
+/* A write or a sync to @imp's file failed with @e: no room, or the disk: the import fails. */
+static int failed_write(struct importfs *fs, struct imp *imp, int e)
+{
+	if (e == ENOSPC || e == EDQUOT || e == EIO || e == EFBIG) {
+		int none = 0;
+
+		atomic_compare_exchange_strong(&imp->failing, &none, e);
+		pthread_cond_signal(&fs->wake);
+	}
+	return -e;
+}
+
+static int op_write(const char *path, const char *buf, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	int failing, rc;
+
+	(void)path;
+	if (!h->imp || h->fd < 0)
+		return -EBADF;
+	failing = atomic_load(&h->imp->failing);
+	if (failing)
+		return -failing;
+	rc = fsutil_pwrite_full(h->fd, buf, size, (uint64_t)off);
+	if (rc < 0)
+		return failed_write(fs_of(), h->imp, -rc);
+	h->written = true;
+	atomic_fetch_add(&h->imp->bytes, size);
+	atomic_store(&h->imp->last_ns, now_ns());
+	return (int)size;
+}
+
+/* A configuration or the settings document, closed: it must parse, or its close() fails. */
+static int check_closed(struct importfs *fs, struct handle *h)
+{
+	char real[PATH_MAX];
+	struct error err;
+	int rc;
+
+	snprintf(real, sizeof(real), "%s%s", h->imp->staging, h->rel);
+	error_clear(&err);
+	if (h->kind == CONFIG) {
+		struct config *config = NULL;
+
+		rc = config_load(&config, real, &err);
+		config_free(config);
+	} else {
+		struct import_settings s;
+
+		rc = import_settings_load(real, &s, &err);
+		import_settings_free(&s);
+	}
+	forget_close(fs, h->imp, h->rel);
+	if (rc == 0)
+		return 0;
+	pthread_mutex_lock(&fs->mu);
+	add_issue(fs, h->imp, &h->imp->closes, &h->imp->close_count,
+		  h->kind == CONFIG ? "config-damaged" : "settings-invalid", true, real,
+		  error_message(&err));
+	pthread_mutex_unlock(&fs->mu);
+	if (fs->o->verbose)
+		fuse_log(FUSE_LOG_ERR, "impexfs: %s\n", error_message(&err));
+	return -EIO;
+}
+
+static int op_flush(const char *path, struct fuse_file_info *fi)
+{
+	struct importfs *fs = fs_of();
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	int rc = 0;
+
+	(void)path;
+	if (!h->imp || h->fd < 0 || !h->written)
+		return 0;
+	/* Each file is made durable as it completes: the commit has only names to place. */
+	if (fsync(h->fd) < 0)
+		return failed_write(fs, h->imp, errno);
+	h->written = false;
+	if (h->kind != PLAIN) {
+		pthread_rwlock_rdlock(&h->imp->rw);
+		rc = check_closed(fs, h);
+		pthread_rwlock_unlock(&h->imp->rw);
+	}
+	touch(h->imp);
+	return rc;
+}
+
+static int op_release(const char *path, struct fuse_file_info *fi)
+{
+	struct importfs *fs = fs_of();
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+	(void)path;
+	if (h->fd >= 0)
+		close(h->fd);
+	if (h->imp && h->writer) {
+		touch(h->imp);
+		atomic_fetch_sub(&h->imp->writers, 1);
+		pthread_cond_signal(&fs->wake);
+	}
+	free(h->rel);
+	free(h->text);
+	free(h);
+	return 0;
+}
+
+static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+	(void)path;
+	if (!h->imp || h->fd < 0)
+		return 0;
+	if ((datasync ? fdatasync(h->fd) : fsync(h->fd)) < 0)
+		return failed_write(fs_of(), h->imp, errno);
+	return 0;
+}
+
+static int op_statfs(const char *path, struct statvfs *st)
+{
+	struct importfs *fs = fs_of();
+
+	(void)path;
+	/* Where the data really goes. */
+	return statvfs(fs->staging_root, st) < 0 ? -errno : 0;
+}
+
+/* ---- extended attributes (rsync -X) ---- */
+
+static int xattr_target(const char *path, struct where *w, bool change)
+{
+	struct importfs *fs = fs_of();
+	int rc = begin(fs, path, w);
+
+	if (rc < 0)
+		return rc;
+	if (w->kind != K_IMPORT)
+		return done(w, w->kind == K_NEW ? -ENOENT : -ENOTSUP);
+	if (!live(fs, w->imp))
+		return done(w, change ? refused(fs, w->imp) : -ENODATA);
+	return 1; /* the caller acts on w->real, then calls done() */
+}
+
+static int op_setxattr(const char *path, const char *name, const char *value, size_t size,
+		       int flags)
+{
+	struct where w;
+	int rc = xattr_target(path, &w, true);
+
+	if (rc <= 0)
+		return rc;
+	rc = lsetxattr(w.real, name, value, size, flags) < 0 ? -errno : 0;
+	if (rc == 0)
+		touch(w.imp);
+	return done(&w, rc);
+}
+
+static int op_getxattr(const char *path, const char *name, char *value, size_t size)
+{
+	struct where w;
+	int rc = xattr_target(path, &w, false);
+	ssize_t n;
+
+	if (rc <= 0)
+		return rc == -ENODATA ? -ENODATA : rc;
+	n = lgetxattr(w.real, name, value, size);
+	return done(&w, n < 0 ? -errno : (int)n);
+}
+
+static int op_listxattr(const char *path, char *list, size_t size)
+{
+	struct where w;
+	int rc = xattr_target(path, &w, false);
+	ssize_t n;
+
+	if (rc == -ENODATA)
+		return 0;
+	if (rc <= 0)
+		return rc;
+	n = llistxattr(w.real, list, size);
+	return done(&w, n < 0 ? -errno : (int)n);
+}
+
+static int op_removexattr(const char *path, const char *name)
+{
+	struct where w;
+	int rc = xattr_target(path, &w, true);
+
+	if (rc <= 0)
+		return rc;
+	rc = lremovexattr(w.real, name) < 0 ? -errno : 0;
+	if (rc == 0)
+		touch(w.imp);
+	return done(&w, rc);
+}
+
+/* ---- checking and registering ---- */
+
+/* Record what the folder of @imp holds (names and attributes), for its view. */
+static void take_view(struct imp *imp, const char *rel)
+{
+	char real[PATH_MAX];
+	struct entry *grown;
+	struct stat st;
+	DIR *d;
+
+	if (snprintf(real, sizeof(real), "%s%s", imp->staging, rel) >= (int)sizeof(real) ||
+	    lstat(real, &st) < 0)
+		return;
+	grown = realloc(imp->view, (imp->view_count + 1) * sizeof(*grown));
+	if (!grown)
+		return;
+	imp->view = grown;
+	if (!(grown[imp->view_count].rel = strdup(rel)))
+		return;
+	if (S_ISREG(st.st_mode))
+		st.st_blksize = 1 << 20;
+	grown[imp->view_count++].st = st;
+	if (!S_ISDIR(st.st_mode) || !(d = opendir(real)))
+		return;
+	for (struct dirent *e; (e = readdir(d));) {
+		char sub[PATH_MAX];
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (snprintf(sub, sizeof(sub), "%s/%s", rel, e->d_name) < (int)sizeof(sub))
+			take_view(imp, sub);
+	}
+	closedir(d);
+}
+
+/* The import is over (registered or failed): its view stays, its folder goes. */
+static void finish(struct importfs *fs, struct imp *imp, enum state state)
+{
+	take_view(imp, "");
+	fsutil_remove_tree(imp->staging);
+	if (imp->lockfd >= 0)
+		close(imp->lockfd);
+	imp->lockfd = -1;
+	pthread_mutex_lock(&fs->mu);
+	imp->state = state;
+	pthread_mutex_unlock(&fs->mu);
+}
+
+static void set_state(struct importfs *fs, struct imp *imp, enum state state,
+		      struct issue *issues, size_t count)
+{
+	pthread_mutex_lock(&fs->mu);
+	issues_free(imp->issues, imp->issue_count);
+	imp->issues = issues;
+	imp->issue_count = count;
+	imp->state = state;
+	pthread_mutex_unlock(&fs->mu);
+}
+
+/* Fail @imp with @e (its files could not be written): everything it made goes. */
+static void fail_import(struct importfs *fs, struct imp *imp, int e, const char *message)
+{
+	struct issue *issues = NULL;
+	size_t count = 0;
+
+	add_issue(fs, imp, &issues, &count, e == ENOSPC || e == EDQUOT ? "space-short" : "write-failed",
+		  true, "", message);
+	pthread_mutex_lock(&fs->mu);
+	imp->fail_errno = e;
+	pthread_mutex_unlock(&fs->mu);
+	set_state(fs, imp, FAILED, issues, count);
+	finish(fs, imp, FAILED);
+	fuse_log(FUSE_LOG_ERR, "impexfs: import '%s' failed and was rolled back: %s\n", imp->name,
+		 message);
+}
+
+/* Check @imp, quiet and closed, and register it when it is whole and valid. Its lock is held alone. */
+static void check(struct importfs *fs, struct imp *imp, uint64_t quiet_since)
+{
+	struct import_settings given[3], settings;
+	const char *names[3];
+	struct import_report report = {0};
+	struct issue *issues = NULL;
+	size_t count = 0, n = 0;
+	char doc[PATH_MAX], id[37] = "";
+	struct error err;
+	int rc;
+
+	error_clear(&err);
+	for (; n < fs->given_count; n++) {
+		given[n] = fs->given[n];
+		names[n] = fs->given_names[n];
+	}
+	snprintf(doc, sizeof(doc), "%s/%s", imp->staging, IMPORTFS_SETTINGS);
+	rc = 0;
+	if (access(doc, F_OK) == 0) {
+		rc = import_settings_load(doc, &given[n], &err);
+		names[n] = doc;
+		if (rc == 0)
+			n++;
+	}
+	if (rc == 0)
+		rc = import_settings_layered(imp->staging, fs->store_root, given, names, n,
+					     &settings, &err);
+	if (n > fs->given_count)
+		import_settings_free(&given[n - 1]);
+	if (rc < 0) {
+		/* Mostly a copy not yet whole: no configuration yet, or a part of one. */
+		add_issue(fs, imp, &issues, &count, "incomplete", true, "", error_message(&err));
+		set_state(fs, imp, WAITING, issues, count);
+		return;
+	}
+	if (!settings.create_copy) {
+		add_issue(fs, imp, &issues, &count, "settings-invalid", true, doc,
+			  "create_copy = false: an import mount copies; register in place with "
+			  "'impex import'");
+		rc = -EINVAL;
+	}
+	if (rc == 0 && import_compare(imp->staging, fs->store, &settings, IMPORT_ADOPT, &report,
+				      &err) < 0) {
+		add_issue(fs, imp, &issues, &count, "incomplete", true, "", error_message(&err));
+		rc = -EINVAL;
+	}
+	for (size_t i = 0; i < report.count; i++)
+		add_issue(fs, imp, &issues, &count, report.issues[i].id,
+			  report.issues[i].severity == IMPORT_ERROR, report.issues[i].file,
+			  report.issues[i].message);
+	if (rc == 0 && report.errors == 0) {
+		set_state(fs, imp, REGISTERING, issues, count);
+		issues = NULL;
+		count = 0;
+		rc = import_run(imp->staging, fs->store, &settings, IMPORT_ADOPT, NULL, id, &err);
+		if (rc < 0) {
+			fail_import(fs, imp, -rc, error_message(&err));
+		} else {
+			pthread_mutex_lock(&fs->mu);
+			snprintf(imp->vm_id, sizeof(imp->vm_id), "%s", id);
+			imp->vm_name = strdup(settings.name ? settings.name : "");
+			imp->settle_to_commit = (double)(now_ns() - quiet_since) / 1e9;
+			pthread_mutex_unlock(&fs->mu);
+			finish(fs, imp, REGISTERED);
+			if (fs->o->verbose)
+				fuse_log(FUSE_LOG_INFO, "impexfs: import '%s' registered VM %s\n",
+					 imp->name, id);
+		}
+	} else {
+		set_state(fs, imp, WAITING, issues, count);
+	}
+	import_report_free(&report);
+	import_settings_free(&settings);
+}
+
+static void *checker(void *arg)
+{
+	struct importfs *fs = arg;
+
+	pthread_mutex_lock(&fs->mu);
+	while (!fs->stop) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 50 * 1000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&fs->wake, &fs->mu, &until);
+		for (size_t i = 0; i < fs->count && !fs->stop; i++) {
+			struct imp *imp = fs->imps[i];
+			bool open = imp->state == COPYING || imp->state == WAITING;
+			int failing = atomic_load(&imp->failing);
+			uint64_t last = atomic_load(&imp->last_ns);
+
+			if (!open || imp->gone)
+				continue;
+			if (!failing && (atomic_load(&imp->writers) > 0 ||
+					 now_ns() - last < (uint64_t)fs->o->settle_ms * 1000000u)) {
+				imp->state = COPYING;
+				continue;
+			}
+			if (!failing && !atomic_load(&imp->dirty))
+				continue;
+			pthread_mutex_unlock(&fs->mu);
+			pthread_rwlock_wrlock(&imp->rw);
+			if (failing) {
+				char message[256];
+
+				snprintf(message, sizeof(message),
+					 "a file could not be written: %s", strerror(failing));
+				fail_import(fs, imp, failing, message);
+			} else if (atomic_load(&imp->writers) == 0 &&
+				   atomic_load(&imp->last_ns) == last) {
+				atomic_store(&imp->dirty, false);
+				check(fs, imp, last);
+			}
+			pthread_rwlock_unlock(&imp->rw);
+			pthread_mutex_lock(&fs->mu);
+		}
+	}
+	pthread_mutex_unlock(&fs->mu);
+	return NULL;
+}
+
+static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	struct importfs *fs = fuse_get_context()->private_data;
+
+	cfg->nullpath_ok = 0; /* readdir finds its folder by path */
+	cfg->use_ino = 0;
+	cfg->attr_timeout = 0; /* sizes grow as files are written; the status file changes */
+	cfg->entry_timeout = 1;
+	cfg->negative_timeout = 0;
+	conn->max_write = 1 << 20;
+	conn->want &= ~FUSE_CAP_SPLICE_READ; /* writes come in whole: no copy saved by splice */
+	return fs;
+}
+
+static const struct fuse_operations ops = {
+	.init = op_init,
+	.getattr = op_getattr,
+	.readdir = op_readdir,
+	.mkdir = op_mkdir,
+	.rmdir = op_rmdir,
+	.unlink = op_unlink,
+	.rename = op_rename,
+	.link = op_refuse_link,
+	.symlink = op_refuse_link,
+	.chmod = op_chmod,
+	.chown = op_chown,
+	.truncate = op_truncate,
+	.utimens = op_utimens,
+	.create = op_create,
+	.open = op_open,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+};
+
+/* ---- the mount ---- */
+
+/* The mount's settings: the file, then the options; their target VHD root holds the imports. */
+static int load_settings(struct importfs *fs, struct error *err)
+{
+	const struct import_settings *last = NULL;
+	int rc = 0;
+
+	if (fs->o->settings_file) {
+		rc = import_settings_load(fs->o->settings_file, &fs->given[0], err);
+		if (rc < 0)
+			return rc;
+		fs->given_names[fs->given_count++] = fs->o->settings_file;
+	}
+	if (fs->o->settings_text && fs->o->settings_text[0]) {
+		rc = import_settings_parse(fs->o->settings_text, strlen(fs->o->settings_text),
+					   "the mount options", &fs->given[fs->given_count], err);
+		if (rc < 0)
+			return rc;
+		fs->given_names[fs->given_count++] = "the mount options";
+	}
+	for (size_t i = 0; i < fs->given_count; i++) {
+		if (fs->given[i].create_copy_given && !fs->given[i].create_copy)
+			return error_set(err, EINVAL,
+					 "%s: create_copy = false: an import mount copies; "
+					 "register in place with 'impex import'",
+					 fs->given_names[i]);
+		if (fs->given[i].target_vhd_data_root)
+			last = &fs->given[i];
+	}
+	if (last)
+		snprintf(fs->staging_root, sizeof(fs->staging_root), "%s",
+			 last->target_vhd_data_root);
+	else
+		snprintf(fs->staging_root, sizeof(fs->staging_root), "%s/Virtual Hard Disks",
+			 fs->store_root);
+	if (!last && mkdir(fs->staging_root, 0755) < 0 && errno != EEXIST)
+		return error_errno(err, errno, "cannot create", fs->staging_root);
+	struct stat st;
+
+	if (stat(fs->staging_root, &st) < 0 || !S_ISDIR(st.st_mode))
+		return error_errno(err, errno ? errno : ENOTDIR, "cannot use the target VHD root",
+				   fs->staging_root);
+	return 0;
+}
+
+/* What killed imports left, before this mount adds its own. */
+static int recover(struct importfs *fs, struct error *err)
+{
+	struct import_settings t = {0};
+	char vm[PATH_MAX], snap[PATH_MAX];
+	int rc;
+
+	snprintf(vm, sizeof(vm), "%s", fs->store_root);
+	snprintf(snap, sizeof(snap), "%s", fs->store_root);
+	for (size_t i = 0; i < fs->given_count; i++) {
+		if (fs->given[i].target_vm_data_root)
+			snprintf(vm, sizeof(vm), "%s", fs->given[i].target_vm_data_root);
+		if (fs->given[i].target_snapshot_data_root)
+			snprintf(snap, sizeof(snap), "%s", fs->given[i].target_snapshot_data_root);
+	}
+	t.target_vm_data_root = vm;
+	t.target_vhd_data_root = fs->staging_root;
+	t.target_snapshot_data_root = snap;
+	rc = import_recover(fs->store, &t, err);
+	return rc;
+}
+
+/* Unmounted: imports not registered are rolled back. */
+static void shut_down(struct importfs *fs)
+{
+	if (fs->checker_running) {
+		pthread_mutex_lock(&fs->mu);
+		fs->stop = true;
+		pthread_cond_signal(&fs->wake);
+		pthread_mutex_unlock(&fs->mu);
+		pthread_join(fs->checker, NULL);
+	}
+	for (size_t i = 0; i < fs->count; i++) {
+		struct imp *imp = fs->imps[i];
+
+		if (imp->lockfd >= 0) {
+			fsutil_remove_tree(imp->staging);
+			close(imp->lockfd);
+			if (imp->state != REGISTERED)
+				fuse_log(FUSE_LOG_WARNING,
+					 "impexfs: import '%s' was not complete at unmount: rolled "
+					 "back\n",
+					 imp->name);
+		}
+		issues_free(imp->issues, imp->issue_count);
+		issues_free(imp->closes, imp->close_count);
+		for (size_t k = 0; k < imp->view_count; k++)
+			free(imp->view[k].rel);
+		free(imp->view);
+		free(imp->vm_name);
+		free(imp->name);
+		pthread_rwlock_destroy(&imp->rw);
+		free(imp);
+	}
+	free(fs->imps);
+}
+
+int importfs_main(const struct importfs_options *o, struct fuse_args *args)
+{
+	struct importfs fs = {.o = o};
+	const char *roots[1] = {o->store};
+	struct store_options so = {.roots = roots, .root_count = 1, .pathmap = o->pathmap};
+	struct fuse_loop_config *loop = NULL;
+	struct fuse *fuse = NULL;
+	struct error err;
+	int rc = 2;
+
+	error_clear(&err);
+	pthread_mutex_init(&fs.mu, NULL);
+	pthread_cond_init(&fs.wake, NULL);
+	clock_gettime(CLOCK_REALTIME, &fs.started);
+	if (!realpath(o->store, fs.store_root)) {
+		fprintf(stderr, "impexfs: cannot use the store '%s': %s\n", o->store,
+			strerror(errno));
+		rc = 1;
+		goto out;
+	}
+	if (load_settings(&fs, &err) < 0) {
+		fprintf(stderr, "impexfs: %s\n", error_message(&err));
+		goto out;
+	}
+	rc = 1;
+	if (store_open(&fs.store, &so, &err) < 0 || recover(&fs, &err) < 0) {
+		fprintf(stderr, "impexfs: %s\n", error_message(&err));
+		goto out;
+	}
+	fuse = fuse_new(args, &ops, sizeof(ops), &fs);
+	if (!fuse) {
+		rc = 2;
+		goto out;
+	}
+	if (fuse_mount(fuse, o->mountpoint) != 0)
+		goto out;
+	if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
+		goto out_unmount;
+	fuse_daemonize(o->foreground);
+	if (pthread_create(&fs.checker, NULL, checker, &fs) != 0) {
+		fuse_log(FUSE_LOG_ERR, "impexfs: cannot start the checking thread\n");
+		goto out_signals;
+	}
+	fs.checker_running = true;
+	if (o->singlethread) {
+		rc = fuse_loop(fuse);
+	} else {
+		loop = fuse_loop_cfg_create();
+		if (loop) {
+			fuse_loop_cfg_set_clone_fd(loop, o->clone_fd);
+			if (o->max_threads <= 100000)
+				fuse_loop_cfg_set_max_threads(loop, o->max_threads);
+			if (o->max_idle_threads <= 100000)
+				fuse_loop_cfg_set_idle_threads(loop, o->max_idle_threads);
+		}
+		rc = loop ? fuse_loop_mt(fuse, loop) : 1;
+	}
+	rc = rc == 0 || rc == -ECONNABORTED || rc == -ENODEV ? 0 : 1;
+out_signals:
+	fuse_remove_signal_handlers(fuse_get_session(fuse));
+out_unmount:
+	fuse_unmount(fuse);
+out:
+	shut_down(&fs);
+	if (fuse)
+		fuse_destroy(fuse);
+	fuse_loop_cfg_destroy(loop);
+	store_free(fs.store);
+	for (size_t i = 0; i < fs.given_count; i++)
+		import_settings_free(&fs.given[i]);
+	return rc;
+}

@@ -1,0 +1,38 @@
+/*
+ * The import mount: each folder made at the mount's root is one import of
+ * an export folder into the store (docs/IMPORT.md, "The import mount").
+ */
+#ifndef IMPEXFS_IMPORTFS_H
+#define IMPEXFS_IMPORTFS_H
+
+#include <fuse_opt.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct pathmap;
+
+struct importfs_options {
+	const char *store;	   /* the store's root */
+	const char *mountpoint;
+	const struct pathmap *pathmap;
+	const char *settings_file; /* -o settings=FILE, or NULL */
+	const char *settings_text; /* the -o settings as a document ("" for none) */
+	unsigned settle_ms;	   /* quiet time before an import is checked */
+	bool verbose;
+	bool foreground, debug, singlethread, clone_fd;
+	unsigned max_threads, max_idle_threads; /* > 100000: libfuse's defaults */
+};
+
+/* The name of the status file at the mount's root. */
+#define IMPORTFS_STATUS ".impex-status"
+/* The name of an import's own settings document, in its folder. */
+#define IMPORTFS_SETTINGS "impex-import.settings"
+
+/**
+ * Mount, go to the background unless told not to, serve until unmounted.
+ * @args are libfuse's remaining arguments. Returns the exit status: 0, 1
+ * for a store or a mount that failed, 2 for bad settings.
+ */
+int importfs_main(const struct importfs_options *options, struct fuse_args *args);
+
+#endif
