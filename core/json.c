@@ -1,6 +1,7 @@
 #include "json.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 void json_init(struct json *j, FILE *out)
@@ -183,4 +184,302 @@ void json_finish(struct json *j)
 {
 	fputc('\n', j->out);
 	fflush(j->out);
+}
+
+/* ---- reading ---- */
+
+struct reader {
+	const char *p, *end;
+	int depth;
+};
+
+static void skip_space(struct reader *r)
+{
+	while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+		r->p++;
+}
+
+static struct json_value *value_new(enum json_type type)
+{
+	struct json_value *v = calloc(1, sizeof(*v));
+
+	if (v)
+		v->type = type;
+	return v;
+}
+
+/* Append the code point @cp to @out (UTF-8). */
+static void put_utf8(char *out, size_t *n, uint32_t cp)
+{
+	if (cp < 0x80) {
+		out[(*n)++] = (char)cp;
+	} else if (cp < 0x800) {
+		out[(*n)++] = (char)(0xC0 | (cp >> 6));
+		out[(*n)++] = (char)(0x80 | (cp & 0x3F));
+	} else if (cp < 0x10000) {
+		out[(*n)++] = (char)(0xE0 | (cp >> 12));
+		out[(*n)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		out[(*n)++] = (char)(0x80 | (cp & 0x3F));
+	} else {
+		out[(*n)++] = (char)(0xF0 | (cp >> 18));
+		out[(*n)++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+		out[(*n)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		out[(*n)++] = (char)(0x80 | (cp & 0x3F));
+	}
+}
+
+static int hex4(const char *p, uint32_t *out)
+{
+	*out = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];
+		int d = c >= '0' && c <= '9'   ? c - '0'
+			: c >= 'a' && c <= 'f' ? c - 'a' + 10
+			: c >= 'A' && c <= 'F' ? c - 'A' + 10
+					       : -1;
+		if (d < 0)
+			return -1;
+		*out = *out << 4 | (uint32_t)d;
+	}
+	return 0;
+}
+
+/* A string literal at r->p (after its quote has been checked), into a new string. */
+static char *read_string(struct reader *r)
+{
+	const char *start = ++r->p;
+	size_t n = 0;
+	char *out;
+
+	while (r->p < r->end && *r->p != '"')
+		r->p += *r->p == '\\' && r->p + 1 < r->end ? 2 : 1;
+	if (r->p >= r->end || !(out = malloc((size_t)(r->p - start) + 1)))
+		return NULL;
+	for (const char *p = start; p < r->p; p++) {
+		uint32_t cp, low;
+
+		if ((unsigned char)*p < 0x20) {
+			free(out);
+			return NULL;
+		}
+		if (*p != '\\') {
+			out[n++] = *p;
+			continue;
+		}
+		switch (*++p) {
+		case '"': case '\\': case '/':
+			out[n++] = *p;
+			break;
+		case 'b': out[n++] = '\b'; break;
+		case 'f': out[n++] = '\f'; break;
+		case 'n': out[n++] = '\n'; break;
+		case 'r': out[n++] = '\r'; break;
+		case 't': out[n++] = '\t'; break;
+		case 'u':
+			if (r->p - p < 5 || hex4(p + 1, &cp) < 0) {
+				free(out);
+				return NULL;
+			}
+			p += 4;
+			if (cp >= 0xD800 && cp < 0xDC00 && r->p - p >= 7 && p[1] == '\\' &&
+			    p[2] == 'u' && hex4(p + 3, &low) == 0 && low >= 0xDC00 && low < 0xE000) {
+				cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+				p += 6;
+			} else if (cp >= 0xD800 && cp < 0xE000) {
+				cp = 0xFFFD;
+			}
+			if (cp == 0) {
+				free(out); /* a NUL cannot be held */
+				return NULL;
+			}
+			put_utf8(out, &n, cp); /* at most 4 bytes for 6 or 12 read */
+			break;
+		default:
+			free(out);
+			return NULL;
+		}
+	}
+	out[n] = '\0';
+	r->p++;
+	return out;
+}
+
+static struct json_value *read_value(struct reader *r);
+
+/* Append @item to the array or object @v (with @key for an object). */
+static int add_item(struct json_value *v, char *key, struct json_value *item)
+{
+	struct json_value **items = realloc(v->items, (v->count + 1) * sizeof(*items));
+	char **keys = v->type == JSON_OBJECT ? realloc(v->keys, (v->count + 1) * sizeof(*keys))
+					     : NULL;
+
+	if (items)
+		v->items = items;
+	if (keys)
+		v->keys = keys;
+	if (!items || (v->type == JSON_OBJECT && !keys))
+		return -1;
+	if (keys)
+		keys[v->count] = key;
+	items[v->count++] = item;
+	return 0;
+}
+
+static struct json_value *read_container(struct reader *r, enum json_type type)
+{
+	struct json_value *v = value_new(type);
+	char close = type == JSON_OBJECT ? '}' : ']';
+
+	r->p++;
+	if (!v || ++r->depth > JSON_MAX_DEPTH)
+		goto bad;
+	skip_space(r);
+	if (r->p < r->end && *r->p == close) {
+		r->p++;
+		r->depth--;
+		return v;
+	}
+	for (;;) {
+		char *key = NULL;
+		struct json_value *item;
+
+		skip_space(r);
+		if (type == JSON_OBJECT) {
+			if (r->p >= r->end || *r->p != '"' || !(key = read_string(r)))
+				goto bad;
+			skip_space(r);
+			if (r->p >= r->end || *r->p != ':') {
+				free(key);
+				goto bad;
+			}
+			r->p++;
+		}
+		item = read_value(r);
+		if (!item || add_item(v, key, item) < 0) {
+			free(key);
+			json_value_free(item);
+			goto bad;
+		}
+		skip_space(r);
+		if (r->p < r->end && *r->p == ',') {
+			r->p++;
+			continue;
+		}
+		if (r->p < r->end && *r->p == close) {
+			r->p++;
+			r->depth--;
+			return v;
+		}
+		goto bad;
+	}
+bad:
+	json_value_free(v);
+	return NULL;
+}
+
+static struct json_value *read_value(struct reader *r)
+{
+	static const struct {
+		const char *word;
+		enum json_type type;
+		bool value;
+	} words[] = {{"true", JSON_BOOL, true}, {"false", JSON_BOOL, false}, {"null", JSON_NULL, false}};
+	struct json_value *v;
+
+	skip_space(r);
+	if (r->p >= r->end)
+		return NULL;
+	if (*r->p == '{')
+		return read_container(r, JSON_OBJECT);
+	if (*r->p == '[')
+		return read_container(r, JSON_ARRAY);
+	if (*r->p == '"') {
+		char *text = read_string(r);
+
+		if (!text || !(v = value_new(JSON_STRING))) {
+			free(text);
+			return NULL;
+		}
+		v->string = text;
+		return v;
+	}
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		size_t n = strlen(words[i].word);
+
+		if ((size_t)(r->end - r->p) >= n && memcmp(r->p, words[i].word, n) == 0) {
+			r->p += n;
+			if ((v = value_new(words[i].type)))
+				v->boolean = words[i].value;
+			return v;
+		}
+	}
+	if (*r->p == '-' || (*r->p >= '0' && *r->p <= '9')) {
+		char buf[64], *stop;
+		size_t n = 0;
+
+		while (r->p + n < r->end && n < sizeof(buf) - 1 && strchr("+-.eE0123456789", r->p[n]))
+			n++;
+		memcpy(buf, r->p, n);
+		buf[n] = '\0';
+		if (!(v = value_new(JSON_NUMBER)))
+			return NULL;
+		v->number = strtod(buf, &stop);
+		if (stop != buf + n || n == 0) {
+			free(v);
+			return NULL;
+		}
+		r->p += n;
+		return v;
+	}
+	return NULL;
+}
+
+struct json_value *json_parse(const char *text, size_t len)
+{
+	struct reader r = {text, text + len, 0};
+	struct json_value *v = read_value(&r);
+
+	skip_space(&r);
+	if (v && r.p != r.end) {
+		json_value_free(v);
+		return NULL;
+	}
+	return v;
+}
+
+void json_value_free(struct json_value *v)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < v->count; i++) {
+		json_value_free(v->items[i]);
+		if (v->keys)
+			free(v->keys[i]);
+	}
+	free(v->items);
+	free(v->keys);
+	free(v->string);
+	free(v);
+}
+
+const struct json_value *json_get(const struct json_value *object, const char *key)
+{
+	for (size_t i = 0; object && object->type == JSON_OBJECT && i < object->count; i++)
+		if (strcmp(object->keys[i], key) == 0)
+			return object->items[i];
+	return NULL;
+}
+
+const char *json_get_string(const struct json_value *object, const char *key)
+{
+	const struct json_value *v = json_get(object, key);
+
+	return v && v->type == JSON_STRING ? v->string : NULL;
+}
+
+double json_get_number(const struct json_value *object, const char *key)
+{
+	const struct json_value *v = json_get(object, key);
+
+	return v && v->type == JSON_NUMBER ? v->number : 0;
 }

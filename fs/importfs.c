@@ -702,6 +702,12 @@ static int op_refuse_link(const char *from, const char *to)
 	return -EPERM; /* an export folder holds no links */
 }
 
+static int op_refuse_mknod(const char *path, mode_t mode, dev_t dev)
+{
+	(void)path, (void)mode, (void)dev;
+	return -EPERM; /* nor devices, FIFOs or sockets */
+}
+
 /* ---- attributes set ---- */
 
 /* Apply a change of attributes: to the file (live), or to the view of a registered import. */
@@ -1160,7 +1166,8 @@ static void take_view(struct imp *imp, const char *rel)
 /* The import is over (registered or failed): its view stays, its folder goes. */
 static void finish(struct importfs *fs, struct imp *imp, enum state state)
 {
-	take_view(imp, "");
+	if (!imp->view_count)
+		take_view(imp, "");
 	fsutil_remove_tree(imp->staging);
 	if (imp->lockfd >= 0)
 		close(imp->lockfd);
@@ -1253,6 +1260,8 @@ static void check(struct importfs *fs, struct imp *imp, uint64_t quiet_since)
 		set_state(fs, imp, REGISTERING, issues, count);
 		issues = NULL;
 		count = 0;
+		/* What the copy tool wrote, before the registration changes a byte. */
+		take_view(imp, "");
 		rc = import_run(imp->staging, fs->store, &settings, IMPORT_ADOPT, NULL, id, &err);
 		if (rc < 0) {
 			fail_import(fs, imp, -rc, error_message(&err));
@@ -1349,6 +1358,7 @@ static const struct fuse_operations ops = {
 	.rename = op_rename,
 	.link = op_refuse_link,
 	.symlink = op_refuse_link,
+	.mknod = op_refuse_mknod,
 	.chmod = op_chmod,
 	.chown = op_chown,
 	.truncate = op_truncate,
@@ -1389,6 +1399,15 @@ static int load_settings(struct importfs *fs, struct error *err)
 		fs->given_names[fs->given_count++] = "the mount options";
 	}
 	for (size_t i = 0; i < fs->given_count; i++) {
+		const char *roots[] = {fs->given[i].target_vm_data_root,
+				       fs->given[i].target_vhd_data_root,
+				       fs->given[i].target_snapshot_data_root};
+
+		for (size_t k = 0; k < 3; k++)
+			if (roots[k] && roots[k][0] != '/')
+				return error_set(err, EINVAL,
+						 "%s: the target root '%s' is not an absolute path",
+						 fs->given_names[i], roots[k]);
 		if (fs->given[i].create_copy_given && !fs->given[i].create_copy)
 			return error_set(err, EINVAL,
 					 "%s: create_copy = false: an import mount copies; "

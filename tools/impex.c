@@ -3,6 +3,7 @@
  */
 #include "cli.h"
 #include "cmd_demo.h"
+#include "cmd_status.h"
 #include "cmd_store.h"
 #include "cmd_vhd.h"
 #include "impex_config.h"
@@ -17,6 +18,7 @@ static void usage(FILE *out)
 	cmd_vhd_help(out);
 	fputc('\n', out);
 	cmd_store_help(out);
+	cmd_status_help(out);
 	fprintf(out, "\nimpex demo STORE\n      make a new store of three VMs with disks, files, "
 		     "snapshots and saved state\n");
 	fprintf(out, "\nExit status: 0 success, 1 failure, 2 usage error.\n");
@@ -53,6 +55,8 @@ static int run(int argc, char **argv)
 		return cmd_compare(argc - 1, argv + 1);
 	if (strcmp(argv[1], "import-settings") == 0)
 		return cmd_import_settings(argc - 1, argv + 1);
+	if (strcmp(argv[1], "status") == 0)
+		return cmd_status(argc - 1, argv + 1);
 	if (strcmp(argv[1], "switch") == 0)
 		return cmd_switch(argc - 1, argv + 1);
 	cli_error("unknown command '%s'", argv[1]);

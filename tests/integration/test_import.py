@@ -246,12 +246,13 @@ def test_compare_settings_that_do_not_fit_the_export():
 
 
 @contextlib.contextmanager
-def small_store():
-    """A new store on a 1 MiB tmpfs, unmounted at the end."""
+def small_store(size="1m"):
+    """A new store on a tmpfs of @size, unmounted at the end."""
     if os.geteuid() != 0:
         raise Skip("a small tmpfs needs root")
     os.mkdir("small")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", "small"], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", "small"],
+                   check=True)
     try:
         yield new_store("small/store")
     finally:

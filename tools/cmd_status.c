@@ -1,0 +1,147 @@
+/*
+ * impex status MOUNTPOINT [--json]: what the imports of an import mount are
+ * doing, from the status file at its root (docs/IMPORT.md).
+ */
+#include "cmd_status.h"
+
+#include "cli.h"
+#include "error.h"
+#include "json.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage_status[] = "impex status [--json] MOUNTPOINT";
+
+/* The status file's name: fs/importfs.h says it too. */
+#define STATUS_FILE ".impex-status"
+
+void cmd_status_help(FILE *out)
+{
+	fprintf(out,
+		"\n  %s\n      each import of an import mount (impexfs -o import): state, files, "
+		"bytes,\n      errors and warnings, and the VM it registered\n",
+		usage_status);
+}
+
+/* The whole status file at @path (at most 64 MiB), in *@text. */
+static int slurp(const char *path, char **text, size_t *len, struct error *err)
+{
+	FILE *f = fopen(path, "r");
+	size_t cap = 0;
+
+	*text = NULL;
+	*len = 0;
+	if (!f)
+		return error_errno(err, errno, "not an import mount: cannot read", path);
+	for (;;) {
+		char *grown;
+		size_t n;
+
+		if (*len == cap) {
+			cap = cap ? cap * 2 : 65536;
+			if (cap > (64u << 20) || !(grown = realloc(*text, cap + 1))) {
+				fclose(f);
+				return error_set(err, EFBIG, "'%s' is too large", path);
+			}
+			*text = grown;
+		}
+		n = fread(*text + *len, 1, cap - *len, f);
+		*len += n;
+		if (n == 0)
+			break;
+	}
+	if (ferror(f)) {
+		fclose(f);
+		return error_errno(err, EIO, "cannot read", path);
+	}
+	fclose(f);
+	(*text)[*len] = '\0';
+	return 0;
+}
+
+static void print_issues(const struct json_value *list, const char *kind)
+{
+	for (size_t i = 0; list && list->type == JSON_ARRAY && i < list->count; i++) {
+		const struct json_value *issue = list->items[i];
+		const char *file = json_get_string(issue, "file");
+
+		printf("    %s %s: %s%s%s\n", kind, json_get_string(issue, "id") ?: "?",
+		       json_get_string(issue, "message") ?: "",
+		       file && file[0] ? "\n        file: " : "", file && file[0] ? file : "");
+	}
+}
+
+static void print_human(const struct json_value *status)
+{
+	const struct json_value *imports = json_get(status, "imports");
+	char size[32];
+
+	printf("import mount of the store %s\n", json_get_string(status, "store") ?: "?");
+	if (!imports || imports->type != JSON_ARRAY || imports->count == 0) {
+		printf("  no import yet: copy an export folder into the mount\n");
+		return;
+	}
+	for (size_t i = 0; i < imports->count; i++) {
+		const struct json_value *imp = imports->items[i];
+		const struct json_value *vm = json_get(imp, "vm");
+
+		printf("  %-24s %-12s %6.0f files %10s", json_get_string(imp, "folder") ?: "?",
+		       json_get_string(imp, "state") ?: "?", json_get_number(imp, "files"),
+		       cli_format_size((uint64_t)json_get_number(imp, "bytes"), size,
+				       sizeof(size)));
+		if (vm && vm->type == JSON_OBJECT)
+			printf("  VM %s '%s'", json_get_string(vm, "id") ?: "?",
+			       json_get_string(vm, "name") ?: "");
+		putchar('\n');
+		print_issues(json_get(imp, "errors"), "error");
+		print_issues(json_get(imp, "warnings"), "warning");
+	}
+}
+
+int cmd_status(int argc, char **argv)
+{
+	static const struct option options[] = {CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+	struct cli_common common = {0};
+	struct json_value *status = NULL;
+	char path[PATH_MAX], *text = NULL;
+	size_t len = 0;
+	struct error err;
+	int c, rc;
+
+	cli_options_begin();
+	while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1)
+		if ((rc = cli_common_option(c, usage_status, argv, &common)))
+			return rc;
+	if (common.pathmap)
+		return cli_usage(usage_status, "--pathmap means nothing here");
+	if (argc - optind != 1)
+		return cli_usage(usage_status, "give the mount point of one import mount");
+	error_clear(&err);
+	if (snprintf(path, sizeof(path), "%s/%s", argv[optind], STATUS_FILE) >= (int)sizeof(path)) {
+		error_set(&err, ENAMETOOLONG, "'%s' is too long a path", argv[optind]);
+		return cli_fail(&err);
+	}
+	if (slurp(path, &text, &len, &err) < 0) {
+		free(text);
+		return cli_fail(&err);
+	}
+	status = json_parse(text, len);
+	if (!status || status->type != JSON_OBJECT) {
+		error_set(&err, EINVAL, "'%s' is not the status of an import mount", path);
+		rc = cli_fail(&err);
+	} else {
+		if (common.json)
+			fwrite(text, 1, len, stdout);
+		else
+			print_human(status);
+		rc = CLI_OK;
+	}
+	json_value_free(status);
+	free(text);
+	return rc;
+}
