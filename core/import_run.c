@@ -520,6 +520,34 @@ static int copy_disks(struct run *r, struct error *err)
 	return 0;
 }
 
+/*
+ * Give each parent the modification time its child records (a copy made
+ * without keeping times, cp -r into an import mount, would otherwise make
+ * every chain warn that its parent changed). Where children disagree the
+ * last one wins: Hyper-V's never do.
+ */
+static void restore_parent_times(struct run *r)
+{
+	for (size_t i = 0; i < r->job_count; i++) {
+		const struct job *j = &r->jobs[i];
+		struct vhd *vhd = NULL;
+		struct error err;
+
+		if (j->parent < 0 || !j->temp || !r->jobs[j->parent].temp)
+			continue;
+		error_clear(&err);
+		if (vhd_open(&vhd, j->temp, VHD_OPEN_READ, &err) == 0) {
+			struct timespec times[2] = {
+				{.tv_nsec = UTIME_OMIT},
+				{.tv_sec = vhd_time_to_unix(vhd_header(vhd)->parent_timestamp)},
+			};
+
+			utimensat(AT_FDCWD, r->jobs[j->parent].temp, times, AT_SYMLINK_NOFOLLOW);
+		}
+		vhd_close(vhd);
+	}
+}
+
 /* Copy the saved state in @from into the new folder @to, files named after @old named after @new_id. */
 static int copy_state(struct run *r, const char *from, const char *to, const char *old,
 		      const char *new_id, struct error *err)
@@ -804,6 +832,8 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 		for (size_t i = 0; i < r.vm->snapshot_count; i++)
 			r.total += folder_bytes(r.vm->snapshots[i].saved_state);
 		rc = copy_disks(&r, err);
+		if (rc == 0)
+			restore_parent_times(&r);
 	}
 	/* Saved state, in folders named after the new GUIDs. */
 	if (rc == 0 && r.vm->saved_state) {

@@ -18,6 +18,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/impex-demo.XXXXXX")
 cleanup() {
 	if mountpoint -q "$WORK/guest" 2>/dev/null; then umount "$WORK/guest" || true; fi
 	if mountpoint -q "$WORK/export" 2>/dev/null; then fusermount3 -u "$WORK/export" || true; fi
+	if mountpoint -q "$WORK/import" 2>/dev/null; then fusermount3 -u "$WORK/import" || true; fi
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -121,6 +122,27 @@ if [ "$(id -u)" = 0 ]; then
 else
 	echo "  (loop mounts need root: skipped)"
 fi
+
+say "The import mount: the snapshot copied in becomes a new VM of the store (copy on import, new IDs)"
+mkdir import
+show "$IMPEXFS" -o import "$WORK/store" "$WORK/import"
+show cp -r "export/snapshots/blog/version 2" "import/blog v2"
+echo '$ impex status import   # registered once whole and valid, and quiet for half a second'
+for _ in $(seq 100); do
+	grep -q '"state": "registered"' import/.impex-status && break
+	sleep 0.1
+done
+"$IMPEX" status import | head -n 2
+show "$IMPEX" vm list
+NEW=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["imports"][0]["vm"]["id"])' import/.impex-status)
+show "$IMPEX" vm show "$NEW"
+echo "\$ impex vhd cat <its disk> | debugfs: the motd of \"version 2\", in the new VM"
+"$IMPEX" vm show --json "$NEW" | python3 -c 'import json, sys; print(json.load(sys.stdin)["disks"][0]["path"])' |
+	while read -r disk; do
+		"$IMPEX" vhd cat "$disk" > guest.raw
+		printf '  motd: %s\n' "$(debugfs -R 'cat /motd' guest.raw 2>/dev/null)"
+	done
+show fusermount3 -u "$WORK/import"
 show fusermount3 -u "$WORK/export"
 
-say "Done: chains merged sector by sector and checked by qemu-img and vhdiinfo; a store of VMs and snapshots, exported through the mount"
+say "Done: chains merged sector by sector and checked by qemu-img and vhdiinfo; a store of VMs and snapshots, exported through the mount, and a snapshot imported back as a new VM"

@@ -600,7 +600,12 @@ def test_round_trip_export_import_export():
     for a, b in zip(one["disks"], two["disks"]):
         if len(a["chain"]) == 1:
             run(["qemu-img", "compare", "-f", "vpc", "-F", "vpc", a["path"], b["path"]])
-    # Configurations that differ only by the intended edits.
+    assert_only_intended_edits(one, two)
+
+
+def assert_only_intended_edits(one, two):
+    """The configurations of VM @one and VM @two (as vm show --json gives them, snapshots
+    matched by name) differ only by the edits an import intends."""
     pairs = [(one["config"], two["config"])]
     by_name = {s["name"]: s["config"] for s in two["snapshots"]}
     pairs += [(s["config"], by_name[s["name"]]) for s in one["snapshots"]]

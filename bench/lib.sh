@@ -1,0 +1,144 @@
+# shellcheck shell=bash disable=SC2317  # functions of the callers, called from traps
+# lib.sh - what the benchmarks share, sourced by them after they set BENCH
+# (their name, for messages and the work folder), REPO, IMPEX, IMPEXFS,
+# VM and SEED:
+#   die MESSAGE                      print "BENCH: MESSAGE" and exit 1
+#   bench_work                       the work folder $WORK (BENCH_DIR, kept, or a
+#                                    new one removed at exit), the clean-up at
+#                                    exit of the mounts in MOUNTS and the daemons
+#                                    in PIDS, copies of impex and impexfs in
+#                                    $WORK/bin (a rebuild during the run changes
+#                                    nothing)
+#   bench_machine                    what the run was made on
+#   bench_fixture SNAP               $STORE: VM $VM with one 2 GiB dynamic disk,
+#                                    three levels of scattered data (chain_plan.py,
+#                                    1 GiB at level 0) and snapshots one-level,
+#                                    two-levels and SNAP after them; made once per
+#                                    work folder
+#   start NAME MOUNTPOINT COMMAND... a FUSE daemon in the foreground, in the
+#                                    background, once its mount is there (LAST_PID)
+
+die() {
+	echo "$BENCH: $*" >&2
+	exit 1
+}
+
+bench_work() {
+	if [[ -n ${BENCH_DIR:-} ]]; then
+		mkdir -p -- "$BENCH_DIR"
+		WORK=$(realpath -- "$BENCH_DIR")
+		KEEP=1
+	else
+		WORK=$(mktemp -d "${TMPDIR:-/tmp}/impex-$BENCH.XXXXXX")
+		KEEP=0
+	fi
+	MOUNTS=() # mount points, unmounted at exit
+	PIDS=()   # daemons started here, killed at exit if still running
+
+	cleanup() {
+		local rc=$? m p busy=0
+		trap - EXIT INT TERM
+		for m in "${MOUNTS[@]}"; do
+			if mountpoint -q -- "$m"; then
+				fusermount3 -u -- "$m" 2>/dev/null || fusermount3 -uz -- "$m" 2>/dev/null || true
+			fi
+		done
+		for p in "${PIDS[@]}"; do
+			# Our own children: a pid stays ours until we wait for it.
+			if kill -0 "$p" 2>/dev/null; then
+				sleep 0.2
+				if kill -0 "$p" 2>/dev/null; then
+					kill "$p" 2>/dev/null || true
+				fi
+			fi
+			wait "$p" 2>/dev/null || true
+		done
+		for m in "${MOUNTS[@]}"; do
+			mountpoint -q -- "$m" && busy=1
+		done
+		if ((busy)); then
+			echo "$BENCH: a mount is still there; $WORK left in place" >&2
+		elif ((!KEEP)); then
+			rm -rf -- "$WORK"
+		fi
+		exit "$rc"
+	}
+	trap cleanup EXIT
+	trap 'exit 130' INT TERM
+
+	mkdir -p "$WORK/bin" "$WORK/mnt" "$WORK/log"
+	# Copies of the binaries: a rebuild during the run changes nothing.
+	IMPEX_GIVEN=$(realpath -- "$IMPEX")
+	IMPEXFS_GIVEN=$(realpath -- "$IMPEXFS")
+	cp -- "$IMPEX" "$WORK/bin/impex"
+	cp -- "$IMPEXFS" "$WORK/bin/impexfs"
+	IMPEX=$WORK/bin/impex
+	IMPEXFS=$WORK/bin/impexfs
+}
+
+bench_machine() {
+	echo "== machine"
+	echo "date:      $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "cpus:      $(nproc), $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
+	echo "memory:    $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+	echo "kernel:    $(uname -r); libfuse $(pkg-config --modversion fuse3)"
+	echo "work fs:   $(df -T "$WORK" | awk 'NR == 2 { print $2 }')"
+	echo "impex:     $("$IMPEX" --version 2>&1 | head -n1), $IMPEX_GIVEN, $IMPEXFS_GIVEN"
+	echo "repo:      $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?')"
+	echo "load:      $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+bench_fixture() {
+	STORE=$WORK/store
+	if [[ ! -f $WORK/fixture.done ]]; then
+		echo "== fixture: a store with one VM, a 2 GiB disk, 3 levels of scattered data"
+		rm -rf -- "$STORE" "$WORK/pool.bin" "$WORK"/plan*.txt "$WORK/ref.raw"
+		start=$(date +%s)
+		head -c $((1 << 30)) /dev/urandom >"$WORK/pool.bin"
+		# flatten.sh's generator: "DISK_OFFSET POOL_OFFSET LENGTH" lines per level,
+		# POOL_OFFSET "zero" for a run of zeros.
+		python3 "$REPO/bench/chain_plan.py" "$SEED" $((2 << 30)) $((1 << 30)) "$WORK"
+		apply_plan() { # PLAN: write each piece into the VM's current disk 0
+			local off src len
+			while read -r off src len; do
+				if [[ $src == zero ]]; then
+					head -c "$len" /dev/zero
+				else
+					dd if="$WORK/pool.bin" bs=1M iflag=skip_bytes,count_bytes \
+						skip="$src" count="$len" status=none
+				fi | "$IMPEX" vm write --store "$STORE" "$VM" 0 "$off" -
+			done <"$1"
+		}
+		"$IMPEX" store init "$STORE" >/dev/null
+		"$IMPEX" vm new --store "$STORE" --disk ide:2G "$VM" >/dev/null
+		apply_plan "$WORK/plan0.txt"
+		"$IMPEX" vm snapshot --store "$STORE" "$VM" one-level >/dev/null
+		apply_plan "$WORK/plan1.txt"
+		"$IMPEX" vm snapshot --store "$STORE" "$VM" two-levels >/dev/null
+		apply_plan "$WORK/plan2.txt"
+		"$IMPEX" vm snapshot --store "$STORE" "$VM" "$1" >/dev/null
+		rm -f -- "$WORK/pool.bin"
+		touch "$WORK/fixture.done"
+		echo "built in $(($(date +%s) - start)) s"
+	fi
+}
+
+# start NAME MOUNTPOINT COMMAND...: run a FUSE daemon that stays in the
+# foreground, in the background, and wait until its mount is there.
+# Sets LAST_PID.
+start() {
+	local name=$1 mnt=$2 i
+	shift 2
+	mkdir -p -- "$mnt"
+	"$@" >"$WORK/log/$name.log" 2>&1 &
+	LAST_PID=$!
+	PIDS+=("$LAST_PID")
+	MOUNTS+=("$mnt")
+	for ((i = 0; i < 600; i++)); do
+		mountpoint -q -- "$mnt" && return 0
+		kill -0 "$LAST_PID" 2>/dev/null ||
+			die "$name exited before mounting: $(cat "$WORK/log/$name.log")"
+		sleep 0.05
+	done
+	die "$name: no mount after 30 s"
+}
