@@ -29,6 +29,7 @@ void import_settings_free(struct import_settings *s)
 	if (!s)
 		return;
 	free(s->name);
+	free(s->vm);
 	free(s->source_vm_data_root);
 	free(s->source_vhd_data_root);
 	free(s->source_snapshot_data_root);
@@ -69,6 +70,7 @@ static const struct key keys[] = {
 	KEY(create_copy, BOOL),
 	KEY(generate_new_id, BOOL),
 	KEY(name, TEXT),
+	KEY(vm, TEXT),
 	KEY(source_vm_data_root, TEXT),
 	KEY(source_vhd_data_root, TEXT),
 	KEY(source_snapshot_data_root, TEXT),
@@ -417,8 +419,27 @@ static int add_network(struct import_settings *s, const char *name)
 	return set_text(&n->source, name) < 0 || set_text(&n->target, name) < 0 ? -ENOMEM : 0;
 }
 
-int import_settings_defaults(const char *dir, const char *store_root, struct import_settings *out,
-			     struct error *err)
+int import_pick_vm(const struct store_vm *vms, size_t count, const char *want, const char *dir,
+		   struct error *err)
+{
+	if (want && want[0]) {
+		for (size_t i = 0; i < count; i++)
+			if (strcasecmp(vms[i].id, want) == 0)
+				return (int)i;
+		return error_set(err, EINVAL, "'%s' holds no VM configuration '%s' (vm = %s)", dir,
+				 want, want);
+	}
+	if (count != 1)
+		return error_set(err, EINVAL,
+				 "'%s' holds %zu VM configurations in 'Virtual Machines', not one: "
+				 "name the one to import with 'vm = GUID' in the settings",
+				 dir, count);
+	return 0;
+}
+
+/* import_settings_defaults() for the VM @pick of the folder (a GUID, or NULL: its only one). */
+static int defaults_for(const char *dir, const char *store_root, const char *pick,
+			struct import_settings *out, struct error *err)
 {
 	const char *roots[1] = {dir};
 	struct store_options o = {.roots = roots, .root_count = 1};
@@ -434,13 +455,11 @@ int import_settings_defaults(const char *dir, const char *store_root, struct imp
 		rc = store_list(folder, &vms, &count, err);
 	if (rc < 0)
 		goto out;
-	if (count != 1) {
-		rc = error_set(err, EINVAL, "'%s' holds %zu VM configurations in 'Virtual Machines', "
-					    "not one: not an export folder of one VM",
-			       dir, count);
+	rc = import_pick_vm(vms, count, pick, dir, err);
+	if (rc < 0)
 		goto out;
-	}
-	vm = &vms[0];
+	vm = &vms[rc];
+	rc = 0;
 	if (vm->problem) {
 		rc = error_set(err, EINVAL, "the VM of '%s' cannot be read: %s", dir, vm->problem);
 		goto out;
@@ -448,6 +467,8 @@ int import_settings_defaults(const char *dir, const char *store_root, struct imp
 	out->create_copy = true;
 	out->generate_new_id = true;
 	rc = set_text(&out->name, vm->name);
+	if (rc == 0)
+		rc = set_text(&out->vm, vm->id);
 	if (rc == 0)
 		rc = set_text(&out->source_vm_data_root, dir);
 	if (rc == 0)
@@ -479,11 +500,23 @@ out:
 	return rc;
 }
 
+int import_settings_defaults(const char *dir, const char *store_root, struct import_settings *out,
+			     struct error *err)
+{
+	return defaults_for(dir, store_root, NULL, out, err);
+}
+
 int import_settings_layered(const char *dir, const char *store_root,
 			    const struct import_settings *given, const char *const *names,
 			    size_t count, struct import_settings *out, struct error *err)
 {
-	int rc = import_settings_defaults(dir, store_root, out, err);
+	const char *pick = NULL;
+	int rc;
+
+	for (size_t i = 0; i < count; i++)
+		if (given[i].vm && given[i].vm[0])
+			pick = given[i].vm;
+	rc = defaults_for(dir, store_root, pick, out, err);
 
 	for (size_t i = 0; rc == 0 && i < count; i++)
 		rc = import_settings_merge(out, &given[i], names[i], err);
@@ -732,12 +765,11 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 		rc = store_switches(store, &switches, &switch_count, err);
 	if (rc < 0)
 		goto out;
-	if (our_count != 1) {
-		rc = error_set(err, EINVAL, "'%s' holds %zu VM configurations, not one", dir,
-			       our_count);
+	rc = import_pick_vm(ours, our_count, s->vm, dir, err);
+	if (rc < 0)
 		goto out;
-	}
-	vm = &ours[0];
+	vm = &ours[rc];
+	rc = 0;
 	if (vm->problem)
 		report(out, "config-damaged", IMPORT_ERROR, vm->config_path, "%s", vm->problem);
 	/* Disks: each where the settings read it, whole, with its chain. */

@@ -8,6 +8,7 @@
  *   create_copy = true                 copy to the targets (false: register in place)
  *   generate_new_id = true             new GUIDs for the VM and its snapshots
  *   name = blog                        the imported VM's name
+ *   vm = GUID                          which VM of the folder (when it holds several)
  *   source_vm_data_root = DIR          where the export's files are read: configurations,
  *   source_vhd_data_root = DIR         disks,
  *   source_snapshot_data_root = DIR    snapshots' configurations and saved state
@@ -34,6 +35,7 @@
 
 struct error;
 struct store;
+struct store_vm;
 
 /* At most this many resources or networks in a document. */
 #define IMPORT_MAX_ITEMS 4096
@@ -53,6 +55,7 @@ struct import_settings {
 	bool create_copy;
 	bool generate_new_id;
 	char *name;
+	char *vm; /* the VM's GUID: which one, when the folder holds several */
 	char *source_vm_data_root;
 	char *source_vhd_data_root;
 	char *source_snapshot_data_root;
@@ -80,6 +83,14 @@ struct import_settings {
  */
 int import_settings_defaults(const char *dir, const char *store_root, struct import_settings *out,
 			     struct error *err);
+
+/**
+ * Which of the @count VMs @vms (listed from the folder @dir) the settings
+ * @want (a GUID, or NULL or "" when the folder must hold one) name. Returns
+ * its index, or -EINVAL with a message.
+ */
+int import_pick_vm(const struct store_vm *vms, size_t count, const char *want, const char *dir,
+		   struct error *err);
 
 /**
  * The defaults for @dir (import_settings_defaults()) with the @count parsed

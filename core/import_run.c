@@ -783,11 +783,12 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 		rc = import_open_folder(dir, s, &r.folder, err);
 	if (rc == 0)
 		rc = store_list(r.folder, &vms, &count, err);
-	if (rc == 0 && count != 1)
-		rc = error_set(err, EINVAL, "'%s' holds %zu VM configurations, not one", dir, count);
+	if (rc == 0)
+		rc = import_pick_vm(vms, count, s->vm, dir, err);
 	if (rc < 0)
 		goto out;
-	r.vm = &vms[0];
+	r.vm = &vms[rc];
+	rc = 0;
 	r.snap_ids = calloc(r.vm->snapshot_count + 1, sizeof(*r.snap_ids));
 	r.state_temp = calloc(r.vm->snapshot_count + 1, sizeof(*r.state_temp));
 	r.state_final = calloc(r.vm->snapshot_count + 1, sizeof(*r.state_final));

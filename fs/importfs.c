@@ -535,6 +535,21 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 	return done(&w, rc);
 }
 
+/*
+ * Give what @path names to the user whose request made it, as a file
+ * system that is not FUSE would (with allow_other, the daemon runs as root
+ * for other users).
+ */
+static void own(const char *path)
+{
+	const struct fuse_context *ctx = fuse_get_context();
+
+	if (geteuid() == 0 && ctx && (ctx->uid != 0 || ctx->gid != 0))
+		if (lchown(path, ctx->uid, ctx->gid) < 0)
+			fuse_log(FUSE_LOG_WARNING, "impexfs: cannot give '%s' to uid %u: %s\n",
+				 path, (unsigned)ctx->uid, strerror(errno));
+}
+
 /* A new import named @name, its folder made with @mode. */
 static int new_import(struct importfs *fs, const char *name, mode_t mode)
 {
@@ -572,6 +587,7 @@ static int new_import(struct importfs *fs, const char *name, mode_t mode)
 		return rc;
 	}
 	chmod(imp->staging, mode & 07777);
+	own(imp->staging);
 	pthread_rwlock_init(&imp->rw, NULL);
 	touch(imp);
 	pthread_mutex_lock(&fs->mu);
@@ -610,8 +626,10 @@ static int op_mkdir(const char *path, mode_t mode)
 		rc = refused(fs, w.imp);
 	else if (mkdir(w.real, mode) < 0)
 		rc = -errno;
-	else
+	else {
+		own(w.real);
 		touch(w.imp);
+	}
 	return done(&w, rc);
 }
 
@@ -848,6 +866,8 @@ static int open_file(struct importfs *fs, struct where *w, int flags, mode_t mod
 		fd = open(w->real, (flags & ~O_NOCTTY) | O_NOFOLLOW | O_CLOEXEC, mode);
 		if (fd < 0)
 			return -errno;
+		if (flags & O_CREAT)
+			own(w->real); /* CREATE comes for a name that did not exist */
 	}
 	h = handle_new(w->imp, fd, fd >= 0 && writer, w->rel);
 	if (!h) {

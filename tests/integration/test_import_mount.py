@@ -305,6 +305,34 @@ def big_export(disk, data_mib, chain=False):
     ok("export", "--store", store, "big", "export")
 
 
+def test_a_folder_of_two_vms_waits_until_its_settings_name_one():
+    need("fusermount3")
+    ok("demo", "source")
+    ok("export", "--store", "source", "blog", "blog")
+    ok("export", "--store", "source", "db", "db")
+    db = as_json(ok("vm", "show", "--json", "--store", "source", "db"))
+    target = new_store("target")
+    with Mount(target, "mnt", "-o", "import") as m:
+        both = os.path.join(m.point, "both")
+        run(["cp", "-r", "blog", both])
+        run(["cp", "-r", "db/.", both])
+        imp = wait_state(m.point, "both", ("waiting",))
+        assert any("2 VM configurations" in e["message"] and "vm = GUID" in e["message"]
+                   for e in imp["errors"]), imp
+        write(os.path.join(both, "impex-import.settings"), "vm = %s\n" % db["id"].lower())
+        imp = wait_state(m.point, "both")
+    assert imp["vm"]["name"] == "db", imp
+    vm = as_json(ok("vm", "show", "--json", "--store", target, imp["vm"]["id"]))
+    assert vm["problem"] is None and len(vm["disks"]) == len(db["disks"]), vm
+    for mine, theirs in zip(vm["disks"], db["disks"]):
+        assert mine["chain_problem"] is None, mine
+        assert ok("vhd", "cat", mine["path"], text=False).stdout == \
+            ok("vhd", "cat", theirs["path"], text=False).stdout
+    # Only the named VM's files were kept: blog's went with the import's folder.
+    assert vm_ids(target) == {imp["vm"]["id"]}
+    no_leftovers(target)
+
+
 def test_killed_at_random_points_the_store_is_whole_or_untouched():
     need("fusermount3")
     big_export("256M", 48, chain=True)
