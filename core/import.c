@@ -7,6 +7,7 @@
 #include "store.h"
 #include "vhd.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -678,26 +679,42 @@ static uint64_t file_bytes(const char *path)
 	return stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
 }
 
+/* The nearest folder of @target that exists (where it would go) into @dir, its stat into @st. */
+static int nearest_folder(const char *target, char dir[PATH_MAX], struct stat *st)
+{
+	snprintf(dir, PATH_MAX, "%s", target);
+	for (char *slash; stat(dir, st) < 0 && (slash = strrchr(dir, '/'));)
+		slash == dir ? (void)(dir[1] = '\0') : (void)(*slash = '\0');
+	return stat(dir, st);
+}
+
+bool import_adoptable(const char *dir_real, const char *source, const char *target_dir)
+{
+	size_t n = dir_real ? strlen(dir_real) : 0;
+	char real[PATH_MAX], dir[PATH_MAX];
+	struct stat a, b;
+
+	return n > 0 && realpath(source, real) && strncmp(real, dir_real, n) == 0 &&
+	       real[n] == '/' && lstat(real, &a) == 0 && S_ISREG(a.st_mode) &&
+	       nearest_folder(target_dir, dir, &b) == 0 && a.st_dev == b.st_dev;
+}
+
 /*
  * Count the copy of @source to @target on the file system where @target
- * goes: nothing when IMPORT_ADOPT is in @flags and @source is already on it
- * (it is linked there, not copied).
+ * goes: nothing when @adopt_dir (IMPORT_ADOPT: the folder's real path) is
+ * given and @source is adopted rather than copied (import_adoptable()).
  */
 static void need_copy(struct space **spaces, size_t *count, const char *target,
-		      const char *source, unsigned flags)
+		      const char *source, const char *adopt_dir)
 {
 	char dir[PATH_MAX];
-	struct stat st, src;
+	struct stat st;
 	struct space *grown;
 	uint64_t bytes;
 
-	/* The nearest folder that exists: where the file would go. */
-	snprintf(dir, sizeof(dir), "%s", target);
-	for (char *slash; stat(dir, &st) < 0 && (slash = strrchr(dir, '/'));)
-		slash == dir ? (void)(dir[1] = '\0') : (void)(*slash = '\0');
-	if (stat(dir, &st) < 0)
+	if (nearest_folder(target, dir, &st) < 0)
 		return;
-	if ((flags & IMPORT_ADOPT) && stat(source, &src) == 0 && src.st_dev == st.st_dev)
+	if (adopt_dir && import_adoptable(adopt_dir, source, dir))
 		return;
 	bytes = file_bytes(source);
 	for (size_t i = 0; i < *count; i++)
@@ -743,6 +760,42 @@ int import_open_folder(const char *dir, const struct import_settings *s, struct 
 	return rc;
 }
 
+/*
+ * The saved-state folder "<GUID>/" next to the configuration @config, if
+ * it holds either, must hold both "<GUID>.vsv" and "<GUID>.bin": the store
+ * takes a folder with a .vsv for saved state, so a copy cut short (rsync
+ * sends the .bin first) would otherwise be imported without its memory,
+ * or without its state at all.
+ */
+static void check_state(struct import_report *out, const char *config, const char *id)
+{
+	static const char *const parts[] = {".vsv", ".bin"};
+	char folder[PATH_MAX], name[64];
+	bool have[2] = {false, false};
+	struct stat st;
+	DIR *d;
+
+	if (fsutil_dirname(config, folder, sizeof(folder)) < 0 ||
+	    strlen(folder) + 40 >= sizeof(folder))
+		return;
+	strcat(folder, "/");
+	strcat(folder, id);
+	if (lstat(folder, &st) < 0 || !S_ISDIR(st.st_mode) || !(d = fsutil_opendir(folder)))
+		return;
+	for (struct dirent *e; (e = readdir(d));)
+		for (int i = 0; i < 2; i++) {
+			snprintf(name, sizeof(name), "%s%s", id, parts[i]);
+			have[i] = have[i] || strcasecmp(e->d_name, name) == 0;
+		}
+	closedir(d);
+	for (int i = 0; i < 2; i++)
+		if (!have[i] && have[!i])
+			report(out, "state-incomplete", IMPORT_ERROR, folder,
+			       "the saved state in '%s' has '%s%s' but no '%s%s': a copy not whole "
+			       "(the .vsv and the .bin go together)",
+			       folder, id, parts[!i], id, parts[i]);
+}
+
 int import_compare(const char *dir, struct store *store, const struct import_settings *s,
 		   unsigned flags, struct import_report *out, struct error *err)
 {
@@ -753,9 +806,13 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 	char **counted = NULL; /* parents counted once */
 	size_t our_count = 0, their_count = 0, switch_count = 0, space_count = 0, counted_count = 0;
 	const struct store_vm *vm;
+	char adopt_real[PATH_MAX];
+	const char *adopt_dir = flags & IMPORT_ADOPT ? adopt_real : NULL;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	if ((flags & IMPORT_ADOPT) && !realpath(dir, adopt_real))
+		return error_errno(err, errno, "cannot resolve", dir);
 	rc = import_open_folder(dir, s, &folder, err);
 	if (rc == 0)
 		rc = store_list(folder, &ours, &our_count, err);
@@ -806,7 +863,7 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 				counted = grown;
 				counted_count++;
 				need_copy(&spaces, &space_count, s->target_vhd_data_root, parent,
-					  flags);
+					  adopt_dir);
 			} else if (grown) {
 				counted = grown;
 			}
@@ -821,9 +878,13 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 				       renamed ? renamed : "(no free name)");
 				free(renamed);
 			}
-			need_copy(&spaces, &space_count, r->target, r->source, flags);
+			need_copy(&spaces, &space_count, r->target, r->source, adopt_dir);
 		}
 	}
+	/* Saved state is whole: its .vsv and its .bin together, or neither. */
+	for (size_t k = 0; k <= vm->snapshot_count; k++)
+		check_state(out, k == 0 ? vm->config_path : vm->snapshots[k - 1].config_path,
+			    k == 0 ? vm->id : vm->snapshots[k - 1].id);
 	/* Saved state is copied in any case: the VM's and each snapshot's. */
 	for (size_t k = 0; k <= vm->snapshot_count; k++) {
 		const char *from = k == 0 ? vm->saved_state : vm->snapshots[k - 1].saved_state;
@@ -836,7 +897,7 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 				need_copy(&spaces, &space_count,
 					  k == 0 ? s->target_vm_data_root
 						 : s->target_snapshot_data_root,
-					  path, flags);
+					  path, adopt_dir);
 			}
 		fsutil_names_free(names, count);
 	}

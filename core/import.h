@@ -214,6 +214,13 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 	       struct error *err);
 
 /**
+ * Whether IMPORT_ADOPT may link @source into @target_dir rather than copy
+ * it: @source lies in the import's folder @dir_real (a real path) and on
+ * the file system of @target_dir (or of its nearest folder that exists).
+ */
+bool import_adoptable(const char *dir_real, const char *source, const char *target_dir);
+
+/**
  * What imports killed midway left in @store and at the targets of
  * @settings: files placed under the journal of an import that never
  * committed, and temporary names (but the folders a running import mount

@@ -135,26 +135,13 @@ static bool temporary(const char *name)
 }
 
 /*
- * Whether the folder @path is held by a running import mount, which keeps
- * an exclusive flock on each folder it fills (importfs.c): a lock that
- * ends with the process, so a killed mount's folders are free.
- */
-static bool held(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	bool busy;
-
-	if (fd < 0)
-		return false;
-	busy = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-	close(fd); /* also drops the lock just taken */
-	return busy;
-}
-
-/*
  * Remove the temporary files and folders an import that was killed left in
  * @dir. The store's lock is held: no other import of this store is writing
- * them, but for a mounted import's folder, which its lock keeps.
+ * them, but a running import mount, which holds an exclusive flock on each
+ * folder it fills (importfs.c) from before its first file: a folder whose
+ * lock cannot be taken is left alone, and one whose lock is taken is removed
+ * with the lock held, so that no mount can take it meanwhile. A lock ends
+ * with its process: a killed mount's folders are free.
  */
 static void sweep(const char *dir)
 {
@@ -165,14 +152,23 @@ static void sweep(const char *dir)
 		return;
 	for (size_t i = 0; i < count; i++) {
 		struct stat st;
+		int fd;
 
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		if (lstat(path, &st) < 0)
 			continue;
-		if (S_ISDIR(st.st_mode) && held(path))
+		if (S_ISREG(st.st_mode)) {
+			unlink(path);
 			continue;
-		if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+		}
+		if (!S_ISDIR(st.st_mode))
+			continue;
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
 			fsutil_remove_tree(path);
+		close(fd);
 	}
 	fsutil_names_free(names, count);
 }
@@ -412,20 +408,10 @@ static int plan_chain(struct run *r, const struct store_disk *disk, struct error
 	return rc < 0 ? rc : top;
 }
 
-/*
- * Whether the file @source may be adopted for @target_dir rather than
- * copied (IMPORT_ADOPT): it lies in the import's folder, whose files are the
- * import's own, on the file system of @target_dir.
- */
+/* Whether @source is adopted into @target_dir rather than copied (IMPORT_ADOPT). */
 static bool adoptable(const struct run *r, const char *source, const char *target_dir)
 {
-	size_t n = strlen(r->dir_real);
-	char real[PATH_MAX];
-	struct stat a, b;
-
-	return (r->flags & IMPORT_ADOPT) && n > 0 && realpath(source, real) &&
-	       strncmp(real, r->dir_real, n) == 0 && real[n] == '/' && lstat(real, &a) == 0 &&
-	       S_ISREG(a.st_mode) && stat(target_dir, &b) == 0 && a.st_dev == b.st_dev;
+	return (r->flags & IMPORT_ADOPT) && import_adoptable(r->dir_real, source, target_dir);
 }
 
 /*
@@ -776,7 +762,7 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 	rc = import_compare(dir, store, s, flags, &report, err);
 	for (size_t i = 0; rc == 0 && i < report.count; i++)
 		if (report.issues[i].severity == IMPORT_ERROR)
-			rc = error_set(err, EINVAL, "the import would fail: %s (%s)",
+			rc = error_set(err, ECANCELED, "the import would fail: %s (%s)",
 				       report.issues[i].message, report.issues[i].id);
 	import_report_free(&report);
 	if (rc == 0)

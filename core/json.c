@@ -267,14 +267,26 @@ static char *read_string(struct reader *r)
 			continue;
 		}
 		switch (*++p) {
-		case '"': case '\\': case '/':
+		case '"':
+		case '\\':
+		case '/':
 			out[n++] = *p;
 			break;
-		case 'b': out[n++] = '\b'; break;
-		case 'f': out[n++] = '\f'; break;
-		case 'n': out[n++] = '\n'; break;
-		case 'r': out[n++] = '\r'; break;
-		case 't': out[n++] = '\t'; break;
+		case 'b':
+			out[n++] = '\b';
+			break;
+		case 'f':
+			out[n++] = '\f';
+			break;
+		case 'n':
+			out[n++] = '\n';
+			break;
+		case 'r':
+			out[n++] = '\r';
+			break;
+		case 't':
+			out[n++] = '\t';
+			break;
 		case 'u':
 			if (r->p - p < 5 || hex4(p + 1, &cp) < 0) {
 				free(out);
@@ -282,7 +294,8 @@ static char *read_string(struct reader *r)
 			}
 			p += 4;
 			if (cp >= 0xD800 && cp < 0xDC00 && r->p - p >= 7 && p[1] == '\\' &&
-			    p[2] == 'u' && hex4(p + 3, &low) == 0 && low >= 0xDC00 && low < 0xE000) {
+			    p[2] == 'u' && hex4(p + 3, &low) == 0 && low >= 0xDC00 &&
+			    low < 0xE000) {
 				cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
 				p += 6;
 			} else if (cp >= 0xD800 && cp < 0xE000) {
@@ -310,8 +323,8 @@ static struct json_value *read_value(struct reader *r);
 static int add_item(struct json_value *v, char *key, struct json_value *item)
 {
 	struct json_value **items = realloc(v->items, (v->count + 1) * sizeof(*items));
-	char **keys = v->type == JSON_OBJECT ? realloc(v->keys, (v->count + 1) * sizeof(*keys))
-					     : NULL;
+	char **keys =
+		v->type == JSON_OBJECT ? realloc(v->keys, (v->count + 1) * sizeof(*keys)) : NULL;
 
 	if (items)
 		v->items = items;
@@ -383,7 +396,8 @@ static struct json_value *read_value(struct reader *r)
 		const char *word;
 		enum json_type type;
 		bool value;
-	} words[] = {{"true", JSON_BOOL, true}, {"false", JSON_BOOL, false}, {"null", JSON_NULL, false}};
+	} words[] = {
+		{"true", JSON_BOOL, true}, {"false", JSON_BOOL, false}, {"null", JSON_NULL, false}};
 	struct json_value *v;
 
 	skip_space(r);
@@ -417,7 +431,8 @@ static struct json_value *read_value(struct reader *r)
 		char buf[64], *stop;
 		size_t n = 0;
 
-		while (r->p + n < r->end && n < sizeof(buf) - 1 && strchr("+-.eE0123456789", r->p[n]))
+		while (r->p + n < r->end && n < sizeof(buf) - 1 &&
+		       strchr("+-.eE0123456789", r->p[n]))
 			n++;
 		memcpy(buf, r->p, n);
 		buf[n] = '\0';

@@ -82,7 +82,11 @@ struct imp {
 	struct entry *view; /* once registered or failed */
 	size_t view_count;
 	double settle_to_commit; /* seconds from the last change to the commit */
+	uint64_t checked_ns;	 /* the last check (the checker's own) */
 };
+
+/* How often a waiting import is checked again though nothing in it changed. */
+#define RECHECK_NS (5ull * 1000000000u)
 
 struct importfs {
 	const struct importfs_options *o;
@@ -328,7 +332,8 @@ static const char *final_name(const char *name, char *out, size_t cap)
 	return name;
 }
 
-/* A configuration (an .xml under "Virtual Machines" or "Snapshots"), the import's settings document, or data. */
+/* A configuration (an .xml under "Virtual Machines" or "Snapshots"), the import's settings
+ * document, or data. */
 static int kind_of(const char *rel)
 {
 	const char *base = strrchr(rel, '/');
@@ -528,7 +533,8 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 		for (size_t i = 0; i < w.imp->view_count; i++) {
 			const char *rel = w.imp->view[i].rel;
 
-			if (strncmp(rel, w.rel, n) == 0 && rel[n] == '/' && !strchr(rel + n + 1, '/'))
+			if (strncmp(rel, w.rel, n) == 0 && rel[n] == '/' &&
+			    !strchr(rel + n + 1, '/'))
 				fill(buf, rel + n + 1, NULL, 0, 0);
 		}
 	}
@@ -562,30 +568,41 @@ static int new_import(struct importfs *fs, const char *name, mode_t mode)
 		free(imp);
 		return -ENOMEM;
 	}
+	/*
+	 * A sweep (of a recovery, here or in another process) removes folders of
+	 * this name whose lock it can take, holding it while it does: so the
+	 * folder is ours only once locked and still there; else another name.
+	 */
 	for (int tries = 0;; tries++) {
+		struct stat held, named;
+
+		if (tries > 100) {
+			free(imp->name);
+			free(imp);
+			return rc ? rc : -EAGAIN;
+		}
 		if (getrandom(&tag, sizeof(tag), 0) != sizeof(tag))
 			tag = (uint32_t)now_ns();
 		snprintf(imp->staging, sizeof(imp->staging), "%s/.import-%08x.impex-import",
 			 fs->staging_root, tag);
-		if (mkdir(imp->staging, mode | 0700) == 0)
-			break;
-		if (errno != EEXIST || tries > 100) {
+		if (mkdir(imp->staging, 0700) < 0) {
 			rc = -errno;
+			if (errno == EEXIST || errno == ENOENT)
+				continue;
 			free(imp->name);
 			free(imp);
 			return rc;
 		}
+		imp->lockfd = open(imp->staging, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (imp->lockfd < 0)
+			continue;
+		if (flock(imp->lockfd, LOCK_EX | LOCK_NB) == 0 && fstat(imp->lockfd, &held) == 0 &&
+		    held.st_nlink > 0 && lstat(imp->staging, &named) == 0 &&
+		    named.st_ino == held.st_ino && named.st_dev == held.st_dev)
+			break;
+		close(imp->lockfd); /* a sweep has it, or had it: it goes */
 	}
-	imp->lockfd = open(imp->staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (imp->lockfd < 0 || flock(imp->lockfd, LOCK_EX | LOCK_NB) < 0) {
-		rc = -errno;
-		if (imp->lockfd >= 0)
-			close(imp->lockfd);
-		rmdir(imp->staging);
-		free(imp->name);
-		free(imp);
-		return rc;
-	}
+	rc = 0;
 	chmod(imp->staging, mode & 07777);
 	own(imp->staging);
 	pthread_rwlock_init(&imp->rw, NULL);
@@ -606,7 +623,8 @@ static int new_import(struct importfs *fs, const char *name, mode_t mode)
 		return -ENOMEM;
 	}
 	if (fs->o->verbose)
-		fuse_log(FUSE_LOG_INFO, "impexfs: import '%s' begins in '%s'\n", name, imp->staging);
+		fuse_log(FUSE_LOG_INFO, "impexfs: import '%s' begins in '%s'\n", name,
+			 imp->staging);
 	return 0;
 }
 
@@ -729,8 +747,8 @@ static int op_refuse_mknod(const char *path, mode_t mode, dev_t dev)
 /* ---- attributes set ---- */
 
 /* Apply a change of attributes: to the file (live), or to the view of a registered import. */
-static int set_attr(const char *path, struct fuse_file_info *fi, int what, mode_t mode,
-		    uid_t uid, gid_t gid, off_t size, const struct timespec *tv)
+static int set_attr(const char *path, struct fuse_file_info *fi, int what, mode_t mode, uid_t uid,
+		    gid_t gid, off_t size, const struct timespec *tv)
 {
 	struct importfs *fs = fs_of();
 	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
@@ -747,6 +765,13 @@ static int set_attr(const char *path, struct fuse_file_info *fi, int what, mode_
 	}
 	if (h && h->fd >= 0 && h->imp) {
 		pthread_rwlock_rdlock(&h->imp->rw);
+		if (!live(fs, h->imp)) {
+			/* Registered since it was opened: the file is the store's now. */
+			snprintf(named, sizeof(named), "/%s%s", h->imp->name, h->rel);
+			pthread_rwlock_unlock(&h->imp->rw);
+			return what == 2 ? refused(fs, h->imp)
+					 : set_attr(named, NULL, what, mode, uid, gid, size, tv);
+		}
 		rc = what == 0	 ? fchmod(h->fd, mode)
 		     : what == 1 ? fchown(h->fd, uid, gid)
 		     : what == 2 ? ftruncate(h->fd, size)
@@ -931,8 +956,7 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 	return done(&w, rc);
 }
 
-static int op_read(const char *path, char *buf, size_t size, off_t off,
-		   struct fuse_file_info *fi)
+static int op_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	ssize_t n;
@@ -1183,6 +1207,15 @@ static void take_view(struct imp *imp, const char *rel)
 	closedir(d);
 }
 
+static void discard_view(struct imp *imp)
+{
+	for (size_t k = 0; k < imp->view_count; k++)
+		free(imp->view[k].rel);
+	free(imp->view);
+	imp->view = NULL;
+	imp->view_count = 0;
+}
+
 /* The import is over (registered or failed): its view stays, its folder goes. */
 static void finish(struct importfs *fs, struct imp *imp, enum state state)
 {
@@ -1197,8 +1230,8 @@ static void finish(struct importfs *fs, struct imp *imp, enum state state)
 	pthread_mutex_unlock(&fs->mu);
 }
 
-static void set_state(struct importfs *fs, struct imp *imp, enum state state,
-		      struct issue *issues, size_t count)
+static void set_state(struct importfs *fs, struct imp *imp, enum state state, struct issue *issues,
+		      size_t count)
 {
 	pthread_mutex_lock(&fs->mu);
 	issues_free(imp->issues, imp->issue_count);
@@ -1209,13 +1242,14 @@ static void set_state(struct importfs *fs, struct imp *imp, enum state state,
 }
 
 /* Fail @imp with @e (its files could not be written): everything it made goes. */
-static void fail_import(struct importfs *fs, struct imp *imp, int e, const char *message)
+static void fail_import(struct importfs *fs, struct imp *imp, int e, const char *id,
+			const char *message)
 {
 	struct issue *issues = NULL;
 	size_t count = 0;
 
-	add_issue(fs, imp, &issues, &count, e == ENOSPC || e == EDQUOT ? "space-short" : "write-failed",
-		  true, "", message);
+	add_issue(fs, imp, &issues, &count, e == ENOSPC || e == EDQUOT ? "space-short" : id, true,
+		  "", message);
 	pthread_mutex_lock(&fs->mu);
 	imp->fail_errno = e;
 	pthread_mutex_unlock(&fs->mu);
@@ -1225,7 +1259,89 @@ static void fail_import(struct importfs *fs, struct imp *imp, int e, const char 
 		 message);
 }
 
-/* Check @imp, quiet and closed, and register it when it is whole and valid. Its lock is held alone. */
+/* Whether @path (made real through its nearest folder that exists) lies under @root. */
+static bool lies_under(const char *path, const char *root)
+{
+	char real[PATH_MAX], top[PATH_MAX], probe[PATH_MAX], *slash;
+	size_t n;
+
+	if (!realpath(root, top))
+		return false;
+	snprintf(probe, sizeof(probe), "%s", path);
+	while (!realpath(probe, real)) {
+		if (!(slash = strrchr(probe, '/')) || slash == probe)
+			return false;
+		*slash = '\0';
+	}
+	n = strlen(top);
+	return strncmp(real, top, n) == 0 && (real[n] == '\0' || real[n] == '/' || n == 1);
+}
+
+/* Whether @path lies where this mount may write: the store, or the mount's own target roots. */
+static bool writable_here(const struct importfs *fs, const char *path)
+{
+	if (lies_under(path, fs->store_root))
+		return true;
+	for (size_t i = 0; i < fs->given_count; i++) {
+		const char *roots[] = {fs->given[i].target_vm_data_root,
+				       fs->given[i].target_vhd_data_root,
+				       fs->given[i].target_snapshot_data_root};
+
+		for (size_t k = 0; k < 3; k++)
+			if (roots[k] && lies_under(path, roots[k]))
+				return true;
+	}
+	return false;
+}
+
+/*
+ * The import's own settings document @doc (@given) may not send files
+ * where the mount's settings do not (a user of the mount would have the
+ * daemon write anywhere), nor, when someone else than the daemon's user
+ * wrote it, read disks that user cannot. NULL, or what is wrong.
+ */
+static const char *confined(const struct importfs *fs, const char *doc,
+			    const struct import_settings *given, char *buf, size_t cap)
+{
+	const char *roots[] = {given->target_vm_data_root, given->target_vhd_data_root,
+			       given->target_snapshot_data_root};
+	struct stat owner, st;
+
+	for (size_t k = 0; k < 3; k++)
+		if (roots[k] && !writable_here(fs, roots[k]))
+			return snprintf(buf, cap,
+					"the target root '%s' lies outside the store and "
+					"the mount's target roots",
+					roots[k]),
+			       buf;
+	for (size_t i = 0; i < given->resource_count; i++)
+		if (given->resources[i].target && given->resources[i].target[0] &&
+		    !writable_here(fs, given->resources[i].target))
+			return snprintf(buf, cap,
+					"resource.%zu.target '%s' lies outside the store and "
+					"the mount's target roots",
+					i + 1, given->resources[i].target),
+			       buf;
+	if (lstat(doc, &owner) < 0 || owner.st_uid == geteuid())
+		return NULL;
+	for (size_t i = 0; i < given->resource_count; i++) {
+		const char *source = given->resources[i].source;
+
+		if (source && source[0] &&
+		    (stat(source, &st) < 0 ||
+		     !((st.st_uid == owner.st_uid && (st.st_mode & S_IRUSR)) ||
+		       (st.st_mode & S_IROTH))))
+			return snprintf(buf, cap,
+					"resource.%zu.source '%s' is not readable by the "
+					"document's owner (uid %u)",
+					i + 1, source, (unsigned)owner.st_uid),
+			       buf;
+	}
+	return NULL;
+}
+
+/* Check @imp, quiet and closed, and register it when it is whole and valid. Its lock is held alone.
+ */
 static void check(struct importfs *fs, struct imp *imp, uint64_t quiet_since)
 {
 	struct import_settings given[3], settings;
@@ -1245,10 +1361,19 @@ static void check(struct importfs *fs, struct imp *imp, uint64_t quiet_since)
 	snprintf(doc, sizeof(doc), "%s/%s", imp->staging, IMPORTFS_SETTINGS);
 	rc = 0;
 	if (access(doc, F_OK) == 0) {
+		char why[PATH_MAX + 160];
+		const char *wrong;
+
 		rc = import_settings_load(doc, &given[n], &err);
 		names[n] = doc;
 		if (rc == 0)
 			n++;
+		if (rc == 0 && (wrong = confined(fs, doc, &given[n - 1], why, sizeof(why)))) {
+			add_issue(fs, imp, &issues, &count, "settings-invalid", true, doc, wrong);
+			import_settings_free(&given[n - 1]);
+			set_state(fs, imp, WAITING, issues, count);
+			return;
+		}
 	}
 	if (rc == 0)
 		rc = import_settings_layered(imp->staging, fs->store_root, given, names, n,
@@ -1267,8 +1392,8 @@ static void check(struct importfs *fs, struct imp *imp, uint64_t quiet_since)
 			  "'impex import'");
 		rc = -EINVAL;
 	}
-	if (rc == 0 && import_compare(imp->staging, fs->store, &settings, IMPORT_ADOPT, &report,
-				      &err) < 0) {
+	if (rc == 0 &&
+	    import_compare(imp->staging, fs->store, &settings, IMPORT_ADOPT, &report, &err) < 0) {
 		add_issue(fs, imp, &issues, &count, "incomplete", true, "", error_message(&err));
 		rc = -EINVAL;
 	}
@@ -1283,8 +1408,16 @@ static void check(struct importfs *fs, struct imp *imp, uint64_t quiet_since)
 		/* What the copy tool wrote, before the registration changes a byte. */
 		take_view(imp, "");
 		rc = import_run(imp->staging, fs->store, &settings, IMPORT_ADOPT, NULL, id, &err);
-		if (rc < 0) {
-			fail_import(fs, imp, -rc, error_message(&err));
+		if (rc == -ECANCELED) {
+			/* The store changed since the check (another import): nothing was done. */
+			add_issue(fs, imp, &issues, &count, "incomplete", true, "",
+				  error_message(&err));
+			set_state(fs, imp, WAITING, issues, count);
+			issues = NULL;
+			count = 0;
+			discard_view(imp);
+		} else if (rc < 0) {
+			fail_import(fs, imp, -rc, "import-failed", error_message(&err));
 		} else {
 			pthread_mutex_lock(&fs->mu);
 			snprintf(imp->vm_id, sizeof(imp->vm_id), "%s", id);
@@ -1331,7 +1464,10 @@ static void *checker(void *arg)
 				imp->state = COPYING;
 				continue;
 			}
-			if (!failing && !atomic_load(&imp->dirty))
+			/* A waiting import is looked at again now and then: the store changes too
+			 * (room made, a clashing VM deleted, a switch added). */
+			if (!failing && !atomic_load(&imp->dirty) &&
+			    !(imp->state == WAITING && now_ns() - imp->checked_ns > RECHECK_NS))
 				continue;
 			pthread_mutex_unlock(&fs->mu);
 			pthread_rwlock_wrlock(&imp->rw);
@@ -1340,10 +1476,11 @@ static void *checker(void *arg)
 
 				snprintf(message, sizeof(message),
 					 "a file could not be written: %s", strerror(failing));
-				fail_import(fs, imp, failing, message);
-			} else if (atomic_load(&imp->writers) == 0 &&
+				fail_import(fs, imp, failing, "write-failed", message);
+			} else if (!imp->gone && atomic_load(&imp->writers) == 0 &&
 				   atomic_load(&imp->last_ns) == last) {
 				atomic_store(&imp->dirty, false);
+				imp->checked_ns = now_ns();
 				check(fs, imp, last);
 			}
 			pthread_rwlock_unlock(&imp->rw);
@@ -1498,9 +1635,7 @@ static void shut_down(struct importfs *fs)
 		}
 		issues_free(imp->issues, imp->issue_count);
 		issues_free(imp->closes, imp->close_count);
-		for (size_t k = 0; k < imp->view_count; k++)
-			free(imp->view[k].rel);
-		free(imp->view);
+		discard_view(imp);
 		free(imp->vm_name);
 		free(imp->name);
 		pthread_rwlock_destroy(&imp->rw);

@@ -12,7 +12,7 @@
 struct pathmap;
 
 struct importfs_options {
-	const char *store;	   /* the store's root */
+	const char *store; /* the store's root */
 	const char *mountpoint;
 	const struct pathmap *pathmap;
 	const char *settings_file; /* -o settings=FILE, or NULL */

@@ -310,6 +310,9 @@ int main(int argc, char **argv)
 		xmlInitParser();
 		fuse_opt_add_arg(&args, "-ofsname=impexfs");
 		fuse_opt_add_arg(&args, "-osubtype=impexfs");
+		/* The kernel checks each request against the modes: with allow_other, other
+		 * users must not act as the daemon's user. */
+		fuse_opt_add_arg(&args, "-odefault_permissions");
 		rc = importfs_main(&io, &args);
 		goto out;
 	}

@@ -113,8 +113,9 @@ static void test_read_back(void **state)
 static void test_read_escapes_and_refusals(void **state)
 {
 	static const char *const bad[] = {
-		"", "{", "[1,]", "{\"a\" 1}", "{\"a\":1} x", "\"open", "\"\\u00\"", "\"\\q\"",
-		"\"\\u0000\"", "\"a\tb\"", "tru", "-", "1.2.3e", "{1:2}",
+		"",	  "{",	       "[1,]",	  "{\"a\" 1}",	 "{\"a\":1} x",
+		"\"open", "\"\\u00\"", "\"\\q\"", "\"\\u0000\"", "\"a\tb\"",
+		"tru",	  "-",	       "1.2.3e",  "{1:2}",
 	};
 	static const char good[] = "[\"\\u00e9\\ud83d\\ude00\\ud800x\", 1e3, -0.5, true]";
 	char deep[80];

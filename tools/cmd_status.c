@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,15 +65,37 @@ static int slurp(const char *path, char **text, size_t *len, struct error *err)
 	return 0;
 }
 
+/* @text as it may go to a terminal: control characters shown as '?'. Into @buf. */
+static const char *printable(const char *text, char *buf, size_t cap)
+{
+	size_t n = 0;
+
+	for (; text && *text && n + 1 < cap; text++)
+		buf[n++] = (unsigned char)*text < 0x20 || *text == 0x7f ? '?' : *text;
+	buf[n] = '\0';
+	return buf;
+}
+
+/* A count of the status: a whole number from 0, else 0. */
+static uint64_t count_of(const struct json_value *object, const char *key)
+{
+	double v = json_get_number(object, key);
+
+	return v >= 0 && v < 1.8e19 ? (uint64_t)v : 0;
+}
+
 static void print_issues(const struct json_value *list, const char *kind)
 {
 	for (size_t i = 0; list && list->type == JSON_ARRAY && i < list->count; i++) {
 		const struct json_value *issue = list->items[i];
 		const char *file = json_get_string(issue, "file");
+		char id[64], message[4096], shown[4096];
 
-		printf("    %s %s: %s%s%s\n", kind, json_get_string(issue, "id") ?: "?",
-		       json_get_string(issue, "message") ?: "",
-		       file && file[0] ? "\n        file: " : "", file && file[0] ? file : "");
+		printf("    %s %s: %s%s%s\n", kind,
+		       printable(json_get_string(issue, "id") ?: "?", id, sizeof(id)),
+		       printable(json_get_string(issue, "message"), message, sizeof(message)),
+		       file && file[0] ? "\n        file: " : "",
+		       printable(file, shown, sizeof(shown)));
 	}
 }
 
@@ -81,7 +104,10 @@ static void print_human(const struct json_value *status)
 	const struct json_value *imports = json_get(status, "imports");
 	char size[32];
 
-	printf("import mount of the store %s\n", json_get_string(status, "store") ?: "?");
+	char text[4096], more[256];
+
+	printf("import mount of the store %s\n",
+	       printable(json_get_string(status, "store") ?: "?", text, sizeof(text)));
 	if (!imports || imports->type != JSON_ARRAY || imports->count == 0) {
 		printf("  no import yet: copy an export folder into the mount\n");
 		return;
@@ -90,13 +116,15 @@ static void print_human(const struct json_value *status)
 		const struct json_value *imp = imports->items[i];
 		const struct json_value *vm = json_get(imp, "vm");
 
-		printf("  %-24s %-12s %6.0f files %10s", json_get_string(imp, "folder") ?: "?",
-		       json_get_string(imp, "state") ?: "?", json_get_number(imp, "files"),
-		       cli_format_size((uint64_t)json_get_number(imp, "bytes"), size,
-				       sizeof(size)));
+		printf("  %-24s %-12s %6llu files %10s",
+		       printable(json_get_string(imp, "folder") ?: "?", text, sizeof(text)),
+		       printable(json_get_string(imp, "state") ?: "?", more, sizeof(more)),
+		       (unsigned long long)count_of(imp, "files"),
+		       cli_format_size(count_of(imp, "bytes"), size, sizeof(size)));
 		if (vm && vm->type == JSON_OBJECT)
-			printf("  VM %s '%s'", json_get_string(vm, "id") ?: "?",
-			       json_get_string(vm, "name") ?: "");
+			printf("  VM %s '%s'",
+			       printable(json_get_string(vm, "id") ?: "?", more, sizeof(more)),
+			       printable(json_get_string(vm, "name"), text, sizeof(text)));
 		putchar('\n');
 		print_issues(json_get(imp, "errors"), "error");
 		print_issues(json_get(imp, "warnings"), "warning");

@@ -305,6 +305,85 @@ def big_export(disk, data_mib, chain=False):
     ok("export", "--store", store, "big", "export")
 
 
+def test_saved_state_without_its_other_half_waits():
+    """rsync sends a .bin before its .vsv: a copy cut between the two must not register a VM
+    without its state."""
+    need("fusermount3", "rsync")
+    ok("demo", "source")
+    ok("export", "--store", "source", "blog", "exported")
+    bins = [os.path.join(d, n) for d, _, names in os.walk("exported") for n in names
+            if n.endswith(".bin")]
+    assert bins, "the demo's blog has no saved state"
+    target = new_store("target")
+    with Mount(target, "mnt", "-o", "import") as m:
+        run(["rsync", "-a", "--exclude=*.vsv", "exported/", os.path.join(m.point, "x") + "/"])
+        imp = wait_state(m.point, "x", ("waiting",))
+        assert imp["errors"] and {e["id"] for e in imp["errors"]} == {"state-incomplete"}, imp
+        assert vm_ids(target) == set()
+        run(["rsync", "-a", "exported/", os.path.join(m.point, "x") + "/"])
+        guid = wait_state(m.point, "x")["vm"]["id"]
+    vm = as_json(ok("vm", "show", "--json", "--store", target, guid))
+    source = as_json(ok("vm", "show", "--json", "--store", "source", "blog"))
+    # The same states saved as in the source, each with both files.
+    assert bool(vm["saved_state"]) == bool(source["saved_state"]), vm
+    saved = {s["name"] for s in vm["snapshots"] if s["saved_state"]}
+    assert saved == {s["name"] for s in source["snapshots"] if s["saved_state"]}, saved
+    for folder in [vm["saved_state"]] + [s["saved_state"] for s in vm["snapshots"]]:
+        if folder:
+            assert sorted(n[36:] for n in os.listdir(folder)) == [".bin", ".vsv"], folder
+    no_leftovers(target)
+
+
+def test_a_waiting_import_goes_on_when_the_store_changes():
+    """Kept IDs: the same export twice; the second waits (id-exists) until the first VM is
+    deleted, with nothing of it touched in the copied folder."""
+    need("fusermount3")
+    ok("demo", "source")
+    ok("export", "--store", "source", "gateway", "exported")
+    target = new_store("target")
+    with Mount(target, "mnt", "-o", "import,generate_new_id=false") as m:
+        run(["cp", "-r", "exported", os.path.join(m.point, "first")])
+        first = wait_state(m.point, "first")["vm"]["id"]
+        run(["cp", "-r", "exported", os.path.join(m.point, "second")])
+        imp = wait_state(m.point, "second", ("waiting",))
+        assert "id-exists" in [e["id"] for e in imp["errors"]], imp
+        ok("vm", "delete", "--store", target, "--disks", first)
+        second = wait_state(m.point, "second", timeout=30)["vm"]["id"]
+    assert second == first and vm_ids(target) == {first}
+    no_leftovers(target)
+
+
+def test_imports_begin_while_other_imports_sweep_the_store():
+    """Every impex import into a store sweeps the temporary folders no mount holds; the
+    folders an import mount is filling are never taken for them."""
+    need("fusermount3")
+    ok("demo", "source")
+    ok("export", "--store", "source", "gateway", "exported")
+    shutil.copytree("exported", "broken")
+    for name in os.listdir(os.path.join("broken", DISKS)):
+        os.truncate(os.path.join("broken", DISKS, name), 1024)
+    target = new_store("target")
+    impex = os.environ.get("IMPEX", "impex")
+    with Mount(target, "mnt", "-o", "import") as m:
+        sweeper = subprocess.Popen(
+            ["sh", "-c", 'while :; do "$0" import --store "$1" broken >/dev/null 2>&1; done',
+             impex, target])
+        try:
+            for n in range(400):
+                folder = os.path.join(m.point, "f%d" % n)
+                os.mkdir(folder)
+                write(os.path.join(folder, "note"), "x")
+                assert os.listdir(folder) == ["note"], n
+            run(["cp", "-r", "exported", os.path.join(m.point, "whole")])
+            wait_state(m.point, "whole")
+        finally:
+            sweeper.kill()  # ours, by its id
+            sweeper.wait()
+        for n in range(400):
+            assert os.listdir(os.path.join(m.point, "f%d" % n)) == ["note"], n
+    no_leftovers(target)
+
+
 def test_a_folder_of_two_vms_waits_until_its_settings_name_one():
     need("fusermount3")
     ok("demo", "source")
@@ -487,22 +566,32 @@ def test_a_configuration_only_export_with_its_settings_document_in_the_folder():
     no_leftovers(target)
 
 
-def test_target_roots_on_other_folders_from_the_settings_document():
+def test_target_roots_on_other_folders():
     need("fusermount3")
     states, folder = gold()
     target = new_store("target")
     disks = os.path.join(new_store("disks"), DISKS)
-    shutil.copytree(folder, "with-roots")
-    write(os.path.join("with-roots", "impex-import.settings"),
-          "target_vhd_data_root = %s\n" % disks)
-    with Mount(target, "mnt", "-o", "import") as m:
-        run(["cp", "-r", "with-roots", os.path.join(m.point, "r")])
+    other = os.path.join(new_store("other"), DISKS)
+    # The mount's settings send the disks to another folder: the files are written there.
+    with Mount(target, "mnt", "-o", "import,target_vhd_data_root=%s" % disks) as m:
+        run(["cp", "-r", folder, os.path.join(m.point, "r")])
         guid = wait_state(m.point, "r")["vm"]["id"]
+        assert statfs_matches(m.point, disks)
+        # An import's own document may not send them where the mount's settings do not.
+        shutil.copytree(folder, "elsewhere")
+        write(os.path.join("elsewhere", "impex-import.settings"),
+              "target_vhd_data_root = %s\n" % other)
+        run(["cp", "-r", "elsewhere", os.path.join(m.point, "e")])
+        imp = wait_state(m.point, "e", ("waiting",))
+        assert [e["id"] for e in imp["errors"]] == ["settings-invalid"], imp
+        assert other in imp["errors"][0]["message"], imp
     roots = ["--store", target, "--store", os.path.dirname(disks)]
     vm = as_json(ok("vm", "show", "--json", *roots, guid))
     assert all(p.startswith(disks + "/") for p in files_of_vm(vm)), files_of_vm(vm)
     assert_states_of(vm, states, STATES)
     assert os.listdir(os.path.join(target, DISKS)) == []
+    assert os.listdir(other) == []
+    assert vm_ids(target) == {guid}
 
 
 def test_round_trip_through_both_mounts():
