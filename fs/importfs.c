@@ -1627,7 +1627,7 @@ static void shut_down(struct importfs *fs)
 		if (imp->lockfd >= 0) {
 			fsutil_remove_tree(imp->staging);
 			close(imp->lockfd);
-			if (imp->state != REGISTERED)
+			if (imp->state != REGISTERED && !imp->gone && atomic_load(&imp->files) > 0)
 				fuse_log(FUSE_LOG_WARNING,
 					 "impexfs: import '%s' was not complete at unmount: rolled "
 					 "back\n",
