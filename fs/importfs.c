@@ -85,6 +85,9 @@ struct imp {
 	uint64_t checked_ns;	 /* the last check (the checker's own) */
 };
 
+/* The store's roots at most: STORE and roots=. */
+#define IMPORTFS_MAX_ROOTS 16
+
 /* How often a waiting import is checked again though nothing in it changed. */
 #define RECHECK_NS (5ull * 1000000000u)
 
@@ -1280,8 +1283,9 @@ static bool lies_under(const char *path, const char *root)
 /* Whether @path lies where this mount may write: the store, or the mount's own target roots. */
 static bool writable_here(const struct importfs *fs, const char *path)
 {
-	if (lies_under(path, fs->store_root))
-		return true;
+	for (size_t i = 0; store_root(fs->store, i); i++)
+		if (lies_under(path, store_root(fs->store, i)))
+			return true;
 	for (size_t i = 0; i < fs->given_count; i++) {
 		const char *roots[] = {fs->given[i].target_vm_data_root,
 				       fs->given[i].target_vhd_data_root,
@@ -1647,8 +1651,9 @@ static void shut_down(struct importfs *fs)
 int importfs_main(const struct importfs_options *o, struct fuse_args *args)
 {
 	struct importfs fs = {.o = o};
-	const char *roots[1] = {o->store};
+	const char *roots[IMPORTFS_MAX_ROOTS] = {o->store};
 	struct store_options so = {.roots = roots, .root_count = 1, .pathmap = o->pathmap};
+	char *more = o->more_roots ? strdup(o->more_roots) : NULL;
 	struct fuse_loop_config *loop = NULL;
 	struct fuse *fuse = NULL;
 	struct error err;
@@ -1663,6 +1668,16 @@ int importfs_main(const struct importfs_options *o, struct fuse_args *args)
 			strerror(errno));
 		rc = 1;
 		goto out;
+	}
+	for (char *next = more, *at; next && (at = strsep(&next, ":"));) {
+		if (!*at)
+			continue;
+		if (so.root_count == IMPORTFS_MAX_ROOTS || at[0] != '/') {
+			fprintf(stderr, "impexfs: roots=: '%s' %s\n", at,
+				at[0] != '/' ? "is not an absolute path" : "is one root too many");
+			goto out;
+		}
+		roots[so.root_count++] = at;
 	}
 	if (load_settings(&fs, &err) < 0) {
 		fprintf(stderr, "impexfs: %s\n", error_message(&err));
@@ -1714,5 +1729,6 @@ out:
 	store_free(fs.store);
 	for (size_t i = 0; i < fs.given_count; i++)
 		import_settings_free(&fs.given[i]);
+	free(more);
 	return rc;
 }

@@ -12,7 +12,8 @@
 struct pathmap;
 
 struct importfs_options {
-	const char *store; /* the store's root */
+	const char *store;      /* the store's (first) root */
+	const char *more_roots; /* its other roots, ':' between them, or NULL */
 	const char *mountpoint;
 	const struct pathmap *pathmap;
 	const char *settings_file; /* -o settings=FILE, or NULL */

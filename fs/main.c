@@ -40,6 +40,7 @@ struct options {
 	char *bad; /* an option whose value is wrong */
 	/* The import mount's */
 	char *settings_file;
+	char *more_roots; /* roots=DIR:DIR */
 	unsigned settle;
 	char *doc;     /* the import settings given as options, as a document */
 	size_t doc_len;
@@ -76,6 +77,8 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("create_vm_export_subdirectory=", KEY_SUBDIRECTORY),
 	OPTION("settings=%s", settings_file, 0),
 	OPTION("settle=%u", settle, 0),
+	OPTION("roots=%s", more_roots, 0),
+	FUSE_OPT_KEY("roots=", KEY_IMPORT_ONLY),
 	FUSE_OPT_KEY("settings=", KEY_IMPORT_ONLY),
 	FUSE_OPT_KEY("settle=", KEY_IMPORT_ONLY),
 	FUSE_OPT_KEY("create_copy=", KEY_IMPORT_SETTING),
@@ -293,6 +296,7 @@ int main(int argc, char **argv)
 	if (o.import) {
 		struct importfs_options io = {
 			.store = o.store,
+			.more_roots = o.more_roots,
 			.mountpoint = cmd.mountpoint,
 			.pathmap = map,
 			.settings_file = o.settings_file,
@@ -380,6 +384,7 @@ out:
 	free(o.pathmap);
 	free(o.bad);
 	free(o.settings_file);
+	free(o.more_roots);
 	free(o.doc);
 	free(o.export_only);
 	free(o.import_only);

@@ -412,6 +412,31 @@ def test_a_folder_of_two_vms_waits_until_its_settings_name_one():
     no_leftovers(target)
 
 
+def written_by(pid):
+    with open("/proc/%d/io" % pid) as f:
+        return dict(line.split(": ") for line in f.read().splitlines())
+
+
+def test_the_data_is_written_once():
+    """The daemon writes each byte the copy tool sends once: the registration links the
+    files into place, it does not copy them (counted by the kernel, /proc/PID/io)."""
+    need("fusermount3")
+    big_export("256M", 48, chain=True)
+    data = sum(os.path.getsize(os.path.join(d, n)) for d, _, names in os.walk("export")
+               for n in names)
+    target = new_store("target")
+    with Mount(target, "mnt", "-o", "import") as m:
+        before = int(written_by(m.proc.pid)["wchar"])
+        run(["cp", "-r", "export", os.path.join(m.point, "x")])
+        imp = wait_state(m.point, "x")
+        after = int(written_by(m.proc.pid)["wchar"])
+    # cp skips the holes: it sends the data (96 MiB written in the VM) and the metadata.
+    sent = imp["bytes"]
+    assert 96 << 20 <= sent <= data, (sent, data)
+    assert after - before < sent * 1.05 + (1 << 20), (after - before, sent)
+    print("# %d bytes sent by cp, %d written by the daemon" % (sent, after - before))
+
+
 def test_killed_at_random_points_the_store_is_whole_or_untouched():
     need("fusermount3")
     big_export("256M", 48, chain=True)
@@ -483,6 +508,7 @@ def test_bad_mount_settings_are_refused():
             (["-o", "import,settings=/nonexistent.settings"], ["nonexistent"]),
             (["-o", "import,create_copy=false"], ["create_copy"]),
             (["-o", "import,target_vhd_data_root=relative"], ["absolute"]),
+            (["-o", "import,roots=relative"], ["roots", "absolute"]),
             (["-o", "import,copy_vm_storage=false"], ["copy_vm_storage", "export"]),
             (["-o", "settle=100"], ["settle", "import"])]:
         result = run([IMPEXFS, *options, target, "mnt"], check=False)
@@ -566,18 +592,26 @@ def test_a_configuration_only_export_with_its_settings_document_in_the_folder():
     no_leftovers(target)
 
 
-def test_target_roots_on_other_folders():
+def test_target_roots_on_three_folders():
+    """The VM's configuration, its disks and its snapshots on three folders: a store of three
+    roots (STORE and roots=), the disks' folder from the mount's options, the snapshots' from
+    the import's own document."""
     need("fusermount3")
     states, folder = gold()
-    target = new_store("target")
+    vms, snaps = new_store("vms"), new_store("snaps")
     disks = os.path.join(new_store("disks"), DISKS)
     other = os.path.join(new_store("other"), DISKS)
-    # The mount's settings send the disks to another folder: the files are written there.
-    with Mount(target, "mnt", "-o", "import,target_vhd_data_root=%s" % disks) as m:
-        run(["cp", "-r", folder, os.path.join(m.point, "r")])
+    shutil.copytree(folder, "three")
+    write(os.path.join("three", "impex-import.settings"),
+          "target_snapshot_data_root = %s\n" % snaps)
+    options = "import,roots=%s:%s,target_vhd_data_root=%s" % (snaps, os.path.dirname(disks),
+                                                            disks)
+    with Mount(vms, "mnt", "-o", options) as m:
+        run(["cp", "-r", "three", os.path.join(m.point, "r")])
         guid = wait_state(m.point, "r")["vm"]["id"]
+        # The data went where the disks go: df on the mount shows that file system.
         assert statfs_matches(m.point, disks)
-        # An import's own document may not send them where the mount's settings do not.
+        # An import's own document may not send files where the mount's settings do not.
         shutil.copytree(folder, "elsewhere")
         write(os.path.join("elsewhere", "impex-import.settings"),
               "target_vhd_data_root = %s\n" % other)
@@ -585,13 +619,15 @@ def test_target_roots_on_other_folders():
         imp = wait_state(m.point, "e", ("waiting",))
         assert [e["id"] for e in imp["errors"]] == ["settings-invalid"], imp
         assert other in imp["errors"][0]["message"], imp
-    roots = ["--store", target, "--store", os.path.dirname(disks)]
+    roots = ["--store", vms, "--store", snaps, "--store", os.path.dirname(disks)]
     vm = as_json(ok("vm", "show", "--json", *roots, guid))
+    assert vm["config"].startswith(vms + "/" + VMS + "/"), vm["config"]
+    assert vm["snapshots"] and all(s["config"].startswith(snaps + "/" + SNAPSHOTS + "/")
+                                   for s in vm["snapshots"]), vm["snapshots"]
     assert all(p.startswith(disks + "/") for p in files_of_vm(vm)), files_of_vm(vm)
     assert_states_of(vm, states, STATES)
-    assert os.listdir(os.path.join(target, DISKS)) == []
-    assert os.listdir(other) == []
-    assert vm_ids(target) == {guid}
+    assert os.listdir(os.path.join(vms, DISKS)) == [] and os.listdir(other) == []
+    assert {v["id"] for v in as_json(ok("vm", "list", "--json", *roots))} == {guid}
 
 
 def test_round_trip_through_both_mounts():
