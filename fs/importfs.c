@@ -1372,7 +1372,18 @@ static void check(struct importfs *fs, struct imp *imp, uint64_t quiet_since)
 		names[n] = doc;
 		if (rc == 0)
 			n++;
-		if (rc == 0 && (wrong = confined(fs, doc, &given[n - 1], why, sizeof(why)))) {
+		if (rc < 0) {
+			/* Its close() said so already, unless it was written otherwise. */
+			pthread_mutex_lock(&fs->mu);
+			rc = imp->close_count;
+			pthread_mutex_unlock(&fs->mu);
+			if (!rc)
+				add_issue(fs, imp, &issues, &count, "settings-invalid", true, doc,
+					  error_message(&err));
+			set_state(fs, imp, WAITING, issues, count);
+			return;
+		}
+		if ((wrong = confined(fs, doc, &given[n - 1], why, sizeof(why)))) {
 			add_issue(fs, imp, &issues, &count, "settings-invalid", true, doc, wrong);
 			import_settings_free(&given[n - 1]);
 			set_state(fs, imp, WAITING, issues, count);
