@@ -41,7 +41,8 @@ static const char usage_export[] =
 	"impex export [STORE OPTIONS] [--no-vm-storage] [--no-runtime-information]\n"
 	"                    [--copy-snapshot-configuration=all|none]\n"
 	"                    [--create-vm-export-subdirectory] VM|VM/SNAPSHOT DEST";
-static const char usage_import_settings[] = "impex import-settings [STORE OPTIONS] DIR";
+static const char usage_import_settings[] =
+	"impex import-settings [STORE OPTIONS] [--settings FILE] DIR";
 static const char usage_import[] = "impex import [STORE OPTIONS] [--settings FILE] DIR";
 static const char usage_compare[] =
 	"impex compare [STORE OPTIONS] [--settings FILE] [--json] DIR";
@@ -73,7 +74,7 @@ void cmd_store_help(FILE *out)
 		usage_export);
 	fprintf(out,
 		"\n  %s\n      print the import settings for the export folder DIR, with their "
-		"defaults (docs/IMPORT.md)\n",
+		"defaults\n      (and a document laid over them: docs/IMPORT.md)\n",
 		usage_import_settings);
 	fprintf(out,
 		"\n  %s\n      what importing DIR would meet (Compare-VM): exit 0 if it would "
@@ -814,13 +815,21 @@ out:
 
 /* ---- import-settings, compare, import ---- */
 
-/* Parse the options of an import command, open the store, and resolve DIR into @dir. */
+/*
+ * Parse the options of an import command, open the store, resolve DIR into
+ * @dir, and make the settings for importing it: the defaults, with the
+ * document --settings names (if any) laid over them. Returns 0, or the exit
+ * status after the fault is printed; end_import() frees what it made.
+ */
 static int begin_import(int argc, char **argv, const char *usage, struct store_args *a,
-			struct store **store, char dir[PATH_MAX])
+			struct store **store, char dir[PATH_MAX], struct import_settings *settings)
 {
+	struct import_settings given = {0};
+	const char *path;
 	struct error err;
 	int rc = begin(argc, argv, usage, 1, 1, a, store);
 
+	memset(settings, 0, sizeof(*settings));
 	if (rc)
 		return rc;
 	error_clear(&err);
@@ -828,7 +837,22 @@ static int begin_import(int argc, char **argv, const char *usage, struct store_a
 		error_errno(&err, errno, "cannot resolve", argv[a->first]);
 		return cli_fail(&err);
 	}
-	return 0;
+	path = a->settings;
+	rc = path ? import_settings_load(path, &given, &err) : 0;
+	if (rc == 0)
+		rc = import_settings_layered(dir, store_root(*store, 0), &given, &path, path ? 1 : 0,
+					     settings, &err);
+	import_settings_free(&given);
+	return rc < 0 ? cli_fail(&err) : 0;
+}
+
+static int end_import(struct store_args *a, struct store *store, struct import_settings *settings,
+		      int rc)
+{
+	import_settings_free(settings);
+	store_free(store);
+	pathmap_free(a->common.pathmap);
+	return rc;
 }
 
 int cmd_import_settings(int argc, char **argv)
@@ -838,43 +862,19 @@ int cmd_import_settings(int argc, char **argv)
 	struct store *store = NULL;
 	struct error err;
 	char dir[PATH_MAX];
-	int rc = begin_import(argc, argv, usage_import_settings, &a, &store, dir);
+	int rc = begin_import(argc, argv, usage_import_settings, &a, &store, dir, &settings);
 
 	if (rc)
-		goto out;
+		return end_import(&a, store, &settings, rc);
 	error_clear(&err);
-	if (import_settings_defaults(dir, store_root(store, 0), &settings, &err) < 0) {
-		rc = cli_fail(&err);
-		goto out;
-	}
 	if (import_settings_write(&settings, stdout) < 0) {
 		error_set(&err, EINVAL, "a path of '%s' cannot be written on one line", dir);
 		rc = cli_fail(&err);
-	} else {
-		rc = CLI_OK;
 	}
-	import_settings_free(&settings);
-out:
-	store_free(store);
-	pathmap_free(a.common.pathmap);
-	return rc;
+	return end_import(&a, store, &settings, rc);
 }
 
 /* ---- compare ---- */
-
-/* The settings for importing @dir: the defaults, with the document @path (if any) over them. */
-static int import_settings_for(const char *dir, struct store *store, const char *path,
-			       struct import_settings *settings, struct error *err)
-{
-	struct import_settings given = {0};
-	int rc = path ? import_settings_load(path, &given, err) : 0;
-
-	if (rc == 0)
-		rc = import_settings_layered(dir, store_root(store, 0), &given, &path,
-					     path ? 1 : 0, settings, err);
-	import_settings_free(&given);
-	return rc;
-}
 
 static const char *severity_name(enum import_severity severity)
 {
@@ -889,20 +889,13 @@ int cmd_compare(int argc, char **argv)
 	struct store *store = NULL;
 	struct error err;
 	char dir[PATH_MAX];
-	int rc = begin_import(argc, argv, usage_compare, &a, &store, dir);
+	int rc = begin_import(argc, argv, usage_compare, &a, &store, dir, &settings);
 
 	if (rc)
-		goto out;
+		return end_import(&a, store, &settings, rc);
 	error_clear(&err);
-	if (import_settings_for(dir, store, a.settings, &settings, &err) < 0) {
-		rc = cli_fail(&err);
-		goto out;
-	}
-	if (import_compare(dir, store, &settings, 0, &report, &err) < 0) {
-		import_settings_free(&settings);
-		rc = cli_fail(&err);
-		goto out;
-	}
+	if (import_compare(dir, store, &settings, 0, &report, &err) < 0)
+		return end_import(&a, store, &settings, cli_fail(&err));
 	if (a.common.json) {
 		struct json j;
 
@@ -932,11 +925,7 @@ int cmd_compare(int argc, char **argv)
 	}
 	rc = report.errors ? CLI_FAIL : CLI_OK;
 	import_report_free(&report);
-	import_settings_free(&settings);
-out:
-	store_free(store);
-	pathmap_free(a.common.pathmap);
-	return rc;
+	return end_import(&a, store, &settings, rc);
 }
 
 /* ---- import ---- */
@@ -962,15 +951,11 @@ int cmd_import(int argc, char **argv)
 	struct store *store = NULL;
 	struct error err;
 	char dir[PATH_MAX], id[37];
-	int rc = begin_import(argc, argv, usage_import, &a, &store, dir);
+	int rc = begin_import(argc, argv, usage_import, &a, &store, dir, &settings);
 
 	if (rc)
-		goto out;
+		return end_import(&a, store, &settings, rc);
 	error_clear(&err);
-	if (import_settings_for(dir, store, a.settings, &settings, &err) < 0) {
-		rc = cli_fail(&err);
-		goto out;
-	}
 	{
 		int last = -1;
 		struct import_progress progress = {show_progress, &last};
@@ -986,11 +971,7 @@ int cmd_import(int argc, char **argv)
 		printf("%s  %s\n", id, settings.name);
 		rc = CLI_OK;
 	}
-	import_settings_free(&settings);
-out:
-	store_free(store);
-	pathmap_free(a.common.pathmap);
-	return rc;
+	return end_import(&a, store, &settings, rc);
 }
 
 /* ---- switch add / list ---- */

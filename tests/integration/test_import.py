@@ -43,26 +43,25 @@ def items(doc, kind):
     return [found[i] for i in sorted(found)]
 
 
-def recorded_disks(folder):
-    """Every disk path the folder's configurations (the VM's and the snapshots') record."""
-    paths = set()
-    for sub in (VMS, SNAPSHOTS):
+def texts(folder, subs, tag):
+    """The texts of every @tag element of the configurations in the folder's @subs."""
+    found = set()
+    for sub in subs:
         for name in os.listdir(os.path.join(folder, sub)):
             if name.endswith(".xml"):
-                for node in config_root(os.path.join(folder, sub, name)).iter("pathname"):
+                for node in config_root(os.path.join(folder, sub, name)).iter(tag):
                     if node.text:
-                        paths.add(node.text)
-    return paths
+                        found.add(node.text)
+    return found
+
+
+def recorded_disks(folder):
+    """Every disk path the folder's configurations (the VM's and the snapshots') record."""
+    return texts(folder, (VMS, SNAPSHOTS), "pathname")
 
 
 def switch_names(folder):
-    names = set()
-    for name in os.listdir(os.path.join(folder, VMS)):
-        if name.endswith(".xml"):
-            for node in config_root(os.path.join(folder, VMS, name)).iter("AltSwitchName"):
-                if node.text:
-                    names.add(node.text)
-    return names
+    return texts(folder, (VMS,), "AltSwitchName")
 
 
 def test_defaults_from_an_export_folder():
@@ -107,7 +106,20 @@ def test_defaults_for_one_snapshot_exported_as_a_vm():
 def test_folders_that_are_not_exports_of_one_vm():
     ok("demo", "store")
     target = new_store("target")
-    refused("import-settings", "--store", target, "store", mentions=["3 VM configurations"])
+    refused("import-settings", "--store", target, "store",
+            mentions=["3 VM configurations", "vm = GUID"])
+    # A document naming one of them picks it.
+    db = as_json(ok("vm", "show", "--json", "--store", "store", "db"))
+    write("pick.settings", "vm = %s\n" % db["id"].lower())
+    doc = parse(ok("import-settings", "--store", target, "--settings", "pick.settings",
+                   "store").stdout)
+    assert doc["name"] == "db" and doc["vm"].upper() == db["id"], doc
+    assert {r["current"] for r in items(doc, "resource")} == \
+        {d["written"] for d in db["disks"]} | {d["written"] for s in db["snapshots"]
+                                               for d in s["disks"]}
+    write("pick.settings", "vm = 00000000-0000-4000-8000-000000000000\n")
+    refused("import-settings", "--store", target, "--settings", "pick.settings", "store",
+            mentions=["00000000-0000-4000-8000-000000000000"])
     empty = new_store("empty")
     refused("import-settings", "--store", target, empty, mentions=["0 VM configurations"])
     refused("import-settings", "--store", target, "missing", mentions=["missing"])
