@@ -141,13 +141,17 @@ static void touch(struct imp *imp)
 
 /* ---- issues ---- */
 
+static void issue_clear(struct issue *issue)
+{
+	free(issue->id);
+	free(issue->file);
+	free(issue->message);
+}
+
 static void issues_free(struct issue *issues, size_t count)
 {
-	for (size_t i = 0; i < count; i++) {
-		free(issues[i].id);
-		free(issues[i].file);
-		free(issues[i].message);
-	}
+	for (size_t i = 0; i < count; i++)
+		issue_clear(&issues[i]);
 	free(issues);
 }
 
@@ -194,9 +198,7 @@ static void forget_close(struct importfs *fs, struct imp *imp, const char *rel)
 	pthread_mutex_lock(&fs->mu);
 	for (size_t i = 0; i < imp->close_count;)
 		if (strcmp(imp->closes[i].file, file) == 0) {
-			free(imp->closes[i].id);
-			free(imp->closes[i].file);
-			free(imp->closes[i].message);
+			issue_clear(&imp->closes[i]);
 			imp->closes[i] = imp->closes[--imp->close_count];
 		} else {
 			i++;
@@ -563,27 +565,23 @@ static void own(const char *path)
 static int new_import(struct importfs *fs, const char *name, mode_t mode)
 {
 	struct imp *imp = calloc(1, sizeof(*imp));
-	struct imp **grown;
+	struct imp **grown = NULL;
 	uint32_t tag;
-	int rc = 0;
+	int rc = -EAGAIN;
 
 	if (!imp || !(imp->name = strdup(name))) {
 		free(imp);
 		return -ENOMEM;
 	}
+	imp->lockfd = -1;
 	/*
 	 * A sweep (of a recovery, here or in another process) removes folders of
 	 * this name whose lock it can take, holding it while it does: so the
 	 * folder is ours only once locked and still there; else another name.
 	 */
-	for (int tries = 0;; tries++) {
+	for (int tries = 0; imp->lockfd < 0 && tries <= 100; tries++) {
 		struct stat held, named;
 
-		if (tries > 100) {
-			free(imp->name);
-			free(imp);
-			return rc ? rc : -EAGAIN;
-		}
 		if (getrandom(&tag, sizeof(tag), 0) != sizeof(tag))
 			tag = (uint32_t)now_ns();
 		snprintf(imp->staging, sizeof(imp->staging), "%s/.import-%08x.impex-import",
@@ -592,43 +590,49 @@ static int new_import(struct importfs *fs, const char *name, mode_t mode)
 			rc = -errno;
 			if (errno == EEXIST || errno == ENOENT)
 				continue;
-			free(imp->name);
-			free(imp);
-			return rc;
+			break;
 		}
 		imp->lockfd = open(imp->staging, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (imp->lockfd < 0)
-			continue;
-		if (flock(imp->lockfd, LOCK_EX | LOCK_NB) == 0 && fstat(imp->lockfd, &held) == 0 &&
-		    held.st_nlink > 0 && lstat(imp->staging, &named) == 0 &&
-		    named.st_ino == held.st_ino && named.st_dev == held.st_dev)
-			break;
-		close(imp->lockfd); /* a sweep has it, or had it: it goes */
+		if (imp->lockfd >= 0 &&
+		    !(flock(imp->lockfd, LOCK_EX | LOCK_NB) == 0 &&
+		      fstat(imp->lockfd, &held) == 0 && held.st_nlink > 0 &&
+		      lstat(imp->staging, &named) == 0 && named.st_ino == held.st_ino &&
+		      named.st_dev == held.st_dev)) {
+			close(imp->lockfd); /* a sweep has it, or had it: it goes */
+			imp->lockfd = -1;
+		}
 	}
-	rc = 0;
+	if (imp->lockfd < 0)
+		goto fail;
 	chmod(imp->staging, mode & 07777);
 	own(imp->staging);
 	pthread_rwlock_init(&imp->rw, NULL);
 	touch(imp);
+	/* Two mkdir of one name at once: the first makes the import, the other is told. */
 	pthread_mutex_lock(&fs->mu);
-	grown = realloc(fs->imps, (fs->count + 1) * sizeof(*grown));
-	if (grown) {
+	rc = find_imp(fs, name, strlen(name)) ? -EEXIST : -ENOMEM;
+	if (rc == -ENOMEM && (grown = realloc(fs->imps, (fs->count + 1) * sizeof(*grown)))) {
 		fs->imps = grown;
 		fs->imps[fs->count++] = imp;
+		rc = 0;
 	}
 	pthread_mutex_unlock(&fs->mu);
-	if (!grown) {
-		close(imp->lockfd);
-		rmdir(imp->staging);
+	if (rc < 0) {
 		pthread_rwlock_destroy(&imp->rw);
-		free(imp->name);
-		free(imp);
-		return -ENOMEM;
+		goto fail;
 	}
 	if (fs->o->verbose)
 		fuse_log(FUSE_LOG_INFO, "impexfs: import '%s' begins in '%s'\n", name,
 			 imp->staging);
 	return 0;
+fail:
+	if (imp->lockfd >= 0) {
+		rmdir(imp->staging);
+		close(imp->lockfd);
+	}
+	free(imp->name);
+	free(imp);
+	return rc;
 }
 
 static int op_mkdir(const char *path, mode_t mode)

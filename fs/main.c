@@ -53,7 +53,6 @@ enum {
 	KEY_SNAPSHOTS,
 	KEY_SUBDIRECTORY,
 	KEY_IMPORT_SETTING,
-	KEY_IMPORT_ONLY,
 };
 
 #define OPTION(text, field, value)                                                                 \
@@ -78,9 +77,6 @@ static const struct fuse_opt option_spec[] = {
 	OPTION("settings=%s", settings_file, 0),
 	OPTION("settle=%u", settle, 0),
 	OPTION("roots=%s", more_roots, 0),
-	FUSE_OPT_KEY("roots=", KEY_IMPORT_ONLY),
-	FUSE_OPT_KEY("settings=", KEY_IMPORT_ONLY),
-	FUSE_OPT_KEY("settle=", KEY_IMPORT_ONLY),
 	FUSE_OPT_KEY("create_copy=", KEY_IMPORT_SETTING),
 	FUSE_OPT_KEY("generate_new_id=", KEY_IMPORT_SETTING),
 	FUSE_OPT_KEY("security_scope=", KEY_IMPORT_SETTING),
@@ -154,9 +150,6 @@ static int take_option(void *data, const char *arg, int key, struct fuse_args *a
 			return 0;
 		}
 		return 1;
-	case KEY_IMPORT_ONLY:
-		o->import_only = o->import_only ? o->import_only : strdup(arg);
-		return 0; /* the value is taken by its %s or %u entry too */
 	case KEY_IMPORT_SETTING: {
 		/* "key=value" becomes the document line "key = value". */
 		size_t n = strlen(arg) + 4;
@@ -269,6 +262,8 @@ int main(int argc, char **argv)
 		usage(argv[0]);
 		goto out;
 	}
+	if (!o.import_only && (o.settings_file || o.more_roots || o.settle))
+		o.import_only = strdup(o.settings_file ? "settings=" : o.more_roots ? "roots=" : "settle=");
 	if (o.import ? o.export_only != NULL : o.import_only != NULL) {
 		fprintf(stderr, "impexfs: the option '%s' is for the %s mount\n",
 			o.import ? o.export_only : o.import_only, o.import ? "export" : "import");
