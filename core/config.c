@@ -315,41 +315,27 @@ fail:
 int config_load(struct config **out, const char *path, struct error *err)
 {
 	int fd = fsutil_open_source(path, false);
-	struct stat st;
 	char *data = NULL;
+	size_t len = 0;
 	int rc;
 
 	*out = NULL;
 	if (fd < 0)
 		return error_errno(err, -fd, "cannot open", path);
-	if (fstat(fd, &st) < 0) {
-		rc = error_errno(err, errno, "cannot stat", path);
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = error_set(err, EINVAL, "'%s' is not a regular file", path);
-		goto out;
-	}
-	if ((uint64_t)st.st_size > CONFIG_MAX_BYTES) {
-		rc = error_set(err, EFBIG,
-			       "'%s' is %lld bytes, more than the %u a configuration may have",
-			       path, (long long)st.st_size, CONFIG_MAX_BYTES);
-		goto out;
-	}
-	data = malloc((size_t)st.st_size + 1);
-	if (!data) {
-		rc = error_set(err, ENOMEM, "out of memory");
-		goto out;
-	}
-	rc = fsutil_pread_full(fd, data, (size_t)st.st_size, 0);
-	if (rc < 0) {
-		rc = error_errno(err, rc == -ENODATA ? EIO : -rc, "cannot read", path);
-		goto out;
-	}
-	rc = config_parse(out, data, (size_t)st.st_size, path, err);
-out:
-	free(data);
+	rc = fsutil_read_whole(fd, CONFIG_MAX_BYTES, &data, &len);
 	close(fd);
+	if (rc == -EINVAL)
+		rc = error_set(err, EINVAL, "'%s' is not a regular file", path);
+	else if (rc == -EFBIG)
+		rc = error_set(err, EFBIG, "'%s' is more than the %u bytes a configuration may have",
+			       path, CONFIG_MAX_BYTES);
+	else if (rc == -ENOMEM)
+		rc = error_set(err, ENOMEM, "out of memory");
+	else if (rc < 0)
+		rc = error_errno(err, -rc, "cannot read", path);
+	else
+		rc = config_parse(out, data, len, path, err);
+	free(data);
 	return rc;
 }
 

@@ -367,3 +367,29 @@ int fsutil_remove_tree(const char *path)
 {
 	return remove_at(AT_FDCWD, path, 0);
 }
+
+int fsutil_read_whole(int fd, size_t max, char **data, size_t *len)
+{
+	struct stat st;
+	int rc;
+
+	*data = NULL;
+	*len = 0;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	if ((uint64_t)st.st_size > max)
+		return -EFBIG;
+	if (!(*data = malloc((size_t)st.st_size + 1)))
+		return -ENOMEM;
+	rc = fsutil_pread_full(fd, *data, (size_t)st.st_size, 0);
+	if (rc < 0) {
+		free(*data);
+		*data = NULL;
+		return rc == -ENODATA ? -EIO : rc;
+	}
+	(*data)[st.st_size] = '\0';
+	*len = (size_t)st.st_size;
+	return 0;
+}

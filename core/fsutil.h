@@ -92,4 +92,12 @@ bool fsutil_all_zero(const void *buf, size_t len);
  */
 int fsutil_remove_tree(const char *path);
 
+/**
+ * The whole of the regular file open on @fd, at most @max bytes, into a
+ * new buffer *@data (NUL-terminated; free it) of *@len bytes. Returns 0,
+ * -EINVAL for a file that is not regular, -EFBIG for one larger than @max,
+ * -ENOMEM, or -errno (-EIO for a file that ends early).
+ */
+int fsutil_read_whole(int fd, size_t max, char **data, size_t *len);
+
 #endif

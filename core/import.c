@@ -338,24 +338,21 @@ int import_settings_load(const char *path, struct import_settings *out, struct e
 {
 	struct stat st;
 	char *text = NULL;
+	size_t len = 0;
 	int fd = fsutil_open_regular(path, &st), rc;
 
 	memset(out, 0, sizeof(*out));
 	if (fd < 0)
 		return error_errno(err, -fd, "cannot open", path);
-	if (st.st_size > DOCUMENT_MAX) {
-		close(fd);
-		return error_set(err, EFBIG, "'%s' is larger than %d bytes: not a settings document",
-				 path, DOCUMENT_MAX);
-	}
-	text = malloc((size_t)st.st_size + 1);
-	rc = text ? fsutil_pread_full(fd, text, (size_t)st.st_size, 0) : -ENOMEM;
+	rc = fsutil_read_whole(fd, DOCUMENT_MAX, &text, &len);
 	close(fd);
-	if (rc < 0) {
-		free(text);
-		return error_errno(err, -rc, "cannot read", path);
-	}
-	rc = import_settings_parse(text, (size_t)st.st_size, path, out, err);
+	if (rc == -EFBIG)
+		rc = error_set(err, EFBIG, "'%s' is larger than %d bytes: not a settings document",
+			       path, DOCUMENT_MAX);
+	else if (rc < 0)
+		rc = error_errno(err, -rc, "cannot read", path);
+	else
+		rc = import_settings_parse(text, len, path, out, err);
 	free(text);
 	return rc;
 }
