@@ -1,5 +1,7 @@
 #include "fsutil.h"
 
+#include "asuser.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -54,8 +56,15 @@ int fsutil_pwrite_full(int fd, const void *buf, size_t len, uint64_t offset)
  * CAP_FOWNER), else without. Returns the descriptor or -errno. */
 static int open_noatime(const char *path, int flags)
 {
-	int fd = open(path, flags | O_NOATIME);
+	const struct asuser_scope *scope = asuser_scope_current();
+	int fd;
 
+	/* An import's sources go through its scope (core/asuser.h). */
+	if (scope) {
+		fd = asuser_scope_open(scope, path, flags | O_NOATIME);
+		return fd == -EPERM ? asuser_scope_open(scope, path, flags) : fd;
+	}
+	fd = open(path, flags | O_NOATIME);
 	if (fd < 0 && errno == EPERM)
 		fd = open(path, flags);
 	return fd < 0 ? -errno : fd;

@@ -1,0 +1,545 @@
+/*
+ * beneath.c - names resolved beneath a folder descriptor, never through a link.
+ */
+#include "beneath.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+
+/* How many times an openat2 that raced a rename (EAGAIN) is tried again. */
+#define RETRIES 64
+
+/* 0: not known yet; 1: openat2 works; 2: walk (no openat2, refused, or forced). */
+static atomic_int mode_known;
+
+void beneath_force_walk(bool walk)
+{
+	atomic_store(&mode_known, walk ? 2 : 0);
+}
+
+static int openat2_call(int dirfd, const char *rel, int flags, mode_t mode)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(unsigned)flags,
+		.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	long fd;
+
+	for (int tries = 0;; tries++) {
+		fd = syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
+		if (fd >= 0 || errno != EAGAIN || tries == RETRIES)
+			break;
+	}
+	return fd < 0 ? -errno : (int)fd;
+}
+
+/* Whether openat2 may be used: learnt once, by opening "." of @dirfd. */
+static bool use_openat2(int dirfd)
+{
+	int known = atomic_load(&mode_known);
+
+	if (known == 0) {
+		int fd = openat2_call(dirfd, ".", O_PATH | O_CLOEXEC, 0);
+
+		/* ENOSYS: an old kernel; EPERM: a seccomp filter (containers). */
+		known = fd == -ENOSYS || fd == -EPERM ? 2 : 1;
+		if (fd >= 0)
+			close(fd);
+		else if (known == 1)
+			return true; /* another fault of that folder: decide next time */
+		atomic_store(&mode_known, known);
+	}
+	return known == 1;
+}
+
+/* The next component of *@at into @name: 1, 0 at the end, or -errno. */
+static int next_component(const char **at, char name[NAME_MAX + 1])
+{
+	const char *p = *at, *end;
+
+	for (;;) {
+		while (*p == '/')
+			p++;
+		if (!*p) {
+			*at = p;
+			return 0;
+		}
+		end = strchrnul(p, '/');
+		if ((size_t)(end - p) > NAME_MAX)
+			return -ENAMETOOLONG;
+		if (end - p == 1 && p[0] == '.') {
+			p = end;
+			continue;
+		}
+		memcpy(name, p, (size_t)(end - p));
+		name[end - p] = '\0';
+		*at = end;
+		return strcmp(name, "..") == 0 ? -EXDEV : 1;
+	}
+}
+
+/* Whether nothing but '/' and "." components follow @at. */
+static bool at_end(const char *at)
+{
+	char name[NAME_MAX + 1];
+
+	return next_component(&at, name) == 0;
+}
+
+/* beneath_open() by a walk: each folder on the way opened O_PATH | O_NOFOLLOW. */
+static int walk_open(int dirfd, const char *rel, int flags, mode_t mode)
+{
+	char name[NAME_MAX + 1];
+	const char *at = rel;
+	int cur = -1, rc;
+
+	if (rel[0] == '/')
+		return -EXDEV;
+	for (;;) {
+		int base = cur >= 0 ? cur : dirfd, fd;
+
+		rc = next_component(&at, name);
+		if (rc < 0)
+			break;
+		if (rc == 0) {
+			/* The folder itself: "" or only "." */
+			fd = openat(base, ".", flags | O_CLOEXEC, mode);
+			rc = fd < 0 ? -errno : fd;
+			break;
+		}
+		if (at_end(at)) {
+			struct stat st;
+
+			fd = openat(base, name, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+			rc = fd < 0 ? -errno : fd;
+			/* O_PATH | O_NOFOLLOW opens a link itself; O_DIRECTORY says ENOTDIR. */
+			if (fd >= 0 && (flags & O_PATH) && fstat(fd, &st) == 0 &&
+			    S_ISLNK(st.st_mode)) {
+				close(fd);
+				rc = -ELOOP;
+			} else if (rc == -ENOTDIR &&
+				   fstatat(base, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+				   S_ISLNK(st.st_mode)) {
+				rc = -ELOOP;
+			}
+			break;
+		}
+		fd = openat(base, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			struct stat st;
+
+			rc = -errno;
+			if (rc == -ENOTDIR && fstatat(base, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISLNK(st.st_mode))
+				rc = -ELOOP;
+			break;
+		}
+		if (cur >= 0)
+			close(cur);
+		cur = fd;
+	}
+	if (cur >= 0)
+		close(cur);
+	return rc;
+}
+
+int beneath_open(int dirfd, const char *rel, int flags, mode_t mode)
+{
+	if (!rel)
+		return -EINVAL;
+	if (rel[0] == '/')
+		return -EXDEV;
+	/* O_PATH | O_NOFOLLOW would open a last link itself: links are refused whatever the flags. */
+	flags &= ~O_NOFOLLOW;
+	if (use_openat2(dirfd))
+		return openat2_call(dirfd, rel[0] ? rel : ".", flags | O_CLOEXEC, mode);
+	return walk_open(dirfd, rel, flags, mode);
+}
+
+int beneath_parent(int dirfd, const char *rel, char name[NAME_MAX + 1])
+{
+	const char *end, *start;
+	char folder[PATH_MAX];
+	size_t n;
+
+	if (!rel || rel[0] == '/')
+		return rel ? -EXDEV : -EINVAL;
+	n = strlen(rel);
+	while (n > 0 && rel[n - 1] == '/')
+		n--;
+	end = rel + n;
+	start = end;
+	while (start > rel && start[-1] != '/')
+		start--;
+	if (end == start || (size_t)(end - start) > NAME_MAX)
+		return end == start ? -EINVAL : -ENAMETOOLONG;
+	memcpy(name, start, (size_t)(end - start));
+	name[end - start] = '\0';
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return -EINVAL;
+	if ((size_t)(start - rel) >= sizeof(folder))
+		return -ENAMETOOLONG;
+	memcpy(folder, rel, (size_t)(start - rel));
+	folder[start - rel] = '\0';
+	return beneath_open(dirfd, folder, O_PATH | O_DIRECTORY, 0);
+}
+
+int beneath_mkdir(int dirfd, const char *rel, mode_t mode)
+{
+	char name[NAME_MAX + 1];
+	int parent = beneath_parent(dirfd, rel, name), rc;
+
+	if (parent < 0)
+		return parent;
+	rc = mkdirat(parent, name, mode) < 0 ? -errno : 0;
+	close(parent);
+	return rc;
+}
+
+int beneath_unlink(int dirfd, const char *rel, int flags)
+{
+	char name[NAME_MAX + 1];
+	int parent = beneath_parent(dirfd, rel, name), rc;
+
+	if (parent < 0)
+		return parent;
+	rc = unlinkat(parent, name, flags) < 0 ? -errno : 0;
+	close(parent);
+	return rc;
+}
+
+int beneath_rename(int fromfd, const char *from, int tofd, const char *to, unsigned flags)
+{
+	char a[NAME_MAX + 1], b[NAME_MAX + 1];
+	int pa = beneath_parent(fromfd, from, a), pb, rc;
+
+	if (pa < 0)
+		return pa;
+	pb = beneath_parent(tofd, to, b);
+	if (pb < 0) {
+		close(pa);
+		return pb;
+	}
+	rc = renameat2(pa, a, pb, b, flags) < 0 ? -errno : 0;
+	close(pa);
+	close(pb);
+	return rc;
+}
+
+int beneath_link(int fromfd, const char *from, int tofd, const char *to)
+{
+	char a[NAME_MAX + 1], b[NAME_MAX + 1];
+	int pa = beneath_parent(fromfd, from, a), pb, rc;
+
+	if (pa < 0)
+		return pa;
+	pb = beneath_parent(tofd, to, b);
+	if (pb < 0) {
+		close(pa);
+		return pb;
+	}
+	/* No AT_SYMLINK_FOLLOW: a link is linked as itself, never what it names. */
+	rc = linkat(pa, a, pb, b, 0) < 0 ? -errno : 0;
+	close(pa);
+	close(pb);
+	return rc;
+}
+
+int beneath_stat(int dirfd, const char *rel, struct stat *st)
+{
+	char name[NAME_MAX + 1];
+	int parent, rc;
+
+	if (rel && !rel[0])
+		return fstat(dirfd, st) < 0 ? -errno : 0;
+	parent = beneath_parent(dirfd, rel, name);
+	if (parent < 0)
+		return parent;
+	rc = fstatat(parent, name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	close(parent);
+	return rc;
+}
+
+/* ---- removal of a tree ---- */
+
+/* One folder on the way down: its name in its parent, its identity, the names it could not lose. */
+struct level {
+	char name[NAME_MAX + 1];
+	dev_t dev;
+	ino_t ino;
+	char **stuck;
+	size_t stuck_count;
+};
+
+static bool is_stuck(const struct level *l, const char *name)
+{
+	for (size_t i = 0; i < l->stuck_count; i++)
+		if (strcmp(l->stuck[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void add_stuck(struct level *l, const char *name)
+{
+	char **grown = realloc(l->stuck, (l->stuck_count + 1) * sizeof(*grown));
+
+	if (!grown)
+		return;
+	l->stuck = grown;
+	if ((grown[l->stuck_count] = strdup(name)))
+		l->stuck_count++;
+}
+
+/* Give the folder open on @fd (any kind of descriptor) the owner's rwx bits. */
+static void make_writable(int fd)
+{
+	char proc[64];
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || (st.st_mode & 0700) == 0700)
+		return;
+	/* The descriptor's own magic link: fchmod() refuses O_PATH descriptors. */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (fchmod(fd, (st.st_mode | 0700) & 07777) < 0)
+		chmod(proc, (st.st_mode | 0700) & 07777);
+}
+
+/* Open the folder @name in @parent for listing, making it readable if it refuses. */
+static int open_folder(int parent, const char *name)
+{
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0 && errno == EACCES) {
+		int path = openat(parent, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		if (path >= 0) {
+			make_writable(path);
+			close(path);
+		}
+		fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	return fd < 0 ? -errno : fd;
+}
+
+/*
+ * Empty the folder open on @cur of its files, and find its first subfolder
+ * not stuck (into @sub); 1 if there is one, 0 if none is left, or -errno.
+ * Files that cannot be removed are added to @l's stuck names.
+ */
+static int empty_files(int cur, struct level *l, char sub[NAME_MAX + 1], int *first_error)
+{
+	int listfd = dup(cur);
+	DIR *d = listfd >= 0 ? fdopendir(listfd) : NULL;
+	struct dirent *e;
+	int found = 0;
+
+	if (!d) {
+		if (listfd >= 0)
+			close(listfd);
+		return -errno;
+	}
+	while ((e = readdir(d))) {
+		struct stat st;
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+		    is_stuck(l, e->d_name))
+			continue;
+		if (fstatat(cur, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			snprintf(sub, NAME_MAX + 1, "%s", e->d_name);
+			found = 1;
+			break;
+		}
+		if (unlinkat(cur, e->d_name, 0) < 0 && errno == EACCES) {
+			make_writable(cur);
+			unlinkat(cur, e->d_name, 0);
+		}
+		if (fstatat(cur, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			if (!*first_error)
+				*first_error = -EPERM;
+			add_stuck(l, e->d_name);
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+int beneath_remove_tree(int dirfd, const char *rel, char *left)
+{
+	char name[NAME_MAX + 1], sub[NAME_MAX + 1];
+	struct level *levels = NULL;
+	size_t depth = 0, cap = 0;
+	int parent, cur = -1, rc = 0, first_error = 0;
+	struct stat st;
+
+	if (left)
+		left[0] = '\0';
+	parent = beneath_parent(dirfd, rel, name);
+	if (parent < 0)
+		return parent == -ENOENT ? 0 : parent;
+	if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		rc = errno == ENOENT ? 0 : -errno;
+		goto out;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		rc = unlinkat(parent, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+		goto out;
+	}
+	cur = open_folder(parent, name);
+	if (cur < 0) {
+		rc = cur;
+		goto out;
+	}
+	levels = calloc(cap = 16, sizeof(*levels));
+	if (!levels) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	snprintf(levels[0].name, sizeof(levels[0].name), "%s", name);
+	fstat(cur, &st);
+	levels[0].dev = st.st_dev;
+	levels[0].ino = st.st_ino;
+	for (;;) {
+		struct level *l = &levels[depth];
+		int found = empty_files(cur, l, sub, &first_error), next;
+
+		if (found < 0) {
+			if (!first_error)
+				first_error = found;
+			found = 0;
+		}
+		if (found) {
+			/* Down into @sub, remembering who it is. */
+			next = open_folder(cur, sub);
+			if (next < 0 || fstat(next, &st) < 0) {
+				if (!first_error)
+					first_error = next < 0 ? next : -errno;
+				if (next >= 0)
+					close(next);
+				add_stuck(l, sub);
+				continue;
+			}
+			if (depth + 1 == cap) {
+				struct level *grown = realloc(levels, cap * 2 * sizeof(*grown));
+
+				if (!grown) {
+					close(next);
+					rc = -ENOMEM;
+					goto out;
+				}
+				memset(grown + cap, 0, cap * sizeof(*grown));
+				levels = grown;
+				cap *= 2;
+			}
+			depth++;
+			memset(&levels[depth], 0, sizeof(levels[depth]));
+			snprintf(levels[depth].name, sizeof(levels[depth].name), "%s", sub);
+			levels[depth].dev = st.st_dev;
+			levels[depth].ino = st.st_ino;
+			close(cur);
+			cur = next;
+			continue;
+		}
+		/* Empty of all it can lose: up, then remove it. */
+		if (depth == 0)
+			break;
+		next = openat(cur, "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0 || fstat(next, &st) < 0 || st.st_dev != levels[depth - 1].dev ||
+		    st.st_ino != levels[depth - 1].ino) {
+			/* Moved under us: stop rather than remove anything elsewhere. */
+			if (next >= 0)
+				close(next);
+			rc = -ESTALE;
+			goto out;
+		}
+		close(cur);
+		cur = next;
+		if (unlinkat(cur, l->name, AT_REMOVEDIR) < 0) {
+			if (!first_error)
+				first_error = -errno;
+			add_stuck(&levels[depth - 1], l->name);
+		}
+		for (size_t i = 0; i < l->stuck_count; i++)
+			free(l->stuck[i]);
+		free(l->stuck);
+		l->stuck = NULL;
+		l->stuck_count = 0;
+		depth--;
+	}
+	close(cur);
+	cur = -1;
+	if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT && !first_error)
+		first_error = -errno;
+	if (first_error && left && levels[0].stuck_count)
+		snprintf(left, PATH_MAX, "%s/%s", rel, levels[0].stuck[0]);
+	else if (first_error && left)
+		snprintf(left, PATH_MAX, "%s", rel);
+	rc = first_error;
+out:
+	for (size_t i = 0; levels && i <= depth && i < cap; i++) {
+		for (size_t k = 0; k < levels[i].stuck_count; k++)
+			free(levels[i].stuck[k]);
+		free(levels[i].stuck);
+	}
+	free(levels);
+	if (cur >= 0)
+		close(cur);
+	close(parent);
+	return rc;
+}
+
+bool beneath_lexically(const char *path, const char *root, const char **rel)
+{
+	size_t n = strlen(root);
+
+	while (n > 1 && root[n - 1] == '/')
+		n--;
+	if (!path || path[0] != '/' || root[0] != '/' || strncmp(path, root, n) != 0)
+		return false;
+	if (n == 1) {
+		path++;
+	} else if (path[n] == '/' || path[n] == '\0') {
+		path += n;
+		while (*path == '/')
+			path++;
+	} else {
+		return false;
+	}
+	for (const char *p = path; *p;) {
+		const char *end = strchrnul(p, '/');
+
+		if ((end - p == 2 && p[0] == '.' && p[1] == '.') || (end - p == 1 && p[0] == '.'))
+			return false;
+		p = *end ? end + 1 : end;
+	}
+	if (rel)
+		*rel = path;
+	return true;
+}
+
+bool beneath_plain_name(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n == 0 || n > NAME_MAX || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		if (*p == '/' || *p < 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
