@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -91,7 +92,29 @@ const struct asuser_scope *asuser_scope_current(void)
 	return thread_scope;
 }
 
+/* @fd if it is a regular file or a folder, else closed and -EINVAL (a FIFO, a device). */
+static int regular(int fd)
+{
+	struct stat st;
+
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
+		close(fd);
+		return -EINVAL;
+	}
+	return fd;
+}
+
+static int scope_open(const struct asuser_scope *scope, const char *path, int flags);
+
 int asuser_scope_open(const struct asuser_scope *scope, const char *path, int flags)
+{
+	/* Never a FIFO, which would hang the open without O_NONBLOCK, nor a device. */
+	return regular(scope_open(scope, path, flags | O_NONBLOCK));
+}
+
+static int scope_open(const struct asuser_scope *scope, const char *path, int flags)
 {
 	struct asuser_saved saved;
 	const char *rel;
@@ -104,6 +127,7 @@ int asuser_scope_open(const struct asuser_scope *scope, const char *path, int fl
 			return beneath_open(scope->trusted_fds[i], rel, flags, 0);
 	switch (scope->others) {
 	case ASUSER_OTHERS_PLAIN:
+		/* door: the command line's user names this, with their own rights. */
 		fd = open(path, flags | O_CLOEXEC);
 		return fd < 0 ? -errno : fd;
 	case ASUSER_OTHERS_AS_USER:
@@ -112,6 +136,7 @@ int asuser_scope_open(const struct asuser_scope *scope, const char *path, int fl
 		rc = asuser_enter(scope->user, &saved);
 		if (rc < 0)
 			return rc;
+		/* door: as the user, whose rights the kernel checks on every folder on the way. */
 		fd = open(path, flags | O_CLOEXEC);
 		rc = fd < 0 ? -errno : fd;
 		asuser_leave(&saved);

@@ -3,6 +3,8 @@
  */
 #include "beneath.h"
 
+#include "error.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -259,6 +261,68 @@ int beneath_link(int fromfd, const char *from, int tofd, const char *to)
 	return rc;
 }
 
+/* chmod() of the file open on the O_PATH descriptor @fd: fchmod() refuses those. */
+static int chmod_path_fd(int fd, mode_t mode)
+{
+	char proc[64];
+
+	/* The descriptor's own magic link names the very file opened, link-free. */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	return chmod(proc, mode) < 0 ? -errno : 0; /* door: this descriptor's own link */
+}
+
+int beneath_chmod(int dirfd, const char *rel, mode_t mode)
+{
+	int fd = beneath_open(dirfd, rel, O_PATH, 0), rc;
+
+	if (fd < 0)
+		return fd;
+	rc = chmod_path_fd(fd, mode);
+	close(fd);
+	return rc;
+}
+
+int beneath_chown(int dirfd, const char *rel, uid_t uid, gid_t gid)
+{
+	char name[NAME_MAX + 1];
+	int parent, rc;
+
+	if (rel && !rel[0])
+		return fchown(dirfd, uid, gid) < 0 ? -errno : 0;
+	parent = beneath_parent(dirfd, rel, name);
+	if (parent < 0)
+		return parent;
+	rc = fchownat(parent, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	close(parent);
+	return rc;
+}
+
+int beneath_truncate(int dirfd, const char *rel, off_t size)
+{
+	int fd = beneath_open(dirfd, rel, O_WRONLY | O_NONBLOCK, 0), rc;
+
+	if (fd < 0)
+		return fd;
+	rc = ftruncate(fd, size) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+int beneath_utimens(int dirfd, const char *rel, const struct timespec times[2])
+{
+	char name[NAME_MAX + 1];
+	int parent, rc;
+
+	if (rel && !rel[0])
+		return futimens(dirfd, times) < 0 ? -errno : 0;
+	parent = beneath_parent(dirfd, rel, name);
+	if (parent < 0)
+		return parent;
+	rc = utimensat(parent, name, times, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	close(parent);
+	return rc;
+}
+
 int beneath_stat(int dirfd, const char *rel, struct stat *st)
 {
 	char name[NAME_MAX + 1];
@@ -307,15 +371,12 @@ static void add_stuck(struct level *l, const char *name)
 /* Give the folder open on @fd (any kind of descriptor) the owner's rwx bits. */
 static void make_writable(int fd)
 {
-	char proc[64];
 	struct stat st;
 
 	if (fstat(fd, &st) < 0 || (st.st_mode & 0700) == 0700)
 		return;
-	/* The descriptor's own magic link: fchmod() refuses O_PATH descriptors. */
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	if (fchmod(fd, (st.st_mode | 0700) & 07777) < 0)
-		chmod(proc, (st.st_mode | 0700) & 07777);
+		chmod_path_fd(fd, (st.st_mode | 0700) & 07777);
 }
 
 /* Open the folder @name in @parent for listing, making it readable if it refuses. */
@@ -501,6 +562,33 @@ out:
 		close(cur);
 	close(parent);
 	return rc;
+}
+
+int beneath_private_folder(int dirfd, const char *where, const char *name, bool create,
+			   struct error *err)
+{
+	struct stat st;
+	int fd;
+
+	if (create && mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
+		return error_set(err, errno, "cannot create '%s/%s': %s", where, name,
+				 strerror(errno));
+	fd = beneath_open(dirfd, name, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0)
+		return error_set(err, -fd, "cannot open '%s/%s': %s", where, name, strerror(-fd));
+	if (fstat(fd, &st) < 0 || st.st_uid != geteuid()) {
+		close(fd);
+		return error_set(err, EPERM, "'%s/%s' belongs to uid %u, not to this process: left alone",
+				 where, name, (unsigned)st.st_uid);
+	}
+	if ((st.st_mode & 07777) != 0700 && fchmod(fd, 0700) < 0) {
+		int code = errno;
+
+		close(fd);
+		return error_set(err, code, "cannot make '%s/%s' private: %s", where, name,
+				 strerror(code));
+	}
+	return fd;
 }
 
 bool beneath_lexically(const char *path, const char *root, const char **rel)

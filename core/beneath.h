@@ -25,6 +25,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+struct error;
+
 /**
  * open(2) of @rel beneath the folder @dirfd, following no link.
  * @flags as open(2) (O_CLOEXEC is added; O_NOFOLLOW is implied for every
@@ -56,6 +58,16 @@ int beneath_rename(int fromfd, const char *from, int tofd, const char *to, unsig
 /** linkat() of the file @from beneath @fromfd as @to beneath @tofd (never over a name). */
 int beneath_link(int fromfd, const char *from, int tofd, const char *to);
 
+/**
+ * chmod, chown (-1 keeps), truncate and utimensat of @rel beneath @dirfd,
+ * never through a link (a last link is refused, -ELOOP, for chmod and
+ * truncate; changed as itself for chown and times). Return 0 or -errno.
+ */
+int beneath_chmod(int dirfd, const char *rel, mode_t mode);
+int beneath_chown(int dirfd, const char *rel, uid_t uid, gid_t gid);
+int beneath_truncate(int dirfd, const char *rel, off_t size);
+int beneath_utimens(int dirfd, const char *rel, const struct timespec times[2]);
+
 /** fstatat() of @rel beneath @dirfd, not following a last link (lstat). Returns 0 or -errno. */
 int beneath_stat(int dirfd, const char *rel, struct stat *st);
 
@@ -69,6 +81,17 @@ int beneath_stat(int dirfd, const char *rel, struct stat *st);
  * there (PATH_MAX bytes).
  */
 int beneath_remove_tree(int dirfd, const char *rel, char *left);
+
+/**
+ * Open the folder @name of the folder @dirfd (@where: its path, for
+ * messages) that belongs to this process alone, making it (0700) if missing
+ * and @create: it must be a folder, not a link, owned by this process's
+ * effective user; its mode is set to 0700. Returns the descriptor (caller
+ * closes) or a negative errno with a message: -EPERM for one owned by
+ * someone else (left alone), -ENOENT for one missing without @create.
+ */
+int beneath_private_folder(int dirfd, const char *where, const char *name, bool create,
+			   struct error *err);
 
 /**
  * Whether the absolute path @path lies under the absolute path @root, by

@@ -314,16 +314,24 @@ fail:
 
 int config_load(struct config **out, const char *path, struct error *err)
 {
-	int fd = fsutil_open_source(path, false);
+	int fd = fsutil_open_source(path, false), rc;
+
+	*out = NULL;
+	if (fd < 0)
+		return error_errno(err, -fd, "cannot open", path);
+	rc = config_load_fd(out, fd, path, err);
+	close(fd);
+	return rc;
+}
+
+int config_load_fd(struct config **out, int fd, const char *path, struct error *err)
+{
 	char *data = NULL;
 	size_t len = 0;
 	int rc;
 
 	*out = NULL;
-	if (fd < 0)
-		return error_errno(err, -fd, "cannot open", path);
 	rc = fsutil_read_whole(fd, CONFIG_MAX_BYTES, &data, &len);
-	close(fd);
 	if (rc == -EINVAL)
 		rc = error_set(err, EINVAL, "'%s' is not a regular file", path);
 	else if (rc == -EFBIG)

@@ -46,6 +46,9 @@ int config_parse(struct config **out, const void *data, size_t len, const char *
 /** config_parse() of the file at @path (named by @path in messages). */
 int config_load(struct config **out, const char *path, struct error *err);
 
+/** config_load() of the file open on @fd, named @path in messages. */
+int config_load_fd(struct config **out, int fd, const char *path, struct error *err);
+
 /** Release @config. NULL-safe. */
 void config_free(struct config *config);
 

@@ -110,6 +110,18 @@ int fsutil_open_regular(const char *path, struct stat *st)
 	return blocking(fd);
 }
 
+int fsutil_open_trusted_folder(const char *path, bool create, char *real)
+{
+	int fd;
+
+	if (create && mkdir(path, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	if (!realpath(path, real))
+		return -errno;
+	fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
 DIR *fsutil_opendir(const char *path)
 {
 	int fd = open_noatime(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

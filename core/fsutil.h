@@ -43,6 +43,14 @@ int fsutil_dirname(const char *path, char *out, size_t cap);
  */
 int fsutil_open_regular(const char *path, struct stat *st);
 
+/**
+ * A folder the administrator named (a mount option or operand: trusted, and
+ * named by path once, when the mount starts), made (0755) if missing when
+ * @create, its links resolved into @real (PATH_MAX bytes), and opened.
+ * Returns the descriptor (caller closes) or -errno.
+ */
+int fsutil_open_trusted_folder(const char *path, bool create, char *real);
+
 /** opendir() of @path, with O_NOATIME where allowed: reading a store leaves its times alone. */
 DIR *fsutil_opendir(const char *path);
 

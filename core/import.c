@@ -1,5 +1,7 @@
 #include "import.h"
 
+#include "beneath.h"
+
 #include "chain.h"
 #include "error.h"
 #include "fsutil.h"
@@ -337,15 +339,25 @@ int import_settings_parse(const char *text, size_t len, const char *name,
 int import_settings_load(const char *path, struct import_settings *out, struct error *err)
 {
 	struct stat st;
-	char *text = NULL;
-	size_t len = 0;
 	int fd = fsutil_open_regular(path, &st), rc;
 
 	memset(out, 0, sizeof(*out));
 	if (fd < 0)
 		return error_errno(err, -fd, "cannot open", path);
-	rc = fsutil_read_whole(fd, DOCUMENT_MAX, &text, &len);
+	rc = import_settings_load_fd(fd, path, out, err);
 	close(fd);
+	return rc;
+}
+
+int import_settings_load_fd(int fd, const char *path, struct import_settings *out,
+			    struct error *err)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = fsutil_read_whole(fd, DOCUMENT_MAX, &text, &len);
 	if (rc == -EFBIG)
 		rc = error_set(err, EFBIG, "'%s' is larger than %d bytes: not a settings document",
 			       path, DOCUMENT_MAX);
@@ -642,6 +654,29 @@ static void report(struct import_report *r, const char *id, enum import_severity
 	r->count++;
 	if (severity == IMPORT_ERROR)
 		r->errors++;
+}
+
+const char *import_target_refusal(const char *rel)
+{
+	char name[NAME_MAX + 1];
+
+	for (const char *p = rel; *p;) {
+		const char *end = strchrnul(p, '/');
+		size_t n = (size_t)(end - p);
+
+		if (n > NAME_MAX)
+			return "a name longer than NAME_MAX";
+		memcpy(name, p, n);
+		name[n] = '\0';
+		if (!beneath_plain_name(name))
+			return "a name that is not plain (empty, '.', '..' or control characters)";
+		if (name[0] == '.')
+			return "a hidden name (the daemon's own folders and temporary names are hidden)";
+		if (strcasecmp(name, "Virtual Machines") == 0 || strcasecmp(name, "Snapshots") == 0)
+			return "the folders of configurations and saved state";
+		p = *end ? end + 1 : end;
+	}
+	return NULL;
 }
 
 char *import_free_name(const char *want, bool (*taken)(void *ctx, const char *path), void *ctx)

@@ -114,6 +114,10 @@ int import_settings_parse(const char *text, size_t len, const char *name,
 /** import_settings_parse() of the file @path (at most 1 MiB). */
 int import_settings_load(const char *path, struct import_settings *out, struct error *err);
 
+/** import_settings_load() of the file open on @fd, named @path in messages. */
+int import_settings_load_fd(int fd, const char *path, struct import_settings *out,
+			    struct error *err);
+
 /** Write @settings as the document import_settings_parse() reads. Returns 0 or -errno. */
 int import_settings_write(const struct import_settings *settings, FILE *out);
 
@@ -172,6 +176,17 @@ void import_report_free(struct import_report *report);
 char *import_free_name(const char *want, bool (*taken)(void *ctx, const char *path), void *ctx);
 
 /**
+ * Why the place @rel (a path relative to a target root, '/'-separated; ""
+ * for the root itself) may not receive a file or folder of an import whose
+ * settings came from someone untrusted: a component that is not a plain name
+ * (empty, ".", "..", control characters), a hidden one (a leading '.': the
+ * daemon's staging and journal folders, temporary names), or the folders of
+ * configurations and saved state ("Virtual Machines", "Snapshots", any
+ * case). Returns NULL when it may, else the reason (static text).
+ */
+const char *import_target_refusal(const char *rel);
+
+/**
  * The export folder @dir opened as a store, its files readable also in the
  * folders of the disks @settings (may be NULL) read from elsewhere.
  */
@@ -197,6 +212,8 @@ struct import_progress {
 	/* Called as data is copied: @done of @total bytes (sparse files count whole), @file the
 	 * file being written. */
 	void (*report)(void *ctx, uint64_t done, uint64_t total, const char *file);
+	/* Called (may be NULL) with what a recovery left alone, and why. */
+	void (*notice)(void *ctx, const char *message);
 	void *ctx;
 };
 
@@ -223,10 +240,12 @@ bool import_adoptable(const char *dir_real, const char *source, const char *targ
 /**
  * What imports killed midway left in @store and at the targets of
  * @settings: files placed under the journal of an import that never
- * committed, and temporary names (but the folders a running import mount
- * holds). Takes the store's lock. Returns 0 or a negative errno.
+ * committed (core/journal.h), temporary names, and the staging folders no
+ * running import mount holds (core/staging.h). Takes the store's lock.
+ * @report (may be NULL) is told what is left alone, and why. Returns 0 or
+ * a negative errno.
  */
 int import_recover(struct store *store, const struct import_settings *settings,
-		   struct error *err);
+		   void (*report)(void *ctx, const char *message), void *ctx, struct error *err);
 
 #endif

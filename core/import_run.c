@@ -13,12 +13,15 @@
  */
 #include "import.h"
 
+#include "beneath.h"
 #include "chain.h"
 #include "config.h"
 #include "error.h"
 #include "export.h"
 #include "fsutil.h"
+#include "journal.h"
 #include "pathmap.h"
+#include "staging.h"
 #include "store.h"
 #include "vhd.h"
 
@@ -63,6 +66,8 @@ struct run {
 	size_t state_count;
 	uint64_t done, total; /* bytes copied, and to copy */
 	const char *file;     /* the file being written */
+	int journal_fd;	      /* the journal folder of the target VM root, or -1 */
+	bool journaled;	      /* a journal was written */
 };
 
 static void advance(void *ctx, uint64_t bytes)
@@ -103,27 +108,26 @@ static int remember(struct run *r, const char *path)
 	return 0;
 }
 
-/* Remove the folder @dir with the files in it. */
-static void remove_folder(const char *dir)
+/* Remove @path, a file or a folder with what it holds, never through a link. */
+static void remove_path(const char *path)
 {
-	char **names = NULL, path[PATH_MAX];
-	size_t count = 0;
+	char dir[PATH_MAX];
+	int fd;
 
-	if (fsutil_list_names(dir, NULL, &names, &count) == 0)
-		for (size_t i = 0; i < count; i++) {
-			snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-			unlink(path);
-		}
-	fsutil_names_free(names, count);
-	rmdir(dir);
+	if (fsutil_dirname(path, dir, sizeof(dir)) < 0 ||
+	    (fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return;
+	beneath_remove_tree(fd, pathmap_basename(path), NULL);
+	close(fd);
 }
 
 /* Remove what was made, newest first. */
 static void roll_back(struct run *r)
 {
 	for (size_t i = r->made_count; i-- > 0;)
-		if (unlink(r->made[i]) < 0 && (errno == EISDIR || errno == EPERM))
-			remove_folder(r->made[i]);
+		remove_path(r->made[i]);
+	if (r->journaled)
+		journal_remove(r->journal_fd, r->vm_id);
 }
 
 /* Whether @name is a temporary name of an import: ".<name>.impex-import". */
@@ -145,150 +149,62 @@ static bool temporary(const char *name)
  */
 static void sweep(const char *dir)
 {
-	char **names = NULL, path[PATH_MAX];
+	char **names = NULL;
 	size_t count = 0;
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	if (fsutil_list_names(dir, temporary, &names, &count) < 0)
+	if (dirfd < 0 || fsutil_list_names(dir, temporary, &names, &count) < 0) {
+		if (dirfd >= 0)
+			close(dirfd);
 		return;
+	}
 	for (size_t i = 0; i < count; i++) {
 		struct stat st;
 		int fd;
 
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		if (lstat(path, &st) < 0)
+		if (fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		if (S_ISREG(st.st_mode)) {
-			unlink(path);
+		if (!S_ISDIR(st.st_mode)) {
+			unlinkat(dirfd, names[i], 0);
 			continue;
 		}
-		if (!S_ISDIR(st.st_mode))
-			continue;
-		fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		fd = openat(dirfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			continue;
 		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-			fsutil_remove_tree(path);
+			beneath_remove_tree(dirfd, names[i], NULL);
 		close(fd);
 	}
 	fsutil_names_free(names, count);
-}
-
-/*
- * The journal of an import: the files it is about to place, written (and
- * fsynced) before the first is placed, removed after the commit. One found
- * whose VM configuration does not exist is an import killed between the two:
- * what it lists is removed. "<vm root>/Virtual Machines/.<GUID>.impex-journal".
- */
-static void journal_path(const struct import_settings *s, const char *id, char *out, size_t cap)
-{
-	snprintf(out, cap, "%s/Virtual Machines/.%s.impex-journal", s->target_vm_data_root, id);
-}
-
-/* Append "<dev> <ino> <path>" of the file or folder at @path (as made, at @made) to @f. */
-static void journal_entry(FILE *f, const char *made, const char *path)
-{
-	struct stat st;
-
-	if (lstat(made, &st) == 0)
-		fprintf(f, "%llu %llu %s\n", (unsigned long long)st.st_dev,
-			(unsigned long long)st.st_ino, path);
-}
-
-/* Write and fsync @f, opened on @path. */
-static int journal_sync(FILE *f, const char *path, struct error *err)
-{
-	int rc = 0;
-
-	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
-		rc = error_errno(err, errno, "cannot write", path);
-	if (fclose(f) != 0 && rc == 0)
-		rc = error_errno(err, errno, "cannot write", path);
-	return rc;
+	close(dirfd);
 }
 
 /* The journal: each file and folder to be placed, known by the inode it keeps when placed. */
-static int journal_write(const struct run *r, struct error *err)
+static int write_journal(struct run *r, struct error *err)
 {
-	char path[PATH_MAX];
-	FILE *f;
+	const char **made = calloc(r->job_count + r->state_count + 1, sizeof(*made));
+	const char **placed = calloc(r->job_count + r->state_count + 1, sizeof(*placed));
+	size_t n = 0;
 	int rc;
 
-	journal_path(r->s, r->vm_id, path, sizeof(path));
-	f = fopen(path, "wx");
-	if (!f)
-		return error_errno(err, errno, "cannot create", path);
-	for (size_t i = 0; i < r->job_count; i++)
-		journal_entry(f, r->jobs[i].temp, r->jobs[i].target);
-	for (size_t i = 0; i < r->state_count; i++)
-		journal_entry(f, r->state_temp[i], r->state_final[i]);
-	rc = journal_sync(f, path, err);
-	if (rc == 0)
-		fsutil_fsync_parent(path);
-	return rc;
-}
-
-/* Add the configuration just written at @config to the journal. */
-static int journal_add(const struct run *r, const char *config, struct error *err)
-{
-	char path[PATH_MAX];
-	FILE *f;
-
-	journal_path(r->s, r->vm_id, path, sizeof(path));
-	f = fopen(path, "a");
-	if (!f)
-		return error_errno(err, errno, "cannot write", path);
-	journal_entry(f, config, config);
-	return journal_sync(f, path, err);
-}
-
-/*
- * Undo what the journals in @dir (a root's "Virtual Machines") say of imports
- * killed before their commit: each file or folder they list goes, if it is
- * still the very one the import made (the same device and inode); anything
- * else of that name is left alone. The inode is the import's own until then:
- * its file lives on under the temporary name or the placed one (temporary
- * names are swept only after this), so no other file can have it. A journal
- * whose VM was committed goes alone.
- */
-static void recover(const char *dir)
-{
-	char **names = NULL;
-	size_t count = 0;
-
-	if (fsutil_list_names(dir, NULL, &names, &count) < 0)
-		return;
-	for (size_t i = 0; i < count; i++) {
-		char path[PATH_MAX], config[PATH_MAX], line[PATH_MAX + 64];
-		size_t n = strlen(names[i]);
-		FILE *f;
-
-		if (n != 1 + 36 + 14 || names[i][0] != '.' ||
-		    strcmp(names[i] + 37, ".impex-journal") != 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		snprintf(config, sizeof(config), "%s/%.36s.xml", dir, names[i] + 1);
-		if (access(config, F_OK) != 0 && (f = fopen(path, "r"))) {
-			while (fgets(line, sizeof(line), f)) {
-				unsigned long long dev, ino;
-				int at = 0;
-				struct stat st;
-
-				line[strcspn(line, "\n")] = '\0';
-				if (sscanf(line, "%llu %llu %n", &dev, &ino, &at) != 2 || at == 0 ||
-				    line[at] != '/' || lstat(line + at, &st) < 0 ||
-				    (unsigned long long)st.st_dev != dev ||
-				    (unsigned long long)st.st_ino != ino)
-					continue;
-				if (S_ISDIR(st.st_mode))
-					remove_folder(line + at);
-				else
-					unlink(line + at);
-			}
-			fclose(f);
-		}
-		unlink(path);
+	if (!made || !placed) {
+		free(made);
+		free(placed);
+		return error_set(err, ENOMEM, "out of memory");
 	}
-	fsutil_names_free(names, count);
+	for (size_t i = 0; i < r->job_count; i++, n++) {
+		made[n] = r->jobs[i].temp;
+		placed[n] = r->jobs[i].target;
+	}
+	for (size_t i = 0; i < r->state_count; i++, n++) {
+		made[n] = r->state_temp[i];
+		placed[n] = r->state_final[i];
+	}
+	rc = journal_write(r->journal_fd, r->vm_id, made, placed, n, err);
+	r->journaled = rc == 0;
+	free(made);
+	free(placed);
+	return rc;
 }
 
 /* The new GUID of snapshot @old ("" stays ""). */
@@ -388,10 +304,18 @@ static int plan_chain(struct run *r, const struct store_disk *disk, struct error
 			r->jobs[j].parent = below;
 			const struct import_resource *own = level == 0 ? res : resource_at(r, real);
 
+			const char *why = import_target_refusal(pathmap_basename(real));
+
 			/* A file a resource names goes where it says; other parents to the VHD root. */
 			if (own && own->target && own->target[0])
 				snprintf(want, sizeof(want), "%s", own->target);
-			else
+			else if (why) {
+				rc = error_set(err, EINVAL, "the disk '%s' cannot keep its name: %s",
+					       real, why);
+				free(real);
+				r->jobs[j].source = NULL;
+				break;
+			} else
 				snprintf(want, sizeof(want), "%s/%s", r->s->target_vhd_data_root,
 					 pathmap_basename(real));
 			r->jobs[j].target = free_target(r, want);
@@ -451,8 +375,33 @@ static int adopt_file(struct run *r, const char *source, const char *parent_name
 	}
 	if (link(source, temp) < 0)
 		return error_errno(err, errno, "cannot link", temp);
+	/* The store's now: its importer must not be able to change it (a parent locator) later. */
+	if (geteuid() == 0) {
+		char dir[PATH_MAX];
+		struct stat owner;
+
+		if (fsutil_dirname(temp, dir, sizeof(dir)) == 0 && stat(dir, &owner) == 0 &&
+		    lchown(temp, owner.st_uid, owner.st_gid) < 0)
+			return error_errno(err, errno, "cannot give to the store's owner", temp);
+	}
 	r->file = temp;
 	advance(r, size_of(source));
+	return 0;
+}
+
+/*
+ * Give the copy @copy the permission bits of @source, less set-user-ID,
+ * set-group-ID, sticky and write by group or others: a copy is never wider
+ * than what it copies (docs/SECURITY.md).
+ */
+static int keep_mode(const char *source, const char *copy, struct error *err)
+{
+	struct stat st;
+
+	if (stat(source, &st) < 0)
+		return error_errno(err, errno, "cannot stat", source);
+	if (chmod(copy, st.st_mode & 0755) < 0)
+		return error_errno(err, errno, "cannot set the mode of", copy);
 	return 0;
 }
 
@@ -495,6 +444,8 @@ static int copy_disks(struct run *r, struct error *err)
 					  err);
 		if (rc == 0) {
 			rc = write_counted(r, node, j->temp, j->target, err);
+			if (rc == 0)
+				rc = keep_mode(j->source, j->temp, err);
 			/* Made here unless its name was taken (then it is not ours). */
 			if ((rc == 0 || rc != -EEXIST) && access(j->temp, F_OK) == 0)
 				remember(r, j->temp);
@@ -581,6 +532,8 @@ static int copy_state(struct run *r, const char *from, const char *to, const cha
 		rc = export_node_for_file(src, NULL, &node, err);
 		if (rc == 0) {
 			rc = write_counted(r, node, dst, dst, err);
+			if (rc == 0)
+				rc = keep_mode(src, dst, err);
 			if (rc != -EEXIST && access(dst, F_OK) == 0)
 				remember(r, dst);
 		}
@@ -708,30 +661,88 @@ static uint64_t folder_bytes(const char *from)
 	return total;
 }
 
-/* What killed imports left in the store and at the targets of @s; the store's lock is held. */
-static void recover_all(struct store *store, const struct import_settings *s)
-{
-	char path[PATH_MAX];
+/* At most this many roots are looked at by a recovery: the store's and the three targets. */
+#define RECOVER_ROOTS 64
 
-	for (size_t i = 0; store_root(store, i); i++) {
-		snprintf(path, sizeof(path), "%s/Virtual Machines", store_root(store, i));
-		recover(path);
+/*
+ * What killed imports left in the store and at the targets of @s; the
+ * store's lock is held. @report (may be NULL) hears of what is left alone.
+ */
+static void recover_all(struct store *store, const struct import_settings *s,
+			void (*report)(void *ctx, const char *message), void *ctx)
+{
+	struct journal_root roots[RECOVER_ROOTS];
+	const char *targets[] = {s->target_vm_data_root, s->target_vhd_data_root,
+				 s->target_snapshot_data_root};
+	size_t count = 0, vm_roots;
+	char path[PATH_MAX];
+	int fd;
+
+	for (size_t i = 0; store_root(store, i) && count < RECOVER_ROOTS - 3; i++)
+		roots[count++].path = store_root(store, i);
+	vm_roots = count;
+	if (targets[0])
+		roots[vm_roots++].path = targets[0];
+	count = vm_roots;
+	for (size_t k = 1; k < 3; k++)
+		if (targets[k])
+			roots[count++].path = targets[k];
+	for (size_t i = 0; i < count; i++)
+		roots[i].fd = open(roots[i].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (size_t i = 0; i < vm_roots; i++) {
+		bool seen = false;
+
+		for (size_t k = 0; k < i; k++)
+			seen = seen || strcmp(roots[k].path, roots[i].path) == 0;
+		if (seen || roots[i].fd < 0)
+			continue;
+		fd = journal_folder_open(roots[i].fd, roots[i].path, false, NULL);
+		if (fd == -EPERM && report) {
+			snprintf(path, sizeof(path),
+				 "'%s/%s' is not this process's own: its journals are left alone",
+				 roots[i].path, JOURNAL_FOLDER);
+			report(ctx, path);
+		}
+		if (fd >= 0) {
+			journal_recover(fd, roots[i].fd, roots, count, report, ctx);
+			close(fd);
+		}
 	}
-	sweep(s->target_vhd_data_root);
+	for (size_t i = 0; i < count; i++)
+		if (roots[i].fd >= 0)
+			close(roots[i].fd);
+	if (s->target_vhd_data_root) {
+		sweep(s->target_vhd_data_root);
+		fd = open(s->target_vhd_data_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0) {
+			int staging = beneath_private_folder(fd, s->target_vhd_data_root,
+							     STAGING_FOLDER, false, NULL);
+
+			if (staging >= 0 && staging_sweep(staging) && report) {
+				snprintf(path, sizeof(path),
+					 "some import folders in '%s/%s' could not be removed",
+					 s->target_vhd_data_root, STAGING_FOLDER);
+				report(ctx, path);
+			}
+			if (staging >= 0)
+				close(staging);
+			close(fd);
+		}
+	}
 	snprintf(path, sizeof(path), "%s/Virtual Machines", s->target_vm_data_root);
-	recover(path);
 	sweep(path);
 	snprintf(path, sizeof(path), "%s/Snapshots", s->target_snapshot_data_root);
 	sweep(path);
 }
 
-int import_recover(struct store *store, const struct import_settings *s, struct error *err)
+int import_recover(struct store *store, const struct import_settings *s,
+		   void (*report)(void *ctx, const char *message), void *ctx, struct error *err)
 {
 	int lock = store_lock(store, err);
 
 	if (lock < 0)
 		return lock;
-	recover_all(store, s);
+	recover_all(store, s, report, ctx);
 	store_unlock(lock);
 	return 0;
 }
@@ -741,7 +752,8 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 	       struct error *err)
 {
 	struct import_report report = {0};
-	struct run r = {.store = store, .s = s, .progress = progress, .flags = flags};
+	struct run r = {
+		.store = store, .s = s, .progress = progress, .flags = flags, .journal_fd = -1};
 	struct store_vm *vms = NULL;
 	struct config *config = NULL;
 	size_t count = 0;
@@ -753,8 +765,7 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 		rc = lock;
 		goto out;
 	}
-	recover_all(store, s);
-	r.flags = flags;
+	recover_all(store, s, progress ? progress->notice : NULL, progress ? progress->ctx : NULL);
 	if ((flags & IMPORT_ADOPT) && !realpath(dir, r.dir_real)) {
 		rc = error_errno(err, errno, "cannot resolve", dir);
 		goto out;
@@ -834,9 +845,15 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 			rc = copy_state(&r, r.vm->snapshots[i].saved_state, path,
 					r.vm->snapshots[i].id, r.snap_ids[i], err);
 		}
-	if (rc == 0 && (rc = journal_write(&r, err)) == 0) {
-		journal_path(s, r.vm_id, path, sizeof(path));
-		remember(&r, path);
+	if (rc == 0) {
+		int root = open(s->target_vm_data_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		r.journal_fd = root < 0 ? error_errno(err, errno, "cannot open",
+						      s->target_vm_data_root)
+					: journal_folder_open(root, s->target_vm_data_root, true, err);
+		if (root >= 0)
+			close(root);
+		rc = r.journal_fd < 0 ? r.journal_fd : write_journal(&r, err);
 	}
 	if (rc == 0)
 		rc = place_disks(&r, err);
@@ -865,7 +882,7 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 			rc = error_set(err, EEXIST, "'%s' exists: not replaced", path);
 		if (rc == 0 && (rc = config_save(config, path, err)) == 0) {
 			remember(&r, path);
-			rc = journal_add(&r, path, err);
+			rc = journal_add(r.journal_fd, r.vm_id, path, err);
 		}
 		config_free(config);
 		config = NULL;
@@ -887,8 +904,8 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 	config_free(config);
 	if (rc == 0) {
 		/* Committed: the journal goes. */
-		journal_path(s, r.vm_id, path, sizeof(path));
-		unlink(path);
+		journal_remove(r.journal_fd, r.vm_id);
+		r.journaled = false;
 	}
 out:
 	if (rc < 0)
@@ -896,6 +913,8 @@ out:
 	else if (id_out)
 		snprintf(id_out, 37, "%s", r.vm_id);
 	store_unlock(lock);
+	if (r.journal_fd >= 0)
+		close(r.journal_fd);
 	for (size_t i = 0; i < r.job_count; i++) {
 		free(r.jobs[i].source);
 		free(r.jobs[i].target);

@@ -3,9 +3,12 @@
  * path-based API.
  *
  * Each folder made at the root is one import. Its files are written once,
- * straight into a folder of the target VHD root named ".import-<hex>.impex-import"
- * (the import's own: this process holds an exclusive flock on it), so that
- * an import is an export folder on the targets' file system. When nothing of
+ * straight into a folder of its own in the daemon's staging folder of the
+ * target VHD root (core/staging.h: root-only, so no user reaches it but
+ * through the mount; this process holds an exclusive flock on the import's
+ * folder), so that an import is an export folder on the targets' file
+ * system. Every name is resolved beneath the import's folder descriptor,
+ * never through a link (core/beneath.h). When nothing of
  * it is open for writing and it has been quiet for the settle time, it is
  * checked: its settings (the defaults, the mount's, its own document) and
  * Compare's report. With no error it is registered by core/import_run,
@@ -18,11 +21,16 @@
 
 #include "importfs.h"
 
+#include "asuser.h"
+#include "beneath.h"
+#include "chain.h"
 #include "config.h"
 #include "error.h"
 #include "fsutil.h"
 #include "import.h"
 #include "json.h"
+#include "pathmap.h"
+#include "staging.h"
 #include "store.h"
 
 #include <dirent.h>
@@ -36,8 +44,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
@@ -57,14 +63,17 @@ struct issue {
 /* A name of a registered or failed import, as it was: what the folder shows from then on. */
 struct entry {
 	char *rel; /* "" for the folder, else "/a/b" */
-	struct stat st;
+	struct stat st; /* changed by the copy tool's last steps: under fs->mu */
+	size_t first_child, child_count; /* a folder's entries, side by side in the view */
 };
 
 struct imp {
 	char *name;		/* the folder at the mount's root */
-	char staging[PATH_MAX]; /* where its files are written */
-	int lockfd;		/* holds the flock on staging, -1 once done */
-	pthread_rwlock_t rw;	/* operations share it; the check takes it alone */
+	char tag[STAGING_NAME_MAX]; /* its folder's name in the staging folder */
+	char staging[PATH_MAX]; /* that folder's path: for the core's calls and messages */
+	int dirfd;		/* that folder, holding its flock; -1 once done */
+	uid_t owner;		/* who made the import (or was given it by chown) */
+	pthread_rwlock_t rw;	/* operations share it; a state change takes it alone */
 	enum state state;	/* under fs->mu */
 	bool gone;		/* removed (rmdir) */
 	atomic_int writers;	/* files open for writing */
@@ -79,8 +88,10 @@ struct imp {
 	size_t close_count;
 	char vm_id[37];
 	char *vm_name;
-	struct entry *view; /* once registered or failed */
+	struct entry *view; /* once registering, registered or failed; set under rw held alone */
 	size_t view_count;
+	size_t *view_index; /* open addressing on rel's hash: view positions + 1, 0 empty */
+	size_t view_slots;
 	double settle_to_commit; /* seconds from the last change to the commit */
 	uint64_t checked_ns;	 /* the last check (the checker's own) */
 };
@@ -97,8 +108,16 @@ struct importfs {
 	struct import_settings given[2]; /* the mount's: the settings file, then the options */
 	const char *given_names[2];
 	size_t given_count;
-	char staging_root[PATH_MAX];
+	char staging_root[PATH_MAX]; /* the target VHD root (a real path) */
+	char staging_path[PATH_MAX]; /* its staging folder */
+	int staging_fd;		     /* that folder */
 	char store_root[PATH_MAX];
+	/* What the daemon reads as itself, beneath each, no link followed: the store's roots and the
+	 * mount's target roots; then the source folders the mount allows root-made documents. */
+	const char *trusted[IMPORTFS_MAX_ROOTS * 2 + 3];
+	int trusted_fds[IMPORTFS_MAX_ROOTS * 2 + 3];
+	size_t written_count;		   /* the first ones: the store's roots and targets */
+	size_t trusted_count, own_trusted; /* all, and those but the sources= folders */
 	pthread_mutex_t mu;
 	pthread_cond_t wake;
 	struct imp **imps;
@@ -214,7 +233,7 @@ struct where {
 	enum kind kind;
 	struct imp *imp;
 	const char *rel; /* in the import: "" or "/a/b" */
-	char real[PATH_MAX];
+	const char *at;	 /* the same beneath its folder: "" or "a/b" */
 	char name[NAME_MAX + 1]; /* K_NEW: the folder to make */
 };
 
@@ -258,10 +277,8 @@ static int resolve(struct importfs *fs, const char *path, struct where *w)
 	}
 	w->kind = K_IMPORT;
 	w->rel = slash ? slash : "";
-	if (snprintf(w->real, sizeof(w->real), "%s%s", w->imp->staging, w->rel) >=
-	    (int)sizeof(w->real))
-		return -ENAMETOOLONG;
-	return 0;
+	w->at = slash ? slash + 1 : "";
+	return strlen(w->rel) >= PATH_MAX ? -ENAMETOOLONG : 0;
 }
 
 /* Whether @imp still takes changes; the caller holds its lock (shared). */
@@ -281,17 +298,34 @@ static int refused(struct importfs *fs, struct imp *imp)
 	int rc;
 
 	pthread_mutex_lock(&fs->mu);
-	rc = imp->state == FAILED ? -imp->fail_errno : -EROFS;
+	rc = imp->state == FAILED ? -imp->fail_errno : imp->state == REGISTERING ? -EBUSY : -EROFS;
 	pthread_mutex_unlock(&fs->mu);
 	return rc;
 }
 
-static const struct entry *view_entry(const struct imp *imp, const char *rel)
+/* FNV-1a of @text. */
+static size_t hash_of(const char *text)
 {
-	for (size_t i = 0; i < imp->view_count; i++)
-		if (strcmp(imp->view[i].rel, rel) == 0)
-			return &imp->view[i];
-	return NULL;
+	uint64_t h = 14695981039346656037ull;
+
+	for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return (size_t)h;
+}
+
+/* The view's entry for @rel, or NULL: by its hash, whatever the import's size. */
+static struct entry *view_entry(const struct imp *imp, const char *rel)
+{
+	if (!imp->view_slots)
+		return NULL;
+	for (size_t at = hash_of(rel) & (imp->view_slots - 1);; at = (at + 1) & (imp->view_slots - 1)) {
+		size_t i = imp->view_index[at];
+
+		if (!i)
+			return NULL;
+		if (strcmp(imp->view[i - 1].rel, rel) == 0)
+			return &imp->view[i - 1];
+	}
 }
 
 /*
@@ -376,8 +410,9 @@ static void json_issues(struct json *j, const char *key, const struct imp *imp, 
 	json_end_array(j);
 }
 
-/* The status file's bytes (a new string). */
-static char *status_text(struct importfs *fs, size_t *len)
+/* The status file's bytes as the user @uid sees them (a new string): root sees every import,
+ * another user their own. */
+static char *status_text(struct importfs *fs, uid_t uid, size_t *len)
 {
 	char *text = NULL;
 	FILE *f = open_memstream(&text, len);
@@ -393,7 +428,7 @@ static char *status_text(struct importfs *fs, size_t *len)
 	for (size_t i = 0; i < fs->count; i++) {
 		const struct imp *imp = fs->imps[i];
 
-		if (imp->gone)
+		if (imp->gone || (uid != 0 && uid != getuid() && imp->owner != uid))
 			continue;
 		json_begin_object(&j, NULL);
 		json_string(&j, "folder", imp->name);
@@ -456,11 +491,13 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
 		/* A file of a registered import, open: its view. */
 		const struct entry *e;
 
+		pthread_rwlock_rdlock(&h->imp->rw);
 		pthread_mutex_lock(&fs->mu);
 		e = view_entry(h->imp, h->rel);
 		if (e)
 			*st = e->st;
 		pthread_mutex_unlock(&fs->mu);
+		pthread_rwlock_unlock(&h->imp->rw);
 		return e ? 0 : -ENOENT;
 	}
 	rc = begin(fs, path, &w);
@@ -472,7 +509,7 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
 		break;
 	case K_STATUS: {
 		size_t len = 0;
-		char *text = status_text(fs, &len);
+		char *text = status_text(fs, fuse_get_context()->uid, &len);
 
 		free(text);
 		fill_root(fs, st, S_IFREG, len);
@@ -480,14 +517,17 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
 	}
 	case K_IMPORT:
 		if (live(fs, w.imp)) {
-			rc = lstat(w.real, st) < 0 ? -errno : 0;
+			rc = beneath_stat(w.imp->dirfd, w.at, st);
 		} else {
-			const struct entry *e = view_entry(w.imp, w.rel);
+			const struct entry *e;
 
+			pthread_mutex_lock(&fs->mu);
+			e = view_entry(w.imp, w.rel);
 			if (e)
 				*st = e->st;
 			else
 				rc = -ENOENT;
+			pthread_mutex_unlock(&fs->mu);
 		}
 		if (rc == 0 && S_ISREG(st->st_mode))
 			st->st_blksize = 1 << 20; /* cp writes in pieces of this size */
@@ -522,26 +562,29 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 	} else if (w.kind != K_IMPORT) {
 		rc = -ENOTDIR;
 	} else if (live(fs, w.imp)) {
-		DIR *d = opendir(w.real);
+		int fd = beneath_open(w.imp->dirfd, w.at, O_RDONLY | O_DIRECTORY, 0);
+		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 
-		if (!d)
+		if (fd < 0)
+			rc = fd;
+		else if (!d) {
 			rc = -errno;
+			close(fd);
+		}
 		for (struct dirent *e; d && (e = readdir(d));)
 			fill(buf, e->d_name, NULL, 0, 0);
 		if (d)
 			closedir(d);
 	} else {
+		const struct entry *e = view_entry(w.imp, w.rel);
 		size_t n = strlen(w.rel);
 
 		fill(buf, ".", NULL, 0, 0);
 		fill(buf, "..", NULL, 0, 0);
-		for (size_t i = 0; i < w.imp->view_count; i++) {
-			const char *rel = w.imp->view[i].rel;
-
-			if (strncmp(rel, w.rel, n) == 0 && rel[n] == '/' &&
-			    !strchr(rel + n + 1, '/'))
-				fill(buf, rel + n + 1, NULL, 0, 0);
-		}
+		for (size_t i = 0; e && i < e->child_count; i++)
+			fill(buf, w.imp->view[e->first_child + i].rel + n + 1, NULL, 0, 0);
+		if (!e)
+			rc = -ENOENT;
 	}
 	return done(&w, rc);
 }
@@ -551,14 +594,27 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
  * system that is not FUSE would (with allow_other, the daemon runs as root
  * for other users).
  */
-static void own(const char *path)
+static void own(struct imp *imp, const char *at, int fd)
 {
 	const struct fuse_context *ctx = fuse_get_context();
+	int rc;
 
-	if (geteuid() == 0 && ctx && (ctx->uid != 0 || ctx->gid != 0))
-		if (lchown(path, ctx->uid, ctx->gid) < 0)
-			fuse_log(FUSE_LOG_WARNING, "impexfs: cannot give '%s' to uid %u: %s\n",
-				 path, (unsigned)ctx->uid, strerror(errno));
+	if (geteuid() != 0 || !ctx || (ctx->uid == 0 && ctx->gid == 0))
+		return;
+	rc = fd >= 0 ? (fchown(fd, ctx->uid, ctx->gid) < 0 ? -errno : 0)
+		     : beneath_chown(imp->dirfd, at, ctx->uid, ctx->gid);
+	if (rc < 0)
+		fuse_log(FUSE_LOG_WARNING, "impexfs: cannot give '%s/%s' to uid %u: %s\n",
+			 imp->name, at, (unsigned)ctx->uid, strerror(-rc));
+}
+
+/*
+ * The permission bits a copy may have: the source's, less set-user-ID,
+ * set-group-ID, sticky and write by group or others (docs/SECURITY.md).
+ */
+static mode_t safe_mode(mode_t mode)
+{
+	return mode & 0755;
 }
 
 /* A new import named @name, its folder made with @mode. */
@@ -566,46 +622,21 @@ static int new_import(struct importfs *fs, const char *name, mode_t mode)
 {
 	struct imp *imp = calloc(1, sizeof(*imp));
 	struct imp **grown = NULL;
-	uint32_t tag;
-	int rc = -EAGAIN;
+	int rc;
 
 	if (!imp || !(imp->name = strdup(name))) {
 		free(imp);
 		return -ENOMEM;
 	}
-	imp->lockfd = -1;
-	/*
-	 * A sweep (of a recovery, here or in another process) removes folders of
-	 * this name whose lock it can take, holding it while it does: so the
-	 * folder is ours only once locked and still there; else another name.
-	 */
-	for (int tries = 0; imp->lockfd < 0 && tries <= 100; tries++) {
-		struct stat held, named;
-
-		if (getrandom(&tag, sizeof(tag), 0) != sizeof(tag))
-			tag = (uint32_t)now_ns();
-		snprintf(imp->staging, sizeof(imp->staging), "%s/.import-%08x.impex-import",
-			 fs->staging_root, tag);
-		if (mkdir(imp->staging, 0700) < 0) {
-			rc = -errno;
-			if (errno == EEXIST || errno == ENOENT)
-				continue;
-			break;
-		}
-		imp->lockfd = open(imp->staging, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (imp->lockfd >= 0 &&
-		    !(flock(imp->lockfd, LOCK_EX | LOCK_NB) == 0 &&
-		      fstat(imp->lockfd, &held) == 0 && held.st_nlink > 0 &&
-		      lstat(imp->staging, &named) == 0 && named.st_ino == held.st_ino &&
-		      named.st_dev == held.st_dev)) {
-			close(imp->lockfd); /* a sweep has it, or had it: it goes */
-			imp->lockfd = -1;
-		}
-	}
-	if (imp->lockfd < 0)
+	imp->dirfd = staging_new(fs->staging_fd, imp->tag);
+	if (imp->dirfd < 0) {
+		rc = imp->dirfd;
 		goto fail;
-	chmod(imp->staging, mode & 07777);
-	own(imp->staging);
+	}
+	snprintf(imp->staging, sizeof(imp->staging), "%s/%s", fs->staging_path, imp->tag);
+	fchmod(imp->dirfd, safe_mode(mode));
+	own(imp, "", imp->dirfd);
+	imp->owner = fuse_get_context()->uid;
 	pthread_rwlock_init(&imp->rw, NULL);
 	touch(imp);
 	/* Two mkdir of one name at once: the first makes the import, the other is told. */
@@ -626,9 +657,9 @@ static int new_import(struct importfs *fs, const char *name, mode_t mode)
 			 imp->staging);
 	return 0;
 fail:
-	if (imp->lockfd >= 0) {
-		rmdir(imp->staging);
-		close(imp->lockfd);
+	if (imp->dirfd >= 0) {
+		unlinkat(fs->staging_fd, imp->tag, AT_REMOVEDIR);
+		close(imp->dirfd);
 	}
 	free(imp->name);
 	free(imp);
@@ -649,10 +680,8 @@ static int op_mkdir(const char *path, mode_t mode)
 		rc = -EEXIST;
 	else if (!live(fs, w.imp))
 		rc = refused(fs, w.imp);
-	else if (mkdir(w.real, mode) < 0)
-		rc = -errno;
-	else {
-		own(w.real);
+	else if ((rc = beneath_mkdir(w.imp->dirfd, w.at, safe_mode(mode))) == 0) {
+		own(w.imp, w.at, -1);
 		touch(w.imp);
 	}
 	return done(&w, rc);
@@ -672,19 +701,21 @@ static int op_rmdir(const char *path)
 		rc = w.kind == K_STATUS ? -ENOTDIR : -ENOENT;
 	else if (!live(fs, w.imp))
 		rc = refused(fs, w.imp);
-	else if (rmdir(w.real) < 0)
+	else if (w.rel[0]) {
+		rc = beneath_unlink(w.imp->dirfd, w.at, AT_REMOVEDIR);
+		if (rc == 0)
+			touch(w.imp);
+	} else if (unlinkat(fs->staging_fd, w.imp->tag, AT_REMOVEDIR) < 0) {
 		rc = -errno;
-	else if (!w.rel[0]) {
+	} else {
 		/* An import given up before it held anything. */
 		pthread_mutex_lock(&fs->mu);
 		w.imp->gone = true;
 		w.imp->state = FAILED;
 		w.imp->fail_errno = ENOENT;
 		pthread_mutex_unlock(&fs->mu);
-		close(w.imp->lockfd);
-		w.imp->lockfd = -1;
-	} else {
-		touch(w.imp);
+		close(w.imp->dirfd);
+		w.imp->dirfd = -1;
 	}
 	return done(&w, rc);
 }
@@ -703,9 +734,7 @@ static int op_unlink(const char *path)
 		rc = w.kind == K_NEW ? -ENOENT : -EPERM;
 	else if (!live(fs, w.imp))
 		rc = refused(fs, w.imp);
-	else if (unlink(w.real) < 0)
-		rc = -errno;
-	else {
+	else if ((rc = beneath_unlink(w.imp->dirfd, w.at, 0)) == 0) {
 		forget_close(fs, w.imp, w.rel);
 		touch(w.imp);
 	}
@@ -729,9 +758,7 @@ static int op_rename(const char *from, const char *to, unsigned int flags)
 	pthread_rwlock_rdlock(&a.imp->rw);
 	if (!live(fs, a.imp))
 		rc = refused(fs, a.imp);
-	else if (renameat2(AT_FDCWD, a.real, AT_FDCWD, b.real, flags) < 0)
-		rc = -errno;
-	else {
+	else if ((rc = beneath_rename(a.imp->dirfd, a.at, a.imp->dirfd, b.at, flags)) == 0) {
 		forget_close(fs, a.imp, b.rel);
 		touch(a.imp);
 	}
@@ -779,7 +806,7 @@ static int set_attr(const char *path, struct fuse_file_info *fi, int what, mode_
 			return what == 2 ? refused(fs, h->imp)
 					 : set_attr(named, NULL, what, mode, uid, gid, size, tv);
 		}
-		rc = what == 0	 ? fchmod(h->fd, mode)
+		rc = what == 0	 ? fchmod(h->fd, safe_mode(mode))
 		     : what == 1 ? fchown(h->fd, uid, gid)
 		     : what == 2 ? ftruncate(h->fd, size)
 				 : futimens(h->fd, tv);
@@ -795,24 +822,32 @@ static int set_attr(const char *path, struct fuse_file_info *fi, int what, mode_
 	if (w.kind != K_IMPORT) {
 		rc = w.kind == K_NEW ? -ENOENT : -EPERM;
 	} else if (live(fs, w.imp)) {
-		rc = what == 0	 ? fchmodat(AT_FDCWD, w.real, mode, 0)
-		     : what == 1 ? fchownat(AT_FDCWD, w.real, uid, gid, AT_SYMLINK_NOFOLLOW)
-		     : what == 2 ? truncate(w.real, size)
-				 : utimensat(AT_FDCWD, w.real, tv, AT_SYMLINK_NOFOLLOW);
-		rc = rc < 0 ? -errno : 0;
+		int dirfd = w.imp->dirfd;
+
+		rc = what == 0	 ? beneath_chmod(dirfd, w.at, safe_mode(mode))
+		     : what == 1 ? beneath_chown(dirfd, w.at, uid, gid)
+		     : what == 2 ? beneath_truncate(dirfd, w.at, size)
+				 : beneath_utimens(dirfd, w.at, tv);
+		/* An import given to a user (chown of its folder) is theirs in the status. */
+		if (rc == 0 && what == 1 && !w.rel[0] && uid != (uid_t)-1) {
+			pthread_mutex_lock(&fs->mu);
+			w.imp->owner = uid;
+			pthread_mutex_unlock(&fs->mu);
+		}
 		if (rc == 0)
 			touch(w.imp);
 	} else if (what == 2) {
 		rc = refused(fs, w.imp);
 	} else {
 		/* The copy tool's last steps on a registered folder: kept in its view only. */
-		struct entry *e = (struct entry *)view_entry(w.imp, w.rel);
+		struct entry *e;
 
 		pthread_mutex_lock(&fs->mu);
+		e = view_entry(w.imp, w.rel);
 		if (!e)
 			rc = -ENOENT;
 		else if (what == 0)
-			e->st.st_mode = (e->st.st_mode & S_IFMT) | (mode & 07777);
+			e->st.st_mode = (e->st.st_mode & S_IFMT) | safe_mode(mode);
 		else if (what == 1) {
 			if (uid != (uid_t)-1)
 				e->st.st_uid = uid;
@@ -895,11 +930,11 @@ static int open_file(struct importfs *fs, struct where *w, int flags, mode_t mod
 			return -ENOENT;
 		fd = -1; /* the bytes now lie in the store: reads are refused */
 	} else {
-		fd = open(w->real, (flags & ~O_NOCTTY) | O_NOFOLLOW | O_CLOEXEC, mode);
+		fd = beneath_open(w->imp->dirfd, w->at, flags & ~O_NOCTTY, safe_mode(mode));
 		if (fd < 0)
-			return -errno;
+			return fd;
 		if (flags & O_CREAT)
-			own(w->real); /* CREATE comes for a name that did not exist */
+			own(w->imp, w->at, fd); /* CREATE comes for a name that did not exist */
 	}
 	h = handle_new(w->imp, fd, fd >= 0 && writer, w->rel);
 	if (!h) {
@@ -947,7 +982,7 @@ static int op_open(const char *path, struct fuse_file_info *fi)
 
 		if ((fi->flags & O_ACCMODE) != O_RDONLY)
 			rc = -EACCES;
-		else if (!h || !(h->text = status_text(fs, &h->len)))
+		else if (!h || !(h->text = status_text(fs, fuse_get_context()->uid, &h->len)))
 			rc = -ENOMEM;
 		if (rc < 0) {
 			free(h);
@@ -1020,21 +1055,26 @@ static int check_closed(struct importfs *fs, struct handle *h)
 {
 	char real[PATH_MAX];
 	struct error err;
-	int rc;
+	int rc, fd;
 
 	snprintf(real, sizeof(real), "%s%s", h->imp->staging, h->rel);
 	error_clear(&err);
-	if (h->kind == CONFIG) {
+	fd = beneath_open(h->imp->dirfd, h->rel + 1, O_RDONLY | O_NONBLOCK, 0);
+	if (fd < 0) {
+		rc = error_errno(&err, -fd, "cannot read", real);
+	} else if (h->kind == CONFIG) {
 		struct config *config = NULL;
 
-		rc = config_load(&config, real, &err);
+		rc = config_load_fd(&config, fd, real, &err);
 		config_free(config);
 	} else {
 		struct import_settings s;
 
-		rc = import_settings_load(real, &s, &err);
+		rc = import_settings_load_fd(fd, real, &s, &err);
 		import_settings_free(&s);
 	}
+	if (fd >= 0)
+		close(fd);
 	forget_close(fs, h->imp, h->rel);
 	if (rc == 0)
 		return 0;
@@ -1107,34 +1147,59 @@ static int op_statfs(const char *path, struct statvfs *st)
 
 	(void)path;
 	/* Where the data really goes. */
-	return statvfs(fs->staging_root, st) < 0 ? -errno : 0;
+	return fstatvfs(fs->staging_fd, st) < 0 ? -errno : 0;
 }
 
 /* ---- extended attributes (rsync -X) ---- */
 
-static int xattr_target(const char *path, struct where *w, bool change)
+/*
+ * The file @path names, opened for its extended attributes: a descriptor
+ * (the caller closes it, then calls done()), or -1 with the answer in *@rc.
+ * Only "user." attributes are kept (rsync -X): others are taken and dropped,
+ * so that root's rsync -aX of a folder with security labels completes.
+ */
+static int xattr_target(const char *path, struct where *w, bool change, int *rc)
 {
 	struct importfs *fs = fs_of();
-	int rc = begin(fs, path, w);
+	int fd;
 
-	if (rc < 0)
-		return rc;
-	if (w->kind != K_IMPORT)
-		return done(w, w->kind == K_NEW ? -ENOENT : -ENOTSUP);
-	if (!live(fs, w->imp))
-		return done(w, change ? refused(fs, w->imp) : -ENODATA);
-	return 1; /* the caller acts on w->real, then calls done() */
+	*rc = begin(fs, path, w);
+	if (*rc < 0)
+		return -1;
+	if (w->kind != K_IMPORT) {
+		*rc = done(w, w->kind == K_NEW ? -ENOENT : -ENOTSUP);
+		return -1;
+	}
+	if (!live(fs, w->imp)) {
+		*rc = done(w, change ? refused(fs, w->imp) : -ENODATA);
+		return -1;
+	}
+	fd = beneath_open(w->imp->dirfd, w->at, O_RDONLY | O_NONBLOCK, 0);
+	if (fd < 0)
+		*rc = done(w, fd);
+	return fd;
+}
+
+static bool user_attribute(const char *name)
+{
+	return strncmp(name, "user.", 5) == 0;
 }
 
 static int op_setxattr(const char *path, const char *name, const char *value, size_t size,
 		       int flags)
 {
 	struct where w;
-	int rc = xattr_target(path, &w, true);
+	int rc, fd;
 
-	if (rc <= 0)
+	fd = xattr_target(path, &w, true, &rc);
+	if (fd < 0)
 		return rc;
-	rc = lsetxattr(w.real, name, value, size, flags) < 0 ? -errno : 0;
+	if (!user_attribute(name)) {
+		close(fd);
+		return done(&w, 0); /* dropped: never planted on the store's files */
+	}
+	rc = fsetxattr(fd, name, value, size, flags) < 0 ? -errno : 0;
+	close(fd);
 	if (rc == 0)
 		touch(w.imp);
 	return done(&w, rc);
@@ -1143,37 +1208,40 @@ static int op_setxattr(const char *path, const char *name, const char *value, si
 static int op_getxattr(const char *path, const char *name, char *value, size_t size)
 {
 	struct where w;
-	int rc = xattr_target(path, &w, false);
+	int rc, fd = xattr_target(path, &w, false, &rc);
 	ssize_t n;
 
-	if (rc <= 0)
-		return rc == -ENODATA ? -ENODATA : rc;
-	n = lgetxattr(w.real, name, value, size);
-	return done(&w, n < 0 ? -errno : (int)n);
+	if (fd < 0)
+		return rc;
+	n = fgetxattr(fd, name, value, size);
+	rc = n < 0 ? -errno : (int)n;
+	close(fd);
+	return done(&w, rc);
 }
 
 static int op_listxattr(const char *path, char *list, size_t size)
 {
 	struct where w;
-	int rc = xattr_target(path, &w, false);
+	int rc, fd = xattr_target(path, &w, false, &rc);
 	ssize_t n;
 
-	if (rc == -ENODATA)
-		return 0;
-	if (rc <= 0)
-		return rc;
-	n = llistxattr(w.real, list, size);
-	return done(&w, n < 0 ? -errno : (int)n);
+	if (fd < 0)
+		return rc == -ENODATA ? 0 : rc;
+	n = flistxattr(fd, list, size);
+	rc = n < 0 ? -errno : (int)n;
+	close(fd);
+	return done(&w, rc);
 }
 
 static int op_removexattr(const char *path, const char *name)
 {
 	struct where w;
-	int rc = xattr_target(path, &w, true);
+	int rc, fd = xattr_target(path, &w, true, &rc);
 
-	if (rc <= 0)
+	if (fd < 0)
 		return rc;
-	rc = lremovexattr(w.real, name) < 0 ? -errno : 0;
+	rc = fremovexattr(fd, name) < 0 ? -errno : 0;
+	close(fd);
 	if (rc == 0)
 		touch(w.imp);
 	return done(&w, rc);
@@ -1181,37 +1249,77 @@ static int op_removexattr(const char *path, const char *name)
 
 /* ---- checking and registering ---- */
 
-/* Record what the folder of @imp holds (names and attributes), for its view. */
-static void take_view(struct imp *imp, const char *rel)
+/* Add an entry for @rel (stat @st) to @imp's view; false when out of memory. */
+static bool view_add(struct imp *imp, const char *rel, const struct stat *st)
 {
-	char real[PATH_MAX];
-	struct entry *grown;
-	struct stat st;
-	DIR *d;
+	struct entry *grown = realloc(imp->view, (imp->view_count + 1) * sizeof(*grown));
 
-	if (snprintf(real, sizeof(real), "%s%s", imp->staging, rel) >= (int)sizeof(real) ||
-	    lstat(real, &st) < 0)
-		return;
-	grown = realloc(imp->view, (imp->view_count + 1) * sizeof(*grown));
 	if (!grown)
-		return;
+		return false;
 	imp->view = grown;
+	memset(&grown[imp->view_count], 0, sizeof(*grown));
 	if (!(grown[imp->view_count].rel = strdup(rel)))
-		return;
-	if (S_ISREG(st.st_mode))
-		st.st_blksize = 1 << 20;
-	grown[imp->view_count++].st = st;
-	if (!S_ISDIR(st.st_mode) || !(d = opendir(real)))
-		return;
-	for (struct dirent *e; (e = readdir(d));) {
-		char sub[PATH_MAX];
+		return false;
+	grown[imp->view_count].st = *st;
+	if (S_ISREG(st->st_mode))
+		grown[imp->view_count].st.st_blksize = 1 << 20;
+	imp->view_count++;
+	return true;
+}
 
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+/*
+ * Record what the folder of @imp holds (names and attributes), for its view:
+ * folder by folder (no recursion, whatever the depth), each folder's entries
+ * side by side, then an index by name. Its lock is held alone.
+ */
+static void take_view(struct imp *imp)
+{
+	struct stat st;
+
+	if (fstat(imp->dirfd, &st) < 0 || !view_add(imp, "", &st))
+		return;
+	for (size_t i = 0; i < imp->view_count; i++) {
+		char *rel = imp->view[i].rel;
+		int fd;
+		DIR *d;
+
+		if (!S_ISDIR(imp->view[i].st.st_mode))
 			continue;
-		if (snprintf(sub, sizeof(sub), "%s/%s", rel, e->d_name) < (int)sizeof(sub))
-			take_view(imp, sub);
+		fd = beneath_open(imp->dirfd, rel[0] ? rel + 1 : "", O_RDONLY | O_DIRECTORY, 0);
+		if (fd < 0 || !(d = fdopendir(fd))) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		imp->view[i].first_child = imp->view_count;
+		for (struct dirent *e; (e = readdir(d));) {
+			char sub[PATH_MAX];
+
+			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+			    snprintf(sub, sizeof(sub), "%s/%s", imp->view[i].rel, e->d_name) >=
+				    (int)sizeof(sub) ||
+			    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				continue;
+			if (!view_add(imp, sub, &st))
+				break;
+		}
+		imp->view[i].child_count = imp->view_count - imp->view[i].first_child;
+		closedir(d);
 	}
-	closedir(d);
+	for (imp->view_slots = 16; imp->view_slots < 2 * imp->view_count;)
+		imp->view_slots *= 2;
+	imp->view_index = calloc(imp->view_slots, sizeof(*imp->view_index));
+	if (!imp->view_index) {
+		imp->view_slots = 0;
+		return;
+	}
+	for (size_t i = 0; i < imp->view_count; i++) {
+		size_t at = hash_of(imp->view[i].rel) & (imp->view_slots - 1);
+
+		while (imp->view_index[at])
+			at = (at + 1) & (imp->view_slots - 1);
+		imp->view_index[at] = i + 1;
+	}
 }
 
 static void discard_view(struct imp *imp)
@@ -1219,22 +1327,46 @@ static void discard_view(struct imp *imp)
 	for (size_t k = 0; k < imp->view_count; k++)
 		free(imp->view[k].rel);
 	free(imp->view);
+	free(imp->view_index);
 	imp->view = NULL;
+	imp->view_index = NULL;
 	imp->view_count = 0;
+	imp->view_slots = 0;
+}
+
+/* Remove @imp's folder, saying what could not be removed; its lock is held alone. */
+static void remove_staged(struct importfs *fs, struct imp *imp)
+{
+	char left[PATH_MAX];
+	int rc;
+
+	if (imp->dirfd < 0)
+		return;
+	rc = beneath_remove_tree(fs->staging_fd, imp->tag, left);
+	close(imp->dirfd);
+	imp->dirfd = -1;
+	if (rc < 0) {
+		char message[PATH_MAX + 128];
+
+		snprintf(message, sizeof(message), "'%s/%s' could not be removed: %s",
+			 fs->staging_path, left, strerror(-rc));
+		pthread_mutex_lock(&fs->mu);
+		add_issue(fs, imp, &imp->issues, &imp->issue_count, "cleanup-incomplete", false, "",
+			  message);
+		pthread_mutex_unlock(&fs->mu);
+		fuse_log(FUSE_LOG_ERR, "impexfs: import '%s': %s\n", imp->name, message);
+	}
 }
 
 /* The import is over (registered or failed): its view stays, its folder goes. */
 static void finish(struct importfs *fs, struct imp *imp, enum state state)
 {
 	if (!imp->view_count)
-		take_view(imp, "");
-	fsutil_remove_tree(imp->staging);
-	if (imp->lockfd >= 0)
-		close(imp->lockfd);
-	imp->lockfd = -1;
+		take_view(imp);
 	pthread_mutex_lock(&fs->mu);
 	imp->state = state;
 	pthread_mutex_unlock(&fs->mu);
+	remove_staged(fs, imp);
 }
 
 static void set_state(struct importfs *fs, struct imp *imp, enum state state, struct issue *issues,
@@ -1266,100 +1398,123 @@ static void fail_import(struct importfs *fs, struct imp *imp, int e, const char 
 		 message);
 }
 
-/* Whether @path (made real through its nearest folder that exists) lies under @root. */
-static bool lies_under(const char *path, const char *root)
+/*
+ * Whether the absolute @path lies where this mount may write: under the
+ * store's roots or the mount's own target roots, by name, at a place an
+ * untrusted document may choose (import_target_refusal()); else NULL, or the
+ * reason in @why.
+ */
+static bool target_allowed(const struct importfs *fs, const char *path, char *why, size_t cap,
+			   const char *what)
 {
-	char real[PATH_MAX], top[PATH_MAX], probe[PATH_MAX], *slash;
-	size_t n;
+	const char *rel, *refusal = "it lies outside the store and the mount's target roots";
 
-	if (!realpath(root, top))
-		return false;
-	snprintf(probe, sizeof(probe), "%s", path);
-	while (!realpath(probe, real)) {
-		if (!(slash = strrchr(probe, '/')) || slash == probe)
-			return false;
-		*slash = '\0';
-	}
-	n = strlen(top);
-	return strncmp(real, top, n) == 0 && (real[n] == '\0' || real[n] == '/' || n == 1);
+	for (size_t i = 0; i < fs->written_count; i++)
+		if (beneath_lexically(path, fs->trusted[i], &rel)) {
+			if (!(refusal = import_target_refusal(rel)))
+				return true;
+			break;
+		}
+	snprintf(why, cap, "%s '%s' is refused: %s", what, path, refusal);
+	return false;
 }
 
-/* Whether @path lies where this mount may write: the store, or the mount's own target roots. */
-static bool writable_here(const struct importfs *fs, const char *path)
+/* Whether the absolute @path lies under a folder the mount allows root's documents to read. */
+static bool source_allowed(const struct importfs *fs, const char *path)
 {
-	for (size_t i = 0; store_root(fs->store, i); i++)
-		if (lies_under(path, store_root(fs->store, i)))
+	for (size_t i = fs->own_trusted; i < fs->trusted_count; i++)
+		if (beneath_lexically(path, fs->trusted[i], NULL))
 			return true;
-	for (size_t i = 0; i < fs->given_count; i++) {
-		const char *roots[] = {fs->given[i].target_vm_data_root,
-				       fs->given[i].target_vhd_data_root,
-				       fs->given[i].target_snapshot_data_root};
-
-		for (size_t k = 0; k < 3; k++)
-			if (roots[k] && lies_under(path, roots[k]))
-				return true;
-	}
 	return false;
 }
 
 /*
- * The import's own settings document @doc (@given) may not send files
- * where the mount's settings do not (a user of the mount would have the
- * daemon write anywhere), nor, when someone else than the daemon's user
- * wrote it, read disks that user cannot. NULL, or what is wrong.
+ * The import's own settings document @given (@doc), written by @user (NULL:
+ * by root or the daemon's user), may send files only to plain places under
+ * the mount's roots (never configurations, saved state, hidden names), and
+ * may name sources only as its writer may read them: a user's are opened with
+ * that user's credentials (each folder on the way, and each parent of a
+ * disk's chain), root's only under the mount's sources= folders.
+ * NULL, or what is wrong (in @buf).
  */
-static const char *confined(const struct importfs *fs, const char *doc,
-			    const struct import_settings *given, char *buf, size_t cap)
+static const char *confined(const struct importfs *fs, struct imp *imp,
+			    const struct import_settings *given, const struct asuser *user,
+			    char *buf, size_t cap)
 {
 	const char *roots[] = {given->target_vm_data_root, given->target_vhd_data_root,
 			       given->target_snapshot_data_root};
-	struct stat owner, st;
+	const char *sources[] = {given->source_vm_data_root, given->source_vhd_data_root,
+				 given->source_snapshot_data_root};
+	struct asuser_scope as_user = {.folder_fd = imp->dirfd,
+				       .folder = imp->staging,
+				       .others = ASUSER_OTHERS_AS_USER,
+				       .user = user};
+	const char *wrong = NULL;
 
 	for (size_t k = 0; k < 3; k++)
-		if (roots[k] && !writable_here(fs, roots[k]))
-			return snprintf(buf, cap,
-					"the target root '%s' lies outside the store and "
-					"the mount's target roots",
-					roots[k]),
-			       buf;
+		if (roots[k] && !target_allowed(fs, roots[k], buf, cap, "the target root"))
+			return buf;
 	for (size_t i = 0; i < given->resource_count; i++)
 		if (given->resources[i].target && given->resources[i].target[0] &&
-		    !writable_here(fs, given->resources[i].target))
-			return snprintf(buf, cap,
-					"resource.%zu.target '%s' lies outside the store and "
-					"the mount's target roots",
-					i + 1, given->resources[i].target),
-			       buf;
-	if (lstat(doc, &owner) < 0 || owner.st_uid == geteuid())
-		return NULL;
-	for (size_t i = 0; i < given->resource_count; i++) {
-		const char *source = given->resources[i].source;
+		    !target_allowed(fs, given->resources[i].target, buf, cap, "a resource target"))
+			return buf;
+	for (size_t k = 0; k < 3 + given->resource_count && !wrong; k++) {
+		const char *source = k < 3 ? sources[k] : given->resources[k - 3].source;
+		struct error err;
 
-		if (source && source[0] &&
-		    (stat(source, &st) < 0 ||
-		     !((st.st_uid == owner.st_uid && (st.st_mode & S_IRUSR)) ||
-		       (st.st_mode & S_IROTH))))
-			return snprintf(buf, cap,
-					"resource.%zu.source '%s' is not readable by the "
-					"document's owner (uid %u)",
-					i + 1, source, (unsigned)owner.st_uid),
-			       buf;
+		if (!source || !source[0] || beneath_lexically(source, imp->staging, NULL))
+			continue;
+		if (!user) {
+			if (!source_allowed(fs, source))
+				wrong = buf, snprintf(buf, cap,
+						      "the source '%s' lies under no folder of the "
+						      "mount's sources= option (a document made by "
+						      "root names no other sources)",
+						      source);
+			continue;
+		}
+		/* Read as its writer would: a folder opened, a disk with every parent. */
+		error_clear(&err);
+		asuser_scope_set(&as_user);
+		if (k < 3) {
+			int fd = asuser_scope_open(&as_user, source, O_RDONLY | O_DIRECTORY);
+
+			if (fd < 0)
+				error_errno(&err, -fd, "cannot open", source);
+			else
+				close(fd);
+		} else {
+			struct chain *chain = NULL;
+
+			chain_open(&chain, source, NULL, &err);
+			chain_close(chain);
+		}
+		asuser_scope_set(NULL);
+		if (err.code)
+			wrong = buf, snprintf(buf, cap, "the source '%s' cannot be read by uid %u: %s",
+					      source, (unsigned)user->uid, error_message(&err));
 	}
-	return NULL;
+	return wrong;
 }
 
-/* Check @imp, quiet and closed, and register it when it is whole and valid. Its lock is held alone.
+/*
+ * Check @imp, quiet and closed, and say whether to register it: 1 with its
+ * settings in @settings and its source scope in @scope (the writer of its
+ * document in @user), 0 when it waits (the reasons in its issues). Its lock
+ * is held alone.
  */
-static void check(struct importfs *fs, struct imp *imp, uint64_t quiet_since)
+static int check(struct importfs *fs, struct imp *imp, struct import_settings *settings,
+		 struct asuser *user, struct asuser_scope *scope)
 {
-	struct import_settings given[3], settings;
+	struct import_settings given[3];
 	const char *names[3];
 	struct import_report report = {0};
 	struct issue *issues = NULL;
 	size_t count = 0, n = 0;
-	char doc[PATH_MAX], id[37] = "";
+	char doc[PATH_MAX];
+	bool by_user = false;
 	struct error err;
-	int rc;
+	int rc, fd;
 
 	error_clear(&err);
 	for (; n < fs->given_count; n++) {
@@ -1367,15 +1522,18 @@ static void check(struct importfs *fs, struct imp *imp, uint64_t quiet_since)
 		names[n] = fs->given_names[n];
 	}
 	snprintf(doc, sizeof(doc), "%s/%s", imp->staging, IMPORTFS_SETTINGS);
+	fd = beneath_open(imp->dirfd, IMPORTFS_SETTINGS, O_RDONLY | O_NONBLOCK, 0);
 	rc = 0;
-	if (access(doc, F_OK) == 0) {
-		char why[PATH_MAX + 160];
+	if (fd >= 0) {
+		char why[PATH_MAX + 256];
 		const char *wrong;
+		struct stat st;
 
-		rc = import_settings_load(doc, &given[n], &err);
+		/* Its writer: the owner the mount gave it at its create. */
+		rc = fstat(fd, &st) < 0 ? error_errno(&err, errno, "cannot read", doc)
+					: import_settings_load_fd(fd, doc, &given[n], &err);
+		close(fd);
 		names[n] = doc;
-		if (rc == 0)
-			n++;
 		if (rc < 0) {
 			/* Its close() said so already, unless it was written otherwise. */
 			pthread_mutex_lock(&fs->mu);
@@ -1385,74 +1543,110 @@ static void check(struct importfs *fs, struct imp *imp, uint64_t quiet_since)
 				add_issue(fs, imp, &issues, &count, "settings-invalid", true, doc,
 					  error_message(&err));
 			set_state(fs, imp, WAITING, issues, count);
-			return;
+			return 0;
 		}
-		if ((wrong = confined(fs, doc, &given[n - 1], why, sizeof(why)))) {
+		n++;
+		by_user = st.st_uid != 0 && st.st_uid != geteuid();
+		if (by_user)
+			asuser_lookup(st.st_uid, st.st_gid, user);
+		if ((wrong = confined(fs, imp, &given[n - 1], by_user ? user : NULL, why,
+				      sizeof(why)))) {
 			add_issue(fs, imp, &issues, &count, "settings-invalid", true, doc, wrong);
 			import_settings_free(&given[n - 1]);
 			set_state(fs, imp, WAITING, issues, count);
-			return;
+			return 0;
 		}
 	}
-	if (rc == 0)
-		rc = import_settings_layered(imp->staging, fs->store_root, given, names, n,
-					     &settings, &err);
+	/* What the checks and the registration read: the folder beneath its descriptor, the store
+	 * and targets as the daemon, other sources as the document's writer or not at all. */
+	*scope = (struct asuser_scope){
+		.folder_fd = imp->dirfd,
+		.folder = imp->staging,
+		.trusted_fds = fs->trusted_fds,
+		.trusted = fs->trusted,
+		.trusted_count = by_user ? fs->own_trusted : fs->trusted_count,
+		.others = by_user ? ASUSER_OTHERS_AS_USER : ASUSER_OTHERS_REFUSED,
+		.user = by_user ? user : NULL,
+	};
+	asuser_scope_set(scope);
+	rc = import_settings_layered(imp->staging, fs->store_root, given, names, n, settings, &err);
 	if (n > fs->given_count)
 		import_settings_free(&given[n - 1]);
 	if (rc < 0) {
 		/* Mostly a copy not yet whole: no configuration yet, or a part of one. */
+		asuser_scope_set(NULL);
 		add_issue(fs, imp, &issues, &count, "incomplete", true, "", error_message(&err));
 		set_state(fs, imp, WAITING, issues, count);
-		return;
+		return 0;
 	}
-	if (!settings.create_copy) {
+	if (!settings->create_copy) {
 		add_issue(fs, imp, &issues, &count, "settings-invalid", true, doc,
 			  "create_copy = false: an import mount copies; register in place with "
 			  "'impex import'");
 		rc = -EINVAL;
 	}
 	if (rc == 0 &&
-	    import_compare(imp->staging, fs->store, &settings, IMPORT_ADOPT, &report, &err) < 0) {
+	    import_compare(imp->staging, fs->store, settings, IMPORT_ADOPT, &report, &err) < 0) {
 		add_issue(fs, imp, &issues, &count, "incomplete", true, "", error_message(&err));
 		rc = -EINVAL;
 	}
+	asuser_scope_set(NULL);
 	for (size_t i = 0; i < report.count; i++)
 		add_issue(fs, imp, &issues, &count, report.issues[i].id,
 			  report.issues[i].severity == IMPORT_ERROR, report.issues[i].file,
 			  report.issues[i].message);
-	if (rc == 0 && report.errors == 0) {
-		set_state(fs, imp, REGISTERING, issues, count);
-		issues = NULL;
-		count = 0;
-		/* What the copy tool wrote, before the registration changes a byte. */
-		take_view(imp, "");
-		rc = import_run(imp->staging, fs->store, &settings, IMPORT_ADOPT, NULL, id, &err);
-		if (rc == -ECANCELED) {
-			/* The store changed since the check (another import): nothing was done. */
-			add_issue(fs, imp, &issues, &count, "incomplete", true, "",
-				  error_message(&err));
-			set_state(fs, imp, WAITING, issues, count);
-			issues = NULL;
-			count = 0;
-			discard_view(imp);
-		} else if (rc < 0) {
-			fail_import(fs, imp, -rc, "import-failed", error_message(&err));
-		} else {
-			pthread_mutex_lock(&fs->mu);
-			snprintf(imp->vm_id, sizeof(imp->vm_id), "%s", id);
-			imp->vm_name = strdup(settings.name ? settings.name : "");
-			imp->settle_to_commit = (double)(now_ns() - quiet_since) / 1e9;
-			pthread_mutex_unlock(&fs->mu);
-			finish(fs, imp, REGISTERED);
-			if (fs->o->verbose)
-				fuse_log(FUSE_LOG_INFO, "impexfs: import '%s' registered VM %s\n",
-					 imp->name, id);
-		}
-	} else {
-		set_state(fs, imp, WAITING, issues, count);
-	}
+	rc = rc == 0 && report.errors == 0;
 	import_report_free(&report);
-	import_settings_free(&settings);
+	if (!rc) {
+		import_settings_free(settings);
+		set_state(fs, imp, WAITING, issues, count);
+		return 0;
+	}
+	/* What the copy tool wrote, before the registration changes a byte; from now on the
+	 * folder's operations use it, and changes are refused (EBUSY). */
+	take_view(imp);
+	set_state(fs, imp, REGISTERING, issues, count);
+	return 1;
+}
+
+/*
+ * Register @imp, checked whole (check()): no lock of the import is held, so
+ * that a store lock held elsewhere stalls no operation of the mount.
+ */
+static void register_import(struct importfs *fs, struct imp *imp, struct import_settings *settings,
+			    const struct asuser_scope *scope, uint64_t quiet_since)
+{
+	struct issue *issues = NULL;
+	size_t count = 0;
+	char id[37] = "";
+	struct error err;
+	int rc;
+
+	error_clear(&err);
+	asuser_scope_set(scope);
+	rc = import_run(imp->staging, fs->store, settings, IMPORT_ADOPT, NULL, id, &err);
+	asuser_scope_set(NULL);
+	pthread_rwlock_wrlock(&imp->rw);
+	if (rc == -ECANCELED) {
+		/* The store changed since the check (another import): nothing was done. */
+		add_issue(fs, imp, &issues, &count, "incomplete", true, "", error_message(&err));
+		set_state(fs, imp, WAITING, issues, count);
+		discard_view(imp);
+	} else if (rc < 0) {
+		fail_import(fs, imp, -rc, "import-failed", error_message(&err));
+	} else {
+		pthread_mutex_lock(&fs->mu);
+		snprintf(imp->vm_id, sizeof(imp->vm_id), "%s", id);
+		imp->vm_name = strdup(settings->name ? settings->name : "");
+		imp->settle_to_commit = (double)(now_ns() - quiet_since) / 1e9;
+		pthread_mutex_unlock(&fs->mu);
+		finish(fs, imp, REGISTERED);
+		if (fs->o->verbose)
+			fuse_log(FUSE_LOG_INFO, "impexfs: import '%s' registered VM %s\n", imp->name,
+				 id);
+	}
+	pthread_rwlock_unlock(&imp->rw);
+	import_settings_free(settings);
 }
 
 static void *checker(void *arg)
@@ -1463,7 +1657,7 @@ static void *checker(void *arg)
 	while (!fs->stop) {
 		struct timespec until;
 
-		clock_gettime(CLOCK_REALTIME, &until);
+		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_nsec += 50 * 1000000;
 		if (until.tv_nsec >= 1000000000) {
 			until.tv_sec++;
@@ -1475,6 +1669,10 @@ static void *checker(void *arg)
 			bool open = imp->state == COPYING || imp->state == WAITING;
 			int failing = atomic_load(&imp->failing);
 			uint64_t last = atomic_load(&imp->last_ns);
+			struct import_settings settings;
+			struct asuser_scope scope;
+			struct asuser user;
+			int go = 0;
 
 			if (!open || imp->gone)
 				continue;
@@ -1500,9 +1698,11 @@ static void *checker(void *arg)
 				   atomic_load(&imp->last_ns) == last) {
 				atomic_store(&imp->dirty, false);
 				imp->checked_ns = now_ns();
-				check(fs, imp, last);
+				go = check(fs, imp, &settings, &user, &scope);
 			}
 			pthread_rwlock_unlock(&imp->rw);
+			if (go)
+				register_import(fs, imp, &settings, &scope, last);
 			pthread_mutex_lock(&fs->mu);
 		}
 	}
@@ -1559,9 +1759,11 @@ static const struct fuse_operations ops = {
 static int load_settings(struct importfs *fs, struct error *err)
 {
 	const struct import_settings *last = NULL;
-	int rc = 0;
+	char path[PATH_MAX];
+	int rc = 0, root;
 
 	if (fs->o->settings_file) {
+		/* door: the administrator's own document, named by the mount's option. */
 		rc = import_settings_load(fs->o->settings_file, &fs->given[0], err);
 		if (rc < 0)
 			return rc;
@@ -1593,19 +1795,115 @@ static int load_settings(struct importfs *fs, struct error *err)
 			last = &fs->given[i];
 	}
 	if (last)
-		snprintf(fs->staging_root, sizeof(fs->staging_root), "%s",
-			 last->target_vhd_data_root);
+		snprintf(path, sizeof(path), "%s", last->target_vhd_data_root);
 	else
-		snprintf(fs->staging_root, sizeof(fs->staging_root), "%s/Virtual Hard Disks",
-			 fs->store_root);
-	if (!last && mkdir(fs->staging_root, 0755) < 0 && errno != EEXIST)
-		return error_errno(err, errno, "cannot create", fs->staging_root);
-	struct stat st;
-
-	if (stat(fs->staging_root, &st) < 0 || !S_ISDIR(st.st_mode))
-		return error_errno(err, errno ? errno : ENOTDIR, "cannot use the target VHD root",
-				   fs->staging_root);
+		snprintf(path, sizeof(path), "%s/Virtual Hard Disks", fs->store_root);
+	/* The admin's roots are taken as they are named, links included: once. */
+	root = fsutil_open_trusted_folder(path, !last, fs->staging_root);
+	if (root < 0)
+		return error_errno(err, -root, "cannot use the target VHD root", path);
+	fs->staging_fd = staging_open(root, fs->staging_root, err);
+	close(root);
+	if (fs->staging_fd < 0)
+		return fs->staging_fd;
+	snprintf(fs->staging_path, sizeof(fs->staging_path), "%s/%s", fs->staging_root,
+		 STAGING_FOLDER);
 	return 0;
+}
+
+/*
+ * Whether the root open on @fd (@path) or one of its folders that imports write in may be
+ * written by others than this process's user: then a local user could swap a name the
+ * daemon is about to use (docs/SECURITY.md), and the mount refuses it (-EPERM).
+ */
+static int writable_by_others(int fd, const char *path, struct error *err)
+{
+	static const char *const folders[] = {"", "Virtual Machines", "Snapshots",
+					      "Virtual Hard Disks"};
+
+	for (size_t i = 0; i < sizeof(folders) / sizeof(folders[0]); i++) {
+		struct stat st;
+
+		if (beneath_stat(fd, folders[i], &st) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		if ((st.st_mode & (S_IWGRP | S_IWOTH)) || st.st_uid != geteuid())
+			return error_set(err, EPERM,
+					 "'%s%s%s' may be written by others than uid %u: an import "
+					 "mount writes only where no one else can",
+					 path, folders[i][0] ? "/" : "", folders[i],
+					 (unsigned)geteuid());
+	}
+	return 0;
+}
+
+/*
+ * Add the folder @path (made if missing when @create) to what the daemon reads as itself;
+ * one the mount @written in must be written by no one else.
+ */
+static int trust(struct importfs *fs, const char *path, bool create, bool written,
+		 struct error *err)
+{
+	char real[PATH_MAX];
+	char *copy;
+	int fd, rc;
+
+	if (fs->trusted_count == sizeof(fs->trusted) / sizeof(fs->trusted[0]))
+		return error_set(err, EINVAL, "too many roots and source folders");
+	fd = fsutil_open_trusted_folder(path, create, real);
+	if (fd < 0)
+		return error_errno(err, -fd, "cannot use the folder", path);
+	if (written && (rc = writable_by_others(fd, real, err))) {
+		close(fd);
+		return rc;
+	}
+	if (!(copy = strdup(real))) {
+		close(fd);
+		return error_set(err, ENOMEM, "out of memory");
+	}
+	fs->trusted[fs->trusted_count] = copy;
+	fs->trusted_fds[fs->trusted_count++] = fd;
+	return 0;
+}
+
+/* The store's roots and the mount's target roots, then the folders of sources=. */
+static int trust_roots(struct importfs *fs, struct error *err)
+{
+	char *list = fs->o->sources ? strdup(fs->o->sources) : NULL;
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && store_root(fs->store, i); i++)
+		rc = trust(fs, store_root(fs->store, i), false, true, err);
+	for (size_t i = 0; rc == 0 && i < fs->given_count; i++) {
+		const char *roots[] = {fs->given[i].target_vm_data_root,
+				       fs->given[i].target_vhd_data_root,
+				       fs->given[i].target_snapshot_data_root};
+
+		for (size_t k = 0; rc == 0 && k < 3; k++)
+			if (roots[k])
+				rc = trust(fs, roots[k], true, true, err);
+	}
+	fs->written_count = fs->trusted_count;
+	/* Where the store's Windows paths lie: read, never written. */
+	for (size_t i = 0; rc == 0 && i < pathmap_count(fs->o->pathmap); i++)
+		rc = trust(fs, pathmap_target(fs->o->pathmap, i), false, false, err);
+	fs->own_trusted = fs->trusted_count;
+	for (char *next = list, *at; rc == 0 && next && (at = strsep(&next, ":"));) {
+		if (!*at)
+			continue;
+		if (at[0] != '/')
+			rc = error_set(err, EINVAL, "sources=: '%s' is not an absolute path", at);
+		else
+			rc = trust(fs, at, false, false, err);
+	}
+	free(list);
+	return rc;
+}
+
+/* Tell the log what a recovery left alone. */
+static void log_notice(void *ctx, const char *message)
+{
+	(void)ctx;
+	fuse_log(FUSE_LOG_WARNING, "impexfs: %s\n", message);
 }
 
 /* What killed imports left, before this mount adds its own. */
@@ -1626,7 +1924,7 @@ static int recover(struct importfs *fs, struct error *err)
 	t.target_vm_data_root = vm;
 	t.target_vhd_data_root = fs->staging_root;
 	t.target_snapshot_data_root = snap;
-	rc = import_recover(fs->store, &t, err);
+	rc = import_recover(fs->store, &t, log_notice, NULL, err);
 	return rc;
 }
 
@@ -1643,9 +1941,8 @@ static void shut_down(struct importfs *fs)
 	for (size_t i = 0; i < fs->count; i++) {
 		struct imp *imp = fs->imps[i];
 
-		if (imp->lockfd >= 0) {
-			fsutil_remove_tree(imp->staging);
-			close(imp->lockfd);
+		if (imp->dirfd >= 0) {
+			remove_staged(fs, imp);
 			if (imp->state != REGISTERED && !imp->gone && atomic_load(&imp->files) > 0)
 				fuse_log(FUSE_LOG_WARNING,
 					 "impexfs: import '%s' was not complete at unmount: rolled "
@@ -1661,11 +1958,18 @@ static void shut_down(struct importfs *fs)
 		free(imp);
 	}
 	free(fs->imps);
+	for (size_t i = 0; i < fs->trusted_count; i++) {
+		free((char *)fs->trusted[i]);
+		close(fs->trusted_fds[i]);
+	}
+	if (fs->staging_fd >= 0)
+		close(fs->staging_fd);
 }
 
 int importfs_main(const struct importfs_options *o, struct fuse_args *args)
 {
-	struct importfs fs = {.o = o};
+	struct importfs fs = {.o = o, .staging_fd = -1};
+	pthread_condattr_t clock;
 	const char *roots[IMPORTFS_MAX_ROOTS] = {o->store};
 	struct store_options so = {.roots = roots, .root_count = 1, .pathmap = o->pathmap};
 	char *more = o->more_roots ? strdup(o->more_roots) : NULL;
@@ -1676,14 +1980,21 @@ int importfs_main(const struct importfs_options *o, struct fuse_args *args)
 
 	error_clear(&err);
 	pthread_mutex_init(&fs.mu, NULL);
-	pthread_cond_init(&fs.wake, NULL);
+	/* Timed waits on the monotonic clock: a change of the time of day does not stall them. */
+	pthread_condattr_init(&clock);
+	pthread_condattr_setclock(&clock, CLOCK_MONOTONIC);
+	pthread_cond_init(&fs.wake, &clock);
+	pthread_condattr_destroy(&clock);
 	clock_gettime(CLOCK_REALTIME, &fs.started);
-	if (!realpath(o->store, fs.store_root)) {
+	rc = fsutil_open_trusted_folder(o->store, false, fs.store_root);
+	if (rc < 0) {
 		fprintf(stderr, "impexfs: cannot use the store '%s': %s\n", o->store,
-			strerror(errno));
+			strerror(-rc));
 		rc = 1;
 		goto out;
 	}
+	close(rc);
+	rc = 2;
 	for (char *next = more, *at; next && (at = strsep(&next, ":"));) {
 		if (!*at)
 			continue;
@@ -1699,7 +2010,8 @@ int importfs_main(const struct importfs_options *o, struct fuse_args *args)
 		goto out;
 	}
 	rc = 1;
-	if (store_open(&fs.store, &so, &err) < 0 || recover(&fs, &err) < 0) {
+	if (store_open(&fs.store, &so, &err) < 0 || trust_roots(&fs, &err) < 0 ||
+	    recover(&fs, &err) < 0) {
 		fprintf(stderr, "impexfs: %s\n", error_message(&err));
 		goto out;
 	}

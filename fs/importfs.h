@@ -14,6 +14,7 @@ struct pathmap;
 struct importfs_options {
 	const char *store;      /* the store's (first) root */
 	const char *more_roots; /* its other roots, ':' between them, or NULL */
+	const char *sources;	/* folders root's documents may name sources in, ':' between, or NULL */
 	const char *mountpoint;
 	const struct pathmap *pathmap;
 	const char *settings_file; /* -o settings=FILE, or NULL */

@@ -41,6 +41,7 @@ struct options {
 	/* The import mount's */
 	char *settings_file;
 	char *more_roots; /* roots=DIR:DIR */
+	char *sources;	  /* sources=DIR:DIR */
 	unsigned settle;
 	char *doc;     /* the import settings given as options, as a document */
 	size_t doc_len;
@@ -77,6 +78,7 @@ static const struct fuse_opt option_spec[] = {
 	OPTION("settings=%s", settings_file, 0),
 	OPTION("settle=%u", settle, 0),
 	OPTION("roots=%s", more_roots, 0),
+	OPTION("sources=%s", sources, 0),
 	FUSE_OPT_KEY("create_copy=", KEY_IMPORT_SETTING),
 	FUSE_OPT_KEY("generate_new_id=", KEY_IMPORT_SETTING),
 	FUSE_OPT_KEY("security_scope=", KEY_IMPORT_SETTING),
@@ -262,8 +264,11 @@ int main(int argc, char **argv)
 		usage(argv[0]);
 		goto out;
 	}
-	if (!o.import_only && (o.settings_file || o.more_roots || o.settle))
-		o.import_only = strdup(o.settings_file ? "settings=" : o.more_roots ? "roots=" : "settle=");
+	if (!o.import_only && (o.settings_file || o.more_roots || o.settle || o.sources))
+		o.import_only = strdup(o.settings_file ? "settings="
+				       : o.more_roots  ? "roots="
+				       : o.sources     ? "sources="
+						       : "settle=");
 	if (o.import ? o.export_only != NULL : o.import_only != NULL) {
 		fprintf(stderr, "impexfs: the option '%s' is for the %s mount\n",
 			o.import ? o.export_only : o.import_only, o.import ? "export" : "import");
@@ -292,6 +297,7 @@ int main(int argc, char **argv)
 		struct importfs_options io = {
 			.store = o.store,
 			.more_roots = o.more_roots,
+			.sources = o.sources,
 			.mountpoint = cmd.mountpoint,
 			.pathmap = map,
 			.settings_file = o.settings_file,
@@ -380,6 +386,7 @@ out:
 	free(o.bad);
 	free(o.settings_file);
 	free(o.more_roots);
+	free(o.sources);
 	free(o.doc);
 	free(o.export_only);
 	free(o.import_only);

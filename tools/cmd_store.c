@@ -3,11 +3,13 @@
  */
 #include "cmd_store.h"
 
+#include "asuser.h"
 #include "chain.h"
 #include "cli.h"
 #include "cmd_vhd.h"
 #include "error.h"
 #include "export.h"
+#include "fsutil.h"
 #include "import.h"
 #include "json.h"
 #include "pathmap.h"
@@ -15,6 +17,7 @@
 #include "vhd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -821,6 +824,85 @@ out:
  * document --settings names (if any) laid over them. Returns 0, or the exit
  * status after the fault is printed; end_import() frees what it made.
  */
+/* The scope the import commands read the export folder through (one a process). */
+/*
+ * What the import commands read, in one process: the export folder beneath
+ * it, never through a link in it; the store, its path map's folders, the
+ * targets and the folders the user's own settings name, beneath each, as
+ * this user; nothing else (docs/SECURITY.md). A link swapped into the folder
+ * while it is read leads nowhere.
+ */
+#define SCOPE_MAX 64
+static struct asuser_scope folder_scope = {.folder_fd = -1};
+static char folder_scope_path[PATH_MAX];
+static const char *scope_paths[SCOPE_MAX];
+static int scope_fds[SCOPE_MAX];
+
+/* Trust the folder @path (of the file @path when @file) for folder_scope. */
+static void scope_trust(const char *path, bool file)
+{
+	char dir[PATH_MAX], real[PATH_MAX];
+	char *copy;
+	int fd;
+
+	if (!path || !path[0] || folder_scope.trusted_count == SCOPE_MAX ||
+	    (file ? fsutil_dirname(path, dir, sizeof(dir))
+		  : (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir) ? -1 : 0)) < 0)
+		return;
+	fd = fsutil_open_trusted_folder(dir, false, real);
+	if (fd < 0)
+		return; /* nothing there to read */
+	if (!(copy = strdup(real))) {
+		close(fd);
+		return;
+	}
+	scope_paths[folder_scope.trusted_count] = copy;
+	scope_fds[folder_scope.trusted_count++] = fd;
+}
+
+/* Set folder_scope for the folder @dir, the store @store, the settings @given. */
+static int scope_set(const char *dir, const struct store *store, const struct pathmap *map,
+		     const struct import_settings *given, struct error *err)
+{
+	folder_scope.folder_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (folder_scope.folder_fd < 0)
+		return error_errno(err, errno, "cannot open", dir);
+	snprintf(folder_scope_path, sizeof(folder_scope_path), "%s", dir);
+	folder_scope.folder = folder_scope_path;
+	folder_scope.trusted = scope_paths;
+	folder_scope.trusted_fds = scope_fds;
+	folder_scope.others = ASUSER_OTHERS_REFUSED;
+	for (size_t i = 0; store_root(store, i); i++)
+		scope_trust(store_root(store, i), false);
+	for (size_t i = 0; i < pathmap_count(map); i++)
+		scope_trust(pathmap_target(map, i), false);
+	scope_trust(given->target_vm_data_root, false);
+	scope_trust(given->target_vhd_data_root, false);
+	scope_trust(given->target_snapshot_data_root, false);
+	scope_trust(given->source_vm_data_root, false);
+	scope_trust(given->source_vhd_data_root, false);
+	scope_trust(given->source_snapshot_data_root, false);
+	for (size_t i = 0; i < given->resource_count; i++) {
+		scope_trust(given->resources[i].source, true);
+		scope_trust(given->resources[i].target, true);
+	}
+	asuser_scope_set(&folder_scope);
+	return 0;
+}
+
+static void scope_end(void)
+{
+	asuser_scope_set(NULL);
+	for (size_t i = 0; i < folder_scope.trusted_count; i++) {
+		free((char *)scope_paths[i]);
+		close(scope_fds[i]);
+	}
+	folder_scope.trusted_count = 0;
+	if (folder_scope.folder_fd >= 0)
+		close(folder_scope.folder_fd);
+	folder_scope.folder_fd = -1;
+}
+
 static int begin_import(int argc, char **argv, const char *usage, struct store_args *a,
 			struct store **store, char dir[PATH_MAX], struct import_settings *settings)
 {
@@ -840,6 +922,8 @@ static int begin_import(int argc, char **argv, const char *usage, struct store_a
 	path = a->settings;
 	rc = path ? import_settings_load(path, &given, &err) : 0;
 	if (rc == 0)
+		rc = scope_set(dir, *store, a->common.pathmap, &given, &err);
+	if (rc == 0)
 		rc = import_settings_layered(dir, store_root(*store, 0), &given, &path, path ? 1 : 0,
 					     settings, &err);
 	import_settings_free(&given);
@@ -852,6 +936,7 @@ static int end_import(struct store_args *a, struct store *store, struct import_s
 	import_settings_free(settings);
 	store_free(store);
 	pathmap_free(a->common.pathmap);
+	scope_end();
 	return rc;
 }
 
@@ -935,13 +1020,20 @@ static void show_progress(void *ctx, uint64_t done, uint64_t total, const char *
 {
 	int *last = ctx, percent = total ? (int)(done * 100 / total) : 100, bar = percent / 4;
 
-	if (percent == *last)
+	if (*last == -2 || percent == *last)
 		return;
 	*last = percent;
 	fprintf(stderr, "\r%3d%% [%.*s%*s] %.1f of %.1f GiB  %.40s\033[K", percent, bar,
 		"=========================", 25 - bar, "", (double)done / (1 << 30),
 		(double)total / (1 << 30), pathmap_basename(file));
 	fflush(stderr);
+}
+
+/* What the import's recovery left alone, and why. */
+static void show_notice(void *ctx, const char *message)
+{
+	(void)ctx;
+	fprintf(stderr, "impex: warning: %s\n", message);
 }
 
 int cmd_import(int argc, char **argv)
@@ -957,11 +1049,11 @@ int cmd_import(int argc, char **argv)
 		return end_import(&a, store, &settings, rc);
 	error_clear(&err);
 	{
-		int last = -1;
-		struct import_progress progress = {show_progress, &last};
 		bool bar = isatty(STDERR_FILENO);
+		int last = bar ? -1 : -2; /* -2: no bar */
+		struct import_progress progress = {show_progress, show_notice, &last};
 
-		rc = import_run(dir, store, &settings, 0, bar ? &progress : NULL, id, &err);
+		rc = import_run(dir, store, &settings, 0, &progress, id, &err);
 		if (bar && last >= 0)
 			fputc('\n', stderr);
 	}

@@ -29,7 +29,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/impex-seeds-XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 
 rm -rf "$out"
-mkdir -p "$out/vhd" "$out/chain" "$out/stream" "$out/pathmap" "$out/config" "$out/settings" "$out/json"
+mkdir -p "$out/vhd" "$out/chain" "$out/stream" "$out/pathmap" "$out/config" "$out/settings" "$out/json" "$out/journal"
 
 # The identity of fuzz_stream's base disk (fuzz_stream.c, base_uuid).
 stream_base_uuid=5eedba5e000040008000000000000001
@@ -254,3 +254,13 @@ printf '# c\r\ncreate_copy = false\r\n  name =  a = b  \nresource.2.current = x\
 # ---- json ----
 # What impex vm show --json writes (the status file's seed is kept in the corpus).
 "$impex" vm show --json --store "$st" "blog \303\251t\303\251" | sed "s|$work|/srv/seeds|g" >"$out/json/vm"
+
+# ---- journal ----
+# A journal as an import writes it (core/journal.h): the seeds' own files, by device and inode.
+{
+	echo "impex-journal 1"
+	find "$work" -maxdepth 3 -type f | head -n 8 | while read -r f; do
+		stat -c '%d %i %n' "$f"
+	done | sed "s|$work|/srv/seeds|g"
+} >"$out/journal/import"
+printf 'impex-journal 1\n1 2 /srv/a.vhd\n3 4 /srv/b (2).vhd\n5 6 /srv/cut' >"$out/journal/cut"

@@ -554,22 +554,35 @@ def test_the_journal_of_an_import_killed_before_its_commit_is_undone():
     write(temp, "the killed import's")
     listed_inode = os.lstat(temp)
     write(taken, "another VM's disk")
-    journal = os.path.join(target, VMS, ".0F0F0F0F-0000-4000-8000-000000000001.impex-journal")
+    journals = os.path.join(target, ".impex-journals")
+    os.mkdir(journals, 0o700)
+    journal = os.path.join(journals, "0F0F0F0F-0000-4000-8000-000000000001.journal")
 
     def entry(path, st=None):
         st = st or os.lstat(path)
         return "%d %d %s\n" % (st.st_dev, st.st_ino, path)
-    write(journal, entry(placed) + entry(state) + entry(taken, listed_inode))
+    # A file outside the store's roots, listed: never touched.
+    outside = os.path.join(os.path.dirname(target), "outside.txt")
+    write(outside, "not the store's")
+    write(journal, "impex-journal 1\n" + entry(placed) + entry(state) + entry(taken, listed_inode)
+          + entry(outside))
     # And a committed one's journal (its VM configuration exists): only the journal goes.
     other = os.path.join(target, DISKS, "kept.vhd")
     write(other, "kept")
     write(os.path.join(target, VMS, "0F0F0F0F-0000-4000-8000-000000000002.xml"), "x")
-    done = os.path.join(target, VMS, ".0F0F0F0F-0000-4000-8000-000000000002.impex-journal")
-    write(done, entry(other))
-    ok("import", "--store", target, folder)
+    done = os.path.join(journals, "0F0F0F0F-0000-4000-8000-000000000002.journal")
+    write(done, "impex-journal 1\n" + entry(other))
+    # Journal-shaped files anywhere else are nobody's journals: what they list stays.
+    forged = os.path.join(target, VMS, ".0F0F0F0F-0000-4000-8000-000000000003.impex-journal")
+    victim = os.path.join(target, DISKS, "victim.vhd")
+    write(victim, "a disk of the store")
+    write(forged, "impex-journal 1\n" + entry(victim))
+    result = ok("import", "--store", target, folder)
     assert not os.path.exists(placed) and not os.path.exists(state)
-    assert not os.path.exists(journal) and not os.path.exists(done)
-    assert os.path.exists(other)
+    assert os.path.exists(journal), "a journal that lists a path outside the roots is kept"
+    assert "outside.txt" in result.stderr and "left alone" in result.stderr, result.stderr
+    assert not os.path.exists(done)
+    assert os.path.exists(other) and os.path.exists(victim) and os.path.exists(outside)
     # Only the very files the import made go: another VM's file of a listed name stays.
     with open(taken) as f:
         assert f.read() == "another VM's disk"

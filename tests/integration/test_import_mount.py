@@ -7,6 +7,7 @@ qemu-img and vhdiinfo too.
 
 import json
 import os
+import stat
 import random
 import shutil
 import subprocess
@@ -83,11 +84,19 @@ def no_leftovers(target):
             left += [os.path.join(sub, n) for n in os.listdir(folder)
                      if "impex-import" in n or "impex-journal" in n]
     assert not left, left
+    # The daemon's own folders stay, empty: no import folder, no journal.
+    for private in (os.path.join(target, DISKS, ".impex-staging"),
+                    os.path.join(target, ".impex-journals")):
+        if os.path.lexists(private):
+            st = os.lstat(private)
+            assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700, private
+            assert st.st_uid == os.geteuid(), private
+            assert not os.listdir(private), (private, os.listdir(private))
     owned = set()
     for vm in as_json(ok("vm", "list", "--json", "--store", target)):
         owned |= files_of_vm(as_json(ok("vm", "show", "--json", "--store", target, vm["id"])))
     disks = os.path.join(target, DISKS)
-    stray = {os.path.join(disks, n) for n in os.listdir(disks)} - owned
+    stray = {os.path.join(disks, n) for n in os.listdir(disks) if n != ".impex-staging"} - owned
     assert not stray, sorted(stray)
 
 
@@ -485,8 +494,9 @@ def test_a_full_target_fails_the_copy_and_rolls_back():
     need("fusermount3")
     big_export("64M", 16)
     with small_store(size="8m") as target:
-        before = tree_state(target)
         with Mount(target, "mnt", "-o", "import") as m:
+            # From the mount on (its staging folder is made then).
+            before = tree_state(target)
             result = run(["cp", "-r", "export", os.path.join(m.point, "x")], check=False)
             assert result.returncode != 0 and "No space left" in result.stderr, result
             imp = wait_state(m.point, "x", ("failed",))
@@ -580,7 +590,14 @@ def test_a_configuration_only_export_with_its_settings_document_in_the_folder():
         lines.append("resource.%d.current = %s\nresource.%d.source = %s\n" % (
             n, r["current"], n, where[r["current"]]))
     write(os.path.join("configs", "impex-import.settings"), "".join(lines))
+    # A document root copied in names sources only under the folders sources= allows.
     with Mount(target, "mnt", "-o", "import") as m:
+        run(["cp", "-r", "configs", os.path.join(m.point, "c")])
+        imp = wait_state(m.point, "c", ("waiting",))
+        assert [e["id"] for e in imp["errors"]] == ["settings-invalid"], imp
+        assert "sources=" in imp["errors"][0]["message"], imp
+    assert vm_ids(target) == set()
+    with Mount(target, "mnt", "-o", "import,sources=" + os.path.realpath("source")) as m:
         run(["cp", "-r", "configs", os.path.join(m.point, "c")])
         imp = wait_state(m.point, "c")
     assert imp["vm"]["name"] == "from-elsewhere", imp
