@@ -167,6 +167,9 @@ int beneath_open(int dirfd, const char *rel, int flags, mode_t mode)
 		return -EXDEV;
 	/* O_PATH | O_NOFOLLOW would open a last link itself: links are refused whatever the flags. */
 	flags &= ~O_NOFOLLOW;
+	/* openat2 refuses with O_PATH what open() ignores (O_NOATIME, O_NONBLOCK...). */
+	if (flags & O_PATH)
+		flags &= O_PATH | O_DIRECTORY | O_CLOEXEC;
 	if (use_openat2(dirfd))
 		return openat2_call(dirfd, rel[0] ? rel : ".", flags | O_CLOEXEC, mode);
 	return walk_open(dirfd, rel, flags, mode);
@@ -200,65 +203,80 @@ int beneath_parent(int dirfd, const char *rel, char name[NAME_MAX + 1])
 	return beneath_open(dirfd, folder, O_PATH | O_DIRECTORY, 0);
 }
 
-int beneath_mkdir(int dirfd, const char *rel, mode_t mode)
+/* Run @op on the last component of @rel beneath @dirfd: its folder's descriptor and its name. */
+static int on_last(int dirfd, const char *rel, int (*op)(int parent, const char *name, void *ctx),
+		   void *ctx)
 {
 	char name[NAME_MAX + 1];
 	int parent = beneath_parent(dirfd, rel, name), rc;
 
 	if (parent < 0)
 		return parent;
-	rc = mkdirat(parent, name, mode) < 0 ? -errno : 0;
+	rc = op(parent, name, ctx) < 0 ? -errno : 0;
 	close(parent);
 	return rc;
+}
+
+static int mkdir_op(int parent, const char *name, void *ctx)
+{
+	return mkdirat(parent, name, *(mode_t *)ctx);
+}
+
+int beneath_mkdir(int dirfd, const char *rel, mode_t mode)
+{
+	return on_last(dirfd, rel, mkdir_op, &mode);
+}
+
+static int unlink_op(int parent, const char *name, void *ctx)
+{
+	return unlinkat(parent, name, *(int *)ctx);
 }
 
 int beneath_unlink(int dirfd, const char *rel, int flags)
 {
-	char name[NAME_MAX + 1];
-	int parent = beneath_parent(dirfd, rel, name), rc;
+	return on_last(dirfd, rel, unlink_op, &flags);
+}
 
-	if (parent < 0)
-		return parent;
-	rc = unlinkat(parent, name, flags) < 0 ? -errno : 0;
-	close(parent);
+/* Run @op on the last components of @from beneath @fromfd and @to beneath @tofd. */
+static int on_two(int fromfd, const char *from, int tofd, const char *to,
+		  int (*op)(int pa, const char *a, int pb, const char *b, unsigned flags),
+		  unsigned flags)
+{
+	char a[NAME_MAX + 1], b[NAME_MAX + 1];
+	int pa = beneath_parent(fromfd, from, a), pb, rc;
+
+	if (pa < 0)
+		return pa;
+	pb = beneath_parent(tofd, to, b);
+	if (pb < 0) {
+		close(pa);
+		return pb;
+	}
+	rc = op(pa, a, pb, b, flags) < 0 ? -errno : 0;
+	close(pa);
+	close(pb);
 	return rc;
+}
+
+static int rename_op(int pa, const char *a, int pb, const char *b, unsigned flags)
+{
+	return renameat2(pa, a, pb, b, flags);
 }
 
 int beneath_rename(int fromfd, const char *from, int tofd, const char *to, unsigned flags)
 {
-	char a[NAME_MAX + 1], b[NAME_MAX + 1];
-	int pa = beneath_parent(fromfd, from, a), pb, rc;
+	return on_two(fromfd, from, tofd, to, rename_op, flags);
+}
 
-	if (pa < 0)
-		return pa;
-	pb = beneath_parent(tofd, to, b);
-	if (pb < 0) {
-		close(pa);
-		return pb;
-	}
-	rc = renameat2(pa, a, pb, b, flags) < 0 ? -errno : 0;
-	close(pa);
-	close(pb);
-	return rc;
+static int link_op(int pa, const char *a, int pb, const char *b, unsigned flags)
+{
+	/* No AT_SYMLINK_FOLLOW: a link is linked as itself, never what it names. */
+	return linkat(pa, a, pb, b, (int)flags);
 }
 
 int beneath_link(int fromfd, const char *from, int tofd, const char *to)
 {
-	char a[NAME_MAX + 1], b[NAME_MAX + 1];
-	int pa = beneath_parent(fromfd, from, a), pb, rc;
-
-	if (pa < 0)
-		return pa;
-	pb = beneath_parent(tofd, to, b);
-	if (pb < 0) {
-		close(pa);
-		return pb;
-	}
-	/* No AT_SYMLINK_FOLLOW: a link is linked as itself, never what it names. */
-	rc = linkat(pa, a, pb, b, 0) < 0 ? -errno : 0;
-	close(pa);
-	close(pb);
-	return rc;
+	return on_two(fromfd, from, tofd, to, link_op, 0);
 }
 
 /* chmod() of the file open on the O_PATH descriptor @fd: fchmod() refuses those. */
@@ -282,19 +300,25 @@ int beneath_chmod(int dirfd, const char *rel, mode_t mode)
 	return rc;
 }
 
+struct owner {
+	uid_t uid;
+	gid_t gid;
+};
+
+static int chown_op(int parent, const char *name, void *ctx)
+{
+	const struct owner *o = ctx;
+
+	return fchownat(parent, name, o->uid, o->gid, AT_SYMLINK_NOFOLLOW);
+}
+
 int beneath_chown(int dirfd, const char *rel, uid_t uid, gid_t gid)
 {
-	char name[NAME_MAX + 1];
-	int parent, rc;
+	struct owner o = {uid, gid};
 
 	if (rel && !rel[0])
 		return fchown(dirfd, uid, gid) < 0 ? -errno : 0;
-	parent = beneath_parent(dirfd, rel, name);
-	if (parent < 0)
-		return parent;
-	rc = fchownat(parent, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-	close(parent);
-	return rc;
+	return on_last(dirfd, rel, chown_op, &o);
 }
 
 int beneath_truncate(int dirfd, const char *rel, off_t size)
@@ -308,34 +332,28 @@ int beneath_truncate(int dirfd, const char *rel, off_t size)
 	return rc;
 }
 
+static int utimens_op(int parent, const char *name, void *ctx)
+{
+	return utimensat(parent, name, ctx, AT_SYMLINK_NOFOLLOW);
+}
+
 int beneath_utimens(int dirfd, const char *rel, const struct timespec times[2])
 {
-	char name[NAME_MAX + 1];
-	int parent, rc;
-
 	if (rel && !rel[0])
 		return futimens(dirfd, times) < 0 ? -errno : 0;
-	parent = beneath_parent(dirfd, rel, name);
-	if (parent < 0)
-		return parent;
-	rc = utimensat(parent, name, times, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-	close(parent);
-	return rc;
+	return on_last(dirfd, rel, utimens_op, (void *)times);
+}
+
+static int stat_op(int parent, const char *name, void *ctx)
+{
+	return fstatat(parent, name, ctx, AT_SYMLINK_NOFOLLOW);
 }
 
 int beneath_stat(int dirfd, const char *rel, struct stat *st)
 {
-	char name[NAME_MAX + 1];
-	int parent, rc;
-
 	if (rel && !rel[0])
 		return fstat(dirfd, st) < 0 ? -errno : 0;
-	parent = beneath_parent(dirfd, rel, name);
-	if (parent < 0)
-		return parent;
-	rc = fstatat(parent, name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-	close(parent);
-	return rc;
+	return on_last(dirfd, rel, stat_op, st);
 }
 
 /* ---- removal of a tree ---- */

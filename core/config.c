@@ -494,25 +494,55 @@ int config_serialize(const struct config *c, char **out, size_t *len, struct err
 	return 0;
 }
 
-int config_save(const struct config *c, const char *path, struct error *err)
+/* @c as bytes that read back (a new buffer in *@data), or a negative errno with a message. */
+static int serialize_checked(const struct config *c, const char *path, char **data, size_t *len,
+			     struct error *err)
 {
-	char *data = NULL;
-	size_t len = 0;
 	struct config *check = NULL;
-	int rc = config_serialize(c, &data, &len, err);
+	int rc = config_serialize(c, data, len, err);
 
 	if (rc < 0)
 		return rc;
 	/* Never write what could not be read back (a value holding a character
 	 * XML does not allow, say). */
-	rc = config_parse(&check, data, len, path, err);
+	rc = config_parse(&check, *data, *len, path, err);
 	config_free(check);
 	if (rc < 0) {
-		free(data);
+		free(*data);
+		*data = NULL;
 		return error_prefix(err, "not writing '%s'", path);
 	}
+	return 0;
+}
+
+int config_save(const struct config *c, const char *path, struct error *err)
+{
+	char *data = NULL;
+	size_t len = 0;
+	int rc = serialize_checked(c, path, &data, &len, err);
+
+	if (rc < 0)
+		return rc;
 	rc = fsutil_write_atomic(path, data, len);
 	free(data);
+	if (rc < 0)
+		return error_errno(err, -rc, "cannot write", path);
+	return 0;
+}
+
+int config_save_new_at(const struct config *c, int dirfd, const char *rel, const char *path,
+		       struct error *err)
+{
+	char *data = NULL;
+	size_t len = 0;
+	int rc = serialize_checked(c, path, &data, &len, err);
+
+	if (rc < 0)
+		return rc;
+	rc = fsutil_write_atomic_at(dirfd, rel, data, len, false);
+	free(data);
+	if (rc == -EEXIST)
+		return error_set(err, EEXIST, "'%s' exists: not replaced", path);
 	if (rc < 0)
 		return error_errno(err, -rc, "cannot write", path);
 	return 0;

@@ -81,6 +81,14 @@ int config_serialize(const struct config *config, char **out, size_t *len, struc
 int config_save(const struct config *config, const char *path, struct error *err);
 
 /**
+ * config_save() of a new file @rel beneath the folder @dirfd, no link
+ * followed (core/beneath.h), named @path in messages: never over a file
+ * (-EEXIST). Returns 0 or a negative errno with a message.
+ */
+int config_save_new_at(const struct config *c, int dirfd, const char *rel, const char *path,
+		       struct error *err);
+
+/**
  * The text of the leaf at @path into *@value (a new string, caller frees),
  * and its type attribute into *@type if @type is not NULL (a new string or
  * NULL when it has none). Returns 0, -ENOENT if there is no such element,

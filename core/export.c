@@ -1577,13 +1577,23 @@ int export_write_file_progress(const struct export_node *node, const char *dest,
 			       void (*progress)(void *ctx, uint64_t bytes), void *ctx,
 			       struct error *err)
 {
+	int fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644), rc;
+
+	if (fd < 0)
+		return error_errno(err, errno, "cannot create", dest);
+	rc = export_write_file_fd(node, fd, dest, progress, ctx, err);
+	close(fd);
+	return rc;
+}
+
+int export_write_file_fd(const struct export_node *node, int fd, const char *dest,
+			 void (*progress)(void *ctx, uint64_t bytes), void *ctx, struct error *err)
+{
 	struct export_file *f = NULL;
 	uint8_t *buf = malloc(1 << 20);
-	int fd = -1, rc = buf ? export_open(node, &f, err) : error_set(err, ENOMEM, "out of memory");
+	int rc = buf ? export_open(node, &f, err) : error_set(err, ENOMEM, "out of memory");
 	uint64_t at = 0;
 
-	if (rc == 0 && (fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
-		rc = error_errno(err, errno, "cannot create", dest);
 	while (rc == 0 && at < node->size) {
 		int64_t data = export_seek(f, at, true, err);
 		size_t n;
@@ -1618,8 +1628,6 @@ int export_write_file_progress(const struct export_node *node, const char *dest,
 
 		futimens(fd, times);
 	}
-	if (fd >= 0)
-		close(fd);
 	export_close(f);
 	free(buf);
 	return rc;

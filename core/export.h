@@ -227,6 +227,13 @@ int export_write_file_progress(const struct export_node *node, const char *dest,
 			       struct error *err);
 
 /**
+ * export_write_file_progress() into @fd, a new empty file open for writing
+ * (named @dest in messages; the caller made it and closes it).
+ */
+int export_write_file_fd(const struct export_node *node, int fd, const char *dest,
+			 void (*progress)(void *ctx, uint64_t bytes), void *ctx, struct error *err);
+
+/**
  * Write the tree under @node into the folder @dest (which must not exist),
  * files sparse where their sources have zeros, links as links. Returns 0
  * or a negative errno with a message.

@@ -1,6 +1,7 @@
 #include "fsutil.h"
 
 #include "asuser.h"
+#include "beneath.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -197,6 +199,60 @@ bool fsutil_all_zero(const void *buf, size_t len)
 	return memcmp(p, p + 16, len - 16) == 0;
 }
 
+int fsutil_write_atomic_at(int dirfd, const char *rel, const void *data, size_t len, bool replace)
+{
+	char name[NAME_MAX + 1], tmp[NAME_MAX + 1];
+	int parent = beneath_parent(dirfd, rel, name), fd = -1, rc = 0;
+
+	if (parent < 0)
+		return parent;
+	for (int tries = 0; fd < 0 && tries < 100; tries++) {
+		uint32_t tag;
+
+		if (getrandom(&tag, sizeof(tag), 0) != sizeof(tag))
+			tag = (uint32_t)tries * 2654435761u ^ (uint32_t)getpid();
+		if (snprintf(tmp, sizeof(tmp), ".%.200s.tmp-%08x", name, tag) >= (int)sizeof(tmp)) {
+			rc = -ENAMETOOLONG;
+			break;
+		}
+		fd = openat(parent, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0 && errno != EEXIST) {
+			rc = -errno;
+			break;
+		}
+	}
+	if (fd < 0) {
+		close(parent);
+		return rc ? rc : -EEXIST;
+	}
+	rc = fsutil_pwrite_full(fd, data, len, 0);
+	if (rc == 0 && fchmod(fd, 0644) < 0)
+		rc = -errno;
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && renameat2(parent, tmp, parent, name, replace ? 0 : RENAME_NOREPLACE) < 0)
+		rc = -errno;
+	if (rc < 0)
+		unlinkat(parent, tmp, 0);
+	else
+		fsync(parent);
+	close(parent);
+	return rc;
+}
+
+int fsutil_stat_source(const char *path, struct stat *st)
+{
+	int fd = open_noatime(path, O_PATH | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return fd;
+	rc = fstat(fd, st) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
 int fsutil_write_atomic(const char *path, const void *data, size_t len)
 {
 	char tmp[PATH_MAX];
@@ -238,9 +294,9 @@ void fsutil_names_free(char **names, size_t count)
 	free(names);
 }
 
-int fsutil_list_names(const char *dir, bool (*keep)(const char *name), char ***names, size_t *count)
+/* The names of the open folder @d (closed here), as fsutil_list_names() gives them. */
+static int list_folder(DIR *d, bool (*keep)(const char *name), char ***names, size_t *count)
 {
-	DIR *d = fsutil_opendir(dir);
 	struct dirent *e;
 	char **list = NULL;
 	size_t n = 0, cap = 0;
@@ -276,6 +332,26 @@ nomem:
 	closedir(d);
 	fsutil_names_free(list, n);
 	return -ENOMEM;
+}
+
+int fsutil_list_names(const char *dir, bool (*keep)(const char *name), char ***names, size_t *count)
+{
+	return list_folder(fsutil_opendir(dir), keep, names, count);
+}
+
+int fsutil_list_names_at(int dirfd, bool (*keep)(const char *name), char ***names, size_t *count)
+{
+	int fd = beneath_open(dirfd, "", O_RDONLY | O_DIRECTORY, 0);
+	DIR *d;
+
+	if (fd < 0) {
+		*names = NULL;
+		*count = 0;
+		return fd;
+	}
+	if (!(d = fdopendir(fd)))
+		close(fd);
+	return list_folder(d, keep, names, count);
 }
 
 int fsutil_pwrite_sparse(int fd, const void *buf, size_t len, uint64_t offset)

@@ -65,6 +65,19 @@ int fsutil_real_dirname(const char *path, char *out);
 int fsutil_write_atomic(const char *path, const void *data, size_t len);
 
 /**
+ * fsutil_write_atomic() of @rel beneath the folder @dirfd (core/beneath.h:
+ * no link followed); with @replace false an existing @rel is never
+ * replaced (-EEXIST). Returns 0 or -errno.
+ */
+int fsutil_write_atomic_at(int dirfd, const char *rel, const void *data, size_t len, bool replace);
+
+/**
+ * stat() of a source file @path, opened as fsutil_open_source() opens it (so
+ * through the thread's scope: core/asuser.h). Returns 0 or -errno.
+ */
+int fsutil_stat_source(const char *path, struct stat *st);
+
+/**
  * The names in folder @dir (not "." and ".."), those @keep accepts (all when
  * NULL), sorted by strcmp so the result does not depend on readdir's order.
  * *@names is an array of *@count new strings (caller frees with
@@ -72,6 +85,9 @@ int fsutil_write_atomic(const char *path, const void *data, size_t len);
  */
 int fsutil_list_names(const char *dir, bool (*keep)(const char *name), char ***names,
 		      size_t *count);
+
+/** fsutil_list_names() of the open folder @dirfd. */
+int fsutil_list_names_at(int dirfd, bool (*keep)(const char *name), char ***names, size_t *count);
 
 /** Free what fsutil_list_names() returned. NULL-safe. */
 void fsutil_names_free(char **names, size_t count);

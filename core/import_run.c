@@ -13,6 +13,7 @@
  */
 #include "import.h"
 
+#include "asuser.h"
 #include "beneath.h"
 #include "chain.h"
 #include "config.h"
@@ -35,6 +36,10 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* At most this many roots an import writes in, or a recovery looks at: the store's and the
+ * three targets. */
+#define RECOVER_ROOTS 64
 
 /* One disk file to copy. */
 struct job {
@@ -68,7 +73,105 @@ struct run {
 	const char *file;     /* the file being written */
 	int journal_fd;	      /* the journal folder of the target VM root, or -1 */
 	bool journaled;	      /* a journal was written */
+	struct journal_root places[RECOVER_ROOTS]; /* the roots it writes in, open */
+	size_t place_count;
 };
+
+/*
+ * Where the absolute @path lies for a write: the descriptor of the target
+ * root or store root (or, for IMPORT_ADOPT, the import folder of the
+ * thread's scope) that holds it by name, with the rest in *@rel. Every
+ * write of an import resolves beneath one of them, following no link
+ * (core/beneath.h). -EXDEV with a message for a path under none.
+ */
+static int place(const struct run *r, const char *path, const char **rel, struct error *err)
+{
+	const struct asuser_scope *scope = asuser_scope_current();
+
+	if (scope && scope->folder && beneath_lexically(path, scope->folder, rel) && (*rel)[0])
+		return scope->folder_fd;
+	for (size_t i = 0; i < r->place_count; i++)
+		if (r->places[i].fd >= 0 && beneath_lexically(path, r->places[i].path, rel) &&
+		    (*rel)[0])
+			return r->places[i].fd;
+	return error_set(err, EXDEV, "'%s' lies under no target root of the import", path);
+}
+
+/* Open the roots @s writes in (its targets, the store's roots) into @roots; returns how many. */
+static size_t open_places(const struct store *store, const struct import_settings *s,
+			  struct journal_root *roots, size_t cap)
+{
+	const char *targets[] = {s->target_vm_data_root, s->target_vhd_data_root,
+				 s->target_snapshot_data_root};
+	size_t count = 0;
+	char real[PATH_MAX];
+
+	for (size_t k = 0; k < 3 && count < cap; k++)
+		if (targets[k])
+			roots[count++].path = targets[k];
+	for (size_t i = 0; store_root(store, i) && count < cap; i++)
+		roots[count++].path = store_root(store, i);
+	for (size_t i = 0; i < count; i++)
+		roots[i].fd = fsutil_open_trusted_folder(roots[i].path, false, real);
+	return count;
+}
+
+static void close_places(struct journal_root *roots, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		if (roots[i].fd >= 0)
+			close(roots[i].fd);
+}
+
+/* mkdir of @path (a target folder) with @mode: 0, -EEXIST, or -errno with a message. */
+static int make_folder(const struct run *r, const char *path, struct error *err)
+{
+	const char *rel;
+	int fd = place(r, path, &rel, err), rc;
+
+	if (fd < 0)
+		return fd;
+	rc = beneath_mkdir(fd, rel, 0755);
+	return rc < 0 && rc != -EEXIST ? error_errno(err, -rc, "cannot create", path) : rc;
+}
+
+/* Write @config as the new file @path, never over one. */
+static int save_new(const struct run *r, const struct config *config, const char *path,
+		    struct error *err)
+{
+	const char *rel;
+	int fd = place(r, path, &rel, err);
+
+	return fd < 0 ? fd : config_save_new_at(config, fd, rel, path, err);
+}
+
+/* Whether a name @path exists (as anything, links included). */
+static bool exists(const struct run *r, const char *path)
+{
+	struct stat st;
+	const char *rel;
+	int fd = place(r, path, &rel, NULL);
+
+	return fd >= 0 && beneath_stat(fd, rel, &st) == 0;
+}
+
+/* fsync the folder holding @path, so that its new name is durable. */
+static void sync_folder_of(const struct run *r, const char *path)
+{
+	char name[NAME_MAX + 1];
+	const char *rel;
+	int fd = place(r, path, &rel, NULL), parent;
+
+	if (fd >= 0 && (parent = beneath_parent(fd, rel, name)) >= 0) {
+		int dir = beneath_open(parent, ".", O_RDONLY | O_DIRECTORY, 0);
+
+		if (dir >= 0) {
+			fsync(dir);
+			close(dir);
+		}
+		close(parent);
+	}
+}
 
 static void advance(void *ctx, uint64_t bytes)
 {
@@ -79,12 +182,26 @@ static void advance(void *ctx, uint64_t bytes)
 		r->progress->report(r->progress->ctx, r->done, r->total, r->file);
 }
 
-/* Write @node to @dest, counting its bytes; @shown names it in the progress. */
+/*
+ * Write @node into the new file @dest (never over a name), counting its
+ * bytes; @shown names it in the progress. 0, -EEXIST (nothing made), or a
+ * negative errno with a message.
+ */
 static int write_counted(struct run *r, const struct export_node *node, const char *dest,
 			 const char *shown, struct error *err)
 {
+	const char *rel;
+	int root = place(r, dest, &rel, err), fd, rc;
+
+	if (root < 0)
+		return root;
+	fd = beneath_open(root, rel, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	if (fd < 0)
+		return error_errno(err, -fd, "cannot create", dest);
 	r->file = shown;
-	return export_write_file_progress(node, dest, advance, r, err);
+	rc = export_write_file_fd(node, fd, dest, advance, r, err);
+	close(fd);
+	return rc;
 }
 
 /* Bytes of the file at @path, for the total. */
@@ -92,7 +209,7 @@ static uint64_t size_of(const char *path)
 {
 	struct stat st;
 
-	return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+	return fsutil_stat_source(path, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
 static int remember(struct run *r, const char *path)
@@ -108,24 +225,17 @@ static int remember(struct run *r, const char *path)
 	return 0;
 }
 
-/* Remove @path, a file or a folder with what it holds, never through a link. */
-static void remove_path(const char *path)
-{
-	char dir[PATH_MAX];
-	int fd;
-
-	if (fsutil_dirname(path, dir, sizeof(dir)) < 0 ||
-	    (fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return;
-	beneath_remove_tree(fd, pathmap_basename(path), NULL);
-	close(fd);
-}
-
-/* Remove what was made, newest first. */
+/* Remove what was made, newest first: files, or folders with what they hold, never through a
+ * link. */
 static void roll_back(struct run *r)
 {
-	for (size_t i = r->made_count; i-- > 0;)
-		remove_path(r->made[i]);
+	for (size_t i = r->made_count; i-- > 0;) {
+		const char *rel;
+		int fd = place(r, r->made[i], &rel, NULL);
+
+		if (fd >= 0)
+			beneath_remove_tree(fd, rel, NULL);
+	}
 	if (r->journaled)
 		journal_remove(r->journal_fd, r->vm_id);
 }
@@ -147,17 +257,13 @@ static bool temporary(const char *name)
  * with the lock held, so that no mount can take it meanwhile. A lock ends
  * with its process: a killed mount's folders are free.
  */
-static void sweep(const char *dir)
+static void sweep(int dirfd)
 {
 	char **names = NULL;
 	size_t count = 0;
-	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	if (dirfd < 0 || fsutil_list_names(dir, temporary, &names, &count) < 0) {
-		if (dirfd >= 0)
-			close(dirfd);
+	if (dirfd < 0 || fsutil_list_names_at(dirfd, temporary, &names, &count) < 0)
 		return;
-	}
 	for (size_t i = 0; i < count; i++) {
 		struct stat st;
 		int fd;
@@ -176,34 +282,53 @@ static void sweep(const char *dir)
 		close(fd);
 	}
 	fsutil_names_free(names, count);
-	close(dirfd);
+}
+
+/* sweep() of the folder @rel beneath @rootfd. */
+static void sweep_at(int rootfd, const char *rel)
+{
+	int fd = rootfd < 0 ? -1 : beneath_open(rootfd, rel, O_RDONLY | O_DIRECTORY, 0);
+
+	if (fd >= 0) {
+		sweep(fd);
+		close(fd);
+	}
+}
+
+/* The journal's entry for what is at @made, to be placed at @placed. */
+static int entry_of(const struct run *r, const char *made, const char *placed,
+		    struct journal_entry *e, struct error *err)
+{
+	const char *rel;
+	struct stat st;
+	int fd = place(r, made, &rel, err), rc;
+
+	if (fd < 0)
+		return fd;
+	rc = beneath_stat(fd, rel, &st);
+	if (rc < 0)
+		return error_errno(err, -rc, "cannot stat", made);
+	e->dev = (unsigned long long)st.st_dev;
+	e->ino = (unsigned long long)st.st_ino;
+	e->path = (char *)placed;
+	return 0;
 }
 
 /* The journal: each file and folder to be placed, known by the inode it keeps when placed. */
 static int write_journal(struct run *r, struct error *err)
 {
-	const char **made = calloc(r->job_count + r->state_count + 1, sizeof(*made));
-	const char **placed = calloc(r->job_count + r->state_count + 1, sizeof(*placed));
+	struct journal_entry *entries = calloc(r->job_count + r->state_count + 1, sizeof(*entries));
 	size_t n = 0;
-	int rc;
+	int rc = entries ? 0 : error_set(err, ENOMEM, "out of memory");
 
-	if (!made || !placed) {
-		free(made);
-		free(placed);
-		return error_set(err, ENOMEM, "out of memory");
-	}
-	for (size_t i = 0; i < r->job_count; i++, n++) {
-		made[n] = r->jobs[i].temp;
-		placed[n] = r->jobs[i].target;
-	}
-	for (size_t i = 0; i < r->state_count; i++, n++) {
-		made[n] = r->state_temp[i];
-		placed[n] = r->state_final[i];
-	}
-	rc = journal_write(r->journal_fd, r->vm_id, made, placed, n, err);
+	for (size_t i = 0; rc == 0 && i < r->job_count; i++)
+		rc = entry_of(r, r->jobs[i].temp, r->jobs[i].target, &entries[n++], err);
+	for (size_t i = 0; rc == 0 && i < r->state_count; i++)
+		rc = entry_of(r, r->state_temp[i], r->state_final[i], &entries[n++], err);
+	if (rc == 0)
+		rc = journal_write(r->journal_fd, r->vm_id, entries, n, err);
 	r->journaled = rc == 0;
-	free(made);
-	free(placed);
+	free(entries); /* the paths are borrowed */
 	return rc;
 }
 
@@ -230,6 +355,7 @@ static const struct import_resource *resource_at(const struct run *r, const char
 {
 	for (size_t i = 0; i < r->s->resource_count; i++) {
 		const struct import_resource *res = &r->s->resources[i];
+		/* door: names compared, never opened: opens go through the thread's scope. */
 		char *other = res->source && res->source[0] ? realpath(res->source, NULL) : NULL;
 		bool same = other && strcmp(other, real) == 0;
 
@@ -281,6 +407,7 @@ static int plan_chain(struct run *r, const struct store_disk *disk, struct error
 	if (rc < 0)
 		return rc;
 	for (unsigned level = chain_depth(chain); level-- > 0 && rc == 0;) {
+		/* door: the job's key; every open of it goes through the thread's scope. */
 		char *real = realpath(vhd_path(chain_level(chain, level)), NULL);
 		int j = real ? find_job(r, real) : -1;
 
@@ -339,6 +466,36 @@ static bool adoptable(const struct run *r, const char *source, const char *targe
 }
 
 /*
+ * Link the import's file @source as @temp in the store, and give it to the
+ * owner of the folder it lands in: the store's now, its importer must not
+ * be able to change it (a parent locator) later.
+ */
+static int give_to_store(const struct run *r, const char *source, const char *temp,
+			 struct error *err)
+{
+	char name[NAME_MAX + 1];
+	const char *from, *to;
+	int fromfd = place(r, source, &from, err), tofd = fromfd < 0 ? -1 : place(r, temp, &to, err);
+	int parent, rc;
+	struct stat owner;
+
+	if (fromfd < 0 || tofd < 0)
+		return fromfd < 0 ? fromfd : tofd;
+	rc = beneath_link(fromfd, from, tofd, to);
+	if (rc < 0)
+		return error_errno(err, -rc, "cannot link", temp);
+	if (geteuid() != 0)
+		return 0;
+	parent = beneath_parent(tofd, to, name);
+	rc = parent < 0 ? parent : fstat(parent, &owner) < 0 ? -errno : 0;
+	if (rc == 0 && fchownat(parent, name, owner.st_uid, owner.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+		rc = -errno;
+	if (parent >= 0)
+		close(parent);
+	return rc < 0 ? error_errno(err, -rc, "cannot give to the store's owner", temp) : 0;
+}
+
+/*
  * Adopt @source as @temp: a differencing disk is first changed where it is
  * to name @parent_name in its folder (as a copy would), and made durable;
  * then it takes the name @temp too. Its data is not written again.
@@ -357,8 +514,9 @@ static int adopt_file(struct run *r, const char *source, const char *parent_name
 		if (rc == 0)
 			rc = vhd_relocation(vhd, parent_name, patches, err);
 		vhd_close(vhd);
-		if (rc == 0 && (fd = open(source, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
-			rc = error_errno(err, errno, "cannot open", source);
+		/* Opened as its sources are: beneath the import's folder, no link followed. */
+		if (rc == 0 && (fd = fsutil_open_source(source, true)) < 0)
+			rc = error_errno(err, -fd, "cannot open", source);
 		for (size_t i = 0; rc == 0 && i < 2; i++)
 			if (patches[i].len &&
 			    (rc = fsutil_pwrite_full(fd, patches[i].bytes, patches[i].len,
@@ -373,17 +531,9 @@ static int adopt_file(struct run *r, const char *source, const char *parent_name
 		if (rc < 0)
 			return rc;
 	}
-	if (link(source, temp) < 0)
-		return error_errno(err, errno, "cannot link", temp);
-	/* The store's now: its importer must not be able to change it (a parent locator) later. */
-	if (geteuid() == 0) {
-		char dir[PATH_MAX];
-		struct stat owner;
-
-		if (fsutil_dirname(temp, dir, sizeof(dir)) == 0 && stat(dir, &owner) == 0 &&
-		    lchown(temp, owner.st_uid, owner.st_gid) < 0)
-			return error_errno(err, errno, "cannot give to the store's owner", temp);
-	}
+	rc = give_to_store(r, source, temp, err);
+	if (rc < 0)
+		return rc;
 	r->file = temp;
 	advance(r, size_of(source));
 	return 0;
@@ -394,15 +544,20 @@ static int adopt_file(struct run *r, const char *source, const char *parent_name
  * set-group-ID, sticky and write by group or others: a copy is never wider
  * than what it copies (docs/SECURITY.md).
  */
-static int keep_mode(const char *source, const char *copy, struct error *err)
+static int keep_mode(const struct run *r, const char *source, const char *copy,
+		     struct error *err)
 {
+	const char *rel;
 	struct stat st;
+	int fd, rc = fsutil_stat_source(source, &st);
 
-	if (stat(source, &st) < 0)
-		return error_errno(err, errno, "cannot stat", source);
-	if (chmod(copy, st.st_mode & 0755) < 0)
-		return error_errno(err, errno, "cannot set the mode of", copy);
-	return 0;
+	if (rc < 0)
+		return error_errno(err, -rc, "cannot stat", source);
+	fd = place(r, copy, &rel, err);
+	if (fd < 0)
+		return fd;
+	rc = beneath_chmod(fd, rel, st.st_mode & 0755);
+	return rc < 0 ? error_errno(err, -rc, "cannot set the mode of", copy) : 0;
 }
 
 /* Write each disk under its temporary name, differencing disks naming their parents' new files. */
@@ -423,10 +578,11 @@ static int copy_disks(struct run *r, struct error *err)
 					 "'%s' would go to '%s', its parent to '%s': a differencing "
 					 "disk and its parent must share a folder",
 					 j->source, j->target, parent);
-		if (mkdir(dir, 0755) == 0)
+		rc = make_folder(r, dir, err);
+		if (rc == 0)
 			remember(r, dir);
-		else if (errno != EEXIST)
-			return error_errno(err, errno, "cannot create", dir);
+		else if (rc != -EEXIST)
+			return rc;
 		if (asprintf(&j->temp, "%s/.%s.impex-import", dir, pathmap_basename(j->target)) < 0) {
 			j->temp = NULL;
 			return error_set(err, ENOMEM, "out of memory");
@@ -445,9 +601,9 @@ static int copy_disks(struct run *r, struct error *err)
 		if (rc == 0) {
 			rc = write_counted(r, node, j->temp, j->target, err);
 			if (rc == 0)
-				rc = keep_mode(j->source, j->temp, err);
+				rc = keep_mode(r, j->source, j->temp, err);
 			/* Made here unless its name was taken (then it is not ours). */
-			if ((rc == 0 || rc != -EEXIST) && access(j->temp, F_OK) == 0)
+			if (rc != -EEXIST && exists(r, j->temp))
 				remember(r, j->temp);
 		}
 		export_node_free(node);
@@ -478,8 +634,11 @@ static void restore_parent_times(struct run *r)
 				{.tv_nsec = UTIME_OMIT},
 				{.tv_sec = vhd_time_to_unix(vhd_header(vhd)->parent_timestamp)},
 			};
+			const char *rel;
+			int fd = place(r, r->jobs[j->parent].temp, &rel, NULL);
 
-			utimensat(AT_FDCWD, r->jobs[j->parent].temp, times, AT_SYMLINK_NOFOLLOW);
+			if (fd >= 0)
+				beneath_utimens(fd, rel, times);
 		}
 		vhd_close(vhd);
 	}
@@ -504,8 +663,9 @@ static int copy_state(struct run *r, const char *from, const char *to, const cha
 		return error_set(err, ENAMETOOLONG, "'%s' is too long a path", final);
 	snprintf(r->state_final[r->state_count], PATH_MAX, "%s", final);
 	to = r->state_temp[r->state_count];
-	if (mkdir(to, 0755) < 0)
-		return error_errno(err, errno, "cannot create", to);
+	rc = make_folder(r, to, err);
+	if (rc < 0)
+		return rc == -EEXIST ? error_errno(err, EEXIST, "cannot create", to) : rc;
 	r->state_count++;
 	rc = remember(r, to) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
 	if (rc == 0 && (rc = fsutil_list_names(from, NULL, &names, &count)) < 0)
@@ -517,7 +677,7 @@ static int copy_state(struct run *r, const char *from, const char *to, const cha
 		struct stat st;
 
 		snprintf(src, sizeof(src), "%s/%s", from, name);
-		if (lstat(src, &st) < 0 || !S_ISREG(st.st_mode))
+		if (fsutil_stat_source(src, &st) < 0 || !S_ISREG(st.st_mode))
 			continue;
 		if (strncasecmp(name, old, 36) == 0)
 			snprintf(dst, sizeof(dst), "%s/%s%s", to, new_id, name + 36);
@@ -533,8 +693,8 @@ static int copy_state(struct run *r, const char *from, const char *to, const cha
 		if (rc == 0) {
 			rc = write_counted(r, node, dst, dst, err);
 			if (rc == 0)
-				rc = keep_mode(src, dst, err);
-			if (rc != -EEXIST && access(dst, F_OK) == 0)
+				rc = keep_mode(r, src, dst, err);
+			if (rc != -EEXIST && exists(r, dst))
 				remember(r, dst);
 		}
 		export_node_free(node);
@@ -549,7 +709,7 @@ static const char *new_disk_path(const struct run *r, const struct store_disk *d
 {
 	const struct import_resource *res = resource_of(r, disk->written);
 	const char *source = res && res->source && res->source[0] ? res->source : disk->path;
-	char *real = source ? realpath(source, NULL) : NULL;
+	char *real = source ? realpath(source, NULL) : NULL; /* door: a key, never opened */
 	int j = real ? find_job(r, real) : -1;
 	char *written;
 
@@ -617,30 +777,43 @@ static int rewrite(struct run *r, struct config *config, const char *id,
 static int place_states(struct run *r, struct error *err)
 {
 	for (size_t i = 0; i < r->state_count; i++) {
-		if (access(r->state_final[i], F_OK) == 0)
+		const char *from, *to;
+		int fromfd = place(r, r->state_temp[i], &from, err);
+		int tofd = fromfd < 0 ? -1 : place(r, r->state_final[i], &to, err), rc;
+
+		if (fromfd < 0 || tofd < 0)
+			return fromfd < 0 ? fromfd : tofd;
+		rc = beneath_rename(fromfd, from, tofd, to, RENAME_NOREPLACE);
+		if (rc == -EEXIST)
 			return error_set(err, EEXIST, "'%s' exists: not replaced", r->state_final[i]);
-		if (rename(r->state_temp[i], r->state_final[i]) < 0)
-			return error_errno(err, errno, "cannot place", r->state_final[i]);
+		if (rc < 0)
+			return error_errno(err, -rc, "cannot place", r->state_final[i]);
 		if (remember(r, r->state_final[i]) < 0)
 			return error_set(err, ENOMEM, "out of memory");
-		fsutil_fsync_parent(r->state_final[i]);
+		sync_folder_of(r, r->state_final[i]);
 	}
 	return 0;
 }
 
-/* Rename every disk into place: never over a file. */
+/* Link every disk into place (never over a file), and drop its temporary name. */
 static int place_disks(struct run *r, struct error *err)
 {
 	for (size_t i = 0; i < r->job_count; i++) {
 		struct job *j = &r->jobs[i];
+		const char *from, *to;
+		int fromfd = place(r, j->temp, &from, err);
+		int tofd = fromfd < 0 ? -1 : place(r, j->target, &to, err), rc;
 
-		if (link(j->temp, j->target) < 0)
-			return error_errno(err, errno, "cannot place", j->target);
+		if (fromfd < 0 || tofd < 0)
+			return fromfd < 0 ? fromfd : tofd;
+		rc = beneath_link(fromfd, from, tofd, to);
+		if (rc < 0)
+			return error_errno(err, -rc, "cannot place", j->target);
 		j->renamed = true;
 		if (remember(r, j->target) < 0)
 			return error_set(err, ENOMEM, "out of memory");
-		unlink(j->temp);
-		fsutil_fsync_parent(j->target);
+		beneath_unlink(fromfd, from, 0);
+		sync_folder_of(r, j->target);
 	}
 	return 0;
 }
@@ -661,78 +834,73 @@ static uint64_t folder_bytes(const char *from)
 	return total;
 }
 
-/* At most this many roots are looked at by a recovery: the store's and the three targets. */
-#define RECOVER_ROOTS 64
 
 /*
  * What killed imports left in the store and at the targets of @s; the
  * store's lock is held. @report (may be NULL) hears of what is left alone.
  */
+/* Whether @path, an entry of open_places(), is a VM root: @s's target VM root or the store's. */
+static bool vm_root(const struct import_settings *s, const char *path)
+{
+	return path != s->target_vhd_data_root && path != s->target_snapshot_data_root;
+}
+
 static void recover_all(struct store *store, const struct import_settings *s,
 			void (*report)(void *ctx, const char *message), void *ctx)
 {
 	struct journal_root roots[RECOVER_ROOTS];
-	const char *targets[] = {s->target_vm_data_root, s->target_vhd_data_root,
-				 s->target_snapshot_data_root};
-	size_t count = 0, vm_roots;
-	char path[PATH_MAX];
-	int fd;
+	size_t count = open_places(store, s, roots, RECOVER_ROOTS);
+	char message[PATH_MAX + 128];
 
-	for (size_t i = 0; store_root(store, i) && count < RECOVER_ROOTS - 3; i++)
-		roots[count++].path = store_root(store, i);
-	vm_roots = count;
-	if (targets[0])
-		roots[vm_roots++].path = targets[0];
-	count = vm_roots;
-	for (size_t k = 1; k < 3; k++)
-		if (targets[k])
-			roots[count++].path = targets[k];
-	for (size_t i = 0; i < count; i++)
-		roots[i].fd = open(roots[i].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	for (size_t i = 0; i < vm_roots; i++) {
+	/* The journals of the VM roots: the target VM root and the store's roots. */
+	for (size_t i = 0; i < count; i++) {
 		bool seen = false;
+		int fd;
 
+		if (!vm_root(s, roots[i].path))
+			continue;
 		for (size_t k = 0; k < i; k++)
-			seen = seen || strcmp(roots[k].path, roots[i].path) == 0;
+			seen = seen || (vm_root(s, roots[k].path) &&
+					strcmp(roots[k].path, roots[i].path) == 0);
 		if (seen || roots[i].fd < 0)
 			continue;
 		fd = journal_folder_open(roots[i].fd, roots[i].path, false, NULL);
 		if (fd == -EPERM && report) {
-			snprintf(path, sizeof(path),
+			snprintf(message, sizeof(message),
 				 "'%s/%s' is not this process's own: its journals are left alone",
 				 roots[i].path, JOURNAL_FOLDER);
-			report(ctx, path);
+			report(ctx, message);
 		}
 		if (fd >= 0) {
 			journal_recover(fd, roots[i].fd, roots, count, report, ctx);
 			close(fd);
 		}
 	}
-	for (size_t i = 0; i < count; i++)
-		if (roots[i].fd >= 0)
-			close(roots[i].fd);
-	if (s->target_vhd_data_root) {
-		sweep(s->target_vhd_data_root);
-		fd = open(s->target_vhd_data_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd >= 0) {
-			int staging = beneath_private_folder(fd, s->target_vhd_data_root,
-							     STAGING_FOLDER, false, NULL);
+	/* Then temporary names, and staging folders no mount holds. */
+	for (size_t i = 0; i < count; i++) {
+		int staging;
 
-			if (staging >= 0 && staging_sweep(staging) && report) {
-				snprintf(path, sizeof(path),
-					 "some import folders in '%s/%s' could not be removed",
-					 s->target_vhd_data_root, STAGING_FOLDER);
-				report(ctx, path);
-			}
-			if (staging >= 0)
-				close(staging);
-			close(fd);
+		if (roots[i].fd < 0)
+			continue;
+		if (roots[i].path == s->target_vm_data_root)
+			sweep_at(roots[i].fd, "Virtual Machines");
+		if (roots[i].path == s->target_snapshot_data_root)
+			sweep_at(roots[i].fd, "Snapshots");
+		if (roots[i].path != s->target_vhd_data_root)
+			continue;
+		sweep(roots[i].fd);
+		staging = beneath_private_folder(roots[i].fd, roots[i].path, STAGING_FOLDER, false,
+						 NULL);
+		if (staging >= 0 && staging_sweep(staging) && report) {
+			snprintf(message, sizeof(message),
+				 "some import folders in '%s/%s' could not be removed", roots[i].path,
+				 STAGING_FOLDER);
+			report(ctx, message);
 		}
+		if (staging >= 0)
+			close(staging);
 	}
-	snprintf(path, sizeof(path), "%s/Virtual Machines", s->target_vm_data_root);
-	sweep(path);
-	snprintf(path, sizeof(path), "%s/Snapshots", s->target_snapshot_data_root);
-	sweep(path);
+	close_places(roots, count);
 }
 
 int import_recover(struct store *store, const struct import_settings *s,
@@ -766,6 +934,9 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 		goto out;
 	}
 	recover_all(store, s, progress ? progress->notice : NULL, progress ? progress->ctx : NULL);
+	r.place_count = open_places(store, s, r.places, RECOVER_ROOTS);
+	/* The folder's name, a key compared with its files' names (they are opened through the
+	 * thread's scope). door: compared, never opened */
 	if ((flags & IMPORT_ADOPT) && !realpath(dir, r.dir_real)) {
 		rc = error_errno(err, errno, "cannot resolve", dir);
 		goto out;
@@ -805,10 +976,10 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 	rc = store_switches(store, &r.switches, &r.switch_count, err);
 	/* The target roots' folders, for the journal and the saved state. */
 	snprintf(path, sizeof(path), "%s/Virtual Machines", s->target_vm_data_root);
-	if (rc == 0 && mkdir(path, 0755) == 0)
+	if (rc == 0 && make_folder(&r, path, NULL) == 0)
 		remember(&r, path);
 	snprintf(path, sizeof(path), "%s/Snapshots", s->target_snapshot_data_root);
-	if (rc == 0 && mkdir(path, 0755) == 0)
+	if (rc == 0 && make_folder(&r, path, NULL) == 0)
 		remember(&r, path);
 	/* The disks: every file of every chain, written under temporary names. */
 	for (size_t i = 0; rc >= 0 && s->create_copy && i < r.vm->disk_count; i++)
@@ -818,10 +989,13 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 			rc = plan_chain(&r, &r.vm->snapshots[i].disks[k], err);
 	for (size_t i = 0; rc >= 0 && i < r.job_count; i++) {
 		char folder[PATH_MAX];
+		const char *rel;
+		int fd;
 
 		if (fsutil_dirname(r.jobs[i].target, folder, sizeof(folder)) == 0 &&
-		    strcmp(folder, s->target_vhd_data_root) != 0)
-			sweep(folder);
+		    strcmp(folder, s->target_vhd_data_root) != 0 &&
+		    (fd = place(&r, folder, &rel, NULL)) >= 0)
+			sweep_at(fd, rel);
 	}
 	if (rc >= 0) {
 		for (size_t i = 0; i < r.job_count; i++)
@@ -846,13 +1020,13 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 					r.vm->snapshots[i].id, r.snap_ids[i], err);
 		}
 	if (rc == 0) {
-		int root = open(s->target_vm_data_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-		r.journal_fd = root < 0 ? error_errno(err, errno, "cannot open",
-						      s->target_vm_data_root)
-					: journal_folder_open(root, s->target_vm_data_root, true, err);
-		if (root >= 0)
-			close(root);
+		/* open_places() put the target VM root first. */
+		r.journal_fd = r.place_count && r.places[0].fd >= 0 &&
+				       r.places[0].path == s->target_vm_data_root
+				   ? journal_folder_open(r.places[0].fd, s->target_vm_data_root, true,
+							 err)
+				   : error_set(err, ENOENT, "cannot open the target VM root '%s'",
+					       s->target_vm_data_root);
 		rc = r.journal_fd < 0 ? r.journal_fd : write_journal(&r, err);
 	}
 	if (rc == 0)
@@ -874,15 +1048,17 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 			rc = config_set(config, STORE_KEY_VM_ID, NULL, r.vm_id, err);
 		free(had);
 		snprintf(path, sizeof(path), "%s/Snapshots", s->target_snapshot_data_root);
-		if (rc == 0 && mkdir(path, 0755) == 0)
+		if (rc == 0 && make_folder(&r, path, NULL) == 0)
 			remember(&r, path);
 		snprintf(path, sizeof(path), "%s/Snapshots/%s.xml", s->target_snapshot_data_root,
 			 r.snap_ids[i]);
-		if (rc == 0 && access(path, F_OK) == 0)
-			rc = error_set(err, EEXIST, "'%s' exists: not replaced", path);
-		if (rc == 0 && (rc = config_save(config, path, err)) == 0) {
+		if (rc == 0 && (rc = save_new(&r, config, path, err)) == 0) {
 			remember(&r, path);
-			rc = journal_add(r.journal_fd, r.vm_id, path, err);
+			struct journal_entry e;
+
+			rc = entry_of(&r, path, path, &e, err);
+			if (rc == 0)
+				rc = journal_add(r.journal_fd, r.vm_id, &e, err);
 		}
 		config_free(config);
 		config = NULL;
@@ -897,10 +1073,8 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 		rc = config_set(config, STORE_KEY_CURRENT, "string",
 				mapped_snapshot(&r, r.vm->current_snapshot_id), err);
 	snprintf(path, sizeof(path), "%s/Virtual Machines/%s.xml", s->target_vm_data_root, r.vm_id);
-	if (rc == 0 && access(path, F_OK) == 0)
-		rc = error_set(err, EEXIST, "'%s' exists: not replaced", path);
 	if (rc == 0)
-		rc = config_save(config, path, err);
+		rc = save_new(&r, config, path, err);
 	config_free(config);
 	if (rc == 0) {
 		/* Committed: the journal goes. */
@@ -915,6 +1089,7 @@ out:
 	store_unlock(lock);
 	if (r.journal_fd >= 0)
 		close(r.journal_fd);
+	close_places(r.places, r.place_count);
 	for (size_t i = 0; i < r.job_count; i++) {
 		free(r.jobs[i].source);
 		free(r.jobs[i].target);

@@ -113,17 +113,12 @@ static int journal_name(const char *id, char out[64])
 	return 0;
 }
 
-/* Append "<dev> <ino> <placed>" of what is at @made to @f. */
-static int entry_line(FILE *f, const char *made, const char *placed)
+/* Append the line of @e to @f. */
+static int entry_line(FILE *f, const struct journal_entry *e)
 {
-	struct stat st;
-
-	if (strchr(placed, '\n') || placed[0] != '/')
+	if (strchr(e->path, '\n') || e->path[0] != '/')
 		return -EINVAL;
-	if (lstat(made, &st) < 0)
-		return -errno;
-	fprintf(f, "%llu %llu %s\n", (unsigned long long)st.st_dev,
-		(unsigned long long)st.st_ino, placed);
+	fprintf(f, "%llu %llu %s\n", e->dev, e->ino, e->path);
 	return 0;
 }
 
@@ -161,8 +156,8 @@ static int finish(FILE *f)
 	return rc;
 }
 
-int journal_write(int folderfd, const char *id, const char *const *made,
-		  const char *const *placed, size_t count, struct error *err)
+int journal_write(int folderfd, const char *id, const struct journal_entry *entries,
+		  size_t count, struct error *err)
 {
 	int rc;
 	FILE *f = journal_stream(folderfd, id, O_CREAT | O_EXCL, "w", &rc);
@@ -171,7 +166,7 @@ int journal_write(int folderfd, const char *id, const char *const *made,
 		return error_set(err, -rc, "cannot create the journal of %s: %s", id, strerror(-rc));
 	fprintf(f, "%s\n", JOURNAL_MAGIC);
 	for (size_t i = 0; i < count && rc >= 0; i++)
-		rc = entry_line(f, made[i], placed[i]);
+		rc = entry_line(f, &entries[i]);
 	if (rc < 0) {
 		fclose(f);
 		journal_remove(folderfd, id);
@@ -185,14 +180,15 @@ int journal_write(int folderfd, const char *id, const char *const *made,
 	return 0;
 }
 
-int journal_add(int folderfd, const char *id, const char *path, struct error *err)
+int journal_add(int folderfd, const char *id, const struct journal_entry *entry,
+		struct error *err)
 {
 	int rc;
 	FILE *f = journal_stream(folderfd, id, O_APPEND, "a", &rc);
 
 	if (!f)
 		return error_set(err, -rc, "cannot write the journal of %s: %s", id, strerror(-rc));
-	rc = entry_line(f, path, path);
+	rc = entry_line(f, entry);
 	if (rc < 0) {
 		fclose(f);
 		return error_set(err, -rc, "cannot write the journal of %s: %s", id, strerror(-rc));

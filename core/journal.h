@@ -56,16 +56,18 @@ void journal_entries_free(struct journal_entry *entries, size_t count);
 int journal_folder_open(int rootfd, const char *root, bool create, struct error *err);
 
 /**
- * Write the new journal of VM @id in the folder @folderfd: each of the
- * @count files or folders @made (as they exist now, by any name) to be
- * placed at @placed (absolute paths). fsynced, with its folder. Returns 0 or
- * a negative errno with a message (-EEXIST for a journal of that id).
+ * Write the new journal of VM @id in the folder @folderfd: the @count
+ * @entries, each a file or folder by the device and inode it has now and
+ * the absolute path it is to be placed at. fsynced, with its folder.
+ * Returns 0 or a negative errno with a message (-EEXIST for a journal of
+ * that id, -EINVAL for a path that is not absolute or holds a newline).
  */
-int journal_write(int folderfd, const char *id, const char *const *made,
-		  const char *const *placed, size_t count, struct error *err);
+int journal_write(int folderfd, const char *id, const struct journal_entry *entries,
+		  size_t count, struct error *err);
 
-/** Add the file @path (made, at its place) to the journal of VM @id. Returns 0 or -errno. */
-int journal_add(int folderfd, const char *id, const char *path, struct error *err);
+/** Add @entry (a file made, at its place) to the journal of VM @id. Returns 0 or -errno. */
+int journal_add(int folderfd, const char *id, const struct journal_entry *entry,
+		struct error *err);
 
 /** Remove the journal of VM @id: committed. */
 void journal_remove(int folderfd, const char *id);

@@ -7,7 +7,6 @@
 #include "error.h"
 #include "fsutil.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -70,31 +69,11 @@ int staging_new(int stagingfd, char name[STAGING_NAME_MAX])
 
 size_t staging_sweep(int stagingfd)
 {
-	int listfd = dup(stagingfd);
-	DIR *d = listfd >= 0 ? fdopendir(listfd) : NULL;
 	char **names = NULL;
 	size_t count = 0, left = 0;
-	struct dirent *e;
 
-	if (!d) {
-		if (listfd >= 0)
-			close(listfd);
+	if (fsutil_list_names_at(stagingfd, NULL, &names, &count) < 0)
 		return 0;
-	}
-	rewinddir(d);
-	while ((e = readdir(d))) {
-		char **grown;
-
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		grown = realloc(names, (count + 1) * sizeof(*grown));
-		if (!grown)
-			break;
-		names = grown;
-		if ((names[count] = strdup(e->d_name)))
-			count++;
-	}
-	closedir(d);
 	for (size_t i = 0; i < count; i++) {
 		int fd = openat(stagingfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 

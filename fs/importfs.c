@@ -67,33 +67,38 @@ struct entry {
 	size_t first_child, child_count; /* a folder's entries, side by side in the view */
 };
 
+/*
+ * One import. Guards: "mu" is fs->mu; "rw alone" means written only with
+ * rw held exclusively (so read under rw shared); "set once" fields are
+ * written before the import is listed and only read after.
+ */
 struct imp {
-	char *name;		/* the folder at the mount's root */
-	char tag[STAGING_NAME_MAX]; /* its folder's name in the staging folder */
-	char staging[PATH_MAX]; /* that folder's path: for the core's calls and messages */
-	int dirfd;		/* that folder, holding its flock; -1 once done */
-	uid_t owner;		/* who made the import (or was given it by chown) */
-	pthread_rwlock_t rw;	/* operations share it; a state change takes it alone */
-	enum state state;	/* under fs->mu */
-	bool gone;		/* removed (rmdir) */
-	atomic_int writers;	/* files open for writing */
-	atomic_int failing;	/* an errno that fails the import, 0 */
+	char *name;		    /* the folder at the mount's root (set once) */
+	char tag[STAGING_NAME_MAX]; /* its folder's name in the staging folder (set once) */
+	char staging[PATH_MAX];	    /* that folder's path, for the core and messages (set once) */
+	int dirfd;		    /* that folder, holding its flock; -1 once done (rw alone) */
+	uid_t owner;		    /* who made the import, or was given it by chown (mu) */
+	pthread_rwlock_t rw;	    /* operations share it; a change of state takes it alone */
+	enum state state;	    /* mu */
+	bool gone;		    /* removed by rmdir (mu, with rw shared) */
+	atomic_int writers;	    /* files open for writing */
+	atomic_int failing;	    /* an errno that fails the import, 0 */
 	atomic_uint_fast64_t bytes, files;
 	atomic_uint_fast64_t last_ns; /* the last change, CLOCK_MONOTONIC */
 	atomic_bool dirty;	      /* changed since the last check */
-	int fail_errno;
-	struct issue *issues; /* of the last check, or the failure (under fs->mu) */
-	size_t issue_count;
-	struct issue *closes; /* configurations or documents that failed their close() */
-	size_t close_count;
-	char vm_id[37];
-	char *vm_name;
-	struct entry *view; /* once registering, registered or failed; set under rw held alone */
-	size_t view_count;
-	size_t *view_index; /* open addressing on rel's hash: view positions + 1, 0 empty */
-	size_t view_slots;
-	double settle_to_commit; /* seconds from the last change to the commit */
-	uint64_t checked_ns;	 /* the last check (the checker's own) */
+	int fail_errno;		      /* mu */
+	struct issue *issues;	      /* of the last check, or the failure (mu) */
+	size_t issue_count;	      /* mu */
+	struct issue *closes; /* configurations or documents that failed their close() (mu) */
+	size_t close_count;   /* mu */
+	char vm_id[37];	      /* mu */
+	char *vm_name;	      /* mu */
+	struct entry *view;   /* once registering, registered or failed (rw alone; st: mu) */
+	size_t view_count;    /* rw alone */
+	size_t *view_index;   /* open addressing on rel's hash: positions + 1, 0 empty (rw alone) */
+	size_t view_slots;    /* rw alone */
+	double settle_to_commit; /* seconds from the last change to the commit (mu) */
+	uint64_t checked_ns;	 /* the last check (the checker thread's own) */
 };
 
 /* The store's roots at most: STORE and roots=. */
@@ -120,9 +125,9 @@ struct importfs {
 	size_t trusted_count, own_trusted; /* all, and those but the sources= folders */
 	pthread_mutex_t mu;
 	pthread_cond_t wake;
-	struct imp **imps;
-	size_t count;
-	bool stop;
+	struct imp **imps; /* mu */
+	size_t count;	   /* mu */
+	bool stop;	   /* mu */
 	pthread_t checker;
 	bool checker_running;
 	struct timespec started;
@@ -714,8 +719,7 @@ static int op_rmdir(const char *path)
 		w.imp->state = FAILED;
 		w.imp->fail_errno = ENOENT;
 		pthread_mutex_unlock(&fs->mu);
-		close(w.imp->dirfd);
-		w.imp->dirfd = -1;
+		/* Its descriptor stays open until unmount: others may be using it (rw shared). */
 	}
 	return done(&w, rc);
 }

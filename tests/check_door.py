@@ -3,10 +3,13 @@ core modules that act in places others control call no libc file API that
 takes a path string and may follow a link; they go through core/beneath
 (openat2 beneath a folder descriptor, then the *at() calls).
 
-A call that must name a path (the administrator's roots, once, at mount)
-goes through core/fsutil, which says so; a line may carry the marker
-"door: " with its reason when it names a path that is no one else's (the
-descriptor's own /proc/self/fd link).
+Reads of sources go through core/fsutil's opens, which honour the thread's
+scope (core/asuser.h: the folder beneath its descriptor, trusted roots
+beneath theirs, the rest as the document's writer or not at all); a folder
+the administrator named is opened once, at mount, by
+fsutil_open_trusted_folder(). A line may carry the marker "door: " with its
+reason when it names a path that is no one else's (the descriptor's own
+/proc/self/fd link) or compares names without opening them.
 Prints TAP."""
 
 import os
@@ -14,7 +17,8 @@ import re
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-CHECKED = ["fs/importfs.c", "core/beneath.c", "core/staging.c", "core/asuser.c"]
+CHECKED = ["fs/importfs.c", "core/import_run.c", "core/beneath.c", "core/staging.c",
+           "core/journal.c", "core/asuser.c"]
 
 # Calls that take a path and resolve it from the current folder or follow links.
 PATH_CALLS = [
@@ -23,8 +27,8 @@ PATH_CALLS = [
     "stat", "lstat", "access", "euidaccess", "realpath", "statvfs", "statfs", "utime", "utimes",
     "lutimes", "mkfifo", "mknod", "setxattr", "lsetxattr", "getxattr", "lgetxattr", "listxattr",
     "llistxattr", "removexattr", "lremovexattr", "chdir", "chroot", "execve", "system",
-    "fsutil_remove_tree", "fsutil_open_source", "fsutil_opendir", "fsutil_list_names",
-    "config_load", "import_settings_load",
+    "fsutil_remove_tree", "fsutil_write_atomic", "fsutil_copy_file", "fsutil_fsync_parent",
+    "config_save", "export_write_file", "export_write_file_progress", "import_settings_load",
 ]
 CALL = re.compile(r"(?<![\w.>])(%s)\s*\(" % "|".join(PATH_CALLS))
 # The *at() calls are fine on a descriptor, not on the current folder.

@@ -95,6 +95,9 @@ static void resolution(struct fixture *f)
 
 	read_text(beneath_open(f->fd, "a/file", O_RDONLY, 0), "inside");
 	read_text(beneath_open(f->fd, "./a//file", O_RDONLY, 0), "inside");
+	fd = beneath_open(f->fd, "a/file", O_PATH | O_NOATIME | O_NONBLOCK, 0);
+	assert_true(fd >= 0); /* flags open() ignores with O_PATH are dropped, not refused */
+	close(fd);
 	/* A link anywhere on the way, or at the end, is never followed. */
 	assert_int_equal(beneath_open(f->fd, "link/decoy", O_RDONLY, 0), -ELOOP);
 	assert_int_equal(beneath_open(f->fd, "a/flink", O_RDONLY, 0), -ELOOP);
