@@ -31,8 +31,10 @@ struct exportfs {
 	pthread_rwlock_t lock;
 	struct generation *current;
 	struct generation *previous; /* the tree before, until its changes are told twice */
-	uint64_t folders; /* the store's folders' identity when the tree was made */
-	bool stale;	  /* a file was found changed: make the tree again */
+	uint64_t folders;  /* the store's folders' identity when the tree was made */
+	bool stale;	   /* a file was found changed: make the tree again (ref_lock) */
+	unsigned failures; /* plans in a row that met transient faults (the thread's) */
+	unsigned wait;	   /* looks to skip before planning again (the thread's) */
 
 	/* The revalidating thread. */
 	struct fuse_session *session;

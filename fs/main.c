@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 struct options {
@@ -214,6 +215,22 @@ static bool nested(const char *a, const char *b)
 }
 
 /*
+ * Every open file of the export mount holds its sources open: the soft limit
+ * (often 1,024) would let one reader exhaust the daemon's descriptors. Raised
+ * to the hard limit; what is then still short fails the reader's open with
+ * EMFILE and leaves the tree alone.
+ */
+static void raise_descriptor_limit(void)
+{
+	struct rlimit limit;
+
+	if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+		limit.rlim_cur = limit.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &limit);
+	}
+}
+
+/*
  * The exit status for what the session loop returned: 0 for an unmount,
  * also a lazy one, after which the kernel may answer a last read of the
  * device with ECONNABORTED (or ENODEV) rather than end of file.
@@ -316,6 +333,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	rc = 1;
+	raise_descriptor_limit();
 	roots[0] = o.store;
 	so.roots = roots;
 	so.root_count = 1;
