@@ -216,6 +216,10 @@ static struct export_node *node_copy(const struct export_node *node)
 	copy->size = node->size;
 	copy->allocated = node->allocated;
 	copy->mtime = node->mtime;
+	copy->mode = node->mode;
+	copy->uid = node->uid;
+	copy->gid = node->gid;
+	copy->own_access = node->own_access;
 	failed |= node->path && !(copy->path = strdup(node->path));
 	failed |= node->seed && !(copy->seed = strdup(node->seed));
 	for (size_t i = 0; i < 2 && !failed; i++) {
@@ -300,15 +304,116 @@ static bool later(struct timespec a, struct timespec b)
 	return a.tv_sec != b.tv_sec ? a.tv_sec > b.tv_sec : a.tv_nsec > b.tv_nsec;
 }
 
+/* ---- who may read what (export.h) ---- */
+
+/* The access of several sources, ANDed. */
+struct access {
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	bool any; /* a source was seen */
+};
+
+/* Add a source of @mode, @uid, @gid to @a: the AND of the bits, the common owner else root. */
+static void access_and(struct access *a, mode_t mode, uid_t uid, gid_t gid)
+{
+	mode &= 0777;
+	if (!a->any) {
+		*a = (struct access){mode, uid, gid, true};
+		return;
+	}
+	a->mode &= mode;
+	if (a->uid != uid)
+		a->uid = 0;
+	if (a->gid != gid)
+		a->gid = 0;
+}
+
+/* @node's access is its one source's, @st. */
+static void access_own(struct export_node *node, const struct stat *st)
+{
+	node->mode = st->st_mode & 0777;
+	node->uid = st->st_uid;
+	node->gid = st->st_gid;
+	node->own_access = true;
+}
+
+static void access_set(struct export_node *node, const struct access *a)
+{
+	node->mode = a->mode;
+	node->uid = a->uid;
+	node->gid = a->gid;
+}
+
+/* @node (a folder holding nothing to take access from) and the folders under it: @from's. */
+static void access_inherit(struct export_node *node, const struct export_node *from)
+{
+	node->mode = from->mode;
+	node->uid = from->uid;
+	node->gid = from->gid;
+	node->no_access = false;
+	for (size_t i = 0; i < node->child_count; i++)
+		if (node->children[i]->type == EXPORT_DIR)
+			access_inherit(node->children[i], from);
+}
+
+/*
+ * Bottom up: a folder of the plan's own takes the AND of what it holds (a
+ * file's read bits count as search bits too); one that holds nothing to take
+ * it from is marked no_access, and its parent, once known, gives it its own.
+ */
+static void settle_access(struct export_node *node)
+{
+	struct access a = {0};
+
+	for (size_t i = 0; i < node->child_count; i++) {
+		const struct export_node *child = node->children[i];
+		mode_t mode;
+
+		settle_access(node->children[i]);
+		if (child->type == EXPORT_LINK || child->no_access)
+			continue;
+		mode = child->mode;
+		if (child->type == EXPORT_FILE)
+			mode |= (mode & 0444) >> 2;
+		access_and(&a, mode, child->uid, child->gid);
+	}
+	node->no_access = false;
+	if (node->type == EXPORT_DIR && !node->own_access) {
+		if (a.any)
+			access_set(node, &a);
+		else
+			node->no_access = true;
+	}
+	if (node->no_access)
+		return;
+	for (size_t i = 0; i < node->child_count; i++)
+		if (node->children[i]->no_access)
+			access_inherit(node->children[i], node);
+}
+
 /* Sort each folder and give it the newest time found under it. */
-static void finish(struct export_node *node)
+static void sort_and_date(struct export_node *node)
 {
 	if (node->child_count)
 		qsort(node->children, node->child_count, sizeof(*node->children), compare_nodes);
 	for (size_t i = 0; i < node->child_count; i++) {
-		finish(node->children[i]);
+		sort_and_date(node->children[i]);
 		if (node->type == EXPORT_DIR && later(node->children[i]->mtime, node->mtime))
 			node->mtime = node->children[i]->mtime;
+	}
+}
+
+/* Sort each folder, give it the newest time and the access of what it holds. A folder
+ * with nothing to take access from, at the top, is root's and readable (it holds nothing). */
+static void finish(struct export_node *node)
+{
+	sort_and_date(node);
+	settle_access(node);
+	if (node->no_access) {
+		struct export_node top = {.mode = 0555};
+
+		access_inherit(node, &top);
 	}
 }
 
@@ -346,8 +451,10 @@ static uint64_t stamp_mix(uint64_t h, const struct stat *st)
 	return h;
 }
 
-/* The identity of every file of @chain, from the open files; its newest time into *@mtime. */
-static int chain_stamp(const struct chain *chain, uint64_t *stamp, struct timespec *mtime)
+/* The identity of every file of @chain, from the open files; its newest time into *@mtime,
+ * the access of its files ANDed into *@access (each if not NULL). */
+static int chain_stamp(const struct chain *chain, uint64_t *stamp, struct timespec *mtime,
+		       struct access *access)
 {
 	uint64_t h = STAMP_START;
 
@@ -357,6 +464,8 @@ static int chain_stamp(const struct chain *chain, uint64_t *stamp, struct timesp
 		if (fstat(vhd_fd(chain_level(chain, i)), &st) < 0)
 			return -errno;
 		h = stamp_mix(h, &st);
+		if (access)
+			access_and(access, st.st_mode, st.st_uid, st.st_gid);
 		if (mtime && (i == 0 || later(st.st_mtim, *mtime)))
 			*mtime = st.st_mtim;
 	}
@@ -421,6 +530,7 @@ static int add_file(struct export_node *dir, const char *name, const char *path,
 		node->allocated = (uint64_t)st.st_blocks * 512;
 		node->mtime = st.st_mtim;
 		node->stamp = stamp_mix(STAMP_START, &st);
+		access_own(node, &st);
 	}
 	if (!node || !node->path || node_add(dir, node) < 0) {
 		if (node && !node->path)
@@ -512,6 +622,7 @@ static int add_config(struct export_node *dir, const char *name, const char *pat
 	node->allocated = len;
 	node->mtime = st.st_mtim;
 	node->stamp = stamp_mix(STAMP_START, &st);
+	access_own(node, &st);
 	return node_add(dir, node) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
 }
 
@@ -523,10 +634,14 @@ static int add_saved_state(struct export_node *dir, const char *name, const char
 	struct export_node *state = subdir(dir, name);
 	char **names = NULL, path[PATH_MAX], renamed[NAME_MAX + 1];
 	size_t count = 0;
+	struct stat folder;
 	int rc;
 
 	if (!state)
 		return error_set(err, ENOMEM, "out of memory");
+	if (stat(from, &folder) < 0)
+		return error_errno(err, errno, "cannot stat", from);
+	access_own(state, &folder);
 	rc = fsutil_list_names(from, NULL, &names, &count);
 	if (rc < 0)
 		return error_errno(err, -rc, "cannot read", from);
@@ -700,6 +815,7 @@ static int relocated_node(const char *name, const char *path, const char *parent
 		node->allocated = allocated_bytes(vhd_fd(vhd), node->size);
 		node->mtime = st.st_mtim;
 		node->stamp = stamp_mix(STAMP_START, &st);
+		access_own(node, &st);
 		if (!node->path)
 			rc = error_set(err, ENOMEM, "out of memory");
 	}
@@ -774,6 +890,7 @@ struct merged {
 	uint64_t vhd_size, vhd_allocated, raw_allocated, disk_size;
 	struct timespec mtime;
 	uint64_t stamp;
+	struct access access; /* of the chain's files, ANDed */
 };
 
 /* Open @top's chain the way the store does. */
@@ -794,7 +911,7 @@ static int measure_chain(struct chain *chain, const char *top, struct merged *m,
 	if (rc == 0)
 	if (rc == 0)
 		rc = stream_new_raw(&raw, chain, err);
-	if (rc == 0 && chain_stamp(chain, &m->stamp, &m->mtime) < 0)
+	if (rc == 0 && chain_stamp(chain, &m->stamp, &m->mtime, &m->access) < 0)
 		rc = error_errno(err, errno, "cannot stat", top);
 	if (rc == 0) {
 		m->vhd_size = stream_size(vhd);
@@ -823,6 +940,7 @@ static int add_chain_node(struct export_node *dir, const char *name, struct stor
 		node->allocated = seed ? m->vhd_allocated : m->raw_allocated;
 		node->mtime = m->mtime;
 		node->stamp = m->stamp;
+		access_set(node, &m->access);
 	}
 	if (!node || !node->path || (seed && !node->seed)) {
 		export_node_free(node);
@@ -1173,9 +1291,10 @@ static int add_raw(struct export_node *raw_vm, const char *folder, struct store 
 	return rc;
 }
 
-/* "by-id/<id>" pointing at "../<where>/<name>[/<sub>]". */
-static int add_link(struct export_node *by_id, const char *id, const char *where,
-		    const char *name, const char *sub, struct timespec mtime)
+/* "by-id/<id>" pointing at "../<where>/<name>[/<sub>]", with the time and owner of @like
+ * (the folder it points at). */
+static int add_link(struct export_node *by_id, const char *id, const char *where, const char *name,
+		    const char *sub, const struct export_node *like)
 {
 	struct export_node *link = node_new(id, EXPORT_LINK);
 	char target[3 * (EXPORT_NAME_MAX + 80)];
@@ -1188,7 +1307,11 @@ static int add_link(struct export_node *by_id, const char *id, const char *where
 	}
 	if (link) {
 		link->size = strlen(target);
-		link->mtime = mtime;
+		link->mtime = like->mtime;
+		link->mode = 0777;
+		link->uid = like->uid;
+		link->gid = like->gid;
+		link->own_access = true;
 	}
 	return node_add(by_id, link);
 }
@@ -1314,9 +1437,9 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 		rc = plan_snapshot(rc, t->s, vm, snap, &st, t->settings, names[i].out, &folder,
 				   &err);
 		state_free(&st);
-		if (rc == 0 && (node_add(snap_dir, folder) < 0 ||
-				add_link(t->by_id, snap->id, "snapshots", name, names[i].out,
-					 folder->mtime) < 0))
+		if (rc == 0 &&
+		    (node_add(snap_dir, folder) < 0 ||
+		     add_link(t->by_id, snap->id, "snapshots", name, names[i].out, folder) < 0))
 			rc = -ENOMEM;
 		else if (rc < 0 && err.code != ENOMEM && error_is_transient(err.code))
 			*fault = err, rc = 0;
@@ -1391,10 +1514,10 @@ static int keep_previous(struct tree *t, const struct store_vm *vm, const char *
 		if (link->type != EXPORT_LINK)
 			continue;
 		if (strcmp(link->path, vm_target) == 0)
-			rc = add_link(t->by_id, link->name, "vms", name, NULL, link->mtime);
+			rc = add_link(t->by_id, link->name, "vms", name, NULL, link);
 		else if (strncmp(link->path, snap_prefix, n) == 0)
 			rc = add_link(t->by_id, link->name, "snapshots", name, link->path + n,
-				      link->mtime);
+				      link);
 	}
 	return rc;
 }
@@ -1414,8 +1537,8 @@ static int tree_vm(struct tree *t, const struct store_vm *vm, const char *name)
 		goto out;
 	}
 	if (export_plan_vm(t->s, vm, t->settings, name, &folder, &err) == 0) {
-		if (node_add(t->vms, folder) < 0 || add_link(t->by_id, vm->id, "vms", name, NULL,
-							    folder->mtime) < 0)
+		if (node_add(t->vms, folder) < 0 ||
+		    add_link(t->by_id, vm->id, "vms", name, NULL, folder) < 0)
 			return -ENOMEM;
 	} else if (err.code == ENOMEM) {
 		return -ENOMEM;
@@ -1476,6 +1599,23 @@ int export_plan_store(struct store *s, const struct store_vm *vms, size_t count,
 	    !(t.snapshots = subdir(root, "snapshots")) || !(t.raw = subdir(root, "raw")) ||
 	    !(t.by_id = subdir(root, "by-id")) || export_assign_names(names, count) < 0)
 		rc = -ENOMEM;
+	if (rc == 0) {
+		/* The top folders: whoever may list the store's VMs. */
+		const char *top = store_root(s, 0);
+		struct stat st;
+
+		if (stat(top, &st) < 0) {
+			rc = error_errno(err, errno, "cannot stat", top);
+			names_free(names, count);
+			export_node_free(root);
+			return rc;
+		}
+		access_own(root, &st);
+		access_own(t.vms, &st);
+		access_own(t.snapshots, &st);
+		access_own(t.raw, &st);
+		access_own(t.by_id, &st);
+	}
 	for (size_t i = 0; i < count && rc == 0; i++) {
 		if (chain_cache_new(&plan_cache) < 0) {
 			rc = -ENOMEM;
@@ -1529,7 +1669,7 @@ static int file_stamp(const struct export_file *f, uint64_t *stamp)
 	struct stat st;
 
 	if (f->chain)
-		return chain_stamp(f->chain, stamp, NULL);
+		return chain_stamp(f->chain, stamp, NULL, NULL);
 	if (fstat(f->fd, &st) < 0)
 		return -errno;
 	*stamp = stamp_mix(STAMP_START, &st);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "vhd.h"
@@ -107,9 +108,27 @@ struct export_node {
 	uint64_t size;		     /* exact, known before any read */
 	uint64_t allocated;	     /* bytes the source really holds (for st_blocks) */
 	struct timespec mtime;	     /* taken from the sources */
+	mode_t mode;		     /* permission bits (0777) from the sources, see below */
+	uid_t uid;		     /* the sources' common owner, else 0 (root) */
+	gid_t gid;		     /* the sources' common group, else 0 */
+	bool own_access;	     /* mode, uid, gid are one source's own (a file, a folder) */
+	bool no_access;		     /* while planning: a folder with nothing to take them from */
 	uint64_t ino;		     /* set by whoever serves the tree: its inode number */
 	bool renewed;		     /* set by whoever serves the tree: not as the tree before had it */
 };
+
+/*
+ * Who may read what a plan shows (mode, uid, gid of its nodes): a file of the
+ * store served as it is (also relocated) and a saved-state folder have their
+ * source's; a configuration, its file's (the edits add no source); a merged
+ * disk or raw image, the AND of its chain's files' permission bits, and their
+ * common owner and group, each else root (0); a folder made up by the plan,
+ * the AND of what it holds (a file's read bits giving the folder's search
+ * bits too) and their common owner and group, else root; a folder holding
+ * nothing, its parent's; a link, its folder's owner. export_plan_store()'s
+ * top folders (the root, vms, raw, snapshots, by-id) have the store's first
+ * root folder's. Setuid, setgid and sticky bits are never taken.
+ */
 
 /**
  * The export folder of @vm (listed by store_list) with @settings, as
@@ -170,8 +189,8 @@ struct export_tree_options {
  * it (named as it was, where that name is still free), or left out if it
  * had none; *@faults counts such VMs, so that the caller plans again later.
  * *@out is the root, named "" (caller frees with export_node_free()).
- * Returns 0 or a negative errno with a message (-ENOMEM only: then the
- * previous tree should stay as it is).
+ * Returns 0 or a negative errno with a message (out of memory, or the
+ * store's folder cannot be looked at: the previous tree should stay).
  */
 int export_plan_store(struct store *store, const struct store_vm *vms, size_t count,
 		      const struct export_tree_options *options, struct export_node **out,

@@ -286,10 +286,11 @@ static bool same_names(const struct export_node *a, const struct export_node *b)
 	return true;
 }
 
-/* Whether @now shows anything other than @was did: bytes, size, time, kind or names. */
+/* Whether @now shows anything other than @was did: bytes, size, time, kind, access or names. */
 static bool differs(const struct export_node *was, const struct export_node *now)
 {
-	return was->type != now->type || was->size != now->size ||
+	return was->type != now->type || was->size != now->size || was->mode != now->mode ||
+	       was->uid != now->uid || was->gid != now->gid ||
 	       was->mtime.tv_sec != now->mtime.tv_sec || was->mtime.tv_nsec != now->mtime.tv_nsec ||
 	       export_node_identity(was) != export_node_identity(now) || !same_names(was, now);
 }
@@ -495,23 +496,26 @@ void exportfs_release(struct exportfs *fs)
 
 static void fill_attr(struct exportfs *fs, const struct export_node *node, struct stat *st)
 {
+	/* Read-only: no write bits; and never setuid, setgid or sticky. */
+	mode_t mode = node->mode & 0555 & ~fs->umask;
+
 	memset(st, 0, sizeof(*st));
 	st->st_ino = node->ino;
-	st->st_uid = fs->uid;
-	st->st_gid = fs->gid;
+	st->st_uid = fs->set_uid ? fs->uid : node->uid;
+	st->st_gid = fs->set_gid ? fs->gid : node->gid;
 	st->st_mtim = node->mtime;
 	st->st_ctim = node->mtime;
 	st->st_atim = node->mtime;
 	st->st_blksize = 1 << 20;
 	if (node->type == EXPORT_DIR) {
-		st->st_mode = S_IFDIR | 0555;
+		st->st_mode = S_IFDIR | mode;
 		st->st_nlink = 2;
 	} else if (node->type == EXPORT_LINK) {
 		st->st_mode = S_IFLNK | 0777;
 		st->st_nlink = 1;
 		st->st_size = (off_t)node->size;
 	} else {
-		st->st_mode = S_IFREG | 0444;
+		st->st_mode = S_IFREG | mode;
 		st->st_nlink = 1;
 		st->st_size = (off_t)node->size;
 		/* What the source really holds: cp keeps a sparse copy sparse. */
