@@ -54,6 +54,13 @@ int error_errno(struct error *err, int code, const char *what, const char *path)
 	return error_set(err, code, "%s '%s': %s", what, path, strerror(code > 0 ? code : EIO));
 }
 
+bool error_is_transient(int code)
+{
+	if (code < 0)
+		code = -code;
+	return code == EMFILE || code == ENFILE || code == ENOMEM || code == EIO || code == EINTR;
+}
+
 const char *error_message(const struct error *err)
 {
 	if (!err)

@@ -9,6 +9,7 @@
 #ifndef IMPEX_ERROR_H
 #define IMPEX_ERROR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define ERROR_MESSAGE_MAX 1024
@@ -42,6 +43,13 @@ int error_prefix(struct error *err, const char *fmt, ...) __attribute__((format(
  * Returns -@code.
  */
 int error_errno(struct error *err, int code, const char *what, const char *path);
+
+/**
+ * Whether errno @code (positive or negative) is a fault of the moment rather
+ * than of the files: EMFILE, ENFILE, ENOMEM, EIO, EINTR. What failed so may
+ * work when tried again; it must never be taken for "this is gone or broken".
+ */
+bool error_is_transient(int code);
 
 /** The message, or strerror of the code when no message was set. Borrowed. */
 const char *error_message(const struct error *err);

@@ -202,6 +202,65 @@ static int node_add(struct export_node *dir, struct export_node *child)
 	return 0;
 }
 
+/* A copy of @node and everything under it (not its inode number), or NULL: out of memory. */
+static struct export_node *node_copy(const struct export_node *node)
+{
+	struct export_node *copy = node_new(node->name, node->type);
+	bool failed = !copy;
+
+	if (failed)
+		return NULL;
+	copy->source = node->source;
+	copy->store = node->store;
+	copy->stamp = node->stamp;
+	copy->size = node->size;
+	copy->allocated = node->allocated;
+	copy->mtime = node->mtime;
+	copy->mode = node->mode;
+	copy->uid = node->uid;
+	copy->gid = node->gid;
+	copy->own_access = node->own_access;
+	failed |= node->path && !(copy->path = strdup(node->path));
+	failed |= node->seed && !(copy->seed = strdup(node->seed));
+	for (size_t i = 0; i < 2 && !failed; i++) {
+		copy->patches[i] = node->patches[i];
+		copy->patches[i].bytes = NULL;
+		if (node->patches[i].bytes &&
+		    !(copy->patches[i].bytes = malloc(node->patches[i].len)))
+			failed = true;
+		else if (node->patches[i].bytes)
+			memcpy(copy->patches[i].bytes, node->patches[i].bytes,
+			       node->patches[i].len);
+	}
+	if (!failed && node->edit_count) {
+		copy->edits = calloc(node->edit_count, sizeof(*copy->edits));
+		failed = !copy->edits;
+		for (size_t i = 0; !failed && i < node->edit_count; i++) {
+			const struct export_edit *from = &node->edits[i];
+			struct export_edit *to = &copy->edits[copy->edit_count++];
+
+			to->optional = from->optional;
+			failed = !(to->key = strdup(from->key)) ||
+				 (from->type && !(to->type = strdup(from->type))) ||
+				 (from->value && !(to->value = strdup(from->value)));
+		}
+	}
+	for (size_t i = 0; i < node->child_count && !failed; i++)
+		failed = node_add(copy, node_copy(node->children[i])) < 0;
+	if (failed) {
+		export_node_free(copy);
+		return NULL;
+	}
+	return copy;
+}
+
+/* Free the children of @dir from the @keep-th on (those added since it had @keep). */
+static void drop_children(struct export_node *dir, size_t keep)
+{
+	while (dir->child_count > keep)
+		export_node_free(dir->children[--dir->child_count]);
+}
+
 /* The folder @name of @dir, made if missing (a linear search: while planning). */
 static struct export_node *subdir(struct export_node *dir, const char *name)
 {
@@ -245,15 +304,116 @@ static bool later(struct timespec a, struct timespec b)
 	return a.tv_sec != b.tv_sec ? a.tv_sec > b.tv_sec : a.tv_nsec > b.tv_nsec;
 }
 
+/* ---- who may read what (export.h) ---- */
+
+/* The access of several sources, ANDed. */
+struct access {
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	bool any; /* a source was seen */
+};
+
+/* Add a source of @mode, @uid, @gid to @a: the AND of the bits, the common owner else root. */
+static void access_and(struct access *a, mode_t mode, uid_t uid, gid_t gid)
+{
+	mode &= 0777;
+	if (!a->any) {
+		*a = (struct access){mode, uid, gid, true};
+		return;
+	}
+	a->mode &= mode;
+	if (a->uid != uid)
+		a->uid = 0;
+	if (a->gid != gid)
+		a->gid = 0;
+}
+
+/* @node's access is its one source's, @st. */
+static void access_own(struct export_node *node, const struct stat *st)
+{
+	node->mode = st->st_mode & 0777;
+	node->uid = st->st_uid;
+	node->gid = st->st_gid;
+	node->own_access = true;
+}
+
+static void access_set(struct export_node *node, const struct access *a)
+{
+	node->mode = a->mode;
+	node->uid = a->uid;
+	node->gid = a->gid;
+}
+
+/* @node (a folder holding nothing to take access from) and the folders under it: @from's. */
+static void access_inherit(struct export_node *node, const struct export_node *from)
+{
+	node->mode = from->mode;
+	node->uid = from->uid;
+	node->gid = from->gid;
+	node->no_access = false;
+	for (size_t i = 0; i < node->child_count; i++)
+		if (node->children[i]->type == EXPORT_DIR)
+			access_inherit(node->children[i], from);
+}
+
+/*
+ * Bottom up: a folder of the plan's own takes the AND of what it holds (a
+ * file's read bits count as search bits too); one that holds nothing to take
+ * it from is marked no_access, and its parent, once known, gives it its own.
+ */
+static void settle_access(struct export_node *node)
+{
+	struct access a = {0};
+
+	for (size_t i = 0; i < node->child_count; i++) {
+		const struct export_node *child = node->children[i];
+		mode_t mode;
+
+		settle_access(node->children[i]);
+		if (child->type == EXPORT_LINK || child->no_access)
+			continue;
+		mode = child->mode;
+		if (child->type == EXPORT_FILE)
+			mode |= (mode & 0444) >> 2;
+		access_and(&a, mode, child->uid, child->gid);
+	}
+	node->no_access = false;
+	if (node->type == EXPORT_DIR && !node->own_access) {
+		if (a.any)
+			access_set(node, &a);
+		else
+			node->no_access = true;
+	}
+	if (node->no_access)
+		return;
+	for (size_t i = 0; i < node->child_count; i++)
+		if (node->children[i]->no_access)
+			access_inherit(node->children[i], node);
+}
+
 /* Sort each folder and give it the newest time found under it. */
-static void finish(struct export_node *node)
+static void sort_and_date(struct export_node *node)
 {
 	if (node->child_count)
 		qsort(node->children, node->child_count, sizeof(*node->children), compare_nodes);
 	for (size_t i = 0; i < node->child_count; i++) {
-		finish(node->children[i]);
+		sort_and_date(node->children[i]);
 		if (node->type == EXPORT_DIR && later(node->children[i]->mtime, node->mtime))
 			node->mtime = node->children[i]->mtime;
+	}
+}
+
+/* Sort each folder, give it the newest time and the access of what it holds. A folder
+ * with nothing to take access from, at the top, is root's and readable (it holds nothing). */
+static void finish(struct export_node *node)
+{
+	sort_and_date(node);
+	settle_access(node);
+	if (node->no_access) {
+		struct export_node top = {.mode = 0555};
+
+		access_inherit(node, &top);
 	}
 }
 
@@ -291,8 +451,10 @@ static uint64_t stamp_mix(uint64_t h, const struct stat *st)
 	return h;
 }
 
-/* The identity of every file of @chain, from the open files; its newest time into *@mtime. */
-static int chain_stamp(const struct chain *chain, uint64_t *stamp, struct timespec *mtime)
+/* The identity of every file of @chain, from the open files; its newest time into *@mtime,
+ * the access of its files ANDed into *@access (each if not NULL). */
+static int chain_stamp(const struct chain *chain, uint64_t *stamp, struct timespec *mtime,
+		       struct access *access)
 {
 	uint64_t h = STAMP_START;
 
@@ -302,6 +464,8 @@ static int chain_stamp(const struct chain *chain, uint64_t *stamp, struct timesp
 		if (fstat(vhd_fd(chain_level(chain, i)), &st) < 0)
 			return -errno;
 		h = stamp_mix(h, &st);
+		if (access)
+			access_and(access, st.st_mode, st.st_uid, st.st_gid);
 		if (mtime && (i == 0 || later(st.st_mtim, *mtime)))
 			*mtime = st.st_mtim;
 	}
@@ -366,6 +530,7 @@ static int add_file(struct export_node *dir, const char *name, const char *path,
 		node->allocated = (uint64_t)st.st_blocks * 512;
 		node->mtime = st.st_mtim;
 		node->stamp = stamp_mix(STAMP_START, &st);
+		access_own(node, &st);
 	}
 	if (!node || !node->path || node_add(dir, node) < 0) {
 		if (node && !node->path)
@@ -457,6 +622,7 @@ static int add_config(struct export_node *dir, const char *name, const char *pat
 	node->allocated = len;
 	node->mtime = st.st_mtim;
 	node->stamp = stamp_mix(STAMP_START, &st);
+	access_own(node, &st);
 	return node_add(dir, node) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
 }
 
@@ -468,10 +634,14 @@ static int add_saved_state(struct export_node *dir, const char *name, const char
 	struct export_node *state = subdir(dir, name);
 	char **names = NULL, path[PATH_MAX], renamed[NAME_MAX + 1];
 	size_t count = 0;
+	struct stat folder;
 	int rc;
 
 	if (!state)
 		return error_set(err, ENOMEM, "out of memory");
+	if (stat(from, &folder) < 0)
+		return error_errno(err, errno, "cannot stat", from);
+	access_own(state, &folder);
 	rc = fsutil_list_names(from, NULL, &names, &count);
 	if (rc < 0)
 		return error_errno(err, -rc, "cannot read", from);
@@ -645,6 +815,7 @@ static int relocated_node(const char *name, const char *path, const char *parent
 		node->allocated = allocated_bytes(vhd_fd(vhd), node->size);
 		node->mtime = st.st_mtim;
 		node->stamp = stamp_mix(STAMP_START, &st);
+		access_own(node, &st);
 		if (!node->path)
 			rc = error_set(err, ENOMEM, "out of memory");
 	}
@@ -719,6 +890,7 @@ struct merged {
 	uint64_t vhd_size, vhd_allocated, raw_allocated, disk_size;
 	struct timespec mtime;
 	uint64_t stamp;
+	struct access access; /* of the chain's files, ANDed */
 };
 
 /* Open @top's chain the way the store does. */
@@ -739,7 +911,7 @@ static int measure_chain(struct chain *chain, const char *top, struct merged *m,
 	if (rc == 0)
 	if (rc == 0)
 		rc = stream_new_raw(&raw, chain, err);
-	if (rc == 0 && chain_stamp(chain, &m->stamp, &m->mtime) < 0)
+	if (rc == 0 && chain_stamp(chain, &m->stamp, &m->mtime, &m->access) < 0)
 		rc = error_errno(err, errno, "cannot stat", top);
 	if (rc == 0) {
 		m->vhd_size = stream_size(vhd);
@@ -768,6 +940,7 @@ static int add_chain_node(struct export_node *dir, const char *name, struct stor
 		node->allocated = seed ? m->vhd_allocated : m->raw_allocated;
 		node->mtime = m->mtime;
 		node->stamp = m->stamp;
+		access_set(node, &m->access);
 	}
 	if (!node || !node->path || (seed && !node->seed)) {
 		export_node_free(node);
@@ -1118,9 +1291,10 @@ static int add_raw(struct export_node *raw_vm, const char *folder, struct store 
 	return rc;
 }
 
-/* "by-id/<id>" pointing at "../<where>/<name>[/<sub>]". */
-static int add_link(struct export_node *by_id, const char *id, const char *where,
-		    const char *name, const char *sub, struct timespec mtime)
+/* "by-id/<id>" pointing at "../<where>/<name>[/<sub>]", with the time and owner of @like
+ * (the folder it points at). */
+static int add_link(struct export_node *by_id, const char *id, const char *where, const char *name,
+		    const char *sub, const struct export_node *like)
 {
 	struct export_node *link = node_new(id, EXPORT_LINK);
 	char target[3 * (EXPORT_NAME_MAX + 80)];
@@ -1133,7 +1307,11 @@ static int add_link(struct export_node *by_id, const char *id, const char *where
 	}
 	if (link) {
 		link->size = strlen(target);
-		link->mtime = mtime;
+		link->mtime = like->mtime;
+		link->mode = 0777;
+		link->uid = like->uid;
+		link->gid = like->gid;
+		link->own_access = true;
 	}
 	return node_add(by_id, link);
 }
@@ -1191,15 +1369,18 @@ static void names_free(struct export_name *names, size_t count)
 struct tree {
 	struct store *s;
 	const struct export_settings *settings;
+	const struct export_node *previous; /* the tree before, or NULL */
 	struct export_node *vms, *snapshots, *raw, *by_id;
-	void (*skipped)(void *ctx, const char *what, const struct error *why);
+	void (*note)(void *ctx, const char *what, enum export_omission how,
+		     const struct error *why);
 	void *ctx;
+	size_t faults; /* VMs not planned for a transient reason */
 };
 
 static void skip(struct tree *t, const char *what, const struct error *why)
 {
-	if (t->skipped)
-		t->skipped(t->ctx, what, why);
+	if (t->note)
+		t->note(t->ctx, what, EXPORT_LEFT_OUT, why);
 }
 
 /* Add folder @child to @dir if it holds anything; else free it. */
@@ -1214,7 +1395,8 @@ static int add_if_any(struct export_node *dir, struct export_node *child)
 
 /* raw/<vm>/ and snapshots/<vm>/ of @vm into @raw_dir and @snap_dir. */
 static int tree_states(struct tree *t, const struct store_vm *vm, const char *name,
-		       struct export_node *raw_dir, struct export_node *snap_dir)
+		       struct export_node *raw_dir, struct export_node *snap_dir,
+		       struct error *fault)
 {
 	struct export_node *folder = NULL;
 	struct export_name *names = NULL;
@@ -1225,10 +1407,12 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 	error_clear(&err);
 	if (state_prepare(t->s, &current, &err) == 0)
 		rc = add_raw(raw_dir, "current", t->s, &current, &err);
+	else if (error_is_transient(err.code) && err.code != ENOMEM)
+		*fault = err;
 	else
 		skip(t, name, &err);
 	state_free(&current);
-	if (rc < 0 || vm->snapshot_count == 0)
+	if (rc < 0 || fault->code || vm->snapshot_count == 0)
 		return rc;
 	/* Snapshot folders, named among their siblings; "current" is the oldest of raw/'s. */
 	names = assign(vm->snapshot_count, snap_name, snap_id, snap_created, vm->snapshots, 1);
@@ -1239,7 +1423,7 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 		free(names);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < vm->snapshot_count && rc == 0; i++) {
+	for (size_t i = 0; i < vm->snapshot_count && rc == 0 && !fault->code; i++) {
 		const struct store_snapshot *snap = &vm->snapshots[i];
 		char id[37], what[2 * EXPORT_NAME_MAX + 8];
 		struct state st = {.id = id};
@@ -1253,10 +1437,12 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 		rc = plan_snapshot(rc, t->s, vm, snap, &st, t->settings, names[i].out, &folder,
 				   &err);
 		state_free(&st);
-		if (rc == 0 && (node_add(snap_dir, folder) < 0 ||
-				add_link(t->by_id, snap->id, "snapshots", name, names[i].out,
-					 folder->mtime) < 0))
+		if (rc == 0 &&
+		    (node_add(snap_dir, folder) < 0 ||
+		     add_link(t->by_id, snap->id, "snapshots", name, names[i].out, folder) < 0))
 			rc = -ENOMEM;
+		else if (rc < 0 && err.code != ENOMEM && error_is_transient(err.code))
+			*fault = err, rc = 0;
 		else if (rc < 0 && err.code != ENOMEM)
 			skip(t, what, &err), rc = 0;
 	}
@@ -1264,56 +1450,172 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 	return rc;
 }
 
+/* The name the tree before gave VM @id (its by-id link's folder), or NULL. Borrowed. */
+static const char *previous_name(const struct export_node *previous, const char *id)
+{
+	const struct export_node *by_id = previous ? export_child(previous, "by-id") : NULL;
+	const struct export_node *link = by_id ? export_child(by_id, id) : NULL;
+
+	if (!link || link->type != EXPORT_LINK || strncmp(link->path, "../vms/", 7) != 0)
+		return NULL;
+	return link->path + 7;
+}
+
+/* A copy of @node renamed @name, added to @dir; absent (NULL) is nothing to copy. */
+static int add_copy(struct export_node *dir, const struct export_node *node, const char *name)
+{
+	struct export_node *copy;
+
+	if (!node)
+		return 0;
+	copy = node_copy(node);
+	if (copy) {
+		free(copy->name);
+		copy->name = strdup(name);
+		if (!copy->name) {
+			export_node_free(copy);
+			copy = NULL;
+		}
+	}
+	return node_add(dir, copy);
+}
+
+/*
+ * VM @vm could not be planned now (@why, a transient fault): what the tree
+ * before showed of it is shown again, under @name, until it can be planned.
+ */
+static int keep_previous(struct tree *t, const struct store_vm *vm, const char *name,
+			 const struct error *why)
+{
+	const char *was = previous_name(t->previous, vm->id);
+	const struct export_node *by_id;
+	char vm_target[EXPORT_NAME_MAX + 16], snap_prefix[EXPORT_NAME_MAX + 16];
+	int rc;
+
+	t->faults++;
+	if (t->note)
+		t->note(t->ctx, name, was ? EXPORT_KEPT : EXPORT_NOT_NOW, why);
+	if (!was)
+		return 0;
+	rc = add_copy(t->vms, export_child(export_child(t->previous, "vms"), was), name);
+	if (rc == 0)
+		rc = add_copy(t->raw, export_child(export_child(t->previous, "raw"), was), name);
+	if (rc == 0)
+		rc = add_copy(t->snapshots,
+			      export_child(export_child(t->previous, "snapshots"), was), name);
+	/* Its links and its snapshots', pointed at its name now. */
+	snprintf(vm_target, sizeof(vm_target), "../vms/%s", was);
+	snprintf(snap_prefix, sizeof(snap_prefix), "../snapshots/%s/", was);
+	by_id = export_child(t->previous, "by-id");
+	for (size_t i = 0; rc == 0 && by_id && i < by_id->child_count; i++) {
+		const struct export_node *link = by_id->children[i];
+		size_t n = strlen(snap_prefix);
+
+		if (link->type != EXPORT_LINK)
+			continue;
+		if (strcmp(link->path, vm_target) == 0)
+			rc = add_link(t->by_id, link->name, "vms", name, NULL, link);
+		else if (strncmp(link->path, snap_prefix, n) == 0)
+			rc = add_link(t->by_id, link->name, "snapshots", name, link->path + n,
+				      link);
+	}
+	return rc;
+}
+
 /* Everything the mount shows of @vm, named @name. Only out of memory fails it. */
 static int tree_vm(struct tree *t, const struct store_vm *vm, const char *name)
 {
-	struct export_node *folder = NULL, *raw_dir, *snap_dir;
-	struct error err;
-	int rc;
+	struct export_node *folder = NULL, *raw_dir = NULL, *snap_dir = NULL;
+	size_t vms_had = t->vms->child_count, links_had = t->by_id->child_count;
+	struct error err, fault;
+	int rc = 0;
 
 	error_clear(&err);
+	error_clear(&fault);
+	if (vm->problem && error_is_transient(vm->problem_code)) {
+		error_set(&fault, vm->problem_code, "%s", vm->problem);
+		goto out;
+	}
 	if (export_plan_vm(t->s, vm, t->settings, name, &folder, &err) == 0) {
-		if (node_add(t->vms, folder) < 0 || add_link(t->by_id, vm->id, "vms", name, NULL,
-							    folder->mtime) < 0)
+		if (node_add(t->vms, folder) < 0 ||
+		    add_link(t->by_id, vm->id, "vms", name, NULL, folder) < 0)
 			return -ENOMEM;
+	} else if (err.code == ENOMEM) {
+		return -ENOMEM;
+	} else if (error_is_transient(err.code)) {
+		fault = err;
+		goto out;
 	} else {
-		if (err.code == ENOMEM)
-			return -ENOMEM;
 		skip(t, name, &err);
 	}
 	if (vm->problem)
 		return 0;
 	raw_dir = node_new(name, EXPORT_DIR);
 	snap_dir = node_new(name, EXPORT_DIR);
-	rc = raw_dir && snap_dir ? tree_states(t, vm, name, raw_dir, snap_dir) : -ENOMEM;
-	if (rc == 0 && add_if_any(t->raw, raw_dir) < 0)
-		rc = -ENOMEM, raw_dir = NULL;
-	else if (rc == 0)
-		raw_dir = NULL;
+	rc = raw_dir && snap_dir ? tree_states(t, vm, name, raw_dir, snap_dir, &fault) : -ENOMEM;
+	if (rc < 0 || fault.code)
+		goto out;
+	if (add_if_any(t->raw, raw_dir) < 0)
+		rc = -ENOMEM;
+	raw_dir = NULL;
 	if (rc == 0 && add_if_any(t->snapshots, snap_dir) < 0)
-		rc = -ENOMEM, snap_dir = NULL;
-	else if (rc == 0)
-		snap_dir = NULL;
+		rc = -ENOMEM;
+	snap_dir = NULL;
+out:
 	export_node_free(raw_dir);
 	export_node_free(snap_dir);
+	if (rc == 0 && fault.code) {
+		/* Nothing half planned: the VM as the tree before had it, or not yet. */
+		drop_children(t->vms, vms_had);
+		drop_children(t->by_id, links_had);
+		rc = keep_previous(t, vm, name, &fault);
+	}
 	return rc < 0 ? -ENOMEM : 0;
 }
 
 int export_plan_store(struct store *s, const struct store_vm *vms, size_t count,
-		      const struct export_settings *settings,
-		      void (*skipped)(void *ctx, const char *what, const struct error *why),
-		      void *ctx, struct export_node **out, struct error *err)
+		      const struct export_tree_options *options, struct export_node **out,
+		      size_t *faults, struct error *err)
 {
-	struct tree t = {.s = s, .settings = settings, .skipped = skipped, .ctx = ctx};
+	struct tree t = {.s = s,
+			 .settings = options->settings,
+			 .previous = options->previous,
+			 .note = options->note,
+			 .ctx = options->ctx};
 	struct export_node *root = node_new("", EXPORT_DIR);
 	struct export_name *names = assign(count, vm_name, vm_id, vm_created, vms, 0);
 	int rc = 0;
 
 	*out = NULL;
+	*faults = 0;
+	/* A VM whose configuration cannot be read now keeps the name it had. */
+	for (size_t i = 0; names && i < count; i++) {
+		const char *was = previous_name(t.previous, vms[i].id);
+
+		if (was && vms[i].problem && error_is_transient(vms[i].problem_code))
+			names[i].name = was;
+	}
 	if (!root || !names || !(t.vms = subdir(root, "vms")) ||
 	    !(t.snapshots = subdir(root, "snapshots")) || !(t.raw = subdir(root, "raw")) ||
 	    !(t.by_id = subdir(root, "by-id")) || export_assign_names(names, count) < 0)
 		rc = -ENOMEM;
+	if (rc == 0) {
+		/* The top folders: whoever may list the store's VMs. */
+		const char *top = store_root(s, 0);
+		struct stat st;
+
+		if (stat(top, &st) < 0) {
+			rc = error_errno(err, errno, "cannot stat", top);
+			names_free(names, count);
+			export_node_free(root);
+			return rc;
+		}
+		access_own(root, &st);
+		access_own(t.vms, &st);
+		access_own(t.snapshots, &st);
+		access_own(t.raw, &st);
+		access_own(t.by_id, &st);
+	}
 	for (size_t i = 0; i < count && rc == 0; i++) {
 		if (chain_cache_new(&plan_cache) < 0) {
 			rc = -ENOMEM;
@@ -1330,6 +1632,7 @@ int export_plan_store(struct store *s, const struct store_vm *vms, size_t count,
 	}
 	finish(root);
 	*out = root;
+	*faults = t.faults;
 	return 0;
 }
 
@@ -1366,7 +1669,7 @@ static int file_stamp(const struct export_file *f, uint64_t *stamp)
 	struct stat st;
 
 	if (f->chain)
-		return chain_stamp(f->chain, stamp, NULL);
+		return chain_stamp(f->chain, stamp, NULL, NULL);
 	if (fstat(f->fd, &st) < 0)
 		return -errno;
 	*stamp = stamp_mix(STAMP_START, &st);

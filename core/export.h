@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "vhd.h"
@@ -107,9 +108,27 @@ struct export_node {
 	uint64_t size;		     /* exact, known before any read */
 	uint64_t allocated;	     /* bytes the source really holds (for st_blocks) */
 	struct timespec mtime;	     /* taken from the sources */
+	mode_t mode;		     /* permission bits (0777) from the sources, see below */
+	uid_t uid;		     /* the sources' common owner, else 0 (root) */
+	gid_t gid;		     /* the sources' common group, else 0 */
+	bool own_access;	     /* mode, uid, gid are one source's own (a file, a folder) */
+	bool no_access;		     /* while planning: a folder with nothing to take them from */
 	uint64_t ino;		     /* set by whoever serves the tree: its inode number */
 	bool renewed;		     /* set by whoever serves the tree: not as the tree before had it */
 };
+
+/*
+ * Who may read what a plan shows (mode, uid, gid of its nodes): a file of the
+ * store served as it is (also relocated) and a saved-state folder have their
+ * source's; a configuration, its file's (the edits add no source); a merged
+ * disk or raw image, the AND of its chain's files' permission bits, and their
+ * common owner and group, each else root (0); a folder made up by the plan,
+ * the AND of what it holds (a file's read bits giving the folder's search
+ * bits too) and their common owner and group, else root; a folder holding
+ * nothing, its parent's; a link, its folder's owner. export_plan_store()'s
+ * top folders (the root, vms, raw, snapshots, by-id) have the store's first
+ * root folder's. Setuid, setgid and sticky bits are never taken.
+ */
 
 /**
  * The export folder of @vm (listed by store_list) with @settings, as
@@ -143,16 +162,39 @@ int export_plan_snapshot(struct store *store, const struct store_vm *vm,
 /** The GUID export_plan_snapshot() gives snapshot @snap_id of VM @vm_id (upper case). */
 void export_snapshot_vm_id(const char *vm_id, const char *snap_id, char out[37]);
 
+/* What export_plan_store() notes of a VM or snapshot it does not plan. */
+enum export_omission {
+	EXPORT_LEFT_OUT, /* it cannot be exported: broken, or gone */
+	EXPORT_NOT_NOW,	 /* a transient fault: left out for now, to be tried again */
+	EXPORT_KEPT,	 /* a transient fault: shown as the tree before had it */
+};
+
+struct export_tree_options {
+	const struct export_settings *settings;
+	/* The tree made before (a root export_plan_store() gave), or NULL: a VM that
+	 * cannot be planned now for a transient reason is shown as it had it. Borrowed. */
+	const struct export_node *previous;
+	/* Told of each VM or snapshot not planned (may be NULL), with @ctx. */
+	void (*note)(void *ctx, const char *what, enum export_omission how,
+		     const struct error *why);
+	void *ctx;
+};
+
 /**
  * The whole tree the export mount shows for @vms (store_list's @count):
  * "vms/<vm>/", "snapshots/<vm>/<snapshot>/", "raw/<vm>/<current|snapshot>/<disk>.img"
- * and "by-id/<GUID>" links. What cannot be exported is left out (a note of
- * each goes to @skipped, if not NULL, with @ctx). *@out is the root, named "".
+ * and "by-id/<GUID>" links. What cannot be exported is left out. A VM
+ * whose files fail for a transient reason (error_is_transient(): EMFILE,
+ * EIO...) is not taken for broken: it is shown as the previous tree showed
+ * it (named as it was, where that name is still free), or left out if it
+ * had none; *@faults counts such VMs, so that the caller plans again later.
+ * *@out is the root, named "" (caller frees with export_node_free()).
+ * Returns 0 or a negative errno with a message (out of memory, or the
+ * store's folder cannot be looked at: the previous tree should stay).
  */
 int export_plan_store(struct store *store, const struct store_vm *vms, size_t count,
-		      const struct export_settings *settings,
-		      void (*skipped)(void *ctx, const char *what, const struct error *why),
-		      void *ctx, struct export_node **out, struct error *err);
+		      const struct export_tree_options *options, struct export_node **out,
+		      size_t *faults, struct error *err);
 
 /**
  * What @node's bytes are made of: its sources' identity and whatever the

@@ -435,8 +435,9 @@ static int resolve_disks(struct store *s, const struct config *config, struct st
 	return 0;
 }
 
-/* The folder @dir/<id> when it holds saved state (a .vsv file), else NULL. */
-static char *saved_state_folder(const struct store *s, const char *dir, const char *id)
+/* The folder @dir/<id> when it holds saved state (a .vsv file), else NULL; a folder
+ * there that cannot be read now sets *@fault to the errno (a transient one only). */
+static char *saved_state_folder(const struct store *s, const char *dir, const char *id, int *fault)
 {
 	char folder[PATH_MAX], real[PATH_MAX];
 	struct dirent *e;
@@ -448,8 +449,11 @@ static char *saved_state_folder(const struct store *s, const char *dir, const ch
 	    !realpath(folder, real) || !inside(s, real))
 		return NULL;
 	d = fsutil_opendir(real);
-	if (!d)
+	if (!d) {
+		if (error_is_transient(errno))
+			*fault = errno;
 		return NULL;
+	}
 	while ((e = readdir(d)) != NULL && !found) {
 		size_t n = strlen(e->d_name);
 
@@ -557,6 +561,7 @@ static int load_vm(struct store *s, const char *root, const char *file, struct s
 	if (rc < 0) {
 		vm->name = strdup(vm->id);
 		vm->problem = strdup(error_message(&err));
+		vm->problem_code = err.code;
 		config_free(config);
 		return vm->name && vm->problem ? 0 : -ENOMEM;
 	}
@@ -575,15 +580,24 @@ static int load_vm(struct store *s, const char *root, const char *file, struct s
 		vm->expected_snapshots = -1;
 	{
 		char dir[PATH_MAX];
+		int fault = 0;
 
 		snprintf(dir, sizeof(dir), "%s/%s", root, VMS_DIR);
-		vm->saved_state = saved_state_folder(s, dir, vm->id);
+		vm->saved_state = saved_state_folder(s, dir, vm->id, &fault);
+		if (fault && !vm->problem) {
+			/* Not "no saved state": a VM shown without it would be wrong. */
+			vm->problem = format_text("cannot read the saved state of '%s': %s",
+						  vm->config_path, strerror(fault));
+			vm->problem_code = fault;
+		}
 	}
 	rc = resolve_disks(s, config, &vm->disks, &vm->disk_count, &err);
 	if (rc == 0)
 		rc = config_adapters(config, &vm->adapters, &vm->adapter_count, &err);
-	if (rc < 0 && !vm->problem)
+	if (rc < 0 && !vm->problem) {
 		vm->problem = strdup(error_message(&err));
+		vm->problem_code = err.code;
+	}
 	config_free(config);
 	return vm->name && vm->current_snapshot_id ? 0 : -ENOMEM;
 }
@@ -618,6 +632,12 @@ static int load_snapshot(struct store *s, const char *root, const char *file, st
 	if (rc == 0 && config_get(config, STORE_KEY_VM_ID, &vm_id, NULL) < 0)
 		rc = error_set(&err, EINVAL, "'%s' does not name its VM (%s)", snap.config_path,
 			       STORE_KEY_VM_ID);
+	if (rc < 0 && error_is_transient(rc)) {
+		/* Whose it is cannot be told now: not an orphan, a listing to try again. */
+		config_free(config);
+		free(snap.config_path);
+		return rc;
+	}
 	vm = rc == 0 ? vm_by_id(vms, count, vm_id) : NULL;
 	if (!vm) {
 		/* An orphan, or unreadable: it belongs to no VM that can show it.
@@ -640,10 +660,23 @@ static int load_snapshot(struct store *s, const char *root, const char *file, st
 		snap.parent_inferred = true; /* to be inferred from the chains */
 	}
 	snprintf(dir, sizeof(dir), "%s/%s", root, SNAPSHOTS_DIR);
-	snap.saved_state = saved_state_folder(s, dir, snap.id);
-	if (resolve_disks(s, config, &snap.disks, &snap.disk_count, &err) < 0)
+	{
+		int fault = 0;
+
+		snap.saved_state = saved_state_folder(s, dir, snap.id, &fault);
+		if (fault)
+			rc = -fault;
+	}
+	if (rc == 0 && resolve_disks(s, config, &snap.disks, &snap.disk_count, &err) < 0) {
+		if (error_is_transient(err.code))
+			rc = -err.code;
 		snap.problem = strdup(error_message(&err));
+	}
 	config_free(config);
+	if (rc < 0) {
+		snapshot_release(&snap);
+		return rc;
+	}
 	grown = realloc(vm->snapshots, (vm->snapshot_count + 1) * sizeof(*grown));
 	if (!grown || !snap.parent_id) {
 		snapshot_release(&snap);

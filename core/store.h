@@ -80,7 +80,8 @@ struct store_vm {
 	size_t adapter_count;
 	struct store_snapshot *snapshots; /* parents before children */
 	size_t snapshot_count;
-	char *problem; /* a configuration that cannot be read: the rest is empty */
+	char *problem;	  /* a configuration that cannot be read: the rest is empty */
+	int problem_code; /* the errno behind @problem; error_is_transient(): try again later */
 	int64_t expected_snapshots; /* its snapshot count (list/size), -1 when absent */
 };
 
@@ -132,9 +133,12 @@ int store_init(const char *root, struct error *err);
 /**
  * Every VM of the store, sorted by name then GUID, with its snapshots
  * (parents first), disks resolved (not opened) and problems noted: a broken
- * VM never hides the others. *@vms is an array of *@count (caller frees
- * with store_vms_free()). Returns 0, or a negative errno for a store that
- * cannot be read at all.
+ * VM never hides the others. A VM whose files fail for a transient reason
+ * (error_is_transient()) has that problem and its code; a snapshot's
+ * configuration that so fails (it cannot be told whose it is) fails the
+ * whole listing. *@vms is an array of *@count (caller frees with
+ * store_vms_free()). Returns 0, or a negative errno for a store that cannot
+ * be read at all, or not now.
  */
 int store_list(struct store *store, struct store_vm **vms, size_t *count, struct error *err);
 

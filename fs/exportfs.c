@@ -170,29 +170,51 @@ static size_t count_nodes(const struct export_node *node)
 	return n;
 }
 
-/* What cannot be exported is left out of the tree; say so when asked. */
-static void note_skipped(void *ctx, const char *what, const struct error *why)
+/*
+ * What cannot be exported is left out of the tree; say so when asked. What
+ * fails for a transient reason is said always: the tree is not what the
+ * store holds until it is planned again.
+ */
+static void note_omitted(void *ctx, const char *what, enum export_omission how,
+			 const struct error *why)
 {
 	const struct exportfs *fs = ctx;
 
-	if (fs->verbose)
+	if (how == EXPORT_KEPT)
+		fuse_log(FUSE_LOG_WARNING,
+			 "impexfs: '%s' is shown as it was, until it can be read again: %s\n", what,
+			 error_message(why));
+	else if (how == EXPORT_NOT_NOW)
+		fuse_log(FUSE_LOG_WARNING, "impexfs: '%s' is left out until it can be read: %s\n",
+			 what, error_message(why));
+	else if (fs->verbose)
 		fuse_log(FUSE_LOG_WARNING, "impexfs: '%s' is left out: %s\n", what,
 			 error_message(why));
 }
 
-/* Plan the store's tree anew. */
-static int gen_make(struct exportfs *fs, struct generation **out, struct error *err)
+/*
+ * Plan the store's tree anew, over @previous (the tree served, or NULL);
+ * *@faults counts the VMs that could not be planned now.
+ */
+static int gen_make(struct exportfs *fs, const struct generation *previous, struct generation **out,
+		    size_t *faults, struct error *err)
 {
 	struct generation *gen = calloc(1, sizeof(*gen));
 	struct store_vm *vms = NULL;
 	size_t count = 0, cap = 16;
 	char *path = malloc(PATH_MAX);
+	struct export_tree_options options = {
+		.settings = &fs->settings,
+		.previous = previous ? previous->root : NULL,
+		.note = note_omitted,
+		.ctx = fs,
+	};
 	int rc = gen && path ? store_list(fs->store, &vms, &count, err)
 			     : error_set(err, ENOMEM, "out of memory");
 
+	*faults = 0;
 	if (rc == 0)
-		rc = export_plan_store(fs->store, vms, count, &fs->settings, note_skipped, fs,
-				       &gen->root, err);
+		rc = export_plan_store(fs->store, vms, count, &options, &gen->root, faults, err);
 	store_vms_free(vms, count);
 	if (rc == 0) {
 		size_t nodes = count_nodes(gen->root);
@@ -240,11 +262,17 @@ static uint64_t folders_stamp(const struct exportfs *fs)
 
 int exportfs_init(struct exportfs *fs, struct error *err)
 {
+	size_t faults = 0;
+	int rc;
+
 	pthread_rwlock_init(&fs->lock, NULL);
 	pthread_mutex_init(&fs->wake_lock, NULL);
 	pthread_cond_init(&fs->wake, NULL);
 	fs->folders = folders_stamp(fs);
-	return gen_make(fs, &fs->current, err);
+	rc = gen_make(fs, NULL, &fs->current, &faults, err);
+	/* What could not be read now is tried again at the next looks. */
+	fs->stale = faults > 0;
+	return rc;
 }
 
 /* Whether folders @a and @b hold the same names (files hold none). */
@@ -258,10 +286,11 @@ static bool same_names(const struct export_node *a, const struct export_node *b)
 	return true;
 }
 
-/* Whether @now shows anything other than @was did: bytes, size, time, kind or names. */
+/* Whether @now shows anything other than @was did: bytes, size, time, kind, access or names. */
 static bool differs(const struct export_node *was, const struct export_node *now)
 {
-	return was->type != now->type || was->size != now->size ||
+	return was->type != now->type || was->size != now->size || was->mode != now->mode ||
+	       was->uid != now->uid || was->gid != now->gid ||
 	       was->mtime.tv_sec != now->mtime.tv_sec || was->mtime.tv_nsec != now->mtime.tv_nsec ||
 	       export_node_identity(was) != export_node_identity(now) || !same_names(was, now);
 }
@@ -325,15 +354,32 @@ static void mark_stale(struct exportfs *fs)
 	pthread_mutex_unlock(&ref_lock);
 }
 
+/*
+ * Looks to skip before planning again after @failures plans in a row met
+ * transient faults: 0, 1, 3, 7... at most 31 (a minute at the default 2 s),
+ * so that a fault that lasts (a disk that always fails with EIO) does not
+ * have the whole store planned at every look.
+ */
+static unsigned backoff(unsigned failures)
+{
+	return failures ? (1u << (failures < 5 ? failures : 5)) - 1 : 0;
+}
+
 /* Plan the tree again if the store's folders changed (or a file did); swap it in. */
 static void revalidate(struct exportfs *fs)
 {
 	uint64_t folders = folders_stamp(fs);
 	struct generation *gen = NULL, *old;
 	struct error err;
+	size_t faults = 0;
 	bool stale;
+	int rc;
 
 	retell(fs);
+	if (fs->wait > 0 && folders == fs->folders) {
+		fs->wait--;
+		return;
+	}
 	pthread_mutex_lock(&ref_lock);
 	stale = fs->stale;
 	fs->stale = false;
@@ -341,14 +387,20 @@ static void revalidate(struct exportfs *fs)
 	if (folders == fs->folders && !stale)
 		return;
 	error_clear(&err);
-	if (gen_make(fs, &gen, &err) < 0) {
-		/* Keep serving what was there; try again next time. */
+	rc = gen_make(fs, fs->current, &gen, &faults, &err);
+	fs->failures = rc < 0 || faults ? fs->failures + 1 : 0;
+	fs->wait = backoff(fs->failures);
+	if (rc < 0) {
+		/* Keep serving what was there; try again later (sooner if the store changes). */
 		fuse_log(FUSE_LOG_ERR, "impexfs: cannot read the store again: %s\n",
 			 error_message(&err));
-		if (stale)
-			mark_stale(fs);
+		fs->folders = folders;
+		mark_stale(fs);
 		return;
 	}
+	/* VMs shown as they were are planned again later. */
+	if (faults)
+		mark_stale(fs);
 	fs->folders = folders;
 	/* Only this thread swaps trees: the current one can be read without the lock. */
 	mark_renewed(fs->current, gen->root);
@@ -444,23 +496,26 @@ void exportfs_release(struct exportfs *fs)
 
 static void fill_attr(struct exportfs *fs, const struct export_node *node, struct stat *st)
 {
+	/* Read-only: no write bits; and never setuid, setgid or sticky. */
+	mode_t mode = node->mode & 0555 & ~fs->umask;
+
 	memset(st, 0, sizeof(*st));
 	st->st_ino = node->ino;
-	st->st_uid = fs->uid;
-	st->st_gid = fs->gid;
+	st->st_uid = fs->set_uid ? fs->uid : node->uid;
+	st->st_gid = fs->set_gid ? fs->gid : node->gid;
 	st->st_mtim = node->mtime;
 	st->st_ctim = node->mtime;
 	st->st_atim = node->mtime;
 	st->st_blksize = 1 << 20;
 	if (node->type == EXPORT_DIR) {
-		st->st_mode = S_IFDIR | 0555;
+		st->st_mode = S_IFDIR | mode;
 		st->st_nlink = 2;
 	} else if (node->type == EXPORT_LINK) {
 		st->st_mode = S_IFLNK | 0777;
 		st->st_nlink = 1;
 		st->st_size = (off_t)node->size;
 	} else {
-		st->st_mode = S_IFREG | 0444;
+		st->st_mode = S_IFREG | mode;
 		st->st_nlink = 1;
 		st->st_size = (off_t)node->size;
 		/* What the source really holds: cp keeps a sparse copy sparse. */
@@ -660,8 +715,10 @@ static void exportfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_in
 	rc = export_open(node, &h->file, &err);
 	if (rc < 0) {
 		fuse_log(FUSE_LOG_ERR, "impexfs: %s\n", error_message(&err));
-		/* A source changed or gone: the tree is made again at the next look. */
-		if (rc != -ENOMEM)
+		/* A source changed or gone: the tree is made again at the next look. Out of
+		 * descriptors or memory, the tree is as right as it was: the reader gets
+		 * EMFILE (or ENOMEM...), the tree does not change. */
+		if (!error_is_transient(rc) || rc == -EIO)
 			mark_stale(fs);
 		gen_unref(h->gen);
 		free(h);

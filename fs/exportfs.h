@@ -22,8 +22,13 @@ struct store;
 struct exportfs {
 	struct store *store;
 	struct export_settings settings;
-	uid_t uid; /* who owns everything: the mounting user */
+	/* What is shown of who may read (the kernel checks it: default_permissions): each
+	 * node's own mode (export.h) without write bits, masked by @umask, and its owner
+	 * and group, unless @set_uid or @set_gid give one for everything. */
+	bool set_uid, set_gid;
+	uid_t uid;
 	gid_t gid;
+	mode_t umask;
 	unsigned revalidate; /* seconds between looks at the store's folders */
 	bool verbose;	     /* say what is left out and what changes */
 
@@ -31,8 +36,10 @@ struct exportfs {
 	pthread_rwlock_t lock;
 	struct generation *current;
 	struct generation *previous; /* the tree before, until its changes are told twice */
-	uint64_t folders; /* the store's folders' identity when the tree was made */
-	bool stale;	  /* a file was found changed: make the tree again */
+	uint64_t folders;  /* the store's folders' identity when the tree was made */
+	bool stale;	   /* a file was found changed: make the tree again (ref_lock) */
+	unsigned failures; /* plans in a row that met transient faults (the thread's) */
+	unsigned wait;	   /* looks to skip before planning again (the thread's) */
 
 	/* The revalidating thread. */
 	struct fuse_session *session;

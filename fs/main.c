@@ -19,14 +19,18 @@
 
 #include <errno.h>
 #include <fuse_lowlevel.h>
+#include <grp.h>
 #include <libxml/parser.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 struct options {
@@ -37,7 +41,13 @@ struct options {
 	unsigned readahead;
 	int verbose;
 	struct export_settings settings;
-	char *bad; /* an option whose value is wrong */
+	/* What the export mount shows of owners and modes (uid=, gid=, umask=) */
+	bool set_uid, set_gid;
+	uid_t uid;
+	gid_t gid;
+	mode_t umask;
+	char *bad;	 /* an option whose value is wrong */
+	const char *why; /* what is wrong with it, if there is more to say */
 	/* The import mount's */
 	char *settings_file;
 	char *more_roots; /* roots=DIR:DIR */
@@ -54,6 +64,9 @@ enum {
 	KEY_SNAPSHOTS,
 	KEY_SUBDIRECTORY,
 	KEY_IMPORT_SETTING,
+	KEY_UID,
+	KEY_GID,
+	KEY_UMASK,
 };
 
 #define OPTION(text, field, value)                                                                 \
@@ -75,6 +88,9 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("copy_snapshot_configuration=", KEY_SNAPSHOTS),
 	FUSE_OPT_KEY("create_vm_export_subdirectory", KEY_SUBDIRECTORY),
 	FUSE_OPT_KEY("create_vm_export_subdirectory=", KEY_SUBDIRECTORY),
+	FUSE_OPT_KEY("uid=", KEY_UID),
+	FUSE_OPT_KEY("gid=", KEY_GID),
+	FUSE_OPT_KEY("umask=", KEY_UMASK),
 	OPTION("settings=%s", settings_file, 0),
 	OPTION("settle=%u", settle, 0),
 	OPTION("roots=%s", more_roots, 0),
@@ -106,7 +122,10 @@ static void usage(const char *program)
 	       "    -o revalidate=SECONDS                   how often to look for changes (default 2)\n"
 	       "    -o readahead=KB                         the mount's readahead, as root (default 1024)\n"
 	       "    -o verbose                              say what is left out and why\n"
-	       "    -o allow_other,default_permissions      let other users read, by mode\n"
+	       "    -o allow_other                          let other users read, by the sources' modes\n"
+	       "                                            (default_permissions is always on)\n"
+	       "    -o uid=USER, gid=GROUP                  show everything as theirs (name or number)\n"
+	       "    -o umask=MASK                           take these bits from every mode (octal)\n"
 	       "import mount options (-o import):\n"
 	       "    -o settings=FILE                        settings for every import\n"
 	       "    -o generate_new_id=BOOL, security_scope=TEXT, target_vm_data_root=DIR,\n"
@@ -136,6 +155,65 @@ static int parse_bool(const char *text)
 			return 0;
 	}
 	return -1;
+}
+
+/*
+ * A user (or with @group, a group) named by number or by name, into *@id.
+ * Returns NULL, or what is wrong with @text.
+ */
+static const char *parse_owner(const char *text, bool group, unsigned *id)
+{
+	unsigned long long value;
+	char *end;
+
+	if (!*text)
+		return group ? "no group given" : "no user given";
+	if (strspn(text, "0123456789") == strlen(text)) {
+		errno = 0;
+		value = strtoull(text, &end, 10);
+		/* (uid_t)-1 means "no change" to chown(2): never an owner. */
+		if (errno || value >= UINT32_MAX)
+			return "the number is out of range";
+		*id = (unsigned)value;
+		return NULL;
+	}
+	if (group) {
+		struct group *g = getgrnam(text);
+
+		if (!g)
+			return "no such group, and not a number";
+		*id = g->gr_gid;
+	} else {
+		struct passwd *p = getpwnam(text);
+
+		if (!p)
+			return "no such user, and not a number";
+		*id = p->pw_uid;
+	}
+	return NULL;
+}
+
+/* An octal mask of permission bits (at most 0777) into *@mask; NULL, or what is wrong. */
+static const char *parse_umask(const char *text, mode_t *mask)
+{
+	unsigned long value;
+
+	if (!*text || strspn(text, "01234567") != strlen(text) || strlen(text) > 4)
+		return "not an octal number such as 022";
+	value = strtoul(text, NULL, 8);
+	if (value > 0777)
+		return "more than 0777";
+	*mask = (mode_t)value;
+	return NULL;
+}
+
+/* Note @arg as a bad option (the first one only), with @why if not NULL. */
+static void bad_option(struct options *o, const char *arg, const char *why)
+{
+	if (o->bad)
+		return;
+	o->bad = strdup(arg);
+	o->why = why;
 }
 
 /* The store operand (after an optional "export" or "import"), and the export settings. */
@@ -174,6 +252,22 @@ static int take_option(void *data, const char *arg, int key, struct fuse_args *a
 		o->doc = grown;
 		o->doc_len += (size_t)sprintf(o->doc + o->doc_len, "%.*s = %s\n", (int)(eq - arg),
 					      arg, eq + 1);
+		return 0;
+	}
+	case KEY_UID:
+	case KEY_GID:
+	case KEY_UMASK: {
+		unsigned id = 0;
+		const char *why = key == KEY_UMASK ? parse_umask(eq + 1, &o->umask)
+						   : parse_owner(eq + 1, key == KEY_GID, &id);
+
+		o->export_only = o->export_only ? o->export_only : strdup(arg);
+		if (why)
+			bad_option(o, arg, why);
+		else if (key == KEY_UID)
+			o->uid = id, o->set_uid = true;
+		else if (key == KEY_GID)
+			o->gid = id, o->set_gid = true;
 		return 0;
 	}
 	case KEY_SNAPSHOTS:
@@ -223,6 +317,22 @@ static bool nested(const char *a, const char *b)
 }
 
 /*
+ * Every open file of the export mount holds its sources open: the soft limit
+ * (often 1,024) would let one reader exhaust the daemon's descriptors. Raised
+ * to the hard limit; what is then still short fails the reader's open with
+ * EMFILE and leaves the tree alone.
+ */
+static void raise_descriptor_limit(void)
+{
+	struct rlimit limit;
+
+	if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+		limit.rlim_cur = limit.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &limit);
+	}
+}
+
+/*
  * The exit status for what the session loop returned: 0 for an unmount,
  * also a lazy one, after which the kernel may answer a last read of the
  * device with ECONNABORTED (or ENODEV) rather than end of file.
@@ -248,8 +358,10 @@ int main(int argc, char **argv)
 
 	export_settings_default(&o.settings);
 	if (fuse_opt_parse(&args, &o, option_spec, take_option) != 0 ||
-	    fuse_parse_cmdline(&args, &cmd) != 0)
-		return 2;
+	    fuse_parse_cmdline(&args, &cmd) != 0) {
+		rc = 2;
+		goto out;
+	}
 	if (cmd.show_help) {
 		usage(argv[0]);
 		fuse_lowlevel_help();
@@ -263,7 +375,8 @@ int main(int argc, char **argv)
 	}
 	rc = 2;
 	if (o.bad) {
-		fprintf(stderr, "impexfs: bad option '%s'\n", o.bad);
+		fprintf(stderr, "impexfs: bad option '%s'%s%s\n", o.bad, o.why ? ": " : "",
+			o.why ? o.why : "");
 		goto out;
 	}
 	if (!o.store || !cmd.mountpoint) {
@@ -329,13 +442,17 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	rc = 1;
+	raise_descriptor_limit();
 	roots[0] = o.store;
 	so.roots = roots;
 	so.root_count = 1;
 	so.pathmap = map;
 	fs.settings = o.settings;
-	fs.uid = getuid();
-	fs.gid = getgid();
+	fs.set_uid = o.set_uid;
+	fs.uid = o.uid;
+	fs.set_gid = o.set_gid;
+	fs.gid = o.gid;
+	fs.umask = o.umask;
 	fs.revalidate = o.revalidate;
 	fs.readahead_kb = o.readahead;
 	fs.verbose = o.verbose || cmd.debug;
@@ -348,6 +465,10 @@ int main(int argc, char **argv)
 	fuse_opt_add_arg(&args, "-oro");
 	fuse_opt_add_arg(&args, "-ofsname=impexfs");
 	fuse_opt_add_arg(&args, "-osubtype=impexfs");
+	/* The kernel checks each access against the modes and owners shown, which are
+	 * the sources': with allow_other, no user reads through the mount what the
+	 * store does not let them read (the daemon itself checks nothing). */
+	fuse_opt_add_arg(&args, "-odefault_permissions");
 	se = fuse_session_new(&args, &exportfs_ops, sizeof(exportfs_ops), &fs);
 	if (!se) {
 		rc = 2; /* libfuse said why: an option it does not know, mostly */

@@ -14,6 +14,11 @@ if ! impex_build "$BUILD" -Dbuildtype=debug -Db_sanitize=address,undefined -Db_l
 	exit 1
 fi
 
+# The security suite's attacks run as this unprivileged user.
+if ! id impex-attacker >/dev/null 2>&1; then
+	useradd --system --no-create-home --shell /usr/sbin/nologin impex-attacker
+fi
+
 status=0
 meson test -C "$BUILD" --print-errorlogs --num-processes "$(nproc)" "$@" || status=$?
 

@@ -10,6 +10,7 @@ fusermount3 is missing.
 import contextlib
 import hashlib
 import os
+import pwd
 import random
 import shutil
 import stat
@@ -385,8 +386,20 @@ def test_allow_other_default_permissions():
     denied = as_nobody("cat", os.path.join(store, VMS, config))
     assert denied.returncode != 0 and "Permission denied" in denied.stderr, denied
 
+    # The mount shows the store's modes and owners: what nobody cannot read in the store,
+    # nobody cannot read through the mount either.
     with Mount(store, "shared", "-o", "allow_other,default_permissions") as m:
         vm = sorted(os.listdir(os.path.join(m.point, "vms")))[0]
+        folder = os.path.join(m.point, "vms", vm, VMS)
+        name = [n for n in os.listdir(folder) if n.endswith(".xml")][0]
+        for args in (["ls", m.point], ["cat", os.path.join(folder, name)]):
+            result = as_nobody(*args)
+            assert result.returncode != 0 and "Permission denied" in result.stderr, \
+                "%s as nobody, the store being root's 0700: %r" % (" ".join(args), result)
+
+    # Given to nobody (a backup user) with uid=, the same mount lets nobody read.
+    uid = str(pwd.getpwnam("nobody").pw_uid)
+    with Mount(store, "shared", "-o", "allow_other,default_permissions,uid=" + uid) as m:
         folder = os.path.join(m.point, "vms", vm, VMS)
         name = [n for n in os.listdir(folder) if n.endswith(".xml")][0]
         with open(os.path.join(folder, name), "rb") as f:
