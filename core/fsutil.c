@@ -255,29 +255,19 @@ int fsutil_stat_source(const char *path, struct stat *st)
 
 int fsutil_write_atomic(const char *path, const void *data, size_t len)
 {
-	char tmp[PATH_MAX];
+	char dir[PATH_MAX];
+	const char *slash;
 	int fd, rc;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path) >= (int)sizeof(tmp))
+	if (fsutil_dirname(path, dir, sizeof(dir)) < 0)
 		return -ENAMETOOLONG;
-	fd = mkostemp(tmp, O_CLOEXEC);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	rc = fsutil_pwrite_full(fd, data, len, 0);
-	if (rc == 0 && fchmod(fd, 0644) < 0)
-		rc = -errno;
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc < 0) {
-		unlink(tmp);
-		return rc;
-	}
-	fsutil_fsync_parent(path);
-	return 0;
+	slash = strrchr(path, '/');
+	rc = fsutil_write_atomic_at(fd, slash ? slash + 1 : path, data, len, true);
+	close(fd);
+	return rc;
 }
 
 static int compare_names(const void *a, const void *b)

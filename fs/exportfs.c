@@ -262,12 +262,17 @@ static uint64_t folders_stamp(const struct exportfs *fs)
 
 int exportfs_init(struct exportfs *fs, struct error *err)
 {
+	pthread_condattr_t clock;
 	size_t faults = 0;
 	int rc;
 
 	pthread_rwlock_init(&fs->lock, NULL);
 	pthread_mutex_init(&fs->wake_lock, NULL);
-	pthread_cond_init(&fs->wake, NULL);
+	/* Timed waits on the monotonic clock: a change of the time of day stalls none. */
+	pthread_condattr_init(&clock);
+	pthread_condattr_setclock(&clock, CLOCK_MONOTONIC);
+	pthread_cond_init(&fs->wake, &clock);
+	pthread_condattr_destroy(&clock);
 	fs->folders = folders_stamp(fs);
 	rc = gen_make(fs, NULL, &fs->current, &faults, err);
 	/* What could not be read now is tried again at the next looks. */
@@ -443,7 +448,7 @@ static void *revalidating(void *data)
 	while (!fs->stop) {
 		struct timespec until;
 
-		clock_gettime(CLOCK_REALTIME, &until);
+		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += fs->revalidate;
 		pthread_cond_timedwait(&fs->wake, &fs->wake_lock, &until);
 		if (fs->stop)
