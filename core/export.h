@@ -109,6 +109,7 @@ struct export_node {
 	struct timespec mtime;	     /* taken from the sources */
 	uint64_t ino;		     /* set by whoever serves the tree: its inode number */
 	bool renewed;		     /* set by whoever serves the tree: not as the tree before had it */
+	bool replaced;		     /* set likewise: the tree before had it by this name, otherwise */
 };
 
 /**

@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@ struct generation {
 	struct export_node **table; /* open addressing by inode number */
 	size_t mask;
 	unsigned refs; /* the mount's, and one per open file */
+	atomic_bool told; /* the kernel has been told what changed from the tree before */
 };
 
 /* An open file: the tree it was opened in stays until it is closed. */
@@ -240,11 +242,16 @@ static uint64_t folders_stamp(const struct exportfs *fs)
 
 int exportfs_init(struct exportfs *fs, struct error *err)
 {
+	int rc;
+
 	pthread_rwlock_init(&fs->lock, NULL);
 	pthread_mutex_init(&fs->wake_lock, NULL);
 	pthread_cond_init(&fs->wake, NULL);
 	fs->folders = folders_stamp(fs);
-	return gen_make(fs, &fs->current, err);
+	rc = gen_make(fs, &fs->current, err);
+	if (rc == 0)
+		atomic_store(&fs->current->told, true); /* the kernel knows no other */
+	return rc;
 }
 
 /* Whether folders @a and @b hold the same names (files hold none). */
@@ -272,6 +279,7 @@ static void mark_renewed(const struct generation *old, struct export_node *node)
 	const struct export_node *was = gen_find(old, node->ino);
 
 	node->renewed = !was || strcmp(was->name, node->name) != 0 || differs(was, node);
+	node->replaced = was && strcmp(was->name, node->name) == 0 && differs(was, node);
 	for (size_t i = 0; i < node->child_count; i++)
 		mark_renewed(old, node->children[i]);
 }
@@ -357,6 +365,7 @@ static void revalidate(struct exportfs *fs)
 	fs->current = gen;
 	pthread_rwlock_unlock(&fs->lock);
 	invalidate(fs, gen, old->root);
+	atomic_store(&gen->told, true);
 	fs->previous = old;
 	if (fs->verbose)
 		fuse_log(FUSE_LOG_INFO, "impexfs: the store changed; tree made again\n");
@@ -650,6 +659,17 @@ static void exportfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_in
 		done(fs);
 		free(h);
 		fuse_reply_err(req, !node ? ENOENT : node->type == EXPORT_DIR ? EISDIR : EROFS);
+		return;
+	}
+	/*
+	 * A file that replaced one of its name, before the kernel is told: the kernel may still
+	 * hold the size of the one replaced, and its reads would give the new bytes at the old
+	 * size. Such an open fails as a read of a changed file does.
+	 */
+	if (node->replaced && !atomic_load(&fs->current->told)) {
+		done(fs);
+		free(h);
+		fuse_reply_err(req, EIO);
 		return;
 	}
 	h->gen = fs->current;
