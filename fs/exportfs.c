@@ -242,11 +242,16 @@ static uint64_t folders_stamp(const struct exportfs *fs)
 
 int exportfs_init(struct exportfs *fs, struct error *err)
 {
+	pthread_condattr_t clock;
 	int rc;
 
 	pthread_rwlock_init(&fs->lock, NULL);
 	pthread_mutex_init(&fs->wake_lock, NULL);
-	pthread_cond_init(&fs->wake, NULL);
+	/* Timed waits on the monotonic clock: a change of the time of day does not stall them. */
+	pthread_condattr_init(&clock);
+	pthread_condattr_setclock(&clock, CLOCK_MONOTONIC);
+	pthread_cond_init(&fs->wake, &clock);
+	pthread_condattr_destroy(&clock);
 	fs->folders = folders_stamp(fs);
 	rc = gen_make(fs, &fs->current, err);
 	if (rc == 0)
@@ -400,7 +405,7 @@ static void *revalidating(void *data)
 	while (!fs->stop) {
 		struct timespec until;
 
-		clock_gettime(CLOCK_REALTIME, &until);
+		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += fs->revalidate;
 		pthread_cond_timedwait(&fs->wake, &fs->wake_lock, &until);
 		if (fs->stop)
