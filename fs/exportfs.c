@@ -315,13 +315,24 @@ static void invalidate(struct exportfs *fs, const struct generation *now, struct
 	}
 }
 
+/* Whether the mount is ending: the kernel is told nothing more (exportfs_stop()). */
+static bool stopping(struct exportfs *fs)
+{
+	bool yes;
+
+	pthread_mutex_lock(&fs->wake_lock);
+	yes = fs->stop;
+	pthread_mutex_unlock(&fs->wake_lock);
+	return yes;
+}
+
 /* Tell the kernel once more what changed from the tree before: replies made from it
  * may have reached the kernel after the first telling. Then let it go. */
 static void retell(struct exportfs *fs)
 {
 	struct generation *previous = fs->previous;
 
-	if (!previous)
+	if (!previous || stopping(fs))
 		return;
 	fs->previous = NULL;
 	pthread_rwlock_rdlock(&fs->lock);
@@ -360,6 +371,10 @@ static void revalidate(struct exportfs *fs)
 			 error_message(&err));
 		if (stale)
 			mark_stale(fs);
+		return;
+	}
+	if (stopping(fs)) {
+		gen_unref(gen);
 		return;
 	}
 	fs->folders = folders;
@@ -414,6 +429,8 @@ static void *revalidating(void *data)
 		revalidate(fs);
 		pthread_mutex_lock(&fs->wake_lock);
 	}
+	fs->ended = true;
+	pthread_cond_broadcast(&fs->wake);
 	pthread_mutex_unlock(&fs->wake_lock);
 	return NULL;
 }
@@ -428,16 +445,41 @@ int exportfs_start(struct exportfs *fs, struct fuse_session *se, const char *mou
 	return 0;
 }
 
+bool exportfs_stop(struct exportfs *fs, int wait_ms)
+{
+	struct timespec until;
+	bool ended;
+
+	if (!fs->thread_started)
+		return true;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&fs->wake_lock);
+	fs->stop = true;
+	pthread_cond_broadcast(&fs->wake);
+	while (!fs->ended) {
+		if (wait_ms < 0)
+			pthread_cond_wait(&fs->wake, &fs->wake_lock);
+		else if (pthread_cond_timedwait(&fs->wake, &fs->wake_lock, &until) == ETIMEDOUT)
+			break;
+	}
+	ended = fs->ended;
+	pthread_mutex_unlock(&fs->wake_lock);
+	if (!ended)
+		return false;
+	pthread_join(fs->thread, NULL);
+	fs->thread_started = false;
+	return true;
+}
+
 void exportfs_release(struct exportfs *fs)
 {
-	if (fs->thread_started) {
-		pthread_mutex_lock(&fs->wake_lock);
-		fs->stop = true;
-		pthread_cond_signal(&fs->wake);
-		pthread_mutex_unlock(&fs->wake_lock);
-		pthread_join(fs->thread, NULL);
-		fs->thread_started = false;
-	}
+	exportfs_stop(fs, -1);
 	while (open_files) {
 		struct handle *h = open_files;
 
