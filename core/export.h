@@ -115,6 +115,7 @@ struct export_node {
 	bool no_access;		     /* while planning: a folder with nothing to take them from */
 	uint64_t ino;		     /* set by whoever serves the tree: its inode number */
 	bool renewed;		     /* set by whoever serves the tree: not as the tree before had it */
+	bool replaced;		     /* set likewise: the tree before had it by this name, otherwise */
 };
 
 /*

@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@ struct generation {
 	struct export_node **table; /* open addressing by inode number */
 	size_t mask;
 	unsigned refs; /* the mount's, and one per open file */
+	atomic_bool told; /* the kernel has been told what changed from the tree before */
 };
 
 /* An open file: the tree it was opened in stays until it is closed. */
@@ -277,6 +279,8 @@ int exportfs_init(struct exportfs *fs, struct error *err)
 	rc = gen_make(fs, NULL, &fs->current, &faults, err);
 	/* What could not be read now is tried again at the next looks. */
 	fs->stale = faults > 0;
+	if (rc == 0)
+		atomic_store(&fs->current->told, true); /* the kernel knows no other */
 	return rc;
 }
 
@@ -306,6 +310,7 @@ static void mark_renewed(const struct generation *old, struct export_node *node)
 	const struct export_node *was = gen_find(old, node->ino);
 
 	node->renewed = !was || strcmp(was->name, node->name) != 0 || differs(was, node);
+	node->replaced = was && strcmp(was->name, node->name) == 0 && differs(was, node);
 	for (size_t i = 0; i < node->child_count; i++)
 		mark_renewed(old, node->children[i]);
 }
@@ -336,13 +341,24 @@ static void invalidate(struct exportfs *fs, const struct generation *now, struct
 	}
 }
 
+/* Whether the mount is ending: the kernel is told nothing more (exportfs_stop()). */
+static bool stopping(struct exportfs *fs)
+{
+	bool yes;
+
+	pthread_mutex_lock(&fs->wake_lock);
+	yes = fs->stop;
+	pthread_mutex_unlock(&fs->wake_lock);
+	return yes;
+}
+
 /* Tell the kernel once more what changed from the tree before: replies made from it
  * may have reached the kernel after the first telling. Then let it go. */
 static void retell(struct exportfs *fs)
 {
 	struct generation *previous = fs->previous;
 
-	if (!previous)
+	if (!previous || stopping(fs))
 		return;
 	fs->previous = NULL;
 	pthread_rwlock_rdlock(&fs->lock);
@@ -403,6 +419,10 @@ static void revalidate(struct exportfs *fs)
 		mark_stale(fs);
 		return;
 	}
+	if (stopping(fs)) {
+		gen_unref(gen);
+		return;
+	}
 	/* VMs shown as they were are planned again later. */
 	if (faults)
 		mark_stale(fs);
@@ -414,6 +434,7 @@ static void revalidate(struct exportfs *fs)
 	fs->current = gen;
 	pthread_rwlock_unlock(&fs->lock);
 	invalidate(fs, gen, old->root);
+	atomic_store(&gen->told, true);
 	fs->previous = old;
 	if (fs->verbose)
 		fuse_log(FUSE_LOG_INFO, "impexfs: the store changed; tree made again\n");
@@ -457,6 +478,8 @@ static void *revalidating(void *data)
 		revalidate(fs);
 		pthread_mutex_lock(&fs->wake_lock);
 	}
+	fs->ended = true;
+	pthread_cond_broadcast(&fs->wake);
 	pthread_mutex_unlock(&fs->wake_lock);
 	return NULL;
 }
@@ -471,16 +494,41 @@ int exportfs_start(struct exportfs *fs, struct fuse_session *se, const char *mou
 	return 0;
 }
 
+bool exportfs_stop(struct exportfs *fs, int wait_ms)
+{
+	struct timespec until;
+	bool ended;
+
+	if (!fs->thread_started)
+		return true;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&fs->wake_lock);
+	fs->stop = true;
+	pthread_cond_broadcast(&fs->wake);
+	while (!fs->ended) {
+		if (wait_ms < 0)
+			pthread_cond_wait(&fs->wake, &fs->wake_lock);
+		else if (pthread_cond_timedwait(&fs->wake, &fs->wake_lock, &until) == ETIMEDOUT)
+			break;
+	}
+	ended = fs->ended;
+	pthread_mutex_unlock(&fs->wake_lock);
+	if (!ended)
+		return false;
+	pthread_join(fs->thread, NULL);
+	fs->thread_started = false;
+	return true;
+}
+
 void exportfs_release(struct exportfs *fs)
 {
-	if (fs->thread_started) {
-		pthread_mutex_lock(&fs->wake_lock);
-		fs->stop = true;
-		pthread_cond_signal(&fs->wake);
-		pthread_mutex_unlock(&fs->wake_lock);
-		pthread_join(fs->thread, NULL);
-		fs->thread_started = false;
-	}
+	exportfs_stop(fs, -1);
 	while (open_files) {
 		struct handle *h = open_files;
 
@@ -710,6 +758,17 @@ static void exportfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_in
 		done(fs);
 		free(h);
 		fuse_reply_err(req, !node ? ENOENT : node->type == EXPORT_DIR ? EISDIR : EROFS);
+		return;
+	}
+	/*
+	 * A file that replaced one of its name, before the kernel is told: the kernel may still
+	 * hold the size of the one replaced, and its reads would give the new bytes at the old
+	 * size. Such an open fails as a read of a changed file does.
+	 */
+	if (node->replaced && !atomic_load(&fs->current->told)) {
+		done(fs);
+		free(h);
+		fuse_reply_err(req, EIO);
 		return;
 	}
 	h->gen = fs->current;

@@ -47,8 +47,9 @@ struct exportfs {
 	unsigned readahead_kb; /* 0: leave the kernel's */
 	pthread_t thread;
 	pthread_mutex_t wake_lock;
-	pthread_cond_t wake;
-	bool thread_started, stop;
+	pthread_cond_t wake; /* the thread waits for stop, exportfs_stop() for ended */
+	bool thread_started;
+	bool stop, ended; /* under wake_lock */
 };
 
 /**
@@ -60,7 +61,19 @@ int exportfs_init(struct exportfs *fs, struct error *err);
 /** Start revalidating (and raising readahead) once @se is mounted at @mountpoint. */
 int exportfs_start(struct exportfs *fs, struct fuse_session *se, const char *mountpoint);
 
-/** Stop the thread and free the trees. */
+/**
+ * Stop the revalidating thread, if started, waiting for it at most @wait_ms
+ * milliseconds (-1: as long as it takes). It tells the kernel what changed
+ * through the session's device, so it should end before the session is
+ * unmounted, which closes that descriptor (a number the next open may take);
+ * once asked to stop it tells the kernel nothing more. A thread held in the
+ * kernel by a request nobody will answer (the loop ended on a signal with
+ * requests pending) is let go only by the unmount: hence the bound. Returns
+ * whether the thread has ended.
+ */
+bool exportfs_stop(struct exportfs *fs, int wait_ms);
+
+/** Stop the thread (exportfs_stop(), waiting as long as it takes) and free the trees. */
 void exportfs_release(struct exportfs *fs);
 
 /* The handlers; the session's user data is the struct exportfs. */

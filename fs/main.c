@@ -497,6 +497,8 @@ int main(int argc, char **argv)
 		}
 		rc = loop ? loop_ended(fuse_session_loop_mt(se, loop)) : 1;
 	}
+	/* Before the session's device is closed, unless held in the kernel (exportfs.h). */
+	exportfs_stop(&fs, 2000);
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:

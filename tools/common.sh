@@ -42,3 +42,47 @@ impex_build() {
 	fi
 	ninja -C "$dir"
 }
+
+# impex_tsan_ready PROGRAM: make ThreadSanitizer's programs runnable here, with
+# PROGRAM (one of them) as the probe. Sets IMPEX_TSAN_RUN to the command prefix
+# that runs them (empty, or setarch without address space randomization) and
+# returns 0; or says why they cannot run and returns 1.
+#
+# ThreadSanitizer keeps its shadow memory at fixed addresses. Kernels that
+# randomize mmap with more than 28 bits (vm.mmap_rnd_bits = 32 on many 6.x
+# kernels) may place libraries there, and every program then dies with "FATAL:
+# ThreadSanitizer: unexpected memory mapping" (GCC 12's runtime does not retry).
+# Running the tests under `setarch -R` (personality ADDR_NO_RANDOMIZE, which
+# meson, Python, impexfs and impex inherit) avoids it without changing the
+# machine. Where a seccomp filter refuses that personality (containers), root
+# lowers vm.mmap_rnd_bits to 28 for the run, and impex_tsan_done puts it back.
+impex_tsan_ready() {
+	local probe=$1 arch out
+	IMPEX_TSAN_RUN=()
+	if out=$("$probe" --version 2>&1); then
+		return 0
+	fi
+	arch=$(uname -m)
+	if setarch "$arch" -R "$probe" --version >/dev/null 2>&1; then
+		IMPEX_TSAN_RUN=(setarch "$arch" -R)
+		return 0
+	fi
+	if [ "$(id -u)" -eq 0 ] && [ -w /proc/sys/vm/mmap_rnd_bits ]; then
+		IMPEX_MMAP_RND_BITS=$(cat /proc/sys/vm/mmap_rnd_bits)
+		if echo 28 >/proc/sys/vm/mmap_rnd_bits 2>/dev/null && "$probe" --version >/dev/null 2>&1; then
+			echo "vm.mmap_rnd_bits lowered from $IMPEX_MMAP_RND_BITS to 28 for ThreadSanitizer"
+			return 0
+		fi
+		impex_tsan_done
+	fi
+	echo "error: ThreadSanitizer's programs cannot run here: ${out:0:300}" >&2
+	return 1
+}
+
+# Undo what impex_tsan_ready changed on the machine, if anything.
+impex_tsan_done() {
+	if [ -n "${IMPEX_MMAP_RND_BITS:-}" ]; then
+		echo "$IMPEX_MMAP_RND_BITS" >/proc/sys/vm/mmap_rnd_bits
+		IMPEX_MMAP_RND_BITS=
+	fi
+}

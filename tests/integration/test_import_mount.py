@@ -15,7 +15,7 @@ import time
 
 from impexlib import DISKS, SNAPSHOTS, VMS, as_json, describe_change, need, new_store, ok, \
     tree_state
-from taplib import Skip, run, run_tests
+from taplib import Skip, run, run_tests, sanitizer_report
 from test_import import assert_only_intended_edits, assert_states, assert_states_of, files_of_vm, \
     items, parse, small_store, write
 from test_mount import IMPEXFS, Mount
@@ -472,6 +472,8 @@ def test_killed_at_random_points_the_store_is_whole_or_untouched():
         time.sleep(rng.uniform(0, span))
         daemon.kill()  # ours, by its id: SIGKILL
         daemon.wait()
+        err = daemon.stderr.read().decode("utf-8", "replace")
+        assert not sanitizer_report(err), err
         copy.wait(timeout=60)  # it meets ENOTCONN and ends
         unmount_dead(point)
         added = vm_ids(target) - before
