@@ -72,16 +72,7 @@ if [[ ! -d $EXPORT ]]; then
 	"$IMPEX" export --store "$STORE" "$VM" "$EXPORT.part" >/dev/null
 	mv -- "$EXPORT.part" "$EXPORT"
 fi
-SMALL=$WORK/export-small
-if [[ ! -d $SMALL ]]; then
-	rm -rf -- "$WORK/small-store" "$SMALL.part"
-	"$IMPEX" store init "$WORK/small-store" >/dev/null
-	"$IMPEX" vm new --store "$WORK/small-store" --disk ide:64M small >/dev/null
-	head -c $((32 << 20)) /dev/urandom |
-		"$IMPEX" vm write --store "$WORK/small-store" small 0 0 - >/dev/null
-	"$IMPEX" export --store "$WORK/small-store" small "$SMALL.part" >/dev/null
-	mv -- "$SMALL.part" "$SMALL"
-fi
+bench_small_export
 echo "== the export copied"
 (cd "$EXPORT" && find . -type f -printf '%-70p %6s\n' | sort | awk '{ $NF = int($NF / 1048576) " MiB"; print }')
 echo "data: $(($(du -s -B1 "$EXPORT" | cut -f1) >> 20)) MiB in $(find "$EXPORT" -type f | wc -l) files"

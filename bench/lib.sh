@@ -15,6 +15,9 @@
 #                                    1 GiB at level 0) and snapshots one-level,
 #                                    two-levels and SNAP after them; made once per
 #                                    work folder
+#   bench_small_export               $SMALL: the export folder of VM "small", one
+#                                    64 MiB dynamic disk holding 32 MiB of random
+#                                    data; made once per work folder
 #   start NAME MOUNTPOINT COMMAND... a FUSE daemon in the foreground, in the
 #                                    background, once its mount is there (LAST_PID)
 
@@ -120,6 +123,19 @@ bench_fixture() {
 		rm -f -- "$WORK/pool.bin"
 		touch "$WORK/fixture.done"
 		echo "built in $(($(date +%s) - start)) s"
+	fi
+}
+
+bench_small_export() {
+	SMALL=$WORK/export-small
+	if [[ ! -d $SMALL ]]; then
+		rm -rf -- "$WORK/small-store" "$SMALL.part"
+		"$IMPEX" store init "$WORK/small-store" >/dev/null
+		"$IMPEX" vm new --store "$WORK/small-store" --disk ide:64M small >/dev/null
+		head -c $((32 << 20)) /dev/urandom |
+			"$IMPEX" vm write --store "$WORK/small-store" small 0 0 - >/dev/null
+		"$IMPEX" export --store "$WORK/small-store" small "$SMALL.part" >/dev/null
+		mv -- "$SMALL.part" "$SMALL"
 	fi
 }
 
