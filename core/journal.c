@@ -35,9 +35,11 @@ static bool number(const char **at, const char *end, unsigned long long *out)
 	if (p >= end || *p < '0' || *p > '9')
 		return false;
 	for (; p < end && *p >= '0' && *p <= '9'; p++) {
-		if (v > (~0ull - 9) / 10)
-			return false;
-		v = v * 10 + (unsigned long long)(*p - '0');
+		unsigned digit = (unsigned)(*p - '0');
+
+		if (v > (~0ull - digit) / 10)
+			return false; /* past the largest 64-bit number */
+		v = v * 10 + digit;
 	}
 	if (p >= end || *p != ' ')
 		return false;
