@@ -253,6 +253,7 @@ static uint64_t folders_stamp(const struct exportfs *fs)
 			struct stat st;
 
 			snprintf(path, sizeof(path), "%s%s", root, watched[i]);
+			/* door: the store's own folders (the administrator's), their times only */
 			if (stat(path, &st) < 0)
 				memset(&st, 0, sizeof(st));
 			h = (h ^ (uint64_t)st.st_ino) * 0x100000001b3ULL;
@@ -447,11 +448,12 @@ static void raise_readahead(const struct exportfs *fs)
 	struct stat st;
 	int fd, n;
 
+	/* door: the administrator's mount point, and the kernel's own file for its device */
 	if (!fs->readahead_kb || stat(fs->mountpoint, &st) < 0)
 		return;
 	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
 		 minor(st.st_dev));
-	fd = open(path, O_WRONLY | O_CLOEXEC);
+	fd = open(path, O_WRONLY | O_CLOEXEC); /* door: /sys, the kernel's */
 	if (fd < 0)
 		return; /* not root: the kernel's default stays */
 	n = snprintf(value, sizeof(value), "%u\n", fs->readahead_kb);

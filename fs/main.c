@@ -311,6 +311,7 @@ static bool nested(const char *a, const char *b)
 {
 	char ra[PATH_MAX], rb[PATH_MAX];
 
+	/* door: the command line's store and mount point, compared, never opened */
 	if (!realpath(a, ra) || !realpath(b, rb))
 		return false;
 	return inside(ra, rb) || inside(rb, ra);

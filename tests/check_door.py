@@ -1,5 +1,5 @@
-"""The one door for paths (docs/SECURITY.md): the import mount's code and the
-core modules that act in places others control call no libc file API that
+"""The one door for paths (docs/SECURITY.md): fs/ (both mounts) and the core
+modules that act in places others control call no libc file API that
 takes a path string and may follow a link; they go through core/beneath
 (openat2 beneath a folder descriptor, then the *at() calls).
 
@@ -17,7 +17,7 @@ import re
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-CHECKED = ["fs/importfs.c", "core/import_run.c", "core/beneath.c", "core/staging.c",
+CHECKED = ["fs/importfs.c", "fs/exportfs.c", "fs/main.c", "core/import_run.c", "core/beneath.c", "core/staging.c",
            "core/journal.c", "core/asuser.c"]
 
 # Calls that take a path and resolve it from the current folder or follow links.
