@@ -253,6 +253,25 @@ int fsutil_stat_source(const char *path, struct stat *st)
 	return rc;
 }
 
+int fsutil_statvfs(const char *path, struct statvfs *out)
+{
+	int fd = open_noatime(path, O_PATH | O_DIRECTORY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return fd;
+	rc = fstatvfs(fd, out) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+bool fsutil_name_taken(const char *path)
+{
+	struct stat st;
+	int rc = fsutil_stat_source(path, &st);
+
+	return rc != -ENOENT && rc != -ENOTDIR;
+}
+
 int fsutil_write_atomic(const char *path, const void *data, size_t len)
 {
 	char dir[PATH_MAX];

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 /**
  * Read exactly @len bytes at @offset, retrying short reads and EINTR.
@@ -76,6 +77,16 @@ int fsutil_write_atomic_at(int dirfd, const char *rel, const void *data, size_t 
  * through the thread's scope: core/asuser.h). Returns 0 or -errno.
  */
 int fsutil_stat_source(const char *path, struct stat *st);
+
+/** statvfs() of the folder @path, opened as fsutil_stat_source() opens it. Returns 0 or -errno. */
+int fsutil_statvfs(const char *path, struct statvfs *out);
+
+/**
+ * Whether the name @path is taken (by anything, a link included), as
+ * fsutil_stat_source() sees it: only a name that is certainly free (ENOENT,
+ * ENOTDIR) is not.
+ */
+bool fsutil_name_taken(const char *path);
 
 /**
  * The names in folder @dir (not "." and ".."), those @keep accepts (all when

@@ -688,7 +688,7 @@ char *import_free_name(const char *want, bool (*taken)(void *ctx, const char *pa
 
 	snprintf(path, sizeof(path), "%s", want);
 	for (unsigned n = 2; n < 100000; n++) {
-		if (access(path, F_OK) != 0 && !(taken && taken(ctx, path)))
+		if (!fsutil_name_taken(path) && !(taken && taken(ctx, path)))
 			return strdup(path);
 		snprintf(path, sizeof(path), "%.*s (%u)%s", stem, want, n,
 			 dot && dot != base ? dot : "");
@@ -708,26 +708,35 @@ static uint64_t file_bytes(const char *path)
 {
 	struct stat st;
 
-	return stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+	return fsutil_stat_source(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
 }
 
 /* The nearest folder of @target that exists (where it would go) into @dir, its stat into @st. */
 static int nearest_folder(const char *target, char dir[PATH_MAX], struct stat *st)
 {
+	int rc;
+
 	snprintf(dir, PATH_MAX, "%s", target);
-	for (char *slash; stat(dir, st) < 0 && (slash = strrchr(dir, '/'));)
+	while ((rc = fsutil_stat_source(dir, st)) < 0) {
+		char *slash = strrchr(dir, '/');
+
+		if (!slash || (slash == dir && !dir[1]))
+			break;
 		slash == dir ? (void)(dir[1] = '\0') : (void)(*slash = '\0');
-	return stat(dir, st);
+	}
+	return rc;
 }
 
 bool import_adoptable(const char *dir_real, const char *source, const char *target_dir)
 {
-	size_t n = dir_real ? strlen(dir_real) : 0;
-	char real[PATH_MAX], dir[PATH_MAX];
+	char dir[PATH_MAX];
+	const char *rel;
 	struct stat a, b;
 
-	return n > 0 && realpath(source, real) && strncmp(real, dir_real, n) == 0 &&
-	       real[n] == '/' && lstat(real, &a) == 0 && S_ISREG(a.st_mode) &&
+	/* By name: the folder's files are named under its real path, and opened (through the
+	 * thread's scope) following no link. */
+	return dir_real && dir_real[0] && beneath_lexically(source, dir_real, &rel) && rel[0] &&
+	       fsutil_stat_source(source, &a) == 0 && S_ISREG(a.st_mode) &&
 	       nearest_folder(target_dir, dir, &b) == 0 && a.st_dev == b.st_dev;
 }
 
@@ -812,7 +821,8 @@ static void check_state(struct import_report *out, const char *config, const cha
 		return;
 	strcat(folder, "/");
 	strcat(folder, id);
-	if (lstat(folder, &st) < 0 || !S_ISDIR(st.st_mode) || !(d = fsutil_opendir(folder)))
+	if (fsutil_stat_source(folder, &st) < 0 || !S_ISDIR(st.st_mode) ||
+	    !(d = fsutil_opendir(folder)))
 		return;
 	for (struct dirent *e; (e = readdir(d));)
 		for (int i = 0; i < 2; i++) {
@@ -843,6 +853,7 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	/* door: the folder's name, compared with its files' names, never opened */
 	if ((flags & IMPORT_ADOPT) && !realpath(dir, adopt_real))
 		return error_errno(err, errno, "cannot resolve", dir);
 	rc = import_open_folder(dir, s, &folder, err);
@@ -868,7 +879,7 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 		struct chain *chain = NULL;
 		struct error e;
 
-		if (!r->source || !r->source[0] || access(r->source, F_OK) != 0) {
+		if (!r->source || !r->source[0] || !fsutil_name_taken(r->source)) {
 			report(out, "disk-missing", IMPORT_ERROR, r->current,
 			       "disk '%s' is not found%s%s: give its place as resource.%zu.source",
 			       r->current, r->source && r->source[0] ? " at " : "",
@@ -902,7 +913,7 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 		}
 		chain_close(chain);
 		if (s->create_copy && r->target && r->target[0]) {
-			if (access(r->target, F_OK) == 0) {
+			if (fsutil_name_taken(r->target)) {
 				char *renamed = import_free_name(r->target, NULL, NULL);
 
 				report(out, "target-exists", IMPORT_WARNING, r->target,
@@ -936,7 +947,7 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 	/* The configurations must land in roots of the store, or the VM would not be listed. */
 	for (size_t k = 0; k < 2; k++) {
 		const char *want = k == 0 ? s->target_vm_data_root : s->target_snapshot_data_root;
-		char *real = want ? realpath(want, NULL) : NULL;
+		char *real = want ? realpath(want, NULL) : NULL; /* door: compared, never opened */
 		bool found = false;
 
 		for (size_t i = 0; real && store_root(store, i) && !found; i++)
@@ -960,7 +971,7 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 	for (size_t i = 0; i < space_count; i++) {
 		struct statvfs fs;
 
-		if (statvfs(spaces[i].dir, &fs) == 0 &&
+		if (fsutil_statvfs(spaces[i].dir, &fs) == 0 &&
 		    (uint64_t)fs.f_bavail * fs.f_frsize < spaces[i].need)
 			report(out, "space-short", IMPORT_ERROR, spaces[i].dir,
 			       "the copies need %llu bytes on the file system of '%s', which has "
