@@ -909,7 +909,6 @@ static int measure_chain(struct chain *chain, const char *top, struct merged *m,
 	int rc = stream_new_vhd(&vhd, chain, NULL, err);
 
 	if (rc == 0)
-	if (rc == 0)
 		rc = stream_new_raw(&raw, chain, err);
 	if (rc == 0 && chain_stamp(chain, &m->stamp, &m->mtime, &m->access) < 0)
 		rc = error_errno(err, errno, "cannot stat", top);

@@ -1453,7 +1453,6 @@ static const char *confined(const struct importfs *fs, struct imp *imp,
 				       .folder = imp->staging,
 				       .others = ASUSER_OTHERS_AS_USER,
 				       .user = user};
-	const char *wrong = NULL;
 
 	for (size_t k = 0; k < 3; k++)
 		if (roots[k] && !target_allowed(fs, roots[k], buf, cap, "the target root"))
@@ -1462,20 +1461,20 @@ static const char *confined(const struct importfs *fs, struct imp *imp,
 		if (given->resources[i].target && given->resources[i].target[0] &&
 		    !target_allowed(fs, given->resources[i].target, buf, cap, "a resource target"))
 			return buf;
-	for (size_t k = 0; k < 3 + given->resource_count && !wrong; k++) {
+	for (size_t k = 0; k < 3 + given->resource_count; k++) {
 		const char *source = k < 3 ? sources[k] : given->resources[k - 3].source;
 		struct error err;
 
 		if (!source || !source[0] || beneath_lexically(source, imp->staging, NULL))
 			continue;
 		if (!user) {
-			if (!source_allowed(fs, source))
-				wrong = buf, snprintf(buf, cap,
-						      "the source '%s' lies under no folder of the "
-						      "mount's sources= option (a document made by "
-						      "root names no other sources)",
-						      source);
-			continue;
+			if (source_allowed(fs, source))
+				continue;
+			snprintf(buf, cap,
+				 "the source '%s' lies under no folder of the mount's sources= "
+				 "option (a document made by root names no other sources)",
+				 source);
+			return buf;
 		}
 		/* Read as its writer would: a folder opened, a disk with every parent. */
 		error_clear(&err);
@@ -1494,11 +1493,13 @@ static const char *confined(const struct importfs *fs, struct imp *imp,
 			chain_close(chain);
 		}
 		asuser_scope_set(NULL);
-		if (err.code)
-			wrong = buf, snprintf(buf, cap, "the source '%s' cannot be read by uid %u: %s",
-					      source, (unsigned)user->uid, error_message(&err));
+		if (err.code) {
+			snprintf(buf, cap, "the source '%s' cannot be read by uid %u: %s", source,
+				 (unsigned)user->uid, error_message(&err));
+			return buf;
+		}
 	}
-	return wrong;
+	return NULL;
 }
 
 /*

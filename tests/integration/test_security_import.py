@@ -438,24 +438,29 @@ def extents(path):
                 at += n
 
 
-def sparse_state(top):
-    """tree_state() of @top, each file's digest taken over its data runs only."""
-    state = {}
+def entries(top):
+    """(path, lstat) of everything under @top."""
     for folder, dirs, files in os.walk(top):
         for name in dirs + files:
             path = os.path.join(folder, name)
-            st = os.lstat(path)
-            rel = os.path.relpath(path, top)
-            if stat.S_ISREG(st.st_mode):
-                h = hashlib.sha256()
-                for at, data in extents(path):
-                    h.update(b"%d:" % at)
-                    h.update(data)
-                state[rel] = ("file", st.st_size, st.st_mtime_ns, h.hexdigest())
-            elif stat.S_ISLNK(st.st_mode):
-                state[rel] = ("link", 0, st.st_mtime_ns, os.readlink(path))
-            else:
-                state[rel] = (oct(stat.S_IFMT(st.st_mode)), 0, 0, None)
+            yield path, os.lstat(path)
+
+
+def sparse_state(top):
+    """tree_state() of @top, each file's digest taken over its data runs only."""
+    state = {}
+    for path, st in entries(top):
+        rel = os.path.relpath(path, top)
+        if stat.S_ISREG(st.st_mode):
+            h = hashlib.sha256()
+            for at, data in extents(path):
+                h.update(b"%d:" % at)
+                h.update(data)
+            state[rel] = ("file", st.st_size, st.st_mtime_ns, h.hexdigest())
+        elif stat.S_ISLNK(st.st_mode):
+            state[rel] = ("link", 0, st.st_mtime_ns, os.readlink(path))
+        else:
+            state[rel] = (oct(stat.S_IFMT(st.st_mode)), 0, 0, None)
     return state
 
 
@@ -504,14 +509,9 @@ def leftovers(root):
 
 def names_under(root):
     """Every path under @root, with what it is (folders: their mode and owner)."""
-    out = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = os.path.join(folder, name)
-            st = os.lstat(path)
-            out[path] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid,
-                         bool(stat.S_ISDIR(st.st_mode) and os.listdir(path)))
-    return out
+    return {path: (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid,
+                   bool(stat.S_ISDIR(st.st_mode) and os.listdir(path)))
+            for path, st in entries(root)}
 
 
 def added_since(before, root):
