@@ -439,6 +439,11 @@ int import_pick_vm(const struct store_vm *vms, size_t count, const char *want, c
 		return error_set(err, EINVAL, "'%s' holds no VM configuration '%s' (vm = %s)", dir,
 				 want, want);
 	}
+	if (count == 0)
+		return error_set(err, ENOENT,
+				 "'%s' holds no VM configuration: no .xml file in its 'Virtual "
+				 "Machines'",
+				 dir);
 	if (count != 1)
 		return error_set(err, EINVAL,
 				 "'%s' holds %zu VM configurations in 'Virtual Machines', not one: "

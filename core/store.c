@@ -463,19 +463,35 @@ static char *saved_state_folder(const struct store *s, const char *dir, const ch
 	return found ? strdup(real) : NULL;
 }
 
-/* Is @name "<GUID>.xml"? */
+/* May @name be a configuration? "<anything>.xml" in any case (Vagrant's
+ * boxes ship "vm.XML"), not hidden: writers' temporary names (".x.tmp-...",
+ * rsync's ".x.XXXXXX", "x.xml.tmp-...") are not configurations until they are
+ * renamed to their final name. */
 static bool is_config_name(const char *name)
 {
-	char id[37];
+	size_t n = strlen(name);
 
-	if (strlen(name) != 40 || strcasecmp(name + 36, ".xml") != 0)
+	return name[0] != '.' && n > 4 && strcasecmp(name + n - 4, ".xml") == 0;
+}
+
+/* Is @name "<GUID>.xml"? Then @id is the GUID in upper case, else "". */
+static bool guid_of_name(const char *name, char id[37])
+{
+	id[0] = '\0';
+	if (strlen(name) != 40)
 		return false;
 	memcpy(id, name, 36);
 	id[36] = '\0';
-	return config_guid_valid(id);
+	if (!config_guid_valid(id)) {
+		id[0] = '\0';
+		return false;
+	}
+	for (int i = 0; i < 36; i++)
+		id[i] = (char)toupper((unsigned char)id[i]);
+	return true;
 }
 
-/* The "<GUID>.xml" names in @dir, sorted; none when @dir does not exist. */
+/* The names in @dir that may be configurations, sorted; none when @dir does not exist. */
 static int list_configs(const char *dir, char ***names, size_t *count)
 {
 	int rc = fsutil_list_names(dir, is_config_name, names, count);
@@ -493,24 +509,27 @@ static void snapshot_release(struct store_snapshot *snap)
 	disks_free(snap->disks, snap->disk_count);
 }
 
+static void vm_release(struct store_vm *vm)
+{
+	free(vm->name);
+	free(vm->config_path);
+	free(vm->current_snapshot_id);
+	free(vm->saved_state);
+	free(vm->problem);
+	disks_free(vm->disks, vm->disk_count);
+	config_adapters_free(vm->adapters, vm->adapter_count);
+	for (size_t j = 0; j < vm->snapshot_count; j++)
+		snapshot_release(&vm->snapshots[j]);
+	free(vm->snapshots);
+	memset(vm, 0, sizeof(*vm));
+}
+
 void store_vms_free(struct store_vm *vms, size_t count)
 {
 	if (!vms)
 		return;
-	for (size_t i = 0; i < count; i++) {
-		struct store_vm *vm = &vms[i];
-
-		free(vm->name);
-		free(vm->config_path);
-		free(vm->current_snapshot_id);
-		free(vm->saved_state);
-		free(vm->problem);
-		disks_free(vm->disks, vm->disk_count);
-		config_adapters_free(vm->adapters, vm->adapter_count);
-		for (size_t j = 0; j < vm->snapshot_count; j++)
-			snapshot_release(&vm->snapshots[j]);
-		free(vm->snapshots);
-	}
+	for (size_t i = 0; i < count; i++)
+		vm_release(&vms[i]);
 	free(vms);
 }
 
@@ -538,18 +557,25 @@ static int load_confined(const struct store *s, const char *path, struct config 
 	return config_load(config, path, err);
 }
 
-/* Read one VM configuration into @vm; a problem goes into vm->problem. */
-static int load_vm(struct store *s, const char *root, const char *file, struct store_vm *vm)
+/*
+ * Read the configuration @file of @root's "Virtual Machines" into @vm; a
+ * problem goes into vm->problem. Its VM is the one its content names
+ * (properties/global_id), whatever the file's name. A file that cannot be read
+ * is a VM with a problem, its id taken from a "<GUID>.xml" name, else empty
+ * and its name the file's: except for a transient fault of a file not named
+ * by its GUID, which fails the listing (-errno, with a message) rather than
+ * showing a VM that cannot be told apart from the next listing's. Returns 0,
+ * -ENOMEM or that fault.
+ */
+static int load_vm(struct store *s, const char *root, const char *file, struct store_vm *vm,
+		   struct error *failure)
 {
 	struct config *config = NULL;
 	struct config_identity id;
+	bool named = guid_of_name(file, vm->id);
 	struct error err;
 	int rc;
 
-	memcpy(vm->id, file, 36);
-	vm->id[36] = '\0';
-	for (int i = 0; i < 36; i++)
-		vm->id[i] = (char)toupper((unsigned char)vm->id[i]);
 	vm->config_path = format_text("%s/%s/%s", root, VMS_DIR, file);
 	vm->current_snapshot_id = strdup("");
 	if (!vm->config_path || !vm->current_snapshot_id)
@@ -558,14 +584,27 @@ static int load_vm(struct store *s, const char *root, const char *file, struct s
 	rc = load_confined(s, vm->config_path, &config, &err);
 	if (rc == 0)
 		rc = config_identity(config, &id, &err);
+	if (rc == 0 && id.type_id && id.type_id[0] && strcmp(id.type_id, "Virtual Machines") != 0) {
+		rc = error_set(&err, EINVAL,
+			       "'%s' is the configuration of a '%s' (properties/type_id), not of a "
+			       "VM",
+			       vm->config_path, id.type_id);
+		config_identity_release(&id);
+	}
+	if (rc < 0 && !named && error_is_transient(err.code)) {
+		config_free(config);
+		return error_set(failure, err.code, "%s", err.message);
+	}
 	if (rc < 0) {
-		vm->name = strdup(vm->id);
+		vm->name = strdup(named ? vm->id : file);
 		vm->problem = strdup(error_message(&err));
 		vm->problem_code = err.code;
 		config_free(config);
 		return vm->name && vm->problem ? 0 : -ENOMEM;
 	}
-	if (strcasecmp(id.id, vm->id) != 0)
+	if (!named)
+		memcpy(vm->id, id.id, sizeof(vm->id));
+	else if (strcasecmp(id.id, vm->id) != 0)
 		vm->problem = format_text("'%s' says its VM is %s, not the %s of its file name",
 					  vm->config_path, id.id, vm->id);
 	vm->name = id.name;
@@ -604,6 +643,8 @@ static int load_vm(struct store *s, const char *root, const char *file, struct s
 
 static struct store_vm *vm_by_id(struct store_vm *vms, size_t count, const char *id)
 {
+	if (!id[0])
+		return NULL;
 	for (size_t i = 0; i < count; i++)
 		if (strcasecmp(vms[i].id, id) == 0)
 			return &vms[i];
@@ -854,15 +895,21 @@ int store_list(struct store *s, struct store_vm **out, size_t *out_count, struct
 			vms = grown;
 			memset(vms + count, 0, n * sizeof(*vms));
 		}
-		for (size_t i = 0; i < n && rc == 0; i++) {
-			char id[37];
+		for (size_t i = 0, here = count; i < n && rc == 0; i++) {
+			struct store_vm *vm = &vms[count], *first;
 
-			/* A VM already listed from another root keeps its first place. */
-			memcpy(id, files[i], 36);
-			id[36] = '\0';
-			if (vm_by_id(vms, count, id))
-				continue;
-			rc = load_vm(s, s->roots[r], files[i], &vms[count++]);
+			rc = load_vm(s, s->roots[r], files[i], vm, err);
+			first = rc == 0 && vm->id[0] ? vm_by_id(vms, count, vm->id) : NULL;
+			if (first && first >= vms + here && !first->problem)
+				/* Two files of one folder claim the VM: which is it? */
+				first->problem = format_text("'%s' and '%s' both describe VM %s",
+							     first->config_path, vm->config_path,
+							     vm->id);
+			if (rc < 0 || first)
+				/* A VM listed already (from another root) keeps its first place. */
+				vm_release(vm);
+			else
+				count++;
 		}
 		fsutil_names_free(files, n);
 	}
@@ -928,6 +975,8 @@ int store_pick_vm(const struct store_vm *vms, size_t count, const char *name_or_
 const struct store_vm *store_find_vm(const struct store_vm *vms, size_t count,
 				     const char *name_or_id)
 {
+	if (!name_or_id[0])
+		return NULL;
 	for (size_t i = 0; i < count; i++)
 		if (strcasecmp(vms[i].id, name_or_id) == 0)
 			return &vms[i];

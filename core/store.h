@@ -66,7 +66,7 @@ struct store_snapshot {
 };
 
 struct store_vm {
-	char id[37];
+	char id[37]; /* properties/global_id; "" for an unreadable file not named by its GUID */
 	char *name;
 	char *config_path;
 	int generation;
@@ -133,10 +133,14 @@ int store_init(const char *root, struct error *err);
 /**
  * Every VM of the store, sorted by name then GUID, with its snapshots
  * (parents first), disks resolved (not opened) and problems noted: a broken
- * VM never hides the others. A VM whose files fail for a transient reason
- * (error_is_transient()) has that problem and its code; a snapshot's
- * configuration that so fails (it cannot be told whose it is) fails the
- * whole listing. *@vms is an array of *@count (caller frees with
+ * VM never hides the others. Configurations are found by content: every
+ * "*.xml" (any case, not hidden) of "Virtual Machines" and "Snapshots" whose
+ * properties/global_id names the VM or snapshot, whatever the file's name; a
+ * file that cannot be read is a VM with a problem (named by the file). A VM
+ * whose files fail for a transient reason (error_is_transient()) has that
+ * problem and its code; a snapshot's configuration, or a VM's not named by
+ * its GUID, that so fails (it cannot be told whose it is) fails the whole
+ * listing. *@vms is an array of *@count (caller frees with
  * store_vms_free()). Returns 0, or a negative errno for a store that cannot
  * be read at all, or not now.
  */

@@ -397,7 +397,8 @@ static int vm_list(int argc, char **argv)
 		printf("%-36s  %-24s  %5s  %9s  %s\n", "GUID", "NAME", "DISKS", "SNAPSHOTS",
 		       "STATE");
 		for (size_t i = 0; i < count; i++)
-			printf("%-36s  %-24s  %5zu  %9zu  %s\n", vms[i].id, vms[i].name,
+			printf("%-36s  %-24s  %5zu  %9zu  %s\n", vms[i].id[0] ? vms[i].id : "-",
+			       vms[i].name,
 			       vms[i].disk_count, vms[i].snapshot_count,
 			       vm_has_problem(&vms[i]) ? "problem (impex vm show)"
 			       : vms[i].saved_state    ? "saved"

@@ -121,7 +121,7 @@ def test_folders_that_are_not_exports_of_one_vm():
     refused("import-settings", "--store", target, "--settings", "pick.settings", "store",
             mentions=["00000000-0000-4000-8000-000000000000"])
     empty = new_store("empty")
-    refused("import-settings", "--store", target, empty, mentions=["0 VM configurations"])
+    refused("import-settings", "--store", target, empty, mentions=["no VM configuration"])
     refused("import-settings", "--store", target, "missing", mentions=["missing"])
     refused("import-settings", "--store", target, status=(2,))
 
