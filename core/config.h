@@ -25,7 +25,7 @@ struct config;
 #define CONFIG_MAX_DEPTH 64
 
 enum config_encoding {
-	CONFIG_UTF16LE, /* with a byte-order mark, as Hyper-V writes */
+	CONFIG_UTF16LE, /* with a byte-order mark, as Hyper-V writes (none if read without) */
 	CONFIG_UTF8,	/* without a byte-order mark */
 	CONFIG_UTF8_BOM,
 };
