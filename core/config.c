@@ -20,13 +20,39 @@
 #include <libxml/tree.h>
 #include <libxml/xmlsave.h>
 
+/*
+ * Where a node of the tree lies in the file's text, so that a rewrite copies
+ * the bytes of what did not change and writes only what did (an XML parser
+ * normalizes line ends and references: the tree alone cannot give the bytes
+ * back). An element's start tag is [start, open_end), its end tag
+ * [close_start, end) (empty when it closes itself), and its children's
+ * spans tile [open_end, close_start). Every node under the root, the root
+ * included, has one (node->_private) unless the file's scan and the tree
+ * disagreed; nodes that edits create have none.
+ */
+struct span {
+	size_t start, end;
+	size_t open_end, close_start;
+	size_t name_end;	     /* elements: the end of the name in the start tag */
+	size_t type_start, type_end; /* elements: the type attribute's value, if type_quote */
+	char type_quote;
+	bool self_closing;
+	bool dirty;	   /* its bytes change: its own or a descendant's */
+	bool type_changed; /* its type attribute changed: written into its start tag */
+};
+
 struct config {
 	char *name;
 	xmlDocPtr doc;
 	enum config_encoding encoding;
+	enum config_encoding read_encoding; /* the encoding of the file as read */
+	bool utf16_without_bom;		    /* UTF-16LE read without a byte-order mark */
 	bool changed;
 	bool crlf;		 /* the file's line ends are CRLF */
 	bool empty_tags;	 /* the file writes empty elements as <a/> */
+	char *text;		 /* the file as read, in UTF-8, without a byte-order mark */
+	size_t text_len;	 /* its length in bytes */
+	struct span *spans;	 /* the nodes' spans (an array), or NULL: no splicing */
 	char *declaration;	 /* the original "<?xml ...?>", or NULL; kept while still true */
 	char *after_declaration; /* whitespace between the declaration and the first node */
 	char *trailer;		 /* whitespace after the root element */
@@ -38,6 +64,8 @@ void config_free(struct config *c)
 		return;
 	xmlFreeDoc(c->doc);
 	free(c->name);
+	free(c->text);
+	free(c->spans);
 	free(c->declaration);
 	free(c->after_declaration);
 	free(c->trailer);
@@ -201,6 +229,7 @@ static int decode_text(struct config *c, const uint8_t *data, size_t len, char *
 		size_t skip = data[0] == 0xFF ? 2 : 0;
 
 		c->encoding = CONFIG_UTF16LE;
+		c->utf16_without_bom = skip == 0;
 		rc = utf16_decode_alloc(data + skip, len - skip, UTF16_LE, text, text_len, err);
 		if (rc < 0)
 			return error_prefix(err, "'%s' is not valid UTF-16", c->name);
@@ -222,6 +251,322 @@ static int decode_text(struct config *c, const uint8_t *data, size_t len, char *
 	memcpy(*text, data, len);
 	(*text)[len] = '\0';
 	*text_len = len;
+	return 0;
+}
+
+/* ---- where each node lies in the text ---- */
+
+/* What ends a name in a tag (the text is well-formed: libxml2 read it). */
+static bool ends_name(char ch)
+{
+	return ch == '\0' || is_xml_space(ch) || ch == '/' || ch == '>' || ch == '=' || ch == '<' ||
+	       ch == '"' || ch == '\'';
+}
+
+/* Does the text at [from, to) spell @node's name, its prefix included? */
+static bool spells_name(const char *t, size_t from, size_t to, xmlNodePtr node)
+{
+	const char *prefix = node->ns && node->ns->prefix ? (const char *)node->ns->prefix : NULL;
+	size_t n = to - from;
+
+	if (prefix) {
+		size_t p = strlen(prefix);
+
+		if (n <= p || memcmp(t + from, prefix, p) != 0 || t[from + p] != ':')
+			return false;
+		from += p + 1;
+		n -= p + 1;
+	}
+	return strlen((const char *)node->name) == n && memcmp(t + from, node->name, n) == 0;
+}
+
+/* The character or predefined entity reference at @s (its ';' at @semi) as
+ * UTF-8 into @out; false if it is neither. */
+static bool decode_reference(const char *s, const char *semi, char out[5])
+{
+	static const char *const named[][2] = {
+		{"&lt;", "<"}, {"&gt;", ">"}, {"&amp;", "&"}, {"&quot;", "\""}, {"&apos;", "'"},
+	};
+	unsigned long cp;
+	char *end;
+
+	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++)
+		if ((size_t)(semi + 1 - s) == strlen(named[i][0]) &&
+		    memcmp(s, named[i][0], strlen(named[i][0])) == 0) {
+			strcpy(out, named[i][1]);
+			return true;
+		}
+	if (s[1] != '#' || !isxdigit((unsigned char)s[s[2] == 'x' ? 3 : 2]))
+		return false;
+	cp = s[2] == 'x' ? strtoul(s + 3, &end, 16) : strtoul(s + 2, &end, 10);
+	if (end != semi || cp == 0 || cp > 0x10FFFF)
+		return false;
+	if (cp < 0x80) {
+		out[0] = (char)cp;
+		out[1] = '\0';
+	} else if (cp < 0x800) {
+		out[0] = (char)(0xC0 | cp >> 6);
+		out[1] = (char)(0x80 | (cp & 0x3F));
+		out[2] = '\0';
+	} else if (cp < 0x10000) {
+		out[0] = (char)(0xE0 | cp >> 12);
+		out[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+		out[2] = (char)(0x80 | (cp & 0x3F));
+		out[3] = '\0';
+	} else {
+		out[0] = (char)(0xF0 | cp >> 18);
+		out[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+		out[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+		out[3] = (char)(0x80 | (cp & 0x3F));
+		out[4] = '\0';
+	}
+	return true;
+}
+
+/*
+ * Compare the text at [from, to) as the parser reads it (CRLF and lone CR
+ * made LF; with @references, character and predefined entity references
+ * replaced) with the start of @want. Returns the rest of @want, or NULL
+ * when they differ.
+ */
+static const char *match_text(const char *t, size_t from, size_t to, const char *want,
+			      bool references)
+{
+	for (size_t i = from; i < to;) {
+		if (t[i] == '\r') {
+			if (*want++ != '\n')
+				return NULL;
+			i += i + 1 < to && t[i + 1] == '\n' ? 2 : 1;
+		} else if (t[i] == '&' && references) {
+			const char *semi = memchr(t + i, ';', to - i);
+			char ch[5];
+			size_t n;
+
+			if (!semi || !decode_reference(t + i, semi, ch))
+				return NULL;
+			n = strlen(ch);
+			if (strncmp(want, ch, n) != 0)
+				return NULL;
+			want += n;
+			i = (size_t)(semi + 1 - t);
+		} else {
+			if (*want++ != t[i++])
+				return NULL;
+		}
+	}
+	return want;
+}
+
+static bool matches_whole(const char *t, size_t from, size_t to, const xmlChar *content,
+			  bool references)
+{
+	const char *rest =
+		match_text(t, from, to, content ? (const char *)content : "", references);
+
+	return rest && *rest == '\0';
+}
+
+struct scan {
+	const char *text;
+	struct span *spans;
+	size_t used, count;
+};
+
+static struct span *next_span(struct scan *s, xmlNodePtr node, size_t start)
+{
+	struct span *span;
+
+	if (s->used == s->count)
+		return NULL;
+	span = &s->spans[s->used++];
+	span->start = start;
+	node->_private = span;
+	return span;
+}
+
+static bool scan_child(struct scan *s, xmlNodePtr node, size_t *pos);
+
+/* Scan the element @node whose start tag is at *@pos; *@pos moves past its end tag. */
+static bool scan_element(struct scan *s, xmlNodePtr node, size_t *pos)
+{
+	const char *t = s->text;
+	size_t p = *pos, name;
+	struct span *span;
+	xmlNodePtr child;
+
+	if (t[p] != '<' || node->type != XML_ELEMENT_NODE || !(span = next_span(s, node, p)))
+		return false;
+	name = ++p;
+	while (!ends_name(t[p]))
+		p++;
+	if (!spells_name(t, name, p, node))
+		return false;
+	span->name_end = p;
+	for (;;) {
+		size_t attribute, attribute_end;
+		const char *close;
+		char quote;
+
+		while (is_xml_space(t[p]))
+			p++;
+		if (t[p] == '>' || (t[p] == '/' && t[p + 1] == '>')) {
+			span->self_closing = t[p] == '/';
+			p += span->self_closing ? 2 : 1;
+			break;
+		}
+		attribute = p;
+		while (!ends_name(t[p]))
+			p++;
+		attribute_end = p;
+		while (is_xml_space(t[p]))
+			p++;
+		if (attribute_end == attribute || t[p++] != '=')
+			return false;
+		while (is_xml_space(t[p]))
+			p++;
+		quote = t[p];
+		close = quote == '"' || quote == '\'' ? strchr(t + p + 1, quote) : NULL;
+		if (!close)
+			return false;
+		if (attribute_end - attribute == 4 && memcmp(t + attribute, "type", 4) == 0) {
+			span->type_start = p + 1;
+			span->type_end = (size_t)(close - t);
+			span->type_quote = quote;
+		}
+		p = (size_t)(close + 1 - t);
+	}
+	span->open_end = p;
+	if (span->self_closing) {
+		span->close_start = span->end = *pos = p;
+		return node->children == NULL;
+	}
+	for (child = node->children; strncmp(t + p, "</", 2) != 0; child = child->next)
+		if (!child || !scan_child(s, child, &p))
+			return false;
+	if (child)
+		return false;
+	span->close_start = p;
+	name = p += 2;
+	while (!ends_name(t[p]))
+		p++;
+	if (!spells_name(t, name, p, node))
+		return false;
+	while (is_xml_space(t[p]))
+		p++;
+	if (t[p] != '>')
+		return false;
+	span->end = *pos = p + 1;
+	return true;
+}
+
+/*
+ * Scan the node @node of the tree that starts at *@pos in the text, as
+ * libxml2 makes them: a run of text and references is one text node,
+ * adjacent CDATA sections one CDATA node, each comment, processing
+ * instruction and element one node. *@pos moves past it.
+ */
+static bool scan_child(struct scan *s, xmlNodePtr node, size_t *pos)
+{
+	const char *t = s->text, *end;
+	size_t p = *pos;
+	struct span *span;
+
+	if (t[p] == '<' && t[p + 1] != '!' && t[p + 1] != '?')
+		return scan_element(s, node, pos);
+	if (!(span = next_span(s, node, p)))
+		return false;
+	if (strncmp(t + p, "<!--", 4) == 0) {
+		end = strstr(t + p + 4, "-->");
+		if (!end || node->type != XML_COMMENT_NODE ||
+		    !matches_whole(t, p + 4, (size_t)(end - t), node->content, false))
+			return false;
+		p = (size_t)(end + 3 - t);
+	} else if (strncmp(t + p, "<![CDATA[", 9) == 0) {
+		const char *want = node->content ? (const char *)node->content : "";
+
+		if (node->type != XML_CDATA_SECTION_NODE)
+			return false;
+		do {
+			end = strstr(t + p + 9, "]]>");
+			if (!end || !(want = match_text(t, p + 9, (size_t)(end - t), want, false)))
+				return false;
+			p = (size_t)(end + 3 - t);
+		} while (strncmp(t + p, "<![CDATA[", 9) == 0);
+		if (*want)
+			return false;
+	} else if (strncmp(t + p, "<?", 2) == 0) {
+		size_t target = p + 2, data;
+
+		end = strstr(t + target, "?>");
+		for (data = target; !ends_name(t[data]) && t[data] != '?';)
+			data++;
+		if (!end || node->type != XML_PI_NODE || !spells_name(t, target, data, node))
+			return false;
+		while (is_xml_space(t[data]))
+			data++;
+		if (!matches_whole(t, data < (size_t)(end - t) ? data : (size_t)(end - t),
+				   (size_t)(end - t), node->content, false))
+			return false;
+		p = (size_t)(end + 2 - t);
+	} else {
+		end = strchr(t + p, '<');
+		if (t[p] == '<' || !end || node->type != XML_TEXT_NODE ||
+		    !matches_whole(t, p, (size_t)(end - t), node->content, true))
+			return false;
+		p = (size_t)(end - t);
+	}
+	span->end = *pos = p;
+	return true;
+}
+
+static size_t count_nodes(xmlNodePtr node)
+{
+	size_t n = 1;
+
+	for (xmlNodePtr child = node->children; child; child = child->next)
+		n += count_nodes(child);
+	return n;
+}
+
+static void forget_spans(xmlNodePtr node)
+{
+	node->_private = NULL;
+	for (xmlNodePtr child = node->children; child; child = child->next)
+		forget_spans(child);
+}
+
+/*
+ * Find each node of the tree under @root, @root included, in the text: the
+ * declaration, comments and processing instructions before the root are
+ * skipped, and the scan must meet the tree node for node (kind, name,
+ * content). Where they disagree, no node keeps a span and the tree is
+ * re-serialised on writing. Returns 0 or -ENOMEM.
+ */
+static int index_text(struct config *c, xmlNodePtr root)
+{
+	struct scan s = {.text = c->text, .count = count_nodes(root)};
+	const char *t = c->text, *end;
+	size_t p = 0;
+
+	s.spans = calloc(s.count, sizeof(*s.spans));
+	if (!s.spans)
+		return -ENOMEM;
+	for (;;) {
+		while (is_xml_space(t[p]))
+			p++;
+		if (strncmp(t + p, "<?", 2) == 0 && (end = strstr(t + p, "?>")))
+			p = (size_t)(end + 2 - t);
+		else if (strncmp(t + p, "<!--", 4) == 0 && (end = strstr(t + p + 4, "-->")))
+			p = (size_t)(end + 3 - t);
+		else
+			break;
+	}
+	if (scan_element(&s, root, &p) && s.used == s.count) {
+		c->spans = s.spans;
+		return 0;
+	}
+	forget_spans(root);
+	free(s.spans);
 	return 0;
 }
 
@@ -300,8 +645,15 @@ int config_parse(struct config **out, const void *data, size_t len, const char *
 	rc = check_tree(root, 1, name, err);
 	if (rc < 0)
 		goto fail;
+	c->read_encoding = c->encoding;
+	c->text = text;
+	c->text_len = text_len;
+	text = NULL;
+	if (index_text(c, root) < 0) {
+		rc = error_set(err, ENOMEM, "out of memory");
+		goto fail;
+	}
 	xmlFreeParserCtxt(ctxt);
-	free(text);
 	*out = c;
 	return 0;
 fail:
@@ -348,6 +700,14 @@ int config_load_fd(struct config **out, int fd, const char *path, struct error *
 }
 
 /* ---- writing ---- */
+
+static bool has_element_children(xmlNodePtr node)
+{
+	for (xmlNodePtr child = node->children; child; child = child->next)
+		if (child->type == XML_ELEMENT_NODE)
+			return true;
+	return false;
+}
 
 /* A growing byte buffer. */
 struct text {
@@ -405,14 +765,53 @@ static int dump_node(const struct config *c, struct text *t, xmlNodePtr node)
 	return 0;
 }
 
-int config_serialize(const struct config *c, char **out, size_t *len, struct error *err)
+/* @n bytes at @s, a text in UTF-8, as the configuration's encoding wants
+ * them, into *@out (a new buffer, caller frees). */
+static int encode_text(const struct config *c, const char *s, size_t n, char **out, size_t *len,
+		       struct error *err)
+{
+	size_t mark = 0;
+
+	if (c->encoding == CONFIG_UTF16LE) {
+		char *wide = NULL;
+		size_t wide_len = 0;
+		int rc = utf16_encode_alloc(s, n, UTF16_LE, &wide, &wide_len, err);
+
+		if (rc < 0)
+			return error_prefix(err, "cannot encode '%s'", c->name);
+		/* A file read without a byte-order mark is written without one. */
+		mark = c->utf16_without_bom ? 0 : 2;
+		*out = malloc(wide_len + mark);
+		if (*out) {
+			memcpy(*out, "\xFF\xFE", mark);
+			memcpy(*out + mark, wide, wide_len);
+		}
+		free(wide);
+		n = wide_len;
+	} else {
+		mark = c->encoding == CONFIG_UTF8_BOM ? 3 : 0;
+		*out = malloc(n + mark + 1);
+		if (*out) {
+			memcpy(*out, "\xEF\xBB\xBF", mark);
+			memcpy(*out + mark, s, n);
+			(*out)[mark + n] = '\0';
+		}
+	}
+	if (!*out)
+		return error_set(err, ENOMEM, "out of memory writing '%s'", c->name);
+	*len = n + mark;
+	return 0;
+}
+
+/* The tree as libxml2 writes it, line ends made the file's: the way back
+ * when the text could not be matched with the tree. */
+static int serialize_tree(const struct config *c, char **out, size_t *len, struct error *err)
 {
 	struct text t = {0};
 	char *lines = NULL;
 	size_t n = 0;
 	int rc = 0;
 
-	*out = NULL;
 	/* The original declaration while what it says of the encoding is true. */
 	if (c->declaration && declares_utf16(c->declaration) == (c->encoding == CONFIG_UTF16LE))
 		text_puts(&t, c->declaration);
@@ -457,41 +856,275 @@ int config_serialize(const struct config *c, char **out, size_t *len, struct err
 		lines = t.data;
 		n = t.len;
 	}
-	if (c->encoding == CONFIG_UTF16LE) {
-		char *wide = NULL;
-		size_t wide_len = 0;
+	rc = encode_text(c, lines, n, out, len, err);
+	free(lines);
+	return rc;
+}
 
-		rc = utf16_encode_alloc(lines, n, UTF16_LE, &wide, &wide_len, err);
-		free(lines);
-		if (rc < 0)
-			return error_prefix(err, "cannot encode '%s'", c->name);
-		*out = malloc(wide_len + 2);
-		if (!*out) {
-			free(wide);
-			return error_set(err, ENOMEM, "out of memory writing '%s'", c->name);
+/* ---- splicing: the original bytes of what did not change ---- */
+
+/* Append the text @s escaped for XML: as element text (@quote 0), or as an
+ * attribute value in @quote. A line end in text is written as @newline. */
+static void add_escaped(struct text *t, const char *s, char quote, const char *newline)
+{
+	for (; *s; s++) {
+		const char *with = NULL;
+
+		switch (*s) {
+		case '&':
+			with = "&amp;";
+			break;
+		case '<':
+			with = "&lt;";
+			break;
+		case '>':
+			with = "&gt;";
+			break;
+		case '\r':
+			with = "&#13;";
+			break;
+		case '\n':
+			with = quote ? "&#10;" : newline;
+			break;
+		case '\t':
+			with = quote ? "&#9;" : NULL;
+			break;
+		case '"':
+			with = quote == '"' ? "&quot;" : NULL;
+			break;
+		case '\'':
+			with = quote == '\'' ? "&apos;" : NULL;
+			break;
 		}
-		(*out)[0] = (char)0xFF;
-		(*out)[1] = (char)0xFE;
-		memcpy(*out + 2, wide, wide_len);
-		free(wide);
-		*len = wide_len + 2;
+		if (with)
+			text_puts(t, with);
+		else
+			text_add(t, s, 1);
+	}
+}
+
+static const char *file_newline(const struct config *c)
+{
+	return c->crlf ? "\r\n" : "\n";
+}
+
+/*
+ * The line end to write inside the value of @element: the one its value had
+ * in the file (Hyper-V ends base64 with a bare LF in files whose lines end
+ * in CRLF), else the file's.
+ */
+static const char *value_newline(const struct config *c, xmlNodePtr element)
+{
+	const struct span *s = element->_private;
+	const char *from = s ? c->text + s->open_end : NULL;
+	const char *nl = s ? memchr(from, '\n', s->close_start - s->open_end) : NULL;
+
+	if (nl)
+		return nl > from && nl[-1] == '\r' ? "\r\n" : "\n";
+	return file_newline(c);
+}
+
+static void add_name(struct text *t, xmlNodePtr node)
+{
+	if (node->ns && node->ns->prefix) {
+		text_puts(t, (const char *)node->ns->prefix);
+		text_puts(t, ":");
+	}
+	text_puts(t, (const char *)node->name);
+}
+
+static void add_copy(struct text *t, const struct config *c, size_t from, size_t to)
+{
+	text_add(t, c->text + from, to - from);
+}
+
+static int splice_node(const struct config *c, struct text *t, xmlNodePtr node);
+
+static int splice_children(const struct config *c, struct text *t, xmlNodePtr node)
+{
+	int rc = 0;
+
+	for (xmlNodePtr child = node->children; child && rc == 0; child = child->next)
+		rc = splice_node(c, t, child);
+	return rc;
+}
+
+/* An element that edits made: written whole, as Hyper-V writes one. */
+static int splice_new_element(const struct config *c, struct text *t, xmlNodePtr node)
+{
+	int rc;
+
+	text_puts(t, "<");
+	add_name(t, node);
+	for (xmlNsPtr ns = node->nsDef; ns; ns = ns->next) {
+		text_puts(t, ns->prefix ? " xmlns:" : " xmlns");
+		text_puts(t, ns->prefix ? (const char *)ns->prefix : "");
+		text_puts(t, "=\"");
+		add_escaped(t, ns->href ? (const char *)ns->href : "", '"', NULL);
+		text_puts(t, "\"");
+	}
+	for (xmlAttrPtr a = node->properties; a; a = a->next) {
+		xmlChar *value = xmlNodeListGetString(node->doc, a->children, 1);
+
+		text_puts(t, " ");
+		add_name(t, (xmlNodePtr)a);
+		text_puts(t, "=\"");
+		add_escaped(t, value ? (const char *)value : "", '"', NULL);
+		text_puts(t, "\"");
+		xmlFree(value);
+	}
+	if (!node->children && c->empty_tags) {
+		text_puts(t, "/>");
 		return 0;
 	}
-	if (c->encoding == CONFIG_UTF8_BOM) {
-		*out = malloc(n + 3);
-		if (!*out) {
-			free(lines);
-			return error_set(err, ENOMEM, "out of memory writing '%s'", c->name);
+	text_puts(t, ">");
+	rc = splice_children(c, t, node);
+	text_puts(t, "</");
+	add_name(t, node);
+	text_puts(t, ">");
+	return rc;
+}
+
+/* An element of the file with something changed inside: its tags copied
+ * (the type attribute's value replaced when it changed), its children
+ * spliced. */
+static int splice_element(const struct config *c, struct text *t, xmlNodePtr node)
+{
+	const struct span *s = node->_private;
+	bool opens = s->self_closing && node->children; /* "<a/>" given children */
+	size_t tag_end = opens ? s->open_end - 2 : s->open_end;
+	int rc;
+
+	if (s->type_changed) {
+		xmlChar *type = xmlGetNoNsProp(node, (const xmlChar *)"type");
+		const char *value = type ? (const char *)type : "";
+
+		if (s->type_quote) {
+			add_copy(t, c, s->start, s->type_start);
+			add_escaped(t, value, s->type_quote, NULL);
+			add_copy(t, c, s->type_end, tag_end);
+		} else {
+			add_copy(t, c, s->start, s->name_end);
+			text_puts(t, " type=\"");
+			add_escaped(t, value, '"', NULL);
+			text_puts(t, "\"");
+			add_copy(t, c, s->name_end, tag_end);
 		}
-		memcpy(*out, "\xEF\xBB\xBF", 3);
-		memcpy(*out + 3, lines, n);
-		free(lines);
-		*len = n + 3;
+		xmlFree(type);
+	} else {
+		add_copy(t, c, s->start, tag_end);
+	}
+	if (opens)
+		text_puts(t, ">");
+	rc = splice_children(c, t, node);
+	if (!s->self_closing) {
+		add_copy(t, c, s->close_start, s->end);
+	} else if (opens) {
+		text_puts(t, "</");
+		add_name(t, node);
+		text_puts(t, ">");
+	}
+	return rc;
+}
+
+static int splice_node(const struct config *c, struct text *t, xmlNodePtr node)
+{
+	const struct span *s = node->_private;
+
+	if (s && !s->dirty) {
+		add_copy(t, c, s->start, s->end);
 		return 0;
 	}
-	*out = lines;
-	*len = n;
-	return 0;
+	if (node->type == XML_ELEMENT_NODE)
+		return s ? splice_element(c, t, node) : splice_new_element(c, t, node);
+	if (node->type == XML_TEXT_NODE) {
+		/* Text among elements is layout, in the file's line ends; the
+		 * text of a leaf is its value. */
+		bool layout = has_element_children(node->parent);
+
+		add_escaped(t, node->content ? (const char *)node->content : "", 0,
+			    layout ? file_newline(c) : value_newline(c, node->parent));
+		return 0;
+	}
+	/* Edits make only elements and text. */
+	return dump_node(c, t, node);
+}
+
+/*
+ * In the declaration that starts @text, the value of encoding="...":
+ * [*from, *to). False when there is no such declaration or value.
+ */
+static bool declared_encoding(const char *text, size_t *from, size_t *to)
+{
+	const char *end = strstr(text, "?>"), *e = strstr(text, "encoding"), *close;
+	char quote;
+
+	if (strncmp(text, "<?xml", 5) != 0 || !is_xml_space(text[5]) || !end || !e || e > end)
+		return false;
+	for (e += 8; is_xml_space(*e); e++)
+		;
+	if (*e++ != '=')
+		return false;
+	while (is_xml_space(*e))
+		e++;
+	quote = *e;
+	close = quote == '"' || quote == '\'' ? memchr(e + 1, quote, (size_t)(end - e - 1)) : NULL;
+	if (!close)
+		return false;
+	*from = (size_t)(e + 1 - text);
+	*to = (size_t)(close - text);
+	return true;
+}
+
+/* The original text with the edits spliced in. */
+static int splice_text(const struct config *c, struct text *t)
+{
+	xmlNodePtr root = xmlDocGetRootElement(c->doc);
+	const struct span *s = root->_private;
+	size_t from = 0, to = 0;
+	int rc;
+
+	/* Before the root: as it was, but a declaration that an encoding
+	 * change made untrue gets the new one. */
+	if (c->encoding != c->read_encoding && declared_encoding(c->text, &from, &to) &&
+	    to <= s->start) {
+		bool utf16 = strncasecmp(c->text + from, "UTF-16", 6) == 0 ||
+			     strncasecmp(c->text + from, "UTF16", 5) == 0;
+
+		if (utf16 != (c->encoding == CONFIG_UTF16LE)) {
+			add_copy(t, c, 0, from);
+			text_puts(t, c->encoding == CONFIG_UTF16LE ? "UTF-16" : "UTF-8");
+			add_copy(t, c, to, s->start);
+		} else {
+			add_copy(t, c, 0, s->start);
+		}
+	} else {
+		add_copy(t, c, 0, s->start);
+	}
+	rc = splice_node(c, t, root);
+	add_copy(t, c, s->end, c->text_len);
+	return rc;
+}
+
+int config_serialize(const struct config *c, char **out, size_t *len, struct error *err)
+{
+	struct text t = {0};
+	int rc;
+
+	*out = NULL;
+	*len = 0;
+	if (!c->changed)
+		return encode_text(c, c->text, c->text_len, out, len, err);
+	if (!c->spans)
+		return serialize_tree(c, out, len, err);
+	rc = splice_text(c, &t);
+	if (rc < 0 || t.failed) {
+		free(t.data);
+		return error_set(err, ENOMEM, "out of memory writing '%s'", c->name);
+	}
+	rc = encode_text(c, t.data, t.len, out, len, err);
+	free(t.data);
+	return rc;
 }
 
 /* @c as bytes that read back (a new buffer in *@data), or a negative errno with a message. */
@@ -550,14 +1183,6 @@ int config_save_new_at(const struct config *c, int dirfd, const char *rel, const
 
 /* ---- reading and editing by path ---- */
 
-static bool has_element_children(xmlNodePtr node)
-{
-	for (xmlNodePtr child = node->children; child; child = child->next)
-		if (child->type == XML_ELEMENT_NODE)
-			return true;
-	return false;
-}
-
 static xmlNodePtr find_child(xmlNodePtr parent, const char *name, size_t len)
 {
 	for (xmlNodePtr child = parent->children; child; child = child->next)
@@ -583,6 +1208,33 @@ static xmlNodePtr find_path(const struct config *c, const char *path)
 	return node;
 }
 
+/*
+ * Whether @text is only whitespace with a line end: Hyper-V writes an empty
+ * string as a line end and the closing tag's indentation.
+ */
+static bool blank_value(const char *text)
+{
+	bool line_end = false;
+
+	for (; *text; text++) {
+		if (!is_xml_space(*text))
+			return false;
+		line_end |= *text == '\n';
+	}
+	return line_end;
+}
+
+/* @node's bytes change: mark it and its ancestors, whose bytes hold its. */
+static void mark_changed(xmlNodePtr node)
+{
+	for (; node && node->type == XML_ELEMENT_NODE; node = node->parent) {
+		struct span *s = node->_private;
+
+		if (s)
+			s->dirty = true;
+	}
+}
+
 int config_get(const struct config *c, const char *path, char **value, char **type)
 {
 	xmlNodePtr node = find_path(c, path);
@@ -596,7 +1248,8 @@ int config_get(const struct config *c, const char *path, char **value, char **ty
 	if (has_element_children(node))
 		return -EISDIR;
 	content = xmlNodeGetContent(node);
-	*value = strdup(content ? (const char *)content : "");
+	*value =
+		strdup(content && !blank_value((const char *)content) ? (const char *)content : "");
 	xmlFree(content);
 	if (!*value)
 		return -ENOMEM;
@@ -740,6 +1393,7 @@ static xmlNodePtr add_child(xmlNodePtr parent, const char *name)
 	node = xmlNewNode(NULL, (const xmlChar *)name);
 	if (!node)
 		return NULL;
+	mark_changed(parent);
 	if (last) {
 		snprintf(indent, sizeof(indent), "\n%s", indent_of(indent_before(last)));
 		ws = xmlNewText((const xmlChar *)indent);
@@ -834,8 +1488,32 @@ int config_set(struct config *c, const char *path, const char *type, const char 
 	}
 	if (!created && has_element_children(node))
 		return error_set(err, EISDIR, "'%s' is a container, not a value", path);
-	if (type)
-		xmlSetProp(node, (const xmlChar *)"type", (const xmlChar *)type);
+	if (type) {
+		xmlChar *had = xmlGetNoNsProp(node, (const xmlChar *)"type");
+		bool same = had && strcmp((const char *)had, type) == 0;
+
+		xmlFree(had);
+		if (!same) {
+			struct span *s = node->_private;
+
+			if (!xmlSetProp(node, (const xmlChar *)"type", (const xmlChar *)type))
+				return error_set(err, ENOMEM, "out of memory");
+			if (s)
+				s->type_changed = true;
+			mark_changed(node);
+			c->changed = true;
+		}
+	}
+	if (!created) {
+		/* The value it has already: its bytes stay as they are. */
+		xmlChar *had = xmlNodeGetContent(node);
+		const char *text = had ? (const char *)had : "";
+		bool same = strcmp(text, value) == 0 || (!*value && blank_value(text));
+
+		xmlFree(had);
+		if (same)
+			return 0;
+	}
 	{
 		/* xmlNodeSetContent takes entity syntax; escape first. */
 		xmlChar *escaped = xmlEncodeSpecialChars(c->doc, (const xmlChar *)value);
@@ -845,6 +1523,7 @@ int config_set(struct config *c, const char *path, const char *type, const char 
 		xmlNodeSetContent(node, escaped);
 		xmlFree(escaped);
 	}
+	mark_changed(node);
 	c->changed = true;
 	return 0;
 }
@@ -864,6 +1543,7 @@ int config_remove(struct config *c, const char *path)
 
 	if (!node)
 		return -ENOENT;
+	mark_changed(node->parent);
 	ws = indent_before(node);
 	if (ws) {
 		xmlUnlinkNode(ws);

@@ -1,8 +1,8 @@
 /*
  * Hyper-V configuration files (Virtual Machines/<GUID>.xml,
  * Snapshots/<GUID>.xml): parsed safely, read and edited by path, written
- * back in the file's own encoding and formatting. libxml2 stays inside this
- * module.
+ * back byte for byte except where edited: the file's text is kept, and each
+ * edit is spliced into it. libxml2 stays inside this module.
  *
  * Paths name elements from the root's children down, separated by '/':
  * "properties/name", "_83f8638b-8dca-4152-9eda-2ca8b33039b4_/controller0/drive1/pathname".
@@ -25,7 +25,7 @@ struct config;
 #define CONFIG_MAX_DEPTH 64
 
 enum config_encoding {
-	CONFIG_UTF16LE, /* with a byte-order mark, as Hyper-V writes */
+	CONFIG_UTF16LE, /* with a byte-order mark, as Hyper-V writes (none if read without) */
 	CONFIG_UTF8,	/* without a byte-order mark */
 	CONFIG_UTF8_BOM,
 };
@@ -55,21 +55,30 @@ void config_free(struct config *config);
 /** The name given to config_parse(). Borrowed. */
 const char *config_name(const struct config *config);
 
-/** Whether config_set(), config_remove() or config_set_encoding() changed it. */
+/**
+ * Whether config_set(), config_remove() or config_set_encoding() changed it
+ * (setting a leaf to the value it holds is no change).
+ */
 bool config_changed(const struct config *config);
 
 enum config_encoding config_encoding(const struct config *config);
 
-/** Write it in @encoding from now on (the declaration follows). */
+/** Write it in @encoding from now on (the declaration's encoding follows). */
 void config_set_encoding(struct config *config, enum config_encoding encoding);
 
 /**
- * The file's bytes as they would be written now: the original encoding,
- * byte-order mark, declaration, line ends (CRLF stays CRLF) and the
- * whitespace of every element not changed. A file in Hyper-V's formatting
- * read and serialized without edits gives back the same bytes.
- * *@out is a new buffer (caller frees with free()).
- * Returns 0, -ENOMEM, -EILSEQ.
+ * The file's bytes as they would be written now. Without a change, the bytes
+ * that were read. With changes, every byte that no edit touched as it was
+ * read (encoding, byte-order mark or its absence, declaration, line ends,
+ * whitespace, the form of each tag, references, comments), and in it only:
+ * an edited leaf's value (escaped; a line end in it written as the old value
+ * wrote one, else as the file's line ends), the value of a changed type
+ * attribute, new elements (indented like their siblings, in the file's line
+ * ends), removed elements gone with their indentation, and after
+ * config_set_encoding() the declaration's encoding. Should the file's text
+ * and libxml2's tree ever disagree, the tree is written by libxml2 instead
+ * (line ends made the file's). *@out is a new buffer (caller frees with
+ * free()). Returns 0, -ENOMEM, -EILSEQ.
  */
 int config_serialize(const struct config *config, char **out, size_t *len, struct error *err);
 
@@ -91,8 +100,10 @@ int config_save_new_at(const struct config *c, int dirfd, const char *rel, const
 /**
  * The text of the leaf at @path into *@value (a new string, caller frees),
  * and its type attribute into *@type if @type is not NULL (a new string or
- * NULL when it has none). Returns 0, -ENOENT if there is no such element,
- * -EISDIR if it is a container, -ENOMEM.
+ * NULL when it has none). A text of only whitespace with a line end reads
+ * as "": Hyper-V writes an empty string as a line end and the closing tag's
+ * indentation. Returns 0, -ENOENT if there is no such element, -EISDIR if
+ * it is a container, -ENOMEM.
  */
 int config_get(const struct config *config, const char *path, char **value, char **type);
 
@@ -112,8 +123,10 @@ int config_get_bytes(const struct config *config, const char *path, uint8_t **da
  * Set the leaf at @path to @value. An existing leaf keeps its place and its
  * type attribute unless @type is given; a missing one is created (with the
  * containers on its way) after its last sibling, indented like its siblings,
- * with @type (required then). Returns 0, -EISDIR if @path is a container,
- * -EINVAL for a bad path or a missing @type, -ENOMEM.
+ * with @type (required then). Setting a leaf to the value it reads as
+ * (config_get()) and the type it has changes nothing, its bytes included.
+ * Returns 0, -EISDIR if @path is a container, -EINVAL for a bad path or a
+ * missing @type, -ENOMEM.
  */
 int config_set(struct config *config, const char *path, const char *type, const char *value,
 	       struct error *err);

@@ -186,30 +186,35 @@ static void test_utf16_crlf_byte_for_byte(void **state)
 static void test_utf8_byte_for_byte(void **state)
 {
 	char *with_bom = malloc(sizeof(fixture) + 3);
+	char *want = replaced(fixture, "encoding=\"UTF-16\"", "encoding=\"UTF-8\"");
+	char *edited;
 	struct config *c;
+	struct error err;
 
 	(void)state;
-	/* UTF-8 without a mark, but declaring UTF-16: the declaration is corrected. */
+	/* UTF-8 without a mark, but declaring UTF-16: kept as it is, edited too. */
 	c = parse_ok(fixture, strlen(fixture));
 	assert_int_equal(config_encoding(c), CONFIG_UTF8);
-	{
-		char *want = replaced(fixture, "encoding=\"UTF-16\"", "encoding=\"UTF-8\"");
-
-		assert_serializes_to(c, want, strlen(want));
-		/* A declaration that tells the truth is kept as it is. */
-		config_free(c);
-		c = parse_ok(want, strlen(want));
-		assert_serializes_to(c, want, strlen(want));
-		config_free(c);
-		/* With a byte-order mark. */
-		memcpy(with_bom, "\xEF\xBB\xBF", 3);
-		strcpy(with_bom + 3, want);
-		c = parse_ok(with_bom, strlen(want) + 3);
-		assert_int_equal(config_encoding(c), CONFIG_UTF8_BOM);
-		assert_serializes_to(c, with_bom, strlen(want) + 3);
-		free(want);
-	}
+	assert_serializes_to(c, fixture, strlen(fixture));
+	assert_int_equal(config_set(c, "properties/version", NULL, "1281", &err), 0);
+	edited = replaced(fixture, ">1280<", ">1281<");
+	assert_serializes_to(c, edited, strlen(edited));
 	config_free(c);
+	/* A declaration that tells the truth, with a byte-order mark. */
+	c = parse_ok(want, strlen(want));
+	assert_serializes_to(c, want, strlen(want));
+	config_free(c);
+	memcpy(with_bom, "\xEF\xBB\xBF", 3);
+	strcpy(with_bom + 3, want);
+	c = parse_ok(with_bom, strlen(want) + 3);
+	assert_int_equal(config_encoding(c), CONFIG_UTF8_BOM);
+	assert_serializes_to(c, with_bom, strlen(want) + 3);
+	/* Written without the mark: only the mark goes. */
+	config_set_encoding(c, CONFIG_UTF8);
+	assert_serializes_to(c, want, strlen(want));
+	config_free(c);
+	free(edited);
+	free(want);
 	free(with_bom);
 }
 
@@ -371,6 +376,360 @@ static void test_change_encoding_and_save(void **state)
 	support_remove_tree(dir);
 }
 
+/*
+ * A configuration shaped like the real Hyper-V 2012 R2 files (Vagrant
+ * boxes): "\n" is a line end, CRLF in the UTF-16 form; '\1' is a bare LF
+ * inside a value, as Hyper-V ends base64 even in a CRLF file; an empty
+ * string is a line end and the closing tag's indentation.
+ */
+#define NIC  "_6b8c2a1e-3f4d-4e5a-9b8c-7d6e5f4a3b2c_"
+#define NIC2 "_0d1e2f3a-4b5c-4d6e-8f7a-9b0c1d2e3f4a_"
+static const char real_shaped[] =
+	"<?xml version=\"1.0\" encoding=\"UTF-16\" standalone=\"yes\"?>\n"
+	"<configuration>\n"
+	"  <" IDE ">\n"
+	"    <controller0>\n"
+	"      <drive0>\n"
+	"        <pathname type=\"string\">C:\\Users\\vagrant\\box\\Virtual Hard "
+	"Disks\\box.vhd</pathname>\n"
+	"        <type type=\"string\">VHD</type>\n"
+	"      </drive0>\n"
+	"      <drive1>\n"
+	"        <pathname type=\"string\">\n"
+	"        </pathname>\n"
+	"        <type type=\"string\">NONE</type>\n"
+	"      </drive1>\n"
+	"    </controller0>\n"
+	"  </" IDE ">\n"
+	"  <" NIC ">\n"
+	"    <Connection>\n"
+	"      <AltPortName type=\"string\">Network Adapter</AltPortName>\n"
+	"      <AltSwitchName type=\"string\">External</AltSwitchName>\n"
+	"      <AuthorizationScope type=\"string\">\n"
+	"      </AuthorizationScope>\n"
+	"      <HostResources>\n"
+	"        <HostResource "
+	"type=\"string\">6A3D1B4C-0E3F-4D2A-9C1B-2F3E4D5C6B7A</HostResource>\n"
+	"      </HostResources>\n"
+	"      <TestReplicaSwitchName type=\"string\">\n"
+	"      </TestReplicaSwitchName>\n"
+	"    </Connection>\n"
+	"    <FriendlyName type=\"string\">Network Adapter</FriendlyName>\n"
+	"    <IsConnected type=\"bool\">True</IsConnected>\n"
+	"    <MacAddress type=\"string\">00-15-5D-01-C8-0A</MacAddress>\n"
+	"    <MacAddressIsStatic type=\"bool\">False</MacAddressIsStatic>\n"
+	"    <PortName type=\"string\">1E2D3C4B-5A69-4788-9A0B-1C2D3E4F5A6B</PortName>\n"
+	"    <SwitchName type=\"string\">6A3D1B4C-0E3F-4D2A-9C1B-2F3E4D5C6B7A</SwitchName>\n"
+	"  </" NIC ">\n"
+	"  <" NIC2 ">\n"
+	"    <Connection>\n"
+	"      <AltSwitchName type=\"string\">\n"
+	"      </AltSwitchName>\n"
+	"      <HostResources>\n"
+	"      </HostResources>\n"
+	"    </Connection>\n"
+	"    <MacAddress type=\"string\">00-15-5D-01-C8-0B</MacAddress>\n"
+	"    <SwitchName type=\"string\">\n"
+	"    </SwitchName>\n"
+	"  </" NIC2 ">\n"
+	"  <global_settings>\n"
+	"    <snapshots>\n"
+	"      <current type=\"string\">\n"
+	"      </current>\n"
+	"      <list>\n"
+	"        <size type=\"integer\">0</size>\n"
+	"      </list>\n"
+	"    </snapshots>\n"
+	"  </global_settings>\n"
+	"  <properties>\n"
+	"    <creation_time type=\"bytes\">AMAYqbJT0AE=\1</creation_time>\n"
+	"    <global_id type=\"string\">0F5B5E1A-2C3D-4E5F-8A9B-0C1D2E3F4A5B</global_id>\n"
+	"    <name type=\"string\">box</name>\n"
+	"    <notes type=\"string\">\n"
+	"    </notes>\n"
+	"    <type_id type=\"string\">Virtual Machines</type_id>\n"
+	"    <version type=\"integer\">1280</version>\n"
+	"  </properties>\n"
+	"  <settings>\n"
+	"    <global>\n"
+	"      <logical_id type=\"string\">0F5B5E1A-2C3D-4E5F-8A9B-0C1D2E3F4A5B</logical_id>\n"
+	"    </global>\n"
+	"    <vnuma "
+	"type=\"bytes\">AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4v\1</"
+	"vnuma>\n"
+	"  </settings>\n"
+	"</configuration>\n";
+
+enum shape {
+	SHAPE_UTF16,	    /* UTF-16LE, byte-order mark, CRLF, as Hyper-V writes */
+	SHAPE_UTF16_NO_BOM, /* the same without the mark */
+	SHAPE_UTF8,	    /* UTF-8, LF, still declaring UTF-16, as copies in git are */
+	SHAPE_UTF8_CRLF,    /* UTF-8, CRLF, declaring UTF-8: the UTF-16 one re-encoded */
+};
+
+/* The bytes of the marked-up @text in @shape (see real_shaped). Caller frees. */
+static char *shaped(const char *text, enum shape shape, size_t *len)
+{
+	char *lines = shape == SHAPE_UTF8 ? strdup(text) : crlf(text), *out;
+
+	for (char *p = lines; *p; p++)
+		if (*p == '\1')
+			*p = '\n';
+	if (shape == SHAPE_UTF8 || shape == SHAPE_UTF8_CRLF) {
+		out = shape == SHAPE_UTF8
+			      ? lines
+			      : replaced(lines, "encoding=\"UTF-16\"", "encoding=\"UTF-8\"");
+		if (out != lines)
+			free(lines);
+		*len = strlen(out);
+		return out;
+	}
+	out = utf16le(lines, len);
+	free(lines);
+	if (shape == SHAPE_UTF16_NO_BOM) {
+		memmove(out, out + 2, *len - 2);
+		*len -= 2;
+	}
+	return out;
+}
+
+static const enum shape all_shapes[] = {SHAPE_UTF16, SHAPE_UTF16_NO_BOM, SHAPE_UTF8};
+
+static void assert_value(const struct config *c, const char *path, const char *want)
+{
+	char *value = NULL;
+
+	if (config_get(c, path, &value, NULL) != 0)
+		fail_msg("no value at '%s'", path);
+	if (strcmp(value, want) != 0)
+		fail_msg("'%s' reads '%s', want '%s'", path, value, want);
+	free(value);
+}
+
+/* A real file read and written without edits, or with edits that change
+ * nothing: the same bytes. */
+static void test_real_shaped_byte_for_byte(void **state)
+{
+	(void)state;
+	for (size_t k = 0; k < sizeof(all_shapes) / sizeof(all_shapes[0]); k++) {
+		size_t len;
+		char *bytes = shaped(real_shaped, all_shapes[k], &len);
+		struct config *c = parse_ok(bytes, len);
+		struct error err;
+
+		assert_int_equal(config_encoding(c),
+				 all_shapes[k] == SHAPE_UTF8 ? CONFIG_UTF8 : CONFIG_UTF16LE);
+		assert_serializes_to(c, bytes, len);
+		/* Setting what a leaf holds already changes nothing, bytes included. */
+		assert_int_equal(config_set(c, "properties/name", "string", "box", &err), 0);
+		assert_int_equal(
+			config_set(c, "properties/creation_time", NULL, "AMAYqbJT0AE=\n", &err), 0);
+		assert_int_equal(
+			config_set_filetime(c, "properties/creation_time", 1425168000, &err), 0);
+		assert_false(config_changed(c));
+		assert_serializes_to(c, bytes, len);
+		/* A change of encoding and back: nothing changed. */
+		config_set_encoding(c, all_shapes[k] == SHAPE_UTF8 ? CONFIG_UTF16LE : CONFIG_UTF8);
+		config_set_encoding(c, all_shapes[k] == SHAPE_UTF8 ? CONFIG_UTF8 : CONFIG_UTF16LE);
+		assert_serializes_to(c, bytes, len);
+		config_free(c);
+		free(bytes);
+	}
+}
+
+/* Hyper-V's empty strings (a line end and spaces) read as "" to every
+ * reader, and setting them to "" keeps their bytes. */
+static void test_blank_values_read_empty(void **state)
+{
+	size_t len;
+	char *bytes = shaped(real_shaped, SHAPE_UTF16, &len);
+	struct config *c = parse_ok(bytes, len);
+	struct config_drive *drives;
+	struct config_adapter *adapters;
+	size_t count;
+	struct error err;
+
+	(void)state;
+	assert_value(c, "properties/notes", "");
+	assert_value(c, NIC "/Connection/AuthorizationScope", "");
+	assert_value(c, "global_settings/snapshots/current", "");
+	/* A container without children is no value at all, but reads as "". */
+	assert_value(c, NIC2 "/Connection/HostResources", "");
+	/* A value with text keeps its whitespace. */
+	assert_value(c, "properties/creation_time", "AMAYqbJT0AE=\n");
+	assert_int_equal(config_drives(c, &drives, &count, &err), 0);
+	assert_int_equal(count, 2);
+	assert_string_equal(drives[1].pathname, "");
+	assert_string_equal(drives[1].type, "NONE");
+	config_drives_free(drives, count);
+	assert_int_equal(config_adapters(c, &adapters, &count, &err), 0);
+	assert_int_equal(count, 2);
+	assert_string_equal(adapters[0].switch_name, "External");
+	assert_string_equal(adapters[1].switch_id, "");
+	assert_string_equal(adapters[1].switch_name, "");
+	assert_int_equal(config_set_adapter_switch(c, adapters[1].key, "", "", &err), 0);
+	config_adapters_free(adapters, count);
+	assert_int_equal(config_set(c, "properties/notes", "string", "", &err), 0);
+	assert_false(config_changed(c));
+	assert_serializes_to(c, bytes, len);
+	config_free(c);
+	free(bytes);
+}
+
+/* One edit after the other; after each, the bytes are the original's with
+ * that edit made as text here, and nothing else. */
+static void test_real_shaped_edits(void **state)
+{
+	(void)state;
+	for (size_t k = 0; k < sizeof(all_shapes) / sizeof(all_shapes[0]); k++) {
+		enum shape shape = all_shapes[k];
+		size_t len, want_len;
+		char *bytes = shaped(real_shaped, shape, &len), *want = strdup(real_shaped), *step;
+		char *want_bytes;
+		struct config *c = parse_ok(bytes, len);
+		struct error err;
+
+#define EXPECT(old, new)                                                                           \
+	do {                                                                                       \
+		step = replaced(want, old, new);                                                   \
+		free(want);                                                                        \
+		want = step;                                                                       \
+		want_bytes = shaped(want, shape, &want_len);                                       \
+		assert_serializes_to(c, want_bytes, want_len);                                     \
+		free(want_bytes);                                                                  \
+	} while (0)
+
+		/* A time: the new base64 ends in a bare LF, as the old one did. */
+		assert_int_equal(
+			config_set_filetime(c, "properties/creation_time", 1500000000, &err), 0);
+		assert_true(config_changed(c));
+		EXPECT("AMAYqbJT0AE=\1", "AADgfEr80gE=\1");
+		/* A path, escaped. */
+		assert_int_equal(config_set(c, IDE "/controller0/drive0/pathname", NULL,
+					    "/srv/a & b <c>.vhd", &err),
+				 0);
+		EXPECT("C:\\Users\\vagrant\\box\\Virtual Hard Disks\\box.vhd",
+		       "/srv/a &amp; b &lt;c&gt;.vhd");
+		/* An empty string given a value; a value made empty. */
+		assert_int_equal(config_set(c, NIC2 "/SwitchName", "string", "GUID-2", &err), 0);
+		EXPECT("<SwitchName type=\"string\">\n    </SwitchName>",
+		       "<SwitchName type=\"string\">GUID-2</SwitchName>");
+		assert_int_equal(config_set(c, "properties/name", NULL, "", &err), 0);
+		EXPECT("<name type=\"string\">box</name>", "<name type=\"string\"></name>");
+		/* A line end inside a value the file wrote with CRLF stays CRLF. */
+		assert_int_equal(config_set(c, "properties/notes", NULL, "one\ntwo", &err), 0);
+		EXPECT("<notes type=\"string\">\n    </notes>",
+		       "<notes type=\"string\">one\ntwo</notes>");
+		/* A type changed: only the type attribute's value. */
+		assert_int_equal(
+			config_set(c, "global_settings/snapshots/list/size", "string", "0", &err),
+			0);
+		EXPECT("<size type=\"integer\">0</size>", "<size type=\"string\">0</size>");
+		/* New leaves: after the last sibling, indented like it, in the
+		 * file's line ends; into an empty container; in new containers. */
+		assert_int_equal(
+			config_set(c, "global_settings/snapshots/parent", "string", "P", &err), 0);
+		EXPECT("      </list>\n    </snapshots>",
+		       "      </list>\n      <parent type=\"string\">P</parent>\n    </snapshots>");
+		assert_int_equal(config_set(c, NIC2 "/Connection/HostResources/HostResource",
+					    "string", "H", &err),
+				 0);
+		EXPECT("      <HostResources>\n      </HostResources>\n    </Connection>\n"
+		       "    <MacAddress type=\"string\">00-15-5D-01-C8-0B",
+		       "      <HostResources>\n        <HostResource "
+		       "type=\"string\">H</HostResource>\n"
+		       "      </HostResources>\n    </Connection>\n"
+		       "    <MacAddress type=\"string\">00-15-5D-01-C8-0B");
+		assert_int_equal(config_set(c, "impexfs/a/b", "string", "x\ny", &err), 0);
+		EXPECT("  </settings>\n",
+		       "  </settings>\n  <impexfs>\n    <a>\n      <b type=\"string\">x\ny</b>\n"
+		       "    </a>\n  </impexfs>\n");
+		/* Removed: the element and its indentation. */
+		assert_int_equal(config_remove(c, "global_settings/snapshots/current"), 0);
+		EXPECT("      <current type=\"string\">\n      </current>\n", "");
+		assert_int_equal(config_remove(c, NIC), 0);
+		{
+			const char *from = strstr(want, "  <" NIC ">"),
+				   *to = strstr(want, "  <" NIC2);
+			char *cut = strndup(from, (size_t)(to - from));
+
+			EXPECT(cut, "");
+			free(cut);
+		}
+		/* The rest of the file is as it was: the bare LF of vnuma too. */
+		assert_non_null(strstr(want, "LS4v\1</vnuma>"));
+		/* Another encoding: the declaration's encoding follows, the line
+		 * ends stay. */
+		config_set_encoding(c, shape == SHAPE_UTF8 ? CONFIG_UTF16LE : CONFIG_UTF8);
+		{
+			enum shape other = shape == SHAPE_UTF8 ? SHAPE_UTF16 : SHAPE_UTF8_CRLF;
+			char *lf;
+
+			if (shape != SHAPE_UTF8) {
+				want_bytes = shaped(want, other, &want_len);
+			} else {
+				/* UTF-16 with LF line ends: the UTF-8 text as it is. */
+				lf = strdup(want);
+				for (char *p = lf; *p; p++)
+					*p = *p == '\1' ? '\n' : *p;
+				want_bytes = utf16le(lf, &want_len);
+				free(lf);
+			}
+			assert_serializes_to(c, want_bytes, want_len);
+			free(want_bytes);
+		}
+#undef EXPECT
+		free(want);
+		free(bytes);
+		config_free(c);
+	}
+}
+
+/* Tags and text a rewrite keeps whatever their form: self-closing tags,
+ * single quotes, references, comments, CDATA, processing instructions,
+ * a lone CR. */
+static void test_unusual_forms_kept(void **state)
+{
+	static const char text[] = "<?xml version='1.0' encoding='UTF-8'?>\n"
+				   "<!-- before -->\n"
+				   "<configuration  >\n"
+				   "  <a type='string' >x &#38; &#x3C; &quot;y&quot;&#13;</a>\n"
+				   "  <!-- inside -->\n"
+				   "  <b type=\"string\"/>\n"
+				   "  <c><![CDATA[<raw>]]><![CDATA[more]]></c>\n"
+				   "  <?pi some data?>\n"
+				   "  <d>one\rtwo</d>\n"
+				   "  <e />\n"
+				   "  <f type=\"string\">old</f>\n"
+				   "</configuration >\n"
+				   "<!-- after -->\n";
+	struct config *c = parse_ok(text, strlen(text));
+	struct error err;
+	char *want, *step;
+
+	(void)state;
+	assert_serializes_to(c, text, strlen(text));
+	assert_value(c, "a", "x & < \"y\"\r");
+	assert_value(c, "c", "<raw>more");
+	assert_value(c, "d", "one\ntwo");
+	/* A value given to a self-closing leaf, a type to one without. */
+	assert_int_equal(config_set(c, "b", NULL, "B", &err), 0);
+	assert_int_equal(config_set(c, "e", "integer", "5", &err), 0);
+	/* A type in single quotes stays in single quotes. */
+	assert_int_equal(config_set(c, "a", "it's", "x & < \"y\"\r", &err), 0);
+	assert_int_equal(config_set(c, "f", NULL, "new", &err), 0);
+	want = replaced(text, "<b type=\"string\"/>", "<b type=\"string\">B</b>");
+	step = replaced(want, "<e />", "<e type=\"integer\" >5</e>");
+	free(want);
+	want = replaced(step, "<a type='string' >", "<a type='it&apos;s' >");
+	free(step);
+	step = replaced(want, ">old<", ">new<");
+	assert_serializes_to(c, step, strlen(step));
+	free(want);
+	free(step);
+	config_free(c);
+}
+
 static void rejected(const void *data, size_t len, int code, const char *needle)
 {
 	struct config *c = NULL;
@@ -526,6 +885,10 @@ int main(void)
 		cmocka_unit_test(test_children),
 		cmocka_unit_test(test_edits),
 		cmocka_unit_test(test_change_encoding_and_save),
+		cmocka_unit_test(test_real_shaped_byte_for_byte),
+		cmocka_unit_test(test_blank_values_read_empty),
+		cmocka_unit_test(test_real_shaped_edits),
+		cmocka_unit_test(test_unusual_forms_kept),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_vm_view),
 		cmocka_unit_test(test_guid_valid),
