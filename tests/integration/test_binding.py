@@ -10,6 +10,7 @@ import os
 import shutil
 import stat
 import sys
+import time
 
 import hyperv2012
 from impexlib import DISKS, VMS, as_json, call, digest, need, new_store, ok, refused, vm_new
@@ -158,6 +159,36 @@ def test_the_import_mount_to_a_folder_outside_the_store():
     b = import_mount(store, "exp", os.path.realpath("outside"))
     check_record(store, ["outside"])
     check_own_disks(store, a, a_disk, b, "outside")
+
+
+def test_an_export_mount_running_meanwhile_reads_the_new_folder():
+    """The export mount was started before the import recorded its folder: it reads the record
+    again when it lists the store, and serves the copy's own disk from there."""
+    need("qemu-img", "fusermount3")
+    store, a = store_with_a()
+    ok("export", "--store", store, a, "exp")
+    # The copy's own bytes, written before it is imported (the mount serves files that do not
+    # change under it).
+    write("b.bin", B_BYTES)
+    ok("vhd", "write", os.path.join("exp", DISKS, "A.vhd"), "0", "b.bin")
+    os.mkdir("outside")
+    with Mount(store, "out", "-o", "revalidate=1") as m:
+        assert os.listdir(os.path.join(m.point, "vms")) == ["A"]
+        import_mount(store, "exp", os.path.realpath("outside"))
+        deadline = time.time() + 30
+        while "B" not in os.listdir(os.path.join(m.point, "vms")):
+            assert time.time() < deadline, os.listdir(os.path.join(m.point, "vms"))
+            time.sleep(0.2)
+        current = os.path.join(m.point, "raw", "B", "current")
+        (image,) = os.listdir(current)
+        with open(os.path.join(current, image), "rb") as f:
+            assert f.read(len(B_BYTES)) == B_BYTES
+        (name,) = os.listdir(os.path.join(m.point, "vms", "B", DISKS))
+        assert raw_head(os.path.join(m.point, "vms", "B", DISKS, name)) == B_BYTES
+        current = os.path.join(m.point, "raw", "A", "current")
+        (image,) = os.listdir(current)
+        with open(os.path.join(current, image), "rb") as f:
+            assert f.read(len(A_BYTES)) == A_BYTES
 
 
 def test_a_real_shaped_vm_copied_to_a_folder_outside_the_store():
