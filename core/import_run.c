@@ -127,8 +127,14 @@ static void close_places(struct journal_root *roots, size_t count)
 static int make_folder(const struct run *r, const char *path, struct error *err)
 {
 	const char *rel;
-	int fd = place(r, path, &rel, err), rc;
+	int fd, rc;
 
+	/* A target root itself (disks straight in target_vhd_data_root): there already. */
+	for (size_t i = 0; i < r->place_count; i++)
+		if (r->places[i].fd >= 0 && beneath_lexically(path, r->places[i].path, &rel) &&
+		    !rel[0])
+			return -EEXIST;
+	fd = place(r, path, &rel, err);
 	if (fd < 0)
 		return fd;
 	rc = beneath_mkdir(fd, rel, 0755);

@@ -7,6 +7,7 @@
 #include "beneath.h"
 #include "error.h"
 #include "fsutil.h"
+#include "record.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -296,7 +297,8 @@ size_t journal_recover(int folderfd, int vmrootfd, const struct journal_root *ro
 		char *text = NULL;
 		int fd;
 
-		if (e->d_name[0] == '.')
+		/* Hidden names are temporary; the store's record of its folders is no journal. */
+		if (e->d_name[0] == '.' || strcmp(e->d_name, RECORD_FILE) == 0)
 			continue;
 		snprintf(id, sizeof(id), "%.36s", e->d_name);
 		if (strlen(e->d_name) != 44 || strcmp(e->d_name + 36, ".journal") != 0 ||

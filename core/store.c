@@ -5,6 +5,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "pathmap.h"
+#include "record.h"
 #include "utf16.h"
 #include "vhd.h"
 
@@ -12,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,10 +34,15 @@
 struct store {
 	char **roots; /* real paths */
 	size_t root_count;
-	char **allowed; /* real paths of the roots and of the path map's targets */
-	size_t allowed_count;
+	/* Real paths of the roots, the path map's targets, the extra and the recorded folders:
+	 * only added to. Protected by allowed_lock (chains open on any thread). */
+	char **allowed;
+	size_t allowed_count, allowed_cap;
+	pthread_mutex_t allowed_lock;
 	const struct pathmap *pathmap;
 	bool allow_outside;
+	bool recorded; /* the roots' records are read */
+	char *notice;  /* a record left aside, or NULL */
 };
 
 void store_free(struct store *s)
@@ -48,7 +55,81 @@ void store_free(struct store *s)
 		free(s->allowed[i]);
 	free(s->roots);
 	free(s->allowed);
+	free(s->notice);
+	pthread_mutex_destroy(&s->allowed_lock);
 	free(s);
+}
+
+const char *store_notice(const struct store *s)
+{
+	return s->notice;
+}
+
+/* Add the real path @real (a new string, taken) to the allowed folders, once. */
+static int allow_folder(struct store *s, char *real)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&s->allowed_lock);
+	for (size_t i = 0; i < s->allowed_count && real; i++)
+		if (strcmp(s->allowed[i], real) == 0) {
+			free(real);
+			real = NULL;
+		}
+	if (real && s->allowed_count == s->allowed_cap) {
+		size_t cap = s->allowed_cap ? s->allowed_cap * 2 : 8;
+		char **grown = realloc(s->allowed, cap * sizeof(*grown));
+
+		if (grown) {
+			s->allowed = grown;
+			s->allowed_cap = cap;
+		}
+	}
+	if (real && s->allowed_count < s->allowed_cap)
+		s->allowed[s->allowed_count++] = real;
+	else if (real)
+		rc = -ENOMEM;
+	pthread_mutex_unlock(&s->allowed_lock);
+	if (rc < 0)
+		free(real);
+	return rc;
+}
+
+/*
+ * Read the record of every root (core/record.h) and allow the folders it
+ * lists that exist. What cannot be trusted or read goes into the notice
+ * (with @note), and its folders stay outside the store. Returns 0 or
+ * -ENOMEM.
+ */
+static int read_records(struct store *s, bool note)
+{
+	for (size_t r = 0; r < s->root_count; r++) {
+		char **folders = NULL;
+		size_t count = 0;
+		struct error err;
+		int rootfd = open(s->roots[r], O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+		error_clear(&err);
+		rc = rootfd < 0 ? error_errno(&err, errno, "cannot open", s->roots[r])
+				: record_read(rootfd, s->roots[r], &folders, &count, &err);
+		if (rootfd >= 0)
+			close(rootfd);
+		if (rc == -ENOMEM)
+			return rc;
+		/* A user who may not read root's record just does without it. */
+		if (rc < 0 && rc != -EACCES && note && !s->notice)
+			s->notice = strdup(error_message(&err));
+		for (size_t i = 0; rc == 0 && i < count; i++) {
+			char *real = realpath(folders[i], NULL);
+
+			if (real)
+				rc = allow_folder(s, real);
+		}
+		record_free(folders, count);
+		if (rc == -ENOMEM)
+			return rc;
+	}
+	return 0;
 }
 
 const struct pathmap *store_pathmap(const struct store *s)
@@ -72,14 +153,17 @@ int store_open(struct store **out, const struct store_options *o, struct error *
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return error_set(err, ENOMEM, "out of memory");
+	pthread_mutex_init(&s->allowed_lock, NULL);
 	s->roots = calloc(o->root_count, sizeof(*s->roots));
-	s->allowed = calloc(o->root_count + maps + o->extra_count, sizeof(*s->allowed));
+	s->allowed_cap = o->root_count + maps + o->extra_count;
+	s->allowed = calloc(s->allowed_cap, sizeof(*s->allowed));
 	if (!s->roots || !s->allowed) {
 		store_free(s);
 		return error_set(err, ENOMEM, "out of memory");
 	}
 	s->pathmap = o->pathmap;
 	s->allow_outside = o->allow_outside;
+	s->recorded = o->recorded;
 	for (size_t i = 0; i < o->root_count; i++) {
 		struct stat st;
 		char *real = realpath(o->roots[i], NULL);
@@ -106,6 +190,10 @@ int store_open(struct store **out, const struct store_options *o, struct error *
 
 		if (real)
 			s->allowed[s->allowed_count++] = real;
+	}
+	if (s->recorded && read_records(s, true) < 0) {
+		store_free(s);
+		return error_set(err, ENOMEM, "out of memory");
 	}
 	*out = s;
 	return 0;
@@ -215,13 +303,44 @@ static bool under(const char *dir, const char *path)
 	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
 
-/* Is the real path @real inside the roots or the path map's targets? */
+/* Is the real path @real inside the roots, the path map's targets or the recorded folders? */
 static bool inside(const struct store *s, const char *real)
 {
-	for (size_t i = 0; i < s->allowed_count; i++)
-		if (under(s->allowed[i], real))
-			return true;
-	return false;
+	struct store *locked = (struct store *)s; /* the lock, not the store, changes */
+	bool found = false;
+
+	pthread_mutex_lock(&locked->allowed_lock);
+	for (size_t i = 0; i < s->allowed_count && !found; i++)
+		found = under(s->allowed[i], real);
+	pthread_mutex_unlock(&locked->allowed_lock);
+	return found;
+}
+
+int store_record_folder(struct store *s, const char *folder, struct error *err)
+{
+	char real[PATH_MAX];
+	char *copy;
+	int lock, rootfd, rc;
+
+	if (!realpath(folder, real))
+		return error_errno(err, errno, "cannot resolve", folder);
+	if (inside(s, real))
+		return 0;
+	lock = store_lock(s, err);
+	if (lock < 0)
+		return lock;
+	rootfd = open(s->roots[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	rc = rootfd < 0 ? error_errno(err, errno, "cannot open", s->roots[0])
+			: record_add(rootfd, s->roots[0], real, err);
+	if (rootfd >= 0)
+		close(rootfd);
+	store_unlock(lock);
+	if (rc < 0)
+		return error_prefix(err, "cannot record '%s' as a folder of the store", real);
+	copy = strdup(real);
+	if (!copy || allow_folder(s, copy) < 0)
+		return error_set(err, ENOMEM, "out of memory");
+	return 0;
 }
 
 static int allow_parent(void *ctx, const char *real_path, struct error *err)
@@ -275,8 +394,9 @@ static int try_disk(struct store *s, struct resolution *r, const char *candidate
 	return *path ? 1 : -ENOMEM;
 }
 
-int store_resolve(struct store *s, const char *config_path, const char *written, char **path,
-		  char **how, struct error *err)
+/* store_resolve(); *@by_name: an absolute @written was found by its name alone. */
+static int resolve(struct store *s, const char *config_path, const char *written, char **path,
+		   char **how, bool *by_name, struct error *err)
 {
 	struct resolution r = {{0}, false};
 	const char *name = pathmap_basename(written);
@@ -319,6 +439,10 @@ int store_resolve(struct store *s, const char *config_path, const char *written,
 		*path = NULL;
 		return error_set(err, ENOMEM, "out of memory");
 	}
+	/* Not where an absolute path says, but by its name: a relative path (an export
+	 * folder's) is the folder's own. */
+	*by_name = rc == 1 && (written[0] == '/' || pathmap_is_windows_absolute(written)) &&
+		   strcmp(*how, "as written") != 0 && strcmp(*how, "through the path map") != 0;
 	if (rc == 1)
 		return 0;
 	if (r.outside)
@@ -328,6 +452,14 @@ int store_resolve(struct store *s, const char *config_path, const char *written,
 			written, config_path, r.tried);
 	return error_set(err, ENOENT, "cannot find disk '%s' of '%s': tried %s", written,
 			 config_path, r.tried);
+}
+
+int store_resolve(struct store *s, const char *config_path, const char *written, char **path,
+		  char **how, struct error *err)
+{
+	bool by_name = false;
+
+	return resolve(s, config_path, written, path, how, &by_name, err);
 }
 
 int store_open_chain(struct store *s, const struct store_disk *disk, struct chain **chain,
@@ -391,6 +523,65 @@ static void disks_free(struct store_disk *disks, size_t count)
 	free(disks);
 }
 
+/* Whether @path is a differencing VHD, by its footer: 1, 0 (not, or cannot tell), or a
+ * transient -errno. */
+static int differencing(const char *path)
+{
+	uint8_t raw[VHD_FOOTER_SIZE];
+	struct vhd_footer footer;
+	struct stat st;
+	int fd = fsutil_open_source(path, false), rc = 0;
+
+	if (fd < 0)
+		return error_is_transient(fd) ? fd : 0;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size >= VHD_FOOTER_SIZE) {
+		rc = fsutil_pread_full(fd, raw, sizeof(raw),
+				       (uint64_t)st.st_size - VHD_FOOTER_SIZE);
+		if (rc == 0) {
+			vhd_footer_decode(raw, &footer);
+			rc = memcmp(footer.cookie, "conectix", 8) == 0 &&
+			     footer.disk_type == VHD_TYPE_DIFFERENCING;
+		} else if (!error_is_transient(rc)) {
+			rc = 0;
+		}
+	}
+	close(fd);
+	return rc;
+}
+
+/*
+ * A differencing disk @d found by its name alone is used only if its chain
+ * opens (each parent found by its locators, with the UUID it names): else
+ * it becomes a problem. Returns 0, or a transient negative errno with a
+ * message (whether it matches cannot be told now).
+ */
+static int check_found_chain(struct store *s, const char *config_path, struct store_disk *d,
+			     struct error *err)
+{
+	struct chain *chain = NULL;
+	struct error e;
+	int rc = differencing(d->path);
+
+	if (rc < 0)
+		return error_errno(err, -rc, "cannot read", d->path);
+	if (rc == 0)
+		return 0;
+	error_clear(&e);
+	rc = store_open_chain(s, d, &chain, &e);
+	chain_close(chain);
+	if (rc == 0)
+		return 0;
+	if (error_is_transient(e.code))
+		return error_set(err, e.code, "%s", error_message(&e));
+	d->problem = format_text("disk '%s' of '%s' is not used: found by its name alone as '%s', "
+				 "a differencing disk whose chain does not match: %s",
+				 d->written, config_path, d->path, error_message(&e));
+	free(d->path);
+	free(d->how);
+	d->path = d->how = NULL;
+	return d->problem ? 0 : error_set(err, ENOMEM, "out of memory");
+}
+
 /* The VHD drives of @config, resolved. */
 static int resolve_disks(struct store *s, const struct config *config, struct store_disk **out,
 			 size_t *count, struct error *err)
@@ -422,14 +613,22 @@ static int resolve_disks(struct store *s, const struct config *config, struct st
 		d->controller = drives[i].controller;
 		d->drive = drives[i].drive;
 		error_clear(&e);
-		if (store_resolve(s, config_name(config), drives[i].pathname, &d->path, &d->how,
-				  &e) < 0)
+		if (resolve(s, config_name(config), drives[i].pathname, &d->path, &d->how,
+			    &d->by_name, &e) < 0)
 			d->problem = strdup(error_message(&e));
 		else if (is_vhdx(d->path))
 			d->problem = format_text(
 				"'%s' is a VHDX disk, which impexfs does not read yet", d->path);
+		else if (d->by_name)
+			rc = check_found_chain(s, config_name(config), d, err);
+		if (rc < 0)
+			break;
 	}
 	config_drives_free(drives, n);
+	if (rc < 0) {
+		disks_free(disks, k);
+		return rc;
+	}
 	*out = disks;
 	*count = k;
 	return 0;
@@ -858,6 +1057,101 @@ static int complete_tree(struct store *s, struct store_vm *vm)
 	return 0;
 }
 
+/* A disk file a configuration names by its path, and whose. */
+struct claim {
+	const char *path;
+	const struct store_vm *vm;
+};
+
+static int compare_claims(const void *a, const void *b)
+{
+	return strcmp(((const struct claim *)a)->path, ((const struct claim *)b)->path);
+}
+
+/* The disks of @vm: its own (@k == 0), then each snapshot's; NULL past the last. */
+static struct store_disk *disks_of(struct store_vm *vm, size_t k, size_t *count)
+{
+	if (k > vm->snapshot_count)
+		return NULL;
+	*count = k == 0 ? vm->disk_count : vm->snapshots[k - 1].disk_count;
+	return k == 0 ? vm->disks : vm->snapshots[k - 1].disks;
+}
+
+/*
+ * A disk found by its name alone is not used when another VM's configuration
+ * (or one of its snapshots') names that very file by its path: the file is
+ * that VM's, and binding it would let one VM read or write another's disk.
+ */
+static int refuse_claimed(struct store_vm *vms, size_t count)
+{
+	struct claim *claims = NULL;
+	size_t n = 0, cap = 0;
+	struct store_disk *disks;
+	size_t disk_count;
+	int rc = 0;
+
+	for (size_t i = 0; i < count; i++)
+		for (size_t k = 0; (disks = disks_of(&vms[i], k, &disk_count)); k++)
+			for (size_t d = 0; d < disk_count; d++) {
+				if (!disks[d].path || disks[d].by_name)
+					continue;
+				if (n == cap) {
+					struct claim *grown;
+
+					cap = cap ? cap * 2 : 64;
+					grown = realloc(claims, cap * sizeof(*grown));
+					if (!grown) {
+						free(claims);
+						return -ENOMEM;
+					}
+					claims = grown;
+				}
+				claims[n++] = (struct claim){disks[d].path, &vms[i]};
+			}
+	if (n)
+		qsort(claims, n, sizeof(*claims), compare_claims);
+	for (size_t i = 0; i < count && rc == 0 && n; i++)
+		for (size_t k = 0; rc == 0 && (disks = disks_of(&vms[i], k, &disk_count)); k++)
+			for (size_t d = 0; d < disk_count && rc == 0; d++) {
+				struct store_disk *disk = &disks[d];
+				const struct store_vm *owner = NULL;
+				size_t low = 0, high = n;
+
+				if (!disk->path || !disk->by_name)
+					continue;
+				while (low < high) { /* the first claim not before the path */
+					size_t mid = low + (high - low) / 2;
+
+					if (strcmp(claims[mid].path, disk->path) < 0)
+						low = mid + 1;
+					else
+						high = mid;
+				}
+				for (;
+				     low < n && !owner && strcmp(claims[low].path, disk->path) == 0;
+				     low++)
+					if (strcasecmp(claims[low].vm->id, vms[i].id) != 0)
+						owner = claims[low].vm;
+				if (!owner)
+					continue;
+				disk->problem =
+					format_text("disk '%s' of '%s' is not used: found by its "
+						    "name alone as '%s', "
+						    "which VM '%s' (%s) names by its path",
+						    disk->written,
+						    k == 0 ? vms[i].config_path
+							   : vms[i].snapshots[k - 1].config_path,
+						    disk->path, owner->name, owner->id);
+				free(disk->path);
+				free(disk->how);
+				disk->path = disk->how = NULL;
+				if (!disk->problem)
+					rc = -ENOMEM;
+			}
+	free(claims);
+	return rc;
+}
+
 static int compare_vms(const void *a, const void *b)
 {
 	const struct store_vm *x = a, *y = b;
@@ -874,6 +1168,9 @@ int store_list(struct store *s, struct store_vm **out, size_t *out_count, struct
 
 	*out = NULL;
 	*out_count = 0;
+	/* Folders recorded since the store was opened (an import mount's, meanwhile). */
+	if (s->recorded && read_records(s, false) < 0)
+		return error_set(err, ENOMEM, "out of memory");
 	for (size_t r = 0; r < s->root_count && rc == 0; r++) {
 		char dir[PATH_MAX], **files = NULL;
 		size_t n = 0;
@@ -925,6 +1222,8 @@ int store_list(struct store *s, struct store_vm **out, size_t *out_count, struct
 		if (rc < 0)
 			rc = error_set(err, -rc, "cannot read the snapshots of '%s'", s->roots[r]);
 	}
+	if (rc == 0)
+		rc = refuse_claimed(vms, count);
 	for (size_t i = 0; i < count && rc == 0; i++)
 		rc = complete_tree(s, &vms[i]);
 	/* Snapshots the VM counts but that could not be read (damaged, or

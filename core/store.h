@@ -39,6 +39,9 @@ struct store_options {
 	bool allow_outside;	       /* let disks and parents lie outside the roots and the map */
 	const char *const *extra;      /* more folders whose files may be read (not listed) */
 	size_t extra_count;
+	/* Also the folders the store's record lists (core/record.h): for a store, never for an
+	 * export folder, whose files are anyone's. */
+	bool recorded;
 };
 
 /* A disk as a configuration names it, resolved. */
@@ -50,6 +53,7 @@ struct store_disk {
 	char *path;    /* the Linux path found, or NULL */
 	char *how;     /* how it was found: "path map", "next to the configuration", ... */
 	char *problem; /* why it cannot be used, or NULL */
+	bool by_name;  /* an absolute path that was found by its file name alone, elsewhere */
 };
 
 struct store_snapshot {
@@ -99,6 +103,25 @@ int store_open(struct store **out, const struct store_options *options, struct e
 
 void store_free(struct store *store);
 
+/**
+ * What store_open() left aside, or NULL: a record of folders (core/record.h)
+ * that could not be trusted or read, whose folders are then not the store's.
+ * Borrowed, valid until store_free().
+ */
+const char *store_notice(const struct store *store);
+
+/**
+ * Make the folder @folder a folder of the store before an import writes
+ * disks there: when its real path lies outside the roots, the path map's
+ * folders and the record, it is added to the record of the first root
+ * (core/record.h) and read through @store from now on. Only for folders the
+ * administrator named (mount options, the command line's settings), never
+ * for an export folder's own document. Takes the store's lock. Returns 0 or
+ * a negative errno with a message (-EPERM: the record or its folder is not
+ * this process's own).
+ */
+int store_record_folder(struct store *store, const char *folder, struct error *err);
+
 /** The store's path map (may be NULL). Borrowed. */
 const struct pathmap *store_pathmap(const struct store *store);
 
@@ -136,7 +159,11 @@ int store_init(const char *root, struct error *err);
  * VM never hides the others. Configurations are found by content: every
  * "*.xml" (any case, not hidden) of "Virtual Machines" and "Snapshots" whose
  * properties/global_id names the VM or snapshot, whatever the file's name; a
- * file that cannot be read is a VM with a problem (named by the file). A VM
+ * file that cannot be read is a VM with a problem (named by the file). A disk
+ * found by its file name alone (by_name) is not used (a problem instead) when
+ * another VM's configuration names that file by its path, or when it is a
+ * differencing disk whose chain does not open (docs/FORMAT.md, "Paths"). With
+ * the store's record, folders recorded since store_open() are read too. A VM
  * whose files fail for a transient reason (error_is_transient()) has that
  * problem and its code; a snapshot's configuration, or a VM's not named by
  * its GUID, that so fails (it cannot be told whose it is) fails the whole
@@ -176,7 +203,8 @@ int store_open_chain_cached(struct store *store, const struct store_disk *disk,
  * path as it is, a Windows path through the path map; else its file name
  * next to the configuration, then in each root's "Virtual Hard Disks".
  * Case is ignored where the exact name is missing. The result must lie
- * inside the roots or the path map's targets unless the store allows it.
+ * inside the roots, the path map's targets or the recorded folders unless
+ * the store allows it.
  * *@path and *@how are new strings (caller frees). Returns 0, -ENOENT
  * (message lists the places tried), -EACCES (outside), -ENOMEM.
  */

@@ -1912,6 +1912,24 @@ static int trust_roots(struct importfs *fs, struct error *err)
 	return rc;
 }
 
+/*
+ * The mount's own target VHD roots (its options and settings file) that lie outside the
+ * store become folders of the store before any import writes there (docs/FORMAT.md): the
+ * VMs registered there are read from them later. An import's own document adds none.
+ */
+static int record_targets(struct importfs *fs, struct error *err)
+{
+	for (size_t i = 0; i < fs->given_count; i++) {
+		int rc = fs->given[i].target_vhd_data_root
+				 ? store_record_folder(fs->store, fs->given[i].target_vhd_data_root, err)
+				 : 0;
+
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 /* Tell the log what a recovery left alone. */
 static void log_notice(void *ctx, const char *message)
 {
@@ -1984,7 +2002,8 @@ int importfs_main(const struct importfs_options *o, struct fuse_args *args)
 	struct importfs fs = {.o = o, .staging_fd = -1};
 	pthread_condattr_t clock;
 	const char *roots[IMPORTFS_MAX_ROOTS] = {o->store};
-	struct store_options so = {.roots = roots, .root_count = 1, .pathmap = o->pathmap};
+	struct store_options so = {
+		.roots = roots, .root_count = 1, .pathmap = o->pathmap, .recorded = true};
 	char *more = o->more_roots ? strdup(o->more_roots) : NULL;
 	struct fuse_loop_config *loop = NULL;
 	struct fuse *fuse = NULL;
@@ -2024,7 +2043,7 @@ int importfs_main(const struct importfs_options *o, struct fuse_args *args)
 	}
 	rc = 1;
 	if (store_open(&fs.store, &so, &err) < 0 || trust_roots(&fs, &err) < 0 ||
-	    recover(&fs, &err) < 0) {
+	    record_targets(&fs, &err) < 0 || recover(&fs, &err) < 0) {
 		fprintf(stderr, "impexfs: %s\n", error_message(&err));
 		goto out;
 	}

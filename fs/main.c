@@ -448,6 +448,7 @@ int main(int argc, char **argv)
 	so.roots = roots;
 	so.root_count = 1;
 	so.pathmap = map;
+	so.recorded = true;
 	fs.settings = o.settings;
 	fs.set_uid = o.set_uid;
 	fs.uid = o.uid;
@@ -463,6 +464,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "impexfs: %s\n", error_message(&err));
 		goto out;
 	}
+	if (store_notice(fs.store))
+		fprintf(stderr, "impexfs: warning: %s\n", store_notice(fs.store));
 	fuse_opt_add_arg(&args, "-oro");
 	fuse_opt_add_arg(&args, "-ofsname=impexfs");
 	fuse_opt_add_arg(&args, "-osubtype=impexfs");

@@ -207,8 +207,13 @@ static int open_store(struct store_args *a, const char *usage, struct store **st
 	o.root_count = a->root_count;
 	o.pathmap = a->common.pathmap;
 	o.allow_outside = a->allow_outside;
+	o.recorded = true;
 	error_clear(&err);
-	return store_open(store, &o, &err) < 0 ? cli_fail(&err) : CLI_OK;
+	if (store_open(store, &o, &err) < 0)
+		return cli_fail(&err);
+	if (store_notice(*store))
+		fprintf(stderr, "impex: warning: %s\n", store_notice(*store));
+	return CLI_OK;
 }
 
 static const char *bus_name(enum config_bus bus)
@@ -1049,6 +1054,10 @@ int cmd_import(int argc, char **argv)
 	if (rc)
 		return end_import(&a, store, &settings, rc);
 	error_clear(&err);
+	/* Disks copied to a folder outside the store: a folder of the store from now on. */
+	if (settings.create_copy && settings.target_vhd_data_root &&
+	    store_record_folder(store, settings.target_vhd_data_root, &err) < 0)
+		return end_import(&a, store, &settings, cli_fail(&err));
 	{
 		bool bar = isatty(STDERR_FILENO);
 		int last = bar ? -1 : -2; /* -2: no bar */
