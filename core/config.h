@@ -201,21 +201,41 @@ int config_drives(const struct config *config, struct config_drive **drives, siz
 
 void config_drives_free(struct config_drive *drives, size_t count);
 
-/* One network adapter. Strings are owned: config_adapters_free(). */
+/*
+ * One network adapter. Hyper-V names its switch three times (docs/FORMAT.md):
+ * SwitchName and Connection/HostResources/HostResource (the GUID) and
+ * Connection/AltSwitchName (the friendly name). Strings are owned:
+ * config_adapters_free().
+ */
 struct config_adapter {
-	char *key;	     /* its device node */
-	char *friendly_name; /* FriendlyName */
-	char *mac;	     /* MacAddress, "00-15-5D-..." */
-	bool static_mac;     /* MacAddressIsStatic */
-	char *switch_id;     /* SwitchName: the switch's GUID, "" when not connected */
-	char *switch_name;   /* Connection/AltSwitchName: its friendly name */
+	char *key;	       /* its device node */
+	char *friendly_name;   /* FriendlyName */
+	char *mac;	       /* MacAddress, "00-15-5D-..." */
+	bool static_mac;       /* MacAddressIsStatic */
+	char *switch_id;       /* SwitchName: the switch's GUID, "" when not connected */
+	char *switch_name;     /* Connection/AltSwitchName: its friendly name */
+	char *switch_resource; /* Connection/HostResources/HostResource: the GUID again, or "" */
+	char *port_name;       /* PortName: its port's GUID, "" when not connected */
+	bool connected;	       /* IsConnected; when absent, whether a switch field is set */
+	char *problem;	       /* NULL, or how its switch fields disagree (a sentence) */
 };
 
-/** Every network adapter (a node with a MacAddress). Returns 0, -ENOMEM. */
+/**
+ * Every network adapter (a node with a MacAddress). An adapter whose switch
+ * fields disagree (two GUIDs, a name without a GUID, IsConnected against
+ * the switch fields) is listed with its @problem. Returns 0, -ENOMEM.
+ */
 int config_adapters(const struct config *config, struct config_adapter **adapters, size_t *count,
 		    struct error *err);
 
 void config_adapters_free(struct config_adapter *adapters, size_t count);
+
+/**
+ * The switch @adapter names, as the import settings know it: its friendly
+ * name (AltSwitchName), else its GUID (SwitchName, else HostResource);
+ * "" when it names none. Borrowed from @adapter.
+ */
+const char *config_adapter_switch(const struct config_adapter *adapter);
 
 /**
  * Set the leaf at @path to the time @when as Hyper-V stores times: a
@@ -223,8 +243,17 @@ void config_adapters_free(struct config_adapter *adapters, size_t count);
  */
 int config_set_filetime(struct config *config, const char *path, time_t when, struct error *err);
 
-/** Point adapter @key at the switch @switch_id named @switch_name ("" for none). */
+/**
+ * Connect adapter @key to the switch @switch_id (a GUID) named @switch_name:
+ * SwitchName and Connection/HostResources/HostResource (one) get the GUID,
+ * Connection/AltSwitchName the name, IsConnected True; PortName becomes
+ * @port_name unless it is NULL (kept). With @switch_id NULL or "", leave
+ * it unconnected as Hyper-V writes one: SwitchName, AltSwitchName and
+ * PortName empty, HostResources emptied, IsConnected False. Other fields
+ * (TestReplicaSwitchName, AltPortName, AuthorizationScope) are kept.
+ * Returns 0 or a negative errno with a message.
+ */
 int config_set_adapter_switch(struct config *config, const char *key, const char *switch_id,
-			      const char *switch_name, struct error *err);
+			      const char *switch_name, const char *port_name, struct error *err);
 
 #endif

@@ -235,8 +235,67 @@ void config_adapters_free(struct config_adapter *adapters, size_t count)
 		free(adapters[i].mac);
 		free(adapters[i].switch_id);
 		free(adapters[i].switch_name);
+		free(adapters[i].switch_resource);
+		free(adapters[i].port_name);
+		free(adapters[i].problem);
 	}
 	free(adapters);
+}
+
+const char *config_adapter_switch(const struct config_adapter *a)
+{
+	if (a->switch_name && a->switch_name[0])
+		return a->switch_name;
+	if (a->switch_id && a->switch_id[0])
+		return a->switch_id;
+	return a->switch_resource ? a->switch_resource : "";
+}
+
+#define RESOURCE "Connection/HostResources/HostResource"
+
+/*
+ * get_or_empty() of an adapter's field, "" also when it holds only a line end
+ * and spaces: Hyper-V writes an empty string as a line end followed by the
+ * closing tag's indentation (an unconnected adapter's switch fields).
+ */
+static char *field_or_empty(const struct config *c, const char *path)
+{
+	char *value = get_or_empty(c, path);
+
+	if (value && strchr(value, '\n') && !value[strspn(value, " \t\r\n")])
+		value[0] = '\0';
+	return value;
+}
+
+/*
+ * How the switch fields of @a disagree, as a new sentence, or NULL when they
+ * agree. @resources: whether it has a Connection/HostResources container (an
+ * adapter without one says nothing there); @said: whether IsConnected is given.
+ */
+static char *adapter_problem(const struct config_adapter *a, bool resources, bool said)
+{
+	const char *id = a->switch_id, *res = a->switch_resource, *name = a->switch_name;
+	bool any = id[0] || res[0] || name[0];
+	char *text = NULL;
+	int n = 0;
+
+	if (id[0] && res[0] && strcasecmp(id, res) != 0)
+		n = asprintf(&text, "it names switch '%s' in SwitchName but '%s' in " RESOURCE, id,
+			     res);
+	else if (resources && !id[0] != !res[0])
+		n = asprintf(&text, "it names switch '%s' in %s but none in %s", id[0] ? id : res,
+			     id[0] ? "SwitchName" : RESOURCE, id[0] ? RESOURCE : "SwitchName");
+	else if (name[0] && !id[0] && !res[0])
+		n = asprintf(&text,
+			     "it names switch '%s' in Connection/AltSwitchName but no switch GUID "
+			     "(SwitchName)",
+			     name);
+	else if (said && a->connected && !any)
+		n = asprintf(&text, "IsConnected is True but it names no switch");
+	else if (said && !a->connected && any)
+		n = asprintf(&text, "it names switch '%s' but IsConnected is False",
+			     config_adapter_switch(a));
+	return n < 0 ? NULL : text;
 }
 
 int config_adapters(const struct config *c, struct config_adapter **adapters, size_t *count,
@@ -250,9 +309,10 @@ int config_adapters(const struct config *c, struct config_adapter **adapters, si
 	*count = 0;
 	rc = config_children(c, "", &nodes, &n_nodes);
 	for (size_t i = 0; i < n_nodes && rc == 0; i++) {
-		char path[512], *mac = NULL;
+		char path[512], *mac = NULL, **names = NULL;
 		struct config_adapter *grown, *a;
-		bool flag = false;
+		size_t n_names = 0;
+		bool flag = false, resources, said;
 
 		snprintf(path, sizeof(path), "%s/MacAddress", nodes[i]);
 		if (nodes[i][0] != '_' || config_get(c, path, &mac, NULL) < 0)
@@ -269,15 +329,29 @@ int config_adapters(const struct config *c, struct config_adapter **adapters, si
 		a->mac = mac;
 		a->key = strdup(nodes[i]);
 		snprintf(path, sizeof(path), "%s/FriendlyName", nodes[i]);
-		a->friendly_name = get_or_empty(c, path);
+		a->friendly_name = field_or_empty(c, path);
 		snprintf(path, sizeof(path), "%s/SwitchName", nodes[i]);
-		a->switch_id = get_or_empty(c, path);
+		a->switch_id = field_or_empty(c, path);
 		snprintf(path, sizeof(path), "%s/Connection/AltSwitchName", nodes[i]);
-		a->switch_name = get_or_empty(c, path);
+		a->switch_name = field_or_empty(c, path);
+		snprintf(path, sizeof(path), "%s/" RESOURCE, nodes[i]);
+		a->switch_resource = field_or_empty(c, path);
+		snprintf(path, sizeof(path), "%s/PortName", nodes[i]);
+		a->port_name = field_or_empty(c, path);
 		snprintf(path, sizeof(path), "%s/MacAddressIsStatic", nodes[i]);
 		a->static_mac = config_get_bool(c, path, &flag) == 0 && flag;
-		if (!a->key || !a->friendly_name || !a->switch_id || !a->switch_name)
+		if (!a->key || !a->friendly_name || !a->switch_id || !a->switch_name ||
+		    !a->switch_resource || !a->port_name) {
 			rc = -ENOMEM;
+			break;
+		}
+		snprintf(path, sizeof(path), "%s/IsConnected", nodes[i]);
+		said = config_get_bool(c, path, &flag) == 0;
+		a->connected = said ? flag : config_adapter_switch(a)[0] != '\0';
+		snprintf(path, sizeof(path), "%s/Connection/HostResources", nodes[i]);
+		resources = config_children(c, path, &names, &n_names) == 0;
+		config_names_free(names, n_names);
+		a->problem = adapter_problem(a, resources, said);
 	}
 	config_names_free(nodes, n_nodes);
 	if (rc < 0) {
@@ -289,17 +363,55 @@ int config_adapters(const struct config *c, struct config_adapter **adapters, si
 	return 0;
 }
 
-int config_set_adapter_switch(struct config *c, const char *key, const char *switch_id,
-			      const char *switch_name, struct error *err)
+/* Remove every HostResource of the adapter @key, unless there are at most @keep. */
+static int drop_resources(struct config *c, const char *key, size_t keep)
 {
+	char path[512], **names = NULL;
+	size_t count = 0, found = 0;
+
+	snprintf(path, sizeof(path), "%s/Connection/HostResources", key);
+	if (config_children(c, path, &names, &count) < 0)
+		return 0; /* none */
+	for (size_t i = 0; i < count; i++)
+		found += strcmp(names[i], "HostResource") == 0;
+	config_names_free(names, count);
+	if (found <= keep)
+		return 0;
+	snprintf(path, sizeof(path), "%s/" RESOURCE, key);
+	for (size_t i = 0; i < found; i++)
+		if (config_remove(c, path) < 0)
+			return -EIO;
+	return 0;
+}
+
+int config_set_adapter_switch(struct config *c, const char *key, const char *switch_id,
+			      const char *switch_name, const char *port_name, struct error *err)
+{
+	bool connect = switch_id && switch_id[0];
 	char path[512];
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/SwitchName", key);
-	rc = config_set(c, path, "string", switch_id, err);
+	rc = config_set(c, path, "string", connect ? switch_id : "", err);
 	if (rc == 0) {
 		snprintf(path, sizeof(path), "%s/Connection/AltSwitchName", key);
-		rc = config_set(c, path, "string", switch_name, err);
+		rc = config_set(c, path, "string", connect ? switch_name : "", err);
+	}
+	/* One HostResource naming the switch, or none: several would name several switches. */
+	if (rc == 0 && drop_resources(c, key, connect ? 1 : 0) < 0)
+		rc = error_set(err, EIO, "cannot empty the HostResources of adapter '%s' in '%s'",
+			       key, config_name(c));
+	if (rc == 0 && connect) {
+		snprintf(path, sizeof(path), "%s/" RESOURCE, key);
+		rc = config_set(c, path, "string", switch_id, err);
+	}
+	if (rc == 0) {
+		snprintf(path, sizeof(path), "%s/IsConnected", key);
+		rc = config_set(c, path, "bool", connect ? "True" : "False", err);
+	}
+	if (rc == 0 && (!connect || port_name)) {
+		snprintf(path, sizeof(path), "%s/PortName", key);
+		rc = config_set(c, path, "string", connect ? port_name : "", err);
 	}
 	return rc;
 }

@@ -3,6 +3,7 @@
 #include "beneath.h"
 
 #include "chain.h"
+#include "config.h"
 #include "error.h"
 #include "fsutil.h"
 #include "pathmap.h"
@@ -81,6 +82,7 @@ static const struct key keys[] = {
 	KEY(target_vhd_data_root, TEXT),
 	KEY(target_snapshot_data_root, TEXT),
 	KEY(security_scope, TEXT),
+	KEY(disconnect_unknown_switches, BOOL),
 };
 
 #define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))
@@ -146,7 +148,8 @@ int import_settings_write(const struct import_settings *s, FILE *out)
 	}
 	if (rc == 0 && s->network_count)
 		fprintf(out, "# each switch an adapter names, and the switch here (empty: "
-			     "disconnected)\n");
+			     "disconnected); a switch not here is an error\n"
+			     "# unless disconnect_unknown_switches = true\n");
 	for (size_t i = 0; i < s->network_count && rc == 0; i++) {
 		char key[64];
 
@@ -244,8 +247,10 @@ static int set_key(struct import_settings *s, const char *key, const char *value
 			*bool_field(s, &keys[i]) = strcmp(value, "true") == 0;
 			if (strcmp(key, "create_copy") == 0)
 				s->create_copy_given = true;
-			else
+			else if (strcmp(key, "generate_new_id") == 0)
 				s->generate_new_id_given = true;
+			else
+				s->disconnect_unknown_switches_given = true;
 			return 0;
 		}
 		field = text_field(s, &keys[i]);
@@ -504,7 +509,10 @@ static int defaults_for(const char *dir, const char *store_root, const char *pic
 		for (size_t k = 0; rc == 0 && k < vm->snapshots[i].disk_count; k++)
 			rc = add_resource(out, &vm->snapshots[i].disks[k]);
 	for (size_t i = 0; rc == 0 && i < vm->adapter_count; i++)
-		rc = add_network(out, vm->adapters[i].switch_name);
+		rc = add_network(out, config_adapter_switch(&vm->adapters[i]));
+	for (size_t i = 0; rc == 0 && i < vm->snapshot_count; i++)
+		for (size_t k = 0; rc == 0 && k < vm->snapshots[i].adapter_count; k++)
+			rc = add_network(out, config_adapter_switch(&vm->snapshots[i].adapters[k]));
 	if (rc < 0)
 		rc = error_set(err, ENOMEM, "out of memory");
 out:
@@ -557,6 +565,8 @@ int import_settings_merge(struct import_settings *s, const struct import_setting
 		s->create_copy = g->create_copy;
 	if (g->generate_new_id_given)
 		s->generate_new_id = g->generate_new_id;
+	if (g->disconnect_unknown_switches_given)
+		s->disconnect_unknown_switches = g->disconnect_unknown_switches;
 	for (size_t i = 0; i < KEY_COUNT && rc == 0; i++)
 		if (keys[i].kind == TEXT)
 			rc = take(text_field(s, &keys[i]),
@@ -843,6 +853,130 @@ static void check_state(struct import_report *out, const char *config, const cha
 			       folder, id, parts[!i], id, parts[i]);
 }
 
+/* ---- switches ---- */
+
+enum import_connection import_adapter_target(const struct import_settings *s,
+					     const struct config_adapter *a,
+					     const struct store_switch *switches, size_t count,
+					     const struct store_switch **to, const char **target,
+					     size_t *line)
+{
+	const char *own = config_adapter_switch(a);
+
+	*to = NULL;
+	*target = own;
+	*line = 0;
+	if (!own[0])
+		return IMPORT_UNCONNECTED;
+	for (size_t i = 0; i < s->network_count && !*line; i++)
+		if (s->networks[i].source && strcmp(s->networks[i].source, own) == 0) {
+			*target = s->networks[i].target ? s->networks[i].target : "";
+			*line = i + 1;
+		}
+	if (!(*target)[0])
+		return IMPORT_DISCONNECT;
+	*to = store_find_switch(switches, count, *target);
+	if (*to)
+		return IMPORT_CONNECT;
+	return s->disconnect_unknown_switches && strcmp(*target, own) == 0 ? IMPORT_DROPPED
+									   : IMPORT_UNKNOWN;
+}
+
+/* The adapters of configuration @k of @vm: 0 the VM's, then its snapshots'. */
+static const struct config_adapter *adapters_of(const struct store_vm *vm, size_t k, size_t *count,
+						const char **file)
+{
+	*count = k ? vm->snapshots[k - 1].adapter_count : vm->adapter_count;
+	*file = k ? vm->snapshots[k - 1].config_path : vm->config_path;
+	return k ? vm->snapshots[k - 1].adapters : vm->adapters;
+}
+
+/* Whether a configuration before @k of @vm has adapter @a as it is (its node, switch, fault). */
+static bool adapter_seen(const struct store_vm *vm, size_t k, const struct config_adapter *a)
+{
+	for (size_t j = 0; j < k; j++) {
+		const struct config_adapter *list;
+		const char *file;
+		size_t n;
+
+		list = adapters_of(vm, j, &n, &file);
+		for (size_t i = 0; i < n; i++) {
+			const char *theirs = config_adapter_switch(&list[i]);
+
+			if (strcmp(list[i].key, a->key) == 0 &&
+			    strcmp(theirs, config_adapter_switch(a)) == 0 &&
+			    !list[i].problem == !a->problem &&
+			    (!a->problem || strcmp(list[i].problem, a->problem) == 0))
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Each adapter of the VM and its snapshots (each once, as the VM's
+ * configuration has it when it has it) connected to a switch of this host,
+ * as Compare-VM wants: a switch the host lacks is an error to resolve (map
+ * it, disconnect it), unless disconnect_unknown_switches.
+ */
+static void check_adapters(struct import_report *out, const struct import_settings *s,
+			   const struct store_vm *vm, const struct store_switch *switches,
+			   size_t switch_count)
+{
+	for (size_t k = 0; k <= vm->snapshot_count; k++) {
+		const struct config_adapter *list;
+		const char *file;
+		size_t n;
+
+		list = adapters_of(vm, k, &n, &file);
+		for (size_t i = 0; i < n; i++) {
+			const struct config_adapter *a = &list[i];
+			const struct store_switch *to;
+			const char *target, *own = config_adapter_switch(a);
+			char where[48] = "network.N.target";
+			enum import_connection how;
+			size_t line;
+
+			if (adapter_seen(vm, k, a))
+				continue;
+			if (a->problem)
+				report(out, "adapter-inconsistent", IMPORT_WARNING, file,
+				       "adapter '%s' (%s): %s: the import writes its switch fields "
+				       "anew, all naming one switch or none",
+				       a->friendly_name, a->mac, a->problem);
+			how = import_adapter_target(s, a, switches, switch_count, &to, &target,
+						    &line);
+			if (line)
+				snprintf(where, sizeof(where), "network.%zu.target", line);
+			switch (how) {
+			case IMPORT_UNKNOWN:
+				if (strcmp(target, own) != 0)
+					report(out, "switch-unknown", IMPORT_ERROR, file,
+					       "adapter '%s' (%s): %s '%s' is no switch here (its "
+					       "switch in the export: '%s')",
+					       a->friendly_name, a->mac, where, target, own);
+				else
+					report(out, "switch-unknown", IMPORT_ERROR, file,
+					       "adapter '%s' (%s) is connected to switch '%s', "
+					       "which does not exist here: map it (%s = SWITCH), "
+					       "disconnect it (%s =) or set "
+					       "disconnect_unknown_switches = true",
+					       a->friendly_name, a->mac, own, where, where);
+				break;
+			case IMPORT_DROPPED:
+				report(out, "switch-unknown", IMPORT_WARNING, file,
+				       "adapter '%s' (%s) is connected to switch '%s', which does "
+				       "not exist here: it will be disconnected "
+				       "(disconnect_unknown_switches = true)",
+				       a->friendly_name, a->mac, own);
+				break;
+			default:
+				break;
+			}
+		}
+	}
+}
+
 int import_compare(const char *dir, struct store *store, const struct import_settings *s,
 		   unsigned flags, struct import_report *out, struct error *err)
 {
@@ -984,18 +1118,7 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 			       (unsigned long long)spaces[i].need, spaces[i].dir,
 			       (unsigned long long)fs.f_bavail * fs.f_frsize);
 	}
-	/* Switches: mapped by friendly name to one of this host's. */
-	for (size_t i = 0; i < s->network_count; i++) {
-		bool found = !s->networks[i].target[0];
-
-		for (size_t k = 0; k < switch_count && !found; k++)
-			found = strcmp(switches[k].name, s->networks[i].target) == 0;
-		if (!found)
-			report(out, "switch-unknown", IMPORT_WARNING, vm->config_path,
-			       "switch '%s' does not exist here: adapters on '%s' will be left "
-			       "disconnected (map it with network.%zu.target)",
-			       s->networks[i].target, s->networks[i].source, i + 1);
-	}
+	check_adapters(out, s, vm, switches, switch_count);
 	/* The store's VMs: the same GUID, the same name, the same static MAC. */
 	for (size_t k = 0; k < their_count; k++) {
 		const struct store_vm *other = &theirs[k];

@@ -22,6 +22,8 @@
  *   network.N.source = SWITCH          an adapter's switch, by friendly name,
  *   network.N.target = SWITCH          and the switch of this host it is connected to
  *                                      ("" leaves it disconnected)
+ *   disconnect_unknown_switches = false  true: an adapter whose switch this host
+ *                                      lacks is disconnected (false: an error)
  *
  * See docs/IMPORT.md.
  */
@@ -33,8 +35,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+struct config_adapter;
 struct error;
 struct store;
+struct store_switch;
 struct store_vm;
 
 /* At most this many resources or networks in a document. */
@@ -63,12 +67,13 @@ struct import_settings {
 	char *target_vhd_data_root;
 	char *target_snapshot_data_root;
 	char *security_scope;
+	bool disconnect_unknown_switches; /* unknown switches disconnect, not refuse */
 	struct import_resource *resources;
 	size_t resource_count;
 	struct import_network *networks;
 	size_t network_count;
 	/* Which booleans a parsed document gave (import_settings_merge() keeps the rest). */
-	bool create_copy_given, generate_new_id_given;
+	bool create_copy_given, generate_new_id_given, disconnect_unknown_switches_given;
 };
 
 /**
@@ -77,7 +82,8 @@ struct import_settings {
  * name, the folder's roots as sources and the store's as targets, each disk
  * the configurations name (the VM's and its snapshots') with where it is
  * found now and where its copy would go, and each switch an adapter names
- * mapped to the switch of that name. The folder must hold exactly one VM.
+ * (the VM's and its snapshots', config_adapter_switch()) mapped to the
+ * switch of that name. The folder must hold exactly one VM.
  * *@out is filled (free with import_settings_free()). Returns 0 or a
  * negative errno with a message.
  */
@@ -133,6 +139,33 @@ void import_settings_free(struct import_settings *settings);
 int import_settings_merge(struct import_settings *settings, const struct import_settings *given,
 			  const char *name, struct error *err);
 
+/* ---- switches ---- */
+
+/* Where an import connects an adapter (import_adapter_target()). */
+enum import_connection {
+	IMPORT_CONNECT,	    /* to a switch of the store */
+	IMPORT_UNCONNECTED, /* nowhere: it names no switch in the export */
+	IMPORT_DISCONNECT,  /* nowhere: its network line's target is empty */
+	IMPORT_DROPPED,	    /* nowhere: its switch is not here (disconnect_unknown_switches) */
+	IMPORT_UNKNOWN,	    /* its switch, or its network line's target, is not here: an error */
+};
+
+/**
+ * Where @settings connect @adapter among the store's @count @switches: the
+ * network line whose source is its switch (config_adapter_switch()) sends it
+ * to that line's target, else to its own switch. *@to is the store's switch
+ * for IMPORT_CONNECT (borrowed from @switches), else NULL; *@target the
+ * switch it is sent to (borrowed from @settings or @adapter); *@line that
+ * network line's N, 0 for none. disconnect_unknown_switches drops an
+ * adapter sent to its own switch only: a target a network line names that
+ * does not exist (a typo) stays IMPORT_UNKNOWN.
+ */
+enum import_connection import_adapter_target(const struct import_settings *settings,
+					     const struct config_adapter *adapter,
+					     const struct store_switch *switches, size_t count,
+					     const struct store_switch **to, const char **target,
+					     size_t *line);
+
 /* ---- the compatibility report (Compare-VM) ---- */
 
 enum import_severity {
@@ -156,7 +189,9 @@ struct import_report {
 /**
  * What importing the export folder @dir into @store with @settings would
  * meet, without changing anything: missing or damaged disks and broken
- * chains, unknown switches, a GUID already in the store, name and static
+ * chains, adapters on switches the store lacks (an error, a warning with
+ * disconnect_unknown_switches) or whose switch fields disagree, a GUID
+ * already in the store, name and static
  * MAC clashes, target files that exist (renamed by the rule of
  * docs/IMPORT.md), too little space at the targets. *@out is filled (free
  * with import_report_free()). @flags: 0, or IMPORT_ADOPT (files of the folder
@@ -202,8 +237,8 @@ int import_open_folder(const char *dir, const struct import_settings *settings,
  * target (a free name, never over a file), differencing disks naming their
  * parents' new files; saved state and configurations go to the target
  * roots, rewritten (new GUIDs with generate_new_id, the name, disk paths,
- * switches mapped by friendly name to this store's GUIDs or disconnected,
- * the scope), the VM's configuration last: that is the commit, and a
+ * each adapter's switch fields naming the switch import_adapter_target()
+ * gives, or cleared, the scope), the VM's configuration last: that is the commit, and a
  * failure before it leaves nothing. Without create_copy the disks stay
  * where they are read. The folder is only read. The VM's GUID goes into
  * @id. Returns 0 or a negative errno with a message.

@@ -732,15 +732,6 @@ static const char *new_disk_path(const struct run *r, const struct store_disk *d
 	return buf;
 }
 
-/* The switch of the store named @name: its GUID, or NULL. */
-static const char *switch_id(const struct run *r, const char *name)
-{
-	for (size_t i = 0; name && name[0] && i < r->switch_count; i++)
-		if (strcmp(r->switches[i].name, name) == 0)
-			return r->switches[i].id;
-	return NULL;
-}
-
 /* Rewrite @config: its GUID @id, its disks' paths, its adapters' switches, the scope. */
 static int rewrite(struct run *r, struct config *config, const char *id,
 		   const struct store_disk *disks, size_t disk_count, struct error *err)
@@ -759,18 +750,37 @@ static int rewrite(struct run *r, struct config *config, const char *id,
 	if (rc == 0)
 		rc = config_adapters(config, &adapters, &adapter_count, err);
 	for (size_t i = 0; rc == 0 && i < adapter_count; i++) {
-		const char *target = NULL, *sid;
+		const struct config_adapter *a = &adapters[i];
+		const struct store_switch *to;
+		const char *target;
+		char port[37];
+		size_t line;
 
-		for (size_t k = 0; k < r->s->network_count && !target; k++)
-			if (adapters[i].switch_name &&
-			    strcmp(r->s->networks[k].source, adapters[i].switch_name) == 0)
-				target = r->s->networks[k].target;
-		if (!target)
-			target = adapters[i].switch_name;
-		sid = switch_id(r, target);
-		/* A switch this host lacks: the adapter is left disconnected. */
-		rc = config_set_adapter_switch(config, adapters[i].key, sid ? sid : "",
-					       sid ? target : "", err);
+		switch (import_adapter_target(r->s, a, r->switches, r->switch_count, &to, &target,
+					      &line)) {
+		case IMPORT_UNKNOWN:
+			/* import_compare() said so; the store changed since. */
+			rc = error_set(err, ENOENT,
+				       "adapter '%s' (%s) of '%s': switch '%s' does not exist here",
+				       a->friendly_name, a->mac, config_name(config), target);
+			break;
+		case IMPORT_UNCONNECTED:
+			/* Left as the export has it, unless its fields disagree. */
+			if (a->problem)
+				rc = config_set_adapter_switch(config, a->key, NULL, NULL, NULL,
+							       err);
+			break;
+		case IMPORT_CONNECT:
+			/* Every field names the switch; a port for an adapter that had none. */
+			if (!a->port_name[0])
+				store_new_guid(port, true);
+			rc = config_set_adapter_switch(config, a->key, to->id, to->name,
+						       a->port_name[0] ? NULL : port, err);
+			break;
+		default:
+			rc = config_set_adapter_switch(config, a->key, NULL, NULL, NULL, err);
+			break;
+		}
 	}
 	config_adapters_free(adapters, adapter_count);
 	if (rc == 0 && r->s->security_scope && r->s->security_scope[0])

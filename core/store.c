@@ -706,6 +706,7 @@ static void snapshot_release(struct store_snapshot *snap)
 	free(snap->saved_state);
 	free(snap->problem);
 	disks_free(snap->disks, snap->disk_count);
+	config_adapters_free(snap->adapters, snap->adapter_count);
 }
 
 static void vm_release(struct store_vm *vm)
@@ -912,6 +913,8 @@ static int load_snapshot(struct store *s, const char *root, const char *file, st
 			rc = -err.code;
 		snap.problem = strdup(error_message(&err));
 	}
+	if (rc == 0 && config_adapters(config, &snap.adapters, &snap.adapter_count, &err) < 0)
+		rc = -err.code;
 	config_free(config);
 	if (rc < 0) {
 		snapshot_release(&snap);
@@ -1294,6 +1297,18 @@ void store_switches_free(struct store_switch *switches, size_t count)
 	for (size_t i = 0; i < count; i++)
 		free(switches[i].name);
 	free(switches);
+}
+
+const struct store_switch *store_find_switch(const struct store_switch *switches, size_t count,
+					     const char *name)
+{
+	for (size_t i = 0; name && name[0] && i < count; i++)
+		if (strcmp(switches[i].name, name) == 0)
+			return &switches[i];
+	for (size_t i = 0; name && name[0] && i < count; i++)
+		if (strcasecmp(switches[i].id, name) == 0)
+			return &switches[i];
+	return NULL;
 }
 
 int store_switches(const struct store *s, struct store_switch **out, size_t *count,

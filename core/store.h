@@ -66,6 +66,8 @@ struct store_snapshot {
 	char *saved_state; /* the folder holding its .vsv/.bin, or NULL */
 	struct store_disk *disks;
 	size_t disk_count;
+	struct config_adapter *adapters;
+	size_t adapter_count;
 	char *problem;
 };
 
@@ -222,6 +224,13 @@ int store_switches(const struct store *store, struct store_switch **switches, si
 		   struct error *err);
 
 void store_switches_free(struct store_switch *switches, size_t count);
+
+/**
+ * The switch of the @count @switches named @name: by its name (exact), else
+ * by its GUID (any case). NULL for none or an empty @name. Borrowed.
+ */
+const struct store_switch *store_find_switch(const struct store_switch *switches, size_t count,
+					     const char *name);
 
 /** Add a switch named @name with a new GUID (into *@id if not NULL). Crash-safe. */
 int store_add_switch(struct store *store, const char *name, char id[37], struct error *err);

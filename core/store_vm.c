@@ -198,10 +198,16 @@ static char *vm_text(const struct store *s, const struct store_new_vm *spec, str
 		memcpy(r, u, 3);
 		snprintf(mac, sizeof(mac), "00-15-5D-%02X-%02X-%02X", r[0], r[1], r[2]);
 		fprintf(out, "  <_%s_>\r\n", nics[i]);
+		/* As Hyper-V 2012 R2 writes a connected adapter: the switch's GUID in
+		 * SwitchName and in HostResources, its name in AltSwitchName. */
 		open_tag(out, 2, "Connection");
 		leaf(out, 3, "AltPortName", "string", "Network Adapter");
 		leaf(out, 3, "AltSwitchName", "string", switches[i]->name);
 		leaf(out, 3, "AuthorizationScope", "string", "");
+		open_tag(out, 3, "HostResources");
+		leaf(out, 4, "HostResource", "string", switches[i]->id);
+		close_tag(out, 3, "HostResources");
+		leaf(out, 3, "TestReplicaSwitchName", "string", "");
 		close_tag(out, 2, "Connection");
 		leaf(out, 2, "FriendlyName", "string", "Network Adapter");
 		leaf(out, 2, "IsConnected", "bool", "True");

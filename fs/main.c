@@ -101,6 +101,7 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("target_vm_data_root=", KEY_IMPORT_SETTING),
 	FUSE_OPT_KEY("target_vhd_data_root=", KEY_IMPORT_SETTING),
 	FUSE_OPT_KEY("target_snapshot_data_root=", KEY_IMPORT_SETTING),
+	FUSE_OPT_KEY("disconnect_unknown_switches=", KEY_IMPORT_SETTING),
 	FUSE_OPT_END,
 };
 
@@ -129,7 +130,8 @@ static void usage(const char *program)
 	       "import mount options (-o import):\n"
 	       "    -o settings=FILE                        settings for every import\n"
 	       "    -o generate_new_id=BOOL, security_scope=TEXT, target_vm_data_root=DIR,\n"
-	       "       target_vhd_data_root=DIR, target_snapshot_data_root=DIR   as in the document\n"
+	       "       target_vhd_data_root=DIR, target_snapshot_data_root=DIR,\n"
+	       "       disconnect_unknown_switches=BOOL     as in the document\n"
 	       "    -o roots=DIR[:DIR...]                   the store's other roots\n"
 	       "    -o sources=DIR[:DIR...]                 where root's documents may name sources\n"
 	       "    -o settle=MS                            quiet time before a check (default 500)\n"

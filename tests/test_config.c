@@ -843,7 +843,8 @@ static void test_vm_view(void **state)
 	assert_false(adapters[0].static_mac);
 	assert_string_equal(adapters[0].switch_id, "6A3D1B4C-0E3F-4D2A-9C1B-2F3E4D5C6B7A");
 	assert_string_equal(adapters[0].switch_name, "External & \"LAN\" <1>");
-	assert_int_equal(config_set_adapter_switch(c, adapters[0].key, "", "", &err), 0);
+	assert_null(adapters[0].problem); /* no HostResources, no IsConnected: nothing disagrees */
+	assert_int_equal(config_set_adapter_switch(c, adapters[0].key, "", "", NULL, &err), 0);
 	config_adapters_free(adapters, count);
 	assert_int_equal(config_adapters(c, &adapters, &count, &err), 0);
 	assert_string_equal(adapters[0].switch_id, "");
@@ -861,6 +862,183 @@ static void test_vm_view(void **state)
 		config_free(c);
 		free(bad);
 	}
+}
+
+#define NIC(n) "_2b0c8c8b-4bd4-4c35-8ef3-aa4b2a5f1a0" #n "_"
+#define SWITCH_A "6A3D1B4C-0E3F-4D2A-9C1B-2F3E4D5C6B7A"
+#define SWITCH_B "0D1E2F3A-4B5C-4D6E-8F7A-8B9C0D1E2F3A"
+
+/* Adapters as Hyper-V 2012 R2 writes them: the switch named three times,
+ * empty strings as a line end and the closing tag's indentation. */
+static const char adapters_fixture[] =
+	"<?xml version=\"1.0\" encoding=\"UTF-16\" standalone=\"yes\"?>\n"
+	"<configuration>\n"
+	/* connected, every field agreeing */
+	"  <" NIC(1) ">\n"
+	"    <Connection>\n"
+	"      <AltPortName type=\"string\">Network Adapter</AltPortName>\n"
+	"      <AltSwitchName type=\"string\">External</AltSwitchName>\n"
+	"      <HostResources>\n"
+	"        <HostResource type=\"string\">" SWITCH_A "</HostResource>\n"
+	"      </HostResources>\n"
+	"      <TestReplicaSwitchName type=\"string\">\n"
+	"      </TestReplicaSwitchName>\n"
+	"    </Connection>\n"
+	"    <FriendlyName type=\"string\">Network Adapter</FriendlyName>\n"
+	"    <IsConnected type=\"bool\">True</IsConnected>\n"
+	"    <MacAddress type=\"string\">00-15-5D-01-02-01</MacAddress>\n"
+	"    <MacAddressIsStatic type=\"bool\">False</MacAddressIsStatic>\n"
+	"    <PortName type=\"string\">11111111-2222-4333-8444-555555555555</PortName>\n"
+	"    <SwitchName type=\"string\">" SWITCH_A "</SwitchName>\n"
+	"  </" NIC(1) ">\n"
+	/* not connected */
+	"  <" NIC(2) ">\n"
+	"    <Connection>\n"
+	"      <AltSwitchName type=\"string\">\n"
+	"      </AltSwitchName>\n"
+	"      <HostResources>\n"
+	"      </HostResources>\n"
+	"    </Connection>\n"
+	"    <FriendlyName type=\"string\">Spare</FriendlyName>\n"
+	"    <IsConnected type=\"bool\">False</IsConnected>\n"
+	"    <MacAddress type=\"string\">00-15-5D-01-02-02</MacAddress>\n"
+	"    <PortName type=\"string\">\n"
+	"    </PortName>\n"
+	"    <SwitchName type=\"string\">\n"
+	"    </SwitchName>\n"
+	"  </" NIC(2) ">\n"
+	/* two GUIDs */
+	"  <" NIC(3) ">\n"
+	"    <Connection>\n"
+	"      <AltSwitchName type=\"string\">External</AltSwitchName>\n"
+	"      <HostResources>\n"
+	"        <HostResource type=\"string\">" SWITCH_B "</HostResource>\n"
+	"      </HostResources>\n"
+	"    </Connection>\n"
+	"    <IsConnected type=\"bool\">True</IsConnected>\n"
+	"    <MacAddress type=\"string\">00-15-5D-01-02-03</MacAddress>\n"
+	"    <SwitchName type=\"string\">" SWITCH_A "</SwitchName>\n"
+	"  </" NIC(3) ">\n"
+	/* disconnected by an import that forgot IsConnected */
+	"  <" NIC(4) ">\n"
+	"    <Connection>\n"
+	"      <AltSwitchName type=\"string\"></AltSwitchName>\n"
+	"    </Connection>\n"
+	"    <IsConnected type=\"bool\">True</IsConnected>\n"
+	"    <MacAddress type=\"string\">00-15-5D-01-02-04</MacAddress>\n"
+	"    <SwitchName type=\"string\"></SwitchName>\n"
+	"  </" NIC(4) ">\n"
+	/* a GUID in SwitchName only, HostResources empty */
+	"  <" NIC(5) ">\n"
+	"    <Connection>\n"
+	"      <HostResources>\n"
+	"      </HostResources>\n"
+	"    </Connection>\n"
+	"    <MacAddress type=\"string\">00-15-5D-01-02-05</MacAddress>\n"
+	"    <SwitchName type=\"string\">" SWITCH_B "</SwitchName>\n"
+	"  </" NIC(5) ">\n"
+	"  <properties>\n"
+	"    <global_id type=\"string\">0F5B5E1A-2C3D-4E5F-8A9B-0C1D2E3F4A5B</global_id>\n"
+	"  </properties>\n"
+	"</configuration>\n";
+
+static void assert_leaf(const struct config *c, const char *path, const char *want)
+{
+	char *value = NULL;
+
+	if (config_get(c, path, &value, NULL) != 0)
+		fail_msg("no leaf '%s'", path);
+	if (strcmp(value, want) != 0)
+		fail_msg("'%s' is '%s', not '%s'", path, value, want);
+	free(value);
+}
+
+/* An adapter's problem says @says, or it has none (@says NULL). */
+static void assert_problem(const struct config_adapter *a, const char *says)
+{
+	if (!says && a->problem)
+		fail_msg("adapter %s: unexpected problem '%s'", a->mac, a->problem);
+	if (says && (!a->problem || !strstr(a->problem, says)))
+		fail_msg("adapter %s: problem '%s' does not say '%s'", a->mac,
+			 a->problem ? a->problem : "(none)", says);
+}
+
+static void test_adapters(void **state)
+{
+	struct config_adapter *adapters = NULL;
+	struct config *c, *again;
+	struct error err;
+	size_t count = 0, len = 0, n = 0;
+	char *text = NULL, **names = NULL;
+
+	(void)state;
+	error_clear(&err);
+	c = parse_ok(adapters_fixture, strlen(adapters_fixture));
+	assert_int_equal(config_adapters(c, &adapters, &count, &err), 0);
+	assert_int_equal(count, 5);
+	/* Connected: every field read, nothing disagrees. */
+	assert_string_equal(adapters[0].switch_id, SWITCH_A);
+	assert_string_equal(adapters[0].switch_resource, SWITCH_A);
+	assert_string_equal(adapters[0].switch_name, "External");
+	assert_string_equal(adapters[0].port_name, "11111111-2222-4333-8444-555555555555");
+	assert_true(adapters[0].connected);
+	assert_problem(&adapters[0], NULL);
+	assert_string_equal(config_adapter_switch(&adapters[0]), "External");
+	/* Hyper-V's empty strings (a line end and spaces) are empty. */
+	assert_string_equal(adapters[1].switch_id, "");
+	assert_string_equal(adapters[1].switch_name, "");
+	assert_string_equal(adapters[1].switch_resource, "");
+	assert_string_equal(adapters[1].port_name, "");
+	assert_false(adapters[1].connected);
+	assert_problem(&adapters[1], NULL);
+	assert_string_equal(config_adapter_switch(&adapters[1]), "");
+	/* Fields that disagree are reported, naming both. */
+	assert_problem(&adapters[2], SWITCH_A "' in SwitchName but '" SWITCH_B);
+	assert_problem(&adapters[3], "IsConnected is True but it names no switch");
+	assert_problem(&adapters[4], "none in Connection/HostResources/HostResource");
+	/* Known by its GUID when it has no friendly name. */
+	assert_string_equal(config_adapter_switch(&adapters[4]), SWITCH_B);
+
+	/* Connected elsewhere: all three fields name the new switch, one HostResource. */
+	assert_int_equal(config_set_adapter_switch(c, adapters[1].key, SWITCH_B, "LAN",
+						   "99999999-2222-4333-8444-555555555555", &err),
+			 0);
+	assert_int_equal(config_set_adapter_switch(c, adapters[2].key, SWITCH_B, "LAN", NULL, &err),
+			 0);
+	/* Disconnected as Hyper-V writes an unconnected adapter. */
+	assert_int_equal(config_set_adapter_switch(c, adapters[0].key, NULL, NULL, NULL, &err), 0);
+	assert_int_equal(config_set_adapter_switch(c, adapters[3].key, "", "", NULL, &err), 0);
+	config_adapters_free(adapters, count);
+
+	/* What is written reads back so. */
+	assert_int_equal(config_serialize(c, &text, &len, &err), 0);
+	again = parse_ok(text, len);
+	free(text);
+	assert_leaf(again, NIC(2) "/SwitchName", SWITCH_B);
+	assert_leaf(again, NIC(2) "/Connection/HostResources/HostResource", SWITCH_B);
+	assert_leaf(again, NIC(2) "/Connection/AltSwitchName", "LAN");
+	assert_leaf(again, NIC(2) "/IsConnected", "True");
+	assert_leaf(again, NIC(2) "/PortName", "99999999-2222-4333-8444-555555555555");
+	assert_leaf(again, NIC(3) "/Connection/HostResources/HostResource", SWITCH_B);
+	assert_leaf(again, NIC(1) "/SwitchName", "");
+	assert_leaf(again, NIC(1) "/Connection/AltSwitchName", "");
+	assert_leaf(again, NIC(1) "/PortName", "");
+	assert_leaf(again, NIC(1) "/IsConnected", "False");
+	assert_int_equal(config_children(again, NIC(1) "/Connection/HostResources", &names, &n), 0);
+	assert_int_equal(n, 0);
+	config_names_free(names, n);
+	/* Kept: what names no connection. */
+	assert_leaf(again, NIC(1) "/Connection/AltPortName", "Network Adapter");
+	assert_leaf(again, NIC(1) "/FriendlyName", "Network Adapter");
+	assert_int_equal(config_adapters(again, &adapters, &count, &err), 0);
+	for (size_t i = 0; i < count; i++)
+		assert_problem(&adapters[i], i == 4 ? "HostResource" : NULL);
+	assert_false(adapters[0].connected);
+	assert_false(adapters[3].connected);
+	assert_true(adapters[2].connected);
+	config_adapters_free(adapters, count);
+	config_free(again);
+	config_free(c);
 }
 
 static void test_guid_valid(void **state)
@@ -891,6 +1069,7 @@ int main(void)
 		cmocka_unit_test(test_unusual_forms_kept),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_vm_view),
+		cmocka_unit_test(test_adapters),
 		cmocka_unit_test(test_guid_valid),
 	};
 

@@ -30,6 +30,7 @@ static const char document[] =
 	"target_vhd_data_root = /srv/disks\n"
 	"target_snapshot_data_root = /srv/snapshots\n"
 	"security_scope =\n"
+	"disconnect_unknown_switches = true\n"
 	"resource.2.current = Virtual Hard Disks\\data.vhd\n"
 	"resource.1.current = Virtual Hard Disks\\gold.vhd\n"
 	"resource.1.source = /elsewhere/gold.vhd\n"
@@ -51,6 +52,8 @@ static void test_parse(void **state)
 	assert_string_equal(s.source_vhd_data_root, "/media/backup/gold/Virtual Hard Disks");
 	assert_string_equal(s.target_snapshot_data_root, "/srv/snapshots");
 	assert_string_equal(s.security_scope, "");
+	assert_true(s.disconnect_unknown_switches);
+	assert_true(s.disconnect_unknown_switches_given);
 	assert_int_equal(s.resource_count, 2);
 	assert_string_equal(s.resources[0].current, "Virtual Hard Disks\\gold.vhd");
 	assert_string_equal(s.resources[0].source, "/elsewhere/gold.vhd");
@@ -85,6 +88,7 @@ static void test_round_trip(void **state)
 	fclose(out);
 	assert_int_equal(import_settings_parse(text, len, "written", &again, &err), 0);
 	assert_int_equal(again.create_copy, s.create_copy);
+	assert_true(again.disconnect_unknown_switches);
 	assert_string_equal(again.name, s.name);
 	assert_string_equal(again.target_vhd_data_root, s.target_vhd_data_root);
 	assert_int_equal(again.resource_count, 2);
@@ -126,6 +130,9 @@ static void test_refusals(void **state)
 	refused("colour = blue\n", "unknown key 'colour'");
 	refused("name = a\nname = b\n", "line 2: 'name' is given twice");
 	refused("create_copy = yes\n", "true or false");
+	refused("disconnect_unknown_switches = yes\n", "true or false");
+	refused("disconnect_unknown_switches = true\ndisconnect_unknown_switches = false\n",
+		"line 2: 'disconnect_unknown_switches' is given twice");
 	refused("name blog\n", "line 1: no '='");
 	refused("name = a\tb\n", "control character");
 	refused("resource.1.source = /x\n", "resource.1 has no 'current'");
@@ -164,6 +171,8 @@ static void test_gaps(void **state)
 	assert_int_equal(s.resource_count, 1);
 	assert_string_equal(s.resources[0].current, "x");
 	assert_false(s.create_copy_given);
+	assert_false(s.disconnect_unknown_switches_given);
+	assert_false(s.disconnect_unknown_switches);
 	import_settings_free(&s);
 }
 

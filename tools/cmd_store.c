@@ -334,6 +334,8 @@ static bool json_vm(struct json *j, struct store *store, const struct store_vm *
 		json_bool(j, "static_mac", vm->adapters[i].static_mac);
 		json_string(j, "switch_id", vm->adapters[i].switch_id);
 		json_string(j, "switch", vm->adapters[i].switch_name);
+		json_bool(j, "connected", vm->adapters[i].connected);
+		json_string(j, "problem", vm->adapters[i].problem);
 		json_end_object(j);
 	}
 	json_end_array(j);
@@ -525,10 +527,17 @@ static int vm_show(int argc, char **argv)
 		for (size_t i = 0; i < vm->disk_count; i++)
 			failed |= show_disk(store, &vm->disks[i], "  ");
 		printf("adapters:\n");
-		for (size_t i = 0; i < vm->adapter_count; i++)
-			printf("  %s  %s  switch '%s' %s\n", vm->adapters[i].friendly_name,
-			       vm->adapters[i].mac, vm->adapters[i].switch_name,
-			       vm->adapters[i].switch_id);
+		for (size_t i = 0; i < vm->adapter_count; i++) {
+			const struct config_adapter *n = &vm->adapters[i];
+
+			if (n->connected)
+				printf("  %s  %s  switch '%s' %s\n", n->friendly_name, n->mac,
+				       n->switch_name, n->switch_id);
+			else
+				printf("  %s  %s  not connected\n", n->friendly_name, n->mac);
+			if (n->problem)
+				printf("    problem: %s\n", n->problem);
+		}
 		printf("snapshots:\n");
 		bool *printed = calloc(vm->snapshot_count + 1, sizeof(*printed));
 

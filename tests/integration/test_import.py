@@ -153,6 +153,14 @@ def exported_blog():
     return os.path.realpath("store"), os.path.realpath("exported")
 
 
+def blog_target(name="target"):
+    """A new store with the switches blog's adapters are on ("External", "Internal")."""
+    target = new_store(name)
+    ok("switch", "add", "--store", target, "External")
+    ok("switch", "add", "--store", target, "Internal")
+    return target
+
+
 def write(path, text):
     with open(path, "w") as f:
         f.write(text)
@@ -161,21 +169,30 @@ def write(path, text):
 def test_compare_into_a_new_store():
     _, folder = exported_blog()
     target = new_store("target")
-    report = compare(target, folder)
+    # Switches this host lacks are errors, as in Compare-VM: one per adapter.
+    report = compare(target, folder, status=1)
     assert ids(report) == ["switch-unknown", "switch-unknown"], report
-    text = ok("compare", "--store", target, folder).stdout
-    assert "the import would succeed: 0 errors, 2 warnings" in text, text
+    assert ids(report, "error") == ids(report), report
+    text = call("compare", "--store", target, folder).stdout
+    assert "the import would fail: 2 errors, 0 warnings" in text, text
     # A switch of that name here: only the other one is unknown.
     ok("switch", "add", "--store", target, "External")
-    report = compare(target, folder)
+    report = compare(target, folder, status=1)
+    mac = [a["mac"] for a in as_json(ok("vm", "show", "--json", "--store", folder, "blog"))[
+        "adapters"] if a["switch"] == "Internal"][0]
     assert [i["message"] for i in report["issues"]] == [
-        "switch 'Internal' does not exist here: adapters on 'Internal' will be left "
-        "disconnected (map it with network.2.target)"], report
-    # Mapped to the existing switch, or left disconnected on purpose: no warning.
+        "adapter 'Network Adapter' (%s) is connected to switch 'Internal', which does not "
+        "exist here: map it (network.2.target = SWITCH), disconnect it (network.2.target =) "
+        "or set disconnect_unknown_switches = true" % mac], report
+    # Mapped to the existing switch, or left disconnected on purpose: nothing to say.
     write("map.settings", "network.2.source = Internal\nnetwork.2.target = External\n")
     assert ids(compare(target, folder, "--settings", "map.settings")) == []
     write("off.settings", "network.2.source = Internal\nnetwork.2.target =\n")
     assert ids(compare(target, folder, "--settings", "off.settings")) == []
+    # Every unknown switch let go: a warning.
+    write("any.settings", "disconnect_unknown_switches = true\n")
+    report = compare(target, folder, "--settings", "any.settings")
+    assert ids(report, "warning") == ["switch-unknown"], report
 
 
 def test_compare_into_the_store_it_came_from():
@@ -204,9 +221,7 @@ def test_compare_into_the_store_it_came_from():
 
 def test_compare_finds_missing_damaged_and_broken_disks():
     _, folder = exported_blog()
-    target = new_store("target")
-    ok("switch", "add", "--store", target, "External")
-    ok("switch", "add", "--store", target, "Internal")
+    target = blog_target()
     disks = os.path.join(folder, DISKS)
     # A disk gone: an error naming it; found elsewhere through resource.N.source: none.
     os.rename(os.path.join(disks, "blog_2.vhd"), "blog_2-elsewhere.vhd")
@@ -236,7 +251,7 @@ def test_compare_finds_missing_damaged_and_broken_disks():
 
 def test_compare_settings_that_do_not_fit_the_export():
     _, folder = exported_blog()
-    target = new_store("target")
+    target = blog_target()
     write("bad.settings", "resource.1.current = Virtual Hard Disks\\nothere.vhd\n")
     refused("compare", "--store", target, "--settings", "bad.settings", folder,
             mentions=["bad.settings", "nothere.vhd", "no disk of the export"])
@@ -362,15 +377,16 @@ def test_import_maps_switches_and_keeps_ids_when_asked():
     target = new_store("target")
     lan = ok("switch", "add", "--store", target, "LAN").stdout.split()[0]
     write("keep.settings", "generate_new_id = false\nname = restored\n"
-          "network.1.source = Internal\nnetwork.1.target = LAN\n")
+          "network.1.source = Internal\nnetwork.1.target = LAN\n"
+          "network.2.source = External\nnetwork.2.target =\n")
     source = as_json(ok("vm", "show", "--json", "--store", folder, "blog"))
     guid = ok("import", "--store", target, "--settings", "keep.settings", folder).stdout.split()[0]
     assert guid == source["id"]
     vm = as_json(ok("vm", "show", "--json", "--store", target, guid))
     assert vm["name"] == "restored"
-    switches = {a["mac"]: (a["switch"], a["switch_id"]) for a in vm["adapters"]}
+    switches = {a["mac"]: (a["switch"], a["switch_id"], a["connected"]) for a in vm["adapters"]}
     for adapter in source["adapters"]:
-        want = ("LAN", lan) if adapter["switch"] == "Internal" else ("", "")
+        want = ("LAN", lan, True) if adapter["switch"] == "Internal" else ("", "", False)
         assert switches[adapter["mac"]] == want, (adapter, switches)
     # The same GUID again: refused, and the store is as it was.
     before = tree_state(target)
@@ -381,7 +397,7 @@ def test_import_maps_switches_and_keeps_ids_when_asked():
 
 def test_an_import_that_fails_midway_leaves_nothing():
     _, folder = exported_blog()
-    target = new_store("target")
+    target = blog_target()
     doc = parse(ok("import-settings", "--store", target, folder).stdout)
     top = [r for r in items(doc, "resource")
            if r["current"] == as_json(ok("vm", "show", "--json", "--store", folder,
@@ -469,7 +485,7 @@ def test_registration_in_place():
 
 def test_a_progress_bar_on_a_terminal_only():
     _, folder = exported_blog()
-    target = new_store("target")
+    target = blog_target()
     quiet = call("import", "--store", target, folder)
     assert quiet.returncode == 0 and quiet.stderr == "", quiet
     # Under a terminal (script(1) gives one), the bar is drawn and ends at 100 %.
@@ -540,7 +556,7 @@ def test_a_killed_import_leaves_no_vm_and_the_next_one_sweeps_up():
 
 def test_the_journal_of_an_import_killed_before_its_commit_is_undone():
     _, folder = exported_blog()
-    target = new_store("target")
+    target = blog_target()
     # What an import killed between placing its files and its commit leaves.
     placed = os.path.join(target, DISKS, "placed.vhd")
     state = os.path.join(target, VMS, "0F0F0F0F-0000-4000-8000-000000000001")
@@ -607,7 +623,8 @@ def leaves(path):
 
 # What an import changes in a configuration, and nothing else.
 INTENDED = ("/properties[1]/global_id[1]", "/properties[1]/name[1]", "pathname[1]",
-            "SwitchName[1]", "AltSwitchName[1]", "/global_settings[1]/snapshots[1]/current[1]",
+            "SwitchName[1]", "AltSwitchName[1]", "HostResource[1]", "IsConnected[1]",
+            "PortName[1]", "/global_settings[1]/snapshots[1]/current[1]",
             "/global_settings[1]/snapshots[1]/parent[1]", "/settings[1]/global[1]/logical_id[1]")
 
 

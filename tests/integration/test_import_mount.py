@@ -16,8 +16,8 @@ import time
 from impexlib import DISKS, SNAPSHOTS, VMS, as_json, describe_change, need, new_store, ok, \
     tree_state
 from taplib import Skip, run, run_tests, sanitizer_report
-from test_import import assert_only_intended_edits, assert_states, assert_states_of, files_of_vm, \
-    items, parse, small_store, write
+from test_import import assert_only_intended_edits, assert_states, assert_states_of, \
+    blog_target, files_of_vm, items, parse, small_store, write
 from test_mount import IMPEXFS, Mount
 from test_mount_snapshots import modelled_vm
 
@@ -189,8 +189,10 @@ def test_two_imports_at_once_and_the_mount_wide_settings():
     source = as_json(ok("vm", "show", "--json", "--store", "source", "blog"))
     renamed = {a["mac"] for a in source["adapters"] if a["switch"] == "Internal"}
     assert renamed and len(renamed) < len(source["adapters"]), source["adapters"]
-    # A switch renamed through the network map, mount-wide: matched by friendly name.
-    write("mount.settings", "network.1.source = Internal\nnetwork.1.target = LAN\n")
+    # A switch renamed through the network map, mount-wide: matched by friendly name; the
+    # other disconnected on purpose.
+    write("mount.settings", "network.1.source = Internal\nnetwork.1.target = LAN\n"
+          "network.2.source = External\nnetwork.2.target =\n")
     with Mount(target, "mnt", "-o", "import,settings=%s" % os.path.realpath("mount.settings"),
                "-o", "generate_new_id=true") as m:
         procs = [subprocess.Popen(["cp", "-r", folder, os.path.join(m.point, n)])
@@ -323,7 +325,7 @@ def test_saved_state_without_its_other_half_waits():
     bins = [os.path.join(d, n) for d, _, names in os.walk("exported") for n in names
             if n.endswith(".bin")]
     assert bins, "the demo's blog has no saved state"
-    target = new_store("target")
+    target = blog_target()  # with the switches of the demo's adapters
     with Mount(target, "mnt", "-o", "import") as m:
         run(["rsync", "-a", "--exclude=*.vsv", "exported/", os.path.join(m.point, "x") + "/"])
         imp = wait_state(m.point, "x", ("waiting",))
@@ -349,7 +351,7 @@ def test_a_waiting_import_goes_on_when_the_store_changes():
     need("fusermount3")
     ok("demo", "source")
     ok("export", "--store", "source", "gateway", "exported")
-    target = new_store("target")
+    target = blog_target()  # with the switches of the demo's adapters
     with Mount(target, "mnt", "-o", "import,generate_new_id=false") as m:
         run(["cp", "-r", "exported", os.path.join(m.point, "first")])
         first = wait_state(m.point, "first")["vm"]["id"]
@@ -371,7 +373,7 @@ def test_imports_begin_while_other_imports_sweep_the_store():
     shutil.copytree("exported", "broken")
     for name in os.listdir(os.path.join("broken", DISKS)):
         os.truncate(os.path.join("broken", DISKS, name), 1024)
-    target = new_store("target")
+    target = blog_target()  # with the switches of the demo's adapters
     impex = os.environ.get("IMPEX", "impex")
     with Mount(target, "mnt", "-o", "import") as m:
         sweeper = subprocess.Popen(
@@ -399,7 +401,7 @@ def test_a_folder_of_two_vms_waits_until_its_settings_name_one():
     ok("export", "--store", "source", "blog", "blog")
     ok("export", "--store", "source", "db", "db")
     db = as_json(ok("vm", "show", "--json", "--store", "source", "db"))
-    target = new_store("target")
+    target = blog_target()  # with the switches of the demo's adapters
     with Mount(target, "mnt", "-o", "import") as m:
         both = os.path.join(m.point, "both")
         run(["cp", "-r", "blog", both])

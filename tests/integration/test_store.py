@@ -451,6 +451,12 @@ def test_vm_new_generation_1_configuration():
         macs.append(mac)
         assert value(node, "SwitchName").upper() == switches[name].upper(), name
         assert value(node, "Connection/AltSwitchName") == name
+        # As Hyper-V 2012 R2 writes a connected adapter: the GUID again in HostResources.
+        assert [r.text.upper() for r in node.findall("Connection/HostResources/HostResource")] \
+            == [switches[name].upper()], name
+        assert value(node, "Connection/TestReplicaSwitchName") == ""
+        assert value(node, "IsConnected") == "True"
+        assert GUID_RE.match(value(node, "PortName")), name
         assert value(node, "MacAddressIsStatic") in ("True", "False")
     assert macs[0] != macs[1], macs
 
