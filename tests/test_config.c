@@ -567,7 +567,7 @@ static void test_blank_values_read_empty(void **state)
 	assert_string_equal(adapters[0].switch_name, "External");
 	assert_string_equal(adapters[1].switch_id, "");
 	assert_string_equal(adapters[1].switch_name, "");
-	assert_int_equal(config_set_adapter_switch(c, adapters[1].key, "", "", &err), 0);
+	assert_int_equal(config_set(c, NIC2 "/SwitchName", "string", "", &err), 0);
 	config_adapters_free(adapters, count);
 	assert_int_equal(config_set(c, "properties/notes", "string", "", &err), 0);
 	assert_false(config_changed(c));
@@ -864,7 +864,7 @@ static void test_vm_view(void **state)
 	}
 }
 
-#define NIC(n) "_2b0c8c8b-4bd4-4c35-8ef3-aa4b2a5f1a0" #n "_"
+#define ADAPTER(n) "_2b0c8c8b-4bd4-4c35-8ef3-aa4b2a5f1a0" #n "_"
 #define SWITCH_A "6A3D1B4C-0E3F-4D2A-9C1B-2F3E4D5C6B7A"
 #define SWITCH_B "0D1E2F3A-4B5C-4D6E-8F7A-8B9C0D1E2F3A"
 
@@ -874,7 +874,7 @@ static const char adapters_fixture[] =
 	"<?xml version=\"1.0\" encoding=\"UTF-16\" standalone=\"yes\"?>\n"
 	"<configuration>\n"
 	/* connected, every field agreeing */
-	"  <" NIC(1) ">\n"
+	"  <" ADAPTER(1) ">\n"
 	"    <Connection>\n"
 	"      <AltPortName type=\"string\">Network Adapter</AltPortName>\n"
 	"      <AltSwitchName type=\"string\">External</AltSwitchName>\n"
@@ -890,9 +890,9 @@ static const char adapters_fixture[] =
 	"    <MacAddressIsStatic type=\"bool\">False</MacAddressIsStatic>\n"
 	"    <PortName type=\"string\">11111111-2222-4333-8444-555555555555</PortName>\n"
 	"    <SwitchName type=\"string\">" SWITCH_A "</SwitchName>\n"
-	"  </" NIC(1) ">\n"
+	"  </" ADAPTER(1) ">\n"
 	/* not connected */
-	"  <" NIC(2) ">\n"
+	"  <" ADAPTER(2) ">\n"
 	"    <Connection>\n"
 	"      <AltSwitchName type=\"string\">\n"
 	"      </AltSwitchName>\n"
@@ -906,9 +906,9 @@ static const char adapters_fixture[] =
 	"    </PortName>\n"
 	"    <SwitchName type=\"string\">\n"
 	"    </SwitchName>\n"
-	"  </" NIC(2) ">\n"
+	"  </" ADAPTER(2) ">\n"
 	/* two GUIDs */
-	"  <" NIC(3) ">\n"
+	"  <" ADAPTER(3) ">\n"
 	"    <Connection>\n"
 	"      <AltSwitchName type=\"string\">External</AltSwitchName>\n"
 	"      <HostResources>\n"
@@ -918,25 +918,25 @@ static const char adapters_fixture[] =
 	"    <IsConnected type=\"bool\">True</IsConnected>\n"
 	"    <MacAddress type=\"string\">00-15-5D-01-02-03</MacAddress>\n"
 	"    <SwitchName type=\"string\">" SWITCH_A "</SwitchName>\n"
-	"  </" NIC(3) ">\n"
+	"  </" ADAPTER(3) ">\n"
 	/* disconnected by an import that forgot IsConnected */
-	"  <" NIC(4) ">\n"
+	"  <" ADAPTER(4) ">\n"
 	"    <Connection>\n"
 	"      <AltSwitchName type=\"string\"></AltSwitchName>\n"
 	"    </Connection>\n"
 	"    <IsConnected type=\"bool\">True</IsConnected>\n"
 	"    <MacAddress type=\"string\">00-15-5D-01-02-04</MacAddress>\n"
 	"    <SwitchName type=\"string\"></SwitchName>\n"
-	"  </" NIC(4) ">\n"
+	"  </" ADAPTER(4) ">\n"
 	/* a GUID in SwitchName only, HostResources empty */
-	"  <" NIC(5) ">\n"
+	"  <" ADAPTER(5) ">\n"
 	"    <Connection>\n"
 	"      <HostResources>\n"
 	"      </HostResources>\n"
 	"    </Connection>\n"
 	"    <MacAddress type=\"string\">00-15-5D-01-02-05</MacAddress>\n"
 	"    <SwitchName type=\"string\">" SWITCH_B "</SwitchName>\n"
-	"  </" NIC(5) ">\n"
+	"  </" ADAPTER(5) ">\n"
 	"  <properties>\n"
 	"    <global_id type=\"string\">0F5B5E1A-2C3D-4E5F-8A9B-0C1D2E3F4A5B</global_id>\n"
 	"  </properties>\n"
@@ -1014,22 +1014,22 @@ static void test_adapters(void **state)
 	assert_int_equal(config_serialize(c, &text, &len, &err), 0);
 	again = parse_ok(text, len);
 	free(text);
-	assert_leaf(again, NIC(2) "/SwitchName", SWITCH_B);
-	assert_leaf(again, NIC(2) "/Connection/HostResources/HostResource", SWITCH_B);
-	assert_leaf(again, NIC(2) "/Connection/AltSwitchName", "LAN");
-	assert_leaf(again, NIC(2) "/IsConnected", "True");
-	assert_leaf(again, NIC(2) "/PortName", "99999999-2222-4333-8444-555555555555");
-	assert_leaf(again, NIC(3) "/Connection/HostResources/HostResource", SWITCH_B);
-	assert_leaf(again, NIC(1) "/SwitchName", "");
-	assert_leaf(again, NIC(1) "/Connection/AltSwitchName", "");
-	assert_leaf(again, NIC(1) "/PortName", "");
-	assert_leaf(again, NIC(1) "/IsConnected", "False");
-	assert_int_equal(config_children(again, NIC(1) "/Connection/HostResources", &names, &n), 0);
+	assert_leaf(again, ADAPTER(2) "/SwitchName", SWITCH_B);
+	assert_leaf(again, ADAPTER(2) "/Connection/HostResources/HostResource", SWITCH_B);
+	assert_leaf(again, ADAPTER(2) "/Connection/AltSwitchName", "LAN");
+	assert_leaf(again, ADAPTER(2) "/IsConnected", "True");
+	assert_leaf(again, ADAPTER(2) "/PortName", "99999999-2222-4333-8444-555555555555");
+	assert_leaf(again, ADAPTER(3) "/Connection/HostResources/HostResource", SWITCH_B);
+	assert_leaf(again, ADAPTER(1) "/SwitchName", "");
+	assert_leaf(again, ADAPTER(1) "/Connection/AltSwitchName", "");
+	assert_leaf(again, ADAPTER(1) "/PortName", "");
+	assert_leaf(again, ADAPTER(1) "/IsConnected", "False");
+	assert_int_equal(config_children(again, ADAPTER(1) "/Connection/HostResources", &names, &n), 0);
 	assert_int_equal(n, 0);
 	config_names_free(names, n);
 	/* Kept: what names no connection. */
-	assert_leaf(again, NIC(1) "/Connection/AltPortName", "Network Adapter");
-	assert_leaf(again, NIC(1) "/FriendlyName", "Network Adapter");
+	assert_leaf(again, ADAPTER(1) "/Connection/AltPortName", "Network Adapter");
+	assert_leaf(again, ADAPTER(1) "/FriendlyName", "Network Adapter");
 	assert_int_equal(config_adapters(again, &adapters, &count, &err), 0);
 	for (size_t i = 0; i < count; i++)
 		assert_problem(&adapters[i], i == 4 ? "HostResource" : NULL);
