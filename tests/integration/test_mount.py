@@ -195,6 +195,33 @@ def test_read_only():
             raise AssertionError("the mount took a write")
 
 
+def test_unmount_right_after_mounting():
+    """A script may unmount as soon as impexfs has returned: the daemon sends its mount
+    no request of its own (one in flight keeps the mount busy: EBUSY), and raises the
+    mount's readahead at the first lookup all the same."""
+    need("fusermount3")
+    store = demo()
+    point = os.path.realpath("mnt")
+    os.mkdir(point)
+    for attempt in range(1, 21):
+        run([IMPEXFS, store, point])
+        result = run(["fusermount3", "-u", point], check=False)
+        if result.returncode != 0:
+            subprocess.run(["fusermount3", "-u", "-z", point], check=False)
+            raise AssertionError("unmount %d right after mounting: %r" % (attempt, result))
+    if os.geteuid() != 0:
+        return  # the readahead is raised by root only
+    run([IMPEXFS, store, point])
+    try:
+        assert "blog" in os.listdir(os.path.join(point, "vms"))
+        device = os.stat(point).st_dev
+        with open("/sys/class/bdi/%d:%d/read_ahead_kb" % (os.major(device),
+                                                          os.minor(device))) as f:
+            assert f.read().strip() == "1024", "the readahead was not raised"
+    finally:
+        run(["fusermount3", "-u", point])
+
+
 if __name__ == "__main__":
     if not os.path.exists("/dev/fuse"):
         print("1..0 # SKIP no /dev/fuse")
