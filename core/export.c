@@ -392,23 +392,30 @@ static void settle_access(struct export_node *node)
 			access_inherit(node->children[i], node);
 }
 
-/* Sort each folder and give it the newest time found under it. */
-static void sort_and_date(struct export_node *node)
+/*
+ * Sort each folder and give it the newest time found under it; a folder that
+ * holds nothing dated (nothing at all, or only such folders) and has no time
+ * yet gets @empty (a time of its sources too: its VM's configuration's).
+ */
+static void sort_and_date(struct export_node *node, struct timespec empty)
 {
 	if (node->child_count)
 		qsort(node->children, node->child_count, sizeof(*node->children), compare_nodes);
 	for (size_t i = 0; i < node->child_count; i++) {
-		sort_and_date(node->children[i]);
+		sort_and_date(node->children[i], empty);
 		if (node->type == EXPORT_DIR && later(node->children[i]->mtime, node->mtime))
 			node->mtime = node->children[i]->mtime;
 	}
+	if (node->type == EXPORT_DIR && node->mtime.tv_sec == 0 && node->mtime.tv_nsec == 0)
+		node->mtime = empty;
 }
 
-/* Sort each folder, give it the newest time and the access of what it holds. A folder
- * with nothing to take access from, at the top, is root's and readable (it holds nothing). */
-static void finish(struct export_node *node)
+/* Sort each folder, give it the newest time (@empty when it holds nothing dated) and the
+ * access of what it holds. A folder with nothing to take access from, at the top, is
+ * root's and readable (it holds nothing). */
+static void finish(struct export_node *node, struct timespec empty)
 {
-	sort_and_date(node);
+	sort_and_date(node, empty);
 	settle_access(node);
 	if (node->no_access) {
 		struct export_node top = {.mode = 0555};
@@ -1081,18 +1088,39 @@ static int plan_begin(const char *name, struct export_node **root, struct error 
 	return 0;
 }
 
-/* Finish @root (or free it on @rc < 0) into *@out, wrapped if asked. */
+/* The time of the configuration in "Virtual Machines" of the export @root (the VM it
+ * makes has it), or 0 if it has none. */
+static struct timespec config_time(const struct export_node *root)
+{
+	for (size_t i = 0; i < root->child_count; i++) {
+		const struct export_node *vms = root->children[i];
+
+		if (vms->type != EXPORT_DIR || strcmp(vms->name, "Virtual Machines") != 0)
+			continue;
+		for (size_t k = 0; k < vms->child_count; k++)
+			if (vms->children[k]->source == EXPORT_SOURCE_CONFIG)
+				return vms->children[k]->mtime;
+	}
+	return (struct timespec){0, 0};
+}
+
+/* Finish @root (or free it on @rc < 0) into *@out, wrapped if asked: a folder of it that
+ * holds nothing has the time of the configuration of the VM it makes. */
 static int plan_end(int rc, struct export_node *root, const struct export_settings *settings,
 		    const char *name, const char *vm_name, struct export_node **out,
 		    struct error *err)
 {
+	struct timespec empty = {0, 0};
+
+	if (rc == 0)
+		empty = config_time(root);
 	if (rc == 0 && settings->create_vm_export_subdirectory)
 		rc = wrap(&root, name, vm_name, err);
 	if (rc < 0) {
 		export_node_free(root);
 		return rc;
 	}
-	finish(root);
+	finish(root, empty);
 	*out = root;
 	return 0;
 }
@@ -1272,12 +1300,24 @@ int export_plan_snapshot(struct store *s, const struct store_vm *vm,
 
 /* ---- the mount's tree ---- */
 
-/* "raw/<vm>/<folder>/<disk>.img" for each disk of the prepared @st. */
+/* The modification time of the file @path, or 0 if it cannot be had. */
+static struct timespec file_time(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? st.st_mtim : (struct timespec){0, 0};
+}
+
+/* "raw/<vm>/<folder>/<disk>.img" for each disk of the prepared @st, whose configuration
+ * is @config_path (the folder's time when it holds no disk). */
 static int add_raw(struct export_node *raw_vm, const char *folder, struct store *s,
-		   const struct state *st, struct error *err)
+		   const struct state *st, const char *config_path, struct error *err)
 {
 	struct export_node *dir = node_new(folder, EXPORT_DIR);
 	int rc = node_add(raw_vm, dir) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
+
+	if (rc == 0 && st->disk_count == 0)
+		dir->mtime = file_time(config_path);
 
 	for (size_t i = 0; i < st->disk_count && rc == 0; i++) {
 		char name[NAME_MAX + 1];
@@ -1405,7 +1445,7 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 
 	error_clear(&err);
 	if (state_prepare(t->s, &current, &err) == 0)
-		rc = add_raw(raw_dir, "current", t->s, &current, &err);
+		rc = add_raw(raw_dir, "current", t->s, &current, vm->config_path, &err);
 	else if (error_is_transient(err.code) && err.code != ENOMEM)
 		*fault = err;
 	else
@@ -1432,7 +1472,7 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 		snprintf(what, sizeof(what), "%s/%s", name, names[i].out);
 		rc = snapshot_prepare(t->s, vm, snap, &st, &err);
 		if (rc == 0)
-			rc = add_raw(raw_dir, names[i].out, t->s, &st, &err);
+			rc = add_raw(raw_dir, names[i].out, t->s, &st, snap->config_path, &err);
 		rc = plan_snapshot(rc, t->s, vm, snap, &st, t->settings, names[i].out, &folder,
 				   &err);
 		state_free(&st);
@@ -1583,6 +1623,7 @@ int export_plan_store(struct store *s, const struct store_vm *vms, size_t count,
 			 .ctx = options->ctx};
 	struct export_node *root = node_new("", EXPORT_DIR);
 	struct export_name *names = assign(count, vm_name, vm_id, vm_created, vms, 0);
+	struct stat st = {0};
 	int rc = 0;
 
 	*out = NULL;
@@ -1599,9 +1640,8 @@ int export_plan_store(struct store *s, const struct store_vm *vms, size_t count,
 	    !(t.by_id = subdir(root, "by-id")) || export_assign_names(names, count) < 0)
 		rc = -ENOMEM;
 	if (rc == 0) {
-		/* The top folders: whoever may list the store's VMs. */
+		/* The top folders: whoever may list the store's VMs; empty, the store's time. */
 		const char *top = store_root(s, 0);
-		struct stat st;
 
 		if (stat(top, &st) < 0) {
 			rc = error_errno(err, errno, "cannot stat", top);
@@ -1629,7 +1669,7 @@ int export_plan_store(struct store *s, const struct store_vm *vms, size_t count,
 		export_node_free(root);
 		return error_set(err, ENOMEM, "out of memory");
 	}
-	finish(root);
+	finish(root, st.st_mtim);
 	*out = root;
 	*faults = t.faults;
 	return 0;

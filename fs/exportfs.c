@@ -441,18 +441,73 @@ static void revalidate(struct exportfs *fs)
 		fuse_log(FUSE_LOG_INFO, "impexfs: the store changed; tree made again\n");
 }
 
-/* Raise the mount's readahead: the kernel's 128 KiB halves FUSE's throughput. */
-static void raise_readahead(const struct exportfs *fs)
+/* Whether the mount point @field of /proc/self/mountinfo (up to a blank, with the
+ * kernel's octal escapes for blanks and backslashes) is @path. */
+static bool same_mount_point(const char *field, const char *path)
+{
+	while (*field && *field != ' ' && *field != '\n') {
+		char c = *field++;
+
+		if (c == '\\' && field[0] >= '0' && field[0] <= '3' && field[1] >= '0' &&
+		    field[1] <= '7' && field[2] >= '0' && field[2] <= '7') {
+			c = (char)((field[0] - '0') * 64 + (field[1] - '0') * 8 + (field[2] - '0'));
+			field += 3;
+		}
+		if (c != *path++)
+			return false;
+	}
+	return *path == '\0';
+}
+
+/*
+ * The device number of the mount at @mountpoint (the real path libfuse made
+ * of it), the last one mounted there, from /proc/self/mountinfo. The mount
+ * itself is not asked: a request to it still in flight makes an unmount
+ * right after mounting fail with EBUSY. Returns 0, or -ENOENT.
+ */
+static int mount_device(const char *mountpoint, dev_t *device)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re"); /* door: /proc, the kernel's */
+	char *line = NULL;
+	size_t cap = 0;
+	int rc = -ENOENT;
+
+	if (!f)
+		return -ENOENT;
+	while (getline(&line, &cap, f) > 0) {
+		unsigned id, parent, major_number, minor_number;
+		int at = 0;
+
+		/* "ID PARENT MAJOR:MINOR ROOT MOUNT-POINT ..." */
+		if (sscanf(line, "%u %u %u:%u %*s %n", &id, &parent, &major_number, &minor_number,
+			   &at) == 4 &&
+		    at > 0 && same_mount_point(line + at, mountpoint)) {
+			*device = makedev(major_number, minor_number);
+			rc = 0;
+		}
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+/*
+ * Raise the mount's readahead: the kernel's 128 KiB halves FUSE's throughput.
+ * Once, at the first lookup (no file is read before one): the kernel sets the
+ * readahead when it reads the reply to FUSE_INIT, and sends no other request
+ * before, so what is written here stays.
+ */
+static void raise_readahead(struct exportfs *fs)
 {
 	char path[128], value[32];
-	struct stat st;
+	dev_t device;
 	int fd, n;
 
-	/* door: the administrator's mount point, and the kernel's own file for its device */
-	if (!fs->readahead_kb || stat(fs->mountpoint, &st) < 0)
+	if (!fs->readahead_kb || atomic_exchange(&fs->readahead_done, true) ||
+	    mount_device(fs->mountpoint, &device) < 0)
 		return;
-	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
-		 minor(st.st_dev));
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(device),
+		 minor(device));
 	fd = open(path, O_WRONLY | O_CLOEXEC); /* door: /sys, the kernel's */
 	if (fd < 0)
 		return; /* not root: the kernel's default stays */
@@ -466,7 +521,6 @@ static void *revalidating(void *data)
 {
 	struct exportfs *fs = data;
 
-	raise_readahead(fs);
 	pthread_mutex_lock(&fs->wake_lock);
 	while (!fs->stop) {
 		struct timespec until;
@@ -598,9 +652,11 @@ static void done(struct exportfs *fs)
 static void exportfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct exportfs *fs = fuse_req_userdata(req);
-	struct export_node *dir = node_of(fs, parent), *child;
+	struct export_node *dir, *child;
 	struct fuse_entry_param e;
 
+	raise_readahead(fs);
+	dir = node_of(fs, parent);
 	if (!dir || dir->type != EXPORT_DIR) {
 		done(fs);
 		fuse_reply_err(req, dir ? ENOTDIR : ENOENT);

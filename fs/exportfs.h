@@ -6,6 +6,7 @@
 #define IMPEX_EXPORTFS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,7 +45,8 @@ struct exportfs {
 	/* The revalidating thread. */
 	struct fuse_session *session;
 	const char *mountpoint;
-	unsigned readahead_kb; /* 0: leave the kernel's */
+	unsigned readahead_kb;	     /* 0: leave the kernel's */
+	atomic_bool readahead_done; /* raised (or tried): the first lookup does it */
 	pthread_t thread;
 	pthread_mutex_t wake_lock;
 	pthread_cond_t wake; /* the thread waits for stop, exportfs_stop() for ended */
@@ -58,7 +60,10 @@ struct exportfs {
  */
 int exportfs_init(struct exportfs *fs, struct error *err);
 
-/** Start revalidating (and raising readahead) once @se is mounted at @mountpoint. */
+/**
+ * Start revalidating once @se is mounted at @mountpoint (the real path): before
+ * the session loop, which then raises the mount's readahead at its first lookup.
+ */
 int exportfs_start(struct exportfs *fs, struct fuse_session *se, const char *mountpoint);
 
 /**

@@ -74,8 +74,8 @@ enum {
 		text, offsetof(struct options, field), value                                       \
 	}
 
+/* pathmap= is not here: take_pathmaps() takes it out first, as written. */
 static const struct fuse_opt option_spec[] = {
-	OPTION("pathmap=%s", pathmap, 0),
 	OPTION("import", import, 1),
 	OPTION("export", import, 0),
 	OPTION("revalidate=%u", revalidate, 0),
@@ -120,6 +120,8 @@ static void usage(const char *program)
 	       "    -o copy_snapshot_configuration=all|none snapshots in vms/ (default all)\n"
 	       "    -o create_vm_export_subdirectory=BOOL   one more folder level (default false)\n"
 	       "    -o pathmap=WIN=DIR[;WIN=DIR...]         where the store's Windows paths live\n"
+	       "                                            (as written, to the next comma; again\n"
+	       "                                            for more)\n"
 	       "    -o revalidate=SECONDS                   how often to look for changes (default 2)\n"
 	       "    -o readahead=KB                         the mount's readahead, as root (default 1024)\n"
 	       "    -o verbose                              say what is left out and why\n"
@@ -299,6 +301,100 @@ static int take_option(void *data, const char *arg, int key, struct fuse_args *a
 	}
 }
 
+/* Append the path map entries @value (@len bytes) to o->pathmap, ';' before them. */
+static int append_pathmap(struct options *o, const char *value, size_t len)
+{
+	size_t had = o->pathmap ? strlen(o->pathmap) : 0;
+	char *grown = realloc(o->pathmap, had + len + 2);
+
+	if (!grown)
+		return -ENOMEM;
+	if (had)
+		grown[had++] = ';';
+	memcpy(grown + had, value, len);
+	grown[had + len] = '\0';
+	o->pathmap = grown;
+	return 0;
+}
+
+/*
+ * The option group @group (what follows an -o) without its "pathmap="
+ * options, whose values go to o->pathmap as written: a value runs to the
+ * next comma, backslashes and all. The other options are split where
+ * libfuse splits them ('\' quotes the character after it) and kept with
+ * their escapes, for libfuse to read. Returns the group left (caller
+ * frees; "" if nothing is), or NULL for ENOMEM.
+ */
+static char *take_pathmaps_of(const char *group, struct options *o)
+{
+	char *rest = malloc(strlen(group) + 1);
+	const char *s = group;
+	size_t n = 0, kept = 0;
+
+	if (!rest)
+		return NULL;
+	while (*s) {
+		const char *end = s;
+
+		if (strncmp(s, "pathmap=", 8) == 0) {
+			end = s + strcspn(s, ",");
+			if (append_pathmap(o, s + 8, (size_t)(end - s - 8)) < 0) {
+				free(rest);
+				return NULL;
+			}
+		} else {
+			for (; *end && *end != ','; end++)
+				if (end[0] == '\\' && end[1])
+					end++;
+			if (kept++)
+				rest[n++] = ',';
+			memcpy(rest + n, s, (size_t)(end - s));
+			n += (size_t)(end - s);
+		}
+		s = *end ? end + 1 : end;
+	}
+	rest[n] = '\0';
+	return rest;
+}
+
+/*
+ * @argv (@argc) into @args with every "pathmap=" taken out of the -o
+ * option groups, before libfuse parses them: its parser reads a backslash
+ * as an escape, and Windows paths are made of backslashes
+ * ("pathmap=D:\Hyper-V=/srv/hyperv" would become "D:Hyper-V"). Arguments are
+ * read as libfuse reads them: "-o GROUP" or "-oGROUP" from the second on,
+ * and none after "--". Returns 0, or -ENOMEM.
+ */
+static int take_pathmaps(int argc, char **argv, struct fuse_args *args, struct options *o)
+{
+	bool operands = false;
+
+	for (int i = 0; i < argc; i++) {
+		const char *group = NULL;
+		char *rest;
+		int rc = 0;
+
+		if (i > 0 && !operands && strcmp(argv[i], "--") == 0)
+			operands = true;
+		else if (i > 0 && !operands && strncmp(argv[i], "-o", 2) == 0)
+			group = argv[i][2] ? argv[i] + 2 : i + 1 < argc ? argv[++i] : NULL;
+		if (!group) {
+			if (fuse_opt_add_arg(args, argv[i]) < 0)
+				return -ENOMEM;
+			continue;
+		}
+		rest = take_pathmaps_of(group, o);
+		if (!rest)
+			return -ENOMEM;
+		if (*rest && (fuse_opt_add_arg(args, "-o") < 0 || fuse_opt_add_arg(args, rest) < 0))
+			rc = -ENOMEM;
+		free(rest);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 /* Whether the path @inner is @outer or lies under it (both real paths). */
 static bool inside(const char *inner, const char *outer)
 {
@@ -347,7 +443,7 @@ static int loop_ended(int rc)
 
 int main(int argc, char **argv)
 {
-	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_cmdline_opts cmd = {0};
 	struct options o = {.revalidate = 2, .readahead = 1024};
 	struct store_options so = {0};
@@ -360,6 +456,10 @@ int main(int argc, char **argv)
 	int rc = 1;
 
 	export_settings_default(&o.settings);
+	if (take_pathmaps(argc, argv, &args, &o) < 0) {
+		fprintf(stderr, "impexfs: out of memory\n");
+		goto out;
+	}
 	if (fuse_opt_parse(&args, &o, option_spec, take_option) != 0 ||
 	    fuse_parse_cmdline(&args, &cmd) != 0) {
 		rc = 2;

@@ -1,6 +1,7 @@
 /*
- * impex status MOUNTPOINT [--json]: what the imports of an import mount are
- * doing, from the status file at its root (docs/IMPORT.md).
+ * impex status [--json] [--wait] MOUNTPOINT: what the imports of an import
+ * mount are doing, from the status file at its root (docs/IMPORT.md); with
+ * --wait, once none is copying or registering.
  */
 #include "cmd_status.h"
 
@@ -15,8 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-static const char usage_status[] = "impex status [--json] MOUNTPOINT";
+static const char usage_status[] = "impex status [--json] [--wait] MOUNTPOINT";
 
 /* The status file's name: fs/importfs.h says it too. */
 #define STATUS_FILE ".impex-status"
@@ -25,7 +27,8 @@ void cmd_status_help(FILE *out)
 {
 	fprintf(out,
 		"\n  %s\n      each import of an import mount (impexfs -o import): state, files, "
-		"bytes,\n      errors and warnings, and the VM it registered\n",
+		"bytes,\n      errors and warnings, and the VM it registered; --wait: once none is "
+		"copying\n      or registering, exit 1 unless every one is registered\n",
 		usage_status);
 }
 
@@ -131,20 +134,76 @@ static void print_human(const struct json_value *status)
 	}
 }
 
+/* How many imports of @status are in @state. */
+static size_t count_state(const struct json_value *status, const char *state)
+{
+	const struct json_value *imports = json_get(status, "imports");
+	size_t n = 0;
+
+	for (size_t i = 0; imports && imports->type == JSON_ARRAY && i < imports->count; i++) {
+		const char *s = json_get_string(imports->items[i], "state");
+
+		n += s && strcmp(s, state) == 0;
+	}
+	return n;
+}
+
+/* Whether every import of @status is registered, failed or waiting for what it lacks. */
+static bool settled(const struct json_value *status)
+{
+	return count_state(status, "copying") == 0 && count_state(status, "registering") == 0;
+}
+
+/* Whether every import of @status is registered. */
+static bool all_registered(const struct json_value *status)
+{
+	const struct json_value *imports = json_get(status, "imports");
+
+	return !imports || imports->type != JSON_ARRAY ||
+	       count_state(status, "registered") == imports->count;
+}
+
+/* The status file @path parsed into *@status (caller frees with json_value_free), its
+ * text in *@text (caller frees). */
+static int read_status(const char *path, char **text, size_t *len, struct json_value **status,
+		       struct error *err)
+{
+	int rc = slurp(path, text, len, err);
+
+	*status = NULL;
+	if (rc < 0)
+		return rc;
+	*status = json_parse(*text, *len);
+	if (!*status || (*status)->type != JSON_OBJECT)
+		return error_set(err, EINVAL, "'%s' is not the status of an import mount", path);
+	return 0;
+}
+
 int cmd_status(int argc, char **argv)
 {
-	static const struct option options[] = {CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+	static const struct option options[] = {
+		{"wait", no_argument, NULL, 'w'},
+		CLI_COMMON_OPTIONS,
+		{NULL, 0, NULL, 0},
+	};
+	const struct timespec poll = {0, 100 * 1000 * 1000};
 	struct cli_common common = {0};
 	struct json_value *status = NULL;
 	char path[PATH_MAX], *text = NULL;
 	size_t len = 0;
 	struct error err;
+	bool wait = false;
 	int c, rc;
 
 	cli_options_begin();
-	while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1)
+	while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+		if (c == 'w') {
+			wait = true;
+			continue;
+		}
 		if ((rc = cli_common_option(c, usage_status, argv, &common)))
 			return rc;
+	}
 	if (common.pathmap)
 		return cli_usage(usage_status, "--pathmap means nothing here");
 	if (argc - optind != 1)
@@ -154,20 +213,21 @@ int cmd_status(int argc, char **argv)
 		error_set(&err, ENAMETOOLONG, "'%s' is too long a path", argv[optind]);
 		return cli_fail(&err);
 	}
-	if (slurp(path, &text, &len, &err) < 0) {
+	/* The daemon rewrites the file as imports go on: read until they have settled. */
+	while ((rc = read_status(path, &text, &len, &status, &err)) == 0 && wait &&
+	       !settled(status)) {
+		json_value_free(status);
 		free(text);
-		return cli_fail(&err);
+		nanosleep(&poll, NULL);
 	}
-	status = json_parse(text, len);
-	if (!status || status->type != JSON_OBJECT) {
-		error_set(&err, EINVAL, "'%s' is not the status of an import mount", path);
+	if (rc < 0) {
 		rc = cli_fail(&err);
 	} else {
 		if (common.json)
 			fwrite(text, 1, len, stdout);
 		else
 			print_human(status);
-		rc = CLI_OK;
+		rc = wait && !all_registered(status) ? CLI_FAIL : CLI_OK;
 	}
 	json_value_free(status);
 	free(text);

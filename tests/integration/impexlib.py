@@ -1,11 +1,15 @@
 """Helpers shared by the integration tests of stores: running impex, its
 refusals, and snapshots of whole folders to prove that nothing changed."""
 
+import atexit
 import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
+import sys
+import tempfile
 
 from taplib import IMPEX, Result, Skip, have, impex, sanitizer_clean
 
@@ -131,3 +135,62 @@ def vm_new(store, *args):
     guid, _, name = result.stdout.rstrip("\n").partition("  ")
     assert GUID_RE.match(guid) and name == args[-1], "vm new printed %r" % result.stdout
     return guid
+
+
+# The PATH a shell has when its caller gave none (dash's and bash's default): where
+# mount.fuse3 finds the program of a fuse.TYPE line, since mount(8) drops the caller's PATH.
+DEFAULT_SHELL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def private_mounts():
+    """Go on in a mount namespace of this program's own (unshare(1) runs it again
+    there), with the impexfs and impex under test in /usr/local/bin for that namespace
+    alone (a read-only overlay), where `mount` finds a fuse.impexfs line's program as
+    it finds an installed one. Mounts made here are seen only here and go with the
+    namespace. Where that cannot be had (no /dev/fuse, no unshare or overlay), prints a
+    TAP plan that skips every test and exits."""
+    def skip_all(why):
+        print("1..0 # SKIP %s" % why, flush=True)
+        sys.exit(0)
+
+    if not os.path.exists("/dev/fuse"):
+        skip_all("no /dev/fuse")
+    if os.environ.get("IMPEX_PRIVATE_MOUNTS") != "1":
+        if not have("unshare") or subprocess.run(["unshare", "--mount", "true"]).returncode:
+            skip_all("no mount namespace (unshare --mount)")
+        os.environ["IMPEX_PRIVATE_MOUNTS"] = "1"
+        sys.stdout.flush()
+        os.execvp("unshare", ["unshare", "--mount", "--propagation", "private",
+                              sys.executable] + sys.argv)
+    links = tempfile.mkdtemp(prefix="impex-bin-")
+    for name, variable in (("impexfs", "IMPEXFS"), ("impex", "IMPEX")):
+        program = shutil.which(os.environ.get(variable, name))
+        assert program, "no %s to test" % name
+        os.symlink(os.path.realpath(program), os.path.join(links, name))
+    made = subprocess.run(["mount", "-t", "overlay", "impex-bin", "-o",
+                           "lowerdir=%s:/usr/local/bin" % links, "/usr/local/bin"],
+                          stderr=subprocess.PIPE, text=True)
+    if made.returncode:
+        shutil.rmtree(links)
+        skip_all("cannot overlay /usr/local/bin: %s" % made.stderr.strip())
+    found = shutil.which("impexfs", path=DEFAULT_SHELL_PATH)
+    assert found and os.path.realpath(found) == os.readlink(os.path.join(links, "impexfs")), \
+        "mount would run %s, not the impexfs under test" % found
+
+    def done():
+        subprocess.run(["umount", "/usr/local/bin"], check=False)
+        shutil.rmtree(links, ignore_errors=True)
+    atexit.register(done)
+
+
+def mounts_under(top):
+    """The mount points at or under @top in this namespace, deepest first."""
+    top = os.path.realpath(top)
+    points = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            # Field 5 is the mount point, its spaces and backslashes octal-escaped.
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+            if point == top or point.startswith(top + "/"):
+                points.append(point)
+    return sorted(points, key=len, reverse=True)

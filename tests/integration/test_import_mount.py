@@ -7,13 +7,14 @@ qemu-img and vhdiinfo too.
 
 import json
 import os
+import re
 import stat
 import random
 import shutil
 import subprocess
 import time
 
-from impexlib import DISKS, SNAPSHOTS, VMS, as_json, describe_change, need, new_store, ok, \
+from impexlib import DISKS, SNAPSHOTS, VMS, as_json, call, describe_change, need, new_store, ok, \
     tree_state
 from taplib import Skip, run, run_tests, sanitizer_report
 from test_import import assert_only_intended_edits, assert_states, assert_states_of, \
@@ -343,6 +344,28 @@ def test_saved_state_without_its_other_half_waits():
         if folder:
             assert sorted(n[36:] for n in os.listdir(folder)) == [".bin", ".vsv"], folder
     no_leftovers(target)
+
+
+def test_status_waits_until_the_imports_settle():
+    """impex status --wait, run as soon as the copy tool ends, prints the imports once none
+    is copying or registering, and exits 0 only if every one is registered."""
+    need("fusermount3", "rsync")
+    ok("demo", "source")
+    ok("export", "--store", "source", "gateway", "exported")
+    target = new_store("target")
+    with Mount(target, "mnt", "-o", "import") as m:
+        run(["cp", "-r", "exported", os.path.join(m.point, "whole")])
+        shown = ok("status", "--wait", m.point).stdout
+        assert entry(m.point, "whole")["state"] == "registered", status(m.point)
+        assert re.search(r"^  whole +registered .* VM %s 'gateway'$" %
+                         entry(m.point, "whole")["vm"]["id"], shown, re.M), shown
+        # Without its disks the copy waits for them: printed, and exit 1.
+        run(["rsync", "-a", "--exclude=*.vhd", "exported/", os.path.join(m.point, "part") + "/"])
+        result = call("status", "--wait", m.point)
+        assert result.returncode == 1, result
+        assert entry(m.point, "part")["state"] == "waiting", status(m.point)
+        assert re.search(r"^  part +waiting ", result.stdout, re.M), result
+        assert re.search(r"^  whole +registered ", result.stdout, re.M), result
 
 
 def test_a_waiting_import_goes_on_when_the_store_changes():

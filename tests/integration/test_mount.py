@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from impexlib import DISKS, VMS, as_json, digest, need, ok
+from impexlib import DISKS, SNAPSHOTS, VMS, as_json, digest, need, new_store, ok
 from taplib import run, run_tests, sanitizer_report
 
 IMPEXFS = os.environ.get("IMPEXFS", "impexfs")
@@ -193,6 +193,102 @@ def test_read_only():
             except OSError:
                 continue
             raise AssertionError("the mount took a write")
+
+
+def test_unmount_right_after_mounting():
+    """A script may unmount as soon as impexfs has returned: the daemon sends its mount
+    no request of its own (one in flight keeps the mount busy: EBUSY), and raises the
+    mount's readahead at the first lookup all the same."""
+    need("fusermount3")
+    store = demo()
+    point = os.path.realpath("mnt")
+    os.mkdir(point)
+    for attempt in range(1, 21):
+        run([IMPEXFS, store, point])
+        result = run(["fusermount3", "-u", point], check=False)
+        if result.returncode != 0:
+            subprocess.run(["fusermount3", "-u", "-z", point], check=False)
+            raise AssertionError("unmount %d right after mounting: %r" % (attempt, result))
+    if os.geteuid() != 0:
+        return  # the readahead is raised by root only
+    run([IMPEXFS, store, point])
+    try:
+        assert "blog" in os.listdir(os.path.join(point, "vms"))
+        device = os.stat(point).st_dev
+        with open("/sys/class/bdi/%d:%d/read_ahead_kb" % (os.major(device),
+                                                          os.minor(device))) as f:
+            assert f.read().strip() == "1024", "the readahead was not raised"
+    finally:
+        run(["fusermount3", "-u", point])
+
+
+def folder_times(top):
+    """Relative path ("." for @top) -> mtime (ns) of each folder under @top, and what each
+    should have by the rule: the newest time of what it holds, or None when it holds nothing."""
+    shown, rule = {}, {}
+    for folder, dirs, files in os.walk(top):
+        rel = os.path.relpath(folder, top)
+        shown[rel] = os.stat(folder).st_mtime_ns
+        times = [os.lstat(os.path.join(folder, n)).st_mtime_ns for n in dirs + files]
+        rule[rel] = max(times) if times else None
+    return shown, rule
+
+
+def test_folder_times_come_from_their_sources():
+    """Every folder of the export mount (and of impex export) has the newest time of what it
+    holds, an empty one its VM's configuration's (a snapshot's export: the snapshot's), and
+    the top folders of an empty store the store folder's: never 1970, which cp -a and rsync -a
+    would copy into a backup."""
+    need("fusermount3", "rsync")
+    store = demo()
+    vm_new_bare = ok("vm", "new", "--store", store, "bare").stdout.split()[0]
+    show = {vm: as_json(ok("vm", "show", "--json", "--store", store, vm))
+            for vm in ("gateway", "bare", "blog")}
+    snapshot = [s for s in show["blog"]["snapshots"] if s["name"] == "version 2"][0]
+    assert show["bare"]["id"] == vm_new_bare and not show["bare"]["disks"], show["bare"]
+    # Each configuration an old time of its own (with nanoseconds): an empty folder's time
+    # tells whose it took, and is no folder's newest by chance.
+    configs = {"gateway": show["gateway"]["config"], "bare": show["bare"]["config"],
+               "version 2": snapshot["config"]}
+    when = {}
+    for i, (name, path) in enumerate(sorted(configs.items())):
+        when[name] = (1000000000 + i * 86400) * 10**9 + 123456789
+        os.utime(path, ns=(when[name], when[name]))
+    # The folders that hold nothing, and whose configuration dates each.
+    empty = {("vms/gateway", SNAPSHOTS): "gateway", ("vms/bare", SNAPSHOTS): "bare",
+             ("vms/bare", DISKS): "bare", ("raw/bare", "current"): "bare",
+             ("snapshots/blog/version 2", SNAPSHOTS): "version 2"}
+    exports = sorted({top for top, _ in empty})
+    copies = {}
+    with Mount(store, "mnt") as m:
+        for top in exports:
+            shown, rule = folder_times(os.path.join(m.point, top))
+            for rel, t in shown.items():
+                dated_by = empty.get((top, rel))
+                want = when[dated_by] if dated_by else rule[rel]
+                assert want is not None, "%s/%s holds nothing and is not expected to" % (top, rel)
+                assert t == want, "%s/%s: %d, not %d" % (top, rel, t, want)
+                assert t > 10**9 * 10**9, "%s/%s dated %d" % (top, rel, t)
+            copies[top] = shown
+            # The copies keep them.
+            for tool in (["cp", "-a"], ["rsync", "-a"]):
+                dest = os.path.realpath("copy-%s-%s" % (tool[0], top.replace("/", "-")))
+                run(tool + [os.path.join(m.point, top) + ("/" if tool[0] == "rsync" else ""),
+                            dest])
+                assert folder_times(dest)[0] == shown, "%s of %s: %s, not %s" % (
+                    " ".join(tool), top, folder_times(dest)[0], shown)
+    # impex export writes the same times.
+    ok("export", "--store", store, "gateway", "exported")
+    assert folder_times("exported")[0] == copies["vms/gateway"], folder_times("exported")[0]
+    ok("export", "--store", store, "blog/version 2", "exported-snapshot")
+    assert folder_times("exported-snapshot")[0] == copies["snapshots/blog/version 2"]
+    # A store of no VMs: the root and the top folders have the store folder's time.
+    bare_store = new_store("none")
+    os.utime(bare_store, ns=(when["bare"] + 7, when["bare"] + 7))
+    with Mount(bare_store, "mnt-none") as m:
+        for rel in (".", "vms", "snapshots", "raw", "by-id"):
+            t = os.stat(os.path.join(m.point, rel)).st_mtime_ns
+            assert t == when["bare"] + 7, "%s of an empty store: %d" % (rel, t)
 
 
 if __name__ == "__main__":
