@@ -79,16 +79,24 @@ def test_impex_import_of_a_box():
 
 
 def test_a_store_whose_vm_is_vm_xml():
-    """A store holding a box's folder as it is: listed, exported by the export mount."""
-    need("fusermount3")
+    """A store holding a box's folder as it is: listed, exported by the export mount, its
+    empty Snapshots/ dated by the configuration (rsync -a keeps that date)."""
+    need("fusermount3", "rsync")
     store = "boxstore"
     vm_id = box(store)
     assert [v["id"] for v in listed(store)] == [vm_id]
     ok("export", "--store", store, "box", "exported")
     assert os.listdir(os.path.join("exported", VMS)) == [vm_id + ".xml"]
+    # The configuration dated long ago: the empty Snapshots/ of its export takes that time.
+    when = 1425168000
+    os.utime(os.path.join(store, VMS, "vm.XML"), (when, when))
     with Mount(store, "emnt") as m:
         folder = os.path.join(m.point, "vms", "box")
         assert os.listdir(os.path.join(folder, VMS)) == [vm_id + ".xml"], os.listdir(folder)
+        assert os.listdir(os.path.join(folder, SNAPSHOTS)) == []
+        assert os.stat(os.path.join(folder, SNAPSHOTS)).st_mtime == when
+        subprocess.run(["rsync", "-a", folder + "/", "backup/"], check=True)
+        assert os.stat(os.path.join("backup", SNAPSHOTS)).st_mtime == when
         with open(os.path.join(m.point, "by-id", vm_id, VMS, vm_id + ".xml"), "rb") as f:
             assert b"<configuration>" in f.read().decode("utf-16").encode()
 
