@@ -942,16 +942,6 @@ static const char adapters_fixture[] =
 	"  </properties>\n"
 	"</configuration>\n";
 
-static void assert_leaf(const struct config *c, const char *path, const char *want)
-{
-	char *value = NULL;
-
-	if (config_get(c, path, &value, NULL) != 0)
-		fail_msg("no leaf '%s'", path);
-	if (strcmp(value, want) != 0)
-		fail_msg("'%s' is '%s', not '%s'", path, value, want);
-	free(value);
-}
 
 /* An adapter's problem says @says, or it has none (@says NULL). */
 static void assert_problem(const struct config_adapter *a, const char *says)
@@ -1014,22 +1004,22 @@ static void test_adapters(void **state)
 	assert_int_equal(config_serialize(c, &text, &len, &err), 0);
 	again = parse_ok(text, len);
 	free(text);
-	assert_leaf(again, ADAPTER(2) "/SwitchName", SWITCH_B);
-	assert_leaf(again, ADAPTER(2) "/Connection/HostResources/HostResource", SWITCH_B);
-	assert_leaf(again, ADAPTER(2) "/Connection/AltSwitchName", "LAN");
-	assert_leaf(again, ADAPTER(2) "/IsConnected", "True");
-	assert_leaf(again, ADAPTER(2) "/PortName", "99999999-2222-4333-8444-555555555555");
-	assert_leaf(again, ADAPTER(3) "/Connection/HostResources/HostResource", SWITCH_B);
-	assert_leaf(again, ADAPTER(1) "/SwitchName", "");
-	assert_leaf(again, ADAPTER(1) "/Connection/AltSwitchName", "");
-	assert_leaf(again, ADAPTER(1) "/PortName", "");
-	assert_leaf(again, ADAPTER(1) "/IsConnected", "False");
+	assert_value(again, ADAPTER(2) "/SwitchName", SWITCH_B);
+	assert_value(again, ADAPTER(2) "/Connection/HostResources/HostResource", SWITCH_B);
+	assert_value(again, ADAPTER(2) "/Connection/AltSwitchName", "LAN");
+	assert_value(again, ADAPTER(2) "/IsConnected", "True");
+	assert_value(again, ADAPTER(2) "/PortName", "99999999-2222-4333-8444-555555555555");
+	assert_value(again, ADAPTER(3) "/Connection/HostResources/HostResource", SWITCH_B);
+	assert_value(again, ADAPTER(1) "/SwitchName", "");
+	assert_value(again, ADAPTER(1) "/Connection/AltSwitchName", "");
+	assert_value(again, ADAPTER(1) "/PortName", "");
+	assert_value(again, ADAPTER(1) "/IsConnected", "False");
 	assert_int_equal(config_children(again, ADAPTER(1) "/Connection/HostResources", &names, &n), 0);
 	assert_int_equal(n, 0);
 	config_names_free(names, n);
 	/* Kept: what names no connection. */
-	assert_leaf(again, ADAPTER(1) "/Connection/AltPortName", "Network Adapter");
-	assert_leaf(again, ADAPTER(1) "/FriendlyName", "Network Adapter");
+	assert_value(again, ADAPTER(1) "/Connection/AltPortName", "Network Adapter");
+	assert_value(again, ADAPTER(1) "/FriendlyName", "Network Adapter");
 	assert_int_equal(config_adapters(again, &adapters, &count, &err), 0);
 	for (size_t i = 0; i < count; i++)
 		assert_problem(&adapters[i], i == 4 ? "HostResource" : NULL);
