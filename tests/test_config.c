@@ -942,7 +942,6 @@ static const char adapters_fixture[] =
 	"  </properties>\n"
 	"</configuration>\n";
 
-
 /* An adapter's problem says @says, or it has none (@says NULL). */
 static void assert_problem(const struct config_adapter *a, const char *says)
 {
