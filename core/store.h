@@ -27,7 +27,7 @@ struct pathmap;
 #define STORE_KEY_CURRENT "global_settings/snapshots/current"	/* VM: snapshot it runs from */
 #define STORE_KEY_COUNT	  "global_settings/snapshots/list/size" /* VM: its snapshots */
 #define STORE_KEY_PARENT  "global_settings/snapshots/parent"	/* snapshot: its parent */
-#define STORE_KEY_VM_ID	  "settings/global/logical_id"		/* snapshot: its VM's GUID */
+#define STORE_KEY_VM_ID	  "settings/global/logical_id"		/* VM, snapshot: the VM's GUID */
 struct chain;
 struct chain_cache;
 struct store;

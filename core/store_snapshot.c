@@ -229,6 +229,9 @@ static int store_snapshot_vm_unlocked(struct store *s, const char *vm_name, cons
 	if (rc == 0)
 		rc = config_set(snap_config, STORE_KEY_PARENT, "string", vm->current_snapshot_id,
 				err);
+	/* It belongs to the VM of this GUID, whatever the VM's own file says. */
+	if (rc == 0)
+		rc = config_set(snap_config, STORE_KEY_VM_ID, "string", vm->id, err);
 	if (rc == 0)
 		config_remove(snap_config, STORE_KEY_CURRENT);
 	if (rc < 0)

@@ -585,6 +585,40 @@ def test_delete_disks_spares_a_base_another_vms_snapshot_uses():
     assert_content(b_disk, model.disks[0], "b's snapshot sb")
 
 
+def set_leaf(path, tag, text):
+    """Set the (first) string leaf @tag of the UTF-16LE configuration at @path to @text."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    doc = raw[2:].decode("utf-16-le")
+    doc, n = re.subn(r'(<%s type="string">)[^<]*(</%s>)' % (tag, tag),
+                     lambda m: m.group(1) + text + m.group(2), doc, count=1)
+    assert n == 1, "no %s in %s" % (tag, path)
+    with open(path, "wb") as f:
+        f.write(b"\xff\xfe" + doc.encode("utf-16-le"))
+
+
+def test_a_vm_naming_another_guid_as_its_own_takes_snapshots():
+    """A VM whose own logical_id is not its GUID (an earlier impex import left its
+    source's there): its snapshots still name it, and it can be snapshotted, applied and
+    deleted."""
+    store = new_store()
+    vm = vm_new(store, "--disk", "ide:8M", "v")
+    set_leaf(config_path(store, vm), "logical_id", str(uuid.uuid4()).upper())
+    first = snapshot(store, vm, "first")
+    second = snapshot(store, vm, "second")
+    for guid in (first, second):
+        assert value(read_config(config_path(store, guid, SNAPSHOTS)),
+                     "settings/global/logical_id") == vm
+    shown = show(store, vm)
+    assert shown["problem"] is None and [s["id"] for s in shown["snapshots"]] == \
+        [first, second], shown
+    ok("vm", "apply", "--store", store, vm, first)
+    assert_sound(show(store, vm))
+    ok("vm", "delete", "--disks", "--store", store, vm)
+    for sub in (VMS, SNAPSHOTS, DISKS):
+        assert os.listdir(os.path.join(store, sub)) == [], sub
+
+
 # ---- 5. refusals change nothing ----
 
 def test_refusals_leave_the_store_unchanged():
