@@ -249,9 +249,13 @@ int store_apply_snapshot(struct store *store, const char *vm, const char *snapsh
 int store_save_state(struct store *store, const char *vm, struct error *err);
 
 /**
- * Delete VM @vm: its configuration first, then its snapshots' and its saved
- * state; with @disks also the files of its disks' chains that no other VM
- * uses.
+ * Delete VM @vm: its configuration first, then its snapshots' (also those
+ * the listing misses that name @vm as theirs) and its saved-state folders;
+ * with @disks also the files of its disks' chains that no other VM uses.
+ * Returns 0 or a negative errno with a message: a failure before the
+ * configuration goes changes nothing; after it, the VM is deleted and the
+ * message names each file or folder left behind, and each snapshot
+ * configuration of no VM that names a deleted disk.
  */
 int store_delete_vm(struct store *store, const char *vm, bool disks, struct error *err);
 
