@@ -1555,6 +1555,60 @@ int config_remove(struct config *c, const char *path)
 	return 0;
 }
 
+/* config_edit_leaves() beneath @node; depth is bounded by the parser (CONFIG_MAX_DEPTH). */
+static int edit_leaves_under(struct config *c, xmlNodePtr node,
+			     int (*edit)(void *ctx, const char *name, const char *type,
+					 const char *text, char **value),
+			     void *ctx)
+{
+	for (xmlNodePtr child = node->children; child; child = child->next) {
+		xmlChar *text, *type;
+		char *value = NULL;
+		int rc;
+
+		if (child->type != XML_ELEMENT_NODE)
+			continue;
+		if (has_element_children(child)) {
+			rc = edit_leaves_under(c, child, edit, ctx);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		text = xmlNodeGetContent(child);
+		type = xmlGetProp(child, (const xmlChar *)"type");
+		rc = edit(ctx, (const char *)child->name, (const char *)type,
+			  text ? (const char *)text : "", &value);
+		xmlFree(text);
+		xmlFree(type);
+		if (rc < 0)
+			return rc;
+		if (rc == 0 || !value)
+			continue;
+		{
+			/* xmlNodeSetContent takes entity syntax; escape first. */
+			xmlChar *escaped = xmlEncodeSpecialChars(c->doc, (const xmlChar *)value);
+
+			free(value);
+			if (!escaped)
+				return -ENOMEM;
+			xmlNodeSetContent(child, escaped);
+			xmlFree(escaped);
+		}
+		c->changed = true;
+	}
+	return 0;
+}
+
+int config_edit_leaves(struct config *c,
+		       int (*edit)(void *ctx, const char *name, const char *type, const char *text,
+				   char **value),
+		       void *ctx)
+{
+	xmlNodePtr root = xmlDocGetRootElement(c->doc);
+
+	return root ? edit_leaves_under(c, root, edit, ctx) : 0;
+}
+
 void config_names_free(char **names, size_t count)
 {
 	fsutil_names_free(names, count);

@@ -147,6 +147,19 @@ int config_children(const struct config *config, const char *path, char ***names
 /** Free what config_children() returned. NULL-safe. */
 void config_names_free(char **names, size_t count);
 
+/**
+ * Offer every leaf of @config, in document order, to @edit: its element's
+ * name, its type attribute (NULL when it has none) and its text. @edit
+ * returns 0 to keep the leaf, 1 with a new string in *@value to make that
+ * its text (its type and place stay; the string is freed here), or a
+ * negative errno that stops the walk. One pass over the document, whatever
+ * its shape. Returns 0, @edit's errno, or -ENOMEM.
+ */
+int config_edit_leaves(struct config *config,
+		       int (*edit)(void *ctx, const char *name, const char *type, const char *text,
+				   char **value),
+		       void *ctx);
+
 /** Whether @text is a GUID in the form 8-4-4-4-12 hexadecimal digits, no braces. */
 bool config_guid_valid(const char *text);
 

@@ -977,6 +977,21 @@ static void check_adapters(struct import_report *out, const struct import_settin
 	}
 }
 
+/*
+ * Whether the file name of @path holds the GUID of @vm or of one of its
+ * snapshots (any case): an import with new IDs names the copy after the
+ * new GUID instead (core/import_run.c), a name no file has.
+ */
+static bool names_an_id(const struct store_vm *vm, const char *path)
+{
+	const char *name = pathmap_basename(path);
+	bool found = strcasestr(name, vm->id) != NULL;
+
+	for (size_t i = 0; i < vm->snapshot_count && !found; i++)
+		found = strcasestr(name, vm->snapshots[i].id) != NULL;
+	return found;
+}
+
 int import_compare(const char *dir, struct store *store, const struct import_settings *s,
 		   unsigned flags, struct import_report *out, struct error *err)
 {
@@ -1052,7 +1067,8 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 		}
 		chain_close(chain);
 		if (s->create_copy && r->target && r->target[0]) {
-			if (fsutil_name_taken(r->target)) {
+			if (fsutil_name_taken(r->target) &&
+			    !(s->generate_new_id && names_an_id(vm, r->target))) {
 				char *renamed = import_free_name(r->target, NULL, NULL);
 
 				report(out, "target-exists", IMPORT_WARNING, r->target,

@@ -26,6 +26,7 @@
 #include "store.h"
 #include "vhd.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -347,6 +348,95 @@ static const char *mapped_snapshot(const struct run *r, const char *old)
 	return old ? old : "";
 }
 
+/* Whether the 36 characters at @p have the form of a GUID (8-4-4-4-12 hexadecimal digits). */
+static bool guid_at(const char *p)
+{
+	for (int i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? p[i] != '-' : !isxdigit((unsigned char)p[i]))
+			return false;
+	}
+	return true;
+}
+
+/* The new GUID of the VM or snapshot whose old GUID are the 36 characters at @p (any
+ * case), or NULL. */
+static const char *new_id_at(const struct run *r, const char *p)
+{
+	if (strncasecmp(p, r->vm->id, 36) == 0)
+		return r->vm_id;
+	for (size_t i = 0; i < r->vm->snapshot_count; i++)
+		if (strncasecmp(p, r->vm->snapshots[i].id, 36) == 0)
+			return r->snap_ids[i];
+	return NULL;
+}
+
+/*
+ * With generate_new_id, replace in @text every old GUID of the VM and its
+ * snapshots (any case, braced or not: the braces stay) by its new one,
+ * written in the case of the old. Returns whether any was.
+ */
+static bool renew_ids(const struct run *r, char *text)
+{
+	size_t n = strlen(text);
+	bool renewed = false;
+
+	if (!r->s->generate_new_id)
+		return false;
+	for (size_t i = 0; i + 36 <= n; i++) {
+		const char *id = guid_at(text + i) ? new_id_at(r, text + i) : NULL;
+		bool lower = false;
+
+		if (!id)
+			continue;
+		for (int k = 0; k < 36; k++)
+			lower = lower || islower((unsigned char)text[i + k]);
+		for (int k = 0; k < 36; k++)
+			text[i + k] = (char)(lower ? tolower((unsigned char)id[k])
+						   : toupper((unsigned char)id[k]));
+		renewed = true;
+		i += 35;
+	}
+	return renewed;
+}
+
+/*
+ * config_edit_leaves() callback of new_ids(): a value holding an old GUID
+ * gets the new one. Not a drive's path (rewrite() sets it from where its
+ * file went; a path the import does not write names a file elsewhere), nor
+ * opaque bytes.
+ */
+static int leaf_new_ids(void *ctx, const char *name, const char *type, const char *text,
+			char **value)
+{
+	if ((type && strcmp(type, "bytes") == 0) || strcmp(name, "pathname") == 0)
+		return 0;
+	if (!(*value = strdup(text)))
+		return -ENOMEM;
+	if (renew_ids(ctx, *value))
+		return 1;
+	free(*value);
+	*value = NULL;
+	return 0;
+}
+
+/* Give @config the new GUIDs wherever a value names an old one, and its VM's new GUID as
+ * the VM it belongs to (where it says). */
+static int new_ids(struct run *r, struct config *config, struct error *err)
+{
+	char *had = NULL;
+	int rc = config_edit_leaves(config, leaf_new_ids, r);
+
+	if (rc < 0)
+		return error_set(err, -rc, "cannot give '%s' its new IDs: %s", config_name(config),
+				 strerror(-rc));
+	if (config_get(config, STORE_KEY_VM_ID, &had, NULL) == 0)
+		rc = config_set(config, STORE_KEY_VM_ID, NULL, r->vm_id, err);
+	free(had);
+	return rc;
+}
+
 /* The resource of the settings for the disk a configuration records as @written. */
 static const struct import_resource *resource_of(const struct run *r, const char *written)
 {
@@ -451,6 +541,8 @@ static int plan_chain(struct run *r, const struct store_disk *disk, struct error
 			} else
 				snprintf(want, sizeof(want), "%s/%s", r->s->target_vhd_data_root,
 					 pathmap_basename(real));
+			/* "<name>_<GUID>.avhd": named after the new GUID, as its configuration. */
+			renew_ids(r, strrchr(want, '/') ? strrchr(want, '/') + 1 : want);
 			r->jobs[j].target = free_target(r, want);
 			r->job_count++;
 			if (!r->jobs[j].target)
@@ -650,9 +742,9 @@ static void restore_parent_times(struct run *r)
 	}
 }
 
-/* Copy the saved state in @from into the new folder @to, files named after @old named after @new_id. */
-static int copy_state(struct run *r, const char *from, const char *to, const char *old,
-		      const char *new_id, struct error *err)
+/* Copy the saved state in @from into the new folder @to, an old GUID in a file's name made the
+ * new one. */
+static int copy_state(struct run *r, const char *from, const char *to, struct error *err)
 {
 	char **names = NULL;
 	size_t count = 0;
@@ -685,10 +777,11 @@ static int copy_state(struct run *r, const char *from, const char *to, const cha
 		snprintf(src, sizeof(src), "%s/%s", from, name);
 		if (fsutil_stat_source(src, &st) < 0 || !S_ISREG(st.st_mode))
 			continue;
-		if (strncasecmp(name, old, 36) == 0)
-			snprintf(dst, sizeof(dst), "%s/%s%s", to, new_id, name + 36);
-		else
-			snprintf(dst, sizeof(dst), "%s/%s", to, name);
+		if (snprintf(dst, sizeof(dst), "%s/%s", to, name) >= (int)sizeof(dst)) {
+			rc = error_set(err, ENAMETOOLONG, "'%s/%s' is too long a path", to, name);
+			break;
+		}
+		renew_ids(r, dst + strlen(to) + 1);
 		if (adoptable(r, src, to)) {
 			rc = adopt_file(r, src, NULL, dst, err);
 			if (rc == 0)
@@ -1026,14 +1119,13 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 	/* Saved state, in folders named after the new GUIDs. */
 	if (rc == 0 && r.vm->saved_state) {
 		snprintf(path, sizeof(path), "%s/Virtual Machines/%s", s->target_vm_data_root, r.vm_id);
-		rc = copy_state(&r, r.vm->saved_state, path, r.vm->id, r.vm_id, err);
+		rc = copy_state(&r, r.vm->saved_state, path, err);
 	}
 	for (size_t i = 0; rc == 0 && i < r.vm->snapshot_count; i++)
 		if (r.vm->snapshots[i].saved_state) {
 			snprintf(path, sizeof(path), "%s/Snapshots/%s", s->target_snapshot_data_root,
 				 r.snap_ids[i]);
-			rc = copy_state(&r, r.vm->snapshots[i].saved_state, path,
-					r.vm->snapshots[i].id, r.snap_ids[i], err);
+			rc = copy_state(&r, r.vm->snapshots[i].saved_state, path, err);
 		}
 	if (rc == 0) {
 		/* open_places() put the target VM root first. */
@@ -1052,17 +1144,15 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 	/* The snapshots' configurations, then the VM's: the commit. */
 	for (size_t i = 0; rc == 0 && i < r.vm->snapshot_count; i++) {
 		const struct store_snapshot *snap = &r.vm->snapshots[i];
-		char *had = NULL;
 
 		rc = config_load(&config, snap->config_path, err);
+		if (rc == 0)
+			rc = new_ids(&r, config, err);
 		if (rc == 0)
 			rc = rewrite(&r, config, r.snap_ids[i], snap->disks, snap->disk_count, err);
 		if (rc == 0 && snap->parent_id && snap->parent_id[0])
 			rc = config_set(config, STORE_KEY_PARENT, "string",
 					mapped_snapshot(&r, snap->parent_id), err);
-		if (rc == 0 && config_get(config, STORE_KEY_VM_ID, &had, NULL) == 0)
-			rc = config_set(config, STORE_KEY_VM_ID, NULL, r.vm_id, err);
-		free(had);
 		snprintf(path, sizeof(path), "%s/Snapshots", s->target_snapshot_data_root);
 		if (rc == 0 && make_folder(&r, path, NULL) == 0)
 			remember(&r, path);
@@ -1081,6 +1171,8 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 	}
 	if (rc == 0)
 		rc = config_load(&config, r.vm->config_path, err);
+	if (rc == 0)
+		rc = new_ids(&r, config, err);
 	if (rc == 0)
 		rc = rewrite(&r, config, r.vm_id, r.vm->disks, r.vm->disk_count, err);
 	if (rc == 0 && s->name && s->name[0])

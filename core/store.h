@@ -27,7 +27,7 @@ struct pathmap;
 #define STORE_KEY_CURRENT "global_settings/snapshots/current"	/* VM: snapshot it runs from */
 #define STORE_KEY_COUNT	  "global_settings/snapshots/list/size" /* VM: its snapshots */
 #define STORE_KEY_PARENT  "global_settings/snapshots/parent"	/* snapshot: its parent */
-#define STORE_KEY_VM_ID	  "settings/global/logical_id"		/* snapshot: its VM's GUID */
+#define STORE_KEY_VM_ID	  "settings/global/logical_id"		/* VM, snapshot: the VM's GUID */
 struct chain;
 struct chain_cache;
 struct store;
@@ -290,9 +290,13 @@ int store_apply_snapshot(struct store *store, const char *vm, const char *snapsh
 int store_save_state(struct store *store, const char *vm, struct error *err);
 
 /**
- * Delete VM @vm: its configuration first, then its snapshots' and its saved
- * state; with @disks also the files of its disks' chains that no other VM
- * uses.
+ * Delete VM @vm: its configuration first, then its snapshots' (also those
+ * the listing misses that name @vm as theirs) and its saved-state folders;
+ * with @disks also the files of its disks' chains that no other VM uses.
+ * Returns 0 or a negative errno with a message: a failure before the
+ * configuration goes changes nothing; after it, the VM is deleted and the
+ * message names each file or folder left behind, and each snapshot
+ * configuration of no VM that names a deleted disk.
  */
 int store_delete_vm(struct store *store, const char *vm, bool disks, struct error *err);
 

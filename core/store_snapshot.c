@@ -12,6 +12,7 @@
 #include "config.h"
 #include "error.h"
 #include "fsutil.h"
+#include "pathmap.h"
 #include "vhd.h"
 
 #include <ctype.h>
@@ -229,6 +230,9 @@ static int store_snapshot_vm_unlocked(struct store *s, const char *vm_name, cons
 	if (rc == 0)
 		rc = config_set(snap_config, STORE_KEY_PARENT, "string", vm->current_snapshot_id,
 				err);
+	/* It belongs to the VM of this GUID, whatever the VM's own file says. */
+	if (rc == 0)
+		rc = config_set(snap_config, STORE_KEY_VM_ID, "string", vm->id, err);
 	if (rc == 0)
 		config_remove(snap_config, STORE_KEY_CURRENT);
 	if (rc < 0)
@@ -553,12 +557,176 @@ static void collect_chain(struct store *s, const struct store_disk *disk, struct
 	chain_close(chain);
 }
 
+/* What a deletion could not remove, named for its message. */
+struct leftovers {
+	char text[800]; /* "'path' (why); ...", as many as fit */
+	size_t count;
+	int code;  /* the errno of the first */
+	bool full; /* "; ..." ends the text */
+};
+
+static void left_behind(struct leftovers *left, const char *path, const char *why, int code)
+{
+	size_t n = strlen(left->text);
+
+	if (left->count++ == 0)
+		left->code = code;
+	if (left->full)
+		return;
+	/* Room is kept for "; ..." */
+	if (n + strlen(path) + strlen(why) + 8 + 6 < sizeof(left->text)) {
+		snprintf(left->text + n, sizeof(left->text) - n, "%s'%s' (%s)", n ? "; " : "", path,
+			 why);
+	} else {
+		snprintf(left->text + n, sizeof(left->text) - n, "%s...", n ? "; " : "");
+		left->full = true;
+	}
+}
+
+/* Remove the file or empty folder @path; one that stays is noted in @left. */
+static void remove_noting(const char *path, struct leftovers *left)
+{
+	if (remove(path) < 0 && errno != ENOENT)
+		left_behind(left, path, strerror(errno), errno);
+}
+
+/* Remove the saved-state folder @dir with every file in it (the VM's own: an import copies
+ * all of its source's); what stays is noted in @left. */
+static void remove_state_folder(const char *dir, struct leftovers *left)
+{
+	char **names = NULL, path[PATH_MAX];
+	size_t count = 0;
+	struct stat st;
+	int rc;
+
+	if (lstat(dir, &st) < 0) {
+		if (errno != ENOENT)
+			left_behind(left, dir, strerror(errno), errno);
+		return;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		/* Not a folder of its own (a link): the name goes, not what it leads to. */
+		remove_noting(dir, left);
+		return;
+	}
+	rc = fsutil_list_names(dir, NULL, &names, &count);
+	if (rc < 0)
+		left_behind(left, dir, strerror(-rc), -rc);
+	for (size_t i = 0; i < count; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		remove_noting(path, left);
+	}
+	fsutil_names_free(names, count);
+	if (rc == 0)
+		remove_noting(dir, left);
+}
+
+/*
+ * remove_state_folder() of the saved state of the configuration at
+ * @config_path, whose GUID is @id: @known where the listing found it, else
+ * "<its folder>/<id>", which may hold files though no .vsv.
+ */
+static void remove_state_of(const char *known, const char *config_path, const char *id,
+			    struct leftovers *left)
+{
+	char dir[PATH_MAX], folder[PATH_MAX];
+
+	if (known)
+		remove_state_folder(known, left);
+	else if (fsutil_dirname(config_path, dir, sizeof(dir)) == 0 &&
+		 snprintf(folder, sizeof(folder), "%s/%.36s", dir, id) < (int)sizeof(folder))
+		remove_state_folder(folder, left);
+}
+
+/* Is @name "<GUID>.xml"? */
+static bool is_config_file(const char *name)
+{
+	char id[37];
+
+	if (strlen(name) != 40 || strcasecmp(name + 36, ".xml") != 0)
+		return false;
+	memcpy(id, name, 36);
+	id[36] = '\0';
+	return config_guid_valid(id);
+}
+
+/* Whether @path is the configuration of a snapshot of some VM of @vms. */
+static bool attached(const struct store_vm *vms, size_t count, const char *path)
+{
+	for (size_t i = 0; i < count; i++)
+		for (size_t j = 0; j < vms[i].snapshot_count; j++)
+			if (strcmp(vms[i].snapshots[j].config_path, path) == 0)
+				return true;
+	return false;
+}
+
+/* Whether a VHD drive of @config names one of the files of @gone (blanked entries skipped). */
+static bool names_one_of(struct store *s, const struct config *config, const struct made *gone)
+{
+	struct config_drive *drives = NULL;
+	size_t n = 0;
+	bool found = false;
+
+	if (config_drives(config, &drives, &n, NULL) < 0)
+		return false;
+	for (size_t i = 0; i < n && !found; i++) {
+		char *path = NULL, *how = NULL;
+
+		if (strcasecmp(drives[i].type, "VHD") == 0 && drives[i].pathname[0] &&
+		    store_resolve(s, config_name(config), drives[i].pathname, &path, &how, NULL) ==
+			    0)
+			for (size_t k = 0; k < gone->count && !found; k++)
+				found = gone->paths[k][0] && strcmp(gone->paths[k], path) == 0;
+		free(path);
+		free(how);
+	}
+	config_drives_free(drives, n);
+	return found;
+}
+
+/*
+ * The snapshot configurations of the store that the listing @vms gave no VM
+ * but that are @vm's: naming it as their VM (a snapshot a crash cut short)
+ * into @ours, to be deleted with it; naming one of the disks @gone, to be
+ * deleted, into @strays (they would name files no longer there).
+ */
+static void find_unlisted(struct store *s, const struct store_vm *vms, size_t count,
+			  const struct store_vm *vm, const struct made *gone, struct made *ours,
+			  struct made *strays)
+{
+	for (size_t r = 0; store_root(s, r); r++) {
+		char dir[PATH_MAX], path[PATH_MAX], **names = NULL;
+		size_t n = 0;
+
+		snprintf(dir, sizeof(dir), "%s/Snapshots", store_root(s, r));
+		if (fsutil_list_names(dir, is_config_file, &names, &n) < 0)
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			struct config *config = NULL;
+			char *owner = NULL;
+
+			snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+			if (attached(vms, count, path) || config_load(&config, path, NULL) < 0)
+				continue;
+			if (config_get(config, STORE_KEY_VM_ID, &owner, NULL) == 0 &&
+			    strcasecmp(owner, vm->id) == 0)
+				made_add(ours, path);
+			else if (names_one_of(s, config, gone))
+				made_add(strays, path);
+			free(owner);
+			config_free(config);
+		}
+		fsutil_names_free(names, n);
+	}
+}
+
 static int store_delete_vm_unlocked(struct store *s, const char *vm_name, bool disks,
 				    struct error *err)
 {
 	struct store_vm *vms = NULL;
 	const struct store_vm *vm;
-	struct made files = {0};
+	struct made files = {0}, ours = {0}, strays = {0};
+	struct leftovers left = {.full = false};
 	size_t count = 0;
 	int rc = store_list(s, &vms, &count, err);
 
@@ -591,6 +759,7 @@ static int store_delete_vm_unlocked(struct store *s, const char *vm_name, bool d
 			goto out;
 		}
 	}
+	find_unlisted(s, vms, count, vm, &files, &ours, &strays);
 	/* The configuration first: from then on the VM does not exist, and what
 	 * is left of it (snapshots without a VM) is ignored until removed. */
 	if (unlink(vm->config_path) < 0) {
@@ -599,17 +768,29 @@ static int store_delete_vm_unlocked(struct store *s, const char *vm_name, bool d
 	}
 	fsutil_fsync_parent(vm->config_path);
 	for (size_t i = 0; i < vm->snapshot_count; i++) {
-		unlink(vm->snapshots[i].config_path);
-		if (vm->snapshots[i].saved_state)
-			remove_saved_state(vm->snapshots[i].saved_state);
+		remove_noting(vm->snapshots[i].config_path, &left);
+		remove_state_of(vm->snapshots[i].saved_state, vm->snapshots[i].config_path,
+				vm->snapshots[i].id, &left);
 	}
-	if (vm->saved_state)
-		remove_saved_state(vm->saved_state);
+	for (size_t i = 0; i < ours.count; i++) {
+		remove_noting(ours.paths[i], &left);
+		/* Named after its file: "<GUID>.xml". */
+		remove_state_of(NULL, ours.paths[i], pathmap_basename(ours.paths[i]), &left);
+	}
+	remove_state_of(vm->saved_state, vm->config_path, vm->id, &left);
 	for (size_t i = 0; i < files.count; i++)
 		if (files.paths[i][0])
-			unlink(files.paths[i]);
+			remove_noting(files.paths[i], &left);
+	for (size_t i = 0; i < strays.count; i++)
+		left_behind(&left, strays.paths[i],
+			    "a snapshot configuration of no VM, naming a deleted disk", ENOTEMPTY);
+	if (left.count)
+		rc = error_set(err, left.code, "VM '%s' is deleted, but left behind: %s", vm->name,
+			       left.text);
 out:
 	made_finish(&files, false);
+	made_finish(&ours, false);
+	made_finish(&strays, false);
 	store_vms_free(vms, count);
 	return rc;
 }

@@ -342,6 +342,92 @@ static void test_edits(void **state)
 	config_free(c);
 }
 
+/* What config_edit_leaves() offered, in order. */
+struct offered {
+	char what[32][80];
+	size_t count;
+	const char *stop_at; /* a leaf name whose offer fails with -EIO */
+};
+
+static int offer(void *ctx, const char *name, const char *type, const char *text, char **value)
+{
+	struct offered *o = ctx;
+
+	if (o->count < 32)
+		snprintf(o->what[o->count], sizeof(o->what[0]), "%s %s %s", name, type ? type : "-",
+			 text);
+	o->count++;
+	if (o->stop_at && strcmp(name, o->stop_at) == 0)
+		return -EIO;
+	if (strcmp(name, "SwitchName") == 0) {
+		*value = strdup("{1-2} & <x>");
+		return 1;
+	}
+	return 0;
+}
+
+/* Every leaf is offered once, in document order, with its type and text; the ones edited
+ * change as config_set() would change them, the rest stays byte for byte. */
+static void test_edit_leaves(void **state)
+{
+	static const char *const want[] = {
+		"pathname string C:\\VMs\\blog\\Virtual Hard Disks\\blog.vhd",
+		"type string VHD",
+		"pathname string ",
+		"type string NONE",
+		"AltPortName string Network Adapter",
+		"AltSwitchName string External & \"LAN\" <1>",
+		"MacAddress string 00-15-5D-01-02-03",
+		"MacAddressIsStatic bool False",
+		"SwitchName string 6A3D1B4C-0E3F-4D2A-9C1B-2F3E4D5C6B7A",
+		"pathname string C:\\VMs\\blog\\data.vhd",
+		"type string VHD",
+		"size integer 0",
+		"size integer 2",
+		"device string 83f8638b-8dca-4152-9eda-2ca8b33039b4",
+		"flags integer 1",
+		"device string d422512d-2bf2-4752-809d-7b82b5fcb1b4",
+		"instance string A1B2C3D4-0000-4000-8000-000000000001",
+		"creation_time bytes gF3bnYmLzwE=\n",
+		"global_id string 0F5B5E1A-2C3D-4E5F-8A9B-0C1D2E3F4A5B",
+		"name string blog \xC3\xA9t\xC3\xA9",
+		"type_id string Virtual Machines",
+		"version integer 1280",
+		"subtype integer 1",
+		"unknown_future_key integer -7",
+	};
+	size_t n = sizeof(want) / sizeof(want[0]), len, want_len;
+	char *text = crlf(fixture), *bytes = utf16le(text, &len), *edited, *edited_crlf;
+	char *want_bytes;
+	struct config *c = parse_ok(bytes, len);
+	struct offered o = {.count = 0};
+
+	(void)state;
+	assert_int_equal(config_edit_leaves(c, offer, &o), 0);
+	assert_int_equal(o.count, n);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(o.what[i], want[i]);
+	assert_true(config_changed(c));
+	edited = replaced(fixture, "6A3D1B4C-0E3F-4D2A-9C1B-2F3E4D5C6B7A", "{1-2} &amp; &lt;x&gt;");
+	edited_crlf = crlf(edited);
+	want_bytes = utf16le(edited_crlf, &want_len);
+	assert_serializes_to(c, want_bytes, want_len);
+	config_free(c);
+
+	/* A failing offer stops the walk with its errno. */
+	c = parse_ok(bytes, len);
+	o = (struct offered){.count = 0, .stop_at = "MacAddress"};
+	assert_int_equal(config_edit_leaves(c, offer, &o), -EIO);
+	assert_int_equal(o.count, 7);
+	assert_false(config_changed(c));
+	config_free(c);
+	free(want_bytes);
+	free(edited_crlf);
+	free(edited);
+	free(bytes);
+	free(text);
+}
+
 static void test_change_encoding_and_save(void **state)
 {
 	char *dir = support_tempdir();
@@ -1051,6 +1137,7 @@ int main(void)
 		cmocka_unit_test(test_typed_values),
 		cmocka_unit_test(test_children),
 		cmocka_unit_test(test_edits),
+		cmocka_unit_test(test_edit_leaves),
 		cmocka_unit_test(test_change_encoding_and_save),
 		cmocka_unit_test(test_real_shaped_byte_for_byte),
 		cmocka_unit_test(test_blank_values_read_empty),

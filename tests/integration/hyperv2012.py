@@ -97,7 +97,7 @@ def _adapter(doc, node, adapter):
 
 def vm_config(vm_id, name, disks=(), adapters=(), snapshots=(), current="",
               parent=None, type_id="Virtual Machines", created=1425168000,
-              generation=1, memory_mib=512):
+              generation=1, memory_mib=512, snapshot_id=None):
     """The text of a 2012 R2 configuration (LF line ends, `\\x00LF` where a
     bare LF stands; `encode` makes the bytes).
 
@@ -107,7 +107,8 @@ def vm_config(vm_id, name, disks=(), adapters=(), snapshots=(), current="",
     snapshots: how many snapshots the VM counts (global_settings list size).
     current: the snapshot the VM runs from ("" for none).
     parent: for a snapshot's configuration (type_id "Snapshots"), its parent
-    snapshot GUID ("" for the first); the VM's GUID is vm_id.
+    snapshot GUID ("" for the first); the VM's GUID is vm_id, the snapshot's
+    snapshot_id (a new one when not given).
     """
     doc = _Doc()
     doc.open(0, "configuration")
@@ -172,7 +173,7 @@ def vm_config(vm_id, name, disks=(), adapters=(), snapshots=(), current="",
     doc.close(1, "manifest")
     doc.open(1, "properties")
     doc.leaf(2, "creation_time", "bytes", filetime(created))
-    doc.leaf(2, "global_id", "string", vm_id if parent is None else guid())
+    doc.leaf(2, "global_id", "string", vm_id if parent is None else (snapshot_id or guid()))
     doc.leaf(2, "highly_available", "bool", "False")
     doc.leaf(2, "last_powered_off_time", "integer", "130698393456250000")
     doc.leaf(2, "name", "string", name)

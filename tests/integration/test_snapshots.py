@@ -17,7 +17,7 @@ import uuid
 import xml.etree.ElementTree as ET
 
 from impexlib import (
-    DISKS, GUID, GUID_RE, SNAPSHOTS, VMS, as_json, assert_unchanged, config_path,
+    DISKS, GUID, GUID_RE, SNAPSHOTS, VMS, as_json, assert_unchanged, call, config_path,
     digest, label, need, new_store, ok, refused, tree_state, value, vm_new)
 from taplib import Skip, have, run, run_tests
 
@@ -583,6 +583,100 @@ def test_delete_disks_spares_a_base_another_vms_snapshot_uses():
         "vm delete --disks a removed %s, which b's snapshot sb needs" % os.path.basename(a_base)
     assert_sound(show(store, b))
     assert_content(b_disk, model.disks[0], "b's snapshot sb")
+
+
+def set_leaf(path, tag, text):
+    """Set the (first) string leaf @tag of the UTF-16LE configuration at @path to @text."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    doc = raw[2:].decode("utf-16-le")
+    doc, n = re.subn(r'(<%s type="string">)[^<]*(</%s>)' % (tag, tag),
+                     lambda m: m.group(1) + text + m.group(2), doc, count=1)
+    assert n == 1, "no %s in %s" % (tag, path)
+    with open(path, "wb") as f:
+        f.write(b"\xff\xfe" + doc.encode("utf-16-le"))
+
+
+def test_a_vm_naming_another_guid_as_its_own_takes_snapshots():
+    """A VM whose own logical_id is not its GUID (an earlier impex import left its
+    source's there): its snapshots still name it, and it can be snapshotted, applied and
+    deleted."""
+    store = new_store()
+    vm = vm_new(store, "--disk", "ide:8M", "v")
+    set_leaf(config_path(store, vm), "logical_id", str(uuid.uuid4()).upper())
+    first = snapshot(store, vm, "first")
+    second = snapshot(store, vm, "second")
+    for guid in (first, second):
+        assert value(read_config(config_path(store, guid, SNAPSHOTS)),
+                     "settings/global/logical_id") == vm
+    shown = show(store, vm)
+    assert shown["problem"] is None and [s["id"] for s in shown["snapshots"]] == \
+        [first, second], shown
+    ok("vm", "apply", "--store", store, vm, first)
+    assert_sound(show(store, vm))
+    ok("vm", "delete", "--disks", "--store", store, vm)
+    for sub in (VMS, SNAPSHOTS, DISKS):
+        assert os.listdir(os.path.join(store, sub)) == [], sub
+
+
+def test_delete_says_what_it_leaves_behind():
+    """A file vm delete cannot remove (in an immutable folder) fails it, naming the file;
+    the rest goes, a saved-state folder with every file in it."""
+    need("chattr")
+    store = new_store()
+    vm = vm_new(store, "--memory", "32M", "--disk", "ide:8M", "v")
+    ok("vm", "save", "--store", store, vm)
+    saved = snapshot(store, vm, "saved")
+    with open(os.path.join(store, SNAPSHOTS, saved, "more.txt"), "w") as f:
+        f.write("a file an import copied with the saved state")
+    state = os.path.join(store, VMS, vm)
+    if run(["chattr", "+i", state], check=False).returncode != 0:
+        raise Skip("chattr +i is not allowed here")
+    try:
+        result = refused("vm", "delete", "--disks", "--store", store, vm,
+                         mentions=["left behind", os.path.join(state, vm + ".vsv"),
+                                   os.path.join(state, vm + ".bin")])
+    finally:
+        chattr("-i", state)
+    assert "is deleted" in result.stderr, result.stderr
+    assert sorted(os.listdir(state)) == [vm + ".bin", vm + ".vsv"]
+    assert not os.path.exists(config_path(store, vm))
+    assert os.listdir(os.path.join(store, SNAPSHOTS)) == [], saved
+    assert os.listdir(os.path.join(store, DISKS)) == []
+    assert as_json(ok("vm", "list", "--json", "--store", store)) == []
+
+
+def test_delete_finds_its_snapshots_the_listing_misses():
+    """Snapshot configurations the listing gives the VM not: one naming it whose disks a
+    crash left the VM's current ones is deleted with it; one naming another GUID (an
+    earlier import left the VM's own logical_id at its source's) but the VM's disks is
+    named as left behind."""
+    store = new_store()
+    vm = vm_new(store, "--disk", "ide:8M", "v")
+    first = snapshot(store, vm, "first")
+    second = snapshot(store, vm, "second")
+    stray = config_path(store, second, SNAPSHOTS)
+    set_leaf(stray, "logical_id", str(uuid.uuid4()).upper())
+    # A snapshot cut short: the VM's configuration, as a snapshot of it, on its disks.
+    cut = str(uuid.uuid4()).upper()
+    cut_path = config_path(store, cut, SNAPSHOTS)
+    with open(config_path(store, vm), "rb") as f:
+        raw = f.read()
+    with open(cut_path, "wb") as f:
+        f.write(raw)
+    set_leaf(cut_path, "global_id", cut)
+    set_leaf(cut_path, "type_id", "Snapshots")
+    os.mkdir(os.path.join(store, SNAPSHOTS, cut))
+    with open(os.path.join(store, SNAPSHOTS, cut, cut + ".vsv"), "wb") as f:
+        f.write(b"state")
+    shown = as_json(call("vm", "show", "--json", "--store", store, vm))
+    assert [s["id"] for s in shown["snapshots"]] == [first], shown
+    assert "counts 2 snapshots" in shown["problem"], shown
+    refused("vm", "delete", "--disks", "--store", store, vm,
+            mentions=["left behind: '%s'" % stray, "no VM"])
+    assert os.listdir(os.path.join(store, SNAPSHOTS)) == [second + ".xml"]
+    assert os.listdir(os.path.join(store, VMS)) == []
+    assert os.listdir(os.path.join(store, DISKS)) == []
 
 
 # ---- 5. refusals change nothing ----
