@@ -1450,6 +1450,33 @@ static bool valid_name(const char *name, size_t len)
 	return true;
 }
 
+/* Give the leaf @node the text @value, marked for writing; with @keep_same, a
+ * value it has already (or "" for a blank one) leaves its bytes as they are.
+ * Returns 0 or -ENOMEM. */
+static int set_leaf_text(struct config *c, xmlNodePtr node, const char *value, bool keep_same)
+{
+	xmlChar *escaped;
+
+	if (keep_same) {
+		xmlChar *had = xmlNodeGetContent(node);
+		const char *text = had ? (const char *)had : "";
+		bool same = strcmp(text, value) == 0 || (!*value && blank_value(text));
+
+		xmlFree(had);
+		if (same)
+			return 0;
+	}
+	/* xmlNodeSetContent takes entity syntax; escape first. */
+	escaped = xmlEncodeSpecialChars(c->doc, (const xmlChar *)value);
+	if (!escaped)
+		return -ENOMEM;
+	xmlNodeSetContent(node, escaped);
+	xmlFree(escaped);
+	mark_changed(node);
+	c->changed = true;
+	return 0;
+}
+
 int config_set(struct config *c, const char *path, const char *type, const char *value,
 	       struct error *err)
 {
@@ -1504,28 +1531,8 @@ int config_set(struct config *c, const char *path, const char *type, const char 
 			c->changed = true;
 		}
 	}
-	if (!created) {
-		/* The value it has already: its bytes stay as they are. */
-		xmlChar *had = xmlNodeGetContent(node);
-		const char *text = had ? (const char *)had : "";
-		bool same = strcmp(text, value) == 0 || (!*value && blank_value(text));
-
-		xmlFree(had);
-		if (same)
-			return 0;
-	}
-	{
-		/* xmlNodeSetContent takes entity syntax; escape first. */
-		xmlChar *escaped = xmlEncodeSpecialChars(c->doc, (const xmlChar *)value);
-
-		if (!escaped)
-			return error_set(err, ENOMEM, "out of memory");
-		xmlNodeSetContent(node, escaped);
-		xmlFree(escaped);
-	}
-	mark_changed(node);
-	c->changed = true;
-	return 0;
+	return set_leaf_text(c, node, value, !created) < 0 ? error_set(err, ENOMEM, "out of memory")
+							  : 0;
 }
 
 int config_set_int(struct config *c, const char *path, int64_t value, struct error *err)
@@ -1576,25 +1583,20 @@ static int edit_leaves_under(struct config *c, xmlNodePtr node,
 		}
 		text = xmlNodeGetContent(child);
 		type = xmlGetProp(child, (const xmlChar *)"type");
+		/* A blank value reads "", as config_get() gives it. */
 		rc = edit(ctx, (const char *)child->name, (const char *)type,
-			  text ? (const char *)text : "", &value);
+			  text && !blank_value((const char *)text) ? (const char *)text : "",
+			  &value);
 		xmlFree(text);
 		xmlFree(type);
 		if (rc < 0)
 			return rc;
 		if (rc == 0 || !value)
 			continue;
-		{
-			/* xmlNodeSetContent takes entity syntax; escape first. */
-			xmlChar *escaped = xmlEncodeSpecialChars(c->doc, (const xmlChar *)value);
-
-			free(value);
-			if (!escaped)
-				return -ENOMEM;
-			xmlNodeSetContent(child, escaped);
-			xmlFree(escaped);
-		}
-		c->changed = true;
+		rc = set_leaf_text(c, child, value, true);
+		free(value);
+		if (rc < 0)
+			return rc;
 	}
 	return 0;
 }

@@ -286,14 +286,22 @@ def lives_on(target, guid, states, first):
 
 # ---- the tests ----
 
-def imported_by_cli(folder):
+def target_store():
+    """A new store whose host has the switches the sources' adapters name."""
     target = new_store("target")
+    for switch in ("External", "Internal"):
+        ok("switch", "add", "--store", target, switch)
+    return target
+
+
+def imported_by_cli(folder):
+    target = target_store()
     return target, ok("import", "--store", target, folder).stdout.split()[0]
 
 
 def imported_by_mount(folder):
     need("fusermount3")
-    target = new_store("target")
+    target = target_store()
     with Mount(target, "mnt", "-o", "import") as m:
         run(["cp", "-r", folder, os.path.join(m.point, "copied")])
         imp = wait_state(m.point, "copied")
@@ -340,7 +348,7 @@ def test_kept_ids_keep_their_names():
     stale = hv.guid()
     states = hyperv_folder("hyperv", vm_logical_id=stale)
     source, _ = old_ids("hyperv")
-    target = new_store("target")
+    target = target_store()
     write("keep.settings", "generate_new_id = false\n")
     guid = ok("import", "--store", target, "--settings", "keep.settings",
               "hyperv").stdout.split()[0]
