@@ -352,7 +352,7 @@ def test_status_waits_until_the_imports_settle():
     need("fusermount3", "rsync")
     ok("demo", "source")
     ok("export", "--store", "source", "gateway", "exported")
-    target = new_store("target")
+    target = blog_target()  # gateway's adapters are on the demo's two switches too
     with Mount(target, "mnt", "-o", "import") as m:
         run(["cp", "-r", "exported", os.path.join(m.point, "whole")])
         shown = ok("status", "--wait", m.point).stdout
