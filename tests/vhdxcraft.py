@@ -230,6 +230,9 @@ class Sparse:
             n = min(len(data) - done, self.PAGE - at)
             buf = self.pages.get(page)
             if buf is None:
+                if data[done:done + n] == bytes(n):
+                    done += n
+                    continue  # zeros over a hole: leave the hole
                 buf = self.pages[page] = bytearray(self.PAGE)
             buf[at:at + n] = data[done:done + n]
             done += n
@@ -657,6 +660,8 @@ def build(size, kind="dynamic", block_size=None, logical=512, physical=4096, wri
         if state == FULLY_PRESENT:
             img.present.pop(block, None)
     stale = stale or {}
+    for block in stale:
+        img.states.setdefault(block, UNDEFINED)
 
     # Layout.
     at = MiB
@@ -730,7 +735,7 @@ def build(size, kind="dynamic", block_size=None, logical=512, physical=4096, wri
             img.set_bat(img.payload_index(block), img.states[block], offset)
         else:
             img.put(offset, stale[block])
-            img.set_bat(img.payload_index(block), img.states.get(block, UNDEFINED), offset)
+            img.set_bat(img.payload_index(block), img.states[block], offset)
     for block, state in img.states.items():
         if block not in img.layout["blocks"]:
             img.set_bat(img.payload_index(block), state)
