@@ -703,8 +703,6 @@ static int replay_entry(struct replay *r, uint32_t pos, struct error *err)
 			return error_set(err, ENOMEM, "out of memory");
 		r->info->data_sectors++;
 	}
-	if (last > r->o->file_size)
-		r->o->file_size = last;
 	return 0;
 }
 
@@ -780,6 +778,9 @@ int vhdx_log_replay(const struct vhdx_log_params *p, struct vhdx_overlay **out,
 		info->entries++;
 		pos = (pos + s->slots[pos].sectors) % s->total;
 	}
+	/* The file is at least as large as the head entry says all structures need. */
+	if (info->last_file_offset > r.o->file_size)
+		r.o->file_size = info->last_file_offset;
 	if (vhdx_overlay_seal(r.o) < 0) {
 		rc = error_set(err, ENOMEM, "out of memory for the log of '%s'", p->path);
 		goto out;

@@ -520,11 +520,8 @@ class Image:
         descriptors = self.sectors_of(offsets)
         entry.setdefault("flushed", self.file_size // MiB * MiB)
         entry.setdefault("last", -(-self.file_size // MiB) * MiB)
-        raw = log_entry(sequence, log_guid or new_guid(), descriptors, tail=log_at,
-                        **entry) if log_guid else None
-        if raw is None:
-            log_guid = new_guid()
-            raw = log_entry(sequence, log_guid, descriptors, tail=log_at, **entry)
+        log_guid = log_guid or new_guid()
+        raw = log_entry(sequence, log_guid, descriptors, tail=log_at, **entry)
         for off in offsets:
             self.put(off, (old or {}).get(off, bytes(LOG_SECTOR)))
         self.write_log([(log_at, raw)], log_guid)

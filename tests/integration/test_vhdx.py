@@ -12,12 +12,10 @@ and left as it was.
 """
 
 import hashlib
-import json
 import os
 import random
 import shutil
 import struct
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
