@@ -8,6 +8,8 @@
 #             relative path
 #   config/   configurations that impex writes (UTF-16LE): a VM with IDE and
 #             SCSI disks and two adapters, a snapshot's, and a UTF-8 copy
+#   vhdx/     VHDX files built by tests/vhdxcraft.py, as fuzz_vhdx reads them
+#             (tests/fuzz/vhdx-seeds.py)
 #
 # usage: make-seeds.sh IMPEX OUTDIR
 #
@@ -29,7 +31,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/impex-seeds-XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 
 rm -rf "$out"
-mkdir -p "$out/vhd" "$out/chain" "$out/stream" "$out/pathmap" "$out/config" "$out/settings" "$out/json" "$out/journal"
+mkdir -p "$out/vhd" "$out/chain" "$out/stream" "$out/pathmap" "$out/config" "$out/settings" "$out/json" "$out/journal" "$out/vhdx"
 
 # The identity of fuzz_stream's base disk (fuzz_stream.c, base_uuid).
 stream_base_uuid=5eedba5e000040008000000000000001
@@ -264,3 +266,6 @@ printf '# c\r\ncreate_copy = false\r\n  name =  a = b  \nresource.2.current = x\
 	done | sed "s|$work|/srv/seeds|g"
 } >"$out/journal/import"
 printf 'impex-journal 1\n1 2 /srv/a.vhd\n3 4 /srv/b (2).vhd\n5 6 /srv/cut' >"$out/journal/cut"
+
+# ---- vhdx ----
+python3 "$(dirname "$0")/vhdx-seeds.py" "$out/vhdx"

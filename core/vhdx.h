@@ -1,0 +1,257 @@
+/*
+ * vhdx.h - one VHDX file: parse, validate, read.
+ *
+ * Fixed, dynamic and differencing (AVHDX) disks as Microsoft's [MS-VHDX]
+ * describes them (docs/VHDX.md says what impexfs reads, replays and refuses).
+ * The interface follows vhd.h so that both formats can be wrapped alike: this
+ * module knows one file, and a differencing disk read alone yields its own
+ * sectors and reports the others as VHD_EXTENT_PARENT. Sectors are the disk's
+ * logical sectors (512 or 4096 bytes).
+ *
+ * A file whose log is not empty is read as if the log had been replayed: the
+ * replay is done in memory at open (the file is never written) and every read
+ * of the file through this module sees it.
+ *
+ * Memory: the BAT is read in pages through a cache of VHDX_BAT_CACHE_BYTES and
+ * sector bitmaps through one of VHDX_BITMAP_CACHE_BYTES, whatever the disk
+ * size; a replayed log takes at most VHDX_LOG_MAX_REPLAY_BYTES.
+ *
+ * Thread safety: reads (vhdx_map, vhdx_pread, vhdx_read, vhdx_block_state
+ * and the getters) may run from several threads at once on one struct vhdx.
+ */
+#ifndef IMPEX_VHDX_H
+#define IMPEX_VHDX_H
+
+#include "vhd.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+struct error;
+
+#define VHDX_MIB	  (1024u * 1024)
+#define VHDX_HEADER_AREA  VHDX_MIB /* file identifier, headers, region tables */
+#define VHDX_MIN_BLOCK	  VHDX_MIB
+#define VHDX_MAX_BLOCK	  (256u * VHDX_MIB)
+#define VHDX_MAX_SIZE	  (64ull << 40) /* 64 TiB, the format's limit */
+#define VHDX_BITMAP_BLOCK VHDX_MIB	/* one sector bitmap block per chunk */
+/* A chunk holds 2^23 logical sectors, whatever the block size. */
+#define VHDX_CHUNK_SECTORS (1ull << 23)
+/* The largest file opened: a 64 TiB disk and its metadata need far less. */
+#define VHDX_MAX_FILE_SIZE (1ull << 47)
+/* A parent locator item holds at most this many key/value pairs. */
+#define VHDX_MAX_LOCATOR_ENTRIES 256
+#define VHDX_BAT_CACHE_BYTES	 VHDX_MIB
+#define VHDX_BITMAP_CACHE_BYTES	 (256u * 1024)
+
+/* Payload block states ([MS-VHDX] 2.5.1.1). */
+enum vhdx_block_state {
+	VHDX_BLOCK_NOT_PRESENT = 0,
+	VHDX_BLOCK_UNDEFINED = 1,
+	VHDX_BLOCK_ZERO = 2,
+	VHDX_BLOCK_UNMAPPED = 3,
+	VHDX_BLOCK_FULLY_PRESENT = 6,
+	VHDX_BLOCK_PARTIALLY_PRESENT = 7,
+};
+
+/* Sector bitmap block states ([MS-VHDX] 2.5.1.2). */
+#define VHDX_BITMAP_NOT_PRESENT 0
+#define VHDX_BITMAP_PRESENT	6
+
+/* The fields of a header ([MS-VHDX] 2.2.2). GUIDs as stored. */
+struct vhdx_header {
+	uint32_t checksum;
+	uint64_t sequence_number;
+	uint8_t file_write_guid[16];
+	uint8_t data_write_guid[16];
+	uint8_t log_guid[16];
+	uint16_t log_version;
+	uint16_t version;
+	uint32_t log_length;
+	uint64_t log_offset;
+};
+
+/* One key/value pair of the parent locator, decoded from UTF-16LE. */
+struct vhdx_locator_entry {
+	const char *key;   /* UTF-8, NUL-terminated */
+	const char *value; /* UTF-8, NUL-terminated */
+};
+
+/* Well-known parent locator keys ([MS-VHDX] 2.6.2.6.3). */
+#define VHDX_KEY_PARENT_LINKAGE	     "parent_linkage"
+#define VHDX_KEY_PARENT_LINKAGE2     "parent_linkage2"
+#define VHDX_KEY_RELATIVE_PATH	     "relative_path"
+#define VHDX_KEY_VOLUME_PATH	     "volume_path"
+#define VHDX_KEY_ABSOLUTE_WIN32_PATH "absolute_win32_path"
+
+struct vhdx;
+
+enum vhdx_open_flags {
+	VHDX_OPEN_READ = 0,
+};
+
+/* ---- GUIDs ---- */
+
+/**
+ * Format the GUID @raw (16 bytes in Microsoft's layout: the first three
+ * fields little-endian) as "{xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}", lower
+ * case, into @out (39 bytes).
+ */
+void vhdx_guid_format(const uint8_t raw[16], char out[39]);
+
+/**
+ * Parse "{xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}" (either case; braces
+ * required) into @raw in Microsoft's layout. Returns 0 or -EINVAL.
+ */
+int vhdx_guid_parse(const char *text, uint8_t raw[16]);
+
+/* ---- opening ---- */
+
+/**
+ * Open and validate the VHDX at @path (@flags: VHDX_OPEN_READ; writing is
+ * not supported yet): the file identifier; both headers (signature,
+ * CRC-32C; the valid one with the higher sequence number is current, one
+ * damaged header is tolerated), the current one's version, log version and
+ * log place; the log, replayed in memory when the current header's LogGuid is
+ * not zero (vhdx_log.h); both region tables (signature, CRC-32C, one damaged
+ * copy tolerated; the one used: entry count, alignment, overlaps, bounds, no
+ * unknown required region, BAT and metadata present); the metadata table and
+ * items (required items present, block size, sector sizes, disk size,
+ * HasParent against the parent locator, the locator's entries); the BAT,
+ * streamed page by page (its size for the disk size and chunk ratio, every
+ * state, every allocated block inside the file and clear of the header
+ * section, the log, the regions and every other block, partially present
+ * blocks only in differencing disks and with their chunk's sector bitmap).
+ * On success *@out is the open disk; caller frees with vhdx_close().
+ * Returns 0, or a negative errno with a message naming the file and the
+ * fault: -ENOENT/-EACCES/... from the system, -EINVAL for a malformed file,
+ * -ENOTSUP for a log too large to replay in memory, -ENOMEM, -EIO.
+ */
+int vhdx_open(struct vhdx **out, const char *path, int flags, struct error *err);
+
+/** Close @vhdx and free it. NULL-safe. */
+void vhdx_close(struct vhdx *vhdx);
+
+/* ---- what the file says ---- */
+
+/** The path given to vhdx_open. Borrowed, valid until vhdx_close. */
+const char *vhdx_path(const struct vhdx *vhdx);
+
+/** The file descriptor, read-only. Borrowed. */
+int vhdx_fd(const struct vhdx *vhdx);
+
+/** Fixed (LeaveBlockAllocated), dynamic or differencing (HasParent). */
+enum vhd_type vhdx_disk_type(const struct vhdx *vhdx);
+
+/** Virtual disk size in bytes (a whole number of logical sectors). */
+uint64_t vhdx_size(const struct vhdx *vhdx);
+
+/** Logical sector size: 512 or 4096. */
+uint32_t vhdx_logical_sector_size(const struct vhdx *vhdx);
+
+/** Physical sector size: 512 or 4096. */
+uint32_t vhdx_physical_sector_size(const struct vhdx *vhdx);
+
+/** Payload block size in bytes: a power of two from 1 to 256 MiB. */
+uint32_t vhdx_block_size(const struct vhdx *vhdx);
+
+/** Payload blocks of the disk. */
+uint64_t vhdx_block_count(const struct vhdx *vhdx);
+
+/** Payload blocks per chunk (per sector bitmap block). */
+uint32_t vhdx_chunk_ratio(const struct vhdx *vhdx);
+
+/** The file parameters' HasParent flag. */
+bool vhdx_has_parent(const struct vhdx *vhdx);
+
+/** The file parameters' LeaveBlockAllocated flag. */
+bool vhdx_leave_allocated(const struct vhdx *vhdx);
+
+/** The virtual disk ID, 16 bytes as stored. Borrowed. */
+const uint8_t *vhdx_disk_id(const struct vhdx *vhdx);
+
+/** The current header (after validation). Borrowed. */
+const struct vhdx_header *vhdx_current_header(const struct vhdx *vhdx);
+
+/** Which header is current: 1 (at 64 KiB) or 2 (at 128 KiB). */
+int vhdx_current_header_index(const struct vhdx *vhdx);
+
+/** The current header's DataWriteGuid, FileWriteGuid and LogGuid, 16 bytes each. Borrowed. */
+const uint8_t *vhdx_data_write_guid(const struct vhdx *vhdx);
+const uint8_t *vhdx_file_write_guid(const struct vhdx *vhdx);
+const uint8_t *vhdx_log_guid(const struct vhdx *vhdx);
+
+/** Whether a log was replayed in memory at open; its head entry's sequence number, or 0. */
+bool vhdx_log_replayed(const struct vhdx *vhdx, uint64_t *head_sequence);
+
+/** Size of the file in bytes when it was opened (before any replay). */
+uint64_t vhdx_file_size(const struct vhdx *vhdx);
+
+/** The file's modification time when opened. */
+struct timespec vhdx_file_mtime(const struct vhdx *vhdx);
+
+/** Device and inode of the open file, to detect cycles in chains. */
+void vhdx_file_id(const struct vhdx *vhdx, dev_t *dev, ino_t *ino);
+
+/* ---- the parent locator ---- */
+
+/** Number of key/value pairs of the parent locator; 0 without one. */
+size_t vhdx_locator_count(const struct vhdx *vhdx);
+
+/** Pair @index (in the order stored), or NULL past the end. Borrowed, valid until vhdx_close. */
+const struct vhdx_locator_entry *vhdx_locator_entry(const struct vhdx *vhdx, size_t index);
+
+/** The value of @key (exact, case-sensitive), or NULL. Borrowed, valid until vhdx_close. */
+const char *vhdx_locator_get(const struct vhdx *vhdx, const char *key);
+
+/* ---- reading ---- */
+
+/**
+ * The BAT entry of payload block @block: its state (enum vhdx_block_state)
+ * into *@state and the file offset it gives (0 when none) into *@offset.
+ * Returns 0, -EINVAL past the last block, -EIO on a read error.
+ */
+int vhdx_block_state(struct vhdx *vhdx, uint64_t block, int *state, uint64_t *offset,
+		     struct error *err);
+
+/**
+ * Describe the run of logical sectors starting at @sector, at most @count
+ * long: VHD_EXTENT_DATA (stored in this file at file_offset), VHD_EXTENT_ZERO
+ * or VHD_EXTENT_PARENT. A payload block reads as:
+ *
+ *   state               dynamic or fixed     differencing
+ *   NOT_PRESENT         zeros                the parent's
+ *   UNDEFINED           zeros                zeros
+ *   ZERO                zeros                zeros
+ *   UNMAPPED            zeros                zeros
+ *   FULLY_PRESENT       here                 here
+ *   PARTIALLY_PRESENT   (refused at open)    here where its sector bitmap bit is
+ *                                            set, else the parent's
+ *
+ * Runs go on across blocks of the same kind (and, for stored data, blocks
+ * adjacent in the file). Returns 0, -EINVAL if @sector is past the end or
+ * @count is 0, -EIO on a read error.
+ */
+int vhdx_map(struct vhdx *vhdx, uint64_t sector, uint64_t count, struct vhd_extent *extent,
+	     struct error *err);
+
+/**
+ * Read exactly @len bytes of the file at @offset as the replayed log leaves
+ * it (a VHD_EXTENT_DATA run, or any structure): bytes past the file's end
+ * but within the size the log gives it read as zeros.
+ * Returns 0, -EIO with a message on a read error or past that size.
+ */
+int vhdx_pread(struct vhdx *vhdx, void *buf, size_t len, uint64_t offset, struct error *err);
+
+/**
+ * Read @len bytes of disk content at @offset, this file alone: sectors that a
+ * differencing disk leaves to its parent read as zeros. @offset and @len are
+ * whole logical sectors inside the disk.
+ * Returns 0 or a negative errno with a message.
+ */
+int vhdx_read(struct vhdx *vhdx, void *buf, size_t len, uint64_t offset, struct error *err);
+
+#endif
