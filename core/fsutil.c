@@ -253,6 +253,34 @@ int fsutil_stat_source(const char *path, struct stat *st)
 	return rc;
 }
 
+int fsutil_fd_path(int fd, char *out, size_t cap)
+{
+	char link[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	/* door: the descriptor's own link, the name of the file it holds open */
+	n = readlink(link, out, cap);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n >= cap)
+		return -ENAMETOOLONG;
+	out[n] = '\0';
+	/* Not a file of a folder ("pipe:[...]", "anon_inode:..."). */
+	return out[0] == '/' ? 0 : -ENOENT;
+}
+
+int fsutil_real_path_source(const char *path, char *out, size_t cap)
+{
+	int fd = open_noatime(path, O_PATH | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return fd;
+	rc = fsutil_fd_path(fd, out, cap);
+	close(fd);
+	return rc;
+}
+
 int fsutil_statvfs(const char *path, struct statvfs *out)
 {
 	int fd = open_noatime(path, O_PATH | O_DIRECTORY | O_CLOEXEC), rc;

@@ -78,6 +78,22 @@ int fsutil_write_atomic_at(int dirfd, const char *rel, const void *data, size_t 
  */
 int fsutil_stat_source(const char *path, struct stat *st);
 
+/**
+ * The path of the file open on @fd, as the kernel names it (its
+ * /proc/self/fd link; no path is walked), into @out (@cap bytes).
+ * Returns 0, -ENAMETOOLONG, -ENOENT for a descriptor of no file in a
+ * folder, or -errno.
+ */
+int fsutil_fd_path(int fd, char *out, size_t cap);
+
+/**
+ * The real path of the source @path into @out (@cap bytes): the name of the
+ * file that fsutil_stat_source() would open (through the thread's scope, so
+ * with the rights of whoever names it, never walked with the daemon's own).
+ * Returns 0 or -errno.
+ */
+int fsutil_real_path_source(const char *path, char *out, size_t cap);
+
 /** statvfs() of the folder @path, opened as fsutil_stat_source() opens it. Returns 0 or -errno. */
 int fsutil_statvfs(const char *path, struct statvfs *out);
 

@@ -1007,9 +1007,10 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	/* door: the folder's name, compared with its files' names, never opened */
-	if ((flags & IMPORT_ADOPT) && !realpath(dir, adopt_real))
-		return error_errno(err, errno, "cannot resolve", dir);
+	/* The folder's name, compared with its files' names. */
+	if ((flags & IMPORT_ADOPT) &&
+	    (rc = fsutil_real_path_source(dir, adopt_real, sizeof(adopt_real))) < 0)
+		return error_errno(err, -rc, "cannot resolve", dir);
 	rc = import_open_folder(dir, s, &folder, err);
 	if (rc == 0)
 		rc = store_list(folder, &ours, &our_count, err);
@@ -1102,17 +1103,17 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 	/* The configurations must land in roots of the store, or the VM would not be listed. */
 	for (size_t k = 0; k < 2; k++) {
 		const char *want = k == 0 ? s->target_vm_data_root : s->target_snapshot_data_root;
-		char *real = want ? realpath(want, NULL) : NULL; /* door: compared, never opened */
+		char real[PATH_MAX];
+		bool known = want && fsutil_real_path_source(want, real, sizeof(real)) == 0;
 		bool found = false;
 
-		for (size_t i = 0; real && store_root(store, i) && !found; i++)
+		for (size_t i = 0; known && store_root(store, i) && !found; i++)
 			found = strcmp(store_root(store, i), real) == 0;
 		if (want && !found)
 			report(out, "target-not-in-store", IMPORT_ERROR, want,
 			       "%s '%s' is no root of the store: the VM would not be listed (give "
 			       "it with --store)",
 			       k == 0 ? "target_vm_data_root" : "target_snapshot_data_root", want);
-		free(real);
 	}
 	/* The name the VM gets must be one a VM can have. */
 	if (s->name) {

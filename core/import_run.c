@@ -451,12 +451,11 @@ static const struct import_resource *resource_at(const struct run *r, const char
 {
 	for (size_t i = 0; i < r->s->resource_count; i++) {
 		const struct import_resource *res = &r->s->resources[i];
-		/* door: names compared, never opened: opens go through the thread's scope. */
-		char *other = res->source && res->source[0] ? realpath(res->source, NULL) : NULL;
-		bool same = other && strcmp(other, real) == 0;
+		char other[PATH_MAX];
 
-		free(other);
-		if (same)
+		if (res->source && res->source[0] &&
+		    fsutil_real_path_source(res->source, other, sizeof(other)) == 0 &&
+		    strcmp(other, real) == 0)
 			return res;
 	}
 	return NULL;
@@ -503,14 +502,18 @@ static int plan_chain(struct run *r, const struct store_disk *disk, struct error
 	if (rc < 0)
 		return rc;
 	for (unsigned level = chain_depth(chain); level-- > 0 && rc == 0;) {
-		/* door: the job's key; every open of it goes through the thread's scope. */
-		char *real = realpath(vhd_path(chain_level(chain, level)), NULL);
-		int j = real ? find_job(r, real) : -1;
+		/* The job's key: the name of the file the chain holds open. */
+		char name[PATH_MAX], *real = NULL;
+		int j;
 
-		if (!real) {
-			rc = error_errno(err, errno, "cannot resolve", vhd_path(chain_level(chain, level)));
+		rc = fsutil_fd_path(vhd_fd(chain_level(chain, level)), name, sizeof(name));
+		if (rc == 0 && !(real = strdup(name)))
+			rc = -ENOMEM;
+		if (rc < 0) {
+			rc = error_errno(err, -rc, "cannot resolve", vhd_path(chain_level(chain, level)));
 			break;
 		}
+		j = find_job(r, real);
 		if (j < 0) {
 			struct job *grown = realloc(r->jobs, (r->job_count + 1) * sizeof(*grown));
 			char want[PATH_MAX];
@@ -808,11 +811,12 @@ static const char *new_disk_path(const struct run *r, const struct store_disk *d
 {
 	const struct import_resource *res = resource_of(r, disk->written);
 	const char *source = res && res->source && res->source[0] ? res->source : disk->path;
-	char *real = source ? realpath(source, NULL) : NULL; /* door: a key, never opened */
-	int j = real ? find_job(r, real) : -1;
+	char real[PATH_MAX];
+	int j = source && fsutil_real_path_source(source, real, sizeof(real)) == 0
+			? find_job(r, real)
+			: -1;
 	char *written;
 
-	free(real);
 	if (!r->s->create_copy || j < 0)
 		snprintf(buf, cap, "%s", source ? source : disk->written);
 	else
@@ -1044,10 +1048,10 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 	}
 	recover_all(store, s, progress ? progress->notice : NULL, progress ? progress->ctx : NULL);
 	r.place_count = open_places(store, s, r.places, RECOVER_ROOTS);
-	/* The folder's name, a key compared with its files' names (they are opened through the
-	 * thread's scope). door: compared, never opened */
-	if ((flags & IMPORT_ADOPT) && !realpath(dir, r.dir_real)) {
-		rc = error_errno(err, errno, "cannot resolve", dir);
+	/* The folder's name, a key compared with its files' names. */
+	if ((flags & IMPORT_ADOPT) &&
+	    (rc = fsutil_real_path_source(dir, r.dir_real, sizeof(r.dir_real))) < 0) {
+		rc = error_errno(err, -rc, "cannot resolve", dir);
 		goto out;
 	}
 	rc = import_compare(dir, store, s, flags, &report, err);
