@@ -907,16 +907,14 @@ static int cached_bitmap(struct vhd *vhd, uint32_t block, const uint8_t **bitmap
 	return 0;
 }
 
-static inline bool bitmap_test(const uint8_t *bitmap, uint32_t bit)
+bool vhd_bitmap_test(const uint8_t *bitmap, uint32_t bit, bool lsb_first)
 {
-	/* The first sector of a block is the most significant bit of byte 0. */
-	return bitmap[bit >> 3] & (0x80u >> (bit & 7));
+	return bitmap[bit >> 3] & (lsb_first ? 1u << (bit & 7) : 0x80u >> (bit & 7));
 }
 
-/* Length of the run of bits equal to bit @first, from @first, at most @limit. */
-static uint32_t bitmap_run(const uint8_t *bitmap, uint32_t first, uint32_t limit)
+uint32_t vhd_bitmap_run(const uint8_t *bitmap, uint32_t first, uint32_t limit, bool lsb_first)
 {
-	bool value = bitmap_test(bitmap, first);
+	bool value = vhd_bitmap_test(bitmap, first, lsb_first);
 	uint8_t whole = value ? 0xFF : 0x00;
 	uint32_t i = first + 1;
 
@@ -925,7 +923,7 @@ static uint32_t bitmap_run(const uint8_t *bitmap, uint32_t first, uint32_t limit
 			i += 8;
 			continue;
 		}
-		if (bitmap_test(bitmap, i) != value)
+		if (vhd_bitmap_test(bitmap, i, lsb_first) != value)
 			break;
 		i++;
 	}
@@ -984,8 +982,8 @@ int vhd_map(struct vhd *vhd, uint64_t sector, uint64_t count, struct vhd_extent 
 		rc = cached_bitmap(vhd, block, &bitmap, err);
 		if (rc == 0) {
 			ext->kind =
-				bitmap_test(bitmap, in_block) ? VHD_EXTENT_DATA : VHD_EXTENT_PARENT;
-			ext->sectors = bitmap_run(bitmap, in_block, limit);
+				vhd_bitmap_test(bitmap, in_block, false) ? VHD_EXTENT_DATA : VHD_EXTENT_PARENT;
+			ext->sectors = vhd_bitmap_run(bitmap, in_block, limit, false);
 		}
 		pthread_mutex_unlock(&vhd->cache_lock);
 		return rc;

@@ -147,6 +147,15 @@ uint64_t vhd_locator_space_bytes(uint32_t data_space);
 /** Bytes of the sector bitmap in front of each block of @block_size bytes. */
 uint32_t vhd_bitmap_size(uint32_t block_size);
 
+/**
+ * Whether sector @bit of a sector bitmap is set: most significant bit first
+ * as VHD stores it, or least significant bit first (@lsb_first) as VHDX does.
+ */
+bool vhd_bitmap_test(const uint8_t *bitmap, uint32_t bit, bool lsb_first);
+
+/** How many bits from @first (at most to @limit) equal bit @first, in that bit order. */
+uint32_t vhd_bitmap_run(const uint8_t *bitmap, uint32_t first, uint32_t limit, bool lsb_first);
+
 /** "fixed", "dynamic", "differencing" or "unknown". Static string. */
 const char *vhd_type_name(uint32_t type);
 

@@ -1417,31 +1417,6 @@ static int cached_bitmap(struct vhdx *vhdx, uint64_t block, const uint8_t **bitm
 	return 0;
 }
 
-static inline bool bitmap_test(const uint8_t *bitmap, uint32_t bit)
-{
-	/* Least significant bit first: bit 0 of byte 0 is the block's first sector. */
-	return bitmap[bit >> 3] & (1u << (bit & 7));
-}
-
-/* Length of the run of bits equal to bit @first, from @first, at most to @limit. */
-static uint32_t bitmap_run(const uint8_t *bitmap, uint32_t first, uint32_t limit)
-{
-	bool value = bitmap_test(bitmap, first);
-	uint8_t whole = value ? 0xFF : 0x00;
-	uint32_t i = first + 1;
-
-	while (i < limit) {
-		if ((i & 7) == 0 && i + 8 <= limit && bitmap[i >> 3] == whole) {
-			i += 8;
-			continue;
-		}
-		if (bitmap_test(bitmap, i) != value)
-			break;
-		i++;
-	}
-	return i - first;
-}
-
 int vhdx_map(struct vhdx *vhdx, uint64_t sector, uint64_t count, struct vhd_extent *ext,
 	     struct error *err)
 {
@@ -1471,9 +1446,11 @@ int vhdx_map(struct vhdx *vhdx, uint64_t sector, uint64_t count, struct vhd_exte
 		rc = cached_bitmap(vhdx, block, &bitmap, err);
 		if (rc < 0)
 			goto out;
-		ext->kind = bitmap_test(bitmap, in_block) ? VHD_EXTENT_DATA : VHD_EXTENT_PARENT;
+		/* Least significant bit first: bit 0 of byte 0 is the chunk's first sector. */
+		ext->kind = vhd_bitmap_test(bitmap, in_block, true) ? VHD_EXTENT_DATA
+								    : VHD_EXTENT_PARENT;
 		ext->file_offset = offset + (uint64_t)in_block * vhdx->logical;
-		ext->sectors = bitmap_run(bitmap, in_block, limit);
+		ext->sectors = vhd_bitmap_run(bitmap, in_block, limit, true);
 		goto out;
 	}
 	ext->file_offset = offset + (uint64_t)in_block * vhdx->logical;
