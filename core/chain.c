@@ -3,6 +3,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "pathmap.h"
+#include "disk.h"
 #include "vhd.h"
 
 #include <dirent.h>
@@ -18,7 +19,7 @@
 #define HOW_MAX 512
 
 struct chain_level {
-	struct vhd *vhd;
+	struct disk *disk;
 	bool shared; /* the cache's: not closed with the chain */
 	char how[HOW_MAX];
 };
@@ -27,7 +28,7 @@ struct chain_level {
 #define CACHE_MAX 256
 
 struct chain_cache {
-	struct vhd *files[CACHE_MAX];
+	struct disk *files[CACHE_MAX];
 	char *paths[CACHE_MAX];
 	size_t count;
 };
@@ -43,17 +44,17 @@ void chain_cache_free(struct chain_cache *cache)
 	if (!cache)
 		return;
 	for (size_t i = 0; i < cache->count; i++) {
-		vhd_close(cache->files[i]);
+		disk_close(cache->files[i]);
 		free(cache->paths[i]);
 	}
 	free(cache);
 }
 
 /*
- * vhd_open() of @path for reading, through @cache if not NULL: *@shared
+ * disk_open() of @path for reading, through @cache if not NULL: *@shared
  * tells whether the file is the cache's (never to be closed by the caller).
  */
-static int open_level(struct chain_cache *cache, const char *path, struct vhd **vhd,
+static int open_level(struct chain_cache *cache, const char *path, struct disk **disk,
 		      bool *shared, struct error *err)
 {
 	int rc;
@@ -61,14 +62,14 @@ static int open_level(struct chain_cache *cache, const char *path, struct vhd **
 	*shared = false;
 	for (size_t i = 0; cache && i < cache->count; i++)
 		if (strcmp(cache->paths[i], path) == 0) {
-			*vhd = cache->files[i];
+			*disk = cache->files[i];
 			*shared = true;
 			return 0;
 		}
-	rc = vhd_open(vhd, path, VHD_OPEN_READ, err);
+	rc = disk_open(disk, path, DISK_OPEN_READ, err);
 	if (rc == 0 && cache && cache->count < CACHE_MAX &&
 	    (cache->paths[cache->count] = strdup(path))) {
-		cache->files[cache->count++] = *vhd;
+		cache->files[cache->count++] = *disk;
 		*shared = true;
 	}
 	return rc;
@@ -86,9 +87,9 @@ unsigned chain_depth(const struct chain *c)
 	return c->depth;
 }
 
-struct vhd *chain_level(const struct chain *c, unsigned i)
+struct disk *chain_level(const struct chain *c, unsigned i)
 {
-	return i < c->depth ? c->levels[i].vhd : NULL;
+	return i < c->depth ? c->levels[i].disk : NULL;
 }
 
 const char *chain_level_how(const struct chain *c, unsigned i)
@@ -98,7 +99,17 @@ const char *chain_level_how(const struct chain *c, unsigned i)
 
 uint64_t chain_size(const struct chain *c)
 {
-	return vhd_size(c->levels[0].vhd);
+	return disk_size(c->levels[0].disk);
+}
+
+uint32_t chain_sector_size(const struct chain *c)
+{
+	return disk_sector_size(c->levels[0].disk);
+}
+
+enum disk_format chain_format(const struct chain *c)
+{
+	return disk_format(c->levels[0].disk);
 }
 
 unsigned chain_warning_count(const struct chain *c)
@@ -117,7 +128,7 @@ void chain_close(struct chain *c)
 		return;
 	for (unsigned i = 0; i < c->depth; i++)
 		if (!c->levels[i].shared)
-			vhd_close(c->levels[i].vhd);
+			disk_close(c->levels[i].disk);
 	for (unsigned i = 0; i < c->warning_count; i++)
 		free(c->warnings[i]);
 	free(c->warnings);
@@ -151,15 +162,16 @@ static void add_warning(struct chain *c, const char *fmt, ...)
 struct search {
 	struct chain *chain;
 	const struct chain_options *options;
-	struct vhd *child;
+	struct disk *child;
 	char child_dir[PATH_MAX];
-	const uint8_t *want_uuid;
+	uint8_t want[2][16]; /* the identities the child accepts (VHDX: parent_linkage, ...2) */
+	unsigned want_count;
 	char tried[8][PATH_MAX]; /* candidates already looked at (the first few) */
 	unsigned tried_count;
 	char summary[ERROR_MESSAGE_MAX]; /* "'a' (not found), 'b' (UUID ...)" */
-	int worst_rank;			 /* 0 none, 1 not found, 2 UUID mismatch, 3 damaged */
+	int worst_rank;			 /* 0 none, 1 not found, 2 mismatch, 3 damaged */
 	struct error failure;		 /* message of the most telling failure */
-	struct vhd *found;
+	struct disk *found;
 	bool found_shared;
 	char found_how[HOW_MAX];
 };
@@ -191,7 +203,7 @@ static bool already_tried(struct search *s, const char *path)
 	return false;
 }
 
-/* Keep the most telling failure: a damaged parent says most, then a UUID
+/* Keep the most telling failure: a damaged parent says most, then a
  * mismatch, then absence. */
 static void record_failure(struct search *s, int rank, const struct error *e)
 {
@@ -201,24 +213,31 @@ static void record_failure(struct search *s, int rank, const struct error *e)
 	}
 }
 
-/* Is the file we are about to open already a level of the chain? */
-static int check_cycle(struct search *s, const char *path, struct error *err)
+/* Whether the file at @path is already a level of the chain. */
+static bool in_chain(const struct search *s, const char *path)
 {
 	struct stat st;
 
 	if (stat(path, &st) < 0)
-		return 0;
+		return false;
 	for (unsigned i = 0; i < s->chain->depth; i++) {
 		dev_t dev;
 		ino_t ino;
 
-		vhd_file_id(s->chain->levels[i].vhd, &dev, &ino);
+		disk_file_id(s->chain->levels[i].disk, &dev, &ino);
 		if (dev == st.st_dev && ino == st.st_ino)
-			return error_set(err, ELOOP,
-					 "the chain of '%s' loops: its parent '%s' is already in the "
-					 "chain",
-					 vhd_path(s->chain->levels[0].vhd), path);
+			return true;
 	}
+	return false;
+}
+
+/* A parent named that is already a level of the chain: a loop. */
+static int check_cycle(struct search *s, const char *path, struct error *err)
+{
+	if (in_chain(s, path))
+		return error_set(err, ELOOP,
+				 "the chain of '%s' loops: its parent '%s' is already in the chain",
+				 disk_path(s->chain->levels[0].disk), path);
 	return 0;
 }
 
@@ -241,6 +260,48 @@ static char *real_path(const struct search *s, const char *path, char *real)
 	return realpath(path, real);
 }
 
+/* Whether @parent is what the child names: its format, its sectors and its
+ * identity. Returns 0, or a negative errno with the mismatch in @e and the
+ * summary noted. */
+static int check_match(struct search *s, struct disk *parent, const char *actual, struct error *e)
+{
+	char want[40], have[40];
+
+	if (disk_format(parent) != disk_format(s->child)) {
+		note(s, "'%s' (a %s)", actual, disk_format_name(disk_format(parent)));
+		return error_set(e, EINVAL,
+				 "parent '%s' of '%s' is a %s file, the child a %s one: a chain "
+				 "is of one format",
+				 actual, disk_path(s->child), disk_format_name(disk_format(parent)),
+				 disk_format_name(disk_format(s->child)));
+	}
+	if (disk_sector_size(parent) != disk_sector_size(s->child)) {
+		note(s, "'%s' (%u-byte sectors)", actual, disk_sector_size(parent));
+		return error_set(e, EINVAL,
+				 "parent '%s' of '%s' has %u-byte logical sectors, the child "
+				 "%u-byte ones",
+				 actual, disk_path(s->child), disk_sector_size(parent),
+				 disk_sector_size(s->child));
+	}
+	for (unsigned i = 0; i < s->want_count; i++)
+		if (memcmp(disk_link_id(parent), s->want[i], 16) == 0)
+			return 0;
+	disk_id_format(parent, s->want[0], want);
+	disk_id_format(parent, disk_link_id(parent), have);
+	if (disk_format(parent) == DISK_FORMAT_VHDX) {
+		note(s, "'%s' (DataWriteGuid %s)", actual, have);
+		return error_set(e, EINVAL,
+				 "parent '%s' of '%s' does not match: its DataWriteGuid is %s, "
+				 "the child's parent_linkage %s (the parent was written to since)",
+				 actual, disk_path(s->child), have, want);
+	}
+	note(s, "'%s' (UUID %s)", actual, have);
+	return error_set(e, EINVAL,
+			 "parent '%s' of '%s' does not match: its UUID is %s, the child "
+			 "expects %s",
+			 actual, disk_path(s->child), have, want);
+}
+
 /*
  * Try the file at @path as the parent. Returns 1 if it is the parent (kept in
  * s->found), 0 to go on searching, or a negative errno that ends the search
@@ -248,8 +309,8 @@ static char *real_path(const struct search *s, const char *path, char *real)
  */
 static int try_candidate(struct search *s, const char *path, const char *how)
 {
-	char actual[PATH_MAX], real[PATH_MAX], want[37], have[37];
-	struct vhd *vhd = NULL;
+	char actual[PATH_MAX], real[PATH_MAX];
+	struct disk *disk = NULL;
 	bool shared;
 	struct error e;
 	int rc;
@@ -270,7 +331,7 @@ static int try_candidate(struct search *s, const char *path, const char *how)
 		rc = s->options->allow(s->options->allow_ctx, real, &e);
 		if (rc < 0) {
 			error_prefix(&e, "parent '%s' of '%s' is refused", actual,
-				     vhd_path(s->child));
+				     disk_path(s->child));
 			s->failure = e;
 			return rc;
 		}
@@ -281,29 +342,22 @@ static int try_candidate(struct search *s, const char *path, const char *how)
 		return rc;
 	}
 	/* Open the resolved path, the one the confinement check saw. */
-	rc = open_level(s->options->cache, real, &vhd, &shared, &e);
+	rc = open_level(s->options->cache, real, &disk, &shared, &e);
 	if (rc < 0) {
 		int code = e.code;
 
-		error_prefix(&e, "cannot open parent '%s' of '%s'", actual, vhd_path(s->child));
+		error_prefix(&e, "cannot open parent '%s' of '%s'", actual, disk_path(s->child));
 		note(s, "'%s' (%s)", actual, code == EINVAL ? "damaged" : strerror(code));
 		record_failure(s, 3, &e);
 		return 0;
 	}
-	if (memcmp(vhd_footer(vhd)->uuid, s->want_uuid, 16) != 0) {
-		vhd_uuid_format(s->want_uuid, want);
-		vhd_uuid_format(vhd_footer(vhd)->uuid, have);
-		error_set(&e, EINVAL,
-			  "parent '%s' of '%s' does not match: its UUID is %s, the child "
-			  "expects %s",
-			  actual, vhd_path(s->child), have, want);
-		note(s, "'%s' (UUID %s)", actual, have);
+	if (check_match(s, disk, actual, &e) < 0) {
 		record_failure(s, 2, &e);
 		if (!shared)
-			vhd_close(vhd);
+			disk_close(disk);
 		return 0;
 	}
-	s->found = vhd;
+	s->found = disk;
 	s->found_shared = shared;
 	snprintf(s->found_how, sizeof(s->found_how), "%s", how);
 	return 1;
@@ -344,46 +398,35 @@ static int try_named(struct search *s, const char *name, const char *what)
 	return try_candidate(s, path, how);
 }
 
-static bool is_relative_code(uint32_t code)
+/* Every place the child names, in its format's order. */
+static int try_hints(struct search *s)
 {
-	return code == VHD_PLATFORM_W2RU || code == VHD_PLATFORM_WI2R;
-}
-
-static bool is_absolute_code(uint32_t code)
-{
-	return code == VHD_PLATFORM_W2KU || code == VHD_PLATFORM_WI2K ||
-	       code == VHD_PLATFORM_MACX;
-}
-
-static int try_locators(struct search *s, bool relative)
-{
-	const struct vhd_header *h = vhd_header(s->child);
-
-	for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
-		char path[PATH_MAX], what[64], code[5];
+	for (unsigned i = 0;; i++) {
+		char path[PATH_MAX];
+		struct disk_hint hint;
 		struct error e;
 		int rc;
 
-		if (relative ? !is_relative_code(h->locators[i].code)
-			     : !is_absolute_code(h->locators[i].code))
-			continue;
 		error_clear(&e);
-		if (vhd_locator_path(s->child, i, path, sizeof(path), &e) < 0) {
-			note(s, "locator %d unreadable (%s)", i, error_message(&e));
+		rc = disk_parent_hint(s->child, i, &hint, path, sizeof(path), &e);
+		if (rc == -ENOENT)
+			return 0;
+		if (rc == -ENODATA)
+			continue;
+		if (rc < 0) {
+			note(s, "%s unreadable (%s)", hint.what, error_message(&e));
 			continue;
 		}
-		snprintf(what, sizeof(what), "%s locator %s",
-			 relative ? "relative" : "absolute",
-			 vhd_platform_name(h->locators[i].code, code));
-		rc = try_named(s, path, what);
+		rc = try_named(s, path, hint.what);
 		if (rc != 0)
 			return rc;
 	}
-	return 0;
 }
 
-/* Does the file @path end with (or start with) a VHD footer naming @uuid? */
-static bool footer_names(const char *path, const uint8_t *uuid)
+/* Does the file @path look like a disk of @format naming @id: a VHD footer
+ * carrying the UUID, or any VHDX file (whose identity only opening it
+ * tells)? */
+static bool may_be_parent(const char *path, enum disk_format format, const uint8_t *id)
 {
 	uint8_t raw[VHD_FOOTER_SIZE];
 	struct vhd_footer f;
@@ -393,49 +436,104 @@ static bool footer_names(const char *path, const uint8_t *uuid)
 
 	if (fd < 0)
 		return false;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= VHD_FOOTER_SIZE &&
-	    fsutil_pread_full(fd, raw, sizeof(raw), (uint64_t)st.st_size - VHD_FOOTER_SIZE) == 0) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return false;
+	}
+	if (format == DISK_FORMAT_VHDX) {
+		match = fsutil_pread_full(fd, raw, 8, 0) == 0 && memcmp(raw, "vhdxfile", 8) == 0;
+	} else if (st.st_size >= VHD_FOOTER_SIZE &&
+		   fsutil_pread_full(fd, raw, sizeof(raw), (uint64_t)st.st_size - VHD_FOOTER_SIZE) ==
+			   0) {
 		vhd_footer_decode(raw, &f);
-		match = memcmp(f.cookie, "conectix", 8) == 0 && memcmp(f.uuid, uuid, 16) == 0;
+		match = memcmp(f.cookie, "conectix", 8) == 0 && memcmp(f.uuid, id, 16) == 0;
 	}
 	close(fd);
 	return match;
 }
 
-/* Last resort: a file in the child's folder whose footer carries the UUID.
- * Names are visited in sorted order so the result does not depend on readdir. */
+/* Last resort: a file in the child's folder with the identity the child
+ * names. Names are visited in sorted order so the result does not depend on
+ * readdir. */
 static int scan_folder(struct search *s)
 {
 	char **names = NULL, how[HOW_MAX];
 	size_t count = 0;
 	int rc = fsutil_list_names(s->child_dir, NULL, &names, &count);
+	bool vhdx = disk_format(s->child) == DISK_FORMAT_VHDX;
 
 	if (rc < 0) {
 		note(s, "folder '%s' unreadable", s->child_dir);
 		return 0;
 	}
-	snprintf(how, sizeof(how), "UUID scan of '%s'", s->child_dir);
+	snprintf(how, sizeof(how), "%s scan of '%s'", vhdx ? "DataWriteGuid" : "UUID",
+		 s->child_dir);
 	for (size_t i = 0; i < count && rc == 0; i++) {
 		char path[PATH_MAX];
 
 		if (snprintf(path, sizeof(path), "%s/%s", s->child_dir, names[i]) >=
 		    (int)sizeof(path))
 			continue;
-		if (footer_names(path, s->want_uuid))
+		/* The chain's own files are no candidates of a scan (a VHDX's
+		 * identity is known only once opened). */
+		if (!in_chain(s, path) && may_be_parent(path, disk_format(s->child), s->want[0]))
 			rc = try_candidate(s, path, how);
 	}
 	if (rc == 0)
-		note(s, "no VHD in '%s' has that UUID", s->child_dir);
+		note(s, "no %s in '%s' has that %s", disk_format_name(disk_format(s->child)),
+		     s->child_dir, vhdx ? "DataWriteGuid" : "UUID");
 	fsutil_names_free(names, count);
 	return rc;
 }
 
-static int find_parent(struct chain *c, const struct chain_options *options, struct vhd *child,
+/* What the child requires of its parent. */
+static int wanted_links(struct search *s, struct error *err)
+{
+	for (int which = 0; which < 2; which++) {
+		int rc = disk_parent_link(s->child, which, s->want[s->want_count], err);
+
+		if (rc == 0)
+			s->want_count++;
+		else if (rc != -ENOENT)
+			return rc;
+	}
+	if (s->want_count == 0)
+		return error_set(err, EINVAL, "differencing disk '%s' names no parent",
+				 disk_path(s->child));
+	return 0;
+}
+
+/* Warnings on a parent found: VHD's timestamp, any format's size. */
+static void check_found(struct chain *c, struct disk *child, struct disk *found)
+{
+	struct vhd *vhd = disk_vhd(child);
+
+	if (vhd) {
+		struct timespec mtime = disk_file_mtime(found);
+		uint32_t expected = vhd_header(vhd)->parent_timestamp;
+
+		if (vhd_time_from_unix(mtime.tv_sec) != expected) {
+			char was[40], want[40];
+
+			add_warning(c,
+				    "parent '%s' of '%s' was modified at %s, not at %s as the "
+				    "child records (restored from a backup, or written to)",
+				    disk_path(found), disk_path(child),
+				    vhd_format_utc(mtime.tv_sec, was, sizeof(was)),
+				    vhd_format_utc(vhd_time_to_unix(expected), want, sizeof(want)));
+		}
+	}
+	if (disk_size(found) != disk_size(child))
+		add_warning(c, "parent '%s' is %llu bytes, its child '%s' %llu bytes",
+			    disk_path(found), (unsigned long long)disk_size(found),
+			    disk_path(child), (unsigned long long)disk_size(child));
+}
+
+static int find_parent(struct chain *c, const struct chain_options *options, struct disk *child,
 		       struct error *err)
 {
 	struct search *s = calloc(1, sizeof(*s));
-	const struct vhd_header *h = vhd_header(child);
-	char name[PATH_MAX], uuid[37];
+	char id[40];
 	int rc;
 
 	if (!s)
@@ -443,29 +541,20 @@ static int find_parent(struct chain *c, const struct chain_options *options, str
 	s->chain = c;
 	s->options = options;
 	s->child = child;
-	s->want_uuid = h->parent_uuid;
 	error_clear(&s->failure);
+	rc = wanted_links(s, err);
+	if (rc < 0)
+		goto out;
 	/* Parents are opened by their real paths: their folders are real already. */
-	if (child != c->levels[0].vhd)
-		rc = fsutil_dirname(vhd_path(child), s->child_dir, sizeof(s->child_dir));
+	if (child != c->levels[0].disk)
+		rc = fsutil_dirname(disk_path(child), s->child_dir, sizeof(s->child_dir));
 	else
-		rc = fsutil_real_dirname(vhd_path(child), s->child_dir);
+		rc = fsutil_real_dirname(disk_path(child), s->child_dir);
 	if (rc < 0) {
-		rc = error_errno(err, -rc, "cannot resolve the folder of", vhd_path(child));
+		rc = error_errno(err, -rc, "cannot resolve the folder of", disk_path(child));
 		goto out;
 	}
-	rc = try_locators(s, true);
-	if (rc == 0)
-		rc = try_locators(s, false);
-	if (rc == 0) {
-		struct error e;
-
-		error_clear(&e);
-		if (vhd_parent_name(child, name, sizeof(name), &e) < 0)
-			note(s, "parent name unreadable (%s)", error_message(&e));
-		else if (name[0])
-			rc = try_named(s, name, "parent name");
-	}
+	rc = try_hints(s);
 	if (rc == 0)
 		rc = scan_folder(s);
 	if (rc < 0) {
@@ -474,40 +563,27 @@ static int find_parent(struct chain *c, const struct chain_options *options, str
 		goto out;
 	}
 	if (rc == 0) {
-		vhd_uuid_format(h->parent_uuid, uuid);
+		disk_id_format(child, s->want[0], id);
 		if (s->worst_rank > 1) {
 			if (err)
 				*err = s->failure;
 			rc = -s->failure.code;
 		} else {
-			rc = error_set(err, ENOENT,
-				       "cannot find the parent of '%s' (UUID %s): tried %s",
-				       vhd_path(child), uuid, s->summary[0] ? s->summary : "nothing");
+			rc = error_set(err, ENOENT, "cannot find the parent of '%s' (%s %s): tried %s",
+				       disk_path(child),
+				       disk_format(child) == DISK_FORMAT_VHDX ? "parent_linkage"
+									       : "UUID",
+				       id, s->summary[0] ? s->summary : "nothing");
 		}
 		goto out;
 	}
 	{
 		struct chain_level *level = &c->levels[c->depth++];
-		struct timespec mtime = vhd_file_mtime(s->found);
-		uint32_t expected = h->parent_timestamp;
 
-		level->vhd = s->found;
+		level->disk = s->found;
 		level->shared = s->found_shared;
 		snprintf(level->how, sizeof(level->how), "%s", s->found_how);
-		if (vhd_time_from_unix(mtime.tv_sec) != expected) {
-			char was[40], want[40];
-
-			add_warning(c,
-				    "parent '%s' of '%s' was modified at %s, not at %s as the "
-				    "child records (restored from a backup, or written to)",
-				    vhd_path(s->found), vhd_path(child),
-				    vhd_format_utc(mtime.tv_sec, was, sizeof(was)),
-				    vhd_format_utc(vhd_time_to_unix(expected), want, sizeof(want)));
-		}
-		if (vhd_size(s->found) != vhd_size(child))
-			add_warning(c, "parent '%s' is %llu bytes, its child '%s' %llu bytes",
-				    vhd_path(s->found), (unsigned long long)vhd_size(s->found),
-				    vhd_path(child), (unsigned long long)vhd_size(child));
+		check_found(c, child, s->found);
 	}
 	rc = 0;
 out:
@@ -535,11 +611,11 @@ int chain_open(struct chain **out, const char *path, const struct chain_options 
 		free(c);
 		return error_set(err, ENOMEM, "out of memory");
 	}
-	rc = open_level(options->cache, path, &c->levels[0].vhd, &c->levels[0].shared, err);
+	rc = open_level(options->cache, path, &c->levels[0].disk, &c->levels[0].shared, err);
 	if (rc < 0)
 		goto fail;
 	c->depth = 1;
-	while (vhd_disk_type(c->levels[c->depth - 1].vhd) == VHD_TYPE_DIFFERENCING) {
+	while (disk_type(c->levels[c->depth - 1].disk) == VHD_TYPE_DIFFERENCING) {
 		if (c->depth >= max_depth) {
 			rc = error_set(err, ELOOP,
 				       "the chain of '%s' is deeper than %u levels (a loop or a "
@@ -547,7 +623,7 @@ int chain_open(struct chain **out, const char *path, const struct chain_options 
 				       path, max_depth);
 			goto fail;
 		}
-		rc = find_parent(c, options, c->levels[c->depth - 1].vhd, err);
+		rc = find_parent(c, options, c->levels[c->depth - 1].disk, err);
 		if (rc < 0) {
 			if (c->depth > 1)
 				error_prefix(err, "in the chain of '%s'", path);
@@ -567,8 +643,9 @@ fail:
 static int read_level(struct chain *c, unsigned level, uint8_t *buf, uint64_t sector,
 		      uint64_t count, struct error *err)
 {
-	struct vhd *vhd = c->levels[level].vhd;
-	uint64_t total = vhd_size(vhd) / VHD_SECTOR_SIZE;
+	struct disk *disk = c->levels[level].disk;
+	uint32_t sector_size = disk_sector_size(disk);
+	uint64_t total = disk_size(disk) / sector_size;
 
 	while (count) {
 		struct vhd_extent ext;
@@ -577,16 +654,16 @@ static int read_level(struct chain *c, unsigned level, uint8_t *buf, uint64_t se
 
 		if (sector >= total) {
 			/* Past the end of a smaller parent: zeros. */
-			memset(buf, 0, (size_t)count * VHD_SECTOR_SIZE);
+			memset(buf, 0, (size_t)count * sector_size);
 			return 0;
 		}
-		rc = vhd_map(vhd, sector, count, &ext, err);
+		rc = disk_map(disk, sector, count, &ext, err);
 		if (rc < 0)
 			return rc;
-		bytes = (size_t)ext.sectors * VHD_SECTOR_SIZE;
+		bytes = (size_t)ext.sectors * sector_size;
 		switch (ext.kind) {
 		case VHD_EXTENT_DATA:
-			rc = vhd_pread(vhd, buf, bytes, ext.file_offset, err);
+			rc = disk_pread(disk, buf, bytes, ext.file_offset, err);
 			break;
 		case VHD_EXTENT_PARENT:
 			if (level + 1 < c->depth) {
@@ -612,19 +689,20 @@ static int read_level(struct chain *c, unsigned level, uint8_t *buf, uint64_t se
 int chain_read(struct chain *c, void *buf, size_t len, uint64_t offset, struct error *err)
 {
 	uint64_t size = chain_size(c);
+	uint32_t ss = chain_sector_size(c);
 	uint8_t *out = buf;
-	uint8_t sector[VHD_SECTOR_SIZE];
+	uint8_t sector[DISK_MAX_SECTOR_SIZE];
 	int rc;
 
 	if (offset > size || len > size - offset)
 		return error_set(err, EINVAL, "read of %zu bytes at %llu is outside '%s'", len,
-				 (unsigned long long)offset, vhd_path(c->levels[0].vhd));
+				 (unsigned long long)offset, disk_path(c->levels[0].disk));
 	/* A partial first sector. */
-	if (len && offset % VHD_SECTOR_SIZE) {
-		size_t skip = offset % VHD_SECTOR_SIZE;
-		size_t n = VHD_SECTOR_SIZE - skip < len ? VHD_SECTOR_SIZE - skip : len;
+	if (len && offset % ss) {
+		size_t skip = offset % ss;
+		size_t n = ss - skip < len ? ss - skip : len;
 
-		rc = read_level(c, 0, sector, offset / VHD_SECTOR_SIZE, 1, err);
+		rc = read_level(c, 0, sector, offset / ss, 1, err);
 		if (rc < 0)
 			return rc;
 		memcpy(out, sector + skip, n);
@@ -632,10 +710,10 @@ int chain_read(struct chain *c, void *buf, size_t len, uint64_t offset, struct e
 		offset += n;
 		len -= n;
 	}
-	if (len >= VHD_SECTOR_SIZE) {
-		size_t whole = len / VHD_SECTOR_SIZE * VHD_SECTOR_SIZE;
+	if (len >= ss) {
+		size_t whole = len / ss * ss;
 
-		rc = read_level(c, 0, out, offset / VHD_SECTOR_SIZE, whole / VHD_SECTOR_SIZE, err);
+		rc = read_level(c, 0, out, offset / ss, whole / ss, err);
 		if (rc < 0)
 			return rc;
 		out += whole;
@@ -644,7 +722,7 @@ int chain_read(struct chain *c, void *buf, size_t len, uint64_t offset, struct e
 	}
 	/* A partial last sector. */
 	if (len) {
-		rc = read_level(c, 0, sector, offset / VHD_SECTOR_SIZE, 1, err);
+		rc = read_level(c, 0, sector, offset / ss, 1, err);
 		if (rc < 0)
 			return rc;
 		memcpy(out, sector, len);
@@ -654,17 +732,23 @@ int chain_read(struct chain *c, void *buf, size_t len, uint64_t offset, struct e
 
 /* ---- allocation ---- */
 
-/* Whether the block of level @vhd holding byte @offset is allocated. */
-static bool level_allocated_at(struct vhd *vhd, uint64_t offset)
+/* Whether a level holds every sector without blocks: a fixed VHD. */
+static bool level_is_flat(const struct disk *disk)
+{
+	return disk_block_size(disk) == 0;
+}
+
+/* Whether the block of level @disk holding byte @offset is present. */
+static bool level_allocated_at(struct disk *disk, uint64_t offset)
 {
 	uint32_t bs;
 
-	if (vhd_disk_type(vhd) == VHD_TYPE_FIXED)
-		return offset < vhd_size(vhd);
-	bs = vhd_block_size(vhd);
-	if (offset >= (uint64_t)vhd_block_count(vhd) * bs)
+	if (level_is_flat(disk))
+		return offset < disk_size(disk);
+	bs = disk_block_size(disk);
+	if (offset / bs >= disk_block_count(disk))
 		return false;
-	return vhd_block_offset(vhd, (uint32_t)(offset / bs)) >= 0;
+	return disk_block_present(disk, offset / bs);
 }
 
 bool chain_range_allocated(const struct chain *c, uint64_t offset, uint64_t len)
@@ -672,22 +756,21 @@ bool chain_range_allocated(const struct chain *c, uint64_t offset, uint64_t len)
 	if (len == 0)
 		return false;
 	for (unsigned i = 0; i < c->depth; i++) {
-		struct vhd *vhd = c->levels[i].vhd;
-		uint64_t first, last;
+		struct disk *disk = c->levels[i].disk;
+		uint64_t first, last, count;
 		uint32_t bs;
 
-		if (vhd_disk_type(vhd) == VHD_TYPE_FIXED) {
-			if (offset < vhd_size(vhd))
+		if (level_is_flat(disk)) {
+			if (offset < disk_size(disk))
 				return true;
 			continue;
 		}
-		bs = vhd_block_size(vhd);
+		bs = disk_block_size(disk);
+		count = disk_block_count(disk);
 		first = offset / bs;
 		last = (offset + len - 1) / bs;
-		if (last >= vhd_block_count(vhd))
-			last = (uint64_t)vhd_block_count(vhd) - 1;
-		for (uint64_t b = first; b <= last && b < vhd_block_count(vhd); b++)
-			if (vhd_block_offset(vhd, (uint32_t)b) >= 0)
+		for (uint64_t b = first; b <= last && b < count; b++)
+			if (disk_block_present(disk, b))
 				return true;
 	}
 	return false;
@@ -697,23 +780,23 @@ bool chain_range_allocated(const struct chain *c, uint64_t offset, uint64_t len)
  * take an allocation. */
 #define CHAIN_MAX_LEVELS_ON_STACK 32
 
-/* Where the allocation state of level @vhd next changes after @offset (at a
+/* Where the allocation state of level @disk next changes after @offset (at a
  * block boundary), skipping runs of blocks in the same state; @size when it
  * never changes again. */
-static uint64_t level_next_change(struct vhd *vhd, uint64_t offset, uint64_t size)
+static uint64_t level_next_change(struct disk *disk, uint64_t offset, uint64_t size)
 {
 	uint64_t b, count, bs;
 	bool state;
 
-	if (vhd_disk_type(vhd) == VHD_TYPE_FIXED)
-		return offset < vhd_size(vhd) ? vhd_size(vhd) : size;
-	bs = vhd_block_size(vhd);
-	count = vhd_block_count(vhd);
+	if (level_is_flat(disk))
+		return offset < disk_size(disk) ? disk_size(disk) : size;
+	bs = disk_block_size(disk);
+	count = disk_block_count(disk);
 	b = offset / bs;
 	if (b >= count)
 		return size; /* past this level's end: unallocated from here on */
-	state = vhd_block_offset(vhd, (uint32_t)b) >= 0;
-	while (++b < count && (vhd_block_offset(vhd, (uint32_t)b) >= 0) == state)
+	state = disk_block_present(disk, b);
+	while (++b < count && disk_block_present(disk, b) == state)
 		;
 	if (b >= count && !state)
 		return size;
@@ -740,8 +823,8 @@ void chain_extent(const struct chain *c, uint64_t offset, bool *allocated, uint6
 	 * whatever the other levels do.
 	 */
 	for (unsigned i = 0; i < c->depth; i++) {
-		state |= level_allocated_at(c->levels[i].vhd, pos);
-		change[i] = level_next_change(c->levels[i].vhd, pos, size);
+		state |= level_allocated_at(c->levels[i].disk, pos);
+		change[i] = level_next_change(c->levels[i].disk, pos, size);
 	}
 	for (;;) {
 		uint64_t next = size;
@@ -755,8 +838,8 @@ void chain_extent(const struct chain *c, uint64_t offset, bool *allocated, uint6
 			break;
 		for (unsigned i = 0; i < c->depth; i++) {
 			if (change[i] <= pos)
-				change[i] = level_next_change(c->levels[i].vhd, pos, size);
-			here |= level_allocated_at(c->levels[i].vhd, pos);
+				change[i] = level_next_change(c->levels[i].disk, pos, size);
+			here |= level_allocated_at(c->levels[i].disk, pos);
 		}
 		if (here != state)
 			break;

@@ -1,12 +1,18 @@
 /*
- * chain.h - a differencing chain: a VHD and its ancestors, read merged.
+ * chain.h - a differencing chain: a disk and its ancestors, read merged.
  *
- * Parents are found in this order (docs/VHD.md): the relative locators
- * against the child's folder; the absolute locators through the path map,
- * then by their file name in the child's folder; the Parent Unicode Name the
- * same way; last, any VHD in the child's folder whose UUID is the parent UUID.
- * A candidate is the parent only if its UUID is the one the child names;
- * a differing timestamp is a warning. Depth is bounded and cycles detected.
+ * A chain is of one format, VHD or VHDX (core/disk.h): a parent of the other
+ * format, or of another logical sector size, is refused. Parents are found in
+ * this order (docs/VHD.md, docs/VHDX.md): the places the child names,
+ * relative ones against the child's folder first (VHD: the relative
+ * locators, the absolute locators, the Parent Unicode Name; VHDX:
+ * relative_path, volume_path, absolute_win32_path), absolute ones through
+ * the path map, then by their file name in the child's folder; last, any
+ * disk in the child's folder with the identity the child names. A candidate
+ * is the parent only if its identity is the one the child names (VHD: its
+ * UUID; VHDX: its DataWriteGuid is parent_linkage or parent_linkage2); a
+ * VHD parent's differing timestamp is a warning. Depth is bounded and
+ * cycles detected.
  *
  * Thread safety: once open, a chain may be read from several threads.
  */
@@ -17,9 +23,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "disk.h"
+
 struct error;
 struct pathmap;
-struct vhd;
+struct disk;
 struct chain;
 
 #define CHAIN_DEFAULT_MAX_DEPTH 128
@@ -53,10 +61,11 @@ int chain_cache_new(struct chain_cache **out);
 void chain_cache_free(struct chain_cache *cache);
 
 /**
- * Open the VHD at @path and every ancestor. *@out receives the chain; caller
+ * Open the disk at @path and every ancestor. *@out receives the chain; caller
  * frees with chain_close(). @options may be NULL.
  * Returns 0, or a negative errno with a message: -ENOENT (a parent cannot be
- * found), -EINVAL (a damaged file, a parent whose UUID does not match),
+ * found), -EINVAL (a damaged file, a parent whose
+ * identity, format or sector size does not match),
  * -ELOOP (a cycle, or deeper than the limit), -EACCES (a parent outside what
  * the allow callback permits), or a system errno.
  */
@@ -70,7 +79,7 @@ void chain_close(struct chain *chain);
 unsigned chain_depth(const struct chain *chain);
 
 /** Level @i, 0 being the top (the file opened). Borrowed, valid until chain_close. */
-struct vhd *chain_level(const struct chain *chain, unsigned i);
+struct disk *chain_level(const struct chain *chain, unsigned i);
 
 /**
  * How level @i was found: "" for the top, else e.g. "relative locator W2ru
@@ -80,6 +89,12 @@ const char *chain_level_how(const struct chain *chain, unsigned i);
 
 /** Disk size of the merged disk: the top's size. */
 uint64_t chain_size(const struct chain *chain);
+
+/** Logical sector size of every level: 512 or 4096. */
+uint32_t chain_sector_size(const struct chain *chain);
+
+/** The format of every level. */
+enum disk_format chain_format(const struct chain *chain);
 
 /** Warnings found while opening (timestamp mismatches). */
 unsigned chain_warning_count(const struct chain *chain);

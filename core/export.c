@@ -1,6 +1,7 @@
 #include "export.h"
 
 #include "chain.h"
+#include "disk.h"
 #include "config.h"
 #include "error.h"
 #include "fsutil.h"
@@ -468,7 +469,7 @@ static int chain_stamp(const struct chain *chain, uint64_t *stamp, struct timesp
 	for (unsigned i = 0; i < chain_depth(chain); i++) {
 		struct stat st;
 
-		if (fstat(vhd_fd(chain_level(chain, i)), &st) < 0)
+		if (fstat(disk_fd(chain_level(chain, i)), &st) < 0)
 			return -errno;
 		h = stamp_mix(h, &st);
 		if (access)
@@ -748,9 +749,9 @@ static int collect_chain(struct store *s, const struct store_disk *disk, struct 
 		return rc;
 	/* Bottom up, so that each file knows its parent's index. */
 	for (unsigned level = chain_depth(chain); level-- > 0;) {
-		const struct vhd *vhd = chain_level(chain, level);
+		const struct disk *file = chain_level(chain, level);
 
-		top = add_disk_file(d, vhd_path(vhd), top, vhd_footer(vhd)->uuid);
+		top = add_disk_file(d, disk_path(file), top, disk_id(file));
 		if (top < 0) {
 			rc = error_set(err, ENOMEM, "out of memory");
 			break;
@@ -804,29 +805,32 @@ static int relocated_node(const char *name, const char *path, const char *parent
 			  struct export_node **out, struct error *err)
 {
 	struct export_node *node = NULL;
-	struct vhd *vhd = NULL;
+	struct disk *disk = NULL;
 	struct stat st;
-	int rc = vhd_open(&vhd, path, VHD_OPEN_READ, err);
+	int rc = disk_open(&disk, path, DISK_OPEN_READ, err);
 
 	*out = NULL;
-	if (rc == 0 && fstat(vhd_fd(vhd), &st) < 0)
+	if (rc == 0 && fstat(disk_fd(disk), &st) < 0)
 		rc = error_errno(err, errno, "cannot stat", path);
 	if (rc == 0 && !(node = node_new(name, EXPORT_FILE)))
 		rc = error_set(err, ENOMEM, "out of memory");
+	if (rc == 0 && !disk_vhd(disk))
+		rc = error_set(err, ENOTSUP, "cannot relocate '%s': impexfs does not relocate %s "
+				 "files yet", path, disk_format_name(disk_format(disk)));
 	if (rc == 0)
-		rc = vhd_relocation(vhd, parent_name, node->patches, err);
+		rc = vhd_relocation(disk_vhd(disk), parent_name, node->patches, err);
 	if (rc == 0) {
 		node->source = EXPORT_SOURCE_RELOCATED;
 		node->path = strdup(path);
-		node->size = vhd_file_size(vhd);
-		node->allocated = allocated_bytes(vhd_fd(vhd), node->size);
+		node->size = disk_file_size(disk);
+		node->allocated = allocated_bytes(disk_fd(disk), node->size);
 		node->mtime = st.st_mtim;
 		node->stamp = stamp_mix(STAMP_START, &st);
 		access_own(node, &st);
 		if (!node->path)
 			rc = error_set(err, ENOMEM, "out of memory");
 	}
-	vhd_close(vhd);
+	disk_close(disk);
 	if (rc < 0) {
 		export_node_free(node);
 		return rc;
@@ -988,9 +992,9 @@ static int state_measure(struct store *s, struct state *st, struct error *err)
 		if (rc < 0)
 			break;
 		/* Named after the chain's base: the disk, whatever snapshots stacked on it. */
-		f->path = strdup(vhd_path(chain_level(chain, chain_depth(chain) - 1)));
+		f->path = strdup(disk_path(chain_level(chain, chain_depth(chain) - 1)));
 		f->parent = -1;
-		memcpy(f->uuid, vhd_footer(chain_level(chain, 0))->uuid, 16);
+		memcpy(f->uuid, disk_id(chain_level(chain, 0)), 16);
 		st->names.count++;
 		if (!f->path)
 			rc = error_set(err, ENOMEM, "out of memory");

@@ -1,6 +1,7 @@
 #include "import.h"
 
 #include "beneath.h"
+#include "disk.h"
 
 #include "chain.h"
 #include "config.h"
@@ -1048,7 +1049,7 @@ int import_compare(const char *dir, struct store *store, const struct import_set
 		/* The parents are copied too (each once), to the VHD root. */
 		for (unsigned level = 1; chain && s->create_copy && level < chain_depth(chain);
 		     level++) {
-			const char *parent = vhd_path(chain_level(chain, level));
+			const char *parent = disk_path(chain_level(chain, level));
 			bool seen = false;
 
 			for (size_t k = 0; k < counted_count && !seen; k++)

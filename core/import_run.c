@@ -17,6 +17,7 @@
 #include "beneath.h"
 #include "chain.h"
 #include "config.h"
+#include "disk.h"
 #include "error.h"
 #include "export.h"
 #include "fsutil.h"
@@ -506,11 +507,11 @@ static int plan_chain(struct run *r, const struct store_disk *disk, struct error
 		char name[PATH_MAX], *real = NULL;
 		int j;
 
-		rc = fsutil_fd_path(vhd_fd(chain_level(chain, level)), name, sizeof(name));
+		rc = fsutil_fd_path(disk_fd(chain_level(chain, level)), name, sizeof(name));
 		if (rc == 0 && !(real = strdup(name)))
 			rc = -ENOMEM;
 		if (rc < 0) {
-			rc = error_errno(err, -rc, "cannot resolve", vhd_path(chain_level(chain, level)));
+			rc = error_errno(err, -rc, "cannot resolve", disk_path(chain_level(chain, level)));
 			break;
 		}
 		j = find_job(r, real);
@@ -608,13 +609,17 @@ static int adopt_file(struct run *r, const char *source, const char *parent_name
 
 	if (parent_name) {
 		struct vhd_patch patches[2] = {{0}};
-		struct vhd *vhd = NULL;
+		struct disk *disk = NULL;
 		int fd = -1;
 
-		rc = vhd_open(&vhd, source, VHD_OPEN_READ, err);
+		rc = disk_open(&disk, source, DISK_OPEN_READ, err);
+		if (rc == 0 && !disk_vhd(disk))
+			rc = error_set(err, ENOTSUP,
+				       "cannot relocate '%s': impexfs does not relocate %s files yet",
+				       source, disk_format_name(disk_format(disk)));
 		if (rc == 0)
-			rc = vhd_relocation(vhd, parent_name, patches, err);
-		vhd_close(vhd);
+			rc = vhd_relocation(disk_vhd(disk), parent_name, patches, err);
+		disk_close(disk);
 		/* Opened as its sources are: beneath the import's folder, no link followed. */
 		if (rc == 0 && (fd = fsutil_open_source(source, true)) < 0)
 			rc = error_errno(err, -fd, "cannot open", source);
@@ -724,16 +729,18 @@ static void restore_parent_times(struct run *r)
 {
 	for (size_t i = 0; i < r->job_count; i++) {
 		const struct job *j = &r->jobs[i];
-		struct vhd *vhd = NULL;
+		struct disk *disk = NULL;
 		struct error err;
 
 		if (j->parent < 0 || !j->temp || !r->jobs[j->parent].temp)
 			continue;
 		error_clear(&err);
-		if (vhd_open(&vhd, j->temp, VHD_OPEN_READ, &err) == 0) {
+		/* VHD alone records its parent's time; VHDX links by DataWriteGuid. */
+		if (disk_open(&disk, j->temp, DISK_OPEN_READ, &err) == 0 && disk_vhd(disk)) {
 			struct timespec times[2] = {
 				{.tv_nsec = UTIME_OMIT},
-				{.tv_sec = vhd_time_to_unix(vhd_header(vhd)->parent_timestamp)},
+				{.tv_sec = vhd_time_to_unix(
+					 vhd_header(disk_vhd(disk))->parent_timestamp)},
 			};
 			const char *rel;
 			int fd = place(r, r->jobs[j->parent].temp, &rel, NULL);
@@ -741,7 +748,7 @@ static void restore_parent_times(struct run *r)
 			if (fd >= 0)
 				beneath_utimens(fd, rel, times);
 		}
-		vhd_close(vhd);
+		disk_close(disk);
 	}
 }
 

@@ -2,6 +2,7 @@
 
 #include "chain.h"
 #include "config.h"
+#include "disk.h"
 #include "error.h"
 #include "fsutil.h"
 #include "pathmap.h"
@@ -501,14 +502,6 @@ static char *format_text(const char *fmt, ...)
 	return text;
 }
 
-static bool is_vhdx(const char *path)
-{
-	size_t n = strlen(path);
-
-	return (n > 5 && strcasecmp(path + n - 5, ".vhdx") == 0) ||
-	       (n > 6 && strcasecmp(path + n - 6, ".avhdx") == 0);
-}
-
 static void disks_free(struct store_disk *disks, size_t count)
 {
 	if (!disks)
@@ -523,15 +516,29 @@ static void disks_free(struct store_disk *disks, size_t count)
 	free(disks);
 }
 
-/* Whether @path is a differencing VHD, by its footer: 1, 0 (not, or cannot tell), or a
- * transient -errno. */
+/* Whether @path is a differencing disk, by a VHD's footer or a VHDX's metadata: 1, 0 (not,
+ * or cannot tell), or a transient -errno. */
 static int differencing(const char *path)
 {
 	uint8_t raw[VHD_FOOTER_SIZE];
 	struct vhd_footer footer;
+	enum disk_format format;
 	struct stat st;
-	int fd = fsutil_open_source(path, false), rc = 0;
+	int fd, rc = disk_probe(path, &format, NULL);
 
+	if (rc == 0 && format == DISK_FORMAT_VHDX) {
+		struct disk *disk = NULL;
+		struct error e;
+
+		error_clear(&e);
+		rc = disk_open(&disk, path, DISK_OPEN_READ, &e);
+		if (rc == 0)
+			rc = disk_type(disk) == VHD_TYPE_DIFFERENCING;
+		disk_close(disk);
+		return rc < 0 && !error_is_transient(rc) ? 0 : rc;
+	}
+	fd = fsutil_open_source(path, false);
+	rc = 0;
 	if (fd < 0)
 		return error_is_transient(fd) ? fd : 0;
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size >= VHD_FOOTER_SIZE) {
@@ -616,9 +623,6 @@ static int resolve_disks(struct store *s, const struct config *config, struct st
 		if (resolve(s, config_name(config), drives[i].pathname, &d->path, &d->how,
 			    &d->by_name, &e) < 0)
 			d->problem = strdup(error_message(&e));
-		else if (is_vhdx(d->path))
-			d->problem = format_text(
-				"'%s' is a VHDX disk, which impexfs does not read yet", d->path);
 		else if (d->by_name)
 			rc = check_found_chain(s, config_name(config), d, err);
 		if (rc < 0)
@@ -959,7 +963,7 @@ static struct store_snapshot *nearest_snapshot(struct store *s, struct store_vm 
 	for (unsigned i = 1; i < chain_depth(chain) && !found; i++) {
 		char real[PATH_MAX];
 
-		if (realpath(vhd_path(chain_level(chain, i)), real))
+		if (realpath(disk_path(chain_level(chain, i)), real))
 			found = snapshot_with_disk(vm, real, except);
 	}
 	chain_close(chain);

@@ -10,6 +10,7 @@
 
 #include "chain.h"
 #include "config.h"
+#include "disk.h"
 #include "error.h"
 #include "fsutil.h"
 #include "pathmap.h"
@@ -308,7 +309,7 @@ static bool in_chain(struct store *s, const struct store_disk *disk, const char 
 		return false;
 	}
 	for (unsigned level = 0; level < chain_depth(chain) && !found; level++)
-		found = strcmp(vhd_path(chain_level(chain, level)), path) == 0;
+		found = strcmp(disk_path(chain_level(chain, level)), path) == 0;
 	chain_close(chain);
 	return found;
 }
@@ -436,15 +437,15 @@ static int store_apply_snapshot_unlocked(struct store *s, const char *vm_name, c
 	/* The state left behind is gone, as Hyper-V's Apply discards it: its
 	 * differencing disks that no snapshot holds. */
 	for (size_t i = 0; i < vm->disk_count; i++) {
-		struct vhd *vhd = NULL;
+		struct disk *disk = NULL;
 		bool uncertain = false;
 
-		if (vhd_open(&vhd, vm->disks[i].path, VHD_OPEN_READ, NULL) == 0 &&
-		    vhd_disk_type(vhd) == VHD_TYPE_DIFFERENCING &&
+		if (disk_open(&disk, vm->disks[i].path, DISK_OPEN_READ, NULL) == 0 &&
+		    disk_type(disk) == VHD_TYPE_DIFFERENCING &&
 		    !used_by_snapshot(vms, count, vm->disks[i].path) &&
 		    !used_elsewhere(s, vms, count, vm, vm->disks[i].path, &uncertain) && !uncertain)
 			unlink(vm->disks[i].path);
-		vhd_close(vhd);
+		disk_close(disk);
 	}
 out:
 	made_finish(&made, rc < 0);
@@ -546,7 +547,7 @@ static void collect_chain(struct store *s, const struct store_disk *disk, struct
 	if (store_open_chain(s, disk, &chain, &ignored) < 0)
 		return;
 	for (unsigned level = 0; level < chain_depth(chain); level++) {
-		const char *path = vhd_path(chain_level(chain, level));
+		const char *path = disk_path(chain_level(chain, level));
 		bool known = false;
 
 		for (size_t i = 0; i < files->count && !known; i++)

@@ -2,6 +2,7 @@
 
 #include "bigendian.h"
 #include "chain.h"
+#include "disk.h"
 #include "error.h"
 #include "fsutil.h"
 #include "vhd.h"
@@ -46,7 +47,7 @@ struct stream {
 	uint8_t *bitmap; /* the full bitmap every block carries */
 
 	/* STREAM_PATCHED: a file with ranges replaced */
-	struct vhd *source;	   /* borrowed */
+	struct disk *source;	   /* borrowed */
 	struct vhd_patch *patches; /* owned, bytes included */
 	size_t patch_count;
 };
@@ -115,22 +116,28 @@ static void layout_from_bat(struct stream *s)
 int stream_new_vhd(struct stream **out, struct chain *chain, const struct stream_vhd_options *o,
 		   struct error *err)
 {
-	struct vhd *top = chain_level(chain, 0);
-	const struct vhd_footer *top_footer = vhd_footer(top);
+	struct disk *top = chain_level(chain, 0);
+	const struct vhd_footer *top_footer = disk_vhd(top) ? vhd_footer(disk_vhd(top)) : NULL;
 	struct vhd_footer footer;
 	struct vhd_header header;
 	struct stream *s;
 	uint64_t pos;
-	uint32_t spb;
+	uint32_t spb, timestamp;
 	int rc;
 
 	rc = stream_alloc(&s, STREAM_VHD, chain, err);
 	if (rc < 0)
 		return rc;
-	/* The top disk's block size, unless it has none (fixed) or one that
-	 * QEMU cannot read (below 4 KiB). */
-	s->block_size = vhd_block_size(top) >= VHD_MIN_CREATE_BLOCK ? vhd_block_size(top)
-								    : VHD_DEFAULT_BLOCK;
+	/* The top VHD's block size, unless it has none (fixed) or one that
+	 * QEMU cannot read (below 4 KiB); a VHDX chain takes VHD's usual 2 MiB. */
+	s->block_size = top_footer && disk_block_size(top) >= VHD_MIN_CREATE_BLOCK
+				? disk_block_size(top)
+				: VHD_DEFAULT_BLOCK;
+	if (s->disk_size % VHD_SECTOR_SIZE || s->disk_size > VHD_MAX_SIZE) {
+		stream_free(s);
+		return error_set(err, EFBIG, "a %llu-byte disk does not fit in a VHD",
+				 (unsigned long long)s->disk_size);
+	}
 	s->bitmap_size = vhd_bitmap_size(s->block_size);
 	s->block_bytes = (uint64_t)s->bitmap_size + s->block_size;
 	s->block_count = (uint32_t)((s->disk_size + s->block_size - 1) / s->block_size);
@@ -171,11 +178,18 @@ int stream_new_vhd(struct stream **out, struct chain *chain, const struct stream
 	if (o && o->seed && o->seed[0])
 		uuid_generate_sha1(s->uuid, stream_namespace, o->seed, strlen(o->seed));
 	else
-		uuid_generate_sha1(s->uuid, stream_namespace, (const char *)top_footer->uuid, 16);
-	vhd_footer_init(&footer, VHD_TYPE_DYNAMIC, s->disk_size, s->uuid,
-			o && o->timestamp ? o->timestamp : top_footer->timestamp);
-	footer.geometry = top_footer->geometry;
-	footer.original_size = top_footer->original_size;
+		uuid_generate_sha1(s->uuid, stream_namespace, (const char *)disk_id(top), 16);
+	if (o && o->timestamp)
+		timestamp = o->timestamp;
+	else if (top_footer)
+		timestamp = top_footer->timestamp;
+	else
+		timestamp = vhd_time_from_unix(disk_file_mtime(top).tv_sec);
+	vhd_footer_init(&footer, VHD_TYPE_DYNAMIC, s->disk_size, s->uuid, timestamp);
+	if (top_footer) {
+		footer.geometry = top_footer->geometry;
+		footer.original_size = top_footer->original_size;
+	}
 	vhd_footer_encode(&footer, s->footer);
 	vhd_header_init(&header, s->block_count, s->block_size);
 	vhd_header_encode(&header, s->header);
@@ -276,14 +290,14 @@ static int read_blocks(struct stream *s, uint8_t **buf, uint64_t *offset, size_t
 static int read_patched(struct stream *s, uint8_t *buf, size_t len, uint64_t offset,
 			struct error *err)
 {
-	int rc = vhd_pread(s->source, buf, len, offset, err);
+	int rc = disk_pread(s->source, buf, len, offset, err);
 
 	if (rc == 0)
 		vhd_patches_apply(s->patches, s->patch_count, buf, len, offset);
 	return rc;
 }
 
-int stream_new_patched(struct stream **out, struct vhd *vhd, struct vhd_patch *patches,
+int stream_new_patched(struct stream **out, struct disk *disk, struct vhd_patch *patches,
 		       size_t count, struct error *err)
 {
 	struct stream *s = calloc(1, sizeof(*s));
@@ -298,19 +312,19 @@ int stream_new_patched(struct stream **out, struct vhd *vhd, struct vhd_patch *p
 		return error_set(err, ENOMEM, "out of memory");
 	}
 	for (size_t i = 0; i < count; i++) {
-		if (patches[i].offset > vhd_file_size(vhd) ||
-		    patches[i].len > vhd_file_size(vhd) - patches[i].offset) {
+		if (patches[i].offset > disk_file_size(disk) ||
+		    patches[i].len > disk_file_size(disk) - patches[i].offset) {
 			s->patch_count = count; /* frees them all */
 			memcpy(s->patches, patches, count * sizeof(*patches));
 			stream_free(s);
-			return error_set(err, EINVAL, "a patch lies outside '%s'", vhd_path(vhd));
+			return error_set(err, EINVAL, "a patch lies outside '%s'", disk_path(disk));
 		}
 	}
 	memcpy(s->patches, patches, count * sizeof(*patches));
 	s->patch_count = count;
 	s->kind = STREAM_PATCHED;
-	s->source = vhd;
-	s->size = s->allocated_bytes = vhd_file_size(vhd);
+	s->source = disk;
+	s->size = s->allocated_bytes = disk_file_size(disk);
 	*out = s;
 	return 0;
 }

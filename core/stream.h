@@ -25,7 +25,7 @@
 struct chain;
 struct error;
 struct stream;
-struct vhd;
+struct disk;
 struct vhd_patch;
 
 struct stream_vhd_options {
@@ -46,16 +46,17 @@ int stream_new_vhd(struct stream **out, struct chain *chain,
 /** The raw merged content of @chain. Freed with stream_free(). */
 int stream_new_raw(struct stream **out, struct chain *chain, struct error *err);
 
-/** Release @stream (not its chain). NULL-safe. */
 /**
- * A stream of the file of @vhd (borrowed: it must outlive the stream) with
- * the @count @patches laid over it (a differencing disk relocated by
- * vhd_relocation(), say). The stream takes the patches' bytes, also on
- * failure. Returns 0, -EINVAL for a patch outside the file, -ENOMEM.
+ * A stream of the file of @disk (borrowed: it must outlive the stream), as
+ * disk_pread reads it, with the @count @patches laid over it (a differencing
+ * disk relocated by vhd_relocation(), say). The stream takes the patches'
+ * bytes, also on failure. Returns 0, -EINVAL for a patch outside the file,
+ * -ENOMEM.
  */
-int stream_new_patched(struct stream **out, struct vhd *vhd, struct vhd_patch *patches,
+int stream_new_patched(struct stream **out, struct disk *disk, struct vhd_patch *patches,
 		       size_t count, struct error *err);
 
+/** Release @stream (not its chain). NULL-safe. */
 void stream_free(struct stream *stream);
 
 /** Size of the synthesized file in bytes. */

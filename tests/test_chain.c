@@ -234,7 +234,7 @@ static void test_uuid_scan_after_rename(void **state)
 			 0);
 	chain = open_ok(support_path(dir, "child.vhd"), NULL);
 	assert_how(chain, 1, "UUID scan of");
-	assert_non_null(strstr(vhd_path(chain_level(chain, 1)), "zz-renamed.vhd"));
+	assert_non_null(strstr(disk_path(chain_level(chain, 1)), "zz-renamed.vhd"));
 	chain_close(chain);
 }
 

@@ -22,6 +22,7 @@
 #include "error.h"
 #include "stream.h"
 #include "support.h"
+#include "disk.h"
 #include "vhd.h"
 
 #define MiB	    (1024ull * 1024)
@@ -213,12 +214,12 @@ static void test_uuid_and_timestamp(void **state)
 	assert_int_equal(stream_new_vhd(&s4, f->chain, &t, &err), 0);
 	assert_memory_equal(stream_uuid(s1), stream_uuid(s2), 16);
 	assert_memory_not_equal(stream_uuid(s1), stream_uuid(s3), 16);
-	assert_memory_not_equal(stream_uuid(s4), vhd_footer(chain_level(f->chain, 0))->uuid, 16);
+	assert_memory_not_equal(stream_uuid(s4), vhd_footer(disk_vhd(chain_level(f->chain, 0)))->uuid, 16);
 	/* a name-based (version 5) UUID, in the footer */
 	assert_int_equal(stream_uuid(s1)[6] >> 4, 5);
 	assert_int_equal(stream_read(s1, footer, 512, 0, &err), 0);
 	assert_memory_equal(footer + 68, stream_uuid(s1), 16);
-	assert_int_equal(be32(footer + 24), vhd_footer(chain_level(f->chain, 0))->timestamp);
+	assert_int_equal(be32(footer + 24), vhd_footer(disk_vhd(chain_level(f->chain, 0)))->timestamp);
 	assert_int_equal(stream_read(s4, footer, 512, 0, &err), 0);
 	assert_int_equal(be32(footer + 24), 4242);
 	stream_free(s1);
@@ -299,7 +300,7 @@ static void test_relocated_child(void **state)
 	struct chain *moved;
 	struct stream *s;
 	struct error err;
-	struct vhd *vhd;
+	struct disk *disk;
 	uint8_t *got = malloc(DISK);
 	char text[512];
 
@@ -309,10 +310,10 @@ static void test_relocated_child(void **state)
 	snprintf(c, sizeof(c), "%s/export/renamed base.vhd", f->dir);
 	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", support_path(f->dir, "base.vhd"), c);
 	assert_int_equal(system(cmd), 0);
-	assert_int_equal(vhd_open(&vhd, child, VHD_OPEN_READ, &err), 0);
-	assert_int_equal(vhd_relocation(vhd, "renamed base.vhd", patches, &err), 0);
-	assert_int_equal(stream_new_patched(&s, vhd, patches, 2, &err), 0);
-	assert_int_equal(stream_size(s), vhd_file_size(vhd));
+	assert_int_equal(disk_open(&disk, child, DISK_OPEN_READ, &err), 0);
+	assert_int_equal(vhd_relocation(disk_vhd(disk), "renamed base.vhd", patches, &err), 0);
+	assert_int_equal(stream_new_patched(&s, disk, patches, 2, &err), 0);
+	assert_int_equal(stream_size(s), disk_file_size(disk));
 	snprintf(c, sizeof(c), "%s/export/child.vhd", f->dir);
 	write_stream(s, c);
 	stream_free(s);
@@ -324,9 +325,9 @@ static void test_relocated_child(void **state)
 			    "relative locator W2ru '.\\renamed base.vhd'");
 	assert_int_equal(chain_read(moved, got, DISK, 0, &err), 0);
 	assert_memory_equal(got, f->expect, DISK);
-	assert_int_equal(vhd_parent_name(chain_level(moved, 0), text, sizeof(text), &err), 0);
+	assert_int_equal(vhd_parent_name(disk_vhd(chain_level(moved, 0)), text, sizeof(text), &err), 0);
 	assert_string_equal(text, "renamed base.vhd");
-	assert_int_equal(vhd_locator_path(chain_level(moved, 0), 1, text, sizeof(text), &err),
+	assert_int_equal(vhd_locator_path(disk_vhd(chain_level(moved, 0)), 1, text, sizeof(text), &err),
 			 -ENOENT); /* the absolute locators are gone */
 	chain_close(moved);
 
@@ -336,14 +337,15 @@ static void test_relocated_child(void **state)
 	 * refused. */
 	memset(name, 'n', 255);
 	name[255] = '\0';
-	assert_int_equal(vhd_relocation(vhd, name, patches, &err), -ENOSPC);
+	assert_int_equal(vhd_relocation(disk_vhd(disk), name, patches, &err), -ENOSPC);
 	memset(name, 'n', 300);
 	name[300] = '\0';
-	assert_int_equal(vhd_relocation(vhd, name, patches, &err), -ENAMETOOLONG);
-	vhd_close(vhd);
-	assert_int_equal(vhd_open(&vhd, support_path(f->dir, "base.vhd"), VHD_OPEN_READ, &err), 0);
-	assert_int_equal(vhd_relocation(vhd, "x.vhd", patches, &err), -EINVAL);
-	vhd_close(vhd);
+	assert_int_equal(vhd_relocation(disk_vhd(disk), name, patches, &err), -ENAMETOOLONG);
+	disk_close(disk);
+	assert_int_equal(disk_open(&disk, support_path(f->dir, "base.vhd"), DISK_OPEN_READ, &err),
+			 0);
+	assert_int_equal(vhd_relocation(disk_vhd(disk), "x.vhd", patches, &err), -EINVAL);
+	disk_close(disk);
 	free(got);
 }
 

@@ -7,6 +7,7 @@
 #include "chain.h"
 #include "cli.h"
 #include "cmd_vhd.h"
+#include "disk.h"
 #include "error.h"
 #include "export.h"
 #include "fsutil.h"
@@ -281,7 +282,7 @@ static bool json_chain(struct json *j, struct store *store, const struct store_d
 	failed = store_open_chain(store, disk, &chain, &err) < 0;
 	json_begin_array(j, "chain");
 	for (unsigned i = 0; chain && i < chain_depth(chain); i++)
-		json_string(j, NULL, vhd_path(chain_level(chain, i)));
+		json_string(j, NULL, disk_path(chain_level(chain, i)));
 	json_end_array(j);
 	json_string(j, "chain_problem", failed ? error_message(&err) : NULL);
 	chain_close(chain);
@@ -437,7 +438,7 @@ static bool show_disk(struct store *store, const struct store_disk *d, const cha
 		return true;
 	}
 	for (unsigned i = 1; i < chain_depth(chain); i++)
-		printf("%s  parent %u: %s\n", indent, i, vhd_path(chain_level(chain, i)));
+		printf("%s  parent %u: %s\n", indent, i, disk_path(chain_level(chain, i)));
 	for (unsigned i = 0; i < chain_warning_count(chain); i++)
 		printf("%s  warning: %s\n", indent, chain_warning(chain, i));
 	chain_close(chain);

@@ -6,12 +6,14 @@
 
 #include "chain.h"
 #include "cli.h"
+#include "disk.h"
 #include "error.h"
 #include "fsutil.h"
 #include "json.h"
 #include "pathmap.h"
 #include "stream.h"
 #include "vhd.h"
+#include "vhdx.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -153,6 +155,9 @@ static void creator_text(const struct vhd_footer *f, char *app, char *os)
 
 /* ---- info ---- */
 
+static void info_chain_human(struct chain *chain, const struct error *chain_err);
+static void info_chain_json(struct json *j, struct chain *chain, const struct error *chain_err);
+
 static void info_human(struct vhd *vhd, struct chain *chain, const struct error *chain_err)
 {
 	const struct vhd_footer *f = vhd_footer(vhd);
@@ -205,13 +210,18 @@ static void info_human(struct vhd *vhd, struct chain *chain, const struct error 
 				       e.code ? error_message(&e) : "not a path");
 		}
 	}
+	info_chain_human(chain, chain_err);
+}
+
+/* The chain of the file, its warnings and its problem, as text. */
+static void info_chain_human(struct chain *chain, const struct error *chain_err)
+{
 	if (chain && chain_depth(chain) > 1) {
 		printf("chain (%u levels):\n", chain_depth(chain));
 		for (unsigned i = 0; i < chain_depth(chain); i++) {
-			struct vhd *level = chain_level(chain, i);
+			struct disk *level = chain_level(chain, i);
 
-			printf("  %u  '%s'  %s", i, vhd_path(level),
-			       vhd_type_name(vhd_disk_type(level)));
+			printf("  %u  '%s'  %s", i, disk_path(level), vhd_type_name(disk_type(level)));
 			if (i > 0)
 				printf(", found by %s", chain_level_how(chain, i));
 			printf("\n");
@@ -235,6 +245,7 @@ static void info_json(struct vhd *vhd, struct chain *chain, const struct error *
 	creator_text(f, app, os);
 	json_begin_object(&j, NULL);
 	json_string(&j, "path", vhd_path(vhd));
+	json_string(&j, "format", "VHD");
 	json_string(&j, "type", vhd_type_name(f->disk_type));
 	json_uint(&j, "size", f->current_size);
 	json_uint(&j, "original_size", f->original_size);
@@ -284,24 +295,104 @@ static void info_json(struct vhd *vhd, struct chain *chain, const struct error *
 		json_end_array(&j);
 		json_end_object(&j);
 	}
-	json_begin_array(&j, "chain");
-	for (unsigned i = 0; chain && i < chain_depth(chain); i++) {
-		struct vhd *level = chain_level(chain, i);
+	info_chain_json(&j, chain, chain_err);
+	json_end_object(&j);
+	json_finish(&j);
+}
 
-		json_begin_object(&j, NULL);
-		json_string(&j, "path", vhd_path(level));
-		json_string(&j, "type", vhd_type_name(vhd_disk_type(level)));
-		vhd_uuid_format(vhd_footer(level)->uuid, uuid);
-		json_string(&j, "uuid", uuid);
-		json_string(&j, "found_by", i ? chain_level_how(chain, i) : NULL);
+/* The chain of the file, its warnings and its problem, as members of the open object. */
+static void info_chain_json(struct json *j, struct chain *chain, const struct error *chain_err)
+{
+	json_begin_array(j, "chain");
+	for (unsigned i = 0; chain && i < chain_depth(chain); i++) {
+		struct disk *level = chain_level(chain, i);
+		char id[40];
+
+		json_begin_object(j, NULL);
+		json_string(j, "path", disk_path(level));
+		json_string(j, "type", vhd_type_name(disk_type(level)));
+		disk_id_format(level, disk_link_id(level), id);
+		json_string(j, disk_vhdx(level) ? "data_write_guid" : "uuid", id);
+		json_string(j, "found_by", i ? chain_level_how(chain, i) : NULL);
+		json_end_object(j);
+	}
+	json_end_array(j);
+	json_begin_array(j, "warnings");
+	for (unsigned i = 0; chain && i < chain_warning_count(chain); i++)
+		json_string(j, NULL, chain_warning(chain, i));
+	json_end_array(j);
+	json_string(j, "error", chain_err ? error_message(chain_err) : NULL);
+}
+
+/* ---- info of a VHDX ---- */
+
+static void vhdx_human(struct vhdx *x, struct chain *chain, const struct error *chain_err)
+{
+	char size[32], guid[40];
+	uint64_t head = 0;
+
+	printf("'%s': %s VHDX\n", vhdx_path(x), vhd_type_name(vhdx_disk_type(x)));
+	printf("  disk size:    %s (%" PRIu64 " bytes)\n",
+	       cli_format_size(vhdx_size(x), size, sizeof(size)), vhdx_size(x));
+	printf("  sectors:      %u bytes logical, %u physical\n", vhdx_logical_sector_size(x),
+	       vhdx_physical_sector_size(x));
+	printf("  block size:   %s, %" PRIu64 " blocks, %u per chunk\n",
+	       cli_format_size(vhdx_block_size(x), size, sizeof(size)), vhdx_block_count(x),
+	       vhdx_chunk_ratio(x));
+	vhdx_guid_format(vhdx_disk_id(x), guid);
+	printf("  disk id:      %s\n", guid);
+	vhdx_guid_format(vhdx_data_write_guid(x), guid);
+	printf("  data write:   %s\n", guid);
+	vhdx_guid_format(vhdx_file_write_guid(x), guid);
+	printf("  file write:   %s\n", guid);
+	printf("  file size:    %" PRIu64 " bytes\n", vhdx_file_size(x));
+	if (vhdx_log_replayed(x, &head))
+		printf("  log:          not empty, replayed in memory (head sequence %" PRIu64
+		       "); the file is not written\n",
+		       head);
+	for (size_t i = 0; i < vhdx_locator_count(x); i++) {
+		const struct vhdx_locator_entry *e = vhdx_locator_entry(x, i);
+
+		printf("  %-13s '%s'\n", e->key, e->value);
+	}
+	info_chain_human(chain, chain_err);
+}
+
+static void vhdx_json(struct vhdx *x, struct chain *chain, const struct error *chain_err)
+{
+	char guid[40];
+	uint64_t head = 0;
+	struct json j;
+
+	json_init(&j, stdout);
+	json_begin_object(&j, NULL);
+	json_string(&j, "path", vhdx_path(x));
+	json_string(&j, "format", "VHDX");
+	json_string(&j, "type", vhd_type_name(vhdx_disk_type(x)));
+	json_uint(&j, "size", vhdx_size(x));
+	json_uint(&j, "logical_sector_size", vhdx_logical_sector_size(x));
+	json_uint(&j, "physical_sector_size", vhdx_physical_sector_size(x));
+	json_uint(&j, "block_size", vhdx_block_size(x));
+	json_uint(&j, "blocks", vhdx_block_count(x));
+	json_uint(&j, "chunk_ratio", vhdx_chunk_ratio(x));
+	vhdx_guid_format(vhdx_disk_id(x), guid);
+	json_string(&j, "disk_id", guid);
+	vhdx_guid_format(vhdx_data_write_guid(x), guid);
+	json_string(&j, "data_write_guid", guid);
+	vhdx_guid_format(vhdx_file_write_guid(x), guid);
+	json_string(&j, "file_write_guid", guid);
+	json_uint(&j, "file_size", vhdx_file_size(x));
+	json_bool(&j, "log_replayed", vhdx_log_replayed(x, &head));
+	if (vhdx_disk_type(x) == VHD_TYPE_DIFFERENCING) {
+		json_begin_object(&j, "parent_locator");
+		for (size_t i = 0; i < vhdx_locator_count(x); i++) {
+			const struct vhdx_locator_entry *e = vhdx_locator_entry(x, i);
+
+			json_string(&j, e->key, e->value);
+		}
 		json_end_object(&j);
 	}
-	json_end_array(&j);
-	json_begin_array(&j, "warnings");
-	for (unsigned i = 0; chain && i < chain_warning_count(chain); i++)
-		json_string(&j, NULL, chain_warning(chain, i));
-	json_end_array(&j);
-	json_string(&j, "error", chain_err ? error_message(chain_err) : NULL);
+	info_chain_json(&j, chain, chain_err);
 	json_end_object(&j);
 	json_finish(&j);
 }
@@ -310,7 +401,7 @@ static int vhd_info(int argc, char **argv)
 {
 	struct chain_options copts = {0};
 	struct vhd_args a;
-	struct vhd *vhd = NULL;
+	struct disk *disk = NULL;
 	struct chain *chain = NULL;
 	struct error err, chain_err;
 	int rc;
@@ -320,7 +411,7 @@ static int vhd_info(int argc, char **argv)
 		goto out;
 	error_clear(&err);
 	error_clear(&chain_err);
-	if (vhd_open(&vhd, argv[a.first], VHD_OPEN_READ, &err) < 0) {
+	if (disk_open(&disk, argv[a.first], DISK_OPEN_READ, &err) < 0) {
 		if (a.common.json) {
 			struct json j;
 
@@ -336,15 +427,19 @@ static int vhd_info(int argc, char **argv)
 	}
 	copts.pathmap = a.common.pathmap;
 	rc = chain_open(&chain, argv[a.first], &copts, &chain_err);
-	if (a.common.json)
-		info_json(vhd, chain, rc < 0 ? &chain_err : NULL);
+	if (disk_vhdx(disk) && a.common.json)
+		vhdx_json(disk_vhdx(disk), chain, rc < 0 ? &chain_err : NULL);
+	else if (disk_vhdx(disk))
+		vhdx_human(disk_vhdx(disk), chain, rc < 0 ? &chain_err : NULL);
+	else if (a.common.json)
+		info_json(disk_vhd(disk), chain, rc < 0 ? &chain_err : NULL);
 	else
-		info_human(vhd, chain, rc < 0 ? &chain_err : NULL);
+		info_human(disk_vhd(disk), chain, rc < 0 ? &chain_err : NULL);
 	/* The report went to standard output; the failure goes to standard error too. */
 	rc = rc < 0 ? cli_fail(&chain_err) : CLI_OK;
 out:
 	chain_close(chain);
-	vhd_close(vhd);
+	disk_close(disk);
 	pathmap_free(a.common.pathmap);
 	return rc;
 }
@@ -378,11 +473,13 @@ static int vhd_check(int argc, char **argv)
 	if (rc)
 		goto out;
 	for (unsigned i = 0; i < chain_depth(chain); i++)
-		if (!footer_copy_matches(chain_level(chain, i)))
+		if (disk_vhd(chain_level(chain, i)) &&
+		    !footer_copy_matches(disk_vhd(chain_level(chain, i))))
 			cli_warning("the footer copy at the start of '%s' differs from its footer",
-				    vhd_path(chain_level(chain, i)));
-	printf("'%s': ok, %s VHD of %s, %u level%s\n", argv[a.first],
-	       vhd_type_name(vhd_disk_type(chain_level(chain, 0))),
+				    disk_path(chain_level(chain, i)));
+	printf("'%s': ok, %s %s of %s, %u level%s\n", argv[a.first],
+	       vhd_type_name(disk_type(chain_level(chain, 0))),
+	       disk_format_name(chain_format(chain)),
 	       cli_format_size(chain_size(chain), size, sizeof(size)), chain_depth(chain),
 	       chain_depth(chain) == 1 ? "" : "s");
 	rc = CLI_OK;
@@ -493,7 +590,8 @@ int cmd_vhd_write_input(const char *path, const char *offset_text, const char *i
 			const char *usage)
 {
 	const char *input_name = "standard input";
-	struct vhd *vhd = NULL;
+	struct disk *disk = NULL;
+	uint32_t sector;
 	uint8_t *buf = NULL;
 	uint64_t offset, written = 0;
 	struct error err;
@@ -520,8 +618,15 @@ int cmd_vhd_write_input(const char *path, const char *offset_text, const char *i
 		}
 	}
 	error_clear(&err);
-	if (vhd_open(&vhd, path, VHD_OPEN_WRITE, &err) < 0) {
+	if (disk_open(&disk, path, DISK_OPEN_WRITE, &err) < 0) {
 		rc = cli_fail(&err);
+		goto out;
+	}
+	sector = disk_sector_size(disk);
+	if (offset % sector) {
+		cli_error("offset %" PRIu64 " is not a multiple of the %u-byte sectors of '%s'",
+			  offset, sector, path);
+		rc = CLI_FAIL;
 		goto out;
 	}
 	buf = malloc(IO_CHUNK);
@@ -540,7 +645,7 @@ int cmd_vhd_write_input(const char *path, const char *offset_text, const char *i
 		}
 		if (n == 0)
 			break;
-		if (n % VHD_SECTOR_SIZE) {
+		if (n % sector) {
 			cli_error("%s ends in a partial sector (%" PRIu64
 				  " bytes in all); the first "
 				  "%" PRIu64 " bytes were written",
@@ -548,7 +653,7 @@ int cmd_vhd_write_input(const char *path, const char *offset_text, const char *i
 			rc = CLI_FAIL;
 			goto out;
 		}
-		if (vhd_write(vhd, buf, (size_t)n, offset + written, &err) < 0) {
+		if (disk_write(disk, buf, (size_t)n, offset + written, &err) < 0) {
 			rc = cli_fail(&err);
 			goto out;
 		}
@@ -559,7 +664,7 @@ out:
 	if (in != STDIN_FILENO && in >= 0)
 		close(in);
 	free(buf);
-	vhd_close(vhd);
+	disk_close(disk);
 	return rc;
 }
 

@@ -409,7 +409,7 @@ def test_info_output_error():
         assert "impex: " in result.stderr, result.stderr
 
 
-TOP_KEYS = {"path", "type", "size", "original_size", "geometry", "creator", "uuid", "timestamp",
+TOP_KEYS = {"path", "format", "type", "size", "original_size", "geometry", "creator", "uuid", "timestamp",
             "saved_state", "file_size", "chain", "warnings", "error"}
 DYNAMIC_KEYS = {"block_size", "blocks", "allocated_blocks"}
 

@@ -240,7 +240,7 @@ def test_vhdx_file():
     path = here("disk.vhdx")
     with open(path, "wb") as f:
         f.write(data)
-    assert_rejected(path, "is a VHDX file")
+    assert_rejected(path, "neither header of")
 
 
 def test_qcow2_file():

@@ -1,0 +1,337 @@
+#include "disk.h"
+
+#include "error.h"
+#include "fsutil.h"
+#include "vhd.h"
+#include "vhdx.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct disk {
+	enum disk_format format;
+	struct vhd *vhd;
+	struct vhdx *vhdx;
+	uint8_t link_id[16];
+};
+
+const char *disk_format_name(enum disk_format format)
+{
+	return format == DISK_FORMAT_VHDX ? "VHDX" : "VHD";
+}
+
+static bool has_suffix(const char *path, const char *suffix)
+{
+	size_t n = strlen(path), s = strlen(suffix);
+
+	return n > s && strcasecmp(path + n - s, suffix) == 0;
+}
+
+int disk_probe(const char *path, enum disk_format *format, struct error *err)
+{
+	char magic[8];
+	struct stat st;
+	int fd, rc;
+
+	*format = DISK_FORMAT_VHD;
+	if (has_suffix(path, ".vhdx") || has_suffix(path, ".avhdx")) {
+		*format = DISK_FORMAT_VHDX;
+		return 0;
+	}
+	fd = fsutil_open_source(path, false);
+	if (fd < 0)
+		return error_errno(err, -fd, "cannot open", path);
+	/* Not a regular file (a FIFO would block the read): left to the VHD
+	 * parser, which refuses it by name; so is a file too short for a file
+	 * identifier. */
+	if (fstat(fd, &st) < 0)
+		rc = -errno;
+	else if (!S_ISREG(st.st_mode))
+		rc = -ENODATA;
+	else
+		rc = fsutil_pread_full(fd, magic, sizeof(magic), 0);
+	close(fd);
+	if (rc == 0 && memcmp(magic, "vhdxfile", 8) == 0)
+		*format = DISK_FORMAT_VHDX;
+	else if (rc < 0 && rc != -ENODATA)
+		return error_errno(err, -rc, "cannot read", path);
+	return 0;
+}
+
+int disk_open(struct disk **out, const char *path, int flags, struct error *err)
+{
+	struct disk *d;
+	int rc;
+
+	*out = NULL;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return error_set(err, ENOMEM, "out of memory");
+	rc = disk_probe(path, &d->format, err);
+	if (rc == 0 && d->format == DISK_FORMAT_VHDX) {
+		/* Validated first, so that a damaged file is reported as such. */
+		rc = vhdx_open(&d->vhdx, path, VHDX_OPEN_READ, err);
+		if (rc == 0 && (flags & DISK_OPEN_WRITE)) {
+			vhdx_close(d->vhdx);
+			rc = error_set(err, ENOTSUP,
+				       "cannot open '%s' for writing: impexfs does not write VHDX "
+				       "yet",
+				       path);
+		}
+		if (rc == 0)
+			memcpy(d->link_id, vhdx_data_write_guid(d->vhdx), 16);
+	} else if (rc == 0) {
+		rc = vhd_open(&d->vhd, path,
+			      (flags & DISK_OPEN_WRITE) ? VHD_OPEN_WRITE : VHD_OPEN_READ, err);
+		if (rc == 0)
+			memcpy(d->link_id, vhd_footer(d->vhd)->uuid, 16);
+	}
+	if (rc < 0) {
+		free(d);
+		return rc;
+	}
+	*out = d;
+	return 0;
+}
+
+void disk_close(struct disk *d)
+{
+	if (!d)
+		return;
+	vhd_close(d->vhd);
+	vhdx_close(d->vhdx);
+	free(d);
+}
+
+enum disk_format disk_format(const struct disk *d)
+{
+	return d->format;
+}
+
+struct vhd *disk_vhd(const struct disk *d)
+{
+	return d->vhd;
+}
+
+struct vhdx *disk_vhdx(const struct disk *d)
+{
+	return d->vhdx;
+}
+
+const char *disk_path(const struct disk *d)
+{
+	return d->vhdx ? vhdx_path(d->vhdx) : vhd_path(d->vhd);
+}
+
+int disk_fd(const struct disk *d)
+{
+	return d->vhdx ? vhdx_fd(d->vhdx) : vhd_fd(d->vhd);
+}
+
+enum vhd_type disk_type(const struct disk *d)
+{
+	return d->vhdx ? vhdx_disk_type(d->vhdx) : vhd_disk_type(d->vhd);
+}
+
+uint64_t disk_size(const struct disk *d)
+{
+	return d->vhdx ? vhdx_size(d->vhdx) : vhd_size(d->vhd);
+}
+
+uint32_t disk_sector_size(const struct disk *d)
+{
+	return d->vhdx ? vhdx_logical_sector_size(d->vhdx) : VHD_SECTOR_SIZE;
+}
+
+uint32_t disk_block_size(const struct disk *d)
+{
+	return d->vhdx ? vhdx_block_size(d->vhdx) : vhd_block_size(d->vhd);
+}
+
+uint64_t disk_block_count(const struct disk *d)
+{
+	return d->vhdx ? vhdx_block_count(d->vhdx) : vhd_block_count(d->vhd);
+}
+
+bool disk_block_present(struct disk *d, uint64_t block)
+{
+	uint64_t offset;
+	int state;
+
+	if (!d->vhdx)
+		return block <= UINT32_MAX && vhd_block_offset(d->vhd, (uint32_t)block) >= 0;
+	if (vhdx_block_state(d->vhdx, block, &state, &offset, NULL) < 0)
+		return block < vhdx_block_count(d->vhdx);
+	return state == VHDX_BLOCK_FULLY_PRESENT || state == VHDX_BLOCK_PARTIALLY_PRESENT;
+}
+
+uint64_t disk_file_size(const struct disk *d)
+{
+	return d->vhdx ? vhdx_file_size(d->vhdx) : vhd_file_size(d->vhd);
+}
+
+struct timespec disk_file_mtime(const struct disk *d)
+{
+	return d->vhdx ? vhdx_file_mtime(d->vhdx) : vhd_file_mtime(d->vhd);
+}
+
+void disk_file_id(const struct disk *d, dev_t *dev, ino_t *ino)
+{
+	if (d->vhdx)
+		vhdx_file_id(d->vhdx, dev, ino);
+	else
+		vhd_file_id(d->vhd, dev, ino);
+}
+
+const uint8_t *disk_link_id(const struct disk *d)
+{
+	return d->link_id;
+}
+
+const uint8_t *disk_id(const struct disk *d)
+{
+	return d->vhdx ? vhdx_disk_id(d->vhdx) : vhd_footer(d->vhd)->uuid;
+}
+
+void disk_id_format(const struct disk *d, const uint8_t id[16], char out[40])
+{
+	if (d->vhdx)
+		vhdx_guid_format(id, out);
+	else
+		vhd_uuid_format(id, out);
+}
+
+int disk_parent_link(const struct disk *d, int which, uint8_t out[16], struct error *err)
+{
+	const char *key, *value;
+
+	if (!d->vhdx) {
+		if (which != 0 || vhd_disk_type(d->vhd) != VHD_TYPE_DIFFERENCING)
+			return -ENOENT;
+		memcpy(out, vhd_header(d->vhd)->parent_uuid, 16);
+		return 0;
+	}
+	key = which == 0 ? VHDX_KEY_PARENT_LINKAGE : VHDX_KEY_PARENT_LINKAGE2;
+	value = which <= 1 ? vhdx_locator_get(d->vhdx, key) : NULL;
+	if (!value)
+		return -ENOENT;
+	if (vhdx_guid_parse(value, out) < 0)
+		return error_set(err, EINVAL, "'%s' has a %s that is no GUID: '%s'",
+				 vhdx_path(d->vhdx), key, value);
+	return 0;
+}
+
+/* ---- where the parent is ---- */
+
+static bool is_relative_code(uint32_t code)
+{
+	return code == VHD_PLATFORM_W2RU || code == VHD_PLATFORM_WI2R;
+}
+
+static bool is_absolute_code(uint32_t code)
+{
+	return code == VHD_PLATFORM_W2KU || code == VHD_PLATFORM_WI2K ||
+	       code == VHD_PLATFORM_MACX;
+}
+
+/* VHD: the eight locators' relative entries, their absolute entries, then
+ * the Parent Unicode Name. */
+static int vhd_hint(const struct disk *d, unsigned index, struct disk_hint *hint, char *path,
+		    size_t cap, struct error *err)
+{
+	const struct vhd_header *h = vhd_header(d->vhd);
+	bool relative = index < VHD_LOCATOR_COUNT;
+	unsigned i = index % VHD_LOCATOR_COUNT;
+	char code[5];
+	int rc;
+
+	if (!h || index > 2 * VHD_LOCATOR_COUNT)
+		return -ENOENT;
+	if (index == 2 * VHD_LOCATOR_COUNT) {
+		hint->kind = DISK_HINT_NAME;
+		snprintf(hint->what, sizeof(hint->what), "parent name");
+		rc = vhd_parent_name(d->vhd, path, cap, err);
+		if (rc == 0 && !path[0])
+			return -ENODATA;
+		return rc;
+	}
+	if (relative ? !is_relative_code(h->locators[i].code)
+		     : !is_absolute_code(h->locators[i].code))
+		return -ENODATA;
+	hint->kind = relative ? DISK_HINT_RELATIVE : DISK_HINT_ABSOLUTE;
+	snprintf(hint->what, sizeof(hint->what), "%s locator %s",
+		 relative ? "relative" : "absolute", vhd_platform_name(h->locators[i].code, code));
+	rc = vhd_locator_path(d->vhd, (int)i, path, cap, err);
+	if (rc < 0)
+		snprintf(hint->what, sizeof(hint->what), "locator %u", i);
+	return rc;
+}
+
+/* VHDX: relative_path, volume_path, absolute_win32_path, in the order
+ * Hyper-V tries them. A "\\?\" prefix before a drive letter is dropped:
+ * "\\?\C:\x" is "C:\x". */
+static int vhdx_hint(const struct disk *d, unsigned index, struct disk_hint *hint, char *path,
+		     size_t cap, struct error *err)
+{
+	static const char *const keys[] = {VHDX_KEY_RELATIVE_PATH, VHDX_KEY_VOLUME_PATH,
+					   VHDX_KEY_ABSOLUTE_WIN32_PATH};
+	const char *value;
+
+	if (index >= sizeof(keys) / sizeof(keys[0]))
+		return -ENOENT;
+	if (vhdx_disk_type(d->vhdx) != VHD_TYPE_DIFFERENCING)
+		return -ENOENT;
+	hint->kind = index == 0 ? DISK_HINT_RELATIVE : DISK_HINT_ABSOLUTE;
+	snprintf(hint->what, sizeof(hint->what), "%s", keys[index]);
+	value = vhdx_locator_get(d->vhdx, keys[index]);
+	if (!value || !value[0])
+		return -ENODATA;
+	if (strncmp(value, "\\\\?\\", 4) == 0 && value[4] && value[5] == ':')
+		value += 4;
+	if (strlen(value) >= cap)
+		return error_set(err, ENAMETOOLONG, "the %s of '%s' is too long", keys[index],
+				 vhdx_path(d->vhdx));
+	strcpy(path, value);
+	return 0;
+}
+
+int disk_parent_hint(const struct disk *d, unsigned index, struct disk_hint *hint, char *path,
+		     size_t cap, struct error *err)
+{
+	return d->vhdx ? vhdx_hint(d, index, hint, path, cap, err)
+		       : vhd_hint(d, index, hint, path, cap, err);
+}
+
+/* ---- reading and writing ---- */
+
+int disk_map(struct disk *d, uint64_t sector, uint64_t count, struct vhd_extent *extent,
+	     struct error *err)
+{
+	return d->vhdx ? vhdx_map(d->vhdx, sector, count, extent, err)
+		       : vhd_map(d->vhd, sector, count, extent, err);
+}
+
+int disk_pread(struct disk *d, void *buf, size_t len, uint64_t offset, struct error *err)
+{
+	return d->vhdx ? vhdx_pread(d->vhdx, buf, len, offset, err)
+		       : vhd_pread(d->vhd, buf, len, offset, err);
+}
+
+int disk_read(struct disk *d, void *buf, size_t len, uint64_t offset, struct error *err)
+{
+	return d->vhdx ? vhdx_read(d->vhdx, buf, len, offset, err)
+		       : vhd_read(d->vhd, buf, len, offset, err);
+}
+
+int disk_write(struct disk *d, const void *buf, size_t len, uint64_t offset, struct error *err)
+{
+	if (d->vhdx)
+		return error_set(err, ENOTSUP, "cannot write '%s': impexfs does not write VHDX yet",
+				 vhdx_path(d->vhdx));
+	return vhd_write(d->vhd, buf, len, offset, err);
+}
