@@ -312,20 +312,13 @@ static int check_range(struct stream *s, const uint8_t *whole, uint8_t *buf, uin
 	return 0;
 }
 
-static int cmd_ranges(struct stream *s, unsigned count, unsigned seed)
+/* The extents tile the file, holes read as zeros (in @whole), the data adds up
+ * to the allocated bytes; their starts go to @edges (up to 64). */
+static int check_extents(struct stream *s, const uint8_t *whole, uint64_t *edges,
+			 unsigned *edge_count)
 {
-	uint64_t size = stream_size(s), data_bytes = 0, edges[64];
-	uint8_t *whole = malloc(size ? size : 1), *buf = malloc(3 * 1024 * 1024);
-	unsigned edge_count = 0, checked = 0;
-	struct error err;
-	int rc = 0;
+	uint64_t size = stream_size(s), data_bytes = 0;
 
-	if (!whole || !buf)
-		return 1;
-	error_clear(&err);
-	if (stream_read(s, whole, size, 0, &err) < 0)
-		return fail(&err);
-	/* Extents: they tile the file, holes read as zeros, data adds up. */
 	for (uint64_t pos = 0; pos < size;) {
 		bool data;
 		uint64_t end;
@@ -336,19 +329,16 @@ static int cmd_ranges(struct stream *s, unsigned count, unsigned seed)
 				pos, end);
 			return 1;
 		}
-		if (edge_count < 64)
-			edges[edge_count++] = pos;
+		if (*edge_count < 64)
+			edges[(*edge_count)++] = pos;
 		if (data)
 			data_bytes += end - pos;
-		else
-			for (uint64_t i = pos; i < end; i++)
-				if (whole[i]) {
-					fprintf(stderr,
-						"streamdump: byte %" PRIu64
-						" of a hole is not zero\n",
-						i);
-					return 1;
-				}
+		for (uint64_t i = pos; !data && i < end; i++)
+			if (whole[i]) {
+				fprintf(stderr,
+					"streamdump: byte %" PRIu64 " of a hole is not zero\n", i);
+				return 1;
+			}
 		pos = end;
 	}
 	if (data_bytes != stream_allocated_bytes(s)) {
@@ -358,6 +348,25 @@ static int cmd_ranges(struct stream *s, unsigned count, unsigned seed)
 			data_bytes, stream_allocated_bytes(s));
 		return 1;
 	}
+	return 0;
+}
+
+static int cmd_ranges(struct stream *s, unsigned count, unsigned seed)
+{
+	uint64_t size = stream_size(s), edges[64];
+	uint8_t *whole = malloc(size ? size : 1), *buf = malloc(3 * 1024 * 1024);
+	unsigned edge_count = 0, checked = 0;
+	struct error err;
+	int rc = 1;
+
+	if (!whole || !buf)
+		goto out;
+	error_clear(&err);
+	if (stream_read(s, whole, size, 0, &err) < 0) {
+		rc = fail(&err);
+		goto out;
+	}
+	rc = check_extents(s, whole, edges, &edge_count);
 	/* Windows over every extent's start and the file's own edges. */
 	for (unsigned e = 0; e < edge_count && rc == 0; e++)
 		for (uint64_t back = 0; back < 3 && rc == 0; back++) {
@@ -384,7 +393,8 @@ static int cmd_ranges(struct stream *s, unsigned count, unsigned seed)
 	}
 	if (rc == 0)
 		printf("ok %u reads, %u extents, %" PRIu64 " data bytes\n", checked, edge_count,
-		       data_bytes);
+		       stream_allocated_bytes(s));
+out:
 	free(whole);
 	free(buf);
 	return rc;
