@@ -1,7 +1,7 @@
 /*
  * bigendian.h - load and store big- and little-endian integers at any
  * alignment. VHD structures are big-endian; UTF-16LE text and FILETIMEs
- * in configurations are little-endian.
+ * in configurations, and VHDX structures, are little-endian.
  */
 #ifndef IMPEX_BIGENDIAN_H
 #define IMPEX_BIGENDIAN_H
@@ -46,6 +46,20 @@ static inline void be64_store(void *p, uint64_t v)
 {
 	be32_store(p, (uint32_t)(v >> 32));
 	be32_store((uint8_t *)p + 4, (uint32_t)v);
+}
+
+static inline void le16_store(void *p, uint16_t v)
+{
+	uint8_t *b = p;
+	b[0] = (uint8_t)v;
+	b[1] = (uint8_t)(v >> 8);
+}
+
+static inline void le32_store(void *p, uint32_t v)
+{
+	uint8_t *b = p;
+	for (int i = 0; i < 4; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
 }
 
 static inline uint64_t le64_load(const void *p)

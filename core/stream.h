@@ -1,16 +1,24 @@
 /*
  * stream.h - a synthesized read-only file over a chain.
  *
- * Two kinds:
+ * Three kinds:
  *  - a new dynamic VHD holding the chain's merged content: the block size of
  *    the chain's top disk (2 MiB over a fixed disk), one block for each block
  *    that some level allocates (a fixed level allocates everything), full
  *    sector bitmaps, the top disk's size and geometry, creator "win ", and a
  *    UUID derived from a caller-given seed, so the same chain and seed always
- *    give the same bytes. Its size and layout come from the allocation tables
- *    alone; any range can be read at any time and is computed on demand.
+ *    give the same bytes.
+ *  - a new dynamic VHDX ([MS-VHDX]) holding the chain's merged content: the
+ *    file identifier, two headers, two region tables, an empty 1 MiB log, the
+ *    metadata (no parent locator), the BAT and the blocks, each block that
+ *    some level allocates FULLY_PRESENT, the others NOT_PRESENT; block and
+ *    sector sizes given by the caller, IDs derived from a seed (docs/VHDX.md,
+ *    "What impexfs synthesizes").
  *  - the raw merged disk.
- * Memory is bounded by the allocation tables (8 bytes a block), never by data.
+ * The size and layout of a VHD or VHDX come from the allocation tables
+ * alone; any range can be read at any time and is computed on demand.
+ * Memory is bounded by the number of blocks (a bit a block, and a count for
+ * every 512 blocks), never by data: 64 TiB in 1 MiB blocks take 8.5 MiB.
  *
  * A stream borrows its chain: the chain must stay open until stream_free.
  * Reads may come from several threads at once.
@@ -43,6 +51,41 @@ struct stream_vhd_options {
 int stream_new_vhd(struct stream **out, struct chain *chain,
 		   const struct stream_vhd_options *options, struct error *err);
 
+/* The VHDX's defaults: Hyper-V's for a dynamic disk. */
+#define STREAM_VHDX_DEFAULT_BLOCK    (32u * 1024 * 1024)
+#define STREAM_VHDX_DEFAULT_LOGICAL  512u
+#define STREAM_VHDX_DEFAULT_PHYSICAL 4096u
+
+struct stream_vhdx_options {
+	/*
+	 * Seed of the new disk's IDs: the virtual disk ID is the SHA-1
+	 * name-based UUID of the seed (the one a VHD stream with this seed
+	 * gets, stored as a GUID that reads the same), DataWriteGuid and
+	 * FileWriteGuid are derived from the disk ID. NULL or "" takes the 16
+	 * bytes of @top_id as the name instead.
+	 */
+	const char *seed;
+	/* 16 bytes naming the chain's top disk (its UUID or disk ID): the
+	 * name when there is no seed. NULL with no seed is an error. */
+	const uint8_t *top_id;
+	/* Payload block size: a power of two from 1 MiB to 256 MiB; 0 takes
+	 * STREAM_VHDX_DEFAULT_BLOCK. */
+	uint32_t block_size;
+	/* Logical and physical sector sizes, 512 or 4096 each; 0 takes the
+	 * defaults. The disk size must be a whole number of logical sectors. */
+	uint32_t logical_sector_size;
+	uint32_t physical_sector_size;
+};
+
+/**
+ * A dynamic VHDX over @chain. *@out is freed with stream_free().
+ * Returns 0, -EINVAL with a message for an option out of range, no seed, or
+ * a disk size that is not whole logical sectors; -EFBIG for a disk over the
+ * format's 64 TiB; -ENOMEM.
+ */
+int stream_new_vhdx(struct stream **out, struct chain *chain,
+		    const struct stream_vhdx_options *options, struct error *err);
+
 /** The raw merged content of @chain. Freed with stream_free(). */
 int stream_new_raw(struct stream **out, struct chain *chain, struct error *err);
 
@@ -62,11 +105,16 @@ void stream_free(struct stream *stream);
 /** Size of the synthesized file in bytes. */
 uint64_t stream_size(const struct stream *stream);
 
-/** Bytes of the file that hold data (for st_blocks): the whole VHD, or the raw view's allocated
- * blocks. */
+/**
+ * Bytes of the file that hold data (for st_blocks): the whole VHD; the
+ * VHDX's data extents (stream_extent); the raw view's allocated blocks.
+ */
 uint64_t stream_allocated_bytes(const struct stream *stream);
 
-/** UUID of the synthesized VHD (16 bytes); zeros for a raw stream. Borrowed. */
+/**
+ * UUID of the synthesized VHD, or virtual disk ID of the VHDX as stored in
+ * it (16 bytes); zeros for a raw stream. Borrowed.
+ */
 const uint8_t *stream_uuid(const struct stream *stream);
 
 /**
@@ -77,16 +125,22 @@ int stream_read(struct stream *stream, void *buf, size_t len, uint64_t offset, s
 
 /**
  * The data or hole run at @offset, for SEEK_DATA/SEEK_HOLE: *@data tells
- * which, *@end where it stops (at most stream_size()).
+ * which, *@end where it stops (at most stream_size()). A VHD is data
+ * throughout. A VHDX has holes where it reads as zeros for want of anything
+ * to hold: its reserved space and empty log, past its metadata, the 4 KiB
+ * pages of its BAT that store no block, and inside stored blocks what no
+ * level of the chain allocates. A raw stream follows chain_extent().
  */
 void stream_extent(const struct stream *stream, uint64_t offset, bool *data, uint64_t *end);
 
 /**
- * Write the VHD stream into @fd (an empty file: runs of zeros inside blocks
- * are left as holes) sequentially, leaving out the blocks whose merged
- * content is all zeros, as qemu-img convert does. The stream's layout is
- * updated to match what was written. The caller fsyncs.
- * Returns 0, -EINVAL for a raw stream, or a negative errno with a message.
+ * Write the VHD or VHDX stream into @fd (an empty regular file: runs of
+ * zeros are left as holes) sequentially, leaving out the blocks whose merged
+ * content is all zeros, as qemu-img convert does, and size the file. The
+ * stream's layout is updated to match what was written (also on failure).
+ * The caller fsyncs.
+ * Returns 0, -EINVAL for a raw or patched stream, or a negative errno with a
+ * message.
  */
 int stream_write_compact(struct stream *stream, int fd, struct error *err);
 

@@ -44,16 +44,6 @@ static const uint64_t region_table_at[2] = {192 * 1024, 256 * 1024};
 /* BAT read at open in pieces of this many entries (1 MiB). */
 #define BAT_SCAN_ENTRIES (128u * 1024)
 
-#define GUID_BAT	  "{2DC27766-F623-4200-9D64-115E9BFD4A08}"
-#define GUID_METADATA	  "{8B7CA206-4790-4B9A-B8FE-575F050F886E}"
-#define GUID_FILE_PARAMS  "{CAA16737-FA36-4D43-B3B6-33F0AA44E76B}"
-#define GUID_DISK_SIZE	  "{2FA54224-CD1B-4876-B211-5DBED83BF4B8}"
-#define GUID_DISK_ID	  "{BECA12AB-B2E6-4523-93EF-C309E000C746}"
-#define GUID_LOGICAL	  "{8141BF1D-A96F-4709-BA47-F233A8FAAB5F}"
-#define GUID_PHYSICAL	  "{CDA348C7-445D-4471-9CC9-E9885251C556}"
-#define GUID_LOCATOR	  "{A8D35F2D-B30B-454D-ABF7-D3D84834AB0C}"
-#define GUID_LOCATOR_VHDX "{B04AEFB7-D19E-4A81-B789-25B8E9445913}"
-
 /* The known metadata items, in the order of the table in [MS-VHDX] 2.6.2. */
 enum item {
 	ITEM_FILE_PARAMS,
@@ -70,12 +60,12 @@ static const struct {
 	const char *name;
 	uint32_t min_length;
 } items[ITEM_COUNT] = {
-	[ITEM_FILE_PARAMS] = {GUID_FILE_PARAMS, "file parameters", 8},
-	[ITEM_DISK_SIZE] = {GUID_DISK_SIZE, "virtual disk size", 8},
-	[ITEM_DISK_ID] = {GUID_DISK_ID, "virtual disk ID", 16},
-	[ITEM_LOGICAL] = {GUID_LOGICAL, "logical sector size", 4},
-	[ITEM_PHYSICAL] = {GUID_PHYSICAL, "physical sector size", 4},
-	[ITEM_LOCATOR] = {GUID_LOCATOR, "parent locator", LOCATOR_HEADER_SIZE},
+	[ITEM_FILE_PARAMS] = {VHDX_GUID_FILE_PARAMS, "file parameters", 8},
+	[ITEM_DISK_SIZE] = {VHDX_GUID_DISK_SIZE, "virtual disk size", 8},
+	[ITEM_DISK_ID] = {VHDX_GUID_DISK_ID, "virtual disk ID", 16},
+	[ITEM_LOGICAL] = {VHDX_GUID_LOGICAL, "logical sector size", 4},
+	[ITEM_PHYSICAL] = {VHDX_GUID_PHYSICAL, "physical sector size", 4},
+	[ITEM_LOCATOR] = {VHDX_GUID_LOCATOR, "parent locator", LOCATOR_HEADER_SIZE},
 };
 
 struct region {
@@ -420,8 +410,8 @@ static int read_regions(struct vhdx *vhdx, struct error *err)
 	int rc = 0, use;
 	bool have_bat = false, have_metadata = false;
 
-	guid_of(GUID_BAT, bat_guid);
-	guid_of(GUID_METADATA, metadata_guid);
+	guid_of(VHDX_GUID_BAT, bat_guid);
+	guid_of(VHDX_GUID_METADATA, metadata_guid);
 	for (int i = 0; i < 2; i++) {
 		raw[i] = malloc(REGION_TABLE_SIZE);
 		if (!raw[i]) {
@@ -593,7 +583,7 @@ static int read_locator(struct vhdx *vhdx, const struct item_place *place, struc
 	rc = vhdx_pread(vhdx, item, len, vhdx->metadata_offset + place->offset, err);
 	if (rc < 0)
 		goto out;
-	guid_of(GUID_LOCATOR_VHDX, type);
+	guid_of(VHDX_GUID_LOCATOR_VHDX, type);
 	if (memcmp(item, type, 16) != 0) {
 		char name[39];
 
@@ -878,8 +868,8 @@ static const char *fixed_overlap(const struct vhdx *vhdx, uint64_t offset, uint6
 
 	if (ranges_overlap(offset, len, vhdx->header.log_offset, vhdx->header.log_length))
 		return "the log";
-	guid_of(GUID_BAT, bat);
-	guid_of(GUID_METADATA, metadata);
+	guid_of(VHDX_GUID_BAT, bat);
+	guid_of(VHDX_GUID_METADATA, metadata);
 	for (uint32_t i = 0; i < vhdx->region_count; i++) {
 		const struct region *r = &vhdx->regions[i];
 		char name[39];

@@ -24,6 +24,7 @@
 #include "support.h"
 #include "disk.h"
 #include "vhd.h"
+#include "vhdx.h"
 
 #define MiB	    (1024ull * 1024)
 #define DISK	    (10 * MiB) /* five 2 MiB blocks */
@@ -35,6 +36,15 @@ struct fixture {
 	uint8_t *expect; /* the merged disk, computed from the writes */
 	struct chain *chain;
 };
+
+static uint64_t le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
 
 static uint32_t be32(const uint8_t *p)
 {
@@ -279,6 +289,78 @@ static void test_raw(void **state)
 	stream_free(s);
 }
 
+/* A VHDX of 1 MiB blocks over the chain: blocks 0-1, 6-7 and 8-9 are stored
+ * (the 2 MiB VHD blocks 0, 3 and 4), right after a 1 MiB BAT at 3 MiB. */
+static void test_vhdx_layout(void **state)
+{
+	struct fixture *f = *state;
+	struct stream_vhdx_options o = {.seed = "vm/disk", .block_size = MiB};
+	const uint64_t stored[] = {0, 1, 6, 7, 8, 9};
+	struct stream *s;
+	struct error err;
+	uint8_t *img;
+	bool data;
+	uint64_t end;
+
+	assert_int_equal(stream_new_vhdx(&s, f->chain, &o, &err), 0);
+	assert_int_equal(stream_size(s), 4 * MiB + 6 * MiB);
+	img = read_all(s);
+	assert_memory_equal(img, "vhdxfile", 8);
+	assert_memory_equal(img + 64 * 1024, "head", 4);
+	assert_memory_equal(img + 192 * 1024, "regi", 4);
+	assert_memory_equal(img + 2 * MiB, "metadata", 8);
+	for (uint64_t b = 0, k = 0; b < 10; b++) {
+		uint64_t entry = le64(img + 3 * MiB + 8 * b);
+
+		if (k < 6 && stored[k] == b) {
+			assert_int_equal(entry, (4 + k) * MiB | 6); /* FULLY_PRESENT */
+			assert_memory_equal(img + (4 + k) * MiB, f->expect + b * MiB, MiB);
+			k++;
+		} else {
+			assert_int_equal(entry, 0); /* NOT_PRESENT */
+		}
+	}
+	/* The log is a hole; the stored blocks are data where the chain allocates. */
+	stream_extent(s, MiB, &data, &end);
+	assert_false(data);
+	assert_int_equal(end, 2 * MiB);
+	stream_extent(s, 4 * MiB, &data, &end);
+	assert_true(data);
+	assert_int_equal(end, 10 * MiB);
+	assert_memory_equal(stream_uuid(s), img + 2 * MiB + 64 * 1024 + 16, 16);
+	free(img);
+	stream_free(s);
+}
+
+static void test_vhdx_compact(void **state)
+{
+	struct fixture *f = *state;
+	struct stream_vhdx_options o = {.seed = "vm/disk", .block_size = MiB};
+	const char *out = support_path(f->dir, "flat.vhdx");
+	uint8_t *got = malloc(DISK);
+	struct stream *s;
+	struct vhdx *vhdx;
+	struct error err;
+	int fd;
+
+	assert_int_equal(stream_new_vhdx(&s, f->chain, &o, &err), 0);
+	fd = open(out, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(stream_write_compact(s, fd, &err), 0);
+	close(fd);
+	/* Blocks 1, 8 and 9 hold only zeros: left out. */
+	assert_int_equal(support_file_size(out), 4 * MiB + 3 * MiB);
+	assert_int_equal(stream_size(s), 4 * MiB + 3 * MiB);
+	assert_int_equal(vhdx_open(&vhdx, out, VHDX_OPEN_READ, &err), 0);
+	assert_int_equal(vhdx_size(vhdx), DISK);
+	assert_int_equal(vhdx_block_size(vhdx), MiB);
+	assert_int_equal(vhdx_read(vhdx, got, DISK, 0, &err), 0);
+	assert_memory_equal(got, f->expect, DISK);
+	vhdx_close(vhdx);
+	stream_free(s);
+	free(got);
+}
+
 /* Copy @from to @to with the bytes of @s instead (the stream of a file). */
 static void write_stream(struct stream *s, const char *to)
 {
@@ -353,8 +435,9 @@ int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_vhd_layout), T(test_chunked_reads), T(test_uuid_and_timestamp),
-		T(test_compact),    T(test_raw),	   T(test_relocated_child),
+		T(test_vhd_layout),  T(test_chunked_reads), T(test_uuid_and_timestamp),
+		T(test_compact),     T(test_raw),	    T(test_relocated_child),
+		T(test_vhdx_layout), T(test_vhdx_compact),
 	};
 #undef T
 
