@@ -73,8 +73,7 @@ static void le64_put(uint8_t *p, uint64_t v)
 
 static int changed(const struct vhdx *vhdx, const char *what, struct error *err)
 {
-	return error_set(err, EIO, "%s of '%s' changed since it was opened", what,
-			 vhdx_path(vhdx));
+	return error_set(err, EIO, "%s of '%s' changed since it was opened", what, vhdx_path(vhdx));
 }
 
 /* ---- the new parent locator ---- */
@@ -149,10 +148,11 @@ static int locator_build(const struct vhdx *vhdx, const char *relative, uint8_t 
 	for (size_t i = 0; i < n; i++)
 		total += pairs[i].key_len + pairs[i].value_len;
 	if (total > METADATA_MAX_ITEM) {
-		rc = error_set(err, ENOSPC,
-			       "the parent locator of '%s' would be %zu bytes, more than a metadata "
-			       "item may hold",
-			       vhdx_path(vhdx), total);
+		rc = error_set(
+			err, ENOSPC,
+			"the parent locator of '%s' would be %zu bytes, more than a metadata "
+			"item may hold",
+			vhdx_path(vhdx), total);
 		goto out;
 	}
 	item = calloc(1, total);
@@ -205,8 +205,8 @@ static int range_order(const void *a, const void *b)
  * locator's entry (*@index) where vhdx_open saw it, and list the other items'
  * places into *@others (caller frees), *@count of them.
  */
-static int metadata_read(struct vhdx *vhdx, uint8_t *table, uint32_t *index,
-			 struct range **others, size_t *count, struct error *err)
+static int metadata_read(struct vhdx *vhdx, uint8_t *table, uint32_t *index, struct range **others,
+			 size_t *count, struct error *err)
 {
 	uint64_t region;
 	uint32_t region_len, loc_offset, loc_length, entries;
@@ -365,11 +365,9 @@ static int patch_new(struct vhd_patch *p, uint64_t offset, size_t len, struct er
 static int check_name(const struct vhdx *vhdx, const char *parent_name, struct error *err)
 {
 	if (parent_name[0] == '\0' || strcmp(parent_name, ".") == 0 ||
-	    strcmp(parent_name, "..") == 0 || strchr(parent_name, '/') ||
-	    strchr(parent_name, '\\'))
-		return error_set(err, EINVAL,
-				 "cannot name parent '%s' in '%s': not a file name", parent_name,
-				 vhdx_path(vhdx));
+	    strcmp(parent_name, "..") == 0 || strchr(parent_name, '/') || strchr(parent_name, '\\'))
+		return error_set(err, EINVAL, "cannot name parent '%s' in '%s': not a file name",
+				 parent_name, vhdx_path(vhdx));
 	if (strlen(parent_name) > 4096)
 		return error_set(err, ENAMETOOLONG, "parent name '%.64s...' of '%s' is too long",
 				 parent_name, vhdx_path(vhdx));
@@ -445,7 +443,8 @@ int vhdx_relocation(struct vhdx *vhdx, const char *parent_name, struct vhd_patch
 	n++;
 	/* 4, 5: the item, its old place zeroed (one patch where they meet). */
 	{
-		uint64_t old_end = (uint64_t)loc_offset + loc_length, new_end = (uint64_t)at + item_len;
+		uint64_t old_end = (uint64_t)loc_offset + loc_length,
+			 new_end = (uint64_t)at + item_len;
 
 		if (at <= old_end && loc_offset <= new_end) {
 			uint64_t lo = at < loc_offset ? at : loc_offset;

@@ -232,8 +232,8 @@ static int relocate(struct vhdx *vhdx, const char *parent_name, const char *out)
 	int fd = -1, rc = 0;
 
 	error_clear(&err);
-	if (vhdx_relocation(vhdx, parent_name, patches, VHDX_RELOCATION_MAX_PATCHES, &count,
-			    &err) < 0)
+	if (vhdx_relocation(vhdx, parent_name, patches, VHDX_RELOCATION_MAX_PATCHES, &count, &err) <
+	    0)
 		return fail(&err);
 	for (size_t i = 0; i < count; i++)
 		printf("%" PRIu64 " %zu\n", patches[i].offset, patches[i].len);
