@@ -249,6 +249,7 @@ bool vhdx_locator_place(const struct vhdx *vhdx, uint32_t *offset, uint32_t *len
  * -ENOSPC when the metadata region has no room for the new locator (the
  * caller merges the chain instead); -EIO when the file changed since it was
  * opened, or on a read error; -ENOMEM. Each with a message naming the file.
+ * It only reads @vhdx, so it may run beside other threads reading it.
  */
 int vhdx_relocation(struct vhdx *vhdx, const char *parent_name, struct vhd_patch *patches,
 		    size_t max, size_t *count, struct error *err);
