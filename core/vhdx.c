@@ -92,6 +92,8 @@ struct vhdx {
 	uint32_t bat_length;
 	uint64_t metadata_offset;
 	uint32_t metadata_length;
+	uint32_t locator_offset; /* within the metadata region; 0 without a locator */
+	uint32_t locator_length;
 
 	uint64_t size;
 	uint32_t block_size;
@@ -820,8 +822,11 @@ static int read_metadata(struct vhdx *vhdx, struct error *err)
 			       vhdx->path);
 		goto out;
 	}
-	if (vhdx->has_parent)
+	if (vhdx->has_parent) {
 		rc = read_locator(vhdx, &place[ITEM_LOCATOR], err);
+		vhdx->locator_offset = place[ITEM_LOCATOR].offset;
+		vhdx->locator_length = place[ITEM_LOCATOR].length;
+	}
 out:
 	free(table);
 	return rc;
@@ -1277,6 +1282,17 @@ uint64_t vhdx_file_size(const struct vhdx *vhdx)
 	return vhdx->file_size;
 }
 
+uint64_t vhdx_replayed_file_size(const struct vhdx *vhdx)
+{
+	return vhdx->data_end;
+}
+
+void vhdx_metadata_region(const struct vhdx *vhdx, uint64_t *offset, uint32_t *length)
+{
+	*offset = vhdx->metadata_offset;
+	*length = vhdx->metadata_length;
+}
+
 struct timespec vhdx_file_mtime(const struct vhdx *vhdx)
 {
 	return vhdx->st.st_mtim;
@@ -1296,6 +1312,13 @@ size_t vhdx_locator_count(const struct vhdx *vhdx)
 const struct vhdx_locator_entry *vhdx_locator_entry(const struct vhdx *vhdx, size_t index)
 {
 	return index < vhdx->locator_count ? &vhdx->locator[index] : NULL;
+}
+
+bool vhdx_locator_place(const struct vhdx *vhdx, uint32_t *offset, uint32_t *length)
+{
+	*offset = vhdx->locator_offset;
+	*length = vhdx->locator_length;
+	return vhdx->has_parent;
 }
 
 const char *vhdx_locator_get(const struct vhdx *vhdx, const char *key)

@@ -201,6 +201,13 @@ bool vhdx_log_replayed(const struct vhdx *vhdx, uint64_t *head_sequence);
 /** Size of the file in bytes when it was opened (before any replay). */
 uint64_t vhdx_file_size(const struct vhdx *vhdx);
 
+/** Size in bytes of the file as vhdx_pread reads it: vhdx_file_size, or more when a replayed
+ * log extends the file (to its head entry's LastFileOffset). */
+uint64_t vhdx_replayed_file_size(const struct vhdx *vhdx);
+
+/** File offset and length of the metadata region (as the replayed log leaves the region table). */
+void vhdx_metadata_region(const struct vhdx *vhdx, uint64_t *offset, uint32_t *length);
+
 /** The file's modification time when opened. */
 struct timespec vhdx_file_mtime(const struct vhdx *vhdx);
 
@@ -217,6 +224,46 @@ const struct vhdx_locator_entry *vhdx_locator_entry(const struct vhdx *vhdx, siz
 
 /** The value of @key (exact, case-sensitive), or NULL. Borrowed, valid until vhdx_close. */
 const char *vhdx_locator_get(const struct vhdx *vhdx, const char *key);
+
+/** Where the parent locator item lies: its offset within the metadata region and its length,
+ * as the metadata table gave them at open. Returns false (and zeros) without a locator. */
+bool vhdx_locator_place(const struct vhdx *vhdx, uint32_t *offset, uint32_t *length);
+
+/* ---- relocating a differencing disk (core/vhdx_relocate.c) ---- */
+
+/* At most this many patches come out of vhdx_relocation. */
+#define VHDX_RELOCATION_MAX_PATCHES 5
+
+/**
+ * What to change in differencing disk @vhdx so that it names its parent by
+ * @parent_name alone (a file name, no folder), in its own folder, as an
+ * export lays disks out: patches to lay over the file as vhdx_pread reads it
+ * (the replayed log's view, vhdx_replayed_file_size bytes long).
+ *
+ * The parent locator keeps parent_linkage, parent_linkage2 and any key
+ * impexfs does not know, drops volume_path and absolute_win32_path, and gets
+ * relative_path ".\<parent_name>" (Hyper-V's form). The item is rewritten in
+ * place when it fits in its old length (the rest zeroed), else put in the
+ * first free space of the metadata region that holds it (the old place
+ * zeroed) and its metadata table entry updated. Both headers are rewritten
+ * as [MS-VHDX] 2.2.2.1 updates them twice: LogGuid zero (a replayed log is
+ * served as replayed, its log empty), a FileWriteGuid derived from the old
+ * one and @parent_name (the same bytes at every call), DataWriteGuid kept
+ * (children link to it), sequence numbers advanced so that the header that
+ * was current stays current, checksums computed.
+ *
+ * Fills @patches[0 .. *@count) (@max slots, at least
+ * VHDX_RELOCATION_MAX_PATCHES), in file order and not overlapping; their bytes
+ * are owned by the caller (free each .bytes), nothing is left on failure.
+ * Returns 0; -EINVAL for a disk that is not a differencing one, a
+ * @parent_name that is not a file name, or too few slots; -ENAMETOOLONG;
+ * -ENOSPC when the metadata region has no room for the new locator (the
+ * caller merges the chain instead); -EIO when the file changed since it was
+ * opened, or on a read error; -ENOMEM. Each with a message naming the file.
+ * It only reads @vhdx, so it may run beside other threads reading it.
+ */
+int vhdx_relocation(struct vhdx *vhdx, const char *parent_name, struct vhd_patch *patches,
+		    size_t max, size_t *count, struct error *err);
 
 /* ---- reading ---- */
 

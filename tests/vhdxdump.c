@@ -10,6 +10,9 @@
  *   vhdxdump block FILE BLOCK            the block's state and file offset
  *   vhdxdump threads FILE THREADS READS  reads from several threads at once, each
  *                                        checked against the same read made alone
+ *   vhdxdump relocate FILE PARENT OUT    the patches of vhdx_relocation, one a line
+ *                                        ("OFFSET LENGTH"), and OUT: the file as
+ *                                        vhdx_pread reads it with them laid over
  *
  * A failure prints "vhdxdump: MESSAGE" to standard error and exits 1.
  */
@@ -17,6 +20,7 @@
 #include "vhdx.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -210,6 +214,61 @@ static int threads(struct vhdx *vhdx, unsigned count, unsigned reads)
 	return rc;
 }
 
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+static int relocate(struct vhdx *vhdx, const char *parent_name, const char *out)
+{
+	struct vhd_patch patches[VHDX_RELOCATION_MAX_PATCHES];
+	uint64_t size = vhdx_replayed_file_size(vhdx);
+	size_t count = 0;
+	uint8_t *buf = NULL;
+	struct error err;
+	int fd = -1, rc = 0;
+
+	error_clear(&err);
+	if (vhdx_relocation(vhdx, parent_name, patches, VHDX_RELOCATION_MAX_PATCHES, &count, &err) <
+	    0)
+		return fail(&err);
+	for (size_t i = 0; i < count; i++)
+		printf("%" PRIu64 " %zu\n", patches[i].offset, patches[i].len);
+	buf = malloc(CHUNK);
+	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (!buf || fd < 0 || ftruncate(fd, (off_t)size) < 0) {
+		fprintf(stderr, "vhdxdump: cannot write '%s': %s\n", out, strerror(errno));
+		rc = 1;
+		goto out;
+	}
+	/* Holes stay holes: only chunks with something in them are written. */
+	for (uint64_t at = 0; at < size; at += CHUNK) {
+		size_t n = size - at < CHUNK ? (size_t)(size - at) : CHUNK;
+
+		error_clear(&err);
+		if (vhdx_pread(vhdx, buf, n, at, &err) < 0) {
+			rc = fail(&err);
+			goto out;
+		}
+		vhd_patches_apply(patches, count, buf, n, at);
+		if (!all_zero(buf, n) && pwrite(fd, buf, n, (off_t)at) != (ssize_t)n) {
+			fprintf(stderr, "vhdxdump: cannot write '%s': %s\n", out, strerror(errno));
+			rc = 1;
+			goto out;
+		}
+	}
+out:
+	if (fd >= 0 && close(fd) < 0)
+		rc = 1;
+	free(buf);
+	for (size_t i = 0; i < count; i++)
+		free(patches[i].bytes);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct vhdx *vhdx = NULL;
@@ -217,7 +276,8 @@ int main(int argc, char **argv)
 	int rc;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: vhdxdump info|map|read|block|threads FILE [ARGS]\n");
+		fprintf(stderr,
+			"usage: vhdxdump info|map|read|block|threads|relocate FILE [ARGS]\n");
 		return 2;
 	}
 	error_clear(&err);
@@ -241,6 +301,8 @@ int main(int argc, char **argv)
 			rc = fail(&err);
 		else
 			printf("%d %" PRIu64 "\n", state, offset);
+	} else if (strcmp(argv[1], "relocate") == 0 && argc > 4) {
+		rc = relocate(vhdx, argv[3], argv[4]);
 	} else if (strcmp(argv[1], "threads") == 0 && argc > 4) {
 		rc = threads(vhdx, (unsigned)number(argv[3]), (unsigned)number(argv[4]));
 	} else {

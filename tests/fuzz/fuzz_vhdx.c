@@ -2,7 +2,8 @@
  * fuzz_vhdx - one VHDX file: vhdx_open on the input (the log, when the
  * current header names one, replayed in memory), then, if it opens, a walk of
  * the disk with vhdx_map, reads at the start, the end and a place the input
- * picks, the block states and the parent locator.
+ * picks, the block states and the parent locator; then vhdx_relocation, and
+ * the relocated file opened again.
  *
  * A VHDX file is mostly zeros between structures a MiB apart, so the input
  * describes a sparse file rather than being one:
@@ -21,7 +22,11 @@
  * getters agree with each other; every extent is non-empty, inside the disk,
  * of a kind the disk allows, a stored one after the header section; a read in
  * one call equals the same range read a sector at a time; reads outside the
- * disk are refused; the locator's lookup agrees with its listing.
+ * disk are refused; the locator's lookup agrees with its listing; a
+ * differencing disk relocates or has no room (anything else is refused as
+ * not differencing), its patches lie in file order inside the file, and the
+ * file they make opens, names the parent ".\p.vhdx", has no log to replay
+ * and reads as the original.
  */
 #include "crc32c.h"
 #include "error.h"
@@ -42,8 +47,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int memfile = -1;
-static char memfile_path[64];
+static int memfile = -1, relocated = -1;
+static char memfile_path[64], relocated_path[64];
 
 static uint32_t le32(const uint8_t *p)
 {
@@ -273,6 +278,80 @@ static void check_reads(struct vhdx *vhdx, const uint8_t *data, size_t size)
 	FUZZ_CHECK(vhdx_read(vhdx, buf, logical, 1, &err) == -EINVAL);
 }
 
+/* The relocated file, as a consumer of the patches would serve it, into the second memfd. */
+static void write_relocated(struct vhdx *vhdx, const struct vhd_patch *patches, size_t count)
+{
+	static uint8_t buf[VHDX_MIB];
+	uint64_t size = vhdx_replayed_file_size(vhdx);
+	struct error err;
+
+	if (relocated < 0) {
+		relocated = memfd_create("impex-fuzz-vhdx-relocated", MFD_CLOEXEC);
+		must(relocated >= 0, "memfd_create");
+		snprintf(relocated_path, sizeof(relocated_path), "/proc/self/fd/%d", relocated);
+	}
+	must(ftruncate(relocated, 0) == 0 && ftruncate(relocated, (off_t)size) == 0, "ftruncate");
+	for (uint64_t at = 0; at < size; at += sizeof(buf)) {
+		size_t n = size - at < sizeof(buf) ? (size_t)(size - at) : sizeof(buf);
+
+		error_clear(&err);
+		FUZZ_CHECK(vhdx_pread(vhdx, buf, n, at, &err) == 0);
+		vhd_patches_apply(patches, count, buf, n, at);
+		must(pwrite(relocated, buf, n, (off_t)at) == (ssize_t)n, "pwrite");
+	}
+}
+
+static void check_relocation(struct vhdx *vhdx)
+{
+	static uint8_t a[MAX_READ_SECTORS * 4096], b[MAX_READ_SECTORS * 4096];
+	struct vhd_patch patches[VHDX_RELOCATION_MAX_PATCHES];
+	uint64_t size = vhdx_replayed_file_size(vhdx), end = 0;
+	uint32_t logical = vhdx_logical_sector_size(vhdx);
+	uint64_t n = vhdx_size(vhdx) / logical;
+	struct vhdx *moved = NULL;
+	struct error err;
+	size_t count = 0;
+	int rc;
+
+	error_clear(&err);
+	rc = vhdx_relocation(vhdx, "p.vhdx", patches, VHDX_RELOCATION_MAX_PATCHES, &count, &err);
+	if (rc < 0) {
+		fuzz_check_error(rc, &err);
+		FUZZ_CHECK(count == 0);
+		FUZZ_CHECK(vhdx_has_parent(vhdx) ? rc == -ENOSPC || rc == -ENOMEM : rc == -EINVAL);
+		return;
+	}
+	FUZZ_CHECK(vhdx_has_parent(vhdx) && (count == 4 || count == 5));
+	for (size_t i = 0; i < count; i++) {
+		FUZZ_CHECK(patches[i].bytes && patches[i].len && patches[i].offset >= end);
+		FUZZ_CHECK(patches[i].offset <= size && patches[i].len <= size - patches[i].offset);
+		end = patches[i].offset + patches[i].len;
+	}
+	/* A log may give the file any size up to 128 TiB: only small ones are made. */
+	if (size <= 2 * MAX_FILE) {
+		write_relocated(vhdx, patches, count);
+		error_clear(&err);
+		FUZZ_CHECK(vhdx_open(&moved, relocated_path, VHDX_OPEN_READ, &err) == 0);
+		FUZZ_CHECK(!vhdx_log_replayed(moved, NULL));
+		FUZZ_CHECK(vhdx_size(moved) == vhdx_size(vhdx));
+		FUZZ_CHECK(memcmp(vhdx_data_write_guid(moved), vhdx_data_write_guid(vhdx), 16) == 0);
+		FUZZ_CHECK(strcmp(vhdx_locator_get(moved, VHDX_KEY_RELATIVE_PATH), ".\\p.vhdx") == 0);
+		FUZZ_CHECK(!vhdx_locator_get(moved, VHDX_KEY_ABSOLUTE_WIN32_PATH));
+		FUZZ_CHECK(!vhdx_locator_get(moved, VHDX_KEY_VOLUME_PATH));
+		if (n > MAX_READ_SECTORS)
+			n = MAX_READ_SECTORS;
+		error_clear(&err);
+		if (vhdx_read(vhdx, a, n * logical, 0, &err) == 0) {
+			error_clear(&err);
+			FUZZ_CHECK(vhdx_read(moved, b, n * logical, 0, &err) == 0);
+			FUZZ_CHECK(memcmp(a, b, n * logical) == 0);
+		}
+		vhdx_close(moved);
+	}
+	for (size_t i = 0; i < count; i++)
+		free(patches[i].bytes);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct vhdx *vhdx = NULL;
@@ -299,6 +378,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_blocks(vhdx);
 	check_extents(vhdx);
 	check_reads(vhdx, data, size);
+	check_relocation(vhdx);
 	vhdx_close(vhdx);
 	return 0;
 }

@@ -74,6 +74,18 @@ def seeds():
                           flushed=img.file_size, last=img.file_size)
     img.write_log([(length - 8192, first), (0, second)], guid)
     yield "wrapped-log", img
+    # Relocation (fuzz_vhdx names the parent "p.vhdx"): a locator that must move past the
+    # item after it, and one that a dirty log writes.
+    yield "relocate-moved", vc.build(
+        4 * MiB, "differencing", block_size=MiB, writes=[(512, pattern(512, 9))],
+        locator=[("parent_linkage", "{83ed0ec3-24c8-49a6-a959-5e4bf1288bfb}"),
+                 ("relative_path", ".\\b")],
+        extra_items=[(vc.guid("{0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0}"), 0, pattern(40, 10))])
+    img = vc.build(4 * MiB, "differencing", block_size=MiB, writes=[(512, pattern(512, 11))])
+    at = img.item_offset("parent_locator")
+    sector = at - at % 4096
+    img.dirty([sector], old={sector: bytes(4096)})
+    yield "relocate-dirty", img
 
 
 def main():
