@@ -335,3 +335,36 @@ int disk_write(struct disk *d, const void *buf, size_t len, uint64_t offset, str
 				 vhdx_path(d->vhdx));
 	return vhd_write(d->vhd, buf, len, offset, err);
 }
+
+/* ---- the file as an export serves it ---- */
+
+uint64_t disk_view_size(const struct disk *d)
+{
+	return d->vhdx ? vhdx_replayed_file_size(d->vhdx) : vhd_file_size(d->vhd);
+}
+
+bool disk_view_replayed(const struct disk *d)
+{
+	return d->vhdx && vhdx_log_replayed(d->vhdx, NULL);
+}
+
+int disk_patches(struct disk *d, const char *parent_name, struct vhd_patch *patches, size_t max,
+		 size_t *count, struct error *err)
+{
+	int rc;
+
+	*count = 0;
+	if (max < DISK_MAX_PATCHES)
+		return error_set(err, EINVAL, "patching '%s' needs room for %d patches",
+				 disk_path(d), DISK_MAX_PATCHES);
+	memset(patches, 0, max * sizeof(*patches));
+	if (d->vhdx)
+		return parent_name ? vhdx_relocation(d->vhdx, parent_name, patches, max, count, err)
+				   : vhdx_log_emptied(d->vhdx, patches, max, count, err);
+	if (!parent_name)
+		return 0;
+	rc = vhd_relocation(d->vhd, parent_name, patches, err);
+	if (rc == 0)
+		*count = 2;
+	return rc;
+}

@@ -172,6 +172,37 @@ int disk_pread(struct disk *disk, void *buf, size_t len, uint64_t offset, struct
  */
 int disk_read(struct disk *disk, void *buf, size_t len, uint64_t offset, struct error *err);
 
+/* ---- the file as an export serves it ---- */
+
+/* The most patches disk_patches gives. */
+#define DISK_MAX_PATCHES 5
+
+/**
+ * Bytes of the file as disk_pread reads it: the file's size, or for a VHDX
+ * whose log was replayed in memory the size the log gives it.
+ */
+uint64_t disk_view_size(const struct disk *disk);
+
+/**
+ * Whether disk_pread's view differs from the file's own bytes (a VHDX whose
+ * log was replayed in memory): the file must then be read through this
+ * module, never copied as it lies.
+ */
+bool disk_view_replayed(const struct disk *disk);
+
+/**
+ * What to lay over disk_pread's view of @disk for a copy of it in a folder of
+ * its own: with @parent_name (a differencing disk), name that file as its
+ * parent, in its folder (vhd_relocation, vhdx_relocation); for a VHDX whose
+ * log was replayed, an empty log in any case (vhdx_log_emptied). Fills
+ * @patches[0 .. *@count) (@max slots, at least DISK_MAX_PATCHES); the caller
+ * frees each .bytes. *@count is 0 when nothing changes. Returns 0 or a
+ * negative errno with a message (-ENOSPC: no room for the new parent's name,
+ * merge the chain instead).
+ */
+int disk_patches(struct disk *disk, const char *parent_name, struct vhd_patch *patches,
+		 size_t max, size_t *count, struct error *err);
+
 /**
  * Write @len bytes at disk offset @offset (whole sectors), durably.
  * Returns 0, -ENOTSUP for a format impexfs does not write, or as vhd_write.

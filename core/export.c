@@ -168,8 +168,8 @@ void export_node_free(struct export_node *node)
 	free(node->path);
 	edits_free(node->edits, node->edit_count);
 	free(node->seed);
-	free(node->patches[0].bytes);
-	free(node->patches[1].bytes);
+	for (size_t i = 0; i < node->patch_count; i++)
+		free(node->patches[i].bytes);
 	free(node);
 }
 
@@ -221,9 +221,11 @@ static struct export_node *node_copy(const struct export_node *node)
 	copy->uid = node->uid;
 	copy->gid = node->gid;
 	copy->own_access = node->own_access;
+	copy->patch_count = node->patch_count;
+	copy->replayed = node->replayed;
 	failed |= node->path && !(copy->path = strdup(node->path));
 	failed |= node->seed && !(copy->seed = strdup(node->seed));
-	for (size_t i = 0; i < 2 && !failed; i++) {
+	for (size_t i = 0; i < node->patch_count && !failed; i++) {
 		copy->patches[i] = node->patches[i];
 		copy->patches[i].bytes = NULL;
 		if (node->patches[i].bytes &&
@@ -511,7 +513,7 @@ uint64_t export_node_identity(const struct export_node *node)
 		h = hash_text(h, node->edits[i].value);
 		h = hash_bytes(h, &node->edits[i].optional, sizeof(node->edits[i].optional));
 	}
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < node->patch_count; i++) {
 		h = hash_bytes(h, &node->patches[i].offset, sizeof(node->patches[i].offset));
 		if (node->patches[i].bytes)
 			h = hash_bytes(h, node->patches[i].bytes, node->patches[i].len);
@@ -677,6 +679,7 @@ struct disk_file {
 	char *name; /* its name in "Virtual Hard Disks" */
 	int parent; /* index of its parent, or -1 */
 	uint8_t uuid[16];
+	bool vhdx; /* a VHDX file, or the merged disk of a VHDX chain (named .vhdx) */
 };
 
 struct disk_files {
@@ -752,6 +755,8 @@ static int collect_chain(struct store *s, const struct store_disk *disk, struct 
 		const struct disk *file = chain_level(chain, level);
 
 		top = add_disk_file(d, disk_path(file), top, disk_id(file));
+		if (top >= 0)
+			d->files[top].vhdx = disk_format(file) == DISK_FORMAT_VHDX;
 		if (top < 0) {
 			rc = error_set(err, ENOMEM, "out of memory");
 			break;
@@ -762,17 +767,18 @@ static int collect_chain(struct store *s, const struct store_disk *disk, struct 
 }
 
 /*
- * Names in "Virtual Hard Disks": the file's own (with its extension made
- * @ext, if not NULL), or with the first 4 bytes of its UUID in hexadecimal
- * when an earlier file has that name.
+ * Names in "Virtual Hard Disks": the file's own (for @merged disks with the
+ * extension of their format, ".vhd" or ".vhdx"), or with the first 4 bytes of
+ * its UUID in hexadecimal when an earlier file has that name.
  */
-static int name_files(struct disk_files *d, const char *ext)
+static int name_files(struct disk_files *d, bool merged)
 {
 	for (size_t i = 0; i < d->count; i++) {
 		const char *base = pathmap_basename(d->files[i].path);
 		const char *dot = strrchr(base, '.');
 		int stem = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
-		const char *tail = ext ? ext : dot && dot != base ? dot : "";
+		const char *ext = d->files[i].vhdx ? ".vhdx" : ".vhd";
+		const char *tail = merged ? ext : dot && dot != base ? dot : "";
 		char name[NAME_MAX + 1];
 		bool clash = false;
 
@@ -800,7 +806,8 @@ static uint64_t allocated_bytes(int fd, uint64_t size)
 	return (uint64_t)st.st_blocks * 512 < size ? (uint64_t)st.st_blocks * 512 : size;
 }
 
-/* A node named @name for the differencing disk @path, relocated to name @parent_name in its folder. */
+/* A node named @name for the disk @path: a differencing disk relocated to name @parent_name in its
+ * folder, a VHDX whose log was replayed served replayed with an empty log (@parent_name NULL). */
 static int relocated_node(const char *name, const char *path, const char *parent_name,
 			  struct export_node **out, struct error *err)
 {
@@ -814,15 +821,14 @@ static int relocated_node(const char *name, const char *path, const char *parent
 		rc = error_errno(err, errno, "cannot stat", path);
 	if (rc == 0 && !(node = node_new(name, EXPORT_FILE)))
 		rc = error_set(err, ENOMEM, "out of memory");
-	if (rc == 0 && !disk_vhd(disk))
-		rc = error_set(err, ENOTSUP, "cannot relocate '%s': impexfs does not relocate %s "
-				 "files yet", path, disk_format_name(disk_format(disk)));
 	if (rc == 0)
-		rc = vhd_relocation(disk_vhd(disk), parent_name, node->patches, err);
+		rc = disk_patches(disk, parent_name, node->patches, DISK_MAX_PATCHES,
+				  &node->patch_count, err);
 	if (rc == 0) {
 		node->source = EXPORT_SOURCE_RELOCATED;
+		node->replayed = disk_view_replayed(disk);
 		node->path = strdup(path);
-		node->size = disk_file_size(disk);
+		node->size = disk_view_size(disk);
 		node->allocated = allocated_bytes(disk_fd(disk), node->size);
 		node->mtime = st.st_mtim;
 		node->stamp = stamp_mix(STAMP_START, &st);
@@ -847,13 +853,16 @@ static int add_disks(struct export_node *dir, const struct disk_files *d, struct
 		struct export_node *node = NULL;
 		int rc;
 
-		if (f->parent < 0) {
+		if (f->parent < 0 && !f->vhdx) {
 			rc = add_file(dir, f->name, f->path, err);
 			if (rc < 0)
 				return rc;
 			continue;
 		}
-		rc = relocated_node(f->name, f->path, d->files[f->parent].name, &node, err);
+		/* A VHDX base goes through the disk module too: a log it holds is
+		 * served replayed, the log emptied. */
+		rc = relocated_node(f->name, f->path, f->parent < 0 ? NULL : d->files[f->parent].name,
+				    &node, err);
 		if (rc == 0 && node_add(dir, node) < 0)
 			rc = error_set(err, ENOMEM, "out of memory");
 		if (rc < 0)
@@ -868,8 +877,11 @@ int export_node_for_file(const char *path, const char *parent_name, struct expor
 	struct export_node holder = {0};
 	int rc;
 
+	enum disk_format format = DISK_FORMAT_VHD;
+
 	*out = NULL;
-	if (parent_name)
+	/* A VHDX goes through the disk module: a log it holds is copied replayed. */
+	if (parent_name || (disk_probe(path, &format, NULL) == 0 && format == DISK_FORMAT_VHDX))
 		return relocated_node(pathmap_basename(path), path, parent_name, out, err);
 	rc = add_file(&holder, pathmap_basename(path), path, err);
 	if (rc == 0)
@@ -912,12 +924,12 @@ static int open_chain(struct store *s, const char *top, struct chain **chain, st
 	return store_open_chain(s, &disk, chain, err);
 }
 
-/* Measure the merged VHD and the raw view of @chain (whose top is @top). */
+/* Measure the merged disk and the raw view of @chain (whose top is @top). */
 static int measure_chain(struct chain *chain, const char *top, struct merged *m,
 			 struct error *err)
 {
 	struct stream *vhd = NULL, *raw = NULL;
-	int rc = stream_new_vhd(&vhd, chain, NULL, err);
+	int rc = stream_new_merged(&vhd, chain, NULL, err);
 
 	if (rc == 0)
 		rc = stream_new_raw(&raw, chain, err);
@@ -995,6 +1007,7 @@ static int state_measure(struct store *s, struct state *st, struct error *err)
 		f->path = strdup(disk_path(chain_level(chain, chain_depth(chain) - 1)));
 		f->parent = -1;
 		memcpy(f->uuid, disk_id(chain_level(chain, 0)), 16);
+		f->vhdx = chain_format(chain) == DISK_FORMAT_VHDX;
 		st->names.count++;
 		if (!f->path)
 			rc = error_set(err, ENOMEM, "out of memory");
@@ -1010,7 +1023,7 @@ static int state_prepare(struct store *s, struct state *st, struct error *err)
 {
 	int rc = state_measure(s, st, err);
 
-	if (rc == 0 && name_files(&st->names, ".vhd") < 0)
+	if (rc == 0 && name_files(&st->names, true) < 0)
 		rc = error_set(err, ENOMEM, "out of memory");
 	return rc;
 }
@@ -1213,7 +1226,7 @@ int export_plan_vm(struct store *s, const struct store_vm *vm,
 			for (size_t k = 0; k < vm->snapshots[i].disk_count && rc >= 0; k++)
 				rc = tops[at++] = collect_chain(s, &vm->snapshots[i].disks[k], &d, err);
 		if (rc >= 0)
-			rc = name_files(&d, NULL) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
+			rc = name_files(&d, false) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
 		if (rc >= 0)
 			rc = add_disks(disks, &d, err);
 		if (rc < 0)
@@ -1327,8 +1340,10 @@ static int add_raw(struct export_node *raw_vm, const char *folder, struct store 
 		char name[NAME_MAX + 1];
 		size_t len = strlen(st->names.files[i].name);
 
-		/* "<base>.vhd" (name_files gave that extension) becomes "<base>.img". */
-		snprintf(name, sizeof(name), "%.*s.img", (int)(len - 4), st->names.files[i].name);
+		/* "<base>.vhd" or "<base>.vhdx" (name_files gave that extension) becomes
+		 * "<base>.img". */
+		len -= st->names.files[i].vhdx ? 5 : 4;
+		snprintf(name, sizeof(name), "%.*s.img", (int)len, st->names.files[i].name);
 		rc = add_chain_node(dir, name, s, st->disks[i].path, &st->merged[i], NULL, err);
 	}
 	return rc;
@@ -1684,6 +1699,7 @@ int export_plan_store(struct store *s, const struct store_vm *vms, size_t count,
 struct export_file {
 	const struct export_node *node;
 	int fd;		       /* FILE, RELOCATED */
+	struct disk *disk;     /* RELOCATED and replayed: reads through the disk module */
 	char *bytes;	       /* CONFIG */
 	struct chain *chain;   /* MERGED, RAW */
 	struct stream *stream; /* MERGED, RAW */
@@ -1701,6 +1717,7 @@ void export_close(struct export_file *f)
 	if (f->fd >= 0)
 		close(f->fd);
 	free(f->bytes);
+	disk_close(f->disk);
 	stream_free(f->stream);
 	chain_close(f->chain);
 	free(f);
@@ -1731,6 +1748,22 @@ static int check_unchanged(const struct export_file *f, struct error *err)
 		return error_set(err, ESTALE,
 				 "'%s' has changed since it was listed: '%s' must be opened again",
 				 f->node->path, f->node->name);
+	return 0;
+}
+
+/* The disk behind @f's file (opened as @st) read through the disk module, as planned. */
+static int open_replayed(struct export_file *f, const struct stat *st, struct error *err)
+{
+	dev_t dev;
+	ino_t ino;
+	int rc = disk_open(&f->disk, f->node->path, DISK_OPEN_READ, err);
+
+	if (rc < 0)
+		return rc;
+	disk_file_id(f->disk, &dev, &ino);
+	if (dev != st->st_dev || ino != st->st_ino || disk_view_size(f->disk) != f->node->size)
+		return error_set(err, ESTALE, "'%s' has changed since it was listed",
+				 f->node->path);
 	return 0;
 }
 
@@ -1770,15 +1803,13 @@ int export_open(const struct export_node *node, struct export_file **out, struct
 		break;
 	case EXPORT_SOURCE_MERGED:
 	case EXPORT_SOURCE_RAW: {
-		struct stream_vhd_options o = {.seed = node->seed};
-
 		rc = open_chain(node->store, node->path, &f->chain, err);
 		if (rc == 0)
 			rc = check_unchanged(f, err);
 		if (rc == 0)
 			rc = node->source == EXPORT_SOURCE_RAW
 				     ? stream_new_raw(&f->stream, f->chain, err)
-				     : stream_new_vhd(&f->stream, f->chain, &o, err);
+				     : stream_new_merged(&f->stream, f->chain, node->seed, err);
 		if (rc == 0 && stream_size(f->stream) != node->size)
 			rc = error_set(err, ESTALE, "'%s' has changed since it was listed",
 				       node->path);
@@ -1790,6 +1821,8 @@ int export_open(const struct export_node *node, struct export_file **out, struct
 			rc = error_errno(err, -f->fd, "cannot open", node->path);
 		else
 			rc = check_unchanged(f, err);
+		if (rc == 0 && node->replayed)
+			rc = open_replayed(f, &st, err);
 		break;
 	}
 	if (rc < 0) {
@@ -1818,12 +1851,16 @@ int export_read_at(struct export_file *f, void *buf, size_t len, uint64_t offset
 		rc = stream_read(f->stream, buf, len, offset, err);
 		break;
 	default:
-		rc = fsutil_pread_full(f->fd, buf, len, offset);
-		if (rc < 0)
+		if (f->disk) {
+			rc = disk_pread(f->disk, buf, len, offset, err);
+			if (rc < 0)
+				return rc;
+		} else if ((rc = fsutil_pread_full(f->fd, buf, len, offset)) < 0) {
 			return error_errno(err, rc == -ENODATA ? EIO : -rc, "cannot read",
 					   node->path);
+		}
 		if (node->source == EXPORT_SOURCE_RELOCATED)
-			vhd_patches_apply(node->patches, 2, buf, len, offset);
+			vhd_patches_apply(node->patches, node->patch_count, buf, len, offset);
 		break;
 	}
 	/* Checked after the read: bytes read while a source changed are never given. */
@@ -1867,11 +1904,16 @@ static int64_t seek_file(const struct export_file *f, uint64_t offset, bool data
 			 struct error *err)
 {
 	const struct vhd_patch *p = f->node->patches;
-	int64_t at = seek_source(f, offset, data, err);
+	int64_t at;
+
+	/* A replayed file is data throughout: its holes are not the file's. */
+	if (f->disk)
+		return data ? (int64_t)offset : (int64_t)f->node->size;
+	at = seek_source(f, offset, data, err);
 
 	if (at < 0 && at != -ENXIO)
 		return at;
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < f->node->patch_count; i++) {
 		uint64_t start = p[i].offset, end = p[i].offset + p[i].len;
 
 		if (!p[i].bytes || end <= offset)

@@ -7,6 +7,7 @@
 #ifndef IMPEX_EXPORT_H
 #define IMPEX_EXPORT_H
 
+#include "disk.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -101,7 +102,9 @@ struct export_node {
 	char *path;		     /* the store's file (the chain's top for MERGED, RAW); LINK: target */
 	struct export_edit *edits;   /* CONFIG */
 	size_t edit_count;
-	struct vhd_patch patches[2]; /* RELOCATED: laid over the file */
+	struct vhd_patch patches[DISK_MAX_PATCHES]; /* RELOCATED: laid over the file */
+	size_t patch_count;
+	bool replayed; /* RELOCATED: read through the disk module (a VHDX log replayed) */
 	char *seed;		     /* MERGED: what the new disk's UUID derives from */
 	struct store *store;	     /* MERGED, RAW: opens the chain (path map, confinement) */
 	uint64_t stamp;		     /* the sources' identity when planned (export_open checks it) */
@@ -252,7 +255,8 @@ int64_t export_seek(struct export_file *file, uint64_t offset, bool data, struct
 /**
  * A file node (named after @path) for the store file @path as it is, or, with
  * @parent_name, for the differencing disk @path relocated to name its parent
- * @parent_name in its own folder. *@out is freed with export_node_free().
+ * @parent_name in its own folder; a VHDX is read through the disk module (a
+ * log it holds served replayed, the log emptied). *@out is freed with export_node_free().
  */
 int export_node_for_file(const char *path, const char *parent_name, struct export_node **out,
 			 struct error *err);

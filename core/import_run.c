@@ -561,10 +561,23 @@ static int plan_chain(struct run *r, const struct store_disk *disk, struct error
 	return rc < 0 ? rc : top;
 }
 
+/* Whether the disk @source is read otherwise than it lies (a VHDX log replayed in memory): it is
+ * then copied as read, never adopted as it lies. */
+static bool read_replayed(const char *source)
+{
+	struct disk *disk = NULL;
+	bool replayed = disk_open(&disk, source, DISK_OPEN_READ, NULL) == 0 &&
+			disk_view_replayed(disk);
+
+	disk_close(disk);
+	return replayed;
+}
+
 /* Whether @source is adopted into @target_dir rather than copied (IMPORT_ADOPT). */
 static bool adoptable(const struct run *r, const char *source, const char *target_dir)
 {
-	return (r->flags & IMPORT_ADOPT) && import_adoptable(r->dir_real, source, target_dir);
+	return (r->flags & IMPORT_ADOPT) && import_adoptable(r->dir_real, source, target_dir) &&
+	       !read_replayed(source);
 }
 
 /*
@@ -608,22 +621,19 @@ static int adopt_file(struct run *r, const char *source, const char *parent_name
 	int rc = 0;
 
 	if (parent_name) {
-		struct vhd_patch patches[2] = {{0}};
+		struct vhd_patch patches[DISK_MAX_PATCHES] = {{0}};
 		struct disk *disk = NULL;
+		size_t count = 0;
 		int fd = -1;
 
 		rc = disk_open(&disk, source, DISK_OPEN_READ, err);
-		if (rc == 0 && !disk_vhd(disk))
-			rc = error_set(err, ENOTSUP,
-				       "cannot relocate '%s': impexfs does not relocate %s files yet",
-				       source, disk_format_name(disk_format(disk)));
 		if (rc == 0)
-			rc = vhd_relocation(disk_vhd(disk), parent_name, patches, err);
+			rc = disk_patches(disk, parent_name, patches, DISK_MAX_PATCHES, &count, err);
 		disk_close(disk);
 		/* Opened as its sources are: beneath the import's folder, no link followed. */
 		if (rc == 0 && (fd = fsutil_open_source(source, true)) < 0)
 			rc = error_errno(err, -fd, "cannot open", source);
-		for (size_t i = 0; rc == 0 && i < 2; i++)
+		for (size_t i = 0; rc == 0 && i < count; i++)
 			if (patches[i].len &&
 			    (rc = fsutil_pwrite_full(fd, patches[i].bytes, patches[i].len,
 						     patches[i].offset)) < 0)
@@ -632,8 +642,8 @@ static int adopt_file(struct run *r, const char *source, const char *parent_name
 			rc = error_errno(err, errno, "cannot write", source);
 		if (fd >= 0)
 			close(fd);
-		free(patches[0].bytes);
-		free(patches[1].bytes);
+		for (size_t i = 0; i < count; i++)
+			free(patches[i].bytes);
 		if (rc < 0)
 			return rc;
 	}

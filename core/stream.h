@@ -86,6 +86,16 @@ struct stream_vhdx_options {
 int stream_new_vhdx(struct stream **out, struct chain *chain,
 		    const struct stream_vhdx_options *options, struct error *err);
 
+/**
+ * The merged disk of @chain in the chain's own format: a dynamic VHD
+ * (stream_new_vhd) over a VHD chain, a dynamic VHDX (stream_new_vhdx, the top
+ * disk's block size, logical and physical sector sizes) over a VHDX chain;
+ * @seed as in their options (NULL: from the top disk). Freed with
+ * stream_free(). Returns 0 or a negative errno with a message.
+ */
+int stream_new_merged(struct stream **out, struct chain *chain, const char *seed,
+		      struct error *err);
+
 /** The raw merged content of @chain. Freed with stream_free(). */
 int stream_new_raw(struct stream **out, struct chain *chain, struct error *err);
 

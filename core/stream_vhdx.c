@@ -19,7 +19,9 @@
 #include "stream.h"
 
 #include "bigendian.h"
+#include "chain.h"
 #include "crc32c.h"
+#include "disk.h"
 #include "error.h"
 #include "stream_internal.h"
 #include "vhdx.h"
@@ -353,4 +355,19 @@ int stream_new_vhdx(struct stream **out, struct chain *chain, const struct strea
 fail:
 	stream_free(s);
 	return rc;
+}
+
+int stream_new_merged(struct stream **out, struct chain *chain, const char *seed,
+		      struct error *err)
+{
+	struct disk *top = chain_level(chain, 0);
+	struct stream_vhd_options vo = {.seed = seed};
+	struct stream_vhdx_options xo = {.seed = seed, .top_id = disk_id(top)};
+
+	if (chain_format(chain) != DISK_FORMAT_VHDX)
+		return stream_new_vhd(out, chain, &vo, err);
+	xo.block_size = disk_block_size(top);
+	xo.logical_sector_size = disk_sector_size(top);
+	xo.physical_sector_size = vhdx_physical_sector_size(disk_vhdx(top));
+	return stream_new_vhdx(out, chain, &xo, err);
 }

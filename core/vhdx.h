@@ -265,6 +265,16 @@ bool vhdx_locator_place(const struct vhdx *vhdx, uint32_t *offset, uint32_t *len
 int vhdx_relocation(struct vhdx *vhdx, const char *parent_name, struct vhd_patch *patches,
 		    size_t max, size_t *count, struct error *err);
 
+/**
+ * For a disk whose log was replayed in memory: the two patches (the headers,
+ * as vhdx_relocation writes them, LogGuid zero) that make the file as
+ * vhdx_pread reads it a clean file with an empty log, so that no reader
+ * replays the log again. *@count is 0 for a disk with an empty log.
+ * Returns 0 or a negative errno with a message, as vhdx_relocation.
+ */
+int vhdx_log_emptied(struct vhdx *vhdx, struct vhd_patch *patches, size_t max, size_t *count,
+		     struct error *err);
+
 /* ---- reading ---- */
 
 /**

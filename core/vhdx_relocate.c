@@ -483,3 +483,37 @@ out:
 	free(relative);
 	return rc;
 }
+
+int vhdx_log_emptied(struct vhdx *vhdx, struct vhd_patch *patches, size_t max, size_t *count,
+		     struct error *err)
+{
+	uint8_t *headers;
+	size_t n = 0;
+	int rc;
+
+	*count = 0;
+	if (max < 2)
+		return error_set(err, EINVAL, "emptying the log of '%s' needs room for 2 patches",
+				 vhdx_path(vhdx));
+	memset(patches, 0, max * sizeof(*patches));
+	if (!vhdx_log_replayed(vhdx, NULL))
+		return 0;
+	headers = malloc(2 * HEADER_SIZE);
+	if (!headers)
+		return error_set(err, ENOMEM, "out of memory");
+	rc = headers_build(vhdx, "", headers, err);
+	for (int i = 0; rc == 0 && i < 2; i++) {
+		rc = patch_new(&patches[n], header_at[i], HEADER_SIZE, err);
+		if (rc == 0)
+			memcpy(patches[n++].bytes, headers + (size_t)i * HEADER_SIZE, HEADER_SIZE);
+	}
+	free(headers);
+	if (rc < 0) {
+		for (size_t i = 0; i < n; i++)
+			free(patches[i].bytes);
+		memset(patches, 0, max * sizeof(*patches));
+		return rc;
+	}
+	*count = n;
+	return 0;
+}

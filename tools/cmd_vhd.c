@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,7 +37,8 @@ static const char usage_create[] =
 static const char usage_snapshot[] = "impex vhd snapshot [--pathmap WIN=DIR] PARENT CHILD";
 static const char usage_write[] = "impex vhd write FILE OFFSET [INPUT|-]";
 static const char usage_cat[] = "impex vhd cat [--pathmap WIN=DIR] FILE";
-static const char usage_flatten[] = "impex vhd flatten [--pathmap WIN=DIR] [--seed TEXT] CHILD OUT";
+static const char usage_flatten[] =
+	"impex vhd flatten [--pathmap WIN=DIR] [--seed TEXT] [--format vhd|vhdx] CHILD OUT";
 
 void cmd_vhd_help(FILE *out)
 {
@@ -61,6 +63,7 @@ struct vhd_args {
 	const char *type;
 	const char *block_size;
 	const char *seed;
+	const char *format;
 	int first; /* index of the first operand in argv */
 };
 
@@ -70,6 +73,7 @@ static int parse_args(int argc, char **argv, const char *usage, struct vhd_args 
 		{"type", required_argument, NULL, 't'},
 		{"block-size", required_argument, NULL, 'b'},
 		{"seed", required_argument, NULL, 's'},
+		{"format", required_argument, NULL, 'f'},
 		CLI_COMMON_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
@@ -90,6 +94,9 @@ static int parse_args(int argc, char **argv, const char *usage, struct vhd_args 
 			break;
 		case 's':
 			a->seed = optarg;
+			break;
+		case 'f':
+			a->format = optarg;
 			break;
 		default:
 			rc = cli_common_option(c, usage, argv, &a->common);
@@ -774,9 +781,33 @@ out:
 
 /* ---- flatten ---- */
 
+/* Whether @path ends with @suffix, in any case. */
+static bool has_suffix(const char *path, const char *suffix)
+{
+	size_t n = strlen(path), k = strlen(suffix);
+
+	return n > k && strcasecmp(path + n - k, suffix) == 0;
+}
+
+/* The merged disk of @chain in @format ("vhd", "vhdx", or NULL: the chain's own). */
+static int flatten_stream(struct chain *chain, const char *format, const char *seed,
+			  struct stream **out, struct error *err)
+{
+	bool vhdx = format ? strcmp(format, "vhdx") == 0 : chain_format(chain) == DISK_FORMAT_VHDX;
+	struct stream_vhd_options vo = {.seed = seed};
+	struct stream_vhdx_options xo = {.seed = seed, .top_id = disk_id(chain_level(chain, 0))};
+
+	if (vhdx == (chain_format(chain) == DISK_FORMAT_VHDX))
+		return stream_new_merged(out, chain, seed, err);
+	if (!vhdx)
+		return stream_new_vhd(out, chain, &vo, err);
+	/* A VHD chain made VHDX: Hyper-V's defaults (32 MiB blocks, 512-byte
+	 * logical and 4 KiB physical sectors). */
+	return stream_new_vhdx(out, chain, &xo, err);
+}
+
 static int vhd_flatten(int argc, char **argv)
 {
-	struct stream_vhd_options sopts = {0};
 	struct chain *chain = NULL;
 	struct stream *stream = NULL;
 	struct vhd_args a;
@@ -787,13 +818,20 @@ static int vhd_flatten(int argc, char **argv)
 	rc = parse_command(argc, argv, usage_flatten, 2, 2, &a);
 	if (rc)
 		goto out;
+	if (a.format && strcmp(a.format, "vhd") != 0 && strcmp(a.format, "vhdx") != 0) {
+		rc = cli_usage(usage_flatten, "format '%s': want vhd or vhdx", a.format);
+		goto out;
+	}
 	out_path = argv[a.first + 1];
 	rc = open_operand_chain(argv, &a, &chain);
 	if (rc)
 		goto out;
 	error_clear(&err);
-	sopts.seed = a.seed;
-	if (stream_new_vhd(&stream, chain, &sopts, &err) < 0) {
+	if (!a.format && has_suffix(out_path, ".vhdx"))
+		a.format = "vhdx";
+	else if (!a.format && has_suffix(out_path, ".vhd"))
+		a.format = "vhd";
+	if (flatten_stream(chain, a.format, a.seed, &stream, &err) < 0) {
 		rc = cli_fail(&err);
 		goto out;
 	}

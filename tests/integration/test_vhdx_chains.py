@@ -123,6 +123,29 @@ def test_three_levels_merge_at_both_sector_sizes():
         if have("vhdiinfo"):
             run(["vhdiinfo", "flat.vhd"])
         assert vhd("cat", "flat.vhd", text=False).stdout == expected
+        # As the name says, else in the chain's own format: a VHDX with the top's sectors.
+        vhd("flatten", "top.avhdx", "flat.out")
+        os.rename("flat.out", "flat.vhdx")
+        shown = json.loads(vhd("info", "--json", "flat.vhdx").stdout)
+        assert shown["format"] == "VHDX" and shown["logical_sector_size"] == logical, shown
+        assert shown["type"] == "dynamic" and shown["block_size"] == MiB, shown
+        assert vhd("cat", "flat.vhdx", text=False).stdout == expected
+        if have("qemu-img") and logical == 512:
+            run(["qemu-img", "check", "-f", "vhdx", "flat.vhdx"])
+            run(["qemu-img", "compare", "-f", "vhdx", "-F", "raw", "flat.vhdx", "expected.raw"])
+        os.unlink("flat.vhdx")
+        # And the other way: a VHDX chain as a VHD, a VHD as a VHDX.
+        vhd("flatten", "--format", "vhd", "top.avhdx", "again.vhd")
+        vhd("flatten", "--format", "vhdx", "again.vhd", "again.vhdx")
+        shown = json.loads(vhd("info", "--json", "again.vhdx").stdout)
+        assert shown["block_size"] == 32 * MiB and shown["logical_sector_size"] == 512, shown
+        assert vhd("cat", "again.vhdx", text=False).stdout == expected
+        if have("qemu-img"):
+            run(["qemu-img", "compare", "-f", "vpc", "-F", "raw", "again.vhd", "expected.raw"])
+            run(["qemu-img", "check", "-f", "vhdx", "again.vhdx"])
+            run(["qemu-img", "compare", "-f", "vhdx", "-F", "raw", "again.vhdx", "expected.raw"])
+        os.unlink("again.vhd")
+        os.unlink("again.vhdx")
         for name in ("flat.vhd", "expected.raw", "base.vhdx", "mid.avhdx", "top.avhdx"):
             os.unlink(name)
 
