@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 
-from impexlib import DISKS, SNAPSHOTS, VMS, as_json, digest, need, new_store, ok
+from impexlib import DISKS, SNAPSHOTS, VMS, as_json, call, digest, need, new_store, ok
 from taplib import run, run_tests
 from test_mount import IMPEXFS, Mount, files_of
 
@@ -127,6 +127,9 @@ def damaged_vhd(store, vm):
         f.write(b"\xa5" * 512)
         f.seek(size - 512)
         f.write(b"\x5a" * 512)
+    # Damaged later than the backup was made (rsync compares times to the second).
+    later = time.time() + 10
+    os.utime(base, (later, later))
     top = [d["path"] for d in vm["disks"] if d["bus"] == "scsi"][0]
     return {"carried": [top, base], "faults": {top, base}, "changed": [base]}
 
@@ -326,6 +329,11 @@ def test_impex_export_writes_what_it_can():
     for path in (top, base):
         assert digest(os.path.join("out", DISKS, os.path.basename(path))) == digest(path)
     assert sorted(os.listdir(os.path.join("out-s1", DISKS))) == ["web.vhd"]
+    # Imported, the snapshot's folder says which disk it lacks.
+    target = new_store("target")
+    result = call("compare", "--store", target, "out-s1")
+    assert result.returncode == 1 and "disk-missing" in result.stdout and base in result.stdout, \
+        result
     with Mount(store, "mnt") as m:
         assert files_of("out") == files_of(os.path.join(m.point, "vms", "web"))
         assert files_of("out-s1") == files_of(os.path.join(m.point, "snapshots", "web", "s1"))
