@@ -763,13 +763,15 @@ static int add_disk_file(struct disk_files *d, const char *path, int parent, con
 /*
  * Add the files of @disk's chain (top first) to @d; the top's index into
  * *@top. A chain that cannot be opened (unreadable()) adds what it opened,
- * or its top file alone, as it lies; a file found nowhere adds nothing (-1).
+ * or its top file alone, as it lies; a file found nowhere, or no regular
+ * file, adds nothing (-1).
  */
 static int collect_chain(struct store *s, const struct store_disk *disk, struct disk_files *d,
 			 const struct export_notes *notes, int *top, struct error *err)
 {
 	struct chain *chain = NULL;
 	struct error why;
+	struct stat st;
 	int rc;
 
 	*top = -1;
@@ -790,7 +792,7 @@ static int collect_chain(struct store *s, const struct store_disk *disk, struct 
 		if (*top < 0)
 			rc = error_set(err, ENOMEM, "out of memory");
 	}
-	if (!chain && disk->path) {
+	if (!chain && disk->path && lstat(disk->path, &st) == 0 && S_ISREG(st.st_mode)) {
 		/* Not even its top opened: a UUID from its path tells namesakes apart. */
 		static const uint8_t space[16] = {0x8a, 0x1f, 0x52, 0x0c, 0x6e, 0x3d, 0x4b, 0x97,
 						  0xa4, 0x20, 0x5f, 0xd1, 0x7b, 0x08, 0xc6, 0x3e};
