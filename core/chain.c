@@ -633,7 +633,10 @@ int chain_open(struct chain **out, const char *path, const struct chain_options 
 	*out = c;
 	return 0;
 fail:
-	chain_close(c);
+	if (options->partial && c->depth > 0)
+		*out = c;
+	else
+		chain_close(c);
 	return rc;
 }
 

@@ -44,6 +44,8 @@ struct chain_options {
 	void *allow_ctx;
 	/* Files shared with other chains opened through it (NULL: none). */
 	struct chain_cache *cache;
+	/* On failure, keep in *out what was opened (chain_open). */
+	bool partial;
 };
 
 /*
@@ -67,7 +69,10 @@ void chain_cache_free(struct chain_cache *cache);
  * found), -EINVAL (a damaged file, a parent whose
  * identity, format or sector size does not match),
  * -ELOOP (a cycle, or deeper than the limit), -EACCES (a parent outside what
- * the allow callback permits), or a system errno.
+ * the allow callback permits), or a system errno. With @options->partial, a
+ * failure past the top leaves in *@out the levels opened: the top and each
+ * parent found with the UUID its child names, the last one's parent being
+ * what failed (caller frees with chain_close(); NULL when the top failed).
  */
 int chain_open(struct chain **out, const char *path, const struct chain_options *options,
 	       struct error *err);

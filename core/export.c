@@ -441,6 +441,29 @@ static int plan_open_chain(struct store *s, const struct store_disk *disk, struc
 	return store_open_chain_cached(s, disk, plan_cache, chain, err);
 }
 
+/*
+ * Whether @disk, whose chain failed to open with @why, cannot be read for
+ * good and so is served as far as it can be (struct export_notes): then
+ * @notes is told of it, with the store's problem with the disk if it has
+ * one, else @why.
+ */
+static bool unreadable(const struct store_disk *disk, const struct error *why,
+		       const struct export_notes *notes)
+{
+	struct error said;
+
+	if (disk->path ? error_is_transient(why->code) || why->code == EACCES
+		       : disk->problem_code != ENOENT)
+		return false;
+	if (notes && notes->note) {
+		error_set(&said, why->code, "%s",
+			  disk->problem ? disk->problem : error_message(why));
+		notes->note(notes->ctx, disk->path ? disk->path : disk->written, EXPORT_UNREADABLE,
+			    &said);
+	}
+	return true;
+}
+
 /* ---- the identity of sources ---- */
 
 #define STAMP_START 0xcbf29ce484222325ULL
@@ -699,7 +722,7 @@ static void disk_files_free(struct disk_files *d)
 static int find_file(const struct disk_files *d, const char *path)
 {
 	for (size_t i = 0; i < d->count; i++)
-		if (strcmp(d->files[i].path, path) == 0)
+		if (d->files[i].path && strcmp(d->files[i].path, path) == 0)
 			return (int)i;
 	return -1;
 }
@@ -741,29 +764,53 @@ static int add_disk_file(struct disk_files *d, const char *path, int parent, con
 	return at;
 }
 
-/* Add the files of @disk's chain (top first) to @d; returns the top's index. */
+/*
+ * Add the files of @disk's chain (top first) to @d; the top's index into
+ * *@top. A chain that cannot be opened (unreadable()) adds what it opened,
+ * or its top file alone, as it lies; a file found nowhere, or no regular
+ * file, adds nothing (-1).
+ */
 static int collect_chain(struct store *s, const struct store_disk *disk, struct disk_files *d,
-			 struct error *err)
+			 const struct export_notes *notes, int *top, struct error *err)
 {
 	struct chain *chain = NULL;
-	int rc = plan_open_chain(s, disk, &chain, err), top = -1;
+	struct error why;
+	struct stat st;
+	int rc;
 
-	if (rc < 0)
+	*top = -1;
+	error_clear(&why);
+	rc = store_open_chain_partial(s, disk, plan_cache, &chain, &why);
+	if (rc < 0 && !unreadable(disk, &why, notes)) {
+		chain_close(chain);
+		*err = why;
 		return rc;
-	/* Bottom up, so that each file knows its parent's index. */
-	for (unsigned level = chain_depth(chain); level-- > 0;) {
+	}
+	rc = 0;
+	/* Bottom up, so that each file knows its parent's index; the last level a chain that
+	 * failed opened names no parent here: it is served as it lies. */
+	for (unsigned level = chain ? chain_depth(chain) : 0; level-- > 0 && rc == 0;) {
 		const struct disk *file = chain_level(chain, level);
 
-		top = add_disk_file(d, disk_path(file), top, disk_id(file));
-		if (top >= 0)
-			d->files[top].vhdx = disk_format(file) == DISK_FORMAT_VHDX;
-		if (top < 0) {
+		*top = add_disk_file(d, disk_path(file), *top, disk_id(file));
+		if (*top < 0)
 			rc = error_set(err, ENOMEM, "out of memory");
-			break;
-		}
+		else
+			d->files[*top].vhdx = disk_format(file) == DISK_FORMAT_VHDX;
+	}
+	if (!chain && disk->path && lstat(disk->path, &st) == 0 && S_ISREG(st.st_mode)) {
+		/* Not even its top opened: a UUID from its path tells namesakes apart. */
+		static const uint8_t space[16] = {0x8a, 0x1f, 0x52, 0x0c, 0x6e, 0x3d, 0x4b, 0x97,
+						  0xa4, 0x20, 0x5f, 0xd1, 0x7b, 0x08, 0xc6, 0x3e};
+		uuid_t uuid;
+
+		uuid_generate_sha1(uuid, space, disk->path, strlen(disk->path));
+		*top = add_disk_file(d, disk->path, -1, uuid);
+		if (*top < 0)
+			rc = error_set(err, ENOMEM, "out of memory");
 	}
 	chain_close(chain);
-	return rc < 0 ? rc : top;
+	return rc;
 }
 
 /*
@@ -774,7 +821,7 @@ static int collect_chain(struct store *s, const struct store_disk *disk, struct 
 static int name_files(struct disk_files *d, bool merged)
 {
 	for (size_t i = 0; i < d->count; i++) {
-		const char *base = pathmap_basename(d->files[i].path);
+		const char *base = d->files[i].path ? pathmap_basename(d->files[i].path) : "";
 		const char *dot = strrchr(base, '.');
 		int stem = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
 		const char *ext = d->files[i].vhdx ? ".vhdx" : ".vhd";
@@ -782,9 +829,12 @@ static int name_files(struct disk_files *d, bool merged)
 		char name[NAME_MAX + 1];
 		bool clash = false;
 
+		if (!d->files[i].path || d->files[i].name)
+			continue; /* a disk left out of a state, or named already */
 		snprintf(name, sizeof(name), "%.*s%s", stem, base, tail);
-		for (size_t j = 0; j < i && !clash; j++)
-			clash = strcasecmp(d->files[j].name, name) == 0;
+		for (size_t j = 0; j < d->count && !clash; j++)
+			clash = j != i && d->files[j].name &&
+				strcasecmp(d->files[j].name, name) == 0;
 		if (clash)
 			snprintf(name, sizeof(name), "%.*s_%02x%02x%02x%02x%s", stem, base,
 				 d->files[i].uuid[0], d->files[i].uuid[1], d->files[i].uuid[2],
@@ -853,6 +903,8 @@ static int add_disks(struct export_node *dir, const struct disk_files *d, struct
 		struct export_node *node = NULL;
 		int rc;
 
+		if (!f->path)
+			continue; /* a name taken, no file */
 		if (f->parent < 0 && !f->vhdx) {
 			rc = add_file(dir, f->name, f->path, err);
 			if (rc < 0)
@@ -976,8 +1028,9 @@ struct state {
 	const char *id;		/* the GUID its export has */
 	const struct store_disk *disks;
 	size_t disk_count;
-	struct disk_files names; /* per disk: its top file, named after its base */
+	struct disk_files names; /* per disk: its top named after its base; no path: left out */
 	struct merged *merged;
+	bool carry; /* a disk left out is carried as it lies (a VM's own folder) */
 };
 
 static void state_free(struct state *st)
@@ -986,8 +1039,10 @@ static void state_free(struct state *st)
 	free(st->merged);
 }
 
-/* Measure every disk of @st (@disks, @count) in store @s. */
-static int state_measure(struct store *s, struct state *st, struct error *err)
+/* Measure every disk of @st (@disks, @count) in store @s; a disk whose chain cannot be opened
+ * (unreadable()) is left out. */
+static int state_measure(struct store *s, struct state *st, const struct export_notes *notes,
+			 struct error *err)
 {
 	int rc = 0;
 
@@ -999,10 +1054,19 @@ static int state_measure(struct store *s, struct state *st, struct error *err)
 		const struct store_disk *disk = &st->disks[i];
 		struct chain *chain = NULL;
 		struct disk_file *f = &st->names.files[i];
+		struct error why;
 
-		rc = plan_open_chain(s, disk, &chain, err);
-		if (rc < 0)
+		error_clear(&why);
+		rc = plan_open_chain(s, disk, &chain, &why);
+		if (rc < 0 && unreadable(disk, &why, notes)) {
+			st->names.count++;
+			rc = 0;
+			continue;
+		}
+		if (rc < 0) {
+			*err = why;
 			break;
+		}
 		/* Named after the chain's base: the disk, whatever snapshots stacked on it. */
 		f->path = strdup(disk_path(chain_level(chain, chain_depth(chain) - 1)));
 		f->parent = -1;
@@ -1019,9 +1083,10 @@ static int state_measure(struct store *s, struct state *st, struct error *err)
 }
 
 /* Measure and name the disks of @st: "<base>.vhd". */
-static int state_prepare(struct store *s, struct state *st, struct error *err)
+static int state_prepare(struct store *s, struct state *st, const struct export_notes *notes,
+			 struct error *err)
 {
-	int rc = state_measure(s, st, err);
+	int rc = state_measure(s, st, notes, err);
 
 	if (rc == 0 && name_files(&st->names, true) < 0)
 		rc = error_set(err, ENOMEM, "out of memory");
@@ -1045,10 +1110,56 @@ static int add_merged_disks(struct export_node *root, struct store *s, struct st
 	if (!disks)
 		return error_set(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < st->disk_count && rc == 0; i++) {
+		if (!st->names.files[i].path)
+			continue; /* left out */
 		merged_seed(st->id, st->disks[i].key, seed, sizeof(seed));
 		rc = add_chain_node(disks, st->names.files[i].name, s, st->disks[i].path,
 				    &st->merged[i], seed, err);
 	}
+	return rc;
+}
+
+/*
+ * The disks of @st left out of its merged disks, carried into "Virtual Hard
+ * Disks" of @root as far as they open (collect_chain()), each drive's path
+ * made its top's there in @e.
+ */
+static int carry_left_out(struct export_node *root, struct store *s, const struct state *st,
+			  struct edits *e, struct error *err)
+{
+	struct export_node *folder = subdir(root, "Virtual Hard Disks");
+	struct disk_files d = {0};
+	int *tops = calloc(st->disk_count ? st->disk_count : 1, sizeof(*tops));
+	int rc = 0;
+
+	/* The merged disks' names are taken: a file carried gets another. */
+	d.files = calloc(st->disk_count ? st->disk_count : 1, sizeof(*d.files));
+	if (!folder || !tops || !d.files)
+		rc = error_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; rc == 0 && i < st->disk_count; i++) {
+		struct disk_file *f = &d.files[d.count];
+
+		if (!st->names.files[i].name)
+			continue;
+		f->parent = -1;
+		f->name = strdup(st->names.files[i].name);
+		d.count++;
+		if (!f->name)
+			rc = error_set(err, ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; rc == 0 && i < st->disk_count; i++) {
+		tops[i] = -1;
+		if (!st->names.files[i].path)
+			rc = collect_chain(s, &st->disks[i], &d, NULL, &tops[i], err);
+	}
+	if (rc == 0 && name_files(&d, NULL) < 0)
+		rc = error_set(err, ENOMEM, "out of memory");
+	if (rc == 0)
+		rc = add_disks(folder, &d, err);
+	if (rc == 0)
+		edit_disk_paths(e, st->disks, st->disk_count, &d, tops);
+	free(tops);
+	disk_files_free(&d);
 	return rc;
 }
 
@@ -1164,15 +1275,20 @@ static int plan_merged(struct store *s, struct state *st, const char *config_pat
 		int *index = calloc(st->disk_count ? st->disk_count : 1, sizeof(*index));
 
 		for (size_t i = 0; index && i < st->disk_count; i++)
-			index[i] = (int)i;
+			index[i] = st->names.files[i].path ? (int)i : -1;
 		if (!index)
 			e.failed = true;
 		else
 			edit_disk_paths(&e, st->disks, st->disk_count, &st->names, index);
 		free(index);
+		if (st->carry)
+			rc = carry_left_out(root, s, st, &e, err);
 	}
 	snprintf(file, sizeof(file), "%s.xml", st->id);
-	rc = add_config(subdir(root, "Virtual Machines"), file, config_path, &e, err);
+	if (rc == 0)
+		rc = add_config(subdir(root, "Virtual Machines"), file, config_path, &e, err);
+	else
+		edits_free(e.list, e.count);
 	if (rc == 0 && state && settings->copy_vm_runtime_information)
 		rc = add_saved_state(subdir(root, "Virtual Machines"), st->id, state, old_id,
 				     st->id, err);
@@ -1180,8 +1296,8 @@ static int plan_merged(struct store *s, struct state *st, const char *config_pat
 }
 
 int export_plan_vm(struct store *s, const struct store_vm *vm,
-		   const struct export_settings *settings, const char *name,
-		   struct export_node **out, struct error *err)
+		   const struct export_settings *settings, const struct export_notes *notes,
+		   const char *name, struct export_node **out, struct error *err)
 {
 	struct export_node *root = NULL, *vms, *disks, *snaps;
 	struct disk_files d = {0};
@@ -1206,10 +1322,13 @@ int export_plan_vm(struct store *s, const struct store_vm *vm,
 	}
 	if (settings->copy_snapshot_configuration == EXPORT_SNAPSHOTS_NONE) {
 		/* The VM alone: its current disks merged, so that it stands alone. */
-		struct state st = {.id = vm->id, .disks = vm->disks, .disk_count = vm->disk_count};
+		struct state st = {.id = vm->id,
+				   .disks = vm->disks,
+				   .disk_count = vm->disk_count,
+				   .carry = true};
 
 		if (settings->copy_vm_storage)
-			rc = state_prepare(s, &st, err);
+			rc = state_prepare(s, &st, notes, err);
 		if (rc == 0)
 			rc = plan_merged(s, &st, vm->config_path, vm->saved_state, NULL, vm->name,
 				 settings, settings->copy_vm_storage, root, err);
@@ -1221,10 +1340,11 @@ int export_plan_vm(struct store *s, const struct store_vm *vm,
 		if (!tops)
 			rc = error_set(err, ENOMEM, "out of memory");
 		for (size_t i = 0; i < vm->disk_count && rc >= 0; i++)
-			rc = tops[at++] = collect_chain(s, &vm->disks[i], &d, err);
+			rc = collect_chain(s, &vm->disks[i], &d, notes, &tops[at++], err);
 		for (size_t i = 0; i < vm->snapshot_count && rc >= 0; i++)
 			for (size_t k = 0; k < vm->snapshots[i].disk_count && rc >= 0; k++)
-				rc = tops[at++] = collect_chain(s, &vm->snapshots[i].disks[k], &d, err);
+				rc = collect_chain(s, &vm->snapshots[i].disks[k], &d, notes,
+						   &tops[at++], err);
 		if (rc >= 0)
 			rc = name_files(&d, false) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
 		if (rc >= 0)
@@ -1290,26 +1410,28 @@ static int plan_snapshot(int rc, struct store *s, const struct store_vm *vm,
 
 /* Check that @snap can be exported, and prepare its state @st. */
 static int snapshot_prepare(struct store *s, const struct store_vm *vm,
-			    const struct store_snapshot *snap, struct state *st, struct error *err)
+			    const struct store_snapshot *snap, struct state *st,
+			    const struct export_notes *notes, struct error *err)
 {
 	st->disks = snap->disks;
 	st->disk_count = snap->disk_count;
 	if (snap->problem)
 		return error_set(err, EINVAL, "snapshot '%s' of VM '%s' cannot be exported: %s",
 				 snap->name, vm->name, snap->problem);
-	return state_prepare(s, st, err);
+	return state_prepare(s, st, notes, err);
 }
 
 int export_plan_snapshot(struct store *s, const struct store_vm *vm,
 			 const struct store_snapshot *snap, const struct export_settings *settings,
-			 const char *name, struct export_node **out, struct error *err)
+			 const struct export_notes *notes, const char *name,
+			 struct export_node **out, struct error *err)
 {
 	char id[37];
 	struct state st = {.id = id};
 	int rc;
 
 	export_snapshot_vm_id(vm->id, snap->id, id);
-	rc = snapshot_prepare(s, vm, snap, &st, err);
+	rc = snapshot_prepare(s, vm, snap, &st, notes, err);
 	rc = plan_snapshot(rc, s, vm, snap, &st, settings, name, out, err);
 	state_free(&st);
 	return rc;
@@ -1333,12 +1455,13 @@ static int add_raw(struct export_node *raw_vm, const char *folder, struct store 
 	struct export_node *dir = node_new(folder, EXPORT_DIR);
 	int rc = node_add(raw_vm, dir) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
 
-	if (rc == 0 && st->disk_count == 0)
-		dir->mtime = file_time(config_path);
-
 	for (size_t i = 0; i < st->disk_count && rc == 0; i++) {
 		char name[NAME_MAX + 1];
-		size_t len = strlen(st->names.files[i].name);
+		size_t len;
+
+		if (!st->names.files[i].path)
+			continue; /* left out */
+		len = strlen(st->names.files[i].name);
 
 		/* "<base>.vhd" or "<base>.vhdx" (name_files gave that extension) becomes
 		 * "<base>.img". */
@@ -1346,6 +1469,8 @@ static int add_raw(struct export_node *raw_vm, const char *folder, struct store 
 		snprintf(name, sizeof(name), "%.*s.img", (int)len, st->names.files[i].name);
 		rc = add_chain_node(dir, name, s, st->disks[i].path, &st->merged[i], NULL, err);
 	}
+	if (rc == 0 && dir->child_count == 0)
+		dir->mtime = file_time(config_path);
 	return rc;
 }
 
@@ -1432,7 +1557,8 @@ struct tree {
 	void (*note)(void *ctx, const char *what, enum export_omission how,
 		     const struct error *why);
 	void *ctx;
-	size_t faults; /* VMs not planned for a transient reason */
+	struct export_notes notes; /* the same */
+	size_t faults;		   /* VMs not planned for a transient reason */
 };
 
 static void skip(struct tree *t, const char *what, const struct error *why)
@@ -1463,7 +1589,7 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 	int rc = 0;
 
 	error_clear(&err);
-	if (state_prepare(t->s, &current, &err) == 0)
+	if (state_prepare(t->s, &current, &t->notes, &err) == 0)
 		rc = add_raw(raw_dir, "current", t->s, &current, vm->config_path, &err);
 	else if (error_is_transient(err.code) && err.code != ENOMEM)
 		*fault = err;
@@ -1489,7 +1615,7 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 		export_snapshot_vm_id(vm->id, snap->id, id);
 		error_clear(&err);
 		snprintf(what, sizeof(what), "%s/%s", name, names[i].out);
-		rc = snapshot_prepare(t->s, vm, snap, &st, &err);
+		rc = snapshot_prepare(t->s, vm, snap, &st, &t->notes, &err);
 		if (rc == 0)
 			rc = add_raw(raw_dir, names[i].out, t->s, &st, snap->config_path, &err);
 		rc = plan_snapshot(rc, t->s, vm, snap, &st, t->settings, names[i].out, &folder,
@@ -1594,7 +1720,7 @@ static int tree_vm(struct tree *t, const struct store_vm *vm, const char *name)
 		error_set(&fault, vm->problem_code, "%s", vm->problem);
 		goto out;
 	}
-	if (export_plan_vm(t->s, vm, t->settings, name, &folder, &err) == 0) {
+	if (export_plan_vm(t->s, vm, t->settings, &t->notes, name, &folder, &err) == 0) {
 		if (node_add(t->vms, folder) < 0 ||
 		    add_link(t->by_id, vm->id, "vms", name, NULL, folder) < 0)
 			return -ENOMEM;
@@ -1639,7 +1765,8 @@ int export_plan_store(struct store *s, const struct store_vm *vms, size_t count,
 			 .settings = options->settings,
 			 .previous = options->previous,
 			 .note = options->note,
-			 .ctx = options->ctx};
+			 .ctx = options->ctx,
+			 .notes = {options->note, options->ctx}};
 	struct export_node *root = node_new("", EXPORT_DIR);
 	struct export_name *names = assign(count, vm_name, vm_id, vm_created, vms, 0);
 	struct stat st = {0};

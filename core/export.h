@@ -17,6 +17,7 @@
 #include "vhd.h"
 
 struct error;
+struct export_notes;
 struct store;
 struct store_snapshot;
 struct store_vm;
@@ -143,34 +144,58 @@ struct export_node {
  * its parent in that folder; files of one name get their disk's UUID in
  * it), and "Snapshots/" with the snapshots' configurations and saved state.
  * With copy_snapshot_configuration NONE: no snapshots, each current disk's
- * chain merged into one dynamic VHD. *@out is a new folder node named
- * @name (caller frees with export_node_free()). Returns 0 or a negative
- * errno with a message.
+ * chain merged into one dynamic VHD. A disk whose chain cannot be opened is
+ * carried as it lies (struct export_notes), and @notes (may be NULL) told of
+ * it. *@out is a new folder node named @name (caller frees with
+ * export_node_free()). Returns 0 or a negative errno with a message.
  */
 int export_plan_vm(struct store *store, const struct store_vm *vm,
-		   const struct export_settings *settings, const char *name,
-		   struct export_node **out, struct error *err);
+		   const struct export_settings *settings, const struct export_notes *notes,
+		   const char *name, struct export_node **out, struct error *err);
 
 /**
  * The export folder of snapshot @snap of @vm as an independent VM: a new
  * GUID derived from the VM's and the snapshot's, the snapshot's
  * configuration as that VM's (named like @vm, no snapshot tree), each disk's
- * chain merged into one dynamic VHD, and the snapshot's saved state unless
+ * chain merged into one dynamic VHD (a disk whose chain cannot be opened
+ * left out, and @notes told of it), and the snapshot's saved state unless
  * copy_vm_runtime_information is off. copy_vm_storage and
  * copy_snapshot_configuration do not apply (as in Hyper-V).
  */
 int export_plan_snapshot(struct store *store, const struct store_vm *vm,
 			 const struct store_snapshot *snap, const struct export_settings *settings,
-			 const char *name, struct export_node **out, struct error *err);
+			 const struct export_notes *notes, const char *name,
+			 struct export_node **out, struct error *err);
 
 /** The GUID export_plan_snapshot() gives snapshot @snap_id of VM @vm_id (upper case). */
 void export_snapshot_vm_id(const char *vm_id, const char *snap_id, char out[37]);
 
-/* What export_plan_store() notes of a VM or snapshot it does not plan. */
+/* What a plan notes of what it does not plan, or does not plan whole. */
 enum export_omission {
-	EXPORT_LEFT_OUT, /* it cannot be exported: broken, or gone */
-	EXPORT_NOT_NOW,	 /* a transient fault: left out for now, to be tried again */
-	EXPORT_KEPT,	 /* a transient fault: shown as the tree before had it */
+	EXPORT_LEFT_OUT,   /* a VM or snapshot that cannot be exported: broken, or gone */
+	EXPORT_NOT_NOW,	   /* a transient fault: left out for now, to be tried again */
+	EXPORT_KEPT,	   /* a transient fault: shown as the tree before had it */
+	EXPORT_UNREADABLE, /* a disk whose chain cannot be opened (below); what: its path */
+};
+
+/*
+ * A disk whose chain cannot be opened for a lasting reason (a file damaged or
+ * of a format impexfs does not read, a parent missing or damaged, a file found
+ * nowhere) does not hide its VM: a VM's folder carries the files of its chain
+ * that it can name (the top, and each parent found with the UUID its child
+ * names) as they lie, the last one unrelocated, and its drive names the top
+ * there; a folder of merged disks (a snapshot's, a raw state's) leaves that
+ * disk out, its drive keeping the path the store's configuration writes.
+ * Faults of the moment (error_is_transient()), disks and parents outside the
+ * store (EACCES) and disks found by their name alone that are not the VM's
+ * fail the plan.
+ */
+
+/* Told of each such disk each time a plan meets it (@note may be NULL). */
+struct export_notes {
+	void (*note)(void *ctx, const char *what, enum export_omission how,
+		     const struct error *why);
+	void *ctx;
 };
 
 struct export_tree_options {
@@ -187,7 +212,9 @@ struct export_tree_options {
 /**
  * The whole tree the export mount shows for @vms (store_list's @count):
  * "vms/<vm>/", "snapshots/<vm>/<snapshot>/", "raw/<vm>/<current|snapshot>/<disk>.img"
- * and "by-id/<GUID>" links. What cannot be exported is left out. A VM
+ * and "by-id/<GUID>" links. What cannot be exported is left out, a disk
+ * whose chain cannot be opened only from what derives from it (struct
+ * export_notes). A VM
  * whose files fail for a transient reason (error_is_transient(): EMFILE,
  * EIO...) is not taken for broken: it is shown as the previous tree showed
  * it (named as it was, where that name is still free), or left out if it

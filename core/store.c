@@ -485,6 +485,23 @@ int store_open_chain_cached(struct store *s, const struct store_disk *disk,
 	return chain_open(chain, disk->path, &o, err);
 }
 
+int store_open_chain_partial(struct store *s, const struct store_disk *disk,
+			     struct chain_cache *cache, struct chain **chain, struct error *err)
+{
+	struct chain_options o = {
+		.pathmap = s->pathmap,
+		.allow = allow_parent,
+		.allow_ctx = s,
+		.cache = cache,
+		.partial = true,
+	};
+
+	*chain = NULL;
+	if (!disk->path)
+		return error_set(err, ENOENT, "%s", disk->problem ? disk->problem : "no disk");
+	return chain_open(chain, disk->path, &o, err);
+}
+
 /* ---- listing ---- */
 
 /* A new string from a format; NULL on ENOMEM. */
@@ -621,10 +638,12 @@ static int resolve_disks(struct store *s, const struct config *config, struct st
 		d->drive = drives[i].drive;
 		error_clear(&e);
 		if (resolve(s, config_name(config), drives[i].pathname, &d->path, &d->how,
-			    &d->by_name, &e) < 0)
+			    &d->by_name, &e) < 0) {
 			d->problem = strdup(error_message(&e));
-		else if (d->by_name)
+			d->problem_code = e.code == ENOENT || e.code == EACCES ? e.code : 0;
+		} else if (d->by_name) {
 			rc = check_found_chain(s, config_name(config), d, err);
+		}
 		if (rc < 0)
 			break;
 	}

@@ -54,6 +54,8 @@ struct store_disk {
 	char *how;     /* how it was found: "path map", "next to the configuration", ... */
 	char *problem; /* why it cannot be used, or NULL */
 	bool by_name;  /* an absolute path that was found by its file name alone, elsewhere */
+	/* Why no file was found for it: ENOENT (none anywhere), EACCES (outside), else 0. */
+	int problem_code;
 };
 
 struct store_snapshot {
@@ -199,6 +201,15 @@ int store_open_chain(struct store *store, const struct store_disk *disk, struct 
 /** store_open_chain() through @cache (see chain_cache; NULL: none). */
 int store_open_chain_cached(struct store *store, const struct store_disk *disk,
 			    struct chain_cache *cache, struct chain **chain, struct error *err);
+
+/**
+ * store_open_chain_cached() that, when the chain cannot be opened past its
+ * top, gives in *@chain the levels it opened (chain_options.partial): the
+ * caller closes *@chain whatever is returned (NULL when not even the top
+ * opened).
+ */
+int store_open_chain_partial(struct store *store, const struct store_disk *disk,
+			     struct chain_cache *cache, struct chain **chain, struct error *err);
 
 /**
  * Resolve the path @written of a configuration at @config_path: a Linux

@@ -172,17 +172,71 @@ static size_t count_nodes(const struct export_node *node)
 	return n;
 }
 
+/* FNV-1a of @text (with its NUL) over @h. */
+static uint64_t hash_text(uint64_t h, const char *text)
+{
+	const unsigned char *p = (const unsigned char *)text;
+
+	do {
+		h ^= *p;
+		h *= 0x100000001b3ULL;
+	} while (*p++);
+	return h;
+}
+
+/*
+ * Whether the fault @what, @why is new: not logged before by this mount. It
+ * is remembered (when memory allows: else it is said again). The planner's.
+ */
+static bool first_time(struct exportfs *fs, const char *what, const struct error *why)
+{
+	uint64_t h = hash_text(hash_text(0xcbf29ce484222325ULL, what), error_message(why));
+	size_t at;
+
+	h = h ? h : 1;
+	if (fs->logged_count * 2 >= fs->logged_cap) {
+		size_t cap = fs->logged_cap ? fs->logged_cap * 2 : 64;
+		uint64_t *grown = calloc(cap, sizeof(*grown));
+
+		if (!grown)
+			return true;
+		for (size_t i = 0; i < fs->logged_cap; i++) {
+			if (!fs->logged[i])
+				continue;
+			for (at = fs->logged[i] & (cap - 1); grown[at]; at = (at + 1) & (cap - 1))
+				;
+			grown[at] = fs->logged[i];
+		}
+		free(fs->logged);
+		fs->logged = grown;
+		fs->logged_cap = cap;
+	}
+	for (at = h & (fs->logged_cap - 1); fs->logged[at]; at = (at + 1) & (fs->logged_cap - 1))
+		if (fs->logged[at] == h)
+			return false;
+	fs->logged[at] = h;
+	fs->logged_count++;
+	return true;
+}
+
 /*
  * What cannot be exported is left out of the tree; say so when asked. What
  * fails for a transient reason is said always: the tree is not what the
- * store holds until it is planned again.
+ * store holds until it is planned again. A disk that cannot be read is said
+ * once, asked or not: its VM is served without what derives from it.
  */
 static void note_omitted(void *ctx, const char *what, enum export_omission how,
 			 const struct error *why)
 {
-	const struct exportfs *fs = ctx;
+	struct exportfs *fs = ctx;
 
-	if (how == EXPORT_KEPT)
+	if (how == EXPORT_UNREADABLE) {
+		if (first_time(fs, what, why))
+			fuse_log(FUSE_LOG_WARNING,
+				 "impexfs: disk '%s' cannot be read: %s; vms/ serves its files as "
+				 "they lie, raw/ and snapshots/ leave it out\n",
+				 what, error_message(why));
+	} else if (how == EXPORT_KEPT)
 		fuse_log(FUSE_LOG_WARNING,
 			 "impexfs: '%s' is shown as it was, until it can be read again: %s\n", what,
 			 error_message(why));
@@ -599,6 +653,9 @@ void exportfs_release(struct exportfs *fs)
 	if (fs->current)
 		gen_unref(fs->current);
 	fs->current = NULL;
+	free(fs->logged);
+	fs->logged = NULL;
+	fs->logged_count = fs->logged_cap = 0;
 }
 
 /* ---- the handlers ---- */

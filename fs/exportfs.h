@@ -41,6 +41,10 @@ struct exportfs {
 	bool stale;	   /* a file was found changed: make the tree again (ref_lock) */
 	unsigned failures; /* plans in a row that met transient faults (the thread's) */
 	unsigned wait;	   /* looks to skip before planning again (the thread's) */
+	/* The disks logged as unreadable, as hashes of their path and reason: each is logged
+	 * once (open addressing, 0 free). Only the planner (init, then the thread) uses it. */
+	uint64_t *logged;
+	size_t logged_count, logged_cap;
 
 	/* The revalidating thread. */
 	struct fuse_session *session;

@@ -786,6 +786,40 @@ static int pick_export(const struct store_vm *vms, size_t count, const char *wha
 	return error_set(err, ENOENT, "no VM '%s' in the store", what);
 }
 
+/* The disks an export could not read, each said once (a plan meets a disk in each state). */
+struct export_faults {
+	char **said;
+	size_t count;
+	bool failed; /* out of memory: some may be missing */
+};
+
+static void note_fault(void *ctx, const char *what, enum export_omission how,
+		       const struct error *why)
+{
+	struct export_faults *f = ctx;
+	char **grown, *text = NULL;
+
+	if (how != EXPORT_UNREADABLE)
+		return;
+	if (asprintf(&text, "disk '%s' cannot be read: %s", what, error_message(why)) < 0) {
+		f->failed = true;
+		return;
+	}
+	for (size_t i = 0; i < f->count; i++)
+		if (strcmp(f->said[i], text) == 0) {
+			free(text);
+			return;
+		}
+	grown = realloc(f->said, (f->count + 1) * sizeof(*grown));
+	if (!grown) {
+		free(text);
+		f->failed = true;
+		return;
+	}
+	f->said = grown;
+	f->said[f->count++] = text;
+}
+
 int cmd_export(int argc, char **argv)
 {
 	struct export_settings settings;
@@ -795,6 +829,8 @@ int cmd_export(int argc, char **argv)
 	struct store_vm *vms = NULL;
 	const struct store_vm *vm;
 	const struct store_snapshot *snap;
+	struct export_faults faults = {0};
+	struct export_notes notes = {note_fault, &faults};
 	size_t count = 0;
 	struct error err;
 	const char *dest;
@@ -813,8 +849,8 @@ int cmd_export(int argc, char **argv)
 	settings.create_vm_export_subdirectory = a.subdirectory;
 	error_clear(&err);
 	if (pick_export(vms, count, argv[a.first], &vm, &snap, &err) < 0 ||
-	    (snap ? export_plan_snapshot(store, vm, snap, &settings, vm->name, &plan, &err)
-		  : export_plan_vm(store, vm, &settings, vm->name, &plan, &err)) < 0 ||
+	    (snap ? export_plan_snapshot(store, vm, snap, &settings, &notes, vm->name, &plan, &err)
+		  : export_plan_vm(store, vm, &settings, &notes, vm->name, &plan, &err)) < 0 ||
 	    export_write(plan, dest, &err) < 0) {
 		rc = cli_fail(&err);
 		goto out;
@@ -823,8 +859,18 @@ int cmd_export(int argc, char **argv)
 		printf("exported snapshot '%s' of '%s' to '%s'\n", snap->name, vm->name, dest);
 	else
 		printf("exported '%s' to '%s'\n", vm->name, dest);
-	rc = CLI_OK;
+	/* What could not be read is said after what was written: the folder is there, not whole. */
+	fflush(stdout);
+	for (size_t i = 0; i < faults.count; i++)
+		cli_error("%s; %s", faults.said[i],
+			  snap ? "it is left out" : "its files are copied as they lie");
+	if (faults.failed)
+		cli_error("out of memory: not every disk that cannot be read is named");
+	rc = faults.count || faults.failed ? CLI_FAIL : CLI_OK;
 out:
+	for (size_t i = 0; i < faults.count; i++)
+		free(faults.said[i]);
+	free(faults.said);
 	export_node_free(plan);
 	store_vms_free(vms, count);
 	store_free(store);

@@ -3,9 +3,10 @@
 among other options in one -o; and from an fstab line (each backslash written
 \\134, as fstab decodes octal escapes) mounted by util-linux mount through
 mount.fuse3, from a private fstab file (mount -T FILE). The store's VMs keep their
-disks outside it, in folders that only the path map reaches: a VM is in vms/ only
-if its entry was read as written. Runs in a mount namespace of its own, where the
-impexfs under test is in /usr/local/bin, as `meson install` puts it (impexlib).
+disks outside it, in folders that only the path map reaches: a VM's disk is in
+vms/ only if its entry was read as written (the VM is there without it else). Runs
+in a mount namespace of its own, where the impexfs under test is in /usr/local/bin,
+as `meson install` puts it (impexlib).
 """
 
 import os
@@ -47,13 +48,16 @@ def mapped_store():
 
 
 def assert_shows(point, vms, want, saved_state=True):
-    """The mount at @point shows exactly the VMs @want, each with its disk, and "d"
-    with its saved state or without."""
+    """The mount at @point shows the disks of exactly the VMs @want (the others without
+    their disk: a disk found nowhere does not hide its VM), and "d" with its saved state
+    or without."""
     shown = sorted(os.listdir(os.path.join(point, "vms")))
-    assert shown == sorted(want), "vms/ holds %s, not %s" % (shown, sorted(want))
+    assert shown == sorted(vms), "vms/ holds %s, not %s" % (shown, sorted(vms))
+    with_disks = sorted(vm for vm in vms if os.listdir(os.path.join(point, "vms", vm, DISKS)))
+    assert with_disks == sorted(want), "disks of %s, not of %s" % (with_disks, sorted(want))
     for vm in want:
         assert digest(os.path.join(point, "vms", vm, DISKS, vm + ".vhd")) == vms[vm][1], vm
-    if "d" in want:
+    if "d" in vms:
         folders = [n for n in os.listdir(os.path.join(point, "vms", "d", VMS))
                    if os.path.isdir(os.path.join(point, "vms", "d", VMS, n))]
         assert len(folders) == (1 if saved_state else 0), folders
