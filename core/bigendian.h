@@ -62,6 +62,18 @@ static inline void le32_store(void *p, uint32_t v)
 		b[i] = (uint8_t)(v >> (8 * i));
 }
 
+static inline uint16_t le16_load(const void *p)
+{
+	const uint8_t *b = p;
+	return (uint16_t)(b[0] | b[1] << 8);
+}
+
+static inline uint32_t le32_load(const void *p)
+{
+	const uint8_t *b = p;
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
 static inline uint64_t le64_load(const void *p)
 {
 	const uint8_t *b = p;

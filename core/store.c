@@ -469,14 +469,16 @@ int store_open_chain(struct store *s, const struct store_disk *disk, struct chai
 	return store_open_chain_cached(s, disk, NULL, chain, err);
 }
 
-int store_open_chain_cached(struct store *s, const struct store_disk *disk,
-			    struct chain_cache *cache, struct chain **chain, struct error *err)
+/* The chain of @disk under the store's path map and confinement. */
+static int open_chain(struct store *s, const struct store_disk *disk, struct chain_cache *cache,
+		      bool partial, struct chain **chain, struct error *err)
 {
 	struct chain_options o = {
 		.pathmap = s->pathmap,
 		.allow = allow_parent,
 		.allow_ctx = s,
 		.cache = cache,
+		.partial = partial,
 	};
 
 	*chain = NULL;
@@ -485,21 +487,16 @@ int store_open_chain_cached(struct store *s, const struct store_disk *disk,
 	return chain_open(chain, disk->path, &o, err);
 }
 
+int store_open_chain_cached(struct store *s, const struct store_disk *disk,
+			    struct chain_cache *cache, struct chain **chain, struct error *err)
+{
+	return open_chain(s, disk, cache, false, chain, err);
+}
+
 int store_open_chain_partial(struct store *s, const struct store_disk *disk,
 			     struct chain_cache *cache, struct chain **chain, struct error *err)
 {
-	struct chain_options o = {
-		.pathmap = s->pathmap,
-		.allow = allow_parent,
-		.allow_ctx = s,
-		.cache = cache,
-		.partial = true,
-	};
-
-	*chain = NULL;
-	if (!disk->path)
-		return error_set(err, ENOENT, "%s", disk->problem ? disk->problem : "no disk");
-	return chain_open(chain, disk->path, &o, err);
+	return open_chain(s, disk, cache, true, chain, err);
 }
 
 /* ---- listing ---- */

@@ -71,13 +71,7 @@ static void name_guid(uint8_t out[16], const void *name, size_t len)
 	uint8_t u[16];
 
 	stream_name_uuid(u, name, len);
-	memcpy(out, u, 16);
-	for (int i = 0; i < 4; i++)
-		out[i] = u[3 - i];
-	out[4] = u[5];
-	out[5] = u[4];
-	out[6] = u[7];
-	out[7] = u[6];
+	vhdx_guid_from_uuid(u, out);
 }
 
 /* The GUID derived from disk ID @id for @what ("DataWriteGuid", ...). */

@@ -1,5 +1,6 @@
 #include "vhdx.h"
 
+#include "bigendian.h"
 #include "crc32c.h"
 #include "error.h"
 #include "fsutil.h"
@@ -124,21 +125,6 @@ struct vhdx {
 	uint8_t *bitmap_data;
 };
 
-static uint16_t le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
-
 static bool is_power_of_two(uint64_t v)
 {
 	return v && !(v & (v - 1));
@@ -162,10 +148,24 @@ static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 
 /* ---- GUIDs ---- */
 
+void vhdx_guid_from_uuid(const uint8_t uuid[16], uint8_t out[16])
+{
+	uint8_t u[16];
+
+	memcpy(u, uuid, 16); /* @out may be @uuid */
+	for (int i = 0; i < 4; i++)
+		out[i] = u[3 - i];
+	out[4] = u[5];
+	out[5] = u[4];
+	out[6] = u[7];
+	out[7] = u[6];
+	memcpy(out + 8, u + 8, 8);
+}
+
 void vhdx_guid_format(const uint8_t g[16], char out[39])
 {
-	snprintf(out, 39, "{%08x-%04x-%04x-%02x%02x-%02x%02x%02x%02x%02x%02x}", le32(g),
-		 le16(g + 4), le16(g + 6), g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
+	snprintf(out, 39, "{%08x-%04x-%04x-%02x%02x-%02x%02x%02x%02x%02x%02x}", le32_load(g),
+		 le16_load(g + 4), le16_load(g + 6), g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
 }
 
 static int hex_digit(char c)
@@ -244,21 +244,21 @@ int vhdx_pread(struct vhdx *vhdx, void *buf, size_t len, uint64_t offset, struct
 
 static void header_decode(const uint8_t *raw, struct vhdx_header *h)
 {
-	h->checksum = le32(raw + 4);
-	h->sequence_number = le64(raw + 8);
+	h->checksum = le32_load(raw + 4);
+	h->sequence_number = le64_load(raw + 8);
 	memcpy(h->file_write_guid, raw + 16, 16);
 	memcpy(h->data_write_guid, raw + 32, 16);
 	memcpy(h->log_guid, raw + 48, 16);
-	h->log_version = le16(raw + 64);
-	h->version = le16(raw + 66);
-	h->log_length = le32(raw + 68);
-	h->log_offset = le64(raw + 72);
+	h->log_version = le16_load(raw + 64);
+	h->version = le16_load(raw + 66);
+	h->log_length = le32_load(raw + 68);
+	h->log_offset = le64_load(raw + 72);
 }
 
 /* Whether header @raw is valid (signature and CRC-32C); if not, why, into @why. */
 static bool header_valid(uint8_t *raw, char *why, size_t cap)
 {
-	uint32_t stored = le32(raw + HEADER_CHECKSUM_AT), computed;
+	uint32_t stored = le32_load(raw + HEADER_CHECKSUM_AT), computed;
 	uint8_t saved[4];
 
 	if (memcmp(raw, "head", 4) != 0) {
@@ -382,7 +382,7 @@ static int replay_log(struct vhdx *vhdx, struct error *err)
 /* Whether region table @raw is valid as a whole (signature, CRC-32C, entry count). */
 static bool region_table_valid(uint8_t *raw, char *why, size_t cap)
 {
-	uint32_t stored = le32(raw + REGION_CHECKSUM_AT), computed, count = le32(raw + 8);
+	uint32_t stored = le32_load(raw + REGION_CHECKSUM_AT), computed, count = le32_load(raw + 8);
 
 	if (memcmp(raw, "regi", 4) != 0) {
 		snprintf(why, cap, "no 'regi' signature");
@@ -434,7 +434,7 @@ static int read_regions(struct vhdx *vhdx, struct error *err)
 	}
 	use = valid[0] ? 0 : 1;
 	table = raw[use];
-	vhdx->region_count = le32(table + 8);
+	vhdx->region_count = le32_load(table + 8);
 	vhdx->regions = calloc(vhdx->region_count ? vhdx->region_count : 1, sizeof(*vhdx->regions));
 	if (!vhdx->regions) {
 		rc = error_set(err, ENOMEM, "out of memory");
@@ -445,9 +445,9 @@ static int read_regions(struct vhdx *vhdx, struct error *err)
 		struct region *r = &vhdx->regions[i];
 
 		memcpy(r->guid, e, 16);
-		r->offset = le64(e + 16);
-		r->length = le32(e + 24);
-		r->required = le32(e + 28) & 1;
+		r->offset = le64_load(e + 16);
+		r->length = le32_load(e + 24);
+		r->required = le32_load(e + 28) & 1;
 		vhdx_guid_format(r->guid, name);
 		for (uint32_t j = 0; j < i; j++)
 			if (memcmp(vhdx->regions[j].guid, r->guid, 16) == 0) {
@@ -595,7 +595,7 @@ static int read_locator(struct vhdx *vhdx, const struct item_place *place, struc
 			       vhdx->path, name);
 		goto out;
 	}
-	count = le16(item + 18);
+	count = le16_load(item + 18);
 	if (count > VHDX_MAX_LOCATOR_ENTRIES ||
 	    LOCATOR_HEADER_SIZE + (uint32_t)count * LOCATOR_ENTRY_SIZE > len) {
 		rc = error_set(err, EINVAL,
@@ -613,9 +613,9 @@ static int read_locator(struct vhdx *vhdx, const struct item_place *place, struc
 		const uint8_t *e = item + LOCATOR_HEADER_SIZE + i * LOCATOR_ENTRY_SIZE;
 		char *key = NULL, *value = NULL;
 
-		rc = locator_string(vhdx, item, len, le32(e), le16(e + 8), i, "key", &key, err);
+		rc = locator_string(vhdx, item, len, le32_load(e), le16_load(e + 8), i, "key", &key, err);
 		if (rc == 0)
-			rc = locator_string(vhdx, item, len, le32(e + 4), le16(e + 10), i, "value",
+			rc = locator_string(vhdx, item, len, le32_load(e + 4), le16_load(e + 10), i, "value",
 					    &value, err);
 		if (rc < 0) {
 			free(key);
@@ -687,7 +687,7 @@ static int read_metadata(struct vhdx *vhdx, struct error *err)
 			       vhdx->path);
 		goto out;
 	}
-	count = le16(table + 10);
+	count = le16_load(table + 10);
 	if (count > METADATA_MAX_ENTRIES) {
 		rc = error_set(err, EINVAL,
 			       "the metadata table of '%s' declares %u entries, more than the 2047 "
@@ -697,7 +697,7 @@ static int read_metadata(struct vhdx *vhdx, struct error *err)
 	}
 	for (uint32_t i = 0; i < count; i++) {
 		const uint8_t *e = table + 32 + (size_t)i * METADATA_ENTRY_SIZE;
-		uint32_t offset = le32(e + 16), length = le32(e + 20), flags = le32(e + 24);
+		uint32_t offset = le32_load(e + 16), length = le32_load(e + 20), flags = le32_load(e + 24);
 		char name[39];
 		int which = -1;
 
@@ -706,14 +706,14 @@ static int read_metadata(struct vhdx *vhdx, struct error *err)
 			const uint8_t *o = table + 32 + (size_t)j * METADATA_ENTRY_SIZE;
 
 			if (memcmp(o, e, 16) == 0 &&
-			    ((le32(o + 24) ^ flags) & METADATA_FLAG_USER) == 0) {
+			    ((le32_load(o + 24) ^ flags) & METADATA_FLAG_USER) == 0) {
 				rc = error_set(err, EINVAL,
 					       "the metadata table of '%s' lists item %s twice",
 					       vhdx->path, name);
 				goto out;
 			}
-			if (length && le32(o + 20) &&
-			    ranges_overlap(offset, length, le32(o + 16), le32(o + 20))) {
+			if (length && le32_load(o + 20) &&
+			    ranges_overlap(offset, length, le32_load(o + 16), le32_load(o + 20))) {
 				rc = error_set(err, EINVAL,
 					       "metadata items %u and %u of '%s' overlap", j, i,
 					       vhdx->path);
@@ -766,23 +766,23 @@ static int read_metadata(struct vhdx *vhdx, struct error *err)
 	rc = read_item(vhdx, &place[ITEM_FILE_PARAMS], ITEM_FILE_PARAMS, buf, err);
 	if (rc < 0)
 		goto out;
-	vhdx->block_size = le32(buf);
-	vhdx->leave_allocated = le32(buf + 4) & FILE_PARAM_LEAVE_ALLOC;
-	vhdx->has_parent = le32(buf + 4) & FILE_PARAM_HAS_PARENT;
+	vhdx->block_size = le32_load(buf);
+	vhdx->leave_allocated = le32_load(buf + 4) & FILE_PARAM_LEAVE_ALLOC;
+	vhdx->has_parent = le32_load(buf + 4) & FILE_PARAM_HAS_PARENT;
 	rc = read_item(vhdx, &place[ITEM_DISK_SIZE], ITEM_DISK_SIZE, buf, err);
 	if (rc < 0)
 		goto out;
-	vhdx->size = le64(buf);
+	vhdx->size = le64_load(buf);
 	rc = read_item(vhdx, &place[ITEM_DISK_ID], ITEM_DISK_ID, vhdx->disk_id, err);
 	if (rc == 0)
 		rc = read_item(vhdx, &place[ITEM_LOGICAL], ITEM_LOGICAL, buf, err);
 	if (rc < 0)
 		goto out;
-	vhdx->logical = le32(buf);
+	vhdx->logical = le32_load(buf);
 	rc = read_item(vhdx, &place[ITEM_PHYSICAL], ITEM_PHYSICAL, buf, err);
 	if (rc < 0)
 		goto out;
-	vhdx->physical = le32(buf);
+	vhdx->physical = le32_load(buf);
 
 	if (!is_power_of_two(vhdx->block_size) || vhdx->block_size < VHDX_MIN_BLOCK ||
 	    vhdx->block_size > VHDX_MAX_BLOCK) {
@@ -1034,7 +1034,7 @@ static int check_bat(struct vhdx *vhdx, struct error *err)
 		if (rc < 0)
 			goto out;
 		for (uint64_t i = 0; i < n; i++) {
-			uint64_t entry = le64(page + i * 8);
+			uint64_t entry = le64_load(page + i * 8);
 
 			/* Most entries of a large disk are zero (NOT_PRESENT, no offset):
 			 * nothing to check unless a chunk's bitmap entry must be present. */
@@ -1356,7 +1356,7 @@ static int bat_entry(struct vhdx *vhdx, uint64_t index, uint64_t *entry, struct 
 	if (rc < 0)
 		return rc;
 	for (uint64_t i = 0; i < n; i++)
-		data[i] = le64((const uint8_t *)&data[i]);
+		data[i] = le64_load((const uint8_t *)&data[i]);
 	vhdx->page_tag[slot] = page + 1;
 hit:
 	vhdx->page_used[slot] = 1;

@@ -114,6 +114,13 @@ enum vhdx_open_flags {
 void vhdx_guid_format(const uint8_t raw[16], char out[39]);
 
 /**
+ * The UUID @uuid (16 bytes in RFC 4122 order, as libuuid gives it) as a GUID
+ * in Microsoft's layout (the first three fields little-endian), so that both
+ * read as the same text.
+ */
+void vhdx_guid_from_uuid(const uint8_t uuid[16], uint8_t out[16]);
+
+/**
  * Parse "{xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}" (either case; braces
  * required) into @raw in Microsoft's layout. Returns 0 or -EINVAL.
  */

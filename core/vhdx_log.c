@@ -1,5 +1,6 @@
 #include "vhdx_log.h"
 
+#include "bigendian.h"
 #include "crc32c.h"
 #include "error.h"
 #include "fsutil.h"
@@ -18,16 +19,6 @@
 #define OTHER_SECTOR_DESCS (VHDX_LOG_SECTOR / DESCRIPTOR_SIZE)			     /* 128 */
 #define LOG_MIB		   (1024u * 1024)
 #define NO_DATA		   SIZE_MAX
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
 
 /* ---- the overlay ---- */
 
@@ -404,13 +395,13 @@ static int evaluate(struct scan *s, uint32_t pos, struct error *err)
 		return rc;
 	if (memcmp(h, "loge", 4) != 0 || memcmp(h + 32, p->log_guid, 16) != 0)
 		return 1; /* not an entry, or a stale one of another LogGuid */
-	stored = le32(h + ENTRY_CHECKSUM_AT);
-	length = le32(h + 8);
-	tail = le32(h + 12);
-	seq = le64(h + 16);
-	count = le32(h + 24);
-	flushed = le64(h + 48);
-	last = le64(h + 56);
+	stored = le32_load(h + ENTRY_CHECKSUM_AT);
+	length = le32_load(h + 8);
+	tail = le32_load(h + 12);
+	seq = le64_load(h + 16);
+	count = le32_load(h + 24);
+	flushed = le64_load(h + 48);
+	last = le64_load(h + 56);
 	if (length == 0 || length % VHDX_LOG_SECTOR || length > p->log_length)
 		return refuse(s, pos,
 			      "has a length of %u bytes (want a multiple of 4 KiB up to the "
@@ -450,11 +441,11 @@ static int evaluate(struct scan *s, uint32_t pos, struct error *err)
 		if (memcmp(d, "desc", 4) == 0) {
 			data_count++;
 		} else if (memcmp(d, "zero", 4) == 0) {
-			if (le64(d + 8) % VHDX_LOG_SECTOR)
+			if (le64_load(d + 8) % VHDX_LOG_SECTOR)
 				return refuse(s, pos,
 					      "zeroes %llu bytes, not whole 4 KiB sectors "
 					      "(descriptor %llu)",
-					      (unsigned long long)le64(d + 8),
+					      (unsigned long long)le64_load(d + 8),
 					      (unsigned long long)i);
 		} else {
 			return refuse(s, pos,
@@ -462,16 +453,16 @@ static int evaluate(struct scan *s, uint32_t pos, struct error *err)
 				      "signature",
 				      (unsigned long long)i);
 		}
-		if (le64(d + 16) % VHDX_LOG_SECTOR)
+		if (le64_load(d + 16) % VHDX_LOG_SECTOR)
 			return refuse(s, pos,
 				      "has descriptor %llu aimed at file offset %llu, not "
 				      "a 4 KiB sector",
-				      (unsigned long long)i, (unsigned long long)le64(d + 16));
-		if (le64(d + 24) != seq)
+				      (unsigned long long)i, (unsigned long long)le64_load(d + 16));
+		if (le64_load(d + 24) != seq)
 			return refuse(s, pos,
 				      "has descriptor %llu with sequence number %llu, not "
 				      "the entry's %llu",
-				      (unsigned long long)i, (unsigned long long)le64(d + 24),
+				      (unsigned long long)i, (unsigned long long)le64_load(d + 24),
 				      (unsigned long long)seq);
 	}
 	if (desc_sectors + data_count != entry_sectors)
@@ -487,8 +478,8 @@ static int evaluate(struct scan *s, uint32_t pos, struct error *err)
 		if (memcmp(s->sector, "data", 4) != 0)
 			return refuse(s, pos, "has data sector %llu without a 'data' signature",
 				      (unsigned long long)j);
-		if (le32(s->sector + 4) != (uint32_t)(seq >> 32) ||
-		    le32(s->sector + VHDX_LOG_SECTOR - 4) != (uint32_t)seq)
+		if (le32_load(s->sector + 4) != (uint32_t)(seq >> 32) ||
+		    le32_load(s->sector + VHDX_LOG_SECTOR - 4) != (uint32_t)seq)
 			return refuse(s, pos, "has data sector %llu of another sequence number",
 				      (unsigned long long)j);
 		crc = crc32c(crc, s->sector, VHDX_LOG_SECTOR);
@@ -636,9 +627,9 @@ static int replay_entry(struct replay *r, uint32_t pos, struct error *err)
 	rc = read_sector(s, pos, h, err);
 	if (rc < 0)
 		return rc;
-	seq = le64(h + 16);
-	count = le32(h + 24);
-	last = le64(h + 56);
+	seq = le64_load(h + 16);
+	count = le32_load(h + 24);
+	last = le64_load(h + 56);
 	if (memcmp(h, "loge", 4) != 0 || seq != s->slots[pos].seq)
 		return error_set(err, EIO, "the log of '%s' changed while it was read", s->p->path);
 	if (last > VHDX_LOG_MAX_FILE_SIZE)
@@ -663,9 +654,9 @@ static int replay_entry(struct replay *r, uint32_t pos, struct error *err)
 			loaded = k;
 		}
 		memcpy(d, s->sector + at, sizeof(d));
-		offset = le64(d + 16);
+		offset = le64_load(d + 16);
 		if (memcmp(d, "zero", 4) == 0) {
-			uint64_t len = le64(d + 8);
+			uint64_t len = le64_load(d + 8);
 
 			rc = check_target(r, pos, seq, i, offset, len, last, err);
 			if (rc == 0 && len)
@@ -754,8 +745,8 @@ int vhdx_log_replay(const struct vhdx_log_params *p, struct vhdx_overlay **out,
 		rc = read_sector(s, best.head, h, err);
 		if (rc < 0)
 			goto out;
-		info->flushed_file_offset = le64(h + 48);
-		info->last_file_offset = le64(h + 56);
+		info->flushed_file_offset = le64_load(h + 48);
+		info->last_file_offset = le64_load(h + 56);
 	}
 	if (info->flushed_file_offset > p->file_size) {
 		rc = error_set(err, EINVAL,

@@ -9,6 +9,7 @@
  */
 #include "vhdx.h"
 
+#include "bigendian.h"
 #include "crc32c.h"
 #include "error.h"
 #include "utf16.h"
@@ -37,39 +38,6 @@ static const uint64_t header_at[2] = {64 * 1024, 128 * 1024};
 /* Namespace of the FileWriteGuids of relocated files (SHA-1 name-based). */
 static const uuid_t relocation_namespace = {0x5d, 0x3a, 0x8e, 0x21, 0x7c, 0x44, 0x4b, 0x0f,
 					    0x9a, 0x61, 0x0e, 0x2b, 0xd7, 0x93, 0x58, 0xc4};
-
-static uint16_t le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
-
-static void le16_put(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void le32_put(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void le64_put(uint8_t *p, uint64_t v)
-{
-	le32_put(p, (uint32_t)v);
-	le32_put(p + 4, (uint32_t)(v >> 32));
-}
 
 static int changed(const struct vhdx *vhdx, const char *what, struct error *err)
 {
@@ -163,17 +131,17 @@ static int locator_build(const struct vhdx *vhdx, const char *relative, uint8_t 
 	if (vhdx_guid_parse(GUID_LOCATOR_VHDX, type) < 0)
 		abort(); /* the constant is well-formed */
 	memcpy(item, type, 16);
-	le16_put(item + 18, (uint16_t)n);
+	le16_store(item + 18, (uint16_t)n);
 	{
 		size_t at = LOCATOR_HEADER_SIZE + n * LOCATOR_ENTRY_SIZE;
 
 		for (size_t i = 0; i < n; i++) {
 			uint8_t *e = item + LOCATOR_HEADER_SIZE + i * LOCATOR_ENTRY_SIZE;
 
-			le32_put(e, (uint32_t)at);
-			le32_put(e + 4, (uint32_t)(at + pairs[i].key_len));
-			le16_put(e + 8, (uint16_t)pairs[i].key_len);
-			le16_put(e + 10, (uint16_t)pairs[i].value_len);
+			le32_store(e, (uint32_t)at);
+			le32_store(e + 4, (uint32_t)(at + pairs[i].key_len));
+			le16_store(e + 8, (uint16_t)pairs[i].key_len);
+			le16_store(e + 10, (uint16_t)pairs[i].value_len);
 			memcpy(item + at, pairs[i].key, pairs[i].key_len);
 			at += pairs[i].key_len;
 			memcpy(item + at, pairs[i].value, pairs[i].value_len);
@@ -223,7 +191,7 @@ static int metadata_read(struct vhdx *vhdx, uint8_t *table, uint32_t *index, str
 	rc = vhdx_pread(vhdx, table, METADATA_TABLE, region, err);
 	if (rc < 0)
 		return rc;
-	entries = le16(table + 10);
+	entries = le16_load(table + 10);
 	if (memcmp(table, "metadata", 8) != 0 || entries > METADATA_MAX_ENTRIES)
 		return changed(vhdx, "the metadata table", err);
 	*others = calloc(entries ? entries : 1, sizeof(**others));
@@ -231,7 +199,7 @@ static int metadata_read(struct vhdx *vhdx, uint8_t *table, uint32_t *index, str
 		return error_set(err, ENOMEM, "out of memory");
 	for (uint32_t i = 0; i < entries; i++) {
 		const uint8_t *e = table + 32 + (size_t)i * METADATA_ENTRY_SIZE;
-		uint32_t offset = le32(e + 16), length = le32(e + 20), flags = le32(e + 24);
+		uint32_t offset = le32_load(e + 16), length = le32_load(e + 20), flags = le32_load(e + 24);
 
 		if (length && (offset < METADATA_TABLE || offset > region_len ||
 			       length > region_len - offset))
@@ -294,14 +262,7 @@ static void derive_file_write_guid(const uint8_t old[16], const char *parent_nam
 	memcpy(name + 16, parent_name, name_len);
 	uuid_generate_sha1(u, relocation_namespace, name, 16 + name_len);
 	free(name);
-	/* RFC 4122 order to Microsoft's: the first three fields little-endian. */
-	for (int i = 0; i < 4; i++)
-		out[i] = u[3 - i];
-	out[4] = u[5];
-	out[5] = u[4];
-	out[6] = u[7];
-	out[7] = u[6];
-	memcpy(out + 8, u + 8, 8);
+	vhdx_guid_from_uuid(u, out);
 }
 
 /*
@@ -321,10 +282,10 @@ static int headers_build(struct vhdx *vhdx, const char *parent_name, uint8_t *ra
 	rc = vhdx_pread(vhdx, current, HEADER_SIZE, header_at[cur], err);
 	if (rc < 0)
 		return rc;
-	stored = le32(current + 4);
+	stored = le32_load(current + 4);
 	memset(current + 4, 0, 4);
 	if (memcmp(current, "head", 4) != 0 || crc32c(0, current, HEADER_SIZE) != stored ||
-	    le64(current + 8) != seq || memcmp(current + 16, h->file_write_guid, 16) != 0 ||
+	    le64_load(current + 8) != seq || memcmp(current + 16, h->file_write_guid, 16) != 0 ||
 	    memcmp(current + 48, h->log_guid, 16) != 0)
 		return changed(vhdx, "the current header", err);
 	/* [MS-VHDX] 2.2.2.1, done twice: the other header gets the current one's
@@ -340,12 +301,12 @@ static int headers_build(struct vhdx *vhdx, const char *parent_name, uint8_t *ra
 	memcpy(current + 16, guid, 16);
 	memset(current + 48, 0, 16); /* LogGuid: the log is empty */
 	memcpy(raw + (size_t)other * HEADER_SIZE, current, HEADER_SIZE);
-	le64_put(current + 8, seq_current);
-	le64_put(raw + (size_t)other * HEADER_SIZE + 8, seq_other);
+	le64_store(current + 8, seq_current);
+	le64_store(raw + (size_t)other * HEADER_SIZE + 8, seq_other);
 	for (int i = 0; i < 2; i++) {
 		uint8_t *p = raw + (size_t)i * HEADER_SIZE;
 
-		le32_put(p + 4, crc32c(0, p, HEADER_SIZE));
+		le32_store(p + 4, crc32c(0, p, HEADER_SIZE));
 	}
 	return 0;
 }
@@ -438,8 +399,8 @@ int vhdx_relocation(struct vhdx *vhdx, const char *parent_name, struct vhd_patch
 		goto out;
 	memcpy(patches[n].bytes, table + 32 + (size_t)index * METADATA_ENTRY_SIZE,
 	       METADATA_ENTRY_SIZE);
-	le32_put(patches[n].bytes + 16, at);
-	le32_put(patches[n].bytes + 20, (uint32_t)item_len);
+	le32_store(patches[n].bytes + 16, at);
+	le32_store(patches[n].bytes + 20, (uint32_t)item_len);
 	n++;
 	/* 4, 5: the item, its old place zeroed (one patch where they meet). */
 	{

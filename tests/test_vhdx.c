@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "bigendian.h"
 #include "crc32c.h"
 #include "error.h"
 #include "support.h"
@@ -207,18 +208,6 @@ static void test_overlay_edges(void **state)
 
 /* ---- one log, laid out by hand ---- */
 
-static void le32_put(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void le64_put(uint8_t *p, uint64_t v)
-{
-	le32_put(p, (uint32_t)v);
-	le32_put(p + 4, (uint32_t)(v >> 32));
-}
-
 static const uint8_t log_guid[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
 
 /*
@@ -237,27 +226,27 @@ static const char *make_log_file(void **state, uint64_t target)
 	assert_int_equal(ftruncate(fd, 3 * MiB), 0);
 	memset(entry, 0, sizeof(entry));
 	memcpy(entry, "loge", 4);
-	le32_put(entry + 8, sizeof(entry));
-	le32_put(entry + 12, 0);
-	le64_put(entry + 16, 5);
-	le32_put(entry + 24, 2);
+	le32_store(entry + 8, sizeof(entry));
+	le32_store(entry + 12, 0);
+	le64_store(entry + 16, 5);
+	le32_store(entry + 24, 2);
 	memcpy(entry + 32, log_guid, 16);
-	le64_put(entry + 48, 3 * MiB);
-	le64_put(entry + 56, 4 * MiB);
+	le64_store(entry + 48, 3 * MiB);
+	le64_store(entry + 56, 4 * MiB);
 	memcpy(entry + 64, "desc", 4);
 	memcpy(entry + 64 + 4, "TTTT", 4);
 	memcpy(entry + 64 + 8, "LLLLLLLL", 8);
-	le64_put(entry + 64 + 16, target);
-	le64_put(entry + 64 + 24, 5);
+	le64_store(entry + 64 + 16, target);
+	le64_store(entry + 64 + 24, 5);
 	memcpy(entry + 96, "zero", 4);
-	le64_put(entry + 96 + 8, 8192);
-	le64_put(entry + 96 + 16, 2 * MiB + 4096);
-	le64_put(entry + 96 + 24, 5);
+	le64_store(entry + 96 + 8, 8192);
+	le64_store(entry + 96 + 16, 2 * MiB + 4096);
+	le64_store(entry + 96 + 24, 5);
 	memcpy(entry + 4096, "data", 4);
-	le32_put(entry + 4096 + 4, 0);
+	le32_store(entry + 4096 + 4, 0);
 	memset(entry + 4096 + 8, 'A', 4084);
-	le32_put(entry + 8192 - 4, 5);
-	le32_put(entry + 4, crc32c(0, entry, sizeof(entry)));
+	le32_store(entry + 8192 - 4, 5);
+	le32_store(entry + 4, crc32c(0, entry, sizeof(entry)));
 	assert_int_equal(pwrite(fd, entry, sizeof(entry), MiB), (ssize_t)sizeof(entry));
 	/* Something for the zero descriptor to clear. */
 	memset(entry, 0x5A, sizeof(entry));

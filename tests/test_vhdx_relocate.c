@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "bigendian.h"
 #include "crc32c.h"
 #include "error.h"
 #include "support.h"
@@ -35,24 +36,6 @@
 #define FILLER_GUID "{0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0}"
 #define DATA_WRITE  "{5c0f6c1e-2f3a-4d5b-8c7d-9e0f1a2b3c4d}"
 #define FILE_WRITE  "{7a1b2c3d-4e5f-4a6b-8c7d-8e9fa0b1c2d3}"
-
-static void le16_put(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void le32_put(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void le64_put(uint8_t *p, uint64_t v)
-{
-	le32_put(p, (uint32_t)v);
-	le32_put(p + 4, (uint32_t)(v >> 32));
-}
 
 static uint32_t le32(const uint8_t *p)
 {
@@ -88,15 +71,15 @@ static size_t locator(const char *const *keys, const char *const *values, size_t
 
 	memset(out, 0, at);
 	guid("{B04AEFB7-D19E-4A81-B789-25B8E9445913}", out);
-	le16_put(out + 18, (uint16_t)n);
+	le16_store(out + 18, (uint16_t)n);
 	for (size_t i = 0; i < n; i++) {
 		uint8_t *e = out + 20 + 12 * i;
 		size_t k = wide(keys[i], out + at), v = wide(values[i], out + at + k);
 
-		le32_put(e, (uint32_t)at);
-		le32_put(e + 4, (uint32_t)(at + k));
-		le16_put(e + 8, (uint16_t)k);
-		le16_put(e + 10, (uint16_t)v);
+		le32_store(e, (uint32_t)at);
+		le32_store(e + 4, (uint32_t)(at + k));
+		le16_store(e + 8, (uint16_t)k);
+		le16_store(e + 10, (uint16_t)v);
 		at += k + v;
 	}
 	return at;
@@ -128,49 +111,49 @@ static const char *make_avhdx(void **state, const char *name, bool parent, size_
 		uint8_t *h = buf + (i + 1) * 64 * KiB;
 
 		memcpy(h, "head", 4);
-		le64_put(h + 8, (uint64_t)i + 1);
+		le64_store(h + 8, (uint64_t)i + 1);
 		guid(FILE_WRITE, h + 16);
 		guid(DATA_WRITE, h + 32);
-		le16_put(h + 66, 1);
-		le32_put(h + 68, MiB);
-		le64_put(h + 72, MiB);
-		le32_put(h + 4, crc32c(0, h, 4096));
+		le16_store(h + 66, 1);
+		le32_store(h + 68, MiB);
+		le64_store(h + 72, MiB);
+		le32_store(h + 4, crc32c(0, h, 4096));
 	}
 	for (int i = 0; i < 2; i++) {
 		uint8_t *r = buf + (i + 3) * 64 * KiB;
 
 		memcpy(r, "regi", 4);
-		le32_put(r + 8, 2);
+		le32_store(r + 8, 2);
 		guid("{2DC27766-F623-4200-9D64-115E9BFD4A08}", r + 16);
-		le64_put(r + 16 + 16, BAT_AT);
-		le32_put(r + 16 + 24, MiB);
-		le32_put(r + 16 + 28, 1);
+		le64_store(r + 16 + 16, BAT_AT);
+		le32_store(r + 16 + 24, MiB);
+		le32_store(r + 16 + 28, 1);
 		guid("{8B7CA206-4790-4B9A-B8FE-575F050F886E}", r + 48);
-		le64_put(r + 48 + 16, METADATA_AT);
-		le32_put(r + 48 + 24, MiB);
-		le32_put(r + 48 + 28, 1);
-		le32_put(r + 4, crc32c(0, r, 64 * KiB));
+		le64_store(r + 48 + 16, METADATA_AT);
+		le32_store(r + 48 + 24, MiB);
+		le32_store(r + 48 + 28, 1);
+		le32_store(r + 4, crc32c(0, r, 64 * KiB));
 	}
 	memcpy(meta, "metadata", 8);
 #define ITEM(text, flags, len)                                                                     \
 	do {                                                                                       \
 		entry = meta + 32 + 32 * count++;                                                  \
 		guid(text, entry);                                                                 \
-		le32_put(entry + 16, at);                                                          \
-		le32_put(entry + 20, (len));                                                       \
-		le32_put(entry + 24, (flags));                                                     \
+		le32_store(entry + 16, at);                                                          \
+		le32_store(entry + 20, (len));                                                       \
+		le32_store(entry + 24, (flags));                                                     \
 		at += ((len) + 7) / 8 * 8;                                                         \
 	} while (0)
-	le32_put(meta + at, MiB);
-	le32_put(meta + at + 4, parent ? 2 : 0);
+	le32_store(meta + at, MiB);
+	le32_store(meta + at + 4, parent ? 2 : 0);
 	ITEM("{CAA16737-FA36-4D43-B3B6-33F0AA44E76B}", 4, 8);
-	le64_put(meta + at, 8 * MiB);
+	le64_store(meta + at, 8 * MiB);
 	ITEM("{2FA54224-CD1B-4876-B211-5DBED83BF4B8}", 6, 8);
 	guid("{11223344-5566-7788-99aa-bbccddeeff00}", meta + at);
 	ITEM("{BECA12AB-B2E6-4523-93EF-C309E000C746}", 6, 16);
-	le32_put(meta + at, 512);
+	le32_store(meta + at, 512);
 	ITEM("{8141BF1D-A96F-4709-BA47-F233A8FAAB5F}", 6, 4);
-	le32_put(meta + at, 4096);
+	le32_store(meta + at, 4096);
 	ITEM("{CDA348C7-445D-4471-9CC9-E9885251C556}", 6, 4);
 	if (parent) {
 		uint32_t len = (uint32_t)locator(all_keys, values, n_keys, meta + at);
@@ -182,7 +165,7 @@ static const char *make_avhdx(void **state, const char *name, bool parent, size_
 		ITEM(FILLER_GUID, 0, filler);
 	}
 #undef ITEM
-	le16_put(meta + 10, (uint16_t)count);
+	le16_store(meta + 10, (uint16_t)count);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	assert_true(fd >= 0);
 	assert_int_equal(pwrite(fd, buf, FILE_SIZE, 0), (ssize_t)FILE_SIZE);
@@ -373,7 +356,7 @@ static void test_relocate_changed_since_open(void **state)
 
 	/* The locator's table entry: another length. */
 	assert_int_equal(vhdx_open(&vhdx, path, VHDX_OPEN_READ, &err), 0);
-	le32_put(raw, 24);
+	le32_store(raw, 24);
 	support_patch(path, METADATA_AT + 32 + 5 * 32 + 20, raw, 4);
 	assert_int_equal(
 		vhdx_relocation(vhdx, "n.vhdx", patches, VHDX_RELOCATION_MAX_PATCHES, &count, &err),
