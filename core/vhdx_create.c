@@ -89,10 +89,11 @@ static int plan(struct new_file *f, struct error *err)
 		f->bat_entries = f->block_count + (f->block_count - 1) / ratio;
 	bytes = (f->bat_entries * 8 + VHDX_MIB - 1) / VHDX_MIB * VHDX_MIB;
 	if (bytes > UINT32_MAX / VHDX_MIB * VHDX_MIB)
-		return error_set(err, EINVAL,
-				 "a disk of %llu bytes in %u-byte blocks needs a BAT of %llu bytes, "
-				 "more than a VHDX region holds: choose larger blocks",
-				 (unsigned long long)f->size, f->block_size, (unsigned long long)bytes);
+		return error_set(
+			err, EINVAL,
+			"a disk of %llu bytes in %u-byte blocks needs a BAT of %llu bytes, "
+			"more than a VHDX region holds: choose larger blocks",
+			(unsigned long long)f->size, f->block_size, (unsigned long long)bytes);
 	f->bat_length = (uint32_t)bytes;
 	f->data_at = BAT_AT + f->bat_length;
 	f->file_size = f->data_at + (f->fixed ? f->block_count * f->block_size : 0);
@@ -166,17 +167,14 @@ static int metadata_region(const struct new_file *f, uint8_t *raw, size_t *len)
 	le32_put(physical, f->physical);
 	/* The items and flags Hyper-V writes, in its order. */
 	items[n++] = (typeof(items[0])){GUID_FILE_PARAMS, METADATA_FLAG_REQUIRED, params, 8};
-	items[n++] = (typeof(items[0])){GUID_DISK_SIZE,
-					METADATA_FLAG_VIRTUAL_DISK | METADATA_FLAG_REQUIRED, size, 8};
-	items[n++] = (typeof(items[0])){GUID_DISK_ID,
-					METADATA_FLAG_VIRTUAL_DISK | METADATA_FLAG_REQUIRED,
-					f->disk_id, 16};
-	items[n++] = (typeof(items[0])){GUID_LOGICAL,
-					METADATA_FLAG_VIRTUAL_DISK | METADATA_FLAG_REQUIRED,
-					logical, 4};
-	items[n++] = (typeof(items[0])){GUID_PHYSICAL,
-					METADATA_FLAG_VIRTUAL_DISK | METADATA_FLAG_REQUIRED,
-					physical, 4};
+	items[n++] = (typeof(items[0])){
+		GUID_DISK_SIZE, METADATA_FLAG_VIRTUAL_DISK | METADATA_FLAG_REQUIRED, size, 8};
+	items[n++] = (typeof(items[0])){
+		GUID_DISK_ID, METADATA_FLAG_VIRTUAL_DISK | METADATA_FLAG_REQUIRED, f->disk_id, 16};
+	items[n++] = (typeof(items[0])){
+		GUID_LOGICAL, METADATA_FLAG_VIRTUAL_DISK | METADATA_FLAG_REQUIRED, logical, 4};
+	items[n++] = (typeof(items[0])){
+		GUID_PHYSICAL, METADATA_FLAG_VIRTUAL_DISK | METADATA_FLAG_REQUIRED, physical, 4};
 	if (f->locator)
 		items[n++] = (typeof(items[0])){GUID_LOCATOR, METADATA_FLAG_REQUIRED, f->locator,
 						(uint32_t)f->locator_len};
@@ -233,9 +231,8 @@ static int fill(int fd, const struct new_file *f)
 			for (uint64_t i = 0; i < n; i++) {
 				if ((first + i) % (ratio + 1) == ratio)
 					continue;
-				le64_store(raw + i * 8,
-					   (f->data_at + block * f->block_size) |
-						   VHDX_BLOCK_FULLY_PRESENT);
+				le64_store(raw + i * 8, (f->data_at + block * f->block_size) |
+								VHDX_BLOCK_FULLY_PRESENT);
 				block++;
 			}
 			rc = fsutil_pwrite_full(fd, raw, (size_t)n * 8, BAT_AT + first * 8);
@@ -299,22 +296,23 @@ static int create_named(const char *path, const struct new_file *f, struct error
 
 int vhdx_create_check(const struct vhdx_create_options *o, struct error *err)
 {
-	uint32_t logical = o->logical_sector_size ? o->logical_sector_size
-						  : VHDX_DEFAULT_LOGICAL_SECTOR;
-	uint32_t physical = o->physical_sector_size ? o->physical_sector_size
-						    : VHDX_DEFAULT_PHYSICAL_SECTOR;
+	uint32_t logical =
+		o->logical_sector_size ? o->logical_sector_size : VHDX_DEFAULT_LOGICAL_SECTOR;
+	uint32_t physical =
+		o->physical_sector_size ? o->physical_sector_size : VHDX_DEFAULT_PHYSICAL_SECTOR;
 
 	if (o->type != VHD_TYPE_FIXED && o->type != VHD_TYPE_DYNAMIC)
 		return error_set(err, EINVAL, "can only create fixed or dynamic disks");
 	if (o->size == 0)
 		return error_set(err, EINVAL, "a disk size of 0: the smallest disk is 1 MiB");
 	if (o->size % VHDX_MIB)
-		return error_set(err, EINVAL,
-				 "disk size %llu bytes is not a whole number of MiB (try %llu)",
-				 (unsigned long long)o->size,
-				 (unsigned long long)((o->size + VHDX_MIB - 1) / VHDX_MIB * VHDX_MIB));
+		return error_set(
+			err, EINVAL, "disk size %llu bytes is not a whole number of MiB (try %llu)",
+			(unsigned long long)o->size,
+			(unsigned long long)((o->size + VHDX_MIB - 1) / VHDX_MIB * VHDX_MIB));
 	if (o->size > VHDX_MAX_SIZE)
-		return error_set(err, EINVAL, "disk size %llu bytes is over the VHDX limit of 64 TiB",
+		return error_set(err, EINVAL,
+				 "disk size %llu bytes is over the VHDX limit of 64 TiB",
 				 (unsigned long long)o->size);
 	if (o->block_size && (!is_power_of_two(o->block_size) || o->block_size < VHDX_MIN_BLOCK ||
 			      o->block_size > VHDX_MAX_BLOCK))
@@ -327,9 +325,10 @@ int vhdx_create_check(const struct vhdx_create_options *o, struct error *err)
 		return error_set(err, EINVAL, "physical sector size %u is not 512 or 4096",
 				 physical);
 	if (physical < logical)
-		return error_set(err, EINVAL,
-				 "physical sector size %u is smaller than the logical sector size %u",
-				 physical, logical);
+		return error_set(
+			err, EINVAL,
+			"physical sector size %u is smaller than the logical sector size %u",
+			physical, logical);
 	return 0;
 }
 
@@ -344,9 +343,9 @@ int vhdx_create(const char *path, const struct vhdx_create_options *o, struct er
 	memset(&f, 0, sizeof(f));
 	f.size = o->size;
 	f.fixed = o->type == VHD_TYPE_FIXED;
-	f.block_size = o->block_size   ? o->block_size
-		       : f.fixed       ? VHDX_DEFAULT_FIXED_BLOCK
-				       : VHDX_DEFAULT_DYNAMIC_BLOCK;
+	f.block_size = o->block_size ? o->block_size
+		       : f.fixed     ? VHDX_DEFAULT_FIXED_BLOCK
+				     : VHDX_DEFAULT_DYNAMIC_BLOCK;
 	f.logical = o->logical_sector_size ? o->logical_sector_size : VHDX_DEFAULT_LOGICAL_SECTOR;
 	f.physical =
 		o->physical_sector_size ? o->physical_sector_size : VHDX_DEFAULT_PHYSICAL_SECTOR;
@@ -395,8 +394,9 @@ static int locator_build(struct locator *l, struct error *err)
 			return error_prefix(err, "the parent locator's %s '%s'", l->key[i],
 					    l->value[i]);
 		if (klen > UINT16_MAX || vlen > UINT16_MAX)
-			return error_set(err, ENAMETOOLONG, "the parent locator's %s '%s' is too long",
-					 l->key[i], l->value[i]);
+			return error_set(err, ENAMETOOLONG,
+					 "the parent locator's %s '%s' is too long", l->key[i],
+					 l->value[i]);
 		le32_put(e, (uint32_t)at);
 		le32_put(e + 4, (uint32_t)(at + klen));
 		le16_put(e + 8, (uint16_t)klen);

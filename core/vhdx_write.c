@@ -134,8 +134,8 @@ static int header_write(struct vhdx *vhdx, struct vhdx_header h, struct error *e
 
 	if (vhdx->header.sequence_number > UINT64_MAX - 2)
 		return error_set(err, EINVAL,
-				 "cannot update the headers of '%s': their sequence number is at "
-				 "its limit",
+				 "cannot update the headers of '%s': the sequence number is at its "
+				 "limit",
 				 vhdx->path);
 	for (int round = 0; round < 2; round++) {
 		int slot = vhdx->header_index == 1 ? 2 : 1;
@@ -163,6 +163,11 @@ int vhdx_write_prepare(struct vhdx *vhdx, struct error *err)
 		return error_set(err, ENOTSUP,
 				 "'%s' has a log of version %u; impexfs writes log version 0",
 				 vhdx->path, vhdx->header.log_version);
+	if (vhdx->header.sequence_number > UINT64_MAX - 16)
+		return error_set(err, EINVAL,
+				 "'%s' cannot be written: the sequence number of its headers is "
+				 "at its limit",
+				 vhdx->path);
 	uuid_generate_random(vhdx->log_guid);
 	vhdx->log_head = 0;
 	vhdx->log_sequence = 0;
@@ -261,13 +266,24 @@ int vhdx_flush(struct vhdx *vhdx, struct error *err)
 	struct vhdx_header h;
 	int rc;
 
-	if (!vhdx->writable || (!vhdx->log_open && !vhdx->failed))
+	if (!vhdx->writable)
 		return 0;
 	if (vhdx->failed)
 		return error_set(err, EIO,
 				 "an earlier change to '%s' failed: its log is left for the next "
 				 "open to replay",
 				 vhdx->path);
+	if (vhdx->overlay) {
+		/* Opened with a log to replay and not written since: replay it, so
+		 * that the file is left with none. */
+		rc = begin_change(vhdx, false, err);
+		if (rc < 0) {
+			vhdx->failed = true;
+			return rc;
+		}
+	}
+	if (!vhdx->log_open)
+		return 0;
 	h = vhdx->header;
 	memset(h.log_guid, 0, 16);
 	rc = header_write(vhdx, h, err);
@@ -276,6 +292,11 @@ int vhdx_flush(struct vhdx *vhdx, struct error *err)
 	/* The next entries start a new log: a new LogGuid, so that none of
 	 * these is ever taken for one of them. */
 	vhdx->log_open = false;
+	if (vhdx->header.sequence_number > UINT64_MAX - 16)
+		return error_set(err, EINVAL,
+				 "'%s' cannot be written: the sequence number of its headers is "
+				 "at its limit",
+				 vhdx->path);
 	uuid_generate_random(vhdx->log_guid);
 	vhdx->log_head = 0;
 	vhdx->log_sequence = 0;
@@ -284,7 +305,9 @@ int vhdx_flush(struct vhdx *vhdx, struct error *err)
 
 void vhdx_write_release(struct vhdx *vhdx)
 {
-	if (!vhdx->failed)
+	/* Only the log this writer opened: a log the file came with stays for a
+	 * later open to replay, unless vhdx_flush replayed it. */
+	if (!vhdx->failed && vhdx->log_open)
 		vhdx_flush(vhdx, NULL);
 }
 
@@ -316,8 +339,9 @@ static int batch_sector(struct vhdx *vhdx, struct batch *b, uint64_t offset, uin
 
 	if (!p) {
 		if (b->count == ENTRY_MAX_SECTORS)
-			return error_set(err, EIO, "too many metadata changes for one log entry "
-						   "(impexfs fault)");
+			return error_set(err, EIO,
+					 "too many metadata changes for one log entry "
+					 "(impexfs fault)");
 		p = b->data + b->count * SECTOR;
 		rc = vhdx_pread(vhdx, p, SECTOR, offset, err);
 		if (rc < 0)
@@ -430,16 +454,17 @@ static int log_append(struct vhdx *vhdx, struct batch *b, struct error *err)
 {
 	uint32_t log_sectors = vhdx->header.log_length / SECTOR;
 	uint64_t descriptors = b->zeros + b->count;
-	uint64_t desc_sectors = (ENTRY_HEADER_SIZE + descriptors * DESCRIPTOR_SIZE + SECTOR - 1) /
-				SECTOR;
+	uint64_t desc_sectors =
+		(ENTRY_HEADER_SIZE + descriptors * DESCRIPTOR_SIZE + SECTOR - 1) / SECTOR;
 	uint64_t total = desc_sectors + b->count, seq = vhdx->log_sequence + 1;
 	uint32_t head = vhdx->log_head / SECTOR;
 	uint8_t *raw;
 	int rc = 0;
 
 	if (total > log_sectors)
-		return error_set(err, ENOSPC, "the log of '%s' (%u bytes) is too small for an entry",
-				 vhdx->path, vhdx->header.log_length);
+		return error_set(err, ENOSPC,
+				 "the log of '%s' (%u bytes) is too small for an entry", vhdx->path,
+				 vhdx->header.log_length);
 	raw = calloc((size_t)total, SECTOR);
 	if (!raw)
 		return error_set(err, ENOMEM, "out of memory");
@@ -647,10 +672,11 @@ int vhdx_write(struct vhdx *vhdx, const void *buf, size_t len, uint64_t offset, 
 	if (!vhdx->writable)
 		return error_set(err, EBADF, "'%s' was not opened for writing", vhdx->path);
 	if (offset % vhdx->logical || len % vhdx->logical)
-		return error_set(err, EINVAL,
-				 "writes to '%s' must be whole %u-byte sectors (offset %llu, length "
-				 "%zu)",
-				 vhdx->path, vhdx->logical, (unsigned long long)offset, len);
+		return error_set(
+			err, EINVAL,
+			"writes to '%s' must be whole %u-byte sectors (offset %llu, length "
+			"%zu)",
+			vhdx->path, vhdx->logical, (unsigned long long)offset, len);
 	if (offset > vhdx->size || len > vhdx->size - offset)
 		return error_set(err, EINVAL,
 				 "a write of %zu bytes at %llu does not fit in '%s' (%llu bytes)",

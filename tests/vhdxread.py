@@ -63,13 +63,17 @@ class VhdxFile:
     # ---- bytes of the file, as the log leaves them ----
 
     def get(self, offset, length):
-        out = bytearray(self.raw[offset:offset + length])
-        out += bytes(length - len(out))
+        out = self.raw[offset:offset + length]
+        if len(out) < length:
+            out += bytes(length - len(out))
+        if not self.overlay:
+            return out
+        out = bytearray(out)
         first = offset // SECTOR * SECTOR
-        for at in range(first, offset + length, SECTOR):
-            data = self.overlay.get(at)
-            if data is None:
+        for at in sorted(self.overlay):
+            if at < first or at >= offset + length:
                 continue
+            data = self.overlay[at]
             lo, hi = max(at, offset), min(at + SECTOR, offset + length)
             out[lo - offset:hi - offset] = data[lo - at:hi - at]
         return bytes(out)

@@ -22,6 +22,8 @@
  *   lose   as crash, but first undo, 4 KiB piece by piece at random (SEED),
  *          the pwrites not yet made durable by a sync: what a host that loses
  *          its power may lose;
+ *   reorder as crash, but first undo every pwrite not yet made durable but
+ *          the last: the disk wrote the newest first, then the power went;
  *   eio    the call and every later one fail with EIO.
  * IMPEX_FAIL_COUNT=1 prints the number of calls made at exit instead.
  *
@@ -47,7 +49,7 @@ int __real_fdatasync(int fd);
 int __real_fsync(int fd);
 int __real_ftruncate64(int fd, off_t len);
 
-enum fail_mode { FAIL_NONE, FAIL_CRASH, FAIL_LOSE, FAIL_EIO };
+enum fail_mode { FAIL_NONE, FAIL_CRASH, FAIL_LOSE, FAIL_REORDER, FAIL_EIO };
 
 static long fail_at;
 static long calls;
@@ -77,9 +79,10 @@ static void fail_setup(void)
 		fprintf(stderr, "vhdxwrite: bad IMPEX_FAIL_AT '%s'\n", spec);
 		exit(2);
 	}
-	fail_mode = strcmp(mode, "lose") == 0  ? FAIL_LOSE
-		    : strcmp(mode, "eio") == 0 ? FAIL_EIO
-					       : FAIL_CRASH;
+	fail_mode = strcmp(mode, "lose") == 0	   ? FAIL_LOSE
+		    : strcmp(mode, "reorder") == 0 ? FAIL_REORDER
+		    : strcmp(mode, "eio") == 0	   ? FAIL_EIO
+						   : FAIL_CRASH;
 }
 
 static void count_report(void)
@@ -91,19 +94,20 @@ static void count_report(void)
 /* The power goes: unsynced writes lost piece by piece (FAIL_LOSE), then out. */
 static void crash(void)
 {
-	if (fail_mode == FAIL_LOSE) {
-		/* Newest first, so that a piece undone gets what was there before
-		 * any unsynced write. */
-		for (size_t i = undo_count; i-- > 0;) {
-			struct undo *u = &undo[i];
+	/* Newest first, so that a piece undone gets what was there before any
+	 * unsynced write. */
+	for (size_t i = undo_count; i-- > 0;) {
+		struct undo *u = &undo[i];
 
-			for (size_t at = 0; at < u->len; at += 4096) {
-				size_t n = u->len - at < 4096 ? u->len - at : 4096;
+		if (fail_mode == FAIL_REORDER && i + 1 < undo_count) {
+			__real_pwrite64(u->fd, u->old, u->len, u->offset);
+			continue;
+		}
+		for (size_t at = 0; fail_mode == FAIL_LOSE && at < u->len; at += 4096) {
+			size_t n = u->len - at < 4096 ? u->len - at : 4096;
 
-				if (rand_r(&fail_seed) % 2)
-					__real_pwrite64(u->fd, u->old + at, n,
-							u->offset + (off_t)at);
-			}
+			if (rand_r(&fail_seed) % 2)
+				__real_pwrite64(u->fd, u->old + at, n, u->offset + (off_t)at);
 		}
 	}
 	_exit(3);
@@ -133,7 +137,8 @@ static void undo_record(int fd, size_t len, off_t offset)
 	struct stat st;
 	uint8_t *old;
 
-	if (fail_mode != FAIL_LOSE || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+	if ((fail_mode != FAIL_LOSE && fail_mode != FAIL_REORDER) || fstat(fd, &st) < 0 ||
+	    !S_ISREG(st.st_mode))
 		return;
 	old = calloc(1, len ? len : 1);
 	if (!old)
@@ -238,7 +243,7 @@ static int create(int argc, char **argv)
 		return 2;
 	memset(&o, 0, sizeof(o));
 	o.size = number(argv[3]);
-	o.type = strcmp(argv[4], "fixed") == 0 ? VHD_TYPE_FIXED
+	o.type = strcmp(argv[4], "fixed") == 0	   ? VHD_TYPE_FIXED
 		 : strcmp(argv[4], "dynamic") == 0 ? VHD_TYPE_DYNAMIC
 						   : VHD_TYPE_DIFFERENCING;
 	o.block_size = argc > 5 ? (uint32_t)number(argv[5]) : 0;
