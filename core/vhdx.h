@@ -1,5 +1,5 @@
 /*
- * vhdx.h - one VHDX file: parse, validate, read.
+ * vhdx.h - one VHDX file: parse, validate, read, create, write.
  *
  * Fixed, dynamic and differencing (AVHDX) disks as Microsoft's [MS-VHDX]
  * describes them (docs/VHDX.md says what impexfs reads, replays and refuses).
@@ -337,11 +337,15 @@ int vhdx_create_differencing(const char *path, const char *parent_path, const st
 int vhdx_write(struct vhdx *vhdx, const void *buf, size_t len, uint64_t offset, struct error *err);
 
 /**
- * End the write session's use of the log: once every entry is applied (as it
- * is after each vhdx_write), both headers are rewritten with a zero LogGuid,
- * so that readers that refuse a log to replay (QEMU read-only) open the file.
- * vhdx_close does the same, without saying whether it failed. Returns 0 or
- * a system errno with a message; a no-op when nothing was written.
+ * Leave @vhdx with no log to replay: a log the file came with is replayed
+ * (for real, as before a write); the log this writer used (every entry of it
+ * applied, as after each vhdx_write) is closed by both headers rewritten
+ * with a zero LogGuid, so that readers that refuse a log to replay (QEMU
+ * read-only) open the file. vhdx_close closes the writer's log the same way,
+ * without saying whether it failed, and leaves a log the file came with.
+ * Returns 0 (also for a file not opened for writing), -EIO after a failed
+ * change (the log is then left for the next open to replay), or a system
+ * errno with a message.
  */
 int vhdx_flush(struct vhdx *vhdx, struct error *err);
 
