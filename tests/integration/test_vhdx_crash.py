@@ -5,7 +5,8 @@ newest lost, as a disk that reorders; every call failing from one on), killed
 with SIGKILL at random moments, and run out of space on a small file system.
 Every time, the file opens in the project's reader (tests/vhdxdump), in
 tests/vhdxread.py (written from [MS-VHDX] alone) and, for dynamic disks, in
-qemu-img check (after its own replay of the log where one is left), and each
+qemu-img check (after its own replay of the log where one is left; QEMU 7.2
+opens no differencing file: "Operation not supported"), and each
 sector reads what it held before the write that was cut off or what that
 write put there; a writer started again replays what is left and finishes.
 """

@@ -254,6 +254,10 @@ def test_differencing_sector_granular():
         assert spans[0][0] == 4 * MiB and all(at % MiB == 0 for at, _ in spans), spans
         assert all(a + n <= b for (a, n), (b, _) in zip(spans, spans[1:])), spans
         assert os.path.getsize("child.avhdx") == 4 * MiB + 7 * block + MiB
+        if have("qemu-img") and logical == 512:
+            result = run(["qemu-img", "info", "-f", "vhdx", "child.avhdx"], check=False)
+            print("# qemu-img on an AVHDX: exit %d %s" % (
+                result.returncode, result.stderr.strip().replace("\n", " ")))
         if have_all("vhdiinfo", "vhdimount", "fusermount3") and os.path.exists("/dev/fuse"):
             out = run(["vhdiinfo", "child.avhdx"]).stdout
             assert "Parent identifier\t: %s" % parent.header["data_write_guid"][1:-1] in out, out
