@@ -292,11 +292,6 @@ int vhdx_flush(struct vhdx *vhdx, struct error *err)
 	/* The next entries start a new log: a new LogGuid, so that none of
 	 * these is ever taken for one of them. */
 	vhdx->log_open = false;
-	if (vhdx->header.sequence_number > UINT64_MAX - 16)
-		return error_set(err, EINVAL,
-				 "'%s' cannot be written: the sequence number of its headers is "
-				 "at its limit",
-				 vhdx->path);
 	uuid_generate_random(vhdx->log_guid);
 	vhdx->log_head = 0;
 	vhdx->log_sequence = 0;

@@ -276,7 +276,8 @@ def test_differencing_larger_than_one_chunk():
     """Children of four chunks (13 GiB of 512-byte sectors: chunks of 4 GiB; 97 GiB of
     4096: 32 GiB): a sector bitmap block for each chunk that has a partially present
     block, at the BAT entry after the chunk's payload entries; chunk 1, with only a fully
-    present block, has none. A write straddles chunks 2 and 3."""
+    present block, has none. A write straddles chunks 2 and 3. (libvhdi is left out: it reads
+    the sector bitmap of chunks that have none, docs/VHDX.md.)"""
     for logical, size in ((512, 13 * GiB), (4096, 97 * GiB)):
         chunk = vc.CHUNK_SECTORS * logical
         vw("create", "p%d.vhdx" % logical, size, "dynamic", 0, logical)
