@@ -1,4 +1,5 @@
 #include "vhdx.h"
+#include "vhdx_internal.h"
 
 #include "bigendian.h"
 #include "crc32c.h"
@@ -32,13 +33,6 @@ static const uint64_t region_table_at[2] = {192 * 1024, 256 * 1024};
 #define METADATA_MAX_ITEM      VHDX_MIB
 #define LOCATOR_HEADER_SIZE    20
 #define LOCATOR_ENTRY_SIZE     12
-#define METADATA_FLAG_USER     1u
-#define METADATA_FLAG_REQUIRED 4u
-#define FILE_PARAM_LEAVE_ALLOC 1u
-#define FILE_PARAM_HAS_PARENT  2u
-#define BAT_STATE_MASK	       7u
-#define BAT_RESERVED_MASK      0xFFFF8ull /* bits 3-19 */
-#define BAT_OFFSET_SHIFT       20
 
 /* BAT pages of 32 KiB (4096 entries), as many as VHDX_BAT_CACHE_BYTES holds. */
 #define BAT_PAGE_ENTRIES 4096u
@@ -69,61 +63,6 @@ static const struct {
 	[ITEM_LOCATOR] = {VHDX_GUID_LOCATOR, "parent locator", LOCATOR_HEADER_SIZE},
 };
 
-struct region {
-	uint8_t guid[16];
-	uint64_t offset;
-	uint32_t length;
-	bool required;
-};
-
-struct vhdx {
-	char *path;
-	int fd;
-	struct stat st;
-	uint64_t file_size; /* as the file is */
-	uint64_t data_end;  /* as the replayed log leaves it */
-	struct vhdx_overlay *overlay;
-	struct vhdx_log_info log_info;
-	struct vhdx_header header;
-	int header_index;
-
-	struct region *regions;
-	uint32_t region_count;
-	uint64_t bat_offset;
-	uint32_t bat_length;
-	uint64_t metadata_offset;
-	uint32_t metadata_length;
-	uint32_t locator_offset; /* within the metadata region; 0 without a locator */
-	uint32_t locator_length;
-
-	uint64_t size;
-	uint32_t block_size;
-	uint32_t logical;
-	uint32_t physical;
-	bool has_parent;
-	bool leave_allocated;
-	uint8_t disk_id[16];
-	uint32_t chunk_ratio;
-	uint32_t sectors_per_block;
-	uint64_t block_count;
-	uint64_t chunk_count;
-	uint64_t bat_entries;
-
-	struct vhdx_locator_entry *locator;
-	size_t locator_count;
-
-	/* The caches; all fields below are protected by lock. */
-	pthread_mutex_t lock;
-	uint32_t page_slots;
-	uint64_t *page_tag; /* page + 1, 0 for an empty slot */
-	uint8_t *page_used; /* clock reference bits */
-	uint32_t clock_hand;
-	uint64_t *page_data;
-	uint32_t bitmap_bytes; /* of one payload block */
-	uint32_t bitmap_slots;
-	uint64_t *bitmap_tag; /* block + 1, 0 for an empty slot */
-	uint8_t *bitmap_data;
-};
 
 static bool is_power_of_two(uint64_t v)
 {
@@ -1085,9 +1024,8 @@ int vhdx_open(struct vhdx **out, const char *path, int flags, struct error *err)
 	int rc;
 
 	*out = NULL;
-	if (flags != VHDX_OPEN_READ)
-		return error_set(err, ENOTSUP,
-				 "cannot open '%s' for writing: impexfs reads VHDX only", path);
+	if (flags & ~VHDX_OPEN_WRITE)
+		return error_set(err, EINVAL, "cannot open '%s': unknown flags 0x%x", path, flags);
 	vhdx = calloc(1, sizeof(*vhdx));
 	if (!vhdx)
 		return error_set(err, ENOMEM, "out of memory");
@@ -1098,7 +1036,8 @@ int vhdx_open(struct vhdx **out, const char *path, int flags, struct error *err)
 		rc = error_set(err, ENOMEM, "out of memory");
 		goto fail;
 	}
-	vhdx->fd = fsutil_open_source(path, false);
+	vhdx->writable = flags & VHDX_OPEN_WRITE;
+	vhdx->fd = fsutil_open_source(path, vhdx->writable);
 	if (vhdx->fd < 0) {
 		rc = error_errno(err, -vhdx->fd, "cannot open", path);
 		goto fail;
@@ -1107,7 +1046,7 @@ int vhdx_open(struct vhdx **out, const char *path, int flags, struct error *err)
 		rc = error_errno(err, errno, "cannot stat", path);
 		goto fail;
 	}
-	if (!S_ISREG(vhdx->st.st_mode) && !S_ISBLK(vhdx->st.st_mode)) {
+	if (!S_ISREG(vhdx->st.st_mode) && (vhdx->writable || !S_ISBLK(vhdx->st.st_mode))) {
 		rc = error_set(err, EINVAL, "'%s' is not a regular file", path);
 		goto fail;
 	}
@@ -1149,6 +1088,8 @@ int vhdx_open(struct vhdx **out, const char *path, int flags, struct error *err)
 		rc = check_bat(vhdx, err);
 	if (rc == 0)
 		rc = init_caches(vhdx, err);
+	if (rc == 0 && vhdx->writable)
+		rc = vhdx_write_prepare(vhdx, err);
 	if (rc < 0)
 		goto fail;
 	*out = vhdx;
@@ -1162,6 +1103,8 @@ void vhdx_close(struct vhdx *vhdx)
 {
 	if (!vhdx)
 		return;
+	if (vhdx->writable)
+		vhdx_write_release(vhdx);
 	if (vhdx->fd >= 0)
 		close(vhdx->fd);
 	pthread_mutex_destroy(&vhdx->lock);
@@ -1362,6 +1305,26 @@ hit:
 	vhdx->page_used[slot] = 1;
 	*entry = vhdx->page_data[(size_t)slot * BAT_PAGE_ENTRIES + (index - first)];
 	return 0;
+}
+
+int vhdx_bat_get(struct vhdx *vhdx, uint64_t index, uint64_t *entry, struct error *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&vhdx->lock);
+	rc = bat_entry(vhdx, index, entry, err);
+	pthread_mutex_unlock(&vhdx->lock);
+	return rc;
+}
+
+void vhdx_caches_drop(struct vhdx *vhdx)
+{
+	pthread_mutex_lock(&vhdx->lock);
+	for (uint32_t i = 0; i < vhdx->page_slots; i++)
+		vhdx->page_tag[i] = 0;
+	for (uint32_t i = 0; i < vhdx->bitmap_slots; i++)
+		vhdx->bitmap_tag[i] = 0;
+	pthread_mutex_unlock(&vhdx->lock);
 }
 
 int vhdx_block_state(struct vhdx *vhdx, uint64_t block, int *state, uint64_t *offset,

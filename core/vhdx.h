@@ -1,5 +1,5 @@
 /*
- * vhdx.h - one VHDX file: parse, validate, read.
+ * vhdx.h - one VHDX file: parse, validate, read, create, write.
  *
  * Fixed, dynamic and differencing (AVHDX) disks as Microsoft's [MS-VHDX]
  * describes them (docs/VHDX.md says what impexfs reads, replays and refuses).
@@ -18,6 +18,13 @@
  *
  * Thread safety: reads (vhdx_map, vhdx_pread, vhdx_read, vhdx_block_state
  * and the getters) may run from several threads at once on one struct vhdx.
+ * vhdx_write and vhdx_flush must not run concurrently with anything else on
+ * the same struct vhdx.
+ *
+ * Writing (core/vhdx_write.c, core/vhdx_create.c) follows [MS-VHDX]: new
+ * files complete before they get their name; changes to the metadata (BAT,
+ * sector bitmaps) go through the log, so that the file is a valid VHDX after
+ * a crash at any point (docs/VHDX.md, "Writing").
  */
 #ifndef IMPEX_VHDX_H
 #define IMPEX_VHDX_H
@@ -31,6 +38,7 @@
 #include <time.h>
 
 struct error;
+struct pathmap;
 
 #define VHDX_MIB	  (1024u * 1024)
 #define VHDX_HEADER_AREA  VHDX_MIB /* file identifier, headers, region tables */
@@ -102,6 +110,7 @@ struct vhdx;
 
 enum vhdx_open_flags {
 	VHDX_OPEN_READ = 0,
+	VHDX_OPEN_WRITE = 1, /* open read-write, for vhdx_write (a regular file only) */
 };
 
 /* ---- GUIDs ---- */
@@ -129,8 +138,10 @@ int vhdx_guid_parse(const char *text, uint8_t raw[16]);
 /* ---- opening ---- */
 
 /**
- * Open and validate the VHDX at @path (@flags: VHDX_OPEN_READ; writing is
- * not supported yet): the file identifier; both headers (signature,
+ * Open and validate the VHDX at @path (@flags: VHDX_OPEN_READ, or
+ * VHDX_OPEN_WRITE for vhdx_write; opening changes nothing, whatever the
+ * flags: a log to replay is replayed in memory, and for real only before the
+ * first change): the file identifier; both headers (signature,
  * CRC-32C; the valid one with the higher sequence number is current, one
  * damaged header is tolerated), the current one's version, log version and
  * log place; the log, replayed in memory when the current header's LogGuid is
@@ -328,5 +339,89 @@ int vhdx_pread(struct vhdx *vhdx, void *buf, size_t len, uint64_t offset, struct
  * Returns 0 or a negative errno with a message.
  */
 int vhdx_read(struct vhdx *vhdx, void *buf, size_t len, uint64_t offset, struct error *err);
+
+/* ---- creating and writing ---- */
+
+/* Hyper-V's defaults ([MS-VHDX] leaves them free; docs/VHDX.md says where they come from). */
+#define VHDX_DEFAULT_DYNAMIC_BLOCK	(32u * VHDX_MIB)
+#define VHDX_DEFAULT_FIXED_BLOCK	(2u * VHDX_MIB)
+#define VHDX_DEFAULT_DIFFERENCING_BLOCK (2u * VHDX_MIB)
+#define VHDX_DEFAULT_LOGICAL_SECTOR	512u
+#define VHDX_DEFAULT_PHYSICAL_SECTOR	4096u
+#define VHDX_LOG_LENGTH			VHDX_MIB
+
+struct vhdx_create_options {
+	enum vhd_type type;	       /* VHD_TYPE_FIXED or VHD_TYPE_DYNAMIC */
+	uint64_t size;		       /* bytes: a whole number of MiB, at most 64 TiB */
+	uint32_t block_size;	       /* 0: 32 MiB for dynamic, 2 MiB for fixed disks */
+	uint32_t logical_sector_size;  /* 0: 512; or 4096 */
+	uint32_t physical_sector_size; /* 0: 4096; or 512 (not below the logical size) */
+	const uint8_t *disk_id;	       /* 16 bytes, or NULL for a random virtual disk ID */
+};
+
+/**
+ * Check @options as vhdx_create would, without creating anything: a fixed
+ * or dynamic type, a size of whole MiB from 1 MiB to 64 TiB, a block size
+ * (0 for the default) a power of two from 1 to 256 MiB, sector sizes of 512
+ * or 4096 bytes with the physical one not below the logical one.
+ * Returns 0 or -EINVAL with a message.
+ */
+int vhdx_create_check(const struct vhdx_create_options *options, struct error *err);
+
+/**
+ * Create a new fixed or dynamic VHDX at @path (which must not exist): the
+ * header section, a log of 1 MiB at 1 MiB, the metadata region at 2 MiB and
+ * the BAT from 3 MiB, as Hyper-V lays them out; a dynamic disk has no block,
+ * a fixed one has every block allocated after the BAT (the file is sparse:
+ * its blocks read as zeros). The file is built under a temporary name beside
+ * @path, fsynced, and given its name only when complete; on failure nothing
+ * is left. Returns 0, -EEXIST, -EINVAL with a message for bad options, or a
+ * system errno with a message.
+ */
+int vhdx_create(const char *path, const struct vhdx_create_options *options, struct error *err);
+
+/**
+ * Create a differencing VHDX (an AVHDX, as Hyper-V names a checkpoint's disk)
+ * at @path over the VHDX at @parent_path, as Hyper-V does: the parent's size,
+ * sector sizes and virtual disk ID (the metadata items marked IsVirtualDisk),
+ * 2 MiB blocks, no block allocated, and a parent locator with
+ * parent_linkage (the parent's DataWriteGuid), relative_path (the parent
+ * relative to the child's folder, as ".\parent.vhdx") and, only when @map
+ * covers the parent, absolute_win32_path ("\\?\C:\...\parent.vhdx").
+ * Created as vhdx_create creates. Returns 0 or a negative errno with a
+ * message; on failure nothing is left.
+ */
+int vhdx_create_differencing(const char *path, const char *parent_path, const struct pathmap *map,
+			     struct error *err);
+
+/**
+ * Write @len bytes at disk offset @offset, both whole logical sectors, to
+ * @vhdx opened with VHDX_OPEN_WRITE. The first change of the session
+ * replays a log left to replay (for real), renews the FileWriteGuid and,
+ * as this is a change of disk data, the DataWriteGuid. Blocks not stored
+ * are allocated at the end of the file (whole MiB); in a differencing disk a
+ * block written in part becomes PARTIALLY_PRESENT with its sectors marked in
+ * its chunk's sector bitmap (allocated when the chunk has none), and a block
+ * whose every sector is written FULLY_PRESENT. The data is durable before
+ * the BAT points to it; BAT entries and bitmap sectors change through the
+ * log (an entry written and flushed, then applied and flushed). Durable on
+ * return. Returns 0, -EINVAL for unaligned or out-of-range writes, -EBADF if
+ * @vhdx was not opened for writing, -ENOTSUP for a file without a log that
+ * needs a metadata change, or a system errno with a message.
+ */
+int vhdx_write(struct vhdx *vhdx, const void *buf, size_t len, uint64_t offset, struct error *err);
+
+/**
+ * Leave @vhdx with no log to replay: a log the file came with is replayed
+ * (for real, as before a write); the log this writer used (every entry of it
+ * applied, as after each vhdx_write) is closed by both headers rewritten
+ * with a zero LogGuid, so that readers that refuse a log to replay (QEMU
+ * read-only) open the file. vhdx_close closes the writer's log the same way,
+ * without saying whether it failed, and leaves a log the file came with.
+ * Returns 0 (also for a file not opened for writing), -EIO after a failed
+ * change (the log is then left for the next open to replay), or a system
+ * errno with a message.
+ */
+int vhdx_flush(struct vhdx *vhdx, struct error *err);
 
 #endif

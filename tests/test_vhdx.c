@@ -358,7 +358,13 @@ static void test_open_not_vhdx(void **state)
 	assert_non_null(strstr(err.message, "not a regular file"));
 	assert_int_equal(vhdx_open(&vhdx, support_path(*state, "none"), VHDX_OPEN_READ, &err),
 			 -ENOENT);
-	assert_int_equal(vhdx_open(&vhdx, p, 1, &err), -ENOTSUP);
+	/* For writing too: the same checks, and no flag but VHDX_OPEN_WRITE. */
+	assert_int_equal(vhdx_open(&vhdx, p, VHDX_OPEN_WRITE, &err), -EINVAL);
+	assert_non_null(strstr(err.message, "shorter than the 1 MiB header section"));
+	assert_int_equal(vhdx_open(&vhdx, *state, VHDX_OPEN_WRITE, &err), -EISDIR);
+	assert_int_equal(vhdx_open(&vhdx, p, 2, &err), -EINVAL);
+	assert_non_null(strstr(err.message, "unknown flags 0x2"));
+	assert_null(vhdx);
 }
 
 int main(void)

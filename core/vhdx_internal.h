@@ -1,0 +1,141 @@
+/*
+ * vhdx_internal.h - what the VHDX modules share and nothing else sees: the
+ * open file (struct vhdx) and the format's constants.
+ *
+ * core/vhdx.c reads and validates a file; core/vhdx_write.c changes one
+ * opened with VHDX_OPEN_WRITE (the log, the headers, the BAT, sector
+ * bitmaps); core/vhdx_create.c makes new files. Only these include it.
+ */
+#ifndef IMPEX_VHDX_INTERNAL_H
+#define IMPEX_VHDX_INTERNAL_H
+
+#include "vhdx.h"
+#include "vhdx_log.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+/* Region, metadata item and locator type GUIDs ([MS-VHDX] 2.2.3.2, 2.6.2). */
+#define GUID_BAT	  "{2DC27766-F623-4200-9D64-115E9BFD4A08}"
+#define GUID_METADATA	  "{8B7CA206-4790-4B9A-B8FE-575F050F886E}"
+#define GUID_FILE_PARAMS  "{CAA16737-FA36-4D43-B3B6-33F0AA44E76B}"
+#define GUID_DISK_SIZE	  "{2FA54224-CD1B-4876-B211-5DBED83BF4B8}"
+#define GUID_DISK_ID	  "{BECA12AB-B2E6-4523-93EF-C309E000C746}"
+#define GUID_LOGICAL	  "{8141BF1D-A96F-4709-BA47-F233A8FAAB5F}"
+#define GUID_PHYSICAL	  "{CDA348C7-445D-4471-9CC9-E9885251C556}"
+#define GUID_LOCATOR	  "{A8D35F2D-B30B-454D-ABF7-D3D84834AB0C}"
+#define GUID_LOCATOR_VHDX "{B04AEFB7-D19E-4A81-B789-25B8E9445913}"
+
+#define METADATA_FLAG_USER	   1u
+#define METADATA_FLAG_VIRTUAL_DISK 2u
+#define METADATA_FLAG_REQUIRED	   4u
+#define FILE_PARAM_LEAVE_ALLOC	   1u
+#define FILE_PARAM_HAS_PARENT	   2u
+#define BAT_STATE_MASK		   7u
+#define BAT_RESERVED_MASK	   0xFFFF8ull /* bits 3-19 */
+#define BAT_OFFSET_SHIFT	   20
+
+/* The headers' places ([MS-VHDX] 2.2.2). */
+#define VHDX_HEADER_SIZE 4096u
+#define VHDX_HEADER1_AT	 (64u * 1024)
+#define VHDX_HEADER2_AT	 (128u * 1024)
+#define VHDX_REGION1_AT	 (192u * 1024)
+#define VHDX_REGION2_AT	 (256u * 1024)
+#define VHDX_REGION_SIZE (64u * 1024)
+
+struct region {
+	uint8_t guid[16];
+	uint64_t offset;
+	uint32_t length;
+	bool required;
+};
+
+struct vhdx {
+	char *path;
+	int fd;
+	struct stat st;
+	uint64_t file_size; /* as the file is */
+	uint64_t data_end;  /* as the replayed log leaves it */
+	struct vhdx_overlay *overlay;
+	struct vhdx_log_info log_info;
+	struct vhdx_header header;
+	int header_index;
+
+	struct region *regions;
+	uint32_t region_count;
+	uint64_t bat_offset;
+	uint32_t bat_length;
+	uint64_t metadata_offset;
+	uint32_t metadata_length;
+	uint32_t locator_offset; /* within the metadata region; 0 without a locator */
+	uint32_t locator_length;
+
+	uint64_t size;
+	uint32_t block_size;
+	uint32_t logical;
+	uint32_t physical;
+	bool has_parent;
+	bool leave_allocated;
+	uint8_t disk_id[16];
+	uint32_t chunk_ratio;
+	uint32_t sectors_per_block;
+	uint64_t block_count;
+	uint64_t chunk_count;
+	uint64_t bat_entries;
+
+	struct vhdx_locator_entry *locator;
+	size_t locator_count;
+
+	/* The caches; all fields below are protected by lock. */
+	pthread_mutex_t lock;
+	uint32_t page_slots;
+	uint64_t *page_tag; /* page + 1, 0 for an empty slot */
+	uint8_t *page_used; /* clock reference bits */
+	uint32_t clock_hand;
+	uint64_t *page_data;
+	uint32_t bitmap_bytes; /* of one payload block */
+	uint32_t bitmap_slots;
+	uint64_t *bitmap_tag; /* block + 1, 0 for an empty slot */
+	uint8_t *bitmap_data;
+
+	/* Writing (core/vhdx_write.c); only the one writer touches these. */
+	bool writable;	       /* opened with VHDX_OPEN_WRITE */
+	bool session;	       /* FileWriteGuid renewed since the open */
+	bool data_changed;     /* DataWriteGuid renewed since the open */
+	bool log_open;	       /* the headers name log_guid: entries may need replaying */
+	bool failed;	       /* a change failed: no more until reopened */
+	uint8_t log_guid[16];  /* of the entries this writer writes */
+	uint32_t log_head;     /* log offset of the next entry */
+	uint64_t log_sequence; /* sequence number of the last entry written */
+	uint64_t alloc_end;    /* where the next block goes: the end of the file, whole MiB */
+};
+
+/* The BAT entry of payload block @block and of chunk @chunk's sector bitmap ([MS-VHDX] 2.5). */
+static inline uint64_t vhdx_payload_entry(const struct vhdx *vhdx, uint64_t block)
+{
+	return block + block / vhdx->chunk_ratio;
+}
+
+static inline uint64_t vhdx_bitmap_entry(const struct vhdx *vhdx, uint64_t chunk)
+{
+	return chunk * (vhdx->chunk_ratio + 1ull) + vhdx->chunk_ratio;
+}
+
+/**
+ * BAT entry @index (as stored, decoded to host order) through the page
+ * cache. Takes the lock. Returns 0 or -EIO with a message.
+ */
+int vhdx_bat_get(struct vhdx *vhdx, uint64_t index, uint64_t *entry, struct error *err);
+
+/** Forget every cached BAT page and sector bitmap (after the file changed under them). */
+void vhdx_caches_drop(struct vhdx *vhdx);
+
+/** Set up the write state of @vhdx, just opened with VHDX_OPEN_WRITE (vhdx_write.c). */
+int vhdx_write_prepare(struct vhdx *vhdx, struct error *err);
+
+/** End the write session of @vhdx before it is closed, as well as can be (vhdx_write.c). */
+void vhdx_write_release(struct vhdx *vhdx);
+
+#endif
