@@ -74,15 +74,8 @@ int disk_open(struct disk **out, const char *path, int flags, struct error *err)
 		return error_set(err, ENOMEM, "out of memory");
 	rc = disk_probe(path, &d->format, err);
 	if (rc == 0 && d->format == DISK_FORMAT_VHDX) {
-		/* Validated first, so that a damaged file is reported as such. */
-		rc = vhdx_open(&d->vhdx, path, VHDX_OPEN_READ, err);
-		if (rc == 0 && (flags & DISK_OPEN_WRITE)) {
-			vhdx_close(d->vhdx);
-			rc = error_set(err, ENOTSUP,
-				       "cannot open '%s' for writing: impexfs does not write VHDX "
-				       "yet",
-				       path);
-		}
+		rc = vhdx_open(&d->vhdx, path,
+			       (flags & DISK_OPEN_WRITE) ? VHDX_OPEN_WRITE : VHDX_OPEN_READ, err);
 		if (rc == 0)
 			memcpy(d->link_id, vhdx_data_write_guid(d->vhdx), 16);
 	} else if (rc == 0) {
@@ -330,10 +323,64 @@ int disk_read(struct disk *d, void *buf, size_t len, uint64_t offset, struct err
 
 int disk_write(struct disk *d, const void *buf, size_t len, uint64_t offset, struct error *err)
 {
-	if (d->vhdx)
-		return error_set(err, ENOTSUP, "cannot write '%s': impexfs does not write VHDX yet",
-				 vhdx_path(d->vhdx));
-	return vhd_write(d->vhd, buf, len, offset, err);
+	return d->vhdx ? vhdx_write(d->vhdx, buf, len, offset, err)
+		       : vhd_write(d->vhd, buf, len, offset, err);
+}
+
+int disk_flush(struct disk *d, struct error *err)
+{
+	return d->vhdx ? vhdx_flush(d->vhdx, err) : 0;
+}
+
+/* ---- creating ---- */
+
+/* @path NULL: check @o alone, as the format's create_check does. */
+static int create(const char *path, const struct disk_create_options *o, struct error *err)
+{
+	if (o->format == DISK_FORMAT_VHDX) {
+		struct vhdx_create_options x = {.type = o->type,
+						.size = o->size,
+						.block_size = o->block_size,
+						.logical_sector_size = o->sector_size};
+
+		return path ? vhdx_create(path, &x, err) : vhdx_create_check(&x, err);
+	}
+	if (o->sector_size && o->sector_size != VHD_SECTOR_SIZE)
+		return error_set(err, EINVAL, "a VHD has 512-byte sectors, not %u-byte ones",
+				 o->sector_size);
+	{
+		struct vhd_create_options v = {
+			.type = o->type, .size = o->size, .block_size = o->block_size};
+
+		return path ? vhd_create(path, &v, err) : vhd_create_check(&v, err);
+	}
+}
+
+int disk_create(const char *path, const struct disk_create_options *o, struct error *err)
+{
+	return create(path, o, err);
+}
+
+int disk_create_check(const struct disk_create_options *o, struct error *err)
+{
+	return create(NULL, o, err);
+}
+
+int disk_create_differencing(const char *path, const char *parent_path,
+			     const struct pathmap *map, struct error *err)
+{
+	enum disk_format format;
+	int rc = disk_probe(parent_path, &format, err);
+
+	if (rc < 0)
+		return error_prefix(err, "cannot use '%s' as a parent", parent_path);
+	return format == DISK_FORMAT_VHDX ? vhdx_create_differencing(path, parent_path, map, err)
+					  : vhd_create_differencing(path, parent_path, map, err);
+}
+
+const char *disk_child_extension(enum disk_format format)
+{
+	return format == DISK_FORMAT_VHDX ? ".avhdx" : ".avhd";
 }
 
 /* ---- the file as an export serves it ---- */

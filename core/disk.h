@@ -27,6 +27,7 @@
 #include <time.h>
 
 struct error;
+struct pathmap;
 struct vhdx;
 struct disk;
 
@@ -204,10 +205,47 @@ int disk_patches(struct disk *disk, const char *parent_name, struct vhd_patch *p
 		 size_t max, size_t *count, struct error *err);
 
 /**
- * Write @len bytes at disk offset @offset (whole sectors), durably.
- * Returns 0, -ENOTSUP for a format impexfs does not write, or as vhd_write.
+ * Write @len bytes at disk offset @offset (whole sectors), durably. The disk
+ * must be opened with DISK_OPEN_WRITE. Returns 0 or a negative errno with a
+ * message, as vhd_write and vhdx_write.
  */
 int disk_write(struct disk *disk, const void *buf, size_t len, uint64_t offset,
 	       struct error *err);
+
+/**
+ * After the last write: a VHDX's log emptied (vhdx_flush), so that readers
+ * that will not replay a log (QEMU read-only) open it. Nothing for a VHD.
+ * disk_close does the same but cannot report a failure.
+ */
+int disk_flush(struct disk *disk, struct error *err);
+
+/* ---- creating ---- */
+
+struct disk_create_options {
+	enum disk_format format;
+	enum vhd_type type;   /* VHD_TYPE_FIXED or VHD_TYPE_DYNAMIC */
+	uint64_t size;	      /* bytes: a whole number of MiB */
+	uint32_t block_size;  /* 0: the format's default (VHD 2 MiB; VHDX 32 MiB dynamic) */
+	uint32_t sector_size; /* logical: 0 or 512; VHDX also 4096 */
+};
+
+/**
+ * Create a new fixed or dynamic disk at @path (which must not exist), as
+ * vhd_create or vhdx_create. Returns 0 or a negative errno with a message.
+ */
+int disk_create(const char *path, const struct disk_create_options *options, struct error *err);
+
+/** Check @options as disk_create would, creating nothing. Returns 0 or -EINVAL with a message. */
+int disk_create_check(const struct disk_create_options *options, struct error *err);
+
+/**
+ * Create a differencing disk at @path over @parent_path, of the parent's
+ * format (vhd_create_differencing, vhdx_create_differencing).
+ */
+int disk_create_differencing(const char *path, const char *parent_path,
+			     const struct pathmap *map, struct error *err);
+
+/** The extension of a differencing disk of @format: ".avhd" or ".avhdx". Static. */
+const char *disk_child_extension(enum disk_format format);
 
 #endif

@@ -14,6 +14,7 @@
 #ifndef IMPEX_STORE_H
 #define IMPEX_STORE_H
 
+#include "disk.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -261,11 +262,15 @@ struct store_new_vm {
 	size_t disk_count;
 	const char *const *switches; /* one adapter per switch, by name or GUID */
 	size_t switch_count;
+	/* The disks' format: 0 takes Hyper-V's default for the generation
+	 * (2012 R2: VHDX for generation 2, VHD for generation 1). */
+	enum disk_format disk_format;
 };
 
 /**
  * Create a VM in the first root: a new GUID (into @id), its disks as new
- * dynamic VHDs in "Virtual Hard Disks" named after the VM, its adapters on
+ * dynamic VHDs or VHDXs (Hyper-V's defaults: 2 MiB blocks for VHD, 32 MiB
+ * for VHDX) in "Virtual Hard Disks" named after the VM, its adapters on
  * the named switches, and its configuration (UTF-16LE, as Hyper-V writes),
  * written last and crash-safely: until then the VM does not exist. A name
  * already used, an unknown switch or a disk that cannot be made fails with

@@ -99,11 +99,13 @@ static int vm_place(const struct store_vm *vm, const char *folder, const char *n
 
 /*
  * The path of a new differencing disk over @base for snapshot or state @id:
- * "<folder>/<stem>_<id>.avhd", the stem being @base's name without its
- * extension and without a "_<GUID>" an earlier snapshot added.
+ * "<folder>/<stem>_<id>.avhd" (".avhdx" over a VHDX), the stem being @base's
+ * name without its extension and without a "_<GUID>" an earlier snapshot
+ * added.
  */
 static void avhd_path(const char *base, const char *id, char *out, size_t cap)
 {
+	enum disk_format format = DISK_FORMAT_VHD;
 	char dir[PATH_MAX], stem[NAME_MAX + 1];
 	const char *name = strrchr(base, '/');
 	char *dot;
@@ -117,7 +119,8 @@ static void avhd_path(const char *base, const char *id, char *out, size_t cap)
 	n = strlen(stem);
 	if (n > 37 && stem[n - 37] == '_' && config_guid_valid(stem + n - 36))
 		stem[n - 37] = '\0';
-	snprintf(out, cap, "%s/%s_%s.avhd", dir, stem, id);
+	disk_probe(base, &format, NULL);
+	snprintf(out, cap, "%s/%s_%s%s", dir, stem, id, disk_child_extension(format));
 }
 
 /* Stack a new differencing disk on each of @disks for @id; record the new paths. */
@@ -129,7 +132,7 @@ static int stack_disks(struct store *s, const struct store_disk *disks, size_t c
 		int rc;
 
 		avhd_path(disks[i].path, id, path, sizeof(path));
-		rc = vhd_create_differencing(path, disks[i].path, store_pathmap(s), err);
+		rc = disk_create_differencing(path, disks[i].path, store_pathmap(s), err);
 		if (rc < 0)
 			return rc;
 		if (made_add(made, path) < 0)

@@ -276,6 +276,10 @@ static int store_create_vm_unlocked(struct store *s, const struct store_new_vm *
 	struct config *config = NULL;
 	size_t n_all = 0, n_vms = 0, len = 0;
 	char base[NAME_MAX - 16], path[PATH_MAX], *text = NULL;
+	enum disk_format format = spec->disk_format ? spec->disk_format
+				  : spec->generation == 2 ? DISK_FORMAT_VHDX
+							  : DISK_FORMAT_VHD;
+	const char *ext = format == DISK_FORMAT_VHDX ? ".vhdx" : ".vhd";
 	int rc;
 
 	rc = store_check_name(spec->name, "VM", err);
@@ -332,21 +336,22 @@ static int store_create_vm_unlocked(struct store *s, const struct store_new_vm *
 	store_new_guid(d.scsi_instance, false);
 	safe_file_name(spec->name, base, sizeof(base));
 	for (size_t i = 0; i < spec->disk_count; i++) {
-		struct vhd_create_options o = {.type = VHD_TYPE_DYNAMIC,
-					       .size = spec->disks[i].size};
+		struct disk_create_options o = {.format = format,
+						.type = VHD_TYPE_DYNAMIC,
+						.size = spec->disks[i].size};
 
 		if (i == 0)
-			snprintf(path, sizeof(path), "%s/Virtual Hard Disks/%s.vhd",
-				 store_root(s, 0), base);
+			snprintf(path, sizeof(path), "%s/Virtual Hard Disks/%s%s", store_root(s, 0),
+				 base, ext);
 		else
-			snprintf(path, sizeof(path), "%s/Virtual Hard Disks/%s_%zu.vhd",
-				 store_root(s, 0), base, i + 1);
-		rc = vhd_create(path, &o, err);
+			snprintf(path, sizeof(path), "%s/Virtual Hard Disks/%s_%zu%s",
+				 store_root(s, 0), base, i + 1, ext);
+		rc = disk_create(path, &o, err);
 		if (rc == -EEXIST) {
 			/* Another VM's name made the same file name: add this VM's GUID. */
-			snprintf(path, sizeof(path), "%s/Virtual Hard Disks/%s_%zu_%.8s.vhd",
-				 store_root(s, 0), base, i + 1, d.id);
-			rc = vhd_create(path, &o, err);
+			snprintf(path, sizeof(path), "%s/Virtual Hard Disks/%s_%zu_%.8s%s",
+				 store_root(s, 0), base, i + 1, d.id, ext);
+			rc = disk_create(path, &o, err);
 		}
 		if (rc < 0)
 			goto out;

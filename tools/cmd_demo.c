@@ -4,11 +4,13 @@
  * an ext4 file system (made by mkfs.ext4 -d from a folder of files) and a
  * SCSI data disk, a tree of snapshots with a branch, files that change
  * between snapshots (only the sectors that differ are written, so writes
- * are 512-byte granular), and saved state on the VM and on one snapshot.
+ * are 512-byte granular), and saved state on the VM and on one snapshot;
+ * "db" is a generation 2 VM with a VHDX disk and two checkpoints.
  */
 #include "cmd_demo.h"
 
 #include "cli.h"
+#include "disk.h"
 #include "error.h"
 #include "fsutil.h"
 #include "store.h"
@@ -89,7 +91,7 @@ static int64_t write_changes(struct demo *d, const char *disk, const char *prev,
 	uint8_t *a = malloc(MiB), *b = malloc(MiB);
 	int fa = prev ? open(prev, O_RDONLY | O_CLOEXEC) : -1;
 	int fb = open(next, O_RDONLY | O_CLOEXEC);
-	struct vhd *vhd = NULL;
+	struct disk *vhd = NULL;
 	struct stat st;
 	int64_t written = 0;
 	int rc = 0;
@@ -98,7 +100,7 @@ static int64_t write_changes(struct demo *d, const char *disk, const char *prev,
 		rc = error_set(&d->err, errno ? errno : ENOMEM, "cannot read the image '%s'", next);
 		goto out;
 	}
-	rc = vhd_open(&vhd, disk, VHD_OPEN_WRITE, &d->err);
+	rc = disk_open(&vhd, disk, DISK_OPEN_WRITE, &d->err);
 	for (uint64_t at = 0; rc == 0 && at < (uint64_t)st.st_size; at += MiB) {
 		size_t n =
 			(uint64_t)st.st_size - at < MiB ? (size_t)((uint64_t)st.st_size - at) : MiB;
@@ -115,7 +117,7 @@ static int64_t write_changes(struct demo *d, const char *disk, const char *prev,
 			while (e < n && memcmp(a + e, b + e, 512) != 0)
 				e += 512;
 			if (e > s) {
-				rc = vhd_write(vhd, b + s, e - s, at + s, &d->err);
+				rc = disk_write(vhd, b + s, e - s, at + s, &d->err);
 				written += (int64_t)(e - s) / 512;
 				s = e;
 			}
@@ -123,8 +125,10 @@ static int64_t write_changes(struct demo *d, const char *disk, const char *prev,
 		if (rc == -ENODATA)
 			rc = error_set(&d->err, EIO, "'%s' is shorter than it was", next);
 	}
+	if (rc == 0 && vhd)
+		rc = disk_flush(vhd, &d->err);
 out:
-	vhd_close(vhd);
+	disk_close(vhd);
 	if (fa >= 0)
 		close(fa);
 	if (fb >= 0)
@@ -189,17 +193,19 @@ static int write_pattern(struct demo *d, const char *vm, size_t index, uint64_t 
 			 size_t count, unsigned seed)
 {
 	char disk[PATH_MAX];
-	struct vhd *vhd = NULL;
+	struct disk *vhd = NULL;
 	uint8_t *buf = malloc(count);
 	int rc = buf ? current_disk(d, vm, index, disk) : error_set(&d->err, ENOMEM, "no memory");
 
 	for (size_t i = 0; buf && i < count; i++)
 		buf[i] = (uint8_t)(seed * 131 + i / 512);
 	if (rc == 0)
-		rc = vhd_open(&vhd, disk, VHD_OPEN_WRITE, &d->err);
+		rc = disk_open(&vhd, disk, DISK_OPEN_WRITE, &d->err);
 	if (rc == 0)
-		rc = vhd_write(vhd, buf, count, offset, &d->err);
-	vhd_close(vhd);
+		rc = disk_write(vhd, buf, count, offset, &d->err);
+	if (rc == 0)
+		rc = disk_flush(vhd, &d->err);
+	disk_close(vhd);
 	free(buf);
 	return rc;
 }
@@ -323,7 +329,8 @@ static int make_blog(struct demo *d)
 	return rc;
 }
 
-/* A database server (generation 2, SCSI only) and a gateway without snapshots. */
+/* A database server (generation 2, SCSI only: a VHDX disk, Hyper-V's default there, and two
+ * checkpoints, AVHDX) and a gateway without snapshots. */
 static int make_others(struct demo *d)
 {
 	static const struct store_new_disk db_disks[] = {{CONFIG_BUS_SCSI, 48 * MiB}};
@@ -338,6 +345,10 @@ static int make_others(struct demo *d)
 		rc = snapshot(d, "db", "schema");
 	if (rc == 0)
 		rc = write_pattern(d, "db", 0, 4096 + 512, 1024, 6);
+	if (rc == 0)
+		rc = snapshot(d, "db", "data loaded");
+	if (rc == 0)
+		rc = write_pattern(d, "db", 0, 3 * MiB - 512, 2048, 7);
 	if (rc == 0)
 		rc = new_vm(d, "gateway", 1, gw_disks, 1, both, 2);
 	if (rc == 0)

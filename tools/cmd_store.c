@@ -35,7 +35,8 @@ static const char usage_init[] = "impex store init DIR";
 static const char usage_list[] = "impex vm list [STORE OPTIONS] [--json]";
 static const char usage_show[] = "impex vm show [STORE OPTIONS] [--json] NAME|GUID";
 static const char usage_new[] = "impex vm new [STORE OPTIONS] [--generation 1|2] [--memory SIZE] "
-				"[--disk ide|scsi:SIZE]... [--switch NAME]... NAME";
+				"[--disk ide|scsi:SIZE]... [--disk-format vhd|vhdx] "
+				"[--switch NAME]... NAME";
 static const char usage_snapshot[] = "impex vm snapshot [STORE OPTIONS] VM SNAPSHOT";
 static const char usage_apply[] = "impex vm apply [STORE OPTIONS] VM SNAPSHOT";
 static const char usage_write[] = "impex vm write [STORE OPTIONS] VM DISK OFFSET FILE|-";
@@ -102,6 +103,7 @@ struct store_args {
 	bool subdirectory;
 	const char *settings;
 	const char *generation;
+	const char *disk_format;
 	const char *memory;
 	const char *disks[MAX_ITEMS];
 	size_t disk_count;
@@ -116,6 +118,7 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 		{"store", required_argument, NULL, 'S'},
 		{"allow-outside", no_argument, NULL, 'A'},
 		{"generation", required_argument, NULL, 'g'},
+		{"disk-format", required_argument, NULL, 'F'},
 		{"memory", required_argument, NULL, 'm'},
 		{"disk", required_argument, NULL, 'd'},
 		{"switch", required_argument, NULL, 's'},
@@ -165,6 +168,9 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 			break;
 		case 'g':
 			a->generation = optarg;
+			break;
+		case 'F':
+			a->disk_format = optarg;
 			break;
 		case 'm':
 			a->memory = optarg;
@@ -581,6 +587,14 @@ static int vm_new(int argc, char **argv)
 			goto out;
 		}
 		spec.generation = a.generation[0] - '0';
+	}
+	if (a.disk_format && strcmp(a.disk_format, "vhd") == 0) {
+		spec.disk_format = DISK_FORMAT_VHD;
+	} else if (a.disk_format && strcmp(a.disk_format, "vhdx") == 0) {
+		spec.disk_format = DISK_FORMAT_VHDX;
+	} else if (a.disk_format) {
+		rc = cli_usage(usage_new, "disk format '%s': want vhd or vhdx", a.disk_format);
+		goto out;
 	}
 	if (a.memory) {
 		uint64_t bytes;

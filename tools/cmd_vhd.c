@@ -33,7 +33,8 @@
 static const char usage_info[] = "impex vhd info [--json] [--pathmap WIN=DIR] FILE";
 static const char usage_check[] = "impex vhd check [--pathmap WIN=DIR] FILE";
 static const char usage_create[] =
-	"impex vhd create [--type fixed|dynamic] [--block-size SIZE] FILE SIZE";
+	"impex vhd create [--format vhd|vhdx] [--type fixed|dynamic] [--block-size SIZE] "
+	"[--sector-size 512|4096] FILE SIZE";
 static const char usage_snapshot[] = "impex vhd snapshot [--pathmap WIN=DIR] PARENT CHILD";
 static const char usage_write[] = "impex vhd write FILE OFFSET [INPUT|-]";
 static const char usage_cat[] = "impex vhd cat [--pathmap WIN=DIR] FILE";
@@ -64,6 +65,7 @@ struct vhd_args {
 	const char *block_size;
 	const char *seed;
 	const char *format;
+	const char *sector_size;
 	int first; /* index of the first operand in argv */
 };
 
@@ -74,6 +76,7 @@ static int parse_args(int argc, char **argv, const char *usage, struct vhd_args 
 		{"block-size", required_argument, NULL, 'b'},
 		{"seed", required_argument, NULL, 's'},
 		{"format", required_argument, NULL, 'f'},
+		{"sector-size", required_argument, NULL, 'S'},
 		CLI_COMMON_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
@@ -97,6 +100,9 @@ static int parse_args(int argc, char **argv, const char *usage, struct vhd_args 
 			break;
 		case 'f':
 			a->format = optarg;
+			break;
+		case 'S':
+			a->sector_size = optarg;
 			break;
 		default:
 			rc = cli_common_option(c, usage, argv, &a->common);
@@ -498,14 +504,41 @@ out:
 
 /* ---- create, snapshot ---- */
 
+/* Whether @path ends with @suffix, in any case. */
+static bool has_suffix(const char *path, const char *suffix)
+{
+	size_t n = strlen(path), k = strlen(suffix);
+
+	return n > k && strcasecmp(path + n - k, suffix) == 0;
+}
+
+/* The format a new file is to have: --format, else its name's extension. */
+static int new_file_format(const char *option, const char *path, const char *usage,
+			   enum disk_format *format)
+{
+	if (!option)
+		*format = has_suffix(path, ".vhdx") || has_suffix(path, ".avhdx") ? DISK_FORMAT_VHDX
+										 : DISK_FORMAT_VHD;
+	else if (strcmp(option, "vhd") == 0)
+		*format = DISK_FORMAT_VHD;
+	else if (strcmp(option, "vhdx") == 0)
+		*format = DISK_FORMAT_VHDX;
+	else
+		return cli_usage(usage, "format '%s': want vhd or vhdx", option);
+	return 0;
+}
+
 static int vhd_create_cmd(int argc, char **argv)
 {
-	struct vhd_create_options o = {.type = VHD_TYPE_DYNAMIC};
+	struct disk_create_options o = {.type = VHD_TYPE_DYNAMIC};
 	struct vhd_args a;
 	struct error err;
 	int rc;
 
 	rc = parse_command(argc, argv, usage_create, 2, 2, &a);
+	if (rc)
+		goto out;
+	rc = new_file_format(a.format, argv[a.first], usage_create, &o.format);
 	if (rc)
 		goto out;
 	if (a.type && strcmp(a.type, "fixed") == 0) {
@@ -527,13 +560,22 @@ static int vhd_create_cmd(int argc, char **argv)
 		}
 		o.block_size = (uint32_t)bs;
 	}
+	if (a.sector_size) {
+		uint64_t ss;
+
+		if (cli_parse_size(a.sector_size, &ss) < 0 || ss > UINT32_MAX) {
+			rc = cli_usage(usage_create, "'%s' is not a sector size", a.sector_size);
+			goto out;
+		}
+		o.sector_size = (uint32_t)ss;
+	}
 	error_clear(&err);
 	/* Sizes the format cannot take are usage errors, told before anything is made. */
-	if (vhd_create_check(&o, &err) < 0) {
+	if (disk_create_check(&o, &err) < 0) {
 		rc = cli_usage(usage_create, "%s", error_message(&err));
 		goto out;
 	}
-	rc = vhd_create(argv[a.first], &o, &err) < 0 ? cli_fail(&err) : CLI_OK;
+	rc = disk_create(argv[a.first], &o, &err) < 0 ? cli_fail(&err) : CLI_OK;
 out:
 	pathmap_free(a.common.pathmap);
 	return rc;
@@ -561,7 +603,7 @@ static int vhd_snapshot_cmd(int argc, char **argv)
 	}
 	if (rc == 0) {
 		error_clear(&err);
-		rc = vhd_create_differencing(argv[a.first + 1], argv[a.first], a.common.pathmap,
+		rc = disk_create_differencing(argv[a.first + 1], argv[a.first], a.common.pathmap,
 					     &err) < 0
 			     ? cli_fail(&err)
 			     : CLI_OK;
@@ -665,6 +707,10 @@ int cmd_vhd_write_input(const char *path, const char *offset_text, const char *i
 			goto out;
 		}
 		written += (uint64_t)n;
+	}
+	if (disk_flush(disk, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
 	}
 	rc = CLI_OK;
 out:
@@ -780,14 +826,6 @@ out:
 }
 
 /* ---- flatten ---- */
-
-/* Whether @path ends with @suffix, in any case. */
-static bool has_suffix(const char *path, const char *suffix)
-{
-	size_t n = strlen(path), k = strlen(suffix);
-
-	return n > k && strcasecmp(path + n - k, suffix) == 0;
-}
 
 /* The merged disk of @chain in @format ("vhd", "vhdx", or NULL: the chain's own). */
 static int flatten_stream(struct chain *chain, const char *format, const char *seed,
