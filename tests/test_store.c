@@ -363,7 +363,8 @@ static void test_disk_file_names(void **state)
 {
 	char *dir = *state;
 	struct store_new_disk disk = {CONFIG_BUS_SCSI, 4 * MiB};
-	struct store_new_vm spec = {.generation = 2, .disks = &disk, .disk_count = 1};
+	struct store_new_vm spec = {
+		.generation = 2, .disks = &disk, .disk_count = 1, .disk_format = DISK_FORMAT_VHD};
 	static const char *const names[][2] = {
 		{"a:b*c?d", "a_b_c_d.vhd"},
 		{"web <1> |x|", "web _1_ _x_.vhd"},

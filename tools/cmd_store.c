@@ -290,6 +290,7 @@ static bool json_chain(struct json *j, struct store *store, const struct store_d
 	for (unsigned i = 0; chain && i < chain_depth(chain); i++)
 		json_string(j, NULL, disk_path(chain_level(chain, i)));
 	json_end_array(j);
+	json_string(j, "format", chain ? disk_format_name(chain_format(chain)) : NULL);
 	json_string(j, "chain_problem", failed ? error_message(&err) : NULL);
 	chain_close(chain);
 	return failed;
@@ -443,6 +444,8 @@ static bool show_disk(struct store *store, const struct store_disk *d, const cha
 		printf("%s  problem: %s\n", indent, error_message(&err));
 		return true;
 	}
+	printf("%s  format: %s, %u level%s\n", indent, disk_format_name(chain_format(chain)),
+	       chain_depth(chain), chain_depth(chain) == 1 ? "" : "s");
 	for (unsigned i = 1; i < chain_depth(chain); i++)
 		printf("%s  parent %u: %s\n", indent, i, disk_path(chain_level(chain, i)));
 	for (unsigned i = 0; i < chain_warning_count(chain); i++)

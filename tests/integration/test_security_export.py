@@ -233,7 +233,7 @@ def test_descriptor_exhaustion_keeps_every_vm():
         tops = {top: sorted(os.listdir(os.path.join(m.point, top)))
                 for top in ("vms", "raw", "snapshots", "by-id")}
         assert tops["vms"] == ["blog", "db", "gateway"], tops
-        assert len(tops["by-id"]) == 3 + 6, tops  # 3 VMs, 6 snapshots
+        assert len(tops["by-id"]) == 3 + 7, tops  # 3 VMs, 7 snapshots
 
         def same(when):
             now = names(m.point)
@@ -332,7 +332,7 @@ def test_modes_and_owners_of_the_sources():
     holder = [v for v in (blog, db, gateway) if v["saved_state"]][0]
     os.chmod(holder["saved_state"], 0o700)
     # db: its disk 0640, readable by the group given with gid=.
-    os.chmod(os.path.join(disks, "db.vhd"), 0o640)
+    os.chmod(os.path.join(disks, "db.vhdx"), 0o640)
     # gateway: all of it the attacker's, 0600.
     for path in [gateway["config"]] + [d["path"] for d in gateway["disks"]]:
         os.chown(path, user[0], user[1])
@@ -376,7 +376,7 @@ def test_modes_and_owners_of_the_sources():
         assert shown(at("vms", "gateway")) == (0o500, user[0], user[1])
         assert shown(at("vms", "gateway", DISKS, "gateway.vhd")) == (0o400, user[0], user[1])
         assert shown(at("raw", "gateway", "current", "gateway.img")) == (0o400, user[0], user[1])
-        assert shown(at("vms", "db", DISKS, "db.vhd")) == (0o440, 0, 0)
+        assert shown(at("vms", "db", DISKS, "db.vhdx")) == (0o440, 0, 0)
         assert shown(at("vms", "db")) == (0o550, 0, 0), oct(shown(at("vms", "db"))[0])
         # by-id links: their folder's owner.
         link = at("by-id", gateway["id"])
@@ -387,7 +387,7 @@ def test_modes_and_owners_of_the_sources():
         denied = [served_blog, os.path.join("raw", "blog", "current", "blog.img"),
                   os.path.join("snapshots", "blog", "installed", DISKS, "blog.vhd"),
                   os.path.join("vms", holder["name"], VMS, holder["id"]),
-                  os.path.join("vms", "blog"), os.path.join("vms", "db", DISKS, "db.vhd")]
+                  os.path.join("vms", "blog"), os.path.join("vms", "db", DISKS, "db.vhdx")]
         allowed = [os.path.join("vms", "gateway", DISKS, "gateway.vhd"),
                    os.path.join("raw", "gateway", "current", "gateway.img"), "vms", "by-id"]
         got = access(user, *[at(rel) for rel in denied + allowed])
@@ -399,8 +399,8 @@ def test_modes_and_owners_of_the_sources():
 
         # A source chmodded while mounted: its next open fails rather than go by the old
         # mode, and the tree soon shows the new one.
-        served_db = at("vms", "db", DISKS, "db.vhd")
-        os.chmod(os.path.join(disks, "db.vhd"), 0o600)
+        served_db = at("vms", "db", DISKS, "db.vhdx")
+        os.chmod(os.path.join(disks, "db.vhdx"), 0o600)
         try:
             open(served_db, "rb").close()
             raise AssertionError("a chmodded source opened by its old mode")
@@ -411,14 +411,14 @@ def test_modes_and_owners_of_the_sources():
             time.sleep(0.2)
         assert shown(served_db) == (0o400, 0, 0), oct(shown(served_db)[0])
         assert shown(at("vms", "db")) == (0o500, 0, 0), oct(shown(at("vms", "db"))[0])
-        os.chmod(os.path.join(disks, "db.vhd"), 0o640)
+        os.chmod(os.path.join(disks, "db.vhdx"), 0o640)
 
     # uid=, gid=, umask=: for a backup user, everything is theirs, masked.
     with Daemon(store, "mnt", "-o", "allow_other,uid=%d,gid=%d,umask=027" % user) as m:
         at = lambda *rel: os.path.join(m.point, *rel)
         assert shown(at("")) == (0o550, user[0], user[1])
         assert shown(at(served_blog)) == (0o400, user[0], user[1])
-        assert shown(at("vms", "db", DISKS, "db.vhd")) == (0o440, user[0], user[1])
+        assert shown(at("vms", "db", DISKS, "db.vhdx")) == (0o440, user[0], user[1])
         assert shown(at("vms", "blog", VMS, blog["id"] + ".xml")) == (0o440, user[0], user[1])
         got = access(user, at(served_blog), at("vms", holder["name"], VMS, holder["id"]))
         assert got == ["OK", "OK"], got
@@ -427,8 +427,8 @@ def test_modes_and_owners_of_the_sources():
     # gid= alone: the group's bits now let the attacker read db's 0640 disk, not blog's.
     with Daemon(store, "mnt", "-o", "allow_other,default_permissions,gid=%d" % user[1]) as m:
         at = lambda *rel: os.path.join(m.point, *rel)
-        assert shown(at("vms", "db", DISKS, "db.vhd")) == (0o440, 0, user[1])
-        got = access(user, at("vms", "db", DISKS, "db.vhd"), at(served_blog))
+        assert shown(at("vms", "db", DISKS, "db.vhdx")) == (0o440, 0, user[1])
+        got = access(user, at("vms", "db", DISKS, "db.vhdx"), at(served_blog))
         assert got == ["OK", "EACCES"], got
     # Without allow_other, nobody but root (who mounted) gets in, whatever the modes.
     with Daemon(store, "mnt", "-o", "uid=%d" % user[0]) as m:

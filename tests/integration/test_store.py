@@ -201,8 +201,9 @@ def new_guid():
 
 
 def qemu_virtual_size(path):
-    info = json.loads(run(["qemu-img", "info", "-f", "vpc", "--output=json", path]).stdout)
-    assert info["format"] == "vpc", info
+    fmt = "vhdx" if path.lower().endswith(".vhdx") else "vpc"
+    info = json.loads(run(["qemu-img", "info", "-f", fmt, "--output=json", path]).stdout)
+    assert info["format"] == fmt, info
     return info["virtual-size"]
 
 
@@ -473,6 +474,8 @@ def test_vm_new_generation_2_configuration():
     assert [e["device"] for e in entries] == [SCSI_TYPE], entries
     disks = controller_disks(root, "_%s_" % entries[0]["instance"])
     assert len(disks) == 1 and disks[0][3] == "VHD", disks
+    # Hyper-V 2012 R2's default for generation 2: a VHDX (the drive type stays "VHD").
+    assert disks[0][2].endswith(".vhdx"), disks
     assert_disk(disks[0][2], 16 * MIB)
     assert adapters(root) == []
     # Default memory: present and sane.
@@ -597,6 +600,7 @@ def without_chains(vm):
     for disk in vm["disks"] + [d for s in vm["snapshots"] for d in s["disks"]]:
         disk.pop("chain", None)
         disk.pop("chain_problem", None)
+        disk.pop("format", None)
     return vm
 
 
@@ -622,6 +626,7 @@ def test_vm_list_and_show():
         shown = as_json(ok("vm", "show", "--json", "--store", store, key))
         for disk in shown["disks"]:
             assert disk["chain"] == [disk["path"]] and disk["chain_problem"] is None, disk
+            assert disk["format"] == "VHD", disk
         assert without_chains(shown) == listed[0], (key, shown)
     text = ok("vm", "show", "--store", store, web.lower()).stdout
     assert "web" in text and web in text, text
