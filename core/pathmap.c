@@ -446,3 +446,19 @@ int pathmap_windows_relative(const char *from_dir, const char *to, char *out, si
 	out[n] = '\0';
 	return 0;
 }
+
+int pathmap_child_places(const char *child, const char *parent, char *parent_real,
+			 char *child_dir, struct error *err)
+{
+	int rc;
+
+	if (!realpath(parent, parent_real))
+		return error_errno(err, errno, "cannot resolve", parent);
+	if (strchr(parent_real, '\\'))
+		return error_set(err, EINVAL,
+				 "the path of parent '%s' holds a backslash, which Windows paths "
+				 "cannot hold",
+				 parent_real);
+	rc = fsutil_real_dirname(child, child_dir);
+	return rc < 0 ? error_errno(err, -rc, "cannot resolve the folder of", child) : 0;
+}

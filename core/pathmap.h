@@ -90,4 +90,14 @@ int pathmap_windows_relative(const char *from_dir, const char *to, char *out, si
  */
 int pathmap_find_case_insensitive(const char *path, char *out, size_t cap);
 
+/**
+ * Where a new differencing disk at @child and its parent @parent lie, for
+ * its locators: the parent's real path into @parent_real and the child's
+ * real folder into @child_dir (PATH_MAX bytes each). A parent whose real
+ * path holds a backslash is refused: Windows would read it as a separator
+ * and the locators would lie. Returns 0 or a negative errno with a message.
+ */
+int pathmap_child_places(const char *child, const char *parent, char *parent_real,
+			 char *child_dir, struct error *err);
+
 #endif

@@ -156,16 +156,15 @@ static bool vhdx_table_data(const struct stream *s, uint64_t at, uint64_t *end)
 static void encode_header(uint8_t *h, uint64_t sequence, const uint8_t file_write[16],
 			  const uint8_t data_write[16])
 {
-	memset(h, 0, HEADER_SIZE);
-	memcpy(h, "head", 4);
-	le64_store(h + 8, sequence);
-	memcpy(h + 16, file_write, 16);
-	memcpy(h + 32, data_write, 16);
-	/* LogGuid (48) zero: the log is empty. LogVersion (64) 0. */
-	le16_store(h + 66, 1); /* Version */
-	le32_store(h + 68, LOG_LENGTH);
-	le64_store(h + 72, LOG_OFFSET);
-	le32_store(h + 4, crc32c(0, h, HEADER_SIZE));
+	/* LogGuid zero: the log is empty. LogVersion 0, Version 1. */
+	struct vhdx_header header = {.sequence_number = sequence,
+				     .version = 1,
+				     .log_length = LOG_LENGTH,
+				     .log_offset = LOG_OFFSET};
+
+	memcpy(header.file_write_guid, file_write, 16);
+	memcpy(header.data_write_guid, data_write, 16);
+	vhdx_header_encode(&header, h);
 }
 
 /* The region table's first bytes into @out (REGION_BYTES); the rest of its

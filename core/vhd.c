@@ -1284,23 +1284,9 @@ int vhd_create_differencing(const char *path, const char *parent_path, const str
 	rc = vhd_open(&parent, parent_path, VHD_OPEN_READ, err);
 	if (rc < 0)
 		return error_prefix(err, "cannot use '%s' as a parent", parent_path);
-	if (!realpath(parent_path, parent_abs)) {
-		rc = error_errno(err, errno, "cannot resolve", parent_path);
+	rc = pathmap_child_places(path, parent_path, parent_abs, child_dir, err);
+	if (rc < 0)
 		goto out;
-	}
-	if (strchr(parent_abs, '\\')) {
-		/* Windows would read it as a separator: the locators would lie. */
-		rc = error_set(err, EINVAL,
-			       "the path of parent '%s' holds a backslash, which Windows paths "
-			       "cannot hold",
-			       parent_abs);
-		goto out;
-	}
-	rc = fsutil_real_dirname(path, child_dir);
-	if (rc < 0) {
-		rc = error_errno(err, -rc, "cannot resolve the folder of", path);
-		goto out;
-	}
 	loc = calloc(1, sizeof(*loc));
 	if (!loc) {
 		rc = error_set(err, ENOMEM, "out of memory");

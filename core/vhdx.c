@@ -87,6 +87,21 @@ static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 
 /* ---- GUIDs ---- */
 
+void vhdx_header_encode(const struct vhdx_header *h, uint8_t raw[VHDX_HEADER_SIZE])
+{
+	memset(raw, 0, VHDX_HEADER_SIZE);
+	memcpy(raw, "head", 4);
+	le64_store(raw + 8, h->sequence_number);
+	memcpy(raw + 16, h->file_write_guid, 16);
+	memcpy(raw + 32, h->data_write_guid, 16);
+	memcpy(raw + 48, h->log_guid, 16);
+	le16_store(raw + 64, h->log_version);
+	le16_store(raw + 66, h->version);
+	le32_store(raw + 68, h->log_length);
+	le64_store(raw + 72, h->log_offset);
+	le32_store(raw + 4, crc32c(0, raw, VHDX_HEADER_SIZE));
+}
+
 void vhdx_guid_from_uuid(const uint8_t uuid[16], uint8_t out[16])
 {
 	uint8_t u[16];

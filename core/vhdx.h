@@ -42,6 +42,7 @@ struct pathmap;
 
 #define VHDX_MIB	  (1024u * 1024)
 #define VHDX_HEADER_AREA  VHDX_MIB /* file identifier, headers, region tables */
+#define VHDX_HEADER_SIZE  4096u	  /* one header */
 #define VHDX_MIN_BLOCK	  VHDX_MIB
 #define VHDX_MAX_BLOCK	  (256u * VHDX_MIB)
 #define VHDX_MAX_SIZE	  (64ull << 40) /* 64 TiB, the format's limit */
@@ -121,6 +122,12 @@ enum vhdx_open_flags {
  * case, into @out (39 bytes).
  */
 void vhdx_guid_format(const uint8_t raw[16], char out[39]);
+
+/**
+ * Encode header @h ([MS-VHDX] 2.2.2; its checksum field ignored) into @raw
+ * (VHDX_HEADER_SIZE bytes), the rest zeros, with its CRC-32C computed.
+ */
+void vhdx_header_encode(const struct vhdx_header *h, uint8_t raw[VHDX_HEADER_SIZE]);
 
 /**
  * The UUID @uuid (16 bytes in RFC 4122 order, as libuuid gives it) as a GUID

@@ -33,18 +33,6 @@
 /* Room for a parent locator: its keys and three paths of up to 32,767 UTF-16 units. */
 #define LOCATOR_MAX (200u * 1024)
 
-static void le16_put(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void le32_put(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static bool is_power_of_two(uint64_t v)
 {
 	return v && !(v & (v - 1));
@@ -104,16 +92,15 @@ static int plan(struct new_file *f, struct error *err)
 static void header_encode(uint8_t *raw, uint64_t sequence, const uint8_t file_write[16],
 			  const uint8_t data_write[16])
 {
-	memset(raw, 0, VHDX_HEADER_SIZE);
-	memcpy(raw, "head", 4);
-	le64_store(raw + 8, sequence);
-	memcpy(raw + 16, file_write, 16);
-	memcpy(raw + 32, data_write, 16);
 	/* LogGuid zero: nothing to replay; LogVersion 0, Version 1. */
-	le16_put(raw + 66, 1);
-	le32_put(raw + 68, VHDX_LOG_LENGTH);
-	le64_store(raw + 72, LOG_AT);
-	le32_put(raw + 4, crc32c(0, raw, VHDX_HEADER_SIZE));
+	struct vhdx_header h = {.sequence_number = sequence,
+				.version = 1,
+				.log_length = VHDX_LOG_LENGTH,
+				.log_offset = LOG_AT};
+
+	memcpy(h.file_write_guid, file_write, 16);
+	memcpy(h.data_write_guid, data_write, 16);
+	vhdx_header_encode(&h, raw);
 }
 
 /* The file identifier, headers and region tables: the first 320 KiB. */
@@ -133,16 +120,16 @@ static void header_section(const struct new_file *f, uint8_t *raw)
 	header_encode(raw + VHDX_HEADER2_AT, 2, file_write, data_write);
 	table = raw + VHDX_REGION1_AT;
 	memcpy(table, "regi", 4);
-	le32_put(table + 8, 2);
+	le32_store(table + 8, 2);
 	guid_of(GUID_BAT, table + 16);
 	le64_store(table + 32, BAT_AT);
-	le32_put(table + 40, f->bat_length);
-	le32_put(table + 44, 1); /* required */
+	le32_store(table + 40, f->bat_length);
+	le32_store(table + 44, 1); /* required */
 	guid_of(GUID_METADATA, table + 48);
 	le64_store(table + 64, METADATA_AT);
-	le32_put(table + 72, VHDX_MIB);
-	le32_put(table + 76, 1);
-	le32_put(table + 4, crc32c(0, table, VHDX_REGION_SIZE));
+	le32_store(table + 72, VHDX_MIB);
+	le32_store(table + 76, 1);
+	le32_store(table + 4, crc32c(0, table, VHDX_REGION_SIZE));
 	memcpy(raw + VHDX_REGION2_AT, table, VHDX_REGION_SIZE);
 }
 
@@ -159,12 +146,12 @@ static int metadata_region(const struct new_file *f, uint8_t *raw, size_t *len)
 	uint32_t at = ITEMS_AT;
 	int n = 0;
 
-	le32_put(params, f->block_size);
-	le32_put(params + 4, (f->fixed ? FILE_PARAM_LEAVE_ALLOC : 0) |
+	le32_store(params, f->block_size);
+	le32_store(params + 4, (f->fixed ? FILE_PARAM_LEAVE_ALLOC : 0) |
 				     (f->has_parent ? FILE_PARAM_HAS_PARENT : 0));
 	le64_store(size, f->size);
-	le32_put(logical, f->logical);
-	le32_put(physical, f->physical);
+	le32_store(logical, f->logical);
+	le32_store(physical, f->physical);
 	/* The items and flags Hyper-V writes, in its order. */
 	items[n++] = (typeof(items[0])){GUID_FILE_PARAMS, METADATA_FLAG_REQUIRED, params, 8};
 	items[n++] = (typeof(items[0])){
@@ -180,16 +167,16 @@ static int metadata_region(const struct new_file *f, uint8_t *raw, size_t *len)
 						(uint32_t)f->locator_len};
 	memset(raw, 0, ITEMS_AT + 64 + LOCATOR_MAX);
 	memcpy(raw, "metadata", 8);
-	le16_put(raw + 10, (uint16_t)n);
+	le16_store(raw + 10, (uint16_t)n);
 	for (int i = 0; i < n; i++) {
 		uint8_t *e = raw + 32 + 32 * i;
 
 		if (items[i].len > ITEMS_AT + 64 + LOCATOR_MAX - at)
 			return -ENAMETOOLONG;
 		guid_of(items[i].guid, e);
-		le32_put(e + 16, at);
-		le32_put(e + 20, items[i].len);
-		le32_put(e + 24, items[i].flags);
+		le32_store(e + 16, at);
+		le32_store(e + 20, items[i].len);
+		le32_store(e + 24, items[i].flags);
 		memcpy(raw + at, items[i].data, items[i].len);
 		at += (items[i].len + 7) / 8 * 8;
 	}
@@ -379,7 +366,7 @@ static int locator_build(struct locator *l, struct error *err)
 	memset(l->item, 0, sizeof(l->item));
 	guid_of(GUID_LOCATOR_VHDX, type);
 	memcpy(l->item, type, 16);
-	le16_put(l->item + 18, l->count);
+	le16_store(l->item + 18, l->count);
 	for (uint16_t i = 0; i < l->count; i++) {
 		uint8_t *e = l->item + 20 + 12 * (size_t)i;
 		size_t klen, vlen;
@@ -397,10 +384,10 @@ static int locator_build(struct locator *l, struct error *err)
 			return error_set(err, ENAMETOOLONG,
 					 "the parent locator's %s '%s' is too long", l->key[i],
 					 l->value[i]);
-		le32_put(e, (uint32_t)at);
-		le32_put(e + 4, (uint32_t)(at + klen));
-		le16_put(e + 8, (uint16_t)klen);
-		le16_put(e + 10, (uint16_t)vlen);
+		le32_store(e, (uint32_t)at);
+		le32_store(e + 4, (uint32_t)(at + klen));
+		le16_store(e + 8, (uint16_t)klen);
+		le16_store(e + 10, (uint16_t)vlen);
 		at += klen + vlen;
 	}
 	l->len = at;
@@ -433,23 +420,9 @@ int vhdx_create_differencing(const char *path, const char *parent_path, const st
 	rc = vhdx_open(&parent, parent_path, VHDX_OPEN_READ, err);
 	if (rc < 0)
 		return error_prefix(err, "cannot use '%s' as a parent", parent_path);
-	if (!realpath(parent_path, parent_abs)) {
-		rc = error_errno(err, errno, "cannot resolve", parent_path);
+	rc = pathmap_child_places(path, parent_path, parent_abs, child_dir, err);
+	if (rc < 0)
 		goto out;
-	}
-	if (strchr(parent_abs, '\\')) {
-		/* Windows would read it as a separator: the locator would lie. */
-		rc = error_set(err, EINVAL,
-			       "the path of parent '%s' holds a backslash, which Windows paths "
-			       "cannot hold",
-			       parent_abs);
-		goto out;
-	}
-	rc = fsutil_real_dirname(path, child_dir);
-	if (rc < 0) {
-		rc = error_errno(err, -rc, "cannot resolve the folder of", path);
-		goto out;
-	}
 	l = calloc(1, sizeof(*l));
 	if (!l) {
 		rc = error_set(err, ENOMEM, "out of memory");

@@ -38,7 +38,6 @@
 #define BAT_OFFSET_SHIFT	   20
 
 /* The headers' places ([MS-VHDX] 2.2.2). */
-#define VHDX_HEADER_SIZE 4096u
 #define VHDX_HEADER1_AT	 (64u * 1024)
 #define VHDX_HEADER2_AT	 (128u * 1024)
 #define VHDX_REGION1_AT	 (192u * 1024)

@@ -95,21 +95,6 @@ static int zero_range(struct vhdx *vhdx, uint64_t offset, uint64_t len, struct e
 
 /* ---- the headers ---- */
 
-static void header_encode(const struct vhdx_header *h, uint8_t *raw)
-{
-	memset(raw, 0, VHDX_HEADER_SIZE);
-	memcpy(raw, "head", 4);
-	le64_store(raw + 8, h->sequence_number);
-	memcpy(raw + 16, h->file_write_guid, 16);
-	memcpy(raw + 32, h->data_write_guid, 16);
-	memcpy(raw + 48, h->log_guid, 16);
-	le16_store(raw + 64, h->log_version);
-	le16_store(raw + 66, h->version);
-	le32_store(raw + 68, h->log_length);
-	le64_store(raw + 72, h->log_offset);
-	le32_store(raw + 4, crc32c(0, raw, VHDX_HEADER_SIZE));
-}
-
 /*
  * Make @h the current header ([MS-VHDX] 2.2.2.1): written over the header
  * that is not current with the next sequence number, synced; then once more
@@ -130,7 +115,7 @@ static int header_write(struct vhdx *vhdx, struct vhdx_header h, struct error *e
 		int rc;
 
 		h.sequence_number = vhdx->header.sequence_number + 1;
-		header_encode(&h, raw);
+		vhdx_header_encode(&h, raw);
 		rc = write_at(vhdx, raw, sizeof(raw), slot == 1 ? VHDX_HEADER1_AT : VHDX_HEADER2_AT,
 			      "a header", err);
 		if (rc == 0)
