@@ -9,12 +9,31 @@
 #                                    in PIDS, copies of impex and impexfs in
 #                                    $WORK/bin (a rebuild during the run changes
 #                                    nothing)
+#                                    (IMPEXFS may be empty: a bench that mounts
+#                                    nothing)
 #   bench_machine                    what the run was made on
-#   bench_fixture SNAP               $STORE: VM $VM with one 2 GiB dynamic disk,
-#                                    three levels of scattered data (chain_plan.py,
-#                                    1 GiB at level 0) and snapshots one-level,
-#                                    two-levels and SNAP after them; made once per
-#                                    work folder
+#   bench_pool                       $WORK/pool.bin, 1 GiB from /dev/urandom, and
+#                                    the chain's plans $WORK/plan0.txt (level 0),
+#                                    plan1.txt, plan2.txt (chain_plan.py, SEED,
+#                                    a 2 GiB disk): "DISK_OFFSET POOL_OFFSET
+#                                    LENGTH" a line, POOL_OFFSET "zero" for zeros
+#   apply_plan PLAN COMMAND...       each piece of PLAN on the standard input of
+#                                    COMMAND... OFFSET - (pool.bin's bytes or zeros)
+#   merge_plans RAW PLAN...          the PLANs' pieces written over the raw image
+#                                    RAW, in order, by Python (a reference made
+#                                    without impex's chain code)
+#   bench_fixture SNAP [vhd|vhdx]    $STORE: VM $VM with one 2 GiB dynamic disk,
+#                                    three levels of scattered data (bench_pool's
+#                                    plans, 1 GiB at level 0) and snapshots
+#                                    one-level, two-levels and SNAP after them;
+#                                    vhd (default): a generation 1 VM, VHD files,
+#                                    $WORK/store; vhdx: a generation 2 VM, VHDX
+#                                    and AVHDX files (Hyper-V's defaults: 32 MiB
+#                                    blocks for the base, 2 MiB for the levels),
+#                                    $WORK/store-vhdx. Made once per work folder;
+#                                    $FIXTURE_REF names the file (removed when the
+#                                    store is remade) its caller may keep the
+#                                    merged content of SNAP in
 #   bench_small_export               $SMALL: the export folder of VM "small", one
 #                                    64 MiB dynamic disk holding 32 MiB of random
 #                                    data; made once per work folder
@@ -72,11 +91,14 @@ bench_work() {
 	mkdir -p "$WORK/bin" "$WORK/mnt" "$WORK/log"
 	# Copies of the binaries: a rebuild during the run changes nothing.
 	IMPEX_GIVEN=$(realpath -- "$IMPEX")
-	IMPEXFS_GIVEN=$(realpath -- "$IMPEXFS")
 	cp -- "$IMPEX" "$WORK/bin/impex"
-	cp -- "$IMPEXFS" "$WORK/bin/impexfs"
 	IMPEX=$WORK/bin/impex
-	IMPEXFS=$WORK/bin/impexfs
+	IMPEXFS_GIVEN=''
+	if [[ -n ${IMPEXFS:-} ]]; then
+		IMPEXFS_GIVEN=$(realpath -- "$IMPEXFS")
+		cp -- "$IMPEXFS" "$WORK/bin/impexfs"
+		IMPEXFS=$WORK/bin/impexfs
+	fi
 }
 
 bench_machine() {
@@ -86,42 +108,91 @@ bench_machine() {
 	echo "memory:    $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
 	echo "kernel:    $(uname -r); libfuse $(pkg-config --modversion fuse3)"
 	echo "work fs:   $(df -T "$WORK" | awk 'NR == 2 { print $2 }')"
-	echo "impex:     $("$IMPEX" --version 2>&1 | head -n1), $IMPEX_GIVEN, $IMPEXFS_GIVEN"
+	echo "impex:     $("$IMPEX" --version 2>&1 | head -n1), $IMPEX_GIVEN${IMPEXFS_GIVEN:+, $IMPEXFS_GIVEN}"
 	echo "repo:      $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?')"
 	echo "load:      $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
-bench_fixture() {
-	STORE=$WORK/store
-	if [[ ! -f $WORK/fixture.done ]]; then
-		echo "== fixture: a store with one VM, a 2 GiB disk, 3 levels of scattered data"
-		rm -rf -- "$STORE" "$WORK/pool.bin" "$WORK"/plan*.txt "$WORK/ref.raw"
-		start=$(date +%s)
-		head -c $((1 << 30)) /dev/urandom >"$WORK/pool.bin"
-		# flatten.sh's generator: "DISK_OFFSET POOL_OFFSET LENGTH" lines per level,
-		# POOL_OFFSET "zero" for a run of zeros.
+bench_pool() {
+	if [[ ! -f $WORK/pool.bin || ! -f $WORK/plan2.txt ]]; then
+		rm -f -- "$WORK/pool.bin" "$WORK"/plan*.txt
+		head -c $((1 << 30)) /dev/urandom >"$WORK/pool.bin.part"
+		mv -- "$WORK/pool.bin.part" "$WORK/pool.bin"
 		python3 "$REPO/bench/chain_plan.py" "$SEED" $((2 << 30)) $((1 << 30)) "$WORK"
-		apply_plan() { # PLAN: write each piece into the VM's current disk 0
-			local off src len
-			while read -r off src len; do
-				if [[ $src == zero ]]; then
-					head -c "$len" /dev/zero
-				else
-					dd if="$WORK/pool.bin" bs=1M iflag=skip_bytes,count_bytes \
-						skip="$src" count="$len" status=none
-				fi | "$IMPEX" vm write --store "$STORE" "$VM" 0 "$off" -
-			done <"$1"
-		}
+	fi
+}
+
+# apply_plan PLAN COMMAND...: run COMMAND... OFFSET - once a piece of PLAN,
+# the piece on its standard input.
+apply_plan() {
+	local plan=$1 off src len
+	shift
+	while read -r off src len; do
+		if [[ $src == zero ]]; then
+			head -c "$len" /dev/zero
+		else
+			dd if="$WORK/pool.bin" bs=1M iflag=skip_bytes,count_bytes \
+				skip="$src" count="$len" status=none
+		fi | "$@" "$off" - >/dev/null
+	done <"$plan"
+}
+
+merge_plans() { # RAW PLAN...
+	python3 - "$WORK/pool.bin" "$@" <<'EOF'
+import os
+import sys
+
+pool_path, raw, plans = sys.argv[1], sys.argv[2], sys.argv[3:]
+fd = os.open(raw, os.O_WRONLY)
+with open(pool_path, "rb") as pool:
+    for plan in plans:
+        for line in open(plan):
+            off, src, length = line.split()
+            if src == "zero":
+                data = bytes(int(length))
+            else:
+                pool.seek(int(src))
+                data = pool.read(int(length))
+            os.pwrite(fd, data, int(off))
+os.close(fd)
+EOF
+}
+
+bench_fixture() { # SNAP [vhd|vhdx]
+	local snap=$1 format=${2:-vhd} done start
+	case $format in
+	vhd)
+		STORE=$WORK/store
+		done=$WORK/fixture.done
+		FIXTURE_REF=$WORK/ref.raw
+		;;
+	vhdx)
+		STORE=$WORK/store-vhdx
+		done=$WORK/fixture-vhdx.done
+		FIXTURE_REF=$WORK/ref-vhdx.raw
+		;;
+	*) die "bench_fixture: no format '$format'" ;;
+	esac
+	if [[ ! -f $done ]]; then
+		echo "== fixture: a store with one VM, a 2 GiB $format disk, 3 levels of scattered data"
+		rm -rf -- "$STORE" "$FIXTURE_REF"
+		start=$(date +%s)
+		bench_pool
 		"$IMPEX" store init "$STORE" >/dev/null
-		"$IMPEX" vm new --store "$STORE" --disk ide:2G "$VM" >/dev/null
-		apply_plan "$WORK/plan0.txt"
+		if [[ $format == vhd ]]; then
+			"$IMPEX" vm new --store "$STORE" --disk ide:2G "$VM" >/dev/null
+		else
+			"$IMPEX" vm new --store "$STORE" --generation 2 --disk-format vhdx \
+				--disk scsi:2G "$VM" >/dev/null
+		fi
+		apply_plan "$WORK/plan0.txt" "$IMPEX" vm write --store "$STORE" "$VM" 0
 		"$IMPEX" vm snapshot --store "$STORE" "$VM" one-level >/dev/null
-		apply_plan "$WORK/plan1.txt"
+		apply_plan "$WORK/plan1.txt" "$IMPEX" vm write --store "$STORE" "$VM" 0
 		"$IMPEX" vm snapshot --store "$STORE" "$VM" two-levels >/dev/null
-		apply_plan "$WORK/plan2.txt"
-		"$IMPEX" vm snapshot --store "$STORE" "$VM" "$1" >/dev/null
+		apply_plan "$WORK/plan2.txt" "$IMPEX" vm write --store "$STORE" "$VM" 0
+		"$IMPEX" vm snapshot --store "$STORE" "$VM" "$snap" >/dev/null
 		rm -f -- "$WORK/pool.bin"
-		touch "$WORK/fixture.done"
+		touch "$done"
 		echo "built in $(($(date +%s) - start)) s"
 	fi
 }
