@@ -54,7 +54,7 @@ done
 
 bench_work
 cd -- "$WORK"
-rm -f pool.bin plan0.txt plan1.txt plan2.txt base.vhdx l1.avhdx top.avhdx \
+rm -f base.vhdx l1.avhdx top.avhdx \
 	merged.raw merged.vhdx out.vhdx results.json rss-*.txt
 
 bench_machine
@@ -65,68 +65,21 @@ echo "hyperfine: $(hyperfine --version)"
 
 echo "== fixture"
 start=$(date +%s)
-DISK=$((1 << 30))
-POOL=$((512 << 20))
-head -c "$POOL" /dev/urandom >pool.bin
-
-# One plan per level: "DISK_OFFSET POOL_OFFSET LENGTH" lines, POOL_OFFSET
-# "zero" for a run of zeros. Large pieces: each "vhd write" goes through the
-# VHDX log and syncs.
-python3 - "$SEED" "$DISK" "$POOL" <<'EOF'
-import random
-import sys
-
-seed, disk, pool = (int(a) for a in sys.argv[1:4])
-rng = random.Random(seed)
-MiB, KiB = 1 << 20, 1 << 10
-
-# Level 0: the pool in 8, 16 and 24 MiB pieces, each at a random 1 MiB offset of
-# its own 32 MiB window (so no overlaps), windows in random order: blocks
-# whole, partly covered or empty.
-base, src = [], 0
-windows = rng.sample(range(disk // (32 * MiB)), disk // (32 * MiB))
-for w in windows:
-    if src >= pool:
-        break
-    length = min(rng.choice((8, 16, 24)) * MiB, pool - src)
-    off = w * 32 * MiB + rng.randrange(0, (32 * MiB - length) // MiB + 1) * MiB
-    base.append((off, src, length))
-    src += length
-
-
-def scattered(count, length, align):
-    return [(rng.randrange(0, (disk - length) // align) * align,
-             rng.randrange(0, (pool - length) // align) * align, length)
-            for _ in range(count)]
-
-
-# Level 1: 64 MiB in 8 MiB pieces at 4 KiB offsets, across blocks.
-level1 = scattered(8, 8 * MiB, 4 * KiB)
-# Level 2: 60 MiB in 2 MiB pieces at sector offsets, then zeros over two
-# whole 2 MiB blocks the base wrote.
-level2 = scattered(30, 2 * MiB, 512)
-written = [b for off, _, length in base
-           for b in range(-(-off // (2 * MiB)), (off + length) // (2 * MiB))]
-level2 += [(b * 2 * MiB, "zero", 2 * MiB) for b in rng.sample(written, 2)]
-
-for level, plan in enumerate((base, level1, level2)):
-    with open(f"plan{level}.txt", "w") as f:
-        for off, src, length in plan:
-            f.write(f"{off} {src} {length}\n")
-EOF
-
+# One plan per level, in large pieces (chain_plan_large.py): "DISK_OFFSET
+# POOL_OFFSET LENGTH" lines, POOL_OFFSET "zero" for a run of zeros.
+bench_pool vhdx
 "$IMPEX" vhd create --format vhdx base.vhdx 1G >/dev/null
-apply_plan plan0.txt "$IMPEX" vhd write base.vhdx
+apply_plan "$PLANS/plan0.txt" "$IMPEX" vhd write base.vhdx
 "$IMPEX" vhd snapshot base.vhdx l1.avhdx >/dev/null
-apply_plan plan1.txt "$IMPEX" vhd write l1.avhdx
+apply_plan "$PLANS/plan1.txt" "$IMPEX" vhd write l1.avhdx
 "$IMPEX" vhd snapshot l1.avhdx top.avhdx >/dev/null
-apply_plan plan2.txt "$IMPEX" vhd write top.avhdx
+apply_plan "$PLANS/plan2.txt" "$IMPEX" vhd write top.avhdx
 "$IMPEX" vhd check top.avhdx >/dev/null || die "impex vhd check top.avhdx failed"
 
 # The reference, independent of impex's chain reads.
 qemu-img convert -f vhdx -O raw base.vhdx merged.raw
-merge_plans merged.raw plan1.txt plan2.txt
-rm -f pool.bin
+merge_plans merged.raw "$PLANS/plan1.txt" "$PLANS/plan2.txt"
+rm -f -- "$POOL_FILE"
 qemu-img convert -f raw -O vhdx -o subformat=dynamic,block_size=2M merged.raw merged.vhdx
 echo "built in $(($(date +%s) - start)) s"
 

@@ -12,28 +12,32 @@
 #                                    (IMPEXFS may be empty: a bench that mounts
 #                                    nothing)
 #   bench_machine                    what the run was made on
-#   bench_pool                       $WORK/pool.bin, 1 GiB from /dev/urandom, and
-#                                    the chain's plans $WORK/plan0.txt (level 0),
-#                                    plan1.txt, plan2.txt (chain_plan.py, SEED,
-#                                    a 2 GiB disk): "DISK_OFFSET POOL_OFFSET
-#                                    LENGTH" a line, POOL_OFFSET "zero" for zeros
+#   bench_pool [vhd|vhdx]            the chain's pool of random bytes $POOL_FILE and
+#                                    its plans $PLANS/plan0.txt (level 0),
+#                                    plan1.txt, plan2.txt: "DISK_OFFSET POOL_OFFSET
+#                                    LENGTH" a line, POOL_OFFSET "zero" for zeros.
+#                                    vhd (default): $WORK/pool.bin, 1 GiB, plans in
+#                                    $WORK (chain_plan.py, 1 MiB pieces, a 2 GiB
+#                                    disk); vhdx: $WORK/pool-vhdx.bin, 512 MiB,
+#                                    plans in $WORK/vhdx (chain_plan_large.py,
+#                                    8-24 MiB pieces, a 1 GiB disk: each write of
+#                                    a VHDX goes through its log and syncs)
 #   apply_plan PLAN COMMAND...       each piece of PLAN on the standard input of
-#                                    COMMAND... OFFSET - (pool.bin's bytes or zeros)
+#                                    COMMAND... OFFSET - ($POOL_FILE's bytes or
+#                                    zeros)
 #   merge_plans RAW PLAN...          the PLANs' pieces written over the raw image
 #                                    RAW, in order, by Python (a reference made
 #                                    without impex's chain code)
-#   bench_fixture SNAP [vhd|vhdx]    $STORE: VM $VM with one 2 GiB dynamic disk,
-#                                    three levels of scattered data (bench_pool's
-#                                    plans, 1 GiB at level 0) and snapshots
-#                                    one-level, two-levels and SNAP after them;
-#                                    vhd (default): a generation 1 VM, VHD files,
-#                                    $WORK/store; vhdx: a generation 2 VM, VHDX
-#                                    and AVHDX files (Hyper-V's defaults: 32 MiB
-#                                    blocks for the base, 2 MiB for the levels),
-#                                    $WORK/store-vhdx. Made once per work folder;
-#                                    $FIXTURE_REF names the file (removed when the
-#                                    store is remade) its caller may keep the
-#                                    merged content of SNAP in
+#   bench_fixture SNAP [vhd|vhdx]    $STORE: VM $VM with one dynamic disk, three
+#                                    levels of scattered data (bench_pool's plans)
+#                                    and snapshots one-level, two-levels and SNAP
+#                                    after them. vhd (default): a generation 1 VM,
+#                                    a 2 GiB VHD, $WORK/store; vhdx: a generation
+#                                    2 VM, a 1 GiB VHDX (32 MiB blocks) and AVHDX
+#                                    levels (2 MiB blocks), $WORK/store-vhdx, and
+#                                    $FIXTURE_REF, SNAP's merged content as
+#                                    merge_plans makes it. Made once per work
+#                                    folder
 #   bench_small_export               $SMALL: the export folder of VM "small", one
 #                                    64 MiB dynamic disk holding 32 MiB of random
 #                                    data; made once per work folder
@@ -113,12 +117,21 @@ bench_machine() {
 	echo "load:      $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
-bench_pool() {
-	if [[ ! -f $WORK/pool.bin || ! -f $WORK/plan2.txt ]]; then
-		rm -f -- "$WORK/pool.bin" "$WORK"/plan*.txt
-		head -c $((1 << 30)) /dev/urandom >"$WORK/pool.bin.part"
-		mv -- "$WORK/pool.bin.part" "$WORK/pool.bin"
-		python3 "$REPO/bench/chain_plan.py" "$SEED" $((2 << 30)) $((1 << 30)) "$WORK"
+bench_pool() { # [vhd|vhdx]
+	local disk pool gen
+	if [[ ${1:-vhd} == vhdx ]]; then
+		POOL_FILE=$WORK/pool-vhdx.bin PLANS=$WORK/vhdx
+		disk=$((1 << 30)) pool=$((512 << 20)) gen=chain_plan_large.py
+	else
+		POOL_FILE=$WORK/pool.bin PLANS=$WORK
+		disk=$((2 << 30)) pool=$((1 << 30)) gen=chain_plan.py
+	fi
+	if [[ ! -f $POOL_FILE || ! -f $PLANS/plan2.txt ]]; then
+		mkdir -p -- "$PLANS"
+		rm -f -- "$POOL_FILE" "$PLANS"/plan*.txt
+		head -c "$pool" /dev/urandom >"$POOL_FILE.part"
+		mv -- "$POOL_FILE.part" "$POOL_FILE"
+		python3 "$REPO/bench/$gen" "$SEED" "$disk" "$pool" "$PLANS"
 	fi
 }
 
@@ -131,14 +144,14 @@ apply_plan() {
 		if [[ $src == zero ]]; then
 			head -c "$len" /dev/zero
 		else
-			dd if="$WORK/pool.bin" bs=1M iflag=skip_bytes,count_bytes \
+			dd if="$POOL_FILE" bs=1M iflag=skip_bytes,count_bytes \
 				skip="$src" count="$len" status=none
 		fi | "$@" "$off" - >/dev/null
 	done <"$plan"
 }
 
 merge_plans() { # RAW PLAN...
-	python3 - "$WORK/pool.bin" "$@" <<'EOF'
+	python3 - "$POOL_FILE" "$@" <<'EOF'
 import os
 import sys
 
@@ -159,39 +172,46 @@ EOF
 }
 
 bench_fixture() { # SNAP [vhd|vhdx]
-	local snap=$1 format=${2:-vhd} done start
+	local snap=$1 format=${2:-vhd} done stale start write
 	case $format in
 	vhd)
 		STORE=$WORK/store
 		done=$WORK/fixture.done
-		FIXTURE_REF=$WORK/ref.raw
+		FIXTURE_REF=''
+		stale=$WORK/ref.raw # exportfs.sh's copy of the merged content
 		;;
 	vhdx)
 		STORE=$WORK/store-vhdx
 		done=$WORK/fixture-vhdx.done
 		FIXTURE_REF=$WORK/ref-vhdx.raw
+		stale=$FIXTURE_REF
 		;;
 	*) die "bench_fixture: no format '$format'" ;;
 	esac
 	if [[ ! -f $done ]]; then
-		echo "== fixture: a store with one VM, a 2 GiB $format disk, 3 levels of scattered data"
-		rm -rf -- "$STORE" "$FIXTURE_REF"
+		echo "== fixture: a store with one VM, a $format disk, 3 levels of scattered data"
+		rm -rf -- "$STORE" "$stale"
 		start=$(date +%s)
-		bench_pool
+		bench_pool "$format"
 		"$IMPEX" store init "$STORE" >/dev/null
 		if [[ $format == vhd ]]; then
 			"$IMPEX" vm new --store "$STORE" --disk ide:2G "$VM" >/dev/null
 		else
 			"$IMPEX" vm new --store "$STORE" --generation 2 --disk-format vhdx \
-				--disk scsi:2G "$VM" >/dev/null
+				--disk scsi:1G "$VM" >/dev/null
 		fi
-		apply_plan "$WORK/plan0.txt" "$IMPEX" vm write --store "$STORE" "$VM" 0
+		write=("$IMPEX" vm write --store "$STORE" "$VM" 0)
+		apply_plan "$PLANS/plan0.txt" "${write[@]}"
 		"$IMPEX" vm snapshot --store "$STORE" "$VM" one-level >/dev/null
-		apply_plan "$WORK/plan1.txt" "$IMPEX" vm write --store "$STORE" "$VM" 0
+		apply_plan "$PLANS/plan1.txt" "${write[@]}"
 		"$IMPEX" vm snapshot --store "$STORE" "$VM" two-levels >/dev/null
-		apply_plan "$WORK/plan2.txt" "$IMPEX" vm write --store "$STORE" "$VM" 0
+		apply_plan "$PLANS/plan2.txt" "${write[@]}"
 		"$IMPEX" vm snapshot --store "$STORE" "$VM" "$snap" >/dev/null
-		rm -f -- "$WORK/pool.bin"
+		if [[ -n $FIXTURE_REF ]]; then
+			truncate -s 1G "$FIXTURE_REF"
+			merge_plans "$FIXTURE_REF" "$PLANS"/plan{0,1,2}.txt
+		fi
+		rm -f -- "$POOL_FILE"
 		touch "$done"
 		echo "built in $(($(date +%s) - start)) s"
 	fi
