@@ -9,17 +9,20 @@ chain), every disk file from tests/vhdxcraft.py ([MS-VHDX] alone): two SCSI disk
 AVHDX levels named `<stem>_<SNAPSHOT-GUID>.avhdx`, parent locators with every key Hyper-V
 writes (parent_linkage, relative_path, volume_path, absolute_win32_path), sector-granular
 writes across blocks, the first and last sectors, a ZERO block over the parent's data.
-sys's base and data's middle level hold a log (a host that crashed). What each state
-holds is layered here from the crafter's models (test_vhdx_chains.merged). Referees:
-qemu-img (`info`, `check`, `compare` of dynamic VHDX with 512-byte sectors: it refuses
-4096-byte ones and opens no AVHDX), vhdiinfo, tests/vhdxdump (the project's reader, alone
-on one file, for what QEMU refuses), and the models. Every mount is unmounted with
+sys's base and data's middle level hold a log (a host that crashed; the middle level's
+parent locator lies in its log alone). What each state holds is layered here from the
+crafter's models (test_vhdx_chains.merged). Referees: qemu-img (`info`, `check`,
+`compare` of dynamic VHDX with 512-byte sectors: it refuses 4096-byte ones and opens no
+AVHDX), libvhdi (vhdiinfo for every file, vhdimount for the merged disks: it misreads
+relative_path, so no relocated chain), the headers read here, tests/vhdxdump (the
+project's reader, alone on one file), and the models. Every mount is unmounted with
 fusermount3 -u, also when a test fails.
 """
 
 import json
 import os
 import re
+import struct
 import sys
 import xml.etree.ElementTree as ET
 
@@ -83,8 +86,10 @@ def sys_chain(names):
 
 
 def data_chain(names):
-    """data: 24 MiB, 4096-byte sectors; the middle level holds a log with its BAT sector
-    and its sector bitmap sector (the file alone has neither)."""
+    """data: 24 MiB, 4096-byte sectors; the middle level holds a log with its metadata
+    table, its metadata items (the parent locator among them), its BAT sector and its
+    sector bitmap sector: the file alone has none of them, so its relocation is made on
+    the replayed file."""
     size, s = 24 * MiB, 4096
     base = vc.build(size, "dynamic", logical=s, physical=4096,
                     writes=[(0, pattern(21, 3 * MiB)), (size - s, pattern(22, s))])
@@ -92,7 +97,8 @@ def data_chain(names):
                    writes=[(s, pattern(23, 2 * s)), (2 * MiB - s, pattern(24, 2 * s)),
                            (size - s, pattern(25, s))],
                    locator=hyperv_locator(base, names[0]))
-    dirty(mid, [mid.layout["bat"], mid.layout["bitmaps"][0]])
+    metadata = mid.layout["metadata"]
+    dirty(mid, [metadata, metadata + 64 * 1024, mid.layout["bat"], mid.layout["bitmaps"][0]])
     top = vc.build(size, "differencing", logical=s, physical=4096,
                    writes=[(0, pattern(26, s)), (9 * MiB + 5 * s, pattern(27, 3 * s))],
                    states={1: vc.ZERO}, locator=hyperv_locator(mid, names[1]))
@@ -195,8 +201,49 @@ def locator(info):
 
 
 def assert_empty_log(info, path):
-    """An empty log: LogGuid zero ([MS-VHDX] 2.2.2.1), nothing to replay."""
+    """An empty log: LogGuid zero ([MS-VHDX] 2.2.2.1), nothing to replay, in the
+    project's reader and in the current header as read here."""
     assert info["log_guid"] == ZERO_GUID and info["log_replayed"] == "0", (path, info)
+    assert current_header(path)["log_guid"] == bytes(16), path
+
+
+def current_header(path):
+    """The current header of the VHDX at @path, read here from [MS-VHDX] 2.2.2: both
+    headers must carry their signature and a right CRC-32C (a file written whole, not
+    one that a crash left half-updated); the one of the greater sequence number wins."""
+    raw = []
+    with open(path, "rb") as f:
+        for at in vc.HEADER_AT:
+            f.seek(at)
+            raw.append(f.read(4096))
+    fields = []
+    for at, header in zip(vc.HEADER_AT, raw):
+        blank = header[:4] + bytes(4) + header[8:]
+        assert header[:4] == b"head", "%s: no header at %d" % (path, at)
+        assert vc.crc32c(blank) == int.from_bytes(header[4:8], "little"), \
+            "%s: the header at %d has a wrong checksum" % (path, at)
+        fields.append({name: struct.unpack_from(fmt, header, offset)[0]
+                       for name, (offset, fmt) in vc.HEADER_FIELDS.items()})
+    return max(fields, key=lambda h: h["sequence_number"])
+
+
+def vhdiinfo(path):
+    """libvhdi's view of one file: its fields by name ("Disk type", "Parent identifier")."""
+    out = run(["vhdiinfo", path]).stdout
+    return dict((k.strip(), v.strip()) for k, _, v in
+                (line.partition(":") for line in out.splitlines() if ":" in line))
+
+
+def vhdimount_read(path):
+    """The content of the VHDX at @path (no parent) as libvhdi's vhdimount reads it."""
+    os.mkdir("vhdi")
+    try:
+        run(["vhdimount", path, "vhdi"], timeout=60)
+        with open(os.path.join("vhdi", "vhdi1"), "rb") as f:
+            return f.read()
+    finally:
+        run(["fusermount3", "-u", "vhdi"], check=False)
+        os.rmdir("vhdi")
 
 
 def config_root(path):
@@ -235,8 +282,11 @@ def assert_merged_vhdx(path, want, logical):
         run(["qemu-img", "check", "-f", "vhdx", path])
         run(["qemu-img", "compare", "-f", "vhdx", "-F", "raw", path, "want.raw"])
     if have("vhdiinfo"):
-        out = run(["vhdiinfo", path]).stdout
-        assert "VHDX" in out.upper() and "Dynamic" in out, out
+        shown = vhdiinfo(path)
+        assert shown["Format"].startswith("VHDX") and shown["Disk type"] == "Dynamic", shown
+        assert shown["Bytes per sector"] == "%d bytes" % logical, shown
+    if have("vhdimount") and os.path.exists("/dev/fuse"):
+        assert_equal(vhdimount_read(path), want, path + " read by vhdimount")
     os.unlink("want.raw")
 
 
@@ -259,6 +309,9 @@ def test_vms_folder_holds_the_chains_relocated():
         assert os.listdir(os.path.join(folder, VMS)) == [box.vm + ".xml"]
         run(["cp", "-r", folder, "copy"])
         run(["rsync", "-a", folder + "/", "synced/"])
+        # The same sizes and times every time: a second rsync -a has nothing to copy.
+        again = run(["rsync", "-a", "--itemize-changes", folder + "/", "synced/"]).stdout
+        assert not [line for line in again.splitlines() if line.startswith(">f")], again
         errors = m.stderr()
     assert "impexfs:" not in errors, errors
     assert files_of("copy") == files_of("synced")
@@ -284,6 +337,14 @@ def test_vms_folder_holds_the_chains_relocated():
                                 "relative_path": ".\\" + names[level - 1]}, (path, keys)
             else:
                 assert info["has_parent"] == "0" and info["locator_count"] == "0", info
+            # libvhdi reads the headers and metadata, and the linkage of each level.
+            if have("vhdiinfo"):
+                shown = vhdiinfo(path)
+                assert shown["Disk type"] == ("Differential" if level else "Dynamic"), shown
+                assert shown["Bytes per sector"] == "%d bytes" % images[level].logical, shown
+                if level:
+                    assert shown["Parent identifier"] == vhdiinfo(os.path.join(
+                        "copy", DISKS, names[level - 1]))["Identifier"], shown
             # The file alone (the parent's sectors as zeros) as its level's model.
             assert_equal(dump_read(path), images[level].expected_bytes(), path + " alone")
             # The chain from here down, through the relative paths alone.
@@ -362,6 +423,25 @@ def test_snapshots_are_merged_vhdx_and_raw_images_hold_each_state():
         alone = show(os.path.realpath(name), guid)
         assert alone["problem"] is None and alone["snapshots"] == [], alone
         assert [d["format"] for d in alone["disks"]] == ["VHDX", "VHDX"], alone["disks"]
+        ok("export", "--store", store, "box/" + name, name + ".exported")
+        assert files_of(name + ".exported") == files_of(name), name
+
+
+def test_the_vm_alone_has_its_chains_merged_into_vhdx():
+    """copy_snapshot_configuration=none: vms/box/ holds the VM alone, its GUID kept, each
+    current chain merged into one dynamic VHDX `<stem>.vhdx` holding the current state."""
+    need("fusermount3", "qemu-img")
+    store, box = checkpointed_store()
+    with Mount(store, "mnt", "-o", "copy_snapshot_configuration=none") as m:
+        run(["cp", "-r", os.path.join(m.point, "vms", "box"), "alone"])
+    assert os.listdir(os.path.join("alone", SNAPSHOTS)) == []
+    assert os.listdir(os.path.join("alone", VMS)) == [box.vm + ".xml"]
+    assert sorted(os.listdir(os.path.join("alone", DISKS))) == ["data.vhdx", "sys.vhdx"]
+    assert drive_paths(os.path.join("alone", VMS, box.vm + ".xml")) == \
+        [DISKS + "\\sys.vhdx", DISKS + "\\data.vhdx"]
+    for i, (stem, logical) in enumerate((("sys", 512), ("data", 4096))):
+        assert_merged_vhdx(os.path.join("alone", DISKS, stem + ".vhdx"),
+                           box.states["current"][i], logical)
 
 
 def imported(target, guid, box, states=STATES):
