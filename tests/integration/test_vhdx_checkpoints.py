@@ -408,7 +408,8 @@ def test_snapshots_are_merged_vhdx_and_raw_images_hold_each_state():
     assert "impexfs:" not in errors, errors
     for state in STATES:
         for i, stem in enumerate(box.STEMS):
-            assert_equal(raws[state, stem], box.states[state][i], "raw/box/%s/%s.img" % (state, stem))
+            assert_equal(raws[state, stem], box.states[state][i],
+                         "raw/box/%s/%s.img" % (state, stem))
     for name in ("first", "second"):
         assert sorted(os.listdir(os.path.join(name, DISKS))) == ["data.vhdx", "sys.vhdx"]
         configs = os.listdir(os.path.join(name, VMS))
