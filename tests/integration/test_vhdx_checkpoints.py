@@ -159,8 +159,18 @@ class Checkpointed:
                 f.write(hv.encode(text, "utf-16"))
 
 
+_BOX = []
+
+
+def checkpointed():
+    """The VM, built once for all the tests (each saves it in its own folder)."""
+    if not _BOX:
+        _BOX.append(Checkpointed())
+    return _BOX[0]
+
+
 def checkpointed_store():
-    box = Checkpointed()
+    box = checkpointed()
     store = new_store()
     box.save(store)
     shown = show(store, box.vm)
@@ -542,7 +552,7 @@ def test_a_folder_with_logs_imports_replayed():
     empty are written as the log leaves them, with an empty log (never changed where they
     lie), the chains relinked; the folder given to impex import is not changed."""
     need("fusermount3")
-    box = Checkpointed()
+    box = checkpointed()
     box.save("hyperv")
     before = tree_state("hyperv")
     target = new_store("target")
