@@ -586,11 +586,14 @@ class Image:
                                                     length // self.logical):
             if kind != "here":
                 continue
-            for s in range(start, start + n):
+            s, end = start, start + n
+            while s < end:  # the run's part in each block, copied at once
                 block, in_block = divmod(s, self.sectors_per_block)
+                m = min(self.sectors_per_block - in_block, end - s)
                 at = s * self.logical - offset
-                out[at:at + self.logical] = self.content[block][
-                    in_block * self.logical:(in_block + 1) * self.logical]
+                out[at:at + m * self.logical] = self.content[block][
+                    in_block * self.logical:(in_block + m) * self.logical]
+                s += m
         return bytes(out)
 
 
@@ -638,7 +641,9 @@ def build(size, kind="dynamic", block_size=None, logical=512, physical=4096, wri
             raise ValueError("writes must be whole logical sectors inside the disk")
         for i in range(0, len(data), logical):
             block, in_block = divmod((offset + i) // logical, spb)
-            buf = img.content.setdefault(block, bytearray(block_size))
+            buf = img.content.get(block)
+            if buf is None:  # not setdefault: a 32 MiB block is not made per sector
+                buf = img.content[block] = bytearray(block_size)
             buf[in_block * logical:(in_block + 1) * logical] = data[i:i + logical]
             img.present.setdefault(block, set()).add(in_block)
     for block in img.content:
