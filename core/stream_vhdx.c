@@ -37,7 +37,7 @@
 #define HEADER_SPACE	  (64 * KiB)
 #define REGION_TABLE_SIZE (64 * KiB)
 #define LOG_OFFSET	  VHDX_HEADER_AREA
-#define LOG_LENGTH	  VHDX_MIB
+#define LOG_LENGTH	  VHDX_LOG_LENGTH
 #define METADATA_OFFSET	  (LOG_OFFSET + LOG_LENGTH)
 #define METADATA_LENGTH	  VHDX_MIB
 #define METADATA_TABLE	  (64 * KiB)
@@ -152,20 +152,6 @@ static bool vhdx_table_data(const struct stream *s, uint64_t at, uint64_t *end)
 }
 
 /* ---- the header section and the metadata ---- */
-
-static void encode_header(uint8_t *h, uint64_t sequence, const uint8_t file_write[16],
-			  const uint8_t data_write[16])
-{
-	/* LogGuid zero: the log is empty. LogVersion 0, Version 1. */
-	struct vhdx_header header = {.sequence_number = sequence,
-				     .version = 1,
-				     .log_length = LOG_LENGTH,
-				     .log_offset = LOG_OFFSET};
-
-	memcpy(header.file_write_guid, file_write, 16);
-	memcpy(header.data_write_guid, data_write, 16);
-	vhdx_header_encode(&header, h);
-}
 
 /* The region table's first bytes into @out (REGION_BYTES); the rest of its
  * 64 KiB is zeros, which its checksum covers. */
@@ -314,8 +300,8 @@ int stream_new_vhdx(struct stream **out, struct chain *chain, const struct strea
 	memcpy(file_id, "vhdxfile", 8);
 	for (size_t i = 0; i < strlen(CREATOR); i++)
 		file_id[8 + 2 * i] = (uint8_t)CREATOR[i]; /* UTF-16LE */
-	encode_header(header[0], 1, file_write, data_write);
-	encode_header(header[1], 2, file_write, data_write);
+	vhdx_header_encode_new(header[0], 1, file_write, data_write);
+	vhdx_header_encode_new(header[1], 2, file_write, data_write);
 	rc = encode_region_table(regions, bat_length, err);
 	if (rc < 0)
 		goto fail;

@@ -630,8 +630,7 @@ int vhd_open(struct vhd **out, const char *path, int flags, struct error *err)
 		else if (vhd->file_size >= 8 && vhd_pread(vhd, copy, sizeof(copy), 0, NULL) == 0 &&
 			 memcmp(copy, "vhdxfile", 8) == 0)
 			rc = error_set(err, EINVAL,
-				       "'%s' is a VHDX file: impexfs reads VHD (convert it with "
-				       "'qemu-img convert -f vhdx -O vpc')",
+				       "'%s' is a VHDX file, not a VHD",
 				       path);
 		else
 			rc = error_set(err, EINVAL, "'%s' is not a VHD file (no '%s' footer)", path,

@@ -102,6 +102,19 @@ void vhdx_header_encode(const struct vhdx_header *h, uint8_t raw[VHDX_HEADER_SIZ
 	le32_store(raw + 4, crc32c(0, raw, VHDX_HEADER_SIZE));
 }
 
+void vhdx_header_encode_new(uint8_t raw[VHDX_HEADER_SIZE], uint64_t sequence,
+			    const uint8_t file_write[16], const uint8_t data_write[16])
+{
+	struct vhdx_header h = {.sequence_number = sequence,
+				.version = 1,
+				.log_length = VHDX_LOG_LENGTH,
+				.log_offset = VHDX_HEADER_AREA};
+
+	memcpy(h.file_write_guid, file_write, 16);
+	memcpy(h.data_write_guid, data_write, 16);
+	vhdx_header_encode(&h, raw);
+}
+
 void vhdx_guid_from_uuid(const uint8_t uuid[16], uint8_t out[16])
 {
 	uint8_t u[16];

@@ -130,6 +130,15 @@ void vhdx_guid_format(const uint8_t raw[16], char out[39]);
 void vhdx_header_encode(const struct vhdx_header *h, uint8_t raw[VHDX_HEADER_SIZE]);
 
 /**
+ * The header of a file impexfs makes whole (a new disk, a synthesized one):
+ * sequence number @sequence, the write GUIDs given, version 1, and an empty
+ * log of VHDX_LOG_LENGTH bytes right after the header section (LogGuid zero),
+ * encoded into @raw as vhdx_header_encode does.
+ */
+void vhdx_header_encode_new(uint8_t raw[VHDX_HEADER_SIZE], uint64_t sequence,
+			    const uint8_t file_write[16], const uint8_t data_write[16]);
+
+/**
  * The UUID @uuid (16 bytes in RFC 4122 order, as libuuid gives it) as a GUID
  * in Microsoft's layout (the first three fields little-endian), so that both
  * read as the same text.

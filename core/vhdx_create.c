@@ -88,21 +88,6 @@ static int plan(struct new_file *f, struct error *err)
 	return 0;
 }
 
-/* A header ([MS-VHDX] 2.2.2) with its checksum, into @raw (4 KiB). */
-static void header_encode(uint8_t *raw, uint64_t sequence, const uint8_t file_write[16],
-			  const uint8_t data_write[16])
-{
-	/* LogGuid zero: nothing to replay; LogVersion 0, Version 1. */
-	struct vhdx_header h = {.sequence_number = sequence,
-				.version = 1,
-				.log_length = VHDX_LOG_LENGTH,
-				.log_offset = LOG_AT};
-
-	memcpy(h.file_write_guid, file_write, 16);
-	memcpy(h.data_write_guid, data_write, 16);
-	vhdx_header_encode(&h, raw);
-}
-
 /* The file identifier, headers and region tables: the first 320 KiB. */
 static void header_section(const struct new_file *f, uint8_t *raw)
 {
@@ -116,8 +101,8 @@ static void header_section(const struct new_file *f, uint8_t *raw)
 	uuid_generate_random(file_write);
 	uuid_generate_random(data_write);
 	/* Both headers alike but for the sequence number: the second is current. */
-	header_encode(raw + VHDX_HEADER1_AT, 1, file_write, data_write);
-	header_encode(raw + VHDX_HEADER2_AT, 2, file_write, data_write);
+	vhdx_header_encode_new(raw + VHDX_HEADER1_AT, 1, file_write, data_write);
+	vhdx_header_encode_new(raw + VHDX_HEADER2_AT, 2, file_write, data_write);
 	table = raw + VHDX_REGION1_AT;
 	memcpy(table, "regi", 4);
 	le32_store(table + 8, 2);
