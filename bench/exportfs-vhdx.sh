@@ -131,23 +131,7 @@ prepare() { # SOURCES BDI RA
 }
 
 RESULTS=$WORK/results.tsv
-: >"$RESULTS"
-echo "== timing: ${#CASES[@]} cases x $RUNS runs, interleaved"
-echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-for ((run = 1; run <= RUNS; run++)); do
-	for c in "${CASES[@]}"; do
-		IFS='|' read -r name file sources bdi ra <<<"$c"
-		prepare "$sources" "$bdi" "$ra"
-		bytes=$(stat -c %s -- "$file")
-		t0=$(date +%s%N)
-		dd if="$file" of=/dev/null bs=1M status=none
-		t1=$(date +%s%N)
-		printf '%s\t%d\t%d\t%d\n' "$name" "$run" "$bytes" $((t1 - t0)) >>"$RESULTS"
-		awk -v r="$run" -v n="$name" -v b="$bytes" -v ns=$((t1 - t0)) \
-			'BEGIN { printf "run %d  %-30s %7.3f s  %7.0f MB/s\n", r, n, ns / 1e9, b * 1e3 / ns }'
-	done
-done
-echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_read_cases "$RESULTS"
 printf 'impexfs peak RSS: %s KiB\n' \
 	"$(awk '/^VmHWM/ { print $2 }' "/proc/${PIDS[0]}/status" 2>/dev/null || echo '?')"
 

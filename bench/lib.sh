@@ -249,3 +249,28 @@ start() {
 	done
 	die "$name: no mount after 30 s"
 }
+
+# bench_read_cases RESULTS: read each of CASES ("name|file|sources|bdi|read_ahead_kb") with
+# dd, RUNS rounds interleaved, after the script's own "prepare SOURCES BDI READ_AHEAD_KB";
+# one "name run bytes nanoseconds" line per read into RESULTS (tab-separated).
+bench_read_cases() {
+	local results=$1 run c name file sources bdi ra bytes t0 t1
+
+	: >"$results"
+	echo "== timing: ${#CASES[@]} cases x $RUNS runs, interleaved"
+	echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+	for ((run = 1; run <= RUNS; run++)); do
+		for c in "${CASES[@]}"; do
+			IFS='|' read -r name file sources bdi ra <<<"$c"
+			prepare "$sources" "$bdi" "$ra"
+			bytes=$(stat -c %s -- "$file")
+			t0=$(date +%s%N)
+			dd if="$file" of=/dev/null bs=1M status=none
+			t1=$(date +%s%N)
+			printf '%s\t%d\t%d\t%d\n' "$name" "$run" "$bytes" $((t1 - t0)) >>"$results"
+			awk -v r="$run" -v n="$name" -v b="$bytes" -v ns=$((t1 - t0)) \
+				'BEGIN { printf "run %d  %-34s %7.3f s  %7.0f MB/s\n", r, n, ns / 1e9, b * 1e3 / ns }'
+		done
+	done
+	echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
