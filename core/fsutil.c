@@ -242,6 +242,64 @@ int fsutil_write_atomic_at(int dirfd, const char *rel, const void *data, size_t 
 	return rc;
 }
 
+/* @path without the slashes that end it ("out/" is "out") into @buf; -ENAMETOOLONG. */
+static int without_trailing_slashes(const char *path, char *buf, size_t cap)
+{
+	size_t n = strlen(path);
+
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	if (n >= cap)
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n);
+	buf[n] = '\0';
+	return 0;
+}
+
+int fsutil_make_partial(const char *path, bool folder, char *temp, size_t cap)
+{
+	char whole[PATH_MAX];
+	const char *base;
+	int dir_len, rc = without_trailing_slashes(path, whole, sizeof(whole));
+
+	if (rc < 0)
+		return rc;
+	base = strrchr(whole, '/');
+	dir_len = base ? (int)(base - whole + 1) : 0;
+	base = base ? base + 1 : whole;
+	for (int tries = 0; tries < 16; tries++) {
+		uint32_t tag;
+
+		if (getrandom(&tag, sizeof(tag), 0) != sizeof(tag))
+			tag = (uint32_t)tries * 2654435761u ^ (uint32_t)getpid();
+		if (snprintf(temp, cap, "%.*s.%.200s.partial-%08x", dir_len, whole, base, tag) >=
+		    (int)cap)
+			return -ENAMETOOLONG;
+		rc = folder ? mkdir(temp, 0755)
+			    : open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+				   0644);
+		if (rc >= 0)
+			return rc;
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
+int fsutil_publish(const char *temp, const char *path)
+{
+	char whole[PATH_MAX];
+	int rc = without_trailing_slashes(path, whole, sizeof(whole));
+
+	if (rc < 0)
+		return rc;
+	if (renameat2(AT_FDCWD, temp, AT_FDCWD, whole, RENAME_NOREPLACE) < 0)
+		return -errno;
+	/* Named, and whole: a folder that cannot be synced does not undo that. */
+	fsutil_fsync_parent(whole);
+	return 0;
+}
+
 int fsutil_stat_source(const char *path, struct stat *st)
 {
 	int fd = open_noatime(path, O_PATH | O_CLOEXEC), rc;

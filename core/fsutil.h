@@ -127,6 +127,23 @@ void fsutil_names_free(char **names, size_t count);
 int fsutil_pwrite_sparse(int fd, const void *buf, size_t len, uint64_t offset);
 
 /**
+ * Make a new temporary name for the output @path in its folder,
+ * ".NAME.partial-XXXXXXXX" (random hex digits), into @temp (@cap bytes):
+ * an empty folder (@folder, mode 0755), else an empty file open for
+ * writing (mode 0644). Returns 0 for a folder, the file's descriptor
+ * (caller closes), or -errno (nothing made).
+ */
+int fsutil_make_partial(const char *path, bool folder, char *temp, size_t cap);
+
+/**
+ * Give the whole output @temp (fsutil_make_partial()) the name @path, never
+ * over a name (renameat2 RENAME_NOREPLACE: -EEXIST when @path was taken
+ * meanwhile), then fsync the folder (as far as it can be). Returns 0 or
+ * -errno; on failure @temp is still there, for the caller to remove.
+ */
+int fsutil_publish(const char *temp, const char *path);
+
+/**
  * Copy the regular file @from to @to crash-safely (a temporary file beside
  * @to, fsynced, renamed over it); runs of zeros stay holes.
  * Returns 0 or -errno.

@@ -128,7 +128,7 @@ void cli_options_begin(void)
 int cli_common_option(int c, const char *usage, char **argv, struct cli_common *common)
 {
 	switch (c) {
-	case 'p':
+	case CLI_OPTION_PATHMAP:
 		return cli_add_pathmap(&common->pathmap, optarg);
 	case 'j':
 		common->json = true;

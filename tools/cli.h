@@ -49,11 +49,12 @@ struct cli_common {
 	bool json;		 /* --json */
 };
 
-/* Their entries in a getopt_long table. */
+/* Their entries in a getopt_long table ("-p" is --progress where a command has it). */
+#define CLI_OPTION_PATHMAP 256
 /* clang-format off */
-#define CLI_COMMON_OPTIONS                         \
-	{"pathmap", required_argument, NULL, 'p'}, \
-	{"json", no_argument, NULL, 'j'},          \
+#define CLI_COMMON_OPTIONS                                        \
+	{"pathmap", required_argument, NULL, CLI_OPTION_PATHMAP}, \
+	{"json", no_argument, NULL, 'j'},                         \
 	{"help", no_argument, NULL, 'h'}
 /* clang-format on */
 
@@ -61,10 +62,10 @@ struct cli_common {
 void cli_options_begin(void);
 
 /**
- * Handle the getopt_long result @c that every command shares: 'p'
- * (--pathmap), 'j' (--json), 'h' (--help: prints @usage and exits), ':'
- * (a missing value) and unknown options. Returns 0 to go on, or an exit
- * status (CLI_USAGE, CLI_FAIL).
+ * Handle the getopt_long result @c that every command shares:
+ * CLI_OPTION_PATHMAP (--pathmap), 'j' (--json), 'h' (--help: prints @usage
+ * and exits), ':' (a missing value) and unknown options. Returns 0 to go
+ * on, or an exit status (CLI_USAGE, CLI_FAIL).
  */
 int cli_common_option(int c, const char *usage, char **argv, struct cli_common *common);
 

@@ -14,6 +14,7 @@
 #include "import.h"
 #include "json.h"
 #include "pathmap.h"
+#include "progress.h"
 #include "store.h"
 #include "vhd.h"
 
@@ -43,12 +44,13 @@ static const char usage_write[] = "impex vm write [STORE OPTIONS] VM DISK OFFSET
 static const char usage_save[] = "impex vm save [STORE OPTIONS] VM";
 static const char usage_delete[] = "impex vm delete [STORE OPTIONS] [--disks] VM";
 static const char usage_export[] =
-	"impex export [STORE OPTIONS] [--no-vm-storage] [--no-runtime-information]\n"
-	"                    [--copy-snapshot-configuration=all|none]\n"
+	"impex export [STORE OPTIONS] [-p|--progress] [--no-vm-storage]\n"
+	"                    [--no-runtime-information] [--copy-snapshot-configuration=all|none]\n"
 	"                    [--create-vm-export-subdirectory] VM|VM/SNAPSHOT DEST";
 static const char usage_import_settings[] =
 	"impex import-settings [STORE OPTIONS] [--settings FILE] DIR";
-static const char usage_import[] = "impex import [STORE OPTIONS] [--settings FILE] DIR";
+static const char usage_import[] =
+	"impex import [STORE OPTIONS] [-p|--progress] [--settings FILE] DIR";
 static const char usage_compare[] =
 	"impex compare [STORE OPTIONS] [--settings FILE] [--json] DIR";
 static const char usage_switch_add[] = "impex switch add [STORE OPTIONS] NAME";
@@ -102,6 +104,7 @@ struct store_args {
 	const char *snapshots;
 	bool subdirectory;
 	const char *settings;
+	bool progress; /* -p, --progress */
 	const char *generation;
 	const char *disk_format;
 	const char *memory;
@@ -128,6 +131,7 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 		{"copy-snapshot-configuration", required_argument, NULL, 'C'},
 		{"create-vm-export-subdirectory", no_argument, NULL, 'U'},
 		{"settings", required_argument, NULL, 'T'},
+		{"progress", no_argument, NULL, 'p'},
 		CLI_COMMON_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
@@ -136,8 +140,11 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 	memset(a, 0, sizeof(*a));
 	cli_options_begin();
 	/* As impex vhd: options first, ':' for missing values. */
-	while ((c = getopt_long(argc, argv, "+:", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:p", options, NULL)) != -1) {
 		switch (c) {
+		case 'p':
+			a->progress = true;
+			break;
 		case 'S':
 			if (a->root_count == MAX_ROOTS)
 				return cli_usage(usage, "at most %d stores", MAX_ROOTS);
@@ -848,6 +855,7 @@ int cmd_export(int argc, char **argv)
 	const struct store_snapshot *snap;
 	struct export_faults faults = {0};
 	struct export_notes notes = {note_fault, &faults};
+	struct progress bar;
 	size_t count = 0;
 	struct error err;
 	const char *dest;
@@ -865,13 +873,19 @@ int cmd_export(int argc, char **argv)
 		settings.copy_snapshot_configuration = EXPORT_SNAPSHOTS_NONE;
 	settings.create_vm_export_subdirectory = a.subdirectory;
 	error_clear(&err);
+	progress_catch_signals();
+	progress_begin(&bar, progress_wanted(a.progress, true));
 	if (pick_export(vms, count, argv[a.first], &vm, &snap, &err) < 0 ||
 	    (snap ? export_plan_snapshot(store, vm, snap, &settings, &notes, vm->name, &plan, &err)
 		  : export_plan_vm(store, vm, &settings, &notes, vm->name, &plan, &err)) < 0 ||
-	    export_write(plan, dest, &err) < 0) {
-		rc = cli_fail(&err);
+	    export_write(plan, dest, progress_update, &bar, &err) < 0) {
+		progress_end(&bar);
+		if (progress_interrupted())
+			cli_error("interrupted: '%s' is not written", dest);
+		rc = progress_interrupted() ? CLI_FAIL : cli_fail(&err);
 		goto out;
 	}
+	progress_end(&bar);
 	if (snap)
 		printf("exported snapshot '%s' of '%s' to '%s'\n", snap->name, vm->name, dest);
 	else
@@ -1094,18 +1108,11 @@ int cmd_compare(int argc, char **argv)
 
 /* ---- import ---- */
 
-/* A progress bar on standard error, redrawn at most once a percent. */
-static void show_progress(void *ctx, uint64_t done, uint64_t total, const char *file)
+/* The bar of an import: the file being written named on it. */
+static int show_progress(void *ctx, uint64_t done, uint64_t total, const char *file)
 {
-	int *last = ctx, percent = total ? (int)(done * 100 / total) : 100, bar = percent / 4;
-
-	if (*last == -2 || percent == *last)
-		return;
-	*last = percent;
-	fprintf(stderr, "\r%3d%% [%.*s%*s] %.1f of %.1f GiB  %.40s\033[K", percent, bar,
-		"=========================", 25 - bar, "", (double)done / (1 << 30),
-		(double)total / (1 << 30), pathmap_basename(file));
-	fflush(stderr);
+	progress_label(ctx, file);
+	return progress_update(ctx, done, total);
 }
 
 /* What the import's recovery left alone, and why. */
@@ -1132,15 +1139,18 @@ int cmd_import(int argc, char **argv)
 	    store_record_folder(store, settings.target_vhd_data_root, &err) < 0)
 		return end_import(&a, store, &settings, cli_fail(&err));
 	{
-		bool bar = isatty(STDERR_FILENO);
-		int last = bar ? -1 : -2; /* -2: no bar */
-		struct import_progress progress = {show_progress, show_notice, &last};
+		struct progress bar;
+		struct import_progress progress = {show_progress, show_notice, &bar};
 
+		progress_catch_signals();
+		progress_begin(&bar, progress_wanted(a.progress, true));
 		rc = import_run(dir, store, &settings, 0, &progress, id, &err);
-		if (bar && last >= 0)
-			fputc('\n', stderr);
+		progress_end(&bar);
 	}
-	if (rc < 0) {
+	if (rc < 0 && progress_interrupted()) {
+		cli_error("interrupted: nothing imported");
+		rc = CLI_FAIL;
+	} else if (rc < 0) {
 		rc = cli_fail(&err);
 	} else {
 		printf("%s  %s\n", id, settings.name);
