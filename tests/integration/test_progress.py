@@ -270,19 +270,6 @@ def test_a_write_that_fails_leaves_nothing():
         run(["umount", "small"], check=False)
 
 
-def test_an_existing_output_is_refused_before_any_work():
-    store, disk, _, _ = big()
-    os.mkdir("out")
-    with open("flat.vhd", "w") as f:
-        f.write("mine")
-    for args in (["export", "--store", store, "big", "out"],
-                 ["vhd", "flatten", disk, "flat.vhd"]):
-        result = call(*args)
-        assert result.returncode == 1 and "File exists" in result.stderr, (args, result)
-    assert os.listdir("out") == [] and open("flat.vhd").read() == "mine"
-    assert sorted(os.listdir(".")) == ["flat.vhd", "out"], os.listdir(".")
-
-
 if __name__ == "__main__":
     try:
         run_tests(globals())
