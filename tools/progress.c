@@ -128,7 +128,8 @@ void progress_end(struct progress *p)
 {
 	struct timespec now;
 
-	if (!p->shown)
+	/* A job that failed before its first byte shows no line at all. */
+	if (!p->shown || (p->drawn.tv_sec == 0 && p->drawn.tv_nsec == 0))
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	draw(p, &now);

@@ -43,7 +43,11 @@ int progress_update(void *ctx, uint64_t done, uint64_t total);
 /** Name @label (may be NULL) on the line: the file being written. */
 void progress_label(struct progress *p, const char *label);
 
-/** Draw the line as it stands (the final state) and end it with a newline, if it was drawn. */
+/**
+ * Draw the line as it stands (the final state) and end it with a newline,
+ * if it was drawn at all (a job that failed before its first update has
+ * none).
+ */
 void progress_end(struct progress *p);
 
 /**

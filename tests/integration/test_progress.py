@@ -121,6 +121,10 @@ def test_a_bar_on_a_terminal_for_each_long_job():
     same_disk("flat.vhd", raw)
     same_disk(os.path.join("out", DISKS, "big.vhd"), raw)
     run(["cmp", "raw.img", raw])
+    # A job refused before its first byte draws no line, only its message.
+    store = big()[0]
+    status, text = with_pty(["export", "--store", store, "nosuch", "none"], env={"CI": ""})
+    assert status == 1 and text.startswith("impex: ") and "%" not in text, (status, text)
 
 
 def test_no_bar_on_a_pipe_or_in_ci_and_p_forces_one():
