@@ -177,8 +177,8 @@ def leftovers(folder, temp_mark):
     return [n for n in os.listdir(folder) if temp_mark in n]
 
 
-def interrupt_when(proc, ready, what):
-    """SIGINT to @proc once ready() is true (its temporary output there): stopped
+def interrupt_when(proc, ready, what, sig=signal.SIGINT):
+    """@sig to @proc once ready() is true (its temporary output there): stopped
     first, so that the signal lands mid-copy however busy the machine is."""
     deadline = time.time() + 120
     while not ready():
@@ -186,7 +186,7 @@ def interrupt_when(proc, ready, what):
             what, proc.communicate())
         assert time.time() < deadline, what
     proc.send_signal(signal.SIGSTOP)  # ours, by its id
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     proc.send_signal(signal.SIGCONT)
     _, err = proc.communicate(timeout=300)
     err = err.decode("utf-8", "replace")
@@ -196,7 +196,7 @@ def interrupt_when(proc, ready, what):
     return err
 
 
-def test_sigint_mid_copy_leaves_nothing_and_a_rerun_succeeds():
+def test_a_signal_mid_copy_leaves_nothing_and_a_rerun_succeeds():
     need("qemu-img")
     store, disk, export, raw = big()
     here = os.getcwd()
@@ -210,10 +210,11 @@ def test_sigint_mid_copy_leaves_nothing_and_a_rerun_succeeds():
     same_disk(os.path.join("out", DISKS, "big.vhd"), raw)
     assert leftovers(here, "partial") == []
 
-    # vhd flatten: no file, no temporary file.
+    # vhd flatten, stopped by SIGTERM: no file, no temporary file.
     proc = subprocess.Popen([IMPEX, "vhd", "flatten", disk, "flat.vhd"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    interrupt_when(proc, lambda: leftovers(here, ".flat.vhd.partial-"), "flatten")
+    interrupt_when(proc, lambda: leftovers(here, ".flat.vhd.partial-"), "flatten",
+                   signal.SIGTERM)
     assert sorted(os.listdir(here)) == ["out"], os.listdir(here)
     ok("vhd", "flatten", disk, "flat.vhd")
     same_disk("flat.vhd", raw)
