@@ -896,8 +896,8 @@ out:
 static const struct cli_command vhd_commands[] = {
 	{.name = "info",
 	 .usage = usage_info,
-	 .summary = "show a VHD's footer, header and locators, or a VHDX's metadata, and the chain;\n"
-		    "exit 1 if the chain is broken",
+	 .summary = "show a VHD's footer, header and locators, or a VHDX's metadata, and the\n"
+		    "chain; exit 1 if it is broken",
 	 .operands = "file",
 	 .run = vhd_info},
 	{.name = "check",
