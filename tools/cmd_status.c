@@ -23,15 +23,6 @@ static const char usage_status[] = "impex status [--json] [--wait] MOUNTPOINT";
 /* The status file's name: fs/importfs.h says it too. */
 #define STATUS_FILE ".impex-status"
 
-void cmd_status_help(FILE *out)
-{
-	fprintf(out,
-		"\n  %s\n      each import of an import mount (impexfs -o import): state, files, "
-		"bytes,\n      errors and warnings, and the VM it registered; --wait: once none is "
-		"copying\n      or registering, exit 1 unless every one is registered\n",
-		usage_status);
-}
-
 /* The whole status file at @path (at most 64 MiB), in *@text. */
 static int slurp(const char *path, char **text, size_t *len, struct error *err)
 {
@@ -196,7 +187,7 @@ int cmd_status(int argc, char **argv)
 	int c, rc;
 
 	cli_options_begin();
-	while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, options, usage_status)) != -1) {
 		if (c == 'w') {
 			wait = true;
 			continue;
@@ -204,8 +195,6 @@ int cmd_status(int argc, char **argv)
 		if ((rc = cli_common_option(c, usage_status, argv, &common)))
 			return rc;
 	}
-	if (common.pathmap)
-		return cli_usage(usage_status, "--pathmap means nothing here");
 	if (argc - optind != 1)
 		return cli_usage(usage_status, "give the mount point of one import mount");
 	error_clear(&err);
@@ -233,3 +222,15 @@ int cmd_status(int argc, char **argv)
 	free(text);
 	return rc;
 }
+
+const struct cli_command cmd_status_commands[] = {
+	{.name = "status",
+	 .usage = usage_status,
+	 .summary = "each import of an import mount (impexfs -o import): state, files, bytes,\n"
+		    "errors and warnings, and the VM it registered; --wait: once none is copying\n"
+		    "or registering, exit 1 unless every one is registered",
+	 .operands = "dir",
+	 .run = cmd_status,
+	 .section = "Export and import"},
+	{0},
+};
