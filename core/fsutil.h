@@ -127,8 +127,27 @@ void fsutil_names_free(char **names, size_t count);
 int fsutil_pwrite_sparse(int fd, const void *buf, size_t len, uint64_t offset);
 
 /**
+ * Copy the bytes [@offset, @offset + @len) of @in to the same place in @out
+ * with copy_file_range(2): in the kernel, as a reflink or a server-side copy
+ * where the file systems offer one, by read and write where they refuse it
+ * (EXDEV between file systems, EINVAL or EOPNOTSUPP where one lacks it).
+ * Returns 0, -ENODATA if @in ends first, or -errno.
+ */
+int fsutil_copy_range(int in, int out, uint64_t offset, uint64_t len);
+
+/**
+ * Copy the first @size bytes of @in into @out, a new empty file, by @in's
+ * runs of data (SEEK_DATA/SEEK_HOLE; a file system without them is all
+ * data): holes are never read and stay holes. @progress, when given, is told
+ * of each piece done, holes counted as done. Sets @out's size; does not sync.
+ * Returns 0, -ENODATA if @in is shorter than @size, or -errno.
+ */
+int fsutil_copy_data(int in, int out, uint64_t size, void (*progress)(void *ctx, uint64_t bytes),
+		     void *ctx);
+
+/**
  * Copy the regular file @from to @to crash-safely (a temporary file beside
- * @to, fsynced, renamed over it); runs of zeros stay holes.
+ * @to, fsynced, renamed over it), by fsutil_copy_data(): holes stay holes.
  * Returns 0 or -errno.
  */
 int fsutil_copy_file(const char *from, const char *to);
