@@ -276,16 +276,13 @@ int cmd_status(int argc, char **argv)
 			fwrite(text, 1, len, stdout);
 		else
 			print_human(status);
-		if (timed_out)
+		if (timed_out) {
+			size_t busy =
+				count_state(status, "copying") + count_state(status, "registering");
+
 			cli_error("%zu import%s still copying or registering after %g seconds",
-				  count_state(status, "copying") +
-					  count_state(status, "registering"),
-				  count_state(status, "copying") +
-							  count_state(status, "registering") ==
-						  1
-					  ? " is"
-					  : "s are",
-				  timeout);
+				  busy, busy == 1 ? " is" : "s are", timeout);
+		}
 		if (wait)
 			rc = timed_out || !all_registered(status) ? CLI_FAIL : CLI_OK;
 		else

@@ -222,7 +222,9 @@ def test_messages_go_to_syslog_once_in_the_background():
             assert all(found), lines
             want = "%s: %s" % (point, message)
             said = [(int(f.group(1)), f.group(3)) for f in found]
-            assert said.count((priority, want)) == 1, (want, lines)
+            # Once for the import's roll-back; the tree may be made again more than once.
+            times = said.count((priority, want))
+            assert times == 1 or (act == "vm" and times > 1), (want, lines)
             assert all(text.startswith(point + ": ") for _, text in said), lines
             wait_gone(int(found[0].group(2)))
             wait_unmounted(point)
