@@ -112,12 +112,47 @@ int fsutil_open_regular(const char *path, struct stat *st)
 	return blocking(fd);
 }
 
+/*
+ * mkdir -p @path: each missing folder made with mode 0755 whatever the umask (an
+ * import mount refuses folders others may write), as Import-VM makes a target
+ * folder. Returns 0 or -errno.
+ */
+static int make_folders(const char *path)
+{
+	char copy[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(copy))
+		return n ? -ENAMETOOLONG : -ENOENT;
+	memcpy(copy, path, n + 1);
+	for (char *at = copy + 1;; at++) {
+		if (*at != '/' && *at != '\0')
+			continue;
+		char was = *at;
+
+		*at = '\0';
+		if (mkdir(copy, 0755) == 0) {
+			if (chmod(copy, 0755) < 0)
+				return -errno;
+		} else if (errno != EEXIST) {
+			return -errno;
+		}
+		*at = was;
+		if (!was)
+			return 0;
+	}
+}
+
 int fsutil_open_trusted_folder(const char *path, bool create, char *real)
 {
 	int fd;
 
-	if (create && mkdir(path, 0755) < 0 && errno != EEXIST)
-		return -errno;
+	if (create) {
+		struct stat st;
+
+		if (stat(path, &st) < 0 && errno == ENOENT && (fd = make_folders(path)) < 0)
+			return fd;
+	}
 	if (!realpath(path, real))
 		return -errno;
 	fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

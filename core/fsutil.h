@@ -46,8 +46,9 @@ int fsutil_open_regular(const char *path, struct stat *st);
 
 /**
  * A folder the administrator named (a mount option or operand: trusted, and
- * named by path once, when the mount starts), made (0755) if missing when
- * @create, its links resolved into @real (PATH_MAX bytes), and opened.
+ * named by path once, when the mount starts), made if missing when @create
+ * (with the folders above it that are missing too, each 0755 whatever the
+ * umask), its links resolved into @real (PATH_MAX bytes), and opened.
  * Returns the descriptor (caller closes) or -errno.
  */
 int fsutil_open_trusted_folder(const char *path, bool create, char *real);

@@ -935,7 +935,31 @@ static void scope_end(void)
 	folder_scope.folder_fd = -1;
 }
 
-static int begin_import(int argc, char **argv, const char *usage, struct store_args *a,
+/*
+ * The target roots of the user's own document @given (not the folder's) made if
+ * missing, as Import-VM makes them; before scope_set(), which trusts only folders that
+ * are there. Returns 0 or -errno with @err set.
+ */
+static int make_targets(const struct import_settings *given, struct error *err)
+{
+	const char *roots[] = {given->target_vm_data_root, given->target_vhd_data_root,
+			       given->target_snapshot_data_root};
+	char real[PATH_MAX];
+
+	for (size_t k = 0; k < 3; k++) {
+		int fd = roots[k] && roots[k][0] == '/'
+				 ? fsutil_open_trusted_folder(roots[k], true, real)
+				 : 0;
+
+		if (fd < 0)
+			return error_errno(err, -fd, "cannot make the target root", roots[k]);
+		if (roots[k] && roots[k][0] == '/')
+			close(fd);
+	}
+	return 0;
+}
+
+static int begin_import(int argc, char **argv, const char *usage, bool import, struct store_args *a,
 			struct store **store, char dir[PATH_MAX], struct import_settings *settings)
 {
 	struct import_settings given = {0};
@@ -953,6 +977,8 @@ static int begin_import(int argc, char **argv, const char *usage, struct store_a
 	}
 	path = a->settings;
 	rc = path ? import_settings_load(path, &given, &err) : 0;
+	if (rc == 0 && import && given.create_copy)
+		rc = make_targets(&given, &err);
 	if (rc == 0)
 		rc = scope_set(dir, *store, a->common.pathmap, &given, &err);
 	if (rc == 0)
@@ -979,7 +1005,7 @@ int cmd_import_settings(int argc, char **argv)
 	struct store *store = NULL;
 	struct error err;
 	char dir[PATH_MAX];
-	int rc = begin_import(argc, argv, usage_import_settings, &a, &store, dir, &settings);
+	int rc = begin_import(argc, argv, usage_import_settings, false, &a, &store, dir, &settings);
 
 	if (rc)
 		return end_import(&a, store, &settings, rc);
@@ -1006,7 +1032,7 @@ int cmd_compare(int argc, char **argv)
 	struct store *store = NULL;
 	struct error err;
 	char dir[PATH_MAX];
-	int rc = begin_import(argc, argv, usage_compare, &a, &store, dir, &settings);
+	int rc = begin_import(argc, argv, usage_compare, false, &a, &store, dir, &settings);
 
 	if (rc)
 		return end_import(&a, store, &settings, rc);
@@ -1075,7 +1101,7 @@ int cmd_import(int argc, char **argv)
 	struct store *store = NULL;
 	struct error err;
 	char dir[PATH_MAX], id[37];
-	int rc = begin_import(argc, argv, usage_import, &a, &store, dir, &settings);
+	int rc = begin_import(argc, argv, usage_import, true, &a, &store, dir, &settings);
 
 	if (rc)
 		return end_import(&a, store, &settings, rc);
