@@ -1,5 +1,5 @@
 /*
- * impex status [--json] [--wait [--timeout SECONDS]] MOUNTPOINT: what the
+ * impex status [--json] [--wait] [--timeout SECONDS] MOUNTPOINT: what the
  * imports of an import mount are doing, from the status file at its root
  * (docs/IMPORT.md); with --wait, once none is copying or registering. The
  * exit status says whether all is well: 1 when an import failed or waits for
@@ -21,7 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-static const char usage_status[] = "impex status [--json] [--wait [--timeout SECONDS]] MOUNTPOINT";
+static const char usage_status[] = "impex status [--json] [--wait] [--timeout SECONDS] MOUNTPOINT";
 
 /* The status file's name: fs/importfs.h says it too. */
 #define STATUS_FILE ".impex-status"

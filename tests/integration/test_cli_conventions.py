@@ -52,7 +52,7 @@ OPTIONS = {
     ("vhd", "info"): ["--json", "--pathmap"],
     ("vhd", "write"): [],
     ("vhd", "create"): ["--format", "--type", "--block-size", "--sector-size"],
-    ("status",): ["--json", "--wait"],
+    ("status",): ["--json", "--wait", "--timeout"],
     ("demo",): [],
     ("compare",): STORE_OPTIONS + ["--settings", "--json"],
 }
@@ -372,7 +372,7 @@ def test_exit_status_of_every_command():
         (T + ["compare", "--settings"], 2),
         (["import", "lacking"] + T, 1), (["import", "exported"] + T, 0),
         (["import", "a", "b"] + T, 2),
-        (["status", "mount-done"], 0), (["status", "mount-failed"], 0),
+        (["status", "mount-done"], 0), (["status", "mount-failed"], FOUND),
         (["status", "--wait", "mount-done"], 0), (["status", "--wait", "mount-failed"], FOUND),
         (["status", "nowhere"], 1), (["status"], 2),
         (["demo", "file"], 1), (["demo"], 2),
