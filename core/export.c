@@ -2110,14 +2110,54 @@ static int tell(int (*progress)(void *ctx, uint64_t bytes), void *ctx, uint64_t 
 	return rc < 0 ? error_errno(err, -rc, "cannot write", dest) : 0;
 }
 
+/*
+ * Write the file @f serves, read from its source as it lies, into @fd (new,
+ * empty; named @dest in messages): the source's runs of data copied by
+ * copy_file_range, its holes kept, then the patches laid over them, then the
+ * source checked unchanged since it was listed.
+ */
+static int copy_as_it_lies(const struct export_file *f, int fd, const char *dest,
+			   int (*progress)(void *ctx, uint64_t bytes), void *ctx,
+			   struct error *err)
+{
+	const struct export_node *node = f->node;
+	int rc = fsutil_copy_data(f->fd, fd, node->size, progress, ctx);
+
+	if (rc == -ENODATA)
+		return error_set(err, EIO, "'%s' is shorter than when it was listed", node->path);
+	if (rc < 0)
+		return error_set(err, -rc, "cannot copy '%s' to '%s': %s", node->path, dest,
+				 strerror(-rc));
+	for (size_t i = 0; i < node->patch_count; i++) {
+		const struct vhd_patch *p = &node->patches[i];
+
+		if (!p->bytes || p->offset >= node->size)
+			continue;
+		rc = fsutil_pwrite_full(fd, p->bytes,
+					p->len < node->size - p->offset ? p->len
+									: (size_t)(node->size - p->offset),
+					p->offset);
+		if (rc < 0)
+			return error_errno(err, -rc, "cannot write", dest);
+	}
+	return check_unchanged(f, err);
+}
+
 int export_write_file_fd(const struct export_node *node, int fd, const char *dest,
 			 int (*progress)(void *ctx, uint64_t bytes), void *ctx, struct error *err)
 {
 	struct export_file *f = NULL;
-	uint8_t *buf = malloc(1 << 20);
-	int rc = buf ? export_open(node, &f, err) : error_set(err, ENOMEM, "out of memory");
+	uint8_t *buf = NULL;
+	int rc = export_open(node, &f, err);
 	uint64_t at = 0;
 
+	if (rc == 0 && f->fd >= 0 && !f->disk) {
+		/* A file served as it lies (its patches laid over after): copied in the kernel. */
+		rc = copy_as_it_lies(f, fd, dest, progress, ctx, err);
+		at = node->size;
+	} else if (rc == 0 && !(buf = malloc(1 << 20))) {
+		rc = error_set(err, ENOMEM, "out of memory");
+	}
 	while (rc == 0 && at < node->size) {
 		int64_t data = export_seek(f, at, true, err);
 		size_t n;

@@ -112,12 +112,47 @@ int fsutil_open_regular(const char *path, struct stat *st)
 	return blocking(fd);
 }
 
+/*
+ * mkdir -p @path: each missing folder made with mode 0755 whatever the umask (an
+ * import mount refuses folders others may write), as Import-VM makes a target
+ * folder. Returns 0 or -errno.
+ */
+static int make_folders(const char *path)
+{
+	char copy[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(copy))
+		return n ? -ENAMETOOLONG : -ENOENT;
+	memcpy(copy, path, n + 1);
+	for (char *at = copy + 1;; at++) {
+		if (*at != '/' && *at != '\0')
+			continue;
+		char was = *at;
+
+		*at = '\0';
+		if (mkdir(copy, 0755) == 0) {
+			if (chmod(copy, 0755) < 0)
+				return -errno;
+		} else if (errno != EEXIST) {
+			return -errno;
+		}
+		*at = was;
+		if (!was)
+			return 0;
+	}
+}
+
 int fsutil_open_trusted_folder(const char *path, bool create, char *real)
 {
 	int fd;
 
-	if (create && mkdir(path, 0755) < 0 && errno != EEXIST)
-		return -errno;
+	if (create) {
+		struct stat st;
+
+		if (stat(path, &st) < 0 && errno == ENOENT && (fd = make_folders(path)) < 0)
+			return fd;
+	}
 	if (!realpath(path, real))
 		return -errno;
 	fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -466,12 +501,111 @@ int fsutil_pwrite_sparse(int fd, const void *buf, size_t len, uint64_t offset)
 	return 0;
 }
 
+/* A piece copied by copy_file_range (or by hand): progress is told after each. */
+#define COPY_PIECE (8u << 20)
+
+/* Copy by pread and pwrite: where copy_file_range is refused. */
+static int copy_by_hand(int in, int out, uint64_t offset, uint64_t len)
+{
+	size_t cap = len < COPY_PIECE ? (size_t)len : COPY_PIECE;
+	uint8_t *buf = malloc(cap ? cap : 1);
+	int rc = buf ? 0 : -ENOMEM;
+
+	while (rc == 0 && len) {
+		size_t n = len < cap ? (size_t)len : cap;
+
+		rc = fsutil_pread_full(in, buf, n, offset);
+		if (rc == 0)
+			rc = fsutil_pwrite_full(out, buf, n, offset);
+		offset += n;
+		len -= n;
+	}
+	free(buf);
+	return rc;
+}
+
+int fsutil_copy_range(int in, int out, uint64_t offset, uint64_t len)
+{
+	while (len) {
+		loff_t from = (loff_t)offset, to = (loff_t)offset;
+		ssize_t n = copy_file_range(in, &from, out, &to, len, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP ||
+			    errno == ENOSYS)
+				return copy_by_hand(in, out, offset, len);
+			return -errno;
+		}
+		if (n == 0)
+			return -ENODATA;
+		offset += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Where the run of data (@data) or hole at or after @offset of @fd begins, below @size;
+ * @size when there is none. */
+static int64_t next_run(int fd, uint64_t offset, bool data, uint64_t size)
+{
+	off_t at = lseek(fd, (off_t)offset, data ? SEEK_DATA : SEEK_HOLE);
+
+	if (at < 0) {
+		if (errno == ENXIO)
+			return (int64_t)size;
+		/* A file system without holes: all data. */
+		if (errno == EINVAL)
+			return data ? (int64_t)offset : (int64_t)size;
+		return -errno;
+	}
+	return (uint64_t)at < size ? (int64_t)at : (int64_t)size;
+}
+
+int fsutil_copy_data(int in, int out, uint64_t size, int (*progress)(void *ctx, uint64_t bytes),
+		     void *ctx)
+{
+	uint64_t at = 0;
+	struct stat st;
+	int stop;
+
+	if (fstat(in, &st) < 0)
+		return -errno;
+	if ((uint64_t)st.st_size < size)
+		return -ENODATA;
+	while (at < size) {
+		int64_t data = next_run(in, at, true, size), hole;
+
+		if (data < 0)
+			return (int)data;
+		if (progress && (uint64_t)data > at && (stop = progress(ctx, (uint64_t)data - at)) < 0)
+			return stop;
+		if ((uint64_t)data >= size)
+			break;
+		hole = next_run(in, (uint64_t)data, false, size);
+		if (hole < 0)
+			return (int)hole;
+		if (hole <= data) /* the file changed under us: copy to its end */
+			hole = (int64_t)size;
+		for (at = (uint64_t)data; at < (uint64_t)hole;) {
+			uint64_t n = (uint64_t)hole - at < COPY_PIECE ? (uint64_t)hole - at : COPY_PIECE;
+			int rc = fsutil_copy_range(in, out, at, n);
+
+			if (rc < 0)
+				return rc;
+			at += n;
+			if (progress && (stop = progress(ctx, n)) < 0)
+				return stop;
+		}
+	}
+	return ftruncate(out, (off_t)size) < 0 ? -errno : 0;
+}
+
 int fsutil_copy_file(const char *from, const char *to)
 {
 	char tmp[PATH_MAX];
-	uint8_t *buf = NULL;
 	struct stat st;
-	uint64_t at = 0;
 	int in = -1, out = -1, rc = 0;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", to) >= (int)sizeof(tmp))
@@ -488,22 +622,12 @@ int fsutil_copy_file(const char *from, const char *to)
 		goto out;
 	}
 	out = mkostemp(tmp, O_CLOEXEC);
-	buf = malloc(1 << 20);
-	if (out < 0 || !buf) {
-		rc = out < 0 ? -errno : -ENOMEM;
+	if (out < 0) {
+		rc = -errno;
 		goto out;
 	}
-	while (rc == 0 && at < (uint64_t)st.st_size) {
-		size_t n = (uint64_t)st.st_size - at < (1u << 20)
-				   ? (size_t)((uint64_t)st.st_size - at)
-				   : (1u << 20);
-
-		rc = fsutil_pread_full(in, buf, n, at);
-		if (rc == 0)
-			rc = fsutil_pwrite_sparse(out, buf, n, at);
-		at += n;
-	}
-	if (rc == 0 && (ftruncate(out, st.st_size) < 0 || fchmod(out, 0644) < 0 || fsync(out) < 0))
+	rc = fsutil_copy_data(in, out, (uint64_t)st.st_size, NULL, NULL);
+	if (rc == 0 && (fchmod(out, 0644) < 0 || fsync(out) < 0))
 		rc = -errno;
 	if (rc == 0 && rename(tmp, to) < 0)
 		rc = -errno;
@@ -515,7 +639,6 @@ out:
 		if (rc < 0)
 			unlink(tmp);
 	}
-	free(buf);
 	close(in);
 	return rc == -ENODATA ? -EIO : rc;
 }

@@ -46,8 +46,9 @@ int fsutil_open_regular(const char *path, struct stat *st);
 
 /**
  * A folder the administrator named (a mount option or operand: trusted, and
- * named by path once, when the mount starts), made (0755) if missing when
- * @create, its links resolved into @real (PATH_MAX bytes), and opened.
+ * named by path once, when the mount starts), made if missing when @create
+ * (with the folders above it that are missing too, each 0755 whatever the
+ * umask), its links resolved into @real (PATH_MAX bytes), and opened.
  * Returns the descriptor (caller closes) or -errno.
  */
 int fsutil_open_trusted_folder(const char *path, bool create, char *real);
@@ -144,8 +145,28 @@ int fsutil_make_partial(const char *path, bool folder, char *temp, size_t cap);
 int fsutil_publish(const char *temp, const char *path);
 
 /**
+ * Copy the bytes [@offset, @offset + @len) of @in to the same place in @out
+ * with copy_file_range(2): in the kernel, as a reflink or a server-side copy
+ * where the file systems offer one, by read and write where they refuse it
+ * (EXDEV between file systems, EINVAL or EOPNOTSUPP where one lacks it).
+ * Returns 0, -ENODATA if @in ends first, or -errno.
+ */
+int fsutil_copy_range(int in, int out, uint64_t offset, uint64_t len);
+
+/**
+ * Copy the first @size bytes of @in into @out, a new empty file, by @in's
+ * runs of data (SEEK_DATA/SEEK_HOLE; a file system without them is all
+ * data): holes are never read and stay holes. @progress, when given, is told
+ * of each piece done, holes counted as done; a negative errno it returns
+ * stops the copy with that errno. Sets @out's size; does not sync.
+ * Returns 0, -ENODATA if @in is shorter than @size, or -errno.
+ */
+int fsutil_copy_data(int in, int out, uint64_t size, int (*progress)(void *ctx, uint64_t bytes),
+		     void *ctx);
+
+/**
  * Copy the regular file @from to @to crash-safely (a temporary file beside
- * @to, fsynced, renamed over it); runs of zeros stay holes.
+ * @to, fsynced, renamed over it), by fsutil_copy_data(): holes stay holes.
  * Returns 0 or -errno.
  */
 int fsutil_copy_file(const char *from, const char *to);

@@ -14,6 +14,8 @@
 
 #include "error.h"
 #include "export.h"
+#include "log.h"
+#include "mountinfo.h"
 #include "store.h"
 
 #include <errno.h>
@@ -232,20 +234,18 @@ static void note_omitted(void *ctx, const char *what, enum export_omission how,
 
 	if (how == EXPORT_UNREADABLE) {
 		if (first_time(fs, what, why))
-			fuse_log(FUSE_LOG_WARNING,
-				 "impexfs: disk '%s' cannot be read: %s; vms/ serves its files as "
-				 "they lie, raw/ and snapshots/ leave it out\n",
-				 what, error_message(why));
+			fslog(FUSE_LOG_WARNING,
+			      "disk '%s' cannot be read: %s; vms/ serves its files as "
+			      "they lie, raw/ and snapshots/ leave it out",
+			      what, error_message(why));
 	} else if (how == EXPORT_KEPT)
-		fuse_log(FUSE_LOG_WARNING,
-			 "impexfs: '%s' is shown as it was, until it can be read again: %s\n", what,
-			 error_message(why));
+		fslog(FUSE_LOG_WARNING, "'%s' is shown as it was, until it can be read again: %s",
+		      what, error_message(why));
 	else if (how == EXPORT_NOT_NOW)
-		fuse_log(FUSE_LOG_WARNING, "impexfs: '%s' is left out until it can be read: %s\n",
-			 what, error_message(why));
+		fslog(FUSE_LOG_WARNING, "'%s' is left out until it can be read: %s", what,
+		      error_message(why));
 	else if (fs->verbose)
-		fuse_log(FUSE_LOG_WARNING, "impexfs: '%s' is left out: %s\n", what,
-			 error_message(why));
+		fslog(FUSE_LOG_WARNING, "'%s' is left out: %s", what, error_message(why));
 }
 
 /*
@@ -468,8 +468,7 @@ static void revalidate(struct exportfs *fs)
 	fs->wait = backoff(fs->failures);
 	if (rc < 0) {
 		/* Keep serving what was there; try again later (sooner if the store changes). */
-		fuse_log(FUSE_LOG_ERR, "impexfs: cannot read the store again: %s\n",
-			 error_message(&err));
+		fslog(FUSE_LOG_ERR, "cannot read the store again: %s", error_message(&err));
 		fs->folders = folders;
 		mark_stale(fs);
 		return;
@@ -492,57 +491,7 @@ static void revalidate(struct exportfs *fs)
 	atomic_store(&gen->told, true);
 	fs->previous = old;
 	if (fs->verbose)
-		fuse_log(FUSE_LOG_INFO, "impexfs: the store changed; tree made again\n");
-}
-
-/* Whether the mount point @field of /proc/self/mountinfo (up to a blank, with the
- * kernel's octal escapes for blanks and backslashes) is @path. */
-static bool same_mount_point(const char *field, const char *path)
-{
-	while (*field && *field != ' ' && *field != '\n') {
-		char c = *field++;
-
-		if (c == '\\' && field[0] >= '0' && field[0] <= '3' && field[1] >= '0' &&
-		    field[1] <= '7' && field[2] >= '0' && field[2] <= '7') {
-			c = (char)((field[0] - '0') * 64 + (field[1] - '0') * 8 + (field[2] - '0'));
-			field += 3;
-		}
-		if (c != *path++)
-			return false;
-	}
-	return *path == '\0';
-}
-
-/*
- * The device number of the mount at @mountpoint (the real path libfuse made
- * of it), the last one mounted there, from /proc/self/mountinfo. The mount
- * itself is not asked: a request to it still in flight makes an unmount
- * right after mounting fail with EBUSY. Returns 0, or -ENOENT.
- */
-static int mount_device(const char *mountpoint, dev_t *device)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "re"); /* door: /proc, the kernel's */
-	char *line = NULL;
-	size_t cap = 0;
-	int rc = -ENOENT;
-
-	if (!f)
-		return -ENOENT;
-	while (getline(&line, &cap, f) > 0) {
-		unsigned id, parent, major_number, minor_number;
-		int at = 0;
-
-		/* "ID PARENT MAJOR:MINOR ROOT MOUNT-POINT ..." */
-		if (sscanf(line, "%u %u %u:%u %*s %n", &id, &parent, &major_number, &minor_number,
-			   &at) == 4 &&
-		    at > 0 && same_mount_point(line + at, mountpoint)) {
-			*device = makedev(major_number, minor_number);
-			rc = 0;
-		}
-	}
-	free(line);
-	fclose(f);
-	return rc;
+		fslog(FUSE_LOG_INFO, "the store changed; tree made again");
 }
 
 /*
@@ -553,21 +502,21 @@ static int mount_device(const char *mountpoint, dev_t *device)
  */
 static void raise_readahead(struct exportfs *fs)
 {
+	struct mountinfo_entry mount;
 	char path[128], value[32];
-	dev_t device;
 	int fd, n;
 
 	if (!fs->readahead_kb || atomic_exchange(&fs->readahead_done, true) ||
-	    mount_device(fs->mountpoint, &device) < 0)
+	    mountinfo_find(fs->mountpoint, &mount) < 0)
 		return;
-	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(device),
-		 minor(device));
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(mount.device),
+		 minor(mount.device));
 	fd = open(path, O_WRONLY | O_CLOEXEC); /* door: /sys, the kernel's */
 	if (fd < 0)
 		return; /* not root: the kernel's default stays */
 	n = snprintf(value, sizeof(value), "%u\n", fs->readahead_kb);
 	if (write(fd, value, (size_t)n) != n && fs->verbose)
-		fuse_log(FUSE_LOG_WARNING, "impexfs: cannot raise readahead\n");
+		fslog(FUSE_LOG_WARNING, "cannot raise readahead");
 	close(fd);
 }
 
@@ -893,7 +842,7 @@ static void exportfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_in
 	error_clear(&err);
 	rc = export_open(node, &h->file, &err);
 	if (rc < 0) {
-		fuse_log(FUSE_LOG_ERR, "impexfs: %s\n", error_message(&err));
+		fslog(FUSE_LOG_ERR, "%s", error_message(&err));
 		/* A source changed or gone: the tree is made again at the next look. Out of
 		 * descriptors or memory, the tree is as right as it was: the reader gets
 		 * EMFILE (or ENOMEM...), the tree does not change. */
@@ -945,7 +894,7 @@ static void exportfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t 
 	}
 	error_clear(&err);
 	if (export_read_at(h->file, buf, size, (uint64_t)off, &err) < 0) {
-		fuse_log(FUSE_LOG_ERR, "impexfs: %s\n", error_message(&err));
+		fslog(FUSE_LOG_ERR, "%s", error_message(&err));
 		if (err.code == ESTALE)
 			mark_stale(fuse_req_userdata(req));
 		/* ESTALE would make the kernel retry the lookup: a changed source is EIO. */

@@ -29,6 +29,7 @@
 #include "fsutil.h"
 #include "import.h"
 #include "json.h"
+#include "log.h"
 #include "pathmap.h"
 #include "staging.h"
 #include "store.h"
@@ -395,10 +396,26 @@ static int kind_of(const char *rel)
 
 /* ---- the status file ---- */
 
-static void json_issues(struct json *j, const char *key, const struct imp *imp, bool errors)
+/*
+ * The state @imp is shown in; fs->mu is held. One that takes changes and is being
+ * written, or has changed since its last check, is copying, whatever that check said:
+ * a folder still arriving lacks what has not arrived yet, and a script that waits for
+ * the imports to settle must not take the last check for the end.
+ */
+static enum state shown_state(const struct imp *imp)
+{
+	if ((imp->state == COPYING || imp->state == WAITING) &&
+	    (atomic_load(&imp->writers) > 0 || atomic_load(&imp->dirty)))
+		return COPYING;
+	return imp->state;
+}
+
+/* The issues of @imp (of its last check only if @checked) that are errors, or warnings. */
+static void json_issues(struct json *j, const char *key, const struct imp *imp, bool errors,
+			bool checked)
 {
 	json_begin_array(j, key);
-	for (size_t k = 0; k < 2; k++) {
+	for (size_t k = 0; k < (checked ? 2 : 1); k++) {
 		const struct issue *list = k == 0 ? imp->closes : imp->issues;
 		size_t count = k == 0 ? imp->close_count : imp->issue_count;
 
@@ -432,12 +449,13 @@ static char *status_text(struct importfs *fs, uid_t uid, size_t *len)
 	pthread_mutex_lock(&fs->mu);
 	for (size_t i = 0; i < fs->count; i++) {
 		const struct imp *imp = fs->imps[i];
+		enum state state = shown_state(imp);
 
 		if (imp->gone || (uid != 0 && uid != getuid() && imp->owner != uid))
 			continue;
 		json_begin_object(&j, NULL);
 		json_string(&j, "folder", imp->name);
-		json_string(&j, "state", state_names[imp->state]);
+		json_string(&j, "state", state_names[state]);
 		json_uint(&j, "files", atomic_load(&imp->files));
 		json_uint(&j, "bytes", atomic_load(&imp->bytes));
 		json_int(&j, "writing", atomic_load(&imp->writers));
@@ -450,8 +468,9 @@ static char *status_text(struct importfs *fs, uid_t uid, size_t *len)
 		} else {
 			json_string(&j, "vm", NULL);
 		}
-		json_issues(&j, "errors", imp, true);
-		json_issues(&j, "warnings", imp, false);
+		/* While it is copying, what its last check lacked is no news. */
+		json_issues(&j, "errors", imp, true, state != COPYING);
+		json_issues(&j, "warnings", imp, false, state != COPYING);
 		json_end_object(&j);
 	}
 	pthread_mutex_unlock(&fs->mu);
@@ -609,8 +628,8 @@ static void own(struct imp *imp, const char *at, int fd)
 	rc = fd >= 0 ? (fchown(fd, ctx->uid, ctx->gid) < 0 ? -errno : 0)
 		     : beneath_chown(imp->dirfd, at, ctx->uid, ctx->gid);
 	if (rc < 0)
-		fuse_log(FUSE_LOG_WARNING, "impexfs: cannot give '%s/%s' to uid %u: %s\n",
-			 imp->name, at, (unsigned)ctx->uid, strerror(-rc));
+		fslog(FUSE_LOG_WARNING, "cannot give '%s/%s' to uid %u: %s", imp->name, at,
+		      (unsigned)ctx->uid, strerror(-rc));
 }
 
 /*
@@ -658,8 +677,7 @@ static int new_import(struct importfs *fs, const char *name, mode_t mode)
 		goto fail;
 	}
 	if (fs->o->verbose)
-		fuse_log(FUSE_LOG_INFO, "impexfs: import '%s' begins in '%s'\n", name,
-			 imp->staging);
+		fslog(FUSE_LOG_INFO, "import '%s' begins in '%s'", name, imp->staging);
 	return 0;
 fail:
 	if (imp->dirfd >= 0) {
@@ -1088,7 +1106,7 @@ static int check_closed(struct importfs *fs, struct handle *h)
 		  error_message(&err));
 	pthread_mutex_unlock(&fs->mu);
 	if (fs->o->verbose)
-		fuse_log(FUSE_LOG_ERR, "impexfs: %s\n", error_message(&err));
+		fslog(FUSE_LOG_ERR, "%s", error_message(&err));
 	return -EIO;
 }
 
@@ -1358,7 +1376,7 @@ static void remove_staged(struct importfs *fs, struct imp *imp)
 		add_issue(fs, imp, &imp->issues, &imp->issue_count, "cleanup-incomplete", false, "",
 			  message);
 		pthread_mutex_unlock(&fs->mu);
-		fuse_log(FUSE_LOG_ERR, "impexfs: import '%s': %s\n", imp->name, message);
+		fslog(FUSE_LOG_ERR, "import '%s': %s", imp->name, message);
 	}
 }
 
@@ -1398,8 +1416,7 @@ static void fail_import(struct importfs *fs, struct imp *imp, int e, const char 
 	pthread_mutex_unlock(&fs->mu);
 	set_state(fs, imp, FAILED, issues, count);
 	finish(fs, imp, FAILED);
-	fuse_log(FUSE_LOG_ERR, "impexfs: import '%s' failed and was rolled back: %s\n", imp->name,
-		 message);
+	fslog(FUSE_LOG_ERR, "import '%s' failed and was rolled back: %s", imp->name, message);
 }
 
 /*
@@ -1647,8 +1664,7 @@ static void register_import(struct importfs *fs, struct imp *imp, struct import_
 		pthread_mutex_unlock(&fs->mu);
 		finish(fs, imp, REGISTERED);
 		if (fs->o->verbose)
-			fuse_log(FUSE_LOG_INFO, "impexfs: import '%s' registered VM %s\n", imp->name,
-				 id);
+			fslog(FUSE_LOG_INFO, "import '%s' registered VM %s", imp->name, id);
 	}
 	pthread_rwlock_unlock(&imp->rw);
 	import_settings_free(settings);
@@ -1768,7 +1784,11 @@ static const struct fuse_operations ops = {
 
 /* ---- the mount ---- */
 
-/* The mount's settings: the file, then the options; their target VHD root holds the imports. */
+/*
+ * The mount's settings: the file, then the options; their target VHD root holds the imports.
+ * The target roots they name are made if missing (the administrator's), before the store's
+ * roots are opened: one may be a root of the store too.
+ */
 static int load_settings(struct importfs *fs, struct error *err)
 {
 	const struct import_settings *last = NULL;
@@ -1794,11 +1814,18 @@ static int load_settings(struct importfs *fs, struct error *err)
 				       fs->given[i].target_vhd_data_root,
 				       fs->given[i].target_snapshot_data_root};
 
-		for (size_t k = 0; k < 3; k++)
+		for (size_t k = 0; k < 3; k++) {
 			if (roots[k] && roots[k][0] != '/')
 				return error_set(err, EINVAL,
 						 "%s: the target root '%s' is not an absolute path",
 						 fs->given_names[i], roots[k]);
+			root = roots[k] ? fsutil_open_trusted_folder(roots[k], true, path) : 0;
+			if (root < 0)
+				return error_errno(err, -root, "cannot make the target root",
+						   roots[k]);
+			if (roots[k])
+				close(root);
+		}
 		if (fs->given[i].create_copy_given && !fs->given[i].create_copy)
 			return error_set(err, EINVAL,
 					 "%s: create_copy = false: an import mount copies; "
@@ -1812,7 +1839,7 @@ static int load_settings(struct importfs *fs, struct error *err)
 	else
 		snprintf(path, sizeof(path), "%s/Virtual Hard Disks", fs->store_root);
 	/* The admin's roots are taken as they are named, links included: once. */
-	root = fsutil_open_trusted_folder(path, !last, fs->staging_root);
+	root = fsutil_open_trusted_folder(path, true, fs->staging_root);
 	if (root < 0)
 		return error_errno(err, -root, "cannot use the target VHD root", path);
 	fs->staging_fd = staging_open(root, fs->staging_root, err);
@@ -1934,7 +1961,7 @@ static int record_targets(struct importfs *fs, struct error *err)
 static void log_notice(void *ctx, const char *message)
 {
 	(void)ctx;
-	fuse_log(FUSE_LOG_WARNING, "impexfs: %s\n", message);
+	fslog(FUSE_LOG_WARNING, "%s", message);
 }
 
 /* What killed imports left, before this mount adds its own. */
@@ -1975,10 +2002,10 @@ static void shut_down(struct importfs *fs)
 		if (imp->dirfd >= 0) {
 			remove_staged(fs, imp);
 			if (imp->state != REGISTERED && !imp->gone && atomic_load(&imp->files) > 0)
-				fuse_log(FUSE_LOG_WARNING,
-					 "impexfs: import '%s' was not complete at unmount: rolled "
-					 "back\n",
-					 imp->name);
+				fslog(FUSE_LOG_WARNING,
+				      "import '%s' was not complete at unmount: rolled "
+				      "back",
+				      imp->name);
 		}
 		issues_free(imp->issues, imp->issue_count);
 		issues_free(imp->closes, imp->close_count);
@@ -2020,8 +2047,7 @@ int importfs_main(const struct importfs_options *o, struct fuse_args *args)
 	clock_gettime(CLOCK_REALTIME, &fs.started);
 	rc = fsutil_open_trusted_folder(o->store, false, fs.store_root);
 	if (rc < 0) {
-		fprintf(stderr, "impexfs: cannot use the store '%s': %s\n", o->store,
-			strerror(-rc));
+		fslog(FUSE_LOG_ERR, "cannot use the store '%s': %s", o->store, strerror(-rc));
 		rc = 1;
 		goto out;
 	}
@@ -2031,20 +2057,20 @@ int importfs_main(const struct importfs_options *o, struct fuse_args *args)
 		if (!*at)
 			continue;
 		if (so.root_count == IMPORTFS_MAX_ROOTS || at[0] != '/') {
-			fprintf(stderr, "impexfs: roots=: '%s' %s\n", at,
-				at[0] != '/' ? "is not an absolute path" : "is one root too many");
+			fslog(FUSE_LOG_ERR, "roots=: '%s' %s", at,
+			      at[0] != '/' ? "is not an absolute path" : "is one root too many");
 			goto out;
 		}
 		roots[so.root_count++] = at;
 	}
 	if (load_settings(&fs, &err) < 0) {
-		fprintf(stderr, "impexfs: %s\n", error_message(&err));
+		fslog(FUSE_LOG_ERR, "%s", error_message(&err));
 		goto out;
 	}
 	rc = 1;
 	if (store_open(&fs.store, &so, &err) < 0 || trust_roots(&fs, &err) < 0 ||
 	    record_targets(&fs, &err) < 0 || recover(&fs, &err) < 0) {
-		fprintf(stderr, "impexfs: %s\n", error_message(&err));
+		fslog(FUSE_LOG_ERR, "%s", error_message(&err));
 		goto out;
 	}
 	fuse = fuse_new(args, &ops, sizeof(ops), &fs);
@@ -2057,8 +2083,10 @@ int importfs_main(const struct importfs_options *o, struct fuse_args *args)
 	if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
 		goto out_unmount;
 	fuse_daemonize(o->foreground);
+	if (!o->foreground)
+		fslog_background();
 	if (pthread_create(&fs.checker, NULL, checker, &fs) != 0) {
-		fuse_log(FUSE_LOG_ERR, "impexfs: cannot start the checking thread\n");
+		fslog(FUSE_LOG_ERR, "cannot start the checking thread");
 		goto out_signals;
 	}
 	fs.checker_running = true;

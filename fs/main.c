@@ -14,6 +14,8 @@
 #include "exportfs.h"
 #include "impex_config.h"
 #include "importfs.h"
+#include "log.h"
+#include "mountinfo.h"
 #include "pathmap.h"
 #include "store.h"
 
@@ -31,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct options {
@@ -56,6 +59,8 @@ struct options {
 	char *doc;     /* the import settings given as options, as a document */
 	size_t doc_len;
 	char *export_only, *import_only; /* an option given to the other mode */
+	bool fsname;			 /* -o fsname= given: the user's, kept */
+	char *point;			 /* the mount point operand, as given */
 };
 
 enum {
@@ -67,6 +72,7 @@ enum {
 	KEY_UID,
 	KEY_GID,
 	KEY_UMASK,
+	KEY_FSNAME,
 };
 
 #define OPTION(text, field, value)                                                                 \
@@ -91,6 +97,7 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("uid=", KEY_UID),
 	FUSE_OPT_KEY("gid=", KEY_GID),
 	FUSE_OPT_KEY("umask=", KEY_UMASK),
+	FUSE_OPT_KEY("fsname=", KEY_FSNAME),
 	OPTION("settings=%s", settings_file, 0),
 	OPTION("settle=%u", settle, 0),
 	OPTION("roots=%s", more_roots, 0),
@@ -105,45 +112,119 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_END,
 };
 
+/*
+ * The options, as --help prints them and docs/impexfs.1 lists them: the test
+ * mount_admin checks that the page has each heading and option of this table,
+ * in its order, each option's entry beginning with its text.
+ */
+struct option_help {
+	const char *name; /* NULL: @text heads the options after it */
+	const char *text;
+};
+
+static const struct option_help option_table[] = {
+	{NULL, "Export options"},
+	{"-o copy_vm_storage=BOOL", "The disks (default true)."},
+	{"-o copy_vm_runtime_information=BOOL", "Saved state, .vsv and .bin files (default true)."},
+	{"-o copy_snapshot_configuration=all|none",
+	 "The snapshots in vms/: all (the default) or none."},
+	{"-o create_vm_export_subdirectory=BOOL",
+	 "One more folder level, named after the VM (default false)."},
+	{"-o revalidate=SECONDS",
+	 "How often the store is looked at for VMs and snapshots that came or went (default 2)."},
+	{"-o readahead=KB", "The mount's readahead, set when run as root (default 1024)."},
+	{"-o uid=USER", "Show every file and folder as the user's (a name or a number)."},
+	{"-o gid=GROUP", "Show every file and folder as the group's (a name or a number)."},
+	{"-o umask=MASK", "Take the bits of the octal MASK from every mode shown."},
+	{NULL, "Import options (-o import)"},
+	{"-o settings=FILE", "A settings document for every import, as impex import-settings "
+			     "prints one."},
+	{"-o generate_new_id=BOOL", "New GUIDs for each VM and its snapshots (default true)."},
+	{"-o security_scope=TEXT", "The authorization scope the VMs get (default none)."},
+	{"-o target_vm_data_root=DIR",
+	 "Where the VMs' configurations and saved state go (default STORE), made if missing."},
+	{"-o target_vhd_data_root=DIR",
+	 "Where the disks go (default STORE/Virtual Hard Disks), made if missing."},
+	{"-o target_snapshot_data_root=DIR",
+	 "Where the snapshots' configurations and saved state go (default STORE), made if "
+	 "missing."},
+	{"-o disconnect_unknown_switches=BOOL",
+	 "Disconnect the adapters whose switch the store lacks, instead of waiting (default "
+	 "false)."},
+	{"-o roots=DIR[:DIR...]", "More roots of the store (STORE is the first)."},
+	{"-o sources=DIR[:DIR...]",
+	 "The folders where a settings document made by root may name sources."},
+	{"-o settle=MS", "How long a folder must be quiet before it is checked (default 500)."},
+	{NULL, "Options of both modes"},
+	{"-o pathmap=WIN=DIR[;WIN=DIR...]",
+	 "Where the store's Windows paths lie on this machine, taken as written up to the next "
+	 "comma."},
+	{"-o verbose", "Log what is left out and why, and each import as it begins and registers."},
+	{"-o allow_other", "Let other users in, as the modes shown allow them."},
+	{"-o fsname=NAME",
+	 "The source that mount, findmnt and df show (default the store's path)."},
+	{"-f", "Stay in the foreground, messages on standard error (else they go to syslog)."},
+	{"-d", "FUSE's debug output (implies -f)."},
+	{"-s", "One thread (the default serves requests from several)."},
+	{"-h, --help", "This text, and libfuse's options."},
+	{"-V, --version", "The version."},
+};
+
+/* @text from column @indent, in lines of at most 79 columns, broken between words. */
+static void print_wrapped(const char *text, int at, int indent)
+{
+	while (*text) {
+		int room = 79 - indent, n = (int)strlen(text);
+
+		if (n > room) {
+			n = room;
+			while (n > 0 && text[n] != ' ')
+				n--;
+			if (n == 0)
+				n = (int)strcspn(text, " ");
+		}
+		printf("%*s%.*s\n", indent > at ? indent - at : 0, "", n, text);
+		text += n;
+		text += strspn(text, " ");
+		at = 0;
+	}
+}
+
 static void usage(const char *program)
 {
-	printf("usage: %s [-o options] STORE MOUNTPOINT\n"
-	       "       %s export STORE MOUNTPOINT\n\n"
-	       "Serves the VMs of a Hyper-V store as export folders, read-only:\n"
+	printf("usage: %s [-o OPTIONS] STORE MOUNTPOINT\n"
+	       "       %s export [-o OPTIONS] STORE MOUNTPOINT\n"
+	       "       %s -o import [-o OPTIONS] STORE MOUNTPOINT\n"
+	       "       %s import [-o OPTIONS] STORE MOUNTPOINT\n\n"
+	       "Export mode (the default) serves the VMs of the Hyper-V store STORE read-only:\n"
 	       "  MOUNTPOINT/vms/<vm>/                       each VM as Export-VM lays it out\n"
 	       "  MOUNTPOINT/snapshots/<vm>/<snapshot>/      each snapshot as an independent VM\n"
 	       "  MOUNTPOINT/raw/<vm>/<current|snapshot>/    each disk's raw content (<disk>.img)\n"
 	       "  MOUNTPOINT/by-id/<GUID>                    links to the above\n\n"
-	       "impexfs options:\n"
-	       "    -o copy_vm_storage=BOOL                 disks (default true)\n"
-	       "    -o copy_vm_runtime_information=BOOL     saved state (default true)\n"
-	       "    -o copy_snapshot_configuration=all|none snapshots in vms/ (default all)\n"
-	       "    -o create_vm_export_subdirectory=BOOL   one more folder level (default false)\n"
-	       "    -o pathmap=WIN=DIR[;WIN=DIR...]         where the store's Windows paths live\n"
-	       "                                            (as written, to the next comma; again\n"
-	       "                                            for more)\n"
-	       "    -o revalidate=SECONDS                   how often to look for changes (default 2)\n"
-	       "    -o readahead=KB                         the mount's readahead, as root (default 1024)\n"
-	       "    -o verbose                              say what is left out and why\n"
-	       "    -o allow_other                          let other users read, by the sources' modes\n"
-	       "                                            (default_permissions is always on)\n"
-	       "    -o uid=USER, gid=GROUP                  show everything as theirs (name or number)\n"
-	       "    -o umask=MASK                           take these bits from every mode (octal)\n"
-	       "import mount options (-o import):\n"
-	       "    -o settings=FILE                        settings for every import\n"
-	       "    -o generate_new_id=BOOL, security_scope=TEXT, target_vm_data_root=DIR,\n"
-	       "       target_vhd_data_root=DIR, target_snapshot_data_root=DIR,\n"
-	       "       disconnect_unknown_switches=BOOL     as in the document\n"
-	       "    -o roots=DIR[:DIR...]                   the store's other roots\n"
-	       "    -o sources=DIR[:DIR...]                 where root's documents may name sources\n"
-	       "    -o settle=MS                            quiet time before a check (default 500)\n"
-	       "    -s                                      single-threaded\n"
-	       "    -f                                      stay in the foreground\n"
-	       "    -d                                      debug output (implies -f)\n"
-	       "    -h, --help                              this text\n"
-	       "    -V, --version                           the version\n\n"
-	       "Unmount with: fusermount3 -u MOUNTPOINT\n",
-	       program, program);
+	       "Import mode (-o import): each folder copied into MOUNTPOINT (cp -r, rsync -a) is\n"
+	       "imported into STORE with new IDs and registered there; 'impex status MOUNTPOINT'\n"
+	       "says how each one went.\n\n"
+	       "BOOL is true, false, yes, no, on, off, 1 or 0; an option alone means true.\n",
+	       program, program, program, program);
+	for (size_t i = 0; i < sizeof(option_table) / sizeof(option_table[0]); i++) {
+		const struct option_help *o = &option_table[i];
+
+		if (!o->name) {
+			printf("\n%s:\n", o->text);
+			continue;
+		}
+		printf("    %s", o->name);
+		if (4 + (int)strlen(o->name) + 2 > 40) {
+			putchar('\n');
+			print_wrapped(o->text, 0, 40);
+		} else {
+			print_wrapped(o->text, 4 + (int)strlen(o->name), 40);
+		}
+	}
+	printf("\nUnmount with: fusermount3 -u MOUNTPOINT\n"
+	       "Exit status: 0 after an unmount, 1 if the store cannot be read or the mount\n"
+	       "fails, 2 for a bad option or operand.\n\n"
+	       "libfuse options:\n");
 }
 
 /* BOOL as mount options write it; -1 if it is none. */
@@ -240,6 +321,8 @@ static int take_option(void *data, const char *arg, int key, struct fuse_args *a
 			o->store = strdup(arg);
 			return 0;
 		}
+		if (!o->point)
+			o->point = strdup(arg);
 		return 1;
 	case KEY_IMPORT_SETTING: {
 		/* "key=value" becomes the document line "key = value". */
@@ -274,6 +357,9 @@ static int take_option(void *data, const char *arg, int key, struct fuse_args *a
 			o->gid = id, o->set_gid = true;
 		return 0;
 	}
+	case KEY_FSNAME:
+		o->fsname = true;
+		return 1; /* for libfuse */
 	case KEY_SNAPSHOTS:
 		o->export_only = o->export_only ? o->export_only : strdup(arg);
 		if (strcmp(eq + 1, "all") == 0)
@@ -416,6 +502,67 @@ static bool nested(const char *a, const char *b)
 }
 
 /*
+ * "-ofsname=SOURCE" added to @args, SOURCE the real path of @store (as given if it has
+ * none), with ',' and '\' escaped for libfuse's option parser: the source that mount(8),
+ * findmnt and df show, and the one `mount -a` compares with an fstab line's first field
+ * (which it makes a real path) to find the line mounted already. Returns 0 or -ENOMEM.
+ */
+static int add_fsname(struct fuse_args *args, const char *store)
+{
+	char real[PATH_MAX], *arg;
+	/* door: the command line's store, named as the source, never opened */
+	const char *name = realpath(store, real) ? real : store;
+	size_t n = strlen("-ofsname=");
+	int rc;
+
+	arg = malloc(n + 2 * strlen(name) + 1);
+	if (!arg)
+		return -ENOMEM;
+	memcpy(arg, "-ofsname=", n);
+	for (const char *c = name; *c; c++) {
+		if (*c == ',' || *c == '\\')
+			arg[n++] = '\\';
+		arg[n++] = *c;
+	}
+	arg[n] = '\0';
+	rc = fuse_opt_add_arg(args, arg);
+	free(arg);
+	return rc < 0 ? -ENOMEM : 0;
+}
+
+/*
+ * Whether impexfs may mount at @mountpoint (the real path libfuse made of
+ * it): not where a daemon died ("Transport endpoint is not connected"), nor
+ * over an impexfs mount (a second `mount -a`, a second start), which would
+ * hide the first. Returns 0, or 1 after saying why not.
+ */
+static int mount_point_taken(const char *mountpoint)
+{
+	struct mountinfo_entry mount;
+	bool found = mountinfo_find(mountpoint, &mount) == 0;
+	struct statx st;
+
+	/* Asked, not taken from the kernel's cache: a daemon killed a moment ago still has
+	 * its attributes there. door: the command line's mount point, looked at */
+	if (statx(AT_FDCWD, mountpoint, AT_STATX_FORCE_SYNC, STATX_TYPE, &st) < 0 &&
+	    errno == ENOTCONN) {
+		fslog(FUSE_LOG_ERR,
+		      "the mount point '%s' is a dead mount%s%s%s (%s): unmount it with "
+		      "'fusermount3 -u' first",
+		      mountpoint, found ? " of '" : "", found ? mount.source : "", found ? "'" : "",
+		      strerror(ENOTCONN));
+		return 1;
+	}
+	if (found && strcmp(mount.type, "fuse.impexfs") == 0) {
+		fslog(FUSE_LOG_ERR,
+		      "'%s' is an impexfs mount already (of '%s'): a second one would hide it",
+		      mountpoint, mount.source);
+		return 1;
+	}
+	return 0;
+}
+
+/*
  * Every open file of the export mount holds its sources open: the soft limit
  * (often 1,024) would let one reader exhaust the daemon's descriptors. Raised
  * to the hard limit; what is then still short fails the reader's open with
@@ -457,12 +604,19 @@ int main(int argc, char **argv)
 
 	export_settings_default(&o.settings);
 	if (take_pathmaps(argc, argv, &args, &o) < 0) {
-		fprintf(stderr, "impexfs: out of memory\n");
+		fslog(FUSE_LOG_ERR, "out of memory");
 		goto out;
 	}
-	if (fuse_opt_parse(&args, &o, option_spec, take_option) != 0 ||
-	    fuse_parse_cmdline(&args, &cmd) != 0) {
+	if (fuse_opt_parse(&args, &o, option_spec, take_option) != 0) {
 		rc = 2;
+		goto out;
+	}
+	if (fuse_parse_cmdline(&args, &cmd) != 0) {
+		struct stat st;
+
+		/* libfuse said why: a mount point that is not there is a mount that fails,
+		 * anything else a bad option or operand (door: the command line's, looked at) */
+		rc = o.point && stat(o.point, &st) < 0 ? 1 : 2;
 		goto out;
 	}
 	if (cmd.show_help) {
@@ -478,43 +632,50 @@ int main(int argc, char **argv)
 	}
 	rc = 2;
 	if (o.bad) {
-		fprintf(stderr, "impexfs: bad option '%s'%s%s\n", o.bad, o.why ? ": " : "",
-			o.why ? o.why : "");
+		fslog(FUSE_LOG_ERR, "bad option '%s'%s%s", o.bad, o.why ? ": " : "",
+		      o.why ? o.why : "");
 		goto out;
 	}
 	if (!o.store || !cmd.mountpoint) {
-		fprintf(stderr, "impexfs: missing %s\n", o.store ? "MOUNTPOINT" : "STORE");
-		usage(argv[0]);
+		fslog(FUSE_LOG_ERR, "missing %s (impexfs --help says more)",
+		      o.store ? "MOUNTPOINT" : "STORE");
 		goto out;
 	}
+	fslog_init(cmd.mountpoint);
 	if (!o.import_only && (o.settings_file || o.more_roots || o.settle || o.sources))
 		o.import_only = strdup(o.settings_file ? "settings="
 				       : o.more_roots  ? "roots="
 				       : o.sources     ? "sources="
 						       : "settle=");
 	if (o.import ? o.export_only != NULL : o.import_only != NULL) {
-		fprintf(stderr, "impexfs: the option '%s' is for the %s mount\n",
-			o.import ? o.export_only : o.import_only, o.import ? "export" : "import");
+		fslog(FUSE_LOG_ERR, "the option '%s' is for the %s mount",
+		      o.import ? o.export_only : o.import_only, o.import ? "export" : "import");
 		goto out;
 	}
 	if (o.revalidate == 0) {
-		fprintf(stderr, "impexfs: revalidate must be at least 1 second\n");
+		fslog(FUSE_LOG_ERR, "revalidate must be at least 1 second");
 		goto out;
 	}
 	if (nested(o.store, cmd.mountpoint)) {
-		fprintf(stderr, "impexfs: the mount point '%s' and the store '%s' lie one inside "
-				"the other\n",
-			cmd.mountpoint, o.store);
+		fslog(FUSE_LOG_ERR, "the mount point '%s' and the store '%s' lie one inside the other",
+		      cmd.mountpoint, o.store);
 		goto out;
 	}
 	error_clear(&err);
 	if (o.pathmap) {
 		map = pathmap_new();
 		if (!map || pathmap_add_list(map, o.pathmap, &err) < 0) {
-			fprintf(stderr, "impexfs: %s\n",
-				map ? error_message(&err) : "out of memory");
+			fslog(FUSE_LOG_ERR, "%s", map ? error_message(&err) : "out of memory");
 			goto out;
 		}
+	}
+	rc = 1;
+	if (mount_point_taken(cmd.mountpoint))
+		goto out;
+	if ((!o.fsname && add_fsname(&args, o.store) < 0) ||
+	    fuse_opt_add_arg(&args, "-osubtype=impexfs") < 0) {
+		fslog(FUSE_LOG_ERR, "out of memory");
+		goto out;
 	}
 	if (o.import) {
 		struct importfs_options io = {
@@ -536,15 +697,12 @@ int main(int argc, char **argv)
 		};
 
 		xmlInitParser();
-		fuse_opt_add_arg(&args, "-ofsname=impexfs");
-		fuse_opt_add_arg(&args, "-osubtype=impexfs");
 		/* The kernel checks each request against the modes: with allow_other, other
 		 * users must not act as the daemon's user. */
 		fuse_opt_add_arg(&args, "-odefault_permissions");
 		rc = importfs_main(&io, &args);
 		goto out;
 	}
-	rc = 1;
 	raise_descriptor_limit();
 	roots[0] = o.store;
 	so.roots = roots;
@@ -563,14 +721,12 @@ int main(int argc, char **argv)
 	/* libxml2 is made ready here, before any thread may use it. */
 	xmlInitParser();
 	if (store_open(&fs.store, &so, &err) < 0 || exportfs_init(&fs, &err) < 0) {
-		fprintf(stderr, "impexfs: %s\n", error_message(&err));
+		fslog(FUSE_LOG_ERR, "%s", error_message(&err));
 		goto out;
 	}
 	if (store_notice(fs.store))
-		fprintf(stderr, "impexfs: warning: %s\n", store_notice(fs.store));
+		fslog(FUSE_LOG_WARNING, "warning: %s", store_notice(fs.store));
 	fuse_opt_add_arg(&args, "-oro");
-	fuse_opt_add_arg(&args, "-ofsname=impexfs");
-	fuse_opt_add_arg(&args, "-osubtype=impexfs");
 	/* The kernel checks each access against the modes and owners shown, which are
 	 * the sources': with allow_other, no user reads through the mount what the
 	 * store does not let them read (the daemon itself checks nothing). */
@@ -585,8 +741,10 @@ int main(int argc, char **argv)
 	if (fuse_session_mount(se, cmd.mountpoint) != 0)
 		goto out_signals;
 	fuse_daemonize(cmd.foreground);
+	if (!cmd.foreground)
+		fslog_background();
 	if (exportfs_start(&fs, se, cmd.mountpoint) < 0) {
-		fuse_log(FUSE_LOG_ERR, "impexfs: cannot start the revalidating thread\n");
+		fslog(FUSE_LOG_ERR, "cannot start the revalidating thread");
 		goto out_unmount;
 	}
 	if (cmd.singlethread) {
@@ -618,6 +776,7 @@ out:
 	pathmap_free(map);
 	free(cmd.mountpoint);
 	free(o.store);
+	free(o.point);
 	free(o.pathmap);
 	free(o.bad);
 	free(o.settings_file);

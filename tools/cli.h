@@ -1,5 +1,7 @@
 /*
- * cli.h - what the impex commands share: exit codes, messages, sizes.
+ * cli.h - what the impex commands share: exit codes, messages, sizes, the
+ * options every command knows, and the table of commands with its
+ * dispatcher and help.
  */
 #ifndef IMPEX_CLI_H
 #define IMPEX_CLI_H
@@ -7,14 +9,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct error;
 struct pathmap;
 
-/* Exit status of every impex command. */
-#define CLI_OK	  0
-#define CLI_FAIL  1
-#define CLI_USAGE 2
+/*
+ * The exit status of every impex command: one rule, said by impex --help
+ * and in impex(1) (EXIT STATUS).
+ */
+#define CLI_OK	  0 /* done */
+#define CLI_FAIL  1 /* failed, or problems found (a damaged chain, an import that would fail) */
+#define CLI_USAGE 2 /* a wrong command line: a message and the usage on standard error */
+/* What option parsing returns once it printed the help: the command stops, impex exits 0. */
+#define CLI_HELP (-1)
 
 /** Print "impex: MESSAGE" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -43,30 +51,111 @@ const char *cli_format_size(uint64_t bytes, char *buf, size_t cap);
  */
 int cli_add_pathmap(struct pathmap **map, const char *spec);
 
-/* The options every command takes. */
+/* ---- the common options ---- */
+
+#define CLI_MAX_STORES 16
+
+/*
+ * The options every level of impex knows: they may stand anywhere on the
+ * line, before the command (impex --store DIR vm list), between a group and
+ * its command (impex vm --store DIR list) or among the command's own
+ * options and operands. A command takes those its usage names.
+ */
 struct cli_common {
+	const char *stores[CLI_MAX_STORES]; /* --store DIR, repeatable */
+	size_t store_count;
 	struct pathmap *pathmap; /* --pathmap WIN=DIR, repeatable */
+	bool allow_outside;	 /* --allow-outside */
 	bool json;		 /* --json */
+	bool progress;		 /* -p, --progress (the long jobs) */
 };
 
-/* Their entries in a getopt_long table ("-p" is --progress where a command has it). */
-#define CLI_OPTION_PATHMAP 256
+/* The getopt_long values of the common options ('h' is -h and --help). */
+enum {
+	CLI_OPTION_STORE = 0x100,
+	CLI_OPTION_PATHMAP,
+	CLI_OPTION_ALLOW_OUTSIDE,
+	CLI_OPTION_JSON,
+	CLI_OPTION_PROGRESS,
+	CLI_OPTION_REFUSED, /* an option the command's usage does not name */
+};
+
+/* Their entries in a getopt_long table: the one table of them. */
 /* clang-format off */
-#define CLI_COMMON_OPTIONS                                        \
-	{"pathmap", required_argument, NULL, CLI_OPTION_PATHMAP}, \
-	{"json", no_argument, NULL, 'j'},                         \
+#define CLI_COMMON_OPTIONS                                                 \
+	{"store", required_argument, NULL, CLI_OPTION_STORE},              \
+	{"pathmap", required_argument, NULL, CLI_OPTION_PATHMAP},          \
+	{"allow-outside", no_argument, NULL, CLI_OPTION_ALLOW_OUTSIDE},    \
+	{"json", no_argument, NULL, CLI_OPTION_JSON},                      \
+	{"progress", no_argument, NULL, CLI_OPTION_PROGRESS},              \
 	{"help", no_argument, NULL, 'h'}
 /* clang-format on */
+
+/* What "[STORE OPTIONS]" in a usage stands for. */
+#define CLI_STORE_OPTIONS "[--store DIR]... [--pathmap WIN=DIR]... [--allow-outside]"
+
+struct option;
 
 /** Make getopt_long start over, quietly: call before each command's loop. */
 void cli_options_begin(void);
 
 /**
- * Handle the getopt_long result @c that every command shares:
- * CLI_OPTION_PATHMAP (--pathmap), 'j' (--json), 'h' (--help: prints @usage
- * and exits), ':' (a missing value) and unknown options. Returns 0 to go
- * on, or an exit status (CLI_USAGE, CLI_FAIL).
+ * getopt_long over @argv with @options (which hold CLI_COMMON_OPTIONS), in
+ * getopt_long's default order: options and operands mixed, "--" ends the
+ * options. An option @usage does not name comes back as CLI_OPTION_REFUSED;
+ * -h and --help always come back as 'h'; -p as CLI_OPTION_PROGRESS where
+ * @usage names --progress, else as an unknown option. Returns as getopt_long does.
+ */
+int cli_getopt(int argc, char **argv, const struct option *options, const char *usage);
+
+/**
+ * Handle the cli_getopt result @c that every command shares: the common
+ * options into @common, 'h' (prints the command's help to stdout), ':' (a
+ * missing value), refused and unknown options. Returns 0 to go on,
+ * CLI_HELP once the help is printed, or CLI_USAGE, CLI_FAIL after the
+ * message.
  */
 int cli_common_option(int c, const char *usage, char **argv, struct cli_common *common);
+
+/**
+ * Whether @usage names the option @name ("store", "json"), "[STORE
+ * OPTIONS]" standing for CLI_STORE_OPTIONS. When it does and @value is
+ * given, *@value is the placeholder of its value ("DIR", "vhd|vhdx", up to
+ * the closing ']', @value_len long), or NULL for an option without one.
+ */
+bool cli_usage_option(const char *usage, const char *name, const char **value, size_t *value_len);
+
+/* ---- commands ---- */
+
+/*
+ * A command of impex: a leaf that runs, or a group of commands (impex vm,
+ * impex vhd; impex itself). Tables of them end with an entry without a name.
+ */
+struct cli_command {
+	const char *name; /* the word that names it: "show" */
+	/* A leaf's usage, "impex vm show [STORE OPTIONS] [--json] NAME|GUID": it
+	 * takes the options it names, and no other. */
+	const char *usage;
+	const char *summary; /* what it does: lines of text with '\n' between them */
+	/* A leaf's operands for the shell's completion, space-separated: vm,
+	 * snapshot (of the vm before it), vm/snapshot, disk (of that vm), file,
+	 * dir, or - (anything). */
+	const char *operands;
+	/* A leaf: argv[0] is its name; returns the exit status, or CLI_HELP. */
+	int (*run)(int argc, char **argv);
+	const struct cli_command *sub; /* a group's commands */
+	const char *section;	       /* the heading it comes under in impex --help */
+};
+
+/**
+ * Run the command that @argv names in @group (@argv[0] names the group,
+ * @path is its words: "impex", "impex vm"): the common options before the
+ * command word are carried to it; "help [COMMAND...]", -h and --help print
+ * help to stdout. Returns the exit status.
+ */
+int cli_dispatch(const struct cli_command *group, const char *path, int argc, char **argv);
+
+/** Print the help of @command (@path its words) to @out. */
+void cli_help(FILE *out, const struct cli_command *command, const char *path);
 
 #endif

@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -376,17 +377,28 @@ static void remove_work(const char *dir)
 	rmdir(dir);
 }
 
+static const char usage_demo[] = "impex demo STORE";
+
 int cmd_demo(int argc, char **argv)
 {
-	static const char usage[] = "impex demo STORE";
+	static const struct option options[] = {
+		CLI_COMMON_OPTIONS,
+		{NULL, 0, NULL, 0},
+	};
+	struct cli_common common = {0};
 	struct store_options o = {0};
 	struct demo d = {0};
 	const char *root;
-	int rc;
+	int c, rc;
 
-	if (argc != 2)
-		return cli_usage(usage, argc < 2 ? "missing operand" : "too many operands");
-	root = argv[1];
+	cli_options_begin();
+	while ((c = cli_getopt(argc, argv, options, usage_demo)) != -1)
+		if ((rc = cli_common_option(c, usage_demo, argv, &common)))
+			return rc;
+	if (argc - optind != 1)
+		return cli_usage(usage_demo,
+				 argc - optind < 1 ? "missing operand" : "too many operands");
+	root = argv[optind];
 	{
 		char **names = NULL;
 		size_t count = 0;
@@ -428,3 +440,13 @@ int cmd_demo(int argc, char **argv)
 	printf("Done: 3 VMs; see them with: impex vm list --store '%s'\n", root);
 	return CLI_OK;
 }
+
+const struct cli_command cmd_demo_commands[] = {
+	{.name = "demo",
+	 .usage = usage_demo,
+	 .summary = "make a new store of three VMs with disks, files, snapshots and saved state",
+	 .operands = "dir",
+	 .run = cmd_demo,
+	 .section = "Other"},
+	{0},
+};

@@ -1,7 +1,9 @@
 /*
- * impex status [--json] [--wait] MOUNTPOINT: what the imports of an import
- * mount are doing, from the status file at its root (docs/IMPORT.md); with
- * --wait, once none is copying or registering.
+ * impex status [--json] [--wait] [--timeout SECONDS] MOUNTPOINT: what the
+ * imports of an import mount are doing, from the status file at its root
+ * (docs/IMPORT.md); with --wait, once none is copying or registering. The
+ * exit status says whether all is well: 1 when an import failed or waits for
+ * what it lacks (with --wait, unless every one is registered).
  */
 #include "cmd_status.h"
 
@@ -12,25 +14,17 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static const char usage_status[] = "impex status [--json] [--wait] MOUNTPOINT";
+static const char usage_status[] = "impex status [--json] [--wait] [--timeout SECONDS] MOUNTPOINT";
 
 /* The status file's name: fs/importfs.h says it too. */
 #define STATUS_FILE ".impex-status"
-
-void cmd_status_help(FILE *out)
-{
-	fprintf(out,
-		"\n  %s\n      each import of an import mount (impexfs -o import): state, files, "
-		"bytes,\n      errors and warnings, and the VM it registered; --wait: once none is "
-		"copying\n      or registering, exit 1 unless every one is registered\n",
-		usage_status);
-}
 
 /* The whole status file at @path (at most 64 MiB), in *@text. */
 static int slurp(const char *path, char **text, size_t *len, struct error *err)
@@ -154,6 +148,31 @@ static bool settled(const struct json_value *status)
 	return count_state(status, "copying") == 0 && count_state(status, "registering") == 0;
 }
 
+/* Whether an import of @status failed or shows an error (one waiting for what it lacks). */
+static bool any_error(const struct json_value *status)
+{
+	const struct json_value *imports = json_get(status, "imports");
+
+	for (size_t i = 0; imports && imports->type == JSON_ARRAY && i < imports->count; i++) {
+		const struct json_value *errors = json_get(imports->items[i], "errors");
+		const char *s = json_get_string(imports->items[i], "state");
+
+		if ((s && strcmp(s, "failed") == 0) ||
+		    (errors && errors->type == JSON_ARRAY && errors->count > 0))
+			return true;
+	}
+	return false;
+}
+
+/* CLOCK_MONOTONIC in seconds. */
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* Whether every import of @status is registered. */
 static bool all_registered(const struct json_value *status)
 {
@@ -183,6 +202,7 @@ int cmd_status(int argc, char **argv)
 {
 	static const struct option options[] = {
 		{"wait", no_argument, NULL, 'w'},
+		{"timeout", required_argument, NULL, 't'},
 		CLI_COMMON_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
@@ -192,20 +212,32 @@ int cmd_status(int argc, char **argv)
 	char path[PATH_MAX], *text = NULL;
 	size_t len = 0;
 	struct error err;
-	bool wait = false;
+	bool wait = false, timed_out = false;
+	double timeout = -1, deadline = 0;
 	int c, rc;
 
 	cli_options_begin();
-	while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+	while ((c = cli_getopt(argc, argv, options, usage_status)) != -1) {
 		if (c == 'w') {
 			wait = true;
+			continue;
+		}
+		if (c == 't') {
+			char *end;
+
+			errno = 0;
+			timeout = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !isfinite(timeout) || timeout < 0 ||
+			    timeout > 1e9)
+				return cli_usage(usage_status,
+						 "--timeout '%s': not a number of seconds", optarg);
 			continue;
 		}
 		if ((rc = cli_common_option(c, usage_status, argv, &common)))
 			return rc;
 	}
-	if (common.pathmap)
-		return cli_usage(usage_status, "--pathmap means nothing here");
+	if (timeout >= 0 && !wait)
+		return cli_usage(usage_status, "--timeout goes with --wait");
 	if (argc - optind != 1)
 		return cli_usage(usage_status, "give the mount point of one import mount");
 	error_clear(&err);
@@ -213,9 +245,14 @@ int cmd_status(int argc, char **argv)
 		error_set(&err, ENAMETOOLONG, "'%s' is too long a path", argv[optind]);
 		return cli_fail(&err);
 	}
+	deadline = now() + timeout;
 	/* The daemon rewrites the file as imports go on: read until they have settled. */
 	while ((rc = read_status(path, &text, &len, &status, &err)) == 0 && wait &&
 	       !settled(status)) {
+		if (timeout >= 0 && now() >= deadline) {
+			timed_out = true;
+			break;
+		}
 		json_value_free(status);
 		free(text);
 		nanosleep(&poll, NULL);
@@ -227,9 +264,32 @@ int cmd_status(int argc, char **argv)
 			fwrite(text, 1, len, stdout);
 		else
 			print_human(status);
-		rc = wait && !all_registered(status) ? CLI_FAIL : CLI_OK;
+		if (timed_out) {
+			size_t busy =
+				count_state(status, "copying") + count_state(status, "registering");
+
+			cli_error("%zu import%s still copying or registering after %g seconds",
+				  busy, busy == 1 ? " is" : "s are", timeout);
+		}
+		if (wait)
+			rc = timed_out || !all_registered(status) ? CLI_FAIL : CLI_OK;
+		else
+			rc = any_error(status) ? CLI_FAIL : CLI_OK;
 	}
 	json_value_free(status);
 	free(text);
 	return rc;
 }
+
+const struct cli_command cmd_status_commands[] = {
+	{.name = "status",
+	 .usage = usage_status,
+	 .summary = "each import of an import mount (impexfs -o import): state, files, bytes,\n"
+		    "errors and warnings, and the VM it registered; exit 1 if one failed or\n"
+		    "waits for what it lacks; --wait: once none is copying or registering,\n"
+		    "exit 1 unless every one is registered; --timeout: wait that long at most",
+	 .operands = "dir",
+	 .run = cmd_status,
+	 .section = "Export and import"},
+	{0},
+};

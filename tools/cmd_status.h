@@ -4,9 +4,12 @@
 #ifndef IMPEX_CMD_STATUS_H
 #define IMPEX_CMD_STATUS_H
 
-#include <stdio.h>
+#include "cli.h"
 
+/* The top-level commands of this module ("status"), ended by one without a name. */
+extern const struct cli_command cmd_status_commands[];
+
+/** Run "impex status ARGS" (argv[0] is "status"). Returns the exit status. */
 int cmd_status(int argc, char **argv);
-void cmd_status_help(FILE *out);
 
 #endif

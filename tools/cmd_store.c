@@ -29,7 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_ROOTS 16
 #define MAX_ITEMS 64
 
 static const char usage_init[] = "impex store init DIR";
@@ -44,8 +43,8 @@ static const char usage_write[] = "impex vm write [STORE OPTIONS] VM DISK OFFSET
 static const char usage_save[] = "impex vm save [STORE OPTIONS] VM";
 static const char usage_delete[] = "impex vm delete [STORE OPTIONS] [--disks] VM";
 static const char usage_export[] =
-	"impex export [STORE OPTIONS] [-p|--progress] [--no-vm-storage]\n"
-	"                    [--no-runtime-information] [--copy-snapshot-configuration=all|none]\n"
+	"impex export [STORE OPTIONS] [--no-vm-storage] [--no-runtime-information]\n"
+	"                    [--copy-snapshot-configuration=all|none] [-p|--progress]\n"
 	"                    [--create-vm-export-subdirectory] VM|VM/SNAPSHOT DEST";
 static const char usage_import_settings[] =
 	"impex import-settings [STORE OPTIONS] [--settings FILE] DIR";
@@ -56,55 +55,14 @@ static const char usage_compare[] =
 static const char usage_switch_add[] = "impex switch add [STORE OPTIONS] NAME";
 static const char usage_switch_list[] = "impex switch list [STORE OPTIONS] [--json]";
 
-void cmd_store_help(FILE *out)
-{
-	fprintf(out,
-		"Store commands (STORE OPTIONS: --store DIR, repeatable, or $IMPEX_STORE;\n"
-		"--pathmap WIN=DIR; --allow-outside):\n"
-		"  %s\n      create the folders of a new store\n"
-		"  %s\n      list the VMs, their disks and snapshots\n"
-		"  %s\n      show a VM: disks and chains, snapshot tree, adapters, problems\n"
-		"  %s\n      create a VM with new dynamic disks and adapters\n"
-		"  %s\n      take a snapshot: freeze each disk, go on in a new differencing disk\n"
-		"  %s\n      apply a snapshot: its state becomes the VM's, the current one is "
-		"discarded\n"
-		"  %s\n      write guest data into a current disk (DISK: 0, 1, ... as vm show "
-		"lists them)\n"
-		"  %s\n      give the VM a saved state (opaque .vsv and .bin files)\n"
-		"  %s\n      delete a VM, its snapshots and saved state (--disks: its disks too)\n"
-		"  %s\n  %s\n      the host's virtual switches\n",
-		usage_init, usage_list, usage_show, usage_new, usage_snapshot, usage_apply,
-		usage_write, usage_save, usage_delete, usage_switch_add, usage_switch_list);
-	fprintf(out,
-		"\n  %s\n      write a VM's export folder as Export-VM lays it out, or a "
-		"snapshot's as a VM of its own\n",
-		usage_export);
-	fprintf(out,
-		"\n  %s\n      print the import settings for the export folder DIR, with their "
-		"defaults\n      (and a document laid over them: docs/IMPORT.md)\n",
-		usage_import_settings);
-	fprintf(out,
-		"\n  %s\n      what importing DIR would meet (Compare-VM): exit 0 if it would "
-		"succeed, 1 if not\n",
-		usage_compare);
-	fprintf(out,
-		"\n  %s\n      import DIR: copy on import (or registration in place), new IDs, "
-		"the VM's configuration written last\n",
-		usage_import);
-}
-
 struct store_args {
-	const char *roots[MAX_ROOTS];
-	size_t root_count;
-	struct cli_common common;
-	bool allow_outside;
+	struct cli_common common; /* --store, --pathmap, --allow-outside, --json */
 	bool disks_too;
 	bool no_storage;
 	bool no_runtime;
 	const char *snapshots;
 	bool subdirectory;
 	const char *settings;
-	bool progress; /* -p, --progress */
 	const char *generation;
 	const char *disk_format;
 	const char *memory;
@@ -118,8 +76,6 @@ struct store_args {
 static int parse(int argc, char **argv, const char *usage, int min, int max, struct store_args *a)
 {
 	static const struct option options[] = {
-		{"store", required_argument, NULL, 'S'},
-		{"allow-outside", no_argument, NULL, 'A'},
 		{"generation", required_argument, NULL, 'g'},
 		{"disk-format", required_argument, NULL, 'F'},
 		{"memory", required_argument, NULL, 'm'},
@@ -131,7 +87,6 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 		{"copy-snapshot-configuration", required_argument, NULL, 'C'},
 		{"create-vm-export-subdirectory", no_argument, NULL, 'U'},
 		{"settings", required_argument, NULL, 'T'},
-		{"progress", no_argument, NULL, 'p'},
 		CLI_COMMON_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
@@ -139,17 +94,9 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 
 	memset(a, 0, sizeof(*a));
 	cli_options_begin();
-	/* As impex vhd: options first, ':' for missing values. */
-	while ((c = getopt_long(argc, argv, "+:p", options, NULL)) != -1) {
+	/* Options and operands in any order; "--" ends the options. */
+	while ((c = cli_getopt(argc, argv, options, usage)) != -1) {
 		switch (c) {
-		case 'p':
-			a->progress = true;
-			break;
-		case 'S':
-			if (a->root_count == MAX_ROOTS)
-				return cli_usage(usage, "at most %d stores", MAX_ROOTS);
-			a->roots[a->root_count++] = optarg;
-			break;
 		case 'D':
 			a->disks_too = true;
 			break;
@@ -169,9 +116,6 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 			break;
 		case 'T':
 			a->settings = optarg;
-			break;
-		case 'A':
-			a->allow_outside = true;
 			break;
 		case 'g':
 			a->generation = optarg;
@@ -213,14 +157,14 @@ static int open_store(struct store_args *a, const char *usage, struct store **st
 	struct error err;
 	const char *env = getenv("IMPEX_STORE");
 
-	if (a->root_count == 0 && env && *env)
-		a->roots[a->root_count++] = env;
-	if (a->root_count == 0)
+	if (a->common.store_count == 0 && env && *env)
+		a->common.stores[a->common.store_count++] = env;
+	if (a->common.store_count == 0)
 		return cli_usage(usage, "no store: give --store DIR or set IMPEX_STORE");
-	o.roots = a->roots;
-	o.root_count = a->root_count;
+	o.roots = a->common.stores;
+	o.root_count = a->common.store_count;
 	o.pathmap = a->common.pathmap;
-	o.allow_outside = a->allow_outside;
+	o.allow_outside = a->common.allow_outside;
 	o.recorded = true;
 	error_clear(&err);
 	if (store_open(store, &o, &err) < 0)
@@ -744,9 +688,13 @@ static int vm_write(int argc, char **argv)
 	error_clear(&err);
 	if (store_pick_vm(vms, count, argv[a.first], &vm, &err) < 0) {
 		rc = cli_fail(&err);
-	} else if (*end || end == argv[a.first + 1] || index >= vm->disk_count) {
-		rc = cli_usage(usage_write, "VM '%s' has no disk '%s' (it has %zu)", vm->name,
-			       argv[a.first + 1], vm->disk_count);
+	} else if (*end || argv[a.first + 1][0] < '0' || argv[a.first + 1][0] > '9') {
+		rc = cli_usage(usage_write, "'%s' is not a disk number", argv[a.first + 1]);
+	} else if (index >= vm->disk_count) {
+		/* A fact of the store, as a VM it lacks: a failure. */
+		cli_error("VM '%s' has no disk '%s' (it has %zu)", vm->name, argv[a.first + 1],
+			  vm->disk_count);
+		rc = CLI_FAIL;
 	} else if (!vm->disks[index].path) {
 		cli_error("%s", vm->disks[index].problem);
 		rc = CLI_FAIL;
@@ -874,7 +822,7 @@ int cmd_export(int argc, char **argv)
 	settings.create_vm_export_subdirectory = a.subdirectory;
 	error_clear(&err);
 	progress_catch_signals();
-	progress_begin(&bar, progress_wanted(a.progress, true));
+	progress_begin(&bar, progress_wanted(a.common.progress, true));
 	if (pick_export(vms, count, argv[a.first], &vm, &snap, &err) < 0 ||
 	    (snap ? export_plan_snapshot(store, vm, snap, &settings, &notes, vm->name, &plan, &err)
 		  : export_plan_vm(store, vm, &settings, &notes, vm->name, &plan, &err)) < 0 ||
@@ -996,7 +944,31 @@ static void scope_end(void)
 	folder_scope.folder_fd = -1;
 }
 
-static int begin_import(int argc, char **argv, const char *usage, struct store_args *a,
+/*
+ * The target roots of the user's own document @given (not the folder's) made if
+ * missing, as Import-VM makes them; before scope_set(), which trusts only folders that
+ * are there. Returns 0 or -errno with @err set.
+ */
+static int make_targets(const struct import_settings *given, struct error *err)
+{
+	const char *roots[] = {given->target_vm_data_root, given->target_vhd_data_root,
+			       given->target_snapshot_data_root};
+	char real[PATH_MAX];
+
+	for (size_t k = 0; k < 3; k++) {
+		int fd = roots[k] && roots[k][0] == '/'
+				 ? fsutil_open_trusted_folder(roots[k], true, real)
+				 : 0;
+
+		if (fd < 0)
+			return error_errno(err, -fd, "cannot make the target root", roots[k]);
+		if (roots[k] && roots[k][0] == '/')
+			close(fd);
+	}
+	return 0;
+}
+
+static int begin_import(int argc, char **argv, const char *usage, bool import, struct store_args *a,
 			struct store **store, char dir[PATH_MAX], struct import_settings *settings)
 {
 	struct import_settings given = {0};
@@ -1014,6 +986,8 @@ static int begin_import(int argc, char **argv, const char *usage, struct store_a
 	}
 	path = a->settings;
 	rc = path ? import_settings_load(path, &given, &err) : 0;
+	if (rc == 0 && import && given.create_copy)
+		rc = make_targets(&given, &err);
 	if (rc == 0)
 		rc = scope_set(dir, *store, a->common.pathmap, &given, &err);
 	if (rc == 0)
@@ -1040,7 +1014,7 @@ int cmd_import_settings(int argc, char **argv)
 	struct store *store = NULL;
 	struct error err;
 	char dir[PATH_MAX];
-	int rc = begin_import(argc, argv, usage_import_settings, &a, &store, dir, &settings);
+	int rc = begin_import(argc, argv, usage_import_settings, false, &a, &store, dir, &settings);
 
 	if (rc)
 		return end_import(&a, store, &settings, rc);
@@ -1067,7 +1041,7 @@ int cmd_compare(int argc, char **argv)
 	struct store *store = NULL;
 	struct error err;
 	char dir[PATH_MAX];
-	int rc = begin_import(argc, argv, usage_compare, &a, &store, dir, &settings);
+	int rc = begin_import(argc, argv, usage_compare, false, &a, &store, dir, &settings);
 
 	if (rc)
 		return end_import(&a, store, &settings, rc);
@@ -1129,7 +1103,7 @@ int cmd_import(int argc, char **argv)
 	struct store *store = NULL;
 	struct error err;
 	char dir[PATH_MAX], id[37];
-	int rc = begin_import(argc, argv, usage_import, &a, &store, dir, &settings);
+	int rc = begin_import(argc, argv, usage_import, true, &a, &store, dir, &settings);
 
 	if (rc)
 		return end_import(&a, store, &settings, rc);
@@ -1143,7 +1117,7 @@ int cmd_import(int argc, char **argv)
 		struct import_progress progress = {show_progress, show_notice, &bar};
 
 		progress_catch_signals();
-		progress_begin(&bar, progress_wanted(a.progress, true));
+		progress_begin(&bar, progress_wanted(a.common.progress, true));
 		rc = import_run(dir, store, &settings, 0, &progress, id, &err);
 		progress_end(&bar);
 	}
@@ -1219,50 +1193,114 @@ out:
 	return rc;
 }
 
-/* ---- dispatch ---- */
+/* ---- the commands ---- */
 
-struct subcommand {
-	const char *name;
-	int (*run)(int argc, char **argv);
+static const struct cli_command store_commands[] = {
+	{.name = "init",
+	 .usage = usage_init,
+	 .summary = "create the folders of a new store",
+	 .operands = "dir",
+	 .run = store_init_cmd},
+	{0},
 };
 
-static int dispatch(const char *group, const struct subcommand *table, size_t n, int argc,
-		    char **argv)
-{
-	if (argc < 2) {
-		cli_error("missing %s command", group);
-		cmd_store_help(stderr);
-		return CLI_USAGE;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(argv[1], table[i].name) == 0)
-			return table[i].run(argc - 1, argv + 1);
-	cli_error("unknown %s command '%s'", group, argv[1]);
-	cmd_store_help(stderr);
-	return CLI_USAGE;
-}
+static const struct cli_command vm_commands[] = {
+	{.name = "list",
+	 .usage = usage_list,
+	 .summary = "list the VMs, their disks and snapshots",
+	 .operands = "",
+	 .run = vm_list},
+	{.name = "show",
+	 .usage = usage_show,
+	 .summary = "show a VM: disks and chains, snapshot tree, adapters; exit 1 on a problem",
+	 .operands = "vm",
+	 .run = vm_show},
+	{.name = "new",
+	 .usage = usage_new,
+	 .summary = "create a VM with new dynamic disks and adapters",
+	 .operands = "-",
+	 .run = vm_new},
+	{.name = "snapshot",
+	 .usage = usage_snapshot,
+	 .summary = "take a snapshot: freeze each disk, go on in a new differencing disk",
+	 .operands = "vm -",
+	 .run = vm_snapshot},
+	{.name = "apply",
+	 .usage = usage_apply,
+	 .summary = "apply a snapshot: its state becomes the VM's, the current one is discarded",
+	 .operands = "vm snapshot",
+	 .run = vm_apply},
+	{.name = "write",
+	 .usage = usage_write,
+	 .summary = "write guest data into a current disk (DISK: 0, 1, ... as vm show lists them)",
+	 .operands = "vm disk - file",
+	 .run = vm_write},
+	{.name = "save",
+	 .usage = usage_save,
+	 .summary = "give the VM a saved state (opaque .vsv and .bin files)",
+	 .operands = "vm",
+	 .run = vm_save},
+	{.name = "delete",
+	 .usage = usage_delete,
+	 .summary = "delete a VM, its snapshots and saved state (--disks: its disks too)",
+	 .operands = "vm",
+	 .run = vm_delete},
+	{0},
+};
 
-int cmd_store(int argc, char **argv)
-{
-	static const struct subcommand table[] = {{"init", store_init_cmd}};
+static const struct cli_command switch_commands[] = {
+	{.name = "add",
+	 .usage = usage_switch_add,
+	 .summary = "add a virtual switch of the host",
+	 .operands = "-",
+	 .run = switch_add},
+	{.name = "list",
+	 .usage = usage_switch_list,
+	 .summary = "list the host's virtual switches",
+	 .operands = "",
+	 .run = switch_list},
+	{0},
+};
 
-	return dispatch("store", table, sizeof(table) / sizeof(table[0]), argc, argv);
-}
-
-int cmd_vm(int argc, char **argv)
-{
-	static const struct subcommand table[] = {
-		{"list", vm_list},	   {"show", vm_show},	  {"new", vm_new},
-		{"snapshot", vm_snapshot}, {"apply", vm_apply},	  {"write", vm_write},
-		{"save", vm_save},	   {"delete", vm_delete},
-	};
-
-	return dispatch("vm", table, sizeof(table) / sizeof(table[0]), argc, argv);
-}
-
-int cmd_switch(int argc, char **argv)
-{
-	static const struct subcommand table[] = {{"add", switch_add}, {"list", switch_list}};
-
-	return dispatch("switch", table, sizeof(table) / sizeof(table[0]), argc, argv);
-}
+const struct cli_command cmd_store_commands[] = {
+	{.name = "store",
+	 .summary = "Stores of Hyper-V VMs:",
+	 .sub = store_commands,
+	 .section = "Store commands"},
+	{.name = "vm",
+	 .summary = "The VMs of a store:",
+	 .sub = vm_commands,
+	 .section = "Store commands"},
+	{.name = "switch",
+	 .summary = "The host's virtual switches, as a store records them:",
+	 .sub = switch_commands,
+	 .section = "Store commands"},
+	{.name = "export",
+	 .usage = usage_export,
+	 .summary = "write a VM's export folder as Export-VM lays it out, or a snapshot's as\n"
+		    "a VM of its own; exit 1 if a disk cannot be read",
+	 .operands = "vm/snapshot dir",
+	 .run = cmd_export,
+	 .section = "Export and import"},
+	{.name = "import-settings",
+	 .usage = usage_import_settings,
+	 .summary = "print the import settings for the export folder DIR, with their defaults\n"
+		    "(and a document laid over them: docs/IMPORT.md)",
+	 .operands = "dir",
+	 .run = cmd_import_settings,
+	 .section = "Export and import"},
+	{.name = "compare",
+	 .usage = usage_compare,
+	 .summary = "what importing DIR would meet (Compare-VM): exit 0 if it would succeed, 1 if not",
+	 .operands = "dir",
+	 .run = cmd_compare,
+	 .section = "Export and import"},
+	{.name = "import",
+	 .usage = usage_import,
+	 .summary = "import DIR: copy on import (or registration in place), new IDs, the VM's\n"
+		    "configuration written last",
+	 .operands = "dir",
+	 .run = cmd_import,
+	 .section = "Export and import"},
+	{0},
+};

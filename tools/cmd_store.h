@@ -1,18 +1,16 @@
 /*
- * impex store, vm and switch commands.
+ * impex store, vm and switch commands; export and import.
  */
 #ifndef IMPEX_CMD_STORE_H
 #define IMPEX_CMD_STORE_H
 
-#include <stdio.h>
+#include "cli.h"
 
-/** Print the store commands' synopsis to @out. */
-void cmd_store_help(FILE *out);
-
-/** Run "impex store|vm|switch ARGS" (argv[0] is the group). Returns the exit status. */
-int cmd_store(int argc, char **argv);
-int cmd_vm(int argc, char **argv);
-int cmd_switch(int argc, char **argv);
+/*
+ * The top-level commands of this module: the groups store, vm and switch,
+ * and export, import-settings, compare and import; ended by one without a name.
+ */
+extern const struct cli_command cmd_store_commands[];
 
 /** Run "impex export ARGS" (argv[0] is "export"). Returns the exit status. */
 int cmd_export(int argc, char **argv);

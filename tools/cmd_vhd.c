@@ -42,23 +42,6 @@ static const char usage_cat[] = "impex vhd cat [--pathmap WIN=DIR] [-p|--progres
 static const char usage_flatten[] = "impex vhd flatten [--pathmap WIN=DIR] [-p|--progress] "
 				    "[--seed TEXT] [--format vhd|vhdx] CHILD OUT";
 
-void cmd_vhd_help(FILE *out)
-{
-	fprintf(out,
-		"VHD commands:\n"
-		"  %s\n      show a VHD's footer, header, locators and its chain\n"
-		"  %s\n      validate a VHD and its whole chain; exit 1 if damaged\n"
-		"  %s\n      create a fixed or dynamic (default) VHD; SIZE a whole number of MiB\n"
-		"  %s\n      create a differencing VHD over PARENT\n"
-		"  %s\n      write INPUT (a file, or standard input) at OFFSET, in whole 512-byte "
-		"sectors\n"
-		"  %s\n      write the merged raw content of FILE's chain to standard output\n"
-		"  %s\n      write CHILD's chain merged into a new dynamic VHD, without all-zero "
-		"blocks\n",
-		usage_info, usage_check, usage_create, usage_snapshot, usage_write, usage_cat,
-		usage_flatten);
-}
-
 /* The options of the vhd commands. */
 struct vhd_args {
 	struct cli_common common;
@@ -67,8 +50,7 @@ struct vhd_args {
 	const char *seed;
 	const char *format;
 	const char *sector_size;
-	bool progress; /* -p, --progress */
-	int first;     /* index of the first operand in argv */
+	int first; /* index of the first operand in argv */
 };
 
 static int parse_args(int argc, char **argv, const char *usage, struct vhd_args *a)
@@ -79,7 +61,6 @@ static int parse_args(int argc, char **argv, const char *usage, struct vhd_args 
 		{"seed", required_argument, NULL, 's'},
 		{"format", required_argument, NULL, 'f'},
 		{"sector-size", required_argument, NULL, 'S'},
-		{"progress", no_argument, NULL, 'p'},
 		CLI_COMMON_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
@@ -87,14 +68,10 @@ static int parse_args(int argc, char **argv, const char *usage, struct vhd_args 
 
 	memset(a, 0, sizeof(*a));
 	cli_options_begin();
-	/* Options come before operands ('+'), so that operands such as a
-	 * negative offset get their own message; ':' tells a missing value apart
-	 * from an unknown option. */
-	while ((c = getopt_long(argc, argv, "+:p", options, NULL)) != -1) {
+	/* Options and operands in any order; an operand that starts with '-' (a
+	 * negative offset) goes after "--". */
+	while ((c = cli_getopt(argc, argv, options, usage)) != -1) {
 		switch (c) {
-		case 'p':
-			a->progress = true;
-			break;
 		case 't':
 			a->type = optarg;
 			break;
@@ -120,20 +97,14 @@ static int parse_args(int argc, char **argv, const char *usage, struct vhd_args 
 	return 0;
 }
 
-static int want_operands(int argc, char **argv, const struct vhd_args *a, int min, int max,
-			 const char *usage)
+static int want_operands(int argc, const struct vhd_args *a, int min, int max, const char *usage)
 {
 	int n = argc - a->first;
 
 	if (n < min)
 		return cli_usage(usage, "missing operand");
-	if (n > max) {
-		for (int i = a->first; i < argc; i++)
-			if (argv[i][0] == '-' && argv[i][1])
-				return cli_usage(usage, "'%s' after the operands: options go first",
-						 argv[i]);
+	if (n > max)
 		return cli_usage(usage, "too many operands");
-	}
 	return 0;
 }
 
@@ -143,7 +114,7 @@ static int parse_command(int argc, char **argv, const char *usage, int min, int 
 {
 	int rc = parse_args(argc, argv, usage, a);
 
-	return rc ? rc : want_operands(argc, argv, a, min, max, usage);
+	return rc ? rc : want_operands(argc, a, min, max, usage);
 }
 
 /* Open the chain of the first operand, printing its warnings. */
@@ -792,7 +763,7 @@ static int vhd_cat(int argc, char **argv)
 	sparse = to_file && lseek(STDOUT_FILENO, 0, SEEK_CUR) == 0 && st.st_size == 0 &&
 		 !(fcntl(STDOUT_FILENO, F_GETFL) & O_APPEND);
 	rc = CLI_FAIL;
-	progress_begin(&bar, progress_wanted(a.progress, to_file));
+	progress_begin(&bar, progress_wanted(a.common.progress, to_file));
 	while (pos < size) {
 		bool allocated = true;
 		uint64_t end = size;
@@ -907,7 +878,7 @@ static int vhd_flatten(int argc, char **argv)
 		temp[0] = '\0';
 		goto out;
 	}
-	progress_begin(&bar, progress_wanted(a.progress, true));
+	progress_begin(&bar, progress_wanted(a.common.progress, true));
 	if (stream_write_compact(stream, fd, progress_update, &bar, &err) < 0) {
 		if (!progress_interrupted()) {
 			error_prefix(&err, "cannot write '%s'", out_path);
@@ -944,31 +915,50 @@ out:
 	return rc;
 }
 
-int cmd_vhd(int argc, char **argv)
-{
-	static const struct {
-		const char *name;
-		int (*run)(int argc, char **argv);
-	} commands[] = {
-		{"info", vhd_info},	    {"check", vhd_check},
-		{"create", vhd_create_cmd}, {"snapshot", vhd_snapshot_cmd},
-		{"write", vhd_write_cmd},   {"cat", vhd_cat},
-		{"flatten", vhd_flatten},
-	};
+static const struct cli_command vhd_commands[] = {
+	{.name = "info",
+	 .usage = usage_info,
+	 .summary = "show a VHD's footer, header and locators, or a VHDX's metadata, and the\n"
+		    "chain; exit 1 if it is broken",
+	 .operands = "file",
+	 .run = vhd_info},
+	{.name = "check",
+	 .usage = usage_check,
+	 .summary = "validate a VHD or VHDX and its whole chain; exit 1 if damaged",
+	 .operands = "file",
+	 .run = vhd_check},
+	{.name = "create",
+	 .usage = usage_create,
+	 .summary = "create a fixed or dynamic (default) VHD or VHDX; SIZE a whole number of MiB",
+	 .operands = "file -",
+	 .run = vhd_create_cmd},
+	{.name = "snapshot",
+	 .usage = usage_snapshot,
+	 .summary = "create a differencing disk over PARENT",
+	 .operands = "file file",
+	 .run = vhd_snapshot_cmd},
+	{.name = "write",
+	 .usage = usage_write,
+	 .summary = "write INPUT (a file, or standard input) at OFFSET, in whole sectors",
+	 .operands = "file - file",
+	 .run = vhd_write_cmd},
+	{.name = "cat",
+	 .usage = usage_cat,
+	 .summary = "write the merged raw content of FILE's chain to standard output",
+	 .operands = "file",
+	 .run = vhd_cat},
+	{.name = "flatten",
+	 .usage = usage_flatten,
+	 .summary = "write CHILD's chain merged into a new dynamic disk, without all-zero blocks",
+	 .operands = "file file",
+	 .run = vhd_flatten},
+	{0},
+};
 
-	if (argc < 2) {
-		cli_error("missing vhd command");
-		cmd_vhd_help(stderr);
-		return CLI_USAGE;
-	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(argv[1], commands[i].name) == 0)
-			return commands[i].run(argc - 1, argv + 1);
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
-		cmd_vhd_help(stdout);
-		return CLI_OK;
-	}
-	cli_error("unknown vhd command '%s'", argv[1]);
-	cmd_vhd_help(stderr);
-	return CLI_USAGE;
-}
+const struct cli_command cmd_vhd_commands[] = {
+	{.name = "vhd",
+	 .summary = "VHD and VHDX files:",
+	 .sub = vhd_commands,
+	 .section = "VHD commands"},
+	{0},
+};

@@ -2,13 +2,10 @@
 #ifndef IMPEX_CMD_VHD_H
 #define IMPEX_CMD_VHD_H
 
-#include <stdio.h>
+#include "cli.h"
 
-/** Run "impex vhd ARGS": @argv[0] is "vhd". Returns the exit status. */
-int cmd_vhd(int argc, char **argv);
-
-/** Print the vhd commands' synopsis to @out. */
-void cmd_vhd_help(FILE *out);
+/* The top-level commands of this module ("vhd" and its commands), ended by one without a name. */
+extern const struct cli_command cmd_vhd_commands[];
 
 /**
  * Write @input (a file; standard input when NULL or "-") into the VHD at

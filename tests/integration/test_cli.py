@@ -1,6 +1,8 @@
 """The impex command line: exit codes, messages, refusals, input and output.
 
-Exit status: 0 success, 1 failure, 2 usage error (with a "usage:" line).
+Exit status: 0 done, 1 failure, 2 usage error (with a "usage:" line). The
+conventions every command shares (option order, help, completion):
+test_cli_conventions.py.
 """
 
 import json
@@ -122,7 +124,8 @@ def test_option_missing_its_argument():
 
 def test_bad_size():
     for size in ("12X", "", "-1", "+4M", "1.5M", "M", "4MiBs", "4 M", "0x10", "99999999999T"):
-        usage_error("vhd", "create", "d.vhd", size, mentions=["'%s' is not a size" % size])
+        usage_error("vhd", "create", "--", "d.vhd", size,
+                    mentions=["'%s' is not a size" % size])
         assert not os.path.exists("d.vhd"), size
 
 
@@ -250,8 +253,11 @@ def test_write_unaligned_offset():
         usage_error("vhd", "write", "d.vhd", offset, "in.bin",
                     mentions=["offset %s is not a multiple of 512" % offset])
     for offset in ("1.5M", "x", "-512"):
-        usage_error("vhd", "write", "d.vhd", offset, "in.bin",
+        usage_error("vhd", "write", "d.vhd", "--", offset, "in.bin",
                     mentions=["'%s' is not an offset" % offset])
+    # Without "--", an operand that starts with '-' is an option, and the message says so.
+    usage_error("vhd", "write", "d.vhd", "-512", "in.bin",
+                mentions=["unknown option '-5' in '-512'", "'--'"])
     assert read("d.vhd") == before
 
 
