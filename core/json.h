@@ -2,6 +2,11 @@
  * json.h - a streaming JSON writer for the machine-readable output of the
  * tools (--json) and status files. Strings are escaped per RFC 8259; bytes
  * that are not valid UTF-8 (file names may hold any) become U+FFFD.
+ *
+ * Written here rather than taken from libjansson (which impex status uses
+ * to read): jansson refuses a string that is not valid UTF-8 (json_string
+ * returns NULL), where a file name must still be shown; and it builds the
+ * whole document in memory before it writes, where this writes as it goes.
  */
 #ifndef IMPEX_JSON_H
 #define IMPEX_JSON_H
@@ -36,35 +41,5 @@ void json_finish(struct json *json);
 
 /** Write @value as a JSON string literal (with quotes) to @out. */
 void json_write_escaped(FILE *out, const char *value);
-
-/* ---- reading (impex status reads the import mount's status file) ---- */
-
-enum json_type { JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT };
-
-struct json_value {
-	enum json_type type;
-	bool boolean;
-	double number;
-	char *string;		   /* JSON_STRING: UTF-8, no NUL inside */
-	struct json_value **items; /* JSON_ARRAY, JSON_OBJECT: @count of them */
-	char **keys;		   /* JSON_OBJECT: the member names */
-	size_t count;
-};
-
-/**
- * Parse the RFC 8259 document @text (@len bytes), at most JSON_MAX_DEPTH
- * deep. Returns the value (free with json_value_free()) or NULL for a text
- * that is not one document (or out of memory).
- */
-struct json_value *json_parse(const char *text, size_t len);
-
-void json_value_free(struct json_value *value);
-
-/** The member @key of @object (NULL if it is none, or @object is not an object). */
-const struct json_value *json_get(const struct json_value *object, const char *key);
-/** The string member @key, or NULL. */
-const char *json_get_string(const struct json_value *object, const char *key);
-/** The number member @key, or 0. */
-double json_get_number(const struct json_value *object, const char *key);
 
 #endif

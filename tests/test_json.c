@@ -1,6 +1,7 @@
 /*
- * Unit tests of core/json: the exact text of a small document, and string
- * escaping (control characters, invalid UTF-8).
+ * Unit tests of core/json: the exact text of a small document, string
+ * escaping (control characters, invalid UTF-8), and what it writes read back
+ * by an independent reader (libjansson).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +12,12 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+/* libjansson reads back what the writer wrote; its own json_string() (never called here) is
+ * renamed on the way in, as the writer's json_string() has the name. */
+#define json_string jansson_json_string
+#include <jansson.h>
+#undef json_string
 
 #include "json.h"
 
@@ -74,14 +81,17 @@ static void test_read_back(void **state)
 	char *text = NULL;
 	size_t len = 0;
 	FILE *out = open_memstream(&text, &len);
-	struct json_value *v;
+	json_error_t why;
+	json_t *v;
 	struct json j;
 
 	(void)state;
 	json_init(&j, out);
 	json_begin_object(&j, NULL);
 	json_string(&j, "folder", "a \"b\"\n\x01 \xc3\xa9");
+	json_string(&j, "name", "x\x80y");
 	json_uint(&j, "bytes", 5009260);
+	json_uint(&j, "huge", INT64_MAX);
 	json_int(&j, "delta", -5);
 	json_bool(&j, "ok", false);
 	json_string(&j, "vm", NULL);
@@ -93,54 +103,28 @@ static void test_read_back(void **state)
 	json_end_object(&j);
 	json_finish(&j);
 	fclose(out);
-	v = json_parse(text, len);
-	assert_non_null(v);
-	assert_int_equal(v->type, JSON_OBJECT);
-	assert_string_equal(json_get_string(v, "folder"), "a \"b\"\n\x01 \xc3\xa9");
-	assert_true(json_get_number(v, "bytes") == 5009260);
-	assert_true(json_get_number(v, "delta") == -5);
-	assert_int_equal(json_get(v, "ok")->type, JSON_BOOL);
-	assert_false(json_get(v, "ok")->boolean);
-	assert_int_equal(json_get(v, "vm")->type, JSON_NULL);
-	assert_int_equal(json_get(v, "errors")->count, 1);
-	assert_string_equal(json_get_string(json_get(v, "errors")->items[0], "id"), "disk-missing");
-	assert_null(json_get(v, "absent"));
-	assert_null(json_get_string(v, "bytes"));
-	json_value_free(v);
+	/* Read by another reader, libjansson (as impex status reads the status file). */
+	v = json_loadb(text, len, JSON_REJECT_DUPLICATES, &why);
+	if (!v)
+		fail_msg("line %d: %s", why.line, why.text);
+	assert_true(json_is_object(v));
+	assert_string_equal(json_string_value(json_object_get(v, "folder")),
+			    "a \"b\"\n\x01 \xc3\xa9");
+	assert_int_equal(json_integer_value(json_object_get(v, "bytes")), 5009260);
+	assert_int_equal(json_integer_value(json_object_get(v, "huge")), INT64_MAX);
+	assert_int_equal(json_integer_value(json_object_get(v, "delta")), -5);
+	assert_true(json_is_false(json_object_get(v, "ok")));
+	assert_true(json_is_null(json_object_get(v, "vm")));
+	assert_int_equal(json_array_size(json_object_get(v, "errors")), 1);
+	assert_string_equal(
+		json_string_value(json_object_get(json_array_get(json_object_get(v, "errors"), 0),
+						  "id")),
+		"disk-missing");
+	/* Bytes that are not UTF-8 (a file name may hold any) come back as U+FFFD. */
+	assert_string_equal(json_string_value(json_object_get(v, "name")), "x\xef\xbf\xbdy");
+	assert_int_equal(json_object_size(v), 8);
+	json_decref(v);
 	free(text);
-}
-
-static void test_read_escapes_and_refusals(void **state)
-{
-	static const char *const bad[] = {
-		"",	  "{",	       "[1,]",	  "{\"a\" 1}",	 "{\"a\":1} x",
-		"\"open", "\"\\u00\"", "\"\\q\"", "\"\\u0000\"", "\"a\tb\"",
-		"tru",	  "-",	       "1.2.3e",  "{1:2}",
-	};
-	static const char good[] = "[\"\\u00e9\\ud83d\\ude00\\ud800x\", 1e3, -0.5, true]";
-	char deep[80];
-	struct json_value *v = json_parse(good, strlen(good));
-
-	(void)state;
-	assert_non_null(v);
-	assert_int_equal(v->count, 4);
-	assert_string_equal(v->items[0]->string, "\xc3\xa9\xf0\x9f\x98\x80\xef\xbf\xbdx");
-	assert_true(v->items[1]->number == 1000 && v->items[2]->number == -0.5);
-	assert_true(v->items[3]->boolean);
-	json_value_free(v);
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		v = json_parse(bad[i], strlen(bad[i]));
-		if (v)
-			fail_msg("'%s' was taken", bad[i]);
-	}
-	/* Deeper than JSON_MAX_DEPTH: refused, not a stack to exhaust. */
-	memset(deep, '[', sizeof(deep));
-	assert_null(json_parse(deep, sizeof(deep)));
-	memset(deep, '[', JSON_MAX_DEPTH);
-	memset(deep + JSON_MAX_DEPTH, ']', JSON_MAX_DEPTH);
-	v = json_parse(deep, 2 * JSON_MAX_DEPTH);
-	assert_non_null(v);
-	json_value_free(v);
 }
 
 int main(void)
@@ -149,7 +133,6 @@ int main(void)
 		cmocka_unit_test(test_document),
 		cmocka_unit_test(test_escaping),
 		cmocka_unit_test(test_read_back),
-		cmocka_unit_test(test_read_escapes_and_refusals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

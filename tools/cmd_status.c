@@ -9,9 +9,9 @@
 
 #include "cli.h"
 #include "error.h"
-#include "json.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
@@ -73,69 +73,74 @@ static const char *printable(const char *text, char *buf, size_t cap)
 	return buf;
 }
 
-/* A count of the status: a whole number from 0, else 0. */
-static uint64_t count_of(const struct json_value *object, const char *key)
+/* The string member @key of @object, or NULL. */
+static const char *string_of(const json_t *object, const char *key)
 {
-	double v = json_get_number(object, key);
-
-	return v >= 0 && v < 1.8e19 ? (uint64_t)v : 0;
+	return json_string_value(json_object_get(object, key));
 }
 
-static void print_issues(const struct json_value *list, const char *kind)
+/* A count of the status: a whole number from 0, else 0. */
+static uint64_t count_of(const json_t *object, const char *key)
 {
-	for (size_t i = 0; list && list->type == JSON_ARRAY && i < list->count; i++) {
-		const struct json_value *issue = list->items[i];
-		const char *file = json_get_string(issue, "file");
+	json_int_t v = json_integer_value(json_object_get(object, key));
+
+	return v > 0 ? (uint64_t)v : 0;
+}
+
+static void print_issues(const json_t *list, const char *kind)
+{
+	for (size_t i = 0; i < json_array_size(list); i++) {
+		const json_t *issue = json_array_get(list, i);
+		const char *file = string_of(issue, "file");
 		char id[64], message[4096], shown[4096];
 
 		printf("    %s %s: %s%s%s\n", kind,
-		       printable(json_get_string(issue, "id") ?: "?", id, sizeof(id)),
-		       printable(json_get_string(issue, "message"), message, sizeof(message)),
+		       printable(string_of(issue, "id") ?: "?", id, sizeof(id)),
+		       printable(string_of(issue, "message"), message, sizeof(message)),
 		       file && file[0] ? "\n        file: " : "",
 		       printable(file, shown, sizeof(shown)));
 	}
 }
 
-static void print_human(const struct json_value *status)
+static void print_human(const json_t *status)
 {
-	const struct json_value *imports = json_get(status, "imports");
+	const json_t *imports = json_object_get(status, "imports");
 	char size[32];
 
 	char text[4096], more[256];
 
 	printf("import mount of the store %s\n",
-	       printable(json_get_string(status, "store") ?: "?", text, sizeof(text)));
-	if (!imports || imports->type != JSON_ARRAY || imports->count == 0) {
+	       printable(string_of(status, "store") ?: "?", text, sizeof(text)));
+	if (json_array_size(imports) == 0) {
 		printf("  no import yet: copy an export folder into the mount\n");
 		return;
 	}
-	for (size_t i = 0; i < imports->count; i++) {
-		const struct json_value *imp = imports->items[i];
-		const struct json_value *vm = json_get(imp, "vm");
+	for (size_t i = 0; i < json_array_size(imports); i++) {
+		const json_t *imp = json_array_get(imports, i);
+		const json_t *vm = json_object_get(imp, "vm");
 
 		printf("  %-24s %-12s %6llu files %10s",
-		       printable(json_get_string(imp, "folder") ?: "?", text, sizeof(text)),
-		       printable(json_get_string(imp, "state") ?: "?", more, sizeof(more)),
+		       printable(string_of(imp, "folder") ?: "?", text, sizeof(text)),
+		       printable(string_of(imp, "state") ?: "?", more, sizeof(more)),
 		       (unsigned long long)count_of(imp, "files"),
 		       cli_format_size(count_of(imp, "bytes"), size, sizeof(size)));
-		if (vm && vm->type == JSON_OBJECT)
-			printf("  VM %s '%s'",
-			       printable(json_get_string(vm, "id") ?: "?", more, sizeof(more)),
-			       printable(json_get_string(vm, "name"), text, sizeof(text)));
+		if (json_is_object(vm))
+			printf("  VM %s '%s'", printable(string_of(vm, "id") ?: "?", more, sizeof(more)),
+			       printable(string_of(vm, "name"), text, sizeof(text)));
 		putchar('\n');
-		print_issues(json_get(imp, "errors"), "error");
-		print_issues(json_get(imp, "warnings"), "warning");
+		print_issues(json_object_get(imp, "errors"), "error");
+		print_issues(json_object_get(imp, "warnings"), "warning");
 	}
 }
 
 /* How many imports of @status are in @state. */
-static size_t count_state(const struct json_value *status, const char *state)
+static size_t count_state(const json_t *status, const char *state)
 {
-	const struct json_value *imports = json_get(status, "imports");
+	const json_t *imports = json_object_get(status, "imports");
 	size_t n = 0;
 
-	for (size_t i = 0; imports && imports->type == JSON_ARRAY && i < imports->count; i++) {
-		const char *s = json_get_string(imports->items[i], "state");
+	for (size_t i = 0; i < json_array_size(imports); i++) {
+		const char *s = string_of(json_array_get(imports, i), "state");
 
 		n += s && strcmp(s, state) == 0;
 	}
@@ -143,22 +148,22 @@ static size_t count_state(const struct json_value *status, const char *state)
 }
 
 /* Whether every import of @status is registered, failed or waiting for what it lacks. */
-static bool settled(const struct json_value *status)
+static bool settled(const json_t *status)
 {
 	return count_state(status, "copying") == 0 && count_state(status, "registering") == 0;
 }
 
 /* Whether an import of @status failed or shows an error (one waiting for what it lacks). */
-static bool any_error(const struct json_value *status)
+static bool any_error(const json_t *status)
 {
-	const struct json_value *imports = json_get(status, "imports");
+	const json_t *imports = json_object_get(status, "imports");
 
-	for (size_t i = 0; imports && imports->type == JSON_ARRAY && i < imports->count; i++) {
-		const struct json_value *errors = json_get(imports->items[i], "errors");
-		const char *s = json_get_string(imports->items[i], "state");
+	for (size_t i = 0; i < json_array_size(imports); i++) {
+		const json_t *imp = json_array_get(imports, i);
+		const char *s = string_of(imp, "state");
 
 		if ((s && strcmp(s, "failed") == 0) ||
-		    (errors && errors->type == JSON_ARRAY && errors->count > 0))
+		    json_array_size(json_object_get(imp, "errors")) > 0)
 			return true;
 	}
 	return false;
@@ -174,26 +179,29 @@ static double now(void)
 }
 
 /* Whether every import of @status is registered. */
-static bool all_registered(const struct json_value *status)
+static bool all_registered(const json_t *status)
 {
-	const struct json_value *imports = json_get(status, "imports");
-
-	return !imports || imports->type != JSON_ARRAY ||
-	       count_state(status, "registered") == imports->count;
+	return count_state(status, "registered") ==
+	       json_array_size(json_object_get(status, "imports"));
 }
 
-/* The status file @path parsed into *@status (caller frees with json_value_free), its
- * text in *@text (caller frees). */
-static int read_status(const char *path, char **text, size_t *len, struct json_value **status,
+/* The status file @path parsed into *@status (caller frees with json_decref), its text in
+ * *@text (caller frees). */
+static int read_status(const char *path, char **text, size_t *len, json_t **status,
 		       struct error *err)
 {
 	int rc = slurp(path, text, len, err);
+	json_error_t why;
 
 	*status = NULL;
 	if (rc < 0)
 		return rc;
-	*status = json_parse(*text, *len);
-	if (!*status || (*status)->type != JSON_OBJECT)
+	*status = json_loadb(*text, *len, JSON_REJECT_DUPLICATES, &why);
+	if (!*status)
+		return error_set(err, EINVAL,
+				 "'%s' is not the status of an import mount: line %d: %s", path,
+				 why.line, why.text);
+	if (!json_is_object(*status))
 		return error_set(err, EINVAL, "'%s' is not the status of an import mount", path);
 	return 0;
 }
@@ -208,7 +216,7 @@ int cmd_status(int argc, char **argv)
 	};
 	const struct timespec poll = {0, 100 * 1000 * 1000};
 	struct cli_common common = {0};
-	struct json_value *status = NULL;
+	json_t *status = NULL;
 	char path[PATH_MAX], *text = NULL;
 	size_t len = 0;
 	struct error err;
@@ -253,7 +261,7 @@ int cmd_status(int argc, char **argv)
 			timed_out = true;
 			break;
 		}
-		json_value_free(status);
+		json_decref(status);
 		free(text);
 		nanosleep(&poll, NULL);
 	}
@@ -276,7 +284,7 @@ int cmd_status(int argc, char **argv)
 		else
 			rc = any_error(status) ? CLI_FAIL : CLI_OK;
 	}
-	json_value_free(status);
+	json_decref(status);
 	free(text);
 	return rc;
 }

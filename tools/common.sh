@@ -8,7 +8,7 @@ IMPEX_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # folder meson installs impex's completion into (the tests load it from there).
 IMPEX_PACKAGES=(
 	gcc meson ninja-build pkg-config python3
-	libfuse3-dev fuse3 libxml2-dev libcmocka-dev uuid-dev
+	libfuse3-dev fuse3 libxml2-dev libcmocka-dev uuid-dev libjansson-dev
 	qemu-utils libvhdi-utils rsync e2fsprogs bash-completion
 )
 
