@@ -44,12 +44,12 @@ static const char usage_save[] = "impex vm save [STORE OPTIONS] VM";
 static const char usage_delete[] = "impex vm delete [STORE OPTIONS] [--disks] VM";
 static const char usage_export[] =
 	"impex export [STORE OPTIONS] [--no-vm-storage] [--no-runtime-information]\n"
-	"                    [--copy-snapshot-configuration=all|none] [-p|--progress]\n"
+	"                    [--copy-snapshot-configuration=all|none] [--progress]\n"
 	"                    [--create-vm-export-subdirectory] VM|VM/SNAPSHOT DEST";
 static const char usage_import_settings[] =
 	"impex import-settings [STORE OPTIONS] [--settings FILE] DIR";
 static const char usage_import[] =
-	"impex import [STORE OPTIONS] [-p|--progress] [--settings FILE] DIR";
+	"impex import [STORE OPTIONS] [--progress] [--settings FILE] DIR";
 static const char usage_compare[] =
 	"impex compare [STORE OPTIONS] [--settings FILE] [--json] DIR";
 static const char usage_switch_add[] = "impex switch add [STORE OPTIONS] NAME";

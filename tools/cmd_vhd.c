@@ -38,8 +38,8 @@ static const char usage_create[] =
 	"[--sector-size 512|4096] FILE SIZE";
 static const char usage_snapshot[] = "impex vhd snapshot [--pathmap WIN=DIR] PARENT CHILD";
 static const char usage_write[] = "impex vhd write FILE OFFSET [INPUT|-]";
-static const char usage_cat[] = "impex vhd cat [--pathmap WIN=DIR] [-p|--progress] FILE";
-static const char usage_flatten[] = "impex vhd flatten [--pathmap WIN=DIR] [-p|--progress] "
+static const char usage_cat[] = "impex vhd cat [--pathmap WIN=DIR] [--progress] FILE";
+static const char usage_flatten[] = "impex vhd flatten [--pathmap WIN=DIR] [--progress] "
 				    "[--seed TEXT] [--format vhd|vhdx] CHILD OUT";
 
 /* The options of the vhd commands. */

@@ -75,25 +75,30 @@ static long long elapsed_ns(const struct timespec *from, const struct timespec *
  */
 static void draw(struct progress *p, const struct timespec *now)
 {
-	char line[256], rate[32];
+	static const struct {
+		double size;
+		const char *name;
+	} units[] = {{GIB, "GiB"}, {MIB, "MiB"}, {1024.0, "KiB"}};
+	char line[256];
 	int percent = p->total ? (int)(p->done * 100 / p->total) : 100;
 	int fill = percent * BAR_WIDTH / 100, n;
 	double seconds = (double)elapsed_ns(&p->start, now) / 1e9;
 	double per_second = seconds > 0.001 ? (double)p->done / seconds : 0;
-	bool gib = p->total >= (uint64_t)GIB;
-	size_t cols = 80, len;
+	size_t cols = 80, len, u = 0, r = 0;
 	struct winsize ws;
 
 	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20)
 		cols = ws.ws_col;
-	if (per_second >= GIB)
-		snprintf(rate, sizeof(rate), "%.2f GiB/s", per_second / GIB);
-	else
-		snprintf(rate, sizeof(rate), "%.1f MiB/s", per_second / MIB);
-	n = snprintf(line, sizeof(line), "%3d%% [%.*s%*s] %.1f/%.1f %s  %s%s%s", percent, fill,
-		     "====================", BAR_WIDTH - fill, "",
-		     (double)p->done / (gib ? GIB : MIB), (double)p->total / (gib ? GIB : MIB),
-		     gib ? "GiB" : "MiB", rate, p->label[0] ? "  " : "", p->label);
+	/* The unit that fits the total, and the rate: GiB, MiB, KiB for small ones. */
+	while (u < 2 && (double)p->total < units[u].size)
+		u++;
+	while (r < 2 && per_second < units[r].size)
+		r++;
+	n = snprintf(line, sizeof(line), "%3d%% [%.*s%*s] %.1f/%.1f %s  %.1f %s/s%s%s", percent,
+		     fill, "====================", BAR_WIDTH - fill, "",
+		     (double)p->done / units[u].size, (double)p->total / units[u].size,
+		     units[u].name, per_second / units[r].size, units[r].name,
+		     p->label[0] ? "  " : "", p->label);
 	len = n < 0 ? 0 : (size_t)n >= sizeof(line) ? sizeof(line) - 1 : (size_t)n;
 	if (len > cols - 1)
 		len = cols - 1;

@@ -91,7 +91,8 @@ def with_pty(args, stdout_path=None, env=None):
     return proc.wait(timeout=300), seen.decode("utf-8", "replace")
 
 
-FRAME = re.compile(r"\r *([0-9]+)% \[(=*) *\] ([0-9.]+)/([0-9.]+) (MiB|GiB)  [0-9.]+ (MiB|GiB)/s")
+FRAME = re.compile(r"\r *([0-9]+)% \[(=*) *\] ([0-9.]+)/([0-9.]+) (KiB|MiB|GiB)  "
+                   r"[0-9.]+ (KiB|MiB|GiB)/s")
 
 
 def assert_bar(text, what):
