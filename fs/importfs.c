@@ -407,7 +407,9 @@ static void json_issues(struct json *j, const char *key, const struct imp *imp, 
 				continue;
 			json_begin_object(j, NULL);
 			json_string(j, "id", list[i].id);
-			json_string(j, "file", list[i].file);
+			json_string(j, "severity", errors ? "error" : "warning");
+			json_string(j, "file",
+				    list[i].file && list[i].file[0] ? list[i].file : NULL);
 			json_string(j, "message", list[i].message);
 			json_end_object(j);
 		}
@@ -449,6 +451,7 @@ static char *status_text(struct importfs *fs, uid_t uid, size_t *len)
 			json_uint(&j, "commit_ms", (uint64_t)(imp->settle_to_commit * 1000));
 		} else {
 			json_string(&j, "vm", NULL);
+			json_string(&j, "commit_ms", NULL);
 		}
 		json_issues(&j, "errors", imp, true);
 		json_issues(&j, "warnings", imp, false);
