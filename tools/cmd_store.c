@@ -538,6 +538,21 @@ static bool show_disk(struct store *store, const struct store_disk *d, long inde
 	return false;
 }
 
+/* Has @d something to say without -v: a problem, a chain that does not open, or warnings? */
+static bool disk_has_news(struct store *store, const struct store_disk *d)
+{
+	struct chain *chain = NULL;
+	struct error err;
+	bool news;
+
+	if (d->problem)
+		return true;
+	error_clear(&err);
+	news = store_open_chain(store, d, &chain, &err) < 0 || chain_warning_count(chain) > 0;
+	chain_close(chain);
+	return news;
+}
+
 /* The lines of the snapshot tree: Unicode box drawing, or ASCII. */
 struct tree_style {
 	const char *branch, *last, *down, *blank;
@@ -645,7 +660,7 @@ static void draw_snapshot(struct tree *t, const struct store_snapshot *s, bool l
 	if (indent && s->problem)
 		printf("%sproblem: %s\n", indent, s->problem);
 	for (size_t k = 0; indent && k < s->disk_count; k++)
-		if (t->verbose || s->disks[k].problem)
+		if (t->verbose || disk_has_news(t->store, &s->disks[k]))
 			t->failed |= show_disk(t->store, &s->disks[k], -1, indent, t->verbose);
 	free(indent);
 	draw_nodes(t, children, n, now);

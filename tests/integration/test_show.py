@@ -27,9 +27,9 @@ ASCII = {"branch": "|- ", "last": "`- ", "down": "|  ", "blank": "   "}
 NOW = "Now"
 
 
-def show(store, *args, env=None):
-    """impex vm show ARGS: its lines, decoded here as UTF-8 (whatever the locale), exit 0.
-    @env: LC_ALL, LC_CTYPE, LANG (all set, empty meaning unset)."""
+def show(store, *args, env=None, status=0):
+    """impex vm show ARGS: its lines, decoded here as UTF-8 (whatever the locale), exit
+    @status. @env: LC_ALL, LC_CTYPE, LANG (all set, empty meaning unset)."""
     locale = {"LC_ALL": "", "LC_CTYPE": "", "LANG": "C.UTF-8"}
     locale.update(env or {})
     proc = subprocess.run([IMPEX, "vm", "show", "--store", store] + list(args),
@@ -38,7 +38,7 @@ def show(store, *args, env=None):
     result = Result(proc)
     result.stderr = proc.stderr.decode("utf-8", "replace")
     sanitizer_clean(result)
-    assert proc.returncode == 0, "vm show %s: %r" % (" ".join(args), result)
+    assert proc.returncode == status, "vm show %s: %r" % (" ".join(args), result)
     return proc.stdout.decode("utf-8").splitlines()
 
 
@@ -232,6 +232,39 @@ def test_a_vm_without_snapshots_and_now_at_the_top():
     lines = show(store, "plain")
     assert lines[-3:] == ["snapshots:", "  \u251c\u2500 first  " + created(first),
                           "  \u2514\u2500 Now"], lines
+
+
+def test_a_snapshot_whose_disk_breaks_is_told_without_v():
+    store = new_store()
+    vm_new(store, "--disk", "ide:8M", "blog")
+    ok("vm", "snapshot", "--store", store, "blog", "one")
+    ok("vm", "snapshot", "--store", store, "blog", "two")
+    snaps = configs_by_name(store, SNAPSHOTS)
+    [(_, one)] = drive_paths(snaps["one"][1])
+    [(_, two)] = drive_paths(snaps["two"][1])
+    os.rename(one, "away.vhd")  # one's disk, the base of two's and of the VM's
+    lines = show(store, "blog", status=1)
+    tree = lines[lines.index("snapshots:"):]
+    want = ["snapshots:",
+            "  \u2514\u2500 one  " + created(snaps["one"][1]),
+            "     \u2502  ide0:0  " + one,
+            ("     \u2502    problem: ", os.path.basename(one)),
+            "     \u2514\u2500 two  " + created(snaps["two"][1]),
+            "        \u2502  ide0:0  " + two,
+            ("        \u2502    problem: ", "parent"),
+            "        \u2514\u2500 Now"]
+    assert len(tree) == len(want), "\n".join(tree)
+    for got, line in zip(tree, want):
+        if isinstance(line, tuple):
+            assert got.startswith(line[0]) and line[1] in got, "%r, want %r" % (got, line)
+        else:
+            assert got == line, "%r, want %r\n%s" % (got, line, "\n".join(tree))
+    # Back in place: nothing to say without -v.
+    os.rename("away.vhd", one)
+    lines = show(store, "blog")
+    assert lines[lines.index("snapshots:"):] == [
+        "snapshots:", "  \u2514\u2500 one  " + created(snaps["one"][1]),
+        "     \u2514\u2500 two  " + created(snaps["two"][1]), "        \u2514\u2500 Now"], lines
 
 
 def raw_of(path):
