@@ -244,18 +244,21 @@ static const char global_help[] =
 	"Options may stand anywhere: before the command (impex --store DIR vm list),\n"
 	"after it, before or after its operands; after '--' every word is an operand.\n"
 	"A command takes those its usage names:\n"
-	"  --store DIR        a store's folder; repeatable: one store of several folders\n"
-	"                     (the first takes new VMs); else $IMPEX_STORE\n"
+	"  --store DIR        a store's folder (one with 'Virtual Machines'); repeatable:\n"
+	"                     one store of several folders (the first takes new VMs);\n"
+	"                     else $IMPEX_STORE\n"
 	"  --pathmap WIN=DIR  a Windows folder the configurations name, and the Linux\n"
 	"                     folder it is; repeatable, or several joined by ';'\n"
 	"  --allow-outside    let disks and parents lie outside the store's folders\n"
-	"  --json             JSON on standard output\n"
+	"  --json             JSON on standard output (docs/JSON.md: each member always\n"
+	"                     there, null for what is absent)\n"
 	"  -h, --help         this help; after a command, that command's\n"
 	"  --version          the version of impex\n";
 
 static const char store_help[] =
 	"STORE OPTIONS: --store DIR (repeatable; else $IMPEX_STORE), --pathmap WIN=DIR\n"
-	"(repeatable), --allow-outside.\n";
+	"(repeatable), --allow-outside. VMs and snapshots are named by GUID or by name,\n"
+	"in another case too when only one has it.\n";
 
 static const char order_help[] =
 	"Options go before or after the operands; after '--' every word is an operand.\n";
