@@ -4,6 +4,7 @@
 #include "impex_config.h"
 #include "pathmap.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -167,10 +168,41 @@ bool cli_usage_option(const char *usage, const char *name, const char **value, s
 	       find_option(CLI_STORE_OPTIONS, name, value, value_len);
 }
 
+/*
+ * The short options of @usage for getopt: -h, and each option of @options
+ * whose usage names it as "-X|--NAME" (its val being X), with ':' where it
+ * takes a value. Into @buf.
+ */
+static const char *short_options(const struct option *options, const char *usage, char *buf,
+				 size_t cap)
+{
+	size_t n = 0;
+
+	buf[n++] = ':';
+	buf[n++] = 'h';
+	for (size_t i = 0; options[i].name && n + 3 < cap; i++) {
+		char form[64];
+		int c = options[i].val;
+
+		if (c <= 0 || c > 127 || !isalnum(c))
+			continue;
+		snprintf(form, sizeof(form), "-%c|--%s", c, options[i].name);
+		if (!strstr(usage, form))
+			continue;
+		buf[n++] = (char)c;
+		if (options[i].has_arg == required_argument)
+			buf[n++] = ':';
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
 int cli_getopt(int argc, char **argv, const struct option *options, const char *usage)
 {
+	char shorts[64];
 	int index = -1;
-	int c = getopt_long(argc, argv, ":h", options, &index);
+	int c = getopt_long(argc, argv, short_options(options, usage, shorts, sizeof(shorts)),
+			    options, &index);
 
 	if (c != -1 && c != 'h' && c != '?' && c != ':' && index >= 0 &&
 	    !cli_usage_option(usage, options[index].name, NULL, NULL)) {

@@ -300,8 +300,10 @@ def test_vm_write_takes_the_disk_as_vm_show_names_it():
     for k, (_, path) in enumerate(drives):
         assert raw_of(path) == bytes(model[k]), "disk %d does not hold what was written" % k
     before = tree_state(store)
+    # A disk the VM lacks is a fact of the store (exit 1); a DISK that starts with '-' goes
+    # after '--'.
     for wrong in ("2", "ide1:0", "scsi0:1", "nosuch.vhd", "-1", "0x0"):
-        refused("vm", "write", "--store", store, "blog", wrong, "0", "in.bin", status=(2,),
+        refused("vm", "write", "--store", store, "blog", "--", wrong, "0", "in.bin", status=(1,),
                 mentions=["VM 'blog' has no disk '%s'" % wrong, "0 (%s, '%s')" % (drives[0][0],
                                                                                    names[0]),
                           "1 (%s, '%s')" % (drives[1][0], names[1])])
