@@ -178,6 +178,7 @@ struct config_identity {
 	int64_t version;       /* properties/version, -1 when absent */
 	int generation;	       /* 1 or 2, from properties/subtype */
 	int64_t creation_time; /* Unix seconds, from the FILETIME in properties/creation_time; 0 */
+	int64_t creation_ticks; /* that FILETIME itself (100 ns since 1601), 0 when absent */
 };
 
 /**
@@ -255,6 +256,13 @@ const char *config_adapter_switch(const struct config_adapter *adapter);
  * FILETIME (8 bytes, little-endian) in base64, type "bytes".
  */
 int config_set_filetime(struct config *config, const char *path, time_t when, struct error *err);
+
+/** config_set_filetime() of a FILETIME itself: @ticks of 100 ns since 1601. */
+int config_set_filetime_ticks(struct config *config, const char *path, int64_t ticks,
+			      struct error *err);
+
+/** The time now as a FILETIME (100 ns since 1601), as Hyper-V records creation times. */
+int64_t config_filetime_now(void);
 
 /**
  * Connect adapter @key to the switch @switch_id (a GUID) named @switch_name:

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* Windows FILETIME: 100 ns ticks since 1601-01-01. */
 #define FILETIME_UNIX_EPOCH 116444736000000000LL
@@ -62,8 +63,10 @@ int config_identity(const struct config *c, struct config_identity *id, struct e
 
 		for (int i = 7; i >= 0; i--)
 			ticks = ticks << 8 | bytes[i];
-		if (ticks > (uint64_t)FILETIME_UNIX_EPOCH && ticks <= INT64_MAX)
+		if (ticks > (uint64_t)FILETIME_UNIX_EPOCH && ticks <= INT64_MAX) {
 			id->creation_time = (int64_t)(ticks - FILETIME_UNIX_EPOCH) / 10000000;
+			id->creation_ticks = (int64_t)ticks;
+		}
 	}
 	free(bytes);
 	return 0;
@@ -418,9 +421,22 @@ int config_set_adapter_switch(struct config *c, const char *key, const char *swi
 
 int config_set_filetime(struct config *c, const char *path, time_t when, struct error *err)
 {
+	return config_set_filetime_ticks(c, path, (int64_t)when * 10000000 + FILETIME_UNIX_EPOCH,
+					 err);
+}
+
+int64_t config_filetime_now(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (int64_t)now.tv_sec * 10000000 + now.tv_nsec / 100 + FILETIME_UNIX_EPOCH;
+}
+
+int config_set_filetime_ticks(struct config *c, const char *path, int64_t ticks, struct error *err)
+{
 	static const char alphabet[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	int64_t ticks = (int64_t)when * 10000000 + FILETIME_UNIX_EPOCH;
 	uint8_t b[9] = {0};
 	char text[16];
 	size_t n = 0;

@@ -1767,13 +1767,19 @@ int export_plan_store(struct store *s, const struct store_vm *vms, size_t count,
 			 .note = options->note,
 			 .ctx = options->ctx,
 			 .notes = {options->note, options->ctx}};
-	struct export_node *root = node_new("", EXPORT_DIR);
-	struct export_name *names = assign(count, vm_name, vm_id, vm_created, vms, 0);
+	struct export_node *root = NULL;
+	struct export_name *names = NULL;
 	struct stat st = {0};
-	int rc = 0;
+	int rc;
 
 	*out = NULL;
 	*faults = 0;
+	/* A folder that is not a store is refused, not served as a store without VMs. */
+	rc = store_check(s, err);
+	if (rc < 0)
+		return rc;
+	root = node_new("", EXPORT_DIR);
+	names = assign(count, vm_name, vm_id, vm_created, vms, 0);
 	/* A VM whose configuration cannot be read now keeps the name it had. */
 	for (size_t i = 0; names && i < count; i++) {
 		const char *was = previous_name(t.previous, vms[i].id);

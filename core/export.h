@@ -220,8 +220,9 @@ struct export_tree_options {
  * it (named as it was, where that name is still free), or left out if it
  * had none; *@faults counts such VMs, so that the caller plans again later.
  * *@out is the root, named "" (caller frees with export_node_free()).
- * Returns 0 or a negative errno with a message (out of memory, or the
- * store's folder cannot be looked at: the previous tree should stay).
+ * Returns 0 or a negative errno with a message (out of memory, a root that
+ * is not a Hyper-V store (store_check()), or the store's folder cannot be
+ * looked at: the previous tree should stay).
  */
 int export_plan_store(struct store *store, const struct store_vm *vms, size_t count,
 		      const struct export_tree_options *options, struct export_node **out,

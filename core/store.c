@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <locale.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
+#include <wctype.h>
 
 #define VMS_DIR	      "Virtual Machines"
 #define SNAPSHOTS_DIR "Snapshots"
@@ -197,6 +199,33 @@ int store_open(struct store **out, const struct store_options *o, struct error *
 		return error_set(err, ENOMEM, "out of memory");
 	}
 	*out = s;
+	return 0;
+}
+
+int store_check(const struct store *s, struct error *err)
+{
+	for (size_t i = 0; i < s->root_count; i++) {
+		char path[PATH_MAX];
+		struct stat st;
+		int rc;
+
+		if (snprintf(path, sizeof(path), "%s/%s", s->roots[i], VMS_DIR) >=
+		    (int)sizeof(path))
+			return error_set(err, ENAMETOOLONG, "the path '%s' is too long",
+					 s->roots[i]);
+		rc = stat(path, &st) < 0 ? -errno : 0;
+		if (rc < 0 && rc != -ENOENT && rc != -ENOTDIR)
+			return error_errno(err, -rc, "cannot look into", s->roots[i]);
+		if (rc < 0)
+			return error_set(err, ENOENT,
+					 "'%s' is not a Hyper-V store: no '" VMS_DIR "' folder",
+					 s->roots[i]);
+		if (!S_ISDIR(st.st_mode))
+			return error_set(err, ENOTDIR,
+					 "'%s' is not a Hyper-V store: its '" VMS_DIR
+					 "' is not a folder",
+					 s->roots[i]);
+	}
 	return 0;
 }
 
@@ -777,6 +806,43 @@ static int load_confined(const struct store *s, const char *path, struct config 
 	return config_load(config, path, err);
 }
 
+const char *store_vm_state_name(enum store_vm_state state)
+{
+	switch (state) {
+	case STORE_VM_OFF:
+		return "off";
+	case STORE_VM_SAVED:
+		return "saved";
+	case STORE_VM_RUNNING:
+		return "running";
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * What the VM of @config is doing (docs/FORMAT.md, "State"): running when
+ * it was powered on after it was last powered off (properties/
+ * last_powered_on_time later than last_powered_off_time) and, if it has
+ * saved state (@saved: Hyper-V keeps those files beside a running VM too),
+ * its state has not changed since (last_state_change_time); else saved
+ * when it has saved state; else off. A time that is missing counts as 0.
+ */
+static enum store_vm_state vm_state(const struct config *config, bool saved)
+{
+	int64_t on = 0, off = 0, change = 0;
+
+	if (config_get_int(config, "properties/last_powered_on_time", &on) < 0)
+		on = 0;
+	if (config_get_int(config, "properties/last_powered_off_time", &off) < 0)
+		off = 0;
+	if (config_get_int(config, "properties/last_state_change_time", &change) < 0)
+		change = 0;
+	if (on > off && (!saved || change <= on))
+		return STORE_VM_RUNNING;
+	return saved ? STORE_VM_SAVED : STORE_VM_OFF;
+}
+
 /*
  * Read the configuration @file of @root's "Virtual Machines" into @vm; a
  * problem goes into vm->problem. Its VM is the one its content names
@@ -850,6 +916,7 @@ static int load_vm(struct store *s, const char *root, const char *file, struct s
 			vm->problem_code = fault;
 		}
 	}
+	vm->state = vm_state(config, vm->saved_state != NULL);
 	rc = resolve_disks(s, config, &vm->disks, &vm->disk_count, &err);
 	if (rc == 0)
 		rc = config_adapters(config, &vm->adapters, &vm->adapter_count, &err);
@@ -914,6 +981,7 @@ static int load_snapshot(struct store *s, const char *root, const char *file, st
 	memcpy(snap.id, id.id, 37);
 	snap.name = id.name;
 	snap.creation_time = id.creation_time;
+	snap.creation_ticks = id.creation_ticks;
 	id.name = NULL;
 	config_identity_release(&id);
 	if (config_get(config, STORE_KEY_PARENT, &snap.parent_id, NULL) < 0) {
@@ -1269,29 +1337,188 @@ int store_list(struct store *s, struct store_vm **out, size_t *out_count, struct
 	return 0;
 }
 
+/* ---- names ---- */
+
+static pthread_once_t case_once = PTHREAD_ONCE_INIT;
+static locale_t case_locale; /* C.UTF-8 for towlower_l(), or 0: ASCII only */
+
+static void case_locale_make(void)
+{
+	case_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
+
+/* The next code point of the UTF-8 text at *@p, moving past it; a byte that
+ * starts no valid sequence stands for itself. */
+static uint32_t next_code_point(const unsigned char **p)
+{
+	const unsigned char *s = *p;
+	uint32_t c = s[0];
+	int more = c >= 0xf0 && c < 0xf8 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : 0;
+
+	if (c >= 0xf8)
+		more = 0;
+	for (int i = 1; i <= more; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			more = 0;
+	if (more == 0) {
+		*p = s + 1;
+		return c;
+	}
+	c &= 0x3f >> more;
+	for (int i = 1; i <= more; i++)
+		c = c << 6 | (s[i] & 0x3f);
+	*p = s + more + 1;
+	return c;
+}
+
+static uint32_t fold(uint32_t c)
+{
+	if (case_locale)
+		return (uint32_t)towlower_l((wint_t)c, case_locale);
+	return c < 0x80 ? (uint32_t)tolower((int)c) : c;
+}
+
+bool store_same_name(const char *a, const char *b)
+{
+	const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
+
+	pthread_once(&case_once, case_locale_make);
+	while (*x && *y)
+		if (fold(next_code_point(&x)) != fold(next_code_point(&y)))
+			return false;
+	return !*x && !*y;
+}
+
+/*
+ * The candidates @names (@count, each with its GUID in @ids) as
+ * "'NAME' (GUID), ..." into a new string, or NULL for ENOMEM.
+ */
+static char *candidates_text(const char *const *names, const char *const *ids, size_t count)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return NULL;
+	for (size_t i = 0; i < count; i++)
+		fprintf(f, "%s'%s' (%s)", i ? ", " : "", names[i], ids[i][0] ? ids[i] : "no GUID");
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/*
+ * Pick one of @count items by @name_or_id, as Hyper-V takes names: the GUID
+ * in any case, else the one item of that exact name, else the one item of
+ * that name in another case. @name_of and @id_of read item @i. Returns the
+ * index, -ENOENT (no message), or -EINVAL with a message naming the
+ * candidates of an ambiguous name (@what: "VM", "snapshot"; @where: a
+ * prefix for the message, may be "").
+ */
+static int pick_by_name(size_t count, const char *(*name_of)(const void *, size_t),
+			const char *(*id_of)(const void *, size_t), const void *items,
+			const char *name_or_id, const char *what, const char *where,
+			struct error *err)
+{
+	const char **names, **ids;
+	size_t exact = 0, folded = 0, n = 0;
+	ssize_t found = -1;
+	bool by_case;
+	char *list;
+	int rc;
+
+	for (size_t i = 0; i < count; i++)
+		if (id_of(items, i)[0] && strcasecmp(id_of(items, i), name_or_id) == 0)
+			return (int)i;
+	for (size_t i = 0; i < count; i++) {
+		if (strcmp(name_of(items, i), name_or_id) == 0 && exact++ == 0)
+			found = (ssize_t)i;
+		if (store_same_name(name_of(items, i), name_or_id))
+			folded++;
+	}
+	if (exact == 1)
+		return (int)found;
+	if (exact == 0 && folded == 0)
+		return -ENOENT;
+	if (exact == 0 && folded == 1) {
+		for (size_t i = 0; i < count; i++)
+			if (store_same_name(name_of(items, i), name_or_id))
+				return (int)i;
+	}
+	/* Several: name them all, so that the one meant can be given. */
+	by_case = exact == 0;
+	names = calloc(count, sizeof(*names));
+	ids = calloc(count, sizeof(*ids));
+	for (size_t i = 0; names && ids && i < count; i++)
+		if (by_case ? store_same_name(name_of(items, i), name_or_id)
+			    : strcmp(name_of(items, i), name_or_id) == 0) {
+			names[n] = name_of(items, i);
+			ids[n++] = id_of(items, i);
+		}
+	list = names && ids ? candidates_text(names, ids, n) : NULL;
+	free(names);
+	free(ids);
+	if (!list)
+		return error_set(err, ENOMEM, "out of memory");
+	if (by_case)
+		rc = error_set(err, EINVAL,
+			       "%s'%s' matches %zu %ss when case is ignored: %s; give the exact "
+			       "name or the GUID",
+			       where, name_or_id, n, what, list);
+	else
+		rc = error_set(err, EINVAL, "%s%zu %ss are named '%s': %s; give the GUID", where, n,
+			       what, name_or_id, list);
+	free(list);
+	return rc;
+}
+
+static const char *vm_name_at(const void *items, size_t i)
+{
+	return ((const struct store_vm *)items)[i].name;
+}
+
+static const char *vm_id_at(const void *items, size_t i)
+{
+	return ((const struct store_vm *)items)[i].id;
+}
+
+static const char *snapshot_name_at(const void *items, size_t i)
+{
+	return ((const struct store_snapshot *)items)[i].name;
+}
+
+static const char *snapshot_id_at(const void *items, size_t i)
+{
+	return ((const struct store_snapshot *)items)[i].id;
+}
+
 int store_pick_vm(const struct store_vm *vms, size_t count, const char *name_or_id,
 		  const struct store_vm **vm, struct error *err)
 {
-	size_t named = 0;
+	int rc = pick_by_name(count, vm_name_at, vm_id_at, vms, name_or_id, "VM", "", err);
 
-	*vm = NULL;
-	for (size_t i = 0; i < count; i++)
-		if (strcasecmp(vms[i].id, name_or_id) == 0) {
-			*vm = &vms[i];
-			return 0;
-		}
-	for (size_t i = 0; i < count; i++)
-		if (strcmp(vms[i].name, name_or_id) == 0 && named++ == 0)
-			*vm = &vms[i];
-	if (named > 1) {
-		*vm = NULL;
-		return error_set(err, EINVAL,
-				 "%zu VMs are named '%s': give the GUID of the one meant", named,
-				 name_or_id);
-	}
-	if (!*vm)
+	*vm = rc >= 0 ? &vms[rc] : NULL;
+	if (rc == -ENOENT)
 		return error_set(err, ENOENT, "no VM named '%s' in the store", name_or_id);
-	return 0;
+	return rc < 0 ? rc : 0;
+}
+
+int store_pick_snapshot(const struct store_vm *vm, const char *name_or_id,
+			const struct store_snapshot **snapshot, struct error *err)
+{
+	char where[300];
+	int rc;
+
+	snprintf(where, sizeof(where), "in VM '%s', ", vm->name);
+	rc = pick_by_name(vm->snapshot_count, snapshot_name_at, snapshot_id_at, vm->snapshots,
+			  name_or_id, "snapshot", where, err);
+	*snapshot = rc >= 0 ? &vm->snapshots[rc] : NULL;
+	if (rc == -ENOENT)
+		return error_set(err, ENOENT, "VM '%s' has no snapshot '%s'", vm->name, name_or_id);
+	return rc < 0 ? rc : 0;
 }
 
 const struct store_vm *store_find_vm(const struct store_vm *vms, size_t count,

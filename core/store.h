@@ -65,7 +65,8 @@ struct store_snapshot {
 	char *config_path;
 	char *parent_id;      /* the parent snapshot's GUID, "" for a root */
 	bool parent_inferred; /* taken from the disk chains, not from the configuration */
-	int64_t creation_time;
+	int64_t creation_time;	/* Unix seconds, 0 when absent */
+	int64_t creation_ticks; /* the same as a FILETIME (100 ns since 1601): sibling order */
 	char *saved_state; /* the folder holding its .vsv/.bin, or NULL */
 	struct store_disk *disks;
 	size_t disk_count;
@@ -73,6 +74,17 @@ struct store_snapshot {
 	size_t adapter_count;
 	char *problem;
 };
+
+/* What a VM is doing, as its configuration and files tell (docs/FORMAT.md, "State"). */
+enum store_vm_state {
+	STORE_VM_UNKNOWN, /* its configuration cannot be read */
+	STORE_VM_OFF,
+	STORE_VM_SAVED,
+	STORE_VM_RUNNING,
+};
+
+/** "off", "saved", "running", or NULL for STORE_VM_UNKNOWN. */
+const char *store_vm_state_name(enum store_vm_state state);
 
 struct store_vm {
 	char id[37]; /* properties/global_id; "" for an unreadable file not named by its GUID */
@@ -92,6 +104,7 @@ struct store_vm {
 	char *problem;	  /* a configuration that cannot be read: the rest is empty */
 	int problem_code; /* the errno behind @problem; error_is_transient(): try again later */
 	int64_t expected_snapshots; /* its snapshot count (list/size), -1 when absent */
+	enum store_vm_state state;
 };
 
 struct store_switch {
@@ -107,6 +120,15 @@ struct store_switch {
 int store_open(struct store **out, const struct store_options *options, struct error *err);
 
 void store_free(struct store *store);
+
+/**
+ * Whether every root of @store is a Hyper-V store: holds a "Virtual
+ * Machines" folder (as "impex store init" makes, and Hyper-V's data roots
+ * have). Returns 0, or -ENOENT (-ENOTDIR: it is not a folder) with the
+ * message "'ROOT' is not a Hyper-V store: no 'Virtual Machines' folder",
+ * or another negative errno for a root that cannot be looked into now.
+ */
+int store_check(const struct store *store, struct error *err);
 
 /**
  * What store_open() left aside, or NULL: a record of folders (core/record.h)
@@ -181,14 +203,34 @@ int store_list(struct store *store, struct store_vm **vms, size_t *count, struct
 void store_vms_free(struct store_vm *vms, size_t count);
 
 /**
- * The VM @name_or_id (its GUID in any case, or a name only one VM has) of
- * @vms into *@vm. Returns 0, -ENOENT, or -EINVAL when several VMs have that
- * name (Hyper-V allows it): the GUID must be given.
+ * Whether the names @a and @b are the same when case is ignored, as Hyper-V
+ * compares names (each UTF-8 character folded to lower case).
+ */
+bool store_same_name(const char *a, const char *b);
+
+/**
+ * The VM @name_or_id of @vms into *@vm, as Hyper-V takes names: its GUID in
+ * any case; else the one VM of exactly that name; else the one VM of that
+ * name in another case ("BLOG" for "blog"). Returns 0, -ENOENT, or -EINVAL
+ * when several VMs have that name (Hyper-V allows it), or several have it
+ * in other cases and none exactly: the message names each with its GUID.
+ * *@vm is borrowed from @vms.
  */
 int store_pick_vm(const struct store_vm *vms, size_t count, const char *name_or_id,
 		  const struct store_vm **vm, struct error *err);
 
-/** The VM named @name_or_id (its GUID in any case, else the first of that name), or NULL. */
+/**
+ * The snapshot @name_or_id of @vm into *@snapshot, by the rules of
+ * store_pick_vm(). Returns 0, -ENOENT or -EINVAL with a message. Borrowed
+ * from @vm.
+ */
+int store_pick_snapshot(const struct store_vm *vm, const char *name_or_id,
+			const struct store_snapshot **snapshot, struct error *err);
+
+/**
+ * The VM named @name_or_id (its GUID in any case, else the first of exactly
+ * that name), or NULL: where a name is to be told taken, not resolved.
+ */
 const struct store_vm *store_find_vm(const struct store_vm *vms, size_t count,
 				     const char *name_or_id);
 

@@ -230,7 +230,9 @@ static int store_snapshot_vm_unlocked(struct store *s, const char *vm_name, cons
 	if (rc == 0)
 		rc = config_set(snap_config, "properties/type_id", "string", "Snapshots", err);
 	if (rc == 0)
-		rc = config_set_filetime(snap_config, "properties/creation_time", time(NULL), err);
+		/* To the 100 ns, as Hyper-V: snapshots taken within a second keep their order. */
+		rc = config_set_filetime_ticks(snap_config, "properties/creation_time",
+					       config_filetime_now(), err);
 	if (rc == 0)
 		rc = config_set(snap_config, STORE_KEY_PARENT, "string", vm->current_snapshot_id,
 				err);
@@ -351,27 +353,9 @@ static int store_apply_snapshot_unlocked(struct store *s, const char *vm_name, c
 	rc = find_vm(s, vm_name, &vms, &count, &vm, err);
 	if (rc < 0)
 		goto out;
-	/* By GUID, else by a name only one snapshot has. */
-	for (size_t i = 0; i < vm->snapshot_count && !snap; i++)
-		if (strcasecmp(vm->snapshots[i].id, snapshot) == 0)
-			snap = &vm->snapshots[i];
-	for (size_t i = 0; i < vm->snapshot_count && !snap; i++) {
-		if (strcmp(vm->snapshots[i].name, snapshot) != 0)
-			continue;
-		for (size_t j = i + 1; j < vm->snapshot_count; j++)
-			if (strcmp(vm->snapshots[j].name, snapshot) == 0) {
-				rc = error_set(err, EINVAL,
-					       "VM '%s' has several snapshots named '%s': give the "
-					       "GUID of the one to apply",
-					       vm->name, snapshot);
-				goto out;
-			}
-		snap = &vm->snapshots[i];
-	}
-	if (!snap) {
-		rc = error_set(err, ENOENT, "VM '%s' has no snapshot '%s'", vm->name, snapshot);
+	rc = store_pick_snapshot(vm, snapshot, &snap, err);
+	if (rc < 0)
 		goto out;
-	}
 	for (size_t i = 0; i < snap->disk_count; i++)
 		if (snap->disks[i].problem) {
 			rc = error_set(err, EINVAL, "snapshot '%s' cannot be applied: %s",

@@ -424,7 +424,9 @@ static void json_issues(struct json *j, const char *key, const struct imp *imp, 
 				continue;
 			json_begin_object(j, NULL);
 			json_string(j, "id", list[i].id);
-			json_string(j, "file", list[i].file);
+			json_string(j, "severity", errors ? "error" : "warning");
+			json_string(j, "file",
+				    list[i].file && list[i].file[0] ? list[i].file : NULL);
 			json_string(j, "message", list[i].message);
 			json_end_object(j);
 		}
@@ -467,6 +469,7 @@ static char *status_text(struct importfs *fs, uid_t uid, size_t *len)
 			json_uint(&j, "commit_ms", (uint64_t)(imp->settle_to_commit * 1000));
 		} else {
 			json_string(&j, "vm", NULL);
+			json_string(&j, "commit_ms", NULL);
 		}
 		/* While it is copying, what its last check lacked is no news. */
 		json_issues(&j, "errors", imp, true, state != COPYING);

@@ -77,6 +77,79 @@ static void test_open_and_names(void **state)
 	assert_non_null(strstr(err.message, "UTF-8"));
 }
 
+/* Names as Hyper-V takes them: GUID, exact name, then the one name in another case. */
+static void test_pick_by_name(void **state)
+{
+	struct store_snapshot snaps[3] = {
+		{.id = "11111111-0000-0000-0000-000000000001", .name = "alpha"},
+		{.id = "11111111-0000-0000-0000-000000000002", .name = "ALPHA"},
+		{.id = "11111111-0000-0000-0000-000000000003", .name = "\xC3\x84rger \xCE\xA3"},
+	};
+	struct store_vm vms[3] = {
+		{.id = "22222222-0000-0000-0000-000000000001", .name = "web"},
+		{.id = "22222222-0000-0000-0000-000000000002", .name = "Web"},
+		{.id = "22222222-0000-0000-0000-000000000003",
+		 .name = "blog",
+		 .snapshots = snaps,
+		 .snapshot_count = 3},
+	};
+	const struct store_snapshot *snap;
+	const struct store_vm *vm;
+	struct error err;
+
+	(void)state;
+	assert_true(store_same_name("Blog", "bLOG"));
+	assert_true(store_same_name("\xC3\x84rger", "\xC3\xA4RGER")); /* Ä, ä */
+	assert_false(store_same_name("blog", "blo"));
+	assert_false(store_same_name("a\xFF", "a\xFE"));
+	assert_int_equal(store_pick_vm(vms, 3, "BLOG", &vm, &err), 0);
+	assert_ptr_equal(vm, &vms[2]);
+	assert_int_equal(store_pick_vm(vms, 3, "22222222-0000-0000-0000-000000000001", &vm, &err),
+			 0);
+	assert_ptr_equal(vm, &vms[0]);
+	assert_int_equal(store_pick_vm(vms, 3, "Web", &vm, &err), 0);
+	assert_ptr_equal(vm, &vms[1]);
+	assert_int_equal(store_pick_vm(vms, 3, "WEB", &vm, &err), -EINVAL);
+	assert_null(vm);
+	assert_non_null(strstr(err.message, "'web' (22222222-0000-0000-0000-000000000001)"));
+	assert_non_null(strstr(err.message, "'Web' (22222222-0000-0000-0000-000000000002)"));
+	assert_int_equal(store_pick_vm(vms, 3, "nothing", &vm, &err), -ENOENT);
+	assert_int_equal(store_pick_snapshot(&vms[2], "alpha", &snap, &err), 0);
+	assert_ptr_equal(snap, &snaps[0]);
+	assert_int_equal(store_pick_snapshot(&vms[2], "Alpha", &snap, &err), -EINVAL);
+	assert_non_null(strstr(err.message, "2 snapshots"));
+	assert_int_equal(store_pick_snapshot(&vms[2], "\xC3\xA4RGER \xCF\x83", &snap, &err), 0);
+	assert_ptr_equal(snap, &snaps[2]);
+	assert_int_equal(store_pick_snapshot(&vms[2], "beta", &snap, &err), -ENOENT);
+	assert_non_null(strstr(err.message, "no snapshot 'beta'"));
+}
+
+/* A folder without "Virtual Machines" is no store; store_init() makes one. */
+static void test_check(void **state)
+{
+	char *dir = *state;
+	char root[PATH_MAX];
+	struct store *s;
+	struct error err;
+
+	snprintf(root, sizeof(root), "%s/root", dir);
+	assert_int_equal(mkdir(root, 0755), 0);
+	s = open_store(root, NULL, false);
+	assert_int_equal(store_check(s, &err), -ENOENT);
+	assert_non_null(
+		strstr(err.message, "is not a Hyper-V store: no 'Virtual Machines' folder"));
+	store_free(s);
+	make_file(support_path(root, "Virtual Machines"), "a file\n");
+	s = open_store(root, NULL, false);
+	assert_int_equal(store_check(s, &err), -ENOTDIR);
+	store_free(s);
+	assert_int_equal(unlink(support_path(root, "Virtual Machines")), 0);
+	assert_int_equal(store_init(root, &err), 0);
+	s = open_store(root, NULL, false);
+	assert_int_equal(store_check(s, &err), 0);
+	store_free(s);
+}
+
 static void test_resolve_order(void **state)
 {
 	char *dir = *state;
@@ -274,7 +347,7 @@ static void test_vm_life(void **state)
 	/* Two snapshots named alike: the name is refused, the GUID is not. */
 	assert_int_equal(store_snapshot_vm(s, "blog", "one", NULL, &err), 0);
 	assert_int_equal(store_apply_snapshot(s, "blog", "one", &err), -EINVAL);
-	assert_non_null(strstr(err.message, "several snapshots"));
+	assert_non_null(strstr(err.message, "2 snapshots are named 'one'"));
 	assert_int_equal(store_apply_snapshot(s, "blog", snap, &err), 0);
 
 	assert_int_equal(store_save_state(s, "blog", &err), 0);
@@ -396,7 +469,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_open_and_names),	 T(test_resolve_order), T(test_written_path),
 		T(test_switches),	 T(test_vm_life),	T(test_ambiguous_and_unfinished),
-		T(test_disk_file_names),
+		T(test_disk_file_names), T(test_pick_by_name),	T(test_check),
 	};
 #undef T
 

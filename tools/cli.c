@@ -4,6 +4,7 @@
 #include "impex_config.h"
 #include "pathmap.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -167,18 +168,42 @@ bool cli_usage_option(const char *usage, const char *name, const char **value, s
 	       find_option(CLI_STORE_OPTIONS, name, value, value_len);
 }
 
+/*
+ * The short options of @usage for getopt: -h, and each option of @options
+ * whose usage names it as "-X|--NAME" (its val being X), with ':' where it
+ * takes a value. Into @buf.
+ */
+static const char *short_options(const struct option *options, const char *usage, char *buf,
+				 size_t cap)
+{
+	size_t n = 0;
+
+	buf[n++] = ':';
+	buf[n++] = 'h';
+	for (size_t i = 0; options[i].name && n + 3 < cap; i++) {
+		char form[64];
+		int c = options[i].val;
+
+		if (c <= 0 || c > 127 || !isalnum(c))
+			continue;
+		snprintf(form, sizeof(form), "-%c|--%s", c, options[i].name);
+		if (!strstr(usage, form))
+			continue;
+		buf[n++] = (char)c;
+		if (options[i].has_arg == required_argument)
+			buf[n++] = ':';
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
 int cli_getopt(int argc, char **argv, const struct option *options, const char *usage)
 {
+	char shorts[64];
 	int index = -1;
-	int c = getopt_long(argc, argv, ":hp", options, &index);
+	int c = getopt_long(argc, argv, short_options(options, usage, shorts, sizeof(shorts)),
+			    options, &index);
 
-	if (c == 'p') {
-		/* -p is --progress (as qemu-img convert -p) where a command takes it. */
-		if (cli_usage_option(usage, "progress", NULL, NULL))
-			return CLI_OPTION_PROGRESS;
-		optopt = 'p';
-		return '?';
-	}
 	if (c != -1 && c != 'h' && c != '?' && c != ':' && index >= 0 &&
 	    !cli_usage_option(usage, options[index].name, NULL, NULL)) {
 		refused_option = options[index].name;
@@ -216,9 +241,6 @@ int cli_common_option(int c, const char *usage, char **argv, struct cli_common *
 	case CLI_OPTION_JSON:
 		common->json = true;
 		return 0;
-	case CLI_OPTION_PROGRESS:
-		common->progress = true;
-		return 0;
 	case 'h':
 		if (current && current->usage == usage)
 			cli_help(stdout, current, current_path);
@@ -254,20 +276,21 @@ static const char global_help[] =
 	"Options may stand anywhere: before the command (impex --store DIR vm list),\n"
 	"after it, before or after its operands; after '--' every word is an operand.\n"
 	"A command takes those its usage names:\n"
-	"  --store DIR        a store's folder; repeatable: one store of several folders\n"
-	"                     (the first takes new VMs); else $IMPEX_STORE\n"
+	"  --store DIR        a store's folder (one with 'Virtual Machines'); repeatable:\n"
+	"                     one store of several folders (the first takes new VMs);\n"
+	"                     else $IMPEX_STORE\n"
 	"  --pathmap WIN=DIR  a Windows folder the configurations name, and the Linux\n"
 	"                     folder it is; repeatable, or several joined by ';'\n"
 	"  --allow-outside    let disks and parents lie outside the store's folders\n"
-	"  --json             JSON on standard output\n"
-	"  -p, --progress     a progress line on standard error also where it is not a\n"
-	"                     terminal (export, import, vhd flatten, vhd cat)\n"
+	"  --json             JSON on standard output (docs/JSON.md: each member always\n"
+	"                     there, null for what is absent)\n"
 	"  -h, --help         this help; after a command, that command's\n"
 	"  --version          the version of impex\n";
 
 static const char store_help[] =
 	"STORE OPTIONS: --store DIR (repeatable; else $IMPEX_STORE), --pathmap WIN=DIR\n"
-	"(repeatable), --allow-outside.\n";
+	"(repeatable), --allow-outside. VMs and snapshots are named by GUID or by name,\n"
+	"in another case too when only one has it.\n";
 
 static const char order_help[] =
 	"Options go before or after the operands; after '--' every word is an operand.\n";

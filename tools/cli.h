@@ -67,7 +67,6 @@ struct cli_common {
 	struct pathmap *pathmap; /* --pathmap WIN=DIR, repeatable */
 	bool allow_outside;	 /* --allow-outside */
 	bool json;		 /* --json */
-	bool progress;		 /* -p, --progress (the long jobs) */
 };
 
 /* The getopt_long values of the common options ('h' is -h and --help). */
@@ -76,7 +75,6 @@ enum {
 	CLI_OPTION_PATHMAP,
 	CLI_OPTION_ALLOW_OUTSIDE,
 	CLI_OPTION_JSON,
-	CLI_OPTION_PROGRESS,
 	CLI_OPTION_REFUSED, /* an option the command's usage does not name */
 };
 
@@ -87,7 +85,6 @@ enum {
 	{"pathmap", required_argument, NULL, CLI_OPTION_PATHMAP},          \
 	{"allow-outside", no_argument, NULL, CLI_OPTION_ALLOW_OUTSIDE},    \
 	{"json", no_argument, NULL, CLI_OPTION_JSON},                      \
-	{"progress", no_argument, NULL, CLI_OPTION_PROGRESS},              \
 	{"help", no_argument, NULL, 'h'}
 /* clang-format on */
 
@@ -103,8 +100,7 @@ void cli_options_begin(void);
  * getopt_long over @argv with @options (which hold CLI_COMMON_OPTIONS), in
  * getopt_long's default order: options and operands mixed, "--" ends the
  * options. An option @usage does not name comes back as CLI_OPTION_REFUSED;
- * -h and --help always come back as 'h'; -p as CLI_OPTION_PROGRESS where
- * @usage names --progress, else as an unknown option. Returns as getopt_long does.
+ * -h and --help always come back as 'h'. Returns as getopt_long does.
  */
 int cli_getopt(int argc, char **argv, const struct option *options, const char *usage);
 

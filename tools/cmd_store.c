@@ -33,7 +33,8 @@
 
 static const char usage_init[] = "impex store init DIR";
 static const char usage_list[] = "impex vm list [STORE OPTIONS] [--json]";
-static const char usage_show[] = "impex vm show [STORE OPTIONS] [--json] NAME|GUID";
+static const char usage_show[] =
+	"impex vm show [STORE OPTIONS] [--json] [-v|--verbose] [--ascii] NAME|GUID";
 static const char usage_new[] = "impex vm new [STORE OPTIONS] [--generation 1|2] [--memory SIZE] "
 				"[--disk ide|scsi:SIZE]... [--disk-format vhd|vhdx] "
 				"[--switch NAME]... NAME";
@@ -44,12 +45,12 @@ static const char usage_save[] = "impex vm save [STORE OPTIONS] VM";
 static const char usage_delete[] = "impex vm delete [STORE OPTIONS] [--disks] VM";
 static const char usage_export[] =
 	"impex export [STORE OPTIONS] [--no-vm-storage] [--no-runtime-information]\n"
-	"                    [--copy-snapshot-configuration=all|none] [--progress]\n"
-	"                    [--create-vm-export-subdirectory] VM|VM/SNAPSHOT DEST";
+	"                    [--copy-snapshot-configuration=all|none] [-p|--progress]\n"
+	"                    [--create-vm-export-subdirectory] VM [SNAPSHOT] DEST";
 static const char usage_import_settings[] =
 	"impex import-settings [STORE OPTIONS] [--settings FILE] DIR";
 static const char usage_import[] =
-	"impex import [STORE OPTIONS] [--progress] [--settings FILE] DIR";
+	"impex import [STORE OPTIONS] [-p|--progress] [--settings FILE] DIR";
 static const char usage_compare[] =
 	"impex compare [STORE OPTIONS] [--settings FILE] [--json] DIR";
 static const char usage_switch_add[] = "impex switch add [STORE OPTIONS] NAME";
@@ -57,12 +58,15 @@ static const char usage_switch_list[] = "impex switch list [STORE OPTIONS] [--js
 
 struct store_args {
 	struct cli_common common; /* --store, --pathmap, --allow-outside, --json */
+	bool verbose; /* vm show: each disk's file and chain */
+	bool ascii;   /* vm show: the tree in ASCII */
 	bool disks_too;
 	bool no_storage;
 	bool no_runtime;
 	const char *snapshots;
 	bool subdirectory;
 	const char *settings;
+	bool progress; /* -p, --progress */
 	const char *generation;
 	const char *disk_format;
 	const char *memory;
@@ -87,6 +91,9 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 		{"copy-snapshot-configuration", required_argument, NULL, 'C'},
 		{"create-vm-export-subdirectory", no_argument, NULL, 'U'},
 		{"settings", required_argument, NULL, 'T'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"ascii", no_argument, NULL, 'a'},
+		{"progress", no_argument, NULL, 'p'},
 		CLI_COMMON_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
@@ -97,6 +104,15 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 	/* Options and operands in any order; "--" ends the options. */
 	while ((c = cli_getopt(argc, argv, options, usage)) != -1) {
 		switch (c) {
+		case 'v':
+			a->verbose = true;
+			break;
+		case 'a':
+			a->ascii = true;
+			break;
+		case 'p':
+			a->progress = true;
+			break;
 		case 'D':
 			a->disks_too = true;
 			break;
@@ -167,7 +183,8 @@ static int open_store(struct store_args *a, const char *usage, struct store **st
 	o.allow_outside = a->common.allow_outside;
 	o.recorded = true;
 	error_clear(&err);
-	if (store_open(store, &o, &err) < 0)
+	/* A folder that is not a store is said to be one, not listed as a store without VMs. */
+	if (store_open(store, &o, &err) < 0 || store_check(*store, &err) < 0)
 		return cli_fail(&err);
 	if (store_notice(*store))
 		fprintf(stderr, "impex: warning: %s\n", store_notice(*store));
@@ -233,8 +250,16 @@ static bool json_chain(struct json *j, struct store *store, const struct store_d
 	struct error err;
 	bool failed;
 
-	if (!store || !disk->path)
+	if (!store)
 		return false;
+	if (!disk->path) {
+		/* No file: no chain, and its problem says why. */
+		json_begin_array(j, "chain");
+		json_end_array(j);
+		json_string(j, "format", NULL);
+		json_string(j, "chain_problem", NULL);
+		return false;
+	}
 	error_clear(&err);
 	failed = store_open_chain(store, disk, &chain, &err) < 0;
 	json_begin_array(j, "chain");
@@ -247,15 +272,40 @@ static bool json_chain(struct json *j, struct store *store, const struct store_d
 	return failed;
 }
 
+/* "ide0:1", "scsi0:3": where @d sits, as vm show names it. */
+static const char *disk_label(const struct store_disk *d, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s%u:%u", bus_name(d->bus), d->controller, d->drive);
+	return buf;
+}
+
+/* @text, or NULL (JSON null) when it is empty: an absent value. */
+static const char *or_null(const char *text)
+{
+	return text && text[0] ? text : NULL;
+}
+
+/* A time in Unix seconds as JSON, null when absent (0). */
+static void json_time(struct json *j, const char *key, int64_t t)
+{
+	if (t)
+		json_int(j, key, t);
+	else
+		json_string(j, key, NULL);
+}
+
 /* The disks as JSON; with @store, their chains too. Returns whether a chain failed. */
 static bool json_disks(struct json *j, struct store *store, const struct store_disk *disks,
 		       size_t count)
 {
 	bool failed = false;
+	char label[48];
 
 	json_begin_array(j, "disks");
 	for (size_t i = 0; i < count; i++) {
 		json_begin_object(j, NULL);
+		json_uint(j, "index", i);
+		json_string(j, "label", disk_label(&disks[i], label, sizeof(label)));
 		json_string(j, "bus", bus_name(disks[i].bus));
 		json_uint(j, "controller", disks[i].controller);
 		json_uint(j, "drive", disks[i].drive);
@@ -270,29 +320,49 @@ static bool json_disks(struct json *j, struct store *store, const struct store_d
 	return failed;
 }
 
+/* The snapshot of @vm whose GUID is @id, or NULL. */
+static const struct store_snapshot *snapshot_by_id(const struct store_vm *vm, const char *id)
+{
+	for (size_t i = 0; id && id[0] && i < vm->snapshot_count; i++)
+		if (strcasecmp(vm->snapshots[i].id, id) == 0)
+			return &vm->snapshots[i];
+	return NULL;
+}
+
 /* The VM as JSON; with @store, its disks' chains too. Returns whether a chain failed. */
 static bool json_vm(struct json *j, struct store *store, const struct store_vm *vm)
 {
+	const struct store_snapshot *current = snapshot_by_id(vm, vm->current_snapshot_id);
+	bool read = vm->state != STORE_VM_UNKNOWN; /* its configuration was read */
 	bool failed;
 
 	json_begin_object(j, NULL);
-	json_string(j, "id", vm->id);
+	json_string(j, "id", or_null(vm->id));
 	json_string(j, "name", vm->name);
 	json_string(j, "config", vm->config_path);
-	json_uint(j, "generation", (uint64_t)vm->generation);
-	json_int(j, "version", vm->version);
-	json_int(j, "creation_time", vm->creation_time);
+	json_string(j, "state", store_vm_state_name(vm->state));
+	if (read)
+		json_uint(j, "generation", (uint64_t)vm->generation);
+	else
+		json_string(j, "generation", NULL);
+	if (read && vm->version >= 0)
+		json_int(j, "version", vm->version);
+	else
+		json_string(j, "version", NULL);
+	json_time(j, "creation_time", vm->creation_time);
 	json_string(j, "saved_state", vm->saved_state);
-	json_string(j, "current_snapshot", vm->current_snapshot_id);
+	json_string(j, "current_snapshot", or_null(vm->current_snapshot_id));
+	json_string(j, "current_snapshot_name", current ? current->name : NULL);
+	json_uint(j, "snapshot_count", vm->snapshot_count);
 	failed = json_disks(j, store, vm->disks, vm->disk_count);
 	json_begin_array(j, "adapters");
 	for (size_t i = 0; i < vm->adapter_count; i++) {
 		json_begin_object(j, NULL);
-		json_string(j, "name", vm->adapters[i].friendly_name);
-		json_string(j, "mac", vm->adapters[i].mac);
+		json_string(j, "name", or_null(vm->adapters[i].friendly_name));
+		json_string(j, "mac", or_null(vm->adapters[i].mac));
 		json_bool(j, "static_mac", vm->adapters[i].static_mac);
-		json_string(j, "switch_id", vm->adapters[i].switch_id);
-		json_string(j, "switch", vm->adapters[i].switch_name);
+		json_string(j, "switch_id", or_null(vm->adapters[i].switch_id));
+		json_string(j, "switch", or_null(vm->adapters[i].switch_name));
 		json_bool(j, "connected", vm->adapters[i].connected);
 		json_string(j, "problem", vm->adapters[i].problem);
 		json_end_object(j);
@@ -306,9 +376,9 @@ static bool json_vm(struct json *j, struct store *store, const struct store_vm *
 		json_string(j, "id", s->id);
 		json_string(j, "name", s->name);
 		json_string(j, "config", s->config_path);
-		json_string(j, "parent", s->parent_id);
+		json_string(j, "parent", or_null(s->parent_id));
 		json_bool(j, "parent_inferred", s->parent_inferred);
-		json_int(j, "creation_time", s->creation_time);
+		json_time(j, "creation_time", s->creation_time);
 		json_string(j, "saved_state", s->saved_state);
 		failed |= json_disks(j, store, s->disks, s->disk_count);
 		json_string(j, "problem", s->problem);
@@ -364,11 +434,11 @@ static int vm_list(int argc, char **argv)
 		       "STATE");
 		for (size_t i = 0; i < count; i++)
 			printf("%-36s  %-24s  %5zu  %9zu  %s\n", vms[i].id[0] ? vms[i].id : "-",
-			       vms[i].name,
-			       vms[i].disk_count, vms[i].snapshot_count,
+			       vms[i].name, vms[i].disk_count, vms[i].snapshot_count,
 			       vm_has_problem(&vms[i]) ? "problem (impex vm show)"
-			       : vms[i].saved_state    ? "saved"
-						       : "off");
+			       : store_vm_state_name(vms[i].state)
+				       ? store_vm_state_name(vms[i].state)
+				       : "-");
 	}
 	rc = CLI_OK;
 out:
@@ -378,71 +448,269 @@ out:
 	return rc;
 }
 
-/* Print @d and its chain; returns whether something is wrong with it. */
-static bool show_disk(struct store *store, const struct store_disk *d, const char *indent)
+/*
+ * Print @d ("INDEX  LABEL  PATH", the index left out when @index is
+ * negative) with @indent before each line; its problem, or its chain's,
+ * always; with @verbose the file found and its chain. Returns whether
+ * something is wrong with it.
+ */
+static bool show_disk(struct store *store, const struct store_disk *d, long index,
+		      const char *indent, bool verbose)
 {
 	struct chain *chain = NULL;
 	struct error err;
+	char label[48];
 
-	printf("%s%s %u:%u  %s\n", indent, bus_name(d->bus), d->controller, d->drive, d->written);
+	if (index >= 0)
+		printf("%s%ld  %s  %s\n", indent, index, disk_label(d, label, sizeof(label)),
+		       d->written);
+	else
+		printf("%s%s  %s\n", indent, disk_label(d, label, sizeof(label)), d->written);
 	if (d->problem) {
 		printf("%s  problem: %s\n", indent, d->problem);
 		return true;
 	}
-	printf("%s  file: %s (found %s)\n", indent, d->path, d->how);
+	if (verbose)
+		printf("%s  file: %s (found %s)\n", indent, d->path, d->how);
 	error_clear(&err);
 	if (store_open_chain(store, d, &chain, &err) < 0) {
 		printf("%s  problem: %s\n", indent, error_message(&err));
 		return true;
 	}
-	printf("%s  format: %s, %u level%s\n", indent, disk_format_name(chain_format(chain)),
-	       chain_depth(chain), chain_depth(chain) == 1 ? "" : "s");
-	for (unsigned i = 1; i < chain_depth(chain); i++)
-		printf("%s  parent %u: %s\n", indent, i, disk_path(chain_level(chain, i)));
+	if (verbose) {
+		printf("%s  format: %s, %u level%s\n", indent,
+		       disk_format_name(chain_format(chain)), chain_depth(chain),
+		       chain_depth(chain) == 1 ? "" : "s");
+		for (unsigned i = 1; i < chain_depth(chain); i++)
+			printf("%s  parent %u: %s\n", indent, i, disk_path(chain_level(chain, i)));
+	}
 	for (unsigned i = 0; i < chain_warning_count(chain); i++)
 		printf("%s  warning: %s\n", indent, chain_warning(chain, i));
 	chain_close(chain);
 	return false;
 }
 
-/* Is @id the GUID of one of @vm's snapshots? */
-static bool has_snapshot(const struct store_vm *vm, const char *id)
+/* Has @d something to say without -v: a problem, a chain that does not open, or warnings? */
+static bool disk_has_news(struct store *store, const struct store_disk *d)
 {
-	for (size_t i = 0; i < vm->snapshot_count; i++)
-		if (strcasecmp(vm->snapshots[i].id, id) == 0)
-			return true;
+	struct chain *chain = NULL;
+	struct error err;
+	bool news;
+
+	if (d->problem)
+		return true;
+	error_clear(&err);
+	news = store_open_chain(store, d, &chain, &err) < 0 || chain_warning_count(chain) > 0;
+	chain_close(chain);
+	return news;
+}
+
+/* The lines of the snapshot tree: Unicode box drawing, or ASCII. */
+struct tree_style {
+	const char *branch, *last, *down, *blank;
+};
+
+static const struct tree_style tree_unicode = {"\u251c\u2500 ", "\u2514\u2500 ", "\u2502  ", "   "};
+static const struct tree_style tree_ascii = {"|- ", "`- ", "|  ", "   "};
+
+/* Whether the locale the environment names (LC_ALL, else LC_CTYPE, else LANG) is UTF-8. */
+static bool utf8_locale(void)
+{
+	static const char *const names[] = {"LC_ALL", "LC_CTYPE", "LANG"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		const char *value = getenv(names[i]);
+
+		if (value && value[0])
+			return strcasestr(value, "utf-8") || strcasestr(value, "utf8");
+	}
 	return false;
 }
 
-/* Print the snapshots under @parent (NULL for the roots: no parent, or one
- * that is not a snapshot of @vm), indented by depth, each once; returns
- * whether a disk of theirs has a problem. */
-static bool show_tree(struct store *store, const struct store_vm *vm, const char *parent, int depth,
-		      bool *printed)
+/* The snapshot tree of one VM as vm show draws it. */
+struct tree {
+	struct store *store;
+	const struct store_vm *vm;
+	const struct tree_style *style;
+	bool verbose;
+	bool *shown;  /* each snapshot drawn once, whatever loops a damaged store has */
+	char *prefix; /* the lines of the levels above */
+	size_t prefix_cap;
+	bool failed;
+};
+
+/* Siblings in creation order (then name, then GUID, for a stable order). */
+static int compare_created(const void *a, const void *b)
 {
-	char when[40], indent[80];
-	bool failed = false;
+	const struct store_snapshot *x = *(const struct store_snapshot *const *)a;
+	const struct store_snapshot *y = *(const struct store_snapshot *const *)b;
+	int c;
 
-	for (size_t i = 0; i < vm->snapshot_count; i++) {
-		const struct store_snapshot *s = &vm->snapshots[i];
+	if (x->creation_ticks != y->creation_ticks)
+		return x->creation_ticks < y->creation_ticks ? -1 : 1;
+	c = strcmp(x->name, y->name);
+	return c ? c : strcmp(x->id, y->id);
+}
 
-		if (printed[i] || depth > 30 ||
-		    (parent ? strcasecmp(s->parent_id, parent) != 0
-			    : has_snapshot(vm, s->parent_id)))
+/* Is @s a root: no parent, or one that is not a snapshot of the VM? */
+static bool is_root(const struct store_vm *vm, const struct store_snapshot *s)
+{
+	return !snapshot_by_id(vm, s->parent_id);
+}
+
+/*
+ * The snapshots under @parent (NULL: the roots) not drawn yet, in creation
+ * order, into @out (room for every snapshot). Returns their number.
+ */
+static size_t children_of(const struct tree *t, const struct store_snapshot *parent,
+			  const struct store_snapshot **out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < t->vm->snapshot_count; i++) {
+		const struct store_snapshot *s = &t->vm->snapshots[i];
+
+		if (t->shown[i] || s == parent)
 			continue;
-		printed[i] = true;
-		printf("%*s- %s  %s  %s%s%s\n", 2 + depth * 2, "", s->name, s->id,
-		       time_text(s->creation_time, when, sizeof(when)),
-		       s->saved_state ? "  (saved state)" : "",
-		       strcasecmp(s->id, vm->current_snapshot_id) == 0 ? "  <- now" : "");
-		if (s->problem)
-			printf("%*s  problem: %s\n", 2 + depth * 2, "", s->problem);
-		snprintf(indent, sizeof(indent), "%*s", 4 + depth * 2, "");
-		for (size_t k = 0; k < s->disk_count; k++)
-			failed |= show_disk(store, &s->disks[k], indent);
-		failed |= show_tree(store, vm, s->id, depth + 1, printed);
+		if (parent ? strcasecmp(s->parent_id, parent->id) == 0 : is_root(t->vm, s))
+			out[n++] = s;
 	}
-	return failed;
+	if (n > 1)
+		qsort(out, n, sizeof(*out), compare_created);
+	return n;
+}
+
+static void draw_nodes(struct tree *t, const struct store_snapshot *const *nodes, size_t count,
+		       bool now);
+
+/* Draw @s (last of its siblings when @last) and what lies under it. */
+static void draw_snapshot(struct tree *t, const struct store_snapshot *s, bool last)
+{
+	size_t had = strlen(t->prefix), n;
+	const struct store_snapshot **children = calloc(t->vm->snapshot_count, sizeof(*children));
+	bool now = strcasecmp(s->id, t->vm->current_snapshot_id) == 0;
+	char when[40], *indent = NULL;
+
+	t->shown[s - t->vm->snapshots] = true;
+	printf("%s%s%s  %s%s\n", t->prefix, last ? t->style->last : t->style->branch, s->name,
+	       s->creation_time ? time_text(s->creation_time, when, sizeof(when)) : "no time",
+	       s->saved_state ? "  saved state" : "");
+	if (!children) {
+		t->failed = true;
+		return;
+	}
+	n = children_of(t, s, children);
+	/* The lines below it: its details, then its children. */
+	snprintf(t->prefix + had, t->prefix_cap - had, "%s",
+		 last ? t->style->blank : t->style->down);
+	if (asprintf(&indent, "%s%s", t->prefix, n || now ? t->style->down : t->style->blank) < 0) {
+		indent = NULL;
+		t->failed = true;
+	}
+	if (indent && t->verbose)
+		printf("%sid: %s\n", indent, s->id);
+	if (indent && s->problem)
+		printf("%sproblem: %s\n", indent, s->problem);
+	for (size_t k = 0; indent && k < s->disk_count; k++)
+		if (t->verbose || disk_has_news(t->store, &s->disks[k]))
+			t->failed |= show_disk(t->store, &s->disks[k], -1, indent, t->verbose);
+	free(indent);
+	draw_nodes(t, children, n, now);
+	t->prefix[had] = '\0';
+	free(children);
+}
+
+/* Draw @nodes as siblings, then "Now" after them when @now. */
+static void draw_nodes(struct tree *t, const struct store_snapshot *const *nodes, size_t count,
+		       bool now)
+{
+	for (size_t i = 0; i < count; i++) {
+		bool last = !now;
+
+		if (t->shown[nodes[i] - t->vm->snapshots])
+			continue;
+		for (size_t k = i + 1; k < count && last; k++)
+			last = t->shown[nodes[k] - t->vm->snapshots];
+		draw_snapshot(t, nodes[i], last);
+	}
+	if (now)
+		printf("%s%sNow\n", t->prefix, t->style->last);
+}
+
+/*
+ * Draw @vm's snapshots as Hyper-V Manager shows them: one line each, each
+ * under its parent, siblings in creation order, "Now" under the snapshot
+ * the VM stands on. Returns whether a disk of theirs has a problem.
+ */
+static bool show_tree(struct store *store, const struct store_vm *vm, bool ascii, bool verbose)
+{
+	struct tree t = {
+		.store = store,
+		.vm = vm,
+		.style = ascii ? &tree_ascii : &tree_unicode,
+		.verbose = verbose,
+	};
+	const struct store_snapshot **roots;
+	bool now = !snapshot_by_id(vm, vm->current_snapshot_id);
+	size_t n;
+
+	if (vm->snapshot_count == 0) {
+		printf("snapshots: none\n");
+		return false;
+	}
+	printf("snapshots:\n");
+	/* Each level adds one style string (at most 3 UTF-8 characters of 3 bytes). */
+	t.prefix_cap = 3 + (vm->snapshot_count + 1) * 9;
+	t.shown = calloc(vm->snapshot_count, sizeof(*t.shown));
+	t.prefix = calloc(t.prefix_cap, 1);
+	roots = calloc(vm->snapshot_count, sizeof(*roots));
+	if (!t.shown || !t.prefix || !roots) {
+		free(t.shown);
+		free(t.prefix);
+		free(roots);
+		cli_error("out of memory");
+		return true;
+	}
+	strcpy(t.prefix, "  ");
+	n = children_of(&t, NULL, roots);
+	/* Snapshots in a loop of parents (only a damaged store has one) come after
+	 * the roots, each loop from its oldest snapshot: every snapshot is drawn. */
+	for (size_t i = 0; i < vm->snapshot_count; i++) {
+		bool *reached = calloc(vm->snapshot_count, sizeof(*reached));
+		const struct store_snapshot *oldest = NULL;
+
+		if (!reached)
+			break;
+		for (size_t r = 0; r < n; r++)
+			reached[roots[r] - vm->snapshots] = true;
+		for (bool grew = true; grew;) {
+			grew = false;
+			for (size_t k = 0; k < vm->snapshot_count; k++) {
+				const struct store_snapshot *p;
+
+				if (reached[k] ||
+				    !(p = snapshot_by_id(vm, vm->snapshots[k].parent_id)) ||
+				    !reached[p - vm->snapshots])
+					continue;
+				reached[k] = grew = true;
+			}
+		}
+		for (size_t k = 0; k < vm->snapshot_count; k++) {
+			const struct store_snapshot *candidate = &vm->snapshots[k];
+
+			if (!reached[k] && (!oldest || compare_created(&candidate, &oldest) < 0))
+				oldest = candidate;
+		}
+		free(reached);
+		if (!oldest)
+			break;
+		roots[n++] = oldest;
+	}
+	draw_nodes(&t, roots, n, now);
+	free(roots);
+	free(t.shown);
+	free(t.prefix);
+	return t.failed;
 }
 
 static int vm_show(int argc, char **argv)
@@ -477,16 +745,21 @@ static int vm_show(int argc, char **argv)
 		failed = json_vm(&j, store, vm);
 		json_finish(&j);
 	} else {
-		printf("%s  %s\n", vm->name, vm->id);
+		printf("%s  %s\n", vm->name, vm->id[0] ? vm->id : "-");
 		printf("  configuration: %s\n", vm->config_path);
 		if (vm->problem)
 			printf("  problem: %s\n", vm->problem);
-		printf("  generation %d, version %lld, created %s\n", vm->generation,
-		       (long long)vm->version, time_text(vm->creation_time, when, sizeof(when)));
+		if (vm->state != STORE_VM_UNKNOWN) {
+			printf("  generation %d, version %lld, created %s\n", vm->generation,
+			       (long long)vm->version,
+			       vm->creation_time ? time_text(vm->creation_time, when, sizeof(when))
+						 : "at no time recorded");
+			printf("  state: %s\n", store_vm_state_name(vm->state));
+		}
 		printf("  saved state: %s\n", vm->saved_state ? vm->saved_state : "none");
 		printf("disks:\n");
 		for (size_t i = 0; i < vm->disk_count; i++)
-			failed |= show_disk(store, &vm->disks[i], "  ");
+			failed |= show_disk(store, &vm->disks[i], (long)i, "  ", a.verbose);
 		printf("adapters:\n");
 		for (size_t i = 0; i < vm->adapter_count; i++) {
 			const struct config_adapter *n = &vm->adapters[i];
@@ -499,18 +772,7 @@ static int vm_show(int argc, char **argv)
 			if (n->problem)
 				printf("    problem: %s\n", n->problem);
 		}
-		printf("snapshots:\n");
-		bool *printed = calloc(vm->snapshot_count + 1, sizeof(*printed));
-
-		if (printed) {
-			failed |= show_tree(store, vm, NULL, 0, printed);
-			/* Snapshots in a loop of parents (a damaged store): shown last. */
-			for (size_t i = 0; i < vm->snapshot_count; i++)
-				if (!printed[i])
-					failed |= show_tree(store, vm, vm->snapshots[i].parent_id,
-							    0, printed);
-			free(printed);
-		}
+		failed |= show_tree(store, vm, a.ascii || !utf8_locale(), a.verbose);
 	}
 	rc = failed || vm_has_problem(vm) ? CLI_FAIL : CLI_OK;
 out:
@@ -667,7 +929,53 @@ static int vm_delete(int argc, char **argv)
 	return change_vm(argc, argv, usage_delete, 1, do_delete);
 }
 
-/* Write into disk DISK (its number in vm show's order) of a VM's current state. */
+/*
+ * The current disk of @vm that @what names as vm show lists it: its index
+ * (0, 1, ...), its place ("ide0:1", any case), or its file name as the
+ * configuration writes it (any case, when no other disk of the VM has it).
+ * Returns the index, or -1 after a message listing the disks.
+ */
+static long pick_disk(const struct store_vm *vm, const char *what)
+{
+	char label[48], *end, *list = NULL;
+	size_t len = 0, named = 0;
+	long found = -1;
+	unsigned long index;
+	FILE *f;
+
+	errno = 0;
+	index = strtoul(what, &end, 10);
+	if (what[0] >= '0' && what[0] <= '9' && !*end && !errno)
+		found = index < vm->disk_count ? (long)index : -1;
+	for (size_t i = 0; found < 0 && i < vm->disk_count; i++)
+		if (strcasecmp(disk_label(&vm->disks[i], label, sizeof(label)), what) == 0)
+			found = (long)i;
+	for (size_t i = 0; found < 0 && i < vm->disk_count; i++)
+		if (store_same_name(pathmap_basename(vm->disks[i].written), what))
+			named++;
+	for (size_t i = 0; found < 0 && named == 1 && i < vm->disk_count; i++)
+		if (store_same_name(pathmap_basename(vm->disks[i].written), what))
+			found = (long)i;
+	if (found >= 0)
+		return found;
+	f = open_memstream(&list, &len);
+	for (size_t i = 0; f && i < vm->disk_count; i++)
+		fprintf(f, "%s%zu (%s, '%s')", i ? ", " : "", i,
+			disk_label(&vm->disks[i], label, sizeof(label)),
+			pathmap_basename(vm->disks[i].written));
+	if (f)
+		fclose(f);
+	if (named > 1)
+		cli_error("VM '%s' has %zu disks named '%s': give the index or the place of one: %s",
+			  vm->name, named, what, list ? list : "");
+	else
+		cli_error("VM '%s' has no disk '%s': %s%s", vm->name, what,
+			  vm->disk_count ? "its disks are " : "it has none", list ? list : "");
+	free(list);
+	return -1;
+}
+
+/* Write into the current disk DISK of a VM (as vm show names it: index, place or file name). */
 static int vm_write(int argc, char **argv)
 {
 	struct store_args a;
@@ -675,25 +983,19 @@ static int vm_write(int argc, char **argv)
 	struct store_vm *vms = NULL;
 	const struct store_vm *vm;
 	size_t count = 0;
-	unsigned long index;
 	struct error err;
-	char *end;
+	long index;
 	int rc = begin(argc, argv, usage_write, 4, 4, &a, &store);
 
 	if (rc == 0)
 		rc = list_vms(store, &vms, &count);
 	if (rc)
 		goto out;
-	index = strtoul(argv[a.first + 1], &end, 10);
 	error_clear(&err);
 	if (store_pick_vm(vms, count, argv[a.first], &vm, &err) < 0) {
 		rc = cli_fail(&err);
-	} else if (*end || argv[a.first + 1][0] < '0' || argv[a.first + 1][0] > '9') {
-		rc = cli_usage(usage_write, "'%s' is not a disk number", argv[a.first + 1]);
-	} else if (index >= vm->disk_count) {
-		/* A fact of the store, as a VM it lacks: a failure. */
-		cli_error("VM '%s' has no disk '%s' (it has %zu)", vm->name, argv[a.first + 1],
-			  vm->disk_count);
+	} else if ((index = pick_disk(vm, argv[a.first + 1])) < 0) {
+		/* A disk the VM lacks is a fact of the store: a failure. */
 		rc = CLI_FAIL;
 	} else if (!vm->disks[index].path) {
 		cli_error("%s", vm->disks[index].problem);
@@ -711,49 +1013,33 @@ out:
 
 /* ---- export ---- */
 
-/* Write VM's export folder to DEST, as Export-VM lays it out. */
 /*
  * The VM, and the snapshot if any, that @what names: a VM's name or GUID,
  * or that, '/' and a snapshot's name or GUID (VM names may hold '/': each
- * place is tried). A name several snapshots of the VM have must be given
- * as a GUID.
+ * place is tried), as store_pick_vm() and store_pick_snapshot() take them;
+ * with @snapshot (the operand after VM), that snapshot of the VM @what.
  */
 static int pick_export(const struct store_vm *vms, size_t count, const char *what,
-		       const struct store_vm **vm, const struct store_snapshot **snap,
-		       struct error *err)
+		       const char *snapshot, const struct store_vm **vm,
+		       const struct store_snapshot **snap, struct error *err)
 {
+	int rc = store_pick_vm(vms, count, what, vm, err);
+
 	*snap = NULL;
-	if (store_pick_vm(vms, count, what, vm, err) == 0)
-		return 0;
+	if (rc == 0 && snapshot)
+		return store_pick_snapshot(*vm, snapshot, snap, err);
+	if (rc != -ENOENT || snapshot)
+		return rc;
 	for (const char *slash = strchr(what, '/'); slash; slash = strchr(slash + 1, '/')) {
 		char *name = strndup(what, (size_t)(slash - what));
-		size_t found = 0;
 
 		if (!name)
 			return error_set(err, ENOMEM, "out of memory");
-		if (store_pick_vm(vms, count, name, vm, err) < 0) {
-			free(name);
-			continue;
-		}
+		rc = store_pick_vm(vms, count, name, vm, err);
 		free(name);
-		for (size_t i = 0; i < (*vm)->snapshot_count; i++) {
-			const struct store_snapshot *s = &(*vm)->snapshots[i];
-
-			if (strcasecmp(s->id, slash + 1) == 0) {
-				*snap = s;
-				return 0;
-			}
-			if (strcmp(s->name, slash + 1) == 0 && found++ == 0)
-				*snap = s;
-		}
-		if (found == 1)
-			return 0;
-		if (found > 1)
-			return error_set(err, EINVAL,
-					 "VM '%s' has %zu snapshots named '%s': give its GUID",
-					 (*vm)->name, found, slash + 1);
-		return error_set(err, ENOENT, "VM '%s' has no snapshot '%s'", (*vm)->name,
-				 slash + 1);
+		if (rc == -ENOENT)
+			continue;
+		return rc < 0 ? rc : store_pick_snapshot(*vm, slash + 1, snap, err);
 	}
 	return error_set(err, ENOENT, "no VM '%s' in the store", what);
 }
@@ -807,13 +1093,14 @@ int cmd_export(int argc, char **argv)
 	size_t count = 0;
 	struct error err;
 	const char *dest;
-	int rc = begin(argc, argv, usage_export, 2, 2, &a, &store);
+	int rc = begin(argc, argv, usage_export, 2, 3, &a, &store);
+	int operands = argc - a.first;
 
 	if (rc == 0)
 		rc = list_vms(store, &vms, &count);
 	if (rc)
 		goto out;
-	dest = argv[a.first + 1];
+	dest = argv[a.first + operands - 1];
 	export_settings_default(&settings);
 	settings.copy_vm_storage = !a.no_storage;
 	settings.copy_vm_runtime_information = !a.no_runtime;
@@ -822,8 +1109,9 @@ int cmd_export(int argc, char **argv)
 	settings.create_vm_export_subdirectory = a.subdirectory;
 	error_clear(&err);
 	progress_catch_signals();
-	progress_begin(&bar, progress_wanted(a.common.progress, true));
-	if (pick_export(vms, count, argv[a.first], &vm, &snap, &err) < 0 ||
+	progress_begin(&bar, progress_wanted(a.progress, true));
+	if (pick_export(vms, count, argv[a.first], operands == 3 ? argv[a.first + 1] : NULL, &vm,
+			&snap, &err) < 0 ||
 	    (snap ? export_plan_snapshot(store, vm, snap, &settings, &notes, vm->name, &plan, &err)
 		  : export_plan_vm(store, vm, &settings, &notes, vm->name, &plan, &err)) < 0 ||
 	    export_write(plan, dest, progress_update, &bar, &err) < 0) {
@@ -1059,7 +1347,7 @@ int cmd_compare(int argc, char **argv)
 			json_begin_object(&j, NULL);
 			json_string(&j, "id", report.issues[i].id);
 			json_string(&j, "severity", severity_name(report.issues[i].severity));
-			json_string(&j, "file", report.issues[i].file);
+			json_string(&j, "file", or_null(report.issues[i].file));
 			json_string(&j, "message", report.issues[i].message);
 			json_end_object(&j);
 		}
@@ -1117,7 +1405,7 @@ int cmd_import(int argc, char **argv)
 		struct import_progress progress = {show_progress, show_notice, &bar};
 
 		progress_catch_signals();
-		progress_begin(&bar, progress_wanted(a.common.progress, true));
+		progress_begin(&bar, progress_wanted(a.progress, true));
 		rc = import_run(dir, store, &settings, 0, &progress, id, &err);
 		progress_end(&bar);
 	}
@@ -1212,7 +1500,9 @@ static const struct cli_command vm_commands[] = {
 	 .run = vm_list},
 	{.name = "show",
 	 .usage = usage_show,
-	 .summary = "show a VM: disks and chains, snapshot tree, adapters; exit 1 on a problem",
+	 .summary = "show a VM: disks, adapters, the snapshot tree with Now; -v: each disk's\n"
+		    "file and chain; --ascii: the tree without box drawing (so too when the\n"
+		    "locale is not UTF-8); exit 1 on a problem",
 	 .operands = "vm",
 	 .run = vm_show},
 	{.name = "new",
@@ -1232,7 +1522,8 @@ static const struct cli_command vm_commands[] = {
 	 .run = vm_apply},
 	{.name = "write",
 	 .usage = usage_write,
-	 .summary = "write guest data into a current disk (DISK: 0, 1, ... as vm show lists them)",
+	 .summary = "write guest data into a current disk (DISK as vm show lists it: its\n"
+		    "index, its place such as ide0:0, or its file name)",
 	 .operands = "vm disk - file",
 	 .run = vm_write},
 	{.name = "save",
@@ -1278,7 +1569,8 @@ const struct cli_command cmd_store_commands[] = {
 	{.name = "export",
 	 .usage = usage_export,
 	 .summary = "write a VM's export folder as Export-VM lays it out, or a snapshot's as\n"
-		    "a VM of its own; exit 1 if a disk cannot be read",
+		    "a VM of its own (VM SNAPSHOT, or VM/SNAPSHOT); exit 1 if a disk cannot be\n"
+		    "read",
 	 .operands = "vm/snapshot dir",
 	 .run = cmd_export,
 	 .section = "Export and import"},

@@ -32,14 +32,14 @@
 #define IO_CHUNK (4u * 1024 * 1024)
 
 static const char usage_info[] = "impex vhd info [--json] [--pathmap WIN=DIR] FILE";
-static const char usage_check[] = "impex vhd check [--pathmap WIN=DIR] FILE";
+static const char usage_check[] = "impex vhd check [--json] [--pathmap WIN=DIR] FILE";
 static const char usage_create[] =
 	"impex vhd create [--format vhd|vhdx] [--type fixed|dynamic] [--block-size SIZE] "
 	"[--sector-size 512|4096] FILE SIZE";
 static const char usage_snapshot[] = "impex vhd snapshot [--pathmap WIN=DIR] PARENT CHILD";
 static const char usage_write[] = "impex vhd write FILE OFFSET [INPUT|-]";
-static const char usage_cat[] = "impex vhd cat [--pathmap WIN=DIR] [--progress] FILE";
-static const char usage_flatten[] = "impex vhd flatten [--pathmap WIN=DIR] [--progress] "
+static const char usage_cat[] = "impex vhd cat [--pathmap WIN=DIR] [-p|--progress] FILE";
+static const char usage_flatten[] = "impex vhd flatten [--pathmap WIN=DIR] [-p|--progress] "
 				    "[--seed TEXT] [--format vhd|vhdx] CHILD OUT";
 
 /* The options of the vhd commands. */
@@ -50,7 +50,8 @@ struct vhd_args {
 	const char *seed;
 	const char *format;
 	const char *sector_size;
-	int first; /* index of the first operand in argv */
+	bool progress; /* -p, --progress */
+	int first;     /* index of the first operand in argv */
 };
 
 static int parse_args(int argc, char **argv, const char *usage, struct vhd_args *a)
@@ -61,6 +62,7 @@ static int parse_args(int argc, char **argv, const char *usage, struct vhd_args 
 		{"seed", required_argument, NULL, 's'},
 		{"format", required_argument, NULL, 'f'},
 		{"sector-size", required_argument, NULL, 'S'},
+		{"progress", no_argument, NULL, 'p'},
 		CLI_COMMON_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
@@ -86,6 +88,9 @@ static int parse_args(int argc, char **argv, const char *usage, struct vhd_args 
 			break;
 		case 'S':
 			a->sector_size = optarg;
+			break;
+		case 'p':
+			a->progress = true;
 			break;
 		default:
 			rc = cli_common_option(c, usage, argv, &a->common);
@@ -258,8 +263,15 @@ static void info_json(struct vhd *vhd, struct chain *chain, const struct error *
 		json_uint(&j, "block_size", h->block_size);
 		json_uint(&j, "blocks", vhd_block_count(vhd));
 		json_uint(&j, "allocated_blocks", vhd_allocated_blocks(vhd));
+	} else {
+		/* A fixed disk has no blocks. */
+		json_string(&j, "block_size", NULL);
+		json_string(&j, "blocks", NULL);
+		json_string(&j, "allocated_blocks", NULL);
 	}
-	if (f->disk_type == VHD_TYPE_DIFFERENCING) {
+	if (f->disk_type != VHD_TYPE_DIFFERENCING) {
+		json_string(&j, "parent", NULL);
+	} else {
 		char name[1024];
 
 		json_begin_object(&j, "parent");
@@ -302,7 +314,9 @@ static void info_chain_json(struct json *j, struct chain *chain, const struct er
 		json_string(j, "path", disk_path(level));
 		json_string(j, "type", vhd_type_name(disk_type(level)));
 		disk_id_format(level, disk_link_id(level), id);
-		json_string(j, disk_vhdx(level) ? "data_write_guid" : "uuid", id);
+		/* A VHD is known by its UUID, a VHDX by its DataWriteGuid: the other is null. */
+		json_string(j, "uuid", disk_vhdx(level) ? NULL : id);
+		json_string(j, "data_write_guid", disk_vhdx(level) ? id : NULL);
 		json_string(j, "found_by", i ? chain_level_how(chain, i) : NULL);
 		json_end_object(j);
 	}
@@ -373,7 +387,9 @@ static void vhdx_json(struct vhdx *x, struct chain *chain, const struct error *c
 	json_string(&j, "file_write_guid", guid);
 	json_uint(&j, "file_size", vhdx_file_size(x));
 	json_bool(&j, "log_replayed", vhdx_log_replayed(x, &head));
-	if (vhdx_disk_type(x) == VHD_TYPE_DIFFERENCING) {
+	if (vhdx_disk_type(x) != VHD_TYPE_DIFFERENCING) {
+		json_string(&j, "parent_locator", NULL);
+	} else {
 		json_begin_object(&j, "parent_locator");
 		for (size_t i = 0; i < vhdx_locator_count(x); i++) {
 			const struct vhdx_locator_entry *e = vhdx_locator_entry(x, i);
@@ -405,9 +421,20 @@ static int vhd_info(int argc, char **argv)
 		if (a.common.json) {
 			struct json j;
 
+			/* The members both formats have, null, and why. */
 			json_init(&j, stdout);
 			json_begin_object(&j, NULL);
 			json_string(&j, "path", argv[a.first]);
+			json_string(&j, "format", NULL);
+			json_string(&j, "type", NULL);
+			json_string(&j, "size", NULL);
+			json_string(&j, "block_size", NULL);
+			json_string(&j, "blocks", NULL);
+			json_string(&j, "file_size", NULL);
+			json_begin_array(&j, "chain");
+			json_end_array(&j);
+			json_begin_array(&j, "warnings");
+			json_end_array(&j);
 			json_string(&j, "error", error_message(&err));
 			json_end_object(&j);
 			json_finish(&j);
@@ -449,31 +476,101 @@ static bool footer_copy_matches(struct vhd *vhd)
 	return memcmp(copy, tail, sizeof(copy)) == 0;
 }
 
+/* vhd check --json: the chain of @path (NULL when it did not open), the warnings and the fault. */
+static void check_json(const char *path, struct chain *chain, const char *const *warnings,
+		       size_t warning_count, const struct error *err)
+{
+	struct json j;
+
+	json_init(&j, stdout);
+	json_begin_object(&j, NULL);
+	json_string(&j, "path", path);
+	json_bool(&j, "ok", chain != NULL);
+	json_string(&j, "format", chain ? disk_format_name(chain_format(chain)) : NULL);
+	json_string(&j, "type", chain ? vhd_type_name(disk_type(chain_level(chain, 0))) : NULL);
+	if (chain) {
+		json_uint(&j, "size", chain_size(chain));
+		json_uint(&j, "levels", chain_depth(chain));
+	} else {
+		json_string(&j, "size", NULL);
+		json_string(&j, "levels", NULL);
+	}
+	json_begin_array(&j, "chain");
+	for (unsigned i = 0; chain && i < chain_depth(chain); i++) {
+		struct disk *level = chain_level(chain, i);
+
+		json_begin_object(&j, NULL);
+		json_string(&j, "path", disk_path(level));
+		json_string(&j, "format", disk_vhdx(level) ? "VHDX" : "VHD");
+		json_string(&j, "type", vhd_type_name(disk_type(level)));
+		json_end_object(&j);
+	}
+	json_end_array(&j);
+	json_begin_array(&j, "warnings");
+	for (size_t i = 0; i < warning_count; i++)
+		json_string(&j, NULL, warnings[i]);
+	json_end_array(&j);
+	json_string(&j, "error", chain ? NULL : error_message(err));
+	json_end_object(&j);
+	json_finish(&j);
+}
+
 static int vhd_check(int argc, char **argv)
 {
+	struct chain_options copts = {0};
 	struct chain *chain = NULL;
 	struct vhd_args a;
-	char size[32];
+	struct error err;
+	char size[32], **copies = NULL;
+	const char **warnings = NULL;
+	size_t warning_count = 0, copy_count = 0;
 	int rc;
 
 	rc = parse_command(argc, argv, usage_check, 1, 1, &a);
 	if (rc)
 		goto out;
-	rc = open_operand_chain(argv, &a, &chain);
-	if (rc)
+	error_clear(&err);
+	copts.pathmap = a.common.pathmap;
+	if (chain_open(&chain, argv[a.first], &copts, &err) < 0) {
+		if (a.common.json)
+			check_json(argv[a.first], NULL, NULL, 0, &err);
+		rc = cli_fail(&err);
 		goto out;
+	}
+	/* The chain's warnings, then each footer copy that differs (a VHD's). */
+	warnings = calloc(chain_warning_count(chain) + chain_depth(chain) + 1, sizeof(*warnings));
+	copies = calloc(chain_depth(chain) + 1, sizeof(*copies));
+	if (!warnings || !copies) {
+		cli_error("out of memory");
+		rc = CLI_FAIL;
+		goto out;
+	}
+	for (unsigned i = 0; i < chain_warning_count(chain); i++)
+		warnings[warning_count++] = chain_warning(chain, i);
 	for (unsigned i = 0; i < chain_depth(chain); i++)
 		if (disk_vhd(chain_level(chain, i)) &&
-		    !footer_copy_matches(disk_vhd(chain_level(chain, i))))
-			cli_warning("the footer copy at the start of '%s' differs from its footer",
-				    disk_path(chain_level(chain, i)));
-	printf("'%s': ok, %s %s of %s, %u level%s\n", argv[a.first],
-	       vhd_type_name(disk_type(chain_level(chain, 0))),
-	       disk_format_name(chain_format(chain)),
-	       cli_format_size(chain_size(chain), size, sizeof(size)), chain_depth(chain),
-	       chain_depth(chain) == 1 ? "" : "s");
+		    !footer_copy_matches(disk_vhd(chain_level(chain, i))) &&
+		    asprintf(&copies[copy_count],
+			     "the footer copy at the start of '%s' differs from its footer",
+			     disk_path(chain_level(chain, i))) >= 0)
+			warnings[warning_count++] = copies[copy_count++];
+	if (a.common.json) {
+		check_json(argv[a.first], chain, warnings, warning_count, NULL);
+	} else {
+		for (size_t i = 0; i < warning_count; i++)
+			cli_warning("%s", warnings[i]);
+		printf("'%s': ok, %s %s of %s, %u level%s\n", argv[a.first],
+		       vhd_type_name(disk_type(chain_level(chain, 0))),
+		       disk_format_name(chain_format(chain)),
+		       cli_format_size(chain_size(chain), size, sizeof(size)), chain_depth(chain),
+		       chain_depth(chain) == 1 ? "" : "s");
+	}
 	rc = CLI_OK;
 out:
+	for (size_t i = 0; i < copy_count; i++)
+		free(copies[i]);
+	free(copies);
+	free(warnings);
 	chain_close(chain);
 	pathmap_free(a.common.pathmap);
 	return rc;
@@ -763,7 +860,7 @@ static int vhd_cat(int argc, char **argv)
 	sparse = to_file && lseek(STDOUT_FILENO, 0, SEEK_CUR) == 0 && st.st_size == 0 &&
 		 !(fcntl(STDOUT_FILENO, F_GETFL) & O_APPEND);
 	rc = CLI_FAIL;
-	progress_begin(&bar, progress_wanted(a.common.progress, to_file));
+	progress_begin(&bar, progress_wanted(a.progress, to_file));
 	while (pos < size) {
 		bool allocated = true;
 		uint64_t end = size;
@@ -878,7 +975,7 @@ static int vhd_flatten(int argc, char **argv)
 		temp[0] = '\0';
 		goto out;
 	}
-	progress_begin(&bar, progress_wanted(a.common.progress, true));
+	progress_begin(&bar, progress_wanted(a.progress, true));
 	if (stream_write_compact(stream, fd, progress_update, &bar, &err) < 0) {
 		if (!progress_interrupted()) {
 			error_prefix(&err, "cannot write '%s'", out_path);

@@ -134,14 +134,17 @@ static void offer(const char *candidate, const char *cur)
 	printf("%s\n", candidate);
 }
 
-/* Print the options of @text that begin with @cur, each once. */
+/* Print the options of @text ("[--NAME..." or "[-X|--NAME...") that begin with @cur, each
+ * once. */
 static void offer_options(const char *text, const char *cur)
 {
-	for (const char *p = strstr(text, "[--"); p; p = strstr(p + 3, "[--")) {
+	for (const char *p = strstr(text, "--"); p; p = strstr(p + 2, "--")) {
 		char option[64];
-		size_t n = strcspn(p + 1, " =]");
+		size_t n = strcspn(p, " =]");
 
-		snprintf(option, sizeof(option), "%.*s", (int)n, p + 1);
+		if (p == text || (p[-1] != '[' && p[-1] != '|'))
+			continue;
+		snprintf(option, sizeof(option), "%.*s", (int)n, p);
 		offer(option, cur);
 	}
 }

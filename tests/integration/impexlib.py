@@ -123,6 +123,43 @@ def config_path(store, guid, folder=VMS):
     return os.path.join(store, folder, guid + ".xml")
 
 
+def documented_members():
+    """What docs/JSON.md documents: the heading of each table ("VM object", ...) -> the set of
+    members its rows name."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                        "JSON.md")
+    tables, heading = {}, None
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("### "):
+                heading = line[4:].strip()
+            m = re.match(r"^\| `([a-z_]+)` \|", line)
+            if m and heading:
+                tables.setdefault(heading, set()).add(m.group(1))
+    return tables
+
+
+def read_xml(path):
+    """The root element of a configuration file, UTF-16 with a byte-order mark (as Hyper-V and
+    impex write them) or UTF-8, decoded here."""
+    import xml.etree.ElementTree as ET
+    with open(path, "rb") as f:
+        raw = f.read()
+    text = raw[2:].decode("utf-16-le") if raw[:2] == b"\xff\xfe" else raw.decode("utf-8-sig")
+    return ET.fromstring(text)
+
+
+def configs_by_name(store, folder=VMS):
+    """name -> (GUID, root element) of every configuration in @folder of @store, read here."""
+    found = {}
+    for file in sorted(os.listdir(os.path.join(store, folder))):
+        if file.lower().endswith(".xml"):
+            root = read_xml(os.path.join(store, folder, file))
+            found[root.findtext("properties/name")] = (root.findtext("properties/global_id"),
+                                                        root)
+    return found
+
+
 def value(root, path):
     node = root.find(path)
     assert node is not None, "no %s in the configuration" % path

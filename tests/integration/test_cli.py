@@ -440,7 +440,9 @@ def test_info_json():
     ok("vhd", "snapshot", "dynamic.vhd", "child.vhd")
 
     fixed = info("fixed.vhd")
-    assert set(fixed) == TOP_KEYS, sorted(fixed)
+    # Every member is there for every type, null where the type has none.
+    assert set(fixed) == TOP_KEYS | DYNAMIC_KEYS | {"parent"}, sorted(fixed)
+    assert all(fixed[k] is None for k in DYNAMIC_KEYS | {"parent"}), fixed
     assert fixed["type"] == "fixed" and fixed["size"] == 5 * MiB, fixed
     assert set(fixed["geometry"]) == {"cylinders", "heads", "sectors"}, fixed
     assert set(fixed["creator"]) == {"application", "version", "host"}, fixed
@@ -451,11 +453,12 @@ def test_info_json():
     assert fixed["file_size"] == os.path.getsize("fixed.vhd") == 5 * MiB + 512, fixed
     assert fixed["saved_state"] is False and isinstance(fixed["timestamp"], int), fixed
     assert fixed["chain"] == [{"path": "fixed.vhd", "type": "fixed", "uuid": fixed["uuid"],
-                               "found_by": None}], fixed
+                               "data_write_guid": None, "found_by": None}], fixed
     assert fixed["warnings"] == [] and fixed["error"] is None, fixed
 
     dynamic = info("dynamic.vhd")
-    assert set(dynamic) == TOP_KEYS | DYNAMIC_KEYS, sorted(dynamic)
+    assert set(dynamic) == TOP_KEYS | DYNAMIC_KEYS | {"parent"}, sorted(dynamic)
+    assert dynamic["parent"] is None, dynamic
     assert dynamic["type"] == "dynamic" and dynamic["size"] == 6 * MiB, dynamic
     assert dynamic["block_size"] == 512 * 1024 and dynamic["blocks"] == 12, dynamic
     assert dynamic["allocated_blocks"] == 1, dynamic
@@ -478,6 +481,10 @@ def test_info_json():
     write_file("notes.txt", b"not a disk\n" * 100)
     broken = info("notes.txt", expect_rc=1)
     assert broken["path"] == "notes.txt" and "notes.txt" in broken["error"], broken
+    # The members both formats have, null: no key goes missing.
+    assert broken == {"path": "notes.txt", "format": None, "type": None, "size": None,
+                      "block_size": None, "blocks": None, "file_size": None, "chain": [],
+                      "warnings": [], "error": broken["error"]}, broken
     os.unlink("dynamic.vhd")
     orphan = info("child.vhd", expect_rc=1)
     assert "dynamic.vhd" in orphan["error"], orphan

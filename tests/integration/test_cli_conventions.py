@@ -46,7 +46,7 @@ STORE_OPTIONS = ["--store", "--pathmap", "--allow-outside"]
 
 # The options of some commands, as the manual says them.
 OPTIONS = {
-    ("vm", "show"): STORE_OPTIONS + ["--json"],
+    ("vm", "show"): STORE_OPTIONS + ["--json", "--verbose", "--ascii"],
     ("vm", "list"): STORE_OPTIONS + ["--json"],
     ("vm", "delete"): STORE_OPTIONS + ["--disks"],
     ("vhd", "info"): ["--json", "--pathmap"],
@@ -355,7 +355,8 @@ def test_exit_status_of_every_command():
         (["vm", "apply", "web"] + S, 2),
         (["vm", "write", "web", "0", "0", "sector.bin"] + S, 0),
         (["vm", "write", "web", "5", "0", "sector.bin"] + S, 1),
-        (["vm", "write", "web", "x", "0", "sector.bin"] + S, 2),
+        (["vm", "write", "web", "x", "0", "sector.bin"] + S, 1),  # a disk it lacks, by name
+        (["vm", "write", "web", "0", "sector.bin"] + S, 2),
         (["vm", "save", "web"] + S, 0), (["vm", "save", "nosuch"] + S, 1),
         (["vm", "save"] + S, 2),
         (["vm", "delete", "fresh"] + S, 0), (["vm", "delete", "nosuch"] + S, 1),
@@ -486,7 +487,7 @@ def test_completion_lists_are_the_helps():
     assert complete([""]) == listed + ["help"], listed
     for words in every_command():
         usage = ok(*words, "--help").stdout.split("\n\n")[0][len("usage: "):]
-        named = re.findall(r"\[(--[a-z-]+)(?:[ =]([^\]]+))?\]", usage)
+        named = re.findall(r"\[(?:-[a-zA-Z0-9]\|)?(--[a-z-]+)(?:[ =]([^\]]+))?\]", usage)
         options = [name for name, _ in named]
         if "[STORE OPTIONS]" in usage:
             options += STORE_OPTIONS

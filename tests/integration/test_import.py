@@ -393,7 +393,7 @@ def test_import_maps_switches_and_keeps_ids_when_asked():
     assert vm["name"] == "restored"
     switches = {a["mac"]: (a["switch"], a["switch_id"], a["connected"]) for a in vm["adapters"]}
     for adapter in source["adapters"]:
-        want = ("LAN", lan, True) if adapter["switch"] == "Internal" else ("", "", False)
+        want = ("LAN", lan, True) if adapter["switch"] == "Internal" else (None, None, False)
         assert switches[adapter["mac"]] == want, (adapter, switches)
     # The same GUID again: refused, and the store is as it was.
     before = tree_state(target)

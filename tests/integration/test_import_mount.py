@@ -14,8 +14,8 @@ import shutil
 import subprocess
 import time
 
-from impexlib import DISKS, SNAPSHOTS, VMS, as_json, call, describe_change, need, new_store, ok, \
-    tree_state
+from impexlib import DISKS, SNAPSHOTS, VMS, as_json, call, describe_change, documented_members, \
+    need, new_store, ok, tree_state
 from taplib import Skip, run, run_tests, sanitizer_report
 from test_import import assert_only_intended_edits, assert_states, assert_states_of, \
     blog_target, files_of_vm, items, parse, small_store, write
@@ -213,7 +213,7 @@ def test_two_imports_at_once_and_the_mount_wide_settings():
             assert ok("vhd", "cat", mine["path"], text=False).stdout == \
                 ok("vhd", "cat", theirs["path"], text=False).stdout
         for adapter in vm["adapters"]:
-            want = ("LAN", lan) if adapter["mac"] in renamed else ("", "")
+            want = ("LAN", lan) if adapter["mac"] in renamed else (None, None)
             assert (adapter["switch"], adapter["switch_id"]) == want, (adapter, want)
         files.append(files_of_vm(vm))
     assert not files[0] & files[1]
@@ -236,6 +236,15 @@ def test_a_malformed_configuration_fails_its_close():
         imp = wait_state(m.point, "x", ("waiting",))
         damaged = [e for e in imp["errors"] if e["id"] == "config-damaged"]
         assert damaged and damaged[0]["file"].endswith(config), imp
+        # Every member of the status file is there (docs/JSON.md), null until registered.
+        documented = documented_members()
+        assert set(imp) == documented["import object"], sorted(imp)
+        assert imp["vm"] is None and imp["commit_ms"] is None, imp
+        for issue in imp["errors"] + imp["warnings"]:
+            assert set(issue) == documented["issue object"], issue
+            assert issue["severity"] == ("error" if issue in imp["errors"] else "warning"), \
+                issue
+            assert issue["file"] != "", issue
         time.sleep(1)
         assert vm_ids(target) == set(), "a malformed import was registered"
         # The same file written again whole: the import goes on.

@@ -6,6 +6,7 @@ fusermount3 -u, also when a test fails, and the daemon must exit 0.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -289,6 +290,45 @@ def test_folder_times_come_from_their_sources():
         for rel in (".", "vms", "snapshots", "raw", "by-id"):
             t = os.stat(os.path.join(m.point, rel)).st_mtime_ns
             assert t == when["bare"] + 7, "%s of an empty store: %d" % (rel, t)
+
+
+def mounted_at(point):
+    """Whether /proc/mounts lists a mount at @point (its blanks and backslashes octal-escaped)."""
+    with open("/proc/mounts") as f:
+        return any(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[1])
+                   == point for line in f)
+
+
+def test_a_folder_that_is_not_a_store_is_not_mounted():
+    os.mkdir("empty")
+    os.makedirs("disks-only/Virtual Hard Disks")
+    point = os.path.realpath("mnt")
+    os.mkdir(point)
+    for source in ("/etc", "empty", "disks-only"):
+        for foreground in ([], ["-f"]):
+            try:
+                proc = subprocess.run([IMPEXFS] + foreground + [source, point],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      timeout=60)
+            finally:
+                mounted = mounted_at(point)
+                if mounted:
+                    subprocess.run(["fusermount3", "-u", point], check=False)
+            what = "impexfs %s%s MOUNTPOINT" % ("-f " if foreground else "", source)
+            assert not mounted, "%s mounted" % what
+            assert not sanitizer_report(proc.stderr), proc.stderr
+            assert proc.returncode == 1, "%s: exit %d: %r" % (what, proc.returncode, proc.stderr)
+            want = "impexfs: '%s' is not a Hyper-V store: no 'Virtual Machines' folder\n" % \
+                os.path.realpath(source)
+            assert proc.stderr == want, "%s said %r, want %r" % (what, proc.stderr, want)
+            assert os.listdir(point) == [], "%s left %r" % (what, os.listdir(point))
+    assert os.listdir("empty") == [] and os.listdir("disks-only") == [DISKS]
+    # Made a store by impex store init, it mounts, and shows no VM.
+    ok("store", "init", "empty")
+    with Mount("empty", "mnt") as m:
+        assert sorted(os.listdir(m.point)) == ["by-id", "raw", "snapshots", "vms"], \
+            os.listdir(m.point)
+        assert os.listdir(os.path.join(m.point, "vms")) == []
 
 
 if __name__ == "__main__":

@@ -986,7 +986,7 @@ def test_differencing_disk_with_parent_out_of_the_store():
     result = call("vm", "show", "--json", "--store", store, victim)
     assert result.returncode == 1, "vm show --json of a VM whose chain is broken: %r" % result
     # Allowed: the chain opens.
-    result = ok("vm", "show", "--allow-outside", "--store", store, victim)
+    result = ok("vm", "show", "-v", "--allow-outside", "--store", store, victim)
     assert os.path.realpath("outside/base.vhd") in result.stdout, result
     assert_unchanged(before, tree_state("."), "vm show of a broken chain")
 
@@ -1136,7 +1136,7 @@ def test_hyperv_store_snapshot_tree_inferred_from_the_chain():
     assert [d["path"] for d in s["disks"]] == [os.path.join(store, DISKS, "base.vhd")], s
     assert s["problem"] is None, s
     assert shown["current_snapshot"] == snap, shown
-    text = ok("vm", "show", "--store", store, vm.lower()).stdout
+    text = ok("vm", "show", "--verbose", "--store", store, vm.lower()).stdout
     assert "hv - (1)" in text and snap in text, text
     listed = as_json(ok("vm", "list", "--json", "--store", store))
     assert listed == [without_chains(shown)], listed
@@ -1155,7 +1155,7 @@ def test_hyperv_store_nearest_ancestor_is_the_parent():
     want = [(snaps[0], "", True), (snaps[1], snaps[0], True), (snaps[2], snaps[1], True)]
     assert got == want, "snapshot tree %r, want %r" % (got, want)
     assert shown["current_snapshot"] == snaps[2], shown
-    text = ok("vm", "show", "--store", store, "hv").stdout
+    text = ok("vm", "show", "-v", "--store", store, "hv").stdout
     positions = [text.find(s) for s in snaps]
     assert -1 not in positions and positions == sorted(positions), text
 

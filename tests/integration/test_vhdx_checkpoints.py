@@ -488,7 +488,7 @@ def imported(target, guid, box, states=STATES):
     for snap in vm["snapshots"]:
         for i, disk in enumerate(snap["disks"]):
             assert_equal(cat(disk["path"]), box.states[snap["name"]][i], snap["name"])
-    listed = ok("vm", "show", "--store", target, guid).stdout
+    listed = ok("vm", "show", "-v", "--store", target, guid).stdout
     for disk in vm["disks"]:
         assert disk["path"] in listed and "VHDX" in listed, listed
     return vm
