@@ -178,6 +178,7 @@ struct config_identity {
 	int64_t version;       /* properties/version, -1 when absent */
 	int generation;	       /* 1 or 2, from properties/subtype */
 	int64_t creation_time; /* Unix seconds, from the FILETIME in properties/creation_time; 0 */
+	uint32_t creation_ticks; /* and the 100 ns ticks past it (below 10,000,000) */
 };
 
 /**
@@ -255,6 +256,10 @@ const char *config_adapter_switch(const struct config_adapter *adapter);
  * FILETIME (8 bytes, little-endian) in base64, type "bytes".
  */
 int config_set_filetime(struct config *config, const char *path, time_t when, struct error *err);
+
+/** config_set_filetime() of @when with its fraction of a second (to 100 ns, as a FILETIME). */
+int config_set_filetime_ns(struct config *config, const char *path, const struct timespec *when,
+			   struct error *err);
 
 /**
  * Connect adapter @key to the switch @switch_id (a GUID) named @switch_name:

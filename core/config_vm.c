@@ -62,8 +62,10 @@ int config_identity(const struct config *c, struct config_identity *id, struct e
 
 		for (int i = 7; i >= 0; i--)
 			ticks = ticks << 8 | bytes[i];
-		if (ticks > (uint64_t)FILETIME_UNIX_EPOCH && ticks <= INT64_MAX)
+		if (ticks > (uint64_t)FILETIME_UNIX_EPOCH && ticks <= INT64_MAX) {
 			id->creation_time = (int64_t)(ticks - FILETIME_UNIX_EPOCH) / 10000000;
+			id->creation_ticks = (uint32_t)((ticks - FILETIME_UNIX_EPOCH) % 10000000);
+		}
 	}
 	free(bytes);
 	return 0;
@@ -418,9 +420,18 @@ int config_set_adapter_switch(struct config *c, const char *key, const char *swi
 
 int config_set_filetime(struct config *c, const char *path, time_t when, struct error *err)
 {
+	const struct timespec at = {when, 0};
+
+	return config_set_filetime_ns(c, path, &at, err);
+}
+
+int config_set_filetime_ns(struct config *c, const char *path, const struct timespec *when,
+			   struct error *err)
+{
 	static const char alphabet[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	int64_t ticks = (int64_t)when * 10000000 + FILETIME_UNIX_EPOCH;
+	int64_t ticks =
+		(int64_t)when->tv_sec * 10000000 + when->tv_nsec / 100 + FILETIME_UNIX_EPOCH;
 	uint8_t b[9] = {0};
 	char text[16];
 	size_t n = 0;

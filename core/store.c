@@ -914,6 +914,7 @@ static int load_snapshot(struct store *s, const char *root, const char *file, st
 	memcpy(snap.id, id.id, 37);
 	snap.name = id.name;
 	snap.creation_time = id.creation_time;
+	snap.creation_ticks = id.creation_ticks;
 	id.name = NULL;
 	config_identity_release(&id);
 	if (config_get(config, STORE_KEY_PARENT, &snap.parent_id, NULL) < 0) {

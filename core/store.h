@@ -66,6 +66,7 @@ struct store_snapshot {
 	char *parent_id;      /* the parent snapshot's GUID, "" for a root */
 	bool parent_inferred; /* taken from the disk chains, not from the configuration */
 	int64_t creation_time;
+	uint32_t creation_ticks; /* 100 ns ticks past creation_time: orders "latest" */
 	char *saved_state; /* the folder holding its .vsv/.bin, or NULL */
 	struct store_disk *disks;
 	size_t disk_count;
