@@ -4,11 +4,11 @@
 IMPEX_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Build tools and libraries, and the reference tools the tests and the demo
-# check impexfs against (qemu-img, vhdiinfo, rsync).
+# check impexfs against (qemu-img, vhdiinfo, rsync, sfdisk of fdisk, debugfs of e2fsprogs).
 IMPEX_PACKAGES=(
 	gcc meson ninja-build pkg-config python3
 	libfuse3-dev fuse3 libxml2-dev libcmocka-dev uuid-dev
-	qemu-utils libvhdi-utils rsync e2fsprogs
+	qemu-utils libvhdi-utils rsync e2fsprogs fdisk
 )
 
 # Install whatever of "$@" is missing (as root, or through sudo).
