@@ -231,7 +231,10 @@ def test_raw_images_loop_mount_at_each_snapshot():
         assert sorted(os.listdir(os.path.join(m.point, "raw", "blog"))) == \
             sorted(list(GUEST) + ["latest"])
         for state, (motd, present, absent) in GUEST.items():
-            image = os.path.join(m.point, "raw", "blog", state, "blog.img")
+            # The system disk is partitioned (a GPT): its file system is partition 1's.
+            folder = os.path.join(m.point, "raw", "blog", state)
+            assert sorted(os.listdir(folder)) == ["blog-part1.img", "blog.img", "blog_2.img"]
+            image = os.path.join(folder, "blog-part1.img")
             with LoopMount(image, "guest") as g:
                 with open(os.path.join(g.point, "motd")) as f:
                     assert f.read() == motd, state
