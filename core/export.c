@@ -1756,7 +1756,8 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 		    (node_add(snap_dir, folder) < 0 ||
 		     add_link(t->by_id, snap->id, "snapshots", name, names[i].out, folder) < 0))
 			rc = -ENOMEM;
-		else if (rc == 0 && (newest_snap == SIZE_MAX || newer(snap, &vm->snapshots[newest_snap])))
+		else if (rc == 0 &&
+			 (newest_snap == SIZE_MAX || newer(snap, &vm->snapshots[newest_snap])))
 			newest_snap = i;
 		else if (rc < 0 && err.code != ENOMEM && error_is_transient(err.code))
 			*fault = err, rc = 0;
@@ -2085,12 +2086,14 @@ static int image_partitions(const struct export_node *dir, const struct export_n
 		rc = error_set(err, ESTALE, "'%s' has changed since it was listed", image->path);
 	if (rc == 0) {
 		reading.stream = stream;
-		disk = (struct partition_disk){table_read,	   table_fault, &reading, image->size,
-					       chain_sector_size(chain), what};
+		disk = (struct partition_disk){
+			table_read, table_fault, &reading, image->size, chain_sector_size(chain),
+			what};
 		error_clear(&why);
 		rc = partition_read_table(&disk, table, &why);
 		/* Bytes read while the disk changed say nothing. */
-		if (rc == 0 && (chain_stamp(chain, &stamp, NULL, NULL) < 0 || stamp != image->stamp))
+		if (rc == 0 &&
+		    (chain_stamp(chain, &stamp, NULL, NULL) < 0 || stamp != image->stamp))
 			rc = error_set(err, ESTALE, "'%s' has changed since it was listed",
 				       image->path);
 		else if (rc == -ENOMEM)

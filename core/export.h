@@ -222,9 +222,9 @@ struct export_tree_options {
  * "latest" being names no snapshot takes. The partitions of raw images are not
  * read (export_read_partitions()): a folder of raw/ states holding images is
  * marked partitions_pending, unless @options->previous had read its partitions
- * and its images are the same, which are then carried over. What cannot be exported is left out, a disk
- * whose chain cannot be opened only from what derives from it (struct
- * export_notes). A VM
+ * and its images are the same, which are then carried over. What cannot be
+ * exported is left out, a disk whose chain cannot be opened only from what
+ * derives from it (struct export_notes). A VM
  * whose files fail for a transient reason (error_is_transient(): EMFILE,
  * EIO...) is not taken for broken: it is shown as the previous tree showed
  * it (named as it was, where that name is still free), or left out if it

@@ -45,7 +45,7 @@ struct generation {
 	struct export_node *root;
 	struct export_node **table; /* open addressing by inode number */
 	size_t mask;
-	size_t count; /* nodes in the table: at most half its slots */
+	size_t count;  /* nodes in the table: at most half its slots */
 	unsigned refs; /* the mount's, and one per open file */
 	atomic_bool told; /* the kernel has been told what changed from the tree before */
 };

@@ -108,8 +108,7 @@ static void test_suffix_taken(void **state)
 /* ---- partitions and latest ---- */
 
 /* Write @len bytes at @offset of VM @vm's current disk. */
-static void vm_write(struct store *s, const char *vm, const void *buf, size_t len,
-		     uint64_t offset)
+static void vm_write(struct store *s, const char *vm, const void *buf, size_t len, uint64_t offset)
 {
 	struct store_vm *vms = NULL;
 	size_t count = 0;
@@ -117,8 +116,10 @@ static void vm_write(struct store *s, const char *vm, const void *buf, size_t le
 	struct error err;
 
 	assert_int_equal(store_list(s, &vms, &count, &err), 0);
-	assert_int_equal(count, 1);
-	assert_int_equal(disk_open(&d, vms[0].disks[0].path, DISK_OPEN_WRITE, &err), 0);
+	assert_non_null(store_find_vm(vms, count, vm));
+	assert_int_equal(
+		disk_open(&d, store_find_vm(vms, count, vm)->disks[0].path, DISK_OPEN_WRITE, &err),
+		0);
 	assert_int_equal(disk_write(d, buf, len, offset, &err), 0);
 	assert_int_equal(disk_flush(d, &err), 0);
 	disk_close(d);
@@ -143,8 +144,7 @@ static struct export_node *plan(struct store *s, const struct export_node *previ
 	return root;
 }
 
-static struct export_node *at(struct export_node *root, const char *a, const char *b,
-			      const char *c)
+static struct export_node *at(struct export_node *root, const char *a, const char *b, const char *c)
 {
 	struct export_node *n = export_child(root, a);
 
@@ -188,7 +188,8 @@ static void test_partitions_and_latest(void **state)
 	const char *root = *state;
 	struct store_options o = {.roots = &root, .root_count = 1};
 	struct store_new_disk disk = {CONFIG_BUS_IDE, 8 * MiB};
-	struct store_new_vm spec = {.name = "web", .generation = 1, .disks = &disk, .disk_count = 1};
+	struct store_new_vm spec = {
+		.name = "web", .generation = 1, .disks = &disk, .disk_count = 1};
 	uint8_t mbr[512] = {0}, data[4096];
 	struct export_node *one, *two, *three, *dir, *part;
 	struct said said = {0};
@@ -201,7 +202,7 @@ static void test_partitions_and_latest(void **state)
 	assert_int_equal(store_create_vm(s, &spec, id, &err), 0);
 	/* An MBR: partition 1 at 1 MiB (2 MiB long), partition 2 past the disk's end. */
 	mbr[446 + 4] = 0x83;
-	mbr[446 + 8 + 1] = 0x08; /* 2048 */
+	mbr[446 + 8 + 1] = 0x08;  /* 2048 */
 	mbr[446 + 12 + 1] = 0x10; /* 4096 sectors */
 	mbr[446 + 16 + 4] = 0x83;
 	mbr[446 + 16 + 8 + 1] = 0x3C; /* 15360 */
