@@ -5,6 +5,7 @@
 #include "config.h"
 #include "error.h"
 #include "fsutil.h"
+#include "partition.h"
 #include "pathmap.h"
 #include "store.h"
 #include "stream.h"
@@ -214,6 +215,8 @@ static struct export_node *node_copy(const struct export_node *node)
 	copy->source = node->source;
 	copy->store = node->store;
 	copy->stamp = node->stamp;
+	copy->start = node->start;
+	copy->partitions_pending = node->partitions_pending;
 	copy->size = node->size;
 	copy->allocated = node->allocated;
 	copy->mtime = node->mtime;
@@ -528,6 +531,7 @@ uint64_t export_node_identity(const struct export_node *node)
 	uint64_t h = hash_bytes(STAMP_START, &node->stamp, sizeof(node->stamp));
 
 	h = hash_bytes(h, &node->source, sizeof(node->source));
+	h = hash_bytes(h, &node->start, sizeof(node->start));
 	h = hash_text(h, node->path);
 	h = hash_text(h, node->seed);
 	for (size_t i = 0; i < node->edit_count; i++) {
@@ -1447,13 +1451,23 @@ static struct timespec file_time(const char *path)
 	return stat(path, &st) == 0 ? st.st_mtim : (struct timespec){0, 0};
 }
 
-/* "raw/<vm>/<folder>/<disk>.img" for each disk of the prepared @st, whose configuration
- * is @config_path (the folder's time when it holds no disk). */
+/*
+ * "raw/<vm>/<folder>/<disk>.img" for each disk of the prepared @st, whose
+ * configuration is @config_path (the folder's time when it holds no disk;
+ * else the newest of its images', known now for the "latest" link). The
+ * folder's path is kept for messages; its partitions are read when it is
+ * first listed (export_read_partitions()).
+ */
 static int add_raw(struct export_node *raw_vm, const char *folder, struct store *s,
 		   const struct state *st, const char *config_path, struct error *err)
 {
 	struct export_node *dir = node_new(folder, EXPORT_DIR);
+	char path[3 * (EXPORT_NAME_MAX + 8)];
 	int rc = node_add(raw_vm, dir) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
+
+	snprintf(path, sizeof(path), "raw/%s/%s", raw_vm->name, folder);
+	if (rc == 0 && !(dir->path = strdup(path)))
+		rc = error_set(err, ENOMEM, "out of memory");
 
 	for (size_t i = 0; i < st->disk_count && rc == 0; i++) {
 		char name[NAME_MAX + 1];
@@ -1468,10 +1482,112 @@ static int add_raw(struct export_node *raw_vm, const char *folder, struct store 
 		len -= st->names.files[i].vhdx ? 5 : 4;
 		snprintf(name, sizeof(name), "%.*s.img", (int)len, st->names.files[i].name);
 		rc = add_chain_node(dir, name, s, st->disks[i].path, &st->merged[i], NULL, err);
+		if (rc == 0 && later(st->merged[i].mtime, dir->mtime))
+			dir->mtime = st->merged[i].mtime;
 	}
 	if (rc == 0 && dir->child_count == 0)
 		dir->mtime = file_time(config_path);
+	if (rc == 0)
+		dir->partitions_pending = dir->child_count > 0;
 	return rc;
+}
+
+/*
+ * "latest" in @dir (a VM's folder of raw/ or snapshots/), linking to its
+ * folder @target (the newest snapshot's). Its time and owner are the
+ * target's, given once the tree is finished (settle_latest()).
+ */
+static int add_latest(struct export_node *dir, const char *target)
+{
+	struct export_node *link = node_new("latest", EXPORT_LINK);
+
+	if (link && !(link->path = strdup(target))) {
+		export_node_free(link);
+		return -ENOMEM;
+	}
+	if (link) {
+		link->size = strlen(target);
+		link->mode = 0777;
+		link->own_access = true;
+	}
+	return node_add(dir, link);
+}
+
+/* Give each "latest" link of raw/<vm>/ and snapshots/<vm>/ under the finished @root the time
+ * and owner of the folder it links to. */
+static void settle_latest(struct export_node *root)
+{
+	static const char *const tops[] = {"raw", "snapshots"};
+
+	for (size_t t = 0; t < 2; t++) {
+		const struct export_node *top = export_child(root, tops[t]);
+
+		for (size_t i = 0; top && i < top->child_count; i++) {
+			const struct export_node *vm = top->children[i];
+			struct export_node *link = export_child(vm, "latest");
+			const struct export_node *target;
+
+			if (!link || link->type != EXPORT_LINK)
+				continue;
+			target = export_child(vm, link->path);
+			if (!target)
+				continue;
+			link->mtime = target->mtime;
+			link->uid = target->uid;
+			link->gid = target->gid;
+		}
+	}
+}
+
+/* Whether the images (raw files) of folders @a and @b are the same: names, sizes, bytes. */
+static bool same_images(const struct export_node *a, const struct export_node *b)
+{
+	size_t in_a = 0, in_b = 0;
+
+	for (size_t i = 0; i < b->child_count; i++)
+		in_b += b->children[i]->source == EXPORT_SOURCE_RAW;
+	for (size_t i = 0; i < a->child_count; i++) {
+		const struct export_node *image = a->children[i], *was;
+
+		if (image->source != EXPORT_SOURCE_RAW)
+			continue;
+		in_a++;
+		was = export_child(b, image->name);
+		if (!was || was->source != EXPORT_SOURCE_RAW || was->size != image->size ||
+		    export_node_identity(was) != export_node_identity(image))
+			return false;
+	}
+	return in_a == in_b;
+}
+
+/*
+ * The partitions the tree before (@previous, finished; may be NULL) had read
+ * in a folder of raw/ states, copied into the same folder of @raw (being
+ * planned) when its images are the same: a table is read once while its disk
+ * stays as it is. Returns 0 or -ENOMEM.
+ */
+static int carry_partitions(struct export_node *raw, const struct export_node *previous)
+{
+	const struct export_node *was_raw = previous ? export_child(previous, "raw") : NULL;
+
+	for (size_t i = 0; was_raw && i < raw->child_count; i++) {
+		const struct export_node *was_vm = export_child(was_raw, raw->children[i]->name);
+
+		for (size_t k = 0; was_vm && k < raw->children[i]->child_count; k++) {
+			struct export_node *state = raw->children[i]->children[k];
+			const struct export_node *was = export_child(was_vm, state->name);
+
+			if (!state->partitions_pending || !was || was->type != EXPORT_DIR ||
+			    was->partitions_pending || !same_images(state, was))
+				continue;
+			for (size_t p = 0; p < was->child_count; p++)
+				if (was->children[p]->source == EXPORT_SOURCE_PARTITION &&
+				    node_add(state, node_copy(was->children[p])) < 0)
+					return -ENOMEM;
+			state->partitions_pending = false;
+		}
+	}
+	return 0;
 }
 
 /* "by-id/<id>" pointing at "../<where>/<name>[/<sub>]", with the time and owner of @like
@@ -1577,6 +1693,16 @@ static int add_if_any(struct export_node *dir, struct export_node *child)
 	return node_add(dir, child);
 }
 
+/* Whether snapshot @a was taken after @b: creation time (to 100 ns), then GUID. */
+static bool newer(const struct store_snapshot *a, const struct store_snapshot *b)
+{
+	if (a->creation_time != b->creation_time)
+		return a->creation_time > b->creation_time;
+	if (a->creation_ticks != b->creation_ticks)
+		return a->creation_ticks > b->creation_ticks;
+	return strcasecmp(a->id, b->id) > 0;
+}
+
 /* raw/<vm>/ and snapshots/<vm>/ of @vm into @raw_dir and @snap_dir. */
 static int tree_states(struct tree *t, const struct store_vm *vm, const char *name,
 		       struct export_node *raw_dir, struct export_node *snap_dir,
@@ -1586,6 +1712,7 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 	struct export_name *names = NULL;
 	struct error err;
 	struct state current = {.id = vm->id, .disks = vm->disks, .disk_count = vm->disk_count};
+	size_t newest_raw = SIZE_MAX, newest_snap = SIZE_MAX, count = vm->snapshot_count;
 	int rc = 0;
 
 	error_clear(&err);
@@ -1598,12 +1725,14 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 	state_free(&current);
 	if (rc < 0 || fault->code || vm->snapshot_count == 0)
 		return rc;
-	/* Snapshot folders, named among their siblings; "current" is the oldest of raw/'s. */
-	names = assign(vm->snapshot_count, snap_name, snap_id, snap_created, vm->snapshots, 1);
+	/* Snapshot folders, named among their siblings; "current" (raw/'s) and "latest" (the
+	 * link) are the oldest. */
+	names = assign(count, snap_name, snap_id, snap_created, vm->snapshots, 2);
 	if (!names)
 		return -ENOMEM;
-	names[vm->snapshot_count] = (struct export_name){"current", "", INT64_MIN, NULL};
-	if (export_assign_names(names, vm->snapshot_count + 1) < 0) {
+	names[count] = (struct export_name){"current", "", INT64_MIN, NULL};
+	names[count + 1] = (struct export_name){"latest", "", INT64_MIN, NULL};
+	if (export_assign_names(names, count + 2) < 0) {
 		free(names);
 		return -ENOMEM;
 	}
@@ -1618,6 +1747,8 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 		rc = snapshot_prepare(t->s, vm, snap, &st, &t->notes, &err);
 		if (rc == 0)
 			rc = add_raw(raw_dir, names[i].out, t->s, &st, snap->config_path, &err);
+		if (rc == 0 && (newest_raw == SIZE_MAX || newer(snap, &vm->snapshots[newest_raw])))
+			newest_raw = i;
 		rc = plan_snapshot(rc, t->s, vm, snap, &st, t->settings, names[i].out, &folder,
 				   &err);
 		state_free(&st);
@@ -1625,12 +1756,22 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 		    (node_add(snap_dir, folder) < 0 ||
 		     add_link(t->by_id, snap->id, "snapshots", name, names[i].out, folder) < 0))
 			rc = -ENOMEM;
+		else if (rc == 0 &&
+			 (newest_snap == SIZE_MAX || newer(snap, &vm->snapshots[newest_snap])))
+			newest_snap = i;
 		else if (rc < 0 && err.code != ENOMEM && error_is_transient(err.code))
 			*fault = err, rc = 0;
 		else if (rc < 0 && err.code != ENOMEM)
 			skip(t, what, &err), rc = 0;
 	}
-	names_free(names, vm->snapshot_count + 1);
+	/* "latest": the newest snapshot shown in each (one may be left out of a folder). */
+	if (rc == 0 && !fault->code && newest_raw != SIZE_MAX &&
+	    add_latest(raw_dir, names[newest_raw].out) < 0)
+		rc = -ENOMEM;
+	if (rc == 0 && !fault->code && newest_snap != SIZE_MAX &&
+	    add_latest(snap_dir, names[newest_snap].out) < 0)
+		rc = -ENOMEM;
+	names_free(names, count + 2);
 	return rc;
 }
 
@@ -1817,13 +1958,226 @@ int export_plan_store(struct store *s, const struct store_vm *vms, size_t count,
 		plan_cache = NULL;
 	}
 	names_free(names, count);
+	if (rc == 0)
+		rc = carry_partitions(t.raw, t.previous);
 	if (rc < 0) {
 		export_node_free(root);
 		return error_set(err, ENOMEM, "out of memory");
 	}
 	finish(root, st.st_mtim);
+	settle_latest(root);
 	*out = root;
 	*faults = t.faults;
+	return 0;
+}
+
+/* ---- partitions ---- */
+
+/* A raw image's table being read. */
+struct table_reading {
+	struct stream *stream;
+	const struct export_notes *notes;
+	const char *what; /* the image's path in the tree */
+};
+
+static int table_read(void *ctx, void *buf, size_t len, uint64_t offset, struct error *err)
+{
+	struct table_reading *r = ctx;
+
+	return stream_read(r->stream, buf, len, offset, err);
+}
+
+/* Tell @r's notes of the fault @message of the image @r->what. */
+static void table_fault(void *ctx, const char *message)
+{
+	struct table_reading *r = ctx;
+	struct error why;
+
+	if (!r->notes || !r->notes->note)
+		return;
+	error_set(&why, EINVAL, "%s", message);
+	r->notes->note(r->notes->ctx, r->what, EXPORT_PARTITIONS, &why);
+}
+
+/* Bytes of [@start, @start + @len) of @stream in blocks some level allocates. */
+static uint64_t window_allocated(const struct stream *stream, uint64_t start, uint64_t len)
+{
+	uint64_t at = start, end = start + len, total = 0;
+
+	while (at < end) {
+		bool data;
+		uint64_t next;
+
+		stream_extent(stream, at, &data, &next);
+		if (next > end)
+			next = end;
+		if (next <= at)
+			break;
+		if (data)
+			total += next - at;
+		at = next;
+	}
+	return total;
+}
+
+/* The node of partition @p of raw image @image (read through @stream), named @name. */
+static struct export_node *partition_node(const struct export_node *image,
+					  const struct partition *p, const char *name,
+					  const struct stream *stream)
+{
+	struct export_node *node = node_new(name, EXPORT_FILE);
+
+	if (node && !(node->path = strdup(image->path))) {
+		export_node_free(node);
+		return NULL;
+	}
+	if (node) {
+		node->source = EXPORT_SOURCE_PARTITION;
+		node->store = image->store;
+		node->stamp = image->stamp;
+		node->start = p->offset;
+		node->size = p->length;
+		node->allocated = window_allocated(stream, p->offset, p->length);
+		node->mtime = image->mtime;
+		node->mode = image->mode;
+		node->uid = image->uid;
+		node->gid = image->gid;
+	}
+	return node;
+}
+
+/* Whether @dir (finished) or @more (being made) has a child named @name. */
+static bool name_taken(const struct export_node *dir, const struct export_node *more,
+		       const char *name)
+{
+	if (export_child(dir, name))
+		return true;
+	for (size_t i = 0; i < more->child_count; i++)
+		if (strcmp(more->children[i]->name, name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The partitions of @image, of @dir, into @into. A table that cannot be read
+ * (a damaged sector) is said and left out; what fails to open, or has changed
+ * since planned, fails the call.
+ */
+static int image_partitions(const struct export_node *dir, const struct export_node *image,
+			    struct export_node *into, const struct export_notes *notes,
+			    struct error *err)
+{
+	struct partition_table *table = malloc(sizeof(*table));
+	char what[PATH_MAX];
+	struct table_reading reading = {.notes = notes, .what = what};
+	struct chain *chain = NULL;
+	struct stream *stream = NULL;
+	struct partition_disk disk;
+	struct error why;
+	uint64_t stamp = 0;
+	size_t stem = strlen(image->name) - 4; /* "<disk>.img" */
+	int rc;
+
+	snprintf(what, sizeof(what), "%s/%s", dir->path ? dir->path : dir->name, image->name);
+	if (!table)
+		return error_set(err, ENOMEM, "out of memory");
+	rc = open_chain(image->store, image->path, &chain, err);
+	if (rc == 0 && (rc = chain_stamp(chain, &stamp, NULL, NULL)) < 0)
+		rc = error_errno(err, -rc, "cannot stat", image->path);
+	if (rc == 0 && stamp == image->stamp)
+		rc = stream_new_raw(&stream, chain, err);
+	else if (rc == 0)
+		rc = error_set(err, ESTALE, "'%s' has changed since it was listed", image->path);
+	if (rc == 0 && stream_size(stream) != image->size)
+		rc = error_set(err, ESTALE, "'%s' has changed since it was listed", image->path);
+	if (rc == 0) {
+		reading.stream = stream;
+		disk = (struct partition_disk){
+			table_read, table_fault, &reading, image->size, chain_sector_size(chain),
+			what};
+		error_clear(&why);
+		rc = partition_read_table(&disk, table, &why);
+		/* Bytes read while the disk changed say nothing. */
+		if (rc == 0 &&
+		    (chain_stamp(chain, &stamp, NULL, NULL) < 0 || stamp != image->stamp))
+			rc = error_set(err, ESTALE, "'%s' has changed since it was listed",
+				       image->path);
+		else if (rc == -ENOMEM)
+			*err = why;
+		else if (rc < 0) {
+			error_prefix(&why, "cannot read the partition table of '%s'", what);
+			table_fault(&reading, error_message(&why));
+			table->count = 0;
+			rc = 0;
+		}
+	}
+	for (size_t i = 0; rc == 0 && i < table->count; i++) {
+		const struct partition *p = &table->parts[i];
+		char name[NAME_MAX + 32];
+		struct export_node *node;
+
+		if (snprintf(name, sizeof(name), "%.*s-part%u.img", (int)stem, image->name,
+			     p->number) > NAME_MAX) {
+			error_set(&why, ENAMETOOLONG,
+				  "partition %u of '%s' would have too long a name: left out",
+				  p->number, what);
+			table_fault(&reading, error_message(&why));
+			continue;
+		}
+		if (name_taken(dir, into, name)) {
+			error_set(&why, EEXIST,
+				  "partition %u of '%s' would be named '%s', as another file is: "
+				  "left out",
+				  p->number, what, name);
+			table_fault(&reading, error_message(&why));
+			continue;
+		}
+		node = partition_node(image, p, name, stream);
+		if (node_add(into, node) < 0)
+			rc = error_set(err, ENOMEM, "out of memory");
+	}
+	stream_free(stream);
+	chain_close(chain);
+	free(table);
+	return rc;
+}
+
+int export_read_partitions(const struct export_node *dir, const struct export_notes *notes,
+			   struct export_node **out, struct error *err)
+{
+	struct export_node *into = node_new(dir->name, EXPORT_DIR);
+	int rc = into ? 0 : error_set(err, ENOMEM, "out of memory");
+
+	*out = NULL;
+	for (size_t i = 0; rc == 0 && i < dir->child_count; i++)
+		if (dir->children[i]->source == EXPORT_SOURCE_RAW)
+			rc = image_partitions(dir, dir->children[i], into, notes, err);
+	if (rc < 0) {
+		export_node_free(into);
+		return rc;
+	}
+	*out = into;
+	return 0;
+}
+
+int export_add_partitions(struct export_node *dir, struct export_node *parts)
+{
+	size_t n = parts->child_count;
+
+	if (n) {
+		struct export_node **grown =
+			realloc(dir->children, (dir->child_count + n) * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		memcpy(grown + dir->child_count, parts->children, n * sizeof(*grown));
+		dir->children = grown;
+		dir->child_count += n;
+		qsort(dir->children, dir->child_count, sizeof(*dir->children), compare_nodes);
+		parts->child_count = 0;
+	}
+	dir->partitions_pending = false;
+	export_node_free(parts);
 	return 0;
 }
 
@@ -1935,15 +2289,20 @@ int export_open(const struct export_node *node, struct export_file **out, struct
 				       node->path);
 		break;
 	case EXPORT_SOURCE_MERGED:
-	case EXPORT_SOURCE_RAW: {
+	case EXPORT_SOURCE_RAW:
+	case EXPORT_SOURCE_PARTITION: {
 		rc = open_chain(node->store, node->path, &f->chain, err);
 		if (rc == 0)
 			rc = check_unchanged(f, err);
 		if (rc == 0)
-			rc = node->source == EXPORT_SOURCE_RAW
-				     ? stream_new_raw(&f->stream, f->chain, err)
-				     : stream_new_merged(&f->stream, f->chain, node->seed, err);
-		if (rc == 0 && stream_size(f->stream) != node->size)
+			rc = node->source == EXPORT_SOURCE_MERGED
+				     ? stream_new_merged(&f->stream, f->chain, node->seed, err)
+				     : stream_new_raw(&f->stream, f->chain, err);
+		/* A partition: a window that must lie inside the disk. */
+		if (rc == 0 && (node->source == EXPORT_SOURCE_PARTITION
+					? node->start > stream_size(f->stream) ||
+						  node->size > stream_size(f->stream) - node->start
+					: stream_size(f->stream) != node->size))
 			rc = error_set(err, ESTALE, "'%s' has changed since it was listed",
 				       node->path);
 		break;
@@ -1981,7 +2340,8 @@ int export_read_at(struct export_file *f, void *buf, size_t len, uint64_t offset
 		return 0;
 	case EXPORT_SOURCE_MERGED:
 	case EXPORT_SOURCE_RAW:
-		rc = stream_read(f->stream, buf, len, offset, err);
+	case EXPORT_SOURCE_PARTITION:
+		rc = stream_read(f->stream, buf, len, node->start + offset, err);
 		break;
 	default:
 		if (f->disk) {
@@ -2076,17 +2436,19 @@ int64_t export_seek(struct export_file *f, uint64_t offset, bool data, struct er
 		return data ? (int64_t)offset : (int64_t)node->size;
 	case EXPORT_SOURCE_MERGED:
 	case EXPORT_SOURCE_RAW:
-		/* Runs of data and holes from the allocation tables. */
+	case EXPORT_SOURCE_PARTITION:
+		/* Runs of data and holes from the allocation tables (a partition's: inside its
+		 * window, @start on in the disk). */
 		while (offset < node->size) {
 			bool is_data;
 			uint64_t end;
 
-			stream_extent(f->stream, offset, &is_data, &end);
+			stream_extent(f->stream, node->start + offset, &is_data, &end);
 			if (is_data == data)
 				return (int64_t)offset;
-			if (end <= offset)
+			if (end <= node->start + offset)
 				break;
-			offset = end;
+			offset = end - node->start;
 		}
 		return data ? -ENXIO : (int64_t)node->size;
 	default:

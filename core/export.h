@@ -83,6 +83,7 @@ enum export_source {
 	EXPORT_SOURCE_RELOCATED, /* a differencing disk naming its parent in its folder */
 	EXPORT_SOURCE_MERGED,	 /* a chain merged into one dynamic VHD, made as it is read */
 	EXPORT_SOURCE_RAW,	 /* the raw content of a chain */
+	EXPORT_SOURCE_PARTITION, /* a partition: @size bytes of a chain's raw content from @start */
 };
 
 /* An edit of a configuration: set @key (with @type, NULL to keep it) to @value, or remove it. */
@@ -100,7 +101,8 @@ struct export_node {
 	struct export_node **children; /* folders: in name order once finished */
 	size_t child_count;
 	enum export_source source;
-	char *path;		     /* the store's file (the chain's top for MERGED, RAW); LINK: target */
+	char *path;		     /* the store's file (the chain's top for MERGED, RAW, PARTITION);
+				      * LINK: target; a folder of raw/ states: its path in the tree */
 	struct export_edit *edits;   /* CONFIG */
 	size_t edit_count;
 	struct vhd_patch patches[DISK_MAX_PATCHES]; /* RELOCATED: laid over the file */
@@ -109,6 +111,8 @@ struct export_node {
 	char *seed;		     /* MERGED: what the new disk's UUID derives from */
 	struct store *store;	     /* MERGED, RAW: opens the chain (path map, confinement) */
 	uint64_t stamp;		     /* the sources' identity when planned (export_open checks it) */
+	uint64_t start;		     /* PARTITION: where it starts in the chain's raw content */
+	bool partitions_pending;     /* a folder of raw/ states: its images' partitions not read */
 	uint64_t size;		     /* exact, known before any read */
 	uint64_t allocated;	     /* bytes the source really holds (for st_blocks) */
 	struct timespec mtime;	     /* taken from the sources */
@@ -176,6 +180,7 @@ enum export_omission {
 	EXPORT_NOT_NOW,	   /* a transient fault: left out for now, to be tried again */
 	EXPORT_KEPT,	   /* a transient fault: shown as the tree before had it */
 	EXPORT_UNREADABLE, /* a disk whose chain cannot be opened (below); what: its path */
+	EXPORT_PARTITIONS, /* a fault of a raw image's partition table; what: the image's path */
 };
 
 /*
@@ -212,9 +217,14 @@ struct export_tree_options {
 /**
  * The whole tree the export mount shows for @vms (store_list's @count):
  * "vms/<vm>/", "snapshots/<vm>/<snapshot>/", "raw/<vm>/<current|snapshot>/<disk>.img"
- * and "by-id/<GUID>" links. What cannot be exported is left out, a disk
- * whose chain cannot be opened only from what derives from it (struct
- * export_notes). A VM
+ * and "by-id/<GUID>" links; "snapshots/<vm>/latest" and "raw/<vm>/latest" link to
+ * the newest snapshot's folder there (by creation time, then GUID), "current" and
+ * "latest" being names no snapshot takes. The partitions of raw images are not
+ * read (export_read_partitions()): a folder of raw/ states holding images is
+ * marked partitions_pending, unless @options->previous had read its partitions
+ * and its images are the same, which are then carried over. What cannot be
+ * exported is left out, a disk whose chain cannot be opened only from what
+ * derives from it (struct export_notes). A VM
  * whose files fail for a transient reason (error_is_transient(): EMFILE,
  * EIO...) is not taken for broken: it is shown as the previous tree showed
  * it (named as it was, where that name is still free), or left out if it
@@ -234,6 +244,30 @@ int export_plan_store(struct store *store, const struct store_vm *vms, size_t co
  * same identity only if they give it the same bytes.
  */
 uint64_t export_node_identity(const struct export_node *node);
+
+/**
+ * The partitions of each raw image in @dir (a folder of raw/ states, marked
+ * partitions_pending): "<disk>-part<N>.img" for partition N of "<disk>.img",
+ * numbered as Linux numbers them (core/partition.h), each a window over the
+ * image with its time, access and identity, its st_blocks the image's
+ * allocated blocks inside the window. A fault of a table (a hostile one, a
+ * sector that cannot be read, a name taken) is told to @notes
+ * (EXPORT_PARTITIONS) and leaves out what it concerns; the image stays.
+ * *@out is a new folder holding the partitions' nodes (for
+ * export_add_partitions(), or freed with export_node_free()). Memory: a
+ * partition table at a time. Returns 0; -ENOMEM, -EMFILE, -ENFILE, -EINTR
+ * (try again later); -ESTALE, or the error of a chain that no longer opens,
+ * for an image changed since it was planned; each with a message.
+ */
+int export_read_partitions(const struct export_node *dir, const struct export_notes *notes,
+			   struct export_node **out, struct error *err);
+
+/**
+ * Move the nodes of @parts (export_read_partitions() of @dir) into @dir, in
+ * name order, and clear its partitions_pending. On success @parts is freed;
+ * on failure (-ENOMEM) @dir and @parts are as they were.
+ */
+int export_add_partitions(struct export_node *dir, struct export_node *parts);
 
 /** Free @node and everything under it. NULL-safe. */
 void export_node_free(struct export_node *node);

@@ -7,6 +7,14 @@
  * found a source changed. The new tree replaces the old one at once; files
  * open in the old one keep reading from it until closed. Inode numbers come
  * from the paths (a hash), so they stay the same across trees and mounts.
+ *
+ * The partitions of the images in raw/<vm>/<state>/ are read when that
+ * folder is first listed or looked in (expand()), not when the tree is
+ * planned, and added to the tree served; a new tree carries over those of
+ * images that did not change. What the kernel is told of a new tree is
+ * worked out under the lock and told after it is released: the kernel may
+ * wait for a lookup in flight before it takes the news, and that lookup may
+ * be waiting for the lock to add partitions.
  */
 #define FUSE_USE_VERSION 314
 
@@ -39,6 +47,7 @@ struct generation {
 	struct export_node *root;
 	struct export_node **table; /* open addressing by inode number */
 	size_t mask;
+	size_t count;  /* nodes in the table: at most half its slots */
 	unsigned refs; /* the mount's, and one per open file */
 	atomic_bool told; /* the kernel has been told what changed from the tree before */
 };
@@ -135,23 +144,57 @@ static uint64_t path_hash(const char *path)
 	return h;
 }
 
-/* Number @node (at @path) and everything under it into @gen's table. */
-static void number(struct generation *gen, struct export_node *node, char *path, size_t len)
+/*
+ * The inode number a partition of folder @parent gets, unless another has it:
+ * from the folder's number and its name, so that it is the same whether the
+ * partitions were read in this tree or carried over from the one before.
+ */
+static uint64_t partition_hash(uint64_t parent, const char *name)
 {
-	uint64_t ino = len == 0 ? FUSE_ROOT_ID : path_hash(path);
+	uint64_t h = 0xcbf29ce484222325ULL;
 
-	if (len > 0 && ino <= FUSE_ROOT_ID)
+	for (int i = 0; i < 8; i++) {
+		h ^= (parent >> (8 * i)) & 0xFF;
+		h *= 0x100000001b3ULL;
+	}
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		h ^= *p;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* Give @node inode number @ino, or the next free one, and put it in @gen's table (which has
+ * room). */
+static void place(struct generation *gen, struct export_node *node, uint64_t ino)
+{
+	size_t at;
+
+	if (ino <= FUSE_ROOT_ID)
 		ino += 2;
 	/* Two paths of one hash: the later one takes the next free number. */
 	while (gen_find(gen, ino))
 		ino = ino + 1 > FUSE_ROOT_ID ? ino + 1 : FUSE_ROOT_ID + 1;
 	node->ino = ino;
-	{
-		size_t at = slot_of(ino, gen->mask);
+	for (at = slot_of(ino, gen->mask); gen->table[at]; at = (at + 1) & gen->mask)
+		;
+	gen->table[at] = node;
+	gen->count++;
+}
 
-		while (gen->table[at])
-			at = (at + 1) & gen->mask;
-		gen->table[at] = node;
+/* Number @node (at @path, in the folder numbered @parent) and everything under it into
+ * @gen's table. */
+static void number(struct generation *gen, struct export_node *node, uint64_t parent, char *path,
+		   size_t len)
+{
+	if (len == 0) {
+		node->ino = FUSE_ROOT_ID;
+		gen->table[slot_of(FUSE_ROOT_ID, gen->mask)] = node;
+		gen->count++;
+	} else {
+		place(gen, node,
+		      node->source == EXPORT_SOURCE_PARTITION ? partition_hash(parent, node->name)
+							      : path_hash(path));
 	}
 	for (size_t i = 0; i < node->child_count; i++) {
 		size_t n = strlen(node->children[i]->name);
@@ -160,7 +203,7 @@ static void number(struct generation *gen, struct export_node *node, char *path,
 			continue; /* deeper than any path: not reachable */
 		path[len] = '/';
 		memcpy(path + len + 1, node->children[i]->name, n + 1);
-		number(gen, node->children[i], path, len + 1 + n);
+		number(gen, node->children[i], node->ino, path, len + 1 + n);
 		path[len] = '\0';
 	}
 }
@@ -232,7 +275,10 @@ static void note_omitted(void *ctx, const char *what, enum export_omission how,
 {
 	struct exportfs *fs = ctx;
 
-	if (how == EXPORT_UNREADABLE) {
+	if (how == EXPORT_PARTITIONS) {
+		/* Said when a folder's partitions are read: once for its images as they are. */
+		fuse_log(FUSE_LOG_WARNING, "impexfs: %s\n", error_message(why));
+	} else if (how == EXPORT_UNREADABLE) {
 		if (first_time(fs, what, why))
 			fslog(FUSE_LOG_WARNING,
 			      "disk '%s' cannot be read: %s; vms/ serves its files as "
@@ -284,7 +330,7 @@ static int gen_make(struct exportfs *fs, const struct generation *previous, stru
 	}
 	if (rc == 0) {
 		path[0] = '\0';
-		number(gen, gen->root, path, 0);
+		number(gen, gen->root, 0, path, 0);
 		gen->refs = 1;
 		*out = gen;
 	} else {
@@ -324,6 +370,7 @@ int exportfs_init(struct exportfs *fs, struct error *err)
 	int rc;
 
 	pthread_rwlock_init(&fs->lock, NULL);
+	pthread_mutex_init(&fs->expand_lock, NULL);
 	pthread_mutex_init(&fs->wake_lock, NULL);
 	/* Timed waits on the monotonic clock: a change of the time of day stalls none. */
 	pthread_condattr_init(&clock);
@@ -370,29 +417,68 @@ static void mark_renewed(const struct generation *old, struct export_node *node)
 		mark_renewed(old, node->children[i]);
 }
 
-/* Tell the kernel what changed from @old to @now under @node (of @old). */
-static void invalidate(struct exportfs *fs, const struct generation *now, struct export_node *node)
+/* What the kernel is told of a new tree: an inode (@parent 0) or the entry @name of @parent. */
+struct notice {
+	uint64_t parent, ino;
+	const char *name; /* borrowed from the tree before, which outlives the telling */
+};
+
+struct notices {
+	struct notice *items;
+	size_t count, cap;
+};
+
+/* Room in @n for what a tree @old can give (an inode and an entry a node). 0 or -ENOMEM. */
+static int notices_init(struct notices *n, const struct export_node *old)
+{
+	n->count = 0;
+	n->cap = 1 + 2 * count_nodes(old);
+	n->items = malloc(n->cap * sizeof(*n->items));
+	return n->items ? 0 : -ENOMEM;
+}
+
+static void notice(struct notices *n, uint64_t parent, uint64_t ino, const char *name)
+{
+	if (n->count < n->cap)
+		n->items[n->count++] = (struct notice){parent, ino, name};
+}
+
+/* What the kernel must be told of what changed from @old to @now under @node (of @old), into
+ * @n (with the lock held: the trees do not change meanwhile). */
+static void invalidate(struct notices *n, const struct generation *now, struct export_node *node)
 {
 	const struct export_node *same = gen_find(now, node->ino);
 
 	if (node->ino == FUSE_ROOT_ID && differs(node, same))
-		fuse_lowlevel_notify_inval_inode(fs->session, FUSE_ROOT_ID, 0, 0);
+		notice(n, 0, FUSE_ROOT_ID, NULL);
 	for (size_t i = 0; i < node->child_count; i++) {
 		struct export_node *child = node->children[i];
 
 		same = gen_find(now, child->ino);
 		if (!same || same->type != child->type || strcmp(same->name, child->name) != 0) {
-			fuse_lowlevel_notify_inval_entry(fs->session, node->ino, child->name,
-							 strlen(child->name));
+			notice(n, node->ino, 0, child->name);
 			continue;
 		}
 		if (differs(child, same)) {
 			/* The entry too: it waits for lookups of the parent in flight. */
-			fuse_lowlevel_notify_inval_inode(fs->session, child->ino, 0, 0);
-			fuse_lowlevel_notify_inval_entry(fs->session, node->ino, child->name,
-							 strlen(child->name));
+			notice(n, 0, child->ino, NULL);
+			notice(n, node->ino, 0, child->name);
 		}
-		invalidate(fs, now, child);
+		invalidate(n, now, child);
+	}
+}
+
+/* Tell the kernel @n, without the lock. */
+static void tell(struct exportfs *fs, const struct notices *n)
+{
+	for (size_t i = 0; i < n->count; i++) {
+		const struct notice *it = &n->items[i];
+
+		if (it->name)
+			fuse_lowlevel_notify_inval_entry(fs->session, it->parent, it->name,
+							 strlen(it->name));
+		else
+			fuse_lowlevel_notify_inval_inode(fs->session, it->ino, 0, 0);
 	}
 }
 
@@ -412,13 +498,22 @@ static bool stopping(struct exportfs *fs)
 static void retell(struct exportfs *fs)
 {
 	struct generation *previous = fs->previous;
+	struct notices n;
+	int rc;
 
 	if (!previous || stopping(fs))
 		return;
-	fs->previous = NULL;
+	/* The tree before changes no more; the one served may gain partitions. */
 	pthread_rwlock_rdlock(&fs->lock);
-	invalidate(fs, fs->current, previous->root);
+	rc = notices_init(&n, previous->root);
+	if (rc == 0)
+		invalidate(&n, fs->current, previous->root);
 	pthread_rwlock_unlock(&fs->lock);
+	if (rc < 0)
+		return; /* at a later look */
+	fs->previous = NULL;
+	tell(fs, &n);
+	free(n.items);
 	gen_unref(previous);
 }
 
@@ -446,6 +541,7 @@ static void revalidate(struct exportfs *fs)
 {
 	uint64_t folders = folders_stamp(fs);
 	struct generation *gen = NULL, *old;
+	struct notices n;
 	struct error err;
 	size_t faults = 0;
 	bool stale;
@@ -463,7 +559,11 @@ static void revalidate(struct exportfs *fs)
 	if (folders == fs->folders && !stale)
 		return;
 	error_clear(&err);
+	/* The tree served is read (what it showed, the partitions it read): none are added
+	 * to it meanwhile. */
+	pthread_rwlock_rdlock(&fs->lock);
 	rc = gen_make(fs, fs->current, &gen, &faults, &err);
+	pthread_rwlock_unlock(&fs->lock);
 	fs->failures = rc < 0 || faults ? fs->failures + 1 : 0;
 	fs->wait = backoff(fs->failures);
 	if (rc < 0) {
@@ -481,14 +581,25 @@ static void revalidate(struct exportfs *fs)
 	if (faults)
 		mark_stale(fs);
 	fs->folders = folders;
-	/* Only this thread swaps trees: the current one can be read without the lock. */
-	mark_renewed(fs->current, gen->root);
 	pthread_rwlock_wrlock(&fs->lock);
+	if (notices_init(&n, fs->current->root) < 0) {
+		/* Keep serving what was there: nothing could be told of the change. */
+		pthread_rwlock_unlock(&fs->lock);
+		gen_unref(gen);
+		mark_stale(fs);
+		return;
+	}
+	mark_renewed(fs->current, gen->root);
 	old = fs->current;
 	fs->current = gen;
+	invalidate(&n, gen, old->root);
 	pthread_rwlock_unlock(&fs->lock);
-	invalidate(fs, gen, old->root);
+	tell(fs, &n);
+	free(n.items);
 	atomic_store(&gen->told, true);
+	/* One not told again for want of memory (retell()) has been told once: let it go. */
+	if (fs->previous)
+		gen_unref(fs->previous);
 	fs->previous = old;
 	if (fs->verbose)
 		fslog(FUSE_LOG_INFO, "the store changed; tree made again");
@@ -655,13 +766,124 @@ static void done(struct exportfs *fs)
 	pthread_rwlock_unlock(&fs->lock);
 }
 
+/*
+ * Give @gen (the tree served; the write lock held) the partitions @parts that
+ * export_read_partitions() read of its folder @dir: numbered, in its table
+ * (grown as needed), new to the kernel (renewed: it may keep pages of another
+ * file that had the number). Returns 0, or -ENOMEM with nothing changed
+ * (@parts freed either way).
+ */
+static int gen_adopt(struct generation *gen, struct export_node *dir, struct export_node *parts)
+{
+	size_t need = 2 * (gen->count + parts->child_count), cap = gen->mask + 1;
+
+	if (need > cap) {
+		struct export_node **table, **old = gen->table;
+		size_t old_cap = cap;
+
+		while (cap < need)
+			cap *= 2;
+		table = calloc(cap, sizeof(*table));
+		if (!table) {
+			export_node_free(parts);
+			return -ENOMEM;
+		}
+		gen->table = table;
+		gen->mask = cap - 1;
+		gen->count = 0;
+		for (size_t i = 0; i < old_cap; i++) {
+			size_t at;
+
+			if (!old[i])
+				continue;
+			for (at = slot_of(old[i]->ino, gen->mask); table[at];
+			     at = (at + 1) & gen->mask)
+				;
+			table[at] = old[i];
+			gen->count++;
+		}
+		free(old);
+	}
+	if (export_add_partitions(dir, parts) < 0) {
+		export_node_free(parts);
+		return -ENOMEM;
+	}
+	/* The new ones are those not numbered yet. */
+	for (size_t i = 0; i < dir->child_count; i++) {
+		struct export_node *child = dir->children[i];
+
+		if (child->source != EXPORT_SOURCE_PARTITION || child->ino)
+			continue;
+		place(gen, child, partition_hash(dir->ino, child->name));
+		child->renewed = true;
+	}
+	return 0;
+}
+
+/*
+ * Before folder @ino is listed or looked in: if it is a folder of raw/ states
+ * whose images' partitions are not read yet, read them (without the tree's
+ * lock, one folder at a time under expand_lock) and add them to the tree
+ * served (under the write lock), again if a new tree came meanwhile. Returns
+ * 0, or a positive errno to reply with (a source changed: EIO, the tree made
+ * again at the next look; out of memory or descriptors: that errno).
+ */
+static int expand(struct exportfs *fs, fuse_ino_t ino)
+{
+	struct export_notes notes = {note_omitted, fs};
+
+	for (int tries = 0; tries < 4; tries++) {
+		struct export_node *dir = node_of(fs, ino), *parts = NULL;
+		struct generation *gen;
+		struct error err;
+		int rc = 0;
+
+		if (!dir || !dir->partitions_pending) {
+			done(fs);
+			return 0;
+		}
+		gen = fs->current;
+		gen_ref(gen);
+		done(fs);
+		pthread_mutex_lock(&fs->expand_lock);
+		/* Another thread may have read them meanwhile. */
+		if (dir->partitions_pending) {
+			error_clear(&err);
+			rc = export_read_partitions(dir, &notes, &parts, &err);
+			if (rc < 0) {
+				fuse_log(FUSE_LOG_ERR, "impexfs: %s\n", error_message(&err));
+				if (!error_is_transient(rc) || rc == -EIO)
+					mark_stale(fs);
+			} else {
+				pthread_rwlock_wrlock(&fs->lock);
+				if (fs->current == gen)
+					rc = gen_adopt(gen, dir, parts);
+				else
+					export_node_free(parts); /* a new tree: read there */
+				pthread_rwlock_unlock(&fs->lock);
+			}
+		}
+		pthread_mutex_unlock(&fs->expand_lock);
+		gen_unref(gen);
+		if (rc < 0)
+			return rc == -ESTALE || !error_is_transient(rc) ? EIO : -rc;
+	}
+	return 0;
+}
+
 static void exportfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct exportfs *fs = fuse_req_userdata(req);
 	struct export_node *dir, *child;
 	struct fuse_entry_param e;
+	int rc;
 
 	raise_readahead(fs);
+	rc = expand(fs, parent);
+	if (rc) {
+		fuse_reply_err(req, rc);
+		return;
+	}
 	dir = node_of(fs, parent);
 	if (!dir || dir->type != EXPORT_DIR) {
 		done(fs);
@@ -755,8 +977,11 @@ static void list(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool pl
 	char *buf = malloc(size);
 	size_t used = 0;
 
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
+	int rc = buf ? expand(fs, ino) : ENOMEM;
+
+	if (rc) {
+		free(buf);
+		fuse_reply_err(req, rc);
 		return;
 	}
 	dir = node_of(fs, ino);

@@ -33,8 +33,14 @@ struct exportfs {
 	unsigned revalidate; /* seconds between looks at the store's folders */
 	bool verbose;	     /* say what is left out and what changes */
 
-	/* The tree being served; open files hold the one they were opened in. */
+	/* The tree being served; open files hold the one they were opened in. Read under the
+	 * read lock; swapped, and given the partitions of a folder of raw/, under the write
+	 * lock. The revalidating thread plans holding the read lock (it reads the tree served). */
 	pthread_rwlock_t lock;
+	/* Held while a folder's partition tables are read (one folder at a time), and taken
+	 * before the write lock that adds them: a folder's partitions_pending and children
+	 * change only under both. */
+	pthread_mutex_t expand_lock;
 	struct generation *current;
 	struct generation *previous; /* the tree before, until its changes are told twice */
 	uint64_t folders;  /* the store's folders' identity when the tree was made */

@@ -1,7 +1,8 @@
 /*
  * impex demo STORE: a realistic store made with the same core as every
- * other command. Three VMs on two switches; "blog" has an IDE disk holding
- * an ext4 file system (made by mkfs.ext4 -d from a folder of files) and a
+ * other command. Three VMs on two switches; "blog" has an IDE disk
+ * partitioned as a real guest's is (a GPT written here, one partition holding
+ * an ext4 file system made by mkfs.ext4 -d from a folder of files) and a
  * SCSI data disk, a tree of snapshots with a branch, files that change
  * between snapshots (only the sectors that differ are written, so writes
  * are 512-byte granular), and saved state on the VM and on one snapshot;
@@ -13,6 +14,7 @@
 #include "disk.h"
 #include "error.h"
 #include "fsutil.h"
+#include "partition.h"
 #include "store.h"
 #include "vhd.h"
 
@@ -31,6 +33,9 @@
 #define MiB	    (1024ull * 1024)
 #define SYSTEM_DISK (64 * MiB)
 #define DATA_DISK   (32 * MiB)
+/* The system disk's one partition: from 1 MiB, leaving room for the backup GPT at the end. */
+#define ROOT_START (1 * MiB)
+#define ROOT_SIZE  (SYSTEM_DISK - 2 * MiB)
 
 extern char **environ;
 
@@ -139,19 +144,114 @@ out:
 	return rc < 0 ? rc : written;
 }
 
-/* Make an ext4 image of the folder "files" and write what changed into the system disk. */
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	put_le32(p, (uint32_t)v);
+	put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* A GPT header for sector @lba (the other at @alternate), its 128 entries at @entries. */
+static void gpt_header(uint8_t *h, uint64_t lba, uint64_t alternate, uint64_t entries,
+		       uint32_t entries_crc)
+{
+	/* The disk's GUID, fixed: the same image every time. */
+	static const uint8_t disk_guid[16] = {0x3c, 0x8e, 0x61, 0x0b, 0x5d, 0x2f, 0x4e, 0x41,
+					      0x9a, 0x07, 0x6d, 0x1e, 0x42, 0xb8, 0x95, 0x2c};
+	uint64_t sectors = SYSTEM_DISK / 512;
+
+	memset(h, 0, 512);
+	memcpy(h, "EFI PART", 8);
+	put_le32(h + 8, 0x00010000);
+	put_le32(h + 12, 92);
+	put_le64(h + 24, lba);
+	put_le64(h + 32, alternate);
+	put_le64(h + 40, 34);		/* after the primary's entries */
+	put_le64(h + 48, sectors - 34); /* before the backup's */
+	memcpy(h + 56, disk_guid, 16);
+	put_le64(h + 72, entries);
+	put_le32(h + 80, 128);
+	put_le32(h + 84, 128);
+	put_le32(h + 88, entries_crc);
+	put_le32(h + 16, partition_crc32(0, h, 92));
+}
+
+/*
+ * Partition the system disk image @fd (SYSTEM_DISK bytes) as an installer
+ * would: a protective MBR, a GPT and its backup, one Linux partition
+ * "blog-root" from ROOT_START, ROOT_SIZE long, with fixed GUIDs.
+ */
+static int write_gpt(int fd)
+{
+	/* The type "Linux file system data" and the partition's own GUID, as stored. */
+	static const uint8_t linux_data[16] = {0xaf, 0x3d, 0xc6, 0x0f, 0x83, 0x84, 0x72, 0x47,
+					       0x8e, 0x79, 0x3d, 0x69, 0xd8, 0x47, 0x7d, 0xe4};
+	static const uint8_t root_guid[16] = {0x5e, 0x1a, 0x7c, 0x2d, 0x0b, 0x6f, 0x4a, 0x93,
+					      0x8c, 0x51, 0x2e, 0x9d, 0x3f, 0x70, 0xa4, 0x16};
+	uint8_t mbr[512] = {0}, header[512], entries[128 * 128] = {0};
+	uint64_t last = SYSTEM_DISK / 512 - 1;
+	const char *name = "blog-root";
+	uint32_t crc;
+	int rc;
+
+	/* The protective MBR: one partition of type 0xEE over the whole disk. */
+	mbr[446 + 4] = 0xEE;
+	put_le32(mbr + 446 + 8, 1);
+	put_le32(mbr + 446 + 12, (uint32_t)last);
+	mbr[510] = 0x55;
+	mbr[511] = 0xAA;
+	memcpy(entries, linux_data, 16);
+	memcpy(entries + 16, root_guid, 16);
+	put_le64(entries + 32, ROOT_START / 512);
+	put_le64(entries + 40, (ROOT_START + ROOT_SIZE) / 512 - 1);
+	for (size_t i = 0; name[i]; i++)
+		entries[56 + 2 * i] = (uint8_t)name[i]; /* UTF-16LE */
+	crc = partition_crc32(0, entries, sizeof(entries));
+	rc = fsutil_pwrite_full(fd, mbr, 512, 0);
+	gpt_header(header, 1, last, 2, crc);
+	if (rc == 0)
+		rc = fsutil_pwrite_full(fd, header, 512, 512);
+	if (rc == 0)
+		rc = fsutil_pwrite_full(fd, entries, sizeof(entries), 2 * 512);
+	if (rc == 0)
+		rc = fsutil_pwrite_full(fd, entries, sizeof(entries), (last - 32) * 512);
+	gpt_header(header, last, 1, last - 32, crc);
+	if (rc == 0)
+		rc = fsutil_pwrite_full(fd, header, 512, last * 512);
+	return rc;
+}
+
+/* Make the system disk's image (a GPT, the folder "files" as an ext4 file system in its
+ * partition) and write what changed into the system disk. */
 static int update_guest_files(struct demo *d, const char *vm)
 {
-	char disk[PATH_MAX], next[PATH_MAX], files[PATH_MAX], size[32];
+	char disk[PATH_MAX], next[PATH_MAX], files[PATH_MAX], size[32], extended[160];
 	int64_t sectors;
-	int rc;
+	int fd, rc;
 
 	snprintf(files, sizeof(files), "%s/files", d->work);
 	snprintf(next, sizeof(next), "%s/next.img", d->work);
-	snprintf(size, sizeof(size), "%lluk", (unsigned long long)(SYSTEM_DISK / 1024));
+	snprintf(size, sizeof(size), "%lluk", (unsigned long long)(ROOT_SIZE / 1024));
+	snprintf(extended, sizeof(extended),
+		 "offset=%llu,nodiscard,root_owner=0:0,hash_seed=2b5a8e1c-0d3f-4a7b-9c6e-"
+		 "1f2d3e4a5b6c",
+		 (unsigned long long)ROOT_START);
 	unlink(next);
+	fd = open(next, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0 || ftruncate(fd, SYSTEM_DISK) < 0) {
+		rc = error_errno(&d->err, errno, "cannot create", next);
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
 	{
-		/* Fixed UUID, hash seed and times: the same files give the same image. */
+		/* Fixed UUID, hash seed and times: the same files give the same image. The file
+		 * system lies in the partition (offset=), of its size. */
 		char *argv[] = {"mkfs.ext4",
 				"-q",
 				"-F",
@@ -162,7 +262,7 @@ static int update_guest_files(struct demo *d, const char *vm)
 				"-U",
 				"6c1d2a8e-4b0f-4c61-9a3e-7d5b8f2c1e90",
 				"-E",
-				"root_owner=0:0,hash_seed=2b5a8e1c-0d3f-4a7b-9c6e-1f2d3e4a5b6c",
+				extended,
 				"-d",
 				files,
 				next,
@@ -171,10 +271,16 @@ static int update_guest_files(struct demo *d, const char *vm)
 
 		rc = run_quiet(argv);
 	}
-	if (rc < 0)
+	if (rc < 0) {
+		close(fd);
 		return error_set(&d->err, -rc,
 				 "mkfs.ext4 failed to make the guest's file system (is e2fsprogs "
 				 "installed?)");
+	}
+	rc = write_gpt(fd);
+	close(fd);
+	if (rc < 0)
+		return error_errno(&d->err, -rc, "cannot write", next);
 	rc = current_disk(d, vm, 0, disk);
 	if (rc < 0)
 		return rc;

@@ -4,12 +4,13 @@
 IMPEX_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Build tools and libraries, and the reference tools the tests and the demo
-# check impexfs against (qemu-img, vhdiinfo, rsync); bash-completion, whose
-# folder meson installs impex's completion into (the tests load it from there).
+# check impexfs against (qemu-img, vhdiinfo, rsync, sfdisk of fdisk, debugfs of
+# e2fsprogs); bash-completion, whose folder meson installs impex's completion
+# into (the tests load it from there).
 IMPEX_PACKAGES=(
 	gcc meson ninja-build pkg-config python3
 	libfuse3-dev fuse3 libxml2-dev libcmocka-dev uuid-dev libjansson-dev
-	qemu-utils libvhdi-utils rsync e2fsprogs bash-completion
+	qemu-utils libvhdi-utils rsync e2fsprogs fdisk bash-completion
 )
 
 # Install whatever of "$@" is missing (as root, or through sudo).

@@ -86,6 +86,7 @@ show "$IMPEX" vm list
 show "$IMPEX" vm show blog
 
 say "The blog's guest files at each snapshot, read from the merged chains by debugfs"
+echo "  (its system disk is partitioned: a GPT, the ext4 file system in partition 1, at 1 MiB)"
 "$IMPEX" vm show --json blog | python3 -c '
 import json, sys
 vm = json.load(sys.stdin)
@@ -93,7 +94,7 @@ for snap in vm["snapshots"]:
     print(snap["name"] + "\t" + snap["disks"][0]["path"])
 print("now\t" + vm["disks"][0]["path"])' | while IFS=$'\t' read -r name disk; do
 	"$IMPEX" vhd cat "$disk" > guest.raw
-	printf '  %-16s motd: %s\n' "$name" "$(debugfs -R 'cat /motd' guest.raw 2>/dev/null)"
+	printf '  %-16s motd: %s\n' "$name" "$(debugfs -R 'cat /motd' 'guest.raw?offset=1048576' 2>/dev/null)"
 done
 
 say "The export mount: every VM and every snapshot of the store as an export folder"
@@ -112,10 +113,13 @@ show cp -r "export/snapshots/blog/version 2" snapshot-copy
 show "$IMPEX" vm show --store snapshot-copy blog
 show qemu-img info -f vpc "snapshot-copy/Virtual Hard Disks/blog.vhd"
 
-say "The guest's files at a snapshot, through a loop mount of its raw image"
+say "The guest's files at a snapshot, through a loop mount of its partition's raw image"
+show ls -l export/raw/blog
+show ls -l export/raw/blog/installed
+show sfdisk -l export/raw/blog/installed/blog.img
 if [ "$(id -u)" = 0 ]; then
 	mkdir guest
-	show mount -o loop,ro "export/raw/blog/installed/blog.img" guest
+	show mount -o loop,ro "export/raw/blog/installed/blog-part1.img" guest
 	show cat guest/motd
 	show ls guest/posts
 	umount guest
@@ -140,7 +144,7 @@ echo "\$ impex vhd cat <its disk> | debugfs: the motd of \"version 2\", in the n
 "$IMPEX" vm show --json "$NEW" | python3 -c 'import json, sys; print(json.load(sys.stdin)["disks"][0]["path"])' |
 	while read -r disk; do
 		"$IMPEX" vhd cat "$disk" > guest.raw
-		printf '  motd: %s\n' "$(debugfs -R 'cat /motd' guest.raw 2>/dev/null)"
+		printf '  motd: %s\n' "$(debugfs -R 'cat /motd' 'guest.raw?offset=1048576' 2>/dev/null)"
 	done
 
 say "A generation 2 VM: its disk a VHDX, its two checkpoints AVHDX differencing disks"

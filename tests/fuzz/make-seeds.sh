@@ -10,6 +10,9 @@
 #             SCSI disks and two adapters, a snapshot's, and a UTF-8 copy
 #   vhdx/     VHDX files built by tests/vhdxcraft.py, as fuzz_vhdx reads them
 #             (tests/fuzz/vhdx-seeds.py)
+#   partition/ MBR (with logical partitions) and GPT tables at 512- and
+#             4096-byte sectors, as fuzz_partition reads them
+#             (tests/fuzz/partition-seeds.py)
 #
 # usage: make-seeds.sh IMPEX OUTDIR
 #
@@ -31,7 +34,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/impex-seeds-XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 
 rm -rf "$out"
-mkdir -p "$out/vhd" "$out/chain" "$out/stream" "$out/pathmap" "$out/config" "$out/settings" "$out/journal" "$out/vhdx"
+mkdir -p "$out/vhd" "$out/chain" "$out/stream" "$out/pathmap" "$out/config" "$out/settings" "$out/journal" "$out/vhdx" "$out/partition"
 
 # The identity of fuzz_stream's base disk (fuzz_stream.c, base_uuid).
 stream_base_uuid=5eedba5e000040008000000000000001
@@ -265,3 +268,6 @@ printf 'impex-journal 1\n1 2 /srv/a.vhd\n3 4 /srv/b (2).vhd\n5 6 /srv/cut' >"$ou
 
 # ---- vhdx ----
 python3 "$(dirname "$0")/vhdx-seeds.py" "$out/vhdx"
+
+# ---- partition ----
+python3 "$(dirname "$0")/partition-seeds.py" "$out/partition"

@@ -105,7 +105,10 @@ def test_each_snapshot_is_an_independent_vm():
     ids = set()
     with Mount(store, "mnt") as m:
         assert sorted(os.listdir(os.path.join(m.point, "snapshots"))) == ["blog", "db", "m"]
-        assert sorted(os.listdir(os.path.join(m.point, "snapshots", "blog"))) == BLOG_STATES
+        assert sorted(os.listdir(os.path.join(m.point, "snapshots", "blog"))) == \
+            sorted(BLOG_STATES + ["latest"])
+        # "latest" leads to the newest snapshot (the demo's last, on a branch of its own).
+        assert os.readlink(os.path.join(m.point, "snapshots", "blog", "latest")) == "new theme"
         for snap in vm["snapshots"]:
             folder = os.path.join(m.point, "snapshots", "m", snap["name"])
             # The same bytes by cp -r, cp -a, rsync -a and impex export.
@@ -168,7 +171,8 @@ def test_raw_images_hold_each_state():
     states = modelled_vm(store)
     with Mount(store, "mnt") as m:
         raw = os.path.join(m.point, "raw", "m")
-        assert sorted(os.listdir(raw)) == ["current", "s1", "s2", "s3"]
+        assert sorted(os.listdir(raw)) == ["current", "latest", "s1", "s2", "s3"]
+        assert os.readlink(os.path.join(raw, "latest")) == "s3"
         for state, disks in states.items():
             names = sorted(os.listdir(os.path.join(raw, state)))
             assert names == ["m.img", "m_2.img"], names
@@ -224,9 +228,13 @@ def test_raw_images_loop_mount_at_each_snapshot():
         raise Skip("loop mounts need root")
     store = demo()
     with Mount(store, "mnt") as m:
-        assert sorted(os.listdir(os.path.join(m.point, "raw", "blog"))) == sorted(GUEST)
+        assert sorted(os.listdir(os.path.join(m.point, "raw", "blog"))) == \
+            sorted(list(GUEST) + ["latest"])
         for state, (motd, present, absent) in GUEST.items():
-            image = os.path.join(m.point, "raw", "blog", state, "blog.img")
+            # The system disk is partitioned (a GPT): its file system is partition 1's.
+            folder = os.path.join(m.point, "raw", "blog", state)
+            assert sorted(os.listdir(folder)) == ["blog-part1.img", "blog.img", "blog_2.img"]
+            image = os.path.join(folder, "blog-part1.img")
             with LoopMount(image, "guest") as g:
                 with open(os.path.join(g.point, "motd")) as f:
                     assert f.read() == motd, state

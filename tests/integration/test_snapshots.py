@@ -882,12 +882,17 @@ def test_demo_base_disks_open_in_reference_tools():
 
 
 def debugfs_cat(raw, path):
-    result = run(["debugfs", "-R", "cat %s" % path, raw])
+    """@path in the ext4 of the demo's system disk @raw: in its first partition, where
+    sfdisk says it starts."""
+    table = json.loads(run(["sfdisk", "--json", raw]).stdout)["partitiontable"]
+    assert table["label"] == "gpt" and len(table["partitions"]) == 1, table
+    start = table["partitions"][0]["start"] * table.get("sectorsize", 512)
+    result = run(["debugfs", "-R", "cat %s" % path, "%s?offset=%d" % (raw, start)])
     return result.stdout
 
 
 def test_demo_blog_file_system_at_every_snapshot():
-    need("debugfs")
+    need("debugfs", "sfdisk")
     store = demo()
     blog = show(store, "blog")
     texts = {}

@@ -404,10 +404,13 @@ def test_snapshots_are_merged_vhdx_and_raw_images_hold_each_state():
     store, box = checkpointed_store()
     raws = {}
     with Mount(store, "mnt") as m:
-        assert sorted(os.listdir(os.path.join(m.point, "snapshots", "box"))) == ["first", "second"]
+        assert sorted(os.listdir(os.path.join(m.point, "snapshots", "box"))) == \
+            ["first", "latest", "second"]
+        assert os.readlink(os.path.join(m.point, "snapshots", "box", "latest")) == "second"
         for name in ("first", "second"):
             run(["cp", "-r", os.path.join(m.point, "snapshots", "box", name), name])
-        assert sorted(os.listdir(os.path.join(m.point, "raw", "box"))) == sorted(STATES)
+        assert sorted(os.listdir(os.path.join(m.point, "raw", "box"))) == \
+            sorted(STATES + ["latest"])
         for state in STATES:
             folder = os.path.join(m.point, "raw", "box", state)
             assert sorted(os.listdir(folder)) == ["data.img", "sys.img"], os.listdir(folder)
