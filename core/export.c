@@ -2457,7 +2457,7 @@ int64_t export_seek(struct export_file *f, uint64_t offset, bool data, struct er
 }
 
 int export_write_file_progress(const struct export_node *node, const char *dest,
-			       void (*progress)(void *ctx, uint64_t bytes), void *ctx,
+			       int (*progress)(void *ctx, uint64_t bytes), void *ctx,
 			       struct error *err)
 {
 	int fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644), rc;
@@ -2469,6 +2469,15 @@ int export_write_file_progress(const struct export_node *node, const char *dest,
 	return rc;
 }
 
+/* @progress's word on @bytes more done (0: go on), made an error of writing @dest. */
+static int tell(int (*progress)(void *ctx, uint64_t bytes), void *ctx, uint64_t bytes,
+		const char *dest, struct error *err)
+{
+	int rc = progress ? progress(ctx, bytes) : 0;
+
+	return rc < 0 ? error_errno(err, -rc, "cannot write", dest) : 0;
+}
+
 /*
  * Write the file @f serves, read from its source as it lies, into @fd (new,
  * empty; named @dest in messages): the source's runs of data copied by
@@ -2476,7 +2485,7 @@ int export_write_file_progress(const struct export_node *node, const char *dest,
  * source checked unchanged since it was listed.
  */
 static int copy_as_it_lies(const struct export_file *f, int fd, const char *dest,
-			   void (*progress)(void *ctx, uint64_t bytes), void *ctx,
+			   int (*progress)(void *ctx, uint64_t bytes), void *ctx,
 			   struct error *err)
 {
 	const struct export_node *node = f->node;
@@ -2503,7 +2512,7 @@ static int copy_as_it_lies(const struct export_file *f, int fd, const char *dest
 }
 
 int export_write_file_fd(const struct export_node *node, int fd, const char *dest,
-			 void (*progress)(void *ctx, uint64_t bytes), void *ctx, struct error *err)
+			 int (*progress)(void *ctx, uint64_t bytes), void *ctx, struct error *err)
 {
 	struct export_file *f = NULL;
 	uint8_t *buf = NULL;
@@ -2523,8 +2532,7 @@ int export_write_file_fd(const struct export_node *node, int fd, const char *des
 
 		/* Holes are skipped: the new file keeps them. */
 		if (data == -ENXIO || (data > (int64_t)at && (uint64_t)data >= node->size)) {
-			if (progress)
-				progress(ctx, node->size - at);
+			rc = tell(progress, ctx, node->size - at, dest, err);
 			break;
 		}
 		if (data < 0) {
@@ -2532,8 +2540,8 @@ int export_write_file_fd(const struct export_node *node, int fd, const char *des
 			break;
 		}
 		if ((uint64_t)data > at) {
-			if (progress)
-				progress(ctx, (uint64_t)data - at);
+			if ((rc = tell(progress, ctx, (uint64_t)data - at, dest, err)) < 0)
+				break;
 			at = (uint64_t)data;
 		}
 		n = node->size - at < (1 << 20) ? (size_t)(node->size - at) : (1 << 20);
@@ -2541,8 +2549,8 @@ int export_write_file_fd(const struct export_node *node, int fd, const char *des
 		if (rc == 0 && (rc = fsutil_pwrite_sparse(fd, buf, n, at)) < 0)
 			rc = error_errno(err, -rc, "cannot write", dest);
 		at += n;
-		if (rc == 0 && progress)
-			progress(ctx, n);
+		if (rc == 0)
+			rc = tell(progress, ctx, n, dest, err);
 	}
 	if (rc == 0 && (ftruncate(fd, (off_t)node->size) < 0 || fsync(fd) < 0))
 		rc = error_errno(err, errno, "cannot write", dest);
@@ -2561,35 +2569,102 @@ int export_write_file(const struct export_node *node, const char *dest, struct e
 	return export_write_file_progress(node, dest, NULL, NULL, err);
 }
 
-int export_write(const struct export_node *node, const char *dest, struct error *err)
+/* A tree's bytes written so far, told to the caller of export_write(). */
+struct tally {
+	int (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *ctx;
+	uint64_t done, total;
+};
+
+static int tally_add(void *ctx, uint64_t bytes)
+{
+	struct tally *t = ctx;
+
+	t->done += bytes;
+	return t->progress ? t->progress(t->ctx, t->done, t->total) : 0;
+}
+
+/* The bytes of the files under @node. */
+static uint64_t tree_bytes(const struct export_node *node)
+{
+	uint64_t sum = node->type == EXPORT_FILE ? node->size : 0;
+
+	for (size_t i = 0; node->type == EXPORT_DIR && i < node->child_count; i++)
+		sum += tree_bytes(node->children[i]);
+	return sum;
+}
+
+/*
+ * Write @node at @path, named @shown in messages (its final name); @fd:
+ * @path made already (a new folder: 0; a new file open: its fd), or -1.
+ */
+static int write_tree(const struct export_node *node, const char *path, const char *shown, int fd,
+		      struct tally *t, struct error *err)
 {
 	struct timespec times[2];
 	int rc = 0;
 
 	if (node->type == EXPORT_LINK) {
-		if (symlink(node->path, dest) < 0)
-			return error_errno(err, errno, "cannot create", dest);
+		if (symlink(node->path, path) < 0)
+			return error_errno(err, errno, "cannot create", shown);
 		return 0;
 	}
 	if (node->type == EXPORT_FILE) {
-		rc = export_write_file(node, dest, err);
-	} else {
-		if (mkdir(dest, 0755) < 0)
-			return error_errno(err, errno, "cannot create", dest);
-		for (size_t i = 0; i < node->child_count && rc == 0; i++) {
-			char path[PATH_MAX];
+		int made = fd >= 0 ? fd : open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 
-			if (snprintf(path, sizeof(path), "%s/%s", dest, node->children[i]->name) >=
-			    (int)sizeof(path))
+		if (made < 0)
+			return error_errno(err, errno, "cannot create", shown);
+		rc = export_write_file_fd(node, made, shown, tally_add, t, err);
+		if (fd < 0)
+			close(made);
+	} else {
+		if (fd < 0 && mkdir(path, 0755) < 0)
+			return error_errno(err, errno, "cannot create", shown);
+		for (size_t i = 0; i < node->child_count && rc == 0; i++) {
+			const char *name = node->children[i]->name;
+			char sub[PATH_MAX], sub_shown[PATH_MAX];
+
+			if (snprintf(sub, sizeof(sub), "%s/%s", path, name) >= (int)sizeof(sub) ||
+			    snprintf(sub_shown, sizeof(sub_shown), "%s/%s", shown, name) >=
+				    (int)sizeof(sub_shown))
 				return error_set(err, ENAMETOOLONG, "'%s' is too long a path",
-						 dest);
-			rc = export_write(node->children[i], path, err);
+						 shown);
+			rc = write_tree(node->children[i], sub, sub_shown, -1, t, err);
 		}
 	}
 	if (rc == 0) {
 		times[0] = node->mtime;
 		times[1] = node->mtime;
-		utimensat(AT_FDCWD, dest, times, 0);
+		utimensat(AT_FDCWD, path, times, 0);
 	}
+	return rc;
+}
+
+int export_write(const struct export_node *node, const char *dest,
+		 int (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx,
+		 struct error *err)
+{
+	struct tally t = {progress, ctx, 0, tree_bytes(node)};
+	char temp[PATH_MAX];
+	int fd, rc;
+
+	if (node->type == EXPORT_LINK)
+		return write_tree(node, dest, dest, -1, &t, err);
+	if (fsutil_name_taken(dest))
+		return error_errno(err, EEXIST, "cannot create", dest);
+	/* Written under a temporary name beside @dest, named @dest once whole. */
+	fd = fsutil_make_partial(dest, node->type == EXPORT_DIR, temp, sizeof(temp));
+	if (fd < 0)
+		return error_errno(err, -fd, "cannot create", dest);
+	rc = write_tree(node, temp, dest, fd, &t, err);
+	if (node->type == EXPORT_FILE)
+		close(fd);
+	/* The last word before the name is given: a job stopped now leaves nothing. */
+	if (rc == 0 && progress && (rc = progress(ctx, t.done, t.total)) < 0)
+		rc = error_errno(err, -rc, "cannot write", dest);
+	if (rc == 0 && (rc = fsutil_publish(temp, dest)) < 0)
+		rc = error_errno(err, -rc, "cannot create", dest);
+	if (rc < 0)
+		fsutil_remove_tree(temp);
 	return rc;
 }

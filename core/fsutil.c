@@ -277,6 +277,64 @@ int fsutil_write_atomic_at(int dirfd, const char *rel, const void *data, size_t 
 	return rc;
 }
 
+/* @path without the slashes that end it ("out/" is "out") into @buf; -ENAMETOOLONG. */
+static int without_trailing_slashes(const char *path, char *buf, size_t cap)
+{
+	size_t n = strlen(path);
+
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	if (n >= cap)
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n);
+	buf[n] = '\0';
+	return 0;
+}
+
+int fsutil_make_partial(const char *path, bool folder, char *temp, size_t cap)
+{
+	char whole[PATH_MAX];
+	const char *base;
+	int dir_len, rc = without_trailing_slashes(path, whole, sizeof(whole));
+
+	if (rc < 0)
+		return rc;
+	base = strrchr(whole, '/');
+	dir_len = base ? (int)(base - whole + 1) : 0;
+	base = base ? base + 1 : whole;
+	for (int tries = 0; tries < 16; tries++) {
+		uint32_t tag;
+
+		if (getrandom(&tag, sizeof(tag), 0) != sizeof(tag))
+			tag = (uint32_t)tries * 2654435761u ^ (uint32_t)getpid();
+		if (snprintf(temp, cap, "%.*s.%.200s.partial-%08x", dir_len, whole, base, tag) >=
+		    (int)cap)
+			return -ENAMETOOLONG;
+		rc = folder ? mkdir(temp, 0755)
+			    : open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+				   0644);
+		if (rc >= 0)
+			return rc;
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
+int fsutil_publish(const char *temp, const char *path)
+{
+	char whole[PATH_MAX];
+	int rc = without_trailing_slashes(path, whole, sizeof(whole));
+
+	if (rc < 0)
+		return rc;
+	if (renameat2(AT_FDCWD, temp, AT_FDCWD, whole, RENAME_NOREPLACE) < 0)
+		return -errno;
+	/* Named, and whole: a folder that cannot be synced does not undo that. */
+	fsutil_fsync_parent(whole);
+	return 0;
+}
+
 int fsutil_stat_source(const char *path, struct stat *st)
 {
 	int fd = open_noatime(path, O_PATH | O_CLOEXEC), rc;
@@ -505,11 +563,12 @@ static int64_t next_run(int fd, uint64_t offset, bool data, uint64_t size)
 	return (uint64_t)at < size ? (int64_t)at : (int64_t)size;
 }
 
-int fsutil_copy_data(int in, int out, uint64_t size, void (*progress)(void *ctx, uint64_t bytes),
+int fsutil_copy_data(int in, int out, uint64_t size, int (*progress)(void *ctx, uint64_t bytes),
 		     void *ctx)
 {
 	uint64_t at = 0;
 	struct stat st;
+	int stop;
 
 	if (fstat(in, &st) < 0)
 		return -errno;
@@ -520,8 +579,8 @@ int fsutil_copy_data(int in, int out, uint64_t size, void (*progress)(void *ctx,
 
 		if (data < 0)
 			return (int)data;
-		if (progress && (uint64_t)data > at)
-			progress(ctx, (uint64_t)data - at);
+		if (progress && (uint64_t)data > at && (stop = progress(ctx, (uint64_t)data - at)) < 0)
+			return stop;
 		if ((uint64_t)data >= size)
 			break;
 		hole = next_run(in, (uint64_t)data, false, size);
@@ -536,8 +595,8 @@ int fsutil_copy_data(int in, int out, uint64_t size, void (*progress)(void *ctx,
 			if (rc < 0)
 				return rc;
 			at += n;
-			if (progress)
-				progress(ctx, n);
+			if (progress && (stop = progress(ctx, n)) < 0)
+				return stop;
 		}
 	}
 	return ftruncate(out, (off_t)size) < 0 ? -errno : 0;

@@ -128,6 +128,23 @@ void fsutil_names_free(char **names, size_t count);
 int fsutil_pwrite_sparse(int fd, const void *buf, size_t len, uint64_t offset);
 
 /**
+ * Make a new temporary name for the output @path in its folder,
+ * ".NAME.partial-XXXXXXXX" (random hex digits), into @temp (@cap bytes):
+ * an empty folder (@folder, mode 0755), else an empty file open for
+ * writing (mode 0644). Returns 0 for a folder, the file's descriptor
+ * (caller closes), or -errno (nothing made).
+ */
+int fsutil_make_partial(const char *path, bool folder, char *temp, size_t cap);
+
+/**
+ * Give the whole output @temp (fsutil_make_partial()) the name @path, never
+ * over a name (renameat2 RENAME_NOREPLACE: -EEXIST when @path was taken
+ * meanwhile), then fsync the folder (as far as it can be). Returns 0 or
+ * -errno; on failure @temp is still there, for the caller to remove.
+ */
+int fsutil_publish(const char *temp, const char *path);
+
+/**
  * Copy the bytes [@offset, @offset + @len) of @in to the same place in @out
  * with copy_file_range(2): in the kernel, as a reflink or a server-side copy
  * where the file systems offer one, by read and write where they refuse it
@@ -140,10 +157,11 @@ int fsutil_copy_range(int in, int out, uint64_t offset, uint64_t len);
  * Copy the first @size bytes of @in into @out, a new empty file, by @in's
  * runs of data (SEEK_DATA/SEEK_HOLE; a file system without them is all
  * data): holes are never read and stay holes. @progress, when given, is told
- * of each piece done, holes counted as done. Sets @out's size; does not sync.
+ * of each piece done, holes counted as done; a negative errno it returns
+ * stops the copy with that errno. Sets @out's size; does not sync.
  * Returns 0, -ENODATA if @in is shorter than @size, or -errno.
  */
-int fsutil_copy_data(int in, int out, uint64_t size, void (*progress)(void *ctx, uint64_t bytes),
+int fsutil_copy_data(int in, int out, uint64_t size, int (*progress)(void *ctx, uint64_t bytes),
 		     void *ctx);
 
 /**

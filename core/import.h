@@ -245,8 +245,9 @@ int import_open_folder(const char *dir, const struct import_settings *settings,
  */
 struct import_progress {
 	/* Called as data is copied: @done of @total bytes (sparse files count whole), @file the
-	 * file being written. */
-	void (*report)(void *ctx, uint64_t done, uint64_t total, const char *file);
+	 * file being written; and once more before the first file takes its name in the store.
+	 * A negative errno it returns stops the import, which is rolled back. */
+	int (*report)(void *ctx, uint64_t done, uint64_t total, const char *file);
 	/* Called (may be NULL) with what a recovery left alone, and why. */
 	void (*notice)(void *ctx, const char *message);
 	void *ctx;

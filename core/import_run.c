@@ -181,13 +181,15 @@ static void sync_folder_of(const struct run *r, const char *path)
 	}
 }
 
-static void advance(void *ctx, uint64_t bytes)
+/* @bytes more copied: told to the caller, whose negative errno stops the import. */
+static int advance(void *ctx, uint64_t bytes)
 {
 	struct run *r = ctx;
 
 	r->done += bytes;
 	if (r->progress && r->progress->report)
-		r->progress->report(r->progress->ctx, r->done, r->total, r->file);
+		return r->progress->report(r->progress->ctx, r->done, r->total, r->file);
+	return 0;
 }
 
 /*
@@ -651,8 +653,8 @@ static int adopt_file(struct run *r, const char *source, const char *parent_name
 	if (rc < 0)
 		return rc;
 	r->file = temp;
-	advance(r, size_of(source));
-	return 0;
+	rc = advance(r, size_of(source));
+	return rc < 0 ? error_errno(err, -rc, "cannot write", temp) : 0;
 }
 
 /*
@@ -1148,6 +1150,9 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 				 r.snap_ids[i]);
 			rc = copy_state(&r, r.vm->snapshots[i].saved_state, path, err);
 		}
+	/* The caller's last word before anything takes a name in the store. */
+	if (rc == 0 && (rc = advance(&r, 0)) < 0)
+		rc = error_set(err, -rc, "the import stopped: %s", strerror(-rc));
 	if (rc == 0) {
 		/* open_places() put the target VM root first. */
 		r.journal_fd = r.place_count && r.places[0].fd >= 0 &&

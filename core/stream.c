@@ -674,11 +674,18 @@ static int write_block(int fd, const uint8_t *block, uint32_t prefix_len, size_t
 }
 
 /* Write the stored blocks at their new places, dropping those whose merged
- * content is all zeros. */
-static int write_blocks(struct stream *s, int fd, uint8_t *block, struct error *err)
+ * content is all zeros; @progress is told the bytes of disk gone through. */
+static int write_blocks(struct stream *s, int fd, uint8_t *block,
+			int (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx,
+			struct error *err)
 {
-	uint64_t pos = stream_blocks_at(s), written = 0;
+	uint64_t pos = stream_blocks_at(s), written = 0, done = 0;
+	uint64_t total = s->stored_count * s->block_size, last = (s->disk_size - 1) / s->block_size;
+	int rc;
 
+	/* The last block may be shorter than the others. */
+	if (s->disk_size && stream_block_stored(s, last))
+		total -= s->block_size - (s->disk_size - last * s->block_size);
 	memcpy(block, s->prefix, s->prefix_len);
 	for (uint64_t w = 0; w < word_count(s); w++) {
 		uint64_t bits = s->stored[w];
@@ -689,9 +696,11 @@ static int write_blocks(struct stream *s, int fd, uint8_t *block, struct error *
 			size_t n = s->disk_size - start < s->block_size
 					   ? (size_t)(s->disk_size - start)
 					   : s->block_size;
-			int rc;
 
 			bits &= bits - 1;
+			if (progress && (rc = progress(ctx, done, total)) < 0)
+				return error_set(err, -rc, "writing stopped: %s", strerror(-rc));
+			done += n;
 			rc = chain_read(s->chain, block + s->prefix_len, n, start, err);
 			if (rc < 0)
 				return rc;
@@ -710,6 +719,8 @@ static int write_blocks(struct stream *s, int fd, uint8_t *block, struct error *
 				sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 		}
 	}
+	if (progress && (rc = progress(ctx, done, total)) < 0)
+		return error_set(err, -rc, "writing stopped: %s", strerror(-rc));
 	return 0;
 }
 
@@ -752,7 +763,9 @@ static int write_metadata(struct stream *s, int fd, uint8_t *piece, struct error
 	return 0;
 }
 
-int stream_write_compact(struct stream *s, int fd, struct error *err)
+int stream_write_compact(struct stream *s, int fd,
+			 int (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx,
+			 struct error *err)
 {
 	uint8_t *block = NULL, *piece = NULL;
 	int rc;
@@ -765,7 +778,7 @@ int stream_write_compact(struct stream *s, int fd, struct error *err)
 		rc = error_set(err, ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = write_blocks(s, fd, block, err);
+	rc = write_blocks(s, fd, block, progress, ctx, err);
 	/* The layout follows the blocks dropped, whatever happened. */
 	rank_rebuild(s);
 	stream_layout(s);

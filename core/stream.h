@@ -148,10 +148,14 @@ void stream_extent(const struct stream *stream, uint64_t offset, bool *data, uin
  * zeros are left as holes) sequentially, leaving out the blocks whose merged
  * content is all zeros, as qemu-img convert does, and size the file. The
  * stream's layout is updated to match what was written (also on failure).
- * The caller fsyncs.
+ * The caller fsyncs. @progress (may be NULL) is told, before each stored
+ * block and at the end, the bytes of disk @done of the stored blocks'
+ * @total; a negative errno it returns stops the write with that error.
  * Returns 0, -EINVAL for a raw or patched stream, or a negative errno with a
  * message.
  */
-int stream_write_compact(struct stream *stream, int fd, struct error *err);
+int stream_write_compact(struct stream *stream, int fd,
+			 int (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx,
+			 struct error *err);
 
 #endif

@@ -272,7 +272,7 @@ static int cmd_compact(struct stream *s, const char *out)
 	if (fd < 0)
 		die("cannot create", out);
 	error_clear(&err);
-	if (stream_write_compact(s, fd, &err) < 0)
+	if (stream_write_compact(s, fd, NULL, NULL, &err) < 0)
 		return fail(&err);
 	if (close(fd) < 0)
 		die("cannot write", out);

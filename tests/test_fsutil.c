@@ -79,9 +79,10 @@ static void assert_same(int a, int b)
 	free(y);
 }
 
-static void count(void *ctx, uint64_t bytes)
+static int count(void *ctx, uint64_t bytes)
 {
 	*(uint64_t *)ctx += bytes;
+	return 0;
 }
 
 /* A sparse file of @from_dir copied into a new file of @to_dir. */

@@ -251,7 +251,7 @@ static void test_compact(void **state)
 	assert_int_equal(stream_new_vhd(&s, f->chain, NULL, &err), 0);
 	fd = open(out, O_WRONLY | O_CREAT | O_EXCL, 0644);
 	assert_true(fd >= 0);
-	assert_int_equal(stream_write_compact(s, fd, &err), 0);
+	assert_int_equal(stream_write_compact(s, fd, NULL, NULL, &err), 0);
 	close(fd);
 	/* Block 4 was written with zeros only: dropped. */
 	size = support_file_size(out);
@@ -284,7 +284,7 @@ static void test_raw(void **state)
 	stream_extent(s, 2 * MiB, &data, &end);
 	assert_false(data);
 	assert_int_equal(end, 6 * MiB);
-	assert_int_equal(stream_write_compact(s, 1, &err), -EINVAL);
+	assert_int_equal(stream_write_compact(s, 1, NULL, NULL, &err), -EINVAL);
 	free(img);
 	stream_free(s);
 }
@@ -346,7 +346,7 @@ static void test_vhdx_compact(void **state)
 	assert_int_equal(stream_new_vhdx(&s, f->chain, &o, &err), 0);
 	fd = open(out, O_WRONLY | O_CREAT | O_EXCL, 0644);
 	assert_true(fd >= 0);
-	assert_int_equal(stream_write_compact(s, fd, &err), 0);
+	assert_int_equal(stream_write_compact(s, fd, NULL, NULL, &err), 0);
 	close(fd);
 	/* Blocks 1, 8 and 9 hold only zeros: left out. */
 	assert_int_equal(support_file_size(out), 4 * MiB + 3 * MiB);

@@ -14,6 +14,7 @@
 #include "import.h"
 #include "json.h"
 #include "pathmap.h"
+#include "progress.h"
 #include "store.h"
 #include "vhd.h"
 
@@ -44,11 +45,12 @@ static const char usage_save[] = "impex vm save [STORE OPTIONS] VM";
 static const char usage_delete[] = "impex vm delete [STORE OPTIONS] [--disks] VM";
 static const char usage_export[] =
 	"impex export [STORE OPTIONS] [--no-vm-storage] [--no-runtime-information]\n"
-	"                    [--copy-snapshot-configuration=all|none]\n"
+	"                    [--copy-snapshot-configuration=all|none] [-p|--progress]\n"
 	"                    [--create-vm-export-subdirectory] VM [SNAPSHOT] DEST";
 static const char usage_import_settings[] =
 	"impex import-settings [STORE OPTIONS] [--settings FILE] DIR";
-static const char usage_import[] = "impex import [STORE OPTIONS] [--settings FILE] DIR";
+static const char usage_import[] =
+	"impex import [STORE OPTIONS] [-p|--progress] [--settings FILE] DIR";
 static const char usage_compare[] =
 	"impex compare [STORE OPTIONS] [--settings FILE] [--json] DIR";
 static const char usage_switch_add[] = "impex switch add [STORE OPTIONS] NAME";
@@ -64,6 +66,7 @@ struct store_args {
 	const char *snapshots;
 	bool subdirectory;
 	const char *settings;
+	bool progress; /* -p, --progress */
 	const char *generation;
 	const char *disk_format;
 	const char *memory;
@@ -90,6 +93,7 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 		{"settings", required_argument, NULL, 'T'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"ascii", no_argument, NULL, 'a'},
+		{"progress", no_argument, NULL, 'p'},
 		CLI_COMMON_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
@@ -105,6 +109,9 @@ static int parse(int argc, char **argv, const char *usage, int min, int max, str
 			break;
 		case 'a':
 			a->ascii = true;
+			break;
+		case 'p':
+			a->progress = true;
 			break;
 		case 'D':
 			a->disks_too = true;
@@ -1082,6 +1089,7 @@ int cmd_export(int argc, char **argv)
 	const struct store_snapshot *snap;
 	struct export_faults faults = {0};
 	struct export_notes notes = {note_fault, &faults};
+	struct progress bar;
 	size_t count = 0;
 	struct error err;
 	const char *dest;
@@ -1100,14 +1108,20 @@ int cmd_export(int argc, char **argv)
 		settings.copy_snapshot_configuration = EXPORT_SNAPSHOTS_NONE;
 	settings.create_vm_export_subdirectory = a.subdirectory;
 	error_clear(&err);
+	progress_catch_signals();
+	progress_begin(&bar, progress_wanted(a.progress, true));
 	if (pick_export(vms, count, argv[a.first], operands == 3 ? argv[a.first + 1] : NULL, &vm,
 			&snap, &err) < 0 ||
 	    (snap ? export_plan_snapshot(store, vm, snap, &settings, &notes, vm->name, &plan, &err)
 		  : export_plan_vm(store, vm, &settings, &notes, vm->name, &plan, &err)) < 0 ||
-	    export_write(plan, dest, &err) < 0) {
-		rc = cli_fail(&err);
+	    export_write(plan, dest, progress_update, &bar, &err) < 0) {
+		progress_end(&bar);
+		if (progress_interrupted())
+			cli_error("interrupted: '%s' is not written", dest);
+		rc = progress_interrupted() ? CLI_FAIL : cli_fail(&err);
 		goto out;
 	}
+	progress_end(&bar);
 	if (snap)
 		printf("exported snapshot '%s' of '%s' to '%s'\n", snap->name, vm->name, dest);
 	else
@@ -1356,18 +1370,11 @@ int cmd_compare(int argc, char **argv)
 
 /* ---- import ---- */
 
-/* A progress bar on standard error, redrawn at most once a percent. */
-static void show_progress(void *ctx, uint64_t done, uint64_t total, const char *file)
+/* The bar of an import: the file being written named on it. */
+static int show_progress(void *ctx, uint64_t done, uint64_t total, const char *file)
 {
-	int *last = ctx, percent = total ? (int)(done * 100 / total) : 100, bar = percent / 4;
-
-	if (*last == -2 || percent == *last)
-		return;
-	*last = percent;
-	fprintf(stderr, "\r%3d%% [%.*s%*s] %.1f of %.1f GiB  %.40s\033[K", percent, bar,
-		"=========================", 25 - bar, "", (double)done / (1 << 30),
-		(double)total / (1 << 30), pathmap_basename(file));
-	fflush(stderr);
+	progress_label(ctx, file);
+	return progress_update(ctx, done, total);
 }
 
 /* What the import's recovery left alone, and why. */
@@ -1394,15 +1401,18 @@ int cmd_import(int argc, char **argv)
 	    store_record_folder(store, settings.target_vhd_data_root, &err) < 0)
 		return end_import(&a, store, &settings, cli_fail(&err));
 	{
-		bool bar = isatty(STDERR_FILENO);
-		int last = bar ? -1 : -2; /* -2: no bar */
-		struct import_progress progress = {show_progress, show_notice, &last};
+		struct progress bar;
+		struct import_progress progress = {show_progress, show_notice, &bar};
 
+		progress_catch_signals();
+		progress_begin(&bar, progress_wanted(a.progress, true));
 		rc = import_run(dir, store, &settings, 0, &progress, id, &err);
-		if (bar && last >= 0)
-			fputc('\n', stderr);
+		progress_end(&bar);
 	}
-	if (rc < 0) {
+	if (rc < 0 && progress_interrupted()) {
+		cli_error("interrupted: nothing imported");
+		rc = CLI_FAIL;
+	} else if (rc < 0) {
 		rc = cli_fail(&err);
 	} else {
 		printf("%s  %s\n", id, settings.name);

@@ -11,6 +11,7 @@
 #include "fsutil.h"
 #include "json.h"
 #include "pathmap.h"
+#include "progress.h"
 #include "stream.h"
 #include "vhd.h"
 #include "vhdx.h"
@@ -37,9 +38,9 @@ static const char usage_create[] =
 	"[--sector-size 512|4096] FILE SIZE";
 static const char usage_snapshot[] = "impex vhd snapshot [--pathmap WIN=DIR] PARENT CHILD";
 static const char usage_write[] = "impex vhd write FILE OFFSET [INPUT|-]";
-static const char usage_cat[] = "impex vhd cat [--pathmap WIN=DIR] FILE";
-static const char usage_flatten[] =
-	"impex vhd flatten [--pathmap WIN=DIR] [--seed TEXT] [--format vhd|vhdx] CHILD OUT";
+static const char usage_cat[] = "impex vhd cat [--pathmap WIN=DIR] [-p|--progress] FILE";
+static const char usage_flatten[] = "impex vhd flatten [--pathmap WIN=DIR] [-p|--progress] "
+				    "[--seed TEXT] [--format vhd|vhdx] CHILD OUT";
 
 /* The options of the vhd commands. */
 struct vhd_args {
@@ -49,7 +50,8 @@ struct vhd_args {
 	const char *seed;
 	const char *format;
 	const char *sector_size;
-	int first; /* index of the first operand in argv */
+	bool progress; /* -p, --progress */
+	int first;     /* index of the first operand in argv */
 };
 
 static int parse_args(int argc, char **argv, const char *usage, struct vhd_args *a)
@@ -60,6 +62,7 @@ static int parse_args(int argc, char **argv, const char *usage, struct vhd_args 
 		{"seed", required_argument, NULL, 's'},
 		{"format", required_argument, NULL, 'f'},
 		{"sector-size", required_argument, NULL, 'S'},
+		{"progress", no_argument, NULL, 'p'},
 		CLI_COMMON_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
@@ -85,6 +88,9 @@ static int parse_args(int argc, char **argv, const char *usage, struct vhd_args 
 			break;
 		case 'S':
 			a->sector_size = optarg;
+			break;
+		case 'p':
+			a->progress = true;
 			break;
 		default:
 			rc = cli_common_option(c, usage, argv, &a->common);
@@ -811,7 +817,7 @@ static int write_all(int fd, const uint8_t *buf, size_t len)
 		ssize_t w = write(fd, buf, len);
 
 		if (w < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR && !progress_interrupted())
 				continue;
 			return -errno;
 		}
@@ -826,15 +832,17 @@ static int vhd_cat(int argc, char **argv)
 	struct chain *chain = NULL;
 	uint8_t *buf = NULL;
 	struct vhd_args a;
+	struct progress bar = {0};
 	struct error err;
 	struct stat st;
 	uint64_t pos = 0, size;
-	bool sparse;
+	bool sparse = false, to_file;
 	int rc;
 
 	rc = parse_command(argc, argv, usage_cat, 1, 1, &a);
 	if (rc)
 		goto out;
+	progress_catch_signals();
 	rc = open_operand_chain(argv, &a, &chain);
 	if (rc)
 		goto out;
@@ -846,15 +854,19 @@ static int vhd_cat(int argc, char **argv)
 		goto out;
 	}
 	size = chain_size(chain);
+	to_file = fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode);
 	/* Into an empty regular file (not opened for appending, where pwrite
 	 * ignores the offset), skip unallocated ranges and zeros: holes. */
-	sparse = fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode) &&
-		 lseek(STDOUT_FILENO, 0, SEEK_CUR) == 0 && st.st_size == 0 &&
+	sparse = to_file && lseek(STDOUT_FILENO, 0, SEEK_CUR) == 0 && st.st_size == 0 &&
 		 !(fcntl(STDOUT_FILENO, F_GETFL) & O_APPEND);
+	rc = CLI_FAIL;
+	progress_begin(&bar, progress_wanted(a.progress, to_file));
 	while (pos < size) {
 		bool allocated = true;
 		uint64_t end = size;
 
+		if (progress_update(&bar, pos, size) < 0)
+			goto out;
 		if (sparse) {
 			chain_extent(chain, pos, &allocated, &end);
 			if (!allocated) {
@@ -867,26 +879,33 @@ static int vhd_cat(int argc, char **argv)
 			int wrc;
 
 			if (chain_read(chain, buf, n, pos, &err) < 0) {
-				rc = cli_fail(&err);
+				cli_fail(&err);
 				goto out;
 			}
 			wrc = sparse ? fsutil_pwrite_sparse(STDOUT_FILENO, buf, n, pos)
 				     : write_all(STDOUT_FILENO, buf, n);
-			if (wrc < 0) {
+			if (wrc < 0 && !progress_interrupted()) {
 				cli_error("cannot write the output: %s", strerror(-wrc));
-				rc = CLI_FAIL;
 				goto out;
 			}
 			pos += n;
+			if (wrc < 0 || progress_update(&bar, pos, size) < 0)
+				goto out;
 		}
 	}
 	if (sparse && ftruncate(STDOUT_FILENO, (off_t)size) < 0) {
 		cli_error("cannot size the output: %s", strerror(errno));
-		rc = CLI_FAIL;
 		goto out;
 	}
-	rc = CLI_OK;
+	rc = progress_update(&bar, pos, size) < 0 ? CLI_FAIL : CLI_OK;
 out:
+	progress_end(&bar);
+	if (progress_interrupted() && rc == CLI_FAIL)
+		cli_error("interrupted: %s",
+			  sparse ? "the output file is left empty" : "the output is not whole");
+	/* A file that was empty is left empty: none of it can be taken for the disk. */
+	if (rc != CLI_OK && sparse && ftruncate(STDOUT_FILENO, 0) < 0)
+		cli_error("cannot empty the output again: %s", strerror(errno));
 	free(buf);
 	chain_close(chain);
 	pathmap_free(a.common.pathmap);
@@ -916,10 +935,12 @@ static int vhd_flatten(int argc, char **argv)
 {
 	struct chain *chain = NULL;
 	struct stream *stream = NULL;
+	struct progress bar = {0};
 	struct vhd_args a;
 	struct error err;
-	const char *out_path;
-	int fd = -1, rc;
+	const char *out_path = "";
+	char temp[PATH_MAX] = "";
+	int fd = -1, rc, code;
 
 	rc = parse_command(argc, argv, usage_flatten, 2, 2, &a);
 	if (rc)
@@ -929,6 +950,7 @@ static int vhd_flatten(int argc, char **argv)
 		goto out;
 	}
 	out_path = argv[a.first + 1];
+	progress_catch_signals();
 	rc = open_operand_chain(argv, &a, &chain);
 	if (rc)
 		goto out;
@@ -941,44 +963,49 @@ static int vhd_flatten(int argc, char **argv)
 		rc = cli_fail(&err);
 		goto out;
 	}
-	fd = open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		cli_error("cannot create '%s': %s", out_path, strerror(errno));
-		rc = CLI_FAIL;
+	/* Written under a temporary name beside OUT, named OUT once whole. */
+	rc = CLI_FAIL;
+	if (fsutil_name_taken(out_path)) {
+		cli_error("cannot create '%s': %s", out_path, strerror(EEXIST));
 		goto out;
 	}
-	if (stream_write_compact(stream, fd, &err) < 0) {
-		error_prefix(&err, "cannot write '%s'", out_path);
-		rc = cli_fail(&err);
-		goto fail;
+	fd = fsutil_make_partial(out_path, false, temp, sizeof(temp));
+	if (fd < 0) {
+		cli_error("cannot create '%s': %s", out_path, strerror(-fd));
+		temp[0] = '\0';
+		goto out;
 	}
-	if (fsync(fd) < 0) {
-		cli_error("cannot write '%s': %s", out_path, strerror(errno));
-		rc = CLI_FAIL;
-		goto fail;
-	}
-	{
-		int code = close(fd) < 0 ? errno : 0;
-
-		fd = -1;
-		if (code == 0)
-			code = -fsutil_fsync_parent(out_path);
-		if (code) {
-			cli_error("cannot write '%s': %s", out_path, strerror(code));
-			rc = CLI_FAIL;
-			goto fail;
+	progress_begin(&bar, progress_wanted(a.progress, true));
+	if (stream_write_compact(stream, fd, progress_update, &bar, &err) < 0) {
+		if (!progress_interrupted()) {
+			error_prefix(&err, "cannot write '%s'", out_path);
+			cli_fail(&err);
 		}
+		goto out;
 	}
-	rc = CLI_OK;
-	goto out;
-fail:
-	if (fd >= 0)
-		close(fd);
+	code = fsync(fd) < 0 ? errno : 0;
+	if (close(fd) < 0 && !code)
+		code = errno;
 	fd = -1;
-	unlink(out_path);
+	/* The last word before OUT takes its name. */
+	if (!code && progress_update(&bar, bar.done, bar.total) < 0)
+		goto out;
+	if (!code)
+		code = -fsutil_publish(temp, out_path);
+	if (code) {
+		cli_error("cannot write '%s': %s", out_path, strerror(code));
+		goto out;
+	}
+	temp[0] = '\0';
+	rc = CLI_OK;
 out:
+	progress_end(&bar);
 	if (fd >= 0)
 		close(fd);
+	if (temp[0])
+		unlink(temp);
+	if (progress_interrupted() && rc == CLI_FAIL)
+		cli_error("interrupted: '%s' is not written", out_path);
 	stream_free(stream);
 	chain_close(chain);
 	pathmap_free(a.common.pathmap);

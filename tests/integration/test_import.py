@@ -498,11 +498,13 @@ def test_a_progress_bar_on_a_terminal_only():
     # Under a terminal (script(1) gives one), the bar is drawn and ends at 100 %.
     impex = os.environ.get("IMPEX", "impex")
     shown = subprocess.run(["script", "-qec", "%s import --store %s %s" % (impex, target, folder),
-                            "/dev/null"], capture_output=True, timeout=120)
+                            "/dev/null"], capture_output=True, timeout=120,
+                           env=dict(os.environ, CI=""))
     assert shown.returncode == 0, shown
     out = shown.stdout.decode("utf-8", "replace")  # bytes: text mode would turn \r into \n
     frames = re.findall(r"\r *([0-9]+)% \[", out)
-    assert len(frames) > 2 and frames[-1] == "100", out[-500:]
+    # Redrawn at most four times a second: a quick import may show its last state only.
+    assert frames and frames[-1] == "100", out[-500:]
     assert [int(f) for f in frames] == sorted(int(f) for f in frames), frames
     assert len(as_json(ok("vm", "list", "--json", "--store", target))) == 2
 
