@@ -149,6 +149,19 @@ def read_xml(path):
     return ET.fromstring(text)
 
 
+def edit_config(path, change):
+    """Rewrite the configuration @path (UTF-16LE with a byte-order mark) as change(text);
+    the change must change something."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    assert raw[:2] == b"\xff\xfe", path
+    text = raw[2:].decode("utf-16-le")
+    changed = change(text)
+    assert changed != text, "nothing changed in %s" % path
+    with open(path, "wb") as f:
+        f.write(b"\xff\xfe" + changed.encode("utf-16-le"))
+
+
 def configs_by_name(store, folder=VMS):
     """name -> (GUID, root element) of every configuration in @folder of @store, read here."""
     found = {}

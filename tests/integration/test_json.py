@@ -15,7 +15,7 @@ import shutil
 
 from impexlib import (
     DISKS, SNAPSHOTS, VMS, as_json, call, config_path, configs_by_name, documented_members,
-    new_store, ok, read_xml, refused, vm_new)
+    edit_config, new_store, ok, read_xml, refused, vm_new)
 from taplib import run_tests
 
 MIB = 1024 * 1024
@@ -57,22 +57,10 @@ def check_vm(vm, show=False):
     no_empty_strings(vm, vm["name"])
 
 
-def edit(path, change):
-    """Rewrite the configuration @path (UTF-16LE with a byte-order mark) through @change."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    assert raw[:2] == b"\xff\xfe", path
-    text = raw[2:].decode("utf-16-le")
-    changed = change(text)
-    assert changed != text, "nothing changed in %s" % path
-    with open(path, "wb") as f:
-        f.write(b"\xff\xfe" + changed.encode("utf-16-le"))
-
-
 def set_times(path, **times):
     """Add Hyper-V's power times (integers) to a VM's properties."""
     leaves = "".join('<%s type="integer">%d</%s>' % (k, v, k) for k, v in times.items())
-    edit(path, lambda t: t.replace("<properties>", "<properties>" + leaves, 1))
+    edit_config(path, lambda t: t.replace("<properties>", "<properties>" + leaves, 1))
 
 
 def switches(store):
@@ -215,7 +203,7 @@ def test_switches_and_adapters_json():
         text = re.sub(r'(<PortName type="string">)[^<]*(</PortName>)', r"\1\2", text)
         text = re.sub(r'<HostResource type="string">[^<]*</HostResource>', "", text)
         return re.sub(r'(<IsConnected type="bool">)True(</IsConnected>)', r"\1False\2", text)
-    edit(config_path(store, guid), disconnect)
+    edit_config(config_path(store, guid), disconnect)
     root = read_xml(config_path(store, guid))
     [node] = [n for n in root if n.find("MacAddress") is not None]
     [vm] = as_json(ok("vm", "list", "--json", "--store", store))

@@ -25,7 +25,8 @@ import subprocess
 import sys
 import time
 
-from impexlib import DISKS, SNAPSHOTS, VMS, as_json, call, digest, need, new_store, ok
+from impexlib import (DISKS, SNAPSHOTS, VMS, as_json, call, digest, edit_config, need, new_store,
+                      ok)
 from taplib import run, run_tests
 from test_mount import IMPEXFS, Mount, files_of
 
@@ -40,18 +41,6 @@ FAULT = re.compile(r"^impexfs: disk '(.*)' cannot be read: (.+)$")
 
 
 # ---- a VM with a sound system disk and a data disk ----
-
-def write_config(path, change):
-    """Rewrite the UTF-16LE configuration at @path with change(text)."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    assert raw[:2] == b"\xff\xfe", path
-    text = raw[2:].decode("utf-16-le")
-    new = change(text)
-    assert new != text, "nothing changed in %s" % path
-    with open(path, "wb") as f:
-        f.write(b"\xff\xfe" + new.encode("utf-16-le"))
-
 
 def configs(store):
     """Every configuration of the store."""
@@ -113,7 +102,7 @@ def vhdx_garbage(store, vm):
     was_top = [d["path"] for d in vm["disks"] if d["bus"] == "scsi"][0]
     was_base = [d["path"] for d in snap["disks"] if d["bus"] == "scsi"][0]
     for path in configs(store):
-        write_config(path, lambda text: text.replace(was_top, top).replace(was_base, base))
+        edit_config(path, lambda text: text.replace(was_top, top).replace(was_base, base))
     return {"carried": [top, base], "faults": {top, base}, "changed": [top, base]}
 
 
@@ -273,7 +262,7 @@ def test_chain_served_as_far_as_it_opens():
     ok("vhd", "snapshot", base, middle)
     ok("vhd", "snapshot", middle, top)
     for path in configs(store):
-        write_config(path, lambda text: text.replace(base, top))
+        edit_config(path, lambda text: text.replace(base, top))
     os.unlink(base)
     with Mount(store, "mnt") as m:
         folder = os.path.join(m.point, "vms", "web", DISKS)
