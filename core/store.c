@@ -202,29 +202,34 @@ int store_open(struct store **out, const struct store_options *o, struct error *
 	return 0;
 }
 
+int store_check_root(const char *root, struct error *err)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int rc;
+
+	if (snprintf(path, sizeof(path), "%s/%s", root, VMS_DIR) >= (int)sizeof(path))
+		return error_set(err, ENAMETOOLONG, "the path '%s' is too long", root);
+	rc = stat(path, &st) < 0 ? -errno : 0;
+	if (rc < 0 && rc != -ENOENT && rc != -ENOTDIR)
+		return error_errno(err, -rc, "cannot look into", root);
+	if (rc < 0)
+		return error_set(err, ENOENT, "'%s' is not a Hyper-V store: no '" VMS_DIR "' folder",
+				 root);
+	if (!S_ISDIR(st.st_mode))
+		return error_set(err, ENOTDIR,
+				 "'%s' is not a Hyper-V store: its '" VMS_DIR "' is not a folder",
+				 root);
+	return 0;
+}
+
 int store_check(const struct store *s, struct error *err)
 {
 	for (size_t i = 0; i < s->root_count; i++) {
-		char path[PATH_MAX];
-		struct stat st;
-		int rc;
+		int rc = store_check_root(s->roots[i], err);
 
-		if (snprintf(path, sizeof(path), "%s/%s", s->roots[i], VMS_DIR) >=
-		    (int)sizeof(path))
-			return error_set(err, ENAMETOOLONG, "the path '%s' is too long",
-					 s->roots[i]);
-		rc = stat(path, &st) < 0 ? -errno : 0;
-		if (rc < 0 && rc != -ENOENT && rc != -ENOTDIR)
-			return error_errno(err, -rc, "cannot look into", s->roots[i]);
 		if (rc < 0)
-			return error_set(err, ENOENT,
-					 "'%s' is not a Hyper-V store: no '" VMS_DIR "' folder",
-					 s->roots[i]);
-		if (!S_ISDIR(st.st_mode))
-			return error_set(err, ENOTDIR,
-					 "'%s' is not a Hyper-V store: its '" VMS_DIR
-					 "' is not a folder",
-					 s->roots[i]);
+			return rc;
 	}
 	return 0;
 }

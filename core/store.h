@@ -130,6 +130,9 @@ void store_free(struct store *store);
  */
 int store_check(const struct store *store, struct error *err);
 
+/** store_check() of the one folder @root, before any store is opened on it. */
+int store_check_root(const char *root, struct error *err);
+
 /**
  * What store_open() left aside, or NULL: a record of folders (core/record.h)
  * that could not be trusted or read, whose folders are then not the store's.

@@ -2055,6 +2055,12 @@ int importfs_main(const struct importfs_options *o, struct fuse_args *args)
 		goto out;
 	}
 	close(rc);
+	/* A folder that is not a store is said to be none before anything is made in it. */
+	if (store_check_root(fs.store_root, &err) < 0) {
+		fslog(FUSE_LOG_ERR, "%s", error_message(&err));
+		rc = 1;
+		goto out;
+	}
 	rc = 2;
 	for (char *next = more, *at; next && (at = strsep(&next, ":"));) {
 		if (!*at)

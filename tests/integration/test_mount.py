@@ -305,7 +305,7 @@ def test_a_folder_that_is_not_a_store_is_not_mounted():
     point = os.path.realpath("mnt")
     os.mkdir(point)
     for source in ("/etc", "empty", "disks-only"):
-        for foreground in ([], ["-f"]):
+        for foreground in ([], ["-f"], ["-o", "import"], ["-f", "-o", "import"]):
             try:
                 proc = subprocess.run([IMPEXFS] + foreground + [source, point],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -314,7 +314,7 @@ def test_a_folder_that_is_not_a_store_is_not_mounted():
                 mounted = mounted_at(point)
                 if mounted:
                     subprocess.run(["fusermount3", "-u", point], check=False)
-            what = "impexfs %s%s MOUNTPOINT" % ("-f " if foreground else "", source)
+            what = "impexfs %s%s MOUNTPOINT" % ("".join(w + " " for w in foreground), source)
             assert not mounted, "%s mounted" % what
             assert not sanitizer_report(proc.stderr), proc.stderr
             assert proc.returncode == 1, "%s: exit %d: %r" % (what, proc.returncode, proc.stderr)
