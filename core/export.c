@@ -1693,14 +1693,20 @@ static int add_if_any(struct export_node *dir, struct export_node *child)
 	return node_add(dir, child);
 }
 
-/* Whether snapshot @a was taken after @b: creation time (to 100 ns), then GUID. */
-static bool newer(const struct store_snapshot *a, const struct store_snapshot *b)
+/*
+ * Whether snapshot @i of @vm was taken after its snapshot @j: by creation
+ * time (to 100 ns); at the same time, the later in the store's order, which
+ * puts parents before children (a child is never older than its parent).
+ */
+static bool newer(const struct store_vm *vm, size_t i, size_t j)
 {
+	const struct store_snapshot *a = &vm->snapshots[i], *b = &vm->snapshots[j];
+
 	if (a->creation_time != b->creation_time)
 		return a->creation_time > b->creation_time;
 	if (a->creation_ticks != b->creation_ticks)
 		return a->creation_ticks > b->creation_ticks;
-	return strcasecmp(a->id, b->id) > 0;
+	return i > j;
 }
 
 /* raw/<vm>/ and snapshots/<vm>/ of @vm into @raw_dir and @snap_dir. */
@@ -1747,7 +1753,7 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 		rc = snapshot_prepare(t->s, vm, snap, &st, &t->notes, &err);
 		if (rc == 0)
 			rc = add_raw(raw_dir, names[i].out, t->s, &st, snap->config_path, &err);
-		if (rc == 0 && (newest_raw == SIZE_MAX || newer(snap, &vm->snapshots[newest_raw])))
+		if (rc == 0 && (newest_raw == SIZE_MAX || newer(vm, i, newest_raw)))
 			newest_raw = i;
 		rc = plan_snapshot(rc, t->s, vm, snap, &st, t->settings, names[i].out, &folder,
 				   &err);
@@ -1757,7 +1763,7 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 		     add_link(t->by_id, snap->id, "snapshots", name, names[i].out, folder) < 0))
 			rc = -ENOMEM;
 		else if (rc == 0 &&
-			 (newest_snap == SIZE_MAX || newer(snap, &vm->snapshots[newest_snap])))
+			 (newest_snap == SIZE_MAX || newer(vm, i, newest_snap)))
 			newest_snap = i;
 		else if (rc < 0 && err.code != ENOMEM && error_is_transient(err.code))
 			*fault = err, rc = 0;

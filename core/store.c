@@ -225,13 +225,7 @@ int store_check_root(const char *root, struct error *err)
 
 int store_check(const struct store *s, struct error *err)
 {
-	for (size_t i = 0; i < s->root_count; i++) {
-		int rc = store_check_root(s->roots[i], err);
-
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
+	return store_check_root(s->roots[0], err);
 }
 
 void store_new_guid(char out[37], bool upper)

@@ -122,11 +122,13 @@ int store_open(struct store **out, const struct store_options *options, struct e
 void store_free(struct store *store);
 
 /**
- * Whether every root of @store is a Hyper-V store: holds a "Virtual
- * Machines" folder (as "impex store init" makes, and Hyper-V's data roots
- * have). Returns 0, or -ENOENT (-ENOTDIR: it is not a folder) with the
- * message "'ROOT' is not a Hyper-V store: no 'Virtual Machines' folder",
- * or another negative errno for a root that cannot be looked into now.
+ * Whether @store is a Hyper-V store: its first root (the one that takes new
+ * VMs) holds a "Virtual Machines" folder (as "impex store init" makes, and
+ * Hyper-V's default folder has). More roots are data roots, which may hold
+ * only snapshots' configurations or disks. Returns 0, or -ENOENT (-ENOTDIR:
+ * it is not a folder) with the message "'ROOT' is not a Hyper-V store: no
+ * 'Virtual Machines' folder", or another negative errno for a root that
+ * cannot be looked into now.
  */
 int store_check(const struct store *store, struct error *err);
 

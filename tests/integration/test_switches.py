@@ -309,7 +309,10 @@ def test_the_import_mount_waits_for_an_unknown_switch():
             assert len(unknown) == 2, imp
             assert any("'External'" in e["message"] and "'Front'" in e["message"]
                        for e in unknown), unknown
-            human = ok("status", m.point).stdout
+            # An import waiting with errors: impex status says so, and exits 1.
+            result = call("status", m.point)
+            human = result.stdout
+            assert result.returncode == 1, result
             assert "switch-unknown" in human and "'Internal'" in human, human
         assert vm_ids(target) == set(), "an import with unknown switches was registered"
         # Settings put in the folder resolve it: one mapped, one disconnected.
