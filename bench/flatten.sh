@@ -38,12 +38,10 @@ set -euo pipefail
 IMPEX=${IMPEX:-build/tools/impex}
 RUNS=${RUNS:-5}
 SEED=2026
-BENCH=$(cd -- "$(dirname -- "$0")" && pwd)
-
-die() {
-	echo "flatten.sh: $*" >&2
-	exit 1
-}
+HERE=$(cd -- "$(dirname -- "$0")" && pwd)
+BENCH=flatten.sh
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 
 for tool in hyperfine qemu-img python3 dd; do
 	command -v "$tool" >/dev/null || die "'$tool' is not installed"
@@ -82,46 +80,21 @@ head -c "$POOL" /dev/urandom >pool.bin
 
 # One plan per level: "DISK_OFFSET POOL_OFFSET LENGTH" lines, POOL_OFFSET
 # "zero" for a run of zeros.
-python3 "$BENCH/chain_plan.py" "$SEED" "$DISK" "$POOL" .
+python3 "$HERE/chain_plan.py" "$SEED" "$DISK" "$POOL" .
 
-apply_plan() { # VHD PLAN
-	local vhd=$1 plan=$2 off src len
-	while read -r off src len; do
-		if [[ $src == zero ]]; then
-			head -c "$len" /dev/zero
-		else
-			dd if=pool.bin bs=1M iflag=skip_bytes,count_bytes skip="$src" count="$len" \
-				status=none
-		fi | "$IMPEX" vhd write "$vhd" "$off" -
-	done <"$plan"
-}
+POOL_FILE=$WORK/pool.bin
 
 "$IMPEX" vhd create base.vhd 2G
-apply_plan base.vhd plan0.txt
+apply_plan plan0.txt "$IMPEX" vhd write base.vhd
 "$IMPEX" vhd snapshot base.vhd snap1.vhd
-apply_plan snap1.vhd plan1.txt
+apply_plan plan1.txt "$IMPEX" vhd write snap1.vhd
 "$IMPEX" vhd snapshot snap1.vhd snap2.vhd
-apply_plan snap2.vhd plan2.txt
+apply_plan plan2.txt "$IMPEX" vhd write snap2.vhd
 "$IMPEX" vhd check snap2.vhd
 
 # The reference, independent of impex's chain reads.
 qemu-img convert -f vpc -O raw base.vhd merged.raw
-python3 - <<'EOF'
-import os
-
-fd = os.open("merged.raw", os.O_WRONLY)
-with open("pool.bin", "rb") as pool:
-    for plan in ("plan1.txt", "plan2.txt"):
-        for line in open(plan):
-            off, src, length = line.split()
-            if src == "zero":
-                data = bytes(int(length))
-            else:
-                pool.seek(int(src))
-                data = pool.read(int(length))
-            os.pwrite(fd, data, int(off))
-os.close(fd)
-EOF
+merge_plans merged.raw plan1.txt plan2.txt
 rm -f pool.bin
 qemu-img convert -f raw -O vpc -o subformat=dynamic merged.raw merged.vhd
 
