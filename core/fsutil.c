@@ -708,3 +708,14 @@ int fsutil_read_whole(int fd, size_t max, char **data, size_t *len)
 	*len = (size_t)st.st_size;
 	return 0;
 }
+
+bool fsutil_path_within(const char *path, const char *root)
+{
+	size_t n = strlen(root);
+
+	while (n > 1 && root[n - 1] == '/')
+		n--;
+	if (n == 1 && root[0] == '/')
+		return path[0] == '/';
+	return strncmp(path, root, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}

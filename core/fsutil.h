@@ -33,6 +33,13 @@ int fsutil_open_source(const char *path, bool writable);
 int fsutil_fsync_parent(const char *path);
 
 /**
+ * Whether the path @path is @root or lies under it, by its text alone (both
+ * absolute and normalized: real paths, or paths built from them; "/" holds
+ * every path). Never touches the file system.
+ */
+bool fsutil_path_within(const char *path, const char *root);
+
+/**
  * The folder part of @path ("." if none) into @out. Returns 0 or -ENAMETOOLONG.
  */
 int fsutil_dirname(const char *path, char *out, size_t cap);
