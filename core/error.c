@@ -5,6 +5,14 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A message longer than its buffer says that it was cut short: it ends in "...". */
+static void mark_cut(char *message, size_t cap, int written)
+{
+	if (written >= 0 && (size_t)written < cap)
+		return;
+	memcpy(message + cap - 4, "...", 4);
+}
+
 void error_clear(struct error *err)
 {
 	if (!err)
@@ -22,7 +30,8 @@ int error_set(struct error *err, int code, const char *fmt, ...)
 
 		err->code = code;
 		va_start(ap, fmt);
-		vsnprintf(err->message, sizeof(err->message), fmt, ap);
+		mark_cut(err->message, sizeof(err->message),
+			 vsnprintf(err->message, sizeof(err->message), fmt, ap));
 		va_end(ap);
 	}
 	return -code;
@@ -39,13 +48,13 @@ int error_prefix(struct error *err, const char *fmt, ...)
 	if (err->code <= 0)
 		err->code = EIO;
 	va_start(ap, fmt);
-	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	mark_cut(prefix, sizeof(prefix), vsnprintf(prefix, sizeof(prefix), fmt, ap));
 	va_end(ap);
-	if (err->message[0])
-		snprintf(old, sizeof(old), "%s", err->message);
-	else
-		snprintf(old, sizeof(old), "%s", strerror(err->code));
-	snprintf(err->message, sizeof(err->message), "%s: %s", prefix, old);
+	memcpy(old, err->message, sizeof(old));
+	if (!old[0])
+		mark_cut(old, sizeof(old), snprintf(old, sizeof(old), "%s", strerror(err->code)));
+	mark_cut(err->message, sizeof(err->message),
+		 snprintf(err->message, sizeof(err->message), "%s: %s", prefix, old));
 	return -err->code;
 }
 

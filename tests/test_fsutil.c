@@ -152,7 +152,7 @@ static void test_copy_file(void **state)
 
 	(void)state;
 	in = sparse_source("/var/tmp", src, sizeof(src));
-	snprintf(dst, sizeof(dst), "%s.copy", src);
+	assert_true(snprintf(dst, sizeof(dst), "%s.copy", src) < (int)sizeof(dst));
 	assert_int_equal(fsutil_copy_file(src, dst), 0);
 	out = open(dst, O_RDONLY);
 	assert_true(out >= 0);

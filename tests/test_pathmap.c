@@ -148,7 +148,7 @@ static void test_find_case_insensitive(void **state)
 	(void)state;
 	snprintf(sub, sizeof(sub), "%s/Virtual Hard Disks", dir);
 	assert_int_equal(mkdir(sub, 0755), 0);
-	snprintf(want, sizeof(want), "%s/Base.VHD", sub);
+	assert_true(snprintf(want, sizeof(want), "%s/Base.VHD", sub) < (int)sizeof(want));
 	f = fopen(want, "w");
 	assert_non_null(f);
 	fclose(f);

@@ -164,7 +164,7 @@ static void test_resolve_order(void **state)
 	assert_int_equal(store_init(store, &err), 0);
 	assert_int_equal(mkdir(other, 0755), 0);
 	assert_int_equal(mkdir(support_path(store, "Virtual Machines/vm"), 0755), 0);
-	snprintf(config, sizeof(config), "%s/Virtual Machines/vm/x.xml", store);
+	assert_true(snprintf(config, sizeof(config), "%s/Virtual Machines/vm/x.xml", store) < (int)sizeof(config));
 	make_disk(support_path(other, "mapped.vhd"));
 	make_disk(support_path(store, "Virtual Machines/vm/Next.vhd"));
 	make_disk(support_path(store, "Virtual Hard Disks/pool.vhd"));
