@@ -1,50 +1,21 @@
 #include "json.h"
 
+#include "utf8.h"
+
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-void json_init(struct json *j, FILE *out)
+void jsonw_init(struct jsonw *j, FILE *out)
 {
 	memset(j, 0, sizeof(*j));
 	j->out = out;
 	j->first[0] = true;
 }
 
-/* Length of the valid UTF-8 sequence at @p, or 0 if it is not one. */
-static size_t utf8_sequence(const unsigned char *p)
+void jsonw_write_escaped(FILE *out, const char *value)
 {
-	size_t n;
-	uint32_t cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if ((p[0] & 0xE0) == 0xC0) {
-		n = 2;
-		cp = p[0] & 0x1F;
-	} else if ((p[0] & 0xF0) == 0xE0) {
-		n = 3;
-		cp = p[0] & 0x0F;
-	} else if ((p[0] & 0xF8) == 0xF0) {
-		n = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3F);
-	}
-	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-	    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return n;
-}
-
-void json_write_escaped(FILE *out, const char *value)
-{
-	const unsigned char *p = (const unsigned char *)value;
+	const unsigned char *p = (const unsigned char *)value, *end = p + strlen(value);
 
 	fputc('"', out);
 	while (*p) {
@@ -79,7 +50,7 @@ void json_write_escaped(FILE *out, const char *value)
 			p++;
 			continue;
 		}
-		n = utf8_sequence(p);
+		n = utf8_decode(p, (size_t)(end - p), NULL);
 		if (n == 0) {
 			fputs("\\ufffd", out);
 			p++;
@@ -91,7 +62,7 @@ void json_write_escaped(FILE *out, const char *value)
 	fputc('"', out);
 }
 
-static void indent(struct json *j)
+static void indent(struct jsonw *j)
 {
 	fputc('\n', j->out);
 	for (int i = 0; i < j->depth; i++)
@@ -99,7 +70,7 @@ static void indent(struct json *j)
 }
 
 /* Separator, indentation and member name before a value. */
-static void member(struct json *j, const char *key)
+static void member(struct jsonw *j, const char *key)
 {
 	if (j->depth > 0) {
 		if (!j->first[j->depth])
@@ -108,21 +79,21 @@ static void member(struct json *j, const char *key)
 	}
 	j->first[j->depth] = false;
 	if (key) {
-		json_write_escaped(j->out, key);
+		jsonw_write_escaped(j->out, key);
 		fputs(": ", j->out);
 	}
 }
 
-static void open_container(struct json *j, const char *key, char c)
+static void open_container(struct jsonw *j, const char *key, char c)
 {
 	member(j, key);
 	fputc(c, j->out);
-	if (j->depth + 1 < JSON_MAX_DEPTH)
+	if (j->depth + 1 < JSONW_MAX_DEPTH)
 		j->depth++;
 	j->first[j->depth] = true;
 }
 
-static void close_container(struct json *j, char c)
+static void close_container(struct jsonw *j, char c)
 {
 	bool empty = j->first[j->depth];
 
@@ -133,54 +104,54 @@ static void close_container(struct json *j, char c)
 	fputc(c, j->out);
 }
 
-void json_begin_object(struct json *j, const char *key)
+void jsonw_begin_object(struct jsonw *j, const char *key)
 {
 	open_container(j, key, '{');
 }
 
-void json_end_object(struct json *j)
+void jsonw_end_object(struct jsonw *j)
 {
 	close_container(j, '}');
 }
 
-void json_begin_array(struct json *j, const char *key)
+void jsonw_begin_array(struct jsonw *j, const char *key)
 {
 	open_container(j, key, '[');
 }
 
-void json_end_array(struct json *j)
+void jsonw_end_array(struct jsonw *j)
 {
 	close_container(j, ']');
 }
 
-void json_string(struct json *j, const char *key, const char *value)
+void jsonw_string(struct jsonw *j, const char *key, const char *value)
 {
 	member(j, key);
 	if (value)
-		json_write_escaped(j->out, value);
+		jsonw_write_escaped(j->out, value);
 	else
 		fputs("null", j->out);
 }
 
-void json_uint(struct json *j, const char *key, uint64_t value)
+void jsonw_uint(struct jsonw *j, const char *key, uint64_t value)
 {
 	member(j, key);
 	fprintf(j->out, "%" PRIu64, value);
 }
 
-void json_int(struct json *j, const char *key, int64_t value)
+void jsonw_int(struct jsonw *j, const char *key, int64_t value)
 {
 	member(j, key);
 	fprintf(j->out, "%" PRId64, value);
 }
 
-void json_bool(struct json *j, const char *key, bool value)
+void jsonw_bool(struct jsonw *j, const char *key, bool value)
 {
 	member(j, key);
 	fputs(value ? "true" : "false", j->out);
 }
 
-void json_finish(struct json *j)
+void jsonw_finish(struct jsonw *j)
 {
 	fputc('\n', j->out);
 	fflush(j->out);

@@ -1,12 +1,15 @@
 /*
- * json.h - a streaming JSON writer for the machine-readable output of the
- * tools (--json) and status files. Strings are escaped per RFC 8259; bytes
- * that are not valid UTF-8 (file names may hold any) become U+FFFD.
+ * json.h - the JSON writer (prefix jsonw_): a streaming writer for the
+ * machine-readable output of the tools (--json) and status files. Strings
+ * are escaped per RFC 8259; bytes that are not valid UTF-8 (file names may
+ * hold any) become U+FFFD (core/utf8.h decides what is valid).
  *
  * Written here rather than taken from libjansson (which impex status uses
  * to read): jansson refuses a string that is not valid UTF-8 (json_string
  * returns NULL), where a file name must still be shown; and it builds the
  * whole document in memory before it writes, where this writes as it goes.
+ * Its names carry the prefix jsonw_ so that a file may include both.
+ * A writer belongs to one thread at a time.
  */
 #ifndef IMPEX_JSON_H
 #define IMPEX_JSON_H
@@ -15,31 +18,31 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define JSON_MAX_DEPTH 32
+#define JSONW_MAX_DEPTH 32
 
-struct json {
+struct jsonw {
 	FILE *out;
 	int depth;
-	bool first[JSON_MAX_DEPTH]; /* no member written yet at this depth */
+	bool first[JSONW_MAX_DEPTH]; /* no member written yet at this depth */
 };
 
 /** Start writing to @out (pretty-printed, two spaces an indent). */
-void json_init(struct json *json, FILE *out);
+void jsonw_init(struct jsonw *json, FILE *out);
 
 /* Each value takes the member name @key inside an object, NULL inside an array or at the top. */
-void json_begin_object(struct json *json, const char *key);
-void json_end_object(struct json *json);
-void json_begin_array(struct json *json, const char *key);
-void json_end_array(struct json *json);
-void json_string(struct json *json, const char *key, const char *value); /* NULL writes null */
-void json_uint(struct json *json, const char *key, uint64_t value);
-void json_int(struct json *json, const char *key, int64_t value);
-void json_bool(struct json *json, const char *key, bool value);
+void jsonw_begin_object(struct jsonw *json, const char *key);
+void jsonw_end_object(struct jsonw *json);
+void jsonw_begin_array(struct jsonw *json, const char *key);
+void jsonw_end_array(struct jsonw *json);
+void jsonw_string(struct jsonw *json, const char *key, const char *value); /* NULL writes null */
+void jsonw_uint(struct jsonw *json, const char *key, uint64_t value);
+void jsonw_int(struct jsonw *json, const char *key, int64_t value);
+void jsonw_bool(struct jsonw *json, const char *key, bool value);
 
 /** Finish the document with a newline. */
-void json_finish(struct json *json);
+void jsonw_finish(struct jsonw *json);
 
 /** Write @value as a JSON string literal (with quotes) to @out. */
-void json_write_escaped(FILE *out, const char *value);
+void jsonw_write_escaped(FILE *out, const char *value);
 
 #endif

@@ -411,10 +411,10 @@ static enum state shown_state(const struct imp *imp)
 }
 
 /* The issues of @imp (of its last check only if @checked) that are errors, or warnings. */
-static void json_issues(struct json *j, const char *key, const struct imp *imp, bool errors,
+static void json_issues(struct jsonw *j, const char *key, const struct imp *imp, bool errors,
 			bool checked)
 {
-	json_begin_array(j, key);
+	jsonw_begin_array(j, key);
 	for (size_t k = 0; k < (checked ? 2 : 1); k++) {
 		const struct issue *list = k == 0 ? imp->closes : imp->issues;
 		size_t count = k == 0 ? imp->close_count : imp->issue_count;
@@ -422,16 +422,16 @@ static void json_issues(struct json *j, const char *key, const struct imp *imp, 
 		for (size_t i = 0; i < count; i++) {
 			if (list[i].error != errors)
 				continue;
-			json_begin_object(j, NULL);
-			json_string(j, "id", list[i].id);
-			json_string(j, "severity", errors ? "error" : "warning");
-			json_string(j, "file",
-				    list[i].file && list[i].file[0] ? list[i].file : NULL);
-			json_string(j, "message", list[i].message);
-			json_end_object(j);
+			jsonw_begin_object(j, NULL);
+			jsonw_string(j, "id", list[i].id);
+			jsonw_string(j, "severity", errors ? "error" : "warning");
+			jsonw_string(j, "file",
+				     list[i].file && list[i].file[0] ? list[i].file : NULL);
+			jsonw_string(j, "message", list[i].message);
+			jsonw_end_object(j);
 		}
 	}
-	json_end_array(j);
+	jsonw_end_array(j);
 }
 
 /* The status file's bytes as the user @uid sees them (a new string): root sees every import,
@@ -440,14 +440,14 @@ static char *status_text(struct importfs *fs, uid_t uid, size_t *len)
 {
 	char *text = NULL;
 	FILE *f = open_memstream(&text, len);
-	struct json j;
+	struct jsonw j;
 
 	if (!f)
 		return NULL;
-	json_init(&j, f);
-	json_begin_object(&j, NULL);
-	json_string(&j, "store", fs->store_root);
-	json_begin_array(&j, "imports");
+	jsonw_init(&j, f);
+	jsonw_begin_object(&j, NULL);
+	jsonw_string(&j, "store", fs->store_root);
+	jsonw_begin_array(&j, "imports");
 	pthread_mutex_lock(&fs->mu);
 	for (size_t i = 0; i < fs->count; i++) {
 		const struct imp *imp = fs->imps[i];
@@ -455,31 +455,31 @@ static char *status_text(struct importfs *fs, uid_t uid, size_t *len)
 
 		if (imp->gone || (uid != 0 && uid != getuid() && imp->owner != uid))
 			continue;
-		json_begin_object(&j, NULL);
-		json_string(&j, "folder", imp->name);
-		json_string(&j, "state", state_names[state]);
-		json_uint(&j, "files", atomic_load(&imp->files));
-		json_uint(&j, "bytes", atomic_load(&imp->bytes));
-		json_int(&j, "writing", atomic_load(&imp->writers));
+		jsonw_begin_object(&j, NULL);
+		jsonw_string(&j, "folder", imp->name);
+		jsonw_string(&j, "state", state_names[state]);
+		jsonw_uint(&j, "files", atomic_load(&imp->files));
+		jsonw_uint(&j, "bytes", atomic_load(&imp->bytes));
+		jsonw_int(&j, "writing", atomic_load(&imp->writers));
 		if (imp->state == REGISTERED) {
-			json_begin_object(&j, "vm");
-			json_string(&j, "id", imp->vm_id);
-			json_string(&j, "name", imp->vm_name);
-			json_end_object(&j);
-			json_uint(&j, "commit_ms", (uint64_t)(imp->settle_to_commit * 1000));
+			jsonw_begin_object(&j, "vm");
+			jsonw_string(&j, "id", imp->vm_id);
+			jsonw_string(&j, "name", imp->vm_name);
+			jsonw_end_object(&j);
+			jsonw_uint(&j, "commit_ms", (uint64_t)(imp->settle_to_commit * 1000));
 		} else {
-			json_string(&j, "vm", NULL);
-			json_string(&j, "commit_ms", NULL);
+			jsonw_string(&j, "vm", NULL);
+			jsonw_string(&j, "commit_ms", NULL);
 		}
 		/* While it is copying, what its last check lacked is no news. */
 		json_issues(&j, "errors", imp, true, state != COPYING);
 		json_issues(&j, "warnings", imp, false, state != COPYING);
-		json_end_object(&j);
+		jsonw_end_object(&j);
 	}
 	pthread_mutex_unlock(&fs->mu);
-	json_end_array(&j);
-	json_end_object(&j);
-	json_finish(&j);
+	jsonw_end_array(&j);
+	jsonw_end_object(&j);
+	jsonw_finish(&j);
 	fclose(f);
 	return text;
 }

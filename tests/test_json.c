@@ -13,11 +13,8 @@
 
 #include <cmocka.h>
 
-/* libjansson reads back what the writer wrote; its own json_string() (never called here) is
- * renamed on the way in, as the writer's json_string() has the name. */
-#define json_string jansson_json_string
+/* libjansson reads back what the writer wrote: the writer's names (jsonw_) do not clash with its. */
 #include <jansson.h>
-#undef json_string
 
 #include "json.h"
 
@@ -26,25 +23,25 @@ static void test_document(void **state)
 	char *text = NULL;
 	size_t len = 0;
 	FILE *out = open_memstream(&text, &len);
-	struct json j;
+	struct jsonw j;
 
 	(void)state;
-	json_init(&j, out);
-	json_begin_object(&j, NULL);
-	json_string(&j, "file", "a.vhd");
-	json_uint(&j, "size", UINT64_MAX);
-	json_int(&j, "delta", -5);
-	json_bool(&j, "ok", true);
-	json_string(&j, "parent", NULL);
-	json_begin_array(&j, "chain");
-	json_begin_object(&j, NULL);
-	json_end_object(&j);
-	json_uint(&j, NULL, 7);
-	json_end_array(&j);
-	json_begin_array(&j, "warnings");
-	json_end_array(&j);
-	json_end_object(&j);
-	json_finish(&j);
+	jsonw_init(&j, out);
+	jsonw_begin_object(&j, NULL);
+	jsonw_string(&j, "file", "a.vhd");
+	jsonw_uint(&j, "size", UINT64_MAX);
+	jsonw_int(&j, "delta", -5);
+	jsonw_bool(&j, "ok", true);
+	jsonw_string(&j, "parent", NULL);
+	jsonw_begin_array(&j, "chain");
+	jsonw_begin_object(&j, NULL);
+	jsonw_end_object(&j);
+	jsonw_uint(&j, NULL, 7);
+	jsonw_end_array(&j);
+	jsonw_begin_array(&j, "warnings");
+	jsonw_end_array(&j);
+	jsonw_end_object(&j);
+	jsonw_finish(&j);
 	fclose(out);
 	assert_string_equal(text, "{\n"
 				  "  \"file\": \"a.vhd\",\n"
@@ -69,7 +66,7 @@ static void test_escaping(void **state)
 
 	(void)state;
 	/* quote, backslash, newline, tab, 0x01, é, a lone continuation byte, a cut sequence */
-	json_write_escaped(out, "\"C:\\x\"\n\t\x01\xC3\xA9\x80\xE2\x82");
+	jsonw_write_escaped(out, "\"C:\\x\"\n\t\x01\xC3\xA9\x80\xE2\x82");
 	fclose(out);
 	assert_string_equal(text, "\"\\\"C:\\\\x\\\"\\n\\t\\u0001\xC3\xA9\\ufffd\\ufffd\\ufffd\"");
 	free(text);
@@ -83,25 +80,25 @@ static void test_read_back(void **state)
 	FILE *out = open_memstream(&text, &len);
 	json_error_t why;
 	json_t *v;
-	struct json j;
+	struct jsonw j;
 
 	(void)state;
-	json_init(&j, out);
-	json_begin_object(&j, NULL);
-	json_string(&j, "folder", "a \"b\"\n\x01 \xc3\xa9");
-	json_string(&j, "name", "x\x80y");
-	json_uint(&j, "bytes", 5009260);
-	json_uint(&j, "huge", INT64_MAX);
-	json_int(&j, "delta", -5);
-	json_bool(&j, "ok", false);
-	json_string(&j, "vm", NULL);
-	json_begin_array(&j, "errors");
-	json_begin_object(&j, NULL);
-	json_string(&j, "id", "disk-missing");
-	json_end_object(&j);
-	json_end_array(&j);
-	json_end_object(&j);
-	json_finish(&j);
+	jsonw_init(&j, out);
+	jsonw_begin_object(&j, NULL);
+	jsonw_string(&j, "folder", "a \"b\"\n\x01 \xc3\xa9");
+	jsonw_string(&j, "name", "x\x80y");
+	jsonw_uint(&j, "bytes", 5009260);
+	jsonw_uint(&j, "huge", INT64_MAX);
+	jsonw_int(&j, "delta", -5);
+	jsonw_bool(&j, "ok", false);
+	jsonw_string(&j, "vm", NULL);
+	jsonw_begin_array(&j, "errors");
+	jsonw_begin_object(&j, NULL);
+	jsonw_string(&j, "id", "disk-missing");
+	jsonw_end_object(&j);
+	jsonw_end_array(&j);
+	jsonw_end_object(&j);
+	jsonw_finish(&j);
 	fclose(out);
 	/* Read by another reader, libjansson (as impex status reads the status file). */
 	v = json_loadb(text, len, JSON_REJECT_DUPLICATES, &why);

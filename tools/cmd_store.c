@@ -244,7 +244,7 @@ static int store_init_cmd(int argc, char **argv)
  * files from the disk down to its base) and "chain_problem"; returns whether
  * it failed to open.
  */
-static bool json_chain(struct json *j, struct store *store, const struct store_disk *disk)
+static bool json_chain(struct jsonw *j, struct store *store, const struct store_disk *disk)
 {
 	struct chain *chain = NULL;
 	struct error err;
@@ -254,20 +254,20 @@ static bool json_chain(struct json *j, struct store *store, const struct store_d
 		return false;
 	if (!disk->path) {
 		/* No file: no chain, and its problem says why. */
-		json_begin_array(j, "chain");
-		json_end_array(j);
-		json_string(j, "format", NULL);
-		json_string(j, "chain_problem", NULL);
+		jsonw_begin_array(j, "chain");
+		jsonw_end_array(j);
+		jsonw_string(j, "format", NULL);
+		jsonw_string(j, "chain_problem", NULL);
 		return false;
 	}
 	error_clear(&err);
 	failed = store_open_chain(store, disk, &chain, &err) < 0;
-	json_begin_array(j, "chain");
+	jsonw_begin_array(j, "chain");
 	for (unsigned i = 0; chain && i < chain_depth(chain); i++)
-		json_string(j, NULL, disk_path(chain_level(chain, i)));
-	json_end_array(j);
-	json_string(j, "format", chain ? disk_format_name(chain_format(chain)) : NULL);
-	json_string(j, "chain_problem", failed ? error_message(&err) : NULL);
+		jsonw_string(j, NULL, disk_path(chain_level(chain, i)));
+	jsonw_end_array(j);
+	jsonw_string(j, "format", chain ? disk_format_name(chain_format(chain)) : NULL);
+	jsonw_string(j, "chain_problem", failed ? error_message(&err) : NULL);
 	chain_close(chain);
 	return failed;
 }
@@ -286,37 +286,37 @@ static const char *or_null(const char *text)
 }
 
 /* A time in Unix seconds as JSON, null when absent (0). */
-static void json_time(struct json *j, const char *key, int64_t t)
+static void json_time(struct jsonw *j, const char *key, int64_t t)
 {
 	if (t)
-		json_int(j, key, t);
+		jsonw_int(j, key, t);
 	else
-		json_string(j, key, NULL);
+		jsonw_string(j, key, NULL);
 }
 
 /* The disks as JSON; with @store, their chains too. Returns whether a chain failed. */
-static bool json_disks(struct json *j, struct store *store, const struct store_disk *disks,
+static bool json_disks(struct jsonw *j, struct store *store, const struct store_disk *disks,
 		       size_t count)
 {
 	bool failed = false;
 	char label[48];
 
-	json_begin_array(j, "disks");
+	jsonw_begin_array(j, "disks");
 	for (size_t i = 0; i < count; i++) {
-		json_begin_object(j, NULL);
-		json_uint(j, "index", i);
-		json_string(j, "label", disk_label(&disks[i], label, sizeof(label)));
-		json_string(j, "bus", bus_name(disks[i].bus));
-		json_uint(j, "controller", disks[i].controller);
-		json_uint(j, "drive", disks[i].drive);
-		json_string(j, "written", disks[i].written);
-		json_string(j, "path", disks[i].path);
-		json_string(j, "found", disks[i].how);
-		json_string(j, "problem", disks[i].problem);
+		jsonw_begin_object(j, NULL);
+		jsonw_uint(j, "index", i);
+		jsonw_string(j, "label", disk_label(&disks[i], label, sizeof(label)));
+		jsonw_string(j, "bus", bus_name(disks[i].bus));
+		jsonw_uint(j, "controller", disks[i].controller);
+		jsonw_uint(j, "drive", disks[i].drive);
+		jsonw_string(j, "written", disks[i].written);
+		jsonw_string(j, "path", disks[i].path);
+		jsonw_string(j, "found", disks[i].how);
+		jsonw_string(j, "problem", disks[i].problem);
 		failed |= json_chain(j, store, &disks[i]);
-		json_end_object(j);
+		jsonw_end_object(j);
 	}
-	json_end_array(j);
+	jsonw_end_array(j);
 	return failed;
 }
 
@@ -330,63 +330,63 @@ static const struct store_snapshot *snapshot_by_id(const struct store_vm *vm, co
 }
 
 /* The VM as JSON; with @store, its disks' chains too. Returns whether a chain failed. */
-static bool json_vm(struct json *j, struct store *store, const struct store_vm *vm)
+static bool json_vm(struct jsonw *j, struct store *store, const struct store_vm *vm)
 {
 	const struct store_snapshot *current = snapshot_by_id(vm, vm->current_snapshot_id);
 	bool read = vm->state != STORE_VM_UNKNOWN; /* its configuration was read */
 	bool failed;
 
-	json_begin_object(j, NULL);
-	json_string(j, "id", or_null(vm->id));
-	json_string(j, "name", vm->name);
-	json_string(j, "config", vm->config_path);
-	json_string(j, "state", store_vm_state_name(vm->state));
+	jsonw_begin_object(j, NULL);
+	jsonw_string(j, "id", or_null(vm->id));
+	jsonw_string(j, "name", vm->name);
+	jsonw_string(j, "config", vm->config_path);
+	jsonw_string(j, "state", store_vm_state_name(vm->state));
 	if (read)
-		json_uint(j, "generation", (uint64_t)vm->generation);
+		jsonw_uint(j, "generation", (uint64_t)vm->generation);
 	else
-		json_string(j, "generation", NULL);
+		jsonw_string(j, "generation", NULL);
 	if (read && vm->version >= 0)
-		json_int(j, "version", vm->version);
+		jsonw_int(j, "version", vm->version);
 	else
-		json_string(j, "version", NULL);
+		jsonw_string(j, "version", NULL);
 	json_time(j, "creation_time", vm->creation_time);
-	json_string(j, "saved_state", vm->saved_state);
-	json_string(j, "current_snapshot", or_null(vm->current_snapshot_id));
-	json_string(j, "current_snapshot_name", current ? current->name : NULL);
-	json_uint(j, "snapshot_count", vm->snapshot_count);
+	jsonw_string(j, "saved_state", vm->saved_state);
+	jsonw_string(j, "current_snapshot", or_null(vm->current_snapshot_id));
+	jsonw_string(j, "current_snapshot_name", current ? current->name : NULL);
+	jsonw_uint(j, "snapshot_count", vm->snapshot_count);
 	failed = json_disks(j, store, vm->disks, vm->disk_count);
-	json_begin_array(j, "adapters");
+	jsonw_begin_array(j, "adapters");
 	for (size_t i = 0; i < vm->adapter_count; i++) {
-		json_begin_object(j, NULL);
-		json_string(j, "name", or_null(vm->adapters[i].friendly_name));
-		json_string(j, "mac", or_null(vm->adapters[i].mac));
-		json_bool(j, "static_mac", vm->adapters[i].static_mac);
-		json_string(j, "switch_id", or_null(vm->adapters[i].switch_id));
-		json_string(j, "switch", or_null(vm->adapters[i].switch_name));
-		json_bool(j, "connected", vm->adapters[i].connected);
-		json_string(j, "problem", vm->adapters[i].problem);
-		json_end_object(j);
+		jsonw_begin_object(j, NULL);
+		jsonw_string(j, "name", or_null(vm->adapters[i].friendly_name));
+		jsonw_string(j, "mac", or_null(vm->adapters[i].mac));
+		jsonw_bool(j, "static_mac", vm->adapters[i].static_mac);
+		jsonw_string(j, "switch_id", or_null(vm->adapters[i].switch_id));
+		jsonw_string(j, "switch", or_null(vm->adapters[i].switch_name));
+		jsonw_bool(j, "connected", vm->adapters[i].connected);
+		jsonw_string(j, "problem", vm->adapters[i].problem);
+		jsonw_end_object(j);
 	}
-	json_end_array(j);
-	json_begin_array(j, "snapshots");
+	jsonw_end_array(j);
+	jsonw_begin_array(j, "snapshots");
 	for (size_t i = 0; i < vm->snapshot_count; i++) {
 		const struct store_snapshot *s = &vm->snapshots[i];
 
-		json_begin_object(j, NULL);
-		json_string(j, "id", s->id);
-		json_string(j, "name", s->name);
-		json_string(j, "config", s->config_path);
-		json_string(j, "parent", or_null(s->parent_id));
-		json_bool(j, "parent_inferred", s->parent_inferred);
+		jsonw_begin_object(j, NULL);
+		jsonw_string(j, "id", s->id);
+		jsonw_string(j, "name", s->name);
+		jsonw_string(j, "config", s->config_path);
+		jsonw_string(j, "parent", or_null(s->parent_id));
+		jsonw_bool(j, "parent_inferred", s->parent_inferred);
 		json_time(j, "creation_time", s->creation_time);
-		json_string(j, "saved_state", s->saved_state);
+		jsonw_string(j, "saved_state", s->saved_state);
 		failed |= json_disks(j, store, s->disks, s->disk_count);
-		json_string(j, "problem", s->problem);
-		json_end_object(j);
+		jsonw_string(j, "problem", s->problem);
+		jsonw_end_object(j);
 	}
-	json_end_array(j);
-	json_string(j, "problem", vm->problem);
-	json_end_object(j);
+	jsonw_end_array(j);
+	jsonw_string(j, "problem", vm->problem);
+	jsonw_end_object(j);
 	return failed;
 }
 
@@ -421,14 +421,14 @@ static int vm_list(int argc, char **argv)
 	if (rc)
 		goto out;
 	if (a.common.json) {
-		struct json j;
+		struct jsonw j;
 
-		json_init(&j, stdout);
-		json_begin_array(&j, NULL);
+		jsonw_init(&j, stdout);
+		jsonw_begin_array(&j, NULL);
 		for (size_t i = 0; i < count; i++)
 			json_vm(&j, NULL, &vms[i]);
-		json_end_array(&j);
-		json_finish(&j);
+		jsonw_end_array(&j);
+		jsonw_finish(&j);
 	} else {
 		printf("%-36s  %-24s  %5s  %9s  %s\n", "GUID", "NAME", "DISKS", "SNAPSHOTS",
 		       "STATE");
@@ -739,11 +739,11 @@ static int vm_show(int argc, char **argv)
 		}
 	}
 	if (a.common.json) {
-		struct json j;
+		struct jsonw j;
 
-		json_init(&j, stdout);
+		jsonw_init(&j, stdout);
 		failed = json_vm(&j, store, vm);
-		json_finish(&j);
+		jsonw_finish(&j);
 	} else {
 		printf("%s  %s\n", vm->name, vm->id[0] ? vm->id : "-");
 		printf("  configuration: %s\n", vm->config_path);
@@ -1337,23 +1337,23 @@ int cmd_compare(int argc, char **argv)
 	if (import_compare(dir, store, &settings, 0, &report, &err) < 0)
 		return end_import(&a, store, &settings, cli_fail(&err));
 	if (a.common.json) {
-		struct json j;
+		struct jsonw j;
 
-		json_init(&j, stdout);
-		json_begin_object(&j, NULL);
-		json_bool(&j, "importable", report.errors == 0);
-		json_begin_array(&j, "issues");
+		jsonw_init(&j, stdout);
+		jsonw_begin_object(&j, NULL);
+		jsonw_bool(&j, "importable", report.errors == 0);
+		jsonw_begin_array(&j, "issues");
 		for (size_t i = 0; i < report.count; i++) {
-			json_begin_object(&j, NULL);
-			json_string(&j, "id", report.issues[i].id);
-			json_string(&j, "severity", severity_name(report.issues[i].severity));
-			json_string(&j, "file", or_null(report.issues[i].file));
-			json_string(&j, "message", report.issues[i].message);
-			json_end_object(&j);
+			jsonw_begin_object(&j, NULL);
+			jsonw_string(&j, "id", report.issues[i].id);
+			jsonw_string(&j, "severity", severity_name(report.issues[i].severity));
+			jsonw_string(&j, "file", or_null(report.issues[i].file));
+			jsonw_string(&j, "message", report.issues[i].message);
+			jsonw_end_object(&j);
 		}
-		json_end_array(&j);
-		json_end_object(&j);
-		json_finish(&j);
+		jsonw_end_array(&j);
+		jsonw_end_object(&j);
+		jsonw_finish(&j);
 	} else {
 		for (size_t i = 0; i < report.count; i++)
 			printf("%-7s  %-15s  %s\n", severity_name(report.issues[i].severity),
@@ -1457,18 +1457,18 @@ static int switch_list(int argc, char **argv)
 		goto out;
 	}
 	if (a.common.json) {
-		struct json j;
+		struct jsonw j;
 
-		json_init(&j, stdout);
-		json_begin_array(&j, NULL);
+		jsonw_init(&j, stdout);
+		jsonw_begin_array(&j, NULL);
 		for (size_t i = 0; i < n; i++) {
-			json_begin_object(&j, NULL);
-			json_string(&j, "id", list[i].id);
-			json_string(&j, "name", list[i].name);
-			json_end_object(&j);
+			jsonw_begin_object(&j, NULL);
+			jsonw_string(&j, "id", list[i].id);
+			jsonw_string(&j, "name", list[i].name);
+			jsonw_end_object(&j);
 		}
-		json_end_array(&j);
-		json_finish(&j);
+		jsonw_end_array(&j);
+		jsonw_finish(&j);
 	} else {
 		for (size_t i = 0; i < n; i++)
 			printf("%s  %s\n", list[i].id, list[i].name);

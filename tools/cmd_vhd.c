@@ -151,7 +151,7 @@ static void creator_text(const struct vhd_footer *f, char *app, char *os)
 /* ---- info ---- */
 
 static void info_chain_human(struct chain *chain, const struct error *chain_err);
-static void info_chain_json(struct json *j, struct chain *chain, const struct error *chain_err);
+static void info_chain_json(struct jsonw *j, struct chain *chain, const struct error *chain_err);
 
 static void info_human(struct vhd *vhd, struct chain *chain, const struct error *chain_err)
 {
@@ -234,98 +234,99 @@ static void info_json(struct vhd *vhd, struct chain *chain, const struct error *
 	const struct vhd_footer *f = vhd_footer(vhd);
 	const struct vhd_header *h = vhd_header(vhd);
 	char uuid[37], app[5], os[5];
-	struct json j;
+	struct jsonw j;
 
-	json_init(&j, stdout);
+	jsonw_init(&j, stdout);
 	creator_text(f, app, os);
-	json_begin_object(&j, NULL);
-	json_string(&j, "path", vhd_path(vhd));
-	json_string(&j, "format", "VHD");
-	json_string(&j, "type", vhd_type_name(f->disk_type));
-	json_uint(&j, "size", f->current_size);
-	json_uint(&j, "original_size", f->original_size);
-	json_begin_object(&j, "geometry");
-	json_uint(&j, "cylinders", f->geometry.cylinders);
-	json_uint(&j, "heads", f->geometry.heads);
-	json_uint(&j, "sectors", f->geometry.sectors);
-	json_end_object(&j);
-	json_begin_object(&j, "creator");
-	json_string(&j, "application", app);
-	json_uint(&j, "version", f->creator_version);
-	json_string(&j, "host", os);
-	json_end_object(&j);
+	jsonw_begin_object(&j, NULL);
+	jsonw_string(&j, "path", vhd_path(vhd));
+	jsonw_string(&j, "format", "VHD");
+	jsonw_string(&j, "type", vhd_type_name(f->disk_type));
+	jsonw_uint(&j, "size", f->current_size);
+	jsonw_uint(&j, "original_size", f->original_size);
+	jsonw_begin_object(&j, "geometry");
+	jsonw_uint(&j, "cylinders", f->geometry.cylinders);
+	jsonw_uint(&j, "heads", f->geometry.heads);
+	jsonw_uint(&j, "sectors", f->geometry.sectors);
+	jsonw_end_object(&j);
+	jsonw_begin_object(&j, "creator");
+	jsonw_string(&j, "application", app);
+	jsonw_uint(&j, "version", f->creator_version);
+	jsonw_string(&j, "host", os);
+	jsonw_end_object(&j);
 	vhd_uuid_format(f->uuid, uuid);
-	json_string(&j, "uuid", uuid);
-	json_int(&j, "timestamp", vhd_time_to_unix(f->timestamp));
-	json_bool(&j, "saved_state", f->saved_state != 0);
-	json_uint(&j, "file_size", vhd_file_size(vhd));
+	jsonw_string(&j, "uuid", uuid);
+	jsonw_int(&j, "timestamp", vhd_time_to_unix(f->timestamp));
+	jsonw_bool(&j, "saved_state", f->saved_state != 0);
+	jsonw_uint(&j, "file_size", vhd_file_size(vhd));
 	if (h) {
-		json_uint(&j, "block_size", h->block_size);
-		json_uint(&j, "blocks", vhd_block_count(vhd));
-		json_uint(&j, "allocated_blocks", vhd_allocated_blocks(vhd));
+		jsonw_uint(&j, "block_size", h->block_size);
+		jsonw_uint(&j, "blocks", vhd_block_count(vhd));
+		jsonw_uint(&j, "allocated_blocks", vhd_allocated_blocks(vhd));
 	} else {
 		/* A fixed disk has no blocks. */
-		json_string(&j, "block_size", NULL);
-		json_string(&j, "blocks", NULL);
-		json_string(&j, "allocated_blocks", NULL);
+		jsonw_string(&j, "block_size", NULL);
+		jsonw_string(&j, "blocks", NULL);
+		jsonw_string(&j, "allocated_blocks", NULL);
 	}
 	if (f->disk_type != VHD_TYPE_DIFFERENCING) {
-		json_string(&j, "parent", NULL);
+		jsonw_string(&j, "parent", NULL);
 	} else {
 		char name[1024];
 
-		json_begin_object(&j, "parent");
+		jsonw_begin_object(&j, "parent");
 		vhd_uuid_format(h->parent_uuid, uuid);
-		json_string(&j, "uuid", uuid);
-		json_int(&j, "timestamp", vhd_time_to_unix(h->parent_timestamp));
-		json_string(&j, "name",
-			    vhd_parent_name(vhd, name, sizeof(name), NULL) == 0 ? name : NULL);
-		json_begin_array(&j, "locators");
+		jsonw_string(&j, "uuid", uuid);
+		jsonw_int(&j, "timestamp", vhd_time_to_unix(h->parent_timestamp));
+		jsonw_string(&j, "name",
+			     vhd_parent_name(vhd, name, sizeof(name), NULL) == 0 ? name : NULL);
+		jsonw_begin_array(&j, "locators");
 		for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
 			char path[4096], code[5];
 
 			if (h->locators[i].code == VHD_PLATFORM_NONE)
 				continue;
-			json_begin_object(&j, NULL);
-			json_uint(&j, "index", (uint64_t)i);
-			json_string(&j, "platform", vhd_platform_name(h->locators[i].code, code));
-			json_string(&j, "path",
-				    vhd_locator_path(vhd, i, path, sizeof(path), NULL) == 0 ? path
-											    : NULL);
-			json_end_object(&j);
+			jsonw_begin_object(&j, NULL);
+			jsonw_uint(&j, "index", (uint64_t)i);
+			jsonw_string(&j, "platform", vhd_platform_name(h->locators[i].code, code));
+			jsonw_string(&j, "path",
+				     vhd_locator_path(vhd, i, path, sizeof(path), NULL) == 0
+					     ? path
+					     : NULL);
+			jsonw_end_object(&j);
 		}
-		json_end_array(&j);
-		json_end_object(&j);
+		jsonw_end_array(&j);
+		jsonw_end_object(&j);
 	}
 	info_chain_json(&j, chain, chain_err);
-	json_end_object(&j);
-	json_finish(&j);
+	jsonw_end_object(&j);
+	jsonw_finish(&j);
 }
 
 /* The chain of the file, its warnings and its problem, as members of the open object. */
-static void info_chain_json(struct json *j, struct chain *chain, const struct error *chain_err)
+static void info_chain_json(struct jsonw *j, struct chain *chain, const struct error *chain_err)
 {
-	json_begin_array(j, "chain");
+	jsonw_begin_array(j, "chain");
 	for (unsigned i = 0; chain && i < chain_depth(chain); i++) {
 		struct disk *level = chain_level(chain, i);
 		char id[40];
 
-		json_begin_object(j, NULL);
-		json_string(j, "path", disk_path(level));
-		json_string(j, "type", vhd_type_name(disk_type(level)));
+		jsonw_begin_object(j, NULL);
+		jsonw_string(j, "path", disk_path(level));
+		jsonw_string(j, "type", vhd_type_name(disk_type(level)));
 		disk_id_format(level, disk_link_id(level), id);
 		/* A VHD is known by its UUID, a VHDX by its DataWriteGuid: the other is null. */
-		json_string(j, "uuid", disk_vhdx(level) ? NULL : id);
-		json_string(j, "data_write_guid", disk_vhdx(level) ? id : NULL);
-		json_string(j, "found_by", i ? chain_level_how(chain, i) : NULL);
-		json_end_object(j);
+		jsonw_string(j, "uuid", disk_vhdx(level) ? NULL : id);
+		jsonw_string(j, "data_write_guid", disk_vhdx(level) ? id : NULL);
+		jsonw_string(j, "found_by", i ? chain_level_how(chain, i) : NULL);
+		jsonw_end_object(j);
 	}
-	json_end_array(j);
-	json_begin_array(j, "warnings");
+	jsonw_end_array(j);
+	jsonw_begin_array(j, "warnings");
 	for (unsigned i = 0; chain && i < chain_warning_count(chain); i++)
-		json_string(j, NULL, chain_warning(chain, i));
-	json_end_array(j);
-	json_string(j, "error", chain_err ? error_message(chain_err) : NULL);
+		jsonw_string(j, NULL, chain_warning(chain, i));
+	jsonw_end_array(j);
+	jsonw_string(j, "error", chain_err ? error_message(chain_err) : NULL);
 }
 
 /* ---- info of a VHDX ---- */
@@ -366,41 +367,41 @@ static void vhdx_json(struct vhdx *x, struct chain *chain, const struct error *c
 {
 	char guid[40];
 	uint64_t head = 0;
-	struct json j;
+	struct jsonw j;
 
-	json_init(&j, stdout);
-	json_begin_object(&j, NULL);
-	json_string(&j, "path", vhdx_path(x));
-	json_string(&j, "format", "VHDX");
-	json_string(&j, "type", vhd_type_name(vhdx_disk_type(x)));
-	json_uint(&j, "size", vhdx_size(x));
-	json_uint(&j, "logical_sector_size", vhdx_logical_sector_size(x));
-	json_uint(&j, "physical_sector_size", vhdx_physical_sector_size(x));
-	json_uint(&j, "block_size", vhdx_block_size(x));
-	json_uint(&j, "blocks", vhdx_block_count(x));
-	json_uint(&j, "chunk_ratio", vhdx_chunk_ratio(x));
+	jsonw_init(&j, stdout);
+	jsonw_begin_object(&j, NULL);
+	jsonw_string(&j, "path", vhdx_path(x));
+	jsonw_string(&j, "format", "VHDX");
+	jsonw_string(&j, "type", vhd_type_name(vhdx_disk_type(x)));
+	jsonw_uint(&j, "size", vhdx_size(x));
+	jsonw_uint(&j, "logical_sector_size", vhdx_logical_sector_size(x));
+	jsonw_uint(&j, "physical_sector_size", vhdx_physical_sector_size(x));
+	jsonw_uint(&j, "block_size", vhdx_block_size(x));
+	jsonw_uint(&j, "blocks", vhdx_block_count(x));
+	jsonw_uint(&j, "chunk_ratio", vhdx_chunk_ratio(x));
 	vhdx_guid_format(vhdx_disk_id(x), guid);
-	json_string(&j, "disk_id", guid);
+	jsonw_string(&j, "disk_id", guid);
 	vhdx_guid_format(vhdx_data_write_guid(x), guid);
-	json_string(&j, "data_write_guid", guid);
+	jsonw_string(&j, "data_write_guid", guid);
 	vhdx_guid_format(vhdx_file_write_guid(x), guid);
-	json_string(&j, "file_write_guid", guid);
-	json_uint(&j, "file_size", vhdx_file_size(x));
-	json_bool(&j, "log_replayed", vhdx_log_replayed(x, &head));
+	jsonw_string(&j, "file_write_guid", guid);
+	jsonw_uint(&j, "file_size", vhdx_file_size(x));
+	jsonw_bool(&j, "log_replayed", vhdx_log_replayed(x, &head));
 	if (vhdx_disk_type(x) != VHD_TYPE_DIFFERENCING) {
-		json_string(&j, "parent_locator", NULL);
+		jsonw_string(&j, "parent_locator", NULL);
 	} else {
-		json_begin_object(&j, "parent_locator");
+		jsonw_begin_object(&j, "parent_locator");
 		for (size_t i = 0; i < vhdx_locator_count(x); i++) {
 			const struct vhdx_locator_entry *e = vhdx_locator_entry(x, i);
 
-			json_string(&j, e->key, e->value);
+			jsonw_string(&j, e->key, e->value);
 		}
-		json_end_object(&j);
+		jsonw_end_object(&j);
 	}
 	info_chain_json(&j, chain, chain_err);
-	json_end_object(&j);
-	json_finish(&j);
+	jsonw_end_object(&j);
+	jsonw_finish(&j);
 }
 
 static int vhd_info(int argc, char **argv)
@@ -419,25 +420,25 @@ static int vhd_info(int argc, char **argv)
 	error_clear(&chain_err);
 	if (disk_open(&disk, argv[a.first], DISK_OPEN_READ, &err) < 0) {
 		if (a.common.json) {
-			struct json j;
+			struct jsonw j;
 
 			/* The members both formats have, null, and why. */
-			json_init(&j, stdout);
-			json_begin_object(&j, NULL);
-			json_string(&j, "path", argv[a.first]);
-			json_string(&j, "format", NULL);
-			json_string(&j, "type", NULL);
-			json_string(&j, "size", NULL);
-			json_string(&j, "block_size", NULL);
-			json_string(&j, "blocks", NULL);
-			json_string(&j, "file_size", NULL);
-			json_begin_array(&j, "chain");
-			json_end_array(&j);
-			json_begin_array(&j, "warnings");
-			json_end_array(&j);
-			json_string(&j, "error", error_message(&err));
-			json_end_object(&j);
-			json_finish(&j);
+			jsonw_init(&j, stdout);
+			jsonw_begin_object(&j, NULL);
+			jsonw_string(&j, "path", argv[a.first]);
+			jsonw_string(&j, "format", NULL);
+			jsonw_string(&j, "type", NULL);
+			jsonw_string(&j, "size", NULL);
+			jsonw_string(&j, "block_size", NULL);
+			jsonw_string(&j, "blocks", NULL);
+			jsonw_string(&j, "file_size", NULL);
+			jsonw_begin_array(&j, "chain");
+			jsonw_end_array(&j);
+			jsonw_begin_array(&j, "warnings");
+			jsonw_end_array(&j);
+			jsonw_string(&j, "error", error_message(&err));
+			jsonw_end_object(&j);
+			jsonw_finish(&j);
 		}
 		rc = cli_fail(&err);
 		goto out;
@@ -480,39 +481,39 @@ static bool footer_copy_matches(struct vhd *vhd)
 static void check_json(const char *path, struct chain *chain, const char *const *warnings,
 		       size_t warning_count, const struct error *err)
 {
-	struct json j;
+	struct jsonw j;
 
-	json_init(&j, stdout);
-	json_begin_object(&j, NULL);
-	json_string(&j, "path", path);
-	json_bool(&j, "ok", chain != NULL);
-	json_string(&j, "format", chain ? disk_format_name(chain_format(chain)) : NULL);
-	json_string(&j, "type", chain ? vhd_type_name(disk_type(chain_level(chain, 0))) : NULL);
+	jsonw_init(&j, stdout);
+	jsonw_begin_object(&j, NULL);
+	jsonw_string(&j, "path", path);
+	jsonw_bool(&j, "ok", chain != NULL);
+	jsonw_string(&j, "format", chain ? disk_format_name(chain_format(chain)) : NULL);
+	jsonw_string(&j, "type", chain ? vhd_type_name(disk_type(chain_level(chain, 0))) : NULL);
 	if (chain) {
-		json_uint(&j, "size", chain_size(chain));
-		json_uint(&j, "levels", chain_depth(chain));
+		jsonw_uint(&j, "size", chain_size(chain));
+		jsonw_uint(&j, "levels", chain_depth(chain));
 	} else {
-		json_string(&j, "size", NULL);
-		json_string(&j, "levels", NULL);
+		jsonw_string(&j, "size", NULL);
+		jsonw_string(&j, "levels", NULL);
 	}
-	json_begin_array(&j, "chain");
+	jsonw_begin_array(&j, "chain");
 	for (unsigned i = 0; chain && i < chain_depth(chain); i++) {
 		struct disk *level = chain_level(chain, i);
 
-		json_begin_object(&j, NULL);
-		json_string(&j, "path", disk_path(level));
-		json_string(&j, "format", disk_vhdx(level) ? "VHDX" : "VHD");
-		json_string(&j, "type", vhd_type_name(disk_type(level)));
-		json_end_object(&j);
+		jsonw_begin_object(&j, NULL);
+		jsonw_string(&j, "path", disk_path(level));
+		jsonw_string(&j, "format", disk_vhdx(level) ? "VHDX" : "VHD");
+		jsonw_string(&j, "type", vhd_type_name(disk_type(level)));
+		jsonw_end_object(&j);
 	}
-	json_end_array(&j);
-	json_begin_array(&j, "warnings");
+	jsonw_end_array(&j);
+	jsonw_begin_array(&j, "warnings");
 	for (size_t i = 0; i < warning_count; i++)
-		json_string(&j, NULL, warnings[i]);
-	json_end_array(&j);
-	json_string(&j, "error", chain ? NULL : error_message(err));
-	json_end_object(&j);
-	json_finish(&j);
+		jsonw_string(&j, NULL, warnings[i]);
+	jsonw_end_array(&j);
+	jsonw_string(&j, "error", chain ? NULL : error_message(err));
+	jsonw_end_object(&j);
+	jsonw_finish(&j);
 }
 
 static int vhd_check(int argc, char **argv)
