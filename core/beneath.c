@@ -4,6 +4,7 @@
 #include "beneath.h"
 
 #include "error.h"
+#include "fsutil.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -613,18 +614,16 @@ bool beneath_lexically(const char *path, const char *root, const char **rel)
 {
 	size_t n = strlen(root);
 
+	if (!path || path[0] != '/' || root[0] != '/' || !fsutil_path_within(path, root))
+		return false;
 	while (n > 1 && root[n - 1] == '/')
 		n--;
-	if (!path || path[0] != '/' || root[0] != '/' || strncmp(path, root, n) != 0)
-		return false;
 	if (n == 1) {
 		path++;
-	} else if (path[n] == '/' || path[n] == '\0') {
+	} else {
 		path += n;
 		while (*path == '/')
 			path++;
-	} else {
-		return false;
 	}
 	for (const char *p = path; *p;) {
 		const char *end = strchrnul(p, '/');

@@ -267,12 +267,10 @@ int pathmap_to_windows(const struct pathmap *map, const char *path, char *out, s
 		size_t tlen;
 		bool root;
 
-		if (!target)
+		if (!target || !fsutil_path_within(path, target))
 			continue;
 		tlen = strlen(target);
 		root = strcmp(target, "/") == 0;
-		if (!root && (strncmp(path, target, tlen) != 0 || (path[tlen] && path[tlen] != '/')))
-			continue;
 		if (!best || tlen > best_len) {
 			best = &map->entries[i / 2];
 			best_len = root ? 0 : tlen;
