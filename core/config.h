@@ -170,6 +170,10 @@ bool config_guid_valid(const char *text);
 #define CONFIG_SCSI_TYPE "d422512d-2bf2-4752-809d-7b82b5fcb1b4"
 #define CONFIG_NIC_TYPE	 "2fc216b0-d2e2-4967-9b6d-b8a5c9ca2778"
 
+/* The values of properties/type_id: a VM's configuration, or a snapshot's. */
+#define CONFIG_TYPE_VM	     "Virtual Machines"
+#define CONFIG_TYPE_SNAPSHOT "Snapshots"
+
 /* Who a configuration describes. Strings are owned: config_identity_release(). */
 struct config_identity {
 	char id[37];	       /* properties/global_id, upper case */
