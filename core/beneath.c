@@ -5,6 +5,7 @@
 
 #include "error.h"
 #include "fsutil.h"
+#include "pathbuf.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -415,13 +416,45 @@ static int open_folder(int parent, const char *name)
 	return fd < 0 ? -errno : fd;
 }
 
+/* A removal under way: where it is, and what it could not remove. */
+struct removal {
+	const char *rel;      /* the tree, as named beneath the caller's folder */
+	struct level *levels; /* levels[0] is the tree's top, levels[depth] the folder being emptied */
+	size_t depth, cap;
+	int first_error;
+	void (*note)(void *ctx, const char *rel, int code);
+	void *ctx;
+};
+
 /*
- * Empty the folder open on @cur of its files, and find its first subfolder
- * not stuck (into @sub); 1 if there is one, 0 if none is left, or -errno.
- * Files that cannot be removed are added to @l's stuck names.
+ * @name (NULL: the folder of level @depth itself) of the folder of level
+ * @depth stays, for errno @code: told to the note, as "@rel/<levels>/@name".
  */
-static int empty_files(int cur, struct level *l, char sub[NAME_MAX + 1], int *first_error)
+static void note_stuck(const struct removal *r, size_t depth, const char *name, int code)
 {
+	struct pathbuf path = PATHBUF_INIT;
+
+	if (!r->note)
+		return;
+	pathbuf_adds(&path, r->rel);
+	for (size_t i = 1; i <= depth; i++)
+		pathbuf_join(&path, r->levels[i].name);
+	if (name)
+		pathbuf_join(&path, name);
+	if (!path.err)
+		r->note(r->ctx, path.buf, code);
+	pathbuf_release(&path);
+}
+
+/*
+ * Empty the folder open on @cur (level @r->depth) of its files, and find its
+ * first subfolder not stuck (into @sub); 1 if there is one, 0 if none is
+ * left, or -errno. Files that cannot be removed are added to the level's
+ * stuck names.
+ */
+static int empty_files(struct removal *r, int cur, char sub[NAME_MAX + 1])
+{
+	struct level *l = &r->levels[r->depth];
 	int listfd = dup(cur);
 	DIR *d = listfd >= 0 ? fdopendir(listfd) : NULL;
 	struct dirent *e;
@@ -434,6 +467,7 @@ static int empty_files(int cur, struct level *l, char sub[NAME_MAX + 1], int *fi
 	}
 	while ((e = readdir(d))) {
 		struct stat st;
+		int code = 0;
 
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
 		    is_stuck(l, e->d_name))
@@ -445,33 +479,111 @@ static int empty_files(int cur, struct level *l, char sub[NAME_MAX + 1], int *fi
 			found = 1;
 			break;
 		}
-		if (unlinkat(cur, e->d_name, 0) < 0 && errno == EACCES) {
+		if (unlinkat(cur, e->d_name, 0) < 0 && (code = errno) == EACCES) {
 			make_writable(cur);
-			unlinkat(cur, e->d_name, 0);
+			code = unlinkat(cur, e->d_name, 0) < 0 ? errno : 0;
 		}
 		if (fstatat(cur, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-			if (!*first_error)
-				*first_error = -EPERM;
+			if (!r->first_error)
+				r->first_error = -EPERM;
 			add_stuck(l, e->d_name);
+			note_stuck(r, r->depth, e->d_name, code ? code : EPERM);
 		}
 	}
 	closedir(d);
 	return found;
 }
 
-int beneath_remove_tree(int dirfd, const char *rel, char *left)
+/* Go down from the folder open on *@cur into its subfolder @sub: 0, 1 if it stays (noted), or
+ * -ENOMEM. */
+static int enter(struct removal *r, int *cur, const char *sub)
 {
+	struct level *l = &r->levels[r->depth];
+	int next = open_folder(*cur, sub);
+	struct stat st;
+
+	if (next < 0 || fstat(next, &st) < 0) {
+		int code = next < 0 ? next : -errno;
+
+		if (!r->first_error)
+			r->first_error = code;
+		if (next >= 0)
+			close(next);
+		add_stuck(l, sub);
+		note_stuck(r, r->depth, sub, -code);
+		return 1;
+	}
+	if (r->depth + 1 == r->cap) {
+		struct level *grown = realloc(r->levels, r->cap * 2 * sizeof(*grown));
+
+		if (!grown) {
+			close(next);
+			return -ENOMEM;
+		}
+		memset(grown + r->cap, 0, r->cap * sizeof(*grown));
+		r->levels = grown;
+		r->cap *= 2;
+	}
+	l = &r->levels[++r->depth];
+	memset(l, 0, sizeof(*l));
+	snprintf(l->name, sizeof(l->name), "%s", sub);
+	l->dev = st.st_dev;
+	l->ino = st.st_ino;
+	close(*cur);
+	*cur = next;
+	return 0;
+}
+
+/* Go up from the emptied folder open on *@cur and remove it: 0, or -ESTALE when its parent is no
+ * longer the one it was entered from. */
+static int leave(struct removal *r, int *cur)
+{
+	struct level *l = &r->levels[r->depth];
+	int next = openat(*cur, "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+
+	if (next < 0 || fstat(next, &st) < 0 || st.st_dev != r->levels[r->depth - 1].dev ||
+	    st.st_ino != r->levels[r->depth - 1].ino) {
+		/* Moved under us: stop rather than remove anything elsewhere. */
+		if (next >= 0)
+			close(next);
+		return -ESTALE;
+	}
+	close(*cur);
+	*cur = next;
+	if (unlinkat(*cur, l->name, AT_REMOVEDIR) < 0) {
+		if (!r->first_error)
+			r->first_error = -errno;
+		add_stuck(&r->levels[r->depth - 1], l->name);
+		note_stuck(r, r->depth - 1, l->name, errno);
+	}
+	for (size_t i = 0; i < l->stuck_count; i++)
+		free(l->stuck[i]);
+	free(l->stuck);
+	l->stuck = NULL;
+	l->stuck_count = 0;
+	r->depth--;
+	return 0;
+}
+
+/* beneath_remove_tree() and beneath_remove_tree_noting(): one walk. */
+static int remove_tree(int dirfd, const char *rel, char *left,
+		       void (*note)(void *ctx, const char *rel, int code), void *ctx)
+{
+	struct removal r = {.rel = rel, .note = note, .ctx = ctx};
 	char name[NAME_MAX + 1], sub[NAME_MAX + 1];
-	struct level *levels = NULL;
-	size_t depth = 0, cap = 0;
-	int parent, cur = -1, rc = 0, first_error = 0;
+	int parent, cur = -1, rc = 0;
+	bool told = false; /* every failure noted as it came */
 	struct stat st;
 
 	if (left)
 		left[0] = '\0';
 	parent = beneath_parent(dirfd, rel, name);
-	if (parent < 0)
+	if (parent < 0) {
+		if (parent != -ENOENT)
+			note_stuck(&r, 0, NULL, -parent);
 		return parent == -ENOENT ? 0 : parent;
+	}
 	if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		rc = errno == ENOENT ? 0 : -errno;
 		goto out;
@@ -485,102 +597,75 @@ int beneath_remove_tree(int dirfd, const char *rel, char *left)
 		rc = cur;
 		goto out;
 	}
-	levels = calloc(cap = 16, sizeof(*levels));
-	if (!levels) {
+	r.levels = calloc(r.cap = 16, sizeof(*r.levels));
+	if (!r.levels) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	snprintf(levels[0].name, sizeof(levels[0].name), "%s", name);
+	snprintf(r.levels[0].name, sizeof(r.levels[0].name), "%s", name);
 	fstat(cur, &st);
-	levels[0].dev = st.st_dev;
-	levels[0].ino = st.st_ino;
+	r.levels[0].dev = st.st_dev;
+	r.levels[0].ino = st.st_ino;
 	for (;;) {
-		struct level *l = &levels[depth];
-		int found = empty_files(cur, l, sub, &first_error), next;
+		int found = empty_files(&r, cur, sub);
 
 		if (found < 0) {
-			if (!first_error)
-				first_error = found;
+			if (!r.first_error)
+				r.first_error = found;
+			note_stuck(&r, r.depth, NULL, -found);
 			found = 0;
 		}
 		if (found) {
-			/* Down into @sub, remembering who it is. */
-			next = open_folder(cur, sub);
-			if (next < 0 || fstat(next, &st) < 0) {
-				if (!first_error)
-					first_error = next < 0 ? next : -errno;
-				if (next >= 0)
-					close(next);
-				add_stuck(l, sub);
-				continue;
-			}
-			if (depth + 1 == cap) {
-				struct level *grown = realloc(levels, cap * 2 * sizeof(*grown));
-
-				if (!grown) {
-					close(next);
-					rc = -ENOMEM;
-					goto out;
-				}
-				memset(grown + cap, 0, cap * sizeof(*grown));
-				levels = grown;
-				cap *= 2;
-			}
-			depth++;
-			memset(&levels[depth], 0, sizeof(levels[depth]));
-			snprintf(levels[depth].name, sizeof(levels[depth].name), "%s", sub);
-			levels[depth].dev = st.st_dev;
-			levels[depth].ino = st.st_ino;
-			close(cur);
-			cur = next;
+			rc = enter(&r, &cur, sub);
+			if (rc < 0)
+				goto out;
 			continue;
 		}
 		/* Empty of all it can lose: up, then remove it. */
-		if (depth == 0)
+		if (r.depth == 0)
 			break;
-		next = openat(cur, "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (next < 0 || fstat(next, &st) < 0 || st.st_dev != levels[depth - 1].dev ||
-		    st.st_ino != levels[depth - 1].ino) {
-			/* Moved under us: stop rather than remove anything elsewhere. */
-			if (next >= 0)
-				close(next);
-			rc = -ESTALE;
+		rc = leave(&r, &cur);
+		if (rc < 0)
 			goto out;
-		}
-		close(cur);
-		cur = next;
-		if (unlinkat(cur, l->name, AT_REMOVEDIR) < 0) {
-			if (!first_error)
-				first_error = -errno;
-			add_stuck(&levels[depth - 1], l->name);
-		}
-		for (size_t i = 0; i < l->stuck_count; i++)
-			free(l->stuck[i]);
-		free(l->stuck);
-		l->stuck = NULL;
-		l->stuck_count = 0;
-		depth--;
 	}
 	close(cur);
 	cur = -1;
-	if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT && !first_error)
-		first_error = -errno;
-	if (first_error && left && levels[0].stuck_count)
-		snprintf(left, PATH_MAX, "%s/%s", rel, levels[0].stuck[0]);
-	else if (first_error && left)
-		snprintf(left, PATH_MAX, "%s", rel);
-	rc = first_error;
-out:
-	for (size_t i = 0; levels && i <= depth && i < cap; i++) {
-		for (size_t k = 0; k < levels[i].stuck_count; k++)
-			free(levels[i].stuck[k]);
-		free(levels[i].stuck);
+	if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+		if (!r.first_error)
+			r.first_error = -errno;
+		note_stuck(&r, 0, NULL, errno);
 	}
-	free(levels);
+	if (r.first_error && left && r.levels[0].stuck_count)
+		snprintf(left, PATH_MAX, "%s/%s", rel, r.levels[0].stuck[0]);
+	else if (r.first_error && left)
+		snprintf(left, PATH_MAX, "%s", rel);
+	rc = r.first_error;
+	told = true;
+out:
+	/* A failure that stopped the walk (at the top, ESTALE, ENOMEM) is told here. */
+	if (rc < 0 && !told)
+		note_stuck(&r, r.levels ? r.depth : 0, NULL, -rc);
+	for (size_t i = 0; r.levels && i <= r.depth && i < r.cap; i++) {
+		for (size_t k = 0; k < r.levels[i].stuck_count; k++)
+			free(r.levels[i].stuck[k]);
+		free(r.levels[i].stuck);
+	}
+	free(r.levels);
 	if (cur >= 0)
 		close(cur);
 	close(parent);
 	return rc;
+}
+
+int beneath_remove_tree(int dirfd, const char *rel, char *left)
+{
+	return remove_tree(dirfd, rel, left, NULL, NULL);
+}
+
+int beneath_remove_tree_noting(int dirfd, const char *rel,
+			       void (*note)(void *ctx, const char *rel, int code), void *ctx)
+{
+	return remove_tree(dirfd, rel, NULL, note, ctx);
 }
 
 int beneath_private_folder(int dirfd, const char *where, const char *name, bool create,

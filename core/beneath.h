@@ -83,6 +83,15 @@ int beneath_stat(int dirfd, const char *rel, struct stat *st);
 int beneath_remove_tree(int dirfd, const char *rel, char *left);
 
 /**
+ * beneath_remove_tree() that tells @note (with @ctx) of each entry it could
+ * not remove, as it goes: its name beneath @dirfd ("@rel/..."; @rel itself
+ * for the tree's top) and the positive errno why. Returns 0 or the first
+ * -errno met, as beneath_remove_tree() does.
+ */
+int beneath_remove_tree_noting(int dirfd, const char *rel,
+			       void (*note)(void *ctx, const char *rel, int code), void *ctx);
+
+/**
  * Open the folder @name of the folder @dirfd (@where: its path, for
  * messages) that belongs to this process alone, making it (0700) if missing
  * and @create: it must be a folder, not a link, owned by this process's

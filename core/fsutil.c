@@ -2,6 +2,7 @@
 
 #include "asuser.h"
 #include "beneath.h"
+#include "pathbuf.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -159,9 +160,10 @@ int fsutil_open_trusted_folder(const char *path, bool create, char *real)
 	return fd < 0 ? -errno : fd;
 }
 
-DIR *fsutil_opendir(const char *path)
+/* opendir() of @path with @flags added (O_NOFOLLOW), as fsutil_opendir() opens. */
+static DIR *opendir_with(const char *path, int flags)
 {
-	int fd = open_noatime(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = open_noatime(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | flags);
 	DIR *d;
 
 	if (fd < 0) {
@@ -176,6 +178,16 @@ DIR *fsutil_opendir(const char *path)
 		errno = code;
 	}
 	return d;
+}
+
+DIR *fsutil_opendir(const char *path)
+{
+	return opendir_with(path, 0);
+}
+
+DIR *fsutil_opendir_nofollow(const char *path)
+{
+	return opendir_with(path, O_NOFOLLOW);
 }
 
 int fsutil_dirname(const char *path, char *out, size_t cap)
@@ -643,44 +655,51 @@ out:
 	return rc == -ENODATA ? -EIO : rc;
 }
 
-/* Remove the entry @name of folder @parent, and first what it holds if it is a folder. */
-static int remove_at(int parent, const char *name, int depth)
+/* What fsutil_remove_tree_noting() tells its caller's note: paths, not names beneath. */
+struct remove_note {
+	const char *prefix; /* the caller's path up to the folder holding the tree, '/' included */
+	size_t prefix_len;
+	void (*note)(void *ctx, const char *path, int code);
+	void *ctx;
+};
+
+static void note_path(void *ctx, const char *rel, int code)
 {
-	struct stat st;
-	int rc = 0;
+	const struct remove_note *n = ctx;
+	struct pathbuf path = PATHBUF_INIT;
 
-	if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISDIR(st.st_mode))
-		return unlinkat(parent, name, 0) < 0 && errno != ENOENT ? -errno : 0;
-	if (depth > 64)
-		return -ELOOP;
-	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (pathbuf_add(&path, n->prefix, n->prefix_len) == 0 && pathbuf_adds(&path, rel) == 0)
+		n->note(n->ctx, path.buf, code);
+	pathbuf_release(&path);
+}
 
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return -errno;
+int fsutil_remove_tree_noting(const char *path,
+			      void (*note)(void *ctx, const char *path, int code), void *ctx)
+{
+	const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+	struct remove_note n = {path, (size_t)(name - path), note, ctx};
+	char folder[PATH_MAX];
+	int fd, rc;
+
+	/* The folder holding it, opened by its name; the walk goes on beneath it. */
+	if (fsutil_dirname(path, folder, sizeof(folder)) < 0) {
+		rc = -ENAMETOOLONG;
+	} else if ((fd = open(folder, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		rc = errno == ENOENT ? 0 : -errno;
+	} else {
+		rc = note ? beneath_remove_tree_noting(fd, name, note_path, &n)
+			  : beneath_remove_tree(fd, name, NULL);
+		close(fd);
+		return rc;
 	}
-	for (struct dirent *e; (e = readdir(d));) {
-		int r;
-
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		r = remove_at(dirfd(d), e->d_name, depth + 1);
-		if (r < 0 && rc == 0)
-			rc = r;
-	}
-	closedir(d);
-	if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT && rc == 0)
-		rc = -errno;
+	if (rc < 0 && note)
+		note(ctx, path, -rc);
 	return rc;
 }
 
 int fsutil_remove_tree(const char *path)
 {
-	return remove_at(AT_FDCWD, path, 0);
+	return fsutil_remove_tree_noting(path, NULL, NULL);
 }
 
 int fsutil_read_whole(int fd, size_t max, char **data, size_t *len)

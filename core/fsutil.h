@@ -63,6 +63,9 @@ int fsutil_open_trusted_folder(const char *path, bool create, char *real);
 /** opendir() of @path, with O_NOATIME where allowed: reading a store leaves its times alone. */
 DIR *fsutil_opendir(const char *path);
 
+/** fsutil_opendir() that refuses a symbolic link as @path's last component (errno ELOOP). */
+DIR *fsutil_opendir_nofollow(const char *path);
+
 /** The folder of @path with links resolved, into @out (PATH_MAX bytes). Returns 0 or -errno. */
 int fsutil_real_dirname(const char *path, char *out);
 
@@ -182,11 +185,21 @@ int fsutil_copy_file(const char *from, const char *to);
 bool fsutil_all_zero(const void *buf, size_t len);
 
 /**
- * Remove @path: a file, or a folder with everything in it, never following
- * a symbolic link (a link is removed, not what it names). Returns 0 (also
- * when @path does not exist) or the first -errno met.
+ * Remove @path (no trailing '/'): a file, or a folder with everything in
+ * it, never following a symbolic link (a link is removed, not what it
+ * names). The folder holding @path is opened by its name (the caller trusts
+ * it); from there the walk is beneath_remove_tree()'s, through descriptors.
+ * Returns 0 (also when @path does not exist) or the first -errno met.
  */
 int fsutil_remove_tree(const char *path);
+
+/**
+ * fsutil_remove_tree() that tells @note (with @ctx) of each entry it could
+ * not remove, by its path ("@path/...", or @path) and the positive errno
+ * why (beneath_remove_tree_noting()). Returns as fsutil_remove_tree().
+ */
+int fsutil_remove_tree_noting(const char *path,
+			      void (*note)(void *ctx, const char *path, int code), void *ctx);
 
 /**
  * The whole of the regular file open on @fd, at most @max bytes, into a

@@ -4,6 +4,10 @@
  * copy_file_range), and a source shorter than asked is reported. The expected
  * content is what was written to the source; the holes are the source's own,
  * as SEEK_DATA/SEEK_HOLE report them.
+ *
+ * And its removal of a tree: everything under it goes, a link as itself
+ * (what it names stays), and what cannot go (an immutable folder) is named,
+ * file by file, by its path.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,10 +21,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "support.h"
 
 #define MiB (1u << 20)
 #define SIZE (40 * MiB)
@@ -163,6 +170,106 @@ static void test_copy_file(void **state)
 	unlink(src);
 }
 
+
+/* Make the file @path with the text @text. */
+static void make_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+/* fsutil_remove_tree: the tree goes, to any depth (deeper than the 64 levels its own walk
+ * once stopped at); a link goes as itself. */
+static void test_remove_tree(void **state)
+{
+	const char *dir = *state;
+	char outside[512], tree[512], deep[1024];
+	struct stat st;
+
+	assert_true(snprintf(outside, sizeof(outside), "%s/outside", dir) < (int)sizeof(outside));
+	assert_true(snprintf(tree, sizeof(tree), "%s/tree", dir) < (int)sizeof(tree));
+	assert_int_equal(mkdir(outside, 0755), 0);
+	make_file(support_path(outside, "keep"), "not in the tree");
+	assert_int_equal(mkdir(tree, 0755), 0);
+	strcpy(deep, tree);
+	for (int i = 0; i < 100; i++) {
+		assert_true(strlen(deep) + 3 < sizeof(deep));
+		strcat(deep, "/d");
+		assert_int_equal(mkdir(deep, 0755), 0);
+		make_file(support_path(deep, "f"), "a file");
+	}
+	assert_int_equal(symlink(outside, support_path(tree, "to-outside")), 0);
+	assert_int_equal(symlink(support_path(outside, "keep"), support_path(tree, "to-keep")), 0);
+	assert_int_equal(fsutil_remove_tree(tree), 0);
+	assert_int_equal(lstat(tree, &st), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(stat(support_path(outside, "keep"), &st), 0);
+	/* A link named alone goes, not what it names; a name that is not there is no fault. */
+	assert_int_equal(symlink(outside, tree), 0);
+	assert_int_equal(fsutil_remove_tree(tree), 0);
+	assert_int_equal(lstat(tree, &st), -1);
+	assert_int_equal(stat(support_path(outside, "keep"), &st), 0);
+	assert_int_equal(fsutil_remove_tree(tree), 0);
+}
+
+/* What fsutil_remove_tree_noting() told: "path (errno)" lines. */
+struct told {
+	char text[2048];
+};
+
+static void note(void *ctx, const char *path, int code)
+{
+	struct told *t = ctx;
+	size_t n = strlen(t->text);
+
+	assert_true(snprintf(t->text + n, sizeof(t->text) - n, "%s (%d)\n", path, code) <
+		    (int)(sizeof(t->text) - n));
+}
+
+/* Set or clear the immutable flag of @path; false where the file system has none. */
+static bool immutable(const char *path, bool on)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY), flags = 0;
+	bool done;
+
+	assert_true(fd >= 0);
+	done = ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+	flags = on ? flags | FS_IMMUTABLE_FL : flags & ~FS_IMMUTABLE_FL;
+	done = done && ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+	close(fd);
+	return done;
+}
+
+/* fsutil_remove_tree_noting: each file that stays is named by its path, then its folders, each
+ * with the errno of its own removal (an immutable folder refuses with EPERM). */
+static void test_remove_tree_noting(void **state)
+{
+	const char *dir = *state;
+	char tree[512], stuck[600], expected[2048];
+	struct told told = {{0}};
+	struct stat st;
+
+	assert_true(snprintf(tree, sizeof(tree), "%s/tree", dir) < (int)sizeof(tree));
+	assert_true(snprintf(stuck, sizeof(stuck), "%s/stuck", tree) < (int)sizeof(stuck));
+	assert_int_equal(mkdir(tree, 0755), 0);
+	make_file(support_path(tree, "goes"), "a file");
+	assert_int_equal(mkdir(stuck, 0755), 0);
+	make_file(support_path(stuck, "a.vsv"), "state");
+	if (!immutable(stuck, true))
+		skip();
+	assert_int_equal(fsutil_remove_tree_noting(tree, note, &told), -EPERM);
+	assert_true(immutable(stuck, false));
+	assert_true(snprintf(expected, sizeof(expected), "%s/a.vsv (%d)\n%s (%d)\n%s (%d)\n",
+			     stuck, EPERM, stuck, EPERM, tree, ENOTEMPTY) <
+		    (int)sizeof(expected));
+	assert_string_equal(told.text, expected);
+	assert_int_equal(lstat(support_path(tree, "goes"), &st), -1);
+	assert_int_equal(stat(support_path(stuck, "a.vsv"), &st), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -170,6 +277,10 @@ int main(void)
 		cmocka_unit_test(test_copy_between_file_systems),
 		cmocka_unit_test(test_short_source),
 		cmocka_unit_test(test_copy_file),
+		cmocka_unit_test_setup_teardown(test_remove_tree, support_setup_dir,
+						support_teardown_dir),
+		cmocka_unit_test_setup_teardown(test_remove_tree_noting, support_setup_dir,
+						support_teardown_dir),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
