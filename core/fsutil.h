@@ -63,7 +63,7 @@ int fsutil_open_trusted_folder(const char *path, bool create, char *real);
 /** opendir() of @path, with O_NOATIME where allowed: reading a store leaves its times alone. */
 DIR *fsutil_opendir(const char *path);
 
-/** fsutil_opendir() that refuses a symbolic link as @path's last component (errno ELOOP). */
+/** fsutil_opendir() that refuses a symbolic link as @path's last component (errno ENOTDIR). */
 DIR *fsutil_opendir_nofollow(const char *path);
 
 /** The folder of @path with links resolved, into @out (PATH_MAX bytes). Returns 0 or -errno. */

@@ -10,6 +10,11 @@
  *
  * The snapshot tree is kept in the configurations with the keys of
  * docs/FORMAT.md; where they are missing it is inferred from the disk chains.
+ *
+ * The folder names are core/hyperv.h's. The module is several files, one
+ * concept each (listed in store_internal.h). A struct store may be used
+ * from several threads at once (its shared parts take their own lock);
+ * every change to the store's files takes the store's lock (store_lock()).
  */
 #ifndef IMPEX_STORE_H
 #define IMPEX_STORE_H
@@ -326,13 +331,15 @@ struct store_new_vm {
 int store_create_vm(struct store *store, const struct store_new_vm *spec, char id[37],
 		    struct error *err);
 
-/* ---- changing VMs (store_snapshot.c) ---- */
+/* ---- snapshots and saved state (store_snapshot.c) ---- */
 
 /**
  * Take snapshot @name of VM @vm (name or GUID) as Hyper-V does: the
  * snapshot's configuration keeps the VM's current disks, frozen; each gets
  * a new differencing disk "<stem>_<SNAPSHOT-GUID>.avhd" that the VM goes on
- * in; the saved state, if any, is copied to Snapshots/<GUID>/. The new
+ * in; the saved state, if any, is copied to Snapshots/<GUID>/ by the rule
+ * of core/savedstate.h (the VM's GUID in a file's name made the
+ * snapshot's). The new
  * GUID goes into @id. Returns 0 or a negative errno with a message; on
  * failure the store is as it was.
  */
@@ -349,8 +356,13 @@ int store_snapshot_vm(struct store *store, const char *vm, const char *name, cha
 int store_apply_snapshot(struct store *store, const char *vm, const char *snapshot,
 			 struct error *err);
 
-/** Give VM @vm a saved state (opaque .vsv and .bin files, the .bin the memory's size). */
+/**
+ * Give VM @vm a saved state (opaque .vsv and .bin files, the .bin the
+ * memory's size; the .vsv, which marks it, put in place last).
+ */
 int store_save_state(struct store *store, const char *vm, struct error *err);
+
+/* ---- deleting VMs (store_delete.c) ---- */
 
 /**
  * Delete VM @vm: its configuration first, then its snapshots' (also those

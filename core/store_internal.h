@@ -112,15 +112,6 @@ int store_refuse_claimed(struct store_vm *vms, size_t count);
 /* ---- store_snapshot.c, used by store_delete.c ---- */
 
 /**
- * The VM @name_or_id of the store, listed into *@vms (*@count; caller frees
- * with store_vms_free() whatever is returned) and picked into *@vm. A VM
- * with a problem, or a disk with one, is refused (-EINVAL) for a change.
- * Returns 0 or a negative errno with a message.
- */
-int store_find_changeable(struct store *store, const char *name_or_id, struct store_vm **vms,
-			  size_t *count, const struct store_vm **vm, struct error *err);
-
-/**
  * Whether a VM of @vms other than @vm uses the file @path: in the chain of
  * one of its disks or of one of its snapshots' disks. A chain that cannot be
  * read sets *@uncertain.

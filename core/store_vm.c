@@ -1,11 +1,14 @@
 /*
- * Making VMs in a store: disks, adapters and a configuration laid out as
- * Hyper-V writes one.
+ * store_vm.c - making VMs in a store: disks, adapters and a configuration
+ * laid out as Hyper-V writes one.
  */
 #include "store.h"
 
 #include "config.h"
 #include "error.h"
+#include "hyperv.h"
+#include "pathbuf.h"
+#include "rollback.h"
 #include "vhd.h"
 
 #include <errno.h>
@@ -90,20 +93,9 @@ static void safe_file_name(const char *name, char *out, size_t cap)
 
 struct vm_draft {
 	char id[37];
-	char **disk_paths; /* created, removed on failure */
-	size_t disk_count;
+	struct rollback disks; /* the disks made, one for each of the spec's, removed on failure */
 	char ide_instance[37], scsi_instance[37];
 };
-
-static void remove_disks(struct vm_draft *d, bool unlink_them)
-{
-	for (size_t i = 0; i < d->disk_count; i++) {
-		if (unlink_them)
-			unlink(d->disk_paths[i]);
-		free(d->disk_paths[i]);
-	}
-	free(d->disk_paths);
-}
 
 /* Drives a controller has: Hyper-V's emulated IDE has two controllers of
  * two drives; a synthetic SCSI controller takes 64. */
@@ -133,9 +125,9 @@ static void write_controller(FILE *out, const struct store *s, const struct stor
 			open_tag(out, 2, controller);
 		}
 		snprintf(name, sizeof(name), "drive%u", n++ % per);
-		written = store_written_path(s, d->disk_paths[i]);
+		written = store_written_path(s, d->disks.paths[i]);
 		open_tag(out, 3, name);
-		leaf(out, 4, "pathname", "string", written ? written : d->disk_paths[i]);
+		leaf(out, 4, "pathname", "string", written ? written : d->disks.paths[i]);
 		leaf(out, 4, "type", "string", "VHD");
 		close_tag(out, 3, name);
 		free(written);
@@ -242,7 +234,7 @@ static char *vm_text(const struct store *s, const struct store_new_vm *spec, str
 	leaf(out, 2, "global_id", "string", d->id);
 	leaf(out, 2, "name", "string", spec->name);
 	leaf(out, 2, "subtype", "integer", spec->generation == 2 ? "1" : "0");
-	leaf(out, 2, "type_id", "string", "Virtual Machines");
+	leaf(out, 2, "type_id", "string", CONFIG_TYPE_VM);
 	leaf(out, 2, "version", "integer", "1280");
 	close_tag(out, 1, "properties");
 	open_tag(out, 1, "settings");
@@ -269,13 +261,14 @@ static char *vm_text(const struct store *s, const struct store_new_vm *spec, str
 static int store_create_vm_unlocked(struct store *s, const struct store_new_vm *spec,
 				    char id_out[37], struct error *err)
 {
-	struct vm_draft d = {0};
+	struct vm_draft d = {.disks = ROLLBACK_INIT};
 	struct store_switch *all = NULL;
 	const struct store_switch **chosen = NULL;
 	struct store_vm *vms = NULL;
 	struct config *config = NULL;
 	size_t n_all = 0, n_vms = 0, len = 0;
-	char base[NAME_MAX - 16], path[PATH_MAX], *text = NULL;
+	struct pathbuf path = PATHBUF_INIT;
+	char base[NAME_MAX - 16], *text = NULL;
 	enum disk_format format = spec->disk_format ? spec->disk_format
 				  : spec->generation == 2 ? DISK_FORMAT_VHDX
 							  : DISK_FORMAT_VHD;
@@ -315,16 +308,12 @@ static int store_create_vm_unlocked(struct store *s, const struct store_new_vm *
 	if (rc < 0)
 		return rc;
 	chosen = calloc(spec->switch_count ? spec->switch_count : 1, sizeof(*chosen));
-	d.disk_paths = calloc(spec->disk_count ? spec->disk_count : 1, sizeof(*d.disk_paths));
-	if (!chosen || !d.disk_paths) {
+	if (!chosen) {
 		rc = error_set(err, ENOMEM, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < spec->switch_count; i++) {
-		for (size_t j = 0; j < n_all && !chosen[i]; j++)
-			if (strcmp(all[j].name, spec->switches[i]) == 0 ||
-			    strcasecmp(all[j].id, spec->switches[i]) == 0)
-				chosen[i] = &all[j];
+		chosen[i] = store_find_switch(all, n_all, spec->switches[i]);
 		if (!chosen[i]) {
 			rc = error_set(err, ENOENT,
 				       "no virtual switch '%s' in the store (impex switch add)",
@@ -341,47 +330,48 @@ static int store_create_vm_unlocked(struct store *s, const struct store_new_vm *
 						.size = spec->disks[i].size};
 
 		if (i == 0)
-			snprintf(path, sizeof(path), "%s/Virtual Hard Disks/%s%s", store_root(s, 0),
-				 base, ext);
+			rc = pathbuf_setf(&path, "%s/%s/%s%s", store_root(s, 0), HYPERV_DISKS_DIR,
+					  base, ext);
 		else
-			snprintf(path, sizeof(path), "%s/Virtual Hard Disks/%s_%zu%s",
-				 store_root(s, 0), base, i + 1, ext);
-		rc = disk_create(path, &o, err);
+			rc = pathbuf_setf(&path, "%s/%s/%s_%zu%s", store_root(s, 0),
+					  HYPERV_DISKS_DIR, base, i + 1, ext);
+		rc = rc < 0 ? error_set(err, ENOMEM, "out of memory") : disk_create(path.buf, &o, err);
 		if (rc == -EEXIST) {
 			/* Another VM's name made the same file name: add this VM's GUID. */
-			snprintf(path, sizeof(path), "%s/Virtual Hard Disks/%s_%zu_%.8s%s",
-				 store_root(s, 0), base, i + 1, d.id, ext);
-			rc = disk_create(path, &o, err);
+			rc = pathbuf_setf(&path, "%s/%s/%s_%zu_%.8s%s", store_root(s, 0),
+					  HYPERV_DISKS_DIR, base, i + 1, d.id, ext);
+			rc = rc < 0 ? error_set(err, ENOMEM, "out of memory")
+				    : disk_create(path.buf, &o, err);
 		}
 		if (rc < 0)
 			goto out;
-		d.disk_paths[d.disk_count] = strdup(path);
-		if (!d.disk_paths[d.disk_count]) {
-			unlink(path);
+		if (rollback_add(&d.disks, path.buf) < 0) {
+			unlink(path.buf);
 			rc = error_set(err, ENOMEM, "out of memory");
 			goto out;
 		}
-		d.disk_count++;
 	}
 	text = vm_text(s, spec, &d, chosen, &len);
 	if (!text) {
 		rc = error_set(err, ENOMEM, "out of memory");
 		goto out;
 	}
-	snprintf(path, sizeof(path), "%s/Virtual Machines/%s.xml", store_root(s, 0), d.id);
-	rc = config_parse(&config, text, len, path, err);
+	rc = pathbuf_setf(&path, "%s/%s/%s.xml", store_root(s, 0), HYPERV_VMS_DIR, d.id) < 0
+		     ? error_set(err, ENOMEM, "out of memory")
+		     : config_parse(&config, text, len, path.buf, err);
 	if (rc == 0)
 		rc = config_set_filetime(config, "properties/creation_time", time(NULL), err);
 	if (rc == 0) {
 		config_set_encoding(config, CONFIG_UTF16LE);
-		rc = config_save(config, path, err);
+		rc = config_save(config, path.buf, err);
 	}
 	if (rc == 0 && id_out)
 		memcpy(id_out, d.id, 37);
 out:
 	config_free(config);
 	free(text);
-	remove_disks(&d, rc < 0);
+	rollback_finish(&d.disks, rc < 0, NULL, NULL);
+	pathbuf_release(&path);
 	free(chosen);
 	store_switches_free(all, n_all);
 	return rc;

@@ -1,8 +1,10 @@
 /*
  * Unit tests of core/store: resolving disk paths in their order, with
  * confinement; names; switches.txt; a VM made, snapshotted, applied and
- * deleted through the core API, checked on the files it leaves.
+ * deleted through the core API, checked on the files it leaves; a saved
+ * state carried whole by a snapshot and back by an apply.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -463,6 +465,102 @@ static void test_disk_file_names(void **state)
 	store_free(s);
 }
 
+
+/* The names in @dir, sorted, as "a b c" (an independent reading: readdir). */
+static char *names_in(const char *dir)
+{
+	struct dirent **list;
+	char *text = calloc(1, 4096);
+	int n = scandir(dir, &list, NULL, alphasort);
+
+	assert_non_null(text);
+	assert_true(n >= 0);
+	for (int i = 0; i < n; i++) {
+		if (list[i]->d_name[0] != '.' || strlen(list[i]->d_name) > 2) {
+			assert_true(strlen(text) + strlen(list[i]->d_name) + 2 < 4096);
+			if (text[0])
+				strcat(text, " ");
+			strcat(text, list[i]->d_name);
+		}
+		free(list[i]);
+	}
+	free(list);
+	return text;
+}
+
+/* The text of the small file @path. */
+static char *text_of(const char *path)
+{
+	uint64_t size = support_file_size(path);
+	char *text = calloc(1, size + 1);
+
+	assert_non_null(text);
+	support_read(path, 0, text, size);
+	return text;
+}
+
+/*
+ * A snapshot carries the saved state whole, by the rule of core/savedstate:
+ * every plain regular file, the VM's GUID in a name made the snapshot's,
+ * other names kept (a second .vsv no longer lands on the first); a link
+ * goes not (once its target's bytes were copied over the .bin). Applied,
+ * the snapshot's state comes back under the VM's GUID.
+ */
+static void test_saved_state_whole(void **state)
+{
+	char *dir = *state, *names, *text, expected[512];
+	struct store_new_disk disk = {CONFIG_BUS_IDE, 8 * MiB};
+	struct store_new_vm spec = {
+		.name = "blog", .generation = 1, .disks = &disk, .disk_count = 1, .memory_mib = 1};
+	char id[37], snap[37], folder[PATH_MAX], path[PATH_MAX + 64];
+	struct store *s;
+	struct error err;
+
+	assert_int_equal(store_init(dir, &err), 0);
+	s = open_store(dir, NULL, false);
+	assert_int_equal(store_create_vm(s, &spec, id, &err), 0);
+	assert_int_equal(store_save_state(s, "blog", &err), 0);
+	assert_true(snprintf(folder, sizeof(folder), "%s/Virtual Machines/%s", dir, id) <
+		    (int)sizeof(folder));
+	snprintf(path, sizeof(path), "%s/%s.vmrs", folder, id);
+	make_file(path, "runtime");
+	snprintf(path, sizeof(path), "%s/extra.vsv", folder);
+	make_file(path, "a second state file");
+	make_file(support_path(dir, "secret"), "not the VM's");
+	snprintf(path, sizeof(path), "%s/link.bin", folder);
+	assert_int_equal(symlink(support_path(dir, "secret"), path), 0);
+
+	assert_int_equal(store_snapshot_vm(s, "blog", "one", snap, &err), 0);
+	snprintf(folder, sizeof(folder), "%s/Snapshots/%s", dir, snap);
+	names = names_in(folder);
+	snprintf(expected, sizeof(expected), "%s.bin %s.vmrs %s.vsv extra.vsv", snap, snap, snap);
+	assert_string_equal(names, expected);
+	free(names);
+	snprintf(path, sizeof(path), "%s/%s.vmrs", folder, snap);
+	text = text_of(path);
+	assert_string_equal(text, "runtime");
+	free(text);
+	snprintf(path, sizeof(path), "%s/%s.bin", folder, snap);
+	assert_int_equal(support_file_size(path), 1 * MiB);
+
+	/* Applied: the VM's own state is set aside and gone, the snapshot's named after the VM. */
+	assert_int_equal(store_apply_snapshot(s, "blog", snap, &err), 0);
+	snprintf(folder, sizeof(folder), "%s/Virtual Machines/%s", dir, id);
+	names = names_in(folder);
+	snprintf(expected, sizeof(expected), "%s.bin %s.vmrs %s.vsv extra.vsv", id, id, id);
+	assert_string_equal(names, expected);
+	free(names);
+	snprintf(path, sizeof(path), "%s/extra.vsv", folder);
+	text = text_of(path);
+	assert_string_equal(text, "a second state file");
+	free(text);
+	names = names_in(support_path(dir, "Virtual Machines"));
+	snprintf(expected, sizeof(expected), "%s %s.xml", id, id);
+	assert_string_equal(names, expected);
+	free(names);
+	store_free(s);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, support_setup_dir, support_teardown_dir)
@@ -470,6 +568,7 @@ int main(void)
 		T(test_open_and_names),	 T(test_resolve_order), T(test_written_path),
 		T(test_switches),	 T(test_vm_life),	T(test_ambiguous_and_unfinished),
 		T(test_disk_file_names), T(test_pick_by_name),	T(test_check),
+		T(test_saved_state_whole),
 	};
 #undef T
 
