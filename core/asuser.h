@@ -69,6 +69,7 @@ enum asuser_others {
 	ASUSER_OTHERS_REFUSED, /* -EACCES */
 };
 
+/* Filled before the threads that use it take it (asuser_scope_set()), then read-only. */
 struct asuser_scope {
 	int folder_fd;	    /* the export folder: its names are opened beneath it, no link followed */
 	const char *folder; /* its absolute path, as names of it are written */

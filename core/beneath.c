@@ -26,7 +26,8 @@
 /* How many times an openat2 that raced a rename (EAGAIN) is tried again. */
 #define RETRIES 64
 
-/* 0: not known yet; 1: openat2 works; 2: walk (no openat2, refused, or forced). */
+/* 0: not known yet; 1: openat2 works; 2: walk (no openat2, refused, or forced). Read and
+ * written by any thread: atomic, no lock. */
 static atomic_int mode_known;
 
 void beneath_force_walk(bool walk)

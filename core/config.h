@@ -8,6 +8,9 @@
  * "properties/name", "_83f8638b-8dca-4152-9eda-2ca8b33039b4_/controller0/drive1/pathname".
  * Leaves are elements without element children; their "type" attribute
  * (string, integer, bool, bytes) is kept as it is.
+ *
+ * A struct config belongs to one thread at a time. The module's files are
+ * listed in config_internal.h.
  */
 #ifndef IMPEX_CONFIG_H
 #define IMPEX_CONFIG_H

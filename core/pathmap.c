@@ -18,6 +18,8 @@ struct pathmap_entry {
 	char *real;    /* target with links resolved, when it exists and differs; else NULL */
 };
 
+/* Filled by pathmap_add() before the map is shared, then read-only: threads read it without
+ * a lock. */
 struct pathmap {
 	struct pathmap_entry *entries;
 	size_t count;

@@ -6,6 +6,9 @@
  * Windows paths are compared case-insensitively (ASCII) on whole components;
  * "." and ".." are resolved lexically and may not climb above the drive or
  * share. The longest matching prefix wins.
+ *
+ * A map is built (pathmap_add()) before it is shared, then only read: any
+ * thread may read it without a lock.
  */
 #ifndef IMPEX_PATHMAP_H
 #define IMPEX_PATHMAP_H

@@ -21,7 +21,8 @@
 #include <wctype.h>
 
 static pthread_once_t case_once = PTHREAD_ONCE_INIT;
-static locale_t case_locale; /* C.UTF-8 for towlower_l(), or 0: ASCII only */
+/* C.UTF-8 for towlower_l(), or 0: ASCII only. Set once under case_once, then read-only. */
+static locale_t case_locale;
 
 static void case_locale_make(void)
 {
