@@ -420,7 +420,7 @@ static int open_folder(int parent, const char *name)
 /* A removal under way: where it is, and what it could not remove. */
 struct removal {
 	const char *rel;      /* the tree, as named beneath the caller's folder */
-	struct level *levels; /* levels[0] is the tree's top, levels[depth] the folder being emptied */
+	struct level *levels; /* [0] the tree's top, [depth] the folder being emptied */
 	size_t depth, cap;
 	int first_error;
 	void (*note)(void *ctx, const char *rel, int code);

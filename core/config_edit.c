@@ -368,7 +368,7 @@ int config_set(struct config *c, const char *path, const char *type, const char 
 		}
 	}
 	return set_leaf_text(c, node, value, !created) < 0 ? error_set(err, ENOMEM, "out of memory")
-							  : 0;
+							   : 0;
 }
 
 int config_set_int(struct config *c, const char *path, int64_t value, struct error *err)

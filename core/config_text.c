@@ -16,8 +16,8 @@
 /* What ends a name in a tag (the text is well-formed: libxml2 read it). */
 static bool ends_name(char ch)
 {
-	return ch == '\0' || config_is_xml_space(ch) || ch == '/' || ch == '>' || ch == '=' || ch == '<' ||
-	       ch == '"' || ch == '\'';
+	return ch == '\0' || config_is_xml_space(ch) || ch == '/' || ch == '>' || ch == '=' ||
+	       ch == '<' || ch == '"' || ch == '\'';
 }
 
 /* Does the text at [from, to) spell @node's name, its prefix included? */

@@ -382,7 +382,8 @@ static bool declared_encoding(const char *text, size_t *from, size_t *to)
 	const char *end = strstr(text, "?>"), *e = strstr(text, "encoding"), *close;
 	char quote;
 
-	if (strncmp(text, "<?xml", 5) != 0 || !config_is_xml_space(text[5]) || !end || !e || e > end)
+	if (strncmp(text, "<?xml", 5) != 0 || !config_is_xml_space(text[5]) || !end || !e ||
+	    e > end)
 		return false;
 	for (e += 8; config_is_xml_space(*e); e++)
 		;

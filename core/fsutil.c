@@ -673,8 +673,8 @@ static void note_path(void *ctx, const char *rel, int code)
 	pathbuf_release(&path);
 }
 
-int fsutil_remove_tree_noting(const char *path,
-			      void (*note)(void *ctx, const char *path, int code), void *ctx)
+int fsutil_remove_tree_noting(const char *path, void (*note)(void *ctx, const char *path, int code),
+			      void *ctx)
 {
 	const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
 	struct remove_note n = {path, (size_t)(name - path), note, ctx};

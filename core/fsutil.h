@@ -198,8 +198,8 @@ int fsutil_remove_tree(const char *path);
  * not remove, by its path ("@path/...", or @path) and the positive errno
  * why (beneath_remove_tree_noting()). Returns as fsutil_remove_tree().
  */
-int fsutil_remove_tree_noting(const char *path,
-			      void (*note)(void *ctx, const char *path, int code), void *ctx);
+int fsutil_remove_tree_noting(const char *path, void (*note)(void *ctx, const char *path, int code),
+			      void *ctx);
 
 /**
  * The whole of the regular file open on @fd, at most @max bytes, into a

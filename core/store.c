@@ -194,7 +194,8 @@ int store_check_root(const char *root, struct error *err)
 		return error_errno(err, -rc, "cannot look into", root);
 	if (rc < 0)
 		return error_set(err, ENOENT,
-				 "'%s' is not a Hyper-V store: no '" HYPERV_VMS_DIR "' folder", root);
+				 "'%s' is not a Hyper-V store: no '" HYPERV_VMS_DIR "' folder",
+				 root);
 	if (!S_ISDIR(st.st_mode))
 		return error_set(err, ENOTDIR,
 				 "'%s' is not a Hyper-V store: its '" HYPERV_VMS_DIR

@@ -81,8 +81,8 @@ char *store_format_text(const char *fmt, ...) __attribute__((format(printf, 1, 2
  * Returns 0, or a negative errno with a message (a transient fault, or
  * ENOMEM) and nothing in *@disks.
  */
-int store_resolve_disks(struct store *store, const struct config *config,
-			struct store_disk **disks, size_t *count, struct error *err);
+int store_resolve_disks(struct store *store, const struct config *config, struct store_disk **disks,
+			size_t *count, struct error *err);
 
 /** Free @count @disks. NULL-safe. */
 void store_disks_free(struct store_disk *disks, size_t count);

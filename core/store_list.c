@@ -83,11 +83,18 @@ static bool guid_of_name(const char *name, char id[37])
 	return true;
 }
 
-/* The names in @dir that may be configurations, sorted; none when @dir does not exist. */
-static int list_configs(const char *dir, char ***names, size_t *count)
+/* The names in @root's folder @kind (HYPERV_VMS_DIR, HYPERV_SNAPSHOTS_DIR) that may be
+ * configurations, sorted; none when the folder does not exist. Returns 0 or -errno. */
+static int list_configs(const char *root, const char *kind, char ***names, size_t *count)
 {
-	int rc = fsutil_list_names(dir, is_config_name, names, count);
+	struct pathbuf dir = PATHBUF_INIT;
+	int rc = pathbuf_setf(&dir, "%s/%s", root, kind);
 
+	*names = NULL;
+	*count = 0;
+	if (rc == 0)
+		rc = fsutil_list_names(dir.buf, is_config_name, names, count);
+	pathbuf_release(&dir);
 	return rc == -ENOENT ? 0 : rc;
 }
 
@@ -235,7 +242,8 @@ static int load_vm(struct store *s, const char *root, const char *file, struct s
 	if (!named)
 		memcpy(vm->id, id.id, sizeof(vm->id));
 	else if (strcasecmp(id.id, vm->id) != 0)
-		vm->problem = store_format_text("'%s' says its VM is %s, not the %s of its file name",
+		vm->problem =
+			store_format_text("'%s' says its VM is %s, not the %s of its file name",
 					  vm->config_path, id.id, vm->id);
 	vm->name = id.name;
 	id.name = NULL;
@@ -254,7 +262,7 @@ static int load_vm(struct store *s, const char *root, const char *file, struct s
 		if (fault && !vm->problem) {
 			/* Not "no saved state": a VM shown without it would be wrong. */
 			vm->problem = store_format_text("cannot read the saved state of '%s': %s",
-						  vm->config_path, strerror(fault));
+							vm->config_path, strerror(fault));
 			vm->problem_code = fault;
 		}
 	}
@@ -333,7 +341,8 @@ static int load_snapshot(struct store *s, const char *root, const char *file, st
 	{
 		int fault = 0;
 
-		snap.saved_state = saved_state_folder(s, root, HYPERV_SNAPSHOTS_DIR, snap.id, &fault);
+		snap.saved_state =
+			saved_state_folder(s, root, HYPERV_SNAPSHOTS_DIR, snap.id, &fault);
 		if (fault)
 			rc = -fault;
 	}
@@ -379,18 +388,15 @@ int store_list(struct store *s, struct store_vm **out, size_t *out_count, struct
 	if (s->recorded && store_read_records(s, false) < 0)
 		return error_set(err, ENOMEM, "out of memory");
 	for (size_t r = 0; r < s->root_count && rc == 0; r++) {
-		struct pathbuf dir = PATHBUF_INIT;
 		char **files = NULL;
 		size_t n = 0;
 
-		rc = pathbuf_setf(&dir, "%s/%s", s->roots[r], HYPERV_VMS_DIR);
-		if (rc == 0)
-			rc = list_configs(dir.buf, &files, &n);
-		if (rc < 0)
-			rc = error_errno(err, -rc, "cannot read", dir.buf);
-		pathbuf_release(&dir);
-		if (rc < 0)
+		rc = list_configs(s->roots[r], HYPERV_VMS_DIR, &files, &n);
+		if (rc < 0) {
+			rc = error_set(err, -rc, "cannot read '%s/%s': %s", s->roots[r],
+				       HYPERV_VMS_DIR, strerror(-rc));
 			break;
+		}
 		if (n) {
 			struct store_vm *grown = realloc(vms, (count + n) * sizeof(*grown));
 
@@ -409,9 +415,9 @@ int store_list(struct store *s, struct store_vm **out, size_t *out_count, struct
 			first = rc == 0 && vm->id[0] ? vm_by_id(vms, count, vm->id) : NULL;
 			if (first && first >= vms + here && !first->problem)
 				/* Two files of one folder claim the VM: which is it? */
-				first->problem = store_format_text("'%s' and '%s' both describe VM %s",
-							     first->config_path, vm->config_path,
-							     vm->id);
+				first->problem = store_format_text(
+					"'%s' and '%s' both describe VM %s", first->config_path,
+					vm->config_path, vm->id);
 			if (rc < 0 || first)
 				/* A VM listed already (from another root) keeps its first place. */
 				vm_release(vm);
@@ -421,14 +427,10 @@ int store_list(struct store *s, struct store_vm **out, size_t *out_count, struct
 		fsutil_names_free(files, n);
 	}
 	for (size_t r = 0; r < s->root_count && rc == 0; r++) {
-		struct pathbuf dir = PATHBUF_INIT;
 		char **files = NULL;
 		size_t n = 0;
 
-		rc = pathbuf_setf(&dir, "%s/%s", s->roots[r], HYPERV_SNAPSHOTS_DIR);
-		if (rc == 0)
-			rc = list_configs(dir.buf, &files, &n);
-		pathbuf_release(&dir);
+		rc = list_configs(s->roots[r], HYPERV_SNAPSHOTS_DIR, &files, &n);
 		for (size_t i = 0; i < n && rc == 0; i++)
 			rc = load_snapshot(s, s->roots[r], files[i], vms, count);
 		fsutil_names_free(files, n);

@@ -110,8 +110,8 @@ static int resolve(struct store *s, const char *config_path, const char *written
 			*how = strdup("next to the configuration");
 	}
 	for (size_t i = 0; rc == 0 && *name && i < s->root_count; i++) {
-		if (snprintf(candidate, sizeof(candidate), "%s/%s/%s", s->roots[i], HYPERV_DISKS_DIR,
-			     name) >= (int)sizeof(candidate))
+		if (snprintf(candidate, sizeof(candidate), "%s/%s/%s", s->roots[i],
+			     HYPERV_DISKS_DIR, name) >= (int)sizeof(candidate))
 			continue;
 		rc = try_disk(s, &r, candidate, path);
 		if (rc)
@@ -261,9 +261,10 @@ static int check_found_chain(struct store *s, const char *config_path, struct st
 		return 0;
 	if (error_is_transient(e.code))
 		return error_set(err, e.code, "%s", error_message(&e));
-	d->problem = store_format_text("disk '%s' of '%s' is not used: found by its name alone as '%s', "
-				 "a differencing disk whose chain does not match: %s",
-				 d->written, config_path, d->path, error_message(&e));
+	d->problem =
+		store_format_text("disk '%s' of '%s' is not used: found by its name alone as '%s', "
+				  "a differencing disk whose chain does not match: %s",
+				  d->written, config_path, d->path, error_message(&e));
 	free(d->path);
 	free(d->how);
 	d->path = d->how = NULL;

@@ -65,7 +65,9 @@ static int vm_place(const struct store_vm *vm, const char *folder, const char *n
 	for (int up = 0; up < 2 && !out->err; up++) {
 		const char *slash = strrchr(out->buf, '/');
 
-		pathbuf_truncate(out, !slash ? 0 : slash == out->buf ? 1 : (size_t)(slash - out->buf));
+		pathbuf_truncate(out, !slash		  ? 0
+				      : slash == out->buf ? 1
+							  : (size_t)(slash - out->buf));
 	}
 	pathbuf_join(out, folder);
 	pathbuf_join(out, name);
@@ -393,7 +395,8 @@ out:
 
 static int store_save_state_unlocked(struct store *s, const char *vm_name, struct error *err)
 {
-	static const char *const parts[] = {"bin", "vsv"}; /* the .vsv, which marks the state, last */
+	static const char *const parts[] = {"bin",
+					    "vsv"}; /* the .vsv, which marks the state, last */
 	struct store_vm *vms = NULL;
 	const struct store_vm *vm;
 	struct config *config = NULL;

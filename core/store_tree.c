@@ -221,14 +221,14 @@ int store_refuse_claimed(struct store_vm *vms, size_t count)
 						owner = claims[low].vm;
 				if (!owner)
 					continue;
-				disk->problem =
-					store_format_text("disk '%s' of '%s' is not used: found by its "
-						    "name alone as '%s', "
-						    "which VM '%s' (%s) names by its path",
-						    disk->written,
-						    k == 0 ? vms[i].config_path
-							   : vms[i].snapshots[k - 1].config_path,
-						    disk->path, owner->name, owner->id);
+				disk->problem = store_format_text(
+					"disk '%s' of '%s' is not used: found by its "
+					"name alone as '%s', "
+					"which VM '%s' (%s) names by its path",
+					disk->written,
+					k == 0 ? vms[i].config_path
+					       : vms[i].snapshots[k - 1].config_path,
+					disk->path, owner->name, owner->id);
 				free(disk->path);
 				free(disk->how);
 				disk->path = disk->how = NULL;

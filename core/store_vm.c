@@ -335,7 +335,8 @@ static int store_create_vm_unlocked(struct store *s, const struct store_new_vm *
 		else
 			rc = pathbuf_setf(&path, "%s/%s/%s_%zu%s", store_root(s, 0),
 					  HYPERV_DISKS_DIR, base, i + 1, ext);
-		rc = rc < 0 ? error_set(err, ENOMEM, "out of memory") : disk_create(path.buf, &o, err);
+		rc = rc < 0 ? error_set(err, ENOMEM, "out of memory")
+			    : disk_create(path.buf, &o, err);
 		if (rc == -EEXIST) {
 			/* Another VM's name made the same file name: add this VM's GUID. */
 			rc = pathbuf_setf(&path, "%s/%s/%s_%zu_%.8s%s", store_root(s, 0),

@@ -137,3 +137,22 @@ uint32_t support_checksum(const uint8_t *raw, size_t len, size_t at)
 			sum += raw[i];
 	return ~sum;
 }
+
+void support_write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+char *support_read_text(const char *path)
+{
+	uint64_t size = support_file_size(path);
+	char *text = calloc(1, size + 1);
+
+	assert_non_null(text);
+	support_read(path, 0, text, size);
+	return text;
+}

@@ -31,6 +31,12 @@ void support_patch(const char *path, uint64_t offset, const void *buf, size_t le
 uint32_t support_be32(const char *path, uint64_t offset);
 uint64_t support_be64(const char *path, uint64_t offset);
 
+/** Make the new file @path holding @text (fails the test if it exists). */
+void support_write_text(const char *path, const char *text);
+
+/** The whole of the small file @path as a new string (caller frees). */
+char *support_read_text(const char *path);
+
 /** Size of @path in bytes. */
 uint64_t support_file_size(const char *path);
 

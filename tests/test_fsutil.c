@@ -170,17 +170,6 @@ static void test_copy_file(void **state)
 	unlink(src);
 }
 
-
-/* Make the file @path with the text @text. */
-static void make_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
-
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	close(fd);
-}
-
 /* fsutil_remove_tree: the tree goes, to any depth (deeper than the 64 levels its own walk
  * once stopped at); a link goes as itself. */
 static void test_remove_tree(void **state)
@@ -192,14 +181,14 @@ static void test_remove_tree(void **state)
 	assert_true(snprintf(outside, sizeof(outside), "%s/outside", dir) < (int)sizeof(outside));
 	assert_true(snprintf(tree, sizeof(tree), "%s/tree", dir) < (int)sizeof(tree));
 	assert_int_equal(mkdir(outside, 0755), 0);
-	make_file(support_path(outside, "keep"), "not in the tree");
+	support_write_text(support_path(outside, "keep"), "not in the tree");
 	assert_int_equal(mkdir(tree, 0755), 0);
 	strcpy(deep, tree);
 	for (int i = 0; i < 100; i++) {
 		assert_true(strlen(deep) + 3 < sizeof(deep));
 		strcat(deep, "/d");
 		assert_int_equal(mkdir(deep, 0755), 0);
-		make_file(support_path(deep, "f"), "a file");
+		support_write_text(support_path(deep, "f"), "a file");
 	}
 	assert_int_equal(symlink(outside, support_path(tree, "to-outside")), 0);
 	assert_int_equal(symlink(support_path(outside, "keep"), support_path(tree, "to-keep")), 0);
@@ -255,16 +244,15 @@ static void test_remove_tree_noting(void **state)
 	assert_true(snprintf(tree, sizeof(tree), "%s/tree", dir) < (int)sizeof(tree));
 	assert_true(snprintf(stuck, sizeof(stuck), "%s/stuck", tree) < (int)sizeof(stuck));
 	assert_int_equal(mkdir(tree, 0755), 0);
-	make_file(support_path(tree, "goes"), "a file");
+	support_write_text(support_path(tree, "goes"), "a file");
 	assert_int_equal(mkdir(stuck, 0755), 0);
-	make_file(support_path(stuck, "a.vsv"), "state");
+	support_write_text(support_path(stuck, "a.vsv"), "state");
 	if (!immutable(stuck, true))
 		skip();
 	assert_int_equal(fsutil_remove_tree_noting(tree, note, &told), -EPERM);
 	assert_true(immutable(stuck, false));
-	assert_true(snprintf(expected, sizeof(expected), "%s/a.vsv (%d)\n%s (%d)\n%s (%d)\n",
-			     stuck, EPERM, stuck, EPERM, tree, ENOTEMPTY) <
-		    (int)sizeof(expected));
+	assert_true(snprintf(expected, sizeof(expected), "%s/a.vsv (%d)\n%s (%d)\n%s (%d)\n", stuck,
+			     EPERM, stuck, EPERM, tree, ENOTEMPTY) < (int)sizeof(expected));
 	assert_string_equal(told.text, expected);
 	assert_int_equal(lstat(support_path(tree, "goes"), &st), -1);
 	assert_int_equal(stat(support_path(stuck, "a.vsv"), &st), 0);

@@ -13,7 +13,8 @@
 
 #include <cmocka.h>
 
-/* libjansson reads back what the writer wrote: the writer's names (jsonw_) do not clash with its. */
+/* libjansson reads back what the writer wrote: the writer's names (jsonw_) do not clash with its.
+ */
 #include <jansson.h>
 
 #include "json.h"

@@ -26,29 +26,10 @@
 #include "savedstate.h"
 #include "support.h"
 
-#define OLD "0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9"
+#define OLD	  "0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9"
 #define OLD_LOWER "0a1b2c3d-4e5f-4061-8293-a4b5c6d7e8f9"
-#define NEW "ABCDEF12-3456-4789-8ABC-DEF012345678"
+#define NEW	  "ABCDEF12-3456-4789-8ABC-DEF012345678"
 #define NEW_LOWER "abcdef12-3456-4789-8abc-def012345678"
-
-static void make_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	close(fd);
-}
-
-static char *text_of(const char *path)
-{
-	uint64_t size = support_file_size(path);
-	char *text = calloc(1, size + 1);
-
-	assert_non_null(text);
-	support_read(path, 0, text, size);
-	return text;
-}
 
 /* A saved-state folder "@dir/state" with every kind of entry; its path. */
 static const char *hostile_state(const char *dir)
@@ -57,13 +38,13 @@ static const char *hostile_state(const char *dir)
 
 	assert_true(snprintf(state, sizeof(state), "%s/state", dir) < (int)sizeof(state));
 	assert_int_equal(mkdir(state, 0755), 0);
-	make_file(support_path(state, OLD ".vsv"), "vsv");
-	make_file(support_path(state, OLD_LOWER ".bin"), "bin");
-	make_file(support_path(state, "{" OLD "}-" OLD ".txt"), "twice");
-	make_file(support_path(state, "notes"), "kept as it is");
-	make_file(support_path(state, ".rsync-temp.bin"), "hidden");
-	make_file(support_path(state, "bell\007.bin"), "a control character");
-	make_file(support_path(dir, "secret"), "not the state's");
+	support_write_text(support_path(state, OLD ".vsv"), "vsv");
+	support_write_text(support_path(state, OLD_LOWER ".bin"), "bin");
+	support_write_text(support_path(state, "{" OLD "}-" OLD ".txt"), "twice");
+	support_write_text(support_path(state, "notes"), "kept as it is");
+	support_write_text(support_path(state, ".rsync-temp.bin"), "hidden");
+	support_write_text(support_path(state, "bell\007.bin"), "a control character");
+	support_write_text(support_path(dir, "secret"), "not the state's");
 	assert_int_equal(symlink(support_path(dir, "secret"), support_path(state, "link.bin")), 0);
 	assert_int_equal(mkfifo(support_path(state, "fifo.bin"), 0600), 0);
 	assert_int_equal(mkdir(support_path(state, "sub.vsv"), 0755), 0);
@@ -99,9 +80,9 @@ static void test_files(void **state)
 	free(files);
 	/* The folder's own name is no link either. */
 	assert_int_equal(symlink(folder, support_path(dir, "via-link")), 0);
-	assert_int_equal(savedstate_files(support_path(dir, "via-link"), NULL, 0, &files, &count,
-					  &err),
-			 -ENOTDIR);
+	assert_int_equal(
+		savedstate_files(support_path(dir, "via-link"), NULL, 0, &files, &count, &err),
+		-ENOTDIR);
 	assert_non_null(strstr(err.message, "via-link"));
 }
 
@@ -120,7 +101,7 @@ static void test_copy(void **state)
 	assert_int_equal(made.count, 5);
 	assert_string_equal(made.paths[0], to);
 	assert_string_equal(made.paths[4], support_path(to, NEW ".vsv"));
-	text = text_of(support_path(to, "{" NEW "}-" NEW ".txt"));
+	text = support_read_text(support_path(to, "{" NEW "}-" NEW ".txt"));
 	assert_string_equal(text, "twice");
 	free(text);
 	assert_int_equal(stat(support_path(to, NEW_LOWER ".bin"), &st), 0);
@@ -135,10 +116,10 @@ static void test_copy(void **state)
 
 	/* Into a folder that exists: never over a name; the folder is not the copy's. */
 	assert_int_equal(mkdir(to, 0755), 0);
-	make_file(support_path(to, NEW ".vsv"), "there before");
+	support_write_text(support_path(to, NEW ".vsv"), "there before");
 	assert_int_equal(savedstate_copy(folder, to, &rename, 1, &made, &err), -EEXIST);
 	rollback_finish(&made, true, NULL, NULL);
-	text = text_of(support_path(to, NEW ".vsv"));
+	text = support_read_text(support_path(to, NEW ".vsv"));
 	assert_string_equal(text, "there before");
 	free(text);
 	assert_int_equal(lstat(support_path(to, "notes"), &st), -1);
@@ -170,7 +151,7 @@ static void test_rollback(void **state)
 	struct rollback made = ROLLBACK_INIT;
 	struct stat st;
 
-	make_file(support_path(dir, "a"), "a");
+	support_write_text(support_path(dir, "a"), "a");
 	assert_int_equal(rollback_add(&made, support_path(dir, "a")), 0);
 	rollback_finish(&made, false, NULL, NULL);
 	assert_int_equal(stat(support_path(dir, "a"), &st), 0);

@@ -465,7 +465,6 @@ static void test_disk_file_names(void **state)
 	store_free(s);
 }
 
-
 /* The names in @dir, sorted, as "a b c" (an independent reading: readdir). */
 static char *names_in(const char *dir)
 {
@@ -485,17 +484,6 @@ static char *names_in(const char *dir)
 		free(list[i]);
 	}
 	free(list);
-	return text;
-}
-
-/* The text of the small file @path. */
-static char *text_of(const char *path)
-{
-	uint64_t size = support_file_size(path);
-	char *text = calloc(1, size + 1);
-
-	assert_non_null(text);
-	support_read(path, 0, text, size);
 	return text;
 }
 
@@ -537,7 +525,7 @@ static void test_saved_state_whole(void **state)
 	assert_string_equal(names, expected);
 	free(names);
 	snprintf(path, sizeof(path), "%s/%s.vmrs", folder, snap);
-	text = text_of(path);
+	text = support_read_text(path);
 	assert_string_equal(text, "runtime");
 	free(text);
 	snprintf(path, sizeof(path), "%s/%s.bin", folder, snap);
@@ -551,7 +539,7 @@ static void test_saved_state_whole(void **state)
 	assert_string_equal(names, expected);
 	free(names);
 	snprintf(path, sizeof(path), "%s/extra.vsv", folder);
-	text = text_of(path);
+	text = support_read_text(path);
 	assert_string_equal(text, "a second state file");
 	free(text);
 	names = names_in(support_path(dir, "Virtual Machines"));
@@ -565,9 +553,9 @@ int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, support_setup_dir, support_teardown_dir)
 	const struct CMUnitTest tests[] = {
-		T(test_open_and_names),	 T(test_resolve_order), T(test_written_path),
-		T(test_switches),	 T(test_vm_life),	T(test_ambiguous_and_unfinished),
-		T(test_disk_file_names), T(test_pick_by_name),	T(test_check),
+		T(test_open_and_names),	   T(test_resolve_order), T(test_written_path),
+		T(test_switches),	   T(test_vm_life),	  T(test_ambiguous_and_unfinished),
+		T(test_disk_file_names),   T(test_pick_by_name),  T(test_check),
 		T(test_saved_state_whole),
 	};
 #undef T
