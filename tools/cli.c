@@ -14,35 +14,38 @@
 #include <string.h>
 #include <strings.h>
 
+/* "impex: " and @prefix, the message, then @end, on standard error. */
+static void say(const char *prefix, const char *end, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "impex: %s", prefix);
+	vfprintf(stderr, fmt, ap);
+	fputs(end, stderr);
+}
+
 void cli_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("impex: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	say("", "\n", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 void cli_warning(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("impex: warning: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	say("warning: ", "\n", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 int cli_usage(const char *usage, const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("impex: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	say("", "", fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\nusage: %s\n", usage);
 	return CLI_USAGE;
@@ -97,6 +100,17 @@ int cli_parse_size(const char *text, uint64_t *out)
 	if (value > UINT64_MAX / unit)
 		return -EINVAL;
 	*out = value * unit;
+	return 0;
+}
+
+int cli_parse_disk_format(const char *text, enum disk_format *format)
+{
+	if (strcmp(text, "vhd") == 0)
+		*format = DISK_FORMAT_VHD;
+	else if (strcmp(text, "vhdx") == 0)
+		*format = DISK_FORMAT_VHDX;
+	else
+		return -EINVAL;
 	return 0;
 }
 
@@ -268,6 +282,29 @@ int cli_common_option(int c, const char *usage, char **argv, struct cli_common *
 					 optopt);
 		return cli_usage(usage, "unknown option '-%c'", optopt);
 	}
+}
+
+int cli_parse(int argc, char **argv, const struct cli_parse *p, struct cli_common *common,
+	      int *first)
+{
+	int c, rc, n;
+
+	cli_options_begin();
+	/* Options and operands in any order; "--" ends the options. */
+	while ((c = cli_getopt(argc, argv, p->options, p->usage)) != -1) {
+		rc = p->take ? p->take(p->ctx, c, p->usage) : CLI_NOT_OWN;
+		if (rc == CLI_NOT_OWN)
+			rc = cli_common_option(c, p->usage, argv, common);
+		if (rc)
+			return rc;
+	}
+	*first = optind;
+	n = argc - optind;
+	if (n < p->min_operands)
+		return cli_usage(p->usage, "missing operand");
+	if (n > p->max_operands)
+		return cli_usage(p->usage, "too many operands");
+	return 0;
 }
 
 /* ---- commands and their help ---- */

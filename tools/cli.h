@@ -6,6 +6,8 @@
 #ifndef IMPEX_CLI_H
 #define IMPEX_CLI_H
 
+#include "disk.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +25,8 @@ struct pathmap;
 #define CLI_USAGE 2 /* a wrong command line: a message and the usage on standard error */
 /* What option parsing returns once it printed the help: the command stops, impex exits 0. */
 #define CLI_HELP (-1)
+/* What a command's cli_parse.take returns for an option that is not its own. */
+#define CLI_NOT_OWN (-2)
 
 /** Print "impex: MESSAGE" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -41,6 +45,12 @@ int cli_fail(const struct error *err);
  * 1024, optionally followed by "iB" or "B"). Returns 0 or -EINVAL.
  */
 int cli_parse_size(const char *text, uint64_t *out);
+
+/**
+ * The disk format @text names, "vhd" or "vhdx" (as --format and
+ * --disk-format take it), into *@format. Returns 0 or -EINVAL.
+ */
+int cli_parse_disk_format(const char *text, enum disk_format *format);
 
 /** "2 GiB", "512 KiB", "1.5 MiB", "100 bytes" into @buf. Returns @buf. */
 const char *cli_format_size(uint64_t bytes, char *buf, size_t cap);
@@ -112,6 +122,29 @@ int cli_getopt(int argc, char **argv, const struct option *options, const char *
  * message.
  */
 int cli_common_option(int c, const char *usage, char **argv, struct cli_common *common);
+
+/* What a command's option parsing needs: cli_parse(). */
+struct cli_parse {
+	const char *usage;	      /* the command's: it takes the options its usage names */
+	const struct option *options; /* getopt_long's table, holding CLI_COMMON_OPTIONS */
+	int min_operands, max_operands;
+	/* Take the command's own option @c (optarg is its value): returns 0, an exit status after
+	 * the message, or CLI_NOT_OWN when @c is none of its own (cli_common_option() takes it).
+	 * NULL for a command without options of its own. */
+	int (*take)(void *ctx, int c, const char *usage);
+	void *ctx;
+};
+
+/**
+ * Parse @argv (argv[0] the command's name) as @p says: options and operands
+ * in any order, "--" ends the options; the common options into @common
+ * (cli_common_option()), the command's own to @p->take; then there must be
+ * @p->min_operands to @p->max_operands operands, the first at *@first.
+ * Returns 0, CLI_HELP once the help is printed, or an exit status after the
+ * message. @common's pathmap is the caller's to free, whatever it returns.
+ */
+int cli_parse(int argc, char **argv, const struct cli_parse *p, struct cli_common *common,
+	      int *first);
 
 /**
  * Whether @usage names the option @name ("store", "json"), "[STORE

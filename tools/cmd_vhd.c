@@ -1,11 +1,13 @@
 /*
- * cmd_vhd.c - "impex vhd": inspect, check, create, snapshot, write, read
- * and flatten VHD files.
+ * cmd_vhd.c - "impex vhd": its table and options, and the commands that
+ * create, snapshot, write, read and flatten VHD and VHDX files (info and
+ * check: cmd_vhd_info.c).
  */
 #include "cmd_vhd.h"
 
 #include "chain.h"
 #include "cli.h"
+#include "cmd_vhd_info.h"
 #include "disk.h"
 #include "error.h"
 #include "fsutil.h"
@@ -31,8 +33,6 @@
 
 #define IO_CHUNK (4u * 1024 * 1024)
 
-static const char usage_info[] = "impex vhd info [--json] [--pathmap WIN=DIR] FILE";
-static const char usage_check[] = "impex vhd check [--json] [--pathmap WIN=DIR] FILE";
 static const char usage_create[] =
 	"impex vhd create [--format vhd|vhdx] [--type fixed|dynamic] [--block-size SIZE] "
 	"[--sector-size 512|4096] FILE SIZE";
@@ -42,19 +42,39 @@ static const char usage_cat[] = "impex vhd cat [--pathmap WIN=DIR] [-p|--progres
 static const char usage_flatten[] = "impex vhd flatten [--pathmap WIN=DIR] [-p|--progress] "
 				    "[--seed TEXT] [--format vhd|vhdx] CHILD OUT";
 
-/* The options of the vhd commands. */
-struct vhd_args {
-	struct cli_common common;
-	const char *type;
-	const char *block_size;
-	const char *seed;
-	const char *format;
-	const char *sector_size;
-	bool progress; /* -p, --progress */
-	int first;     /* index of the first operand in argv */
-};
+/* One vhd command's own option @c into the struct cmd_vhd_args @ctx (cli_parse's take). */
+static int take_option(void *ctx, int c, const char *usage)
+{
+	struct cmd_vhd_args *a = ctx;
 
-static int parse_args(int argc, char **argv, const char *usage, struct vhd_args *a)
+	(void)usage;
+	switch (c) {
+	case 't':
+		a->type = optarg;
+		break;
+	case 'b':
+		a->block_size = optarg;
+		break;
+	case 's':
+		a->seed = optarg;
+		break;
+	case 'f':
+		a->format = optarg;
+		break;
+	case 'S':
+		a->sector_size = optarg;
+		break;
+	case 'p':
+		a->progress = true;
+		break;
+	default:
+		return CLI_NOT_OWN;
+	}
+	return 0;
+}
+
+int cmd_vhd_parse(int argc, char **argv, const char *usage, int min, int max,
+		  struct cmd_vhd_args *a)
 {
 	static const struct option options[] = {
 		{"type", required_argument, NULL, 't'},
@@ -66,64 +86,21 @@ static int parse_args(int argc, char **argv, const char *usage, struct vhd_args 
 		CLI_COMMON_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
-	int c, rc;
+	/* An operand that starts with '-' (a negative offset) goes after "--". */
+	const struct cli_parse p = {
+		.usage = usage,
+		.options = options,
+		.min_operands = min,
+		.max_operands = max,
+		.take = take_option,
+		.ctx = a,
+	};
 
 	memset(a, 0, sizeof(*a));
-	cli_options_begin();
-	/* Options and operands in any order; an operand that starts with '-' (a
-	 * negative offset) goes after "--". */
-	while ((c = cli_getopt(argc, argv, options, usage)) != -1) {
-		switch (c) {
-		case 't':
-			a->type = optarg;
-			break;
-		case 'b':
-			a->block_size = optarg;
-			break;
-		case 's':
-			a->seed = optarg;
-			break;
-		case 'f':
-			a->format = optarg;
-			break;
-		case 'S':
-			a->sector_size = optarg;
-			break;
-		case 'p':
-			a->progress = true;
-			break;
-		default:
-			rc = cli_common_option(c, usage, argv, &a->common);
-			if (rc)
-				return rc;
-		}
-	}
-	a->first = optind;
-	return 0;
+	return cli_parse(argc, argv, &p, &a->common, &a->first);
 }
 
-static int want_operands(int argc, const struct vhd_args *a, int min, int max, const char *usage)
-{
-	int n = argc - a->first;
-
-	if (n < min)
-		return cli_usage(usage, "missing operand");
-	if (n > max)
-		return cli_usage(usage, "too many operands");
-	return 0;
-}
-
-/* Parse options, then check that there are @min to @max operands. */
-static int parse_command(int argc, char **argv, const char *usage, int min, int max,
-			 struct vhd_args *a)
-{
-	int rc = parse_args(argc, argv, usage, a);
-
-	return rc ? rc : want_operands(argc, a, min, max, usage);
-}
-
-/* Open the chain of the first operand, printing its warnings. */
-static int open_operand_chain(char **argv, const struct vhd_args *a, struct chain **chain)
+int cmd_vhd_open_chain(char **argv, const struct cmd_vhd_args *a, struct chain **chain)
 {
 	struct chain_options copts = {0};
 	struct error err;
@@ -135,446 +112,6 @@ static int open_operand_chain(char **argv, const struct vhd_args *a, struct chai
 	for (unsigned i = 0; i < chain_warning_count(*chain); i++)
 		cli_warning("%s", chain_warning(*chain, i));
 	return CLI_OK;
-}
-
-static void creator_text(const struct vhd_footer *f, char *app, char *os)
-{
-	for (int i = 0; i < 4; i++) {
-		app[i] = (f->creator_app[i] >= 0x20 && f->creator_app[i] < 0x7f) ? f->creator_app[i]
-										 : '?';
-		os[i] = (f->creator_os[i] >= 0x20 && f->creator_os[i] < 0x7f) ? f->creator_os[i]
-									      : '?';
-	}
-	app[4] = os[4] = '\0';
-}
-
-/* ---- info ---- */
-
-static void info_chain_human(struct chain *chain, const struct error *chain_err);
-static void info_chain_json(struct jsonw *j, struct chain *chain, const struct error *chain_err);
-
-static void info_human(struct vhd *vhd, struct chain *chain, const struct error *chain_err)
-{
-	const struct vhd_footer *f = vhd_footer(vhd);
-	const struct vhd_header *h = vhd_header(vhd);
-	char size[32], uuid[37], when[64], app[5], os[5];
-
-	creator_text(f, app, os);
-	vhd_uuid_format(f->uuid, uuid);
-	printf("'%s': %s VHD\n", vhd_path(vhd), vhd_type_name(f->disk_type));
-	printf("  disk size:    %s (%" PRIu64 " bytes)\n",
-	       cli_format_size(f->current_size, size, sizeof(size)), f->current_size);
-	printf("  geometry:     %u/%u/%u (cylinders/heads/sectors)\n", f->geometry.cylinders,
-	       f->geometry.heads, f->geometry.sectors);
-	printf("  creator:      '%s' version 0x%08x on '%s'\n", app, f->creator_version, os);
-	printf("  uuid:         %s\n", uuid);
-	printf("  timestamp:    %s\n",
-	       vhd_format_utc(vhd_time_to_unix(f->timestamp), when, sizeof(when)));
-	printf("  file size:    %" PRIu64 " bytes\n", vhd_file_size(vhd));
-	if (f->saved_state)
-		printf("  saved state:  yes\n");
-	if (h) {
-		printf("  block size:   %s, %u blocks, %u allocated\n",
-		       cli_format_size(h->block_size, size, sizeof(size)), vhd_block_count(vhd),
-		       vhd_allocated_blocks(vhd));
-	}
-	if (f->disk_type == VHD_TYPE_DIFFERENCING) {
-		char name[1024];
-		struct error e;
-
-		error_clear(&e);
-		vhd_uuid_format(h->parent_uuid, uuid);
-		printf("  parent uuid:  %s\n", uuid);
-		printf("  parent time:  %s\n",
-		       vhd_format_utc(vhd_time_to_unix(h->parent_timestamp), when, sizeof(when)));
-		if (vhd_parent_name(vhd, name, sizeof(name), &e) == 0)
-			printf("  parent name:  '%s'\n", name);
-		else
-			printf("  parent name:  unreadable: %s\n", error_message(&e));
-		for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
-			char path[4096], code[5];
-
-			if (h->locators[i].code == VHD_PLATFORM_NONE)
-				continue;
-			error_clear(&e);
-			vhd_platform_name(h->locators[i].code, code);
-			if (vhd_locator_path(vhd, i, path, sizeof(path), &e) == 0)
-				printf("  locator %d:    %s '%s'\n", i, code, path);
-			else
-				printf("  locator %d:    %s (%s)\n", i, code,
-				       e.code ? error_message(&e) : "not a path");
-		}
-	}
-	info_chain_human(chain, chain_err);
-}
-
-/* The chain of the file, its warnings and its problem, as text. */
-static void info_chain_human(struct chain *chain, const struct error *chain_err)
-{
-	if (chain && chain_depth(chain) > 1) {
-		printf("chain (%u levels):\n", chain_depth(chain));
-		for (unsigned i = 0; i < chain_depth(chain); i++) {
-			struct disk *level = chain_level(chain, i);
-
-			printf("  %u  '%s'  %s", i, disk_path(level), vhd_type_name(disk_type(level)));
-			if (i > 0)
-				printf(", found by %s", chain_level_how(chain, i));
-			printf("\n");
-		}
-	}
-	if (chain)
-		for (unsigned i = 0; i < chain_warning_count(chain); i++)
-			printf("warning: %s\n", chain_warning(chain, i));
-	if (chain_err)
-		printf("problem: %s\n", error_message(chain_err));
-}
-
-static void info_json(struct vhd *vhd, struct chain *chain, const struct error *chain_err)
-{
-	const struct vhd_footer *f = vhd_footer(vhd);
-	const struct vhd_header *h = vhd_header(vhd);
-	char uuid[37], app[5], os[5];
-	struct jsonw j;
-
-	jsonw_init(&j, stdout);
-	creator_text(f, app, os);
-	jsonw_begin_object(&j, NULL);
-	jsonw_string(&j, "path", vhd_path(vhd));
-	jsonw_string(&j, "format", "VHD");
-	jsonw_string(&j, "type", vhd_type_name(f->disk_type));
-	jsonw_uint(&j, "size", f->current_size);
-	jsonw_uint(&j, "original_size", f->original_size);
-	jsonw_begin_object(&j, "geometry");
-	jsonw_uint(&j, "cylinders", f->geometry.cylinders);
-	jsonw_uint(&j, "heads", f->geometry.heads);
-	jsonw_uint(&j, "sectors", f->geometry.sectors);
-	jsonw_end_object(&j);
-	jsonw_begin_object(&j, "creator");
-	jsonw_string(&j, "application", app);
-	jsonw_uint(&j, "version", f->creator_version);
-	jsonw_string(&j, "host", os);
-	jsonw_end_object(&j);
-	vhd_uuid_format(f->uuid, uuid);
-	jsonw_string(&j, "uuid", uuid);
-	jsonw_int(&j, "timestamp", vhd_time_to_unix(f->timestamp));
-	jsonw_bool(&j, "saved_state", f->saved_state != 0);
-	jsonw_uint(&j, "file_size", vhd_file_size(vhd));
-	if (h) {
-		jsonw_uint(&j, "block_size", h->block_size);
-		jsonw_uint(&j, "blocks", vhd_block_count(vhd));
-		jsonw_uint(&j, "allocated_blocks", vhd_allocated_blocks(vhd));
-	} else {
-		/* A fixed disk has no blocks. */
-		jsonw_string(&j, "block_size", NULL);
-		jsonw_string(&j, "blocks", NULL);
-		jsonw_string(&j, "allocated_blocks", NULL);
-	}
-	if (f->disk_type != VHD_TYPE_DIFFERENCING) {
-		jsonw_string(&j, "parent", NULL);
-	} else {
-		char name[1024];
-
-		jsonw_begin_object(&j, "parent");
-		vhd_uuid_format(h->parent_uuid, uuid);
-		jsonw_string(&j, "uuid", uuid);
-		jsonw_int(&j, "timestamp", vhd_time_to_unix(h->parent_timestamp));
-		jsonw_string(&j, "name",
-			     vhd_parent_name(vhd, name, sizeof(name), NULL) == 0 ? name : NULL);
-		jsonw_begin_array(&j, "locators");
-		for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
-			char path[4096], code[5];
-
-			if (h->locators[i].code == VHD_PLATFORM_NONE)
-				continue;
-			jsonw_begin_object(&j, NULL);
-			jsonw_uint(&j, "index", (uint64_t)i);
-			jsonw_string(&j, "platform", vhd_platform_name(h->locators[i].code, code));
-			jsonw_string(&j, "path",
-				     vhd_locator_path(vhd, i, path, sizeof(path), NULL) == 0
-					     ? path
-					     : NULL);
-			jsonw_end_object(&j);
-		}
-		jsonw_end_array(&j);
-		jsonw_end_object(&j);
-	}
-	info_chain_json(&j, chain, chain_err);
-	jsonw_end_object(&j);
-	jsonw_finish(&j);
-}
-
-/* The chain of the file, its warnings and its problem, as members of the open object. */
-static void info_chain_json(struct jsonw *j, struct chain *chain, const struct error *chain_err)
-{
-	jsonw_begin_array(j, "chain");
-	for (unsigned i = 0; chain && i < chain_depth(chain); i++) {
-		struct disk *level = chain_level(chain, i);
-		char id[40];
-
-		jsonw_begin_object(j, NULL);
-		jsonw_string(j, "path", disk_path(level));
-		jsonw_string(j, "type", vhd_type_name(disk_type(level)));
-		disk_id_format(level, disk_link_id(level), id);
-		/* A VHD is known by its UUID, a VHDX by its DataWriteGuid: the other is null. */
-		jsonw_string(j, "uuid", disk_vhdx(level) ? NULL : id);
-		jsonw_string(j, "data_write_guid", disk_vhdx(level) ? id : NULL);
-		jsonw_string(j, "found_by", i ? chain_level_how(chain, i) : NULL);
-		jsonw_end_object(j);
-	}
-	jsonw_end_array(j);
-	jsonw_begin_array(j, "warnings");
-	for (unsigned i = 0; chain && i < chain_warning_count(chain); i++)
-		jsonw_string(j, NULL, chain_warning(chain, i));
-	jsonw_end_array(j);
-	jsonw_string(j, "error", chain_err ? error_message(chain_err) : NULL);
-}
-
-/* ---- info of a VHDX ---- */
-
-static void vhdx_human(struct vhdx *x, struct chain *chain, const struct error *chain_err)
-{
-	char size[32], guid[40];
-	uint64_t head = 0;
-
-	printf("'%s': %s VHDX\n", vhdx_path(x), vhd_type_name(vhdx_disk_type(x)));
-	printf("  disk size:    %s (%" PRIu64 " bytes)\n",
-	       cli_format_size(vhdx_size(x), size, sizeof(size)), vhdx_size(x));
-	printf("  sectors:      %u bytes logical, %u physical\n", vhdx_logical_sector_size(x),
-	       vhdx_physical_sector_size(x));
-	printf("  block size:   %s, %" PRIu64 " blocks, %u per chunk\n",
-	       cli_format_size(vhdx_block_size(x), size, sizeof(size)), vhdx_block_count(x),
-	       vhdx_chunk_ratio(x));
-	vhdx_guid_format(vhdx_disk_id(x), guid);
-	printf("  disk id:      %s\n", guid);
-	vhdx_guid_format(vhdx_data_write_guid(x), guid);
-	printf("  data write:   %s\n", guid);
-	vhdx_guid_format(vhdx_file_write_guid(x), guid);
-	printf("  file write:   %s\n", guid);
-	printf("  file size:    %" PRIu64 " bytes\n", vhdx_file_size(x));
-	if (vhdx_log_replayed(x, &head))
-		printf("  log:          not empty, replayed in memory (head sequence %" PRIu64
-		       "); the file is not written\n",
-		       head);
-	for (size_t i = 0; i < vhdx_locator_count(x); i++) {
-		const struct vhdx_locator_entry *e = vhdx_locator_entry(x, i);
-
-		printf("  %-13s '%s'\n", e->key, e->value);
-	}
-	info_chain_human(chain, chain_err);
-}
-
-static void vhdx_json(struct vhdx *x, struct chain *chain, const struct error *chain_err)
-{
-	char guid[40];
-	uint64_t head = 0;
-	struct jsonw j;
-
-	jsonw_init(&j, stdout);
-	jsonw_begin_object(&j, NULL);
-	jsonw_string(&j, "path", vhdx_path(x));
-	jsonw_string(&j, "format", "VHDX");
-	jsonw_string(&j, "type", vhd_type_name(vhdx_disk_type(x)));
-	jsonw_uint(&j, "size", vhdx_size(x));
-	jsonw_uint(&j, "logical_sector_size", vhdx_logical_sector_size(x));
-	jsonw_uint(&j, "physical_sector_size", vhdx_physical_sector_size(x));
-	jsonw_uint(&j, "block_size", vhdx_block_size(x));
-	jsonw_uint(&j, "blocks", vhdx_block_count(x));
-	jsonw_uint(&j, "chunk_ratio", vhdx_chunk_ratio(x));
-	vhdx_guid_format(vhdx_disk_id(x), guid);
-	jsonw_string(&j, "disk_id", guid);
-	vhdx_guid_format(vhdx_data_write_guid(x), guid);
-	jsonw_string(&j, "data_write_guid", guid);
-	vhdx_guid_format(vhdx_file_write_guid(x), guid);
-	jsonw_string(&j, "file_write_guid", guid);
-	jsonw_uint(&j, "file_size", vhdx_file_size(x));
-	jsonw_bool(&j, "log_replayed", vhdx_log_replayed(x, &head));
-	if (vhdx_disk_type(x) != VHD_TYPE_DIFFERENCING) {
-		jsonw_string(&j, "parent_locator", NULL);
-	} else {
-		jsonw_begin_object(&j, "parent_locator");
-		for (size_t i = 0; i < vhdx_locator_count(x); i++) {
-			const struct vhdx_locator_entry *e = vhdx_locator_entry(x, i);
-
-			jsonw_string(&j, e->key, e->value);
-		}
-		jsonw_end_object(&j);
-	}
-	info_chain_json(&j, chain, chain_err);
-	jsonw_end_object(&j);
-	jsonw_finish(&j);
-}
-
-static int vhd_info(int argc, char **argv)
-{
-	struct chain_options copts = {0};
-	struct vhd_args a;
-	struct disk *disk = NULL;
-	struct chain *chain = NULL;
-	struct error err, chain_err;
-	int rc;
-
-	rc = parse_command(argc, argv, usage_info, 1, 1, &a);
-	if (rc)
-		goto out;
-	error_clear(&err);
-	error_clear(&chain_err);
-	if (disk_open(&disk, argv[a.first], DISK_OPEN_READ, &err) < 0) {
-		if (a.common.json) {
-			struct jsonw j;
-
-			/* The members both formats have, null, and why. */
-			jsonw_init(&j, stdout);
-			jsonw_begin_object(&j, NULL);
-			jsonw_string(&j, "path", argv[a.first]);
-			jsonw_string(&j, "format", NULL);
-			jsonw_string(&j, "type", NULL);
-			jsonw_string(&j, "size", NULL);
-			jsonw_string(&j, "block_size", NULL);
-			jsonw_string(&j, "blocks", NULL);
-			jsonw_string(&j, "file_size", NULL);
-			jsonw_begin_array(&j, "chain");
-			jsonw_end_array(&j);
-			jsonw_begin_array(&j, "warnings");
-			jsonw_end_array(&j);
-			jsonw_string(&j, "error", error_message(&err));
-			jsonw_end_object(&j);
-			jsonw_finish(&j);
-		}
-		rc = cli_fail(&err);
-		goto out;
-	}
-	copts.pathmap = a.common.pathmap;
-	rc = chain_open(&chain, argv[a.first], &copts, &chain_err);
-	if (disk_vhdx(disk) && a.common.json)
-		vhdx_json(disk_vhdx(disk), chain, rc < 0 ? &chain_err : NULL);
-	else if (disk_vhdx(disk))
-		vhdx_human(disk_vhdx(disk), chain, rc < 0 ? &chain_err : NULL);
-	else if (a.common.json)
-		info_json(disk_vhd(disk), chain, rc < 0 ? &chain_err : NULL);
-	else
-		info_human(disk_vhd(disk), chain, rc < 0 ? &chain_err : NULL);
-	/* The report went to standard output; the failure goes to standard error too. */
-	rc = rc < 0 ? cli_fail(&chain_err) : CLI_OK;
-out:
-	chain_close(chain);
-	disk_close(disk);
-	pathmap_free(a.common.pathmap);
-	return rc;
-}
-
-/* ---- check ---- */
-
-/* The footer copy at the start of a dynamic file should equal the footer. */
-static bool footer_copy_matches(struct vhd *vhd)
-{
-	uint8_t copy[VHD_FOOTER_SIZE], tail[VHD_FOOTER_SIZE];
-
-	if (vhd_disk_type(vhd) == VHD_TYPE_FIXED)
-		return true;
-	if (vhd_pread(vhd, copy, sizeof(copy), 0, NULL) < 0 ||
-	    vhd_pread(vhd, tail, sizeof(tail), vhd_file_size(vhd) - VHD_FOOTER_SIZE, NULL) < 0)
-		return false;
-	return memcmp(copy, tail, sizeof(copy)) == 0;
-}
-
-/* vhd check --json: the chain of @path (NULL when it did not open), the warnings and the fault. */
-static void check_json(const char *path, struct chain *chain, const char *const *warnings,
-		       size_t warning_count, const struct error *err)
-{
-	struct jsonw j;
-
-	jsonw_init(&j, stdout);
-	jsonw_begin_object(&j, NULL);
-	jsonw_string(&j, "path", path);
-	jsonw_bool(&j, "ok", chain != NULL);
-	jsonw_string(&j, "format", chain ? disk_format_name(chain_format(chain)) : NULL);
-	jsonw_string(&j, "type", chain ? vhd_type_name(disk_type(chain_level(chain, 0))) : NULL);
-	if (chain) {
-		jsonw_uint(&j, "size", chain_size(chain));
-		jsonw_uint(&j, "levels", chain_depth(chain));
-	} else {
-		jsonw_string(&j, "size", NULL);
-		jsonw_string(&j, "levels", NULL);
-	}
-	jsonw_begin_array(&j, "chain");
-	for (unsigned i = 0; chain && i < chain_depth(chain); i++) {
-		struct disk *level = chain_level(chain, i);
-
-		jsonw_begin_object(&j, NULL);
-		jsonw_string(&j, "path", disk_path(level));
-		jsonw_string(&j, "format", disk_vhdx(level) ? "VHDX" : "VHD");
-		jsonw_string(&j, "type", vhd_type_name(disk_type(level)));
-		jsonw_end_object(&j);
-	}
-	jsonw_end_array(&j);
-	jsonw_begin_array(&j, "warnings");
-	for (size_t i = 0; i < warning_count; i++)
-		jsonw_string(&j, NULL, warnings[i]);
-	jsonw_end_array(&j);
-	jsonw_string(&j, "error", chain ? NULL : error_message(err));
-	jsonw_end_object(&j);
-	jsonw_finish(&j);
-}
-
-static int vhd_check(int argc, char **argv)
-{
-	struct chain_options copts = {0};
-	struct chain *chain = NULL;
-	struct vhd_args a;
-	struct error err;
-	char size[32], **copies = NULL;
-	const char **warnings = NULL;
-	size_t warning_count = 0, copy_count = 0;
-	int rc;
-
-	rc = parse_command(argc, argv, usage_check, 1, 1, &a);
-	if (rc)
-		goto out;
-	error_clear(&err);
-	copts.pathmap = a.common.pathmap;
-	if (chain_open(&chain, argv[a.first], &copts, &err) < 0) {
-		if (a.common.json)
-			check_json(argv[a.first], NULL, NULL, 0, &err);
-		rc = cli_fail(&err);
-		goto out;
-	}
-	/* The chain's warnings, then each footer copy that differs (a VHD's). */
-	warnings = calloc(chain_warning_count(chain) + chain_depth(chain) + 1, sizeof(*warnings));
-	copies = calloc(chain_depth(chain) + 1, sizeof(*copies));
-	if (!warnings || !copies) {
-		cli_error("out of memory");
-		rc = CLI_FAIL;
-		goto out;
-	}
-	for (unsigned i = 0; i < chain_warning_count(chain); i++)
-		warnings[warning_count++] = chain_warning(chain, i);
-	for (unsigned i = 0; i < chain_depth(chain); i++)
-		if (disk_vhd(chain_level(chain, i)) &&
-		    !footer_copy_matches(disk_vhd(chain_level(chain, i))) &&
-		    asprintf(&copies[copy_count],
-			     "the footer copy at the start of '%s' differs from its footer",
-			     disk_path(chain_level(chain, i))) >= 0)
-			warnings[warning_count++] = copies[copy_count++];
-	if (a.common.json) {
-		check_json(argv[a.first], chain, warnings, warning_count, NULL);
-	} else {
-		for (size_t i = 0; i < warning_count; i++)
-			cli_warning("%s", warnings[i]);
-		printf("'%s': ok, %s %s of %s, %u level%s\n", argv[a.first],
-		       vhd_type_name(disk_type(chain_level(chain, 0))),
-		       disk_format_name(chain_format(chain)),
-		       cli_format_size(chain_size(chain), size, sizeof(size)), chain_depth(chain),
-		       chain_depth(chain) == 1 ? "" : "s");
-	}
-	rc = CLI_OK;
-out:
-	for (size_t i = 0; i < copy_count; i++)
-		free(copies[i]);
-	free(copies);
-	free(warnings);
-	chain_close(chain);
-	pathmap_free(a.common.pathmap);
-	return rc;
 }
 
 /* ---- create, snapshot ---- */
@@ -594,11 +131,7 @@ static int new_file_format(const char *option, const char *path, const char *usa
 	if (!option)
 		*format = has_suffix(path, ".vhdx") || has_suffix(path, ".avhdx") ? DISK_FORMAT_VHDX
 										 : DISK_FORMAT_VHD;
-	else if (strcmp(option, "vhd") == 0)
-		*format = DISK_FORMAT_VHD;
-	else if (strcmp(option, "vhdx") == 0)
-		*format = DISK_FORMAT_VHDX;
-	else
+	else if (cli_parse_disk_format(option, format) < 0)
 		return cli_usage(usage, "format '%s': want vhd or vhdx", option);
 	return 0;
 }
@@ -606,11 +139,11 @@ static int new_file_format(const char *option, const char *path, const char *usa
 static int vhd_create_cmd(int argc, char **argv)
 {
 	struct disk_create_options o = {.type = VHD_TYPE_DYNAMIC};
-	struct vhd_args a;
+	struct cmd_vhd_args a;
 	struct error err;
 	int rc;
 
-	rc = parse_command(argc, argv, usage_create, 2, 2, &a);
+	rc = cmd_vhd_parse(argc, argv, usage_create, 2, 2, &a);
 	if (rc)
 		goto out;
 	rc = new_file_format(a.format, argv[a.first], usage_create, &o.format);
@@ -659,14 +192,14 @@ out:
 static int vhd_snapshot_cmd(int argc, char **argv)
 {
 	struct chain *chain = NULL;
-	struct vhd_args a;
+	struct cmd_vhd_args a;
 	struct error err;
 	int rc;
 
-	rc = parse_command(argc, argv, usage_snapshot, 2, 2, &a);
+	rc = cmd_vhd_parse(argc, argv, usage_snapshot, 2, 2, &a);
 	/* A snapshot over a parent whose own chain is broken would be unreadable. */
 	if (rc == 0)
-		rc = open_operand_chain(argv, &a, &chain);
+		rc = cmd_vhd_open_chain(argv, &a, &chain);
 	if (rc == 0 && pathmap_count(a.common.pathmap)) {
 		char real[PATH_MAX], windows[PATH_MAX];
 
@@ -798,8 +331,8 @@ out:
 
 static int vhd_write_cmd(int argc, char **argv)
 {
-	struct vhd_args a;
-	int rc = parse_command(argc, argv, usage_write, 2, 3, &a);
+	struct cmd_vhd_args a;
+	int rc = cmd_vhd_parse(argc, argv, usage_write, 2, 3, &a);
 
 	if (rc == 0)
 		rc = cmd_vhd_write_input(argv[a.first], argv[a.first + 1],
@@ -832,7 +365,7 @@ static int vhd_cat(int argc, char **argv)
 {
 	struct chain *chain = NULL;
 	uint8_t *buf = NULL;
-	struct vhd_args a;
+	struct cmd_vhd_args a;
 	struct progress bar = {0};
 	struct error err;
 	struct stat st;
@@ -840,11 +373,11 @@ static int vhd_cat(int argc, char **argv)
 	bool sparse = false, to_file;
 	int rc;
 
-	rc = parse_command(argc, argv, usage_cat, 1, 1, &a);
+	rc = cmd_vhd_parse(argc, argv, usage_cat, 1, 1, &a);
 	if (rc)
 		goto out;
 	progress_catch_signals();
-	rc = open_operand_chain(argv, &a, &chain);
+	rc = cmd_vhd_open_chain(argv, &a, &chain);
 	if (rc)
 		goto out;
 	error_clear(&err);
@@ -915,11 +448,11 @@ out:
 
 /* ---- flatten ---- */
 
-/* The merged disk of @chain in @format ("vhd", "vhdx", or NULL: the chain's own). */
-static int flatten_stream(struct chain *chain, const char *format, const char *seed,
+/* The merged disk of @chain in @format (0: the chain's own). */
+static int flatten_stream(struct chain *chain, enum disk_format format, const char *seed,
 			  struct stream **out, struct error *err)
 {
-	bool vhdx = format ? strcmp(format, "vhdx") == 0 : chain_format(chain) == DISK_FORMAT_VHDX;
+	bool vhdx = (format ? format : chain_format(chain)) == DISK_FORMAT_VHDX;
 	struct stream_vhd_options vo = {.seed = seed};
 	struct stream_vhdx_options xo = {.seed = seed, .top_id = disk_id(chain_level(chain, 0))};
 
@@ -937,30 +470,31 @@ static int vhd_flatten(int argc, char **argv)
 	struct chain *chain = NULL;
 	struct stream *stream = NULL;
 	struct progress bar = {0};
-	struct vhd_args a;
+	struct cmd_vhd_args a;
 	struct error err;
 	const char *out_path = "";
 	char temp[PATH_MAX] = "";
+	enum disk_format format = 0; /* the chain's own */
 	int fd = -1, rc, code;
 
-	rc = parse_command(argc, argv, usage_flatten, 2, 2, &a);
+	rc = cmd_vhd_parse(argc, argv, usage_flatten, 2, 2, &a);
 	if (rc)
 		goto out;
-	if (a.format && strcmp(a.format, "vhd") != 0 && strcmp(a.format, "vhdx") != 0) {
+	if (a.format && cli_parse_disk_format(a.format, &format) < 0) {
 		rc = cli_usage(usage_flatten, "format '%s': want vhd or vhdx", a.format);
 		goto out;
 	}
 	out_path = argv[a.first + 1];
 	progress_catch_signals();
-	rc = open_operand_chain(argv, &a, &chain);
+	rc = cmd_vhd_open_chain(argv, &a, &chain);
 	if (rc)
 		goto out;
 	error_clear(&err);
 	if (!a.format && has_suffix(out_path, ".vhdx"))
-		a.format = "vhdx";
+		format = DISK_FORMAT_VHDX;
 	else if (!a.format && has_suffix(out_path, ".vhd"))
-		a.format = "vhd";
-	if (flatten_stream(chain, a.format, a.seed, &stream, &err) < 0) {
+		format = DISK_FORMAT_VHD;
+	if (flatten_stream(chain, format, a.seed, &stream, &err) < 0) {
 		rc = cli_fail(&err);
 		goto out;
 	}
@@ -1015,16 +549,16 @@ out:
 
 static const struct cli_command vhd_commands[] = {
 	{.name = "info",
-	 .usage = usage_info,
+	 .usage = cmd_vhd_info_usage,
 	 .summary = "show a VHD's footer, header and locators, or a VHDX's metadata, and the\n"
 		    "chain; exit 1 if it is broken",
 	 .operands = "file",
-	 .run = vhd_info},
+	 .run = cmd_vhd_info},
 	{.name = "check",
-	 .usage = usage_check,
+	 .usage = cmd_vhd_check_usage,
 	 .summary = "validate a VHD or VHDX and its whole chain; exit 1 if damaged",
 	 .operands = "file",
-	 .run = vhd_check},
+	 .run = cmd_vhd_check},
 	{.name = "create",
 	 .usage = usage_create,
 	 .summary = "create a fixed or dynamic (default) VHD or VHDX; SIZE a whole number of MiB",

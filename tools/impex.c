@@ -3,6 +3,8 @@
  */
 #include "cli.h"
 #include "cmd_demo.h"
+#include "cmd_export.h"
+#include "cmd_import.h"
 #include "cmd_status.h"
 #include "cmd_store.h"
 #include "cmd_vhd.h"
@@ -33,6 +35,8 @@ int main(int argc, char **argv)
 
 	gather(cmd_vhd_commands);
 	gather(cmd_store_commands);
+	gather(cmd_export_commands);
+	gather(cmd_import_commands);
 	gather(cmd_status_commands);
 	gather(cmd_demo_commands);
 	/* The shell's completion asks here (tools/impex.bash-completion); not in the help. */
