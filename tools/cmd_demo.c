@@ -15,13 +15,13 @@
 #include "error.h"
 #include "fsutil.h"
 #include "partition.h"
+#include "pathbuf.h"
 #include "store.h"
 #include "vhd.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <limits.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,10 +41,18 @@ extern char **environ;
 
 struct demo {
 	struct store *store;
-	char work[PATH_MAX];  /* scratch folder: the guest's files and file system images */
-	char image[PATH_MAX]; /* the file system as last written to the system disk */
+	struct pathbuf work;  /* scratch folder: the guest's files and file system images */
+	struct pathbuf image; /* the file system as last written to the system disk, or "" */
 	struct error err;
 };
+
+/* @out made the path @name (a path relative to it) in the scratch folder. Returns 0 or -ENOMEM. */
+static int scratch_path(struct demo *d, const char *name, struct pathbuf *out)
+{
+	if (pathbuf_setf(out, "%s/%s", d->work.buf, name) < 0)
+		return error_set(&d->err, ENOMEM, "out of memory");
+	return 0;
+}
 
 static int run_quiet(char *const argv[])
 {
@@ -63,16 +71,32 @@ static int run_quiet(char *const argv[])
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
-static int write_text(const char *dir, const char *name, const char *text)
+/* Write @text as the file @name (a path relative to it) of the scratch folder. */
+static int write_text(struct demo *d, const char *name, const char *text)
 {
-	char path[PATH_MAX];
+	struct pathbuf path = PATHBUF_INIT;
+	int rc = scratch_path(d, name, &path);
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	return fsutil_write_atomic(path, text, strlen(text));
+	if (rc == 0 && (rc = fsutil_write_atomic(path.buf, text, strlen(text))) < 0)
+		error_errno(&d->err, -rc, "cannot write", path.buf);
+	pathbuf_release(&path);
+	return rc;
+}
+
+/* Remove the file @name (a path relative to it) of the scratch folder, if it is there. */
+static int remove_text(struct demo *d, const char *name)
+{
+	struct pathbuf path = PATHBUF_INIT;
+	int rc = scratch_path(d, name, &path);
+
+	if (rc == 0)
+		unlink(path.buf);
+	pathbuf_release(&path);
+	return rc;
 }
 
 /* The disk @index of the current state of VM @vm, as a path into @out. */
-static int current_disk(struct demo *d, const char *vm, size_t index, char *out)
+static int current_disk(struct demo *d, const char *vm, size_t index, struct pathbuf *out)
 {
 	struct store_vm *vms = NULL;
 	const struct store_vm *found;
@@ -82,7 +106,9 @@ static int current_disk(struct demo *d, const char *vm, size_t index, char *out)
 	if (rc == 0) {
 		found = store_find_vm(vms, count, vm);
 		if (found && index < found->disk_count && found->disks[index].path)
-			snprintf(out, PATH_MAX, "%s", found->disks[index].path);
+			rc = pathbuf_setf(out, "%s", found->disks[index].path) < 0
+				     ? error_set(&d->err, ENOMEM, "out of memory")
+				     : 0;
 		else
 			rc = error_set(&d->err, ENOENT, "VM '%s' has no disk %zu", vm, index);
 	}
@@ -230,24 +256,26 @@ static int write_gpt(int fd)
  * partition) and write what changed into the system disk. */
 static int update_guest_files(struct demo *d, const char *vm)
 {
-	char disk[PATH_MAX], next[PATH_MAX], files[PATH_MAX], size[32], extended[160];
+	struct pathbuf disk = PATHBUF_INIT, next = PATHBUF_INIT, files = PATHBUF_INIT;
+	char size[32], extended[160];
 	int64_t sectors;
-	int fd, rc;
+	int fd = -1, rc;
 
-	snprintf(files, sizeof(files), "%s/files", d->work);
-	snprintf(next, sizeof(next), "%s/next.img", d->work);
 	snprintf(size, sizeof(size), "%lluk", (unsigned long long)(ROOT_SIZE / 1024));
 	snprintf(extended, sizeof(extended),
 		 "offset=%llu,nodiscard,root_owner=0:0,hash_seed=2b5a8e1c-0d3f-4a7b-9c6e-"
 		 "1f2d3e4a5b6c",
 		 (unsigned long long)ROOT_START);
-	unlink(next);
-	fd = open(next, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	rc = scratch_path(d, "files", &files);
+	if (rc == 0)
+		rc = scratch_path(d, "next.img", &next);
+	if (rc < 0)
+		goto out;
+	unlink(next.buf);
+	fd = open(next.buf, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0 || ftruncate(fd, SYSTEM_DISK) < 0) {
-		rc = error_errno(&d->err, errno, "cannot create", next);
-		if (fd >= 0)
-			close(fd);
-		return rc;
+		rc = error_errno(&d->err, errno, "cannot create", next.buf);
+		goto out;
 	}
 	{
 		/* Fixed UUID, hash seed and times: the same files give the same image. The file
@@ -264,56 +292,70 @@ static int update_guest_files(struct demo *d, const char *vm)
 				"-E",
 				extended,
 				"-d",
-				files,
-				next,
+				files.buf,
+				next.buf,
 				size,
 				NULL};
 
 		rc = run_quiet(argv);
 	}
 	if (rc < 0) {
-		close(fd);
-		return error_set(&d->err, -rc,
-				 "mkfs.ext4 failed to make the guest's file system (is e2fsprogs "
-				 "installed?)");
+		rc = error_set(&d->err, -rc,
+			       "mkfs.ext4 failed to make the guest's file system (is e2fsprogs "
+			       "installed?)");
+		goto out;
 	}
 	rc = write_gpt(fd);
 	close(fd);
+	fd = -1;
+	if (rc < 0) {
+		rc = error_errno(&d->err, -rc, "cannot write", next.buf);
+		goto out;
+	}
+	rc = current_disk(d, vm, 0, &disk);
 	if (rc < 0)
-		return error_errno(&d->err, -rc, "cannot write", next);
-	rc = current_disk(d, vm, 0, disk);
-	if (rc < 0)
-		return rc;
-	sectors = write_changes(d, disk, d->image[0] ? d->image : NULL, next);
-	if (sectors < 0)
-		return (int)sectors;
-	if (!d->image[0])
-		snprintf(d->image, sizeof(d->image), "%s/current.img", d->work);
-	if (rename(next, d->image) < 0)
-		return error_errno(&d->err, errno, "cannot keep", next);
+		goto out;
+	sectors = write_changes(d, disk.buf, d->image.len ? d->image.buf : NULL, next.buf);
+	if (sectors < 0) {
+		rc = (int)sectors;
+		goto out;
+	}
+	if (!d->image.len && (rc = scratch_path(d, "current.img", &d->image)) < 0)
+		goto out;
+	if (rename(next.buf, d->image.buf) < 0) {
+		rc = error_errno(&d->err, errno, "cannot keep", next.buf);
+		goto out;
+	}
 	printf("  %s: guest files written, %lld sectors changed\n", vm, (long long)sectors);
-	return 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	pathbuf_release(&disk);
+	pathbuf_release(&next);
+	pathbuf_release(&files);
+	return rc;
 }
 
 /* Write @count bytes of pattern @seed at @offset of disk @index of @vm. */
 static int write_pattern(struct demo *d, const char *vm, size_t index, uint64_t offset,
 			 size_t count, unsigned seed)
 {
-	char disk[PATH_MAX];
+	struct pathbuf disk = PATHBUF_INIT;
 	struct disk *vhd = NULL;
 	uint8_t *buf = malloc(count);
-	int rc = buf ? current_disk(d, vm, index, disk) : error_set(&d->err, ENOMEM, "no memory");
+	int rc = buf ? current_disk(d, vm, index, &disk) : error_set(&d->err, ENOMEM, "no memory");
 
 	for (size_t i = 0; buf && i < count; i++)
 		buf[i] = (uint8_t)(seed * 131 + i / 512);
 	if (rc == 0)
-		rc = disk_open(&vhd, disk, DISK_OPEN_WRITE, &d->err);
+		rc = disk_open(&vhd, disk.buf, DISK_OPEN_WRITE, &d->err);
 	if (rc == 0)
 		rc = disk_write(vhd, buf, count, offset, &d->err);
 	if (rc == 0)
 		rc = disk_flush(vhd, &d->err);
 	disk_close(vhd);
 	free(buf);
+	pathbuf_release(&disk);
 	return rc;
 }
 
@@ -353,12 +395,17 @@ static int new_vm(struct demo *d, const char *name, int generation,
  * make the copy current again. */
 static int keep_image(struct demo *d, const char *name, bool save)
 {
-	char copy[PATH_MAX];
-	int rc;
+	struct pathbuf copy = PATHBUF_INIT;
+	int rc = scratch_path(d, name, &copy);
 
-	snprintf(copy, sizeof(copy), "%s/%s", d->work, name);
-	rc = save ? fsutil_copy_file(d->image, copy) : fsutil_copy_file(copy, d->image);
-	return rc < 0 ? error_errno(&d->err, -rc, "cannot copy", save ? d->image : copy) : 0;
+	if (rc == 0) {
+		rc = save ? fsutil_copy_file(d->image.buf, copy.buf)
+			  : fsutil_copy_file(copy.buf, d->image.buf);
+		if (rc < 0)
+			error_errno(&d->err, -rc, "cannot copy", save ? d->image.buf : copy.buf);
+	}
+	pathbuf_release(&copy);
+	return rc;
 }
 
 /* The story of the blog VM: install, post, save, update, then go back and branch. */
@@ -367,18 +414,19 @@ static int make_blog(struct demo *d)
 	static const struct store_new_disk disks[] = {{CONFIG_BUS_IDE, SYSTEM_DISK},
 						      {CONFIG_BUS_SCSI, DATA_DISK}};
 	static const char *const switches[] = {"External", "Internal"};
-	char files[PATH_MAX], posts[PATH_MAX];
-	int rc;
+	struct pathbuf files = PATHBUF_INIT, posts = PATHBUF_INIT;
+	int rc = new_vm(d, "blog", 1, disks, 2, switches, 2);
 
-	snprintf(files, sizeof(files), "%s/files", d->work);
-	snprintf(posts, sizeof(posts), "%s/posts", files);
-	rc = new_vm(d, "blog", 1, disks, 2, switches, 2);
-	if (rc == 0 && (mkdir(files, 0755) < 0 || mkdir(posts, 0755) < 0))
-		rc = error_errno(&d->err, errno, "cannot create", posts);
 	if (rc == 0)
-		rc = write_text(files, "index.html", "<h1>My blog</h1>\n<p>Installed.</p>\n");
+		rc = scratch_path(d, "files", &files);
 	if (rc == 0)
-		rc = write_text(files, "motd", "Welcome to blog, version 1\n");
+		rc = scratch_path(d, "files/posts", &posts);
+	if (rc == 0 && (mkdir(files.buf, 0755) < 0 || mkdir(posts.buf, 0755) < 0))
+		rc = error_errno(&d->err, errno, "cannot create", posts.buf);
+	if (rc == 0)
+		rc = write_text(d, "files/index.html", "<h1>My blog</h1>\n<p>Installed.</p>\n");
+	if (rc == 0)
+		rc = write_text(d, "files/motd", "Welcome to blog, version 1\n");
 	if (rc == 0)
 		rc = update_guest_files(d, "blog");
 	if (rc == 0)
@@ -386,7 +434,7 @@ static int make_blog(struct demo *d)
 	if (rc == 0)
 		rc = snapshot(d, "blog", "installed");
 	if (rc == 0)
-		rc = write_text(posts, "hello.txt", "Hello, world: the first post.\n");
+		rc = write_text(d, "files/posts/hello.txt", "Hello, world: the first post.\n");
 	if (rc == 0)
 		rc = update_guest_files(d, "blog");
 	if (rc == 0)
@@ -400,9 +448,9 @@ static int make_blog(struct demo *d)
 	if (rc == 0)
 		rc = snapshot(d, "blog", "running, saved");
 	if (rc == 0)
-		rc = write_text(files, "motd", "Welcome to blog, version 2 (updated)\n");
+		rc = write_text(d, "files/motd", "Welcome to blog, version 2 (updated)\n");
 	if (rc == 0)
-		rc = write_text(posts, "update.txt", "We moved to version 2.\n");
+		rc = write_text(d, "files/posts/update.txt", "We moved to version 2.\n");
 	if (rc == 0)
 		rc = update_guest_files(d, "blog");
 	if (rc == 0)
@@ -414,15 +462,12 @@ static int make_blog(struct demo *d)
 		rc = store_apply_snapshot(d->store, "blog", "first post", &d->err);
 		printf("  blog: applied 'first post'\n");
 	}
-	if (rc == 0) {
-		char path[PATH_MAX];
-
-		snprintf(path, sizeof(path), "%s/update.txt", posts);
-		unlink(path);
-		rc = write_text(files, "motd", "Welcome to blog, version 1 with a theme\n");
-	}
 	if (rc == 0)
-		rc = write_text(posts, "theme.txt", "A new theme, instead of version 2.\n");
+		rc = remove_text(d, "files/posts/update.txt");
+	if (rc == 0)
+		rc = write_text(d, "files/motd", "Welcome to blog, version 1 with a theme\n");
+	if (rc == 0)
+		rc = write_text(d, "files/posts/theme.txt", "A new theme, instead of version 2.\n");
 	if (rc == 0)
 		rc = keep_image(d, "first-post.img", false); /* what the disk holds again */
 	if (rc == 0)
@@ -433,6 +478,8 @@ static int make_blog(struct demo *d)
 		rc = write_pattern(d, "blog", 1, 5 * 512, 3 * 512, 4);
 	if (rc == 0)
 		rc = store_save_state(d->store, "blog", &d->err);
+	pathbuf_release(&files);
+	pathbuf_release(&posts);
 	return rc;
 }
 
@@ -463,26 +510,6 @@ static int make_others(struct demo *d)
 	return rc;
 }
 
-static void remove_work(const char *dir)
-{
-	char **names = NULL, path[PATH_MAX];
-	size_t count = 0;
-
-	if (fsutil_list_names(dir, NULL, &names, &count) == 0) {
-		for (size_t i = 0; i < count; i++) {
-			struct stat st;
-
-			snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-			if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-				remove_work(path);
-			else
-				unlink(path);
-		}
-		fsutil_names_free(names, count);
-	}
-	rmdir(dir);
-}
-
 static const char usage_demo[] = "impex demo STORE";
 
 int cmd_demo(int argc, char **argv)
@@ -491,20 +518,22 @@ int cmd_demo(int argc, char **argv)
 		CLI_COMMON_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
+	const struct cli_parse p = {
+		.usage = usage_demo,
+		.options = options,
+		.min_operands = 1,
+		.max_operands = 1,
+	};
 	struct cli_common common = {0};
 	struct store_options o = {0};
-	struct demo d = {0};
-	const char *root;
-	int c, rc;
+	struct demo d = {.work = PATHBUF_INIT, .image = PATHBUF_INIT};
+	const char *root, *tmp = getenv("TMPDIR");
+	int first, rc;
 
-	cli_options_begin();
-	while ((c = cli_getopt(argc, argv, options, usage_demo)) != -1)
-		if ((rc = cli_common_option(c, usage_demo, argv, &common)))
-			return rc;
-	if (argc - optind != 1)
-		return cli_usage(usage_demo,
-				 argc - optind < 1 ? "missing operand" : "too many operands");
-	root = argv[optind];
+	rc = cli_parse(argc, argv, &p, &common, &first);
+	if (rc)
+		return rc;
+	root = argv[first];
 	{
 		char **names = NULL;
 		size_t count = 0;
@@ -517,10 +546,11 @@ int cmd_demo(int argc, char **argv)
 		}
 	}
 	error_clear(&d.err);
-	snprintf(d.work, sizeof(d.work), "%s/impex-demo-XXXXXX",
-		 getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (!mkdtemp(d.work)) {
-		cli_error("cannot create a scratch folder: %s", strerror(errno));
+	if (pathbuf_setf(&d.work, "%s/impex-demo-XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0 ||
+	    !mkdtemp(d.work.buf)) {
+		cli_error("cannot create a scratch folder: %s",
+			  strerror(d.work.err ? ENOMEM : errno));
+		pathbuf_release(&d.work);
 		return CLI_FAIL;
 	}
 	o.roots = &root;
@@ -540,7 +570,9 @@ int cmd_demo(int argc, char **argv)
 	if (rc == 0)
 		rc = make_others(&d);
 	store_free(d.store);
-	remove_work(d.work);
+	fsutil_remove_tree(d.work.buf);
+	pathbuf_release(&d.work);
+	pathbuf_release(&d.image);
 	if (rc < 0)
 		return cli_fail(&d.err);
 	printf("Done: 3 VMs; see them with: impex vm list --store '%s'\n", root);
