@@ -12,9 +12,12 @@
 #include "error.h"
 #include "export.h"
 #include "exportfs.h"
+#include "fsutil.h"
+#include "help.h"
 #include "impex_config.h"
 #include "importfs.h"
 #include "log.h"
+#include "loop.h"
 #include "mountinfo.h"
 #include "pathmap.h"
 #include "store.h"
@@ -80,6 +83,9 @@ enum {
 		text, offsetof(struct options, field), value                                       \
 	}
 
+/* A BOOL option, alone ("copy_vm_storage": true) or with its value ("copy_vm_storage=no"). */
+#define BOOL_KEY(text, key) FUSE_OPT_KEY(text, key), FUSE_OPT_KEY(text "=", key)
+
 /* pathmap= is not here: take_pathmaps() takes it out first, as written. */
 static const struct fuse_opt option_spec[] = {
 	OPTION("import", import, 1),
@@ -87,13 +93,10 @@ static const struct fuse_opt option_spec[] = {
 	OPTION("revalidate=%u", revalidate, 0),
 	OPTION("readahead=%u", readahead, 0),
 	OPTION("verbose", verbose, 1),
-	FUSE_OPT_KEY("copy_vm_storage", KEY_STORAGE),
-	FUSE_OPT_KEY("copy_vm_storage=", KEY_STORAGE),
-	FUSE_OPT_KEY("copy_vm_runtime_information", KEY_RUNTIME),
-	FUSE_OPT_KEY("copy_vm_runtime_information=", KEY_RUNTIME),
+	BOOL_KEY("copy_vm_storage", KEY_STORAGE),
+	BOOL_KEY("copy_vm_runtime_information", KEY_RUNTIME),
 	FUSE_OPT_KEY("copy_snapshot_configuration=", KEY_SNAPSHOTS),
-	FUSE_OPT_KEY("create_vm_export_subdirectory", KEY_SUBDIRECTORY),
-	FUSE_OPT_KEY("create_vm_export_subdirectory=", KEY_SUBDIRECTORY),
+	BOOL_KEY("create_vm_export_subdirectory", KEY_SUBDIRECTORY),
 	FUSE_OPT_KEY("uid=", KEY_UID),
 	FUSE_OPT_KEY("gid=", KEY_GID),
 	FUSE_OPT_KEY("umask=", KEY_UMASK),
@@ -111,121 +114,6 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("disconnect_unknown_switches=", KEY_IMPORT_SETTING),
 	FUSE_OPT_END,
 };
-
-/*
- * The options, as --help prints them and docs/impexfs.1 lists them: the test
- * mount_admin checks that the page has each heading and option of this table,
- * in its order, each option's entry beginning with its text.
- */
-struct option_help {
-	const char *name; /* NULL: @text heads the options after it */
-	const char *text;
-};
-
-static const struct option_help option_table[] = {
-	{NULL, "Export options"},
-	{"-o copy_vm_storage=BOOL", "The disks (default true)."},
-	{"-o copy_vm_runtime_information=BOOL", "Saved state, .vsv and .bin files (default true)."},
-	{"-o copy_snapshot_configuration=all|none",
-	 "The snapshots in vms/: all (the default) or none."},
-	{"-o create_vm_export_subdirectory=BOOL",
-	 "One more folder level, named after the VM (default false)."},
-	{"-o revalidate=SECONDS",
-	 "How often the store is looked at for VMs and snapshots that came or went (default 2)."},
-	{"-o readahead=KB", "The mount's readahead, set when run as root (default 1024)."},
-	{"-o uid=USER", "Show every file and folder as the user's (a name or a number)."},
-	{"-o gid=GROUP", "Show every file and folder as the group's (a name or a number)."},
-	{"-o umask=MASK", "Take the bits of the octal MASK from every mode shown."},
-	{NULL, "Import options (-o import)"},
-	{"-o settings=FILE", "A settings document for every import, as impex import-settings "
-			     "prints one."},
-	{"-o generate_new_id=BOOL", "New GUIDs for each VM and its snapshots (default true)."},
-	{"-o security_scope=TEXT", "The authorization scope the VMs get (default none)."},
-	{"-o target_vm_data_root=DIR",
-	 "Where the VMs' configurations and saved state go (default STORE), made if missing."},
-	{"-o target_vhd_data_root=DIR",
-	 "Where the disks go (default STORE/Virtual Hard Disks), made if missing."},
-	{"-o target_snapshot_data_root=DIR",
-	 "Where the snapshots' configurations and saved state go (default STORE), made if "
-	 "missing."},
-	{"-o disconnect_unknown_switches=BOOL",
-	 "Disconnect the adapters whose switch the store lacks, instead of waiting (default "
-	 "false)."},
-	{"-o roots=DIR[:DIR...]", "More roots of the store (STORE is the first)."},
-	{"-o sources=DIR[:DIR...]",
-	 "The folders where a settings document made by root may name sources."},
-	{"-o settle=MS", "How long a folder must be quiet before it is checked (default 500)."},
-	{NULL, "Options of both modes"},
-	{"-o pathmap=WIN=DIR[;WIN=DIR...]",
-	 "Where the store's Windows paths lie on this machine, taken as written up to the next "
-	 "comma."},
-	{"-o verbose", "Log what is left out and why, and each import as it begins and registers."},
-	{"-o allow_other", "Let other users in, as the modes shown allow them."},
-	{"-o fsname=NAME",
-	 "The source that mount, findmnt and df show (default the store's path)."},
-	{"-f", "Stay in the foreground, messages on standard error (else they go to syslog)."},
-	{"-d", "FUSE's debug output (implies -f)."},
-	{"-s", "One thread (the default serves requests from several)."},
-	{"-h, --help", "This text, and libfuse's options."},
-	{"-V, --version", "The version."},
-};
-
-/* @text from column @indent, in lines of at most 79 columns, broken between words. */
-static void print_wrapped(const char *text, int at, int indent)
-{
-	while (*text) {
-		int room = 79 - indent, n = (int)strlen(text);
-
-		if (n > room) {
-			n = room;
-			while (n > 0 && text[n] != ' ')
-				n--;
-			if (n == 0)
-				n = (int)strcspn(text, " ");
-		}
-		printf("%*s%.*s\n", indent > at ? indent - at : 0, "", n, text);
-		text += n;
-		text += strspn(text, " ");
-		at = 0;
-	}
-}
-
-static void usage(const char *program)
-{
-	printf("usage: %s [-o OPTIONS] STORE MOUNTPOINT\n"
-	       "       %s export [-o OPTIONS] STORE MOUNTPOINT\n"
-	       "       %s -o import [-o OPTIONS] STORE MOUNTPOINT\n"
-	       "       %s import [-o OPTIONS] STORE MOUNTPOINT\n\n"
-	       "Export mode (the default) serves the VMs of the Hyper-V store STORE read-only:\n"
-	       "  MOUNTPOINT/vms/<vm>/                       each VM as Export-VM lays it out\n"
-	       "  MOUNTPOINT/snapshots/<vm>/<snapshot>/      each snapshot as an independent VM\n"
-	       "  MOUNTPOINT/raw/<vm>/<current|snapshot>/    each disk's raw content (<disk>.img)\n"
-	       "  MOUNTPOINT/by-id/<GUID>                    links to the above\n\n"
-	       "Import mode (-o import): each folder copied into MOUNTPOINT (cp -r, rsync -a) is\n"
-	       "imported into STORE with new IDs and registered there; 'impex status MOUNTPOINT'\n"
-	       "says how each one went.\n\n"
-	       "BOOL is true, false, yes, no, on, off, 1 or 0; an option alone means true.\n",
-	       program, program, program, program);
-	for (size_t i = 0; i < sizeof(option_table) / sizeof(option_table[0]); i++) {
-		const struct option_help *o = &option_table[i];
-
-		if (!o->name) {
-			printf("\n%s:\n", o->text);
-			continue;
-		}
-		printf("    %s", o->name);
-		if (4 + (int)strlen(o->name) + 2 > 40) {
-			putchar('\n');
-			print_wrapped(o->text, 0, 40);
-		} else {
-			print_wrapped(o->text, 4 + (int)strlen(o->name), 40);
-		}
-	}
-	printf("\nUnmount with: fusermount3 -u MOUNTPOINT\n"
-	       "Exit status: 0 after an unmount, 1 if the store cannot be read or the mount\n"
-	       "fails, 2 for a bad option or operand.\n\n"
-	       "libfuse options:\n");
-}
 
 /* BOOL as mount options write it; -1 if it is none. */
 static int parse_bool(const char *text)
@@ -292,6 +180,13 @@ static const char *parse_umask(const char *text, mode_t *mask)
 	return NULL;
 }
 
+/* Keep a copy of @arg in *@first unless it holds one: the first of its kind is said. */
+static void note_first(char **first, const char *arg)
+{
+	if (!*first)
+		*first = strdup(arg);
+}
+
 /* Note @arg as a bad option (the first one only), with @why if not NULL. */
 static void bad_option(struct options *o, const char *arg, const char *why)
 {
@@ -329,9 +224,9 @@ static int take_option(void *data, const char *arg, int key, struct fuse_args *a
 		size_t n = strlen(arg) + 4;
 		char *grown = realloc(o->doc, o->doc_len + n + 1);
 
-		o->import_only = o->import_only ? o->import_only : strdup(arg);
+		note_first(&o->import_only, arg);
 		if (!grown || strchr(arg, '\n')) {
-			o->bad = o->bad ? o->bad : strdup(arg);
+			bad_option(o, arg, NULL);
 			if (grown)
 				o->doc = grown;
 			return 0;
@@ -348,7 +243,7 @@ static int take_option(void *data, const char *arg, int key, struct fuse_args *a
 		const char *why = key == KEY_UMASK ? parse_umask(eq + 1, &o->umask)
 						   : parse_owner(eq + 1, key == KEY_GID, &id);
 
-		o->export_only = o->export_only ? o->export_only : strdup(arg);
+		note_first(&o->export_only, arg);
 		if (why)
 			bad_option(o, arg, why);
 		else if (key == KEY_UID)
@@ -361,20 +256,20 @@ static int take_option(void *data, const char *arg, int key, struct fuse_args *a
 		o->fsname = true;
 		return 1; /* for libfuse */
 	case KEY_SNAPSHOTS:
-		o->export_only = o->export_only ? o->export_only : strdup(arg);
+		note_first(&o->export_only, arg);
 		if (strcmp(eq + 1, "all") == 0)
 			o->settings.copy_snapshot_configuration = EXPORT_SNAPSHOTS_ALL;
 		else if (strcmp(eq + 1, "none") == 0)
 			o->settings.copy_snapshot_configuration = EXPORT_SNAPSHOTS_NONE;
 		else
-			o->bad = o->bad ? o->bad : strdup(arg);
+			bad_option(o, arg, NULL);
 		return 0;
 	case KEY_STORAGE:
 	case KEY_RUNTIME:
 	case KEY_SUBDIRECTORY:
-		o->export_only = o->export_only ? o->export_only : strdup(arg);
+		note_first(&o->export_only, arg);
 		if (value < 0)
-			o->bad = o->bad ? o->bad : strdup(arg);
+			bad_option(o, arg, NULL);
 		else if (key == KEY_STORAGE)
 			o->settings.copy_vm_storage = value;
 		else if (key == KEY_RUNTIME)
@@ -481,15 +376,6 @@ static int take_pathmaps(int argc, char **argv, struct fuse_args *args, struct o
 	return 0;
 }
 
-/* Whether the path @inner is @outer or lies under it (both real paths). */
-static bool inside(const char *inner, const char *outer)
-{
-	size_t n = strlen(outer);
-
-	return strncmp(inner, outer, n) == 0 &&
-	       (n == 1 || inner[n] == '\0' || inner[n] == '/');
-}
-
 /* Whether @a and @b are one inside the other (the kernel would deadlock serving that). */
 static bool nested(const char *a, const char *b)
 {
@@ -498,7 +384,7 @@ static bool nested(const char *a, const char *b)
 	/* door: the command line's store and mount point, compared, never opened */
 	if (!realpath(a, ra) || !realpath(b, rb))
 		return false;
-	return inside(ra, rb) || inside(rb, ra);
+	return fsutil_path_within(ra, rb) || fsutil_path_within(rb, ra);
 }
 
 /*
@@ -578,14 +464,126 @@ static void raise_descriptor_limit(void)
 	}
 }
 
-/*
- * The exit status for what the session loop returned: 0 for an unmount,
- * also a lazy one, after which the kernel may answer a last read of the
- * device with ECONNABORTED (or ENODEV) rather than end of file.
- */
-static int loop_ended(int rc)
+/* The import mount: importfs_main() mounts, serves and unmounts. Returns the exit status. */
+static int serve_import(const struct options *o, const struct fuse_cmdline_opts *cmd,
+			const struct pathmap *map, struct fuse_args *args)
 {
-	return rc == 0 || rc == -ECONNABORTED || rc == -ENODEV ? 0 : 1;
+	struct importfs_options io = {
+		.store = o->store,
+		.more_roots = o->more_roots,
+		.sources = o->sources,
+		.mountpoint = cmd->mountpoint,
+		.pathmap = map,
+		.settings_file = o->settings_file,
+		.settings_text = o->doc ? o->doc : "",
+		.settle_ms = o->settle ? o->settle : 500,
+		.verbose = o->verbose || cmd->debug,
+		.foreground = cmd->foreground,
+		.debug = cmd->debug,
+		.singlethread = cmd->singlethread,
+		.clone_fd = cmd->clone_fd,
+		.max_threads = cmd->max_threads,
+		.max_idle_threads = cmd->max_idle_threads,
+	};
+
+	xmlInitParser();
+	/* The kernel checks each request against the modes: with allow_other, other
+	 * users must not act as the daemon's user. */
+	fuse_opt_add_arg(args, "-odefault_permissions");
+	return importfs_main(&io, args);
+}
+
+/*
+ * The export mount: open the store, mount read-only, go to the background
+ * unless told not to, serve until unmounted. Returns the exit status: 0, 1
+ * for a store or a mount that failed, 2 for an option libfuse refused.
+ */
+static int serve_export(const struct options *o, const struct fuse_cmdline_opts *cmd,
+			const struct pathmap *map, struct fuse_args *args)
+{
+	const struct fsloop_options loop = {
+		.singlethread = cmd->singlethread,
+		.clone_fd = cmd->clone_fd,
+		.max_threads = cmd->max_threads,
+		.max_idle_threads = cmd->max_idle_threads,
+	};
+	const char *roots[1] = {o->store};
+	struct store_options so = {
+		.roots = roots, .root_count = 1, .pathmap = map, .recorded = true};
+	struct exportfs fs = {
+		.settings = o->settings,
+		.set_uid = o->set_uid,
+		.uid = o->uid,
+		.set_gid = o->set_gid,
+		.gid = o->gid,
+		.umask = o->umask,
+		.revalidate = o->revalidate,
+		.readahead_kb = o->readahead,
+		.verbose = o->verbose || cmd->debug,
+	};
+	struct fuse_session *se = NULL;
+	struct error err;
+	int rc = 1;
+
+	raise_descriptor_limit();
+	/* libxml2 is made ready here, before any thread may use it. */
+	xmlInitParser();
+	error_clear(&err);
+	if (store_open(&fs.store, &so, &err) < 0 || exportfs_init(&fs, &err) < 0) {
+		fslog(FUSE_LOG_ERR, "%s", error_message(&err));
+		goto out;
+	}
+	if (store_notice(fs.store))
+		fslog(FUSE_LOG_WARNING, "warning: %s", store_notice(fs.store));
+	fuse_opt_add_arg(args, "-oro");
+	/* The kernel checks each access against the modes and owners shown, which are
+	 * the sources': with allow_other, no user reads through the mount what the
+	 * store does not let them read (the daemon itself checks nothing). */
+	fuse_opt_add_arg(args, "-odefault_permissions");
+	se = fuse_session_new(args, &exportfs_ops, sizeof(exportfs_ops), &fs);
+	if (!se) {
+		rc = 2; /* libfuse said why: an option it does not know, mostly */
+		goto out;
+	}
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out;
+	if (fuse_session_mount(se, cmd->mountpoint) != 0)
+		goto out_signals;
+	fuse_daemonize(cmd->foreground);
+	if (!cmd->foreground)
+		fslog_background();
+	if (exportfs_start(&fs, se, cmd->mountpoint) < 0) {
+		fslog(FUSE_LOG_ERR, "cannot start the revalidating thread");
+		goto out_unmount;
+	}
+	rc = fsloop_run(NULL, se, &loop);
+	/* Before the session's device is closed, unless held in the kernel (exportfs.h). */
+	exportfs_stop(&fs, 2000);
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out:
+	exportfs_release(&fs);
+	if (se)
+		fuse_session_destroy(se);
+	store_free(fs.store);
+	return rc;
+}
+
+/* Free what the option parsing made in @o. */
+static void options_release(struct options *o)
+{
+	free(o->store);
+	free(o->point);
+	free(o->pathmap);
+	free(o->bad);
+	free(o->settings_file);
+	free(o->more_roots);
+	free(o->sources);
+	free(o->doc);
+	free(o->export_only);
+	free(o->import_only);
 }
 
 int main(int argc, char **argv)
@@ -593,13 +591,8 @@ int main(int argc, char **argv)
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_cmdline_opts cmd = {0};
 	struct options o = {.revalidate = 2, .readahead = 1024};
-	struct store_options so = {0};
 	struct pathmap *map = NULL;
-	struct exportfs fs = {0};
-	struct fuse_session *se = NULL;
-	struct fuse_loop_config *loop = NULL;
 	struct error err;
-	const char *roots[1];
 	int rc = 1;
 
 	export_settings_default(&o.settings);
@@ -620,7 +613,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (cmd.show_help) {
-		usage(argv[0]);
+		fshelp_print(argv[0]);
 		fuse_lowlevel_help();
 		rc = 0;
 		goto out;
@@ -677,114 +670,11 @@ int main(int argc, char **argv)
 		fslog(FUSE_LOG_ERR, "out of memory");
 		goto out;
 	}
-	if (o.import) {
-		struct importfs_options io = {
-			.store = o.store,
-			.more_roots = o.more_roots,
-			.sources = o.sources,
-			.mountpoint = cmd.mountpoint,
-			.pathmap = map,
-			.settings_file = o.settings_file,
-			.settings_text = o.doc ? o.doc : "",
-			.settle_ms = o.settle ? o.settle : 500,
-			.verbose = o.verbose || cmd.debug,
-			.foreground = cmd.foreground,
-			.debug = cmd.debug,
-			.singlethread = cmd.singlethread,
-			.clone_fd = cmd.clone_fd,
-			.max_threads = cmd.max_threads,
-			.max_idle_threads = cmd.max_idle_threads,
-		};
-
-		xmlInitParser();
-		/* The kernel checks each request against the modes: with allow_other, other
-		 * users must not act as the daemon's user. */
-		fuse_opt_add_arg(&args, "-odefault_permissions");
-		rc = importfs_main(&io, &args);
-		goto out;
-	}
-	raise_descriptor_limit();
-	roots[0] = o.store;
-	so.roots = roots;
-	so.root_count = 1;
-	so.pathmap = map;
-	so.recorded = true;
-	fs.settings = o.settings;
-	fs.set_uid = o.set_uid;
-	fs.uid = o.uid;
-	fs.set_gid = o.set_gid;
-	fs.gid = o.gid;
-	fs.umask = o.umask;
-	fs.revalidate = o.revalidate;
-	fs.readahead_kb = o.readahead;
-	fs.verbose = o.verbose || cmd.debug;
-	/* libxml2 is made ready here, before any thread may use it. */
-	xmlInitParser();
-	if (store_open(&fs.store, &so, &err) < 0 || exportfs_init(&fs, &err) < 0) {
-		fslog(FUSE_LOG_ERR, "%s", error_message(&err));
-		goto out;
-	}
-	if (store_notice(fs.store))
-		fslog(FUSE_LOG_WARNING, "warning: %s", store_notice(fs.store));
-	fuse_opt_add_arg(&args, "-oro");
-	/* The kernel checks each access against the modes and owners shown, which are
-	 * the sources': with allow_other, no user reads through the mount what the
-	 * store does not let them read (the daemon itself checks nothing). */
-	fuse_opt_add_arg(&args, "-odefault_permissions");
-	se = fuse_session_new(&args, &exportfs_ops, sizeof(exportfs_ops), &fs);
-	if (!se) {
-		rc = 2; /* libfuse said why: an option it does not know, mostly */
-		goto out;
-	}
-	if (fuse_set_signal_handlers(se) != 0)
-		goto out;
-	if (fuse_session_mount(se, cmd.mountpoint) != 0)
-		goto out_signals;
-	fuse_daemonize(cmd.foreground);
-	if (!cmd.foreground)
-		fslog_background();
-	if (exportfs_start(&fs, se, cmd.mountpoint) < 0) {
-		fslog(FUSE_LOG_ERR, "cannot start the revalidating thread");
-		goto out_unmount;
-	}
-	if (cmd.singlethread) {
-		rc = loop_ended(fuse_session_loop(se));
-	} else {
-		loop = fuse_loop_cfg_create();
-		if (loop) {
-			fuse_loop_cfg_set_clone_fd(loop, cmd.clone_fd);
-			/* libfuse leaves these UINT_MAX unless they are given: keep its defaults. */
-			if (cmd.max_threads <= 100000)
-				fuse_loop_cfg_set_max_threads(loop, cmd.max_threads);
-			if (cmd.max_idle_threads <= 100000)
-				fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
-		}
-		rc = loop ? loop_ended(fuse_session_loop_mt(se, loop)) : 1;
-	}
-	/* Before the session's device is closed, unless held in the kernel (exportfs.h). */
-	exportfs_stop(&fs, 2000);
-out_unmount:
-	fuse_session_unmount(se);
-out_signals:
-	fuse_remove_signal_handlers(se);
+	rc = o.import ? serve_import(&o, &cmd, map, &args) : serve_export(&o, &cmd, map, &args);
 out:
-	exportfs_release(&fs);
-	if (se)
-		fuse_session_destroy(se);
-	fuse_loop_cfg_destroy(loop);
-	store_free(fs.store);
 	pathmap_free(map);
 	free(cmd.mountpoint);
-	free(o.store);
-	free(o.point);
-	free(o.pathmap);
-	free(o.bad);
-	free(o.settings_file);
-	free(o.more_roots);
-	free(o.sources);
-	free(o.doc);
-	free(o.export_only);
-	free(o.import_only);
+	options_release(&o);
 	fuse_opt_free_args(&args);
 	return rc;
 }
