@@ -1,6 +1,7 @@
 #include "cli.h"
 
 #include "error.h"
+#include "hyperv.h"
 #include "impex_config.h"
 #include "pathmap.h"
 
@@ -313,7 +314,7 @@ static const char global_help[] =
 	"Options may stand anywhere: before the command (impex --store DIR vm list),\n"
 	"after it, before or after its operands; after '--' every word is an operand.\n"
 	"A command takes those its usage names:\n"
-	"  --store DIR        a store's folder (one with 'Virtual Machines'); repeatable:\n"
+	"  --store DIR        a store's folder (one with '" HYPERV_VMS_DIR "'); repeatable:\n"
 	"                     one store of several folders (the first takes new VMs);\n"
 	"                     else $IMPEX_STORE\n"
 	"  --pathmap WIN=DIR  a Windows folder the configurations name, and the Linux\n"
