@@ -261,7 +261,7 @@ static int show_progress(void *ctx, uint64_t done, uint64_t total, const char *f
 static void show_notice(void *ctx, const char *message)
 {
 	(void)ctx;
-	fprintf(stderr, "impex: warning: %s\n", message);
+	cli_warning("%s", message);
 }
 
 static int cmd_import(int argc, char **argv)
