@@ -24,6 +24,7 @@ const char cmd_vm_list_usage[] = "impex vm list [STORE OPTIONS] [--json]";
 const char cmd_vm_show_usage[] =
 	"impex vm show [STORE OPTIONS] [--json] [-v|--verbose] [--ascii] NAME|GUID";
 
+/* The time @t (Unix seconds) as vm show writes it into @buf, or "" when there is none (0). */
 static const char *time_text(int64_t t, char *buf, size_t cap)
 {
 	return t ? vhd_format_utc((time_t)t, buf, cap) : "";
