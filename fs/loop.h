@@ -1,7 +1,7 @@
 /*
- * loop.h - the session loop of both mounts: the export mount's (a session of
- * libfuse's low-level API) and the import mount's (its high-level API), in
- * one thread or several, and the exit status its end means.
+ * loop.h - the session loop of a mount, over a session of libfuse's
+ * low-level API (the export mount's) or a high-level fuse (as the import
+ * mount's is), in one thread or several, and the exit status its end means.
  */
 #ifndef IMPEXFS_LOOP_H
 #define IMPEXFS_LOOP_H

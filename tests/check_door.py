@@ -17,7 +17,7 @@ import re
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-CHECKED = ["fs/importfs.c", "fs/exportfs.c", "fs/main.c", "fs/log.c", "fs/mountinfo.c", "core/import.c", "core/import_run.c", "core/beneath.c", "core/staging.c",
+CHECKED = ["fs/importfs.c", "fs/exportfs.c", "fs/main.c", "fs/help.c", "fs/log.c", "fs/loop.c", "fs/mountinfo.c", "core/import.c", "core/import_run.c", "core/beneath.c", "core/staging.c",
            "core/journal.c", "core/record.c", "core/asuser.c"]
 
 # Calls that take a path and resolve it from the current folder or follow links.

@@ -11,7 +11,6 @@
 #include "disk.h"
 #include "error.h"
 #include "fsutil.h"
-#include "json.h"
 #include "pathmap.h"
 #include "progress.h"
 #include "stream.h"
