@@ -1845,7 +1845,7 @@ static int load_settings(struct importfs *fs, struct error *err)
 	root = fsutil_open_trusted_folder(path, true, fs->staging_root);
 	if (root < 0)
 		return error_errno(err, -root, "cannot use the target VHD root", path);
-	fs->staging_fd = staging_open(root, fs->staging_root, err);
+	fs->staging_fd = staging_open(root, fs->staging_root, true, err);
 	close(root);
 	if (fs->staging_fd < 0)
 		return fs->staging_fd;
