@@ -21,7 +21,7 @@ CHECKED = ["fs/importfs.c", "fs/exportfs.c", "fs/main.c", "fs/log.c", "fs/mounti
            "core/journal.c", "core/record.c", "core/asuser.c"]
 # The import side, split into more files: each is checked as the one it came from was.
 CHECKED += ["core/import_compare.c", "core/import_copy.c", "core/import_recover.c",
-            "core/rollback.c"]
+            "core/import_job.c", "core/import_mount.c", "core/rollback.c"]
 
 # Calls that take a path and resolve it from the current folder or follow links.
 PATH_CALLS = [
