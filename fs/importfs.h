@@ -25,10 +25,8 @@ struct importfs_options {
 	unsigned max_threads, max_idle_threads; /* > 100000: libfuse's defaults */
 };
 
-/* The name of the status file at the mount's root. */
-#define IMPORTFS_STATUS ".impex-status"
-/* The name of an import's own settings document, in its folder. */
-#define IMPORTFS_SETTINGS "impex-import.settings"
+/* The status file at the mount's root and an import's own settings document are named in
+ * core/import_status.h and core/import_job.h. */
 
 /**
  * Mount, go to the background unless told not to, serve until unmounted.
