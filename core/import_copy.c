@@ -47,8 +47,8 @@ static void now_writing(struct import_run_state *r, const char *name)
  * bytes; @shown names it in the progress. 0, -EEXIST (nothing made), or a
  * negative errno with a message.
  */
-static int write_counted(struct import_run_state *r, const struct export_node *node, const char *dest,
-			 const char *shown, struct error *err)
+static int write_counted(struct import_run_state *r, const struct export_node *node,
+			 const char *dest, const char *shown, struct error *err)
 {
 	const char *rel;
 	int root = import_run_place(r, dest, &rel, err), fd, rc;
@@ -136,7 +136,8 @@ int import_copy_plan_chain(struct import_run_state *r, const struct store_disk *
 		if (rc == 0 && !(real = strdup(name)))
 			rc = -ENOMEM;
 		if (rc < 0) {
-			rc = error_errno(err, -rc, "cannot resolve", disk_path(chain_level(chain, level)));
+			rc = error_errno(err, -rc, "cannot resolve",
+					 disk_path(chain_level(chain, level)));
 			break;
 		}
 		j = import_copy_find_job(r, real);
@@ -160,12 +161,13 @@ int import_copy_plan_chain(struct import_run_state *r, const struct store_disk *
 			r->jobs[j].parent = below;
 			own = level == 0 ? res : resource_at(r, real);
 			why = import_target_refusal(pathmap_basename(real));
-			/* A file a resource names goes where it says; other parents to the VHD root. */
+			/* A file a resource names goes where it says; other parents to the VHD
+			 * root. */
 			if (own && own->target && own->target[0]) {
 				pathbuf_adds(&want, own->target);
 			} else if (why) {
-				rc = error_set(err, EINVAL, "the disk '%s' cannot keep its name: %s",
-					       real, why);
+				rc = error_set(err, EINVAL,
+					       "the disk '%s' cannot keep its name: %s", real, why);
 				free(real);
 				r->jobs[j].source = NULL;
 				break;
@@ -197,8 +199,8 @@ int import_copy_plan_chain(struct import_run_state *r, const struct store_disk *
 static bool read_replayed(const char *source)
 {
 	struct disk *disk = NULL;
-	bool replayed = disk_open(&disk, source, DISK_OPEN_READ, NULL) == 0 &&
-			disk_view_replayed(disk);
+	bool replayed =
+		disk_open(&disk, source, DISK_OPEN_READ, NULL) == 0 && disk_view_replayed(disk);
 
 	disk_close(disk);
 	return replayed;
@@ -221,7 +223,8 @@ static int give_to_store(const struct import_run_state *r, const char *source, c
 {
 	char name[NAME_MAX + 1];
 	const char *from, *to;
-	int fromfd = import_run_place(r, source, &from, err), tofd = fromfd < 0 ? -1 : import_run_place(r, temp, &to, err);
+	int fromfd = import_run_place(r, source, &from, err),
+	    tofd = fromfd < 0 ? -1 : import_run_place(r, temp, &to, err);
 	int parent, rc;
 	struct stat owner;
 
@@ -246,8 +249,8 @@ static int give_to_store(const struct import_run_state *r, const char *source, c
  * to name @parent_name in its folder (as a copy would), and made durable;
  * then it takes the name @temp too. Its data is not written again.
  */
-static int adopt_file(struct import_run_state *r, const char *source, const char *parent_name, const char *temp,
-		      struct error *err)
+static int adopt_file(struct import_run_state *r, const char *source, const char *parent_name,
+		      const char *temp, struct error *err)
 {
 	int rc = 0;
 
@@ -259,7 +262,8 @@ static int adopt_file(struct import_run_state *r, const char *source, const char
 
 		rc = disk_open(&disk, source, DISK_OPEN_READ, err);
 		if (rc == 0)
-			rc = disk_patches(disk, parent_name, patches, DISK_MAX_PATCHES, &count, err);
+			rc = disk_patches(disk, parent_name, patches, DISK_MAX_PATCHES, &count,
+					  err);
 		disk_close(disk);
 		/* Opened as its sources are: beneath the import's folder, no link followed. */
 		if (rc == 0 && (fd = fsutil_open_source(source, true)) < 0)
@@ -321,10 +325,11 @@ static int copy_disks(struct import_run_state *r, struct error *err)
 			return error_set(err, ENAMETOOLONG, "'%s' is too long a path", j->target);
 		if (parent && (fsutil_dirname(parent, parent_dir, sizeof(parent_dir)) < 0 ||
 			       strcmp(dir, parent_dir) != 0))
-			return error_set(err, EINVAL,
-					 "'%s' would go to '%s', its parent to '%s': a differencing "
-					 "disk and its parent must share a folder",
-					 j->source, j->target, parent);
+			return error_set(
+				err, EINVAL,
+				"'%s' would go to '%s', its parent to '%s': a differencing "
+				"disk and its parent must share a folder",
+				j->source, j->target, parent);
 		rc = import_run_make_folder(r, dir, err);
 		if (rc == 0)
 			import_run_made(r, dir);
@@ -343,8 +348,8 @@ static int copy_disks(struct import_run_state *r, struct error *err)
 				return rc;
 			continue;
 		}
-		rc = export_node_for_file(j->source, parent ? pathmap_basename(parent) : NULL, &node,
-					  err);
+		rc = export_node_for_file(j->source, parent ? pathmap_basename(parent) : NULL,
+					  &node, err);
 		if (rc == 0) {
 			rc = write_counted(r, node, j->temp, j->target, err);
 			if (rc == 0)
@@ -403,8 +408,7 @@ int import_copy_state(struct import_run_state *r, const char *from, const char *
 
 	/* Written under a temporary name, renamed with the disks: a killed import leaves
 	 * only names the next one sweeps. */
-	if (staging_temp_name(&temp, to) < 0 ||
-	    !(r->state_final[r->state_count] = strdup(to))) {
+	if (staging_temp_name(&temp, to) < 0 || !(r->state_final[r->state_count] = strdup(to))) {
 		pathbuf_release(&temp);
 		return error_set(err, ENOMEM, "out of memory");
 	}

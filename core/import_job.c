@@ -36,14 +36,14 @@ struct import_job {
 	int folder_fd;			  /* that folder, holding its lock; -1 once removed (see
 					     import_job_remove_folder()) */
 	pthread_mutex_t lock;
-	enum import_state state;      /* lock */
-	int fail_errno;		      /* lock */
-	bool abandoned;		      /* its folder removed empty: its name is free again (lock) */
-	struct import_report issues;  /* of the last check, or the failure (lock) */
-	struct import_report closes;  /* files that failed their close() (lock) */
-	char vm_id[37];		      /* lock */
-	char *vm_name;		      /* lock */
-	double settle_to_commit;      /* seconds from the last change to the commit (lock) */
+	enum import_state state;     /* lock */
+	int fail_errno;		     /* lock */
+	bool abandoned;		     /* its folder removed empty: its name is free again (lock) */
+	struct import_report issues; /* of the last check, or the failure (lock) */
+	struct import_report closes; /* files that failed their close() (lock) */
+	char vm_id[37];		     /* lock */
+	char *vm_name;		     /* lock */
+	double settle_to_commit;     /* seconds from the last change to the commit (lock) */
 	/* From a check that found it READY to its run: the checking thread's own. */
 	struct import_settings settings;
 	struct asuser user;	   /* the writer of its document, if not root */
@@ -102,8 +102,7 @@ static void add_issue(const struct import_job *job, struct import_report *list, 
 }
 
 /* Make @issues the job's and move it to @state; the lock is not held. */
-static void set_state(struct import_job *job, enum import_state state,
-		      struct import_report *issues)
+static void set_state(struct import_job *job, enum import_state state, struct import_report *issues)
 {
 	pthread_mutex_lock(&job->lock);
 	import_report_free(&job->issues);
@@ -207,7 +206,7 @@ int import_job_refusal(struct import_job *job)
 	int rc;
 
 	pthread_mutex_lock(&job->lock);
-	rc = job->state == IMPORT_STATE_FAILED	     ? -job->fail_errno
+	rc = job->state == IMPORT_STATE_FAILED	      ? -job->fail_errno
 	     : job->state == IMPORT_STATE_REGISTERING ? -EBUSY
 						      : -EROFS;
 	pthread_mutex_unlock(&job->lock);
@@ -226,8 +225,7 @@ void import_job_fail(struct import_job *job, int e, const char *id, const char *
 {
 	struct import_report issues = {0};
 
-	add_issue(job, &issues, e == ENOSPC || e == EDQUOT ? "space-short" : id, true, "",
-		  message);
+	add_issue(job, &issues, e == ENOSPC || e == EDQUOT ? "space-short" : id, true, "", message);
 	pthread_mutex_lock(&job->lock);
 	job->fail_errno = e;
 	pthread_mutex_unlock(&job->lock);
@@ -258,8 +256,8 @@ int import_job_remove_folder(struct import_job *job, struct error *err)
 	rc = remove_folder(job, left);
 	if (rc == 0)
 		return 0;
-	rc = error_set(err, -rc, "'%s/%s' could not be removed: %s", job->mount->staging_path,
-		       left, strerror(-rc));
+	rc = error_set(err, -rc, "'%s/%s' could not be removed: %s", job->mount->staging_path, left,
+		       strerror(-rc));
 	pthread_mutex_lock(&job->lock);
 	add_issue(job, &job->issues, "cleanup-incomplete", false, "", error_message(err));
 	pthread_mutex_unlock(&job->lock);
@@ -597,8 +595,8 @@ enum import_job_result import_job_run(struct import_job *job, uint64_t quiet_sin
 
 /* The issues of @job (of its last check only if @checked) that are errors, or warnings; its
  * lock is held. */
-static void write_issues(struct json *j, const char *key, const struct import_job *job,
-			 bool errors, bool checked)
+static void write_issues(struct json *j, const char *key, const struct import_job *job, bool errors,
+			 bool checked)
 {
 	json_begin_array(j, key);
 	for (size_t k = 0; k < (checked ? 2 : 1); k++) {

@@ -87,6 +87,7 @@ int import_job_folder_fd(const struct import_job *job);
 /** The job's folder's path, for messages and the core (set once; borrowed). */
 const char *import_job_folder(const struct import_job *job);
 
+/** The job's state now (it may move as soon as this returns). */
 enum import_state import_job_state(struct import_job *job);
 
 /** Whether the job still takes changes (COPYING or WAITING). */

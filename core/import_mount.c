@@ -225,7 +225,8 @@ static int record_targets(struct import_mount *m, struct error *err)
 {
 	for (size_t i = 0; i < m->given_count; i++) {
 		int rc = m->given[i].target_vhd_data_root
-				 ? store_record_folder(m->store, m->given[i].target_vhd_data_root, err)
+				 ? store_record_folder(m->store, m->given[i].target_vhd_data_root,
+						       err)
 				 : 0;
 
 		if (rc < 0)
@@ -235,8 +236,7 @@ static int record_targets(struct import_mount *m, struct error *err)
 }
 
 /* What killed imports left, before this mount adds its own. */
-static int recover(struct import_mount *m, const struct import_mount_options *o,
-		   struct error *err)
+static int recover(struct import_mount *m, const struct import_mount_options *o, struct error *err)
 {
 	struct import_settings t = {0};
 

@@ -36,9 +36,10 @@ struct store;
 #define IMPORT_MOUNT_MAX_TRUSTED (IMPORT_MOUNT_MAX_ROOTS * 2 + 3)
 
 struct import_mount_options {
-	const char *store;	   /* the store's (first) root */
-	const char *more_roots;	   /* its other roots, ':' between them, or NULL */
-	const char *sources;	   /* folders root's documents may name sources in, ':' between, or NULL */
+	const char *store;	/* the store's (first) root */
+	const char *more_roots; /* its other roots, ':' between them, or NULL */
+	const char
+		*sources; /* folders root's documents may name sources in, ':' between, or NULL */
 	const struct pathmap *pathmap;
 	const char *settings_file; /* a settings document of the administrator's, or NULL */
 	const char *settings_text; /* the mount options as a settings document ("" or NULL: none) */

@@ -73,8 +73,8 @@ void import_recover_all(struct store *store, const struct import_settings *s,
 		staging = staging_open(roots[i].fd, roots[i].path, false, NULL);
 		if (staging >= 0 && staging_sweep(staging) && report) {
 			snprintf(message, sizeof(message),
-				 "some import folders in '%s/%s' could not be removed", roots[i].path,
-				 STAGING_FOLDER);
+				 "some import folders in '%s/%s' could not be removed",
+				 roots[i].path, STAGING_FOLDER);
 			report(ctx, message);
 		}
 		if (staging >= 0)

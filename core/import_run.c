@@ -53,7 +53,7 @@ int import_run_place(const struct import_run_state *r, const char *path, const c
 }
 
 size_t import_run_open_places(const struct store *store, const struct import_settings *s,
-			  struct journal_root *roots, size_t cap)
+			      struct journal_root *roots, size_t cap)
 {
 	const char *targets[] = {s->target_vm_data_root, s->target_vhd_data_root,
 				 s->target_snapshot_data_root};
@@ -95,8 +95,8 @@ int import_run_make_folder(const struct import_run_state *r, const char *path, s
 }
 
 /* Write @config as the new file @path, never over one. */
-static int save_new(const struct import_run_state *r, const struct config *config,
-		    const char *path, struct error *err)
+static int save_new(const struct import_run_state *r, const struct config *config, const char *path,
+		    struct error *err)
 {
 	const char *rel;
 	int fd = import_run_place(r, path, &rel, err);
@@ -395,7 +395,8 @@ static int place_states(struct import_run_state *r, struct error *err)
 			return fromfd < 0 ? fromfd : tofd;
 		rc = beneath_rename(fromfd, from, tofd, to, RENAME_NOREPLACE);
 		if (rc == -EEXIST)
-			return error_set(err, EEXIST, "'%s' exists: not replaced", r->state_final[i]);
+			return error_set(err, EEXIST, "'%s' exists: not replaced",
+					 r->state_final[i]);
 		if (rc < 0)
 			return error_errno(err, -rc, "cannot place", r->state_final[i]);
 		if (import_run_made(r, r->state_final[i]) < 0)
@@ -614,7 +615,8 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 		rc = lock;
 		goto out;
 	}
-	import_recover_all(store, s, progress ? progress->notice : NULL, progress ? progress->ctx : NULL);
+	import_recover_all(store, s, progress ? progress->notice : NULL,
+			   progress ? progress->ctx : NULL);
 	r.place_count = import_run_open_places(store, s, r.places, IMPORT_RUN_ROOTS);
 	rc = prepare(&r, dir, &vms, &count, err);
 	if (rc < 0)
@@ -628,12 +630,13 @@ int import_run(const char *dir, struct store *store, const struct import_setting
 		rc = error_set(err, -rc, "the import stopped: %s", strerror(-rc));
 	if (rc == 0) {
 		/* import_run_open_places() put the target VM root first. */
-		r.journal_fd = r.place_count && r.places[0].fd >= 0 &&
-				       r.places[0].path == s->target_vm_data_root
-				   ? journal_folder_open(r.places[0].fd, s->target_vm_data_root, true,
-							 err)
-				   : error_set(err, ENOENT, "cannot open the target VM root '%s'",
-					       s->target_vm_data_root);
+		r.journal_fd =
+			r.place_count && r.places[0].fd >= 0 &&
+					r.places[0].path == s->target_vm_data_root
+				? journal_folder_open(r.places[0].fd, s->target_vm_data_root, true,
+						      err)
+				: error_set(err, ENOENT, "cannot open the target VM root '%s'",
+					    s->target_vm_data_root);
 		rc = r.journal_fd < 0 ? r.journal_fd : write_journal(&r, err);
 	}
 	if (rc == 0)

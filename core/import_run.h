@@ -61,8 +61,8 @@ struct import_run_state {
 	uint64_t done, total; /* bytes copied, and to copy */
 	const char *file;     /* the file being written (in @writing, or NULL) */
 	struct pathbuf writing;
-	int journal_fd;	      /* the journal folder of the target VM root, or -1 */
-	bool journaled;	      /* a journal was written */
+	int journal_fd; /* the journal folder of the target VM root, or -1 */
+	bool journaled; /* a journal was written */
 	struct journal_root places[IMPORT_RUN_ROOTS]; /* the roots it writes in, open */
 	size_t place_count;
 };
@@ -96,6 +96,7 @@ int import_run_make_folder(const struct import_run_state *r, const char *path, s
 size_t import_run_open_places(const struct store *store, const struct import_settings *s,
 			      struct journal_root *roots, size_t cap);
 
+/** Close the @count roots import_run_open_places() opened. */
 void import_run_close_places(struct journal_root *roots, size_t count);
 
 /** Whether a name @path exists beneath its place (as anything, links included). */

@@ -17,36 +17,36 @@
 #define IMPORT_STATUS_FILE ".impex-status"
 
 /* The status object. */
-#define IMPORT_STATUS_STORE "store"
+#define IMPORT_STATUS_STORE   "store"
 #define IMPORT_STATUS_IMPORTS "imports"
 
 /* An import object. */
-#define IMPORT_STATUS_FOLDER "folder"
-#define IMPORT_STATUS_STATE "state"
-#define IMPORT_STATUS_FILES "files"
-#define IMPORT_STATUS_BYTES "bytes"
-#define IMPORT_STATUS_WRITING "writing"
-#define IMPORT_STATUS_VM "vm"
-#define IMPORT_STATUS_VM_ID "id"
-#define IMPORT_STATUS_VM_NAME "name"
+#define IMPORT_STATUS_FOLDER	"folder"
+#define IMPORT_STATUS_STATE	"state"
+#define IMPORT_STATUS_FILES	"files"
+#define IMPORT_STATUS_BYTES	"bytes"
+#define IMPORT_STATUS_WRITING	"writing"
+#define IMPORT_STATUS_VM	"vm"
+#define IMPORT_STATUS_VM_ID	"id"
+#define IMPORT_STATUS_VM_NAME	"name"
 #define IMPORT_STATUS_COMMIT_MS "commit_ms"
-#define IMPORT_STATUS_ERRORS "errors"
-#define IMPORT_STATUS_WARNINGS "warnings"
+#define IMPORT_STATUS_ERRORS	"errors"
+#define IMPORT_STATUS_WARNINGS	"warnings"
 
 /* An issue object. */
-#define IMPORT_STATUS_ISSUE_ID "id"
+#define IMPORT_STATUS_ISSUE_ID	     "id"
 #define IMPORT_STATUS_ISSUE_SEVERITY "severity"
-#define IMPORT_STATUS_ISSUE_FILE "file"
-#define IMPORT_STATUS_ISSUE_MESSAGE "message"
-#define IMPORT_STATUS_ERROR "error"
-#define IMPORT_STATUS_WARNING "warning"
+#define IMPORT_STATUS_ISSUE_FILE     "file"
+#define IMPORT_STATUS_ISSUE_MESSAGE  "message"
+#define IMPORT_STATUS_ERROR	     "error"
+#define IMPORT_STATUS_WARNING	     "warning"
 
 /* The states of an import, as the status file names them. */
-#define IMPORT_STATUS_COPYING "copying"
-#define IMPORT_STATUS_WAITING "waiting"
+#define IMPORT_STATUS_COPYING	  "copying"
+#define IMPORT_STATUS_WAITING	  "waiting"
 #define IMPORT_STATUS_REGISTERING "registering"
-#define IMPORT_STATUS_REGISTERED "registered"
-#define IMPORT_STATUS_FAILED "failed"
+#define IMPORT_STATUS_REGISTERED  "registered"
+#define IMPORT_STATUS_FAILED	  "failed"
 
 /* An import's state (core/import_job.h says how it moves). */
 enum import_state {

@@ -20,7 +20,10 @@ struct rollback {
 	size_t count;
 };
 
-#define ROLLBACK_INIT {.paths = NULL, .count = 0}
+#define ROLLBACK_INIT                                                                              \
+	{                                                                                          \
+		.paths = NULL, .count = 0                                                          \
+	}
 
 /** Remember that @path was made (a copy is kept). Returns 0 or -ENOMEM. */
 int rollback_add(struct rollback *r, const char *path);

@@ -64,7 +64,8 @@ static int open_file(struct importfs_where *w, int flags, mode_t mode, struct fu
 		if (fd < 0)
 			return fd;
 		if (flags & O_CREAT)
-			importfs_own(w->imp, w->at, fd); /* CREATE comes for a name that did not exist */
+			importfs_own(w->imp, w->at,
+				     fd); /* CREATE comes for a name that did not exist */
 	}
 	h = handle_new(w->imp, fd, fd >= 0 && writer, w->rel);
 	if (!h) {
@@ -129,8 +130,7 @@ int importfs_op_open(const char *path, struct fuse_file_info *fi)
 	return importfs_done(&w, rc);
 }
 
-int importfs_op_read(const char *path, char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
+int importfs_op_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct importfs_handle *h = (struct importfs_handle *)(uintptr_t)fi->fh;
 	ssize_t n;

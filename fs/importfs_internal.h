@@ -48,10 +48,10 @@ struct importfs_import {
 	char *name;		/* the folder at the mount's root (set once) */
 	struct import_job *job; /* the core's import (set once; its state has its own lock) */
 	pthread_rwlock_t rw;	/* see the top of this file */
-	uid_t owner;		/* who made the import, or was given it by chown (guarded by fs->mu) */
-	bool gone;		/* removed by rmdir (guarded by fs->mu; written with rw shared) */
-	atomic_int writers;	/* files open for writing */
-	atomic_int failing;	/* an errno that fails the import, 0 */
+	uid_t owner;	    /* who made the import, or was given it by chown (guarded by fs->mu) */
+	bool gone;	    /* removed by rmdir (guarded by fs->mu; written with rw shared) */
+	atomic_int writers; /* files open for writing */
+	atomic_int failing; /* an errno that fails the import, 0 */
 	atomic_uint_fast64_t bytes, files;
 	atomic_uint_fast64_t last_ns; /* the last change, CLOCK_MONOTONIC */
 	atomic_bool dirty;	      /* changed since the last check */
@@ -63,7 +63,7 @@ struct importfs_import {
 struct importfs {
 	const struct importfs_options *o; /* set before the threads start, then read-only */
 	struct import_mount *mount;	  /* set before the threads start, then read-only */
-	struct timespec started;	  /* when the mount began (CLOCK_REALTIME: shown as times) */
+	struct timespec started; /* when the mount began (CLOCK_REALTIME: shown as times) */
 	pthread_mutex_t mu;
 	pthread_cond_t wake;		  /* tells the checker (CLOCK_MONOTONIC; with mu) */
 	struct importfs_import **imports; /* guarded by mu */

@@ -38,8 +38,7 @@ struct importfs_entry *importfs_view_find(const struct importfs_view *view, cons
 /* Add an entry for @rel (stat @st) to @view; false when out of memory. */
 static bool add(struct importfs_view *view, const char *rel, const struct stat *st)
 {
-	struct importfs_entry *grown =
-		realloc(view->entries, (view->count + 1) * sizeof(*grown));
+	struct importfs_entry *grown = realloc(view->entries, (view->count + 1) * sizeof(*grown));
 
 	if (!grown)
 		return false;

@@ -44,12 +44,12 @@
 #define MiB (1024ull * 1024)
 
 struct fixture {
-	char *temp;		/* what support_tempdir() gave */
-	char dir[PATH_MAX];	/* its real path */
-	char source[PATH_MAX];	/* the store the VM comes from */
-	char export[PATH_MAX];	/* its export folder */
-	char target[PATH_MAX];	/* the store the mount imports into */
-	char vm_id[37];		/* the VM's GUID in the source store */
+	char *temp;	       /* what support_tempdir() gave */
+	char dir[PATH_MAX];    /* its real path */
+	char source[PATH_MAX]; /* the store the VM comes from */
+	char export[PATH_MAX]; /* its export folder */
+	char target[PATH_MAX]; /* the store the mount imports into */
+	char vm_id[37];	       /* the VM's GUID in the source store */
 	struct import_mount *mount;
 };
 
@@ -221,7 +221,7 @@ static void check_is(struct import_job *job, enum import_job_result want, const 
 	if (id && !error_with(status, id))
 		fail_msg("no error '%s' in %s", id, json_dumps(status, JSON_COMPACT));
 	assert_string_equal(state_of(status), want == IMPORT_JOB_READY ? IMPORT_STATUS_REGISTERING
-								    : IMPORT_STATUS_WAITING);
+								       : IMPORT_STATUS_WAITING);
 	json_decref(status);
 }
 
@@ -309,13 +309,15 @@ static void test_waiting_for_a_missing_disk(void **state)
 	error_clear(&err);
 	assert_int_equal(store_add_switch(f->mount->store, "External", NULL, &err), 0);
 	job = copied_job(f, "/mnt/blog");
-	snprintf(command, sizeof(command), "rm -f '%s/Virtual Hard Disks/'*", import_job_folder(job));
+	snprintf(command, sizeof(command), "rm -f '%s/Virtual Hard Disks/'*",
+		 import_job_folder(job));
 	run(command);
 	check_is(job, IMPORT_JOB_WAITING, "disk-missing");
 	assert_true(import_job_live(job));
 	assert_int_equal(vms_in(f), 0);
-	snprintf(command, sizeof(command), "cp -a '%s/Virtual Hard Disks/.' '%s/Virtual Hard Disks/'",
-		 f->export, import_job_folder(job));
+	snprintf(command, sizeof(command),
+		 "cp -a '%s/Virtual Hard Disks/.' '%s/Virtual Hard Disks/'", f->export,
+		 import_job_folder(job));
 	run(command);
 	check_is(job, IMPORT_JOB_READY, NULL);
 	import_job_free(job);
@@ -463,8 +465,9 @@ static void test_failed_run_rolled_back(void **state)
 	assert_string_equal(state_of(status), IMPORT_STATUS_FAILED);
 	issue = error_with(status, "import-failed");
 	assert_non_null(issue);
-	assert_non_null(strstr(json_string_value(json_object_get(issue, IMPORT_STATUS_ISSUE_MESSAGE)),
-			       "must share a folder"));
+	assert_non_null(
+		strstr(json_string_value(json_object_get(issue, IMPORT_STATUS_ISSUE_MESSAGE)),
+		       "must share a folder"));
 	json_decref(status);
 	assert_false(import_job_live(job));
 	assert_int_equal(import_job_refusal(job), -EINVAL);
@@ -483,7 +486,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_registered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waiting_for_a_missing_disk, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_waiting_for_an_unknown_switch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_waiting_for_an_unknown_switch, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_store_changed_between_check_and_run, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_document_refused, setup, teardown),

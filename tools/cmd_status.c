@@ -148,7 +148,8 @@ static size_t count_state(const json_t *status, const char *state)
 /* Whether every import of @status is registered, failed or waiting for what it lacks. */
 static bool settled(const json_t *status)
 {
-	return count_state(status, IMPORT_STATUS_COPYING) == 0 && count_state(status, IMPORT_STATUS_REGISTERING) == 0;
+	return count_state(status, IMPORT_STATUS_COPYING) == 0 &&
+	       count_state(status, IMPORT_STATUS_REGISTERING) == 0;
 }
 
 /* Whether an import of @status failed or shows an error (one waiting for what it lacks). */
