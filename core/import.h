@@ -228,21 +228,18 @@ const char *import_target_refusal(const char *rel);
 int import_open_folder(const char *dir, const struct import_settings *settings,
 		       struct store **out, struct error *err);
 
-/* ---- the import (core/import_run.c) ---- */
-
 /**
- * Import the export folder @dir into @store with @settings (the defaults
- * with a document laid over them): refused if import_compare() finds an
- * error. With create_copy, every file of every chain is copied to its
- * target (a free name, never over a file), differencing disks naming their
- * parents' new files; saved state and configurations go to the target
- * roots, rewritten (new GUIDs with generate_new_id, the name, disk paths,
- * each adapter's switch fields naming the switch import_adapter_target()
- * gives, or cleared, the scope), the VM's configuration last: that is the commit, and a
- * failure before it leaves nothing. Without create_copy the disks stay
- * where they are read. The folder is only read. The VM's GUID goes into
- * @id. Returns 0 or a negative errno with a message.
+ * The permission bits a copy of a file with @mode gets: the source's, less
+ * set-user-ID, set-group-ID, sticky and write by group or others. A copy is
+ * never wider than what it copies (docs/SECURITY.md).
  */
+static inline unsigned import_safe_mode(unsigned mode)
+{
+	return mode & 0755;
+}
+
+/* ---- the import (core/import_run.c, core/import_copy.c, core/import_recover.c) ---- */
+
 struct import_progress {
 	/* Called as data is copied: @done of @total bytes (sparse files count whole), @file the
 	 * file being written; and once more before the first file takes its name in the store.
@@ -262,6 +259,27 @@ struct import_progress {
  */
 #define IMPORT_ADOPT 1u
 
+/**
+ * Import the export folder @dir into @store with @settings (the defaults
+ * with a document laid over them), with the store's lock held throughout.
+ * First what killed imports left goes (import_recover()); then
+ * import_compare() runs again, as the store is now: an error in its report
+ * refuses the import with -ECANCELED, and nothing is changed. A caller that
+ * checked the folder itself before (an import mount) takes -ECANCELED as
+ * "the store changed since my check" (another import, a switch removed,
+ * room taken) and checks again. With create_copy, every file of every chain
+ * is copied to its target (a free name, never over a file), differencing
+ * disks naming their parents' new files; saved state and configurations go
+ * to the target roots, rewritten (new GUIDs with generate_new_id, the name,
+ * disk paths, each adapter's switch fields naming the switch
+ * import_adapter_target() gives, or cleared, the scope), the VM's
+ * configuration last: that is the commit, and a failure before it leaves
+ * nothing. Without create_copy the disks stay where they are read. The
+ * folder is only read (IMPORT_ADOPT: its files are linked, a differencing
+ * disk's parent locator patched where it is). The VM's GUID goes into @id.
+ * Returns 0, -ECANCELED (the report has an error: nothing done), or another
+ * negative errno with a message (everything made was removed).
+ */
 int import_run(const char *dir, struct store *store, const struct import_settings *settings,
 	       unsigned flags, const struct import_progress *progress, char id[37],
 	       struct error *err);

@@ -7,6 +7,7 @@
 #include "beneath.h"
 #include "error.h"
 #include "fsutil.h"
+#include "hyperv.h"
 #include "record.h"
 
 #include <dirent.h>
@@ -318,7 +319,7 @@ size_t journal_recover(int folderfd, int vmrootfd, const struct journal_root *ro
 			left++;
 			continue;
 		}
-		snprintf(config, sizeof(config), "Virtual Machines/%s.xml", id);
+		snprintf(config, sizeof(config), HYPERV_VMS_DIR "/%s.xml", id);
 		if (beneath_stat(vmrootfd, config, &st) == 0) {
 			/* Committed: the journal alone goes. */
 			close(fd);

@@ -11,7 +11,7 @@
 
 int rollback_add(struct rollback *r, const char *path)
 {
-	char **grown = realloc(r->paths, (r->count + 1) * sizeof(*grown));
+	char **grown = realloc(r->paths, (r->count + 1) * sizeof(*r->paths));
 
 	if (!grown)
 		return -ENOMEM;
@@ -23,17 +23,30 @@ int rollback_add(struct rollback *r, const char *path)
 	return 0;
 }
 
-void rollback_finish(struct rollback *r, bool failed, int (*remove)(void *ctx, const char *path),
-		     void *ctx)
+void rollback_undo(struct rollback *r, rollback_remover *remove, void *ctx)
 {
 	for (size_t i = r->count; i-- > 0;) {
-		if (failed && remove)
+		if (remove)
 			remove(ctx, r->paths[i]);
-		else if (failed)
+		else
 			fsutil_remove_tree(r->paths[i]);
-		free(r->paths[i]);
 	}
+	rollback_release(r);
+}
+
+void rollback_release(struct rollback *r)
+{
+	for (size_t i = 0; i < r->count; i++)
+		free(r->paths[i]);
 	free(r->paths);
 	r->paths = NULL;
 	r->count = 0;
+}
+
+void rollback_finish(struct rollback *r, bool failed, rollback_remover *remove, void *ctx)
+{
+	if (failed)
+		rollback_undo(r, remove, ctx);
+	else
+		rollback_release(r);
 }

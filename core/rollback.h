@@ -1,12 +1,21 @@
 /*
  * rollback.h - the files and folders an operation made, so that a failure
  * leaves nothing of it: each path is noted as soon as it exists, and the
- * operation ends with rollback_finish(), which removes them newest first
- * when it failed (a folder with what it holds, a link as itself) and only
- * forgets them when it succeeded.
+ * operation ends by undoing them (newest first: files before the folders
+ * that hold them) when it failed, or only forgetting them when it succeeded.
  *
- * Only what the operation made goes in: never a path that was there
- * before it (a folder it merely found, a name it failed to take).
+ * How a path is removed is the caller's rule: with no remover,
+ * fsutil_remove_tree() (a folder with what it holds, a link as itself); a
+ * caller whose paths lie in places others control gives its own (the import
+ * removes beneath its target roots' folder descriptors, never through a
+ * link).
+ *
+ *   struct rollback r = ROLLBACK_INIT;
+ *   rollback_add(&r, path) after each thing made;
+ *   rollback_finish(&r, failed, NULL, NULL), or rollback_undo()/rollback_release().
+ *
+ * Only what the operation made goes in: never a path that was there before
+ * it (a folder it merely found, a name it failed to take).
  * Not thread-safe: a rollback belongs to one operation.
  */
 #ifndef IMPEX_ROLLBACK_H
@@ -16,11 +25,14 @@
 #include <stddef.h>
 
 struct rollback {
-	char **paths; /* oldest first */
+	char **paths; /* made, oldest first */
 	size_t count;
 };
 
 #define ROLLBACK_INIT {.paths = NULL, .count = 0}
+
+/** A remover: takes @path away; its failures are its own to report. */
+typedef void rollback_remover(void *ctx, const char *path);
 
 /**
  * Note @path (copied) as made by the operation. Returns 0 or -ENOMEM (then
@@ -30,12 +42,16 @@ struct rollback {
 int rollback_add(struct rollback *rollback, const char *path);
 
 /**
- * End the operation: when @failed, remove every noted path, newest first,
- * through @remove (with @ctx), or fsutil_remove_tree() when @remove is NULL
- * (a caller whose paths lie in places others control removes through
- * core/beneath); then forget them all, leaving @rollback empty for reuse.
+ * Remove every noted path, newest first, through @remove (with @ctx), or
+ * fsutil_remove_tree() when @remove is NULL; then forget them all, leaving
+ * @rollback empty for reuse.
  */
-void rollback_finish(struct rollback *rollback, bool failed,
-		     int (*remove)(void *ctx, const char *path), void *ctx);
+void rollback_undo(struct rollback *rollback, rollback_remover *remove, void *ctx);
+
+/** Forget the paths (an operation that succeeded keeps what it made), leaving @rollback empty. */
+void rollback_release(struct rollback *rollback);
+
+/** rollback_undo() when @failed, else rollback_release(). */
+void rollback_finish(struct rollback *rollback, bool failed, rollback_remover *remove, void *ctx);
 
 #endif

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "loop.h"
+
 struct pathmap;
 
 struct importfs_options {
@@ -21,14 +23,12 @@ struct importfs_options {
 	const char *settings_text; /* the -o settings as a document ("" for none) */
 	unsigned settle_ms;	   /* quiet time before an import is checked */
 	bool verbose;
-	bool foreground, debug, singlethread, clone_fd;
-	unsigned max_threads, max_idle_threads; /* > 100000: libfuse's defaults */
+	bool foreground, debug;
+	struct fsloop_options loop; /* how the session loop runs */
 };
 
-/* The name of the status file at the mount's root. */
-#define IMPORTFS_STATUS ".impex-status"
-/* The name of an import's own settings document, in its folder. */
-#define IMPORTFS_SETTINGS "impex-import.settings"
+/* The status file at the mount's root and an import's own settings document are named in
+ * core/import_status.h and core/import_job.h. */
 
 /**
  * Mount, go to the background unless told not to, serve until unmounted.

@@ -464,6 +464,17 @@ static void raise_descriptor_limit(void)
 	}
 }
 
+/* How the session loop runs, as the command line @cmd says. */
+static struct fsloop_options fsloop_of(const struct fuse_cmdline_opts *cmd)
+{
+	return (struct fsloop_options){
+		.singlethread = cmd->singlethread,
+		.clone_fd = cmd->clone_fd,
+		.max_threads = cmd->max_threads,
+		.max_idle_threads = cmd->max_idle_threads,
+	};
+}
+
 /* The import mount: importfs_main() mounts, serves and unmounts. Returns the exit status. */
 static int serve_import(const struct options *o, const struct fuse_cmdline_opts *cmd,
 			const struct pathmap *map, struct fuse_args *args)
@@ -480,10 +491,7 @@ static int serve_import(const struct options *o, const struct fuse_cmdline_opts 
 		.verbose = o->verbose || cmd->debug,
 		.foreground = cmd->foreground,
 		.debug = cmd->debug,
-		.singlethread = cmd->singlethread,
-		.clone_fd = cmd->clone_fd,
-		.max_threads = cmd->max_threads,
-		.max_idle_threads = cmd->max_idle_threads,
+		.loop = fsloop_of(cmd),
 	};
 
 	xmlInitParser();
@@ -501,12 +509,7 @@ static int serve_import(const struct options *o, const struct fuse_cmdline_opts 
 static int serve_export(const struct options *o, const struct fuse_cmdline_opts *cmd,
 			const struct pathmap *map, struct fuse_args *args)
 {
-	const struct fsloop_options loop = {
-		.singlethread = cmd->singlethread,
-		.clone_fd = cmd->clone_fd,
-		.max_threads = cmd->max_threads,
-		.max_idle_threads = cmd->max_idle_threads,
-	};
+	const struct fsloop_options loop = fsloop_of(cmd);
 	const char *roots[1] = {o->store};
 	struct store_options so = {
 		.roots = roots, .root_count = 1, .pathmap = map, .recorded = true};

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "error.h"
+#include "import_status.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -22,9 +23,6 @@
 #include <time.h>
 
 static const char usage_status[] = "impex status [--json] [--wait] [--timeout SECONDS] MOUNTPOINT";
-
-/* The status file's name: fs/importfs.h says it too. */
-#define STATUS_FILE ".impex-status"
 
 /* The whole status file at @path (at most 64 MiB), in *@text. */
 static int slurp(const char *path, char **text, size_t *len, struct error *err)
@@ -91,12 +89,12 @@ static void print_issues(const json_t *list, const char *kind)
 {
 	for (size_t i = 0; i < json_array_size(list); i++) {
 		const json_t *issue = json_array_get(list, i);
-		const char *file = string_of(issue, "file");
+		const char *file = string_of(issue, IMPORT_STATUS_ISSUE_FILE);
 		char id[64], message[4096], shown[4096];
 
 		printf("    %s %s: %s%s%s\n", kind,
-		       printable(string_of(issue, "id") ?: "?", id, sizeof(id)),
-		       printable(string_of(issue, "message"), message, sizeof(message)),
+		       printable(string_of(issue, IMPORT_STATUS_ISSUE_ID) ?: "?", id, sizeof(id)),
+		       printable(string_of(issue, IMPORT_STATUS_ISSUE_MESSAGE), message, sizeof(message)),
 		       file && file[0] ? "\n        file: " : "",
 		       printable(file, shown, sizeof(shown)));
 	}
@@ -104,43 +102,43 @@ static void print_issues(const json_t *list, const char *kind)
 
 static void print_human(const json_t *status)
 {
-	const json_t *imports = json_object_get(status, "imports");
+	const json_t *imports = json_object_get(status, IMPORT_STATUS_IMPORTS);
 	char size[32];
 
 	char text[4096], more[256];
 
 	printf("import mount of the store %s\n",
-	       printable(string_of(status, "store") ?: "?", text, sizeof(text)));
+	       printable(string_of(status, IMPORT_STATUS_STORE) ?: "?", text, sizeof(text)));
 	if (json_array_size(imports) == 0) {
 		printf("  no import yet: copy an export folder into the mount\n");
 		return;
 	}
 	for (size_t i = 0; i < json_array_size(imports); i++) {
 		const json_t *imp = json_array_get(imports, i);
-		const json_t *vm = json_object_get(imp, "vm");
+		const json_t *vm = json_object_get(imp, IMPORT_STATUS_VM);
 
 		printf("  %-24s %-12s %6llu files %10s",
-		       printable(string_of(imp, "folder") ?: "?", text, sizeof(text)),
-		       printable(string_of(imp, "state") ?: "?", more, sizeof(more)),
-		       (unsigned long long)count_of(imp, "files"),
-		       cli_format_size(count_of(imp, "bytes"), size, sizeof(size)));
+		       printable(string_of(imp, IMPORT_STATUS_FOLDER) ?: "?", text, sizeof(text)),
+		       printable(string_of(imp, IMPORT_STATUS_STATE) ?: "?", more, sizeof(more)),
+		       (unsigned long long)count_of(imp, IMPORT_STATUS_FILES),
+		       cli_format_size(count_of(imp, IMPORT_STATUS_BYTES), size, sizeof(size)));
 		if (json_is_object(vm))
-			printf("  VM %s '%s'", printable(string_of(vm, "id") ?: "?", more, sizeof(more)),
-			       printable(string_of(vm, "name"), text, sizeof(text)));
+			printf("  VM %s '%s'", printable(string_of(vm, IMPORT_STATUS_VM_ID) ?: "?", more, sizeof(more)),
+			       printable(string_of(vm, IMPORT_STATUS_VM_NAME), text, sizeof(text)));
 		putchar('\n');
-		print_issues(json_object_get(imp, "errors"), "error");
-		print_issues(json_object_get(imp, "warnings"), "warning");
+		print_issues(json_object_get(imp, IMPORT_STATUS_ERRORS), "error");
+		print_issues(json_object_get(imp, IMPORT_STATUS_WARNINGS), "warning");
 	}
 }
 
 /* How many imports of @status are in @state. */
 static size_t count_state(const json_t *status, const char *state)
 {
-	const json_t *imports = json_object_get(status, "imports");
+	const json_t *imports = json_object_get(status, IMPORT_STATUS_IMPORTS);
 	size_t n = 0;
 
 	for (size_t i = 0; i < json_array_size(imports); i++) {
-		const char *s = string_of(json_array_get(imports, i), "state");
+		const char *s = string_of(json_array_get(imports, i), IMPORT_STATUS_STATE);
 
 		n += s && strcmp(s, state) == 0;
 	}
@@ -150,20 +148,21 @@ static size_t count_state(const json_t *status, const char *state)
 /* Whether every import of @status is registered, failed or waiting for what it lacks. */
 static bool settled(const json_t *status)
 {
-	return count_state(status, "copying") == 0 && count_state(status, "registering") == 0;
+	return count_state(status, IMPORT_STATUS_COPYING) == 0 &&
+	       count_state(status, IMPORT_STATUS_REGISTERING) == 0;
 }
 
 /* Whether an import of @status failed or shows an error (one waiting for what it lacks). */
 static bool any_error(const json_t *status)
 {
-	const json_t *imports = json_object_get(status, "imports");
+	const json_t *imports = json_object_get(status, IMPORT_STATUS_IMPORTS);
 
 	for (size_t i = 0; i < json_array_size(imports); i++) {
 		const json_t *imp = json_array_get(imports, i);
-		const char *s = string_of(imp, "state");
+		const char *s = string_of(imp, IMPORT_STATUS_STATE);
 
-		if ((s && strcmp(s, "failed") == 0) ||
-		    json_array_size(json_object_get(imp, "errors")) > 0)
+		if ((s && strcmp(s, IMPORT_STATUS_FAILED) == 0) ||
+		    json_array_size(json_object_get(imp, IMPORT_STATUS_ERRORS)) > 0)
 			return true;
 	}
 	return false;
@@ -181,8 +180,8 @@ static double now(void)
 /* Whether every import of @status is registered. */
 static bool all_registered(const json_t *status)
 {
-	return count_state(status, "registered") ==
-	       json_array_size(json_object_get(status, "imports"));
+	return count_state(status, IMPORT_STATUS_REGISTERED) ==
+	       json_array_size(json_object_get(status, IMPORT_STATUS_IMPORTS));
 }
 
 /* The status file @path parsed into *@status (caller frees with json_decref), its text in
@@ -249,7 +248,7 @@ int cmd_status(int argc, char **argv)
 	if (argc - optind != 1)
 		return cli_usage(usage_status, "give the mount point of one import mount");
 	error_clear(&err);
-	if (snprintf(path, sizeof(path), "%s/%s", argv[optind], STATUS_FILE) >= (int)sizeof(path)) {
+	if (snprintf(path, sizeof(path), "%s/%s", argv[optind], IMPORT_STATUS_FILE) >= (int)sizeof(path)) {
 		error_set(&err, ENAMETOOLONG, "'%s' is too long a path", argv[optind]);
 		return cli_fail(&err);
 	}
@@ -274,7 +273,7 @@ int cmd_status(int argc, char **argv)
 			print_human(status);
 		if (timed_out) {
 			size_t busy =
-				count_state(status, "copying") + count_state(status, "registering");
+				count_state(status, IMPORT_STATUS_COPYING) + count_state(status, IMPORT_STATUS_REGISTERING);
 
 			cli_error("%zu import%s still copying or registering after %g seconds",
 				  busy, busy == 1 ? " is" : "s are", timeout);
