@@ -23,12 +23,12 @@ int rollback_add(struct rollback *r, const char *path)
 	return 0;
 }
 
-void rollback_undo(struct rollback *r, rollback_remover *remove, void *ctx)
+void rollback_undo(struct rollback *r, rollback_remover *remover, void *ctx)
 {
 	for (size_t i = r->count; i-- > 0;) {
-		if (remove)
-			remove(ctx, r->paths[i]);
-		else
+		if (remover)
+			remover(ctx, r->paths[i]);
+		else /* door: the store's own commands only; the import gives its remover beneath its roots */
 			fsutil_remove_tree(r->paths[i]);
 	}
 	rollback_release(r);
@@ -43,10 +43,10 @@ void rollback_release(struct rollback *r)
 	r->count = 0;
 }
 
-void rollback_finish(struct rollback *r, bool failed, rollback_remover *remove, void *ctx)
+void rollback_finish(struct rollback *r, bool failed, rollback_remover *remover, void *ctx)
 {
 	if (failed)
-		rollback_undo(r, remove, ctx);
+		rollback_undo(r, remover, ctx);
 	else
 		rollback_release(r);
 }

@@ -42,16 +42,16 @@ typedef void rollback_remover(void *ctx, const char *path);
 int rollback_add(struct rollback *rollback, const char *path);
 
 /**
- * Remove every noted path, newest first, through @remove (with @ctx), or
- * fsutil_remove_tree() when @remove is NULL; then forget them all, leaving
+ * Remove every noted path, newest first, through @remover (with @ctx), or
+ * fsutil_remove_tree() when @remover is NULL; then forget them all, leaving
  * @rollback empty for reuse.
  */
-void rollback_undo(struct rollback *rollback, rollback_remover *remove, void *ctx);
+void rollback_undo(struct rollback *rollback, rollback_remover *remover, void *ctx);
 
 /** Forget the paths (an operation that succeeded keeps what it made), leaving @rollback empty. */
 void rollback_release(struct rollback *rollback);
 
 /** rollback_undo() when @failed, else rollback_release(). */
-void rollback_finish(struct rollback *rollback, bool failed, rollback_remover *remove, void *ctx);
+void rollback_finish(struct rollback *rollback, bool failed, rollback_remover *remover, void *ctx);
 
 #endif
