@@ -402,7 +402,7 @@ int import_copy_state(struct import_run_state *r, const char *from, const char *
 		      struct error *err)
 {
 	struct pathbuf temp = PATHBUF_INIT, src = PATHBUF_INIT, dst = PATHBUF_INIT;
-	char **names = NULL;
+	struct savedstate_file *files = NULL;
 	size_t count = 0;
 	int rc;
 
@@ -424,22 +424,17 @@ int import_copy_state(struct import_run_state *r, const char *from, const char *
 		return rc == -EEXIST ? error_errno(err, EEXIST, "cannot create", to) : rc;
 	r->state_count++;
 	rc = import_run_made(r, to) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
-	if (rc == 0 && (rc = fsutil_list_names(from, NULL, &names, &count)) < 0)
-		rc = error_errno(err, -rc, "cannot read", from);
+	if (rc == 0)
+		rc = savedstate_files(from, r->renames, r->rename_count, &files, &count, err);
 	for (size_t i = 0; i < count && rc == 0; i++) {
 		struct export_node *node = NULL;
-		const char *name = names[i];
-		struct stat st;
 
-		pathbuf_setf(&src, "%s/%s", from, name);
-		pathbuf_setf(&dst, "%s/%s", to, name);
+		pathbuf_setf(&src, "%s/%s", from, files[i].name);
+		pathbuf_setf(&dst, "%s/%s", to, files[i].as);
 		if (src.err || dst.err) {
 			rc = error_set(err, ENOMEM, "out of memory");
 			break;
 		}
-		if (fsutil_stat_source(src.buf, &st) < 0 || !S_ISREG(st.st_mode))
-			continue;
-		import_run_renew_ids(r, dst.buf + strlen(to) + 1);
 		if (adoptable(r, src.buf, to)) {
 			rc = adopt_file(r, src.buf, NULL, dst.buf, err);
 			if (rc == 0)
@@ -458,24 +453,22 @@ int import_copy_state(struct import_run_state *r, const char *from, const char *
 	}
 	pathbuf_release(&src);
 	pathbuf_release(&dst);
-	fsutil_names_free(names, count);
+	free(files);
 	return rc;
 }
 
-/* The bytes of @from's files, for the total. */
+/* The bytes of the files a copy of the saved-state folder @from carries, for the total. */
 static uint64_t folder_bytes(const char *from)
 {
-	struct pathbuf path = PATHBUF_INIT;
-	char **names = NULL;
+	struct savedstate_file *files = NULL;
 	size_t count = 0;
 	uint64_t total = 0;
+	struct error err;
 
-	if (from && fsutil_list_names(from, NULL, &names, &count) == 0)
+	if (from && savedstate_files(from, NULL, 0, &files, &count, &err) == 0)
 		for (size_t i = 0; i < count; i++)
-			if (pathbuf_setf(&path, "%s/%s", from, names[i]) == 0)
-				total += size_of(path.buf);
-	pathbuf_release(&path);
-	fsutil_names_free(names, count);
+			total += files[i].size;
+	free(files);
 	return total;
 }
 

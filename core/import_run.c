@@ -209,52 +209,9 @@ static const char *mapped_snapshot(const struct import_run_state *r, const char 
 	return old ? old : "";
 }
 
-/* Whether the 36 characters at @p have the form of a GUID (8-4-4-4-12 hexadecimal digits). */
-static bool guid_at(const char *p)
-{
-	for (int i = 0; i < 36; i++) {
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-		if (dash ? p[i] != '-' : !isxdigit((unsigned char)p[i]))
-			return false;
-	}
-	return true;
-}
-
-/* The new GUID of the VM or snapshot whose old GUID are the 36 characters at @p (any
- * case), or NULL. */
-static const char *new_id_at(const struct import_run_state *r, const char *p)
-{
-	if (strncasecmp(p, r->vm->id, 36) == 0)
-		return r->vm_id;
-	for (size_t i = 0; i < r->vm->snapshot_count; i++)
-		if (strncasecmp(p, r->vm->snapshots[i].id, 36) == 0)
-			return r->snap_ids[i];
-	return NULL;
-}
-
 bool import_run_renew_ids(const struct import_run_state *r, char *text)
 {
-	size_t n = strlen(text);
-	bool renewed = false;
-
-	if (!r->s->generate_new_id)
-		return false;
-	for (size_t i = 0; i + 36 <= n; i++) {
-		const char *id = guid_at(text + i) ? new_id_at(r, text + i) : NULL;
-		bool lower = false;
-
-		if (!id)
-			continue;
-		for (int k = 0; k < 36; k++)
-			lower = lower || islower((unsigned char)text[i + k]);
-		for (int k = 0; k < 36; k++)
-			text[i + k] = (char)(lower ? tolower((unsigned char)id[k])
-						   : toupper((unsigned char)id[k]));
-		renewed = true;
-		i += 35;
-	}
-	return renewed;
+	return savedstate_rename_ids(text, r->renames, r->rename_count);
 }
 
 /*
@@ -475,12 +432,17 @@ static int prepare(struct import_run_state *r, const char *dir, struct store_vm 
 	r->snap_ids = calloc(r->vm->snapshot_count + 1, sizeof(*r->snap_ids));
 	r->state_temp = calloc(r->vm->snapshot_count + 1, sizeof(*r->state_temp));
 	r->state_final = calloc(r->vm->snapshot_count + 1, sizeof(*r->state_final));
-	if (!r->snap_ids || !r->state_temp || !r->state_final)
+	r->renames = calloc(r->vm->snapshot_count + 1, sizeof(*r->renames));
+	if (!r->snap_ids || !r->state_temp || !r->state_final || !r->renames)
 		return error_set(err, ENOMEM, "out of memory");
 	if (s->generate_new_id) {
 		store_new_guid(r->vm_id, true);
-		for (size_t i = 0; i < r->vm->snapshot_count; i++)
+		r->renames[r->rename_count++] = (struct savedstate_rename){r->vm->id, r->vm_id};
+		for (size_t i = 0; i < r->vm->snapshot_count; i++) {
 			store_new_guid(r->snap_ids[i], true);
+			r->renames[r->rename_count++] =
+				(struct savedstate_rename){r->vm->snapshots[i].id, r->snap_ids[i]};
+		}
 	} else {
 		snprintf(r->vm_id, sizeof(r->vm_id), "%s", r->vm->id);
 		for (size_t i = 0; i < r->vm->snapshot_count; i++)
@@ -677,6 +639,7 @@ out:
 			free(r.state_final[i]);
 	}
 	free(r.snap_ids);
+	free(r.renames);
 	free(r.state_temp);
 	free(r.state_final);
 	store_switches_free(r.switches, r.switch_count);

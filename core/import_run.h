@@ -15,6 +15,7 @@
 #include "journal.h"
 #include "pathbuf.h"
 #include "rollback.h"
+#include "savedstate.h"
 
 #include <limits.h>
 #include <stdbool.h>
@@ -47,6 +48,9 @@ struct import_run_state {
 	const struct store_vm *vm;
 	char vm_id[37];
 	char (*snap_ids)[37]; /* new GUIDs, as vm->snapshots */
+	/* with generate_new_id, each old GUID (the VM's, its snapshots') and its new one */
+	struct savedstate_rename *renames;
+	size_t rename_count;
 	struct import_copy_job *jobs;
 	size_t job_count;
 	struct rollback made; /* files and folders made (folders after their files) */

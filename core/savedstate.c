@@ -138,6 +138,10 @@ static bool is_vsv(const char *name)
 }
 
 /*
+ * The copy below serves the store's own commands (snapshot, apply), which
+ * write the admin's store: its path calls carry the door's marker. The
+ * import only lists (savedstate_files()) and writes through core/beneath.
+ *
  * Copy the file @f of the folder open as @dirfd (named @from) into the
  * folder @to: written under a temporary name, fsynced, then given its name,
  * never over another. Noted in @made once named.
@@ -171,11 +175,11 @@ static int copy_one(int dirfd, const char *from, const struct savedstate_file *f
 	if (rc == 0)
 		rc = fsutil_publish(temp, path.buf);
 	if (rc < 0) {
-		unlink(temp);
+		unlink(temp); /* door: the store's commands only (above) */
 		rc = error_errno(err, rc == -ENODATA ? EIO : -rc, "cannot copy the saved state to",
 				 path.buf);
 	} else if (rollback_add(made, path.buf) < 0) {
-		unlink(path.buf);
+		unlink(path.buf); /* door: the store's commands only (above) */
 		rc = error_set(err, ENOMEM, "out of memory");
 	}
 out:
@@ -199,14 +203,15 @@ int savedstate_copy(const char *from, const char *to, const struct savedstate_re
 	if (rc < 0)
 		return rc;
 	rc = list_open(d, from, renames, rename_count, &files, &count, err);
+	/* door: the store's commands only (above copy_one()) */
 	if (rc == 0 && mkdir(to, 0755) == 0) {
 		if (rollback_add(made, to) < 0) {
-			rmdir(to);
+			rmdir(to); /* door: the store's commands only */
 			rc = error_set(err, ENOMEM, "out of memory");
 		}
 	} else if (rc == 0 && errno != EEXIST) {
 		rc = error_errno(err, errno, "cannot create", to);
-	} else if (rc == 0 && (lstat(to, &st) < 0 || !S_ISDIR(st.st_mode))) {
+	} else if (rc == 0 && (lstat(to, &st) < 0 || !S_ISDIR(st.st_mode))) { /* door: as above */
 		/* Taken by a file or a link: never written through. */
 		rc = error_set(err, ENOTDIR, "cannot copy the saved state to '%s': not a folder",
 			       to);

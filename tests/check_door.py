@@ -23,7 +23,7 @@ CHECKED = ["fs/importfs.c", "fs/exportfs.c", "fs/main.c", "fs/help.c", "fs/log.c
 CHECKED += ["fs/importfs_names.c", "fs/importfs_files.c", "fs/importfs_checker.c",
             "fs/importfs_view.c", "core/import_compare.c", "core/import_copy.c",
             "core/import_recover.c", "core/import_job.c", "core/import_mount.c",
-            "core/rollback.c"]
+            "core/rollback.c", "core/savedstate.c"]
 
 # Calls that take a path and resolve it from the current folder or follow links.
 PATH_CALLS = [
