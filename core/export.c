@@ -430,18 +430,72 @@ static void finish(struct export_node *node, struct timespec empty)
 	}
 }
 
-/*
- * While a tree is planned, the chains of one VM are opened through this
- * thread's cache: they share their files, which are then opened once.
- * Reads (export_open) never use it.
- */
-static __thread struct chain_cache *plan_cache;
+struct export_planner {
+	struct store *store;		  /* borrowed */
+	struct export_settings settings;
+	struct export_notes notes;
+	/* While one VM is planned (export_plan_vm() and export_plan_snapshot(), or one VM of
+	 * export_plan_store()): the chains of the VM and its snapshots share their files,
+	 * which are then opened once. None between plans: a file changed in the store is
+	 * opened anew. Reads (export_open) never use it. */
+	struct chain_cache *cache;
+};
 
-/* store_open_chain(), through the plan's cache. */
-static int plan_open_chain(struct store *s, const struct store_disk *disk, struct chain **chain,
-			   struct error *err)
+int export_planner_new(struct store *store, const struct export_settings *settings,
+		       const struct export_notes *notes, struct export_planner **out,
+		       struct error *err)
 {
-	return store_open_chain_cached(s, disk, plan_cache, chain, err);
+	struct export_planner *p = calloc(1, sizeof(*p));
+
+	*out = NULL;
+	if (!p)
+		return error_set(err, ENOMEM, "out of memory");
+	p->store = store;
+	p->settings = *settings;
+	if (notes)
+		p->notes = *notes;
+	*out = p;
+	return 0;
+}
+
+void export_planner_free(struct export_planner *p)
+{
+	if (!p)
+		return;
+	chain_cache_free(p->cache);
+	free(p);
+}
+
+/*
+ * Begin planning a VM: a cache for its chains, unless one is open already (a
+ * VM of export_plan_store()). *@opened says whether this call opened it, for
+ * planner_vm_end(). Returns 0 or -ENOMEM.
+ */
+static int planner_vm_begin(struct export_planner *p, bool *opened)
+{
+	*opened = false;
+	if (p->cache)
+		return 0;
+	if (chain_cache_new(&p->cache) < 0)
+		return -ENOMEM;
+	*opened = true;
+	return 0;
+}
+
+/* End what planner_vm_begin() began: the cache's files are closed if it opened it. */
+static void planner_vm_end(struct export_planner *p, bool opened)
+{
+	if (!opened)
+		return;
+	chain_cache_free(p->cache);
+	p->cache = NULL;
+}
+
+/* store_open_chain(), through the planner's cache. */
+static int plan_open_chain(struct export_planner *p, const struct store_disk *disk,
+			   struct chain **chain, struct error *err)
+{
+	return store_open_chain_cached(p->store, disk, p->cache, chain, err);
 }
 
 /*
@@ -774,8 +828,9 @@ static int add_disk_file(struct disk_files *d, const char *path, int parent, con
  * or its top file alone, as it lies; a file found nowhere, or no regular
  * file, adds nothing (-1).
  */
-static int collect_chain(struct store *s, const struct store_disk *disk, struct disk_files *d,
-			 const struct export_notes *notes, int *top, struct error *err)
+static int collect_chain(struct export_planner *p, const struct store_disk *disk,
+			 struct disk_files *d, const struct export_notes *notes, int *top,
+			 struct error *err)
 {
 	struct chain *chain = NULL;
 	struct error why;
@@ -784,7 +839,7 @@ static int collect_chain(struct store *s, const struct store_disk *disk, struct 
 
 	*top = -1;
 	error_clear(&why);
-	rc = store_open_chain_partial(s, disk, plan_cache, &chain, &why);
+	rc = store_open_chain_partial(p->store, disk, p->cache, &chain, &why);
 	if (rc < 0 && !unreadable(disk, &why, notes)) {
 		chain_close(chain);
 		*err = why;
@@ -1043,10 +1098,9 @@ static void state_free(struct state *st)
 	free(st->merged);
 }
 
-/* Measure every disk of @st (@disks, @count) in store @s; a disk whose chain cannot be opened
+/* Measure every disk of @st (@disks, @count); a disk whose chain cannot be opened
  * (unreadable()) is left out. */
-static int state_measure(struct store *s, struct state *st, const struct export_notes *notes,
-			 struct error *err)
+static int state_measure(struct export_planner *p, struct state *st, struct error *err)
 {
 	int rc = 0;
 
@@ -1061,8 +1115,8 @@ static int state_measure(struct store *s, struct state *st, const struct export_
 		struct error why;
 
 		error_clear(&why);
-		rc = plan_open_chain(s, disk, &chain, &why);
-		if (rc < 0 && unreadable(disk, &why, notes)) {
+		rc = plan_open_chain(p, disk, &chain, &why);
+		if (rc < 0 && unreadable(disk, &why, &p->notes)) {
 			st->names.count++;
 			rc = 0;
 			continue;
@@ -1087,10 +1141,9 @@ static int state_measure(struct store *s, struct state *st, const struct export_
 }
 
 /* Measure and name the disks of @st: "<base>.vhd". */
-static int state_prepare(struct store *s, struct state *st, const struct export_notes *notes,
-			 struct error *err)
+static int state_prepare(struct export_planner *p, struct state *st, struct error *err)
 {
-	int rc = state_measure(s, st, notes, err);
+	int rc = state_measure(p, st, err);
 
 	if (rc == 0 && name_files(&st->names, true) < 0)
 		rc = error_set(err, ENOMEM, "out of memory");
@@ -1104,8 +1157,8 @@ static void merged_seed(const char *id, const char *key, char *out, size_t cap)
 }
 
 /* Each disk of @st merged into "Virtual Hard Disks" of @root, named "<base>.vhd". */
-static int add_merged_disks(struct export_node *root, struct store *s, struct state *st,
-			    struct error *err)
+static int add_merged_disks(struct export_node *root, struct export_planner *p,
+			    struct state *st, struct error *err)
 {
 	struct export_node *disks = subdir(root, "Virtual Hard Disks");
 	char seed[700];
@@ -1117,7 +1170,7 @@ static int add_merged_disks(struct export_node *root, struct store *s, struct st
 		if (!st->names.files[i].path)
 			continue; /* left out */
 		merged_seed(st->id, st->disks[i].key, seed, sizeof(seed));
-		rc = add_chain_node(disks, st->names.files[i].name, s, st->disks[i].path,
+		rc = add_chain_node(disks, st->names.files[i].name, p->store, st->disks[i].path,
 				    &st->merged[i], seed, err);
 	}
 	return rc;
@@ -1128,8 +1181,8 @@ static int add_merged_disks(struct export_node *root, struct store *s, struct st
  * Disks" of @root as far as they open (collect_chain()), each drive's path
  * made its top's there in @e.
  */
-static int carry_left_out(struct export_node *root, struct store *s, const struct state *st,
-			  struct edits *e, struct error *err)
+static int carry_left_out(struct export_node *root, struct export_planner *p,
+			  const struct state *st, struct edits *e, struct error *err)
 {
 	struct export_node *folder = subdir(root, "Virtual Hard Disks");
 	struct disk_files d = {0};
@@ -1154,7 +1207,7 @@ static int carry_left_out(struct export_node *root, struct store *s, const struc
 	for (size_t i = 0; rc == 0 && i < st->disk_count; i++) {
 		tops[i] = -1;
 		if (!st->names.files[i].path)
-			rc = collect_chain(s, &st->disks[i], &d, NULL, &tops[i], err);
+			rc = collect_chain(p, &st->disks[i], &d, NULL, &tops[i], err);
 	}
 	if (rc == 0 && name_files(&d, NULL) < 0)
 		rc = error_set(err, ENOMEM, "out of memory");
@@ -1260,9 +1313,8 @@ static int plan_end(int rc, struct export_node *root, const struct export_settin
 /* A state's export as an independent VM @st->id named @vm_name: configuration @config_path,
  * merged disks (with @storage; @st prepared then), the saved state in @state (of GUID
  * @old_id) unless left out. */
-static int plan_merged(struct store *s, struct state *st, const char *config_path,
-		       const char *state, const char *old_id, const char *vm_name,
-		       const struct export_settings *settings, bool storage,
+static int plan_merged(struct export_planner *p, struct state *st, const char *config_path,
+		       const char *state, const char *old_id, const char *vm_name, bool storage,
 		       struct export_node *root, struct error *err)
 {
 	struct edits e = {0};
@@ -1270,7 +1322,7 @@ static int plan_merged(struct store *s, struct state *st, const char *config_pat
 	int rc = 0;
 
 	if (storage) {
-		rc = add_merged_disks(root, s, st, err);
+		rc = add_merged_disks(root, p, st, err);
 		if (rc < 0)
 			return rc;
 	}
@@ -1286,23 +1338,24 @@ static int plan_merged(struct store *s, struct state *st, const char *config_pat
 			edit_disk_paths(&e, st->disks, st->disk_count, &st->names, index);
 		free(index);
 		if (st->carry)
-			rc = carry_left_out(root, s, st, &e, err);
+			rc = carry_left_out(root, p, st, &e, err);
 	}
 	snprintf(file, sizeof(file), "%s.xml", st->id);
 	if (rc == 0)
 		rc = add_config(subdir(root, "Virtual Machines"), file, config_path, &e, err);
 	else
 		edits_free(e.list, e.count);
-	if (rc == 0 && state && settings->copy_vm_runtime_information)
+	if (rc == 0 && state && p->settings.copy_vm_runtime_information)
 		rc = add_saved_state(subdir(root, "Virtual Machines"), st->id, state, old_id,
 				     st->id, err);
 	return rc;
 }
 
-int export_plan_vm(struct store *s, const struct store_vm *vm,
-		   const struct export_settings *settings, const struct export_notes *notes,
-		   const char *name, struct export_node **out, struct error *err)
+/* export_plan_vm() with the planner's cache open. */
+static int plan_vm(struct export_planner *p, const struct store_vm *vm, const char *name,
+		   struct export_node **out, struct error *err)
 {
+	const struct export_settings *settings = &p->settings;
 	struct export_node *root = NULL, *vms, *disks, *snaps;
 	struct disk_files d = {0};
 	struct edits e = {0};
@@ -1332,10 +1385,10 @@ int export_plan_vm(struct store *s, const struct store_vm *vm,
 				   .carry = true};
 
 		if (settings->copy_vm_storage)
-			rc = state_prepare(s, &st, notes, err);
+			rc = state_prepare(p, &st, err);
 		if (rc == 0)
-			rc = plan_merged(s, &st, vm->config_path, vm->saved_state, NULL, vm->name,
-				 settings, settings->copy_vm_storage, root, err);
+			rc = plan_merged(p, &st, vm->config_path, vm->saved_state, NULL, vm->name,
+					 settings->copy_vm_storage, root, err);
 		state_free(&st);
 		goto out;
 	}
@@ -1344,10 +1397,10 @@ int export_plan_vm(struct store *s, const struct store_vm *vm,
 		if (!tops)
 			rc = error_set(err, ENOMEM, "out of memory");
 		for (size_t i = 0; i < vm->disk_count && rc >= 0; i++)
-			rc = collect_chain(s, &vm->disks[i], &d, notes, &tops[at++], err);
+			rc = collect_chain(p, &vm->disks[i], &d, &p->notes, &tops[at++], err);
 		for (size_t i = 0; i < vm->snapshot_count && rc >= 0; i++)
 			for (size_t k = 0; k < vm->snapshots[i].disk_count && rc >= 0; k++)
-				rc = collect_chain(s, &vm->snapshots[i].disks[k], &d, notes,
+				rc = collect_chain(p, &vm->snapshots[i].disks[k], &d, &p->notes,
 						   &tops[at++], err);
 		if (rc >= 0)
 			rc = name_files(&d, false) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
@@ -1380,6 +1433,20 @@ out:
 	return plan_end(rc, root, settings, name, vm->name, out, err);
 }
 
+int export_plan_vm(struct export_planner *p, const struct store_vm *vm, const char *name,
+		   struct export_node **out, struct error *err)
+{
+	bool opened;
+	int rc;
+
+	*out = NULL;
+	if (planner_vm_begin(p, &opened) < 0)
+		return error_set(err, ENOMEM, "out of memory");
+	rc = plan_vm(p, vm, name, out, err);
+	planner_vm_end(p, opened);
+	return rc;
+}
+
 void export_snapshot_vm_id(const char *vm_id, const char *snap_id, char out[37])
 {
 	/* A namespace of impexfs's own for the GUIDs of exported snapshots. */
@@ -1396,9 +1463,8 @@ void export_snapshot_vm_id(const char *vm_id, const char *snap_id, char out[37])
 }
 
 /* export_plan_snapshot() with @st (whose id is the new GUID) prepared, or failed with @rc. */
-static int plan_snapshot(int rc, struct store *s, const struct store_vm *vm,
-			 const struct store_snapshot *snap, struct state *st,
-			 const struct export_settings *settings, const char *name,
+static int plan_snapshot(int rc, struct export_planner *p, const struct store_vm *vm,
+			 const struct store_snapshot *snap, struct state *st, const char *name,
 			 struct export_node **out, struct error *err)
 {
 	struct export_node *root = NULL;
@@ -1407,37 +1473,40 @@ static int plan_snapshot(int rc, struct store *s, const struct store_vm *vm,
 	if (rc == 0)
 		rc = plan_begin(name, &root, err);
 	if (rc == 0)
-		rc = plan_merged(s, st, snap->config_path, snap->saved_state, snap->id, vm->name,
-				 settings, true, root, err);
-	return plan_end(rc, root, settings, name, vm->name, out, err);
+		rc = plan_merged(p, st, snap->config_path, snap->saved_state, snap->id, vm->name,
+				 true, root, err);
+	return plan_end(rc, root, &p->settings, name, vm->name, out, err);
 }
 
 /* Check that @snap can be exported, and prepare its state @st. */
-static int snapshot_prepare(struct store *s, const struct store_vm *vm,
-			    const struct store_snapshot *snap, struct state *st,
-			    const struct export_notes *notes, struct error *err)
+static int snapshot_prepare(struct export_planner *p, const struct store_vm *vm,
+			    const struct store_snapshot *snap, struct state *st, struct error *err)
 {
 	st->disks = snap->disks;
 	st->disk_count = snap->disk_count;
 	if (snap->problem)
 		return error_set(err, EINVAL, "snapshot '%s' of VM '%s' cannot be exported: %s",
 				 snap->name, vm->name, snap->problem);
-	return state_prepare(s, st, notes, err);
+	return state_prepare(p, st, err);
 }
 
-int export_plan_snapshot(struct store *s, const struct store_vm *vm,
-			 const struct store_snapshot *snap, const struct export_settings *settings,
-			 const struct export_notes *notes, const char *name,
+int export_plan_snapshot(struct export_planner *p, const struct store_vm *vm,
+			 const struct store_snapshot *snap, const char *name,
 			 struct export_node **out, struct error *err)
 {
 	char id[37];
 	struct state st = {.id = id};
+	bool opened;
 	int rc;
 
+	*out = NULL;
+	if (planner_vm_begin(p, &opened) < 0)
+		return error_set(err, ENOMEM, "out of memory");
 	export_snapshot_vm_id(vm->id, snap->id, id);
-	rc = snapshot_prepare(s, vm, snap, &st, notes, err);
-	rc = plan_snapshot(rc, s, vm, snap, &st, settings, name, out, err);
+	rc = snapshot_prepare(p, vm, snap, &st, err);
+	rc = plan_snapshot(rc, p, vm, snap, &st, name, out, err);
 	state_free(&st);
+	planner_vm_end(p, opened);
 	return rc;
 }
 
@@ -1666,21 +1735,23 @@ static void names_free(struct export_name *names, size_t count)
 }
 
 struct tree {
-	struct store *s;
-	const struct export_settings *settings;
+	struct export_planner *p;
 	const struct export_node *previous; /* the tree before, or NULL */
 	struct export_node *vms, *snapshots, *raw, *by_id;
-	void (*note)(void *ctx, const char *what, enum export_omission how,
-		     const struct error *why);
-	void *ctx;
-	struct export_notes notes; /* the same */
-	size_t faults;		   /* VMs not planned for a transient reason */
+	size_t faults; /* VMs not planned for a transient reason */
 };
+
+/* Tell the planner's notes of @what, @how. */
+static void tell_note(struct tree *t, const char *what, enum export_omission how,
+		      const struct error *why)
+{
+	if (t->p->notes.note)
+		t->p->notes.note(t->p->notes.ctx, what, how, why);
+}
 
 static void skip(struct tree *t, const char *what, const struct error *why)
 {
-	if (t->note)
-		t->note(t->ctx, what, EXPORT_LEFT_OUT, why);
+	tell_note(t, what, EXPORT_LEFT_OUT, why);
 }
 
 /* Add folder @child to @dir if it holds anything; else free it. */
@@ -1722,8 +1793,8 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 	int rc = 0;
 
 	error_clear(&err);
-	if (state_prepare(t->s, &current, &t->notes, &err) == 0)
-		rc = add_raw(raw_dir, "current", t->s, &current, vm->config_path, &err);
+	if (state_prepare(t->p, &current, &err) == 0)
+		rc = add_raw(raw_dir, "current", t->p->store, &current, vm->config_path, &err);
 	else if (error_is_transient(err.code) && err.code != ENOMEM)
 		*fault = err;
 	else
@@ -1750,13 +1821,12 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 		export_snapshot_vm_id(vm->id, snap->id, id);
 		error_clear(&err);
 		snprintf(what, sizeof(what), "%s/%s", name, names[i].out);
-		rc = snapshot_prepare(t->s, vm, snap, &st, &t->notes, &err);
+		rc = snapshot_prepare(t->p, vm, snap, &st, &err);
 		if (rc == 0)
-			rc = add_raw(raw_dir, names[i].out, t->s, &st, snap->config_path, &err);
+			rc = add_raw(raw_dir, names[i].out, t->p->store, &st, snap->config_path, &err);
 		if (rc == 0 && (newest_raw == SIZE_MAX || newer(vm, i, newest_raw)))
 			newest_raw = i;
-		rc = plan_snapshot(rc, t->s, vm, snap, &st, t->settings, names[i].out, &folder,
-				   &err);
+		rc = plan_snapshot(rc, t->p, vm, snap, &st, names[i].out, &folder, &err);
 		state_free(&st);
 		if (rc == 0 &&
 		    (node_add(snap_dir, folder) < 0 ||
@@ -1824,8 +1894,7 @@ static int keep_previous(struct tree *t, const struct store_vm *vm, const char *
 	int rc;
 
 	t->faults++;
-	if (t->note)
-		t->note(t->ctx, name, was ? EXPORT_KEPT : EXPORT_NOT_NOW, why);
+	tell_note(t, name, was ? EXPORT_KEPT : EXPORT_NOT_NOW, why);
 	if (!was)
 		return 0;
 	rc = add_copy(t->vms, export_child(export_child(t->previous, "vms"), was), name);
@@ -1867,7 +1936,7 @@ static int tree_vm(struct tree *t, const struct store_vm *vm, const char *name)
 		error_set(&fault, vm->problem_code, "%s", vm->problem);
 		goto out;
 	}
-	if (export_plan_vm(t->s, vm, t->settings, &t->notes, name, &folder, &err) == 0) {
+	if (plan_vm(t->p, vm, name, &folder, &err) == 0) {
 		if (node_add(t->vms, folder) < 0 ||
 		    add_link(t->by_id, vm->id, "vms", name, NULL, folder) < 0)
 			return -ENOMEM;
@@ -1904,16 +1973,12 @@ out:
 	return rc < 0 ? -ENOMEM : 0;
 }
 
-int export_plan_store(struct store *s, const struct store_vm *vms, size_t count,
-		      const struct export_tree_options *options, struct export_node **out,
-		      size_t *faults, struct error *err)
+int export_plan_store(struct export_planner *p, const struct store_vm *vms, size_t count,
+		      const struct export_node *previous, struct export_node **out, size_t *faults,
+		      struct error *err)
 {
-	struct tree t = {.s = s,
-			 .settings = options->settings,
-			 .previous = options->previous,
-			 .note = options->note,
-			 .ctx = options->ctx,
-			 .notes = {options->note, options->ctx}};
+	struct store *s = p->store;
+	struct tree t = {.p = p, .previous = previous};
 	struct export_node *root = NULL;
 	struct export_name *names = NULL;
 	struct stat st = {0};
@@ -1955,13 +2020,14 @@ int export_plan_store(struct store *s, const struct store_vm *vms, size_t count,
 		access_own(t.by_id, &st);
 	}
 	for (size_t i = 0; i < count && rc == 0; i++) {
-		if (chain_cache_new(&plan_cache) < 0) {
+		bool opened;
+
+		if (planner_vm_begin(p, &opened) < 0) {
 			rc = -ENOMEM;
 			break;
 		}
 		rc = tree_vm(&t, &vms[i], names[i].out);
-		chain_cache_free(plan_cache);
-		plan_cache = NULL;
+		planner_vm_end(p, opened);
 	}
 	names_free(names, count);
 	if (rc == 0)

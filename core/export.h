@@ -139,41 +139,6 @@ struct export_node {
  * root folder's. Setuid, setgid and sticky bits are never taken.
  */
 
-/**
- * The export folder of @vm (listed by store_list) with @settings, as
- * Export-VM lays it out: "Virtual Machines/<GUID>.xml" with its disks'
- * paths made relative ("Virtual Hard Disks\<file>"), its saved state in
- * "Virtual Machines/<GUID>/", "Virtual Hard Disks/" with every file of
- * every chain of the VM and its snapshots (each differencing disk naming
- * its parent in that folder; files of one name get their disk's UUID in
- * it), and "Snapshots/" with the snapshots' configurations and saved state.
- * With copy_snapshot_configuration NONE: no snapshots, each current disk's
- * chain merged into one dynamic VHD. A disk whose chain cannot be opened is
- * carried as it lies (struct export_notes), and @notes (may be NULL) told of
- * it. *@out is a new folder node named @name (caller frees with
- * export_node_free()). Returns 0 or a negative errno with a message.
- */
-int export_plan_vm(struct store *store, const struct store_vm *vm,
-		   const struct export_settings *settings, const struct export_notes *notes,
-		   const char *name, struct export_node **out, struct error *err);
-
-/**
- * The export folder of snapshot @snap of @vm as an independent VM: a new
- * GUID derived from the VM's and the snapshot's, the snapshot's
- * configuration as that VM's (named like @vm, no snapshot tree), each disk's
- * chain merged into one dynamic VHD (a disk whose chain cannot be opened
- * left out, and @notes told of it), and the snapshot's saved state unless
- * copy_vm_runtime_information is off. copy_vm_storage and
- * copy_snapshot_configuration do not apply (as in Hyper-V).
- */
-int export_plan_snapshot(struct store *store, const struct store_vm *vm,
-			 const struct store_snapshot *snap, const struct export_settings *settings,
-			 const struct export_notes *notes, const char *name,
-			 struct export_node **out, struct error *err);
-
-/** The GUID export_plan_snapshot() gives snapshot @snap_id of VM @vm_id (upper case). */
-void export_snapshot_vm_id(const char *vm_id, const char *snap_id, char out[37]);
-
 /* What a plan notes of what it does not plan, or does not plan whole. */
 enum export_omission {
 	EXPORT_LEFT_OUT,   /* a VM or snapshot that cannot be exported: broken, or gone */
@@ -203,16 +168,61 @@ struct export_notes {
 	void *ctx;
 };
 
-struct export_tree_options {
-	const struct export_settings *settings;
-	/* The tree made before (a root export_plan_store() gave), or NULL: a VM that
-	 * cannot be planned now for a transient reason is shown as it had it. Borrowed. */
-	const struct export_node *previous;
-	/* Told of each VM or snapshot not planned (may be NULL), with @ctx. */
-	void (*note)(void *ctx, const char *what, enum export_omission how,
-		     const struct error *why);
-	void *ctx;
-};
+/*
+ * A planner: what every plan of one store needs, kept by whoever plans (the
+ * mount keeps one for its life, `impex export` makes one for its export).
+ * While it plans one VM (export_plan_vm(), export_plan_snapshot(), each VM of
+ * export_plan_store()) it holds the files of the VM's chains open in a cache,
+ * so that the chains of the VM and its snapshots, which share their files,
+ * open each file once; between plans it holds none. One thread at a time.
+ */
+struct export_planner;
+
+/**
+ * A planner of exports of @store (borrowed: it must outlive the planner) with
+ * @settings (copied), telling @notes (copied; may be NULL) of what its plans
+ * leave out. *@out is freed with export_planner_free(). Returns 0 or -ENOMEM
+ * with a message.
+ */
+int export_planner_new(struct store *store, const struct export_settings *settings,
+		       const struct export_notes *notes, struct export_planner **out,
+		       struct error *err);
+
+/** Free what export_planner_new() gave. NULL-safe. */
+void export_planner_free(struct export_planner *planner);
+
+/**
+ * The export folder of @vm (listed by store_list) with the planner's
+ * settings, as Export-VM lays it out: "Virtual Machines/<GUID>.xml" with its disks'
+ * paths made relative ("Virtual Hard Disks\<file>"), its saved state in
+ * "Virtual Machines/<GUID>/", "Virtual Hard Disks/" with every file of
+ * every chain of the VM and its snapshots (each differencing disk naming
+ * its parent in that folder; files of one name get their disk's UUID in
+ * it), and "Snapshots/" with the snapshots' configurations and saved state.
+ * With copy_snapshot_configuration NONE: no snapshots, each current disk's
+ * chain merged into one dynamic VHD. A disk whose chain cannot be opened is
+ * carried as it lies (struct export_notes), and the planner's notes told of
+ * it. *@out is a new folder node named @name (caller frees with
+ * export_node_free()). Returns 0 or a negative errno with a message.
+ */
+int export_plan_vm(struct export_planner *planner, const struct store_vm *vm, const char *name,
+		   struct export_node **out, struct error *err);
+
+/**
+ * The export folder of snapshot @snap of @vm as an independent VM: a new
+ * GUID derived from the VM's and the snapshot's, the snapshot's
+ * configuration as that VM's (named like @vm, no snapshot tree), each disk's
+ * chain merged into one dynamic VHD (a disk whose chain cannot be opened
+ * left out, and the planner's notes told of it), and the snapshot's saved
+ * state unless copy_vm_runtime_information is off. copy_vm_storage and
+ * copy_snapshot_configuration do not apply (as in Hyper-V).
+ */
+int export_plan_snapshot(struct export_planner *planner, const struct store_vm *vm,
+			 const struct store_snapshot *snap, const char *name,
+			 struct export_node **out, struct error *err);
+
+/** The GUID export_plan_snapshot() gives snapshot @snap_id of VM @vm_id (upper case). */
+void export_snapshot_vm_id(const char *vm_id, const char *snap_id, char out[37]);
 
 /**
  * The whole tree the export mount shows for @vms (store_list's @count):
@@ -221,10 +231,12 @@ struct export_tree_options {
  * the newest snapshot's folder there (by creation time, then GUID), "current" and
  * "latest" being names no snapshot takes. The partitions of raw images are not
  * read (export_read_partitions()): a folder of raw/ states holding images is
- * marked partitions_pending, unless @options->previous had read its partitions
- * and its images are the same, which are then carried over. What cannot be
- * exported is left out, a disk whose chain cannot be opened only from what
- * derives from it (struct export_notes). A VM
+ * marked partitions_pending, unless @previous (the tree made before, a root
+ * export_plan_store() gave, or NULL; borrowed) had read its partitions and its
+ * images are the same, which are then carried over. What cannot be exported
+ * is left out, a disk whose chain cannot be opened only from what derives
+ * from it (struct export_notes); the planner's notes are told of each VM or
+ * snapshot left out (EXPORT_LEFT_OUT, EXPORT_KEPT, EXPORT_NOT_NOW). A VM
  * whose files fail for a transient reason (error_is_transient(): EMFILE,
  * EIO...) is not taken for broken: it is shown as the previous tree showed
  * it (named as it was, where that name is still free), or left out if it
@@ -234,9 +246,9 @@ struct export_tree_options {
  * is not a Hyper-V store (store_check()), or the store's folder cannot be
  * looked at: the previous tree should stay).
  */
-int export_plan_store(struct store *store, const struct store_vm *vms, size_t count,
-		      const struct export_tree_options *options, struct export_node **out,
-		      size_t *faults, struct error *err);
+int export_plan_store(struct export_planner *planner, const struct store_vm *vms, size_t count,
+		      const struct export_node *previous, struct export_node **out, size_t *faults,
+		      struct error *err);
 
 /**
  * What @node's bytes are made of: its sources' identity and whatever the

@@ -305,18 +305,13 @@ static int gen_make(struct exportfs *fs, const struct generation *previous, stru
 	struct store_vm *vms = NULL;
 	size_t count = 0, cap = 16;
 	char *path = malloc(PATH_MAX);
-	struct export_tree_options options = {
-		.settings = &fs->settings,
-		.previous = previous ? previous->root : NULL,
-		.note = note_omitted,
-		.ctx = fs,
-	};
 	int rc = gen && path ? store_list(fs->store, &vms, &count, err)
 			     : error_set(err, ENOMEM, "out of memory");
 
 	*faults = 0;
 	if (rc == 0)
-		rc = export_plan_store(fs->store, vms, count, &options, &gen->root, faults, err);
+		rc = export_plan_store(fs->planner, vms, count, previous ? previous->root : NULL,
+				       &gen->root, faults, err);
 	store_vms_free(vms, count);
 	if (rc == 0) {
 		size_t nodes = count_nodes(gen->root);
@@ -365,6 +360,7 @@ static uint64_t folders_stamp(const struct exportfs *fs)
 
 int exportfs_init(struct exportfs *fs, struct error *err)
 {
+	struct export_notes notes = {note_omitted, fs};
 	pthread_condattr_t clock;
 	size_t faults = 0;
 	int rc;
@@ -378,7 +374,9 @@ int exportfs_init(struct exportfs *fs, struct error *err)
 	pthread_cond_init(&fs->wake, &clock);
 	pthread_condattr_destroy(&clock);
 	fs->folders = folders_stamp(fs);
-	rc = gen_make(fs, NULL, &fs->current, &faults, err);
+	rc = export_planner_new(fs->store, &fs->settings, &notes, &fs->planner, err);
+	if (rc == 0)
+		rc = gen_make(fs, NULL, &fs->current, &faults, err);
 	/* What could not be read now is tried again at the next looks. */
 	fs->stale = faults > 0;
 	if (rc == 0)
@@ -713,6 +711,8 @@ void exportfs_release(struct exportfs *fs)
 	if (fs->current)
 		gen_unref(fs->current);
 	fs->current = NULL;
+	export_planner_free(fs->planner);
+	fs->planner = NULL;
 	free(fs->logged);
 	fs->logged = NULL;
 	fs->logged_count = fs->logged_cap = 0;

@@ -47,6 +47,8 @@ struct exportfs {
 	bool stale;	   /* a file was found changed: make the tree again (ref_lock) */
 	unsigned failures; /* plans in a row that met transient faults (the thread's) */
 	unsigned wait;	   /* looks to skip before planning again (the thread's) */
+	/* Plans the trees, with fs->settings: exportfs_init's, then the revalidating thread's. */
+	struct export_planner *planner;
 	/* The disks logged as unreadable, as hashes of their path and reason: each is logged
 	 * once (open addressing, 0 free). Only the planner (init, then the thread) uses it. */
 	uint64_t *logged;

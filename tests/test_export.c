@@ -130,7 +130,7 @@ static void vm_write(struct store *s, const char *vm, const void *buf, size_t le
 static struct export_node *plan(struct store *s, const struct export_node *previous)
 {
 	struct export_settings settings;
-	struct export_tree_options o = {.settings = &settings, .previous = previous};
+	struct export_planner *planner = NULL;
 	struct export_node *root = NULL;
 	struct store_vm *vms = NULL;
 	size_t count = 0, faults = 0;
@@ -138,8 +138,10 @@ static struct export_node *plan(struct store *s, const struct export_node *previ
 
 	export_settings_default(&settings);
 	assert_int_equal(store_list(s, &vms, &count, &err), 0);
-	assert_int_equal(export_plan_store(s, vms, count, &o, &root, &faults, &err), 0);
+	assert_int_equal(export_planner_new(s, &settings, NULL, &planner, &err), 0);
+	assert_int_equal(export_plan_store(planner, vms, count, previous, &root, &faults, &err), 0);
 	assert_int_equal(faults, 0);
+	export_planner_free(planner);
 	store_vms_free(vms, count);
 	return root;
 }
