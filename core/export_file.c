@@ -19,13 +19,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Set up by export_open(), then only read: several threads may read at once. */
 struct export_file {
-	const struct export_node *node;
-	int fd;		       /* FILE, RELOCATED */
-	struct disk *disk;     /* RELOCATED and replayed: reads through the disk module */
-	char *bytes;	       /* CONFIG */
-	struct chain *chain;   /* MERGED, RAW */
-	struct stream *stream; /* MERGED, RAW */
+	const struct export_node *node; /* borrowed: the tree outlives its open files */
+	int fd;				/* FILE, RELOCATED */
+	struct disk *disk;		/* RELOCATED and replayed: reads through the disk module */
+	char *bytes;			/* CONFIG */
+	struct chain *chain;		/* MERGED, RAW, PARTITION */
+	/* MERGED, RAW, PARTITION: the chain's; FILE, RELOCATED: the file (@disk, else @fd)
+	 * with the node's patches laid over it */
+	struct stream *stream;
 };
 
 const struct export_node *export_file_node(const struct export_file *f)
@@ -156,6 +159,12 @@ int export_open(const struct export_node *node, struct export_file **out, struct
 			rc = export_file_check_unchanged(f, err);
 		if (rc == 0 && node->replayed)
 			rc = open_replayed(f, &st, err);
+		if (rc == 0) {
+			const struct stream_file file = {f->disk, f->fd, node->size, node->path};
+
+			rc = stream_new_patched(&f->stream, &file, node->patches, node->patch_count,
+						err);
+		}
 		break;
 	}
 	if (rc < 0) {
@@ -174,28 +183,12 @@ int export_read_at(struct export_file *f, void *buf, size_t len, uint64_t offset
 	if (offset > node->size || len > node->size - offset)
 		return error_set(err, EINVAL, "read of %zu bytes at %llu is outside '%s'", len,
 				 (unsigned long long)offset, node->name);
-	switch (node->source) {
-	case EXPORT_SOURCE_CONFIG:
+	if (node->source == EXPORT_SOURCE_CONFIG) {
 		memcpy(buf, f->bytes + offset, len);
 		return 0;
-	case EXPORT_SOURCE_MERGED:
-	case EXPORT_SOURCE_RAW:
-	case EXPORT_SOURCE_PARTITION:
-		rc = stream_read(f->stream, buf, len, node->start + offset, err);
-		break;
-	default:
-		if (f->disk) {
-			rc = disk_pread(f->disk, buf, len, offset, err);
-			if (rc < 0)
-				return rc;
-		} else if ((rc = fsutil_pread_full(f->fd, buf, len, offset)) < 0) {
-			return error_errno(err, rc == -ENODATA ? EIO : -rc, "cannot read",
-					   node->path);
-		}
-		if (node->source == EXPORT_SOURCE_RELOCATED)
-			vhd_patches_apply(node->patches, node->patch_count, buf, len, offset);
-		break;
 	}
+	/* A chain's stream (a partition's from its start), or the file's with its patches. */
+	rc = stream_read(f->stream, buf, len, node->start + offset, err);
 	/* Checked after the read: bytes read while a source changed are never given. */
 	return rc < 0 ? rc : export_file_check_unchanged(f, err);
 }
