@@ -11,6 +11,7 @@
 #include "export_plan.h"
 #include "fsutil.h"
 #include "hash.h"
+#include "hyperv.h"
 #include "pathmap.h"
 #include "store.h"
 #include "stream.h"
@@ -296,7 +297,7 @@ void export_edit_disk_paths(struct export_edits *e, const struct store_disk *dis
 		if (at < 0)
 			continue;
 		snprintf(key, sizeof(key), "%s/pathname", disks[i].key);
-		snprintf(value, sizeof(value), "Virtual Hard Disks\\%s", d->files[at].name);
+		snprintf(value, sizeof(value), HYPERV_DISKS_DIR "\\%s", d->files[at].name);
 		export_edits_add(e, key, NULL, value);
 	}
 }
@@ -426,7 +427,7 @@ static void merged_seed(const char *id, const char *key, char *out, size_t cap)
 int export_add_merged_disks(struct export_node *root, struct export_planner *p,
 			    struct export_state *st, struct error *err)
 {
-	struct export_node *disks = export_subdir(root, "Virtual Hard Disks");
+	struct export_node *disks = export_subdir(root, HYPERV_DISKS_DIR);
 	char seed[700];
 	int rc = 0;
 
@@ -450,7 +451,7 @@ int export_add_merged_disks(struct export_node *root, struct export_planner *p,
 int export_carry_left_out(struct export_node *root, struct export_planner *p,
 			  const struct export_state *st, struct export_edits *e, struct error *err)
 {
-	struct export_node *folder = export_subdir(root, "Virtual Hard Disks");
+	struct export_node *folder = export_subdir(root, HYPERV_DISKS_DIR);
 	struct export_disk_files d = {0};
 	int *tops = calloc(st->disk_count ? st->disk_count : 1, sizeof(*tops));
 	int rc = 0;

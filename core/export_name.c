@@ -3,6 +3,8 @@
  */
 #include "export_name.h"
 
+#include "utf8.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -10,43 +12,13 @@
 #include <string.h>
 #include <strings.h>
 
-/* Length of the UTF-8 sequence at @p (at most @left bytes), or 0 if invalid. */
-static size_t utf8_length(const unsigned char *p, size_t left)
-{
-	size_t n;
-	unsigned cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xC2 && p[0] <= 0xDF)
-		n = 2, cp = p[0] & 0x1F;
-	else if (p[0] >= 0xE0 && p[0] <= 0xEF)
-		n = 3, cp = p[0] & 0x0F;
-	else if (p[0] >= 0xF0 && p[0] <= 0xF4)
-		n = 4, cp = p[0] & 0x07;
-	else
-		return 0;
-	if (n > left)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3F);
-	}
-	/* No overlong forms, surrogates or code points past U+10FFFF. */
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-	    (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return n;
-}
-
 void export_safe_name(const char *name, char *out)
 {
 	const unsigned char *p = (const unsigned char *)name;
 	size_t left = strlen(name), n = 0;
 
 	while (left) {
-		size_t len = utf8_length(p, left);
+		size_t len = utf8_decode(p, left, NULL);
 		bool bad = len == 0 || (len == 1 && (*p < 0x20 || *p == 0x7f || *p == '/'));
 
 		if (bad)

@@ -13,6 +13,9 @@
 /* Names are cut to this many bytes (at a character boundary). */
 #define EXPORT_NAME_MAX 200
 
+/* The longest name export_assign_names() gives: a safe name, " (", a GUID, ")". */
+#define EXPORT_ASSIGNED_NAME_MAX (EXPORT_NAME_MAX + 39)
+
 /* One thing to name: a VM or a snapshot among its siblings. */
 struct export_name {
 	const char *name;      /* as the configuration says it */

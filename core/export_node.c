@@ -304,12 +304,7 @@ uint64_t export_stamp_mix(uint64_t h, const struct stat *st)
 			       (uint64_t)st->st_mtim.tv_nsec, (uint64_t)st->st_ctim.tv_sec,
 			       (uint64_t)st->st_ctim.tv_nsec};
 
-	for (size_t i = 0; i < 7; i++) {
-		h ^= v[i];
-		h *= 0x100000001b3ULL;
-		h ^= h >> 29;
-	}
-	return h;
+	return hash_bytes(h, v, sizeof(v));
 }
 
 /* The identity of every file of @chain, from the open files; its newest time into *@mtime,

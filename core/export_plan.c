@@ -12,6 +12,8 @@
 #include "export_name.h"
 #include "fsutil.h"
 #include "hash.h"
+#include "hyperv.h"
+#include "pathbuf.h"
 #include "store.h"
 
 #include <ctype.h>
@@ -194,7 +196,8 @@ static int add_saved_state(struct export_node *dir, const char *name, const char
 			   const char *old_id, const char *new_id, struct error *err)
 {
 	struct export_node *state = export_subdir(dir, name);
-	char **names = NULL, path[PATH_MAX], renamed[NAME_MAX + 1];
+	struct pathbuf path = PATHBUF_INIT, renamed = PATHBUF_INIT;
+	char **names = NULL;
 	size_t count = 0;
 	struct stat folder;
 	int rc;
@@ -212,13 +215,17 @@ static int add_saved_state(struct export_node *dir, const char *name, const char
 		struct stat st;
 
 		if (old_id && strncasecmp(names[i], old_id, 36) == 0) {
-			snprintf(renamed, sizeof(renamed), "%s%s", new_id, names[i] + 36);
-			as = renamed;
+			pathbuf_setf(&renamed, "%s%s", new_id, names[i] + 36);
+			as = renamed.buf;
 		}
-		snprintf(path, sizeof(path), "%s/%s", from, names[i]);
-		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode))
-			rc = export_add_file(state, as, path, err);
+		pathbuf_setf(&path, "%s/%s", from, names[i]);
+		if (path.err || renamed.err)
+			rc = error_set(err, ENOMEM, "out of memory");
+		else if (lstat(path.buf, &st) == 0 && S_ISREG(st.st_mode))
+			rc = export_add_file(state, as, path.buf, err);
 	}
+	pathbuf_release(&path);
+	pathbuf_release(&renamed);
 	fsutil_names_free(names, count);
 	return rc;
 }
@@ -227,6 +234,7 @@ static int add_saved_state(struct export_node *dir, const char *name, const char
 static void edit_independent(struct export_edits *e, const char *id, const char *name)
 {
 	export_edits_add(e, "properties/global_id", "string", id);
+	/* A VM's configuration's type (a snapshot's is "Snapshots"), not a folder's name. */
 	export_edits_add(e, "properties/type_id", "string", "Virtual Machines");
 	export_edits_add(e, "properties/name", "string", name);
 	export_edits_add(e, STORE_KEY_PARENT, NULL, NULL);
@@ -267,8 +275,9 @@ static int wrap(struct export_node **folder, const char *outer, const char *vm_n
 static int plan_begin(const char *name, struct export_node **root, struct error *err)
 {
 	*root = export_node_new(name, EXPORT_DIR);
-	if (!*root || !export_subdir(*root, "Virtual Machines") ||
-	    !export_subdir(*root, "Virtual Hard Disks") || !export_subdir(*root, "Snapshots")) {
+	if (!*root || !export_subdir(*root, HYPERV_VMS_DIR) ||
+	    !export_subdir(*root, HYPERV_DISKS_DIR) ||
+	    !export_subdir(*root, HYPERV_SNAPSHOTS_DIR)) {
 		export_node_free(*root);
 		*root = NULL;
 		return error_set(err, ENOMEM, "out of memory");
@@ -283,7 +292,7 @@ static struct timespec config_time(const struct export_node *root)
 	for (size_t i = 0; i < root->child_count; i++) {
 		const struct export_node *vms = root->children[i];
 
-		if (vms->type != EXPORT_DIR || strcmp(vms->name, "Virtual Machines") != 0)
+		if (vms->type != EXPORT_DIR || strcmp(vms->name, HYPERV_VMS_DIR) != 0)
 			continue;
 		for (size_t k = 0; k < vms->child_count; k++)
 			if (vms->children[k]->source == EXPORT_SOURCE_CONFIG)
@@ -345,12 +354,11 @@ static int plan_merged(struct export_planner *p, struct export_state *st, const 
 	}
 	snprintf(file, sizeof(file), "%s.xml", st->id);
 	if (rc == 0)
-		rc = add_config(export_subdir(root, "Virtual Machines"), file, config_path, &e,
-				err);
+		rc = add_config(export_subdir(root, HYPERV_VMS_DIR), file, config_path, &e, err);
 	else
 		export_edits_free(e.list, e.count);
 	if (rc == 0 && state && p->settings.copy_vm_runtime_information)
-		rc = add_saved_state(export_subdir(root, "Virtual Machines"), st->id, state, old_id,
+		rc = add_saved_state(export_subdir(root, HYPERV_VMS_DIR), st->id, state, old_id,
 				     st->id, err);
 	return rc;
 }
@@ -373,9 +381,9 @@ static int plan_vm(struct export_planner *p, const struct store_vm *vm, const ch
 		return rc;
 	for (size_t i = 0; i < vm->snapshot_count; i++)
 		drives += vm->snapshots[i].disk_count;
-	vms = export_subdir(root, "Virtual Machines");
-	disks = export_subdir(root, "Virtual Hard Disks");
-	snaps = export_subdir(root, "Snapshots");
+	vms = export_subdir(root, HYPERV_VMS_DIR);
+	disks = export_subdir(root, HYPERV_DISKS_DIR);
+	snaps = export_subdir(root, HYPERV_SNAPSHOTS_DIR);
 	if (vm->problem) {
 		rc = error_set(err, EINVAL, "VM '%s' cannot be exported: %s", vm->name,
 			       vm->problem);

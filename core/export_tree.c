@@ -328,7 +328,7 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 	}
 	for (size_t i = 0; i < vm->snapshot_count && rc == 0 && !fault->code; i++) {
 		const struct store_snapshot *snap = &vm->snapshots[i];
-		char id[37], what[2 * EXPORT_NAME_MAX + 8];
+		char id[37], what[2 * EXPORT_ASSIGNED_NAME_MAX + 2];
 		struct export_state st = {.id = id};
 
 		export_snapshot_vm_id(vm->id, snap->id, id);
@@ -363,6 +363,22 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 		rc = -ENOMEM;
 	names_free(names, count + 2);
 	return rc;
+}
+
+/*
+ * What follows "../@top/@name" in the link target @target: "" or "/..." (a
+ * path under it), or NULL when it does not name that folder or a path under
+ * it. Borrowed from @target.
+ */
+static const char *link_under(const char *target, const char *top, const char *name)
+{
+	size_t t = strlen(top), n = strlen(name);
+
+	if (strncmp(target, "../", 3) != 0 || strncmp(target + 3, top, t) != 0 ||
+	    target[3 + t] != '/' || strncmp(target + 4 + t, name, n) != 0)
+		return NULL;
+	target += 4 + t + n;
+	return *target == '\0' || *target == '/' ? target : NULL;
 }
 
 /* The name the tree before gave VM @id (its by-id link's folder), or NULL. Borrowed. */
@@ -404,7 +420,6 @@ static int keep_previous(struct tree *t, const struct store_vm *vm, const char *
 {
 	const char *was = previous_name(t->previous, vm->id);
 	const struct export_node *by_id;
-	char vm_target[EXPORT_NAME_MAX + 16], snap_prefix[EXPORT_NAME_MAX + 16];
 	int rc;
 
 	t->faults++;
@@ -418,20 +433,17 @@ static int keep_previous(struct tree *t, const struct store_vm *vm, const char *
 		rc = add_copy(t->snapshots,
 			      export_child(export_child(t->previous, "snapshots"), was), name);
 	/* Its links and its snapshots', pointed at its name now. */
-	snprintf(vm_target, sizeof(vm_target), "../vms/%s", was);
-	snprintf(snap_prefix, sizeof(snap_prefix), "../snapshots/%s/", was);
 	by_id = export_child(t->previous, "by-id");
 	for (size_t i = 0; rc == 0 && by_id && i < by_id->child_count; i++) {
 		const struct export_node *link = by_id->children[i];
-		size_t n = strlen(snap_prefix);
+		const char *tail;
 
 		if (link->type != EXPORT_LINK)
 			continue;
-		if (strcmp(link->path, vm_target) == 0)
+		if ((tail = link_under(link->path, "vms", was)) && !*tail)
 			rc = add_link(t->by_id, link->name, "vms", name, NULL, link);
-		else if (strncmp(link->path, snap_prefix, n) == 0)
-			rc = add_link(t->by_id, link->name, "snapshots", name, link->path + n,
-				      link);
+		else if ((tail = link_under(link->path, "snapshots", was)) && *tail == '/')
+			rc = add_link(t->by_id, link->name, "snapshots", name, tail + 1, link);
 	}
 	return rc;
 }

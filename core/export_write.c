@@ -7,6 +7,7 @@
 #include "error.h"
 #include "export_file.h"
 #include "fsutil.h"
+#include "pathbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -157,47 +158,51 @@ static uint64_t tree_bytes(const struct export_node *node)
 /*
  * Write @node at @path, named @shown in messages (its final name); @fd:
  * @path made already (a new folder: 0; a new file open: its fd), or -1.
+ * The paths of what it holds are built on @path and @shown, given back as
+ * they were unless it fails.
  */
-static int write_tree(const struct export_node *node, const char *path, const char *shown, int fd,
-		      struct tally *t, struct error *err)
+static int write_tree(const struct export_node *node, struct pathbuf *path, struct pathbuf *shown,
+		      int fd, struct tally *t, struct error *err)
 {
 	struct timespec times[2];
 	int rc = 0;
 
 	if (node->type == EXPORT_LINK) {
-		if (symlink(node->path, path) < 0)
-			return error_errno(err, errno, "cannot create", shown);
+		if (symlink(node->path, path->buf) < 0)
+			return error_errno(err, errno, "cannot create", shown->buf);
 		return 0;
 	}
 	if (node->type == EXPORT_FILE) {
-		int made = fd >= 0 ? fd : open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		int made = fd >= 0 ? fd
+				   : open(path->buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 
 		if (made < 0)
-			return error_errno(err, errno, "cannot create", shown);
-		rc = export_write_file_fd(node, made, shown, tally_add, t, err);
+			return error_errno(err, errno, "cannot create", shown->buf);
+		rc = export_write_file_fd(node, made, shown->buf, tally_add, t, err);
 		if (fd < 0)
 			close(made);
+		if (rc < 0)
+			return rc;
 	} else {
-		if (fd < 0 && mkdir(path, 0755) < 0)
-			return error_errno(err, errno, "cannot create", shown);
-		for (size_t i = 0; i < node->child_count && rc == 0; i++) {
-			const char *name = node->children[i]->name;
-			char sub[PATH_MAX], sub_shown[PATH_MAX];
+		if (fd < 0 && mkdir(path->buf, 0755) < 0)
+			return error_errno(err, errno, "cannot create", shown->buf);
+		for (size_t i = 0; i < node->child_count; i++) {
+			size_t path_len = path->len, shown_len = shown->len;
 
-			if (snprintf(sub, sizeof(sub), "%s/%s", path, name) >= (int)sizeof(sub) ||
-			    snprintf(sub_shown, sizeof(sub_shown), "%s/%s", shown, name) >=
-				    (int)sizeof(sub_shown))
-				return error_set(err, ENAMETOOLONG, "'%s' is too long a path",
-						 shown);
-			rc = write_tree(node->children[i], sub, sub_shown, -1, t, err);
+			if (pathbuf_join(path, node->children[i]->name) < 0 ||
+			    pathbuf_join(shown, node->children[i]->name) < 0)
+				return error_set(err, ENOMEM, "out of memory");
+			rc = write_tree(node->children[i], path, shown, -1, t, err);
+			if (rc < 0)
+				return rc;
+			pathbuf_truncate(path, path_len);
+			pathbuf_truncate(shown, shown_len);
 		}
 	}
-	if (rc == 0) {
-		times[0] = node->mtime;
-		times[1] = node->mtime;
-		utimensat(AT_FDCWD, path, times, 0);
-	}
-	return rc;
+	times[0] = node->mtime;
+	times[1] = node->mtime;
+	utimensat(AT_FDCWD, path->buf, times, 0);
+	return 0;
 }
 
 int export_write(const struct export_node *node, const char *dest,
@@ -205,18 +210,33 @@ int export_write(const struct export_node *node, const char *dest,
 		 struct error *err)
 {
 	struct tally t = {progress, ctx, 0, tree_bytes(node)};
+	struct pathbuf path = PATHBUF_INIT, shown = PATHBUF_INIT;
 	char temp[PATH_MAX];
 	int fd, rc;
 
-	if (node->type == EXPORT_LINK)
-		return write_tree(node, dest, dest, -1, &t, err);
-	if (fsutil_name_taken(dest))
+	if (pathbuf_adds(&shown, dest) < 0)
+		return error_set(err, ENOMEM, "out of memory");
+	if (node->type == EXPORT_LINK) {
+		rc = pathbuf_adds(&path, dest) < 0 ? error_set(err, ENOMEM, "out of memory")
+						   : write_tree(node, &path, &shown, -1, &t, err);
+		pathbuf_release(&path);
+		pathbuf_release(&shown);
+		return rc;
+	}
+	if (fsutil_name_taken(dest)) {
+		pathbuf_release(&shown);
 		return error_errno(err, EEXIST, "cannot create", dest);
+	}
 	/* Written under a temporary name beside @dest, named @dest once whole. */
 	fd = fsutil_make_partial(dest, node->type == EXPORT_DIR, temp, sizeof(temp));
-	if (fd < 0)
+	if (fd < 0) {
+		pathbuf_release(&shown);
 		return error_errno(err, -fd, "cannot create", dest);
-	rc = write_tree(node, temp, dest, fd, &t, err);
+	}
+	rc = pathbuf_adds(&path, temp) < 0 ? error_set(err, ENOMEM, "out of memory")
+					   : write_tree(node, &path, &shown, fd, &t, err);
+	pathbuf_release(&path);
+	pathbuf_release(&shown);
 	if (node->type == EXPORT_FILE)
 		close(fd);
 	/* The last word before the name is given: a job stopped now leaves nothing. */

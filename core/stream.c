@@ -477,7 +477,8 @@ int stream_new_patched(struct stream **out, const struct stream_file *file,
 
 	*out = NULL;
 	for (size_t i = 0; i < count; i++)
-		if (patches[i].offset > file->size || patches[i].len > file->size - patches[i].offset)
+		if (patches[i].offset > file->size ||
+		    patches[i].len > file->size - patches[i].offset)
 			return error_set(err, EINVAL, "a patch lies outside '%s'", file->path);
 	rc = stream_alloc(&s, STREAM_PATCHED, NULL, err);
 	if (rc < 0)

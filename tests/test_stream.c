@@ -496,7 +496,8 @@ static void check_patched(const struct stream_file *file, const uint8_t *bytes)
 				continue;
 			memset(got, 0xEE, size);
 			assert_int_equal(
-				stream_read(s, got, (size_t)(edges[b] - edges[a]), edges[a], &err), 0);
+				stream_read(s, got, (size_t)(edges[b] - edges[a]), edges[a], &err),
+				0);
 			assert_memory_equal(got, expect + edges[a], (size_t)(edges[b] - edges[a]));
 		}
 	/* Data throughout; nothing past the end. */
