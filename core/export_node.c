@@ -73,7 +73,7 @@ int export_node_add(struct export_node *dir, struct export_node *child)
 	return 0;
 }
 
-/* A copy of @node and everything under it (not its inode number), or NULL: out of memory. */
+/* A copy of @node and everything under it, or NULL: out of memory. */
 struct export_node *export_node_copy(const struct export_node *node)
 {
 	struct export_node *copy = export_node_new(node->name, node->type);
@@ -150,7 +150,7 @@ struct export_node *export_subdir(struct export_node *dir, const char *name)
 	return export_node_add(dir, child) == 0 ? child : NULL;
 }
 
-struct export_node *export_child(const struct export_node *dir, const char *name)
+size_t export_child_index(const struct export_node *dir, const char *name)
 {
 	size_t lo = 0, hi = dir->child_count;
 
@@ -159,13 +159,20 @@ struct export_node *export_child(const struct export_node *dir, const char *name
 		int cmp = strcmp(dir->children[mid]->name, name);
 
 		if (cmp == 0)
-			return dir->children[mid];
+			return mid;
 		if (cmp < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return NULL;
+	return dir->child_count;
+}
+
+struct export_node *export_child(const struct export_node *dir, const char *name)
+{
+	size_t at = export_child_index(dir, name);
+
+	return at < dir->child_count ? dir->children[at] : NULL;
 }
 
 int export_compare_nodes(const void *a, const void *b)

@@ -76,9 +76,6 @@ struct export_node {
 	gid_t gid;		 /* the sources' common group, else 0 */
 	bool own_access;	 /* mode, uid, gid are one source's own (a file, a folder) */
 	bool no_access;		 /* while planning: a folder with nothing to take them from */
-	uint64_t ino;		 /* set by whoever serves the tree: its inode number */
-	bool renewed;		 /* set by whoever serves the tree: not as the tree before had it */
-	bool replaced;		 /* set likewise: the tree before had it by this name, otherwise */
 };
 
 /*
@@ -100,6 +97,9 @@ void export_node_free(struct export_node *node);
 /** The child of @dir named @name, or NULL (a binary search: the tree is finished). Borrowed. */
 struct export_node *export_child(const struct export_node *dir, const char *name);
 
+/** The index in @dir->children of its child named @name, or @dir->child_count if none. */
+size_t export_child_index(const struct export_node *dir, const char *name);
+
 /**
  * What @node's bytes are made of: its sources' identity and whatever the
  * plan lays over them (edits, patches, a seed). Two plans give a path the
@@ -115,7 +115,7 @@ struct export_node *export_node_new(const char *name, enum export_type type);
 /** Add @child (may be NULL: out of memory) to @dir. Returns 0, or -ENOMEM with @child freed. */
 int export_node_add(struct export_node *dir, struct export_node *child);
 
-/** A copy of @node and everything under it (not its inode number), or NULL: out of memory. */
+/** A copy of @node and everything under it, or NULL: out of memory. */
 struct export_node *export_node_copy(const struct export_node *node);
 
 /** Free the children of @dir from the @keep-th on (those added since it had @keep). */
