@@ -51,9 +51,6 @@ void stream_free(struct stream *s)
 	free(s->stored);
 	free(s->rank_dir);
 	free(s->prefix);
-	for (size_t i = 0; i < s->patch_count; i++)
-		free(s->patches[i].bytes);
-	free(s->patches);
 	free(s);
 }
 
@@ -455,45 +452,41 @@ static int read_blocks(struct stream *s, uint8_t *buf, uint64_t at, size_t *len,
 	return 0;
 }
 
-/* The source's bytes, with the patches laid over them. */
+/* The file's bytes, with the patches laid over them. */
 static int read_patched(struct stream *s, uint8_t *buf, size_t len, uint64_t offset,
 			struct error *err)
 {
-	int rc = disk_pread(s->source, buf, len, offset, err);
+	int rc;
 
+	if (s->file.disk) {
+		rc = disk_pread(s->file.disk, buf, len, offset, err);
+	} else if ((rc = fsutil_pread_full(s->file.fd, buf, len, offset)) < 0) {
+		/* Shorter than it was (ENODATA): a fault of the file. */
+		rc = error_errno(err, rc == -ENODATA ? EIO : -rc, "cannot read", s->file.path);
+	}
 	if (rc == 0)
 		vhd_patches_apply(s->patches, s->patch_count, buf, len, offset);
 	return rc;
 }
 
-int stream_new_patched(struct stream **out, struct disk *disk, struct vhd_patch *patches,
-		       size_t count, struct error *err)
+int stream_new_patched(struct stream **out, const struct stream_file *file,
+		       const struct vhd_patch *patches, size_t count, struct error *err)
 {
-	struct stream *s = calloc(1, sizeof(*s));
+	struct stream *s;
+	int rc;
 
 	*out = NULL;
-	if (s)
-		s->patches = calloc(count ? count : 1, sizeof(*s->patches));
-	if (!s || !s->patches) {
-		free(s);
-		for (size_t i = 0; i < count; i++)
-			free(patches[i].bytes);
-		return error_set(err, ENOMEM, "out of memory");
-	}
-	for (size_t i = 0; i < count; i++) {
-		if (patches[i].offset > disk_file_size(disk) ||
-		    patches[i].len > disk_file_size(disk) - patches[i].offset) {
-			s->patch_count = count; /* frees them all */
-			memcpy(s->patches, patches, count * sizeof(*patches));
-			stream_free(s);
-			return error_set(err, EINVAL, "a patch lies outside '%s'", disk_path(disk));
-		}
-	}
-	memcpy(s->patches, patches, count * sizeof(*patches));
+	for (size_t i = 0; i < count; i++)
+		if (patches[i].offset > file->size ||
+		    patches[i].len > file->size - patches[i].offset)
+			return error_set(err, EINVAL, "a patch lies outside '%s'", file->path);
+	rc = stream_alloc(&s, STREAM_PATCHED, NULL, err);
+	if (rc < 0)
+		return rc;
+	s->file = *file;
+	s->patches = patches;
 	s->patch_count = count;
-	s->kind = STREAM_PATCHED;
-	s->source = disk;
-	s->size = s->allocated_bytes = disk_file_size(disk);
+	s->size = s->allocated_bytes = file->size;
 	*out = s;
 	return 0;
 }

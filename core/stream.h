@@ -99,15 +99,24 @@ int stream_new_merged(struct stream **out, struct chain *chain, const char *seed
 /** The raw merged content of @chain. Freed with stream_free(). */
 int stream_new_raw(struct stream **out, struct chain *chain, struct error *err);
 
+/* The file under a patched stream. Borrowed: it must outlive the stream. */
+struct stream_file {
+	struct disk *disk; /* read with disk_pread (a VHDX's log replayed); NULL: with @fd */
+	int fd;		   /* read with pread when there is no @disk */
+	uint64_t size;	   /* the bytes served: the file's size, or disk_view_size() */
+	const char *path;  /* the file, in messages */
+};
+
 /**
- * A stream of the file of @disk (borrowed: it must outlive the stream), as
- * disk_pread reads it, with the @count @patches laid over it (a differencing
- * disk relocated by vhd_relocation(), say). The stream takes the patches'
- * bytes, also on failure. Returns 0, -EINVAL for a patch outside the file,
- * -ENOMEM.
+ * A stream of @file's bytes with the @count @patches laid over them (a
+ * differencing disk relocated by vhd_relocation(), a VHDX's log emptied:
+ * disk_patches()), the one reader of "a file with patches laid over it".
+ * Borrows @file's disk or descriptor and path, and @patches with their bytes:
+ * they must outlive the stream. Data throughout (stream_extent()). Returns 0,
+ * -EINVAL with a message for a patch outside the file, -ENOMEM.
  */
-int stream_new_patched(struct stream **out, struct disk *disk, struct vhd_patch *patches,
-		       size_t count, struct error *err);
+int stream_new_patched(struct stream **out, const struct stream_file *file,
+		       const struct vhd_patch *patches, size_t count, struct error *err);
 
 /** Release @stream (not its chain). NULL-safe. */
 void stream_free(struct stream *stream);

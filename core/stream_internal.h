@@ -81,9 +81,9 @@ struct stream {
 	bool (*table_data)(const struct stream *s, uint64_t at, uint64_t *end);
 	uint32_t chunk_ratio; /* VHDX: payload blocks per sector bitmap entry */
 
-	/* STREAM_PATCHED: a file with ranges replaced */
-	struct disk *source;	   /* borrowed */
-	struct vhd_patch *patches; /* owned, bytes included */
+	/* STREAM_PATCHED: a file with ranges replaced, all borrowed */
+	struct stream_file file;
+	const struct vhd_patch *patches;
 	size_t patch_count;
 };
 

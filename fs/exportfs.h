@@ -1,6 +1,14 @@
 /*
- * The export mount: a read-only tree of export folders over a store, kept
- * up to date while mounted.
+ * exportfs.h - the export mount: a read-only tree of export folders over a
+ * store, kept up to date while mounted. main.c fills the options of a
+ * struct exportfs and drives its life (init, start, stop, release); the
+ * driver is split as squashfuse's is:
+ *
+ *   exportfs.c        the mount's life: init, the revalidating thread, stop, release
+ *   exportfs_inode.c  the inode table: each tree served (a generation) with
+ *                     the inode numbers and FUSE state of its nodes
+ *   exportfs_renew.c  the tree planned again and swapped in, the kernel told
+ *   exportfs_ops.c    the handlers, thin over core/export
  */
 #ifndef IMPEX_EXPORTFS_H
 #define IMPEX_EXPORTFS_H
@@ -15,53 +23,70 @@
 #include "export.h"
 
 struct error;
+struct exportfs_gen;
+struct exportfs_handle;
 struct fuse_lowlevel_ops;
 struct fuse_session;
-struct generation;
 struct store;
 
 struct exportfs {
+	/* Set by the caller before exportfs_init(), then read-only. */
 	struct store *store;
 	struct export_settings settings;
 	/* What is shown of who may read (the kernel checks it: default_permissions): each
-	 * node's own mode (export.h) without write bits, masked by @umask, and its owner
+	 * node's own mode (export_node.h) without write bits, masked by @umask, and its owner
 	 * and group, unless @set_uid or @set_gid give one for everything. */
 	bool set_uid, set_gid;
 	uid_t uid;
 	gid_t gid;
 	mode_t umask;
-	unsigned revalidate; /* seconds between looks at the store's folders */
-	bool verbose;	     /* say what is left out and what changes */
+	unsigned revalidate;   /* seconds between looks at the store's folders */
+	bool verbose;	       /* say what is left out and what changes */
+	unsigned readahead_kb; /* 0: leave the kernel's */
 
-	/* The tree being served; open files hold the one they were opened in. Read under the
-	 * read lock; swapped, and given the partitions of a folder of raw/, under the write
-	 * lock. The revalidating thread plans holding the read lock (it reads the tree served). */
+	bool initialized; /* exportfs_init() made the locks (the main thread's) */
+	/*
+	 * The tree served: read under the read lock; swapped (fs->current), and given
+	 * the partitions of a folder of raw/, under the write lock. The revalidating
+	 * thread plans holding the read lock (it reads the tree served).
+	 */
 	pthread_rwlock_t lock;
+	struct exportfs_gen *current; /* guarded by lock */
 	/* Held while a folder's partition tables are read (one folder at a time), and taken
 	 * before the write lock that adds them: a folder's partitions_pending and children
 	 * change only under both. */
 	pthread_mutex_t expand_lock;
-	struct generation *current;
-	struct generation *previous; /* the tree before, until its changes are told twice */
-	uint64_t folders;  /* the store's folders' identity when the tree was made */
-	bool stale;	   /* a file was found changed: make the tree again (ref_lock) */
-	unsigned failures; /* plans in a row that met transient faults (the thread's) */
-	unsigned wait;	   /* looks to skip before planning again (the thread's) */
+	/* Guards each generation's refs, @stale and @open_files. */
+	pthread_mutex_t ref_lock;
+	bool stale; /* a file was found changed: make the tree again (guarded by ref_lock) */
+	/* Every open file. A lazy unmount may end the session with files open whose RELEASE
+	 * never comes: they are closed with the mount. Guarded by ref_lock. */
+	struct exportfs_handle *open_files;
+
+	/* The planner's: exportfs_init()'s, then the revalidating thread's alone, then
+	 * exportfs_release()'s once it has ended. */
+	struct export_planner *planner; /* plans the trees, with @settings */
+	struct exportfs_gen *previous;	/* the tree before, until its changes are told twice */
+	uint64_t folders;		/* the store's folders' identity when the tree was made */
+	unsigned failures;		/* plans in a row that met transient faults */
+	unsigned wait;			/* looks to skip before planning again */
 	/* The disks logged as unreadable, as hashes of their path and reason: each is logged
-	 * once (open addressing, 0 free). Only the planner (init, then the thread) uses it. */
+	 * once (open addressing, 0 free). Only the planner's notes use it. */
 	uint64_t *logged;
 	size_t logged_count, logged_cap;
 
-	/* The revalidating thread. */
+	/* Set by exportfs_start() before the thread starts, then read-only. */
 	struct fuse_session *session;
 	const char *mountpoint;
-	unsigned readahead_kb;	     /* 0: leave the kernel's */
 	atomic_bool readahead_done; /* raised (or tried): the first lookup does it */
+
+	/* The revalidating thread: started and joined by the main thread. */
 	pthread_t thread;
+	bool thread_started; /* the main thread's */
 	pthread_mutex_t wake_lock;
-	pthread_cond_t wake; /* the thread waits for stop, exportfs_stop() for ended */
-	bool thread_started;
-	bool stop, ended; /* under wake_lock */
+	/* On CLOCK_MONOTONIC: the thread waits on it for @stop, exportfs_stop() for @ended. */
+	pthread_cond_t wake;
+	bool stop, ended; /* guarded by wake_lock */
 };
 
 /**
@@ -88,10 +113,14 @@ int exportfs_start(struct exportfs *fs, struct fuse_session *se, const char *mou
  */
 bool exportfs_stop(struct exportfs *fs, int wait_ms);
 
-/** Stop the thread (exportfs_stop(), waiting as long as it takes) and free the trees. */
+/**
+ * Stop the thread (exportfs_stop(), waiting as long as it takes), close the
+ * files left open and free the trees. Also for an @fs whose exportfs_init()
+ * failed or never ran (zeroed).
+ */
 void exportfs_release(struct exportfs *fs);
 
-/* The handlers; the session's user data is the struct exportfs. */
+/* The handlers (exportfs_ops.c); the session's user data is the struct exportfs. */
 extern const struct fuse_lowlevel_ops exportfs_ops;
 
 #endif

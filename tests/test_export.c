@@ -3,6 +3,7 @@
  * raw images (read on request, not when planned, carried over to a new plan
  * while the image stays) and the "latest" links of a planned store.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -130,7 +131,7 @@ static void vm_write(struct store *s, const char *vm, const void *buf, size_t le
 static struct export_node *plan(struct store *s, const struct export_node *previous)
 {
 	struct export_settings settings;
-	struct export_tree_options o = {.settings = &settings, .previous = previous};
+	struct export_planner *planner = NULL;
 	struct export_node *root = NULL;
 	struct store_vm *vms = NULL;
 	size_t count = 0, faults = 0;
@@ -138,8 +139,10 @@ static struct export_node *plan(struct store *s, const struct export_node *previ
 
 	export_settings_default(&settings);
 	assert_int_equal(store_list(s, &vms, &count, &err), 0);
-	assert_int_equal(export_plan_store(s, vms, count, &o, &root, &faults, &err), 0);
+	assert_int_equal(export_planner_new(s, &settings, NULL, &planner, &err), 0);
+	assert_int_equal(export_plan_store(planner, vms, count, previous, &root, &faults, &err), 0);
 	assert_int_equal(faults, 0);
+	export_planner_free(planner);
 	store_vms_free(vms, count);
 	return root;
 }
@@ -273,6 +276,67 @@ static void test_partitions_and_latest(void **state)
 	store_free(s);
 }
 
+/*
+ * A VM that cannot be read for the moment is shown as the tree before showed
+ * it, its by-id link too, however long its name: here a name cut to
+ * EXPORT_NAME_MAX bytes with the GUID of a clash after it.
+ */
+static void test_kept_long_name(void **state)
+{
+	const char *root = *state;
+	struct store_options o = {.roots = &root, .root_count = 1};
+	char name[EXPORT_NAME_MAX + 1], ids[2][37];
+	struct store_new_vm spec = {.name = name, .generation = 1};
+	struct export_settings settings;
+	struct export_planner *planner = NULL;
+	struct export_node *one, *two = NULL;
+	const struct export_node *was, *now;
+	struct store_vm *vms = NULL;
+	size_t count = 0, faults = 0, newer = 0;
+	struct store *s;
+	struct error err;
+
+	memset(name, 'v', EXPORT_NAME_MAX);
+	name[EXPORT_NAME_MAX] = '\0';
+	assert_int_equal(store_init(root, &err), 0);
+	assert_int_equal(store_open(&s, &o, &err), 0);
+	assert_int_equal(store_create_vm(s, &spec, ids[0], &err), 0);
+	/* The same name but for case: a clash among folders (the store takes it). */
+	memset(name, 'V', EXPORT_NAME_MAX);
+	assert_int_equal(store_create_vm(s, &spec, ids[1], &err), 0);
+	one = plan(s, NULL);
+	/* The one that lost the clash: "<200 v> (<8 of its GUID>)". */
+	if (strlen(at(one, "by-id", ids[1], NULL)->path) >
+	    strlen(at(one, "by-id", ids[0], NULL)->path))
+		newer = 1;
+	was = at(one, "by-id", ids[newer], NULL);
+	assert_int_equal(strlen(was->path), strlen("../vms/") + EXPORT_NAME_MAX + 11);
+
+	/* Planned again while its configuration cannot be read (EIO). */
+	export_settings_default(&settings);
+	assert_int_equal(store_list(s, &vms, &count, &err), 0);
+	assert_int_equal(count, 2);
+	for (size_t i = 0; i < count; i++) {
+		if (strcmp(vms[i].id, ids[newer]) != 0)
+			continue;
+		free(vms[i].problem);
+		vms[i].problem = strdup("cannot read the configuration: Input/output error");
+		vms[i].problem_code = EIO;
+	}
+	assert_int_equal(export_planner_new(s, &settings, NULL, &planner, &err), 0);
+	assert_int_equal(export_plan_store(planner, vms, count, one, &two, &faults, &err), 0);
+	assert_int_equal(faults, 1);
+	now = export_child(export_child(two, "by-id"), ids[newer]);
+	assert_non_null(now);
+	assert_string_equal(now->path, was->path);
+	assert_non_null(export_child(export_child(two, "vms"), was->path + strlen("../vms/")));
+	export_planner_free(planner);
+	store_vms_free(vms, count);
+	export_node_free(one);
+	export_node_free(two);
+	store_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -280,6 +344,8 @@ int main(void)
 		cmocka_unit_test(test_clashes),
 		cmocka_unit_test(test_suffix_taken),
 		cmocka_unit_test_setup_teardown(test_partitions_and_latest, support_setup_dir,
+						support_teardown_dir),
+		cmocka_unit_test_setup_teardown(test_kept_long_name, support_setup_dir,
 						support_teardown_dir),
 	};
 

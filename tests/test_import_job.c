@@ -92,6 +92,7 @@ static int setup(void **state)
 				    .switch_count = 1};
 	struct export_settings settings;
 	struct export_node *plan = NULL;
+	struct export_planner *planner = NULL;
 	struct store_vm *vms = NULL;
 	struct store *source;
 	size_t count = 0;
@@ -114,7 +115,9 @@ static int setup(void **state)
 	assert_int_equal(store_list(source, &vms, &count, &err), 0);
 	assert_int_equal(count, 1);
 	export_settings_default(&settings);
-	assert_int_equal(export_plan_vm(source, &vms[0], &settings, NULL, "blog", &plan, &err), 0);
+	assert_int_equal(export_planner_new(source, &settings, NULL, &planner, &err), 0);
+	assert_int_equal(export_plan_vm(planner, &vms[0], "blog", &plan, &err), 0);
+	export_planner_free(planner);
 	assert_int_equal(export_write(plan, f->export, NULL, NULL, &err), 0);
 	export_node_free(plan);
 	store_vms_free(vms, count);

@@ -379,6 +379,7 @@ static void test_relocated_child(void **state)
 	const char *child = support_path(f->dir, "child.vhd");
 	char a[4096], c[4096], cmd[9000], name[400];
 	struct vhd_patch patches[2];
+	struct stream_file file;
 	struct chain *moved;
 	struct stream *s;
 	struct error err;
@@ -394,11 +395,14 @@ static void test_relocated_child(void **state)
 	assert_int_equal(system(cmd), 0);
 	assert_int_equal(disk_open(&disk, child, DISK_OPEN_READ, &err), 0);
 	assert_int_equal(vhd_relocation(disk_vhd(disk), "renamed base.vhd", patches, &err), 0);
-	assert_int_equal(stream_new_patched(&s, disk, patches, 2, &err), 0);
+	file = (struct stream_file){disk, -1, disk_file_size(disk), disk_path(disk)};
+	assert_int_equal(stream_new_patched(&s, &file, patches, 2, &err), 0);
 	assert_int_equal(stream_size(s), disk_file_size(disk));
 	snprintf(c, sizeof(c), "%s/export/child.vhd", f->dir);
 	write_stream(s, c);
 	stream_free(s);
+	free(patches[0].bytes);
+	free(patches[1].bytes);
 
 	/* It is found by its new relative locator, and reads as before. */
 	assert_int_equal(chain_open(&moved, c, NULL, &err), 0);
@@ -431,13 +435,146 @@ static void test_relocated_child(void **state)
 	free(got);
 }
 
+/* ---- a file with patches laid over it ---- */
+
+/* The edges of the reads of check_patched: around each patch's ends, and the file's. */
+static size_t patched_edges(const struct vhd_patch *p, size_t count, uint64_t size, uint64_t *out)
+{
+	size_t n = 0;
+
+	out[n++] = 0;
+	out[n++] = 1;
+	out[n++] = size / 2;
+	out[n++] = size - 1;
+	out[n++] = size;
+	for (size_t i = 0; i < count; i++)
+		for (int d = -1; d <= 1; d++) {
+			if (p[i].offset + d <= size && (d >= 0 || p[i].offset > 0))
+				out[n++] = p[i].offset + d;
+			if (p[i].offset + p[i].len + d <= size)
+				out[n++] = p[i].offset + p[i].len + d;
+		}
+	return n;
+}
+
+/*
+ * The patched stream of @file (whose own bytes, read by the test, are @bytes)
+ * with patches at its start, in its middle (two side by side) and at its end:
+ * every read between two edges (inside a patch, across one's start or end,
+ * over several) gives the bytes the test lays over @bytes itself.
+ */
+static void check_patched(const struct stream_file *file, const uint8_t *bytes)
+{
+	uint64_t size = file->size, edges[64];
+	struct vhd_patch p[4] = {
+		{0, 512, NULL},
+		{size / 3, 100, NULL},
+		{size / 3 + 100, 50, NULL},
+		{size - 300, 300, NULL},
+	};
+	uint8_t *expect = malloc(size), *got = malloc(size);
+	struct stream *s;
+	struct error err;
+	size_t n;
+
+	assert_non_null(expect);
+	assert_non_null(got);
+	memcpy(expect, bytes, size);
+	for (size_t i = 0; i < 4; i++) {
+		p[i].bytes = malloc(p[i].len);
+		assert_non_null(p[i].bytes);
+		support_fill(p[i].bytes, p[i].len, 100 + (uint32_t)i);
+		for (size_t k = 0; k < p[i].len; k++)
+			expect[p[i].offset + k] = p[i].bytes[k];
+	}
+	assert_int_equal(stream_new_patched(&s, file, p, 4, &err), 0);
+	assert_int_equal(stream_size(s), size);
+	n = patched_edges(p, 4, size, edges);
+	for (size_t a = 0; a < n; a++)
+		for (size_t b = 0; b < n; b++) {
+			if (edges[a] >= edges[b])
+				continue;
+			memset(got, 0xEE, size);
+			assert_int_equal(
+				stream_read(s, got, (size_t)(edges[b] - edges[a]), edges[a], &err),
+				0);
+			assert_memory_equal(got, expect + edges[a], (size_t)(edges[b] - edges[a]));
+		}
+	/* Data throughout; nothing past the end. */
+	{
+		bool data;
+		uint64_t end;
+
+		stream_extent(s, 0, &data, &end);
+		assert_true(data);
+		assert_int_equal(end, size);
+	}
+	assert_int_equal(stream_read(s, got, 2, size - 1, &err), -EINVAL);
+	stream_free(s);
+
+	/* A patch past the end is refused. */
+	p[3].offset = size - 299;
+	assert_int_equal(stream_new_patched(&s, file, p, 4, &err), -EINVAL);
+	assert_non_null(strstr(error_message(&err), file->path));
+	for (size_t i = 0; i < 4; i++)
+		free(p[i].bytes);
+	free(expect);
+	free(got);
+}
+
+static void test_patched_reads(void **state)
+{
+	struct fixture *f = *state;
+	const char *path = support_path(f->dir, "plain.bin");
+	uint64_t size = 70001;
+	uint8_t *bytes = malloc(size), small[16];
+	struct stream_file file;
+	struct vhd_patch none = {0, 0, NULL};
+	struct disk *disk;
+	struct stream *s;
+	struct error err;
+	int fd;
+
+	/* A file read by descriptor. */
+	assert_non_null(bytes);
+	support_fill(bytes, size, 9);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, bytes, size), (ssize_t)size);
+	file = (struct stream_file){NULL, fd, size, path};
+	check_patched(&file, bytes);
+
+	/* Shorter than it was: the read fails, naming the file. */
+	assert_int_equal(stream_new_patched(&s, &file, &none, 0, &err), 0);
+	assert_int_equal(ftruncate(fd, 1000), 0);
+	assert_int_equal(stream_read(s, small, sizeof(small), size - 16, &err), -EIO);
+	assert_non_null(strstr(error_message(&err), "cannot read"));
+	assert_non_null(strstr(error_message(&err), path));
+	stream_free(s);
+	close(fd);
+	free(bytes);
+
+	/* A disk read through the disk module: the VHD's own file bytes, read by the test. */
+	path = support_path(f->dir, "base.vhd");
+	size = support_file_size(path);
+	bytes = malloc(size);
+	assert_non_null(bytes);
+	support_read(path, 0, bytes, size);
+	assert_int_equal(disk_open(&disk, path, DISK_OPEN_READ, &err), 0);
+	file = (struct stream_file){disk, -1, disk_file_size(disk), disk_path(disk)};
+	assert_int_equal(file.size, size);
+	check_patched(&file, bytes);
+	disk_close(disk);
+	free(bytes);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_vhd_layout),  T(test_chunked_reads), T(test_uuid_and_timestamp),
 		T(test_compact),     T(test_raw),	    T(test_relocated_child),
-		T(test_vhdx_layout), T(test_vhdx_compact),
+		T(test_vhdx_layout), T(test_vhdx_compact),  T(test_patched_reads),
 	};
 #undef T
 

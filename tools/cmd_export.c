@@ -90,6 +90,7 @@ static int cmd_export(int argc, char **argv)
 {
 	struct export_settings settings;
 	struct export_node *plan = NULL;
+	struct export_planner *planner = NULL;
 	struct cmd_store_args a;
 	struct store *store = NULL;
 	struct store_vm *vms = NULL;
@@ -120,8 +121,9 @@ static int cmd_export(int argc, char **argv)
 	progress_begin(&bar, progress_wanted(a.progress, true));
 	if (pick_export(vms, count, argv[a.first], operands == 3 ? argv[a.first + 1] : NULL, &vm,
 			&snap, &err) < 0 ||
-	    (snap ? export_plan_snapshot(store, vm, snap, &settings, &notes, vm->name, &plan, &err)
-		  : export_plan_vm(store, vm, &settings, &notes, vm->name, &plan, &err)) < 0 ||
+	    export_planner_new(store, &settings, &notes, &planner, &err) < 0 ||
+	    (snap ? export_plan_snapshot(planner, vm, snap, vm->name, &plan, &err)
+		  : export_plan_vm(planner, vm, vm->name, &plan, &err)) < 0 ||
 	    export_write(plan, dest, progress_update, &bar, &err) < 0) {
 		progress_end(&bar);
 		if (progress_interrupted())
@@ -147,6 +149,7 @@ out:
 		free(faults.said[i]);
 	free(faults.said);
 	export_node_free(plan);
+	export_planner_free(planner);
 	store_vms_free(vms, count);
 	return cmd_store_end(&a, store, rc);
 }

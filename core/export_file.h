@@ -1,0 +1,68 @@
+/*
+ * export_file.h - reading and seeking a planned file: its sources opened
+ * and checked unchanged since the plan, its bytes made or read as the plan
+ * says (export_node.h's sources). Several threads may read one open file.
+ */
+#ifndef IMPEX_EXPORT_FILE_H
+#define IMPEX_EXPORT_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "export_node.h"
+
+struct error;
+
+/* An open file of an export. */
+struct export_file;
+
+/**
+ * Open file @node for reading: its sources are opened (or its bytes made)
+ * and must be what the plan saw, else -ESTALE with a message naming the
+ * file that changed. Returns 0 or a negative errno with a message.
+ */
+int export_open(const struct export_node *node, struct export_file **out, struct error *err);
+
+/** The node @file was opened for. */
+const struct export_node *export_file_node(const struct export_file *file);
+
+/** Close what export_open() gave. NULL-safe. */
+void export_close(struct export_file *file);
+
+/**
+ * Read @len bytes at @offset (within the size) of @file. A source that has
+ * changed since the open fails the read with -ESTALE and a message, rather
+ * than giving old and new bytes mixed. Several threads may read one file.
+ * Returns 0 or a negative errno with a message.
+ */
+int export_read_at(struct export_file *file, void *buf, size_t len, uint64_t offset,
+		   struct error *err);
+
+/** export_read_at() with the file opened and closed for the call (tools, tests). */
+int export_read(const struct export_node *node, void *buf, size_t len, uint64_t offset,
+		struct error *err);
+
+/**
+ * lseek's SEEK_DATA (@data true) or SEEK_HOLE from @offset in @file: the
+ * source's own holes, or for merged and raw disks the blocks no level
+ * allocates. Returns the offset, or -ENXIO past the last data (for
+ * SEEK_DATA) or at or past the end, or another negative errno with a message.
+ */
+int64_t export_seek(struct export_file *file, uint64_t offset, bool data, struct error *err);
+
+/* ---- for the export modules ---- */
+
+/**
+ * The descriptor of @file's source when it is served as it lies (a store
+ * file, relocated or not; not a replayed one), or -1. Borrowed.
+ */
+int export_file_fd(const struct export_file *file);
+
+/**
+ * -ESTALE with a message unless the sources of @file are still what the plan
+ * saw; another negative errno with a message if they cannot be looked at.
+ */
+int export_file_check_unchanged(const struct export_file *file, struct error *err);
+
+#endif

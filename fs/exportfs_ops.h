@@ -1,0 +1,18 @@
+/*
+ * exportfs_ops.h - the export mount's handlers (exportfs_ops, declared in
+ * exportfs.h) and what they own: the open files, each a struct
+ * exportfs_handle in fi->fh, made in open and freed in release, listed in
+ * fs->open_files (guarded by fs->ref_lock).
+ */
+#ifndef IMPEX_EXPORTFS_OPS_H
+#define IMPEX_EXPORTFS_OPS_H
+
+struct exportfs;
+
+/**
+ * Close the files still open (a lazy unmount may end the session with files
+ * open whose RELEASE never comes), once the session's loop has ended.
+ */
+void exportfs_close_open_files(struct exportfs *fs);
+
+#endif
