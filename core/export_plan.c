@@ -14,6 +14,7 @@
 #include "hash.h"
 #include "hyperv.h"
 #include "pathbuf.h"
+#include "savedstate.h"
 #include "store.h"
 
 #include <ctype.h>
@@ -196,8 +197,9 @@ static int add_saved_state(struct export_node *dir, const char *name, const char
 			   const char *old_id, const char *new_id, struct error *err)
 {
 	struct export_node *state = export_subdir(dir, name);
-	struct pathbuf path = PATHBUF_INIT, renamed = PATHBUF_INIT;
-	char **names = NULL;
+	const struct savedstate_rename rename = {old_id, new_id};
+	struct savedstate_file *files = NULL;
+	struct pathbuf path = PATHBUF_INIT;
 	size_t count = 0;
 	struct stat folder;
 	int rc;
@@ -207,26 +209,16 @@ static int add_saved_state(struct export_node *dir, const char *name, const char
 	if (stat(from, &folder) < 0)
 		return error_errno(err, errno, "cannot stat", from);
 	export_access_own(state, &folder);
-	rc = fsutil_list_names(from, NULL, &names, &count);
-	if (rc < 0)
-		return error_errno(err, -rc, "cannot read", from);
+	/* What a copy of a saved state carries, and under which names: one rule (core/savedstate.h). */
+	rc = savedstate_files(from, &rename, old_id ? 1 : 0, &files, &count, err);
 	for (size_t i = 0; i < count && rc == 0; i++) {
-		const char *as = names[i];
-		struct stat st;
-
-		if (old_id && strncasecmp(names[i], old_id, 36) == 0) {
-			pathbuf_setf(&renamed, "%s%s", new_id, names[i] + 36);
-			as = renamed.buf;
-		}
-		pathbuf_setf(&path, "%s/%s", from, names[i]);
-		if (path.err || renamed.err)
+		if (pathbuf_setf(&path, "%s/%s", from, files[i].name) < 0)
 			rc = error_set(err, ENOMEM, "out of memory");
-		else if (lstat(path.buf, &st) == 0 && S_ISREG(st.st_mode))
-			rc = export_add_file(state, as, path.buf, err);
+		else
+			rc = export_add_file(state, files[i].as, path.buf, err);
 	}
 	pathbuf_release(&path);
-	pathbuf_release(&renamed);
-	fsutil_names_free(names, count);
+	free(files);
 	return rc;
 }
 
@@ -235,7 +227,7 @@ static void edit_independent(struct export_edits *e, const char *id, const char 
 {
 	export_edits_add(e, "properties/global_id", "string", id);
 	/* A VM's configuration's type (a snapshot's is "Snapshots"), not a folder's name. */
-	export_edits_add(e, "properties/type_id", "string", "Virtual Machines");
+	export_edits_add(e, "properties/type_id", "string", CONFIG_TYPE_VM);
 	export_edits_add(e, "properties/name", "string", name);
 	export_edits_add(e, STORE_KEY_PARENT, NULL, NULL);
 	export_edits_add(e, STORE_KEY_CURRENT, NULL, NULL);

@@ -59,6 +59,17 @@ class Mount:
         """What the daemon wrote to its standard error so far."""
         return "".join(self.output["stderr"])
 
+    def said(self, text, timeout=10):
+        """Whether the daemon writes @text to its standard error within @timeout seconds:
+        it logs before it replies, but the line reaches this process through a pipe and
+        a reading thread, after the reply."""
+        end = time.monotonic() + timeout
+        while text not in self.stderr():
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.05)
+        return True
+
     def unmount(self):
         """Unmount, and check that the daemon exits 0 with no sanitizer report."""
         if os.path.ismount(self.point):
