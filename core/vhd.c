@@ -5,11 +5,11 @@
 #include "fsutil.h"
 #include "pathmap.h"
 #include "utf16.h"
+#include "vhd_cache.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +31,8 @@
 /* What Hyper-V on Windows Server 2012 R2 writes as creator version. */
 #define CREATOR_VERSION 0x00060003u
 
-/* Bitmap cache budget per open file: 64 KiB, 128 bitmaps of 2 MiB blocks. */
+/* Bitmap cache budget per open differencing disk, its bookkeeping included:
+ * 64 KiB, 117 bitmaps of 2 MiB blocks. */
 #define BITMAP_CACHE_BYTES (64u * 1024)
 
 struct vhd {
@@ -51,11 +52,9 @@ struct vhd {
 	uint32_t sectors_per_block;
 	uint32_t allocated;
 
-	/* Direct-mapped cache of sector bitmaps; protected by cache_lock. */
-	pthread_mutex_t cache_lock;
-	uint32_t cache_slots;
-	uint32_t *cache_tag; /* block + 1, 0 for an empty slot */
-	uint8_t *cache_data;
+	/* The sector bitmaps of a differencing disk, keyed by block: each slot
+	 * guarded by its own lock (vhd_cache.h). */
+	struct vhd_cache bitmaps;
 };
 
 /* ---- on-disk structures ---- */
@@ -559,13 +558,10 @@ static int open_dynamic(struct vhd *vhd, struct error *err)
 	if (rc < 0)
 		return rc;
 
-	/* The bitmap cache: at least one slot, within the budget. */
-	vhd->cache_slots = BITMAP_CACHE_BYTES / vhd->bitmap_size;
-	if (vhd->cache_slots == 0)
-		vhd->cache_slots = 1;
-	vhd->cache_tag = calloc(vhd->cache_slots, sizeof(*vhd->cache_tag));
-	vhd->cache_data = malloc((size_t)vhd->cache_slots * vhd->bitmap_size);
-	if (!vhd->cache_tag || !vhd->cache_data)
+	/* The bitmap cache, within its budget: only a differencing disk reads
+	 * its bitmaps. */
+	if (vhd_cache_init(&vhd->bitmaps, BITMAP_CACHE_BYTES, vhd->bitmap_size,
+			   vhd->footer.disk_type == VHD_TYPE_DIFFERENCING ? vhd->block_count : 0) < 0)
 		return error_set(err, ENOMEM, "out of memory for the bitmaps of '%s'", vhd->path);
 	return 0;
 }
@@ -581,7 +577,6 @@ int vhd_open(struct vhd **out, const char *path, int flags, struct error *err)
 	if (!vhd)
 		return error_set(err, ENOMEM, "out of memory");
 	vhd->fd = -1;
-	pthread_mutex_init(&vhd->cache_lock, NULL);
 	vhd->path = strdup(path);
 	if (!vhd->path) {
 		rc = error_set(err, ENOMEM, "out of memory");
@@ -670,9 +665,7 @@ void vhd_close(struct vhd *vhd)
 		return;
 	if (vhd->fd >= 0)
 		close(vhd->fd);
-	pthread_mutex_destroy(&vhd->cache_lock);
-	free(vhd->cache_tag);
-	free(vhd->cache_data);
+	vhd_cache_release(&vhd->bitmaps);
 	free(vhd->bat);
 	free(vhd->path);
 	free(vhd);
@@ -886,24 +879,13 @@ out:
 
 /* ---- reading ---- */
 
-/* Copy of the bitmap of @block into the cache; returns the slot's bytes.
- * Called with cache_lock held. */
-static int cached_bitmap(struct vhd *vhd, uint32_t block, const uint8_t **bitmap, struct error *err)
+/* Read the sector bitmap of allocated block @block (a vhd_cache_fill_fn). */
+static int fill_bitmap(void *ctx, uint64_t block, void *bitmap, struct error *err)
 {
-	uint32_t slot = block % vhd->cache_slots;
-	uint8_t *data = vhd->cache_data + (size_t)slot * vhd->bitmap_size;
-	int rc;
+	struct vhd *vhd = ctx;
 
-	if (vhd->cache_tag[slot] != block + 1) {
-		vhd->cache_tag[slot] = 0;
-		rc = vhd_pread(vhd, data, vhd->bitmap_size,
-			       (uint64_t)vhd->bat[block] * VHD_SECTOR_SIZE, err);
-		if (rc < 0)
-			return rc;
-		vhd->cache_tag[slot] = block + 1;
-	}
-	*bitmap = data;
-	return 0;
+	return vhd_pread(vhd, bitmap, vhd->bitmap_size, (uint64_t)vhd->bat[block] * VHD_SECTOR_SIZE,
+			 err);
 }
 
 bool vhd_bitmap_test(const uint8_t *bitmap, uint32_t bit, bool lsb_first)
@@ -975,17 +957,15 @@ int vhd_map(struct vhd *vhd, uint64_t sector, uint64_t count, struct vhd_extent 
 	}
 	{
 		const uint8_t *bitmap;
-		int rc;
+		int rc = vhd_cache_get(&vhd->bitmaps, block, fill_bitmap, vhd, &bitmap, err);
 
-		pthread_mutex_lock(&vhd->cache_lock);
-		rc = cached_bitmap(vhd, block, &bitmap, err);
-		if (rc == 0) {
-			ext->kind =
-				vhd_bitmap_test(bitmap, in_block, false) ? VHD_EXTENT_DATA : VHD_EXTENT_PARENT;
-			ext->sectors = vhd_bitmap_run(bitmap, in_block, limit, false);
-		}
-		pthread_mutex_unlock(&vhd->cache_lock);
-		return rc;
+		if (rc < 0)
+			return rc;
+		ext->kind = vhd_bitmap_test(bitmap, in_block, false) ? VHD_EXTENT_DATA
+								     : VHD_EXTENT_PARENT;
+		ext->sectors = vhd_bitmap_run(bitmap, in_block, limit, false);
+		vhd_cache_put(&vhd->bitmaps, block);
+		return 0;
 	}
 }
 
@@ -1353,7 +1333,6 @@ static int mark_sectors(struct vhd *vhd, uint32_t block, uint32_t first, uint32_
 	uint64_t at = (uint64_t)vhd->bat[block] * VHD_SECTOR_SIZE;
 	uint32_t lo = first / 8, hi = (first + count - 1) / 8;
 	uint8_t bytes[VHD_MAX_BLOCK / VHD_SECTOR_SIZE / 8];
-	uint32_t slot = block % vhd->cache_slots;
 	int rc;
 
 	rc = vhd_pread(vhd, bytes + lo, hi - lo + 1, at + lo, err);
@@ -1363,11 +1342,7 @@ static int mark_sectors(struct vhd *vhd, uint32_t block, uint32_t first, uint32_
 	rc = fsutil_pwrite_full(vhd->fd, bytes + lo, hi - lo + 1, at + lo);
 	if (rc < 0)
 		return error_errno(err, -rc, "cannot write the sector bitmap of", vhd->path);
-	pthread_mutex_lock(&vhd->cache_lock);
-	if (vhd->cache_tag[slot] == block + 1)
-		memcpy(vhd->cache_data + (size_t)slot * vhd->bitmap_size + lo, bytes + lo,
-		       hi - lo + 1);
-	pthread_mutex_unlock(&vhd->cache_lock);
+	vhd_cache_update(&vhd->bitmaps, block, lo, bytes + lo, hi - lo + 1);
 	return 0;
 }
 

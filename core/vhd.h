@@ -8,7 +8,9 @@
  * sectors and reports the others as VHD_EXTENT_PARENT.
  *
  * Thread safety: reads (vhd_map, vhd_pread, vhd_read, the getters) may run
- * from several threads at once on one struct vhd. vhd_write must not run
+ * from several threads at once on one struct vhd: what they share is set at
+ * open, and the sector bitmap cache has a lock per slot (vhd_cache.h), held
+ * across the bitmap's read but by no other reader. vhd_write must not run
  * concurrently with anything else on the same struct vhd.
  */
 #ifndef IMPEX_VHD_H

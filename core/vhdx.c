@@ -9,7 +9,6 @@
 #include "vhdx_log.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1022,24 +1021,12 @@ static int init_caches(struct vhdx *vhdx, struct error *err)
 {
 	uint64_t pages = (vhdx->bat_entries + BAT_PAGE_ENTRIES - 1) / BAT_PAGE_ENTRIES;
 
-	vhdx->page_slots = VHDX_BAT_CACHE_BYTES / (BAT_PAGE_ENTRIES * 8);
-	if (pages < vhdx->page_slots)
-		vhdx->page_slots = (uint32_t)pages;
-	vhdx->page_tag = calloc(vhdx->page_slots, sizeof(*vhdx->page_tag));
-	vhdx->page_used = calloc(vhdx->page_slots, 1);
-	vhdx->page_data = malloc((size_t)vhdx->page_slots * BAT_PAGE_ENTRIES * 8);
-	vhdx->bitmap_bytes = vhdx->sectors_per_block / 8;
-	vhdx->bitmap_slots = 0;
-	if (vhdx->has_parent) {
-		vhdx->bitmap_slots = VHDX_BITMAP_CACHE_BYTES / vhdx->bitmap_bytes;
-		vhdx->bitmap_tag = calloc(vhdx->bitmap_slots, sizeof(*vhdx->bitmap_tag));
-		vhdx->bitmap_data = malloc((size_t)vhdx->bitmap_slots * vhdx->bitmap_bytes);
-		if (!vhdx->bitmap_tag || !vhdx->bitmap_data)
-			return error_set(err, ENOMEM, "out of memory for the bitmaps of '%s'",
-					 vhdx->path);
-	}
-	if (!vhdx->page_tag || !vhdx->page_used || !vhdx->page_data)
+	if (vhd_cache_init(&vhdx->pages, VHDX_BAT_CACHE_BYTES, BAT_PAGE_ENTRIES * 8, pages) < 0)
 		return error_set(err, ENOMEM, "out of memory for the BAT of '%s'", vhdx->path);
+	vhdx->bitmap_bytes = vhdx->sectors_per_block / 8;
+	if (vhd_cache_init(&vhdx->bitmaps, VHDX_BITMAP_CACHE_BYTES, vhdx->bitmap_bytes,
+			   vhdx->has_parent ? vhdx->block_count : 0) < 0)
+		return error_set(err, ENOMEM, "out of memory for the bitmaps of '%s'", vhdx->path);
 	return 0;
 }
 
@@ -1058,7 +1045,6 @@ int vhdx_open(struct vhdx **out, const char *path, int flags, struct error *err)
 	if (!vhdx)
 		return error_set(err, ENOMEM, "out of memory");
 	vhdx->fd = -1;
-	pthread_mutex_init(&vhdx->lock, NULL);
 	vhdx->path = strdup(path);
 	if (!vhdx->path) {
 		rc = error_set(err, ENOMEM, "out of memory");
@@ -1135,7 +1121,6 @@ void vhdx_close(struct vhdx *vhdx)
 		vhdx_write_release(vhdx);
 	if (vhdx->fd >= 0)
 		close(vhdx->fd);
-	pthread_mutex_destroy(&vhdx->lock);
 	for (size_t i = 0; i < vhdx->locator_count; i++) {
 		free((char *)vhdx->locator[i].key);
 		free((char *)vhdx->locator[i].value);
@@ -1143,11 +1128,8 @@ void vhdx_close(struct vhdx *vhdx)
 	free(vhdx->locator);
 	free(vhdx->regions);
 	vhdx_overlay_free(vhdx->overlay);
-	free(vhdx->page_tag);
-	free(vhdx->page_used);
-	free(vhdx->page_data);
-	free(vhdx->bitmap_tag);
-	free(vhdx->bitmap_data);
+	vhd_cache_release(&vhdx->pages);
+	vhd_cache_release(&vhdx->bitmaps);
 	free(vhdx->path);
 	free(vhdx);
 }
@@ -1302,57 +1284,41 @@ const char *vhdx_locator_get(const struct vhdx *vhdx, const char *key)
 
 /* ---- reading ---- */
 
-/* BAT entry @index through the page cache (clock replacement). Called with lock held. */
-static int bat_entry(struct vhdx *vhdx, uint64_t index, uint64_t *entry, struct error *err)
+/* Read BAT page @page, its entries decoded to host order (a vhd_cache_fill_fn). */
+static int fill_page(void *ctx, uint64_t page, void *record, struct error *err)
 {
-	uint64_t page = index / BAT_PAGE_ENTRIES, first = page * BAT_PAGE_ENTRIES, n;
-	uint64_t *data;
-	uint32_t slot;
+	struct vhdx *vhdx = ctx;
+	uint64_t first = page * BAT_PAGE_ENTRIES, n = vhdx->bat_entries - first;
+	uint64_t *data = record;
 	int rc;
 
-	for (slot = 0; slot < vhdx->page_slots; slot++)
-		if (vhdx->page_tag[slot] == page + 1)
-			goto hit;
-	while (vhdx->page_used[vhdx->clock_hand]) {
-		vhdx->page_used[vhdx->clock_hand] = 0;
-		vhdx->clock_hand = (vhdx->clock_hand + 1) % vhdx->page_slots;
-	}
-	slot = vhdx->clock_hand;
-	vhdx->clock_hand = (vhdx->clock_hand + 1) % vhdx->page_slots;
-	data = vhdx->page_data + (size_t)slot * BAT_PAGE_ENTRIES;
-	n = vhdx->bat_entries - first < BAT_PAGE_ENTRIES ? vhdx->bat_entries - first
-							 : BAT_PAGE_ENTRIES;
-	vhdx->page_tag[slot] = 0;
+	if (n > BAT_PAGE_ENTRIES)
+		n = BAT_PAGE_ENTRIES;
 	rc = vhdx_pread(vhdx, data, (size_t)n * 8, vhdx->bat_offset + first * 8, err);
 	if (rc < 0)
 		return rc;
 	for (uint64_t i = 0; i < n; i++)
 		data[i] = le64_load((const uint8_t *)&data[i]);
-	vhdx->page_tag[slot] = page + 1;
-hit:
-	vhdx->page_used[slot] = 1;
-	*entry = vhdx->page_data[(size_t)slot * BAT_PAGE_ENTRIES + (index - first)];
 	return 0;
 }
 
 int vhdx_bat_get(struct vhdx *vhdx, uint64_t index, uint64_t *entry, struct error *err)
 {
-	int rc;
+	uint64_t page = index / BAT_PAGE_ENTRIES;
+	const uint8_t *data;
+	int rc = vhd_cache_get(&vhdx->pages, page, fill_page, vhdx, &data, err);
 
-	pthread_mutex_lock(&vhdx->lock);
-	rc = bat_entry(vhdx, index, entry, err);
-	pthread_mutex_unlock(&vhdx->lock);
-	return rc;
+	if (rc < 0)
+		return rc;
+	memcpy(entry, data + (index % BAT_PAGE_ENTRIES) * 8, 8);
+	vhd_cache_put(&vhdx->pages, page);
+	return 0;
 }
 
 void vhdx_caches_drop(struct vhdx *vhdx)
 {
-	pthread_mutex_lock(&vhdx->lock);
-	for (uint32_t i = 0; i < vhdx->page_slots; i++)
-		vhdx->page_tag[i] = 0;
-	for (uint32_t i = 0; i < vhdx->bitmap_slots; i++)
-		vhdx->bitmap_tag[i] = 0;
-	pthread_mutex_unlock(&vhdx->lock);
+	vhd_cache_drop(&vhdx->pages);
+	vhd_cache_drop(&vhdx->bitmaps);
 }
 
 int vhdx_block_state(struct vhdx *vhdx, uint64_t block, int *state, uint64_t *offset,
@@ -1364,9 +1330,7 @@ int vhdx_block_state(struct vhdx *vhdx, uint64_t block, int *state, uint64_t *of
 	if (block >= vhdx->block_count)
 		return error_set(err, EINVAL, "block %llu is outside '%s'",
 				 (unsigned long long)block, vhdx->path);
-	pthread_mutex_lock(&vhdx->lock);
-	rc = bat_entry(vhdx, payload_index(vhdx, block), &entry, err);
-	pthread_mutex_unlock(&vhdx->lock);
+	rc = vhdx_bat_get(vhdx, payload_index(vhdx, block), &entry, err);
 	if (rc < 0)
 		return rc;
 	*state = (int)(entry & BAT_STATE_MASK);
@@ -1392,33 +1356,22 @@ static enum block_reading block_reading(const struct vhdx *vhdx, unsigned state)
 	}
 }
 
-/* The sector bitmap bits of partially present block @block. Called with lock held. */
-static int cached_bitmap(struct vhdx *vhdx, uint64_t block, const uint8_t **bitmap,
-			 struct error *err)
+/* Read the sector bitmap bits of partially present block @block (a vhd_cache_fill_fn):
+ * its chunk's BAT entry through the page cache, then the bits. */
+static int fill_bitmap(void *ctx, uint64_t block, void *bitmap, struct error *err)
 {
-	uint32_t slot = (uint32_t)(block % vhdx->bitmap_slots);
-	uint8_t *data = vhdx->bitmap_data + (size_t)slot * vhdx->bitmap_bytes;
+	struct vhdx *vhdx = ctx;
 	uint64_t entry, at;
-	int rc;
+	int rc = vhdx_bat_get(vhdx, bitmap_index(vhdx, block / vhdx->chunk_ratio), &entry, err);
 
-	if (vhdx->bitmap_tag[slot] != block + 1) {
-		vhdx->bitmap_tag[slot] = 0;
-		rc = bat_entry(vhdx, bitmap_index(vhdx, block / vhdx->chunk_ratio), &entry, err);
-		if (rc < 0)
-			return rc;
-		if ((entry & BAT_STATE_MASK) != VHDX_BITMAP_PRESENT)
-			return error_set(err, EIO,
-					 "the sector bitmap of block %llu of '%s' is gone",
-					 (unsigned long long)block, vhdx->path);
-		at = ((entry >> BAT_OFFSET_SHIFT) << BAT_OFFSET_SHIFT) +
-		     (block % vhdx->chunk_ratio) * (uint64_t)vhdx->bitmap_bytes;
-		rc = vhdx_pread(vhdx, data, vhdx->bitmap_bytes, at, err);
-		if (rc < 0)
-			return rc;
-		vhdx->bitmap_tag[slot] = block + 1;
-	}
-	*bitmap = data;
-	return 0;
+	if (rc < 0)
+		return rc;
+	if ((entry & BAT_STATE_MASK) != VHDX_BITMAP_PRESENT)
+		return error_set(err, EIO, "the sector bitmap of block %llu of '%s' is gone",
+				 (unsigned long long)block, vhdx->path);
+	at = ((entry >> BAT_OFFSET_SHIFT) << BAT_OFFSET_SHIFT) +
+	     (block % vhdx->chunk_ratio) * (uint64_t)vhdx->bitmap_bytes;
+	return vhdx_pread(vhdx, bitmap, vhdx->bitmap_bytes, at, err);
 }
 
 int vhdx_map(struct vhdx *vhdx, uint64_t sector, uint64_t count, struct vhd_extent *ext,
@@ -1437,27 +1390,26 @@ int vhdx_map(struct vhdx *vhdx, uint64_t sector, uint64_t count, struct vhd_exte
 	block = sector / spb;
 	in_block = (uint32_t)(sector % spb);
 	run = spb - in_block;
-	pthread_mutex_lock(&vhdx->lock);
-	rc = bat_entry(vhdx, payload_index(vhdx, block), &entry, err);
+	rc = vhdx_bat_get(vhdx, payload_index(vhdx, block), &entry, err);
 	if (rc < 0)
-		goto out;
+		return rc;
 	how = block_reading(vhdx, entry & BAT_STATE_MASK);
 	offset = (entry >> BAT_OFFSET_SHIFT) << BAT_OFFSET_SHIFT;
+	ext->file_offset = offset + (uint64_t)in_block * vhdx->logical;
 	if (how == READ_BITMAP) {
 		const uint8_t *bitmap;
 		uint32_t limit = count < run ? in_block + (uint32_t)count : spb;
 
-		rc = cached_bitmap(vhdx, block, &bitmap, err);
+		rc = vhd_cache_get(&vhdx->bitmaps, block, fill_bitmap, vhdx, &bitmap, err);
 		if (rc < 0)
-			goto out;
+			return rc;
 		/* Least significant bit first: bit 0 of byte 0 is the chunk's first sector. */
 		ext->kind = vhd_bitmap_test(bitmap, in_block, true) ? VHD_EXTENT_DATA
 								    : VHD_EXTENT_PARENT;
-		ext->file_offset = offset + (uint64_t)in_block * vhdx->logical;
 		ext->sectors = vhd_bitmap_run(bitmap, in_block, limit, true);
-		goto out;
+		vhd_cache_put(&vhdx->bitmaps, block);
+		return 0;
 	}
-	ext->file_offset = offset + (uint64_t)in_block * vhdx->logical;
 	ext->kind = how == READ_HERE	 ? VHD_EXTENT_DATA
 		    : how == READ_PARENT ? VHD_EXTENT_PARENT
 					 : VHD_EXTENT_ZERO;
@@ -1465,9 +1417,9 @@ int vhdx_map(struct vhdx *vhdx, uint64_t sector, uint64_t count, struct vhd_exte
 	while (run < count && block + 1 < vhdx->block_count) {
 		uint64_t next;
 
-		rc = bat_entry(vhdx, payload_index(vhdx, block + 1), &next, err);
+		rc = vhdx_bat_get(vhdx, payload_index(vhdx, block + 1), &next, err);
 		if (rc < 0)
-			goto out;
+			return rc;
 		if (block_reading(vhdx, next & BAT_STATE_MASK) != how)
 			break;
 		if (how == READ_HERE) {
@@ -1481,9 +1433,7 @@ int vhdx_map(struct vhdx *vhdx, uint64_t sector, uint64_t count, struct vhd_exte
 		run += spb;
 	}
 	ext->sectors = run < count ? run : count;
-out:
-	pthread_mutex_unlock(&vhdx->lock);
-	return rc;
+	return 0;
 }
 
 int vhdx_read(struct vhdx *vhdx, void *buf, size_t len, uint64_t offset, struct error *err)

@@ -17,7 +17,9 @@
  * size; a replayed log takes at most VHDX_LOG_MAX_REPLAY_BYTES.
  *
  * Thread safety: reads (vhdx_map, vhdx_pread, vhdx_read, vhdx_block_state
- * and the getters) may run from several threads at once on one struct vhdx.
+ * and the getters) may run from several threads at once on one struct vhdx:
+ * what they share is set at open, and both caches have a lock per slot
+ * (vhd_cache.h), held across that slot's read but by no other reader.
  * vhdx_write and vhdx_flush must not run concurrently with anything else on
  * the same struct vhdx.
  *

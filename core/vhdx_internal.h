@@ -9,10 +9,10 @@
 #ifndef IMPEX_VHDX_INTERNAL_H
 #define IMPEX_VHDX_INTERNAL_H
 
+#include "vhd_cache.h"
 #include "vhdx.h"
 #include "vhdx_log.h"
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -87,17 +87,12 @@ struct vhdx {
 	struct vhdx_locator_entry *locator;
 	size_t locator_count;
 
-	/* The caches; all fields below are protected by lock. */
-	pthread_mutex_t lock;
-	uint32_t page_slots;
-	uint64_t *page_tag; /* page + 1, 0 for an empty slot */
-	uint8_t *page_used; /* clock reference bits */
-	uint32_t clock_hand;
-	uint64_t *page_data;
-	uint32_t bitmap_bytes; /* of one payload block */
-	uint32_t bitmap_slots;
-	uint64_t *bitmap_tag; /* block + 1, 0 for an empty slot */
-	uint8_t *bitmap_data;
+	/* The caches, each slot guarded by its own lock (vhd_cache.h): BAT pages
+	 * keyed by page, sector bitmaps of partially present blocks keyed by
+	 * block. A bitmap's fill takes a page slot, never the reverse. */
+	uint32_t bitmap_bytes; /* of one payload block; set at open */
+	struct vhd_cache pages;
+	struct vhd_cache bitmaps;
 
 	/* Writing (core/vhdx_write.c); only the one writer touches these. */
 	bool writable;	       /* opened with VHDX_OPEN_WRITE */
@@ -124,7 +119,7 @@ static inline uint64_t vhdx_bitmap_entry(const struct vhdx *vhdx, uint64_t chunk
 
 /**
  * BAT entry @index (as stored, decoded to host order) through the page
- * cache. Takes the lock. Returns 0 or -EIO with a message.
+ * cache. Takes the lock of the page's slot. Returns 0 or -EIO with a message.
  */
 int vhdx_bat_get(struct vhdx *vhdx, uint64_t index, uint64_t *entry, struct error *err);
 
