@@ -6,6 +6,7 @@
 #include "pathmap.h"
 #include "utf16.h"
 #include "vhd_cache.h"
+#include "vhd_io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,11 +37,7 @@
 #define BITMAP_CACHE_BYTES (64u * 1024)
 
 struct vhd {
-	char *path;
-	int fd;
-	bool writable;
-	struct stat st;
-	uint64_t file_size;
+	struct vhd_io io;
 	uint64_t footer_offset; /* where the trailing footer sits; blocks are allocated here */
 	struct vhd_footer footer;
 	struct vhd_header header;
@@ -69,92 +66,83 @@ uint32_t vhd_checksum(const uint8_t *raw, size_t len, size_t checksum_at)
 	return ~sum;
 }
 
+/* The footer's fields ("Hard Disk Footer Format"), big-endian. */
+#define FOOTER_INT(at, m)   VHD_FIELD_INT(at, struct vhd_footer, m)
+#define FOOTER_BYTES(at, m) VHD_FIELD_BYTES(at, struct vhd_footer, m)
+static const struct vhd_field footer_fields[] = {
+	FOOTER_BYTES(0, cookie),
+	FOOTER_INT(8, features),
+	FOOTER_INT(12, version),
+	FOOTER_INT(16, data_offset),
+	FOOTER_INT(24, timestamp),
+	FOOTER_BYTES(28, creator_app),
+	FOOTER_INT(32, creator_version),
+	FOOTER_BYTES(36, creator_os),
+	FOOTER_INT(40, original_size),
+	FOOTER_INT(48, current_size),
+	FOOTER_INT(56, geometry.cylinders),
+	FOOTER_INT(58, geometry.heads),
+	FOOTER_INT(59, geometry.sectors),
+	FOOTER_INT(60, disk_type),
+	FOOTER_INT(FOOTER_CHECKSUM_AT, checksum),
+	FOOTER_BYTES(68, uuid),
+	FOOTER_INT(84, saved_state),
+};
+
+/* The dynamic disk header's fields ("Dynamic Disk Header Format"), big-endian;
+ * then VHD_LOCATOR_COUNT parent locator entries. */
+#define HEADER_INT(at, m)   VHD_FIELD_INT(at, struct vhd_header, m)
+#define HEADER_BYTES(at, m) VHD_FIELD_BYTES(at, struct vhd_header, m)
+static const struct vhd_field header_fields[] = {
+	HEADER_BYTES(0, cookie),
+	HEADER_INT(8, data_offset),
+	HEADER_INT(16, table_offset),
+	HEADER_INT(24, version),
+	HEADER_INT(28, max_table_entries),
+	HEADER_INT(32, block_size),
+	HEADER_INT(HEADER_CHECKSUM_AT, checksum),
+	HEADER_BYTES(40, parent_uuid),
+	HEADER_INT(56, parent_timestamp),
+	HEADER_BYTES(HEADER_PARENT_NAME, parent_name),
+};
+
+static const struct vhd_field locator_fields[] = {
+	VHD_FIELD_INT(0, struct vhd_locator, code),
+	VHD_FIELD_INT(4, struct vhd_locator, data_space),
+	VHD_FIELD_INT(8, struct vhd_locator, data_length),
+	VHD_FIELD_INT(16, struct vhd_locator, data_offset),
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
 void vhd_footer_decode(const uint8_t raw[VHD_FOOTER_SIZE], struct vhd_footer *f)
 {
-	memcpy(f->cookie, raw, 8);
-	f->features = be32_load(raw + 8);
-	f->version = be32_load(raw + 12);
-	f->data_offset = be64_load(raw + 16);
-	f->timestamp = be32_load(raw + 24);
-	memcpy(f->creator_app, raw + 28, 4);
-	f->creator_version = be32_load(raw + 32);
-	memcpy(f->creator_os, raw + 36, 4);
-	f->original_size = be64_load(raw + 40);
-	f->current_size = be64_load(raw + 48);
-	f->geometry.cylinders = be16_load(raw + 56);
-	f->geometry.heads = raw[58];
-	f->geometry.sectors = raw[59];
-	f->disk_type = be32_load(raw + 60);
-	f->checksum = be32_load(raw + 64);
-	memcpy(f->uuid, raw + 68, 16);
-	f->saved_state = raw[84];
+	vhd_fields_decode(footer_fields, COUNT(footer_fields), false, raw, f);
 }
 
 void vhd_footer_encode(const struct vhd_footer *f, uint8_t raw[VHD_FOOTER_SIZE])
 {
 	memset(raw, 0, VHD_FOOTER_SIZE);
-	memcpy(raw, f->cookie, 8);
-	be32_store(raw + 8, f->features);
-	be32_store(raw + 12, f->version);
-	be64_store(raw + 16, f->data_offset);
-	be32_store(raw + 24, f->timestamp);
-	memcpy(raw + 28, f->creator_app, 4);
-	be32_store(raw + 32, f->creator_version);
-	memcpy(raw + 36, f->creator_os, 4);
-	be64_store(raw + 40, f->original_size);
-	be64_store(raw + 48, f->current_size);
-	be16_store(raw + 56, f->geometry.cylinders);
-	raw[58] = f->geometry.heads;
-	raw[59] = f->geometry.sectors;
-	be32_store(raw + 60, f->disk_type);
-	memcpy(raw + 68, f->uuid, 16);
-	raw[84] = f->saved_state;
+	vhd_fields_encode(footer_fields, COUNT(footer_fields), false, f, raw);
 	be32_store(raw + FOOTER_CHECKSUM_AT,
 		   vhd_checksum(raw, VHD_FOOTER_SIZE, FOOTER_CHECKSUM_AT));
 }
 
 void vhd_header_decode(const uint8_t raw[VHD_HEADER_SIZE], struct vhd_header *h)
 {
-	memcpy(h->cookie, raw, 8);
-	h->data_offset = be64_load(raw + 8);
-	h->table_offset = be64_load(raw + 16);
-	h->version = be32_load(raw + 24);
-	h->max_table_entries = be32_load(raw + 28);
-	h->block_size = be32_load(raw + 32);
-	h->checksum = be32_load(raw + 36);
-	memcpy(h->parent_uuid, raw + 40, 16);
-	h->parent_timestamp = be32_load(raw + 56);
-	memcpy(h->parent_name, raw + HEADER_PARENT_NAME, VHD_PARENT_NAME_SIZE);
-	for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
-		const uint8_t *e = raw + HEADER_LOCATORS + i * LOCATOR_ENTRY_SIZE;
-
-		h->locators[i].code = be32_load(e);
-		h->locators[i].data_space = be32_load(e + 4);
-		h->locators[i].data_length = be32_load(e + 8);
-		h->locators[i].data_offset = be64_load(e + 16);
-	}
+	vhd_fields_decode(header_fields, COUNT(header_fields), false, raw, h);
+	for (int i = 0; i < VHD_LOCATOR_COUNT; i++)
+		vhd_fields_decode(locator_fields, COUNT(locator_fields), false,
+				  raw + HEADER_LOCATORS + i * LOCATOR_ENTRY_SIZE, &h->locators[i]);
 }
 
 void vhd_header_encode(const struct vhd_header *h, uint8_t raw[VHD_HEADER_SIZE])
 {
 	memset(raw, 0, VHD_HEADER_SIZE);
-	memcpy(raw, h->cookie, 8);
-	be64_store(raw + 8, h->data_offset);
-	be64_store(raw + 16, h->table_offset);
-	be32_store(raw + 24, h->version);
-	be32_store(raw + 28, h->max_table_entries);
-	be32_store(raw + 32, h->block_size);
-	memcpy(raw + 40, h->parent_uuid, 16);
-	be32_store(raw + 56, h->parent_timestamp);
-	memcpy(raw + HEADER_PARENT_NAME, h->parent_name, VHD_PARENT_NAME_SIZE);
-	for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
-		uint8_t *e = raw + HEADER_LOCATORS + i * LOCATOR_ENTRY_SIZE;
-
-		be32_store(e, h->locators[i].code);
-		be32_store(e + 4, h->locators[i].data_space);
-		be32_store(e + 8, h->locators[i].data_length);
-		be64_store(e + 16, h->locators[i].data_offset);
-	}
+	vhd_fields_encode(header_fields, COUNT(header_fields), false, h, raw);
+	for (int i = 0; i < VHD_LOCATOR_COUNT; i++)
+		vhd_fields_encode(locator_fields, COUNT(locator_fields), false, &h->locators[i],
+				  raw + HEADER_LOCATORS + i * LOCATOR_ENTRY_SIZE);
 	be32_store(raw + HEADER_CHECKSUM_AT,
 		   vhd_checksum(raw, VHD_HEADER_SIZE, HEADER_CHECKSUM_AT));
 }
@@ -261,32 +249,108 @@ void vhd_uuid_format(const uint8_t uuid[16], char out[37])
 	uuid_unparse_lower(uuid, out);
 }
 
-/* ---- opening ---- */
+/* ---- small pieces both formats use ---- */
 
-int vhd_pread(struct vhd *vhd, void *buf, size_t len, uint64_t offset, struct error *err)
+void vhd_fields_decode(const struct vhd_field *fields, size_t count, bool little_endian,
+		       const uint8_t *raw, void *out)
 {
-	int rc = fsutil_pread_full(vhd->fd, buf, len, offset);
+	for (size_t i = 0; i < count; i++) {
+		const struct vhd_field *f = &fields[i];
+		const uint8_t *r = raw + f->at;
+		uint8_t *m = (uint8_t *)out + f->member;
+		uint64_t v = 0;
 
-	if (rc == -ENODATA)
-		return error_set(err, EIO, "'%s' ends before byte %llu (the file was truncated)",
-				 vhd->path, (unsigned long long)(offset + len));
-	if (rc < 0)
-		return error_set(err, -rc, "cannot read '%s' at byte %llu: %s", vhd->path,
-				 (unsigned long long)offset, strerror(-rc));
-	return 0;
+		if (f->bytes) {
+			memcpy(m, r, f->size);
+			continue;
+		}
+		for (unsigned k = 0; k < f->size; k++)
+			v = v << 8 | r[little_endian ? f->size - 1 - k : k];
+		if (f->size == 1) {
+			*m = (uint8_t)v;
+		} else if (f->size == 2) {
+			uint16_t x = (uint16_t)v;
+
+			memcpy(m, &x, 2);
+		} else if (f->size == 4) {
+			uint32_t x = (uint32_t)v;
+
+			memcpy(m, &x, 4);
+		} else {
+			memcpy(m, &v, 8);
+		}
+	}
 }
 
-static bool is_power_of_two(uint32_t v)
+void vhd_fields_encode(const struct vhd_field *fields, size_t count, bool little_endian,
+		       const void *in, uint8_t *raw)
+{
+	for (size_t i = 0; i < count; i++) {
+		const struct vhd_field *f = &fields[i];
+		const uint8_t *m = (const uint8_t *)in + f->member;
+		uint8_t *r = raw + f->at;
+		uint64_t v;
+
+		if (f->bytes) {
+			memcpy(r, m, f->size);
+			continue;
+		}
+		if (f->size == 1) {
+			v = *m;
+		} else if (f->size == 2) {
+			uint16_t x;
+
+			memcpy(&x, m, 2);
+			v = x;
+		} else if (f->size == 4) {
+			uint32_t x;
+
+			memcpy(&x, m, 4);
+			v = x;
+		} else {
+			memcpy(&v, m, 8);
+		}
+		for (unsigned k = 0; k < f->size; k++, v >>= 8)
+			r[little_endian ? k : f->size - 1 - k] = (uint8_t)v;
+	}
+}
+
+bool vhd_ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	/* Differences, never sums (which could wrap for hostile offsets); an
+	 * empty range meets nothing, as no difference is below 0. */
+	return a <= b ? b - a < alen : a - b < blen;
+}
+
+bool vhd_is_power_of_two(uint64_t v)
 {
 	return v && !(v & (v - 1));
 }
 
-static bool uuid_is_zero(const uint8_t uuid[16])
+bool vhd_id_is_zero(const uint8_t id[16])
 {
 	for (int i = 0; i < 16; i++)
-		if (uuid[i])
+		if (id[i])
 			return false;
 	return true;
+}
+
+int vhd_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* ---- opening ---- */
+
+int vhd_pread(struct vhd *vhd, void *buf, size_t len, uint64_t offset, struct error *err)
+{
+	return vhd_io_pread(&vhd->io, buf, len, offset, err);
 }
 
 static int validate_footer(struct vhd *vhd, const uint8_t *raw, struct error *err)
@@ -298,34 +362,27 @@ static int validate_footer(struct vhd *vhd, const uint8_t *raw, struct error *er
 		return error_set(
 			err, EINVAL,
 			"footer checksum of '%s' is wrong (stored 0x%08x, computed 0x%08x)",
-			vhd->path, f->checksum, sum);
+			vhd->io.path, f->checksum, sum);
 	if ((f->version >> 16) != 1)
 		return error_set(err, EINVAL, "'%s' has unsupported format version 0x%08x",
-				 vhd->path, f->version);
+				 vhd->io.path, f->version);
 	if (f->disk_type != VHD_TYPE_FIXED && f->disk_type != VHD_TYPE_DYNAMIC &&
 	    f->disk_type != VHD_TYPE_DIFFERENCING)
-		return error_set(err, EINVAL, "'%s' has unknown disk type %u", vhd->path,
+		return error_set(err, EINVAL, "'%s' has unknown disk type %u", vhd->io.path,
 				 f->disk_type);
 	if (f->current_size == 0)
-		return error_set(err, EINVAL, "'%s' has a disk size of 0 bytes", vhd->path);
+		return error_set(err, EINVAL, "'%s' has a disk size of 0 bytes", vhd->io.path);
 	if (f->current_size % VHD_SECTOR_SIZE)
 		return error_set(
 			err, EINVAL,
 			"'%s' has a disk size of %llu bytes, not a whole number of sectors",
-			vhd->path, (unsigned long long)f->current_size);
+			vhd->io.path, (unsigned long long)f->current_size);
 	if (f->current_size > VHD_MAX_SIZE)
 		return error_set(
 			err, EINVAL,
 			"'%s' claims a disk size of %llu bytes, more than the VHD limit of 2 TiB",
-			vhd->path, (unsigned long long)f->current_size);
+			vhd->io.path, (unsigned long long)f->current_size);
 	return 0;
-}
-
-/* Are [a, a+alen) and [b, b+blen) overlapping? */
-static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
-{
-	/* Written without sums, which could wrap for hostile offsets. */
-	return a <= b ? b - a < alen : a - b < blen;
 }
 
 /* Allocated blocks as (BAT entry << 32 | block): sorted, they come in file order. */
@@ -356,7 +413,7 @@ static int validate_bat(struct vhd *vhd, struct error *err)
 
 	spans = malloc((size_t)(vhd->allocated ? vhd->allocated : 1) * sizeof(*spans));
 	if (!spans)
-		return error_set(err, ENOMEM, "out of memory for the BAT of '%s'", vhd->path);
+		return error_set(err, ENOMEM, "out of memory for the BAT of '%s'", vhd->io.path);
 	for (uint32_t b = 0; b < vhd->block_count; b++) {
 		uint64_t start, end;
 
@@ -369,29 +426,29 @@ static int validate_bat(struct vhd *vhd, struct error *err)
 				err, EINVAL,
 				"block %u of '%s' points past the end of the file (byte %llu, "
 				"the data ends at %llu)",
-				b, vhd->path, (unsigned long long)end,
+				b, vhd->io.path, (unsigned long long)end,
 				(unsigned long long)vhd->footer_offset);
 			goto out;
 		}
-		if (ranges_overlap(start, end - start, 0, VHD_FOOTER_SIZE) ||
-		    ranges_overlap(start, end - start, h->table_offset, bat_bytes) ||
-		    ranges_overlap(start, end - start, vhd->footer.data_offset, VHD_HEADER_SIZE)) {
+		if (vhd_ranges_overlap(start, end - start, 0, VHD_FOOTER_SIZE) ||
+		    vhd_ranges_overlap(start, end - start, h->table_offset, bat_bytes) ||
+		    vhd_ranges_overlap(start, end - start, vhd->footer.data_offset, VHD_HEADER_SIZE)) {
 			rc = error_set(err, EINVAL,
 				       "block %u of '%s' overlaps the file's header or block "
 				       "allocation table",
-				       b, vhd->path);
+				       b, vhd->io.path);
 			goto out;
 		}
 		for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
 			const struct vhd_locator *l = &h->locators[i];
 
 			if (l->code != VHD_PLATFORM_NONE &&
-			    ranges_overlap(start, end - start, l->data_offset, l->data_length)) {
+			    vhd_ranges_overlap(start, end - start, l->data_offset, l->data_length)) {
 				rc = error_set(
 					err, EINVAL,
 					"block %u of '%s' overlaps the data of parent locator "
 					"%d",
-					b, vhd->path, i);
+					b, vhd->io.path, i);
 				goto out;
 			}
 		}
@@ -405,7 +462,7 @@ static int validate_bat(struct vhd *vhd, struct error *err)
 
 		if ((spans[i] >> 32) * VHD_SECTOR_SIZE < a_end) {
 			rc = error_set(err, EINVAL, "blocks %u and %u of '%s' overlap in the file",
-				       a < b ? a : b, a < b ? b : a, vhd->path);
+				       a < b ? a : b, a < b ? b : a, vhd->io.path);
 			goto out;
 		}
 	}
@@ -429,26 +486,26 @@ static int validate_locators(struct vhd *vhd, struct error *err)
 				err, EINVAL,
 				"parent locator %d (%s) of '%s' has an absurd length of %u "
 				"bytes",
-				i, name, vhd->path, l->data_length);
+				i, name, vhd->io.path, l->data_length);
 		if (l->data_length > space)
 			return error_set(
 				err, EINVAL,
 				"parent locator %d (%s) of '%s' is longer (%u bytes) than its "
 				"space (%llu bytes)",
-				i, name, vhd->path, l->data_length, (unsigned long long)space);
-		if (l->data_offset > vhd->file_size ||
-		    l->data_length > vhd->file_size - l->data_offset)
+				i, name, vhd->io.path, l->data_length, (unsigned long long)space);
+		if (l->data_offset > vhd->io.size ||
+		    l->data_length > vhd->io.size - l->data_offset)
 			return error_set(
 				err, EINVAL,
 				"parent locator %d (%s) of '%s' points past the end of the "
 				"file",
-				i, name, vhd->path);
+				i, name, vhd->io.path);
 		if ((l->code == VHD_PLATFORM_W2RU || l->code == VHD_PLATFORM_W2KU) &&
 		    l->data_length % 2)
 			return error_set(err, EINVAL,
 					 "parent locator %d (%s) of '%s' has an odd length of %u "
 					 "bytes for UTF-16 text",
-					 i, name, vhd->path, l->data_length);
+					 i, name, vhd->io.path, l->data_length);
 	}
 	return 0;
 }
@@ -461,36 +518,36 @@ static int open_dynamic(struct vhd *vhd, struct error *err)
 	uint32_t sum;
 	int rc;
 
-	if (vhd->file_size < 2 * VHD_FOOTER_SIZE + VHD_HEADER_SIZE)
+	if (vhd->io.size < 2 * VHD_FOOTER_SIZE + VHD_HEADER_SIZE)
 		return error_set(err, EINVAL,
 				 "'%s' is %llu bytes, too short for a dynamic disk (truncated?)",
-				 vhd->path, (unsigned long long)vhd->file_size);
+				 vhd->io.path, (unsigned long long)vhd->io.size);
 	if (vhd->footer.data_offset < VHD_FOOTER_SIZE ||
 	    vhd->footer.data_offset > vhd->footer_offset - VHD_HEADER_SIZE)
 		return error_set(err, EINVAL, "the header offset %llu of '%s' is outside the file",
-				 (unsigned long long)vhd->footer.data_offset, vhd->path);
+				 (unsigned long long)vhd->footer.data_offset, vhd->io.path);
 	rc = vhd_pread(vhd, raw, sizeof(raw), vhd->footer.data_offset, err);
 	if (rc < 0)
 		return rc;
 	vhd_header_decode(raw, h);
 	if (memcmp(h->cookie, HEADER_COOKIE, 8) != 0)
 		return error_set(err, EINVAL, "'%s' has no dynamic disk header (no '%s' cookie)",
-				 vhd->path, HEADER_COOKIE);
+				 vhd->io.path, HEADER_COOKIE);
 	sum = vhd_checksum(raw, VHD_HEADER_SIZE, HEADER_CHECKSUM_AT);
 	if (h->checksum != sum)
 		return error_set(
 			err, EINVAL,
 			"header checksum of '%s' is wrong (stored 0x%08x, computed 0x%08x)",
-			vhd->path, h->checksum, sum);
+			vhd->io.path, h->checksum, sum);
 	if ((h->version >> 16) != 1)
 		return error_set(err, EINVAL, "'%s' has unsupported header version 0x%08x",
-				 vhd->path, h->version);
-	if (!is_power_of_two(h->block_size) || h->block_size < VHD_MIN_BLOCK ||
+				 vhd->io.path, h->version);
+	if (!vhd_is_power_of_two(h->block_size) || h->block_size < VHD_MIN_BLOCK ||
 	    h->block_size > VHD_MAX_BLOCK)
 		return error_set(err, EINVAL,
 				 "'%s' has a block size of %u bytes; want a power of two from 512 "
 				 "bytes to 256 MiB",
-				 vhd->path, h->block_size);
+				 vhd->io.path, h->block_size);
 	vhd->block_size = h->block_size;
 	vhd->bitmap_size = vhd_bitmap_size(h->block_size);
 	vhd->sectors_per_block = h->block_size / VHD_SECTOR_SIZE;
@@ -499,14 +556,14 @@ static int open_dynamic(struct vhd *vhd, struct error *err)
 		return error_set(err, EINVAL,
 				 "the block allocation table of '%s' has %u entries, too few for "
 				 "a disk of %llu bytes (%llu blocks)",
-				 vhd->path, h->max_table_entries,
+				 vhd->io.path, h->max_table_entries,
 				 (unsigned long long)vhd->footer.current_size,
 				 (unsigned long long)needed);
 	if (needed > VHD_MAX_BAT_ENTRIES)
 		return error_set(err, EINVAL,
 				 "'%s' needs %llu blocks of %u bytes, more than impexfs supports "
 				 "(%u)",
-				 vhd->path, (unsigned long long)needed, h->block_size,
+				 vhd->io.path, (unsigned long long)needed, h->block_size,
 				 VHD_MAX_BAT_ENTRIES);
 	vhd->block_count = (uint32_t)needed;
 	bat_bytes = needed * 4;
@@ -515,30 +572,30 @@ static int open_dynamic(struct vhd *vhd, struct error *err)
 			err, EINVAL,
 			"the block allocation table of '%s' (offset %llu) overlaps the footer "
 			"copy at the start of the file",
-			vhd->path, (unsigned long long)h->table_offset);
+			vhd->io.path, (unsigned long long)h->table_offset);
 	if (h->table_offset > vhd->footer_offset ||
 	    bat_bytes > vhd->footer_offset - h->table_offset)
 		return error_set(
 			err, EINVAL,
 			"the block allocation table of '%s' (offset %llu, %llu bytes) runs "
 			"past the footer at the end of the file (byte %llu)",
-			vhd->path, (unsigned long long)h->table_offset,
+			vhd->io.path, (unsigned long long)h->table_offset,
 			(unsigned long long)bat_bytes, (unsigned long long)vhd->footer_offset);
 	if ((uint64_t)h->max_table_entries * 4 > vhd->footer_offset - h->table_offset)
 		return error_set(
 			err, EINVAL,
 			"the block allocation table of '%s' declares %u entries (%llu bytes "
 			"at offset %llu), more than the file holds",
-			vhd->path, h->max_table_entries,
+			vhd->io.path, h->max_table_entries,
 			(unsigned long long)h->max_table_entries * 4,
 			(unsigned long long)h->table_offset);
-	if (ranges_overlap(h->table_offset, bat_bytes, vhd->footer.data_offset, VHD_HEADER_SIZE))
+	if (vhd_ranges_overlap(h->table_offset, bat_bytes, vhd->footer.data_offset, VHD_HEADER_SIZE))
 		return error_set(err, EINVAL,
 				 "the block allocation table of '%s' overlaps its header",
-				 vhd->path);
+				 vhd->io.path);
 	vhd->bat = malloc(bat_bytes);
 	if (!vhd->bat)
-		return error_set(err, ENOMEM, "out of memory for the BAT of '%s'", vhd->path);
+		return error_set(err, ENOMEM, "out of memory for the BAT of '%s'", vhd->io.path);
 	rc = vhd_pread(vhd, vhd->bat, bat_bytes, h->table_offset, err);
 	if (rc < 0)
 		return rc;
@@ -548,9 +605,9 @@ static int open_dynamic(struct vhd *vhd, struct error *err)
 		if (vhd->bat[b] != VHD_UNALLOCATED)
 			vhd->allocated++;
 	}
-	if (vhd->footer.disk_type == VHD_TYPE_DIFFERENCING && uuid_is_zero(h->parent_uuid))
+	if (vhd->footer.disk_type == VHD_TYPE_DIFFERENCING && vhd_id_is_zero(h->parent_uuid))
 		return error_set(err, EINVAL, "differencing disk '%s' names no parent (zero UUID)",
-				 vhd->path);
+				 vhd->io.path);
 	/* Locators first: the block check below relies on their lengths being sane. */
 	rc = validate_locators(vhd, err);
 	if (rc == 0)
@@ -562,7 +619,7 @@ static int open_dynamic(struct vhd *vhd, struct error *err)
 	 * its bitmaps. */
 	if (vhd_cache_init(&vhd->bitmaps, BITMAP_CACHE_BYTES, vhd->bitmap_size,
 			   vhd->footer.disk_type == VHD_TYPE_DIFFERENCING ? vhd->block_count : 0) < 0)
-		return error_set(err, ENOMEM, "out of memory for the bitmaps of '%s'", vhd->path);
+		return error_set(err, ENOMEM, "out of memory for the bitmaps of '%s'", vhd->io.path);
 	return 0;
 }
 
@@ -576,45 +633,23 @@ int vhd_open(struct vhd **out, const char *path, int flags, struct error *err)
 	vhd = calloc(1, sizeof(*vhd));
 	if (!vhd)
 		return error_set(err, ENOMEM, "out of memory");
-	vhd->fd = -1;
-	vhd->path = strdup(path);
-	if (!vhd->path) {
-		rc = error_set(err, ENOMEM, "out of memory");
+	vhd->io.fd = -1;
+	rc = vhd_io_open(&vhd->io, path, flags & VHD_OPEN_WRITE, true, err);
+	if (rc < 0)
 		goto fail;
-	}
-	vhd->writable = flags & VHD_OPEN_WRITE;
-	vhd->fd = fsutil_open_source(path, vhd->writable);
-	if (vhd->fd < 0) {
-		rc = error_errno(err, -vhd->fd, "cannot open", path);
-		goto fail;
-	}
-	if (fstat(vhd->fd, &vhd->st) < 0) {
-		rc = error_errno(err, errno, "cannot stat", path);
-		goto fail;
-	}
-	if (!S_ISREG(vhd->st.st_mode) && !S_ISBLK(vhd->st.st_mode)) {
-		rc = error_set(err, EINVAL, "'%s' is not a regular file", path);
-		goto fail;
-	}
-	vhd->file_size = (uint64_t)vhd->st.st_size;
-	if (S_ISBLK(vhd->st.st_mode)) {
-		off_t end = lseek(vhd->fd, 0, SEEK_END);
-
-		vhd->file_size = end > 0 ? (uint64_t)end : 0;
-	}
-	if (vhd->file_size < VHD_FOOTER_SIZE) {
+	if (vhd->io.size < VHD_FOOTER_SIZE) {
 		rc = error_set(err, EINVAL, "'%s' is %llu bytes, too short for a VHD", path,
-			       (unsigned long long)vhd->file_size);
+			       (unsigned long long)vhd->io.size);
 		goto fail;
 	}
-	vhd->footer_offset = vhd->file_size - VHD_FOOTER_SIZE;
+	vhd->footer_offset = vhd->io.size - VHD_FOOTER_SIZE;
 	rc = vhd_pread(vhd, raw, sizeof(raw), vhd->footer_offset, err);
 	if (rc < 0)
 		goto fail;
 	if (memcmp(raw, FOOTER_COOKIE, 8) != 0) {
 		uint8_t copy[8];
 
-		if (vhd->file_size >= 2 * VHD_FOOTER_SIZE &&
+		if (vhd->io.size >= 2 * VHD_FOOTER_SIZE &&
 		    vhd_pread(vhd, copy, sizeof(copy), 0, NULL) == 0 &&
 		    memcmp(copy, FOOTER_COOKIE, 8) == 0)
 			rc = error_set(
@@ -622,7 +657,7 @@ int vhd_open(struct vhd **out, const char *path, int flags, struct error *err)
 				"'%s' has no footer at its end: the file is truncated or was "
 				"not closed (the copy at its start is intact)",
 				path);
-		else if (vhd->file_size >= 8 && vhd_pread(vhd, copy, sizeof(copy), 0, NULL) == 0 &&
+		else if (vhd->io.size >= 8 && vhd_pread(vhd, copy, sizeof(copy), 0, NULL) == 0 &&
 			 memcmp(copy, "vhdxfile", 8) == 0)
 			rc = error_set(err, EINVAL,
 				       "'%s' is a VHDX file, not a VHD",
@@ -643,7 +678,7 @@ int vhd_open(struct vhd **out, const char *path, int flags, struct error *err)
 				err, EINVAL,
 				"fixed disk '%s' is %llu bytes, but its footer says %llu bytes "
 				"of data plus the footer (truncated?)",
-				path, (unsigned long long)vhd->file_size,
+				path, (unsigned long long)vhd->io.size,
 				(unsigned long long)vhd->footer.current_size);
 			goto fail;
 		}
@@ -663,17 +698,15 @@ void vhd_close(struct vhd *vhd)
 {
 	if (!vhd)
 		return;
-	if (vhd->fd >= 0)
-		close(vhd->fd);
+	vhd_io_close(&vhd->io);
 	vhd_cache_release(&vhd->bitmaps);
 	free(vhd->bat);
-	free(vhd->path);
 	free(vhd);
 }
 
 const char *vhd_path(const struct vhd *vhd)
 {
-	return vhd->path;
+	return vhd->io.path;
 }
 
 const struct vhd_footer *vhd_footer(const struct vhd *vhd)
@@ -688,7 +721,7 @@ const struct vhd_header *vhd_header(const struct vhd *vhd)
 
 int vhd_fd(const struct vhd *vhd)
 {
-	return vhd->fd;
+	return vhd->io.fd;
 }
 
 enum vhd_type vhd_disk_type(const struct vhd *vhd)
@@ -725,18 +758,18 @@ int64_t vhd_block_offset(const struct vhd *vhd, uint32_t block)
 
 uint64_t vhd_file_size(const struct vhd *vhd)
 {
-	return vhd->file_size;
+	return vhd->io.size;
 }
 
 struct timespec vhd_file_mtime(const struct vhd *vhd)
 {
-	return vhd->st.st_mtim;
+	return vhd->io.st.st_mtim;
 }
 
 void vhd_file_id(const struct vhd *vhd, dev_t *dev, ino_t *ino)
 {
-	*dev = vhd->st.st_dev;
-	*ino = vhd->st.st_ino;
+	*dev = vhd->io.st.st_dev;
+	*ino = vhd->io.st.st_ino;
 }
 
 int vhd_parent_name(const struct vhd *vhd, char *out, size_t cap, struct error *err)
@@ -750,19 +783,8 @@ int vhd_parent_name(const struct vhd *vhd, char *out, size_t cap, struct error *
 	}
 	rc = utf16_decode(vhd->header.parent_name, VHD_PARENT_NAME_SIZE, UTF16_BE, out, cap, err);
 	if (rc < 0)
-		return error_prefix(err, "the parent name of '%s'", vhd->path);
+		return error_prefix(err, "the parent name of '%s'", vhd->io.path);
 	return 0;
-}
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* A MacX locator holds a file URL: "file://localhost/path" or "file:///path". */
@@ -782,7 +804,7 @@ static int decode_file_url(const char *url, char *out, size_t cap)
 		char c = *p;
 
 		if (c == '%') {
-			int hi = hex_value(p[1]), lo = hi < 0 ? -1 : hex_value(p[2]);
+			int hi = vhd_hex_digit(p[1]), lo = hi < 0 ? -1 : vhd_hex_digit(p[2]);
 
 			if (hi < 0 || lo < 0)
 				return -EINVAL;
@@ -833,7 +855,7 @@ int vhd_locator_path(const struct vhd *vhd, int index, char *out, size_t cap, st
 	vhd_platform_name(l->code, name);
 	if (l->data_length == 0)
 		return error_set(err, EINVAL, "parent locator %d (%s) of '%s' is empty", index,
-				 name, vhd->path);
+				 name, vhd->io.path);
 	data = malloc(l->data_length + 1);
 	if (!data)
 		return error_set(err, ENOMEM, "out of memory");
@@ -846,24 +868,24 @@ int vhd_locator_path(const struct vhd *vhd, int index, char *out, size_t cap, st
 		rc = error_set(
 			err, EINVAL,
 			"parent locator %d (%s) of '%s' holds a NUL character inside its path",
-			index, name, vhd->path);
+			index, name, vhd->io.path);
 		goto out;
 	}
 	if (l->code == VHD_PLATFORM_W2RU || l->code == VHD_PLATFORM_W2KU) {
 		rc = utf16_decode(data, l->data_length, UTF16_LE, out, cap, err);
 		if (rc < 0)
-			error_prefix(err, "parent locator %d (%s) of '%s'", index, name, vhd->path);
+			error_prefix(err, "parent locator %d (%s) of '%s'", index, name, vhd->io.path);
 	} else if (l->code == VHD_PLATFORM_MACX) {
 		rc = decode_file_url((const char *)data, out, cap);
 		if (rc < 0)
 			error_set(err, -rc, "parent locator %d (MacX) of '%s' is not a file URL",
-				  index, vhd->path);
+				  index, vhd->io.path);
 	} else {
 		size_t n = strnlen((const char *)data, l->data_length);
 
 		if (n + 1 > cap) {
 			rc = error_set(err, ENAMETOOLONG, "parent locator %d of '%s' is too long",
-				       index, vhd->path);
+				       index, vhd->io.path);
 			goto out;
 		}
 		memcpy(out, data, n);
@@ -871,7 +893,7 @@ int vhd_locator_path(const struct vhd *vhd, int index, char *out, size_t cap, st
 	}
 	if (rc == 0 && out[0] == '\0')
 		rc = error_set(err, EINVAL, "parent locator %d (%s) of '%s' is empty", index, name,
-			       vhd->path);
+			       vhd->io.path);
 out:
 	free(data);
 	return rc;
@@ -920,7 +942,7 @@ int vhd_map(struct vhd *vhd, uint64_t sector, uint64_t count, struct vhd_extent 
 
 	if (sector >= total || count == 0)
 		return error_set(err, EINVAL, "sector %llu is outside '%s'",
-				 (unsigned long long)sector, vhd->path);
+				 (unsigned long long)sector, vhd->io.path);
 	if (count > total - sector)
 		count = total - sector;
 	if (vhd->footer.disk_type == VHD_TYPE_FIXED) {
@@ -969,36 +991,23 @@ int vhd_map(struct vhd *vhd, uint64_t sector, uint64_t count, struct vhd_extent 
 	}
 }
 
+static int map_disk(void *vhd, uint64_t sector, uint64_t count, struct vhd_extent *ext,
+		    struct error *err)
+{
+	return vhd_map(vhd, sector, count, ext, err);
+}
+
+static int pread_disk(void *vhd, void *buf, size_t len, uint64_t offset, struct error *err)
+{
+	return vhd_pread(vhd, buf, len, offset, err);
+}
+
 int vhd_read(struct vhd *vhd, void *buf, size_t len, uint64_t offset, struct error *err)
 {
-	uint8_t *out = buf;
-	uint64_t sector, end;
+	static const struct vhd_io_format format = {map_disk, pread_disk};
 
-	if (offset % VHD_SECTOR_SIZE || len % VHD_SECTOR_SIZE ||
-	    offset > vhd->footer.current_size || len > vhd->footer.current_size - offset)
-		return error_set(err, EINVAL, "read of %zu bytes at %llu is outside '%s'", len,
-				 (unsigned long long)offset, vhd->path);
-	sector = offset / VHD_SECTOR_SIZE;
-	end = sector + len / VHD_SECTOR_SIZE;
-	while (sector < end) {
-		struct vhd_extent ext;
-		size_t bytes;
-		int rc = vhd_map(vhd, sector, end - sector, &ext, err);
-
-		if (rc < 0)
-			return rc;
-		bytes = (size_t)ext.sectors * VHD_SECTOR_SIZE;
-		if (ext.kind == VHD_EXTENT_DATA) {
-			rc = vhd_pread(vhd, out, bytes, ext.file_offset, err);
-			if (rc < 0)
-				return rc;
-		} else {
-			memset(out, 0, bytes);
-		}
-		out += bytes;
-		sector += ext.sectors;
-	}
-	return 0;
+	return vhd_io_read_disk(&vhd->io, &format, vhd, vhd->footer.current_size, VHD_SECTOR_SIZE,
+				buf, len, offset, err);
 }
 
 /* ---- creating ---- */
@@ -1161,7 +1170,7 @@ int vhd_create_check(const struct vhd_create_options *o, struct error *err)
 	if (o->type == VHD_TYPE_FIXED && o->block_size)
 		return error_set(err, EINVAL, "a fixed disk has no blocks: no block size applies");
 	if (o->block_size &&
-	    (!is_power_of_two(o->block_size) || o->block_size < VHD_MIN_CREATE_BLOCK ||
+	    (!vhd_is_power_of_two(o->block_size) || o->block_size < VHD_MIN_CREATE_BLOCK ||
 	     o->block_size > VHD_MAX_BLOCK))
 		return error_set(err, EINVAL,
 				 "block size %u is not a power of two from 4 KiB to 256 MiB",
@@ -1281,7 +1290,7 @@ int vhd_create_differencing(const char *path, const char *parent_path, const str
 			(uint32_t)((vhd_size(parent) + VHD_DEFAULT_BLOCK - 1) / VHD_DEFAULT_BLOCK),
 			VHD_DEFAULT_BLOCK);
 	memcpy(d.header.parent_uuid, parent->footer.uuid, 16);
-	d.header.parent_timestamp = vhd_time_from_unix(parent->st.st_mtim.tv_sec);
+	d.header.parent_timestamp = vhd_time_from_unix(parent->io.st.st_mtim.tv_sec);
 	rc = utf16_encode(pathmap_basename(parent_abs), UTF16_BE, d.header.parent_name,
 			  VHD_PARENT_NAME_SIZE, &len, err);
 	if (rc < 0) {
@@ -1339,9 +1348,9 @@ static int mark_sectors(struct vhd *vhd, uint32_t block, uint32_t first, uint32_
 	if (rc < 0)
 		return rc;
 	bitmap_set_range(bytes, first, count);
-	rc = fsutil_pwrite_full(vhd->fd, bytes + lo, hi - lo + 1, at + lo);
+	rc = fsutil_pwrite_full(vhd->io.fd, bytes + lo, hi - lo + 1, at + lo);
 	if (rc < 0)
-		return error_errno(err, -rc, "cannot write the sector bitmap of", vhd->path);
+		return error_errno(err, -rc, "cannot write the sector bitmap of", vhd->io.path);
 	vhd_cache_update(&vhd->bitmaps, block, lo, bytes + lo, hi - lo + 1);
 	return 0;
 }
@@ -1355,25 +1364,25 @@ int vhd_write(struct vhd *vhd, const void *buf, size_t len, uint64_t offset, str
 	uint8_t *bitmap = NULL;
 	int rc = 0;
 
-	if (!vhd->writable)
-		return error_set(err, EBADF, "'%s' was not opened for writing", vhd->path);
+	if (!vhd->io.writable)
+		return error_set(err, EBADF, "'%s' was not opened for writing", vhd->io.path);
 	if (offset % VHD_SECTOR_SIZE || len % VHD_SECTOR_SIZE)
 		return error_set(err, EINVAL,
 				 "writes to '%s' must be whole 512-byte sectors (offset %llu, "
 				 "length %zu)",
-				 vhd->path, (unsigned long long)offset, len);
+				 vhd->io.path, (unsigned long long)offset, len);
 	if (offset > size || len > size - offset)
 		return error_set(err, EINVAL,
 				 "a write of %zu bytes at %llu does not fit in '%s' (%llu bytes)",
-				 len, (unsigned long long)offset, vhd->path,
+				 len, (unsigned long long)offset, vhd->io.path,
 				 (unsigned long long)size);
 	if (len == 0)
 		return 0;
 	if (vhd->footer.disk_type == VHD_TYPE_FIXED) {
-		rc = fsutil_pwrite_full(vhd->fd, buf, len, offset);
-		if (rc == 0 && fdatasync(vhd->fd) < 0)
+		rc = fsutil_pwrite_full(vhd->io.fd, buf, len, offset);
+		if (rc == 0 && fdatasync(vhd->io.fd) < 0)
 			rc = -errno;
-		return rc < 0 ? error_errno(err, -rc, "cannot write", vhd->path) : 0;
+		return rc < 0 ? error_errno(err, -rc, "cannot write", vhd->io.path) : 0;
 	}
 
 	first_block = (uint32_t)(offset / vhd->block_size);
@@ -1387,7 +1396,7 @@ int vhd_write(struct vhd *vhd, const void *buf, size_t len, uint64_t offset, str
 	new_end = first_free + fresh * block_bytes;
 	if (new_end / VHD_SECTOR_SIZE >= UINT32_MAX)
 		return error_set(err, EFBIG, "'%s' would grow past what a BAT can address",
-				 vhd->path);
+				 vhd->io.path);
 	pending = calloc(last_block - first_block + 1, sizeof(*pending));
 	bitmap = malloc(vhd->bitmap_size);
 	if (!pending || !bitmap) {
@@ -1400,15 +1409,15 @@ int vhd_write(struct vhd *vhd, const void *buf, size_t len, uint64_t offset, str
 	 * new_end is used, whatever happens next: a later write never reuses it.
 	 */
 	if (fresh) {
-		rc = fsutil_pwrite_full(vhd->fd, vhd->footer_raw, VHD_FOOTER_SIZE, new_end);
-		if (rc == 0 && fdatasync(vhd->fd) < 0)
+		rc = fsutil_pwrite_full(vhd->io.fd, vhd->footer_raw, VHD_FOOTER_SIZE, new_end);
+		if (rc == 0 && fdatasync(vhd->io.fd) < 0)
 			rc = -errno;
 		if (rc < 0) {
-			rc = error_errno(err, -rc, "cannot write the footer of", vhd->path);
+			rc = error_errno(err, -rc, "cannot write the footer of", vhd->io.path);
 			goto out;
 		}
 		vhd->footer_offset = new_end;
-		vhd->file_size = new_end + VHD_FOOTER_SIZE;
+		vhd->io.size = new_end + VHD_FOOTER_SIZE;
 	}
 	/* 2. The data: new blocks with their bitmaps (nothing points to them
 	 * yet), and into blocks already allocated. */
@@ -1431,24 +1440,24 @@ int vhd_write(struct vhd *vhd, const void *buf, size_t len, uint64_t offset, str
 				pending[b - first_block] = (uint32_t)(at / VHD_SECTOR_SIZE);
 				memset(bitmap, 0, vhd->bitmap_size);
 				bitmap_set_range(bitmap, first, count);
-				rc = fsutil_pwrite_full(vhd->fd, bitmap, vhd->bitmap_size, at);
+				rc = fsutil_pwrite_full(vhd->io.fd, bitmap, vhd->bitmap_size, at);
 			} else {
 				at = (uint64_t)vhd->bat[b] * VHD_SECTOR_SIZE;
 			}
 			if (rc == 0)
 				rc = fsutil_pwrite_full(
-					vhd->fd, in, (size_t)count * VHD_SECTOR_SIZE,
+					vhd->io.fd, in, (size_t)count * VHD_SECTOR_SIZE,
 					at + vhd->bitmap_size + (uint64_t)first * VHD_SECTOR_SIZE);
 			if (rc < 0) {
-				rc = error_errno(err, -rc, "cannot write", vhd->path);
+				rc = error_errno(err, -rc, "cannot write", vhd->io.path);
 				goto out;
 			}
 			in += (size_t)count * VHD_SECTOR_SIZE;
 			sector += count;
 		}
 	}
-	if (fdatasync(vhd->fd) < 0) {
-		rc = error_errno(err, errno, "cannot sync", vhd->path);
+	if (fdatasync(vhd->io.fd) < 0) {
+		rc = error_errno(err, errno, "cannot sync", vhd->io.path);
 		goto out;
 	}
 	/* 3. The bitmap bits of blocks that were allocated already, now that the
@@ -1475,17 +1484,17 @@ int vhd_write(struct vhd *vhd, const void *buf, size_t len, uint64_t offset, str
 		if (!pending[b - first_block])
 			continue;
 		be32_store(entry, pending[b - first_block]);
-		rc = fsutil_pwrite_full(vhd->fd, entry, 4,
+		rc = fsutil_pwrite_full(vhd->io.fd, entry, 4,
 					vhd->header.table_offset + (uint64_t)b * 4);
 		if (rc < 0) {
-			rc = error_errno(err, -rc, "cannot update the BAT of", vhd->path);
+			rc = error_errno(err, -rc, "cannot update the BAT of", vhd->io.path);
 			goto out;
 		}
 		vhd->bat[b] = pending[b - first_block];
 		vhd->allocated++;
 	}
-	if (fdatasync(vhd->fd) < 0)
-		rc = error_errno(err, errno, "cannot sync", vhd->path);
+	if (fdatasync(vhd->io.fd) < 0)
+		rc = error_errno(err, errno, "cannot sync", vhd->io.path);
 out:
 	free(pending);
 	free(bitmap);
@@ -1506,7 +1515,7 @@ int vhd_relocation(const struct vhd *vhd, const char *parent_name, struct vhd_pa
 
 	memset(patches, 0, 2 * sizeof(*patches));
 	if (vhd->footer.disk_type != VHD_TYPE_DIFFERENCING)
-		return error_set(err, EINVAL, "'%s' is not a differencing disk", vhd->path);
+		return error_set(err, EINVAL, "'%s' is not a differencing disk", vhd->io.path);
 	if (snprintf(relative, sizeof(relative), ".\\%s", parent_name) >= (int)sizeof(relative))
 		return error_set(err, ENAMETOOLONG, "parent name '%s' is too long", parent_name);
 	memset(h.parent_name, 0, sizeof(h.parent_name));
@@ -1515,7 +1524,7 @@ int vhd_relocation(const struct vhd *vhd, const char *parent_name, struct vhd_pa
 	if (rc == 0)
 		rc = utf16_encode(relative, UTF16_LE, locator, sizeof(locator), &len, err);
 	if (rc < 0)
-		return error_prefix(err, "cannot name parent '%s' in '%s'", parent_name, vhd->path);
+		return error_prefix(err, "cannot name parent '%s' in '%s'", parent_name, vhd->io.path);
 	/* The largest data space of a used locator takes the new path. */
 	for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
 		uint64_t bytes = vhd_locator_space_bytes(h.locators[i].data_space);
@@ -1529,7 +1538,7 @@ int vhd_relocation(const struct vhd *vhd, const char *parent_name, struct vhd_pa
 	    space > vhd->footer_offset - h.locators[best].data_offset)
 		return error_set(err, ENOSPC,
 				 "no parent locator of '%s' has room for '%s' (%zu bytes)",
-				 vhd->path, relative, len);
+				 vhd->io.path, relative, len);
 	patches[1].offset = h.locators[best].data_offset;
 	patches[1].len = (size_t)space;
 	patches[1].bytes = calloc(1, (size_t)space);

@@ -174,6 +174,44 @@ const char *vhd_format_utc(time_t t, char *buf, size_t cap);
 /** Format a UUID as 36 lower-case characters in the byte order stored. */
 void vhd_uuid_format(const uint8_t uuid[16], char out[37]);
 
+/* ---- small pieces both formats use (VHD and VHDX) ---- */
+
+/* One field of an on-disk structure: where it lies in the raw bytes, and
+ * which member of the decoded struct holds it. */
+struct vhd_field {
+	uint16_t at;	 /* offset in the raw bytes */
+	uint16_t size;	 /* bytes: of the member */
+	bool bytes;	 /* copied as they are; else an integer of 1, 2, 4 or 8 bytes */
+	uint16_t member; /* offsetof the member */
+};
+
+#define VHD_FIELD_INT(at, type, m)   {(at), sizeof(((type *)0)->m), false, offsetof(type, m)}
+#define VHD_FIELD_BYTES(at, type, m) {(at), sizeof(((type *)0)->m), true, offsetof(type, m)}
+
+/** Decode the @count @fields of @raw into the struct at @out (big-endian integers, or little). */
+void vhd_fields_decode(const struct vhd_field *fields, size_t count, bool little_endian,
+		       const uint8_t *raw, void *out);
+
+/** Encode the @count @fields of the struct at @in into @raw; other bytes are left as they are. */
+void vhd_fields_encode(const struct vhd_field *fields, size_t count, bool little_endian,
+		       const void *in, uint8_t *raw);
+
+/**
+ * Whether [@a, @a + @alen) and [@b, @b + @blen) share a byte, computed
+ * without sums that could wrap (hostile offsets are safe). An empty range
+ * meets nothing.
+ */
+bool vhd_ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen);
+
+/** Whether @v is a power of two (0 is not). */
+bool vhd_is_power_of_two(uint64_t v);
+
+/** Whether the 16 bytes of a UUID or GUID @id are all zero. */
+bool vhd_id_is_zero(const uint8_t id[16]);
+
+/** The value of hexadecimal digit @c (either case), or -1. */
+int vhd_hex_digit(char c);
+
 /**
  * Fill @footer for a new disk made by impexfs: creator "win " (so that every
  * reader takes the size from the footer, not the geometry), host "Wi2k", the

@@ -4,7 +4,6 @@
 #include "bigendian.h"
 #include "crc32c.h"
 #include "error.h"
-#include "fsutil.h"
 #include "utf16.h"
 #include "vhdx_log.h"
 
@@ -17,21 +16,6 @@
 
 /* Places in the header section ([MS-VHDX] 2.2). */
 #define FILE_ID_SIGNATURE "vhdxfile"
-#define HEADER_SIZE	  4096u
-#define REGION_TABLE_SIZE (64u * 1024)
-#define METADATA_TABLE	  (64u * 1024)
-static const uint64_t header_at[2] = {64 * 1024, 128 * 1024};
-static const uint64_t region_table_at[2] = {192 * 1024, 256 * 1024};
-
-#define HEADER_CHECKSUM_AT     4
-#define REGION_CHECKSUM_AT     4
-#define REGION_MAX_ENTRIES     2047
-#define REGION_ENTRY_SIZE      32
-#define METADATA_MAX_ENTRIES   2047
-#define METADATA_ENTRY_SIZE    32
-#define METADATA_MAX_ITEM      VHDX_MIB
-#define LOCATOR_HEADER_SIZE    20
-#define LOCATOR_ENTRY_SIZE     12
 
 /* BAT pages of 32 KiB (4096 entries), as many as VHDX_BAT_CACHE_BYTES holds. */
 #define BAT_PAGE_ENTRIES 4096u
@@ -63,42 +47,25 @@ static const struct {
 };
 
 
-static bool is_power_of_two(uint64_t v)
-{
-	return v && !(v & (v - 1));
-}
-
-static bool guid_is_zero(const uint8_t g[16])
-{
-	for (int i = 0; i < 16; i++)
-		if (g[i])
-			return false;
-	return true;
-}
-
-/* Does [a, a+alen) meet [b, b+blen)? Written without sums that could wrap. */
-static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
-{
-	if (alen == 0 || blen == 0)
-		return false;
-	return a <= b ? b - a < alen : a - b < blen;
-}
-
 /* ---- GUIDs ---- */
+
+/* A header's fields ([MS-VHDX] 2.2.2), little-endian, but for its checksum at 4. */
+#define HEADER_INT(at, m)   VHD_FIELD_INT(at, struct vhdx_header, m)
+#define HEADER_BYTES(at, m) VHD_FIELD_BYTES(at, struct vhdx_header, m)
+static const struct vhd_field header_fields[] = {
+	HEADER_INT(8, sequence_number), HEADER_BYTES(16, file_write_guid),
+	HEADER_BYTES(32, data_write_guid), HEADER_BYTES(48, log_guid),
+	HEADER_INT(64, log_version),	HEADER_INT(66, version),
+	HEADER_INT(68, log_length),	HEADER_INT(72, log_offset),
+};
 
 void vhdx_header_encode(const struct vhdx_header *h, uint8_t raw[VHDX_HEADER_SIZE])
 {
 	memset(raw, 0, VHDX_HEADER_SIZE);
 	memcpy(raw, "head", 4);
-	le64_store(raw + 8, h->sequence_number);
-	memcpy(raw + 16, h->file_write_guid, 16);
-	memcpy(raw + 32, h->data_write_guid, 16);
-	memcpy(raw + 48, h->log_guid, 16);
-	le16_store(raw + 64, h->log_version);
-	le16_store(raw + 66, h->version);
-	le32_store(raw + 68, h->log_length);
-	le64_store(raw + 72, h->log_offset);
-	le32_store(raw + 4, crc32c(0, raw, VHDX_HEADER_SIZE));
+	vhd_fields_encode(header_fields, sizeof(header_fields) / sizeof(header_fields[0]), true, h,
+			  raw);
+	le32_store(raw + VHDX_CHECKSUM_AT, crc32c(0, raw, VHDX_HEADER_SIZE));
 }
 
 void vhdx_header_encode_new(uint8_t raw[VHDX_HEADER_SIZE], uint64_t sequence,
@@ -134,17 +101,6 @@ void vhdx_guid_format(const uint8_t g[16], char out[39])
 		 le16_load(g + 4), le16_load(g + 6), g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int vhdx_guid_parse(const char *text, uint8_t raw[16])
 {
 	/* Byte of each pair of hex digits, in text order, in Microsoft's layout. */
@@ -161,19 +117,19 @@ int vhdx_guid_parse(const char *text, uint8_t raw[16])
 				return -EINVAL;
 			continue;
 		}
-		if (hex_digit(p[0]) < 0 || hex_digit(p[1]) < 0)
+		if (vhd_hex_digit(p[0]) < 0 || vhd_hex_digit(p[1]) < 0)
 			return -EINVAL;
-		raw[place[n++]] = (uint8_t)(hex_digit(p[0]) << 4 | hex_digit(p[1]));
+		raw[place[n++]] = (uint8_t)(vhd_hex_digit(p[0]) << 4 | vhd_hex_digit(p[1]));
 		p += 2;
 		i++;
 	}
 	return n == 16 ? 0 : -EINVAL;
 }
 
-static void guid_of(const char *text, uint8_t raw[16])
+void vhdx_guid_constant(const char *text, uint8_t raw[16])
 {
 	if (vhdx_guid_parse(text, raw) < 0)
-		abort(); /* the constants above are well-formed */
+		abort(); /* the constants of vhdx.h are well-formed */
 }
 
 /* ---- reading the file ---- */
@@ -186,18 +142,13 @@ int vhdx_pread(struct vhdx *vhdx, void *buf, size_t len, uint64_t offset, struct
 
 	if (offset > vhdx->data_end || len > vhdx->data_end - offset)
 		return error_set(err, EIO, "'%s' ends before byte %llu (the file was truncated)",
-				 vhdx->path, (unsigned long long)(offset + len));
-	if (offset < vhdx->file_size)
-		inside = vhdx->file_size - offset < len ? (size_t)(vhdx->file_size - offset) : len;
+				 vhdx->io.path, (unsigned long long)(offset + len));
+	if (offset < vhdx->io.size)
+		inside = vhdx->io.size - offset < len ? (size_t)(vhdx->io.size - offset) : len;
 	if (inside) {
-		rc = fsutil_pread_full(vhdx->fd, out, inside, offset);
-		if (rc == -ENODATA)
-			return error_set(err, EIO,
-					 "'%s' ends before byte %llu (the file was truncated)",
-					 vhdx->path, (unsigned long long)(offset + inside));
+		rc = vhd_io_pread(&vhdx->io, out, inside, offset, err);
 		if (rc < 0)
-			return error_set(err, -rc, "cannot read '%s' at byte %llu: %s", vhdx->path,
-					 (unsigned long long)offset, strerror(-rc));
+			return rc;
 	}
 	/* Past the file's end but within the size the log gives it. */
 	memset(out + inside, 0, len - inside);
@@ -210,31 +161,25 @@ int vhdx_pread(struct vhdx *vhdx, void *buf, size_t len, uint64_t offset, struct
 
 static void header_decode(const uint8_t *raw, struct vhdx_header *h)
 {
-	h->checksum = le32_load(raw + 4);
-	h->sequence_number = le64_load(raw + 8);
-	memcpy(h->file_write_guid, raw + 16, 16);
-	memcpy(h->data_write_guid, raw + 32, 16);
-	memcpy(h->log_guid, raw + 48, 16);
-	h->log_version = le16_load(raw + 64);
-	h->version = le16_load(raw + 66);
-	h->log_length = le32_load(raw + 68);
-	h->log_offset = le64_load(raw + 72);
+	h->checksum = le32_load(raw + VHDX_CHECKSUM_AT);
+	vhd_fields_decode(header_fields, sizeof(header_fields) / sizeof(header_fields[0]), true, raw,
+			  h);
 }
 
 /* Whether header @raw is valid (signature and CRC-32C); if not, why, into @why. */
 static bool header_valid(uint8_t *raw, char *why, size_t cap)
 {
-	uint32_t stored = le32_load(raw + HEADER_CHECKSUM_AT), computed;
+	uint32_t stored = le32_load(raw + VHDX_CHECKSUM_AT), computed;
 	uint8_t saved[4];
 
 	if (memcmp(raw, "head", 4) != 0) {
 		snprintf(why, cap, "no 'head' signature");
 		return false;
 	}
-	memcpy(saved, raw + HEADER_CHECKSUM_AT, 4);
-	memset(raw + HEADER_CHECKSUM_AT, 0, 4);
-	computed = crc32c(0, raw, HEADER_SIZE);
-	memcpy(raw + HEADER_CHECKSUM_AT, saved, 4);
+	memcpy(saved, raw + VHDX_CHECKSUM_AT, 4);
+	memset(raw + VHDX_CHECKSUM_AT, 0, 4);
+	computed = crc32c(0, raw, VHDX_HEADER_SIZE);
+	memcpy(raw + VHDX_CHECKSUM_AT, saved, 4);
 	if (computed != stored) {
 		snprintf(why, cap, "wrong checksum (stored 0x%08x, computed 0x%08x)", stored,
 			 computed);
@@ -245,14 +190,14 @@ static bool header_valid(uint8_t *raw, char *why, size_t cap)
 
 static int read_headers(struct vhdx *vhdx, struct error *err)
 {
-	uint8_t raw[2][HEADER_SIZE];
+	uint8_t raw[2][VHDX_HEADER_SIZE];
 	struct vhdx_header h[2];
 	char why[2][128];
 	bool valid[2];
 	int rc, cur;
 
 	for (int i = 0; i < 2; i++) {
-		rc = vhdx_pread(vhdx, raw[i], HEADER_SIZE, header_at[i], err);
+		rc = vhdx_pread(vhdx, raw[i], VHDX_HEADER_SIZE, VHDX_HEADER_AT(i), err);
 		if (rc < 0)
 			return rc;
 		valid[i] = header_valid(raw[i], why[i], sizeof(why[i]));
@@ -262,15 +207,15 @@ static int read_headers(struct vhdx *vhdx, struct error *err)
 		return error_set(
 			err, EINVAL,
 			"neither header of '%s' is valid: header 1 has %s, header 2 has %s",
-			vhdx->path, why[0], why[1]);
+			vhdx->io.path, why[0], why[1]);
 	if (valid[0] && valid[1]) {
 		if (h[0].sequence_number == h[1].sequence_number &&
-		    memcmp(raw[0], raw[1], HEADER_SIZE) != 0)
+		    memcmp(raw[0], raw[1], VHDX_HEADER_SIZE) != 0)
 			return error_set(
 				err, EINVAL,
 				"both headers of '%s' have sequence number %llu but differ: "
 				"none is current",
-				vhdx->path, (unsigned long long)h[0].sequence_number);
+				vhdx->io.path, (unsigned long long)h[0].sequence_number);
 		cur = h[1].sequence_number > h[0].sequence_number ? 1 : 0;
 	} else {
 		cur = valid[0] ? 0 : 1;
@@ -284,36 +229,36 @@ static int read_headers(struct vhdx *vhdx, struct error *err)
 static int check_header(struct vhdx *vhdx, struct error *err)
 {
 	const struct vhdx_header *h = &vhdx->header;
-	bool dirty = !guid_is_zero(h->log_guid);
+	bool dirty = !vhd_id_is_zero(h->log_guid);
 
 	if (h->version != 1)
 		return error_set(err, EINVAL,
 				 "'%s' has VHDX version %u (header %d); impexfs reads version 1",
-				 vhdx->path, h->version, vhdx->header_index);
+				 vhdx->io.path, h->version, vhdx->header_index);
 	if (dirty && h->log_version != 0)
 		return error_set(err, EINVAL,
 				 "the log of '%s' has version %u (header %d); impexfs replays log "
 				 "version 0",
-				 vhdx->path, h->log_version, vhdx->header_index);
+				 vhdx->io.path, h->log_version, vhdx->header_index);
 	if (h->log_length % VHDX_MIB || h->log_offset % VHDX_MIB)
 		return error_set(err, EINVAL,
 				 "the log of '%s' (offset %llu, %u bytes) is not aligned to 1 MiB",
-				 vhdx->path, (unsigned long long)h->log_offset, h->log_length);
+				 vhdx->io.path, (unsigned long long)h->log_offset, h->log_length);
 	if (dirty && h->log_length == 0)
 		return error_set(err, EINVAL, "the log of '%s' must be replayed but is empty",
-				 vhdx->path);
+				 vhdx->io.path);
 	if (h->log_length == 0)
 		return 0;
 	if (h->log_offset < VHDX_HEADER_AREA)
 		return error_set(err, EINVAL,
 				 "the log of '%s' (offset %llu) lies in the header section",
-				 vhdx->path, (unsigned long long)h->log_offset);
-	if (h->log_offset > vhdx->file_size || h->log_length > vhdx->file_size - h->log_offset)
+				 vhdx->io.path, (unsigned long long)h->log_offset);
+	if (h->log_offset > vhdx->io.size || h->log_length > vhdx->io.size - h->log_offset)
 		return error_set(err, EINVAL,
 				 "the log of '%s' (offset %llu, %u bytes) runs past the end of the "
 				 "file (%llu bytes)",
-				 vhdx->path, (unsigned long long)h->log_offset, h->log_length,
-				 (unsigned long long)vhdx->file_size);
+				 vhdx->io.path, (unsigned long long)h->log_offset, h->log_length,
+				 (unsigned long long)vhdx->io.size);
 	return 0;
 }
 
@@ -322,12 +267,12 @@ static int replay_log(struct vhdx *vhdx, struct error *err)
 	struct vhdx_log_params p;
 	int rc;
 
-	if (guid_is_zero(vhdx->header.log_guid))
+	if (vhd_id_is_zero(vhdx->header.log_guid))
 		return 0;
 	memset(&p, 0, sizeof(p));
-	p.fd = vhdx->fd;
-	p.path = vhdx->path;
-	p.file_size = vhdx->file_size;
+	p.fd = vhdx->io.fd;
+	p.path = vhdx->io.path;
+	p.file_size = vhdx->io.size;
 	p.log_offset = vhdx->header.log_offset;
 	p.log_length = vhdx->header.log_length;
 	memcpy(p.log_guid, vhdx->header.log_guid, 16);
@@ -339,7 +284,7 @@ static int replay_log(struct vhdx *vhdx, struct error *err)
 		return error_set(
 			err, EINVAL,
 			"the log of '%s' makes the file %llu bytes, more than any VHDX needs",
-			vhdx->path, (unsigned long long)vhdx->data_end);
+			vhdx->io.path, (unsigned long long)vhdx->data_end);
 	return 0;
 }
 
@@ -348,14 +293,14 @@ static int replay_log(struct vhdx *vhdx, struct error *err)
 /* Whether region table @raw is valid as a whole (signature, CRC-32C, entry count). */
 static bool region_table_valid(uint8_t *raw, char *why, size_t cap)
 {
-	uint32_t stored = le32_load(raw + REGION_CHECKSUM_AT), computed, count = le32_load(raw + 8);
+	uint32_t stored = le32_load(raw + VHDX_CHECKSUM_AT), computed, count = le32_load(raw + 8);
 
 	if (memcmp(raw, "regi", 4) != 0) {
 		snprintf(why, cap, "no 'regi' signature");
 		return false;
 	}
-	memset(raw + REGION_CHECKSUM_AT, 0, 4);
-	computed = crc32c(0, raw, REGION_TABLE_SIZE);
+	memset(raw + VHDX_CHECKSUM_AT, 0, 4);
+	computed = crc32c(0, raw, VHDX_REGION_SIZE);
 	if (computed != stored) {
 		snprintf(why, cap, "wrong checksum (stored 0x%08x, computed 0x%08x)", stored,
 			 computed);
@@ -378,15 +323,15 @@ static int read_regions(struct vhdx *vhdx, struct error *err)
 	int rc = 0, use;
 	bool have_bat = false, have_metadata = false;
 
-	guid_of(VHDX_GUID_BAT, bat_guid);
-	guid_of(VHDX_GUID_METADATA, metadata_guid);
+	vhdx_guid_constant(VHDX_GUID_BAT, bat_guid);
+	vhdx_guid_constant(VHDX_GUID_METADATA, metadata_guid);
 	for (int i = 0; i < 2; i++) {
-		raw[i] = malloc(REGION_TABLE_SIZE);
+		raw[i] = malloc(VHDX_REGION_SIZE);
 		if (!raw[i]) {
 			rc = error_set(err, ENOMEM, "out of memory");
 			goto out;
 		}
-		rc = vhdx_pread(vhdx, raw[i], REGION_TABLE_SIZE, region_table_at[i], err);
+		rc = vhdx_pread(vhdx, raw[i], VHDX_REGION_SIZE, VHDX_REGION_AT(i), err);
 		if (rc < 0)
 			goto out;
 		valid[i] = region_table_valid(raw[i], why[i], sizeof(why[i]));
@@ -395,7 +340,7 @@ static int read_regions(struct vhdx *vhdx, struct error *err)
 		rc = error_set(err, EINVAL,
 			       "neither region table of '%s' is valid: table 1 has %s, table 2 "
 			       "has %s",
-			       vhdx->path, why[0], why[1]);
+			       vhdx->io.path, why[0], why[1]);
 		goto out;
 	}
 	use = valid[0] ? 0 : 1;
@@ -419,14 +364,14 @@ static int read_regions(struct vhdx *vhdx, struct error *err)
 			if (memcmp(vhdx->regions[j].guid, r->guid, 16) == 0) {
 				rc = error_set(err, EINVAL,
 					       "region table %d of '%s' lists region %s twice",
-					       use + 1, vhdx->path, name);
+					       use + 1, vhdx->io.path, name);
 				goto out;
 			}
 		if (r->offset % VHDX_MIB || r->offset < VHDX_HEADER_AREA || r->length % VHDX_MIB) {
 			rc = error_set(err, EINVAL,
 				       "region %s of '%s' (offset %llu, %u bytes) is not whole MiB "
 				       "after the header section",
-				       name, vhdx->path, (unsigned long long)r->offset, r->length);
+				       name, vhdx->io.path, (unsigned long long)r->offset, r->length);
 			goto out;
 		}
 		if (r->offset > vhdx->data_end || r->length > vhdx->data_end - r->offset) {
@@ -434,25 +379,25 @@ static int read_regions(struct vhdx *vhdx, struct error *err)
 				err, EINVAL,
 				"region %s of '%s' (offset %llu, %u bytes) runs past the end "
 				"of the file (%llu bytes)",
-				name, vhdx->path, (unsigned long long)r->offset, r->length,
+				name, vhdx->io.path, (unsigned long long)r->offset, r->length,
 				(unsigned long long)vhdx->data_end);
 			goto out;
 		}
-		if (ranges_overlap(r->offset, r->length, vhdx->header.log_offset,
+		if (vhd_ranges_overlap(r->offset, r->length, vhdx->header.log_offset,
 				   vhdx->header.log_length)) {
 			rc = error_set(err, EINVAL, "region %s of '%s' overlaps the log", name,
-				       vhdx->path);
+				       vhdx->io.path);
 			goto out;
 		}
 		for (uint32_t j = 0; j < i; j++) {
 			char other[39];
 
-			if (!ranges_overlap(r->offset, r->length, vhdx->regions[j].offset,
+			if (!vhd_ranges_overlap(r->offset, r->length, vhdx->regions[j].offset,
 					    vhdx->regions[j].length))
 				continue;
 			vhdx_guid_format(vhdx->regions[j].guid, other);
 			rc = error_set(err, EINVAL, "regions %s and %s of '%s' overlap", other,
-				       name, vhdx->path);
+				       name, vhdx->io.path);
 			goto out;
 		}
 		if (memcmp(r->guid, bat_guid, 16) == 0) {
@@ -466,15 +411,15 @@ static int read_regions(struct vhdx *vhdx, struct error *err)
 		} else if (r->required) {
 			rc = error_set(err, EINVAL,
 				       "'%s' has a required region %s that impexfs does not know",
-				       vhdx->path, name);
+				       vhdx->io.path, name);
 			goto out;
 		}
 	}
 	if (!have_bat || vhdx->bat_length == 0)
-		rc = error_set(err, EINVAL, "'%s' has no BAT region", vhdx->path);
-	else if (!have_metadata || vhdx->metadata_length < METADATA_TABLE)
+		rc = error_set(err, EINVAL, "'%s' has no BAT region", vhdx->io.path);
+	else if (!have_metadata || vhdx->metadata_length < VHDX_METADATA_TABLE_SIZE)
 		rc = error_set(err, EINVAL, "'%s' has no metadata region (or one under 64 KiB)",
-			       vhdx->path);
+			       vhdx->io.path);
 out:
 	free(raw[0]);
 	free(raw[1]);
@@ -495,7 +440,7 @@ static int read_item(struct vhdx *vhdx, const struct item_place *place, enum ite
 	if (place->length < items[which].min_length)
 		return error_set(err, EINVAL,
 				 "the %s metadata item of '%s' is %u bytes, too short (%u needed)",
-				 items[which].name, vhdx->path, place->length,
+				 items[which].name, vhdx->io.path, place->length,
 				 items[which].min_length);
 	return vhdx_pread(vhdx, buf, items[which].min_length, vhdx->metadata_offset + place->offset,
 			  err);
@@ -522,15 +467,15 @@ static int locator_string(struct vhdx *vhdx, const uint8_t *item, uint32_t item_
 		return error_set(err, EINVAL,
 				 "the %s of parent locator entry %zu of '%s' (offset %u, %u bytes) "
 				 "lies outside the locator (%u bytes) or is empty or odd",
-				 what, i, vhdx->path, offset, length, item_len);
+				 what, i, vhdx->io.path, offset, length, item_len);
 	if (has_nul_unit(item + offset, length))
 		return error_set(err, EINVAL,
 				 "the %s of parent locator entry %zu of '%s' holds a NUL character",
-				 what, i, vhdx->path);
+				 what, i, vhdx->io.path);
 	rc = utf16_decode_alloc(item + offset, length, UTF16_LE, out, &n, err);
 	if (rc < 0)
 		return error_prefix(err, "the %s of parent locator entry %zu of '%s'", what, i,
-				    vhdx->path);
+				    vhdx->io.path);
 	return 0;
 }
 
@@ -544,21 +489,21 @@ static int read_locator(struct vhdx *vhdx, const struct item_place *place, struc
 
 	if (len < LOCATOR_HEADER_SIZE)
 		return error_set(err, EINVAL, "the parent locator of '%s' is %u bytes, too short",
-				 vhdx->path, len);
+				 vhdx->io.path, len);
 	item = malloc(len);
 	if (!item)
 		return error_set(err, ENOMEM, "out of memory");
 	rc = vhdx_pread(vhdx, item, len, vhdx->metadata_offset + place->offset, err);
 	if (rc < 0)
 		goto out;
-	guid_of(VHDX_GUID_LOCATOR_VHDX, type);
+	vhdx_guid_constant(VHDX_GUID_LOCATOR_VHDX, type);
 	if (memcmp(item, type, 16) != 0) {
 		char name[39];
 
 		vhdx_guid_format(item, name);
 		rc = error_set(err, EINVAL,
 			       "the parent locator of '%s' is of type %s, not a VHDX locator",
-			       vhdx->path, name);
+			       vhdx->io.path, name);
 		goto out;
 	}
 	count = le16_load(item + 18);
@@ -567,7 +512,7 @@ static int read_locator(struct vhdx *vhdx, const struct item_place *place, struc
 		rc = error_set(err, EINVAL,
 			       "the parent locator of '%s' declares %u entries, more than its %u "
 			       "bytes hold (or than %u)",
-			       vhdx->path, count, len, VHDX_MAX_LOCATOR_ENTRIES);
+			       vhdx->io.path, count, len, VHDX_MAX_LOCATOR_ENTRIES);
 		goto out;
 	}
 	vhdx->locator = calloc(count ? count : 1, sizeof(*vhdx->locator));
@@ -594,7 +539,7 @@ static int read_locator(struct vhdx *vhdx, const struct item_place *place, struc
 			if (strcmp(vhdx->locator[j].key, key) == 0) {
 				rc = error_set(err, EINVAL,
 					       "the parent locator of '%s' has key '%s' twice",
-					       vhdx->path, key);
+					       vhdx->io.path, key);
 				goto out;
 			}
 	}
@@ -608,7 +553,7 @@ static int read_locator(struct vhdx *vhdx, const struct item_place *place, struc
 				rc = error_set(err, EINVAL,
 					       "the parent locator of '%s' has %s '%s', not a GUID "
 					       "in braces",
-					       vhdx->path, l->key, l->value);
+					       vhdx->io.path, l->key, l->value);
 				goto out;
 			}
 		} else if (strcmp(l->key, VHDX_KEY_RELATIVE_PATH) == 0 ||
@@ -619,12 +564,12 @@ static int read_locator(struct vhdx *vhdx, const struct item_place *place, struc
 	}
 	if (!vhdx_locator_get(vhdx, VHDX_KEY_PARENT_LINKAGE))
 		rc = error_set(err, EINVAL, "the parent locator of '%s' has no parent_linkage",
-			       vhdx->path);
+			       vhdx->io.path);
 	else if (!has_path)
 		rc = error_set(err, EINVAL,
 			       "the parent locator of '%s' has no relative_path, volume_path or "
 			       "absolute_win32_path",
-			       vhdx->path);
+			       vhdx->io.path);
 out:
 	free(item);
 	return rc;
@@ -640,17 +585,17 @@ static int read_metadata(struct vhdx *vhdx, struct error *err)
 
 	memset(place, 0, sizeof(place));
 	for (int k = 0; k < ITEM_COUNT; k++)
-		guid_of(items[k].guid, known[k]);
-	table = malloc(METADATA_TABLE);
+		vhdx_guid_constant(items[k].guid, known[k]);
+	table = malloc(VHDX_METADATA_TABLE_SIZE);
 	if (!table)
 		return error_set(err, ENOMEM, "out of memory");
-	rc = vhdx_pread(vhdx, table, METADATA_TABLE, vhdx->metadata_offset, err);
+	rc = vhdx_pread(vhdx, table, VHDX_METADATA_TABLE_SIZE, vhdx->metadata_offset, err);
 	if (rc < 0)
 		goto out;
 	if (memcmp(table, "metadata", 8) != 0) {
 		rc = error_set(err, EINVAL,
 			       "the metadata region of '%s' has no 'metadata' signature",
-			       vhdx->path);
+			       vhdx->io.path);
 		goto out;
 	}
 	count = le16_load(table + 10);
@@ -658,7 +603,7 @@ static int read_metadata(struct vhdx *vhdx, struct error *err)
 		rc = error_set(err, EINVAL,
 			       "the metadata table of '%s' declares %u entries, more than the 2047 "
 			       "allowed",
-			       vhdx->path, count);
+			       vhdx->io.path, count);
 		goto out;
 	}
 	for (uint32_t i = 0; i < count; i++) {
@@ -672,51 +617,51 @@ static int read_metadata(struct vhdx *vhdx, struct error *err)
 			const uint8_t *o = table + 32 + (size_t)j * METADATA_ENTRY_SIZE;
 
 			if (memcmp(o, e, 16) == 0 &&
-			    ((le32_load(o + 24) ^ flags) & METADATA_FLAG_USER) == 0) {
+			    ((le32_load(o + 24) ^ flags) & VHDX_METADATA_IS_USER) == 0) {
 				rc = error_set(err, EINVAL,
 					       "the metadata table of '%s' lists item %s twice",
-					       vhdx->path, name);
+					       vhdx->io.path, name);
 				goto out;
 			}
 			if (length && le32_load(o + 20) &&
-			    ranges_overlap(offset, length, le32_load(o + 16), le32_load(o + 20))) {
+			    vhd_ranges_overlap(offset, length, le32_load(o + 16), le32_load(o + 20))) {
 				rc = error_set(err, EINVAL,
 					       "metadata items %u and %u of '%s' overlap", j, i,
-					       vhdx->path);
+					       vhdx->io.path);
 				goto out;
 			}
 		}
 		if (length > METADATA_MAX_ITEM) {
 			rc = error_set(err, EINVAL,
 				       "metadata item %s of '%s' is %u bytes, more than 1 MiB",
-				       name, vhdx->path, length);
+				       name, vhdx->io.path, length);
 			goto out;
 		}
 		if (length == 0 && offset != 0) {
 			rc = error_set(err, EINVAL,
 				       "metadata item %s of '%s' is empty but has offset %u", name,
-				       vhdx->path, offset);
+				       vhdx->io.path, offset);
 			goto out;
 		}
-		if (length && (offset < METADATA_TABLE || offset > vhdx->metadata_length ||
+		if (length && (offset < VHDX_METADATA_TABLE_SIZE || offset > vhdx->metadata_length ||
 			       length > vhdx->metadata_length - offset)) {
 			rc = error_set(
 				err, EINVAL,
 				"metadata item %s of '%s' (offset %u, %u bytes) lies outside "
 				"the metadata region (%u bytes) or over its table",
-				name, vhdx->path, offset, length, vhdx->metadata_length);
+				name, vhdx->io.path, offset, length, vhdx->metadata_length);
 			goto out;
 		}
-		if (!(flags & METADATA_FLAG_USER))
+		if (!(flags & VHDX_METADATA_IS_USER))
 			for (int k = 0; k < ITEM_COUNT; k++)
 				if (memcmp(e, known[k], 16) == 0)
 					which = k;
 		if (which < 0) {
-			if (flags & METADATA_FLAG_REQUIRED) {
+			if (flags & VHDX_METADATA_IS_REQUIRED) {
 				rc = error_set(err, EINVAL,
 					       "'%s' has a required metadata item %s that impexfs "
 					       "does not know",
-					       vhdx->path, name);
+					       vhdx->io.path, name);
 				goto out;
 			}
 			continue;
@@ -725,7 +670,7 @@ static int read_metadata(struct vhdx *vhdx, struct error *err)
 	}
 	for (int k = 0; k < ITEM_COUNT; k++)
 		if (k != ITEM_LOCATOR && !place[k].present) {
-			rc = error_set(err, EINVAL, "'%s' has no %s metadata item", vhdx->path,
+			rc = error_set(err, EINVAL, "'%s' has no %s metadata item", vhdx->io.path,
 				       items[k].name);
 			goto out;
 		}
@@ -750,42 +695,42 @@ static int read_metadata(struct vhdx *vhdx, struct error *err)
 		goto out;
 	vhdx->physical = le32_load(buf);
 
-	if (!is_power_of_two(vhdx->block_size) || vhdx->block_size < VHDX_MIN_BLOCK ||
+	if (!vhd_is_power_of_two(vhdx->block_size) || vhdx->block_size < VHDX_MIN_BLOCK ||
 	    vhdx->block_size > VHDX_MAX_BLOCK) {
 		rc = error_set(err, EINVAL,
 			       "'%s' has a block size of %u bytes; want a power of two from 1 MiB "
 			       "to 256 MiB",
-			       vhdx->path, vhdx->block_size);
+			       vhdx->io.path, vhdx->block_size);
 		goto out;
 	}
 	if (vhdx->logical != 512 && vhdx->logical != 4096) {
 		rc = error_set(err, EINVAL,
 			       "'%s' has a logical sector size of %u bytes; want 512 or 4096",
-			       vhdx->path, vhdx->logical);
+			       vhdx->io.path, vhdx->logical);
 		goto out;
 	}
 	if (vhdx->physical != 512 && vhdx->physical != 4096) {
 		rc = error_set(err, EINVAL,
 			       "'%s' has a physical sector size of %u bytes; want 512 or 4096",
-			       vhdx->path, vhdx->physical);
+			       vhdx->io.path, vhdx->physical);
 		goto out;
 	}
 	if (vhdx->size == 0 || vhdx->size % vhdx->logical || vhdx->size > VHDX_MAX_SIZE) {
 		rc = error_set(err, EINVAL,
 			       "'%s' has a disk size of %llu bytes; want whole %u-byte sectors, "
 			       "at most 64 TiB",
-			       vhdx->path, (unsigned long long)vhdx->size, vhdx->logical);
+			       vhdx->io.path, (unsigned long long)vhdx->size, vhdx->logical);
 		goto out;
 	}
 	if (vhdx->has_parent && !place[ITEM_LOCATOR].present) {
 		rc = error_set(err, EINVAL, "'%s' has a parent (HasParent) but no parent locator",
-			       vhdx->path);
+			       vhdx->io.path);
 		goto out;
 	}
 	if (!vhdx->has_parent && place[ITEM_LOCATOR].present) {
 		rc = error_set(err, EINVAL,
 			       "'%s' has a parent locator but no parent (HasParent is clear)",
-			       vhdx->path);
+			       vhdx->io.path);
 		goto out;
 	}
 	if (vhdx->has_parent) {
@@ -799,17 +744,6 @@ out:
 }
 
 /* ---- the BAT ---- */
-
-/* The BAT entry index of payload block @block, and of chunk @chunk's sector bitmap. */
-static uint64_t payload_index(const struct vhdx *vhdx, uint64_t block)
-{
-	return block + block / vhdx->chunk_ratio;
-}
-
-static uint64_t bitmap_index(const struct vhdx *vhdx, uint64_t chunk)
-{
-	return chunk * (vhdx->chunk_ratio + 1ull) + vhdx->chunk_ratio;
-}
 
 /* Bytes of payload block @block that hold disk data (the last block may be partial). */
 static uint64_t block_data_bytes(const struct vhdx *vhdx, uint64_t block)
@@ -837,15 +771,15 @@ static const char *fixed_overlap(const struct vhdx *vhdx, uint64_t offset, uint6
 {
 	uint8_t bat[16], metadata[16];
 
-	if (ranges_overlap(offset, len, vhdx->header.log_offset, vhdx->header.log_length))
+	if (vhd_ranges_overlap(offset, len, vhdx->header.log_offset, vhdx->header.log_length))
 		return "the log";
-	guid_of(VHDX_GUID_BAT, bat);
-	guid_of(VHDX_GUID_METADATA, metadata);
+	vhdx_guid_constant(VHDX_GUID_BAT, bat);
+	vhdx_guid_constant(VHDX_GUID_METADATA, metadata);
 	for (uint32_t i = 0; i < vhdx->region_count; i++) {
 		const struct region *r = &vhdx->regions[i];
 		char name[39];
 
-		if (!ranges_overlap(offset, len, r->offset, r->length))
+		if (!vhd_ranges_overlap(offset, len, r->offset, r->length))
 			continue;
 		if (memcmp(r->guid, bat, 16) == 0)
 			return "the BAT";
@@ -868,19 +802,19 @@ static int space_claim(struct vhdx *vhdx, struct space *s, const char *what, uin
 	if (offset < VHDX_HEADER_AREA)
 		return error_set(err, EINVAL,
 				 "%s of '%s' lies in the header section (file offset %llu)", what,
-				 vhdx->path, (unsigned long long)offset);
+				 vhdx->io.path, (unsigned long long)offset);
 	if (offset > vhdx->data_end || len > vhdx->data_end - offset)
 		return error_set(err, EINVAL,
 				 "%s of '%s' points past the end of the file (byte %llu, the file "
 				 "has %llu)",
-				 what, vhdx->path, (unsigned long long)(offset + len),
+				 what, vhdx->io.path, (unsigned long long)(offset + len),
 				 (unsigned long long)vhdx->data_end);
 	for (uint64_t u = offset / VHDX_MIB; u < (offset + len + VHDX_MIB - 1) / VHDX_MIB; u++) {
 		if (!(s->used[u / 8] & (1u << (u % 8))))
 			continue;
 		other = fixed_overlap(vhdx, offset, len, buf, sizeof(buf));
 		return error_set(err, EINVAL, "%s of '%s' (file offset %llu) overlaps %s", what,
-				 vhdx->path, (unsigned long long)offset,
+				 vhdx->io.path, (unsigned long long)offset,
 				 other ? other : "another block");
 	}
 	space_mark(s, offset, len);
@@ -893,31 +827,31 @@ static int check_entry(struct vhdx *vhdx, struct space *s, uint64_t index, uint6
 {
 	uint64_t chunk = index / (vhdx->chunk_ratio + 1ull);
 	uint64_t in_chunk = index % (vhdx->chunk_ratio + 1ull);
-	unsigned state = entry & BAT_STATE_MASK;
-	uint64_t offset = (entry >> BAT_OFFSET_SHIFT) << BAT_OFFSET_SHIFT;
+	unsigned state = entry & VHDX_BAT_STATE_MASK;
+	uint64_t offset = (entry >> VHDX_BAT_OFFSET_SHIFT) << VHDX_BAT_OFFSET_SHIFT;
 	bool diff = vhdx->has_parent;
 	char what[96];
 
 	if (entry & BAT_RESERVED_MASK)
 		return error_set(err, EINVAL,
 				 "the BAT entry %llu of '%s' has reserved bits set (0x%016llx)",
-				 (unsigned long long)index, vhdx->path, (unsigned long long)entry);
+				 (unsigned long long)index, vhdx->io.path, (unsigned long long)entry);
 	if (in_chunk == vhdx->chunk_ratio) {
 		snprintf(what, sizeof(what), "the sector bitmap block of chunk %llu",
 			 (unsigned long long)chunk);
 		if (state != VHDX_BITMAP_NOT_PRESENT && state != VHDX_BITMAP_PRESENT)
 			return error_set(err, EINVAL, "%s of '%s' has the unknown state %u", what,
-					 vhdx->path, state);
+					 vhdx->io.path, state);
 		if (state == VHDX_BITMAP_PRESENT && !diff)
 			return error_set(err, EINVAL,
 					 "%s of '%s' is present, but the disk has no parent", what,
-					 vhdx->path);
+					 vhdx->io.path);
 		if (*partial_block >= 0 && state != VHDX_BITMAP_PRESENT)
 			return error_set(
 				err, EINVAL,
 				"block %lld of '%s' is partially present, but its chunk has "
 				"no sector bitmap block",
-				(long long)*partial_block, vhdx->path);
+				(long long)*partial_block, vhdx->io.path);
 		*partial_block = -1;
 		if (state == VHDX_BITMAP_PRESENT)
 			return space_claim(vhdx, s, what, offset, VHDX_BITMAP_BLOCK, err);
@@ -941,7 +875,7 @@ static int check_entry(struct vhdx *vhdx, struct space *s, uint64_t index, uint6
 					err, EINVAL,
 					"%s of '%s' is partially present, but the disk has "
 					"no parent",
-					what, vhdx->path);
+					what, vhdx->io.path);
 			if (*partial_block < 0)
 				*partial_block = (int64_t)block;
 			/* fall through */
@@ -950,7 +884,7 @@ static int check_entry(struct vhdx *vhdx, struct space *s, uint64_t index, uint6
 					   err);
 		default:
 			return error_set(err, EINVAL, "%s of '%s' has the reserved state %u", what,
-					 vhdx->path, state);
+					 vhdx->io.path, state);
 		}
 	}
 }
@@ -976,7 +910,7 @@ static int check_bat(struct vhdx *vhdx, struct error *err)
 		return error_set(err, EINVAL,
 				 "the BAT of '%s' is %u bytes, too small for the %llu entries of a "
 				 "disk of %llu bytes in %u-byte blocks",
-				 vhdx->path, vhdx->bat_length,
+				 vhdx->io.path, vhdx->bat_length,
 				 (unsigned long long)vhdx->bat_entries,
 				 (unsigned long long)vhdx->size, vhdx->block_size);
 
@@ -984,7 +918,7 @@ static int check_bat(struct vhdx *vhdx, struct error *err)
 	s.used = calloc((size_t)((s.units + 7) / 8) + 1, 1);
 	page = malloc((size_t)BAT_SCAN_ENTRIES * 8);
 	if (!s.used || !page) {
-		rc = error_set(err, ENOMEM, "out of memory to check the BAT of '%s'", vhdx->path);
+		rc = error_set(err, ENOMEM, "out of memory to check the BAT of '%s'", vhdx->io.path);
 		goto out;
 	}
 	space_mark(&s, 0, VHDX_HEADER_AREA);
@@ -1022,11 +956,11 @@ static int init_caches(struct vhdx *vhdx, struct error *err)
 	uint64_t pages = (vhdx->bat_entries + BAT_PAGE_ENTRIES - 1) / BAT_PAGE_ENTRIES;
 
 	if (vhd_cache_init(&vhdx->pages, VHDX_BAT_CACHE_BYTES, BAT_PAGE_ENTRIES * 8, pages) < 0)
-		return error_set(err, ENOMEM, "out of memory for the BAT of '%s'", vhdx->path);
+		return error_set(err, ENOMEM, "out of memory for the BAT of '%s'", vhdx->io.path);
 	vhdx->bitmap_bytes = vhdx->sectors_per_block / 8;
 	if (vhd_cache_init(&vhdx->bitmaps, VHDX_BITMAP_CACHE_BYTES, vhdx->bitmap_bytes,
 			   vhdx->has_parent ? vhdx->block_count : 0) < 0)
-		return error_set(err, ENOMEM, "out of memory for the bitmaps of '%s'", vhdx->path);
+		return error_set(err, ENOMEM, "out of memory for the bitmaps of '%s'", vhdx->io.path);
 	return 0;
 }
 
@@ -1044,49 +978,27 @@ int vhdx_open(struct vhdx **out, const char *path, int flags, struct error *err)
 	vhdx = calloc(1, sizeof(*vhdx));
 	if (!vhdx)
 		return error_set(err, ENOMEM, "out of memory");
-	vhdx->fd = -1;
-	vhdx->path = strdup(path);
-	if (!vhdx->path) {
-		rc = error_set(err, ENOMEM, "out of memory");
+	vhdx->io.fd = -1;
+	rc = vhd_io_open(&vhdx->io, path, flags & VHDX_OPEN_WRITE, !(flags & VHDX_OPEN_WRITE), err);
+	if (rc < 0)
 		goto fail;
-	}
-	vhdx->writable = flags & VHDX_OPEN_WRITE;
-	vhdx->fd = fsutil_open_source(path, vhdx->writable);
-	if (vhdx->fd < 0) {
-		rc = error_errno(err, -vhdx->fd, "cannot open", path);
-		goto fail;
-	}
-	if (fstat(vhdx->fd, &vhdx->st) < 0) {
-		rc = error_errno(err, errno, "cannot stat", path);
-		goto fail;
-	}
-	if (!S_ISREG(vhdx->st.st_mode) && (vhdx->writable || !S_ISBLK(vhdx->st.st_mode))) {
-		rc = error_set(err, EINVAL, "'%s' is not a regular file", path);
-		goto fail;
-	}
-	vhdx->file_size = (uint64_t)vhdx->st.st_size;
-	if (S_ISBLK(vhdx->st.st_mode)) {
-		off_t end = lseek(vhdx->fd, 0, SEEK_END);
-
-		vhdx->file_size = end > 0 ? (uint64_t)end : 0;
-	}
-	vhdx->data_end = vhdx->file_size;
-	if (vhdx->file_size < 8 || vhdx_pread(vhdx, id, sizeof(id), 0, NULL) < 0 ||
+	vhdx->data_end = vhdx->io.size;
+	if (vhdx->io.size < 8 || vhdx_pread(vhdx, id, sizeof(id), 0, NULL) < 0 ||
 	    memcmp(id, FILE_ID_SIGNATURE, 8) != 0) {
 		rc = error_set(err, EINVAL, "'%s' is not a VHDX file (no '%s' signature)", path,
 			       FILE_ID_SIGNATURE);
 		goto fail;
 	}
-	if (vhdx->file_size < VHDX_HEADER_AREA) {
+	if (vhdx->io.size < VHDX_HEADER_AREA) {
 		rc = error_set(err, EINVAL,
 			       "'%s' is %llu bytes, shorter than the 1 MiB header section of a "
 			       "VHDX (truncated?)",
-			       path, (unsigned long long)vhdx->file_size);
+			       path, (unsigned long long)vhdx->io.size);
 		goto fail;
 	}
-	if (vhdx->file_size > VHDX_MAX_FILE_SIZE) {
+	if (vhdx->io.size > VHDX_MAX_FILE_SIZE) {
 		rc = error_set(err, EINVAL, "'%s' is %llu bytes, more than any VHDX needs", path,
-			       (unsigned long long)vhdx->file_size);
+			       (unsigned long long)vhdx->io.size);
 		goto fail;
 	}
 	rc = read_headers(vhdx, err);
@@ -1102,7 +1014,7 @@ int vhdx_open(struct vhdx **out, const char *path, int flags, struct error *err)
 		rc = check_bat(vhdx, err);
 	if (rc == 0)
 		rc = init_caches(vhdx, err);
-	if (rc == 0 && vhdx->writable)
+	if (rc == 0 && vhdx->io.writable)
 		rc = vhdx_write_prepare(vhdx, err);
 	if (rc < 0)
 		goto fail;
@@ -1117,10 +1029,9 @@ void vhdx_close(struct vhdx *vhdx)
 {
 	if (!vhdx)
 		return;
-	if (vhdx->writable)
+	if (vhdx->io.writable)
 		vhdx_write_release(vhdx);
-	if (vhdx->fd >= 0)
-		close(vhdx->fd);
+	vhd_io_close(&vhdx->io);
 	for (size_t i = 0; i < vhdx->locator_count; i++) {
 		free((char *)vhdx->locator[i].key);
 		free((char *)vhdx->locator[i].value);
@@ -1130,7 +1041,6 @@ void vhdx_close(struct vhdx *vhdx)
 	vhdx_overlay_free(vhdx->overlay);
 	vhd_cache_release(&vhdx->pages);
 	vhd_cache_release(&vhdx->bitmaps);
-	free(vhdx->path);
 	free(vhdx);
 }
 
@@ -1138,12 +1048,12 @@ void vhdx_close(struct vhdx *vhdx)
 
 const char *vhdx_path(const struct vhdx *vhdx)
 {
-	return vhdx->path;
+	return vhdx->io.path;
 }
 
 int vhdx_fd(const struct vhdx *vhdx)
 {
-	return vhdx->fd;
+	return vhdx->io.fd;
 }
 
 enum vhd_type vhdx_disk_type(const struct vhdx *vhdx)
@@ -1232,7 +1142,7 @@ bool vhdx_log_replayed(const struct vhdx *vhdx, uint64_t *head_sequence)
 
 uint64_t vhdx_file_size(const struct vhdx *vhdx)
 {
-	return vhdx->file_size;
+	return vhdx->io.size;
 }
 
 uint64_t vhdx_replayed_file_size(const struct vhdx *vhdx)
@@ -1248,13 +1158,13 @@ void vhdx_metadata_region(const struct vhdx *vhdx, uint64_t *offset, uint32_t *l
 
 struct timespec vhdx_file_mtime(const struct vhdx *vhdx)
 {
-	return vhdx->st.st_mtim;
+	return vhdx->io.st.st_mtim;
 }
 
 void vhdx_file_id(const struct vhdx *vhdx, dev_t *dev, ino_t *ino)
 {
-	*dev = vhdx->st.st_dev;
-	*ino = vhdx->st.st_ino;
+	*dev = vhdx->io.st.st_dev;
+	*ino = vhdx->io.st.st_ino;
 }
 
 size_t vhdx_locator_count(const struct vhdx *vhdx)
@@ -1329,12 +1239,12 @@ int vhdx_block_state(struct vhdx *vhdx, uint64_t block, int *state, uint64_t *of
 
 	if (block >= vhdx->block_count)
 		return error_set(err, EINVAL, "block %llu is outside '%s'",
-				 (unsigned long long)block, vhdx->path);
-	rc = vhdx_bat_get(vhdx, payload_index(vhdx, block), &entry, err);
+				 (unsigned long long)block, vhdx->io.path);
+	rc = vhdx_bat_get(vhdx, vhdx_payload_entry(vhdx, block), &entry, err);
 	if (rc < 0)
 		return rc;
-	*state = (int)(entry & BAT_STATE_MASK);
-	*offset = (entry >> BAT_OFFSET_SHIFT) << BAT_OFFSET_SHIFT;
+	*state = (int)(entry & VHDX_BAT_STATE_MASK);
+	*offset = (entry >> VHDX_BAT_OFFSET_SHIFT) << VHDX_BAT_OFFSET_SHIFT;
 	return 0;
 }
 
@@ -1362,14 +1272,14 @@ static int fill_bitmap(void *ctx, uint64_t block, void *bitmap, struct error *er
 {
 	struct vhdx *vhdx = ctx;
 	uint64_t entry, at;
-	int rc = vhdx_bat_get(vhdx, bitmap_index(vhdx, block / vhdx->chunk_ratio), &entry, err);
+	int rc = vhdx_bat_get(vhdx, vhdx_bitmap_entry(vhdx, block / vhdx->chunk_ratio), &entry, err);
 
 	if (rc < 0)
 		return rc;
-	if ((entry & BAT_STATE_MASK) != VHDX_BITMAP_PRESENT)
+	if ((entry & VHDX_BAT_STATE_MASK) != VHDX_BITMAP_PRESENT)
 		return error_set(err, EIO, "the sector bitmap of block %llu of '%s' is gone",
-				 (unsigned long long)block, vhdx->path);
-	at = ((entry >> BAT_OFFSET_SHIFT) << BAT_OFFSET_SHIFT) +
+				 (unsigned long long)block, vhdx->io.path);
+	at = ((entry >> VHDX_BAT_OFFSET_SHIFT) << VHDX_BAT_OFFSET_SHIFT) +
 	     (block % vhdx->chunk_ratio) * (uint64_t)vhdx->bitmap_bytes;
 	return vhdx_pread(vhdx, bitmap, vhdx->bitmap_bytes, at, err);
 }
@@ -1384,17 +1294,17 @@ int vhdx_map(struct vhdx *vhdx, uint64_t sector, uint64_t count, struct vhd_exte
 
 	if (sector >= total || count == 0)
 		return error_set(err, EINVAL, "sector %llu is outside '%s'",
-				 (unsigned long long)sector, vhdx->path);
+				 (unsigned long long)sector, vhdx->io.path);
 	if (count > total - sector)
 		count = total - sector;
 	block = sector / spb;
 	in_block = (uint32_t)(sector % spb);
 	run = spb - in_block;
-	rc = vhdx_bat_get(vhdx, payload_index(vhdx, block), &entry, err);
+	rc = vhdx_bat_get(vhdx, vhdx_payload_entry(vhdx, block), &entry, err);
 	if (rc < 0)
 		return rc;
-	how = block_reading(vhdx, entry & BAT_STATE_MASK);
-	offset = (entry >> BAT_OFFSET_SHIFT) << BAT_OFFSET_SHIFT;
+	how = block_reading(vhdx, entry & VHDX_BAT_STATE_MASK);
+	offset = (entry >> VHDX_BAT_OFFSET_SHIFT) << VHDX_BAT_OFFSET_SHIFT;
 	ext->file_offset = offset + (uint64_t)in_block * vhdx->logical;
 	if (how == READ_BITMAP) {
 		const uint8_t *bitmap;
@@ -1417,13 +1327,13 @@ int vhdx_map(struct vhdx *vhdx, uint64_t sector, uint64_t count, struct vhd_exte
 	while (run < count && block + 1 < vhdx->block_count) {
 		uint64_t next;
 
-		rc = vhdx_bat_get(vhdx, payload_index(vhdx, block + 1), &next, err);
+		rc = vhdx_bat_get(vhdx, vhdx_payload_entry(vhdx, block + 1), &next, err);
 		if (rc < 0)
 			return rc;
-		if (block_reading(vhdx, next & BAT_STATE_MASK) != how)
+		if (block_reading(vhdx, next & VHDX_BAT_STATE_MASK) != how)
 			break;
 		if (how == READ_HERE) {
-			uint64_t next_offset = (next >> BAT_OFFSET_SHIFT) << BAT_OFFSET_SHIFT;
+			uint64_t next_offset = (next >> VHDX_BAT_OFFSET_SHIFT) << VHDX_BAT_OFFSET_SHIFT;
 
 			if (next_offset != offset + vhdx->block_size)
 				break;
@@ -1436,34 +1346,21 @@ int vhdx_map(struct vhdx *vhdx, uint64_t sector, uint64_t count, struct vhd_exte
 	return 0;
 }
 
+static int map_disk(void *vhdx, uint64_t sector, uint64_t count, struct vhd_extent *ext,
+		    struct error *err)
+{
+	return vhdx_map(vhdx, sector, count, ext, err);
+}
+
+static int pread_disk(void *vhdx, void *buf, size_t len, uint64_t offset, struct error *err)
+{
+	return vhdx_pread(vhdx, buf, len, offset, err);
+}
+
 int vhdx_read(struct vhdx *vhdx, void *buf, size_t len, uint64_t offset, struct error *err)
 {
-	uint8_t *out = buf;
-	uint64_t sector, end;
+	static const struct vhd_io_format format = {map_disk, pread_disk};
 
-	if (offset % vhdx->logical || len % vhdx->logical || offset > vhdx->size ||
-	    len > vhdx->size - offset)
-		return error_set(err, EINVAL, "read of %zu bytes at %llu is outside '%s'", len,
-				 (unsigned long long)offset, vhdx->path);
-	sector = offset / vhdx->logical;
-	end = sector + len / vhdx->logical;
-	while (sector < end) {
-		struct vhd_extent ext;
-		size_t bytes;
-		int rc = vhdx_map(vhdx, sector, end - sector, &ext, err);
-
-		if (rc < 0)
-			return rc;
-		bytes = (size_t)ext.sectors * vhdx->logical;
-		if (ext.kind == VHD_EXTENT_DATA) {
-			rc = vhdx_pread(vhdx, out, bytes, ext.file_offset, err);
-			if (rc < 0)
-				return rc;
-		} else {
-			memset(out, 0, bytes);
-		}
-		out += bytes;
-		sector += ext.sectors;
-	}
-	return 0;
+	return vhd_io_read_disk(&vhdx->io, &format, vhdx, vhdx->size, vhdx->logical, buf, len,
+				offset, err);
 }

@@ -10,6 +10,7 @@
 #define IMPEX_VHDX_INTERNAL_H
 
 #include "vhd_cache.h"
+#include "vhd_io.h"
 #include "vhdx.h"
 #include "vhdx_log.h"
 
@@ -17,32 +18,17 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-/* Region, metadata item and locator type GUIDs ([MS-VHDX] 2.2.3.2, 2.6.2). */
-#define GUID_BAT	  "{2DC27766-F623-4200-9D64-115E9BFD4A08}"
-#define GUID_METADATA	  "{8B7CA206-4790-4B9A-B8FE-575F050F886E}"
-#define GUID_FILE_PARAMS  "{CAA16737-FA36-4D43-B3B6-33F0AA44E76B}"
-#define GUID_DISK_SIZE	  "{2FA54224-CD1B-4876-B211-5DBED83BF4B8}"
-#define GUID_DISK_ID	  "{BECA12AB-B2E6-4523-93EF-C309E000C746}"
-#define GUID_LOGICAL	  "{8141BF1D-A96F-4709-BA47-F233A8FAAB5F}"
-#define GUID_PHYSICAL	  "{CDA348C7-445D-4471-9CC9-E9885251C556}"
-#define GUID_LOCATOR	  "{A8D35F2D-B30B-454D-ABF7-D3D84834AB0C}"
-#define GUID_LOCATOR_VHDX "{B04AEFB7-D19E-4A81-B789-25B8E9445913}"
-
-#define METADATA_FLAG_USER	   1u
-#define METADATA_FLAG_VIRTUAL_DISK 2u
-#define METADATA_FLAG_REQUIRED	   4u
-#define FILE_PARAM_LEAVE_ALLOC	   1u
-#define FILE_PARAM_HAS_PARENT	   2u
-#define BAT_STATE_MASK		   7u
-#define BAT_RESERVED_MASK	   0xFFFF8ull /* bits 3-19 */
-#define BAT_OFFSET_SHIFT	   20
-
-/* The headers' places ([MS-VHDX] 2.2.2). */
-#define VHDX_HEADER1_AT	 (64u * 1024)
-#define VHDX_HEADER2_AT	 (128u * 1024)
-#define VHDX_REGION1_AT	 (192u * 1024)
-#define VHDX_REGION2_AT	 (256u * 1024)
-#define VHDX_REGION_SIZE (64u * 1024)
+/* The format's sizes and limits that the VHDX modules parse by ([MS-VHDX] 2.2, 2.5, 2.6). */
+#define REGION_MAX_ENTRIES	2047u
+#define REGION_ENTRY_SIZE	32u
+#define METADATA_MAX_ENTRIES	2047u
+#define METADATA_ENTRY_SIZE	32u
+#define METADATA_MAX_ITEM	VHDX_MIB
+#define LOCATOR_HEADER_SIZE	20u
+#define LOCATOR_ENTRY_SIZE	12u
+#define FILE_PARAM_LEAVE_ALLOC	1u
+#define FILE_PARAM_HAS_PARENT	2u
+#define BAT_RESERVED_MASK	0xFFFF8ull /* bits 3-19 */
 
 struct region {
 	uint8_t guid[16];
@@ -52,11 +38,8 @@ struct region {
 };
 
 struct vhdx {
-	char *path;
-	int fd;
-	struct stat st;
-	uint64_t file_size; /* as the file is */
-	uint64_t data_end;  /* as the replayed log leaves it */
+	struct vhd_io io;  /* io.size: the file as it is */
+	uint64_t data_end; /* as the replayed log leaves it */
 	struct vhdx_overlay *overlay;
 	struct vhdx_log_info log_info;
 	struct vhdx_header header;
@@ -95,7 +78,6 @@ struct vhdx {
 	struct vhd_cache bitmaps;
 
 	/* Writing (core/vhdx_write.c); only the one writer touches these. */
-	bool writable;	       /* opened with VHDX_OPEN_WRITE */
 	bool session;	       /* FileWriteGuid renewed since the open */
 	bool data_changed;     /* DataWriteGuid renewed since the open */
 	bool log_open;	       /* the headers name log_guid: entries may need replaying */
