@@ -7,6 +7,12 @@
  * the chain module's business: a differencing disk read alone yields its own
  * sectors and reports the others as VHD_EXTENT_PARENT.
  *
+ * The module's rooms: core/vhd_layout.c (the on-disk structures, and the
+ * small pieces VHDX uses too), core/vhd.c (opening, validating, reading),
+ * core/vhd_create.c (new files), core/vhd_write.c (writing, relocating);
+ * core/vhd_internal.h is what they share. Beneath them, core/vhd_io.h (the
+ * file) and core/vhd_cache.h (the bitmap cache) serve VHDX as well.
+ *
  * Thread safety: reads (vhd_map, vhd_pread, vhd_read, the getters) may run
  * from several threads at once on one struct vhd: what they share is set at
  * open, and the sector bitmap cache has a lock per slot (vhd_cache.h), held
@@ -123,7 +129,7 @@ struct vhd_extent {
 
 struct vhd;
 
-/* ---- the on-disk structures ---- */
+/* ---- the on-disk structures (core/vhd_layout.c) ---- */
 
 /** The one's complement of the byte sum of @raw, the 4 bytes at @checksum_at taken as zero. */
 uint32_t vhd_checksum(const uint8_t *raw, size_t len, size_t checksum_at);
@@ -174,7 +180,26 @@ const char *vhd_format_utc(time_t t, char *buf, size_t cap);
 /** Format a UUID as 36 lower-case characters in the byte order stored. */
 void vhd_uuid_format(const uint8_t uuid[16], char out[37]);
 
-/* ---- small pieces both formats use (VHD and VHDX) ---- */
+/**
+ * Fill @footer for a new disk made by impexfs: creator "win " (so that every
+ * reader takes the size from the footer, not the geometry), host "Wi2k", the
+ * specification's geometry for @size, @uuid and @timestamp (VHD time).
+ * The checksum is computed by vhd_footer_encode.
+ */
+void vhd_footer_init(struct vhd_footer *footer, enum vhd_type type, uint64_t size,
+		     const uint8_t uuid[16], uint32_t timestamp);
+
+/**
+ * Fill @header for a new dynamic or differencing disk: @block_count BAT
+ * entries of @block_size bytes, the table right after the header (offset
+ * 1536), no parent.
+ */
+void vhd_header_init(struct vhd_header *header, uint32_t block_count, uint32_t block_size);
+
+/** Bytes of the BAT for @block_count entries, padded to whole sectors. */
+uint64_t vhd_bat_bytes(uint32_t block_count);
+
+/* ---- small pieces both formats use, VHD and VHDX (core/vhd_layout.c) ---- */
 
 /* One field of an on-disk structure: where it lies in the raw bytes, and
  * which member of the decoded struct holds it. */
@@ -212,26 +237,7 @@ bool vhd_id_is_zero(const uint8_t id[16]);
 /** The value of hexadecimal digit @c (either case), or -1. */
 int vhd_hex_digit(char c);
 
-/**
- * Fill @footer for a new disk made by impexfs: creator "win " (so that every
- * reader takes the size from the footer, not the geometry), host "Wi2k", the
- * specification's geometry for @size, @uuid and @timestamp (VHD time).
- * The checksum is computed by vhd_footer_encode.
- */
-void vhd_footer_init(struct vhd_footer *footer, enum vhd_type type, uint64_t size,
-		     const uint8_t uuid[16], uint32_t timestamp);
-
-/**
- * Fill @header for a new dynamic or differencing disk: @block_count BAT
- * entries of @block_size bytes, the table right after the header (offset
- * 1536), no parent.
- */
-void vhd_header_init(struct vhd_header *header, uint32_t block_count, uint32_t block_size);
-
-/** Bytes of the BAT for @block_count entries, padded to whole sectors. */
-uint64_t vhd_bat_bytes(uint32_t block_count);
-
-/* ---- opening and reading ---- */
+/* ---- opening and reading (core/vhd.c) ---- */
 
 enum vhd_open_flags {
 	VHD_OPEN_READ = 0,
@@ -329,7 +335,7 @@ int vhd_pread(struct vhd *vhd, void *buf, size_t len, uint64_t offset, struct er
  */
 int vhd_read(struct vhd *vhd, void *buf, size_t len, uint64_t offset, struct error *err);
 
-/* ---- relocating a differencing disk ---- */
+/* ---- relocating a differencing disk (core/vhd_write.c) ---- */
 
 /* Bytes to put over a file at @offset. */
 struct vhd_patch {
@@ -356,7 +362,7 @@ int vhd_relocation(const struct vhd *vhd, const char *parent_name, struct vhd_pa
 void vhd_patches_apply(const struct vhd_patch *patches, size_t count, uint8_t *buf, size_t len,
 		       uint64_t offset);
 
-/* ---- creating and writing ---- */
+/* ---- creating (core/vhd_create.c) and writing (core/vhd_write.c) ---- */
 
 struct vhd_create_options {
 	enum vhd_type type;  /* VHD_TYPE_FIXED or VHD_TYPE_DYNAMIC */

@@ -45,8 +45,7 @@ void vhd_io_close(struct vhd_io *io)
 	io->path = NULL;
 }
 
-int vhd_io_pread(const struct vhd_io *io, void *buf, size_t len, uint64_t offset,
-		 struct error *err)
+int vhd_io_pread(const struct vhd_io *io, void *buf, size_t len, uint64_t offset, struct error *err)
 {
 	int rc = fsutil_pread_full(io->fd, buf, len, offset);
 

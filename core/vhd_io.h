@@ -21,11 +21,11 @@
 struct error;
 
 struct vhd_io {
-	char *path;	 /* as given to vhd_io_open; read-only */
-	int fd;		 /* -1 when not open; read-only */
-	struct stat st;	 /* at open; read-only */
-	uint64_t size;	 /* bytes of the file: at open, then as the one writer leaves it */
-	bool writable;	 /* opened for writing; read-only */
+	char *path;	/* as given to vhd_io_open; read-only */
+	int fd;		/* -1 when not open; read-only */
+	struct stat st; /* at open; read-only */
+	uint64_t size;	/* bytes of the file: at open, then as the one writer leaves it */
+	bool writable;	/* opened for writing; read-only */
 };
 
 /**
