@@ -23,6 +23,9 @@
  * vhdx_write and vhdx_flush must not run concurrently with anything else on
  * the same struct vhdx.
  *
+ * Reading: core/vhdx.c, core/vhdx_headers.c, core/vhdx_metadata.c,
+ * core/vhdx_bat.c (vhdx_internal.h says which does what).
+ *
  * Writing (core/vhdx_write.c, core/vhdx_create.c) follows [MS-VHDX]: new
  * files complete before they get their name; changes to the metadata (BAT,
  * sector bitmaps) go through the log, so that the file is a valid VHDX after

@@ -2,9 +2,14 @@
  * vhdx_internal.h - what the VHDX modules share and nothing else sees: the
  * open file (struct vhdx) and the format's constants.
  *
- * core/vhdx.c reads and validates a file; core/vhdx_write.c changes one
- * opened with VHDX_OPEN_WRITE (the log, the headers, the BAT, sector
- * bitmaps); core/vhdx_create.c makes new files. Only these include it.
+ * Reading: core/vhdx.c opens and closes a file (GUIDs, getters, vhdx_pread),
+ * checking it through core/vhdx_headers.c (headers, log, region tables),
+ * core/vhdx_metadata.c (metadata, parent locator) and core/vhdx_bat.c (the
+ * BAT, which also maps and reads sectors through the caches). Changing:
+ * core/vhdx_write.c changes a file opened with VHDX_OPEN_WRITE (the log,
+ * the headers, the BAT, sector bitmaps), core/vhdx_create.c makes new
+ * files, core/vhdx_relocate.c works out relocation patches. Only these
+ * include it.
  */
 #ifndef IMPEX_VHDX_INTERNAL_H
 #define IMPEX_VHDX_INTERNAL_H
@@ -37,6 +42,13 @@ struct region {
 	bool required;
 };
 
+/*
+ * An open VHDX. Every field is set by vhdx_open and then read-only, for any
+ * number of reading threads, but for those the one writer changes
+ * (vhdx_write and vhdx_flush run alone, vhdx.h: the header and its index,
+ * io.size, data_end, overlay, and the fields of writing below), and the
+ * caches, whose slots each have their own lock.
+ */
 struct vhdx {
 	struct vhd_io io;  /* io.size: the file as it is */
 	uint64_t data_end; /* as the replayed log leaves it */
@@ -107,6 +119,25 @@ int vhdx_bat_get(struct vhdx *vhdx, uint64_t index, uint64_t *entry, struct erro
 
 /** Forget every cached BAT page and sector bitmap (after the file changed under them). */
 void vhdx_caches_drop(struct vhdx *vhdx);
+
+/* ---- opening, in this order (core/vhdx.c calls them) ---- */
+
+/**
+ * Read the header section of @vhdx (core/vhdx_headers.c): the current header
+ * chosen and checked, its log replayed in memory if it names one, the region
+ * tables read (BAT and metadata region found). Returns 0 or a negative errno
+ * with a message, as vhdx_open.
+ */
+int vhdx_header_section_read(struct vhdx *vhdx, struct error *err);
+
+/** Read and check the metadata region and the parent locator (core/vhdx_metadata.c). */
+int vhdx_metadata_read(struct vhdx *vhdx, struct error *err);
+
+/** Work out the BAT's geometry and check every entry (core/vhdx_bat.c). */
+int vhdx_bat_check(struct vhdx *vhdx, struct error *err);
+
+/** Set up the BAT page and bitmap caches within their budgets (core/vhdx_bat.c). Returns 0 or -ENOMEM. */
+int vhdx_caches_init(struct vhdx *vhdx, struct error *err);
 
 /** Set up the write state of @vhdx, just opened with VHDX_OPEN_WRITE (vhdx_write.c). */
 int vhdx_write_prepare(struct vhdx *vhdx, struct error *err);
