@@ -335,7 +335,7 @@ static int entry_set(struct vhdx *vhdx, struct batch *b, uint64_t index, uint64_
 		     struct error *err)
 {
 	uint64_t at = vhdx->bat_offset + index * 8;
-	uint8_t *p;
+	uint8_t *p = NULL;
 	int rc = batch_sector(vhdx, b, at / SECTOR * SECTOR, &p, err);
 
 	if (rc == 0)
@@ -353,7 +353,7 @@ static int bits_set(struct vhdx *vhdx, struct batch *b, uint64_t bitmap, uint64_
 	while (bit < end) {
 		uint64_t sector = bitmap + bit / 8 / SECTOR * SECTOR;
 		uint64_t last = ((bit / 8 / SECTOR) + 1) * SECTOR * 8; /* first bit of the next */
-		uint8_t *p;
+		uint8_t *p = NULL;
 		int rc = batch_sector(vhdx, b, sector, &p, err);
 
 		if (rc < 0)

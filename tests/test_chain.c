@@ -193,6 +193,42 @@ static void test_macx_locator(void **state)
 	chain_close(chain);
 }
 
+/* How a level was found is told whole, however long the path it names. */
+static void test_long_how(void **state)
+{
+	char *dir = *state;
+	char disks[PATH_MAX], snaps[PATH_MAX], moved[PATH_MAX], real[PATH_MAX];
+	char name[201], expected[PATH_MAX + 64];
+	struct chain *chain;
+
+	/* Three folders of 200 characters: the parent's path is over 600. */
+	memset(name, 'd', 200);
+	name[200] = '\0';
+	snprintf(disks, sizeof(disks), "%s/%s", dir, name);
+	assert_int_equal(mkdir(disks, 0755), 0);
+	name[0] = 'e';
+	assert_true(strlen(disks) + 201 < sizeof(disks));
+	strcat(strcat(disks, "/"), name);
+	assert_int_equal(mkdir(disks, 0755), 0);
+	name[0] = 'f';
+	assert_true(strlen(disks) + 201 < sizeof(disks));
+	strcat(strcat(disks, "/"), name);
+	assert_int_equal(mkdir(disks, 0755), 0);
+	snprintf(snaps, sizeof(snaps), "%s/snaps", dir);
+	snprintf(moved, sizeof(moved), "%s/deeper/snaps", dir);
+	assert_int_equal(mkdir(snaps, 0755), 0);
+	assert_int_equal(mkdir(support_path(dir, "deeper"), 0755), 0);
+	make_base(support_path(disks, "base.vhd"), 4 * MiB);
+	snapshot(support_path(snaps, "child.vhd"), support_path(disks, "base.vhd"), NULL);
+	assert_int_equal(rename(snaps, moved), 0);
+	assert_non_null(realpath(support_path(disks, "base.vhd"), real));
+	assert_true(strlen(real) > 600);
+	snprintf(expected, sizeof(expected), "absolute locator MacX '%s'", real);
+	chain = open_ok(support_path(moved, "child.vhd"), NULL);
+	assert_string_equal(chain_level_how(chain, 1), expected);
+	chain_close(chain);
+}
+
 static void test_parent_name_without_locators(void **state)
 {
 	char *dir = *state;
@@ -458,6 +494,7 @@ int main(void)
 		T(test_relative_locator_survives_move),
 		T(test_absolute_locator_through_pathmap),
 		T(test_macx_locator),
+		T(test_long_how),
 		T(test_parent_name_without_locators),
 		T(test_case_insensitive_name),
 		T(test_uuid_scan_after_rename),
