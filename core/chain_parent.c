@@ -23,7 +23,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The search for one parent: what was tried and the best failure so far. */
+/* The search for one parent: what was tried and the best failure so far.
+ * One thread's, for one chain_parent_find. */
 struct search {
 	struct chain *chain;
 	const struct chain_options *options;

@@ -11,6 +11,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "impex_config.h"
+#include "pathbuf.h"
 #include "pathmap.h"
 #include "utf16.h"
 
@@ -212,7 +213,7 @@ out:
  */
 static int create_named(const char *path, const struct new_file *f, struct error *err)
 {
-	char tmp[PATH_MAX];
+	struct pathbuf tmp = PATHBUF_INIT;
 	const char *base = strrchr(path, '/');
 	int dir_len = base ? (int)(base - path + 1) : 0;
 	int fd = -1, rc;
@@ -224,33 +225,41 @@ static int create_named(const char *path, const struct new_file *f, struct error
 		uint8_t tag[16];
 
 		uuid_generate_random(tag);
-		if (snprintf(tmp, sizeof(tmp), "%.*s.%.200s.tmp-%02x%02x%02x%02x", dir_len, path,
-			     base, tag[0], tag[1], tag[2], tag[3]) >= (int)sizeof(tmp))
-			return error_set(err, ENAMETOOLONG, "cannot create '%s': %s", path,
-					 strerror(ENAMETOOLONG));
-		fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		/* The name cut to 200 bytes keeps the temporary name within NAME_MAX. */
+		if (pathbuf_setf(&tmp, "%.*s.%.200s.tmp-%02x%02x%02x%02x", dir_len, path, base,
+				 tag[0], tag[1], tag[2], tag[3]) < 0) {
+			rc = error_set(err, ENOMEM, "out of memory");
+			goto out;
+		}
+		fd = open(tmp.buf, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 		if (fd >= 0 || errno != EEXIST || attempt > 16)
 			break;
 	}
-	if (fd < 0)
-		return error_errno(err, errno, "cannot create", path);
+	if (fd < 0) {
+		rc = error_errno(err, errno, "cannot create", path);
+		goto out;
+	}
 	rc = fill(fd, f);
 	if (rc == 0 && fsync(fd) < 0)
 		rc = -errno;
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
-	if (rc == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0)
+	if (rc == 0 && renameat2(AT_FDCWD, tmp.buf, AT_FDCWD, path, RENAME_NOREPLACE) < 0)
 		rc = -errno;
 	if (rc < 0) {
-		unlink(tmp);
+		unlink(tmp.buf);
 		if (rc == -EEXIST)
-			return error_set(err, EEXIST, "'%s' already exists", path);
-		return error_errno(err, -rc, "cannot write", path);
+			rc = error_set(err, EEXIST, "'%s' already exists", path);
+		else
+			rc = error_errno(err, -rc, "cannot write", path);
+		goto out;
 	}
 	rc = fsutil_fsync_parent(path);
 	if (rc < 0)
-		return error_errno(err, -rc, "cannot sync the folder of", path);
-	return 0;
+		rc = error_errno(err, -rc, "cannot sync the folder of", path);
+out:
+	pathbuf_release(&tmp);
+	return rc;
 }
 
 /* ---- fixed and dynamic ---- */

@@ -37,6 +37,8 @@ struct overlay_run {
 	size_t data_at; /* arena offset of the run's first byte, NO_DATA for zeros */
 };
 
+/* Built by one thread (the replay), then sealed: from then on read-only, for
+ * any number of threads (vhdx_overlay_apply). No lock. */
 struct vhdx_overlay {
 	uint64_t file_size;
 	bool sealed;
