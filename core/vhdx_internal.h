@@ -136,7 +136,10 @@ int vhdx_metadata_read(struct vhdx *vhdx, struct error *err);
 /** Work out the BAT's geometry and check every entry (core/vhdx_bat.c). */
 int vhdx_bat_check(struct vhdx *vhdx, struct error *err);
 
-/** Set up the BAT page and bitmap caches within their budgets (core/vhdx_bat.c). Returns 0 or -ENOMEM. */
+/**
+ * Set up the BAT page and bitmap caches within their budgets (core/vhdx_bat.c).
+ * Returns 0 or -ENOMEM with a message.
+ */
 int vhdx_caches_init(struct vhdx *vhdx, struct error *err);
 
 /** Set up the write state of @vhdx, just opened with VHDX_OPEN_WRITE (vhdx_write.c). */
