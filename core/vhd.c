@@ -15,7 +15,7 @@
 #include <string.h>
 
 /* Bitmap cache budget per open differencing disk, its bookkeeping included:
- * 64 KiB, 117 bitmaps of 2 MiB blocks. */
+ * 64 KiB, about 117 bitmaps of 2 MiB blocks. */
 #define BITMAP_CACHE_BYTES (64u * 1024)
 
 /* ---- opening ---- */
