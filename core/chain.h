@@ -15,6 +15,9 @@
  * cycles detected.
  *
  * Thread safety: once open, a chain may be read from several threads.
+ *
+ * core/chain.c opens chains and reads them; core/chain_parent.c finds each
+ * parent (chain_internal.h is what they share).
  */
 #ifndef IMPEX_CHAIN_H
 #define IMPEX_CHAIN_H

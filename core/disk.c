@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Every field set by disk_open, then read-only: the format's handle guards
+ * its own state (vhd.h, vhdx.h). */
 struct disk {
 	enum disk_format format;
 	struct vhd *vhd;

@@ -33,21 +33,14 @@
 #define KiB 1024u
 
 #define FILE_ID_SIZE	  (64 * KiB)
-#define HEADER_SIZE	  (4 * KiB) /* of the 64 KiB each header has */
 #define HEADER_SPACE	  (64 * KiB)
-#define REGION_TABLE_SIZE (64 * KiB)
 #define LOG_OFFSET	  VHDX_HEADER_AREA
 #define LOG_LENGTH	  VHDX_LOG_LENGTH
 #define METADATA_OFFSET	  (LOG_OFFSET + LOG_LENGTH)
 #define METADATA_LENGTH	  VHDX_MIB
-#define METADATA_TABLE	  (64 * KiB)
 #define BAT_OFFSET	  (METADATA_OFFSET + METADATA_LENGTH)
 
 #define CREATOR "impexfs"
-
-/* Metadata entry flags ([MS-VHDX] 2.6.1.2). */
-#define META_IS_VIRTUAL_DISK 2u
-#define META_IS_REQUIRED     4u
 
 #define REGION_ENTRIES	 2
 #define REGION_BYTES	 (16 + REGION_ENTRIES * 32)
@@ -56,13 +49,6 @@
 #define ITEM_BYTES	 (8 + 8 + 16 + 4 + 4)
 #define BAT_ENTRY_BYTES	 8u
 #define BAT_PAGE_BYTES	 4096u
-#define BAT_OFFSET_SHIFT 20
-
-static void guid_of(const char *text, uint8_t raw[16])
-{
-	if (vhdx_guid_parse(text, raw) < 0)
-		abort(); /* the constants of vhdx.h are well-formed */
-}
 
 /* A name-based UUID as a GUID stored in Microsoft's layout (the first three
  * fields little-endian), so that it reads as the same text. */
@@ -157,28 +143,28 @@ static bool vhdx_table_data(const struct stream *s, uint64_t at, uint64_t *end)
  * 64 KiB is zeros, which its checksum covers. */
 static int encode_region_table(uint8_t *out, uint64_t bat_length, struct error *err)
 {
-	uint8_t *t = calloc(1, REGION_TABLE_SIZE);
+	uint8_t *t = calloc(1, VHDX_REGION_SIZE);
 
 	if (!t)
 		return error_set(err, ENOMEM, "out of memory");
 	memcpy(t, "regi", 4);
 	le32_store(t + 8, REGION_ENTRIES);
-	guid_of(VHDX_GUID_BAT, t + 16);
+	vhdx_guid_constant(VHDX_GUID_BAT, t + 16);
 	le64_store(t + 16 + 16, BAT_OFFSET);
 	le32_store(t + 16 + 24, (uint32_t)bat_length);
 	le32_store(t + 16 + 28, 1); /* required */
-	guid_of(VHDX_GUID_METADATA, t + 48);
+	vhdx_guid_constant(VHDX_GUID_METADATA, t + 48);
 	le64_store(t + 48 + 16, METADATA_OFFSET);
 	le32_store(t + 48 + 24, METADATA_LENGTH);
 	le32_store(t + 48 + 28, 1);
-	le32_store(t + 4, crc32c(0, t, REGION_TABLE_SIZE));
+	le32_store(t + 4, crc32c(0, t, VHDX_REGION_SIZE));
 	memcpy(out, t, REGION_BYTES);
 	free(t);
 	return 0;
 }
 
 /* The metadata table (METADATA_BYTES into @table) and its items (ITEM_BYTES
- * into @items, which lie METADATA_TABLE into the region). */
+ * into @items, which lie VHDX_METADATA_TABLE_SIZE into the region). */
 static void encode_metadata(uint8_t *table, uint8_t *items, const struct stream *s,
 			    uint32_t logical, uint32_t physical)
 {
@@ -187,13 +173,13 @@ static void encode_metadata(uint8_t *table, uint8_t *items, const struct stream 
 		uint32_t length;
 		uint32_t flags;
 	} item[METADATA_ITEMS] = {
-		{VHDX_GUID_FILE_PARAMS, 8, META_IS_REQUIRED},
-		{VHDX_GUID_DISK_SIZE, 8, META_IS_REQUIRED | META_IS_VIRTUAL_DISK},
-		{VHDX_GUID_DISK_ID, 16, META_IS_REQUIRED | META_IS_VIRTUAL_DISK},
-		{VHDX_GUID_LOGICAL, 4, META_IS_REQUIRED | META_IS_VIRTUAL_DISK},
-		{VHDX_GUID_PHYSICAL, 4, META_IS_REQUIRED | META_IS_VIRTUAL_DISK},
+		{VHDX_GUID_FILE_PARAMS, 8, VHDX_METADATA_IS_REQUIRED},
+		{VHDX_GUID_DISK_SIZE, 8, VHDX_METADATA_IS_REQUIRED | VHDX_METADATA_IS_VIRTUAL_DISK},
+		{VHDX_GUID_DISK_ID, 16, VHDX_METADATA_IS_REQUIRED | VHDX_METADATA_IS_VIRTUAL_DISK},
+		{VHDX_GUID_LOGICAL, 4, VHDX_METADATA_IS_REQUIRED | VHDX_METADATA_IS_VIRTUAL_DISK},
+		{VHDX_GUID_PHYSICAL, 4, VHDX_METADATA_IS_REQUIRED | VHDX_METADATA_IS_VIRTUAL_DISK},
 	};
-	uint32_t offset = METADATA_TABLE;
+	uint32_t offset = VHDX_METADATA_TABLE_SIZE;
 
 	memset(table, 0, METADATA_BYTES);
 	memcpy(table, "metadata", 8);
@@ -201,7 +187,7 @@ static void encode_metadata(uint8_t *table, uint8_t *items, const struct stream 
 	for (int i = 0; i < METADATA_ITEMS; i++) {
 		uint8_t *e = table + 32 + 32 * i;
 
-		guid_of(item[i].guid, e);
+		vhdx_guid_constant(item[i].guid, e);
 		le32_store(e + 16, offset);
 		le32_store(e + 20, item[i].length);
 		le32_store(e + 24, item[i].flags);
@@ -219,11 +205,6 @@ static void encode_metadata(uint8_t *table, uint8_t *items, const struct stream 
 
 /* ---- the stream ---- */
 
-static bool is_power_of_two(uint64_t v)
-{
-	return v && !(v & (v - 1));
-}
-
 /* The options, with their defaults, checked against the disk. */
 static int check_options(const struct stream_vhdx_options *o, uint64_t disk_size,
 			 uint32_t *block_size, uint32_t *logical, uint32_t *physical,
@@ -236,7 +217,7 @@ static int check_options(const struct stream_vhdx_options *o, uint64_t disk_size
 						 : STREAM_VHDX_DEFAULT_PHYSICAL;
 	if (!o || ((!o->seed || !o->seed[0]) && !o->top_id))
 		return error_set(err, EINVAL, "a VHDX stream needs a seed or the top disk's ID");
-	if (!is_power_of_two(*block_size) || *block_size < VHDX_MIN_BLOCK ||
+	if (!vhd_is_power_of_two(*block_size) || *block_size < VHDX_MIN_BLOCK ||
 	    *block_size > VHDX_MAX_BLOCK)
 		return error_set(err, EINVAL,
 				 "a VHDX block size is a power of two from 1 MiB to 256 MiB, not "
@@ -266,7 +247,7 @@ static int check_options(const struct stream_vhdx_options *o, uint64_t disk_size
 int stream_new_vhdx(struct stream **out, struct chain *chain, const struct stream_vhdx_options *o,
 		    struct error *err)
 {
-	uint8_t file_id[8 + 2 * sizeof(CREATOR)], header[2][HEADER_SIZE];
+	uint8_t file_id[8 + 2 * sizeof(CREATOR)], header[2][VHDX_HEADER_SIZE];
 	uint8_t regions[REGION_BYTES], table[METADATA_BYTES], items[ITEM_BYTES];
 	uint8_t file_write[16], data_write[16];
 	uint32_t block_size, logical, physical;
@@ -309,19 +290,19 @@ int stream_new_vhdx(struct stream **out, struct chain *chain, const struct strea
 
 	rc = stream_add_bytes(s, file_id, sizeof(file_id), FILE_ID_SIZE, err);
 	if (rc == 0)
-		rc = stream_add_bytes(s, header[0], HEADER_SIZE, HEADER_SPACE, err);
+		rc = stream_add_bytes(s, header[0], VHDX_HEADER_SIZE, HEADER_SPACE, err);
 	if (rc == 0)
-		rc = stream_add_bytes(s, header[1], HEADER_SIZE, HEADER_SPACE, err);
+		rc = stream_add_bytes(s, header[1], VHDX_HEADER_SIZE, HEADER_SPACE, err);
 	if (rc == 0)
-		rc = stream_add_bytes(s, regions, REGION_BYTES, REGION_TABLE_SIZE, err);
+		rc = stream_add_bytes(s, regions, REGION_BYTES, VHDX_REGION_SIZE, err);
 	if (rc == 0)
 		rc = stream_add_bytes(s, regions, REGION_BYTES, LOG_OFFSET - 4 * 64 * KiB, err);
 	if (rc == 0)
 		rc = stream_add_bytes(s, NULL, 0, LOG_LENGTH, err);
 	if (rc == 0)
-		rc = stream_add_bytes(s, table, METADATA_BYTES, METADATA_TABLE, err);
+		rc = stream_add_bytes(s, table, METADATA_BYTES, VHDX_METADATA_TABLE_SIZE, err);
 	if (rc == 0)
-		rc = stream_add_bytes(s, items, ITEM_BYTES, METADATA_LENGTH - METADATA_TABLE, err);
+		rc = stream_add_bytes(s, items, ITEM_BYTES, METADATA_LENGTH - VHDX_METADATA_TABLE_SIZE, err);
 	if (rc < 0)
 		goto fail;
 	stream_add_table(s, bat_length);

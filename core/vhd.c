@@ -1,293 +1,28 @@
+/*
+ * vhd.c - opening a VHD: the footer, the dynamic header, the BAT and the
+ * parent locators validated; the getters; the parent's name and locator
+ * paths; mapping sectors to runs and reading them (vhd.h).
+ */
 #include "vhd.h"
+#include "vhd_internal.h"
 
 #include "bigendian.h"
 #include "error.h"
-#include "fsutil.h"
-#include "pathmap.h"
 #include "utf16.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <uuid/uuid.h>
 
-/* Footer field offsets (specification, "Hard Disk Footer Format"). */
-#define FOOTER_CHECKSUM_AT 64
-/* Header field offsets ("Dynamic Disk Header Format"). */
-#define HEADER_CHECKSUM_AT 36
-#define HEADER_PARENT_NAME 64
-#define HEADER_LOCATORS	   576
-#define LOCATOR_ENTRY_SIZE 24
-
-#define FOOTER_COOKIE "conectix"
-#define HEADER_COOKIE "cxsparse"
-#define VHD_VERSION   0x00010000u
-/* What Hyper-V on Windows Server 2012 R2 writes as creator version. */
-#define CREATOR_VERSION 0x00060003u
-
-/* Bitmap cache budget per open file: 64 KiB, 128 bitmaps of 2 MiB blocks. */
+/* Bitmap cache budget per open differencing disk, its bookkeeping included:
+ * 64 KiB, about 117 bitmaps of 2 MiB blocks. */
 #define BITMAP_CACHE_BYTES (64u * 1024)
-
-struct vhd {
-	char *path;
-	int fd;
-	bool writable;
-	struct stat st;
-	uint64_t file_size;
-	uint64_t footer_offset; /* where the trailing footer sits; blocks are allocated here */
-	struct vhd_footer footer;
-	struct vhd_header header;
-	uint8_t footer_raw[VHD_FOOTER_SIZE];
-	uint32_t *bat;
-	uint32_t block_count;
-	uint32_t block_size;
-	uint32_t bitmap_size;
-	uint32_t sectors_per_block;
-	uint32_t allocated;
-
-	/* Direct-mapped cache of sector bitmaps; protected by cache_lock. */
-	pthread_mutex_t cache_lock;
-	uint32_t cache_slots;
-	uint32_t *cache_tag; /* block + 1, 0 for an empty slot */
-	uint8_t *cache_data;
-};
-
-/* ---- on-disk structures ---- */
-
-uint32_t vhd_checksum(const uint8_t *raw, size_t len, size_t checksum_at)
-{
-	uint32_t sum = 0;
-
-	for (size_t i = 0; i < len; i++)
-		if (i < checksum_at || i >= checksum_at + 4)
-			sum += raw[i];
-	return ~sum;
-}
-
-void vhd_footer_decode(const uint8_t raw[VHD_FOOTER_SIZE], struct vhd_footer *f)
-{
-	memcpy(f->cookie, raw, 8);
-	f->features = be32_load(raw + 8);
-	f->version = be32_load(raw + 12);
-	f->data_offset = be64_load(raw + 16);
-	f->timestamp = be32_load(raw + 24);
-	memcpy(f->creator_app, raw + 28, 4);
-	f->creator_version = be32_load(raw + 32);
-	memcpy(f->creator_os, raw + 36, 4);
-	f->original_size = be64_load(raw + 40);
-	f->current_size = be64_load(raw + 48);
-	f->geometry.cylinders = be16_load(raw + 56);
-	f->geometry.heads = raw[58];
-	f->geometry.sectors = raw[59];
-	f->disk_type = be32_load(raw + 60);
-	f->checksum = be32_load(raw + 64);
-	memcpy(f->uuid, raw + 68, 16);
-	f->saved_state = raw[84];
-}
-
-void vhd_footer_encode(const struct vhd_footer *f, uint8_t raw[VHD_FOOTER_SIZE])
-{
-	memset(raw, 0, VHD_FOOTER_SIZE);
-	memcpy(raw, f->cookie, 8);
-	be32_store(raw + 8, f->features);
-	be32_store(raw + 12, f->version);
-	be64_store(raw + 16, f->data_offset);
-	be32_store(raw + 24, f->timestamp);
-	memcpy(raw + 28, f->creator_app, 4);
-	be32_store(raw + 32, f->creator_version);
-	memcpy(raw + 36, f->creator_os, 4);
-	be64_store(raw + 40, f->original_size);
-	be64_store(raw + 48, f->current_size);
-	be16_store(raw + 56, f->geometry.cylinders);
-	raw[58] = f->geometry.heads;
-	raw[59] = f->geometry.sectors;
-	be32_store(raw + 60, f->disk_type);
-	memcpy(raw + 68, f->uuid, 16);
-	raw[84] = f->saved_state;
-	be32_store(raw + FOOTER_CHECKSUM_AT,
-		   vhd_checksum(raw, VHD_FOOTER_SIZE, FOOTER_CHECKSUM_AT));
-}
-
-void vhd_header_decode(const uint8_t raw[VHD_HEADER_SIZE], struct vhd_header *h)
-{
-	memcpy(h->cookie, raw, 8);
-	h->data_offset = be64_load(raw + 8);
-	h->table_offset = be64_load(raw + 16);
-	h->version = be32_load(raw + 24);
-	h->max_table_entries = be32_load(raw + 28);
-	h->block_size = be32_load(raw + 32);
-	h->checksum = be32_load(raw + 36);
-	memcpy(h->parent_uuid, raw + 40, 16);
-	h->parent_timestamp = be32_load(raw + 56);
-	memcpy(h->parent_name, raw + HEADER_PARENT_NAME, VHD_PARENT_NAME_SIZE);
-	for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
-		const uint8_t *e = raw + HEADER_LOCATORS + i * LOCATOR_ENTRY_SIZE;
-
-		h->locators[i].code = be32_load(e);
-		h->locators[i].data_space = be32_load(e + 4);
-		h->locators[i].data_length = be32_load(e + 8);
-		h->locators[i].data_offset = be64_load(e + 16);
-	}
-}
-
-void vhd_header_encode(const struct vhd_header *h, uint8_t raw[VHD_HEADER_SIZE])
-{
-	memset(raw, 0, VHD_HEADER_SIZE);
-	memcpy(raw, h->cookie, 8);
-	be64_store(raw + 8, h->data_offset);
-	be64_store(raw + 16, h->table_offset);
-	be32_store(raw + 24, h->version);
-	be32_store(raw + 28, h->max_table_entries);
-	be32_store(raw + 32, h->block_size);
-	memcpy(raw + 40, h->parent_uuid, 16);
-	be32_store(raw + 56, h->parent_timestamp);
-	memcpy(raw + HEADER_PARENT_NAME, h->parent_name, VHD_PARENT_NAME_SIZE);
-	for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
-		uint8_t *e = raw + HEADER_LOCATORS + i * LOCATOR_ENTRY_SIZE;
-
-		be32_store(e, h->locators[i].code);
-		be32_store(e + 4, h->locators[i].data_space);
-		be32_store(e + 8, h->locators[i].data_length);
-		be64_store(e + 16, h->locators[i].data_offset);
-	}
-	be32_store(raw + HEADER_CHECKSUM_AT,
-		   vhd_checksum(raw, VHD_HEADER_SIZE, HEADER_CHECKSUM_AT));
-}
-
-void vhd_geometry_for_size(uint64_t size, struct vhd_geometry *g)
-{
-	uint64_t total = size / VHD_SECTOR_SIZE;
-	uint64_t spt, heads, cth;
-
-	if (total > 65535ull * 16 * 255)
-		total = 65535ull * 16 * 255;
-	if (total >= 65535ull * 16 * 63) {
-		spt = 255;
-		heads = 16;
-		cth = total / spt;
-	} else {
-		spt = 17;
-		cth = total / spt;
-		heads = (cth + 1023) / 1024;
-		if (heads < 4)
-			heads = 4;
-		if (cth >= heads * 1024 || heads > 16) {
-			spt = 31;
-			heads = 16;
-			cth = total / spt;
-		}
-		if (cth >= heads * 1024) {
-			spt = 63;
-			heads = 16;
-			cth = total / spt;
-		}
-	}
-	g->cylinders = (uint16_t)(cth / heads);
-	g->heads = (uint8_t)heads;
-	g->sectors = (uint8_t)spt;
-}
-
-uint64_t vhd_locator_space_bytes(uint32_t data_space)
-{
-	return data_space < VHD_SECTOR_SIZE ? (uint64_t)data_space * VHD_SECTOR_SIZE : data_space;
-}
-
-uint32_t vhd_bitmap_size(uint32_t block_size)
-{
-	uint32_t bytes = block_size / VHD_SECTOR_SIZE / 8;
-
-	if (bytes == 0)
-		bytes = 1;
-	return (bytes + VHD_SECTOR_SIZE - 1) / VHD_SECTOR_SIZE * VHD_SECTOR_SIZE;
-}
-
-const char *vhd_type_name(uint32_t type)
-{
-	switch (type) {
-	case VHD_TYPE_FIXED:
-		return "fixed";
-	case VHD_TYPE_DYNAMIC:
-		return "dynamic";
-	case VHD_TYPE_DIFFERENCING:
-		return "differencing";
-	default:
-		return "unknown";
-	}
-}
-
-const char *vhd_platform_name(uint32_t code, char buf[5])
-{
-	if (code == VHD_PLATFORM_NONE)
-		return "";
-	for (int i = 0; i < 4; i++) {
-		char c = (char)(code >> (24 - 8 * i));
-
-		buf[i] = (c >= 0x20 && c < 0x7f) ? c : '?';
-	}
-	buf[4] = '\0';
-	return buf;
-}
-
-time_t vhd_time_to_unix(uint32_t vhd_time)
-{
-	return (time_t)VHD_EPOCH + (time_t)vhd_time;
-}
-
-uint32_t vhd_time_from_unix(time_t t)
-{
-	if (t <= VHD_EPOCH)
-		return 0;
-	if ((uint64_t)(t - VHD_EPOCH) > UINT32_MAX)
-		return UINT32_MAX;
-	return (uint32_t)(t - VHD_EPOCH);
-}
-
-const char *vhd_format_utc(time_t t, char *buf, size_t cap)
-{
-	struct tm tm;
-
-	if (!gmtime_r(&t, &tm) || !strftime(buf, cap, "%Y-%m-%d %H:%M:%S UTC", &tm))
-		snprintf(buf, cap, "%lld", (long long)t);
-	return buf;
-}
-
-void vhd_uuid_format(const uint8_t uuid[16], char out[37])
-{
-	uuid_unparse_lower(uuid, out);
-}
 
 /* ---- opening ---- */
 
 int vhd_pread(struct vhd *vhd, void *buf, size_t len, uint64_t offset, struct error *err)
 {
-	int rc = fsutil_pread_full(vhd->fd, buf, len, offset);
-
-	if (rc == -ENODATA)
-		return error_set(err, EIO, "'%s' ends before byte %llu (the file was truncated)",
-				 vhd->path, (unsigned long long)(offset + len));
-	if (rc < 0)
-		return error_set(err, -rc, "cannot read '%s' at byte %llu: %s", vhd->path,
-				 (unsigned long long)offset, strerror(-rc));
-	return 0;
-}
-
-static bool is_power_of_two(uint32_t v)
-{
-	return v && !(v & (v - 1));
-}
-
-static bool uuid_is_zero(const uint8_t uuid[16])
-{
-	for (int i = 0; i < 16; i++)
-		if (uuid[i])
-			return false;
-	return true;
+	return vhd_io_pread(&vhd->io, buf, len, offset, err);
 }
 
 static int validate_footer(struct vhd *vhd, const uint8_t *raw, struct error *err)
@@ -299,34 +34,27 @@ static int validate_footer(struct vhd *vhd, const uint8_t *raw, struct error *er
 		return error_set(
 			err, EINVAL,
 			"footer checksum of '%s' is wrong (stored 0x%08x, computed 0x%08x)",
-			vhd->path, f->checksum, sum);
+			vhd->io.path, f->checksum, sum);
 	if ((f->version >> 16) != 1)
 		return error_set(err, EINVAL, "'%s' has unsupported format version 0x%08x",
-				 vhd->path, f->version);
+				 vhd->io.path, f->version);
 	if (f->disk_type != VHD_TYPE_FIXED && f->disk_type != VHD_TYPE_DYNAMIC &&
 	    f->disk_type != VHD_TYPE_DIFFERENCING)
-		return error_set(err, EINVAL, "'%s' has unknown disk type %u", vhd->path,
+		return error_set(err, EINVAL, "'%s' has unknown disk type %u", vhd->io.path,
 				 f->disk_type);
 	if (f->current_size == 0)
-		return error_set(err, EINVAL, "'%s' has a disk size of 0 bytes", vhd->path);
+		return error_set(err, EINVAL, "'%s' has a disk size of 0 bytes", vhd->io.path);
 	if (f->current_size % VHD_SECTOR_SIZE)
 		return error_set(
 			err, EINVAL,
 			"'%s' has a disk size of %llu bytes, not a whole number of sectors",
-			vhd->path, (unsigned long long)f->current_size);
+			vhd->io.path, (unsigned long long)f->current_size);
 	if (f->current_size > VHD_MAX_SIZE)
 		return error_set(
 			err, EINVAL,
 			"'%s' claims a disk size of %llu bytes, more than the VHD limit of 2 TiB",
-			vhd->path, (unsigned long long)f->current_size);
+			vhd->io.path, (unsigned long long)f->current_size);
 	return 0;
-}
-
-/* Are [a, a+alen) and [b, b+blen) overlapping? */
-static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
-{
-	/* Written without sums, which could wrap for hostile offsets. */
-	return a <= b ? b - a < alen : a - b < blen;
 }
 
 /* Allocated blocks as (BAT entry << 32 | block): sorted, they come in file order. */
@@ -357,7 +85,7 @@ static int validate_bat(struct vhd *vhd, struct error *err)
 
 	spans = malloc((size_t)(vhd->allocated ? vhd->allocated : 1) * sizeof(*spans));
 	if (!spans)
-		return error_set(err, ENOMEM, "out of memory for the BAT of '%s'", vhd->path);
+		return error_set(err, ENOMEM, "out of memory for the BAT of '%s'", vhd->io.path);
 	for (uint32_t b = 0; b < vhd->block_count; b++) {
 		uint64_t start, end;
 
@@ -370,29 +98,31 @@ static int validate_bat(struct vhd *vhd, struct error *err)
 				err, EINVAL,
 				"block %u of '%s' points past the end of the file (byte %llu, "
 				"the data ends at %llu)",
-				b, vhd->path, (unsigned long long)end,
+				b, vhd->io.path, (unsigned long long)end,
 				(unsigned long long)vhd->footer_offset);
 			goto out;
 		}
-		if (ranges_overlap(start, end - start, 0, VHD_FOOTER_SIZE) ||
-		    ranges_overlap(start, end - start, h->table_offset, bat_bytes) ||
-		    ranges_overlap(start, end - start, vhd->footer.data_offset, VHD_HEADER_SIZE)) {
+		if (vhd_ranges_overlap(start, end - start, 0, VHD_FOOTER_SIZE) ||
+		    vhd_ranges_overlap(start, end - start, h->table_offset, bat_bytes) ||
+		    vhd_ranges_overlap(start, end - start, vhd->footer.data_offset,
+				       VHD_HEADER_SIZE)) {
 			rc = error_set(err, EINVAL,
 				       "block %u of '%s' overlaps the file's header or block "
 				       "allocation table",
-				       b, vhd->path);
+				       b, vhd->io.path);
 			goto out;
 		}
 		for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
 			const struct vhd_locator *l = &h->locators[i];
 
 			if (l->code != VHD_PLATFORM_NONE &&
-			    ranges_overlap(start, end - start, l->data_offset, l->data_length)) {
+			    vhd_ranges_overlap(start, end - start, l->data_offset,
+					       l->data_length)) {
 				rc = error_set(
 					err, EINVAL,
 					"block %u of '%s' overlaps the data of parent locator "
 					"%d",
-					b, vhd->path, i);
+					b, vhd->io.path, i);
 				goto out;
 			}
 		}
@@ -406,7 +136,7 @@ static int validate_bat(struct vhd *vhd, struct error *err)
 
 		if ((spans[i] >> 32) * VHD_SECTOR_SIZE < a_end) {
 			rc = error_set(err, EINVAL, "blocks %u and %u of '%s' overlap in the file",
-				       a < b ? a : b, a < b ? b : a, vhd->path);
+				       a < b ? a : b, a < b ? b : a, vhd->io.path);
 			goto out;
 		}
 	}
@@ -430,26 +160,25 @@ static int validate_locators(struct vhd *vhd, struct error *err)
 				err, EINVAL,
 				"parent locator %d (%s) of '%s' has an absurd length of %u "
 				"bytes",
-				i, name, vhd->path, l->data_length);
+				i, name, vhd->io.path, l->data_length);
 		if (l->data_length > space)
 			return error_set(
 				err, EINVAL,
 				"parent locator %d (%s) of '%s' is longer (%u bytes) than its "
 				"space (%llu bytes)",
-				i, name, vhd->path, l->data_length, (unsigned long long)space);
-		if (l->data_offset > vhd->file_size ||
-		    l->data_length > vhd->file_size - l->data_offset)
+				i, name, vhd->io.path, l->data_length, (unsigned long long)space);
+		if (l->data_offset > vhd->io.size || l->data_length > vhd->io.size - l->data_offset)
 			return error_set(
 				err, EINVAL,
 				"parent locator %d (%s) of '%s' points past the end of the "
 				"file",
-				i, name, vhd->path);
+				i, name, vhd->io.path);
 		if ((l->code == VHD_PLATFORM_W2RU || l->code == VHD_PLATFORM_W2KU) &&
 		    l->data_length % 2)
 			return error_set(err, EINVAL,
 					 "parent locator %d (%s) of '%s' has an odd length of %u "
 					 "bytes for UTF-16 text",
-					 i, name, vhd->path, l->data_length);
+					 i, name, vhd->io.path, l->data_length);
 	}
 	return 0;
 }
@@ -458,40 +187,40 @@ static int open_dynamic(struct vhd *vhd, struct error *err)
 {
 	struct vhd_header *h = &vhd->header;
 	uint8_t raw[VHD_HEADER_SIZE];
-	uint64_t needed, bat_bytes;
+	uint64_t needed, bat_bytes, bitmaps = 0;
 	uint32_t sum;
 	int rc;
 
-	if (vhd->file_size < 2 * VHD_FOOTER_SIZE + VHD_HEADER_SIZE)
+	if (vhd->io.size < 2 * VHD_FOOTER_SIZE + VHD_HEADER_SIZE)
 		return error_set(err, EINVAL,
 				 "'%s' is %llu bytes, too short for a dynamic disk (truncated?)",
-				 vhd->path, (unsigned long long)vhd->file_size);
+				 vhd->io.path, (unsigned long long)vhd->io.size);
 	if (vhd->footer.data_offset < VHD_FOOTER_SIZE ||
 	    vhd->footer.data_offset > vhd->footer_offset - VHD_HEADER_SIZE)
 		return error_set(err, EINVAL, "the header offset %llu of '%s' is outside the file",
-				 (unsigned long long)vhd->footer.data_offset, vhd->path);
+				 (unsigned long long)vhd->footer.data_offset, vhd->io.path);
 	rc = vhd_pread(vhd, raw, sizeof(raw), vhd->footer.data_offset, err);
 	if (rc < 0)
 		return rc;
 	vhd_header_decode(raw, h);
 	if (memcmp(h->cookie, HEADER_COOKIE, 8) != 0)
 		return error_set(err, EINVAL, "'%s' has no dynamic disk header (no '%s' cookie)",
-				 vhd->path, HEADER_COOKIE);
+				 vhd->io.path, HEADER_COOKIE);
 	sum = vhd_checksum(raw, VHD_HEADER_SIZE, HEADER_CHECKSUM_AT);
 	if (h->checksum != sum)
 		return error_set(
 			err, EINVAL,
 			"header checksum of '%s' is wrong (stored 0x%08x, computed 0x%08x)",
-			vhd->path, h->checksum, sum);
+			vhd->io.path, h->checksum, sum);
 	if ((h->version >> 16) != 1)
 		return error_set(err, EINVAL, "'%s' has unsupported header version 0x%08x",
-				 vhd->path, h->version);
-	if (!is_power_of_two(h->block_size) || h->block_size < VHD_MIN_BLOCK ||
+				 vhd->io.path, h->version);
+	if (!vhd_is_power_of_two(h->block_size) || h->block_size < VHD_MIN_BLOCK ||
 	    h->block_size > VHD_MAX_BLOCK)
 		return error_set(err, EINVAL,
 				 "'%s' has a block size of %u bytes; want a power of two from 512 "
 				 "bytes to 256 MiB",
-				 vhd->path, h->block_size);
+				 vhd->io.path, h->block_size);
 	vhd->block_size = h->block_size;
 	vhd->bitmap_size = vhd_bitmap_size(h->block_size);
 	vhd->sectors_per_block = h->block_size / VHD_SECTOR_SIZE;
@@ -500,14 +229,14 @@ static int open_dynamic(struct vhd *vhd, struct error *err)
 		return error_set(err, EINVAL,
 				 "the block allocation table of '%s' has %u entries, too few for "
 				 "a disk of %llu bytes (%llu blocks)",
-				 vhd->path, h->max_table_entries,
+				 vhd->io.path, h->max_table_entries,
 				 (unsigned long long)vhd->footer.current_size,
 				 (unsigned long long)needed);
 	if (needed > VHD_MAX_BAT_ENTRIES)
 		return error_set(err, EINVAL,
 				 "'%s' needs %llu blocks of %u bytes, more than impexfs supports "
 				 "(%u)",
-				 vhd->path, (unsigned long long)needed, h->block_size,
+				 vhd->io.path, (unsigned long long)needed, h->block_size,
 				 VHD_MAX_BAT_ENTRIES);
 	vhd->block_count = (uint32_t)needed;
 	bat_bytes = needed * 4;
@@ -516,30 +245,31 @@ static int open_dynamic(struct vhd *vhd, struct error *err)
 			err, EINVAL,
 			"the block allocation table of '%s' (offset %llu) overlaps the footer "
 			"copy at the start of the file",
-			vhd->path, (unsigned long long)h->table_offset);
+			vhd->io.path, (unsigned long long)h->table_offset);
 	if (h->table_offset > vhd->footer_offset ||
 	    bat_bytes > vhd->footer_offset - h->table_offset)
 		return error_set(
 			err, EINVAL,
 			"the block allocation table of '%s' (offset %llu, %llu bytes) runs "
 			"past the footer at the end of the file (byte %llu)",
-			vhd->path, (unsigned long long)h->table_offset,
+			vhd->io.path, (unsigned long long)h->table_offset,
 			(unsigned long long)bat_bytes, (unsigned long long)vhd->footer_offset);
 	if ((uint64_t)h->max_table_entries * 4 > vhd->footer_offset - h->table_offset)
 		return error_set(
 			err, EINVAL,
 			"the block allocation table of '%s' declares %u entries (%llu bytes "
 			"at offset %llu), more than the file holds",
-			vhd->path, h->max_table_entries,
+			vhd->io.path, h->max_table_entries,
 			(unsigned long long)h->max_table_entries * 4,
 			(unsigned long long)h->table_offset);
-	if (ranges_overlap(h->table_offset, bat_bytes, vhd->footer.data_offset, VHD_HEADER_SIZE))
+	if (vhd_ranges_overlap(h->table_offset, bat_bytes, vhd->footer.data_offset,
+			       VHD_HEADER_SIZE))
 		return error_set(err, EINVAL,
 				 "the block allocation table of '%s' overlaps its header",
-				 vhd->path);
+				 vhd->io.path);
 	vhd->bat = malloc(bat_bytes);
 	if (!vhd->bat)
-		return error_set(err, ENOMEM, "out of memory for the BAT of '%s'", vhd->path);
+		return error_set(err, ENOMEM, "out of memory for the BAT of '%s'", vhd->io.path);
 	rc = vhd_pread(vhd, vhd->bat, bat_bytes, h->table_offset, err);
 	if (rc < 0)
 		return rc;
@@ -549,9 +279,9 @@ static int open_dynamic(struct vhd *vhd, struct error *err)
 		if (vhd->bat[b] != VHD_UNALLOCATED)
 			vhd->allocated++;
 	}
-	if (vhd->footer.disk_type == VHD_TYPE_DIFFERENCING && uuid_is_zero(h->parent_uuid))
+	if (vhd->footer.disk_type == VHD_TYPE_DIFFERENCING && vhd_id_is_zero(h->parent_uuid))
 		return error_set(err, EINVAL, "differencing disk '%s' names no parent (zero UUID)",
-				 vhd->path);
+				 vhd->io.path);
 	/* Locators first: the block check below relies on their lengths being sane. */
 	rc = validate_locators(vhd, err);
 	if (rc == 0)
@@ -559,14 +289,13 @@ static int open_dynamic(struct vhd *vhd, struct error *err)
 	if (rc < 0)
 		return rc;
 
-	/* The bitmap cache: at least one slot, within the budget. */
-	vhd->cache_slots = BITMAP_CACHE_BYTES / vhd->bitmap_size;
-	if (vhd->cache_slots == 0)
-		vhd->cache_slots = 1;
-	vhd->cache_tag = calloc(vhd->cache_slots, sizeof(*vhd->cache_tag));
-	vhd->cache_data = malloc((size_t)vhd->cache_slots * vhd->bitmap_size);
-	if (!vhd->cache_tag || !vhd->cache_data)
-		return error_set(err, ENOMEM, "out of memory for the bitmaps of '%s'", vhd->path);
+	/* The bitmap cache, within its budget: only a differencing disk reads
+	 * its bitmaps. */
+	if (vhd->footer.disk_type == VHD_TYPE_DIFFERENCING)
+		bitmaps = vhd->block_count;
+	if (vhd_cache_init(&vhd->bitmaps, BITMAP_CACHE_BYTES, vhd->bitmap_size, bitmaps) < 0)
+		return error_set(err, ENOMEM, "out of memory for the bitmaps of '%s'",
+				 vhd->io.path);
 	return 0;
 }
 
@@ -580,46 +309,23 @@ int vhd_open(struct vhd **out, const char *path, int flags, struct error *err)
 	vhd = calloc(1, sizeof(*vhd));
 	if (!vhd)
 		return error_set(err, ENOMEM, "out of memory");
-	vhd->fd = -1;
-	pthread_mutex_init(&vhd->cache_lock, NULL);
-	vhd->path = strdup(path);
-	if (!vhd->path) {
-		rc = error_set(err, ENOMEM, "out of memory");
+	vhd->io.fd = -1;
+	rc = vhd_io_open(&vhd->io, path, flags & VHD_OPEN_WRITE, true, err);
+	if (rc < 0)
 		goto fail;
-	}
-	vhd->writable = flags & VHD_OPEN_WRITE;
-	vhd->fd = fsutil_open_source(path, vhd->writable);
-	if (vhd->fd < 0) {
-		rc = error_errno(err, -vhd->fd, "cannot open", path);
-		goto fail;
-	}
-	if (fstat(vhd->fd, &vhd->st) < 0) {
-		rc = error_errno(err, errno, "cannot stat", path);
-		goto fail;
-	}
-	if (!S_ISREG(vhd->st.st_mode) && !S_ISBLK(vhd->st.st_mode)) {
-		rc = error_set(err, EINVAL, "'%s' is not a regular file", path);
-		goto fail;
-	}
-	vhd->file_size = (uint64_t)vhd->st.st_size;
-	if (S_ISBLK(vhd->st.st_mode)) {
-		off_t end = lseek(vhd->fd, 0, SEEK_END);
-
-		vhd->file_size = end > 0 ? (uint64_t)end : 0;
-	}
-	if (vhd->file_size < VHD_FOOTER_SIZE) {
+	if (vhd->io.size < VHD_FOOTER_SIZE) {
 		rc = error_set(err, EINVAL, "'%s' is %llu bytes, too short for a VHD", path,
-			       (unsigned long long)vhd->file_size);
+			       (unsigned long long)vhd->io.size);
 		goto fail;
 	}
-	vhd->footer_offset = vhd->file_size - VHD_FOOTER_SIZE;
+	vhd->footer_offset = vhd->io.size - VHD_FOOTER_SIZE;
 	rc = vhd_pread(vhd, raw, sizeof(raw), vhd->footer_offset, err);
 	if (rc < 0)
 		goto fail;
 	if (memcmp(raw, FOOTER_COOKIE, 8) != 0) {
 		uint8_t copy[8];
 
-		if (vhd->file_size >= 2 * VHD_FOOTER_SIZE &&
+		if (vhd->io.size >= 2 * VHD_FOOTER_SIZE &&
 		    vhd_pread(vhd, copy, sizeof(copy), 0, NULL) == 0 &&
 		    memcmp(copy, FOOTER_COOKIE, 8) == 0)
 			rc = error_set(
@@ -627,11 +333,9 @@ int vhd_open(struct vhd **out, const char *path, int flags, struct error *err)
 				"'%s' has no footer at its end: the file is truncated or was "
 				"not closed (the copy at its start is intact)",
 				path);
-		else if (vhd->file_size >= 8 && vhd_pread(vhd, copy, sizeof(copy), 0, NULL) == 0 &&
+		else if (vhd->io.size >= 8 && vhd_pread(vhd, copy, sizeof(copy), 0, NULL) == 0 &&
 			 memcmp(copy, "vhdxfile", 8) == 0)
-			rc = error_set(err, EINVAL,
-				       "'%s' is a VHDX file, not a VHD",
-				       path);
+			rc = error_set(err, EINVAL, "'%s' is a VHDX file, not a VHD", path);
 		else
 			rc = error_set(err, EINVAL, "'%s' is not a VHD file (no '%s' footer)", path,
 				       FOOTER_COOKIE);
@@ -648,7 +352,7 @@ int vhd_open(struct vhd **out, const char *path, int flags, struct error *err)
 				err, EINVAL,
 				"fixed disk '%s' is %llu bytes, but its footer says %llu bytes "
 				"of data plus the footer (truncated?)",
-				path, (unsigned long long)vhd->file_size,
+				path, (unsigned long long)vhd->io.size,
 				(unsigned long long)vhd->footer.current_size);
 			goto fail;
 		}
@@ -668,19 +372,15 @@ void vhd_close(struct vhd *vhd)
 {
 	if (!vhd)
 		return;
-	if (vhd->fd >= 0)
-		close(vhd->fd);
-	pthread_mutex_destroy(&vhd->cache_lock);
-	free(vhd->cache_tag);
-	free(vhd->cache_data);
+	vhd_io_close(&vhd->io);
+	vhd_cache_release(&vhd->bitmaps);
 	free(vhd->bat);
-	free(vhd->path);
 	free(vhd);
 }
 
 const char *vhd_path(const struct vhd *vhd)
 {
-	return vhd->path;
+	return vhd->io.path;
 }
 
 const struct vhd_footer *vhd_footer(const struct vhd *vhd)
@@ -695,7 +395,7 @@ const struct vhd_header *vhd_header(const struct vhd *vhd)
 
 int vhd_fd(const struct vhd *vhd)
 {
-	return vhd->fd;
+	return vhd->io.fd;
 }
 
 enum vhd_type vhd_disk_type(const struct vhd *vhd)
@@ -732,18 +432,18 @@ int64_t vhd_block_offset(const struct vhd *vhd, uint32_t block)
 
 uint64_t vhd_file_size(const struct vhd *vhd)
 {
-	return vhd->file_size;
+	return vhd->io.size;
 }
 
 struct timespec vhd_file_mtime(const struct vhd *vhd)
 {
-	return vhd->st.st_mtim;
+	return vhd->io.st.st_mtim;
 }
 
 void vhd_file_id(const struct vhd *vhd, dev_t *dev, ino_t *ino)
 {
-	*dev = vhd->st.st_dev;
-	*ino = vhd->st.st_ino;
+	*dev = vhd->io.st.st_dev;
+	*ino = vhd->io.st.st_ino;
 }
 
 int vhd_parent_name(const struct vhd *vhd, char *out, size_t cap, struct error *err)
@@ -757,19 +457,8 @@ int vhd_parent_name(const struct vhd *vhd, char *out, size_t cap, struct error *
 	}
 	rc = utf16_decode(vhd->header.parent_name, VHD_PARENT_NAME_SIZE, UTF16_BE, out, cap, err);
 	if (rc < 0)
-		return error_prefix(err, "the parent name of '%s'", vhd->path);
+		return error_prefix(err, "the parent name of '%s'", vhd->io.path);
 	return 0;
-}
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* A MacX locator holds a file URL: "file://localhost/path" or "file:///path". */
@@ -789,7 +478,7 @@ static int decode_file_url(const char *url, char *out, size_t cap)
 		char c = *p;
 
 		if (c == '%') {
-			int hi = hex_value(p[1]), lo = hi < 0 ? -1 : hex_value(p[2]);
+			int hi = vhd_hex_digit(p[1]), lo = hi < 0 ? -1 : vhd_hex_digit(p[2]);
 
 			if (hi < 0 || lo < 0)
 				return -EINVAL;
@@ -840,7 +529,7 @@ int vhd_locator_path(const struct vhd *vhd, int index, char *out, size_t cap, st
 	vhd_platform_name(l->code, name);
 	if (l->data_length == 0)
 		return error_set(err, EINVAL, "parent locator %d (%s) of '%s' is empty", index,
-				 name, vhd->path);
+				 name, vhd->io.path);
 	data = malloc(l->data_length + 1);
 	if (!data)
 		return error_set(err, ENOMEM, "out of memory");
@@ -853,24 +542,25 @@ int vhd_locator_path(const struct vhd *vhd, int index, char *out, size_t cap, st
 		rc = error_set(
 			err, EINVAL,
 			"parent locator %d (%s) of '%s' holds a NUL character inside its path",
-			index, name, vhd->path);
+			index, name, vhd->io.path);
 		goto out;
 	}
 	if (l->code == VHD_PLATFORM_W2RU || l->code == VHD_PLATFORM_W2KU) {
 		rc = utf16_decode(data, l->data_length, UTF16_LE, out, cap, err);
 		if (rc < 0)
-			error_prefix(err, "parent locator %d (%s) of '%s'", index, name, vhd->path);
+			error_prefix(err, "parent locator %d (%s) of '%s'", index, name,
+				     vhd->io.path);
 	} else if (l->code == VHD_PLATFORM_MACX) {
 		rc = decode_file_url((const char *)data, out, cap);
 		if (rc < 0)
 			error_set(err, -rc, "parent locator %d (MacX) of '%s' is not a file URL",
-				  index, vhd->path);
+				  index, vhd->io.path);
 	} else {
 		size_t n = strnlen((const char *)data, l->data_length);
 
 		if (n + 1 > cap) {
 			rc = error_set(err, ENAMETOOLONG, "parent locator %d of '%s' is too long",
-				       index, vhd->path);
+				       index, vhd->io.path);
 			goto out;
 		}
 		memcpy(out, data, n);
@@ -878,7 +568,7 @@ int vhd_locator_path(const struct vhd *vhd, int index, char *out, size_t cap, st
 	}
 	if (rc == 0 && out[0] == '\0')
 		rc = error_set(err, EINVAL, "parent locator %d (%s) of '%s' is empty", index, name,
-			       vhd->path);
+			       vhd->io.path);
 out:
 	free(data);
 	return rc;
@@ -886,47 +576,13 @@ out:
 
 /* ---- reading ---- */
 
-/* Copy of the bitmap of @block into the cache; returns the slot's bytes.
- * Called with cache_lock held. */
-static int cached_bitmap(struct vhd *vhd, uint32_t block, const uint8_t **bitmap, struct error *err)
+/* Read the sector bitmap of allocated block @block (a vhd_cache_fill_fn). */
+static int fill_bitmap(void *ctx, uint64_t block, void *bitmap, struct error *err)
 {
-	uint32_t slot = block % vhd->cache_slots;
-	uint8_t *data = vhd->cache_data + (size_t)slot * vhd->bitmap_size;
-	int rc;
+	struct vhd *vhd = ctx;
 
-	if (vhd->cache_tag[slot] != block + 1) {
-		vhd->cache_tag[slot] = 0;
-		rc = vhd_pread(vhd, data, vhd->bitmap_size,
-			       (uint64_t)vhd->bat[block] * VHD_SECTOR_SIZE, err);
-		if (rc < 0)
-			return rc;
-		vhd->cache_tag[slot] = block + 1;
-	}
-	*bitmap = data;
-	return 0;
-}
-
-bool vhd_bitmap_test(const uint8_t *bitmap, uint32_t bit, bool lsb_first)
-{
-	return bitmap[bit >> 3] & (lsb_first ? 1u << (bit & 7) : 0x80u >> (bit & 7));
-}
-
-uint32_t vhd_bitmap_run(const uint8_t *bitmap, uint32_t first, uint32_t limit, bool lsb_first)
-{
-	bool value = vhd_bitmap_test(bitmap, first, lsb_first);
-	uint8_t whole = value ? 0xFF : 0x00;
-	uint32_t i = first + 1;
-
-	while (i < limit) {
-		if ((i & 7) == 0 && i + 8 <= limit && bitmap[i >> 3] == whole) {
-			i += 8;
-			continue;
-		}
-		if (vhd_bitmap_test(bitmap, i, lsb_first) != value)
-			break;
-		i++;
-	}
-	return i - first;
+	return vhd_pread(vhd, bitmap, vhd->bitmap_size, (uint64_t)vhd->bat[block] * VHD_SECTOR_SIZE,
+			 err);
 }
 
 int vhd_map(struct vhd *vhd, uint64_t sector, uint64_t count, struct vhd_extent *ext,
@@ -938,7 +594,7 @@ int vhd_map(struct vhd *vhd, uint64_t sector, uint64_t count, struct vhd_extent 
 
 	if (sector >= total || count == 0)
 		return error_set(err, EINVAL, "sector %llu is outside '%s'",
-				 (unsigned long long)sector, vhd->path);
+				 (unsigned long long)sector, vhd->io.path);
 	if (count > total - sector)
 		count = total - sector;
 	if (vhd->footer.disk_type == VHD_TYPE_FIXED) {
@@ -975,618 +631,33 @@ int vhd_map(struct vhd *vhd, uint64_t sector, uint64_t count, struct vhd_extent 
 	}
 	{
 		const uint8_t *bitmap;
-		int rc;
+		int rc = vhd_cache_get(&vhd->bitmaps, block, fill_bitmap, vhd, &bitmap, err);
 
-		pthread_mutex_lock(&vhd->cache_lock);
-		rc = cached_bitmap(vhd, block, &bitmap, err);
-		if (rc == 0) {
-			ext->kind =
-				vhd_bitmap_test(bitmap, in_block, false) ? VHD_EXTENT_DATA : VHD_EXTENT_PARENT;
-			ext->sectors = vhd_bitmap_run(bitmap, in_block, limit, false);
-		}
-		pthread_mutex_unlock(&vhd->cache_lock);
-		return rc;
+		if (rc < 0)
+			return rc;
+		ext->kind = vhd_bitmap_test(bitmap, in_block, false) ? VHD_EXTENT_DATA
+								     : VHD_EXTENT_PARENT;
+		ext->sectors = vhd_bitmap_run(bitmap, in_block, limit, false);
+		vhd_cache_put(&vhd->bitmaps, block);
+		return 0;
 	}
+}
+
+static int map_disk(void *vhd, uint64_t sector, uint64_t count, struct vhd_extent *ext,
+		    struct error *err)
+{
+	return vhd_map(vhd, sector, count, ext, err);
+}
+
+static int pread_disk(void *vhd, void *buf, size_t len, uint64_t offset, struct error *err)
+{
+	return vhd_pread(vhd, buf, len, offset, err);
 }
 
 int vhd_read(struct vhd *vhd, void *buf, size_t len, uint64_t offset, struct error *err)
 {
-	uint8_t *out = buf;
-	uint64_t sector, end;
+	static const struct vhd_io_format format = {map_disk, pread_disk};
 
-	if (offset % VHD_SECTOR_SIZE || len % VHD_SECTOR_SIZE ||
-	    offset > vhd->footer.current_size || len > vhd->footer.current_size - offset)
-		return error_set(err, EINVAL, "read of %zu bytes at %llu is outside '%s'", len,
-				 (unsigned long long)offset, vhd->path);
-	sector = offset / VHD_SECTOR_SIZE;
-	end = sector + len / VHD_SECTOR_SIZE;
-	while (sector < end) {
-		struct vhd_extent ext;
-		size_t bytes;
-		int rc = vhd_map(vhd, sector, end - sector, &ext, err);
-
-		if (rc < 0)
-			return rc;
-		bytes = (size_t)ext.sectors * VHD_SECTOR_SIZE;
-		if (ext.kind == VHD_EXTENT_DATA) {
-			rc = vhd_pread(vhd, out, bytes, ext.file_offset, err);
-			if (rc < 0)
-				return rc;
-		} else {
-			memset(out, 0, bytes);
-		}
-		out += bytes;
-		sector += ext.sectors;
-	}
-	return 0;
-}
-
-/* ---- creating ---- */
-
-#define TABLE_OFFSET ((uint64_t)VHD_FOOTER_SIZE + VHD_HEADER_SIZE)
-
-void vhd_footer_init(struct vhd_footer *f, enum vhd_type type, uint64_t size,
-		     const uint8_t uuid[16], uint32_t timestamp)
-{
-	memset(f, 0, sizeof(*f));
-	memcpy(f->cookie, FOOTER_COOKIE, 8);
-	f->features = 2;
-	f->version = VHD_VERSION;
-	f->data_offset = type == VHD_TYPE_FIXED ? UINT64_MAX : VHD_FOOTER_SIZE;
-	f->timestamp = timestamp;
-	memcpy(f->creator_app, "win ", 4);
-	f->creator_version = CREATOR_VERSION;
-	memcpy(f->creator_os, "Wi2k", 4);
-	f->original_size = size;
-	f->current_size = size;
-	vhd_geometry_for_size(size, &f->geometry);
-	f->disk_type = type;
-	memcpy(f->uuid, uuid, 16);
-}
-
-void vhd_header_init(struct vhd_header *h, uint32_t block_count, uint32_t block_size)
-{
-	memset(h, 0, sizeof(*h));
-	memcpy(h->cookie, HEADER_COOKIE, 8);
-	h->data_offset = UINT64_MAX;
-	h->table_offset = TABLE_OFFSET;
-	h->version = VHD_VERSION;
-	h->max_table_entries = block_count;
-	h->block_size = block_size;
-}
-
-uint64_t vhd_bat_bytes(uint32_t block_count)
-{
-	return ((uint64_t)block_count * 4 + VHD_SECTOR_SIZE - 1) / VHD_SECTOR_SIZE *
-	       VHD_SECTOR_SIZE;
-}
-
-/* Write an empty BAT (all entries unallocated) of @bytes at @offset. */
-static int write_empty_bat(int fd, uint64_t offset, uint64_t bytes)
-{
-	uint8_t chunk[65536];
-
-	memset(chunk, 0xFF, sizeof(chunk));
-	while (bytes) {
-		size_t n = bytes < sizeof(chunk) ? (size_t)bytes : sizeof(chunk);
-		int rc = fsutil_pwrite_full(fd, chunk, n, offset);
-
-		if (rc < 0)
-			return rc;
-		offset += n;
-		bytes -= n;
-	}
-	return 0;
-}
-
-/* The parts of a new dynamic or differencing file other than blocks. */
-struct new_dynamic {
-	struct vhd_footer footer;
-	struct vhd_header header;
-	const uint8_t
-		*locator_data[VHD_LOCATOR_COUNT]; /* each header.locators[i].data_space long */
-};
-
-/* Write a new dynamic or differencing file with no blocks into @fd:
- * footer copy, header, empty BAT, locator data, footer. */
-static int write_new_dynamic(int fd, struct new_dynamic *d)
-{
-	uint8_t footer[VHD_FOOTER_SIZE], header[VHD_HEADER_SIZE];
-	uint64_t end = TABLE_OFFSET + vhd_bat_bytes(d->header.max_table_entries);
-	int rc;
-
-	for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
-		if (!d->locator_data[i])
-			continue;
-		d->header.locators[i].data_offset = end;
-		end += d->header.locators[i].data_space;
-	}
-	vhd_footer_encode(&d->footer, footer);
-	vhd_header_encode(&d->header, header);
-	rc = fsutil_pwrite_full(fd, footer, sizeof(footer), 0);
-	if (rc == 0)
-		rc = fsutil_pwrite_full(fd, header, sizeof(header), VHD_FOOTER_SIZE);
-	if (rc == 0)
-		rc = write_empty_bat(fd, TABLE_OFFSET, vhd_bat_bytes(d->header.max_table_entries));
-	for (int i = 0; i < VHD_LOCATOR_COUNT && rc == 0; i++)
-		if (d->locator_data[i])
-			rc = fsutil_pwrite_full(fd, d->locator_data[i],
-						d->header.locators[i].data_space,
-						d->header.locators[i].data_offset);
-	if (rc == 0)
-		rc = fsutil_pwrite_full(fd, footer, sizeof(footer), end);
-	return rc;
-}
-
-/* Create @path exclusively, let @fill write it, fsync it and its folder;
- * on any failure remove it. */
-static int create_file(const char *path, int (*fill)(int fd, void *ctx), void *ctx,
-		       struct error *err)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	int rc;
-
-	if (fd < 0) {
-		rc = errno;
-		if (rc == EEXIST)
-			return error_set(err, EEXIST, "'%s' already exists", path);
-		return error_errno(err, rc, "cannot create", path);
-	}
-	rc = fill(fd, ctx);
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0)
-		rc = fsutil_fsync_parent(path);
-	if (rc < 0) {
-		unlink(path);
-		return error_errno(err, -rc, "cannot write", path);
-	}
-	return 0;
-}
-
-static int fill_fixed(int fd, void *ctx)
-{
-	const struct vhd_footer *f = ctx;
-	uint8_t raw[VHD_FOOTER_SIZE];
-
-	if (ftruncate(fd, (off_t)f->current_size) < 0)
-		return -errno;
-	vhd_footer_encode(f, raw);
-	return fsutil_pwrite_full(fd, raw, sizeof(raw), f->current_size);
-}
-
-static int fill_dynamic(int fd, void *ctx)
-{
-	return write_new_dynamic(fd, ctx);
-}
-
-int vhd_create_check(const struct vhd_create_options *o, struct error *err)
-{
-	const uint64_t mib = 1024 * 1024;
-
-	if (o->size == 0)
-		return error_set(err, EINVAL, "a disk size of 0: the smallest disk is 1 MiB");
-	if (o->size % mib)
-		return error_set(err, EINVAL,
-				 "disk size %llu bytes is not a whole number of MiB (try %llu)",
-				 (unsigned long long)o->size,
-				 (unsigned long long)((o->size + mib - 1) / mib * mib));
-	if (o->size > VHD_MAX_CREATE_SIZE)
-		return error_set(err, EINVAL, "disk size %llu bytes is over the limit of 2040 GiB",
-				 (unsigned long long)o->size);
-	if (o->type != VHD_TYPE_FIXED && o->type != VHD_TYPE_DYNAMIC)
-		return error_set(err, EINVAL, "can only create fixed or dynamic disks");
-	if (o->type == VHD_TYPE_FIXED && o->block_size)
-		return error_set(err, EINVAL, "a fixed disk has no blocks: no block size applies");
-	if (o->block_size &&
-	    (!is_power_of_two(o->block_size) || o->block_size < VHD_MIN_CREATE_BLOCK ||
-	     o->block_size > VHD_MAX_BLOCK))
-		return error_set(err, EINVAL,
-				 "block size %u is not a power of two from 4 KiB to 256 MiB",
-				 o->block_size);
-	if (o->type == VHD_TYPE_DYNAMIC &&
-	    (o->size + (o->block_size ? o->block_size : VHD_DEFAULT_BLOCK) - 1) /
-			    (o->block_size ? o->block_size : VHD_DEFAULT_BLOCK) >
-		    VHD_MAX_BAT_ENTRIES)
-		return error_set(
-			err, EINVAL,
-			"a disk of %llu bytes in blocks of %u bytes needs more than %u blocks: "
-			"choose larger blocks",
-			(unsigned long long)o->size, o->block_size, VHD_MAX_BAT_ENTRIES);
-	return 0;
-}
-
-int vhd_create(const char *path, const struct vhd_create_options *o, struct error *err)
-{
-	uint32_t block_size = o->block_size ? o->block_size : VHD_DEFAULT_BLOCK;
-	struct new_dynamic d;
-	uint8_t uuid[16];
-	uint32_t now = o->timestamp ? o->timestamp : vhd_time_from_unix(time(NULL));
-	int rc;
-
-	rc = vhd_create_check(o, err);
-	if (rc < 0)
-		return rc;
-	if (o->uuid)
-		memcpy(uuid, o->uuid, 16);
-	else
-		uuid_generate_random(uuid);
-	memset(&d, 0, sizeof(d));
-	vhd_footer_init(&d.footer, o->type, o->size, uuid, now);
-	if (o->type == VHD_TYPE_FIXED)
-		return create_file(path, fill_fixed, &d.footer, err);
-	vhd_header_init(&d.header, (uint32_t)((o->size + block_size - 1) / block_size), block_size);
-	return create_file(path, fill_dynamic, &d, err);
-}
-
-/* Percent-encode an absolute path as a file URL for a MacX locator. */
-static int encode_file_url(const char *path, char *out, size_t cap)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t n = 0;
-	int w = snprintf(out, cap, "file://");
-
-	if (w < 0 || (size_t)w >= cap)
-		return -ENAMETOOLONG;
-	n = (size_t)w;
-	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
-		bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-			     (*p >= '0' && *p <= '9') || strchr("/-._~", *p);
-
-		if (n + 4 > cap)
-			return -ENAMETOOLONG;
-		if (plain) {
-			out[n++] = (char)*p;
-		} else {
-			out[n++] = '%';
-			out[n++] = hex[*p >> 4];
-			out[n++] = hex[*p & 15];
-		}
-	}
-	out[n] = '\0';
-	return 0;
-}
-
-/* Locator data buffers of a new differencing disk. */
-struct new_locators {
-	uint8_t relative[VHD_MAX_LOCATOR_BYTES];
-	uint8_t absolute[VHD_MAX_LOCATOR_BYTES];
-	char url[VHD_MAX_LOCATOR_BYTES];
-};
-
-static void set_locator(struct new_dynamic *d, int index, uint32_t code, const void *data,
-			size_t len)
-{
-	struct vhd_locator *l = &d->header.locators[index];
-
-	l->code = code;
-	l->data_length = (uint32_t)len;
-	/* Data space in bytes, whole sectors, as Hyper-V writes it. */
-	l->data_space = (uint32_t)((len + VHD_SECTOR_SIZE - 1) / VHD_SECTOR_SIZE * VHD_SECTOR_SIZE);
-	d->locator_data[index] = data;
-}
-
-int vhd_create_differencing(const char *path, const char *parent_path, const struct pathmap *map,
-			    struct error *err)
-{
-	struct vhd *parent = NULL;
-	struct new_locators *loc = NULL;
-	struct new_dynamic d;
-	char parent_abs[PATH_MAX], child_dir[PATH_MAX];
-	char relative[PATH_MAX], windows[PATH_MAX];
-	uint8_t uuid[16];
-	size_t len;
-	int rc, n = 0;
-
-	rc = vhd_open(&parent, parent_path, VHD_OPEN_READ, err);
-	if (rc < 0)
-		return error_prefix(err, "cannot use '%s' as a parent", parent_path);
-	rc = pathmap_child_places(path, parent_path, parent_abs, child_dir, err);
-	if (rc < 0)
-		goto out;
-	loc = calloc(1, sizeof(*loc));
-	if (!loc) {
-		rc = error_set(err, ENOMEM, "out of memory");
-		goto out;
-	}
-	memset(&d, 0, sizeof(d));
-	uuid_generate_random(uuid);
-	vhd_footer_init(&d.footer, VHD_TYPE_DIFFERENCING, vhd_size(parent), uuid,
-			vhd_time_from_unix(time(NULL)));
-	d.footer.geometry = parent->footer.geometry;
-	d.footer.original_size = parent->footer.original_size;
-	vhd_header_init(&d.header,
-			(uint32_t)((vhd_size(parent) + VHD_DEFAULT_BLOCK - 1) / VHD_DEFAULT_BLOCK),
-			VHD_DEFAULT_BLOCK);
-	memcpy(d.header.parent_uuid, parent->footer.uuid, 16);
-	d.header.parent_timestamp = vhd_time_from_unix(parent->st.st_mtim.tv_sec);
-	rc = utf16_encode(pathmap_basename(parent_abs), UTF16_BE, d.header.parent_name,
-			  VHD_PARENT_NAME_SIZE, &len, err);
-	if (rc < 0) {
-		error_prefix(err, "the parent's file name '%s'", pathmap_basename(parent_abs));
-		goto out;
-	}
-	rc = pathmap_windows_relative(child_dir, parent_abs, relative, sizeof(relative));
-	if (rc == 0)
-		rc = utf16_encode(relative, UTF16_LE, loc->relative, sizeof(loc->relative), &len,
-				  err);
-	if (rc < 0) {
-		error_set(err, -rc, "cannot record the relative path of '%s'", parent_abs);
-		goto out;
-	}
-	set_locator(&d, n++, VHD_PLATFORM_W2RU, loc->relative, len);
-	if (pathmap_to_windows(map, parent_abs, windows, sizeof(windows)) == 0) {
-		rc = utf16_encode(windows, UTF16_LE, loc->absolute, sizeof(loc->absolute), &len,
-				  err);
-		if (rc < 0)
-			goto out;
-		set_locator(&d, n++, VHD_PLATFORM_W2KU, loc->absolute, len);
-	}
-	rc = encode_file_url(parent_abs, loc->url, sizeof(loc->url));
-	if (rc < 0) {
-		error_set(err, -rc, "the path of '%s' is too long for a locator", parent_abs);
-		goto out;
-	}
-	set_locator(&d, n++, VHD_PLATFORM_MACX, loc->url, strlen(loc->url));
-	rc = create_file(path, fill_dynamic, &d, err);
-out:
-	free(loc);
-	vhd_close(parent);
-	return rc;
-}
-
-/* ---- writing ---- */
-
-static void bitmap_set_range(uint8_t *bitmap, uint32_t first, uint32_t count)
-{
-	for (uint32_t i = first; i < first + count; i++)
-		bitmap[i >> 3] |= (uint8_t)(0x80u >> (i & 7));
-}
-
-/* Set the bits of sectors [first, first+count) of allocated block @block on
- * disk and in the cache. */
-static int mark_sectors(struct vhd *vhd, uint32_t block, uint32_t first, uint32_t count,
-			struct error *err)
-{
-	uint64_t at = (uint64_t)vhd->bat[block] * VHD_SECTOR_SIZE;
-	uint32_t lo = first / 8, hi = (first + count - 1) / 8;
-	uint8_t bytes[VHD_MAX_BLOCK / VHD_SECTOR_SIZE / 8];
-	uint32_t slot = block % vhd->cache_slots;
-	int rc;
-
-	rc = vhd_pread(vhd, bytes + lo, hi - lo + 1, at + lo, err);
-	if (rc < 0)
-		return rc;
-	bitmap_set_range(bytes, first, count);
-	rc = fsutil_pwrite_full(vhd->fd, bytes + lo, hi - lo + 1, at + lo);
-	if (rc < 0)
-		return error_errno(err, -rc, "cannot write the sector bitmap of", vhd->path);
-	pthread_mutex_lock(&vhd->cache_lock);
-	if (vhd->cache_tag[slot] == block + 1)
-		memcpy(vhd->cache_data + (size_t)slot * vhd->bitmap_size + lo, bytes + lo,
-		       hi - lo + 1);
-	pthread_mutex_unlock(&vhd->cache_lock);
-	return 0;
-}
-
-int vhd_write(struct vhd *vhd, const void *buf, size_t len, uint64_t offset, struct error *err)
-{
-	const uint8_t *in = buf;
-	uint64_t size = vhd->footer.current_size, block_bytes, first_free, new_end, sector, end;
-	uint32_t first_block, last_block, fresh = 0;
-	uint32_t *pending = NULL;
-	uint8_t *bitmap = NULL;
-	int rc = 0;
-
-	if (!vhd->writable)
-		return error_set(err, EBADF, "'%s' was not opened for writing", vhd->path);
-	if (offset % VHD_SECTOR_SIZE || len % VHD_SECTOR_SIZE)
-		return error_set(err, EINVAL,
-				 "writes to '%s' must be whole 512-byte sectors (offset %llu, "
-				 "length %zu)",
-				 vhd->path, (unsigned long long)offset, len);
-	if (offset > size || len > size - offset)
-		return error_set(err, EINVAL,
-				 "a write of %zu bytes at %llu does not fit in '%s' (%llu bytes)",
-				 len, (unsigned long long)offset, vhd->path,
-				 (unsigned long long)size);
-	if (len == 0)
-		return 0;
-	if (vhd->footer.disk_type == VHD_TYPE_FIXED) {
-		rc = fsutil_pwrite_full(vhd->fd, buf, len, offset);
-		if (rc == 0 && fdatasync(vhd->fd) < 0)
-			rc = -errno;
-		return rc < 0 ? error_errno(err, -rc, "cannot write", vhd->path) : 0;
-	}
-
-	first_block = (uint32_t)(offset / vhd->block_size);
-	last_block = (uint32_t)((offset + len - 1) / vhd->block_size);
-	for (uint32_t b = first_block; b <= last_block; b++)
-		if (vhd->bat[b] == VHD_UNALLOCATED)
-			fresh++;
-	block_bytes = (uint64_t)vhd->bitmap_size + vhd->block_size;
-	/* New blocks start on a sector boundary, even after a footer that does not. */
-	first_free = (vhd->footer_offset + VHD_SECTOR_SIZE - 1) / VHD_SECTOR_SIZE * VHD_SECTOR_SIZE;
-	new_end = first_free + fresh * block_bytes;
-	if (new_end / VHD_SECTOR_SIZE >= UINT32_MAX)
-		return error_set(err, EFBIG, "'%s' would grow past what a BAT can address",
-				 vhd->path);
-	pending = calloc(last_block - first_block + 1, sizeof(*pending));
-	bitmap = malloc(vhd->bitmap_size);
-	if (!pending || !bitmap) {
-		rc = error_set(err, ENOMEM, "out of memory");
-		goto out;
-	}
-	/*
-	 * 1. The footer at the new end, durable before anything overwrites the
-	 * old one (the first new block starts there). From here the space up to
-	 * new_end is used, whatever happens next: a later write never reuses it.
-	 */
-	if (fresh) {
-		rc = fsutil_pwrite_full(vhd->fd, vhd->footer_raw, VHD_FOOTER_SIZE, new_end);
-		if (rc == 0 && fdatasync(vhd->fd) < 0)
-			rc = -errno;
-		if (rc < 0) {
-			rc = error_errno(err, -rc, "cannot write the footer of", vhd->path);
-			goto out;
-		}
-		vhd->footer_offset = new_end;
-		vhd->file_size = new_end + VHD_FOOTER_SIZE;
-	}
-	/* 2. The data: new blocks with their bitmaps (nothing points to them
-	 * yet), and into blocks already allocated. */
-	{
-		uint64_t next = first_free;
-
-		sector = offset / VHD_SECTOR_SIZE;
-		end = sector + len / VHD_SECTOR_SIZE;
-		while (sector < end) {
-			uint32_t b = (uint32_t)(sector / vhd->sectors_per_block);
-			uint32_t first = (uint32_t)(sector % vhd->sectors_per_block);
-			uint32_t count = vhd->sectors_per_block - first;
-			uint64_t at;
-
-			if (count > end - sector)
-				count = (uint32_t)(end - sector);
-			if (vhd->bat[b] == VHD_UNALLOCATED) {
-				at = next;
-				next += block_bytes;
-				pending[b - first_block] = (uint32_t)(at / VHD_SECTOR_SIZE);
-				memset(bitmap, 0, vhd->bitmap_size);
-				bitmap_set_range(bitmap, first, count);
-				rc = fsutil_pwrite_full(vhd->fd, bitmap, vhd->bitmap_size, at);
-			} else {
-				at = (uint64_t)vhd->bat[b] * VHD_SECTOR_SIZE;
-			}
-			if (rc == 0)
-				rc = fsutil_pwrite_full(
-					vhd->fd, in, (size_t)count * VHD_SECTOR_SIZE,
-					at + vhd->bitmap_size + (uint64_t)first * VHD_SECTOR_SIZE);
-			if (rc < 0) {
-				rc = error_errno(err, -rc, "cannot write", vhd->path);
-				goto out;
-			}
-			in += (size_t)count * VHD_SECTOR_SIZE;
-			sector += count;
-		}
-	}
-	if (fdatasync(vhd->fd) < 0) {
-		rc = error_errno(err, errno, "cannot sync", vhd->path);
-		goto out;
-	}
-	/* 3. The bitmap bits of blocks that were allocated already, now that the
-	 * data they announce is durable. */
-	sector = offset / VHD_SECTOR_SIZE;
-	while (sector < end) {
-		uint32_t b = (uint32_t)(sector / vhd->sectors_per_block);
-		uint32_t first = (uint32_t)(sector % vhd->sectors_per_block);
-		uint32_t count = vhd->sectors_per_block - first;
-
-		if (count > end - sector)
-			count = (uint32_t)(end - sector);
-		if (!pending[b - first_block]) {
-			rc = mark_sectors(vhd, b, first, count, err);
-			if (rc < 0)
-				goto out;
-		}
-		sector += count;
-	}
-	/* 4. Commit: point the BAT at the new blocks. */
-	for (uint32_t b = first_block; fresh && b <= last_block; b++) {
-		uint8_t entry[4];
-
-		if (!pending[b - first_block])
-			continue;
-		be32_store(entry, pending[b - first_block]);
-		rc = fsutil_pwrite_full(vhd->fd, entry, 4,
-					vhd->header.table_offset + (uint64_t)b * 4);
-		if (rc < 0) {
-			rc = error_errno(err, -rc, "cannot update the BAT of", vhd->path);
-			goto out;
-		}
-		vhd->bat[b] = pending[b - first_block];
-		vhd->allocated++;
-	}
-	if (fdatasync(vhd->fd) < 0)
-		rc = error_errno(err, errno, "cannot sync", vhd->path);
-out:
-	free(pending);
-	free(bitmap);
-	return rc;
-}
-
-/* ---- relocating a differencing disk ---- */
-
-int vhd_relocation(const struct vhd *vhd, const char *parent_name, struct vhd_patch patches[2],
-		   struct error *err)
-{
-	struct vhd_header h = vhd->header;
-	uint8_t locator[VHD_MAX_LOCATOR_BYTES];
-	char relative[PATH_MAX];
-	size_t name_len = 0, len = 0;
-	uint64_t space = 0;
-	int best = -1, rc;
-
-	memset(patches, 0, 2 * sizeof(*patches));
-	if (vhd->footer.disk_type != VHD_TYPE_DIFFERENCING)
-		return error_set(err, EINVAL, "'%s' is not a differencing disk", vhd->path);
-	if (snprintf(relative, sizeof(relative), ".\\%s", parent_name) >= (int)sizeof(relative))
-		return error_set(err, ENAMETOOLONG, "parent name '%s' is too long", parent_name);
-	memset(h.parent_name, 0, sizeof(h.parent_name));
-	rc = utf16_encode(parent_name, UTF16_BE, h.parent_name, sizeof(h.parent_name), &name_len,
-			  err);
-	if (rc == 0)
-		rc = utf16_encode(relative, UTF16_LE, locator, sizeof(locator), &len, err);
-	if (rc < 0)
-		return error_prefix(err, "cannot name parent '%s' in '%s'", parent_name, vhd->path);
-	/* The largest data space of a used locator takes the new path. */
-	for (int i = 0; i < VHD_LOCATOR_COUNT; i++) {
-		uint64_t bytes = vhd_locator_space_bytes(h.locators[i].data_space);
-
-		if (h.locators[i].code != VHD_PLATFORM_NONE && bytes > space) {
-			space = bytes;
-			best = i;
-		}
-	}
-	if (best < 0 || space < len || h.locators[best].data_offset > vhd->footer_offset ||
-	    space > vhd->footer_offset - h.locators[best].data_offset)
-		return error_set(err, ENOSPC,
-				 "no parent locator of '%s' has room for '%s' (%zu bytes)",
-				 vhd->path, relative, len);
-	patches[1].offset = h.locators[best].data_offset;
-	patches[1].len = (size_t)space;
-	patches[1].bytes = calloc(1, (size_t)space);
-	patches[0].offset = vhd->footer.data_offset;
-	patches[0].len = VHD_HEADER_SIZE;
-	patches[0].bytes = malloc(VHD_HEADER_SIZE);
-	if (!patches[0].bytes || !patches[1].bytes) {
-		free(patches[0].bytes);
-		free(patches[1].bytes);
-		memset(patches, 0, 2 * sizeof(*patches));
-		return error_set(err, ENOMEM, "out of memory");
-	}
-	memcpy(patches[1].bytes, locator, len);
-	for (int i = 0; i < VHD_LOCATOR_COUNT; i++)
-		if (i != best)
-			memset(&h.locators[i], 0, sizeof(h.locators[i]));
-	h.locators[best].code = VHD_PLATFORM_W2RU;
-	h.locators[best].data_length = (uint32_t)len;
-	vhd_header_encode(&h, patches[0].bytes);
-	return 0;
-}
-
-void vhd_patches_apply(const struct vhd_patch *patches, size_t count, uint8_t *buf, size_t len,
-		       uint64_t offset)
-{
-	for (size_t i = 0; i < count; i++) {
-		const struct vhd_patch *p = &patches[i];
-		uint64_t from = offset > p->offset ? offset : p->offset;
-		uint64_t to = offset + len < p->offset + p->len ? offset + len : p->offset + p->len;
-
-		if (from < to)
-			memcpy(buf + (from - offset), p->bytes + (from - p->offset),
-			       (size_t)(to - from));
-	}
+	return vhd_io_read_disk(&vhd->io, &format, vhd, vhd->footer.current_size, VHD_SECTOR_SIZE,
+				buf, len, offset, err);
 }

@@ -7,8 +7,16 @@
  * the chain module's business: a differencing disk read alone yields its own
  * sectors and reports the others as VHD_EXTENT_PARENT.
  *
+ * The module's rooms: core/vhd_layout.c (the on-disk structures, and the
+ * small pieces VHDX uses too), core/vhd.c (opening, validating, reading),
+ * core/vhd_create.c (new files), core/vhd_write.c (writing, relocating);
+ * core/vhd_internal.h is what they share. Beneath them, core/vhd_io.h (the
+ * file) and core/vhd_cache.h (the bitmap cache) serve VHDX as well.
+ *
  * Thread safety: reads (vhd_map, vhd_pread, vhd_read, the getters) may run
- * from several threads at once on one struct vhd. vhd_write must not run
+ * from several threads at once on one struct vhd: what they share is set at
+ * open, and the sector bitmap cache has a lock per slot (vhd_cache.h), held
+ * across the bitmap's read but by no other reader. vhd_write must not run
  * concurrently with anything else on the same struct vhd.
  */
 #ifndef IMPEX_VHD_H
@@ -121,7 +129,7 @@ struct vhd_extent {
 
 struct vhd;
 
-/* ---- the on-disk structures ---- */
+/* ---- the on-disk structures (core/vhd_layout.c) ---- */
 
 /** The one's complement of the byte sum of @raw, the 4 bytes at @checksum_at taken as zero. */
 uint32_t vhd_checksum(const uint8_t *raw, size_t len, size_t checksum_at);
@@ -191,7 +199,45 @@ void vhd_header_init(struct vhd_header *header, uint32_t block_count, uint32_t b
 /** Bytes of the BAT for @block_count entries, padded to whole sectors. */
 uint64_t vhd_bat_bytes(uint32_t block_count);
 
-/* ---- opening and reading ---- */
+/* ---- small pieces both formats use, VHD and VHDX (core/vhd_layout.c) ---- */
+
+/* One field of an on-disk structure: where it lies in the raw bytes, and
+ * which member of the decoded struct holds it. */
+struct vhd_field {
+	uint16_t at;	 /* offset in the raw bytes */
+	uint16_t size;	 /* bytes: of the member */
+	bool bytes;	 /* copied as they are; else an integer of 1, 2, 4 or 8 bytes */
+	uint16_t member; /* offsetof the member */
+};
+
+#define VHD_FIELD_INT(at, type, m)   {(at), sizeof(((type *)0)->m), false, offsetof(type, m)}
+#define VHD_FIELD_BYTES(at, type, m) {(at), sizeof(((type *)0)->m), true, offsetof(type, m)}
+
+/** Decode the @count @fields of @raw into the struct at @out (big-endian integers, or little). */
+void vhd_fields_decode(const struct vhd_field *fields, size_t count, bool little_endian,
+		       const uint8_t *raw, void *out);
+
+/** Encode the @count @fields of the struct at @in into @raw; other bytes are left as they are. */
+void vhd_fields_encode(const struct vhd_field *fields, size_t count, bool little_endian,
+		       const void *in, uint8_t *raw);
+
+/**
+ * Whether [@a, @a + @alen) and [@b, @b + @blen) share a byte, computed
+ * without sums that could wrap (hostile offsets are safe). An empty range
+ * meets nothing.
+ */
+bool vhd_ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen);
+
+/** Whether @v is a power of two (0 is not). */
+bool vhd_is_power_of_two(uint64_t v);
+
+/** Whether the 16 bytes of a UUID or GUID @id are all zero. */
+bool vhd_id_is_zero(const uint8_t id[16]);
+
+/** The value of hexadecimal digit @c (either case), or -1. */
+int vhd_hex_digit(char c);
+
+/* ---- opening and reading (core/vhd.c) ---- */
 
 enum vhd_open_flags {
 	VHD_OPEN_READ = 0,
@@ -289,7 +335,7 @@ int vhd_pread(struct vhd *vhd, void *buf, size_t len, uint64_t offset, struct er
  */
 int vhd_read(struct vhd *vhd, void *buf, size_t len, uint64_t offset, struct error *err);
 
-/* ---- relocating a differencing disk ---- */
+/* ---- relocating a differencing disk (core/vhd_write.c) ---- */
 
 /* Bytes to put over a file at @offset. */
 struct vhd_patch {
@@ -316,7 +362,7 @@ int vhd_relocation(const struct vhd *vhd, const char *parent_name, struct vhd_pa
 void vhd_patches_apply(const struct vhd_patch *patches, size_t count, uint8_t *buf, size_t len,
 		       uint64_t offset);
 
-/* ---- creating and writing ---- */
+/* ---- creating (core/vhd_create.c) and writing (core/vhd_write.c) ---- */
 
 struct vhd_create_options {
 	enum vhd_type type;  /* VHD_TYPE_FIXED or VHD_TYPE_DYNAMIC */

@@ -17,9 +17,14 @@
  * size; a replayed log takes at most VHDX_LOG_MAX_REPLAY_BYTES.
  *
  * Thread safety: reads (vhdx_map, vhdx_pread, vhdx_read, vhdx_block_state
- * and the getters) may run from several threads at once on one struct vhdx.
+ * and the getters) may run from several threads at once on one struct vhdx:
+ * what they share is set at open, and both caches have a lock per slot
+ * (vhd_cache.h), held across that slot's read but by no other reader.
  * vhdx_write and vhdx_flush must not run concurrently with anything else on
  * the same struct vhdx.
+ *
+ * Reading: core/vhdx.c, core/vhdx_headers.c, core/vhdx_metadata.c,
+ * core/vhdx_bat.c (vhdx_internal.h says which does what).
  *
  * Writing (core/vhdx_write.c, core/vhdx_create.c) follows [MS-VHDX]: new
  * files complete before they get their name; changes to the metadata (BAT,
@@ -55,6 +60,26 @@ struct pathmap;
 #define VHDX_MAX_LOCATOR_ENTRIES 256
 #define VHDX_BAT_CACHE_BYTES	 VHDX_MIB
 #define VHDX_BITMAP_CACHE_BYTES	 (256u * 1024)
+
+/* The header section ([MS-VHDX] 2.2): two headers, two region tables. */
+#define VHDX_HEADER1_AT	       (64u * 1024)
+#define VHDX_HEADER2_AT	       (128u * 1024)
+#define VHDX_HEADER_AT(i)      ((i) ? VHDX_HEADER2_AT : VHDX_HEADER1_AT) /* @i 0 or 1 */
+#define VHDX_REGION1_AT	       (192u * 1024)
+#define VHDX_REGION2_AT	       (256u * 1024)
+#define VHDX_REGION_AT(i)      ((i) ? VHDX_REGION2_AT : VHDX_REGION1_AT)
+#define VHDX_REGION_SIZE       (64u * 1024) /* one region table */
+#define VHDX_CHECKSUM_AT       4	    /* the CRC-32C of a header, region table, log entry */
+#define VHDX_METADATA_TABLE_SIZE (64u * 1024) /* at the start of the metadata region */
+
+/* Metadata table entry flags ([MS-VHDX] 2.6.1.2). */
+#define VHDX_METADATA_IS_USER	      1u
+#define VHDX_METADATA_IS_VIRTUAL_DISK 2u
+#define VHDX_METADATA_IS_REQUIRED     4u
+
+/* A BAT entry ([MS-VHDX] 2.5): the state in bits 0-2, the file offset in MiB from bit 20. */
+#define VHDX_BAT_STATE_MASK   7u
+#define VHDX_BAT_OFFSET_SHIFT 20
 
 /* Payload block states ([MS-VHDX] 2.5.1.1). */
 enum vhdx_block_state {
@@ -150,6 +175,9 @@ void vhdx_guid_from_uuid(const uint8_t uuid[16], uint8_t out[16]);
  * required) into @raw in Microsoft's layout. Returns 0 or -EINVAL.
  */
 int vhdx_guid_parse(const char *text, uint8_t raw[16]);
+
+/** One of the VHDX_GUID_* constants into @raw, as vhdx_guid_parse; aborts on a malformed one. */
+void vhdx_guid_constant(const char *text, uint8_t raw[16]);
 
 /* ---- opening ---- */
 

@@ -11,6 +11,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "impex_config.h"
+#include "pathbuf.h"
 #include "pathmap.h"
 #include "utf16.h"
 
@@ -32,17 +33,6 @@
 #define CREATOR	    "impexfs " IMPEX_VERSION
 /* Room for a parent locator: its keys and three paths of up to 32,767 UTF-16 units. */
 #define LOCATOR_MAX (200u * 1024)
-
-static bool is_power_of_two(uint64_t v)
-{
-	return v && !(v & (v - 1));
-}
-
-static void guid_of(const char *text, uint8_t raw[16])
-{
-	if (vhdx_guid_parse(text, raw) < 0)
-		abort(); /* the constants of vhdx_internal.h are well-formed */
-}
 
 /* Everything a new file is made of. */
 struct new_file {
@@ -106,11 +96,11 @@ static void header_section(const struct new_file *f, uint8_t *raw)
 	table = raw + VHDX_REGION1_AT;
 	memcpy(table, "regi", 4);
 	le32_store(table + 8, 2);
-	guid_of(GUID_BAT, table + 16);
+	vhdx_guid_constant(VHDX_GUID_BAT, table + 16);
 	le64_store(table + 32, BAT_AT);
 	le32_store(table + 40, f->bat_length);
 	le32_store(table + 44, 1); /* required */
-	guid_of(GUID_METADATA, table + 48);
+	vhdx_guid_constant(VHDX_GUID_METADATA, table + 48);
 	le64_store(table + 64, METADATA_AT);
 	le32_store(table + 72, VHDX_MIB);
 	le32_store(table + 76, 1);
@@ -138,17 +128,17 @@ static int metadata_region(const struct new_file *f, uint8_t *raw, size_t *len)
 	le32_store(logical, f->logical);
 	le32_store(physical, f->physical);
 	/* The items and flags Hyper-V writes, in its order. */
-	items[n++] = (typeof(items[0])){GUID_FILE_PARAMS, METADATA_FLAG_REQUIRED, params, 8};
+	items[n++] = (typeof(items[0])){VHDX_GUID_FILE_PARAMS, VHDX_METADATA_IS_REQUIRED, params, 8};
 	items[n++] = (typeof(items[0])){
-		GUID_DISK_SIZE, METADATA_FLAG_VIRTUAL_DISK | METADATA_FLAG_REQUIRED, size, 8};
+		VHDX_GUID_DISK_SIZE, VHDX_METADATA_IS_VIRTUAL_DISK | VHDX_METADATA_IS_REQUIRED, size, 8};
 	items[n++] = (typeof(items[0])){
-		GUID_DISK_ID, METADATA_FLAG_VIRTUAL_DISK | METADATA_FLAG_REQUIRED, f->disk_id, 16};
+		VHDX_GUID_DISK_ID, VHDX_METADATA_IS_VIRTUAL_DISK | VHDX_METADATA_IS_REQUIRED, f->disk_id, 16};
 	items[n++] = (typeof(items[0])){
-		GUID_LOGICAL, METADATA_FLAG_VIRTUAL_DISK | METADATA_FLAG_REQUIRED, logical, 4};
+		VHDX_GUID_LOGICAL, VHDX_METADATA_IS_VIRTUAL_DISK | VHDX_METADATA_IS_REQUIRED, logical, 4};
 	items[n++] = (typeof(items[0])){
-		GUID_PHYSICAL, METADATA_FLAG_VIRTUAL_DISK | METADATA_FLAG_REQUIRED, physical, 4};
+		VHDX_GUID_PHYSICAL, VHDX_METADATA_IS_VIRTUAL_DISK | VHDX_METADATA_IS_REQUIRED, physical, 4};
 	if (f->locator)
-		items[n++] = (typeof(items[0])){GUID_LOCATOR, METADATA_FLAG_REQUIRED, f->locator,
+		items[n++] = (typeof(items[0])){VHDX_GUID_LOCATOR, VHDX_METADATA_IS_REQUIRED, f->locator,
 						(uint32_t)f->locator_len};
 	memset(raw, 0, ITEMS_AT + 64 + LOCATOR_MAX);
 	memcpy(raw, "metadata", 8);
@@ -158,7 +148,7 @@ static int metadata_region(const struct new_file *f, uint8_t *raw, size_t *len)
 
 		if (items[i].len > ITEMS_AT + 64 + LOCATOR_MAX - at)
 			return -ENAMETOOLONG;
-		guid_of(items[i].guid, e);
+		vhdx_guid_constant(items[i].guid, e);
 		le32_store(e + 16, at);
 		le32_store(e + 20, items[i].len);
 		le32_store(e + 24, items[i].flags);
@@ -223,7 +213,7 @@ out:
  */
 static int create_named(const char *path, const struct new_file *f, struct error *err)
 {
-	char tmp[PATH_MAX];
+	struct pathbuf tmp = PATHBUF_INIT;
 	const char *base = strrchr(path, '/');
 	int dir_len = base ? (int)(base - path + 1) : 0;
 	int fd = -1, rc;
@@ -235,33 +225,41 @@ static int create_named(const char *path, const struct new_file *f, struct error
 		uint8_t tag[16];
 
 		uuid_generate_random(tag);
-		if (snprintf(tmp, sizeof(tmp), "%.*s.%.200s.tmp-%02x%02x%02x%02x", dir_len, path,
-			     base, tag[0], tag[1], tag[2], tag[3]) >= (int)sizeof(tmp))
-			return error_set(err, ENAMETOOLONG, "cannot create '%s': %s", path,
-					 strerror(ENAMETOOLONG));
-		fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		/* The name cut to 200 bytes keeps the temporary name within NAME_MAX. */
+		if (pathbuf_setf(&tmp, "%.*s.%.200s.tmp-%02x%02x%02x%02x", dir_len, path, base,
+				 tag[0], tag[1], tag[2], tag[3]) < 0) {
+			rc = error_set(err, ENOMEM, "out of memory");
+			goto out;
+		}
+		fd = open(tmp.buf, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 		if (fd >= 0 || errno != EEXIST || attempt > 16)
 			break;
 	}
-	if (fd < 0)
-		return error_errno(err, errno, "cannot create", path);
+	if (fd < 0) {
+		rc = error_errno(err, errno, "cannot create", path);
+		goto out;
+	}
 	rc = fill(fd, f);
 	if (rc == 0 && fsync(fd) < 0)
 		rc = -errno;
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
-	if (rc == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0)
+	if (rc == 0 && renameat2(AT_FDCWD, tmp.buf, AT_FDCWD, path, RENAME_NOREPLACE) < 0)
 		rc = -errno;
 	if (rc < 0) {
-		unlink(tmp);
+		unlink(tmp.buf);
 		if (rc == -EEXIST)
-			return error_set(err, EEXIST, "'%s' already exists", path);
-		return error_errno(err, -rc, "cannot write", path);
+			rc = error_set(err, EEXIST, "'%s' already exists", path);
+		else
+			rc = error_errno(err, -rc, "cannot write", path);
+		goto out;
 	}
 	rc = fsutil_fsync_parent(path);
 	if (rc < 0)
-		return error_errno(err, -rc, "cannot sync the folder of", path);
-	return 0;
+		rc = error_errno(err, -rc, "cannot sync the folder of", path);
+out:
+	pathbuf_release(&tmp);
+	return rc;
 }
 
 /* ---- fixed and dynamic ---- */
@@ -286,7 +284,7 @@ int vhdx_create_check(const struct vhdx_create_options *o, struct error *err)
 		return error_set(err, EINVAL,
 				 "disk size %llu bytes is over the VHDX limit of 64 TiB",
 				 (unsigned long long)o->size);
-	if (o->block_size && (!is_power_of_two(o->block_size) || o->block_size < VHDX_MIN_BLOCK ||
+	if (o->block_size && (!vhd_is_power_of_two(o->block_size) || o->block_size < VHDX_MIN_BLOCK ||
 			      o->block_size > VHDX_MAX_BLOCK))
 		return error_set(err, EINVAL,
 				 "block size %u is not a power of two from 1 MiB to 256 MiB",
@@ -349,7 +347,7 @@ static int locator_build(struct locator *l, struct error *err)
 	uint8_t type[16];
 
 	memset(l->item, 0, sizeof(l->item));
-	guid_of(GUID_LOCATOR_VHDX, type);
+	vhdx_guid_constant(VHDX_GUID_LOCATOR_VHDX, type);
 	memcpy(l->item, type, 16);
 	le16_store(l->item + 18, l->count);
 	for (uint16_t i = 0; i < l->count; i++) {

@@ -2,47 +2,38 @@
  * vhdx_internal.h - what the VHDX modules share and nothing else sees: the
  * open file (struct vhdx) and the format's constants.
  *
- * core/vhdx.c reads and validates a file; core/vhdx_write.c changes one
- * opened with VHDX_OPEN_WRITE (the log, the headers, the BAT, sector
- * bitmaps); core/vhdx_create.c makes new files. Only these include it.
+ * Reading: core/vhdx.c opens and closes a file (GUIDs, getters, vhdx_pread),
+ * checking it through core/vhdx_headers.c (headers, log, region tables),
+ * core/vhdx_metadata.c (metadata, parent locator) and core/vhdx_bat.c (the
+ * BAT, which also maps and reads sectors through the caches). Changing:
+ * core/vhdx_write.c changes a file opened with VHDX_OPEN_WRITE (the log,
+ * the headers, the BAT, sector bitmaps), core/vhdx_create.c makes new
+ * files, core/vhdx_relocate.c works out relocation patches. Only these
+ * include it.
  */
 #ifndef IMPEX_VHDX_INTERNAL_H
 #define IMPEX_VHDX_INTERNAL_H
 
+#include "vhd_cache.h"
+#include "vhd_io.h"
 #include "vhdx.h"
 #include "vhdx_log.h"
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
-/* Region, metadata item and locator type GUIDs ([MS-VHDX] 2.2.3.2, 2.6.2). */
-#define GUID_BAT	  "{2DC27766-F623-4200-9D64-115E9BFD4A08}"
-#define GUID_METADATA	  "{8B7CA206-4790-4B9A-B8FE-575F050F886E}"
-#define GUID_FILE_PARAMS  "{CAA16737-FA36-4D43-B3B6-33F0AA44E76B}"
-#define GUID_DISK_SIZE	  "{2FA54224-CD1B-4876-B211-5DBED83BF4B8}"
-#define GUID_DISK_ID	  "{BECA12AB-B2E6-4523-93EF-C309E000C746}"
-#define GUID_LOGICAL	  "{8141BF1D-A96F-4709-BA47-F233A8FAAB5F}"
-#define GUID_PHYSICAL	  "{CDA348C7-445D-4471-9CC9-E9885251C556}"
-#define GUID_LOCATOR	  "{A8D35F2D-B30B-454D-ABF7-D3D84834AB0C}"
-#define GUID_LOCATOR_VHDX "{B04AEFB7-D19E-4A81-B789-25B8E9445913}"
-
-#define METADATA_FLAG_USER	   1u
-#define METADATA_FLAG_VIRTUAL_DISK 2u
-#define METADATA_FLAG_REQUIRED	   4u
-#define FILE_PARAM_LEAVE_ALLOC	   1u
-#define FILE_PARAM_HAS_PARENT	   2u
-#define BAT_STATE_MASK		   7u
-#define BAT_RESERVED_MASK	   0xFFFF8ull /* bits 3-19 */
-#define BAT_OFFSET_SHIFT	   20
-
-/* The headers' places ([MS-VHDX] 2.2.2). */
-#define VHDX_HEADER1_AT	 (64u * 1024)
-#define VHDX_HEADER2_AT	 (128u * 1024)
-#define VHDX_REGION1_AT	 (192u * 1024)
-#define VHDX_REGION2_AT	 (256u * 1024)
-#define VHDX_REGION_SIZE (64u * 1024)
+/* The format's sizes and limits that the VHDX modules parse by ([MS-VHDX] 2.2, 2.5, 2.6). */
+#define REGION_MAX_ENTRIES	2047u
+#define REGION_ENTRY_SIZE	32u
+#define METADATA_MAX_ENTRIES	2047u
+#define METADATA_ENTRY_SIZE	32u
+#define METADATA_MAX_ITEM	VHDX_MIB
+#define LOCATOR_HEADER_SIZE	20u
+#define LOCATOR_ENTRY_SIZE	12u
+#define FILE_PARAM_LEAVE_ALLOC	1u
+#define FILE_PARAM_HAS_PARENT	2u
+#define BAT_RESERVED_MASK	0xFFFF8ull /* bits 3-19 */
 
 struct region {
 	uint8_t guid[16];
@@ -51,12 +42,16 @@ struct region {
 	bool required;
 };
 
+/*
+ * An open VHDX. Every field is set by vhdx_open and then read-only, for any
+ * number of reading threads, but for those the one writer changes
+ * (vhdx_write and vhdx_flush run alone, vhdx.h: the header and its index,
+ * io.size, data_end, overlay, and the fields of writing below), and the
+ * caches, whose slots each have their own lock.
+ */
 struct vhdx {
-	char *path;
-	int fd;
-	struct stat st;
-	uint64_t file_size; /* as the file is */
-	uint64_t data_end;  /* as the replayed log leaves it */
+	struct vhd_io io;  /* io.size: the file as it is */
+	uint64_t data_end; /* as the replayed log leaves it */
 	struct vhdx_overlay *overlay;
 	struct vhdx_log_info log_info;
 	struct vhdx_header header;
@@ -87,20 +82,14 @@ struct vhdx {
 	struct vhdx_locator_entry *locator;
 	size_t locator_count;
 
-	/* The caches; all fields below are protected by lock. */
-	pthread_mutex_t lock;
-	uint32_t page_slots;
-	uint64_t *page_tag; /* page + 1, 0 for an empty slot */
-	uint8_t *page_used; /* clock reference bits */
-	uint32_t clock_hand;
-	uint64_t *page_data;
-	uint32_t bitmap_bytes; /* of one payload block */
-	uint32_t bitmap_slots;
-	uint64_t *bitmap_tag; /* block + 1, 0 for an empty slot */
-	uint8_t *bitmap_data;
+	/* The caches, each slot guarded by its own lock (vhd_cache.h): BAT pages
+	 * keyed by page, sector bitmaps of partially present blocks keyed by
+	 * block. A bitmap's fill takes a page slot, never the reverse. */
+	uint32_t bitmap_bytes; /* of one payload block; set at open */
+	struct vhd_cache pages;
+	struct vhd_cache bitmaps;
 
 	/* Writing (core/vhdx_write.c); only the one writer touches these. */
-	bool writable;	       /* opened with VHDX_OPEN_WRITE */
 	bool session;	       /* FileWriteGuid renewed since the open */
 	bool data_changed;     /* DataWriteGuid renewed since the open */
 	bool log_open;	       /* the headers name log_guid: entries may need replaying */
@@ -124,12 +113,34 @@ static inline uint64_t vhdx_bitmap_entry(const struct vhdx *vhdx, uint64_t chunk
 
 /**
  * BAT entry @index (as stored, decoded to host order) through the page
- * cache. Takes the lock. Returns 0 or -EIO with a message.
+ * cache. Takes the lock of the page's slot. Returns 0 or -EIO with a message.
  */
 int vhdx_bat_get(struct vhdx *vhdx, uint64_t index, uint64_t *entry, struct error *err);
 
 /** Forget every cached BAT page and sector bitmap (after the file changed under them). */
 void vhdx_caches_drop(struct vhdx *vhdx);
+
+/* ---- opening, in this order (core/vhdx.c calls them) ---- */
+
+/**
+ * Read the header section of @vhdx (core/vhdx_headers.c): the current header
+ * chosen and checked, its log replayed in memory if it names one, the region
+ * tables read (BAT and metadata region found). Returns 0 or a negative errno
+ * with a message, as vhdx_open.
+ */
+int vhdx_header_section_read(struct vhdx *vhdx, struct error *err);
+
+/** Read and check the metadata region and the parent locator (core/vhdx_metadata.c). */
+int vhdx_metadata_read(struct vhdx *vhdx, struct error *err);
+
+/** Work out the BAT's geometry and check every entry (core/vhdx_bat.c). */
+int vhdx_bat_check(struct vhdx *vhdx, struct error *err);
+
+/**
+ * Set up the BAT page and bitmap caches within their budgets (core/vhdx_bat.c).
+ * Returns 0 or -ENOMEM with a message.
+ */
+int vhdx_caches_init(struct vhdx *vhdx, struct error *err);
 
 /** Set up the write state of @vhdx, just opened with VHDX_OPEN_WRITE (vhdx_write.c). */
 int vhdx_write_prepare(struct vhdx *vhdx, struct error *err);

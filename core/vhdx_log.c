@@ -4,6 +4,7 @@
 #include "crc32c.h"
 #include "error.h"
 #include "fsutil.h"
+#include "vhd.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -36,6 +37,8 @@ struct overlay_run {
 	size_t data_at; /* arena offset of the run's first byte, NO_DATA for zeros */
 };
 
+/* Built by one thread (the replay), then sealed: from then on read-only, for
+ * any number of threads (vhdx_overlay_apply). No lock. */
 struct vhdx_overlay {
 	uint64_t file_size;
 	bool sealed;
@@ -351,15 +354,13 @@ static int refuse(struct scan *s, uint32_t pos, const char *fmt, ...)
 	return 1;
 }
 
-/* Sectors of descriptors for @count descriptors (the first sector holds the header too). */
-static uint64_t descriptor_sectors(uint64_t count)
+uint64_t vhdx_log_descriptor_sectors(uint64_t count)
 {
 	return (ENTRY_HEADER_SIZE + count * DESCRIPTOR_SIZE + VHDX_LOG_SECTOR - 1) /
 	       VHDX_LOG_SECTOR;
 }
 
-/* Byte offset of descriptor @i within its sector, and the sector's index in the entry. */
-static void descriptor_place(uint64_t i, uint64_t *sector, size_t *at)
+void vhdx_log_descriptor_place(uint64_t i, uint64_t *sector, size_t *at)
 {
 	if (i < FIRST_SECTOR_DESCS) {
 		*sector = 0;
@@ -416,7 +417,7 @@ static int evaluate(struct scan *s, uint32_t pos, struct error *err)
 			      "has a FlushedFileOffset or LastFileOffset that is not a "
 			      "whole number of MiB");
 	entry_sectors = length / VHDX_LOG_SECTOR;
-	desc_sectors = descriptor_sectors(count);
+	desc_sectors = vhdx_log_descriptor_sectors(count);
 	if (desc_sectors > entry_sectors)
 		return refuse(s, pos, "declares %u descriptors, more than its %u bytes hold", count,
 			      length);
@@ -429,7 +430,7 @@ static int evaluate(struct scan *s, uint32_t pos, struct error *err)
 		size_t at;
 		const uint8_t *d;
 
-		descriptor_place(i, &k, &at);
+		vhdx_log_descriptor_place(i, &k, &at);
 		if (k != loaded) {
 			rc = read_sector(s, pos + (uint32_t)k, s->sector, err);
 			if (rc < 0)
@@ -565,14 +566,6 @@ out:
 	return rc;
 }
 
-/* Does [a, a+alen) meet [b, b+blen)? Written without sums that could wrap. */
-static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
-{
-	if (alen == 0 || blen == 0)
-		return false;
-	return a <= b ? b - a < alen : a - b < blen;
-}
-
 struct replay {
 	struct scan *s;
 	struct vhdx_overlay *o;
@@ -589,9 +582,9 @@ static int check_target(struct replay *r, uint32_t pos, uint64_t seq, uint64_t i
 	const struct vhdx_log_params *p = r->s->p;
 	const char *what = NULL;
 
-	if (ranges_overlap(offset, len, 0, VHDX_LOG_PROTECTED_END))
+	if (vhd_ranges_overlap(offset, len, 0, VHDX_LOG_PROTECTED_END))
 		what = "into the file identifier or the headers";
-	else if (ranges_overlap(offset, len, p->log_offset, p->log_length))
+	else if (vhd_ranges_overlap(offset, len, p->log_offset, p->log_length))
 		what = "into the log itself";
 	else if (len > last || offset > last - len)
 		what = "past the entry's LastFileOffset";
@@ -639,14 +632,14 @@ static int replay_entry(struct replay *r, uint32_t pos, struct error *err)
 			"entry at log offset %llu), more than any VHDX needs",
 			s->p->path, (unsigned long long)last,
 			(unsigned long long)pos * VHDX_LOG_SECTOR);
-	desc_sectors = descriptor_sectors(count);
+	desc_sectors = vhdx_log_descriptor_sectors(count);
 	memcpy(s->sector, h, VHDX_LOG_SECTOR);
 	for (uint64_t i = 0; i < count; i++) {
 		uint8_t d[DESCRIPTOR_SIZE];
 		uint64_t k, offset;
 		size_t at;
 
-		descriptor_place(i, &k, &at);
+		vhdx_log_descriptor_place(i, &k, &at);
 		if (k != loaded) {
 			rc = read_sector(s, pos + (uint32_t)k, s->sector, err);
 			if (rc < 0)

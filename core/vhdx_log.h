@@ -35,6 +35,14 @@ struct error;
 
 struct vhdx_overlay;
 
+/* ---- the layout of a log entry ([MS-VHDX] 2.3.1) ---- */
+
+/** Sectors that @count descriptors take, the first one after the entry's 64-byte header. */
+uint64_t vhdx_log_descriptor_sectors(uint64_t count);
+
+/** Where descriptor @i lies: the index of its sector in the entry, and its byte offset there. */
+void vhdx_log_descriptor_place(uint64_t i, uint64_t *sector, size_t *at);
+
 /* Where the log lies and what it must match. */
 struct vhdx_log_params {
 	int fd;		      /* the file, read with pread */

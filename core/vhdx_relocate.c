@@ -8,6 +8,7 @@
  * changed since is refused rather than patched blind.
  */
 #include "vhdx.h"
+#include "vhdx_internal.h"
 
 #include "bigendian.h"
 #include "crc32c.h"
@@ -19,21 +20,10 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
-#define HEADER_SIZE	     4096u
-#define METADATA_TABLE	     (64u * 1024)
-#define METADATA_MAX_ENTRIES 2047u
-#define METADATA_ENTRY_SIZE  32u
-#define METADATA_FLAG_USER   1u
-#define METADATA_MAX_ITEM    VHDX_MIB
-#define LOCATOR_HEADER_SIZE  20u
-#define LOCATOR_ENTRY_SIZE   12u
 /* Items are put at 8-byte boundaries, as Hyper-V lays them out. */
 #define ITEM_ALIGN 8u
 
-#define GUID_LOCATOR	  "{A8D35F2D-B30B-454D-ABF7-D3D84834AB0C}"
-#define GUID_LOCATOR_VHDX "{B04AEFB7-D19E-4A81-B789-25B8E9445913}"
 
-static const uint64_t header_at[2] = {64 * 1024, 128 * 1024};
 
 /* Namespace of the FileWriteGuids of relocated files (SHA-1 name-based). */
 static const uuid_t relocation_namespace = {0x5d, 0x3a, 0x8e, 0x21, 0x7c, 0x44, 0x4b, 0x0f,
@@ -128,8 +118,7 @@ static int locator_build(const struct vhdx *vhdx, const char *relative, uint8_t 
 		rc = error_set(err, ENOMEM, "out of memory");
 		goto out;
 	}
-	if (vhdx_guid_parse(GUID_LOCATOR_VHDX, type) < 0)
-		abort(); /* the constant is well-formed */
+	vhdx_guid_constant(VHDX_GUID_LOCATOR_VHDX, type);
 	memcpy(item, type, 16);
 	le16_store(item + 18, (uint16_t)n);
 	{
@@ -169,7 +158,7 @@ static int range_order(const void *a, const void *b)
 }
 
 /*
- * Read the metadata table into @table (METADATA_TABLE bytes), find the
+ * Read the metadata table into @table (VHDX_METADATA_TABLE_SIZE bytes), find the
  * locator's entry (*@index) where vhdx_open saw it, and list the other items'
  * places into *@others (caller frees), *@count of them.
  */
@@ -186,9 +175,8 @@ static int metadata_read(struct vhdx *vhdx, uint8_t *table, uint32_t *index, str
 	*count = 0;
 	vhdx_metadata_region(vhdx, &region, &region_len);
 	vhdx_locator_place(vhdx, &loc_offset, &loc_length);
-	if (vhdx_guid_parse(GUID_LOCATOR, locator_guid) < 0)
-		abort(); /* the constant is well-formed */
-	rc = vhdx_pread(vhdx, table, METADATA_TABLE, region, err);
+	vhdx_guid_constant(VHDX_GUID_LOCATOR, locator_guid);
+	rc = vhdx_pread(vhdx, table, VHDX_METADATA_TABLE_SIZE, region, err);
 	if (rc < 0)
 		return rc;
 	entries = le16_load(table + 10);
@@ -201,10 +189,10 @@ static int metadata_read(struct vhdx *vhdx, uint8_t *table, uint32_t *index, str
 		const uint8_t *e = table + 32 + (size_t)i * METADATA_ENTRY_SIZE;
 		uint32_t offset = le32_load(e + 16), length = le32_load(e + 20), flags = le32_load(e + 24);
 
-		if (length && (offset < METADATA_TABLE || offset > region_len ||
+		if (length && (offset < VHDX_METADATA_TABLE_SIZE || offset > region_len ||
 			       length > region_len - offset))
 			return changed(vhdx, "the metadata table", err);
-		if (!found && !(flags & METADATA_FLAG_USER) && memcmp(e, locator_guid, 16) == 0 &&
+		if (!found && !(flags & VHDX_METADATA_IS_USER) && memcmp(e, locator_guid, 16) == 0 &&
 		    offset == loc_offset && length == loc_length) {
 			*index = i;
 			found = true;
@@ -223,7 +211,7 @@ static int metadata_read(struct vhdx *vhdx, uint8_t *table, uint32_t *index, str
 static bool find_room(const struct range *others, size_t count, uint32_t region_len, size_t len,
 		      uint32_t *at)
 {
-	uint64_t start = METADATA_TABLE;
+	uint64_t start = VHDX_METADATA_TABLE_SIZE;
 
 	for (size_t i = 0; i <= count; i++) {
 		uint64_t end = i < count ? others[i].offset : region_len;
@@ -267,24 +255,24 @@ static void derive_file_write_guid(const uint8_t old[16], const char *parent_nam
 
 /*
  * Both headers as they are to be, from the current one: *@raw holds header 1
- * then header 2 (2 x HEADER_SIZE).
+ * then header 2 (2 x VHDX_HEADER_SIZE).
  */
 static int headers_build(struct vhdx *vhdx, const char *parent_name, uint8_t *raw,
 			 struct error *err)
 {
 	const struct vhdx_header *h = vhdx_current_header(vhdx);
 	int cur = vhdx_current_header_index(vhdx) - 1, other = 1 - cur;
-	uint8_t *current = raw + (size_t)cur * HEADER_SIZE, guid[16];
+	uint8_t *current = raw + (size_t)cur * VHDX_HEADER_SIZE, guid[16];
 	uint64_t seq = h->sequence_number, seq_other, seq_current;
 	uint32_t stored;
 	int rc;
 
-	rc = vhdx_pread(vhdx, current, HEADER_SIZE, header_at[cur], err);
+	rc = vhdx_pread(vhdx, current, VHDX_HEADER_SIZE, VHDX_HEADER_AT(cur), err);
 	if (rc < 0)
 		return rc;
 	stored = le32_load(current + 4);
 	memset(current + 4, 0, 4);
-	if (memcmp(current, "head", 4) != 0 || crc32c(0, current, HEADER_SIZE) != stored ||
+	if (memcmp(current, "head", 4) != 0 || crc32c(0, current, VHDX_HEADER_SIZE) != stored ||
 	    le64_load(current + 8) != seq || memcmp(current + 16, h->file_write_guid, 16) != 0 ||
 	    memcmp(current + 48, h->log_guid, 16) != 0)
 		return changed(vhdx, "the current header", err);
@@ -300,13 +288,13 @@ static int headers_build(struct vhdx *vhdx, const char *parent_name, uint8_t *ra
 	derive_file_write_guid(h->file_write_guid, parent_name, guid);
 	memcpy(current + 16, guid, 16);
 	memset(current + 48, 0, 16); /* LogGuid: the log is empty */
-	memcpy(raw + (size_t)other * HEADER_SIZE, current, HEADER_SIZE);
+	memcpy(raw + (size_t)other * VHDX_HEADER_SIZE, current, VHDX_HEADER_SIZE);
 	le64_store(current + 8, seq_current);
-	le64_store(raw + (size_t)other * HEADER_SIZE + 8, seq_other);
+	le64_store(raw + (size_t)other * VHDX_HEADER_SIZE + 8, seq_other);
 	for (int i = 0; i < 2; i++) {
-		uint8_t *p = raw + (size_t)i * HEADER_SIZE;
+		uint8_t *p = raw + (size_t)i * VHDX_HEADER_SIZE;
 
-		le32_store(p + 4, crc32c(0, p, HEADER_SIZE));
+		le32_store(p + 4, crc32c(0, p, VHDX_HEADER_SIZE));
 	}
 	return 0;
 }
@@ -357,8 +345,8 @@ int vhdx_relocation(struct vhdx *vhdx, const char *parent_name, struct vhd_patch
 	if (rc < 0)
 		return rc;
 	relative = malloc(strlen(parent_name) + 3);
-	table = malloc(METADATA_TABLE);
-	headers = malloc(2 * HEADER_SIZE);
+	table = malloc(VHDX_METADATA_TABLE_SIZE);
+	headers = malloc(2 * VHDX_HEADER_SIZE);
 	if (!relative || !table || !headers) {
 		rc = error_set(err, ENOMEM, "out of memory");
 		goto out;
@@ -387,10 +375,10 @@ int vhdx_relocation(struct vhdx *vhdx, const char *parent_name, struct vhd_patch
 
 	/* 1, 2: the headers. */
 	for (int i = 0; i < 2; i++) {
-		rc = patch_new(&patches[n], header_at[i], HEADER_SIZE, err);
+		rc = patch_new(&patches[n], VHDX_HEADER_AT(i), VHDX_HEADER_SIZE, err);
 		if (rc < 0)
 			goto out;
-		memcpy(patches[n++].bytes, headers + (size_t)i * HEADER_SIZE, HEADER_SIZE);
+		memcpy(patches[n++].bytes, headers + (size_t)i * VHDX_HEADER_SIZE, VHDX_HEADER_SIZE);
 	}
 	/* 3: the locator's entry in the metadata table. */
 	rc = patch_new(&patches[n], region + 32 + (uint64_t)index * METADATA_ENTRY_SIZE,
@@ -459,14 +447,14 @@ int vhdx_log_emptied(struct vhdx *vhdx, struct vhd_patch *patches, size_t max, s
 	memset(patches, 0, max * sizeof(*patches));
 	if (!vhdx_log_replayed(vhdx, NULL))
 		return 0;
-	headers = malloc(2 * HEADER_SIZE);
+	headers = malloc(2 * VHDX_HEADER_SIZE);
 	if (!headers)
 		return error_set(err, ENOMEM, "out of memory");
 	rc = headers_build(vhdx, "", headers, err);
 	for (int i = 0; rc == 0 && i < 2; i++) {
-		rc = patch_new(&patches[n], header_at[i], HEADER_SIZE, err);
+		rc = patch_new(&patches[n], VHDX_HEADER_AT(i), VHDX_HEADER_SIZE, err);
 		if (rc == 0)
-			memcpy(patches[n++].bytes, headers + (size_t)i * HEADER_SIZE, HEADER_SIZE);
+			memcpy(patches[n++].bytes, headers + (size_t)i * VHDX_HEADER_SIZE, VHDX_HEADER_SIZE);
 	}
 	free(headers);
 	if (rc < 0) {

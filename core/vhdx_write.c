@@ -37,8 +37,6 @@
  * log entry: with its descriptors, 130 sectors, well inside a 1 MiB log. */
 #define ENTRY_MAX_SECTORS 128
 #define ENTRY_MAX_ZEROS	  16
-#define ENTRY_HEADER_SIZE 64
-#define DESCRIPTOR_SIZE	  32
 /* The largest file the writer makes: as large as the reader opens. */
 #define WRITE_MAX_FILE VHDX_MAX_FILE_SIZE
 
@@ -54,19 +52,19 @@ static uint64_t mib_up(uint64_t v)
 
 static int sync_file(struct vhdx *vhdx, struct error *err)
 {
-	if (fdatasync(vhdx->fd) < 0)
-		return error_errno(err, errno, "cannot sync", vhdx->path);
+	if (fdatasync(vhdx->io.fd) < 0)
+		return error_errno(err, errno, "cannot sync", vhdx->io.path);
 	return 0;
 }
 
 static int write_at(struct vhdx *vhdx, const void *buf, size_t len, uint64_t offset,
 		    const char *what, struct error *err)
 {
-	int rc = fsutil_pwrite_full(vhdx->fd, buf, len, offset);
+	int rc = fsutil_pwrite_full(vhdx->io.fd, buf, len, offset);
 
 	if (rc < 0)
 		return error_set(err, -rc, "cannot write %s of '%s' at byte %llu: %s", what,
-				 vhdx->path, (unsigned long long)offset, strerror(-rc));
+				 vhdx->io.path, (unsigned long long)offset, strerror(-rc));
 	return 0;
 }
 
@@ -78,7 +76,7 @@ static int zero_range(struct vhdx *vhdx, uint64_t offset, uint64_t len, struct e
 
 	if (len == 0)
 		return 0;
-	if (fallocate(vhdx->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset,
+	if (fallocate(vhdx->io.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset,
 		      (off_t)len) == 0)
 		return 0;
 	while (len) {
@@ -109,7 +107,7 @@ static int header_write(struct vhdx *vhdx, struct vhdx_header h, struct error *e
 		return error_set(err, EINVAL,
 				 "cannot update the headers of '%s': the sequence number is at its "
 				 "limit",
-				 vhdx->path);
+				 vhdx->io.path);
 	for (int round = 0; round < 2; round++) {
 		int slot = vhdx->header_index == 1 ? 2 : 1;
 		int rc;
@@ -135,12 +133,12 @@ int vhdx_write_prepare(struct vhdx *vhdx, struct error *err)
 	if (vhdx->header.log_version != 0)
 		return error_set(err, ENOTSUP,
 				 "'%s' has a log of version %u; impexfs writes log version 0",
-				 vhdx->path, vhdx->header.log_version);
+				 vhdx->io.path, vhdx->header.log_version);
 	if (vhdx->header.sequence_number > UINT64_MAX - 16)
 		return error_set(err, EINVAL,
 				 "'%s' cannot be written: the sequence number of its headers is "
 				 "at its limit",
-				 vhdx->path);
+				 vhdx->io.path);
 	uuid_generate_random(vhdx->log_guid);
 	vhdx->log_head = 0;
 	vhdx->log_sequence = 0;
@@ -174,7 +172,7 @@ static int replay_run(void *arg, uint64_t offset, uint64_t len, const uint8_t *d
  */
 static int replay_for_real(struct vhdx *vhdx, struct error *err)
 {
-	struct replay_ctx c = {vhdx, vhdx->file_size, err};
+	struct replay_ctx c = {vhdx, vhdx->io.size, err};
 	struct vhdx_header h;
 	struct stat st;
 	int rc;
@@ -182,10 +180,10 @@ static int replay_for_real(struct vhdx *vhdx, struct error *err)
 	rc = vhdx_overlay_foreach(vhdx->overlay, replay_run, &c);
 	if (rc < 0)
 		return rc;
-	if (fstat(vhdx->fd, &st) < 0)
-		return error_errno(err, errno, "cannot stat", vhdx->path);
-	if ((uint64_t)st.st_size < vhdx->data_end && ftruncate(vhdx->fd, (off_t)vhdx->data_end) < 0)
-		return error_errno(err, errno, "cannot extend", vhdx->path);
+	if (fstat(vhdx->io.fd, &st) < 0)
+		return error_errno(err, errno, "cannot stat", vhdx->io.path);
+	if ((uint64_t)st.st_size < vhdx->data_end && ftruncate(vhdx->io.fd, (off_t)vhdx->data_end) < 0)
+		return error_errno(err, errno, "cannot extend", vhdx->io.path);
 	rc = sync_file(vhdx, err);
 	if (rc < 0)
 		return rc;
@@ -196,7 +194,7 @@ static int replay_for_real(struct vhdx *vhdx, struct error *err)
 		return rc;
 	vhdx_overlay_free(vhdx->overlay);
 	vhdx->overlay = NULL;
-	vhdx->file_size = vhdx->data_end;
+	vhdx->io.size = vhdx->data_end;
 	vhdx_caches_drop(vhdx);
 	return 0;
 }
@@ -230,7 +228,7 @@ static int begin_change(struct vhdx *vhdx, bool data, struct error *err)
 			return rc;
 	}
 	if (!vhdx->alloc_end)
-		vhdx->alloc_end = mib_up(vhdx->file_size);
+		vhdx->alloc_end = mib_up(vhdx->io.size);
 	return 0;
 }
 
@@ -239,13 +237,13 @@ int vhdx_flush(struct vhdx *vhdx, struct error *err)
 	struct vhdx_header h;
 	int rc;
 
-	if (!vhdx->writable)
+	if (!vhdx->io.writable)
 		return 0;
 	if (vhdx->failed)
 		return error_set(err, EIO,
 				 "an earlier change to '%s' failed: its log is left for the next "
 				 "open to replay",
-				 vhdx->path);
+				 vhdx->io.path);
 	if (vhdx->overlay) {
 		/* Opened with a log to replay and not written since: replay it, so
 		 * that the file is left with none. */
@@ -337,7 +335,7 @@ static int entry_set(struct vhdx *vhdx, struct batch *b, uint64_t index, uint64_
 		     struct error *err)
 {
 	uint64_t at = vhdx->bat_offset + index * 8;
-	uint8_t *p;
+	uint8_t *p = NULL;
 	int rc = batch_sector(vhdx, b, at / SECTOR * SECTOR, &p, err);
 
 	if (rc == 0)
@@ -355,7 +353,7 @@ static int bits_set(struct vhdx *vhdx, struct batch *b, uint64_t bitmap, uint64_
 	while (bit < end) {
 		uint64_t sector = bitmap + bit / 8 / SECTOR * SECTOR;
 		uint64_t last = ((bit / 8 / SECTOR) + 1) * SECTOR * 8; /* first bit of the next */
-		uint8_t *p;
+		uint8_t *p = NULL;
 		int rc = batch_sector(vhdx, b, sector, &p, err);
 
 		if (rc < 0)
@@ -406,12 +404,12 @@ static int allocate(struct vhdx *vhdx, uint64_t bytes, uint64_t *offset, struct 
 	uint64_t at = vhdx->alloc_end;
 
 	if (at > WRITE_MAX_FILE || bytes > WRITE_MAX_FILE - at)
-		return error_set(err, EFBIG, "'%s' would grow past %llu bytes", vhdx->path,
+		return error_set(err, EFBIG, "'%s' would grow past %llu bytes", vhdx->io.path,
 				 (unsigned long long)WRITE_MAX_FILE);
-	if (ftruncate(vhdx->fd, (off_t)(at + bytes)) < 0)
-		return error_errno(err, errno, "cannot extend", vhdx->path);
+	if (ftruncate(vhdx->io.fd, (off_t)(at + bytes)) < 0)
+		return error_errno(err, errno, "cannot extend", vhdx->io.path);
 	vhdx->alloc_end = at + bytes;
-	vhdx->file_size = vhdx->data_end = at + bytes;
+	vhdx->io.size = vhdx->data_end = at + bytes;
 	*offset = at;
 	return 0;
 }
@@ -422,8 +420,7 @@ static int log_append(struct vhdx *vhdx, struct batch *b, struct error *err)
 {
 	uint32_t log_sectors = vhdx->header.log_length / SECTOR;
 	uint64_t descriptors = b->zeros + b->count;
-	uint64_t desc_sectors =
-		(ENTRY_HEADER_SIZE + descriptors * DESCRIPTOR_SIZE + SECTOR - 1) / SECTOR;
+	uint64_t desc_sectors = vhdx_log_descriptor_sectors(descriptors);
 	uint64_t total = desc_sectors + b->count, seq = vhdx->log_sequence + 1;
 	uint32_t head = vhdx->log_head / SECTOR;
 	uint8_t *raw;
@@ -431,7 +428,7 @@ static int log_append(struct vhdx *vhdx, struct batch *b, struct error *err)
 
 	if (total > log_sectors)
 		return error_set(err, ENOSPC,
-				 "the log of '%s' (%u bytes) is too small for an entry", vhdx->path,
+				 "the log of '%s' (%u bytes) is too small for an entry", vhdx->io.path,
 				 vhdx->header.log_length);
 	raw = calloc((size_t)total, SECTOR);
 	if (!raw)
@@ -444,13 +441,15 @@ static int log_append(struct vhdx *vhdx, struct batch *b, struct error *err)
 	le64_store(raw + 16, seq);
 	le32_store(raw + 24, (uint32_t)descriptors);
 	memcpy(raw + 32, vhdx->log_guid, 16);
-	le64_store(raw + 48, mib_down(vhdx->file_size)); /* FlushedFileOffset: synced */
-	le64_store(raw + 56, mib_up(vhdx->file_size));	 /* LastFileOffset */
+	le64_store(raw + 48, mib_down(vhdx->io.size)); /* FlushedFileOffset: synced */
+	le64_store(raw + 56, mib_up(vhdx->io.size));	 /* LastFileOffset */
 	for (uint64_t i = 0; i < descriptors; i++) {
-		uint8_t *d = i < 126 ? raw + ENTRY_HEADER_SIZE + i * DESCRIPTOR_SIZE
-				     : raw + SECTOR * (1 + (i - 126) / 128) +
-					       ((i - 126) % 128) * DESCRIPTOR_SIZE;
+		uint64_t sector_index;
+		size_t at;
+		uint8_t *d;
 
+		vhdx_log_descriptor_place(i, &sector_index, &at);
+		d = raw + sector_index * SECTOR + at;
 		if (i < b->zeros) {
 			memcpy(d, "zero", 4);
 			le64_store(d + 8, VHDX_BITMAP_BLOCK);
@@ -511,7 +510,7 @@ static int commit(struct vhdx *vhdx, struct batch *b, struct error *err)
 		return error_set(err, ENOTSUP,
 				 "'%s' has no log: impexfs changes the metadata of a VHDX only "
 				 "through its log",
-				 vhdx->path);
+				 vhdx->io.path);
 	rc = log_append(vhdx, b, err);
 	if (rc < 0)
 		return rc;
@@ -558,8 +557,8 @@ static int chunk_bitmap(struct vhdx *vhdx, struct batch *b, uint64_t chunk, uint
 
 	if (rc < 0)
 		return rc;
-	if ((entry & BAT_STATE_MASK) == VHDX_BITMAP_PRESENT) {
-		*offset = (entry >> BAT_OFFSET_SHIFT) << BAT_OFFSET_SHIFT;
+	if ((entry & VHDX_BAT_STATE_MASK) == VHDX_BITMAP_PRESENT) {
+		*offset = (entry >> VHDX_BAT_OFFSET_SHIFT) << VHDX_BAT_OFFSET_SHIFT;
 		return 0;
 	}
 	rc = allocate(vhdx, VHDX_BITMAP_BLOCK, offset, err);
@@ -586,8 +585,8 @@ static int write_block(struct vhdx *vhdx, struct batch *b, uint64_t block, uint3
 	rc = entry_get(vhdx, b, index, &entry, err);
 	if (rc < 0)
 		return rc;
-	state = entry & BAT_STATE_MASK;
-	at = (entry >> BAT_OFFSET_SHIFT) << BAT_OFFSET_SHIFT;
+	state = entry & VHDX_BAT_STATE_MASK;
+	at = (entry >> VHDX_BAT_OFFSET_SHIFT) << VHDX_BAT_OFFSET_SHIFT;
 	if (state == VHDX_BLOCK_FULLY_PRESENT || state == VHDX_BLOCK_PARTIALLY_PRESENT) {
 		rc = write_at(vhdx, in, (size_t)count * vhdx->logical,
 			      at + (uint64_t)first * vhdx->logical, "data", err);
@@ -637,23 +636,23 @@ int vhdx_write(struct vhdx *vhdx, const void *buf, size_t len, uint64_t offset, 
 	uint64_t worst = 2 + bits_sectors;
 	int rc;
 
-	if (!vhdx->writable)
-		return error_set(err, EBADF, "'%s' was not opened for writing", vhdx->path);
+	if (!vhdx->io.writable)
+		return error_set(err, EBADF, "'%s' was not opened for writing", vhdx->io.path);
 	if (offset % vhdx->logical || len % vhdx->logical)
 		return error_set(
 			err, EINVAL,
 			"writes to '%s' must be whole %u-byte sectors (offset %llu, length "
 			"%zu)",
-			vhdx->path, vhdx->logical, (unsigned long long)offset, len);
+			vhdx->io.path, vhdx->logical, (unsigned long long)offset, len);
 	if (offset > vhdx->size || len > vhdx->size - offset)
 		return error_set(err, EINVAL,
 				 "a write of %zu bytes at %llu does not fit in '%s' (%llu bytes)",
-				 len, (unsigned long long)offset, vhdx->path,
+				 len, (unsigned long long)offset, vhdx->io.path,
 				 (unsigned long long)vhdx->size);
 	if (vhdx->failed)
 		return error_set(err, EIO,
 				 "an earlier change to '%s' failed: reopen it to replay its log",
-				 vhdx->path);
+				 vhdx->io.path);
 	if (len == 0)
 		return 0;
 	memset(&b, 0, sizeof(b));

@@ -121,8 +121,8 @@ static void test_relative_locator_survives_move(void **state)
 	char a[PATH_MAX], b[PATH_MAX];
 	struct chain *chain;
 
-	snprintf(a, sizeof(a), "%s/a", dir);
-	snprintf(b, sizeof(b), "%s/b", dir);
+	assert_true(snprintf(a, sizeof(a), "%s/a", dir) < (int)sizeof(a));
+	assert_true(snprintf(b, sizeof(b), "%s/b", dir) < (int)sizeof(b));
 	assert_int_equal(mkdir(a, 0755), 0);
 	make_base(support_path(a, "base.vhd"), 4 * MiB);
 	snapshot(support_path(a, "child.vhd"), support_path(a, "base.vhd"), NULL);
@@ -142,12 +142,12 @@ static void test_absolute_locator_through_pathmap(void **state)
 	struct chain *chain;
 	struct error err;
 
-	snprintf(vms, sizeof(vms), "%s/vms", dir);
-	snprintf(moved, sizeof(moved), "%s/restored", dir);
-	snprintf(other, sizeof(other), "%s/elsewhere", dir);
+	assert_true(snprintf(vms, sizeof(vms), "%s/vms", dir) < (int)sizeof(vms));
+	assert_true(snprintf(moved, sizeof(moved), "%s/restored", dir) < (int)sizeof(moved));
+	assert_true(snprintf(other, sizeof(other), "%s/elsewhere", dir) < (int)sizeof(other));
 	assert_int_equal(mkdir(vms, 0755), 0);
 	assert_int_equal(mkdir(other, 0755), 0);
-	snprintf(spec, sizeof(spec), "C:\\VMs=%s", vms);
+	assert_true(snprintf(spec, sizeof(spec), "C:\\VMs=%s", vms) < (int)sizeof(spec));
 	assert_int_equal(pathmap_add(map, spec, &err), 0);
 	make_base(support_path(vms, "base.vhd"), 4 * MiB);
 	/* The child elsewhere: its relative locator is "..\vms\base.vhd". */
@@ -158,7 +158,7 @@ static void test_absolute_locator_through_pathmap(void **state)
 	 * locators break, the W2ku path C:\VMs\base.vhd maps to the new place. */
 	assert_int_equal(rename(vms, moved), 0);
 	map = pathmap_new();
-	snprintf(spec, sizeof(spec), "C:\\VMs=%s", moved);
+	assert_true(snprintf(spec, sizeof(spec), "C:\\VMs=%s", moved) < (int)sizeof(spec));
 	assert_int_equal(pathmap_add(map, spec, &err), 0);
 	o.pathmap = map;
 	chain = open_ok(support_path(other, "child.vhd"), &o);
@@ -177,9 +177,9 @@ static void test_macx_locator(void **state)
 	char disks[PATH_MAX], snaps[PATH_MAX], moved[PATH_MAX];
 	struct chain *chain;
 
-	snprintf(disks, sizeof(disks), "%s/disks", dir);
-	snprintf(snaps, sizeof(snaps), "%s/snaps", dir);
-	snprintf(moved, sizeof(moved), "%s/deeper/snaps", dir);
+	assert_true(snprintf(disks, sizeof(disks), "%s/disks", dir) < (int)sizeof(disks));
+	assert_true(snprintf(snaps, sizeof(snaps), "%s/snaps", dir) < (int)sizeof(snaps));
+	assert_true(snprintf(moved, sizeof(moved), "%s/deeper/snaps", dir) < (int)sizeof(moved));
 	assert_int_equal(mkdir(disks, 0755), 0);
 	assert_int_equal(mkdir(snaps, 0755), 0);
 	assert_int_equal(mkdir(support_path(dir, "deeper"), 0755), 0);
@@ -190,6 +190,43 @@ static void test_macx_locator(void **state)
 	assert_int_equal(rename(snaps, moved), 0);
 	chain = open_ok(support_path(moved, "child.vhd"), NULL);
 	assert_how(chain, 1, "absolute locator MacX");
+	chain_close(chain);
+}
+
+/* How a level was found is told whole, however long the path it names. */
+static void test_long_how(void **state)
+{
+	char *dir = *state;
+	char disks[PATH_MAX], snaps[PATH_MAX], moved[PATH_MAX], real[PATH_MAX];
+	char name[201], expected[PATH_MAX + 64];
+	struct chain *chain;
+
+	/* Three folders of 200 characters: the parent's path is over 600. */
+	memset(name, 'd', 200);
+	name[200] = '\0';
+	assert_true(snprintf(disks, sizeof(disks), "%s/%s", dir, name) < (int)sizeof(disks));
+	assert_int_equal(mkdir(disks, 0755), 0);
+	name[0] = 'e';
+	assert_true(strlen(disks) + 201 < sizeof(disks));
+	strcat(strcat(disks, "/"), name);
+	assert_int_equal(mkdir(disks, 0755), 0);
+	name[0] = 'f';
+	assert_true(strlen(disks) + 201 < sizeof(disks));
+	strcat(strcat(disks, "/"), name);
+	assert_int_equal(mkdir(disks, 0755), 0);
+	assert_true(snprintf(snaps, sizeof(snaps), "%s/snaps", dir) < (int)sizeof(snaps));
+	assert_true(snprintf(moved, sizeof(moved), "%s/deeper/snaps", dir) < (int)sizeof(moved));
+	assert_int_equal(mkdir(snaps, 0755), 0);
+	assert_int_equal(mkdir(support_path(dir, "deeper"), 0755), 0);
+	make_base(support_path(disks, "base.vhd"), 4 * MiB);
+	snapshot(support_path(snaps, "child.vhd"), support_path(disks, "base.vhd"), NULL);
+	assert_int_equal(rename(snaps, moved), 0);
+	assert_non_null(realpath(support_path(disks, "base.vhd"), real));
+	assert_true(strlen(real) > 600);
+	assert_true(snprintf(expected, sizeof(expected), "absolute locator MacX '%s'", real) <
+		    (int)sizeof(expected));
+	chain = open_ok(support_path(moved, "child.vhd"), NULL);
+	assert_string_equal(chain_level_how(chain, 1), expected);
 	chain_close(chain);
 }
 
@@ -287,7 +324,7 @@ static void test_cycle(void **state)
 	support_read(child, 68, uuid, 16);
 	support_patch(child, 512 + 40, uuid, 16);
 	support_fix_header_checksum(child);
-	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", child, parent);
+	assert_true(snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", child, parent) < (int)sizeof(cmd));
 	assert_int_equal(system(cmd), 0);
 	assert_int_equal(open_fails(child, NULL, "loops"), -ELOOP);
 	/* The copy alone is its own parent. */
@@ -303,8 +340,8 @@ static void test_depth_limit(void **state)
 
 	make_base(support_path(dir, "l0.vhd"), 2 * MiB);
 	for (int i = 1; i < 5; i++) {
-		snprintf(name, sizeof(name), "l%d.vhd", i);
-		snprintf(prev, sizeof(prev), "l%d.vhd", i - 1);
+		assert_true(snprintf(name, sizeof(name), "l%d.vhd", i) < (int)sizeof(name));
+		assert_true(snprintf(prev, sizeof(prev), "l%d.vhd", i - 1) < (int)sizeof(prev));
 		snapshot(support_path(dir, name), support_path(dir, prev), NULL);
 	}
 	assert_int_equal(open_fails(support_path(dir, "l4.vhd"), &o, "deeper than 3 levels"),
@@ -458,6 +495,7 @@ int main(void)
 		T(test_relative_locator_survives_move),
 		T(test_absolute_locator_through_pathmap),
 		T(test_macx_locator),
+		T(test_long_how),
 		T(test_parent_name_without_locators),
 		T(test_case_insensitive_name),
 		T(test_uuid_scan_after_rename),

@@ -19,6 +19,7 @@
 
 #include "error.h"
 #include "support.h"
+#include "utf8.h"
 #include "vhd.h"
 
 #define MiB (1024ull * 1024)
@@ -497,19 +498,10 @@ static void test_differencing_layout(void **state)
 	/* Parent Unicode Name: UTF-16BE, encoded here by hand from the UTF-8 above. */
 	for (size_t i = 0; n[i];) {
 		uint32_t cp;
-		unsigned char c = (unsigned char)n[i];
+		size_t len = utf8_decode((const unsigned char *)n + i, strlen(n + i), &cp);
 
-		if (c < 0x80) {
-			cp = c;
-			i += 1;
-		} else if (c < 0xE0) {
-			cp = (uint32_t)(c & 0x1F) << 6 | (n[i + 1] & 0x3F);
-			i += 2;
-		} else {
-			cp = (uint32_t)(c & 0x0F) << 12 | (uint32_t)(n[i + 1] & 0x3F) << 6 |
-			     (n[i + 2] & 0x3F);
-			i += 3;
-		}
+		assert_true(len > 0 && cp < 0x10000); /* one UTF-16 unit each */
+		i += len;
 		expect[k++] = (uint8_t)(cp >> 8);
 		expect[k++] = (uint8_t)cp;
 	}

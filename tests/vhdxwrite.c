@@ -171,16 +171,24 @@ ssize_t __wrap_pwrite64(int fd, const void *buf, size_t len, off_t offset)
 	return __real_pwrite64(fd, buf, len, offset);
 }
 
+/* For a call that writes nothing itself: whether it is the one to fail. In
+ * FAIL_EIO mode it then fails (true, errno EIO); in the others the process
+ * crashes there. */
+static bool fails_here(void)
+{
+	if (!fail_now())
+		return false;
+	if (fail_mode != FAIL_EIO)
+		crash();
+	errno = EIO;
+	return true;
+}
+
 int __wrap_fdatasync(int fd);
 int __wrap_fdatasync(int fd)
 {
-	if (fail_now()) {
-		if (fail_mode == FAIL_EIO) {
-			errno = EIO;
-			return -1;
-		}
-		crash();
-	}
+	if (fails_here())
+		return -1;
 	undo_forget();
 	return __real_fdatasync(fd);
 }
@@ -188,13 +196,8 @@ int __wrap_fdatasync(int fd)
 int __wrap_fsync(int fd);
 int __wrap_fsync(int fd)
 {
-	if (fail_now()) {
-		if (fail_mode == FAIL_EIO) {
-			errno = EIO;
-			return -1;
-		}
-		crash();
-	}
+	if (fails_here())
+		return -1;
 	undo_forget();
 	return __real_fsync(fd);
 }
@@ -202,13 +205,8 @@ int __wrap_fsync(int fd)
 int __wrap_ftruncate64(int fd, off_t len);
 int __wrap_ftruncate64(int fd, off_t len)
 {
-	if (fail_now()) {
-		if (fail_mode == FAIL_EIO) {
-			errno = EIO;
-			return -1;
-		}
-		crash();
-	}
+	if (fails_here())
+		return -1;
 	return __real_ftruncate64(fd, len);
 }
 

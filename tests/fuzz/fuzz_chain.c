@@ -7,10 +7,11 @@
  *
  * Checked beyond "no crash": a failed open fills the error context; merged
  * reads at any alignment equal a sector-by-sector merge done here from
- * vhd_map on each level; allocation runs are non-empty, alternate, and agree
+ * disk_map on each level; allocation runs are non-empty, alternate, and agree
  * with chain_range_allocated.
  */
 #include "chain.h"
+#include "disk.h"
 #include "error.h"
 #include "fuzzsupport.h"
 #include "pathmap.h"
@@ -49,36 +50,37 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* One sector of the merged disk, the slow way. */
-static int merged_sector(struct chain *chain, uint64_t sector, uint8_t *out)
+/* One sector of the merged disk (of @ss bytes), the slow way. */
+static int merged_sector(struct chain *chain, uint64_t sector, uint32_t ss, uint8_t *out)
 {
 	for (unsigned level = 0; level < chain_depth(chain); level++) {
-		struct vhd *vhd = chain_level(chain, level);
+		struct disk *disk = chain_level(chain, level);
 		struct vhd_extent ext;
 		struct error err;
 		int rc;
 
-		if (sector >= vhd_size(vhd) / VHD_SECTOR_SIZE)
+		if (sector >= disk_size(disk) / ss)
 			break;
 		error_clear(&err);
-		rc = vhd_map(vhd, sector, 1, &ext, &err);
+		rc = disk_map(disk, sector, 1, &ext, &err);
 		if (rc < 0)
 			return rc;
 		if (ext.kind == VHD_EXTENT_PARENT)
 			continue;
 		if (ext.kind == VHD_EXTENT_ZERO)
 			break;
-		return vhd_pread(vhd, out, VHD_SECTOR_SIZE, ext.file_offset, &err);
+		return disk_pread(disk, out, ss, ext.file_offset, &err);
 	}
-	memset(out, 0, VHD_SECTOR_SIZE);
+	memset(out, 0, ss);
 	return 0;
 }
 
 /* chain_read of [@offset, @offset + @len) against merged_sector. */
 static void check_read(struct chain *chain, uint64_t offset, size_t len)
 {
-	static uint8_t got[MAX_READ_BYTES], sector[VHD_SECTOR_SIZE];
+	static uint8_t got[MAX_READ_BYTES], sector[DISK_MAX_SECTOR_SIZE];
 	uint64_t size = chain_size(chain);
+	uint32_t ss = chain_sector_size(chain);
 	struct error err;
 	size_t done = 0;
 
@@ -91,11 +93,10 @@ static void check_read(struct chain *chain, uint64_t offset, size_t len)
 		return;
 	while (done < len) {
 		uint64_t at = offset + done;
-		size_t skip = (size_t)(at % VHD_SECTOR_SIZE);
-		size_t n =
-			VHD_SECTOR_SIZE - skip < len - done ? VHD_SECTOR_SIZE - skip : len - done;
+		size_t skip = (size_t)(at % ss);
+		size_t n = ss - skip < len - done ? ss - skip : len - done;
 
-		FUZZ_CHECK(merged_sector(chain, at / VHD_SECTOR_SIZE, sector) == 0);
+		FUZZ_CHECK(merged_sector(chain, at / ss, ss, sector) == 0);
 		FUZZ_CHECK(memcmp(got + done, sector + skip, n) == 0);
 		done += n;
 	}
