@@ -53,12 +53,19 @@
 #   RUNS       reads per case (default 5); medians are reported
 #   RA_KB      the raised read_ahead_kb (default 1024)
 #   COLD=1     do not re-read the sources after dropping caches
+#   BASELINE   a build folder of another commit: its impexfs is mounted on the
+#              same store beside this one, its passthrough and merged VHD are
+#              read in the same rounds, and "this / baseline" ratios are added
+#              (how a change moved the figures, whatever the machine's mood)
+#   VHDIMOUNT=0  leave vhdimount out (its reads take most of the run's time)
 #   BENCH_DIR  work folder, kept afterwards, its fixture reused by later runs
 #              (default: a new folder under TMPDIR or /tmp, removed at exit)
 #
 # Reproduce (as root):
 #   meson setup --buildtype=release build-release && ninja -C build-release &&
 #   bench/exportfs.sh
+# Compare with an older commit (built in a worktree beside this one):
+#   BASELINE=../impex-old/build-release VHDIMOUNT=0 bench/exportfs.sh
 set -euo pipefail
 
 REPO=$(cd -- "$(dirname -- "$0")/.." && pwd)
@@ -67,6 +74,8 @@ IMPEXFS=${IMPEXFS:-$REPO/build-release/fs/impexfs}
 RUNS=${RUNS:-5}
 RA_KB=${RA_KB:-1024}
 COLD=${COLD:-0}
+BASELINE=${BASELINE:-}
+VHDIMOUNT=${VHDIMOUNT:-1}
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "exportfs.sh: RUNS must be a positive number" >&2; exit 2; }
 [[ $RA_KB =~ ^[1-9][0-9]*$ ]] || { echo "exportfs.sh: RA_KB must be a positive number" >&2; exit 2; }
 SEED=2026
@@ -86,8 +95,13 @@ done
 pkg-config --exists fuse3 || die "libfuse3-dev is not installed (pkg-config fuse3)"
 [[ -x $IMPEX ]] || die "'$IMPEX' is not an executable; build impex or set IMPEX"
 [[ -x $IMPEXFS ]] || die "'$IMPEXFS' is not an executable; build impexfs or set IMPEXFS"
+if [[ -n $BASELINE ]]; then
+	[[ -x $BASELINE/fs/impexfs ]] || die "'$BASELINE/fs/impexfs' is not an executable"
+fi
 HAVE_VHDIMOUNT=0
-if command -v vhdimount >/dev/null; then
+if [[ $VHDIMOUNT == 0 ]]; then
+	echo "exportfs.sh: VHDIMOUNT=0: vhdimount's rows are left out" >&2
+elif command -v vhdimount >/dev/null; then
 	HAVE_VHDIMOUNT=1
 else
 	echo "exportfs.sh: vhdimount not installed (apt-get install libvhdi-utils): its rows are left out" >&2
@@ -98,7 +112,14 @@ bench_work
 cc -O2 -Wall -o "$WORK/bin/minfuse" "$REPO/bench/minfuse.c" $(pkg-config --cflags --libs fuse3)
 MINFUSE=$WORK/bin/minfuse
 
+if [[ -n $BASELINE ]]; then
+	cp -- "$BASELINE/fs/impexfs" "$WORK/bin/baseline-impexfs"
+fi
+
 bench_machine
+echo "impexfs: $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?')"
+[[ -z $BASELINE ]] ||
+	echo "baseline impexfs: $(git -C "$BASELINE" describe --always --dirty 2>/dev/null || echo '?')"
 ((HAVE_VHDIMOUNT)) && echo "vhdimount: $(vhdimount -V 2>&1 | head -n1)"
 
 # ---- fixture ----
@@ -152,6 +173,8 @@ mount_as() {
 	MNT_OF[$name]=$mnt
 }
 mount_as impexfs "$M/impexfs" "$IMPEXFS" -f "$STORE" "$M/impexfs"
+[[ -z $BASELINE ]] ||
+	mount_as baseline "$M/baseline" "$WORK/bin/baseline-impexfs" -f "$STORE" "$M/baseline"
 mount_as minfuse-st "$M/minfuse-st" "$MINFUSE" -f -s "$BASE" "$M/minfuse-st"
 mount_as minfuse-mt "$M/minfuse-mt" "$MINFUSE" -f "$BASE" "$M/minfuse-mt"
 if ((HAVE_VHDIMOUNT)); then
@@ -162,6 +185,7 @@ fi
 for name in impexfs minfuse-st minfuse-mt; do
 	BDI_OF[$name]=$(bdi_of "$M/$name")
 done
+[[ -z $BASELINE ]] || BDI_OF[baseline]=$(bdi_of "$M/baseline")
 if ((HAVE_VHDIMOUNT)); then
 	BDI_OF[vhdimount-base]=$(bdi_of "$M/vhdi-base")
 	BDI_OF[vhdimount-chain]=$(bdi_of "$M/vhdi-chain")
@@ -179,6 +203,12 @@ MERGED_VHD=$(find "$M/impexfs/snapshots/$VM/$SNAP/Virtual Hard Disks" -maxdepth 
 	\( -iname '*.vhd' -o -iname '*.avhd' \) 2>/dev/null | sort | head -n1 || true)
 MERGED_RAW=$(find "$M/impexfs/raw/$VM/$SNAP" -maxdepth 1 -type f -name '*.img' 2>/dev/null |
 	sort | head -n1 || true)
+# The baseline's views: the same paths under its mount.
+BASE_PASS='' BASE_MERGED=''
+if [[ -n $BASELINE ]]; then
+	BASE_PASS=$M/baseline/${PASS#"$M"/impexfs/}
+	[[ -z $MERGED_VHD ]] || BASE_MERGED=$M/baseline/${MERGED_VHD#"$M"/impexfs/}
+fi
 VHDI_BASE='' VHDI_CHAIN=''
 if ((HAVE_VHDIMOUNT)); then
 	VHDI_BASE=$M/vhdi-base/vhdi1
@@ -194,6 +224,12 @@ cmp -- "$BASE" "$PASS" || die "impexfs: $PASS differs from $BASE"
 cmp -- "$BASE" "$M/minfuse-st/$BASE_NAME" || die "minfuse -s: differs from $BASE"
 cmp -- "$BASE" "$M/minfuse-mt/$BASE_NAME" || die "minfuse: differs from $BASE"
 echo "passthrough: impexfs and minfuse serve $BASE_NAME byte for byte"
+if [[ -n $BASELINE ]]; then
+	cmp -- "$BASE" "$BASE_PASS" || die "baseline impexfs: $BASE_PASS differs from $BASE"
+	[[ -z $BASE_MERGED ]] || cmp -- "$MERGED_VHD" "$BASE_MERGED" ||
+		die "baseline impexfs: $BASE_MERGED differs from this build's"
+	echo "baseline: the same passthrough${BASE_MERGED:+ and merged VHD} bytes"
+fi
 if [[ -n $MERGED_VHD ]]; then
 	"$IMPEX" vhd check "$MERGED_VHD" >/dev/null || die "impex vhd check '$MERGED_VHD' failed"
 	"$IMPEX" vhd cat "$MERGED_VHD" | cmp -- "$WORK/ref.raw" - ||
@@ -240,6 +276,11 @@ for ra in "$RA_DEFAULT" "$RA_KB"; do
 	add_case "minfuse mt, ra $ra" "$M/minfuse-mt/$BASE_NAME" base "${BDI_OF[minfuse-mt]}" "$ra"
 	[[ -z $MERGED_VHD ]] ||
 		add_case "impexfs merged vhd, ra $ra" "$MERGED_VHD" chain "${BDI_OF[impexfs]}" "$ra"
+	if [[ -n $BASELINE ]]; then
+		add_case "baseline passthrough, ra $ra" "$BASE_PASS" base "${BDI_OF[baseline]}" "$ra"
+		[[ -z $BASE_MERGED ]] ||
+			add_case "baseline merged vhd, ra $ra" "$BASE_MERGED" chain "${BDI_OF[baseline]}" "$ra"
+	fi
 	[[ -z $MERGED_RAW ]] ||
 		add_case "impexfs merged raw, ra $ra" "$MERGED_RAW" chain "${BDI_OF[impexfs]}" "$ra"
 	# vhdimount at the same readahead: the comparison is like for like.
@@ -289,12 +330,13 @@ done
 # ---- summary ----
 
 python3 - "$RESULTS" "$RA_DEFAULT" "$RA_KB" "$RUNS" "$([[ -n $MERGED_VHD ]] && echo 1 || echo 0)" \
-	"$([[ -n $MERGED_RAW ]] && echo 1 || echo 0)" "$HAVE_VHDIMOUNT" <<'EOF'
+	"$([[ -n $MERGED_RAW ]] && echo 1 || echo 0)" "$HAVE_VHDIMOUNT" \
+	"$([[ -n $BASELINE ]] && echo 1 || echo 0)" <<'EOF'
 import statistics
 import sys
 
 path, ra_def, ra_hi, runs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-have_vhd, have_raw, have_vhdi = (a == "1" for a in sys.argv[5:8])
+have_vhd, have_raw, have_vhdi, have_base = (a == "1" for a in sys.argv[5:9])
 times, size = {}, {}
 for line in open(path):
     name, _, nbytes, ns = line.rstrip("\n").split("\t")
@@ -328,6 +370,11 @@ for ra in (ra_def, ra_hi):
     line("passthrough / ceiling", ratio(f"impexfs passthrough, ra {ra}", ceiling), 0.9)
     line("merged vhd / ceiling", ratio(f"impexfs merged vhd, ra {ra}", ceiling), 0.7)
     line("merged raw / ceiling", ratio(f"impexfs merged raw, ra {ra}", ceiling), 0.7)
+    if have_base:
+        line("baseline passthrough / ceiling", ratio(f"baseline passthrough, ra {ra}", ceiling))
+        line("baseline merged vhd / ceiling", ratio(f"baseline merged vhd, ra {ra}", ceiling))
+        line("passthrough: this / baseline", ratio(f"impexfs passthrough, ra {ra}", f"baseline passthrough, ra {ra}"))
+        line("merged vhd: this / baseline", ratio(f"impexfs merged vhd, ra {ra}", f"baseline merged vhd, ra {ra}"))
     if have_vhdi:
         line("passthrough / vhdimount base (raw of the same VHD)",
              ratio(f"impexfs passthrough, ra {ra}", f"vhdimount base, ra {ra}"))
