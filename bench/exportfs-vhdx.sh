@@ -21,7 +21,9 @@
 # Read, each with `dd bs=1M of=/dev/null`, RUNS times, interleaved, after
 # `echo 3 > /proc/sys/vm/drop_caches` and a re-read of the files the case
 # reads (the store's VHDX and AVHDX files for impexfs, the copy for minfuse),
-# so what is measured is the FUSE path, not the disk. Each case is read at
+# so what is measured is the FUSE path, not the disk; those files are also
+# held in the page cache for the whole run (lib.sh's bench_lock; LOCK=0 does
+# not), as this machine pages out what it finds cold. Each case is read at
 # the read_ahead_kb the kernel gives minfuse's mount and at RA_KB (1024), set
 # through /sys/class/bdi/<dev>/ before each read, the same for both.
 #
@@ -35,6 +37,7 @@
 #   IMPEXFS    the impexfs binary (default build-release/fs/impexfs in the repo)
 #   RUNS       reads per case (default 5); medians are reported
 #   RA_KB      the raised read_ahead_kb (default 1024)
+#   LOCK=0     do not hold the sources in memory
 #   BENCH_DIR  work folder, kept afterwards, its fixture reused by later runs
 #              (default: a new folder under TMPDIR or /tmp, removed at exit)
 #
@@ -118,6 +121,8 @@ for ra in "$RA_DEFAULT" "$RA_KB"; do
 	CASES+=("minfuse -s, ra $ra|$M/minfuse-st/$NAME|copy|${BDI[minfuse-st]}|$ra")
 	CASES+=("minfuse mt, ra $ra|$M/minfuse-mt/$NAME|copy|${BDI[minfuse-mt]}|$ra")
 done
+
+bench_lock "${SOURCES[@]}" "$COPY"
 
 prepare() { # SOURCES BDI RA
 	sync

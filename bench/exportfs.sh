@@ -18,7 +18,9 @@
 # every case, then run 2, ...), after `echo 3 > /proc/sys/vm/drop_caches` and
 # a re-read of the store's files that case reads (so the sources come from
 # the page cache and what is measured is the FUSE path, not the disk; COLD=1
-# skips the re-read):
+# skips the re-read). The store's files are also held in the page cache for
+# the whole run (lib.sh's bench_lock; LOCK=0 does not): this machine pages out
+# memory it finds cold, page cache included, between the re-read and the read:
 #   a. passthrough: the base disk as MOUNT/vms/benchvm/Virtual Hard Disks/<base>
 #      through impexfs; the same file through minfuse -s and minfuse (multi-
 #      threaded), the faster being the ceiling; the raw content of the same
@@ -52,7 +54,8 @@
 #   IMPEXFS    the impexfs binary (default build-release/fs/impexfs in the repo)
 #   RUNS       reads per case (default 5); medians are reported
 #   RA_KB      the raised read_ahead_kb (default 1024)
-#   COLD=1     do not re-read the sources after dropping caches
+#   COLD=1     do not re-read the sources after dropping caches (nor lock them)
+#   LOCK=0     do not hold the sources in memory (bench_lock)
 #   BASELINE   a build folder of another commit: its impexfs is mounted on the
 #              same store beside this one, its passthrough and merged VHD are
 #              read in the same rounds, and "this / baseline" ratios are added
@@ -263,6 +266,8 @@ if ((HAVE_VHDIMOUNT)); then
 fi
 
 # ---- timing ----
+
+((COLD)) || bench_lock "${CHAIN[@]}"
 
 # One case a line: NAME|FILE|SOURCES|BDI|READ_AHEAD_KB, SOURCES "base" or
 # "chain" (the store's files it reads), BDI empty: read-ahead left as it is.

@@ -250,6 +250,45 @@ start() {
 	die "$name: no mount after 30 s"
 }
 
+# bench_lock FILE...: hold the files' pages in the page cache for the rest of the run (a
+# process that maps and mlocks them, ended at exit): what the read benches measure is the FUSE
+# path over warm sources, and on a machine that pages out cold memory (DAMON's pageout) a
+# re-read after drop_caches does not keep them warm until they are read. Locked pages survive
+# drop_caches; the FUSE files' own pages do not. LOCK=0 leaves the files unlocked.
+bench_lock() {
+	((${LOCK:-1})) || return 0
+	python3 - "$@" >"$WORK/log/lock.log" 2>&1 <<'PY' &
+import ctypes
+import mmap
+import os
+import signal
+import sys
+
+maps = []
+for path in sys.argv[1:]:
+    fd = os.open(path, os.O_RDONLY)
+    maps.append(mmap.mmap(fd, 0, prot=mmap.PROT_READ))
+    os.close(fd)
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.mlockall(1) != 0:  # MCL_CURRENT: fault in and lock every page mapped
+    sys.exit("mlockall: %s" % os.strerror(ctypes.get_errno()))
+print("locked", flush=True)
+signal.pause()
+PY
+	LOCK_PID=$!
+	PIDS+=("$LOCK_PID")
+	local i
+	for ((i = 0; i < 1200; i++)); do
+		grep -q locked "$WORK/log/lock.log" 2>/dev/null && {
+			echo "sources locked in memory: $(du -chL -- "$@" | tail -n1 | cut -f1)"
+			return 0
+		}
+		kill -0 "$LOCK_PID" 2>/dev/null || die "cannot lock the sources: $(cat "$WORK/log/lock.log")"
+		sleep 0.1
+	done
+	die "locking the sources took over 2 minutes"
+}
+
 # bench_read_cases RESULTS: read each of CASES ("name|file|sources|bdi|read_ahead_kb") with
 # dd, RUNS rounds interleaved, after the script's own "prepare SOURCES BDI READ_AHEAD_KB";
 # one "name run bytes nanoseconds" line per read into RESULTS (tab-separated).

@@ -326,8 +326,12 @@ int beneath_chown(int dirfd, const char *rel, uid_t uid, gid_t gid)
 
 int beneath_truncate(int dirfd, const char *rel, off_t size)
 {
-	int fd = beneath_open(dirfd, rel, O_WRONLY | O_NONBLOCK, 0), rc;
+	unsigned waited = 0;
+	int fd, rc;
 
+	do
+		fd = beneath_open(dirfd, rel, O_WRONLY | O_NONBLOCK, 0);
+	while (fsutil_lease_retry(fd, &waited));
 	if (fd < 0)
 		return fd;
 	rc = ftruncate(fd, size) < 0 ? -errno : 0;

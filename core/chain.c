@@ -8,6 +8,7 @@
 
 #include "disk.h"
 #include "error.h"
+#include "segments.h"
 #include "vhd.h"
 
 #include <errno.h>
@@ -188,95 +189,85 @@ fail:
 
 /* ---- merged reads ---- */
 
-/* Fill @count sectors at @sector from level @level and, where it defers, below. */
-static int read_level(struct chain *c, unsigned level, uint8_t *buf, uint64_t sector,
-		      uint64_t count, struct error *err)
+/* The @len bytes of level @disk's file at @pos: from its descriptor as they lie, or
+ * through the disk module (a VHDX's replayed log). */
+static int map_data(struct disk *disk, struct segments *segs, uint64_t pos, size_t len,
+		    struct error *err)
+{
+	int fd = disk_direct_fd(disk, pos, len);
+
+	if (fd >= 0)
+		return segments_file(segs, fd, pos, len, disk_path(disk), err);
+	return disk_pread(disk, segments_make(segs, len), len, pos, err);
+}
+
+/* Describe the @len bytes at @offset of level @level and, where it defers, below. */
+static int map_level(struct chain *c, unsigned level, struct segments *segs, uint64_t offset,
+		     size_t len, struct error *err)
 {
 	struct disk *disk = c->levels[level].disk;
-	uint32_t sector_size = disk_sector_size(disk);
-	uint64_t total = disk_size(disk) / sector_size;
+	uint32_t ss = disk_sector_size(disk);
+	uint64_t size = disk_size(disk);
 
-	while (count) {
+	while (len) {
 		struct vhd_extent ext;
-		size_t bytes;
+		uint64_t skip = offset % ss, count;
+		size_t n;
 		int rc;
 
-		if (sector >= total) {
+		if (offset >= size) {
 			/* Past the end of a smaller parent: zeros. */
-			memset(buf, 0, (size_t)count * sector_size);
+			segments_zero(segs, len);
 			return 0;
 		}
-		rc = disk_map(disk, sector, count, &ext, err);
+		count = (skip + len + ss - 1) / ss;
+		if (count > (size - offset + skip) / ss)
+			count = (size - offset + skip) / ss;
+		rc = disk_map(disk, offset / ss, count, &ext, err);
 		if (rc < 0)
 			return rc;
-		bytes = (size_t)ext.sectors * sector_size;
+		n = ext.sectors * ss - skip < len ? (size_t)(ext.sectors * ss - skip) : len;
 		switch (ext.kind) {
 		case VHD_EXTENT_DATA:
-			rc = disk_pread(disk, buf, bytes, ext.file_offset, err);
+			rc = map_data(disk, segs, ext.file_offset + skip, n, err);
 			break;
 		case VHD_EXTENT_PARENT:
 			if (level + 1 < c->depth) {
-				rc = read_level(c, level + 1, buf, sector, ext.sectors, err);
+				rc = map_level(c, level + 1, segs, offset, n, err);
 				break;
 			}
 			/* No parent: cannot happen in an open chain. */
-			memset(buf, 0, bytes);
+			segments_zero(segs, n);
 			break;
 		case VHD_EXTENT_ZERO:
-			memset(buf, 0, bytes);
+			segments_zero(segs, n);
 			break;
 		}
 		if (rc < 0)
 			return rc;
-		buf += bytes;
-		sector += ext.sectors;
-		count -= ext.sectors;
+		offset += n;
+		len -= n;
 	}
 	return 0;
 }
 
-int chain_read(struct chain *c, void *buf, size_t len, uint64_t offset, struct error *err)
+int chain_map(struct chain *c, struct segments *segs, uint64_t offset, size_t len,
+	      struct error *err)
 {
 	uint64_t size = chain_size(c);
-	uint32_t ss = chain_sector_size(c);
-	uint8_t *out = buf;
-	uint8_t sector[DISK_MAX_SECTOR_SIZE];
-	int rc;
 
 	if (offset > size || len > size - offset)
 		return error_set(err, EINVAL, "read of %zu bytes at %llu is outside '%s'", len,
 				 (unsigned long long)offset, disk_path(c->levels[0].disk));
-	/* A partial first sector. */
-	if (len && offset % ss) {
-		size_t skip = offset % ss;
-		size_t n = ss - skip < len ? ss - skip : len;
+	return map_level(c, 0, segs, offset, len, err);
+}
 
-		rc = read_level(c, 0, sector, offset / ss, 1, err);
-		if (rc < 0)
-			return rc;
-		memcpy(out, sector + skip, n);
-		out += n;
-		offset += n;
-		len -= n;
-	}
-	if (len >= ss) {
-		size_t whole = len / ss * ss;
+int chain_read(struct chain *c, void *buf, size_t len, uint64_t offset, struct error *err)
+{
+	struct segments segs;
 
-		rc = read_level(c, 0, out, offset / ss, whole / ss, err);
-		if (rc < 0)
-			return rc;
-		out += whole;
-		offset += whole;
-		len -= whole;
-	}
-	/* A partial last sector. */
-	if (len) {
-		rc = read_level(c, 0, sector, offset / ss, 1, err);
-		if (rc < 0)
-			return rc;
-		memcpy(out, sector, len);
-	}
-	return 0;
+	segments_init_flat(&segs, buf, len);
+	return chain_map(c, &segs, offset, len, err);
 }
 
 /* ---- allocation ---- */

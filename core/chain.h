@@ -119,6 +119,16 @@ const char *chain_warning(const struct chain *chain, unsigned i);
  */
 int chain_read(struct chain *chain, void *buf, size_t len, uint64_t offset, struct error *err);
 
+struct segments;
+
+/**
+ * chain_read() described into @segs (segments.h): the levels' runs as they
+ * lie in their files, zeros where no level holds the sectors. Returns as
+ * chain_read().
+ */
+int chain_map(struct chain *chain, struct segments *segs, uint64_t offset, size_t len,
+	      struct error *err);
+
 /**
  * Whether any level has a block allocated that overlaps [@offset, @offset +
  * @len): a fixed disk counts as allocated everywhere.

@@ -317,6 +317,11 @@ int disk_pread(struct disk *d, void *buf, size_t len, uint64_t offset, struct er
 		       : vhd_pread(d->vhd, buf, len, offset, err);
 }
 
+int disk_direct_fd(const struct disk *d, uint64_t offset, size_t len)
+{
+	return d->vhdx ? vhdx_direct_fd(d->vhdx, offset, len) : vhd_direct_fd(d->vhd, offset, len);
+}
+
 int disk_read(struct disk *d, void *buf, size_t len, uint64_t offset, struct error *err)
 {
 	return d->vhdx ? vhdx_read(d->vhdx, buf, len, offset, err)

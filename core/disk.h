@@ -168,6 +168,13 @@ int disk_map(struct disk *disk, uint64_t sector, uint64_t count, struct vhd_exte
 int disk_pread(struct disk *disk, void *buf, size_t len, uint64_t offset, struct error *err);
 
 /**
+ * The descriptor to read @len bytes of the file at @offset from as they lie
+ * (what disk_pread gives: within the file, no replayed log over them), or
+ * -1 when they must be read with disk_pread. Borrowed.
+ */
+int disk_direct_fd(const struct disk *disk, uint64_t offset, size_t len);
+
+/**
  * Read @len bytes of disk content at @offset, this file alone (whole
  * sectors): what a differencing disk leaves to its parent reads as zeros.
  */

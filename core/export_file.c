@@ -10,6 +10,8 @@
 #include "export_plan.h"
 #include "fsutil.h"
 #include "hash.h"
+#include "lease.h"
+#include "segments.h"
 #include "stream.h"
 
 #include <errno.h>
@@ -29,6 +31,8 @@ struct export_file {
 	/* MERGED, RAW, PARTITION: the chain's; FILE, RELOCATED: the file (@disk, else @fd)
 	 * with the node's patches laid over it */
 	struct stream *stream;
+	/* Leases on the sources (lease.h): reads under them need no check */
+	struct lease_guard *guard;
 };
 
 const struct export_node *export_file_node(const struct export_file *f)
@@ -45,6 +49,9 @@ void export_close(struct export_file *f)
 {
 	if (!f)
 		return;
+	/* First: it waits for the reads in flight, which may still splice from the
+	 * descriptors, and leaves the lease table before their numbers are free. */
+	lease_guard_free(f->guard);
 	if (f->fd >= 0)
 		close(f->fd);
 	free(f->bytes);
@@ -79,6 +86,23 @@ int export_file_check_unchanged(const struct export_file *f, struct error *err)
 				 "'%s' has changed since it was listed: '%s' must be opened again",
 				 f->node->path, f->node->name);
 	return 0;
+}
+
+/* Lease the sources @f reads (when the lease service runs): the file's
+ * descriptor, or each level of the chain. Taken before the sources are
+ * checked against the plan, so that nothing changes between the check and
+ * the lease. Without a lease, reads are checked one by one. */
+static void lease_sources(struct export_file *f)
+{
+	f->guard = lease_guard_new();
+	if (!f->guard)
+		return;
+	if (f->chain) {
+		for (unsigned i = 0; i < chain_depth(f->chain); i++)
+			lease_guard_add(f->guard, disk_fd(chain_level(f->chain, i)));
+	} else {
+		lease_guard_add(f->guard, f->fd);
+	}
 }
 
 /* The disk behind @f's file (opened as @st) read through the disk module, as planned. */
@@ -136,8 +160,10 @@ int export_open(const struct export_node *node, struct export_file **out, struct
 	case EXPORT_SOURCE_RAW:
 	case EXPORT_SOURCE_PARTITION: {
 		rc = export_open_chain(node->store, node->path, &f->chain, err);
-		if (rc == 0)
+		if (rc == 0) {
+			lease_sources(f);
 			rc = export_file_check_unchanged(f, err);
+		}
 		if (rc == 0)
 			rc = node->source == EXPORT_SOURCE_MERGED
 				     ? stream_new_merged(&f->stream, f->chain, node->seed, err)
@@ -153,10 +179,12 @@ int export_open(const struct export_node *node, struct export_file **out, struct
 	}
 	default:
 		f->fd = fsutil_open_regular(node->path, &st);
-		if (f->fd < 0)
+		if (f->fd < 0) {
 			rc = error_errno(err, -f->fd, "cannot open", node->path);
-		else
+		} else {
+			lease_sources(f);
 			rc = export_file_check_unchanged(f, err);
+		}
 		if (rc == 0 && node->replayed)
 			rc = open_replayed(f, &st, err);
 		if (rc == 0) {
@@ -175,22 +203,49 @@ int export_open(const struct export_node *node, struct export_file **out, struct
 	return 0;
 }
 
-int export_read_at(struct export_file *f, void *buf, size_t len, uint64_t offset, struct error *err)
+int export_map_at(struct export_file *f, struct segments *segs, uint64_t offset, size_t len,
+		  struct error *err)
 {
 	const struct export_node *node = f->node;
-	int rc;
 
 	if (offset > node->size || len > node->size - offset)
 		return error_set(err, EINVAL, "read of %zu bytes at %llu is outside '%s'", len,
 				 (unsigned long long)offset, node->name);
 	if (node->source == EXPORT_SOURCE_CONFIG) {
-		memcpy(buf, f->bytes + offset, len);
+		segments_bytes(segs, f->bytes + offset, len);
 		return 0;
 	}
 	/* A chain's stream (a partition's from its start), or the file's with its patches. */
-	rc = stream_read(f->stream, buf, len, node->start + offset, err);
-	/* Checked after the read: bytes read while a source changed are never given. */
-	return rc < 0 ? rc : export_file_check_unchanged(f, err);
+	return stream_map(f->stream, segs, node->start + offset, len, err);
+}
+
+bool export_read_begin(struct export_file *f)
+{
+	return lease_guard_enter(f->guard);
+}
+
+void export_read_end(struct export_file *f)
+{
+	lease_guard_leave(f->guard);
+}
+
+int export_read_at(struct export_file *f, void *buf, size_t len, uint64_t offset, struct error *err)
+{
+	struct segments segs;
+	int rc;
+
+	segments_init_flat(&segs, buf, len);
+	/* Under leases nothing can change; else checked after the read: bytes read
+	 * while a source changed are never given. */
+	if (export_read_begin(f)) {
+		rc = export_map_at(f, &segs, offset, len, err);
+		export_read_end(f);
+		return rc;
+	}
+	rc = export_map_at(f, &segs, offset, len, err);
+	if (rc == 0 && f->node->source != EXPORT_SOURCE_CONFIG)
+		rc = export_file_check_unchanged(f, err);
+	return rc;
 }
 
 int export_read(const struct export_node *node, void *buf, size_t len, uint64_t offset,

@@ -27,7 +27,7 @@ int export_open(const struct export_node *node, struct export_file **out, struct
 /** The node @file was opened for. */
 const struct export_node *export_file_node(const struct export_file *file);
 
-/** Close what export_open() gave. NULL-safe. */
+/** Close what export_open() gave, once the reads in flight have ended. NULL-safe. */
 void export_close(struct export_file *file);
 
 /**
@@ -38,6 +38,31 @@ void export_close(struct export_file *file);
  */
 int export_read_at(struct export_file *file, void *buf, size_t len, uint64_t offset,
 		   struct error *err);
+
+struct segments;
+
+/**
+ * Begin a read whose bytes may still be taken from the sources after
+ * export_map_at() returns (a splice): true when the sources are leased and
+ * cannot change until export_read_end(); false when the file must be read
+ * with export_read_at() instead. Any thread; several at once.
+ */
+bool export_read_begin(struct export_file *file);
+
+/**
+ * End a read that export_read_begin() let in. May come after the reply, when
+ * the reader may already have closed the file: export_close() waits for it.
+ */
+void export_read_end(struct export_file *file);
+
+/**
+ * Describe the read of @len bytes at @offset into @segs (segments.h), with
+ * no check of the sources: between export_read_begin() and
+ * export_read_end(), or into a flat list checked after. Returns as
+ * export_read_at().
+ */
+int export_map_at(struct export_file *file, struct segments *segs, uint64_t offset, size_t len,
+		  struct error *err);
 
 /** export_read_at() with the file opened and closed for the call (tools, tests). */
 int export_read(const struct export_node *node, void *buf, size_t len, uint64_t offset,

@@ -2,6 +2,7 @@
 
 #include "asuser.h"
 #include "beneath.h"
+#include "error.h"
 #include "pathbuf.h"
 
 #include <dirent.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int fsutil_pread_full(int fd, void *buf, size_t len, uint64_t offset)
@@ -36,6 +38,20 @@ int fsutil_pread_full(int fd, void *buf, size_t len, uint64_t offset)
 	return 0;
 }
 
+int fsutil_pread_named(int fd, void *buf, size_t len, uint64_t offset, const char *path,
+		       struct error *err)
+{
+	int rc = fsutil_pread_full(fd, buf, len, offset);
+
+	if (rc == -ENODATA)
+		return error_set(err, EIO, "'%s' ends before byte %llu (the file was truncated)",
+				 path, (unsigned long long)(offset + len));
+	if (rc < 0)
+		return error_set(err, -rc, "cannot read '%s' at byte %llu: %s", path,
+				 (unsigned long long)offset, strerror(-rc));
+	return 0;
+}
+
 int fsutil_pwrite_full(int fd, const void *buf, size_t len, uint64_t offset)
 {
 	const uint8_t *p = buf;
@@ -55,9 +71,23 @@ int fsutil_pwrite_full(int fd, const void *buf, size_t len, uint64_t offset)
 	return 0;
 }
 
-/* open() with O_NOATIME where the caller may use it (the file's owner, or
- * CAP_FOWNER), else without. Returns the descriptor or -errno. */
-static int open_noatime(const char *path, int flags)
+bool fsutil_lease_retry(int rc, unsigned *waited_ms)
+{
+	/* The kernel's default /proc/sys/fs/lease-break-time, and a little more. */
+	const unsigned limit_ms = 46 * 1000;
+	unsigned step = *waited_ms < 20 ? 1 : *waited_ms < 1000 ? 10 : 100;
+	struct timespec pause = {0, (long)step * 1000000};
+
+	if (rc != -EWOULDBLOCK || *waited_ms >= limit_ms)
+		return false;
+	nanosleep(&pause, NULL);
+	*waited_ms += step;
+	return true;
+}
+
+/* One open() with O_NOATIME where the caller may use it (the file's owner,
+ * or CAP_FOWNER), else without. Returns the descriptor or -errno. */
+static int open_noatime_once(const char *path, int flags)
 {
 	const struct asuser_scope *scope = asuser_scope_current();
 	int fd;
@@ -71,6 +101,18 @@ static int open_noatime(const char *path, int flags)
 	if (fd < 0 && errno == EPERM)
 		fd = open(path, flags);
 	return fd < 0 ? -errno : fd;
+}
+
+/* open_noatime_once(), again while a lease on the file is being given back. */
+static int open_noatime(const char *path, int flags)
+{
+	unsigned waited = 0;
+	int fd;
+
+	do
+		fd = open_noatime_once(path, flags);
+	while (fsutil_lease_retry(fd, &waited));
+	return fd;
 }
 
 /* Restore blocking mode on @fd, opened O_NONBLOCK; closes it on failure. */

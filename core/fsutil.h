@@ -19,6 +19,26 @@
  */
 int fsutil_pread_full(int fd, void *buf, size_t len, uint64_t offset);
 
+struct error;
+
+/**
+ * Whether an open that failed with @rc is worth trying again: -EWOULDBLOCK,
+ * which an open with O_NONBLOCK meets while another process gives back its
+ * lease on the file (an export mount holds read leases on what it reads,
+ * core/lease.h, and gives them back at once). Waits a little first; *@waited_ms
+ * (0 at the first failure) counts the wait, which stops past the kernel's
+ * lease-break-time.
+ */
+bool fsutil_lease_retry(int rc, unsigned *waited_ms);
+
+/**
+ * fsutil_pread_full() of file @path, with a message naming it: -EIO when the
+ * file ends first ("ends before byte N (the file was truncated)"), else the
+ * read's errno.
+ */
+int fsutil_pread_named(int fd, void *buf, size_t len, uint64_t offset, const char *path,
+		       struct error *err);
+
 /** Write exactly @len bytes at @offset, retrying short writes. Returns 0 or -errno. */
 int fsutil_pwrite_full(int fd, const void *buf, size_t len, uint64_t offset);
 

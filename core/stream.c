@@ -5,6 +5,7 @@
 #include "disk.h"
 #include "error.h"
 #include "fsutil.h"
+#include "segments.h"
 #include "stream_internal.h"
 #include "vhd.h"
 
@@ -409,21 +410,21 @@ const uint8_t *stream_uuid(const struct stream *s)
 
 /* ---- reading ---- */
 
-/* @len bytes at @at of bytes part @p. */
-static void read_bytes(const struct stream_part *p, uint8_t *buf, uint64_t at, size_t len)
+/* @len bytes at @at of bytes part @p: its bytes, then zeros. */
+static void map_bytes(const struct stream_part *p, struct segments *segs, uint64_t at, size_t len)
 {
 	size_t n = 0;
 
 	if (at < p->bytes_len)
 		n = p->bytes_len - at < len ? (size_t)(p->bytes_len - at) : len;
-	if (n)
-		memcpy(buf, p->bytes + at, n);
-	memset(buf + n, 0, len - n);
+	segments_bytes(segs, p->bytes + at, n);
+	segments_zero(segs, len - n);
 }
 
 /* Up to *@len bytes at @at of the stored blocks, within one block's prefix
- * or data; *@len becomes what was read. */
-static int read_blocks(struct stream *s, uint8_t *buf, uint64_t at, size_t *len, struct error *err)
+ * or data; *@len becomes what was described. */
+static int map_blocks(struct stream *s, struct segments *segs, uint64_t at, size_t *len,
+		      struct error *err)
 {
 	uint64_t in = at % s->block_bytes;
 	uint64_t block = stream_block_select(s, at / s->block_bytes);
@@ -433,7 +434,7 @@ static int read_blocks(struct stream *s, uint8_t *buf, uint64_t at, size_t *len,
 
 	if (in < s->prefix_len) {
 		n = s->prefix_len - in < *len ? (size_t)(s->prefix_len - in) : *len;
-		memcpy(buf, s->prefix + in, n);
+		segments_bytes(segs, s->prefix + in, n);
 		*len = n;
 		return 0;
 	}
@@ -443,30 +444,60 @@ static int read_blocks(struct stream *s, uint8_t *buf, uint64_t at, size_t *len,
 	if (disk_at < s->disk_size)
 		inside = s->disk_size - disk_at < n ? (size_t)(s->disk_size - disk_at) : n;
 	if (inside) {
-		rc = chain_read(s->chain, buf, inside, disk_at, err);
+		rc = chain_map(s->chain, segs, disk_at, inside, err);
 		if (rc < 0)
 			return rc;
 	}
-	memset(buf + inside, 0, n - inside); /* past the end of the disk */
+	segments_zero(segs, n - inside); /* past the end of the disk */
 	*len = n;
 	return 0;
 }
 
-/* The file's bytes, with the patches laid over them. */
-static int read_patched(struct stream *s, uint8_t *buf, size_t len, uint64_t offset,
-			struct error *err)
+/* The file's bytes: as they lie, or as the disk module reads them (a replayed log). */
+static int map_file(struct stream *s, struct segments *segs, uint64_t offset, size_t len,
+		    struct error *err)
 {
+	int fd = s->file.disk ? disk_direct_fd(s->file.disk, offset, len) : s->file.fd;
+
+	if (len == 0)
+		return 0;
+	if (fd >= 0)
+		return segments_file(segs, fd, offset, len, s->file.path, err);
+	return disk_pread(s->file.disk, segments_make(segs, len), len, offset, err);
+}
+
+/* The file's bytes, with the patches laid over them: the part of the read the
+ * patches touch is made in memory, the rest taken from the file as it lies. */
+static int map_patched(struct stream *s, struct segments *segs, uint64_t offset, size_t len,
+		       struct error *err)
+{
+	uint64_t end = offset + len, lo = end, hi = offset;
+	uint8_t *made;
 	int rc;
 
-	if (s->file.disk) {
-		rc = disk_pread(s->file.disk, buf, len, offset, err);
-	} else if ((rc = fsutil_pread_full(s->file.fd, buf, len, offset)) < 0) {
-		/* Shorter than it was (ENODATA): a fault of the file. */
-		rc = error_errno(err, rc == -ENODATA ? EIO : -rc, "cannot read", s->file.path);
+	for (size_t i = 0; i < s->patch_count; i++) {
+		const struct vhd_patch *p = &s->patches[i];
+		uint64_t from = offset > p->offset ? offset : p->offset;
+		uint64_t to = end < p->offset + p->len ? end : p->offset + p->len;
+
+		if (from < to) {
+			lo = from < lo ? from : lo;
+			hi = to > hi ? to : hi;
+		}
 	}
-	if (rc == 0)
-		vhd_patches_apply(s->patches, s->patch_count, buf, len, offset);
-	return rc;
+	if (lo >= hi)
+		return map_file(s, segs, offset, len, err);
+	rc = map_file(s, segs, offset, (size_t)(lo - offset), err);
+	if (rc < 0)
+		return rc;
+	made = segments_make(segs, (size_t)(hi - lo));
+	rc = s->file.disk ? disk_pread(s->file.disk, made, (size_t)(hi - lo), lo, err)
+			  : fsutil_pread_named(s->file.fd, made, (size_t)(hi - lo), lo,
+					       s->file.path, err);
+	if (rc < 0)
+		return rc;
+	vhd_patches_apply(s->patches, s->patch_count, made, (size_t)(hi - lo), lo);
+	return map_file(s, segs, hi, (size_t)(end - hi), err);
 }
 
 int stream_new_patched(struct stream **out, const struct stream_file *file,
@@ -491,17 +522,16 @@ int stream_new_patched(struct stream **out, const struct stream_file *file,
 	return 0;
 }
 
-int stream_read(struct stream *s, void *buf, size_t len, uint64_t offset, struct error *err)
+int stream_map(struct stream *s, struct segments *segs, uint64_t offset, size_t len,
+	       struct error *err)
 {
-	uint8_t *out = buf;
-
 	if (offset > s->size || len > s->size - offset)
 		return error_set(err, EINVAL, "read of %zu bytes at %llu is past the end (%llu)",
 				 len, (unsigned long long)offset, (unsigned long long)s->size);
 	if (s->kind == STREAM_RAW)
-		return chain_read(s->chain, buf, len, offset, err);
+		return chain_map(s->chain, segs, offset, len, err);
 	if (s->kind == STREAM_PATCHED)
-		return read_patched(s, buf, len, offset, err);
+		return map_patched(s, segs, offset, len, err);
 	while (len) {
 		const struct stream_part *p = part_at(s, offset);
 		uint64_t at = offset - p->offset;
@@ -510,22 +540,29 @@ int stream_read(struct stream *s, void *buf, size_t len, uint64_t offset, struct
 
 		switch (p->kind) {
 		case STREAM_PART_BYTES:
-			read_bytes(p, out, at, n);
+			map_bytes(p, segs, at, n);
 			break;
 		case STREAM_PART_TABLE:
-			s->table_read(s, out, at, n);
+			s->table_read(s, segments_make(segs, n), at, n);
 			break;
 		case STREAM_PART_BLOCKS:
-			rc = read_blocks(s, out, at, &n, err);
+			rc = map_blocks(s, segs, at, &n, err);
 			if (rc < 0)
 				return rc;
 			break;
 		}
-		out += n;
 		offset += n;
 		len -= n;
 	}
 	return 0;
+}
+
+int stream_read(struct stream *s, void *buf, size_t len, uint64_t offset, struct error *err)
+{
+	struct segments segs;
+
+	segments_init_flat(&segs, buf, len);
+	return stream_map(s, &segs, offset, len, err);
 }
 
 /* ---- extents ---- */

@@ -142,6 +142,16 @@ const uint8_t *stream_uuid(const struct stream *stream);
  */
 int stream_read(struct stream *stream, void *buf, size_t len, uint64_t offset, struct error *err);
 
+struct segments;
+
+/**
+ * stream_read() described into @segs (segments.h): headers, tables and
+ * bitmaps from memory, the chain's or the file's runs as they lie in their
+ * files. Returns as stream_read().
+ */
+int stream_map(struct stream *stream, struct segments *segs, uint64_t offset, size_t len,
+	       struct error *err);
+
 /**
  * The data or hole run at @offset, for SEEK_DATA/SEEK_HOLE: *@data tells
  * which, *@end where it stops (at most stream_size()). A VHD is data

@@ -25,6 +25,11 @@ int vhd_pread(struct vhd *vhd, void *buf, size_t len, uint64_t offset, struct er
 	return vhd_io_pread(&vhd->io, buf, len, offset, err);
 }
 
+int vhd_direct_fd(const struct vhd *vhd, uint64_t offset, size_t len)
+{
+	return offset <= vhd->io.size && len <= vhd->io.size - offset ? vhd->io.fd : -1;
+}
+
 static int validate_footer(struct vhd *vhd, const uint8_t *raw, struct error *err)
 {
 	const struct vhd_footer *f = &vhd->footer;

@@ -328,6 +328,12 @@ int vhd_map(struct vhd *vhd, uint64_t sector, uint64_t count, struct vhd_extent 
 int vhd_pread(struct vhd *vhd, void *buf, size_t len, uint64_t offset, struct error *err);
 
 /**
+ * The descriptor vhd_pread() would read @len bytes at @offset from, when
+ * they lie within the file as it was opened; -1 otherwise. Borrowed.
+ */
+int vhd_direct_fd(const struct vhd *vhd, uint64_t offset, size_t len);
+
+/**
  * Read @len bytes of disk content at @offset, this file alone: sectors that a
  * differencing disk leaves to its parent read as zeros (use the chain module
  * for merged content). @offset + @len must not pass the disk size.

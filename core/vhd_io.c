@@ -47,15 +47,7 @@ void vhd_io_close(struct vhd_io *io)
 
 int vhd_io_pread(const struct vhd_io *io, void *buf, size_t len, uint64_t offset, struct error *err)
 {
-	int rc = fsutil_pread_full(io->fd, buf, len, offset);
-
-	if (rc == -ENODATA)
-		return error_set(err, EIO, "'%s' ends before byte %llu (the file was truncated)",
-				 io->path, (unsigned long long)(offset + len));
-	if (rc < 0)
-		return error_set(err, -rc, "cannot read '%s' at byte %llu: %s", io->path,
-				 (unsigned long long)offset, strerror(-rc));
-	return 0;
+	return fsutil_pread_named(io->fd, buf, len, offset, io->path, err);
 }
 
 int vhd_io_read_disk(const struct vhd_io *io, const struct vhd_io_format *format, void *disk,

@@ -98,6 +98,13 @@ int vhdx_pread(struct vhdx *vhdx, void *buf, size_t len, uint64_t offset, struct
 	return 0;
 }
 
+int vhdx_direct_fd(const struct vhdx *vhdx, uint64_t offset, size_t len)
+{
+	if (vhdx->overlay || offset > vhdx->io.size || len > vhdx->io.size - offset)
+		return -1;
+	return vhdx->io.fd;
+}
+
 /* ---- opening ---- */
 
 int vhdx_open(struct vhdx **out, const char *path, int flags, struct error *err)

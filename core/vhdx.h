@@ -377,6 +377,13 @@ int vhdx_map(struct vhdx *vhdx, uint64_t sector, uint64_t count, struct vhd_exte
 int vhdx_pread(struct vhdx *vhdx, void *buf, size_t len, uint64_t offset, struct error *err);
 
 /**
+ * The descriptor vhdx_pread() would read @len bytes at @offset from as they
+ * lie: within the file, and no replayed log laid over the file; -1
+ * otherwise. Borrowed.
+ */
+int vhdx_direct_fd(const struct vhdx *vhdx, uint64_t offset, size_t len);
+
+/**
  * Read @len bytes of disk content at @offset, this file alone: sectors that a
  * differencing disk leaves to its parent read as zeros. @offset and @len are
  * whole logical sectors inside the disk.

@@ -15,6 +15,8 @@
 #include "exportfs_inode.h"
 #include "exportfs_ops.h"
 #include "exportfs_renew.h"
+#include "lease.h"
+#include "log.h"
 
 #include <errno.h>
 #include <fuse_lowlevel.h>
@@ -68,6 +70,13 @@ static void *revalidating(void *data)
 
 int exportfs_start(struct exportfs *fs, struct fuse_session *se, const char *mountpoint)
 {
+	struct error err;
+
+	/* Here, in the process that serves (after going to the background): leases
+	 * let reads be spliced; without them reads are copied and checked. */
+	error_clear(&err);
+	if (!fs->copy_reads && lease_service_start(&err) < 0)
+		fslog(FUSE_LOG_WARNING, "warning: %s: reads are copied", error_message(&err));
 	fs->session = se;
 	fs->mountpoint = mountpoint;
 	if (pthread_create(&fs->thread, NULL, revalidating, fs) != 0)
@@ -114,6 +123,7 @@ void exportfs_release(struct exportfs *fs)
 	if (!fs->initialized)
 		return;
 	exportfs_close_open_files(fs);
+	lease_service_stop();
 	exportfs_gen_unref(fs, fs->previous);
 	fs->previous = NULL;
 	exportfs_gen_unref(fs, fs->current);

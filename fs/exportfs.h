@@ -43,6 +43,7 @@ struct exportfs {
 	unsigned revalidate;   /* seconds between looks at the store's folders */
 	bool verbose;	       /* say what is left out and what changes */
 	unsigned readahead_kb; /* 0: leave the kernel's */
+	bool copy_reads;       /* copy every read through the daemon: never splice */
 
 	bool initialized; /* exportfs_init() made the locks (the main thread's) */
 	/*
@@ -79,6 +80,7 @@ struct exportfs {
 	struct fuse_session *session;
 	const char *mountpoint;
 	atomic_bool readahead_done; /* raised (or tried): the first lookup does it */
+	atomic_bool splice;	    /* the kernel takes spliced replies (set at INIT) */
 
 	/* The revalidating thread: started and joined by the main thread. */
 	pthread_t thread;

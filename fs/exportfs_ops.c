@@ -16,6 +16,7 @@
 #include "export.h"
 #include "exportfs.h"
 #include "exportfs_inode.h"
+#include "exportfs_read.h"
 #include "exportfs_renew.h"
 #include "log.h"
 #include "mountinfo.h"
@@ -32,7 +33,6 @@
 #include <unistd.h>
 
 /* Entries and attributes change only with the store: the kernel is told when they do. */
-#define EXPORTFS_MAX_REQUEST (256 * 1024)
 #define TIMEOUT		     3600.0
 
 /* An open file: the tree it was opened in stays until it is closed. */
@@ -278,7 +278,12 @@ static void exportfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 /* Listings always come with attributes: a find or ls -l then needs no lookups. */
 static void exportfs_op_init(void *data, struct fuse_conn_info *conn)
 {
-	(void)data;
+	struct exportfs *fs = data;
+
+	/* Reads reply from the sources' pages (exportfs_read.h), unless told to copy. */
+	if (!fs->copy_reads && (conn->capable & FUSE_CAP_SPLICE_WRITE))
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	atomic_store(&fs->splice, (conn->want & FUSE_CAP_SPLICE_WRITE) != 0);
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
@@ -443,10 +448,10 @@ static void exportfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file
 static void exportfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			     struct fuse_file_info *fi)
 {
+	struct exportfs *fs = fuse_req_userdata(req);
 	struct exportfs_handle *h = (struct exportfs_handle *)(uintptr_t)fi->fh;
 	uint64_t file_size = export_file_node(h->file)->size;
 	struct error err;
-	char *buf;
 
 	(void)ino;
 	if ((uint64_t)off >= file_size) {
@@ -455,22 +460,15 @@ static void exportfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t 
 	}
 	if (size > file_size - (uint64_t)off)
 		size = (size_t)(file_size - (uint64_t)off);
-	buf = malloc(size);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
 	error_clear(&err);
-	if (export_read_at(h->file, buf, size, (uint64_t)off, &err) < 0) {
+	if (exportfs_read_reply(req, h->file, size, (uint64_t)off, atomic_load(&fs->splice), &err) <
+	    0) {
 		fslog(FUSE_LOG_ERR, "%s", error_message(&err));
 		if (err.code == ESTALE)
-			exportfs_mark_stale(fuse_req_userdata(req));
+			exportfs_mark_stale(fs);
 		/* ESTALE would make the kernel retry the lookup: a changed source is EIO. */
 		fuse_reply_err(req, err.code && err.code != ESTALE ? err.code : EIO);
-	} else {
-		fuse_reply_buf(req, buf, size);
 	}
-	free(buf);
 }
 
 static void exportfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,

@@ -29,6 +29,8 @@ static const struct option_help option_table[] = {
 	{"-o revalidate=SECONDS",
 	 "How often the store is looked at for VMs and snapshots that came or went (default 2)."},
 	{"-o readahead=KB", "The mount's readahead, set when run as root (default 1024)."},
+	{"-o copy_reads", "Copy every read through the daemon instead of splicing the disks' "
+			  "bytes from the store's files (for comparison)."},
 	{"-o uid=USER", "Show every file and folder as the user's (a name or a number)."},
 	{"-o gid=GROUP", "Show every file and folder as the group's (a name or a number)."},
 	{"-o umask=MASK", "Take the bits of the octal MASK from every mode shown."},

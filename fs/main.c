@@ -45,6 +45,7 @@ struct options {
 	int import;
 	unsigned revalidate;
 	unsigned readahead;
+	int copy_reads;
 	int verbose;
 	struct export_settings settings;
 	/* What the export mount shows of owners and modes (uid=, gid=, umask=) */
@@ -93,6 +94,7 @@ static const struct fuse_opt option_spec[] = {
 	OPTION("revalidate=%u", revalidate, 0),
 	OPTION("readahead=%u", readahead, 0),
 	OPTION("verbose", verbose, 1),
+	OPTION("copy_reads", copy_reads, 1),
 	BOOL_KEY("copy_vm_storage", KEY_STORAGE),
 	BOOL_KEY("copy_vm_runtime_information", KEY_RUNTIME),
 	FUSE_OPT_KEY("copy_snapshot_configuration=", KEY_SNAPSHOTS),
@@ -522,6 +524,7 @@ static int serve_export(const struct options *o, const struct fuse_cmdline_opts 
 		.umask = o->umask,
 		.revalidate = o->revalidate,
 		.readahead_kb = o->readahead,
+		.copy_reads = o->copy_reads,
 		.verbose = o->verbose || cmd->debug,
 	};
 	struct fuse_session *se = NULL;
@@ -643,6 +646,8 @@ int main(int argc, char **argv)
 				       : o.more_roots  ? "roots="
 				       : o.sources     ? "sources="
 						       : "settle=");
+	if (!o.export_only && o.copy_reads)
+		o.export_only = strdup("copy_reads");
 	if (o.import ? o.export_only != NULL : o.import_only != NULL) {
 		fslog(FUSE_LOG_ERR, "the option '%s' is for the %s mount",
 		      o.import ? o.export_only : o.import_only, o.import ? "export" : "import");

@@ -1,4 +1,5 @@
 #include "support.h"
+#include "segments.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -155,4 +156,25 @@ char *support_read_text(const char *path)
 	assert_non_null(text);
 	support_read(path, 0, text, size);
 	return text;
+}
+
+void support_put_together(const struct segments *segs, uint8_t *out, size_t len)
+{
+	size_t at = 0;
+
+	for (size_t i = 0; i < segs->count; i++) {
+		const struct segment *p = &segs->items[i];
+
+		assert_true(at + p->len <= len);
+		if (p->kind == SEGMENT_FILE)
+			assert_int_equal(pread(p->fd, out + at, p->len, (off_t)p->pos),
+					 (ssize_t)p->len);
+		else if (p->kind == SEGMENT_BYTES)
+			memcpy(out + at, p->bytes, p->len);
+		else
+			memset(out + at, 0, p->len);
+		at += p->len;
+	}
+	assert_int_equal(at, len);
+	assert_int_equal(segs->total, len);
 }

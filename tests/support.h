@@ -51,6 +51,15 @@ void support_fix_header_checksum(const char *path);
 int support_setup_dir(void **state);
 int support_teardown_dir(void **state);
 
+struct segments;
+
+/**
+ * The bytes @segs describes, put together into @out (@len bytes) by the test
+ * itself: file runs read with pread, bytes copied, zeros. Fails the test
+ * unless the pieces make exactly @len bytes.
+ */
+void support_put_together(const struct segments *segs, uint8_t *out, size_t len);
+
 /** The specification's checksum: one's complement of the byte sum, the 4 bytes at @at skipped. */
 uint32_t support_checksum(const uint8_t *raw, size_t len, size_t at);
 

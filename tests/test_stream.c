@@ -20,6 +20,7 @@
 
 #include "chain.h"
 #include "error.h"
+#include "segments.h"
 #include "stream.h"
 #include "support.h"
 #include "disk.h"
@@ -548,7 +549,7 @@ static void test_patched_reads(void **state)
 	assert_int_equal(stream_new_patched(&s, &file, &none, 0, &err), 0);
 	assert_int_equal(ftruncate(fd, 1000), 0);
 	assert_int_equal(stream_read(s, small, sizeof(small), size - 16, &err), -EIO);
-	assert_non_null(strstr(error_message(&err), "cannot read"));
+	assert_non_null(strstr(error_message(&err), "ends before byte"));
 	assert_non_null(strstr(error_message(&err), path));
 	stream_free(s);
 	close(fd);
@@ -568,6 +569,73 @@ static void test_patched_reads(void **state)
 	free(bytes);
 }
 
+/*
+ * stream_map() of @s, put together from its pieces, gives what stream_read()
+ * gives, for reads of 128 KiB and of odd sizes all over the file; returns how
+ * many pieces were file runs, those a splice takes from the files.
+ */
+static size_t check_map(struct stream *s)
+{
+	const size_t sizes[] = {128 * 1024, 4096 * 3 + 7, 65537, 9000};
+	uint8_t *want = malloc(128 * 1024), *got = malloc(128 * 1024);
+	uint64_t size = stream_size(s);
+	struct segments segs;
+	struct error err;
+	size_t runs = 0;
+
+	assert_non_null(want);
+	assert_non_null(got);
+	assert_int_equal(segments_init(&segs, 128 * 1024, 0), 0);
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++)
+		for (uint64_t at = 0; at < size; at += sizes[k] + 511 * k) {
+			size_t n = size - at < sizes[k] ? (size_t)(size - at) : sizes[k];
+
+			assert_int_equal(segments_reset(&segs, n), 0);
+			assert_int_equal(stream_map(s, &segs, at, n, &err), 0);
+			assert_int_equal(stream_read(s, want, n, at, &err), 0);
+			memset(got, 0xEE, n);
+			support_put_together(&segs, got, n);
+			assert_memory_equal(got, want, n);
+			for (size_t i = 0; i < segs.count; i++)
+				runs += segs.items[i].kind == SEGMENT_FILE;
+		}
+	segments_free(&segs);
+	free(want);
+	free(got);
+	return runs;
+}
+
+/* Every kind of stream, described as pieces, is what it reads as; the chain's and the
+ * file's data come as runs of their files, not copies. */
+static void test_mapped_reads(void **state)
+{
+	struct fixture *f = *state;
+	const char *path = support_path(f->dir, "base.vhd");
+	struct vhd_patch p = {600, 100, NULL};
+	struct stream_file file;
+	struct stream *s;
+	struct error err;
+	int fd;
+
+	assert_int_equal(stream_new_vhd(&s, f->chain, NULL, &err), 0);
+	assert_true(check_map(s) > 0);
+	stream_free(s);
+	assert_int_equal(stream_new_raw(&s, f->chain, &err), 0);
+	assert_true(check_map(s) > 0);
+	stream_free(s);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	p.bytes = malloc(p.len);
+	assert_non_null(p.bytes);
+	support_fill(p.bytes, p.len, 77);
+	file = (struct stream_file){NULL, fd, support_file_size(path), path};
+	assert_int_equal(stream_new_patched(&s, &file, &p, 1, &err), 0);
+	assert_true(check_map(s) > 0);
+	stream_free(s);
+	free(p.bytes);
+	close(fd);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -575,6 +643,7 @@ int main(void)
 		T(test_vhd_layout),  T(test_chunked_reads), T(test_uuid_and_timestamp),
 		T(test_compact),     T(test_raw),	    T(test_relocated_child),
 		T(test_vhdx_layout), T(test_vhdx_compact),  T(test_patched_reads),
+		T(test_mapped_reads),
 	};
 #undef T
 

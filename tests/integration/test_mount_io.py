@@ -233,6 +233,49 @@ def test_parallel_readers_agree():
                 "%s: alone %s, in parallel %s" % (name, alone, list(zip(READERS, results)))
 
 
+def test_reads_spliced_from_the_store():
+    """Disk reads are spliced from the store's files (under leases): the daemon
+    itself reads few of the bytes it serves. With -o copy_reads it reads them all.
+    Both give the bytes impex export writes, at every request size and order."""
+    store = demo()
+    ok("export", "--store", store, "blog", "exported")
+    ok("export", "--store", store, "blog/version 2", "exported-snapshot")
+    exported = os.path.join("exported", DISKS)
+    exported_merged = os.path.join("exported-snapshot", DISKS, "blog.vhd")
+    run(["qemu-img", "convert", "-f", "vpc", "-O", "raw", exported_merged, "merged.raw"])
+    read = {}
+    for options in ((), ("-o", "copy_reads")):
+        with Mount(store, "mnt", *options) as m:
+            folder = os.path.join(m.point, "vms", "blog", DISKS)
+            avhd = max((n for n in os.listdir(folder) if n.endswith(".avhd")),
+                       key=lambda n: os.path.getsize(os.path.join(folder, n)))
+            cases = [(os.path.join(folder, "blog.vhd"), os.path.join(exported, "blog.vhd")),
+                     (os.path.join(folder, avhd), os.path.join(exported, avhd)),
+                     (os.path.join(m.point, "snapshots", "blog", "version 2", DISKS,
+                                   "blog.vhd"), exported_merged),
+                     (os.path.join(m.point, "raw", "blog", "version 2", "blog.img"),
+                      "merged.raw")]
+            for path, want in cases:
+                size = os.stat(path).st_size
+                for chunk, order, direct in READERS:
+                    got = read_whole(path, size, chunk, order, direct)
+                    assert got == digest(want), "%s %s: %s read in %d-byte requests (%s)" % (
+                        options, os.path.relpath(path, m.point), got, chunk, order)
+            # What the daemon reads itself to serve the disks once more, every request
+            # reaching it (O_DIRECT; the mount's requests are of 256 KiB).
+            before = rchar(m.proc.pid)
+            for path, _ in cases:
+                read_whole(path, os.stat(path).st_size, 1 << 20, "forward", True)
+            read[options] = rchar(m.proc.pid) - before
+    spliced, copied = read[()], read[("-o", "copy_reads")]
+    base = os.path.getsize(os.path.join(exported, "blog.vhd"))
+    print("# the daemon read %d bytes spliced, %d copied (blog.vhd alone is %d)" % (
+        spliced, copied, base))
+    assert copied >= base, "copied reads: the daemon read %d bytes" % copied
+    assert spliced * 10 < copied, "spliced reads: the daemon read %d bytes, %d copied" % (
+        spliced, copied)
+
+
 # ---- 3. unmounting while files are read ----
 
 def start_readers(point):
@@ -356,7 +399,9 @@ def test_cp_skips_holes():
     assert src.st_size > 100 << 20 and src.st_blocks * 512 < src.st_size // 10, src
     with open("raw-want.img", "wb") as f:
         ok("vhd", "cat", os.path.join(store, DISKS, "big.vhd"), stdout=f, text=False)
-    with Mount(store, "mnt") as m:
+    # Reads copied through the daemon, so that its counters see every byte served
+    # (spliced bytes pass it by).
+    with Mount(store, "mnt", "-o", "copy_reads") as m:
         files = [(os.path.join(m.point, "raw", "big", "current", "big.img"), "raw-want.img"),
                  (os.path.join(m.point, "vms", "big", DISKS, "big_2.vhd"), source)]
         for n, (path, want) in enumerate(files):

@@ -331,7 +331,8 @@ def test_bad_mount_options_are_refused():
     for args, says in [(["-o", "copy_vm_storage=maybe"], "copy_vm_storage=maybe"),
                        (["-o", "copy_snapshot_configuration=some"], "copy_snapshot_configuration"),
                        (["-o", "revalidate=0"], "revalidate"),
-                       (["-o", "pathmap=nonsense"], "path map")]:
+                       (["-o", "pathmap=nonsense"], "path map"),
+                       (["-o", "import", "-o", "copy_reads"], "'copy_reads' is for the export")]:
         r = subprocess.run([IMPEXFS, *args, store, "mnt"], capture_output=True, text=True,
                            timeout=30)
         assert r.returncode == 2 and says in r.stderr, (args, r)

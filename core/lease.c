@@ -1,0 +1,243 @@
+/*
+ * lease.c - read leases on an open file's sources (see lease.h).
+ */
+#include "lease.h"
+
+#include "error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct lease_guard {
+	/* Reads in flight under the leases, and whether they may still enter:
+	 * a reader counts itself then looks, the service clears @leased then
+	 * waits for the count (both sequentially consistent), so either the
+	 * reader sees it cleared or the service waits for the reader. */
+	atomic_uint inflight;
+	atomic_bool leased;
+	/* Some lease_guard_add() did not get its lease, or one was given back:
+	 * never leased again. Guarded by svc.mu. */
+	bool failed;
+	int *fds; /* leased, in the service's table */
+	unsigned count, cap;
+};
+
+/* The service. @mu guards the table and running/tid; @stop is atomic. */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t ready;
+	bool running;
+	pid_t tid; /* the service thread, which the kernel signals */
+	pthread_t thread;
+	atomic_bool stop;
+	struct lease_guard **by_fd; /* leased descriptor -> its guard */
+	size_t cap;
+} svc = {.mu = PTHREAD_MUTEX_INITIALIZER, .ready = PTHREAD_COND_INITIALIZER};
+
+/* The signal a lease break sends (a real-time one, queued with its descriptor). */
+static int break_signal(void)
+{
+	return SIGRTMIN + 3;
+}
+
+/* Until the reads in flight under @g's leases have ended (microseconds: a
+ * reply's copy by the kernel). */
+static void wait_reads(struct lease_guard *g)
+{
+	const struct timespec pause = {0, 20 * 1000};
+
+	while (atomic_load(&g->inflight))
+		nanosleep(&pause, NULL);
+}
+
+/* With svc.mu held: give back @g's leases, once no read is in flight under them. */
+static void give_back(struct lease_guard *g)
+{
+	g->failed = true;
+	atomic_store(&g->leased, false);
+	wait_reads(g);
+	for (unsigned i = 0; i < g->count; i++)
+		fcntl(g->fds[i], F_SETLEASE, F_UNLCK);
+}
+
+/* With svc.mu held: the lease on @fd is being broken (or was lost): the
+ * guard stops being leased. A signal for a descriptor whose lease stands
+ * (a number reused since) changes nothing. */
+static void on_break(int fd)
+{
+	struct lease_guard *g = fd >= 0 && (size_t)fd < svc.cap ? svc.by_fd[fd] : NULL;
+
+	if (g && atomic_load(&g->leased) && fcntl(fd, F_GETLEASE) != F_RDLCK)
+		give_back(g);
+}
+
+static void *service(void *arg)
+{
+	sigset_t set;
+
+	(void)arg;
+	sigemptyset(&set);
+	sigaddset(&set, break_signal());
+	sigaddset(&set, SIGIO);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	pthread_mutex_lock(&svc.mu);
+	svc.tid = gettid();
+	pthread_cond_broadcast(&svc.ready);
+	pthread_mutex_unlock(&svc.mu);
+	while (!atomic_load(&svc.stop)) {
+		siginfo_t info;
+		int sig = sigwaitinfo(&set, &info);
+
+		if (sig < 0)
+			continue;
+		pthread_mutex_lock(&svc.mu);
+		if (sig == break_signal() && info.si_code > 0) {
+			on_break(info.si_fd);
+		} else if (sig == SIGIO) {
+			/* The queue overflowed: look at every lease. */
+			for (size_t fd = 0; fd < svc.cap; fd++)
+				on_break((int)fd);
+		}
+		pthread_mutex_unlock(&svc.mu);
+	}
+	return NULL;
+}
+
+int lease_service_start(struct error *err)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&svc.mu);
+	if (!svc.running) {
+		atomic_store(&svc.stop, false);
+		svc.tid = 0;
+		rc = pthread_create(&svc.thread, NULL, service, NULL);
+		if (rc == 0) {
+			while (svc.tid == 0)
+				pthread_cond_wait(&svc.ready, &svc.mu);
+			svc.running = true;
+		}
+	}
+	pthread_mutex_unlock(&svc.mu);
+	return rc ? error_set(err, rc, "cannot start the lease service: %s", strerror(rc)) : 0;
+}
+
+void lease_service_stop(void)
+{
+	pthread_mutex_lock(&svc.mu);
+	if (!svc.running) {
+		pthread_mutex_unlock(&svc.mu);
+		return;
+	}
+	svc.running = false;
+	atomic_store(&svc.stop, true);
+	pthread_mutex_unlock(&svc.mu);
+	pthread_kill(svc.thread, break_signal());
+	pthread_join(svc.thread, NULL);
+	free(svc.by_fd);
+	svc.by_fd = NULL;
+	svc.cap = 0;
+}
+
+struct lease_guard *lease_guard_new(void)
+{
+	return calloc(1, sizeof(struct lease_guard));
+}
+
+/* With svc.mu held: room in the table for descriptor @fd. */
+static bool table_fits(int fd)
+{
+	size_t cap = svc.cap ? svc.cap : 64;
+	struct lease_guard **grown;
+
+	while (cap <= (size_t)fd)
+		cap *= 2;
+	if (cap == svc.cap)
+		return true;
+	grown = realloc(svc.by_fd, cap * sizeof(*grown));
+	if (!grown)
+		return false;
+	memset(grown + svc.cap, 0, (cap - svc.cap) * sizeof(*grown));
+	svc.by_fd = grown;
+	svc.cap = cap;
+	return true;
+}
+
+bool lease_guard_add(struct lease_guard *g, int fd)
+{
+	struct f_owner_ex owner = {.type = F_OWNER_TID};
+	bool had = false;
+
+	if (g->count == g->cap) {
+		unsigned cap = g->cap ? g->cap * 2 : 4;
+		int *grown = realloc(g->fds, cap * sizeof(*grown));
+
+		if (grown) {
+			g->fds = grown;
+			g->cap = cap;
+		}
+	}
+	pthread_mutex_lock(&svc.mu);
+	owner.pid = svc.tid;
+	/* In the table first, so that a break as soon as the lease is had finds it. */
+	if (!g->failed && fd >= 0 && g->count < g->cap && svc.running && table_fits(fd) &&
+	    !svc.by_fd[fd] && fcntl(fd, F_SETSIG, break_signal()) == 0 &&
+	    fcntl(fd, F_SETOWN_EX, &owner) == 0) {
+		svc.by_fd[fd] = g;
+		if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
+			g->fds[g->count++] = fd;
+			had = true;
+		} else {
+			svc.by_fd[fd] = NULL;
+		}
+	}
+	if (!had)
+		g->failed = true;
+	/* Leased while every add so far had its lease and none was given back. */
+	atomic_store(&g->leased, !g->failed);
+	pthread_mutex_unlock(&svc.mu);
+	return had;
+}
+
+bool lease_guard_enter(struct lease_guard *g)
+{
+	if (!g)
+		return false;
+	atomic_fetch_add(&g->inflight, 1);
+	if (atomic_load(&g->leased))
+		return true;
+	atomic_fetch_sub(&g->inflight, 1);
+	return false;
+}
+
+void lease_guard_leave(struct lease_guard *g)
+{
+	atomic_fetch_sub(&g->inflight, 1);
+}
+
+void lease_guard_free(struct lease_guard *g)
+{
+	if (!g)
+		return;
+	/* A reader may still be between its reply and lease_guard_leave(). */
+	wait_reads(g);
+	pthread_mutex_lock(&svc.mu);
+	for (unsigned i = 0; i < g->count; i++) {
+		int fd = g->fds[i];
+
+		if ((size_t)fd < svc.cap && svc.by_fd[fd] == g)
+			svc.by_fd[fd] = NULL;
+		fcntl(fd, F_SETLEASE, F_UNLCK);
+	}
+	pthread_mutex_unlock(&svc.mu);
+	free(g->fds);
+	free(g);
+}

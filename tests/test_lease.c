@@ -1,0 +1,205 @@
+/*
+ * Unit tests of core/lease: read leases on the files an open export file
+ * reads. A real writer (a child process) opening the file is held until the
+ * reads that entered under the lease have ended, and the guard then sends
+ * reads the checked way; no lease is had while the file is open for writing,
+ * or without the service.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "error.h"
+#include "lease.h"
+#include "support.h"
+
+struct fixture {
+	char *dir;
+	const char *path;
+	int fd; /* read-only */
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct error err;
+
+	assert_non_null(f);
+	f->dir = support_tempdir();
+	f->path = support_path(f->dir, "source.vhd");
+	support_write_text(f->path, "the source's bytes");
+	f->fd = open(f->path, O_RDONLY);
+	assert_true(f->fd >= 0);
+	assert_int_equal(lease_service_start(&err), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	lease_service_stop();
+	close(f->fd);
+	support_remove_tree(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Wait up to @ms for a byte on @fd: the byte, or -1 when none came. */
+static int byte_within(int fd, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	char c;
+
+	if (poll(&p, 1, ms) != 1 || read(fd, &c, 1) != 1)
+		return -1;
+	return c;
+}
+
+/* A writer: says 'r', opens @path for writing (held while a lease stands),
+ * says 'o', writes and ends. Returns its pid; its words come on *@words. */
+static pid_t start_writer(const char *path, int *words)
+{
+	int p[2];
+	pid_t pid;
+
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd;
+
+		close(p[0]);
+		if (write(p[1], "r", 1) != 1)
+			_exit(2);
+		fd = open(path, O_WRONLY);
+		if (fd < 0 || write(p[1], "o", 1) != 1 || write(fd, "new", 3) != 3)
+			_exit(3);
+		_exit(0);
+	}
+	close(p[1]);
+	*words = p[0];
+	return pid;
+}
+
+static void end_writer(pid_t pid, int words)
+{
+	int status;
+
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	close(words);
+}
+
+/*
+ * A writer opens the leased file (with a read in flight under the lease when
+ * @in_flight): it waits until no read is in flight, then goes on, and the
+ * guard's reads go the checked way from then on.
+ */
+static void writer_meets_lease(struct fixture *f, bool in_flight)
+{
+	struct lease_guard *g = lease_guard_new();
+	int words;
+	pid_t pid;
+
+	assert_non_null(g);
+	assert_true(lease_guard_add(g, f->fd));
+	assert_true(lease_guard_enter(g));
+	if (!in_flight)
+		lease_guard_leave(g);
+	pid = start_writer(f->path, &words);
+	assert_int_equal(byte_within(words, 10000), 'r');
+	if (in_flight) {
+		/* The writer is in open(), held by the lease while the read goes on. */
+		assert_int_equal(byte_within(words, 500), -1);
+		lease_guard_leave(g);
+	}
+	/* The lease is given back once no read is in flight (not after the kernel's 45 s). */
+	assert_int_equal(byte_within(words, 10000), 'o');
+	end_writer(pid, words);
+	assert_false(lease_guard_enter(g));
+	lease_guard_free(g);
+}
+
+static void test_lease_broken_by_writer(void **state)
+{
+	writer_meets_lease(*state, false);
+}
+
+static void test_writer_waits_for_reads(void **state)
+{
+	writer_meets_lease(*state, true);
+}
+
+/* A file open for writing gets no lease: its reads are checked. */
+static void test_no_lease_while_written(void **state)
+{
+	struct fixture *f = *state;
+	struct lease_guard *g = lease_guard_new();
+	int w = open(f->path, O_WRONLY);
+
+	assert_true(w >= 0);
+	assert_non_null(g);
+	assert_false(lease_guard_add(g, f->fd));
+	assert_false(lease_guard_enter(g));
+	lease_guard_free(g);
+	close(w);
+}
+
+/* One source without a lease: the guard is not leased, whatever the others. */
+static void test_one_missing_is_enough(void **state)
+{
+	struct fixture *f = *state;
+	struct lease_guard *g = lease_guard_new();
+	int other = open(f->path, O_RDONLY);
+
+	assert_true(other >= 0);
+	assert_non_null(g);
+	assert_true(lease_guard_add(g, f->fd));
+	assert_false(lease_guard_add(g, -1));
+	assert_false(lease_guard_add(g, other));
+	assert_false(lease_guard_enter(g));
+	lease_guard_free(g);
+	close(other);
+}
+
+/* Without the service, no lease. */
+static void test_no_service(void **state)
+{
+	struct fixture *f = *state;
+	struct lease_guard *g = lease_guard_new();
+
+	lease_service_stop();
+	assert_non_null(g);
+	assert_false(lease_guard_add(g, f->fd));
+	assert_false(lease_guard_enter(g));
+	assert_false(lease_guard_enter(NULL));
+	lease_guard_free(g);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_lease_broken_by_writer), T(test_writer_waits_for_reads),
+		T(test_no_lease_while_written), T(test_one_missing_is_enough),
+		T(test_no_service),
+	};
+#undef T
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
