@@ -19,13 +19,16 @@
 struct lease_guard {
 	/* Reads in flight under the leases, and whether they may still enter:
 	 * a reader counts itself then looks, the service clears @leased then
-	 * waits for the count (both sequentially consistent), so either the
-	 * reader sees it cleared or the service waits for the reader. */
+	 * looks at the count (both sequentially consistent), so either the
+	 * reader sees it cleared or the service sees the reader. */
 	atomic_uint inflight;
 	atomic_bool leased;
 	/* Some lease_guard_add() did not get its lease, or one was given back:
 	 * never leased again. Guarded by svc.mu. */
 	bool failed;
+	/* Broken while reads were in flight: the leases are given back once they
+	 * have ended (the service looks again every PENDING_NS). Guarded by svc.mu. */
+	bool pending;
 	int *fds; /* leased, in the service's table */
 	unsigned count, cap;
 };
@@ -40,6 +43,7 @@ static struct {
 	atomic_bool stop;
 	struct lease_guard **by_fd; /* leased descriptor -> its guard */
 	size_t cap;
+	unsigned pending; /* guards whose leases wait for their reads to end */
 } svc = {.mu = PTHREAD_MUTEX_INITIALIZER, .ready = PTHREAD_COND_INITIALIZER};
 
 /* The signal a lease break sends (a real-time one, queued with its descriptor). */
@@ -58,12 +62,25 @@ static void wait_reads(struct lease_guard *g)
 		nanosleep(&pause, NULL);
 }
 
-/* With svc.mu held: give back @g's leases, once no read is in flight under them. */
+/* How often guards whose leases wait for reads in flight are looked at. */
+#define PENDING_NS (2 * 1000 * 1000)
+
+/* With svc.mu held: give @g's leases back if no read is in flight under
+ * them; else it waits (pending), and the service does not: a read held up
+ * (a source on a file system that hangs) holds up no other guard's writers. */
 static void give_back(struct lease_guard *g)
 {
-	g->failed = true;
-	atomic_store(&g->leased, false);
-	wait_reads(g);
+	if (atomic_load(&g->inflight)) {
+		if (!g->pending) {
+			g->pending = true;
+			svc.pending++;
+		}
+		return;
+	}
+	if (g->pending) {
+		g->pending = false;
+		svc.pending--;
+	}
 	for (unsigned i = 0; i < g->count; i++)
 		fcntl(g->fds[i], F_SETLEASE, F_UNLCK);
 }
@@ -75,8 +92,23 @@ static void on_break(int fd)
 {
 	struct lease_guard *g = fd >= 0 && (size_t)fd < svc.cap ? svc.by_fd[fd] : NULL;
 
-	if (g && atomic_load(&g->leased) && fcntl(fd, F_GETLEASE) != F_RDLCK)
+	if (g && atomic_load(&g->leased) && fcntl(fd, F_GETLEASE) != F_RDLCK) {
+		g->failed = true;
+		atomic_store(&g->leased, false);
 		give_back(g);
+	}
+}
+
+/* With svc.mu held: give back the pending guards' leases whose reads have ended. */
+static void on_pending(void)
+{
+	for (size_t fd = 0; fd < svc.cap && svc.pending; fd++) {
+		struct lease_guard *g = svc.by_fd[fd];
+
+		/* A guard is found at each of its descriptors: the first does it. */
+		if (g && g->pending)
+			give_back(g);
+	}
 }
 
 static void *service(void *arg)
@@ -93,11 +125,15 @@ static void *service(void *arg)
 	pthread_cond_broadcast(&svc.ready);
 	pthread_mutex_unlock(&svc.mu);
 	while (!atomic_load(&svc.stop)) {
+		const struct timespec soon = {0, PENDING_NS};
 		siginfo_t info;
-		int sig = sigwaitinfo(&set, &info);
+		bool pending;
+		int sig;
 
-		if (sig < 0)
-			continue;
+		pthread_mutex_lock(&svc.mu);
+		pending = svc.pending > 0;
+		pthread_mutex_unlock(&svc.mu);
+		sig = pending ? sigtimedwait(&set, &info, &soon) : sigwaitinfo(&set, &info);
 		pthread_mutex_lock(&svc.mu);
 		if (sig == break_signal() && info.si_code > 0) {
 			on_break(info.si_fd);
@@ -106,6 +142,7 @@ static void *service(void *arg)
 			for (size_t fd = 0; fd < svc.cap; fd++)
 				on_break((int)fd);
 		}
+		on_pending();
 		pthread_mutex_unlock(&svc.mu);
 	}
 	return NULL;
@@ -230,6 +267,10 @@ void lease_guard_free(struct lease_guard *g)
 	/* A reader may still be between its reply and lease_guard_leave(). */
 	wait_reads(g);
 	pthread_mutex_lock(&svc.mu);
+	if (g->pending) {
+		g->pending = false;
+		svc.pending--;
+	}
 	for (unsigned i = 0; i < g->count; i++) {
 		int fd = g->fds[i];
 

@@ -13,8 +13,10 @@
  *
  * The lease service learns of each break on a thread of its own (the
  * kernel signals that thread, F_SETSIG and F_SETOWN_EX). It marks the guard
- * unleased, waits until the reads that entered under the lease have ended,
- * then gives its leases back: the writer can only write after them. A read
+ * unleased and gives its leases back once the reads that entered under them
+ * have ended (looking again every 2 ms, never waiting on one guard: a read
+ * held up holds up the writers of its own files alone, and those at most
+ * for the kernel's lease-break-time): the writer can only write after them. A read
  * that finds its guard unleased falls back to reading by copy and checking
  * its sources' identity after (export_file.c), as files without a lease
  * are always read; a lease is an optimization, never the only check.

@@ -145,6 +145,41 @@ static void test_writer_waits_for_reads(void **state)
 	writer_meets_lease(*state, true);
 }
 
+/* A read held up under one file's lease holds up that file's writer alone: another
+ * file's writer goes on meanwhile. */
+static void test_held_read_holds_up_its_file_alone(void **state)
+{
+	struct fixture *f = *state;
+	const char *other_path = support_path(f->dir, "other.vhd");
+	struct lease_guard *held = lease_guard_new(), *g = lease_guard_new();
+	int other, words, other_words;
+	pid_t pid, other_pid;
+
+	support_write_text(other_path, "another source");
+	other = open(other_path, O_RDONLY);
+	assert_true(other >= 0);
+	assert_non_null(held);
+	assert_non_null(g);
+	assert_true(lease_guard_add(held, f->fd));
+	assert_true(lease_guard_add(g, other));
+	assert_true(lease_guard_enter(held)); /* and not left yet */
+	pid = start_writer(f->path, &words);
+	assert_int_equal(byte_within(words, 10000), 'r');
+	other_pid = start_writer(other_path, &other_words);
+	assert_int_equal(byte_within(other_words, 10000), 'r');
+	assert_int_equal(byte_within(other_words, 10000), 'o');
+	end_writer(other_pid, other_words);
+	assert_false(lease_guard_enter(g));
+	/* The first writer still waits for the read held up. */
+	assert_int_equal(byte_within(words, 200), -1);
+	lease_guard_leave(held);
+	assert_int_equal(byte_within(words, 10000), 'o');
+	end_writer(pid, words);
+	lease_guard_free(held);
+	lease_guard_free(g);
+	close(other);
+}
+
 /* A file open for writing gets no lease: its reads are checked. */
 static void test_no_lease_while_written(void **state)
 {
@@ -196,6 +231,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_lease_broken_by_writer), T(test_writer_waits_for_reads),
+		T(test_held_read_holds_up_its_file_alone),
 		T(test_no_lease_while_written), T(test_one_missing_is_enough),
 		T(test_no_service),
 	};
