@@ -42,6 +42,8 @@ struct import_mount;
 
 /* How often a waiting import is checked again though nothing in it changed. */
 #define IMPORTFS_RECHECK_NS (5ull * 1000000000u)
+/* A file's writeback is started each time this much more of it has been written. */
+#define IMPORTFS_WRITEBACK_BYTES (8u << 20)
 
 /* One import: a folder at the mount's root. */
 struct importfs_import {
@@ -78,6 +80,7 @@ struct importfs_handle {
 	struct importfs_import *imp; /* NULL for the status file */
 	int fd;			     /* the file in the import's folder, or -1 */
 	bool writer, written;
+	atomic_uint_fast64_t unsent; /* bytes written since its writeback was last started */
 	enum import_file_kind kind;
 	char *rel;  /* its name in the import ("/a/b") */
 	char *text; /* the status file's bytes */
