@@ -183,8 +183,8 @@ def wait_gone(pid, timeout=30):
             with open("/proc/%d/stat" % pid) as f:
                 if f.read().rsplit(")", 1)[1].split()[0] == "Z":
                     return
-        except FileNotFoundError:
-            return
+        except (FileNotFoundError, ProcessLookupError):
+            return  # gone before the open, or between the open and the read
         assert time.time() < deadline, "process %d still runs" % pid
         time.sleep(0.05)
 
