@@ -415,9 +415,10 @@ static void map_bytes(const struct stream_part *p, struct segments *segs, uint64
 {
 	size_t n = 0;
 
-	if (at < p->bytes_len)
+	if (at < p->bytes_len) {
 		n = p->bytes_len - at < len ? (size_t)(p->bytes_len - at) : len;
-	segments_bytes(segs, p->bytes + at, n);
+		segments_bytes(segs, p->bytes + at, n);
+	}
 	segments_zero(segs, len - n);
 }
 

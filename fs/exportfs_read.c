@@ -19,9 +19,8 @@ static uint8_t zeros[EXPORTFS_MAX_REQUEST];
 /* A thread's buffers, kept from one request to the next. */
 struct read_space {
 	struct segments segs;
-	struct fuse_bufvec *bufv; /* room for @cap buffers */
+	struct fuse_bufvec *bufv; /* room for a buffer per piece of @segs */
 	struct iovec *iov;	  /* as many */
-	size_t cap;
 };
 
 static pthread_key_t space_key;
@@ -59,10 +58,9 @@ static struct read_space *space_get(void)
 		return NULL;
 	if (segments_init(&rs->segs, EXPORTFS_MAX_REQUEST, 0) < 0)
 		goto fail;
-	/* Each piece one buffer, zeros in pieces of sizeof(zeros): at most one more. */
-	rs->cap = rs->segs.cap + 1;
-	rs->bufv = calloc(1, sizeof(*rs->bufv) + rs->cap * sizeof(rs->bufv->buf[0]));
-	rs->iov = calloc(rs->cap, sizeof(*rs->iov));
+	/* One buffer a piece (a zero run is at most a request: sizeof(zeros)). */
+	rs->bufv = calloc(1, sizeof(*rs->bufv) + rs->segs.cap * sizeof(rs->bufv->buf[0]));
+	rs->iov = calloc(rs->segs.cap, sizeof(*rs->iov));
 	if (!rs->bufv || !rs->iov || pthread_setspecific(space_key, rs) != 0)
 		goto fail;
 	return rs;
