@@ -73,6 +73,27 @@ int export_node_add(struct export_node *dir, struct export_node *child)
 	return 0;
 }
 
+void export_adopt(struct export_node *served, struct export_node *planned)
+{
+	served->vm_pending = false;
+	if (!planned || planned->left_out) {
+		served->left_out = true;
+		return;
+	}
+	/* A pending folder holds nothing yet. */
+	served->children = planned->children;
+	served->child_count = planned->child_count;
+	planned->children = NULL;
+	planned->child_count = 0;
+	served->partitions_pending = planned->partitions_pending;
+	served->size = planned->size;
+	served->mtime = planned->mtime;
+	served->mode = planned->mode;
+	served->uid = planned->uid;
+	served->gid = planned->gid;
+	served->own_access = planned->own_access;
+}
+
 /* A copy of @node and everything under it, or NULL: out of memory. */
 struct export_node *export_node_copy(const struct export_node *node)
 {
@@ -86,6 +107,9 @@ struct export_node *export_node_copy(const struct export_node *node)
 	copy->stamp = node->stamp;
 	copy->start = node->start;
 	copy->partitions_pending = node->partitions_pending;
+	copy->vm_pending = node->vm_pending;
+	copy->left_out = node->left_out;
+	copy->vm = node->vm;
 	copy->size = node->size;
 	copy->allocated = node->allocated;
 	copy->mtime = node->mtime;

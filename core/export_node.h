@@ -68,6 +68,10 @@ struct export_node {
 	uint64_t stamp;		 /* the sources' identity when planned (export_open checks it) */
 	uint64_t start;		 /* PARTITION: where it starts in the chain's raw content */
 	bool partitions_pending; /* a folder of raw/ states: its images' partitions not read */
+	bool vm_pending;	 /* listed from its VM's configuration, not planned yet: @vm
+				  * (a folder or by-id link of a lazy tree, export_tree.h) */
+	bool left_out;		 /* listed, then found not exportable when planned: shown nowhere */
+	size_t vm;		 /* vm_pending: its VM's index in the listing of its tree */
 	uint64_t size;		 /* exact, known before any read */
 	uint64_t allocated;	 /* bytes the source really holds (for st_blocks) */
 	struct timespec mtime;	 /* taken from the sources */
@@ -117,6 +121,13 @@ int export_node_add(struct export_node *dir, struct export_node *child);
 
 /** A copy of @node and everything under it, or NULL: out of memory. */
 struct export_node *export_node_copy(const struct export_node *node);
+
+/**
+ * Give the pending @served (vm_pending) what its VM's plan made of it: the
+ * folder or link @planned (its children moved, its time and access taken), or
+ * nothing (@planned NULL or left_out: @served is left out). Cannot fail.
+ */
+void export_adopt(struct export_node *served, struct export_node *planned);
 
 /** Free the children of @dir from the @keep-th on (those added since it had @keep). */
 void export_drop_children(struct export_node *dir, size_t keep);

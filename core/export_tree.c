@@ -169,7 +169,7 @@ static int carry_partitions(struct export_node *raw, const struct export_node *p
 }
 
 /* "by-id/<id>" pointing at "../<where>/<name>[/<sub>]", with the time and owner of @like
- * (the folder it points at). */
+ * (the folder it points at; a link copied: its own, and whether it is pending). */
 static int add_link(struct export_node *by_id, const char *id, const char *where, const char *name,
 		    const char *sub, const struct export_node *like)
 {
@@ -189,6 +189,9 @@ static int add_link(struct export_node *by_id, const char *id, const char *where
 		link->uid = like->uid;
 		link->gid = like->gid;
 		link->own_access = true;
+		link->vm_pending = like->vm_pending;
+		link->left_out = like->left_out;
+		link->vm = like->vm;
 	}
 	return export_node_add(by_id, link);
 }
@@ -247,7 +250,11 @@ struct tree {
 	struct export_planner *p;
 	const struct export_node *previous; /* the tree before, or NULL */
 	struct export_node *vms, *snapshots, *raw, *by_id;
-	size_t faults; /* VMs not planned for a transient reason */
+	size_t faults;	     /* VMs not planned for a transient reason */
+	struct error fault;  /* the last of them */
+	bool lazy;	     /* VMs not looked at are listed, not planned */
+	size_t index;	     /* the VM being added: its index in the listing */
+	struct timespec top; /* the store's folder's time */
 };
 
 /* Tell the planner's notes of @what, @how. */
@@ -291,6 +298,27 @@ static bool newer(const struct store_vm *vm, size_t i, size_t j)
 	return i > j;
 }
 
+/*
+ * The names of @vm's snapshot folders, named among their siblings: names[i].out
+ * is snapshot i's; "current" (raw/'s) and "latest" (the link) are the oldest.
+ * NULL: out of memory; else freed with names_free(names, snapshot_count + 2).
+ */
+static struct export_name *snapshot_names(const struct store_vm *vm)
+{
+	size_t count = vm->snapshot_count;
+	struct export_name *names = assign(count, snap_name, snap_id, snap_created, vm->snapshots, 2);
+
+	if (!names)
+		return NULL;
+	names[count] = (struct export_name){"current", "", INT64_MIN, NULL};
+	names[count + 1] = (struct export_name){"latest", "", INT64_MIN, NULL};
+	if (export_assign_names(names, count + 2) < 0) {
+		free(names);
+		return NULL;
+	}
+	return names;
+}
+
 /* raw/<vm>/ and snapshots/<vm>/ of @vm into @raw_dir and @snap_dir. */
 static int tree_states(struct tree *t, const struct store_vm *vm, const char *name,
 		       struct export_node *raw_dir, struct export_node *snap_dir,
@@ -315,17 +343,9 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 	export_state_free(&current);
 	if (rc < 0 || fault->code || vm->snapshot_count == 0)
 		return rc;
-	/* Snapshot folders, named among their siblings; "current" (raw/'s) and "latest" (the
-	 * link) are the oldest. */
-	names = assign(count, snap_name, snap_id, snap_created, vm->snapshots, 2);
+	names = snapshot_names(vm);
 	if (!names)
 		return -ENOMEM;
-	names[count] = (struct export_name){"current", "", INT64_MIN, NULL};
-	names[count + 1] = (struct export_name){"latest", "", INT64_MIN, NULL};
-	if (export_assign_names(names, count + 2) < 0) {
-		free(names);
-		return -ENOMEM;
-	}
 	for (size_t i = 0; i < vm->snapshot_count && rc == 0 && !fault->code; i++) {
 		const struct store_snapshot *snap = &vm->snapshots[i];
 		char id[37], what[2 * EXPORT_ASSIGNED_NAME_MAX + 2];
@@ -392,8 +412,19 @@ static const char *previous_name(const struct export_node *previous, const char 
 	return link->path + 7;
 }
 
-/* A copy of @node renamed @name, added to @dir; absent (NULL) is nothing to copy. */
-static int add_copy(struct export_node *dir, const struct export_node *node, const char *name)
+/* Point @node and what it holds, where pending, at VM @index of the listing being planned. */
+static void repoint(struct export_node *node, size_t index)
+{
+	if (node->vm_pending)
+		node->vm = index;
+	for (size_t i = 0; i < node->child_count; i++)
+		repoint(node->children[i], index);
+}
+
+/* A copy of @node renamed @name, added to @dir (what is pending in it pointed at VM @index);
+ * absent (NULL) is nothing to copy. */
+static int add_copy(struct export_node *dir, const struct export_node *node, const char *name,
+		    size_t index)
 {
 	struct export_node *copy;
 
@@ -408,6 +439,8 @@ static int add_copy(struct export_node *dir, const struct export_node *node, con
 			copy = NULL;
 		}
 	}
+	if (copy)
+		repoint(copy, index);
 	return export_node_add(dir, copy);
 }
 
@@ -423,15 +456,18 @@ static int keep_previous(struct tree *t, const struct store_vm *vm, const char *
 	int rc;
 
 	t->faults++;
+	t->fault = *why;
 	tell_note(t, name, was ? EXPORT_KEPT : EXPORT_NOT_NOW, why);
 	if (!was)
 		return 0;
-	rc = add_copy(t->vms, export_child(export_child(t->previous, "vms"), was), name);
+	rc = add_copy(t->vms, export_child(export_child(t->previous, "vms"), was), name, t->index);
 	if (rc == 0)
-		rc = add_copy(t->raw, export_child(export_child(t->previous, "raw"), was), name);
+		rc = add_copy(t->raw, export_child(export_child(t->previous, "raw"), was), name,
+			      t->index);
 	if (rc == 0)
 		rc = add_copy(t->snapshots,
-			      export_child(export_child(t->previous, "snapshots"), was), name);
+			      export_child(export_child(t->previous, "snapshots"), was), name,
+			      t->index);
 	/* Its links and its snapshots', pointed at its name now. */
 	by_id = export_child(t->previous, "by-id");
 	for (size_t i = 0; rc == 0 && by_id && i < by_id->child_count; i++) {
@@ -444,8 +480,116 @@ static int keep_previous(struct tree *t, const struct store_vm *vm, const char *
 			rc = add_link(t->by_id, link->name, "vms", name, NULL, link);
 		else if ((tail = link_under(link->path, "snapshots", was)) && *tail == '/')
 			rc = add_link(t->by_id, link->name, "snapshots", name, tail + 1, link);
+		else
+			continue;
+		if (rc == 0)
+			repoint(t->by_id->children[t->by_id->child_count - 1], t->index);
 	}
 	return rc;
+}
+
+/*
+ * In a lazy tree, VM @vm, named @name, was found not exportable: its folder in
+ * vms/ and its by-id link stay, left out (shown nowhere), so that the next
+ * tree plans it again at once rather than listing it (export_tree.h).
+ */
+static int add_left_out(struct tree *t, const struct store_vm *vm, const char *name)
+{
+	struct export_node *folder = export_node_new(name, EXPORT_DIR);
+	struct export_node like = {.left_out = true, .mtime = t->top};
+
+	if (folder)
+		folder->left_out = true;
+	if (export_node_add(t->vms, folder) < 0)
+		return -ENOMEM;
+	return add_link(t->by_id, vm->id, "vms", name, NULL, &like);
+}
+
+/* A node of the VM being added, listed, not planned: pending, of the top folders' time and
+ * access (shown of none: it is planned when looked up). */
+static struct export_node *pending_node(struct tree *t, const char *name)
+{
+	struct export_node *node = export_node_new(name, EXPORT_DIR);
+
+	if (node) {
+		node->vm_pending = true;
+		node->vm = t->index;
+		node->mtime = t->top;
+		node->mode = t->vms->mode;
+		node->uid = t->vms->uid;
+		node->gid = t->vms->gid;
+		node->own_access = true;
+	}
+	return node;
+}
+
+/*
+ * VM @vm, named @name, listed and not planned: its folders in vms/, raw/ and
+ * snapshots/ (if it has a snapshot that can be) and the by-id links of it and
+ * of its snapshots, all pending, named as its plan names them.
+ */
+static int tree_pending(struct tree *t, const struct store_vm *vm, const char *name)
+{
+	struct export_node like = {.vm_pending = true,
+				   .vm = t->index,
+				   .mtime = t->top,
+				   .uid = t->vms->uid,
+				   .gid = t->vms->gid};
+	struct export_name *names = NULL;
+	bool snapshots = false;
+	int rc = export_node_add(t->vms, pending_node(t, name));
+
+	if (rc == 0)
+		rc = export_node_add(t->raw, pending_node(t, name));
+	if (rc == 0)
+		rc = add_link(t->by_id, vm->id, "vms", name, NULL, &like);
+	if (rc == 0 && vm->snapshot_count && !(names = snapshot_names(vm)))
+		rc = -ENOMEM;
+	for (size_t i = 0; rc == 0 && i < vm->snapshot_count; i++) {
+		if (vm->snapshots[i].problem)
+			continue; /* never exported (export_snapshot_prepare()) */
+		snapshots = true;
+		rc = add_link(t->by_id, vm->snapshots[i].id, "snapshots", name, names[i].out,
+			      &like);
+	}
+	if (rc == 0 && snapshots)
+		rc = export_node_add(t->snapshots, pending_node(t, name));
+	if (names)
+		names_free(names, vm->snapshot_count + 2);
+	return rc;
+}
+
+/* Whether the listing found a fault in a disk of @count @disks, or one found by its name
+ * alone: its plan may leave things out, or all. */
+static bool disks_doubtful(const struct store_disk *disks, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		if (disks[i].problem || disks[i].by_name)
+			return true;
+	return false;
+}
+
+/*
+ * Whether a lazy tree plans @vm now rather than listing it: when its
+ * configuration could not be read (as a plan would, it is shown as before or
+ * not) or the listing found a disk of it or of a snapshot doubtful (a disk
+ * outside the store fails its plan: it is never listed), and when the tree
+ * before (@t->previous) had planned it (looked at, it stays up to date; found
+ * not exportable, it stays out).
+ */
+static bool plan_now(const struct tree *t, const struct store_vm *vm)
+{
+	const char *was;
+	const struct export_node *folder;
+
+	if (!t->lazy || vm->problem || disks_doubtful(vm->disks, vm->disk_count))
+		return true;
+	for (size_t i = 0; i < vm->snapshot_count; i++)
+		if (disks_doubtful(vm->snapshots[i].disks, vm->snapshots[i].disk_count))
+			return true;
+	was = previous_name(t->previous, vm->id);
+	folder = was ? export_child(export_child(t->previous, "vms"), was) : NULL;
+	return folder && !folder->vm_pending;
 }
 
 /* Everything the mount shows of @vm, named @name. Only out of memory fails it. */
@@ -473,6 +617,8 @@ static int tree_vm(struct tree *t, const struct store_vm *vm, const char *name)
 		goto out;
 	} else {
 		skip(t, name, &err);
+		if (t->lazy && add_left_out(t, vm, name) < 0)
+			return -ENOMEM;
 	}
 	if (vm->problem)
 		return 0;
@@ -499,24 +645,60 @@ out:
 	return rc < 0 ? -ENOMEM : 0;
 }
 
-int export_plan_store(struct export_planner *p, const struct store_vm *vms, size_t count,
-		      const struct export_node *previous, struct export_node **out, size_t *faults,
-		      struct error *err)
+/* The top folders of @t in a new root *@root: whoever may list the store's VMs, with the
+ * time of the store's first root folder. Returns 0 or a negative errno with a message. */
+static int tree_start(struct tree *t, struct export_node **root, struct error *err)
 {
-	struct store *s = export_planner_store(p);
-	struct tree t = {.p = p, .previous = previous};
+	const char *top = store_root(export_planner_store(t->p), 0);
+	struct export_node *tops[5];
+	struct stat st;
+
+	*root = export_node_new("", EXPORT_DIR);
+	if (!*root || !(t->vms = export_subdir(*root, "vms")) ||
+	    !(t->snapshots = export_subdir(*root, "snapshots")) ||
+	    !(t->raw = export_subdir(*root, "raw")) || !(t->by_id = export_subdir(*root, "by-id")))
+		return error_set(err, ENOMEM, "out of memory");
+	if (stat(top, &st) < 0)
+		return error_errno(err, errno, "cannot stat", top);
+	t->top = st.st_mtim;
+	tops[0] = *root, tops[1] = t->vms, tops[2] = t->snapshots, tops[3] = t->raw;
+	tops[4] = t->by_id;
+	for (size_t i = 0; i < 5; i++) {
+		export_access_own(tops[i], &st);
+		tops[i]->mtime = st.st_mtim;
+	}
+	return 0;
+}
+
+/* Finish the tree of @t under @root: sorted, dated, each "latest" link settled. */
+static void tree_finish(struct tree *t, struct export_node *root)
+{
+	export_finish(root, t->top);
+	settle_latest(root);
+	/* The top folders' time is the store's, whatever is planned under them. */
+	root->mtime = t->vms->mtime = t->snapshots->mtime = t->raw->mtime = t->by_id->mtime =
+		t->top;
+}
+
+static int plan_store(struct export_planner *p, const struct store_vm *vms, size_t count,
+		      const struct export_node *previous, bool lazy, struct export_node **out,
+		      char ***names_out, size_t *faults, struct error *err)
+{
+	struct tree t = {.p = p, .previous = previous, .lazy = lazy};
 	struct export_node *root = NULL;
 	struct export_name *names = NULL;
-	struct stat st = {0};
 	int rc;
 
 	*out = NULL;
 	*faults = 0;
 	/* A folder that is not a store is refused, not served as a store without VMs. */
-	rc = store_check(s, err);
-	if (rc < 0)
+	rc = store_check(export_planner_store(p), err);
+	if (rc == 0)
+		rc = tree_start(&t, &root, err);
+	if (rc < 0) {
+		export_node_free(root);
 		return rc;
-	root = export_node_new("", EXPORT_DIR);
+	}
 	names = assign(count, vm_name, vm_id, vm_created, vms, 0);
 	/* A VM whose configuration cannot be read now keeps the name it had. */
 	for (size_t i = 0; names && i < count; i++) {
@@ -525,30 +707,16 @@ int export_plan_store(struct export_planner *p, const struct store_vm *vms, size
 		if (was && vms[i].problem && error_is_transient(vms[i].problem_code))
 			names[i].name = was;
 	}
-	if (!root || !names || !(t.vms = export_subdir(root, "vms")) ||
-	    !(t.snapshots = export_subdir(root, "snapshots")) ||
-	    !(t.raw = export_subdir(root, "raw")) || !(t.by_id = export_subdir(root, "by-id")) ||
-	    export_assign_names(names, count) < 0)
+	if (!names || export_assign_names(names, count) < 0)
 		rc = -ENOMEM;
-	if (rc == 0) {
-		/* The top folders: whoever may list the store's VMs; empty, the store's time. */
-		const char *top = store_root(s, 0);
-
-		if (stat(top, &st) < 0) {
-			rc = error_errno(err, errno, "cannot stat", top);
-			names_free(names, count);
-			export_node_free(root);
-			return rc;
-		}
-		export_access_own(root, &st);
-		export_access_own(t.vms, &st);
-		export_access_own(t.snapshots, &st);
-		export_access_own(t.raw, &st);
-		export_access_own(t.by_id, &st);
-	}
 	for (size_t i = 0; i < count && rc == 0; i++) {
 		bool opened;
 
+		t.index = i;
+		if (!plan_now(&t, &vms[i])) {
+			rc = tree_pending(&t, &vms[i], names[i].out);
+			continue;
+		}
 		if (export_planner_vm_begin(p, &opened) < 0) {
 			rc = -ENOMEM;
 			break;
@@ -556,16 +724,75 @@ int export_plan_store(struct export_planner *p, const struct store_vm *vms, size
 		rc = tree_vm(&t, &vms[i], names[i].out);
 		export_planner_vm_end(p, opened);
 	}
-	names_free(names, count);
 	if (rc == 0)
 		rc = carry_partitions(t.raw, t.previous);
+	if (rc == 0 && names_out) {
+		/* The names, for export_plan_listed_vm(). */
+		*names_out = calloc(count ? count : 1, sizeof(**names_out));
+		for (size_t i = 0; *names_out && i < count; i++) {
+			(*names_out)[i] = names[i].out;
+			names[i].out = NULL;
+		}
+		if (!*names_out)
+			rc = -ENOMEM;
+	}
+	names_free(names, count);
 	if (rc < 0) {
 		export_node_free(root);
 		return error_set(err, ENOMEM, "out of memory");
 	}
-	export_finish(root, st.st_mtim);
-	settle_latest(root);
+	tree_finish(&t, root);
 	*out = root;
 	*faults = t.faults;
+	return 0;
+}
+
+int export_plan_store(struct export_planner *p, const struct store_vm *vms, size_t count,
+		      const struct export_node *previous, struct export_node **out, size_t *faults,
+		      struct error *err)
+{
+	return plan_store(p, vms, count, previous, false, out, NULL, faults, err);
+}
+
+int export_plan_store_lazy(struct export_planner *p, const struct store_vm *vms, size_t count,
+			   const struct export_node *previous, struct export_node **out,
+			   char ***names, size_t *faults, struct error *err)
+{
+	return plan_store(p, vms, count, previous, true, out, names, faults, err);
+}
+
+void export_names_free(char **names, size_t count)
+{
+	for (size_t i = 0; names && i < count; i++)
+		free(names[i]);
+	free(names);
+}
+
+int export_plan_listed_vm(struct export_planner *p, const struct store_vm *vm, size_t index,
+			  const char *name, struct export_node **out, struct error *err)
+{
+	struct tree t = {.p = p, .lazy = true, .index = index};
+	struct export_node *root = NULL;
+	bool opened;
+	int rc;
+
+	*out = NULL;
+	error_clear(&t.fault);
+	rc = tree_start(&t, &root, err);
+	if (rc == 0 && export_planner_vm_begin(p, &opened) < 0)
+		rc = error_set(err, ENOMEM, "out of memory");
+	else if (rc == 0) {
+		rc = tree_vm(&t, vm, name) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
+		export_planner_vm_end(p, opened);
+	}
+	/* A fault of the moment: nothing is planned, and nothing is left out. */
+	if (rc == 0 && t.faults)
+		rc = -(*err = t.fault).code;
+	if (rc < 0) {
+		export_node_free(root);
+		return rc;
+	}
+	tree_finish(&t, root);
+	*out = root;
 	return 0;
 }

@@ -43,4 +43,39 @@ int export_plan_store(struct export_planner *planner, const struct store_vm *vms
 		      const struct export_node *previous, struct export_node **out, size_t *faults,
 		      struct error *err);
 
+/*
+ * A lazy tree: export_plan_store() planning only the VMs the tree before
+ * (@previous) had planned, or had found not exportable, and those whose
+ * configuration cannot be read (shown as export_plan_store() shows them).
+ * Every other VM is listed from its configuration alone: its folders in vms/,
+ * raw/ and snapshots/ (if it has snapshots) and the by-id links of it and its
+ * snapshots, named as its plan names them, are vm_pending, holding nothing,
+ * their "vm" its index in @vms; export_plan_listed_vm() plans it when one of
+ * them is looked at, and export_adopt() gives them what it made. A VM found
+ * not exportable then is left out (left_out: shown nowhere); its folder in
+ * vms/ and its by-id link stay, left out, in the trees made after, which plan
+ * it again at once. *@names (caller frees with export_names_free(), @count)
+ * holds each VM's name in the tree. The top folders (the root, vms, raw,
+ * snapshots, by-id) have the time of the store's first root folder, in a lazy
+ * tree as in a planned one.
+ */
+int export_plan_store_lazy(struct export_planner *planner, const struct store_vm *vms,
+			   size_t count, const struct export_node *previous,
+			   struct export_node **out, char ***names, size_t *faults,
+			   struct error *err);
+
+/** Free the names export_plan_store_lazy() gave. NULL-safe. */
+void export_names_free(char **names, size_t count);
+
+/**
+ * Plan @vm (the @index-th VM of a lazy tree's listing, named @name there) as
+ * export_plan_store() would: *@out is a new finished root whose vms/, raw/,
+ * snapshots/ and by-id/ hold what the tree shows of it (a VM found not
+ * exportable as export_plan_store_lazy() leaves it out). Returns 0, or a
+ * negative errno with a message: out of memory, or a fault of the moment
+ * (error_is_transient(): nothing is planned, try again later).
+ */
+int export_plan_listed_vm(struct export_planner *planner, const struct store_vm *vm, size_t index,
+			  const char *name, struct export_node **out, struct error *err);
+
 #endif

@@ -1,10 +1,11 @@
 /*
  * exportfs.c - the export mount's life (see exportfs.h): set up with its
- * first tree, the revalidating thread started once mounted and stopped
- * before the unmount, everything released at the end. The tree is planned
- * from the store before mounting and planned again while mounted
- * (exportfs_renew.c); the handlers serve it (exportfs_ops.c) from the inode
- * table (exportfs_inode.c).
+ * first tree (the top folders), the revalidating thread started once mounted
+ * (it lists the store at once, then looks again) and stopped before the
+ * unmount, everything released at the end. The tree lists every VM from its
+ * configuration and plans each when it is first looked at (exportfs_ops.c);
+ * it is made again when the store changes (exportfs_renew.c); the handlers
+ * serve it from the inode table (exportfs_inode.c).
  */
 #define FUSE_USE_VERSION 314
 
@@ -33,15 +34,34 @@ int exportfs_init(struct exportfs *fs, struct error *err)
 	pthread_mutex_init(&fs->expand_lock, NULL);
 	pthread_mutex_init(&fs->ref_lock, NULL);
 	pthread_mutex_init(&fs->wake_lock, NULL);
+	pthread_mutex_init(&fs->logged_lock, NULL);
 	/* Timed waits on the monotonic clock: a change of the time of day stalls none. */
 	pthread_condattr_init(&clock);
 	pthread_condattr_setclock(&clock, CLOCK_MONOTONIC);
 	pthread_cond_init(&fs->wake, &clock);
+	pthread_cond_init(&fs->listing, &clock);
 	pthread_condattr_destroy(&clock);
 	fs->initialized = true;
-	if (export_planner_new(fs->store, &fs->settings, &notes, &fs->planner, err) < 0)
+	if (export_planner_new(fs->store, &fs->settings, &notes, &fs->planner, err) < 0 ||
+	    export_planner_new(fs->store, &fs->settings, &notes, &fs->lazy_planner, err) < 0)
 		return -ENOMEM;
 	return exportfs_renew_first(fs, err);
+}
+
+int exportfs_wait_listed(struct exportfs *fs)
+{
+	unsigned tries;
+	bool listed;
+
+	if (atomic_load(&fs->listed))
+		return 0;
+	pthread_mutex_lock(&fs->wake_lock);
+	tries = fs->list_tries;
+	while (!atomic_load(&fs->listed) && fs->list_tries == tries && !fs->stop)
+		pthread_cond_wait(&fs->listing, &fs->wake_lock);
+	listed = atomic_load(&fs->listed);
+	pthread_mutex_unlock(&fs->wake_lock);
+	return listed ? 0 : EIO;
 }
 
 /* The revalidating thread: a look every fs->revalidate seconds until asked to stop. */
@@ -53,9 +73,12 @@ static void *revalidating(void *data)
 	while (!fs->stop) {
 		struct timespec until;
 
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += fs->revalidate;
-		pthread_cond_timedwait(&fs->wake, &fs->wake_lock, &until);
+		/* The first look lists the store at once. */
+		if (atomic_load(&fs->listed) || fs->list_tries) {
+			clock_gettime(CLOCK_MONOTONIC, &until);
+			until.tv_sec += fs->revalidate;
+			pthread_cond_timedwait(&fs->wake, &fs->wake_lock, &until);
+		}
 		if (fs->stop)
 			break;
 		pthread_mutex_unlock(&fs->wake_lock);
@@ -102,6 +125,7 @@ bool exportfs_stop(struct exportfs *fs, int wait_ms)
 	pthread_mutex_lock(&fs->wake_lock);
 	fs->stop = true;
 	pthread_cond_broadcast(&fs->wake);
+	pthread_cond_broadcast(&fs->listing);
 	while (!fs->ended) {
 		if (wait_ms < 0)
 			pthread_cond_wait(&fs->wake, &fs->wake_lock);
@@ -130,6 +154,8 @@ void exportfs_release(struct exportfs *fs)
 	fs->current = NULL;
 	export_planner_free(fs->planner);
 	fs->planner = NULL;
+	export_planner_free(fs->lazy_planner);
+	fs->lazy_planner = NULL;
 	free(fs->logged);
 	fs->logged = NULL;
 	fs->logged_count = fs->logged_cap = 0;

@@ -7,7 +7,7 @@
  *   exportfs.c        the mount's life: init, the revalidating thread, stop, release
  *   exportfs_inode.c  the inode table: each tree served (a generation) with
  *                     the inode numbers and FUSE state of its nodes
- *   exportfs_renew.c  the tree planned again and swapped in, the kernel told
+ *   exportfs_renew.c  the store listed again and the tree swapped in, the kernel told
  *   exportfs_ops.c    the handlers, thin over core/export
  */
 #ifndef IMPEX_EXPORTFS_H
@@ -53,10 +53,12 @@ struct exportfs {
 	 */
 	pthread_rwlock_t lock;
 	struct exportfs_gen *current; /* guarded by lock */
-	/* Held while a folder's partition tables are read (one folder at a time), and taken
-	 * before the write lock that adds them: a folder's partitions_pending and children
-	 * change only under both. */
+	/* Held while a pending VM is planned or a folder's partition tables are read (one at
+	 * a time), and taken before the write lock that adds what they give: a node's
+	 * vm_pending, left_out, partitions_pending and children change only under both. */
 	pthread_mutex_t expand_lock;
+	/* Plans the VMs looked at (export_plan_listed_vm()) under expand_lock. */
+	struct export_planner *lazy_planner;
 	/* Guards each generation's refs, @stale and @open_files. */
 	pthread_mutex_t ref_lock;
 	bool stale; /* a file was found changed: make the tree again (guarded by ref_lock) */
@@ -72,7 +74,8 @@ struct exportfs {
 	unsigned failures;		/* plans in a row that met transient faults */
 	unsigned wait;			/* looks to skip before planning again */
 	/* The disks logged as unreadable, as hashes of their path and reason: each is logged
-	 * once (open addressing, 0 free). Only the planner's notes use it. */
+	 * once (open addressing, 0 free). Guarded by logged_lock (both planners' notes). */
+	pthread_mutex_t logged_lock;
 	uint64_t *logged;
 	size_t logged_count, logged_cap;
 
@@ -89,11 +92,21 @@ struct exportfs {
 	/* On CLOCK_MONOTONIC: the thread waits on it for @stop, exportfs_stop() for @ended. */
 	pthread_cond_t wake;
 	bool stop, ended; /* guarded by wake_lock */
+	/*
+	 * The store is listed by the thread once mounted, not before: until then the tree
+	 * served is its top folders, and what is in them waits (exportfs_wait_listed()).
+	 * Guarded by wake_lock; @listing is signalled at each try and at stop.
+	 */
+	pthread_cond_t listing;
+	atomic_bool listed;
+	unsigned list_tries; /* listings tried and failed */
 };
 
 /**
  * Set @fs up (its store, settings, uid, gid, revalidate filled by the
- * caller) and make the first tree. Returns 0 or a negative errno with a message.
+ * caller) with its first tree: the top folders, the store's VMs listed once
+ * mounted (exportfs_start()). Returns 0 or a negative errno with a message
+ * (the folder is not a store).
  */
 int exportfs_init(struct exportfs *fs, struct error *err);
 
@@ -121,6 +134,13 @@ bool exportfs_stop(struct exportfs *fs, int wait_ms);
  * failed or never ran (zeroed).
  */
 void exportfs_release(struct exportfs *fs);
+
+/**
+ * Wait until the store has been listed once (at most until a try fails, or
+ * the mount stops). Returns 0, or EIO: it could not be listed (said in the
+ * log), try again.
+ */
+int exportfs_wait_listed(struct exportfs *fs);
 
 /* The handlers (exportfs_ops.c); the session's user data is the struct exportfs. */
 extern const struct fuse_lowlevel_ops exportfs_ops;

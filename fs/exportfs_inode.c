@@ -8,11 +8,13 @@
 #include "export.h"
 #include "exportfs.h"
 #include "hash.h"
+#include "store.h"
 
 #include <errno.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +56,8 @@ void exportfs_gen_free(struct exportfs_gen *gen)
 		return;
 	glue_free(gen->top);
 	export_node_free(gen->root);
+	store_vms_free(gen->vms, gen->vm_count);
+	export_names_free(gen->names, gen->vm_count);
 	free(gen->table);
 	free(gen);
 }
@@ -97,7 +101,9 @@ struct exportfs_node *exportfs_node_child(const struct exportfs_node *dir, const
 {
 	size_t at = export_child_index(dir->node, name);
 
-	return at < dir->node->child_count ? dir->children[at] : NULL;
+	return at < dir->node->child_count && !dir->node->children[at]->left_out
+		       ? dir->children[at]
+		       : NULL;
 }
 
 size_t exportfs_node_count(const struct exportfs_node *glue)
@@ -178,7 +184,8 @@ static void number(struct exportfs_gen *gen, struct exportfs_node *glue, uint64_
 	}
 }
 
-int exportfs_gen_new(struct export_node *root, struct exportfs_gen **out)
+int exportfs_gen_new(struct export_node *root, struct store_vm *vms, char **names,
+		     size_t vm_count, struct exportfs_gen **out)
 {
 	struct exportfs_gen *gen = calloc(1, sizeof(*gen));
 	size_t cap = 16, nodes;
@@ -186,9 +193,14 @@ int exportfs_gen_new(struct export_node *root, struct exportfs_gen **out)
 	*out = NULL;
 	if (!gen) {
 		export_node_free(root);
+		store_vms_free(vms, vm_count);
+		export_names_free(names, vm_count);
 		return -ENOMEM;
 	}
 	gen->root = root;
+	gen->vms = vms;
+	gen->names = names;
+	gen->vm_count = vm_count;
 	gen->top = glue_new(root);
 	if (!gen->top) {
 		exportfs_gen_free(gen);
@@ -270,5 +282,111 @@ int exportfs_gen_adopt(struct exportfs_gen *gen, struct exportfs_node *dir,
 	free(dir->children);
 	dir->children = children;
 	free(fresh);
+	return 0;
+}
+
+/* A pending node of VM @index and what its plan made of it. */
+struct adoption {
+	struct exportfs_node *served;	   /* vm_pending */
+	struct export_node *planned;	   /* NULL: left out */
+	struct exportfs_node **children;   /* the glue of @planned's children */
+	char path[PATH_MAX];		   /* @served's path in the tree */
+};
+
+/* The served node @top/@name of @gen if it is VM @index's pending one, into @a (with its
+ * plan's, from @planned's @top), else nothing. */
+static void adoption_find(struct exportfs_gen *gen, const char *top, const char *name,
+			  size_t index, struct export_node *planned, struct adoption *a, size_t *n)
+{
+	const struct exportfs_node *dir = exportfs_node_child(gen->top, top);
+	struct exportfs_node *served;
+	size_t at;
+	int len;
+
+	if (!dir)
+		return;
+	at = export_child_index(dir->node, name);
+	if (at == dir->node->child_count)
+		return;
+	served = dir->children[at];
+	if (!served->node->vm_pending || served->node->vm != index)
+		return;
+	len = snprintf(a[*n].path, sizeof(a[*n].path), "/%s/%s", top, name);
+	if (len < 0 || (size_t)len >= sizeof(a[*n].path))
+		a[*n].path[0] = '\0'; /* not reachable: nothing under it is numbered */
+	a[*n].served = served;
+	a[*n].planned = export_child(export_child(planned, top), name);
+	a[*n].children = NULL;
+	(*n)++;
+}
+
+int exportfs_gen_adopt_vm(struct exportfs_gen *gen, size_t index, struct export_node *planned,
+			  bool *left_out)
+{
+	const struct store_vm *vm = &gen->vms[index];
+	static const char *const tops[] = {"vms", "raw", "snapshots"};
+	size_t max = 4 + vm->snapshot_count, n = 0, more = 0;
+	struct adoption *a = calloc(max, sizeof(*a));
+	int rc = a ? 0 : -ENOMEM;
+
+	*left_out = false;
+	for (size_t t = 0; a && t < 3; t++)
+		adoption_find(gen, tops[t], gen->names[index], index, planned, a, &n);
+	if (a)
+		adoption_find(gen, "by-id", vm->id, index, planned, a, &n);
+	for (size_t i = 0; a && i < vm->snapshot_count; i++)
+		adoption_find(gen, "by-id", vm->snapshots[i].id, index, planned, a, &n);
+	/* Everything that can fail before the tree changes: the glue of what comes. */
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		const struct export_node *p = a[i].planned;
+
+		if (!p || p->left_out || !p->child_count || !a[i].path[0])
+			continue;
+		a[i].children = calloc(p->child_count, sizeof(*a[i].children));
+		if (!a[i].children) {
+			rc = -ENOMEM;
+			break;
+		}
+		for (size_t k = 0; k < p->child_count; k++) {
+			a[i].children[k] = glue_new(p->children[k]);
+			if (!a[i].children[k]) {
+				rc = -ENOMEM;
+				break;
+			}
+			more += exportfs_node_count(a[i].children[k]);
+		}
+	}
+	if (rc == 0)
+		rc = table_grow(gen, gen->count + more);
+	if (rc < 0) {
+		for (size_t i = 0; a && i < n; i++) {
+			for (size_t k = 0; a[i].children && k < a[i].planned->child_count; k++)
+				glue_free(a[i].children[k]);
+			free(a[i].children);
+		}
+		free(a);
+		return rc;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct exportfs_node *served = a[i].served;
+		size_t len = strlen(a[i].path);
+		uint64_t path = hash_bytes(HASH_START, a[i].path, len);
+
+		if (!a[i].planned || a[i].planned->left_out || !a[i].path[0])
+			*left_out = true;
+		export_adopt(served->node, a[i].path[0] ? a[i].planned : NULL);
+		/* Pending, it held nothing; its children now, in their order. */
+		served->children = a[i].children;
+		for (size_t k = 0; k < served->node->child_count; k++) {
+			const char *name = served->node->children[k]->name;
+			size_t nl = strlen(name);
+
+			if (len + 1 + nl >= PATH_MAX)
+				continue; /* deeper than any path: not reachable */
+			number(gen, served->children[k], served->ino,
+			       hash_bytes(hash_bytes(path, "/", 1), name, nl), len + 1 + nl);
+		}
+	}
+	free(a);
 	return 0;
 }

@@ -25,6 +25,7 @@
 
 struct export_node;
 struct exportfs;
+struct store_vm;
 
 /* A node of a tree served: the core's node and what the mount adds to it. */
 struct exportfs_node {
@@ -40,6 +41,10 @@ struct exportfs_node {
 /* A tree served: the core's tree, its glue, and the table from inode numbers to nodes. */
 struct exportfs_gen {
 	struct export_node *root; /* the core's tree (owned) */
+	/* The listing it was made from (owned): its pending nodes' VMs and their names. */
+	struct store_vm *vms;
+	char **names;
+	size_t vm_count;
 	struct exportfs_node *top;
 	struct exportfs_node **table; /* open addressing by inode number */
 	size_t mask;
@@ -49,11 +54,13 @@ struct exportfs_gen {
 };
 
 /**
- * A generation serving @root (a finished tree export_plan_store() gave; taken,
- * freed with the generation, also on failure): every node numbered and in the
- * table, one reference (the caller's). Returns 0 or -ENOMEM.
+ * A generation serving @root (a finished tree export_plan_store_lazy() gave
+ * from the @vm_count @vms, with @names; all taken, freed with the generation,
+ * also on failure): every node numbered and in the table, one reference (the
+ * caller's). Returns 0 or -ENOMEM.
  */
-int exportfs_gen_new(struct export_node *root, struct exportfs_gen **out);
+int exportfs_gen_new(struct export_node *root, struct store_vm *vms, char **names,
+		     size_t vm_count, struct exportfs_gen **out);
 
 /** Free @gen and its tree. NULL-safe. */
 void exportfs_gen_free(struct exportfs_gen *gen);
@@ -67,7 +74,8 @@ void exportfs_gen_unref(struct exportfs *fs, struct exportfs_gen *gen);
 /** The node numbered @ino in @gen, or NULL. Borrowed; the caller holds fs->lock. */
 struct exportfs_node *exportfs_gen_find(const struct exportfs_gen *gen, uint64_t ino);
 
-/** The child of folder @dir named @name, or NULL. Borrowed; the caller holds fs->lock. */
+/** The child of folder @dir named @name, or NULL (also when left out). Borrowed; the caller
+ * holds fs->lock. */
 struct exportfs_node *exportfs_node_child(const struct exportfs_node *dir, const char *name);
 
 /** The nodes of the tree under @node, @node included. */
@@ -82,5 +90,15 @@ size_t exportfs_node_count(const struct exportfs_node *node);
  */
 int exportfs_gen_adopt(struct exportfs_gen *gen, struct exportfs_node *dir,
 		       struct export_node *parts);
+
+/**
+ * Give @gen (the tree served; the write lock held) what export_plan_listed_vm()
+ * made of its pending VM @index, @planned (its nodes moved out; the caller
+ * frees the rest): each pending node of the VM takes its planned folder's
+ * content and attributes, numbered and in the table, or is left out.
+ * *@left_out says whether any was. Returns 0, or -ENOMEM with nothing changed.
+ */
+int exportfs_gen_adopt_vm(struct exportfs_gen *gen, size_t index, struct export_node *planned,
+			  bool *left_out);
 
 #endif

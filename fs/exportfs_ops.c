@@ -4,9 +4,10 @@
  * under the read lock, calls the core and replies once. Open files hold the
  * tree they were opened in (a reference) until they are closed.
  *
- * The partitions of the images in raw/<vm>/<state>/ are read when that
- * folder is first listed or looked in (expand()), not when the tree is
- * planned, and added to the tree served.
+ * The tree lists each VM from its configuration; a VM is planned when one of
+ * its nodes is first looked up (settle()), and what its plan made is added to
+ * the tree served. The partitions of the images in raw/<vm>/<state>/ are read
+ * when that folder is first listed or looked in, and added likewise.
  */
 #define FUSE_USE_VERSION 314
 
@@ -20,6 +21,7 @@
 #include "exportfs_renew.h"
 #include "log.h"
 #include "mountinfo.h"
+#include "store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -156,26 +158,87 @@ static void done(struct exportfs *fs)
 	pthread_rwlock_unlock(&fs->lock);
 }
 
+/* The errno to reply with for @rc, a fault of planning or reading the tree. */
+static int reply_errno(int rc)
+{
+	return rc == -ESTALE || !error_is_transient(rc) ? EIO : -rc;
+}
+
 /*
- * Before folder @ino is listed or looked in: if it is a folder of raw/ states
- * whose images' partitions are not read yet, read them (without the tree's
- * lock, one folder at a time under expand_lock) and add them to the tree
- * served (under the write lock), again if a new tree came meanwhile. Returns
- * 0, or a positive errno to reply with (a source changed: EIO, the tree made
- * again at the next look; out of memory or descriptors: that errno).
+ * Plan the pending VM @index of @gen (export_plan_listed_vm(), with the lazy
+ * planner, expand_lock held) and give what it made to @gen if it is still the
+ * tree served (else nothing: the caller tries again there). A VM or snapshot
+ * found not exportable has the tree made again at the next look, which tells
+ * the kernel its name is gone. Returns 0 or a negative errno.
  */
-static int expand(struct exportfs *fs, fuse_ino_t ino)
+static int plan_vm(struct exportfs *fs, struct exportfs_gen *gen, size_t index)
+{
+	struct export_node *made = NULL;
+	bool left_out = false;
+	struct error err;
+	int rc;
+
+	error_clear(&err);
+	rc = export_plan_listed_vm(fs->lazy_planner, &gen->vms[index], index, gen->names[index],
+				   &made, &err);
+	if (rc == -ENOMEM)
+		fslog(FUSE_LOG_ERR, "%s", error_message(&err));
+	if (rc < 0)
+		return rc; /* a fault of the moment is said by the planner's notes */
+	pthread_rwlock_wrlock(&fs->lock);
+	if (fs->current == gen)
+		rc = exportfs_gen_adopt_vm(gen, index, made, &left_out);
+	pthread_rwlock_unlock(&fs->lock);
+	export_node_free(made);
+	if (left_out)
+		exportfs_mark_stale(fs);
+	return rc;
+}
+
+/* Read the partitions of @dir (a folder of raw/ states, of @gen; expand_lock held) and add
+ * them to @gen if it is still the tree served. Returns 0 or a negative errno. */
+static int read_partitions(struct exportfs *fs, struct exportfs_gen *gen,
+			   struct exportfs_node *dir)
 {
 	struct export_notes notes = {exportfs_note, fs};
+	struct export_node *parts = NULL;
+	struct error err;
+	int rc;
 
+	error_clear(&err);
+	rc = export_read_partitions(dir->node, &notes, &parts, &err);
+	if (rc < 0) {
+		fuse_log(FUSE_LOG_ERR, "impexfs: %s\n", error_message(&err));
+		if (!error_is_transient(rc) || rc == -EIO)
+			exportfs_mark_stale(fs);
+		return rc;
+	}
+	pthread_rwlock_wrlock(&fs->lock);
+	if (fs->current == gen)
+		rc = exportfs_gen_adopt(gen, dir, parts);
+	else
+		export_node_free(parts); /* a new tree: read there */
+	pthread_rwlock_unlock(&fs->lock);
+	return rc;
+}
+
+/*
+ * Before node @ino is shown, listed or looked in: a node of a VM listed and
+ * not planned yet (vm_pending) has its VM planned; a folder of raw/ states
+ * whose images' partitions are not read yet has them read. Each is done
+ * without the tree's lock, one at a time under expand_lock, and added to the
+ * tree served under the write lock, again if a new tree came meanwhile.
+ * Returns 0, or a positive errno to reply with (a source changed: EIO, the
+ * tree made again at the next look; out of memory or descriptors: that errno).
+ */
+static int settle(struct exportfs *fs, fuse_ino_t ino)
+{
 	for (int tries = 0; tries < 4; tries++) {
-		struct exportfs_node *dir = node_of(fs, ino);
-		struct export_node *parts = NULL;
+		struct exportfs_node *node = node_of(fs, ino);
 		struct exportfs_gen *gen;
-		struct error err;
 		int rc = 0;
 
-		if (!dir || !dir->node->partitions_pending) {
+		if (!node || (!node->node->vm_pending && !node->node->partitions_pending)) {
 			done(fs);
 			return 0;
 		}
@@ -183,30 +246,24 @@ static int expand(struct exportfs *fs, fuse_ino_t ino)
 		exportfs_gen_ref(fs, gen);
 		done(fs);
 		pthread_mutex_lock(&fs->expand_lock);
-		/* Another thread may have read them meanwhile (expand_lock: the folder's
-		 * children and partitions_pending do not change while it is held). */
-		if (dir->node->partitions_pending) {
-			error_clear(&err);
-			rc = export_read_partitions(dir->node, &notes, &parts, &err);
-			if (rc < 0) {
-				fuse_log(FUSE_LOG_ERR, "impexfs: %s\n", error_message(&err));
-				if (!error_is_transient(rc) || rc == -EIO)
-					exportfs_mark_stale(fs);
-			} else {
-				pthread_rwlock_wrlock(&fs->lock);
-				if (fs->current == gen)
-					rc = exportfs_gen_adopt(gen, dir, parts);
-				else
-					export_node_free(parts); /* a new tree: read there */
-				pthread_rwlock_unlock(&fs->lock);
-			}
-		}
+		/* Another thread may have done it meanwhile (expand_lock: the node's flags and
+		 * children do not change while it is held). */
+		if (node->node->vm_pending)
+			rc = plan_vm(fs, gen, node->node->vm);
+		else if (node->node->partitions_pending)
+			rc = read_partitions(fs, gen, node);
 		pthread_mutex_unlock(&fs->expand_lock);
 		exportfs_gen_unref(fs, gen);
 		if (rc < 0)
-			return rc == -ESTALE || !error_is_transient(rc) ? EIO : -rc;
+			return reply_errno(rc);
 	}
 	return 0;
+}
+
+/* Wait for the store's listing before what is under the top folders is served. */
+static int listed(struct exportfs *fs, fuse_ino_t ino)
+{
+	return ino == FUSE_ROOT_ID ? 0 : exportfs_wait_listed(fs);
 }
 
 static void exportfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -217,22 +274,34 @@ static void exportfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *na
 	int rc;
 
 	raise_readahead(fs);
-	rc = expand(fs, parent);
-	if (rc) {
-		fuse_reply_err(req, rc);
-		return;
-	}
-	dir = node_of(fs, parent);
-	if (!dir || dir->node->type != EXPORT_DIR) {
+	rc = listed(fs, parent);
+	for (int tries = 0;; tries++) {
+		fuse_ino_t ino;
+
+		if (!rc)
+			rc = settle(fs, parent);
+		if (rc) {
+			fuse_reply_err(req, rc);
+			return;
+		}
+		dir = node_of(fs, parent);
+		if (!dir || dir->node->type != EXPORT_DIR) {
+			done(fs);
+			fuse_reply_err(req, dir ? ENOTDIR : ENOENT);
+			return;
+		}
+		child = exportfs_node_child(dir, name);
+		if (!child) {
+			done(fs);
+			fuse_reply_err(req, ENOENT);
+			return;
+		}
+		if (!child->node->vm_pending)
+			break;
+		/* A VM listed, not planned: planned now, then looked up again. */
+		ino = child->ino;
 		done(fs);
-		fuse_reply_err(req, dir ? ENOTDIR : ENOENT);
-		return;
-	}
-	child = exportfs_node_child(dir, name);
-	if (!child) {
-		done(fs);
-		fuse_reply_err(req, ENOENT);
-		return;
+		rc = tries < 4 ? settle(fs, ino) : EIO;
 	}
 	memset(&e, 0, sizeof(e));
 	e.ino = child->ino;
@@ -246,13 +315,19 @@ static void exportfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *na
 static void exportfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct exportfs *fs = fuse_req_userdata(req);
-	struct exportfs_node *node = node_of(fs, ino);
+	struct exportfs_node *node;
+	int rc = settle(fs, ino);
 	struct stat st;
 
 	(void)fi;
-	if (!node) {
+	if (rc) {
+		fuse_reply_err(req, rc);
+		return;
+	}
+	node = node_of(fs, ino);
+	if (!node || node->node->left_out || node->node->vm_pending) {
 		done(fs);
-		fuse_reply_err(req, ENOENT);
+		fuse_reply_err(req, !node || node->node->left_out ? ENOENT : EIO);
 		return;
 	}
 	fill_attr(fs, node, &st);
@@ -265,9 +340,9 @@ static void exportfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 	struct exportfs *fs = fuse_req_userdata(req);
 	struct exportfs_node *glue = node_of(fs, ino);
 
-	if (!glue || glue->node->type != EXPORT_LINK) {
+	if (!glue || glue->node->left_out || glue->node->type != EXPORT_LINK) {
 		done(fs);
-		fuse_reply_err(req, glue ? EINVAL : ENOENT);
+		fuse_reply_err(req, glue && !glue->node->left_out ? EINVAL : ENOENT);
 		return;
 	}
 	/* A link's target is one the plan made: "../vms/<name>", "<snapshot>"... */
@@ -318,8 +393,10 @@ static void list(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool pl
 	struct exportfs_node *dir;
 	char *buf = malloc(size);
 	size_t used = 0;
+	int rc = buf ? listed(fs, ino) : ENOMEM;
 
-	int rc = buf ? expand(fs, ino) : ENOMEM;
+	if (!rc)
+		rc = settle(fs, ino);
 
 	if (rc) {
 		free(buf);
@@ -327,22 +404,26 @@ static void list(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool pl
 		return;
 	}
 	dir = node_of(fs, ino);
-	if (!dir || dir->node->type != EXPORT_DIR) {
+	if (!dir || dir->node->left_out || dir->node->type != EXPORT_DIR) {
 		done(fs);
 		free(buf);
-		fuse_reply_err(req, dir ? ENOTDIR : ENOENT);
+		fuse_reply_err(req, dir && !dir->node->left_out ? ENOTDIR : ENOENT);
 		return;
 	}
-	/* Offsets: 0 ".", 1 "..", then the children from 2. */
+	/* Offsets: 0 ".", 1 "..", then the children from 2 (those left out not shown). */
 	for (off_t i = off; i < (off_t)dir->node->child_count + 2; i++) {
 		const struct exportfs_node *child = i < 2 ? dir : dir->children[i - 2];
 		const char *name = i == 0 ? "." : i == 1 ? ".." : child->node->name;
 		struct fuse_entry_param e;
 		size_t len;
 
+		if (i >= 2 && child->node->left_out)
+			continue;
 		memset(&e, 0, sizeof(e));
 		fill_attr(fs, child, &e.attr);
-		if (plus && i >= 2) {
+		/* A VM listed, not planned: its name and kind only (no entry: the kernel looks
+		 * it up, which plans it). */
+		if (plus && i >= 2 && !child->node->vm_pending) {
 			e.ino = child->ino;
 			e.attr_timeout = TIMEOUT;
 			e.entry_timeout = TIMEOUT;

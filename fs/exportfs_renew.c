@@ -26,14 +26,15 @@
 
 #include <errno.h>
 #include <fuse_lowlevel.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 /*
  * Whether the fault @what, @why is new: not logged before by this mount. It
- * is remembered (when memory allows: else it is said again). The planner's
- * (fs->logged).
+ * is remembered (when memory allows: else it is said again). fs->logged_lock
+ * held.
  */
 static bool first_time(struct exportfs *fs, const char *what, const struct error *why)
 {
@@ -80,7 +81,12 @@ void exportfs_note(void *ctx, const char *what, enum export_omission how, const 
 		/* Said when a folder's partitions are read: once for its images as they are. */
 		fuse_log(FUSE_LOG_WARNING, "impexfs: %s\n", error_message(why));
 	} else if (how == EXPORT_UNREADABLE) {
-		if (first_time(fs, what, why))
+		bool first;
+
+		pthread_mutex_lock(&fs->logged_lock);
+		first = first_time(fs, what, why);
+		pthread_mutex_unlock(&fs->logged_lock);
+		if (first)
 			fslog(FUSE_LOG_WARNING,
 			      "disk '%s' cannot be read: %s; vms/ serves its files as "
 			      "they lie, raw/ and snapshots/ leave it out",
@@ -96,25 +102,32 @@ void exportfs_note(void *ctx, const char *what, enum export_omission how, const 
 }
 
 /*
- * Plan the store's tree anew, over @previous (the tree served, or NULL; the
- * read lock held when it is); *@faults counts the VMs that could not be
- * planned now.
+ * List the store anew into a lazy tree (export_plan_store_lazy()) over
+ * @previous (the tree served, or NULL; the read lock held when it is): the
+ * VMs it had planned are planned again now, the others listed; *@faults
+ * counts the VMs that could not be planned now. @list: list the store (else
+ * the tree of no VMs: its top folders).
  */
-static int gen_make(struct exportfs *fs, const struct exportfs_gen *previous,
+static int gen_make(struct exportfs *fs, const struct exportfs_gen *previous, bool list,
 		    struct exportfs_gen **out, size_t *faults, struct error *err)
 {
 	struct export_node *root = NULL;
 	struct store_vm *vms = NULL;
+	char **names = NULL;
 	size_t count = 0;
-	int rc = store_list(fs->store, &vms, &count, err);
+	int rc = list ? store_list(fs->store, &vms, &count, err) : 0;
 
 	*out = NULL;
 	*faults = 0;
 	if (rc == 0)
-		rc = export_plan_store(fs->planner, vms, count, previous ? previous->root : NULL,
-				       &root, faults, err);
-	store_vms_free(vms, count);
-	if (rc == 0 && exportfs_gen_new(root, out) < 0)
+		rc = export_plan_store_lazy(fs->planner, vms, count,
+					    previous ? previous->root : NULL, &root, &names, faults,
+					    err);
+	if (rc < 0) {
+		store_vms_free(vms, count);
+		return rc;
+	}
+	if (exportfs_gen_new(root, vms, names, count, out) < 0)
 		rc = error_set(err, ENOMEM, "out of memory");
 	return rc;
 }
@@ -150,30 +163,39 @@ int exportfs_renew_first(struct exportfs *fs, struct error *err)
 	size_t faults = 0;
 	int rc;
 
-	fs->folders = folders_stamp(fs);
-	rc = gen_make(fs, NULL, &fs->current, &faults, err);
-	/* What could not be read now is tried again at the next looks. */
-	fs->stale = faults > 0;
+	/* The top folders; the thread lists the store at its first look. */
+	rc = gen_make(fs, NULL, false, &fs->current, &faults, err);
 	if (rc == 0)
 		atomic_store(&fs->current->told, true); /* the kernel knows no other */
 	return rc;
 }
 
-/* Whether folders @a and @b hold the same names (files hold none). */
-static bool same_names(const struct export_node *a, const struct export_node *b)
+/* The next child of @dir shown from the @i-th on (left out ones are not), or its count. */
+static size_t next_shown(const struct export_node *dir, size_t i)
 {
-	if (a->child_count != b->child_count)
-		return false;
-	for (size_t i = 0; i < a->child_count; i++)
-		if (strcmp(a->children[i]->name, b->children[i]->name) != 0)
-			return false;
-	return true;
+	while (i < dir->child_count && dir->children[i]->left_out)
+		i++;
+	return i;
 }
 
-/* Whether @now shows anything other than @was did: bytes, size, time, kind, access or names. */
+/* Whether folders @a and @b show the same names (files hold none). */
+static bool same_names(const struct export_node *a, const struct export_node *b)
+{
+	size_t i = next_shown(a, 0), k = next_shown(b, 0);
+
+	for (; i < a->child_count && k < b->child_count;
+	     i = next_shown(a, i + 1), k = next_shown(b, k + 1))
+		if (strcmp(a->children[i]->name, b->children[k]->name) != 0)
+			return false;
+	return i == a->child_count && k == b->child_count;
+}
+
+/* Whether @now shows anything other than @was did: bytes, size, time, kind, access or names
+ * (a node pending shows nothing but its name). */
 static bool differs(const struct export_node *was, const struct export_node *now)
 {
-	return was->type != now->type || was->size != now->size || was->mode != now->mode ||
+	return was->type != now->type || was->vm_pending != now->vm_pending ||
+	       was->size != now->size || was->mode != now->mode ||
 	       was->uid != now->uid || was->gid != now->gid ||
 	       was->mtime.tv_sec != now->mtime.tv_sec || was->mtime.tv_nsec != now->mtime.tv_nsec ||
 	       export_node_identity(was) != export_node_identity(now) || !same_names(was, now);
@@ -231,8 +253,10 @@ static void invalidate(struct notices *n, const struct exportfs_gen *now,
 		const struct exportfs_node *child = glue->children[i];
 		const struct export_node *node = child->node;
 
+		if (node->left_out)
+			continue; /* never shown */
 		same = exportfs_gen_find(now, child->ino);
-		if (!same || same->node->type != node->type ||
+		if (!same || same->node->type != node->type || same->node->left_out ||
 		    strcmp(same->node->name, node->name) != 0) {
 			notice(n, glue->ino, 0, node->name);
 			continue;
@@ -332,21 +356,26 @@ void exportfs_revalidate(struct exportfs *fs)
 	stale = fs->stale;
 	fs->stale = false;
 	pthread_mutex_unlock(&fs->ref_lock);
-	if (folders == fs->folders && !stale)
+	if (folders == fs->folders && !stale && atomic_load(&fs->listed))
 		return;
 	error_clear(&err);
-	/* The tree served is read (what it showed, the partitions it read): none are added
-	 * to it meanwhile. */
+	/* The tree served is read (what it showed and planned, the partitions it read):
+	 * nothing is added to it meanwhile. */
 	pthread_rwlock_rdlock(&fs->lock);
-	rc = gen_make(fs, fs->current, &gen, &faults, &err);
+	rc = gen_make(fs, fs->current, true, &gen, &faults, &err);
 	pthread_rwlock_unlock(&fs->lock);
 	fs->failures = rc < 0 || faults ? fs->failures + 1 : 0;
 	fs->wait = backoff(fs->failures);
 	if (rc < 0) {
 		/* Keep serving what was there; try again later (sooner if the store changes). */
-		fslog(FUSE_LOG_ERR, "cannot read the store again: %s", error_message(&err));
+		fslog(FUSE_LOG_ERR, "cannot read the store%s: %s",
+		      atomic_load(&fs->listed) ? " again" : "", error_message(&err));
 		fs->folders = folders;
 		exportfs_mark_stale(fs);
+		pthread_mutex_lock(&fs->wake_lock);
+		fs->list_tries++;
+		pthread_cond_broadcast(&fs->listing);
+		pthread_mutex_unlock(&fs->wake_lock);
 		return;
 	}
 	if (stopping(fs)) {
@@ -357,6 +386,21 @@ void exportfs_revalidate(struct exportfs *fs)
 	if (faults)
 		exportfs_mark_stale(fs);
 	fs->folders = folders;
+	if (!atomic_load(&fs->listed)) {
+		/* The first listing: nothing in the top folders was served before it (what
+		 * looks in them waits for it), so the kernel has nothing to be told. */
+		pthread_rwlock_wrlock(&fs->lock);
+		old = fs->current;
+		fs->current = gen;
+		atomic_store(&gen->told, true);
+		pthread_rwlock_unlock(&fs->lock);
+		exportfs_gen_unref(fs, old);
+		pthread_mutex_lock(&fs->wake_lock);
+		atomic_store(&fs->listed, true);
+		pthread_cond_broadcast(&fs->listing);
+		pthread_mutex_unlock(&fs->wake_lock);
+		return;
+	}
 	pthread_rwlock_wrlock(&fs->lock);
 	if (notices_init(&n, fs->current) < 0) {
 		/* Keep serving what was there: nothing could be told of the change. */

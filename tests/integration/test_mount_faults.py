@@ -399,6 +399,45 @@ def test_descriptors_run_out():
         assert digest(os.path.join(m.point, rel)) == digest(fault["carried"][0])
 
 
+def test_a_vm_is_planned_when_first_looked_up():
+    """The mount lists the store's VMs from their configurations and plans a VM when one
+    of its names is first looked up: listing vms/, raw/, snapshots/ and by-id/ reads none
+    of web's disks (its damaged disk is not said), looking at web plans it (said once),
+    and every name listed before is there, with what a plan of the whole store shows."""
+    need("fusermount3")
+    store = new_store("lazy")
+    vm = make_vm(store)
+    ok("vm", "new", "--store", store, "--disk", "ide:4M", "other")
+    damaged_vhd(store, vm)
+    with Mount(store, "mnt") as m:
+        listed = {top: sorted(os.listdir(os.path.join(m.point, top)))
+                  for top in ("vms", "raw", "snapshots", "by-id")}
+        assert listed["vms"] == ["other", "web"] and listed["raw"] == ["other", "web"], listed
+        assert listed["snapshots"] == ["web"], listed
+        assert sorted(listed["by-id"]) == sorted([vm["id"], vm["snapshots"][0]["id"],
+                                                  show_id(store, "other")]), listed
+        time.sleep(0.5)
+        assert not fault_lines(m.stderr()), "listing planned web: %s" % m.stderr()
+        # Looked at, web is planned: its damaged disk is said, and its folders hold what
+        # they hold when everything is planned (test_unreadable_disks_hide_no_vm).
+        assert sorted(os.listdir(os.path.join(m.point, "snapshots", "web"))) == ["latest", "s1"]
+        assert m.said("cannot be read"), m.stderr()
+        assert {path for path, _ in fault_lines(m.stderr())} == {
+            [d["path"] for d in vm["disks"] if d["bus"] == "scsi"][0],
+            os.path.join(store, DISKS, "web_2.vhd")}, m.stderr()
+        # Each name listed is there; by-id links lead to folders.
+        for top, names in listed.items():
+            for name in names:
+                assert os.path.lexists(os.path.join(m.point, top, name)), (top, name)
+        for name in listed["by-id"]:
+            assert os.path.isdir(os.path.join(m.point, "by-id", name)), name
+        assert os.path.isfile(os.path.join(m.point, "raw", "other", "current", "other.img"))
+
+
+def show_id(store, name):
+    return as_json(ok("vm", "show", "--json", "--store", store, name))["id"]
+
+
 if __name__ == "__main__":
     if not os.path.exists("/dev/fuse"):
         print("1..0 # SKIP no /dev/fuse")
