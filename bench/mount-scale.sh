@@ -169,15 +169,20 @@ if [[ -s $WORK/impexfs.log ]]; then
 	sed 's/^/  /' "$WORK/impexfs.log" | head -n 20
 fi
 
+# Wait until $PID (named $1) has mounted $MNT.
+mounted() {
+	until mountpoint -q -- "$MNT"; do
+		kill -0 "$PID" 2>/dev/null || die "$1 exited before mounting"
+		sleep 0.01
+	done
+}
+
 # The ceiling: the same tree, from memory.
 # shellcheck disable=SC2046  # pkg-config gives several words
 cc -O2 -Wall -o "$WORK/mintree" "$REPO/bench/mintree.c" $(pkg-config --cflags --libs fuse3)
 "$IMPEXFS" -f "$STORE" "$MNT" 2>>"$WORK/impexfs.log" &
 PID=$!
-until mountpoint -q -- "$MNT"; do
-	kill -0 "$PID" 2>/dev/null || die "impexfs exited before mounting"
-	sleep 0.01
-done
+mounted impexfs
 find "$MNT" -mindepth 1 -printf '%y\t%s\t%l\t%P\n' >"$WORK/listing.tsv"
 fusermount3 -u -- "$MNT"
 wait "$PID" || die "impexfs exited with status $?"
@@ -187,10 +192,7 @@ CEILING=$WORK/ceiling.tsv
 for ((run = 1; run <= RUNS; run++)); do
 	"$WORK/mintree" -f "$WORK/listing.tsv" "$MNT" &
 	PID=$!
-	until mountpoint -q -- "$MNT"; do
-		kill -0 "$PID" 2>/dev/null || die "mintree exited before mounting"
-		sleep 0.01
-	done
+	mounted mintree
 	t0=$(now)
 	find_count=$(find "$MNT" | wc -l)
 	t1=$(now)
@@ -205,10 +207,7 @@ done
 echo "== the tree"
 "$IMPEXFS" -f "$STORE" "$MNT" 2>>"$WORK/impexfs.log" &
 PID=$!
-until mountpoint -q -- "$MNT"; do
-	kill -0 "$PID" 2>/dev/null || die "impexfs exited before mounting"
-	sleep 0.01
-done
+mounted impexfs
 for top in "$MNT"/*/; do
 	printf '%-12s %7d folders, %7d files, %7d links\n' "$(basename -- "$top")/" \
 		"$(find "$top" -mindepth 1 -type d | wc -l)" "$(find "$top" -type f | wc -l)" \

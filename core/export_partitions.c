@@ -9,6 +9,7 @@
 #include "export_disks.h"
 #include "export_plan.h"
 #include "partition.h"
+#include "store.h"
 #include "stream.h"
 
 #include <errno.h>
@@ -107,10 +108,11 @@ static bool name_taken(const struct export_node *dir, const struct export_node *
  * (a damaged sector) is said and left out; what fails to open, or has changed
  * since planned, fails the call.
  */
-static int image_partitions(const struct export_node *dir, const struct export_node *image,
-			    struct export_node *into, const struct export_notes *notes,
-			    struct error *err)
+static int image_partitions(struct export_planner *planner, const struct export_node *dir,
+			    const struct export_node *image, struct export_node *into,
+			    const struct export_notes *notes, struct error *err)
 {
+	struct store_disk top = {.path = image->path};
 	struct partition_table *table = malloc(sizeof(*table));
 	char what[PATH_MAX];
 	struct table_reading reading = {.notes = notes, .what = what};
@@ -125,7 +127,8 @@ static int image_partitions(const struct export_node *dir, const struct export_n
 	snprintf(what, sizeof(what), "%s/%s", dir->path ? dir->path : dir->name, image->name);
 	if (!table)
 		return error_set(err, ENOMEM, "out of memory");
-	rc = export_open_chain(image->store, image->path, &chain, err);
+	rc = planner ? export_planner_open_chain(planner, &top, false, &chain, err)
+		     : export_open_chain(image->store, image->path, &chain, err);
 	if (rc == 0 && (rc = export_chain_stamp(chain, &stamp, NULL, NULL)) < 0)
 		rc = error_errno(err, -rc, "cannot stat", image->path);
 	if (rc == 0 && stamp == image->stamp)
@@ -186,8 +189,9 @@ static int image_partitions(const struct export_node *dir, const struct export_n
 	return rc;
 }
 
-int export_read_partitions(const struct export_node *dir, const struct export_notes *notes,
-			   struct export_node **out, struct error *err)
+static int read_partitions(struct export_planner *planner, const struct export_node *dir,
+			   const struct export_notes *notes, struct export_node **out,
+			   struct error *err)
 {
 	struct export_node *into = export_node_new(dir->name, EXPORT_DIR);
 	int rc = into ? 0 : error_set(err, ENOMEM, "out of memory");
@@ -195,13 +199,30 @@ int export_read_partitions(const struct export_node *dir, const struct export_no
 	*out = NULL;
 	for (size_t i = 0; rc == 0 && i < dir->child_count; i++)
 		if (dir->children[i]->source == EXPORT_SOURCE_RAW)
-			rc = image_partitions(dir, dir->children[i], into, notes, err);
+			rc = image_partitions(planner, dir, dir->children[i], into, notes, err);
 	if (rc < 0) {
 		export_node_free(into);
 		return rc;
 	}
 	*out = into;
 	return 0;
+}
+
+int export_read_partitions(const struct export_node *dir, const struct export_notes *notes,
+			   struct export_node **out, struct error *err)
+{
+	return read_partitions(NULL, dir, notes, out, err);
+}
+
+int export_read_partitions_planning(struct export_planner *planner, struct export_node *dir,
+				    struct error *err)
+{
+	struct export_node *parts = NULL;
+	int rc = read_partitions(planner, dir, export_planner_notes(planner), &parts, err);
+
+	if (rc == 0 && export_add_partitions(dir, parts) < 0)
+		rc = error_set(err, ENOMEM, "out of memory");
+	return rc;
 }
 
 int export_add_partitions(struct export_node *dir, struct export_node *parts)

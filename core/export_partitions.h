@@ -12,6 +12,7 @@
 
 struct error;
 struct export_notes;
+struct export_planner;
 
 /**
  * The partitions of each raw image in @dir (a folder of raw/ states, marked
@@ -29,6 +30,15 @@ struct export_notes;
  */
 int export_read_partitions(const struct export_node *dir, const struct export_notes *notes,
 			   struct export_node **out, struct error *err);
+
+/**
+ * export_read_partitions() of @dir while its VM is planned by @planner (a VM
+ * of a lazy tree, export_tree.h), its chains opened through the planner's
+ * cache, telling the planner's notes; the partitions added to @dir. Returns
+ * as export_read_partitions() does; on failure @dir is as it was.
+ */
+int export_read_partitions_planning(struct export_planner *planner, struct export_node *dir,
+				    struct error *err);
 
 /**
  * Move the nodes of @parts (export_read_partitions() of @dir) into @dir, in

@@ -9,6 +9,7 @@
 #include "error.h"
 #include "export_disks.h"
 #include "export_name.h"
+#include "export_partitions.h"
 #include "export_plan.h"
 #include "store.h"
 
@@ -19,6 +20,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+/* A tree being planned. */
+struct tree {
+	struct export_planner *p;
+	const struct export_node *previous; /* the tree before, or NULL */
+	struct export_node *vms, *snapshots, *raw, *by_id;
+	size_t faults;	     /* VMs not planned for a transient reason */
+	struct error fault;  /* the last of them */
+	bool lazy;	     /* VMs not looked at are listed, not planned */
+	bool partitions;     /* raw/ states' partitions read as they are planned */
+	size_t index;	     /* the VM being added: its index in the listing */
+	struct timespec top; /* the store's folder's time */
+};
 
 /* The modification time of the file @path, or 0 if it cannot be had. */
 static struct timespec file_time(const char *path)
@@ -35,9 +49,10 @@ static struct timespec file_time(const char *path)
  * folder's path is kept for messages; its partitions are read when it is
  * first listed (export_read_partitions()).
  */
-static int add_raw(struct export_node *raw_vm, const char *folder, struct store *s,
+static int add_raw(struct tree *t, struct export_node *raw_vm, const char *folder,
 		   const struct export_state *st, const char *config_path, struct error *err)
 {
+	struct store *s = export_planner_store(t->p);
 	struct export_node *dir = export_node_new(folder, EXPORT_DIR);
 	char path[3 * (EXPORT_NAME_MAX + 8)];
 	int rc = export_node_add(raw_vm, dir) < 0 ? error_set(err, ENOMEM, "out of memory") : 0;
@@ -67,6 +82,15 @@ static int add_raw(struct export_node *raw_vm, const char *folder, struct store 
 		dir->mtime = file_time(config_path);
 	if (rc == 0)
 		dir->partitions_pending = dir->child_count > 0;
+	/* Planned when looked at: its tables read now, through the chains the planner holds
+	 * open. A fault leaves them to be read when the folder is listed, which says it. */
+	if (rc == 0 && t->partitions && dir->partitions_pending) {
+		struct error why;
+
+		error_clear(&why);
+		if (export_read_partitions_planning(t->p, dir, &why) == -ENOMEM)
+			rc = error_set(err, ENOMEM, "out of memory");
+	}
 	return rc;
 }
 
@@ -246,16 +270,6 @@ static void names_free(struct export_name *names, size_t count)
 	free(names);
 }
 
-struct tree {
-	struct export_planner *p;
-	const struct export_node *previous; /* the tree before, or NULL */
-	struct export_node *vms, *snapshots, *raw, *by_id;
-	size_t faults;	     /* VMs not planned for a transient reason */
-	struct error fault;  /* the last of them */
-	bool lazy;	     /* VMs not looked at are listed, not planned */
-	size_t index;	     /* the VM being added: its index in the listing */
-	struct timespec top; /* the store's folder's time */
-};
 
 /* Tell the planner's notes of @what, @how. */
 static void tell_note(struct tree *t, const char *what, enum export_omission how,
@@ -334,8 +348,7 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 
 	error_clear(&err);
 	if (export_state_prepare(t->p, &current, &err) == 0)
-		rc = add_raw(raw_dir, "current", export_planner_store(t->p), &current,
-			     vm->config_path, &err);
+		rc = add_raw(t, raw_dir, "current", &current, vm->config_path, &err);
 	else if (error_is_transient(err.code) && err.code != ENOMEM)
 		*fault = err;
 	else
@@ -356,8 +369,7 @@ static int tree_states(struct tree *t, const struct store_vm *vm, const char *na
 		snprintf(what, sizeof(what), "%s/%s", name, names[i].out);
 		rc = export_snapshot_prepare(t->p, vm, snap, &st, &err);
 		if (rc == 0)
-			rc = add_raw(raw_dir, names[i].out, export_planner_store(t->p), &st,
-				     snap->config_path, &err);
+			rc = add_raw(t, raw_dir, names[i].out, &st, snap->config_path, &err);
 		if (rc == 0 && (newest_raw == SIZE_MAX || newer(vm, i, newest_raw)))
 			newest_raw = i;
 		rc = export_plan_snapshot_state(rc, t->p, vm, snap, &st, names[i].out, &folder,
@@ -771,7 +783,7 @@ void export_names_free(char **names, size_t count)
 int export_plan_listed_vm(struct export_planner *p, const struct store_vm *vm, size_t index,
 			  const char *name, struct export_node **out, struct error *err)
 {
-	struct tree t = {.p = p, .lazy = true, .index = index};
+	struct tree t = {.p = p, .lazy = true, .partitions = true, .index = index};
 	struct export_node *root = NULL;
 	bool opened;
 	int rc;
