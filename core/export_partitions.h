@@ -1,7 +1,8 @@
 /*
  * export_partitions.h - the partitions of raw images: a folder of raw/ states
  * (export_tree.h) shows "<disk>-part<N>.img" beside each "<disk>.img", read
- * when the folder is first listed, not when the tree is planned. Reading
+ * while a VM of a lazy tree is planned (export_read_partitions_planning()),
+ * else when the folder is first listed, not when the tree is planned. Reading
  * needs no lock (it reads the finished tree); adding to a tree served needs
  * its readers excluded (the mount's write lock).
  */
