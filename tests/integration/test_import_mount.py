@@ -523,7 +523,11 @@ def test_killed_at_random_points_the_store_is_whole_or_untouched():
     # The next mount recovers: no temporary name, no journal, no file of no VM.
     with Mount(target, "mnt", "-o", "import") as m:
         assert status(m.point)["imports"] == []
-        no_leftovers(target)
+        try:
+            no_leftovers(target)
+        except AssertionError as e:
+            # Recovery says in the log what it left alone, and why.
+            raise AssertionError("%s; the daemon said: %s" % (e, m.stderr())) from e
 
 
 def test_a_full_target_fails_the_copy_and_rolls_back():
