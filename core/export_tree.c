@@ -672,13 +672,11 @@ static int tree_start(struct tree *t, struct export_node **root, struct error *e
 		return error_set(err, ENOMEM, "out of memory");
 	if (stat(top, &st) < 0)
 		return error_errno(err, errno, "cannot stat", top);
-	t->top = st.st_mtim;
+	t->top = st.st_mtim; /* theirs, given by tree_finish() */
 	tops[0] = *root, tops[1] = t->vms, tops[2] = t->snapshots, tops[3] = t->raw;
 	tops[4] = t->by_id;
-	for (size_t i = 0; i < 5; i++) {
+	for (size_t i = 0; i < 5; i++)
 		export_access_own(tops[i], &st);
-		tops[i]->mtime = st.st_mtim;
-	}
 	return 0;
 }
 

@@ -14,7 +14,6 @@
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -287,10 +286,11 @@ int exportfs_gen_adopt(struct exportfs_gen *gen, struct exportfs_node *dir,
 
 /* A pending node of VM @index and what its plan made of it. */
 struct adoption {
-	struct exportfs_node *served;	   /* vm_pending */
-	struct export_node *planned;	   /* NULL: left out */
-	struct exportfs_node **children;   /* the glue of @planned's children */
-	char path[PATH_MAX];		   /* @served's path in the tree */
+	struct exportfs_node *served;	 /* vm_pending */
+	struct export_node *planned;	 /* NULL: left out */
+	struct exportfs_node **children; /* the glue of @planned's children */
+	uint64_t path;			 /* the hash of @served's path in the tree (number()) */
+	size_t len;			 /* that path's length */
 };
 
 /* The served node @top/@name of @gen if it is VM @index's pending one, into @a (with its
@@ -299,21 +299,20 @@ static void adoption_find(struct exportfs_gen *gen, const char *top, const char 
 			  size_t index, struct export_node *planned, struct adoption *a, size_t *n)
 {
 	const struct exportfs_node *dir = exportfs_node_child(gen->top, top);
+	size_t at = dir ? export_child_index(dir->node, name) : 0;
 	struct exportfs_node *served;
-	size_t at;
-	int len;
 
-	if (!dir)
-		return;
-	at = export_child_index(dir->node, name);
-	if (at == dir->node->child_count)
+	if (!dir || at == dir->node->child_count)
 		return;
 	served = dir->children[at];
 	if (!served->node->vm_pending || served->node->vm != index)
 		return;
-	len = snprintf(a[*n].path, sizeof(a[*n].path), "/%s/%s", top, name);
-	if (len < 0 || (size_t)len >= sizeof(a[*n].path))
-		a[*n].path[0] = '\0'; /* not reachable: nothing under it is numbered */
+	/* "/<top>/<name>", hashed as number() hashes a path. */
+	a[*n].path = hash_bytes(hash_bytes(hash_bytes(hash_bytes(HASH_START, "/", 1), top,
+							strlen(top)),
+					   "/", 1),
+				name, strlen(name));
+	a[*n].len = 2 + strlen(top) + strlen(name);
 	a[*n].served = served;
 	a[*n].planned = export_child(export_child(planned, top), name);
 	a[*n].children = NULL;
@@ -340,7 +339,7 @@ int exportfs_gen_adopt_vm(struct exportfs_gen *gen, size_t index, struct export_
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		const struct export_node *p = a[i].planned;
 
-		if (!p || p->left_out || !p->child_count || !a[i].path[0])
+		if (!p || p->left_out || !p->child_count)
 			continue;
 		a[i].children = calloc(p->child_count, sizeof(*a[i].children));
 		if (!a[i].children) {
@@ -369,12 +368,12 @@ int exportfs_gen_adopt_vm(struct exportfs_gen *gen, size_t index, struct export_
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct exportfs_node *served = a[i].served;
-		size_t len = strlen(a[i].path);
-		uint64_t path = hash_bytes(HASH_START, a[i].path, len);
+		size_t len = a[i].len;
+		uint64_t path = a[i].path;
 
-		if (!a[i].planned || a[i].planned->left_out || !a[i].path[0])
+		if (!a[i].planned || a[i].planned->left_out)
 			*left_out = true;
-		export_adopt(served->node, a[i].path[0] ? a[i].planned : NULL);
+		export_adopt(served->node, a[i].planned);
 		/* Pending, it held nothing; its children now, in their order. */
 		served->children = a[i].children;
 		for (size_t k = 0; k < served->node->child_count; k++) {
