@@ -24,6 +24,9 @@
 struct chain_cache {
 	struct disk *files[CACHE_MAX];
 	char *paths[CACHE_MAX];
+	/* The parent found of each file (an index into files), and how; -1 and NULL until found. */
+	int parents[CACHE_MAX];
+	char *parent_how[CACHE_MAX];
 	size_t count;
 };
 
@@ -40,8 +43,40 @@ void chain_cache_free(struct chain_cache *cache)
 	for (size_t i = 0; i < cache->count; i++) {
 		disk_close(cache->files[i]);
 		free(cache->paths[i]);
+		free(cache->parent_how[i]);
 	}
 	free(cache);
+}
+
+/* The index of @disk among @cache's files, or -1. */
+static int cache_index(const struct chain_cache *cache, const struct disk *disk)
+{
+	for (size_t i = 0; cache && i < cache->count; i++)
+		if (cache->files[i] == disk)
+			return (int)i;
+	return -1;
+}
+
+bool chain_cache_parent(const struct chain_cache *cache, const struct disk *child,
+			struct disk **parent, const char **how)
+{
+	int at = cache_index(cache, child);
+
+	if (at < 0 || cache->parents[at] < 0)
+		return false;
+	*parent = cache->files[cache->parents[at]];
+	*how = cache->parent_how[at];
+	return true;
+}
+
+void chain_cache_note_parent(struct chain_cache *cache, const struct disk *child,
+			     const struct disk *parent, const char *how)
+{
+	int at = cache_index(cache, child), up = cache_index(cache, parent);
+
+	if (at < 0 || up < 0 || cache->parents[at] >= 0 || !(cache->parent_how[at] = strdup(how)))
+		return;
+	cache->parents[at] = up;
 }
 
 int chain_level_open(struct chain_cache *cache, const char *path, struct disk **disk, bool *shared,
@@ -59,6 +94,7 @@ int chain_level_open(struct chain_cache *cache, const char *path, struct disk **
 	rc = disk_open(disk, path, DISK_OPEN_READ, err);
 	if (rc == 0 && cache && cache->count < CACHE_MAX &&
 	    (cache->paths[cache->count] = strdup(path))) {
+		cache->parents[cache->count] = -1;
 		cache->files[cache->count++] = *disk;
 		*shared = true;
 	}

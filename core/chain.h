@@ -53,9 +53,11 @@ struct chain_options {
 
 /*
  * A cache of open files for opening many chains that share files (the
- * snapshots of one VM): each file is opened and checked once. Its files
- * stay open until chain_cache_free(), which must come after every chain
- * opened through it is closed. Not for chains read by several threads.
+ * snapshots of one VM): each file is opened and checked once, and each
+ * parent found once (every chain opened through one cache must have the same
+ * path map and confinement). Its files stay open until chain_cache_free(),
+ * which must come after every chain opened through it is closed. Not for
+ * chains read by several threads.
  */
 struct chain_cache;
 
@@ -86,7 +88,8 @@ void chain_close(struct chain *chain);
 /** Number of levels: 1 for a fixed or dynamic disk. */
 unsigned chain_depth(const struct chain *chain);
 
-/** Level @i, 0 being the top (the file opened). Borrowed, valid until chain_close. */
+/** Level @i, 0 being the top (the file opened, by the path given); a parent was opened by
+ * its real path (disk_path()). Borrowed, valid until chain_close. */
 struct disk *chain_level(const struct chain *chain, unsigned i);
 
 /**

@@ -38,6 +38,19 @@ struct chain {
 int chain_level_open(struct chain_cache *cache, const char *path, struct disk **disk, bool *shared,
 		     struct error *err);
 
+/**
+ * The parent of @child found before, by a chain opened through @cache: true
+ * with the cache's file in *@parent and how it was found in *@how; false if
+ * @cache is NULL, or holds no such file or no parent of it.
+ */
+bool chain_cache_parent(const struct chain_cache *cache, const struct disk *child,
+			struct disk **parent, const char **how);
+
+/** Keep in @cache that @parent (found as @how says) is @child's parent, when both are its
+ * files; nothing otherwise, or when out of memory. */
+void chain_cache_note_parent(struct chain_cache *cache, const struct disk *child,
+			     const struct disk *parent, const char *how);
+
 /** Add a printf-formatted warning to @c (dropped when out of memory). */
 void chain_add_warning(struct chain *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

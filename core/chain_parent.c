@@ -420,13 +420,57 @@ static void check_found(struct chain *c, struct disk *child, struct disk *found)
 				  disk_path(child), (unsigned long long)disk_size(child));
 }
 
+/* Add @found (the cache's if @shared), found as @how says (taken), as the next level of @c. */
+static void add_level(struct chain *c, struct disk *child, struct disk *found, bool shared,
+		      char *how)
+{
+	struct chain_level *level = &c->levels[c->depth++];
+
+	level->disk = found;
+	level->shared = shared;
+	level->how = how;
+	check_found(c, child, found);
+}
+
+/* The parent of @child that @cache found before (1), with the checks of a search done then;
+ * 0 if it found none; a negative errno if that parent is in @c already, or out of memory. */
+static int parent_found_before(struct chain *c, struct chain_cache *cache, struct disk *child,
+			       struct error *err)
+{
+	struct disk *parent;
+	const char *how;
+	char *copy;
+	dev_t dev, level_dev;
+	ino_t ino, level_ino;
+
+	if (!chain_cache_parent(cache, child, &parent, &how))
+		return 0;
+	disk_file_id(parent, &dev, &ino);
+	for (unsigned i = 0; i < c->depth; i++) {
+		disk_file_id(c->levels[i].disk, &level_dev, &level_ino);
+		if (level_dev == dev && level_ino == ino)
+			return error_set(err, ELOOP,
+					 "the chain of '%s' loops: its parent '%s' is already in "
+					 "the chain",
+					 disk_path(c->levels[0].disk), disk_path(parent));
+	}
+	copy = strdup(how);
+	if (!copy)
+		return error_set(err, ENOMEM, "out of memory");
+	add_level(c, child, parent, true, copy);
+	return 1;
+}
+
 int chain_parent_find(struct chain *c, const struct chain_options *options, struct disk *child,
 		      struct error *err)
 {
-	struct search *s = calloc(1, sizeof(*s));
+	struct search *s;
 	char id[40];
-	int rc;
+	int rc = parent_found_before(c, options->cache, child, err);
 
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+	s = calloc(1, sizeof(*s));
 	if (!s)
 		return error_set(err, ENOMEM, "out of memory");
 	s->chain = c;
@@ -468,15 +512,10 @@ int chain_parent_find(struct chain *c, const struct chain_options *options, stru
 		}
 		goto out;
 	}
-	{
-		struct chain_level *level = &c->levels[c->depth++];
-
-		level->disk = s->found;
-		level->shared = s->found_shared;
-		level->how = s->found_how;
-		s->found_how = NULL;
-		check_found(c, child, s->found);
-	}
+	if (s->found_shared)
+		chain_cache_note_parent(options->cache, child, s->found, s->found_how);
+	add_level(c, child, s->found, s->found_shared, s->found_how);
+	s->found_how = NULL;
 	rc = 0;
 out:
 	free(s->found_how);

@@ -34,55 +34,71 @@ static bool has_suffix(const char *path, const char *suffix)
 	return n > s && strcasecmp(path + n - s, suffix) == 0;
 }
 
-int disk_probe(const char *path, enum disk_format *format, struct error *err)
+/* disk_probe(), keeping in *@fd (unless NULL) the file opened (fsutil_open_source(), for
+ * writing if @writable) to look, or -1 if none was (the name says a VHDX). */
+static int probe(const char *path, bool writable, enum disk_format *format, int *fd,
+		 struct error *err)
 {
 	char magic[8];
 	struct stat st;
-	int fd, rc;
+	int opened, rc;
 
 	*format = DISK_FORMAT_VHD;
+	if (fd)
+		*fd = -1;
 	if (has_suffix(path, ".vhdx") || has_suffix(path, ".avhdx")) {
 		*format = DISK_FORMAT_VHDX;
 		return 0;
 	}
-	fd = fsutil_open_source(path, false);
-	if (fd < 0)
-		return error_errno(err, -fd, "cannot open", path);
+	opened = fsutil_open_source(path, writable);
+	if (opened < 0)
+		return error_errno(err, -opened, "cannot open", path);
 	/* Not a regular file (a FIFO would block the read): left to the VHD
 	 * parser, which refuses it by name; so is a file too short for a file
 	 * identifier. */
-	if (fstat(fd, &st) < 0)
+	if (fstat(opened, &st) < 0)
 		rc = -errno;
 	else if (!S_ISREG(st.st_mode))
 		rc = -ENODATA;
 	else
-		rc = fsutil_pread_full(fd, magic, sizeof(magic), 0);
-	close(fd);
+		rc = fsutil_pread_full(opened, magic, sizeof(magic), 0);
 	if (rc == 0 && memcmp(magic, "vhdxfile", 8) == 0)
 		*format = DISK_FORMAT_VHDX;
-	else if (rc < 0 && rc != -ENODATA)
+	else if (rc < 0 && rc != -ENODATA) {
+		close(opened);
 		return error_errno(err, -rc, "cannot read", path);
+	}
+	if (fd)
+		*fd = opened;
+	else
+		close(opened);
 	return 0;
+}
+
+int disk_probe(const char *path, enum disk_format *format, struct error *err)
+{
+	return probe(path, false, format, NULL, err);
 }
 
 int disk_open(struct disk **out, const char *path, int flags, struct error *err)
 {
 	struct disk *d;
-	int rc;
+	int fd, rc;
 
 	*out = NULL;
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return error_set(err, ENOMEM, "out of memory");
-	rc = disk_probe(path, &d->format, err);
+	/* The file probed is the file opened. */
+	rc = probe(path, flags & DISK_OPEN_WRITE, &d->format, &fd, err);
 	if (rc == 0 && d->format == DISK_FORMAT_VHDX) {
-		rc = vhdx_open(&d->vhdx, path,
-			       (flags & DISK_OPEN_WRITE) ? VHDX_OPEN_WRITE : VHDX_OPEN_READ, err);
+		rc = vhdx_open_fd(&d->vhdx, path, fd,
+				  (flags & DISK_OPEN_WRITE) ? VHDX_OPEN_WRITE : VHDX_OPEN_READ, err);
 		if (rc == 0)
 			memcpy(d->link_id, vhdx_data_write_guid(d->vhdx), 16);
 	} else if (rc == 0) {
-		rc = vhd_open(&d->vhd, path,
-			      (flags & DISK_OPEN_WRITE) ? VHD_OPEN_WRITE : VHD_OPEN_READ, err);
+		rc = vhd_open_fd(&d->vhd, path, fd,
+				 (flags & DISK_OPEN_WRITE) ? VHD_OPEN_WRITE : VHD_OPEN_READ, err);
 		if (rc == 0)
 			memcpy(d->link_id, vhd_footer(d->vhd)->uuid, 16);
 	}

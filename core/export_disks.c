@@ -68,31 +68,20 @@ static int find_file(const struct export_disk_files *d, const char *path)
 	return -1;
 }
 
-/* The real path of @path (a new string), or a copy of it if it has none; NULL on ENOMEM. */
-static char *real_or_copy(const char *path)
-{
-	char *real = realpath(path, NULL);
-
-	return real ? real : strdup(path);
-}
-
 /* Add the file @path (parent @parent, UUID @uuid) to @d unless there; its index, or -ENOMEM.
- * Files are kept by their real paths: served, they are opened without following links. */
+ * Files are kept by their real paths, which the store's disks and the parents of a chain
+ * have (store.h, chain.h): served, they are opened without following links. */
 static int add_disk_file(struct export_disk_files *d, const char *path, int parent,
 			 const uint8_t *uuid)
 {
-	char *real = real_or_copy(path);
+	int at = find_file(d, path);
 	struct export_disk_file *grown;
-	int at;
+	char *real;
 
-	if (!real)
-		return -ENOMEM;
-	at = find_file(d, real);
-	if (at >= 0) {
-		free(real);
+	if (at >= 0)
 		return at;
-	}
-	grown = realloc(d->files, (d->count + 1) * sizeof(*grown));
+	real = strdup(path);
+	grown = real ? realloc(d->files, (d->count + 1) * sizeof(*grown)) : NULL;
 	if (!grown) {
 		free(real);
 		return -ENOMEM;

@@ -56,7 +56,7 @@ struct store_disk {
 	enum config_bus bus;
 	unsigned controller, drive;
 	char *written; /* the path as the configuration writes it */
-	char *path;    /* the Linux path found, or NULL */
+	char *path;    /* the real Linux path found (no link in it), or NULL */
 	char *how;     /* how it was found: "path map", "next to the configuration", ... */
 	char *problem; /* why it cannot be used, or NULL */
 	bool by_name;  /* an absolute path that was found by its file name alone, elsewhere */

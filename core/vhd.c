@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Bitmap cache budget per open differencing disk, its bookkeeping included:
  * 64 KiB, about 117 bitmaps of 2 MiB blocks. */
@@ -306,16 +307,24 @@ static int open_dynamic(struct vhd *vhd, struct error *err)
 
 int vhd_open(struct vhd **out, const char *path, int flags, struct error *err)
 {
+	return vhd_open_fd(out, path, -1, flags, err);
+}
+
+int vhd_open_fd(struct vhd **out, const char *path, int fd, int flags, struct error *err)
+{
 	struct vhd *vhd;
 	uint8_t raw[VHD_FOOTER_SIZE];
 	int rc;
 
 	*out = NULL;
 	vhd = calloc(1, sizeof(*vhd));
-	if (!vhd)
+	if (!vhd) {
+		if (fd >= 0)
+			close(fd);
 		return error_set(err, ENOMEM, "out of memory");
+	}
 	vhd->io.fd = -1;
-	rc = vhd_io_open(&vhd->io, path, flags & VHD_OPEN_WRITE, true, err);
+	rc = vhd_io_open(&vhd->io, path, fd, flags & VHD_OPEN_WRITE, true, err);
 	if (rc < 0)
 		goto fail;
 	if (vhd->io.size < VHD_FOOTER_SIZE) {

@@ -257,6 +257,10 @@ enum vhd_open_flags {
  */
 int vhd_open(struct vhd **out, const char *path, int flags, struct error *err);
 
+/** vhd_open() of @path already opened as @fd (fsutil_open_source(), for writing with
+ * VHD_OPEN_WRITE), which it takes, whatever it returns; -1 opens @path. */
+int vhd_open_fd(struct vhd **out, const char *path, int fd, int flags, struct error *err);
+
 /** Close @vhd and free it. NULL-safe. */
 void vhd_close(struct vhd *vhd);
 

@@ -11,16 +11,17 @@
 #include <string.h>
 #include <unistd.h>
 
-int vhd_io_open(struct vhd_io *io, const char *path, bool writable, bool block_ok,
+int vhd_io_open(struct vhd_io *io, const char *path, int fd, bool writable, bool block_ok,
 		struct error *err)
 {
 	memset(io, 0, sizeof(*io));
-	io->fd = -1;
+	io->fd = fd;
 	io->writable = writable;
 	io->path = strdup(path);
 	if (!io->path)
 		return error_set(err, ENOMEM, "out of memory");
-	io->fd = fsutil_open_source(path, writable);
+	if (io->fd < 0)
+		io->fd = fsutil_open_source(path, writable);
 	if (io->fd < 0)
 		return error_errno(err, -io->fd, "cannot open", path);
 	if (fstat(io->fd, &io->st) < 0)

@@ -30,12 +30,13 @@ struct vhd_io {
 
 /**
  * Open @path (fsutil_open_source), for writing if @writable, into @io: a
- * regular file, or a block device if @block_ok. @io is filled even on
- * failure so that vhd_io_close() frees it. Returns 0 or a negative errno
+ * regular file, or a block device if @block_ok. @fd, unless -1, is @path
+ * opened so already, and @io takes it. @io is filled even on failure so that
+ * vhd_io_close() frees it (and closes @fd). Returns 0 or a negative errno
  * with a message: -ENOMEM, the system's errno ("cannot open 'x': ..."),
  * -EINVAL for anything else than a regular file (or device).
  */
-int vhd_io_open(struct vhd_io *io, const char *path, bool writable, bool block_ok,
+int vhd_io_open(struct vhd_io *io, const char *path, int fd, bool writable, bool block_ok,
 		struct error *err);
 
 /** Close and free what vhd_io_open made; @io is left closed. Safe on a zeroed @io with fd -1. */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The file type identifier's signature ([MS-VHDX] 2.2.1). */
 #define FILE_ID_SIGNATURE "vhdxfile"
@@ -109,18 +110,28 @@ int vhdx_direct_fd(const struct vhdx *vhdx, uint64_t offset, size_t len)
 
 int vhdx_open(struct vhdx **out, const char *path, int flags, struct error *err)
 {
+	return vhdx_open_fd(out, path, -1, flags, err);
+}
+
+int vhdx_open_fd(struct vhdx **out, const char *path, int fd, int flags, struct error *err)
+{
 	struct vhdx *vhdx;
 	uint8_t id[8];
 	int rc;
 
 	*out = NULL;
-	if (flags & ~VHDX_OPEN_WRITE)
-		return error_set(err, EINVAL, "cannot open '%s': unknown flags 0x%x", path, flags);
-	vhdx = calloc(1, sizeof(*vhdx));
-	if (!vhdx)
+	vhdx = flags & ~VHDX_OPEN_WRITE ? NULL : calloc(1, sizeof(*vhdx));
+	if (!vhdx) {
+		if (fd >= 0)
+			close(fd);
+		if (flags & ~VHDX_OPEN_WRITE)
+			return error_set(err, EINVAL, "cannot open '%s': unknown flags 0x%x", path,
+					 flags);
 		return error_set(err, ENOMEM, "out of memory");
+	}
 	vhdx->io.fd = -1;
-	rc = vhd_io_open(&vhdx->io, path, flags & VHDX_OPEN_WRITE, !(flags & VHDX_OPEN_WRITE), err);
+	rc = vhd_io_open(&vhdx->io, path, fd, flags & VHDX_OPEN_WRITE, !(flags & VHDX_OPEN_WRITE),
+			 err);
 	if (rc < 0)
 		goto fail;
 	vhdx->data_end = vhdx->io.size;

@@ -205,6 +205,10 @@ void vhdx_guid_constant(const char *text, uint8_t raw[16]);
  */
 int vhdx_open(struct vhdx **out, const char *path, int flags, struct error *err);
 
+/** vhdx_open() of @path already opened as @fd (fsutil_open_source(), for writing with
+ * VHDX_OPEN_WRITE), which it takes, whatever it returns; -1 opens @path. */
+int vhdx_open_fd(struct vhdx **out, const char *path, int fd, int flags, struct error *err);
+
 /** Close @vhdx and free it. NULL-safe. */
 void vhdx_close(struct vhdx *vhdx);
 

@@ -331,6 +331,68 @@ static void test_cycle(void **state)
 	assert_int_equal(open_fails(parent, NULL, "loops"), -ELOOP);
 }
 
+/* Chains opened through one cache: each parent is found once, by the first chain that
+ * needs it, and the next chains are given it (its files gone since do not matter), found
+ * as the first said. */
+static void test_cache_finds_each_parent_once(void **state)
+{
+	char *dir = *state;
+	const char *top = support_path(dir, "top.vhd");
+	struct chain_cache *cache;
+	struct chain_options o = { 0 };
+	struct chain *chain;
+	char how[2][PATH_MAX];
+
+	make_base(support_path(dir, "base.vhd"), 4 * MiB);
+	snapshot(support_path(dir, "mid.vhd"), support_path(dir, "base.vhd"), NULL);
+	snapshot(top, support_path(dir, "mid.vhd"), NULL);
+	assert_int_equal(chain_cache_new(&cache), 0);
+	o.cache = cache;
+	chain = open_ok(top, &o);
+	assert_int_equal(chain_depth(chain), 3);
+	for (unsigned i = 0; i < 2; i++)
+		snprintf(how[i], sizeof(how[i]), "%s", chain_level_how(chain, i + 1));
+	chain_close(chain);
+	/* The parents' files gone: no search could find them again. */
+	assert_int_equal(unlink(support_path(dir, "base.vhd")), 0);
+	assert_int_equal(unlink(support_path(dir, "mid.vhd")), 0);
+	open_fails(top, NULL, "cannot find the parent");
+	chain = open_ok(top, &o);
+	assert_int_equal(chain_depth(chain), 3);
+	assert_string_equal(chain_level_how(chain, 1), how[0]);
+	assert_string_equal(chain_level_how(chain, 2), how[1]);
+	assert_int_equal(chain_warning_count(chain), 0);
+	chain_close(chain);
+	chain_cache_free(cache);
+}
+
+/* A parent given by the cache that is in the chain already is a loop, said as one. */
+static void test_cache_loop(void **state)
+{
+	char *dir = *state;
+	const char *x = support_path(dir, "x.vhd"), *p = support_path(dir, "p.vhd");
+	const char *y = support_path(dir, "y.vhd");
+	struct chain_cache *cache;
+	struct chain_options o = { 0 };
+	uint8_t uuid[16];
+
+	/* x's parent is p.vhd, which becomes y, whose parent is x. */
+	make_base(p, 4 * MiB);
+	snapshot(x, p, NULL);
+	snapshot(y, x, NULL);
+	assert_int_equal(rename(y, p), 0);
+	support_read(p, 68, uuid, 16);
+	support_patch(x, 512 + 40, uuid, 16);
+	support_fix_header_checksum(x);
+	assert_int_equal(chain_cache_new(&cache), 0);
+	o.cache = cache;
+	/* x -> p (kept) -> x; then p -> x (kept) -> p, the second step the cache's. */
+	assert_int_equal(open_fails(x, &o, "loops"), -ELOOP);
+	assert_int_equal(open_fails(p, &o, "loops"), -ELOOP);
+	assert_int_equal(open_fails(x, &o, "loops"), -ELOOP);
+	chain_cache_free(cache);
+}
+
 static void test_depth_limit(void **state)
 {
 	char *dir = *state;
@@ -503,6 +565,8 @@ int main(void)
 		T(test_missing_parent),
 		T(test_damaged_parent),
 		T(test_cycle),
+		T(test_cache_finds_each_parent_once),
+		T(test_cache_loop),
 		T(test_depth_limit),
 		T(test_timestamp_warning),
 		T(test_allow_callback),
