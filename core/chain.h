@@ -49,6 +49,8 @@ struct chain_options {
 	struct chain_cache *cache;
 	/* On failure, keep in *out what was opened (chain_open). */
 	bool partial;
+	/* The path given is a real path already (no link in it): not resolved again. */
+	bool real;
 };
 
 /*

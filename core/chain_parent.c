@@ -481,7 +481,7 @@ int chain_parent_find(struct chain *c, const struct chain_options *options, stru
 	if (rc < 0)
 		goto out;
 	/* Parents are opened by their real paths: their folders are real already. */
-	if (child != c->levels[0].disk)
+	if (child != c->levels[0].disk || options->real)
 		rc = fsutil_dirname(disk_path(child), s->child_dir, sizeof(s->child_dir));
 	else
 		rc = fsutil_real_dirname(disk_path(child), s->child_dir);

@@ -195,6 +195,8 @@ static int relocated_node(const char *name, const char *path, const char *parent
 {
 	struct export_node *node = NULL;
 	struct disk *disk = NULL;
+	struct vhd_patch patches[DISK_MAX_PATCHES];
+	size_t patch_count = 0;
 	struct stat st;
 	int rc = disk_open(&disk, path, DISK_OPEN_READ, err);
 
@@ -204,8 +206,16 @@ static int relocated_node(const char *name, const char *path, const char *parent
 	if (rc == 0 && !(node = export_node_new(name, EXPORT_FILE)))
 		rc = error_set(err, ENOMEM, "out of memory");
 	if (rc == 0)
-		rc = disk_patches(disk, parent_name, node->patches, DISK_MAX_PATCHES,
-				  &node->patch_count, err);
+		rc = disk_patches(disk, parent_name, patches, DISK_MAX_PATCHES, &patch_count, err);
+	/* Kept in a node of their own size: most nodes have none. */
+	if (rc == 0 && patch_count && !(node->patches = calloc(patch_count, sizeof(*patches)))) {
+		for (size_t i = 0; i < patch_count; i++)
+			free(patches[i].bytes);
+		rc = error_set(err, ENOMEM, "out of memory");
+	} else if (rc == 0 && patch_count) {
+		memcpy(node->patches, patches, patch_count * sizeof(*patches));
+		node->patch_count = patch_count;
+	}
 	if (rc == 0) {
 		node->source = EXPORT_SOURCE_RELOCATED;
 		node->replayed = disk_view_replayed(disk);

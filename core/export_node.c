@@ -40,6 +40,7 @@ void export_node_free(struct export_node *node)
 	free(node->seed);
 	for (size_t i = 0; i < node->patch_count; i++)
 		free(node->patches[i].bytes);
+	free(node->patches);
 	free(node);
 }
 
@@ -117,11 +118,14 @@ struct export_node *export_node_copy(const struct export_node *node)
 	copy->uid = node->uid;
 	copy->gid = node->gid;
 	copy->own_access = node->own_access;
-	copy->patch_count = node->patch_count;
 	copy->replayed = node->replayed;
 	failed |= node->path && !(copy->path = strdup(node->path));
 	failed |= node->seed && !(copy->seed = strdup(node->seed));
-	for (size_t i = 0; i < node->patch_count && !failed; i++) {
+	if (!failed && node->patch_count) {
+		failed = !(copy->patches = calloc(node->patch_count, sizeof(*copy->patches)));
+		copy->patch_count = failed ? 0 : node->patch_count;
+	}
+	for (size_t i = 0; i < copy->patch_count && !failed; i++) {
 		copy->patches[i] = node->patches[i];
 		copy->patches[i].bytes = NULL;
 		if (node->patches[i].bytes &&

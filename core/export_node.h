@@ -60,7 +60,7 @@ struct export_node {
 				    * LINK: target; a folder of raw/ states: its path in the tree */
 	struct export_edit *edits; /* CONFIG */
 	size_t edit_count;
-	struct vhd_patch patches[DISK_MAX_PATCHES]; /* RELOCATED: laid over the file */
+	struct vhd_patch *patches; /* RELOCATED: laid over the file (patch_count of them) */
 	size_t patch_count;
 	bool replayed;		 /* RELOCATED: read through the disk module (a VHDX log replayed) */
 	char *seed;		 /* MERGED: what the new disk's UUID derives from */

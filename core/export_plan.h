@@ -137,9 +137,10 @@ int export_planner_vm_begin(struct export_planner *planner, bool *opened);
 void export_planner_vm_end(struct export_planner *planner, bool opened);
 
 /**
- * store_open_chain_cached() of @disk through the planner's cache (none outside
- * a VM's planning), or with @partial store_open_chain_partial(). *@chain is
- * freed with chain_close(), before the VM's planning ends.
+ * store_open_chain_cached() of @disk (a disk of the store's listing, or a file
+ * a plan took from one: its path is real) through the planner's cache (none
+ * outside a VM's planning), or with @partial store_open_chain_partial().
+ * *@chain is freed with chain_close(), before the VM's planning ends.
  */
 int export_planner_open_chain(struct export_planner *planner, const struct store_disk *disk,
 			      bool partial, struct chain **chain, struct error *err);

@@ -212,6 +212,9 @@ int store_list(struct store *store, struct store_vm **vms, size_t *count, struct
 
 void store_vms_free(struct store_vm *vms, size_t count);
 
+/** Free what @vm holds, leaving it zeroed (store_vms_free() does so to each). */
+void store_vm_release(struct store_vm *vm);
+
 /**
  * Whether the names @a and @b are the same when case is ignored, as Hyper-V
  * compares names (each UTF-8 character folded to lower case).
@@ -251,7 +254,8 @@ const struct store_vm *store_find_vm(const struct store_vm *vms, size_t count,
 int store_open_chain(struct store *store, const struct store_disk *disk, struct chain **chain,
 		     struct error *err);
 
-/** store_open_chain() through @cache (see chain_cache; NULL: none). */
+/** store_open_chain() through @cache (see chain_cache; NULL: none) of a disk whose path is
+ * real (as store_list() resolves them): its folder is not resolved again. */
 int store_open_chain_cached(struct store *store, const struct store_disk *disk,
 			    struct chain_cache *cache, struct chain **chain, struct error *err);
 

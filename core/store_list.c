@@ -109,7 +109,7 @@ void store_snapshot_release(struct store_snapshot *snap)
 	config_adapters_free(snap->adapters, snap->adapter_count);
 }
 
-static void vm_release(struct store_vm *vm)
+void store_vm_release(struct store_vm *vm)
 {
 	free(vm->name);
 	free(vm->config_path);
@@ -129,7 +129,7 @@ void store_vms_free(struct store_vm *vms, size_t count)
 	if (!vms)
 		return;
 	for (size_t i = 0; i < count; i++)
-		vm_release(&vms[i]);
+		store_vm_release(&vms[i]);
 	free(vms);
 }
 
@@ -420,7 +420,7 @@ int store_list(struct store *s, struct store_vm **out, size_t *out_count, struct
 					vm->config_path, vm->id);
 			if (rc < 0 || first)
 				/* A VM listed already (from another root) keeps its first place. */
-				vm_release(vm);
+				store_vm_release(vm);
 			else
 				count++;
 		}

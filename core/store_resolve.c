@@ -145,15 +145,9 @@ int store_resolve(struct store *s, const char *config_path, const char *written,
 	return resolve(s, config_path, written, path, how, &by_name, err);
 }
 
-int store_open_chain(struct store *s, const struct store_disk *disk, struct chain **chain,
-		     struct error *err)
-{
-	return store_open_chain_cached(s, disk, NULL, chain, err);
-}
-
-/* The chain of @disk under the store's path map and confinement. */
+/* The chain of @disk under the store's path map and confinement; @real: its path is real. */
 static int open_chain(struct store *s, const struct store_disk *disk, struct chain_cache *cache,
-		      bool partial, struct chain **chain, struct error *err)
+		      bool partial, bool real, struct chain **chain, struct error *err)
 {
 	struct chain_options o = {
 		.pathmap = s->pathmap,
@@ -161,6 +155,7 @@ static int open_chain(struct store *s, const struct store_disk *disk, struct cha
 		.allow_ctx = s,
 		.cache = cache,
 		.partial = partial,
+		.real = real,
 	};
 
 	*chain = NULL;
@@ -169,16 +164,22 @@ static int open_chain(struct store *s, const struct store_disk *disk, struct cha
 	return chain_open(chain, disk->path, &o, err);
 }
 
+int store_open_chain(struct store *s, const struct store_disk *disk, struct chain **chain,
+		     struct error *err)
+{
+	return open_chain(s, disk, NULL, false, false, chain, err);
+}
+
 int store_open_chain_cached(struct store *s, const struct store_disk *disk,
 			    struct chain_cache *cache, struct chain **chain, struct error *err)
 {
-	return open_chain(s, disk, cache, false, chain, err);
+	return open_chain(s, disk, cache, false, true, chain, err);
 }
 
 int store_open_chain_partial(struct store *s, const struct store_disk *disk,
 			     struct chain_cache *cache, struct chain **chain, struct error *err)
 {
-	return open_chain(s, disk, cache, true, chain, err);
+	return open_chain(s, disk, cache, true, true, chain, err);
 }
 
 /* ---- the disks of a configuration ---- */

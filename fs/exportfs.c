@@ -40,6 +40,7 @@ int exportfs_init(struct exportfs *fs, struct error *err)
 	pthread_condattr_setclock(&clock, CLOCK_MONOTONIC);
 	pthread_cond_init(&fs->wake, &clock);
 	pthread_cond_init(&fs->listing, &clock);
+	pthread_cond_init(&fs->ahead_wake, &clock);
 	pthread_condattr_destroy(&clock);
 	fs->initialized = true;
 	if (export_planner_new(fs->store, &fs->settings, &notes, &fs->planner, err) < 0 ||
@@ -91,6 +92,44 @@ static void *revalidating(void *data)
 	return NULL;
 }
 
+void exportfs_wake_ahead(struct exportfs *fs, size_t next)
+{
+	pthread_mutex_lock(&fs->wake_lock);
+	fs->ahead_next = next;
+	fs->ahead_credit = EXPORTFS_AHEAD;
+	pthread_cond_signal(&fs->ahead_wake);
+	pthread_mutex_unlock(&fs->wake_lock);
+}
+
+/* The thread planning ahead: the VMs granted, until asked to stop. */
+static void *planning_ahead(void *data)
+{
+	struct exportfs *fs = data;
+
+	pthread_mutex_lock(&fs->wake_lock);
+	while (!fs->stop) {
+		size_t from = fs->ahead_next, next = from;
+
+		if (!fs->ahead_credit) {
+			pthread_cond_wait(&fs->ahead_wake, &fs->wake_lock);
+			continue;
+		}
+		fs->ahead_credit--;
+		pthread_mutex_unlock(&fs->wake_lock);
+		if (!exportfs_plan_ahead(fs, &next))
+			next = SIZE_MAX; /* nothing left to plan */
+		pthread_mutex_lock(&fs->wake_lock);
+		if (next == SIZE_MAX)
+			fs->ahead_credit = 0;
+		else if (fs->ahead_next == from) /* no lookup asked for another place meanwhile */
+			fs->ahead_next = next;
+	}
+	fs->ahead_ended = true;
+	pthread_cond_broadcast(&fs->wake);
+	pthread_mutex_unlock(&fs->wake_lock);
+	return NULL;
+}
+
 int exportfs_start(struct exportfs *fs, struct fuse_session *se, const char *mountpoint)
 {
 	struct error err;
@@ -105,6 +144,8 @@ int exportfs_start(struct exportfs *fs, struct fuse_session *se, const char *mou
 	if (pthread_create(&fs->thread, NULL, revalidating, fs) != 0)
 		return -EAGAIN;
 	fs->thread_started = true;
+	/* Without it, each VM is planned when looked up, as before. */
+	fs->ahead_started = pthread_create(&fs->ahead_thread, NULL, planning_ahead, fs) == 0;
 	return 0;
 }
 
@@ -126,18 +167,22 @@ bool exportfs_stop(struct exportfs *fs, int wait_ms)
 	fs->stop = true;
 	pthread_cond_broadcast(&fs->wake);
 	pthread_cond_broadcast(&fs->listing);
-	while (!fs->ended) {
+	pthread_cond_broadcast(&fs->ahead_wake);
+	while (!fs->ended || (fs->ahead_started && !fs->ahead_ended)) {
 		if (wait_ms < 0)
 			pthread_cond_wait(&fs->wake, &fs->wake_lock);
 		else if (pthread_cond_timedwait(&fs->wake, &fs->wake_lock, &until) == ETIMEDOUT)
 			break;
 	}
-	ended = fs->ended;
+	ended = fs->ended && (!fs->ahead_started || fs->ahead_ended);
 	pthread_mutex_unlock(&fs->wake_lock);
 	if (!ended)
 		return false;
 	pthread_join(fs->thread, NULL);
 	fs->thread_started = false;
+	if (fs->ahead_started)
+		pthread_join(fs->ahead_thread, NULL);
+	fs->ahead_started = false;
 	return true;
 }
 

@@ -100,7 +100,26 @@ struct exportfs {
 	pthread_cond_t listing;
 	atomic_bool listed;
 	unsigned list_tries; /* listings tried and failed */
+
+	/*
+	 * The thread planning ahead: started and joined with the revalidating one. Each
+	 * lookup that plans a VM grants it EXPORTFS_AHEAD VMs to plan from the next in the
+	 * listing (a walk looks at them next); it plans them one at a time, as a lookup
+	 * would. Guarded by wake_lock; @ahead_wake is signalled at each grant and at stop.
+	 */
+	pthread_t ahead_thread;
+	bool ahead_started; /* the main thread's */
+	pthread_cond_t ahead_wake;
+	unsigned ahead_credit; /* VMs it may still plan */
+	size_t ahead_next;     /* where it looks first */
+	bool ahead_ended;
 };
+
+/* VMs planned ahead for each one a lookup plans. */
+#define EXPORTFS_AHEAD 64
+
+/** A lookup planned the VM before @next: plan EXPORTFS_AHEAD more, from @next on. */
+void exportfs_wake_ahead(struct exportfs *fs, size_t next);
 
 /**
  * Set @fs up (its store, settings, uid, gid, revalidate filled by the

@@ -183,6 +183,28 @@ static void number(struct exportfs_gen *gen, struct exportfs_node *glue, uint64_
 	}
 }
 
+/* Keep of the listing of @gen only what its pending VMs need (the others are planned: each
+ * has a folder in vms/ that is not pending). Returns 0 or -ENOMEM. */
+static int keep_pending(struct exportfs_gen *gen)
+{
+	const struct export_node *vms = export_child(gen->root, "vms");
+	bool *pending = calloc(gen->vm_count ? gen->vm_count : 1, sizeof(*pending));
+
+	if (!pending)
+		return -ENOMEM;
+	for (size_t i = 0; vms && i < vms->child_count; i++)
+		if (vms->children[i]->vm_pending && vms->children[i]->vm < gen->vm_count)
+			pending[vms->children[i]->vm] = true;
+	for (size_t i = 0; i < gen->vm_count; i++)
+		if (!pending[i]) {
+			store_vm_release(&gen->vms[i]);
+			free(gen->names[i]);
+			gen->names[i] = NULL;
+		}
+	free(pending);
+	return 0;
+}
+
 int exportfs_gen_new(struct export_node *root, struct store_vm *vms, char **names,
 		     size_t vm_count, struct exportfs_gen **out)
 {
@@ -201,7 +223,7 @@ int exportfs_gen_new(struct export_node *root, struct store_vm *vms, char **name
 	gen->names = names;
 	gen->vm_count = vm_count;
 	gen->top = glue_new(root);
-	if (!gen->top) {
+	if (!gen->top || keep_pending(gen) < 0) {
 		exportfs_gen_free(gen);
 		return -ENOMEM;
 	}

@@ -41,7 +41,8 @@ struct exportfs_node {
 /* A tree served: the core's tree, its glue, and the table from inode numbers to nodes. */
 struct exportfs_gen {
 	struct export_node *root; /* the core's tree (owned) */
-	/* The listing it was made from (owned): its pending nodes' VMs and their names. */
+	/* The listing it was made from (owned): its pending nodes' VMs and their names. Only
+	 * a VM still to plan keeps its entry: the others' are released (zeroed, name NULL). */
 	struct store_vm *vms;
 	char **names;
 	size_t vm_count;

@@ -178,6 +178,11 @@ static int plan_vm(struct exportfs *fs, struct exportfs_gen *gen, size_t index)
 	struct error err;
 	int rc;
 
+	/* Its listing is let go once adopted: a node of it still pending cannot be. */
+	if (!gen->names[index]) {
+		exportfs_mark_stale(fs);
+		return -ESTALE;
+	}
 	error_clear(&err);
 	rc = export_plan_listed_vm(fs->lazy_planner, &gen->vms[index], index, gen->names[index],
 				   &made, &err);
@@ -188,11 +193,41 @@ static int plan_vm(struct exportfs *fs, struct exportfs_gen *gen, size_t index)
 	pthread_rwlock_wrlock(&fs->lock);
 	if (fs->current == gen)
 		rc = exportfs_gen_adopt_vm(gen, index, made, &left_out);
+	if (fs->current == gen && rc == 0) {
+		/* Planned: what the listing said of it is no longer needed. */
+		store_vm_release(&gen->vms[index]);
+		free(gen->names[index]);
+		gen->names[index] = NULL;
+	}
 	pthread_rwlock_unlock(&fs->lock);
 	export_node_free(made);
 	if (left_out)
 		exportfs_mark_stale(fs);
 	return rc;
+}
+
+bool exportfs_plan_ahead(struct exportfs *fs, size_t *next)
+{
+	struct exportfs_gen *gen;
+	size_t count, at = SIZE_MAX;
+
+	pthread_rwlock_rdlock(&fs->lock);
+	gen = fs->current;
+	exportfs_gen_ref(fs, gen);
+	pthread_rwlock_unlock(&fs->lock);
+	pthread_mutex_lock(&fs->expand_lock);
+	count = gen->vm_count;
+	/* A listing entry is kept for as long as its VM is to plan (exportfs_inode.h). */
+	for (size_t k = 0; k < count && at == SIZE_MAX; k++)
+		if (gen->names[(*next + k) % count])
+			at = (*next + k) % count;
+	if (at != SIZE_MAX) {
+		plan_vm(fs, gen, at);
+		*next = at + 1;
+	}
+	pthread_mutex_unlock(&fs->expand_lock);
+	exportfs_gen_unref(fs, gen);
+	return at != SIZE_MAX;
 }
 
 /* Read the partitions of @dir (a folder of raw/ states, of @gen; expand_lock held) and add
@@ -298,9 +333,12 @@ static void exportfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *na
 		}
 		if (!child->node->vm_pending)
 			break;
-		/* A VM listed, not planned: planned now, then looked up again. */
+		/* A VM listed, not planned: planned now, then looked up again. The next ones
+		 * are planned ahead meanwhile: a walk looks at them next. */
 		ino = child->ino;
 		done(fs);
+		if (tries == 0)
+			exportfs_wake_ahead(fs, child->node->vm + 1);
 		rc = tries < 4 ? settle(fs, ino) : EIO;
 	}
 	memset(&e, 0, sizeof(e));

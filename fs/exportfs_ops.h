@@ -7,6 +7,9 @@
 #ifndef IMPEX_EXPORTFS_OPS_H
 #define IMPEX_EXPORTFS_OPS_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 struct exportfs;
 
 /**
@@ -14,5 +17,12 @@ struct exportfs;
  * open whose RELEASE never comes), once the session's loop has ended.
  */
 void exportfs_close_open_files(struct exportfs *fs);
+
+/**
+ * Plan one VM listed and not planned yet, the first from index *@next on
+ * (wrapping round), as a lookup would; *@next then follows it. Returns false
+ * when none is left to plan. A fault is left for the lookup that meets it.
+ */
+bool exportfs_plan_ahead(struct exportfs *fs, size_t *next);
 
 #endif

@@ -434,6 +434,27 @@ def test_a_vm_is_planned_when_first_looked_up():
         assert os.path.isfile(os.path.join(m.point, "raw", "other", "current", "other.img"))
 
 
+def test_a_lookup_plans_the_next_vms_ahead():
+    """A lookup that plans a VM has the next VMs of the listing planned in the background
+    (a walk looks at them next): looking at other alone plans web too, whose damaged disk
+    is then said though nothing looked at web; web is then served as planned."""
+    need("fusermount3")
+    store = new_store("ahead")
+    vm = make_vm(store)
+    ok("vm", "new", "--store", store, "--disk", "ide:4M", "other")
+    damaged_vhd(store, vm)
+    with Mount(store, "mnt") as m:
+        assert sorted(os.listdir(os.path.join(m.point, "vms"))) == ["other", "web"]
+        time.sleep(0.5)
+        assert not fault_lines(m.stderr()), "listing planned web: %s" % m.stderr()
+        assert os.path.isdir(os.path.join(m.point, "vms", "other"))
+        assert m.said("cannot be read"), "web was not planned ahead: %s" % m.stderr()
+        assert {path for path, _ in fault_lines(m.stderr())} == {
+            [d["path"] for d in vm["disks"] if d["bus"] == "scsi"][0],
+            os.path.join(store, DISKS, "web_2.vhd")}, m.stderr()
+        assert sorted(os.listdir(os.path.join(m.point, "snapshots", "web"))) == ["latest", "s1"]
+
+
 def show_id(store, name):
     return as_json(ok("vm", "show", "--json", "--store", store, name))["id"]
 
