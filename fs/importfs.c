@@ -50,8 +50,21 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->attr_timeout = 10;
 	cfg->entry_timeout = 10;
 	cfg->negative_timeout = 0;
-	conn->max_write = 1 << 20;
-	conn->want &= ~FUSE_CAP_SPLICE_READ; /* writes come in whole: no copy saved by splice */
+	/*
+	 * Writes are spliced from the kernel to their files (importfs_op_write_buf). libfuse
+	 * splices a request only into a pipe that holds it whole, header included, and a
+	 * pipe grows past /proc/sys/fs/pipe-max-size (1 MiB) only with CAP_SYS_RESOURCE: so
+	 * writes of 1 MiB less a page, which a pipe of the default size limit takes.
+	 */
+	conn->max_write = (1 << 20) - 4096;
+#ifdef __SANITIZE_THREAD__
+	/* ThreadSanitizer sees read(2) and writev(2) of /dev/fuse order a request after the
+	 * reply before it, not splice(2): under it, writes are read, so that it sees the order. */
+	conn->want &= ~FUSE_CAP_SPLICE_READ;
+#else
+	if (conn->capable & FUSE_CAP_SPLICE_READ)
+		conn->want |= FUSE_CAP_SPLICE_READ;
+#endif
 	return fs;
 }
 
@@ -73,7 +86,7 @@ static const struct fuse_operations ops = {
 	.create = importfs_op_create,
 	.open = importfs_op_open,
 	.read = importfs_op_read,
-	.write = importfs_op_write,
+	.write_buf = importfs_op_write_buf,
 	.flush = importfs_op_flush,
 	.release = importfs_op_release,
 	.fsync = importfs_op_fsync,

@@ -149,11 +149,13 @@ int importfs_op_read(const char *path, char *buf, size_t size, off_t off, struct
 	return n < 0 ? -errno : (int)n;
 }
 
-int importfs_op_write(const char *path, const char *buf, size_t size, off_t off,
-		      struct fuse_file_info *fi)
+int importfs_op_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
+			  struct fuse_file_info *fi)
 {
 	struct importfs_handle *h = (struct importfs_handle *)(uintptr_t)fi->fh;
-	int failing, rc;
+	size_t size = fuse_buf_size(buf), done = 0;
+	struct fuse_bufvec to = FUSE_BUFVEC_INIT(size);
+	int failing;
 
 	(void)path;
 	if (!h->imp || h->fd < 0)
@@ -161,9 +163,21 @@ int importfs_op_write(const char *path, const char *buf, size_t size, off_t off,
 	failing = atomic_load(&h->imp->failing);
 	if (failing)
 		return -failing;
-	rc = fsutil_pwrite_full(h->fd, buf, size, (uint64_t)off);
-	if (rc < 0)
-		return importfs_write_failed(importfs_of(), h->imp, -rc);
+	/* The bytes go from the kernel's pipe to the file, never through this process's
+	 * memory, when the kernel spliced them (FUSE_CAP_SPLICE_READ); written from memory
+	 * otherwise. */
+	to.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY;
+	to.buf[0].fd = h->fd;
+	to.buf[0].pos = off;
+	while (done < size) {
+		/* Both vectors move on as they are copied: a short copy goes on where it
+		 * stopped, and a failure after a short one says its errno. */
+		ssize_t n = fuse_buf_copy(&to, buf, 0);
+
+		if (n <= 0)
+			return importfs_write_failed(importfs_of(), h->imp, n < 0 ? (int)-n : EIO);
+		done += (size_t)n;
+	}
 	h->written = true;
 	/* Start the file's writeback as it comes: the disk works while the copy goes on,
 	 * and the fsync at its close has little left to wait for. */

@@ -163,8 +163,8 @@ int importfs_op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 int importfs_op_open(const char *path, struct fuse_file_info *fi);
 int importfs_op_read(const char *path, char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi);
-int importfs_op_write(const char *path, const char *buf, size_t size, off_t off,
-		      struct fuse_file_info *fi);
+int importfs_op_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
+			  struct fuse_file_info *fi);
 int importfs_op_flush(const char *path, struct fuse_file_info *fi);
 int importfs_op_release(const char *path, struct fuse_file_info *fi);
 int importfs_op_fsync(const char *path, int datasync, struct fuse_file_info *fi);

@@ -399,16 +399,23 @@ def test_descriptors_run_out():
         assert digest(os.path.join(m.point, rel)) == digest(fault["carried"][0])
 
 
+def web_damaged_and_other(name):
+    """A store @name: web with a damaged disk (damaged_vhd) and other, a VM with a disk.
+    Returns the store and web."""
+    need("fusermount3")
+    store = new_store(name)
+    vm = make_vm(store)
+    ok("vm", "new", "--store", store, "--disk", "ide:4M", "other")
+    damaged_vhd(store, vm)
+    return store, vm
+
+
 def test_a_vm_is_planned_when_first_looked_up():
     """The mount lists the store's VMs from their configurations and plans a VM when one
     of its names is first looked up: listing vms/, raw/, snapshots/ and by-id/ reads none
     of web's disks (its damaged disk is not said), looking at web plans it (said once),
     and every name listed before is there, with what a plan of the whole store shows."""
-    need("fusermount3")
-    store = new_store("lazy")
-    vm = make_vm(store)
-    ok("vm", "new", "--store", store, "--disk", "ide:4M", "other")
-    damaged_vhd(store, vm)
+    store, vm = web_damaged_and_other("lazy")
     with Mount(store, "mnt") as m:
         listed = {top: sorted(os.listdir(os.path.join(m.point, top)))
                   for top in ("vms", "raw", "snapshots", "by-id")}
@@ -438,11 +445,7 @@ def test_a_lookup_plans_the_next_vms_ahead():
     """A lookup that plans a VM has the next VMs of the listing planned in the background
     (a walk looks at them next): looking at other alone plans web too, whose damaged disk
     is then said though nothing looked at web; web is then served as planned."""
-    need("fusermount3")
-    store = new_store("ahead")
-    vm = make_vm(store)
-    ok("vm", "new", "--store", store, "--disk", "ide:4M", "other")
-    damaged_vhd(store, vm)
+    store, vm = web_damaged_and_other("ahead")
     with Mount(store, "mnt") as m:
         assert sorted(os.listdir(os.path.join(m.point, "vms"))) == ["other", "web"]
         time.sleep(0.5)
