@@ -219,9 +219,20 @@ int export_map_at(struct export_file *f, struct segments *segs, uint64_t offset,
 	return stream_map(f->stream, segs, node->start + offset, len, err);
 }
 
+/* Whether @ctx's sources are as planned (lease_guard_renew()). */
+static bool sources_unchanged(void *ctx)
+{
+	struct error err;
+
+	return export_file_check_unchanged(ctx, &err) == 0;
+}
+
 bool export_read_begin(struct export_file *f)
 {
-	return lease_guard_enter(f->guard);
+	if (lease_guard_enter(f->guard))
+		return true;
+	/* A writer that opened a source and has closed it unchanged: leased again. */
+	return lease_guard_renew(f->guard, sources_unchanged, f) && lease_guard_enter(f->guard);
 }
 
 void export_read_end(struct export_file *f)

@@ -23,9 +23,13 @@ struct lease_guard {
 	 * reader sees it cleared or the service sees the reader. */
 	atomic_uint inflight;
 	atomic_bool leased;
-	/* Some lease_guard_add() did not get its lease, or one was given back:
-	 * never leased again. Guarded by svc.mu. */
+	/* Some lease_guard_add() did not get its lease: never leased. Guarded by svc.mu. */
 	bool failed;
+	/* A lease was broken and the leases given back (or to be): leased again only by
+	 * lease_guard_renew(), tried at most every RENEW_NS (when @next_renew has passed,
+	 * CLOCK_MONOTONIC nanoseconds). Guarded by svc.mu. */
+	bool broken;
+	atomic_uint_fast64_t next_renew;
 	/* Broken while reads were in flight: the leases are given back once they
 	 * have ended (the service looks again every PENDING_NS). Guarded by svc.mu. */
 	bool pending;
@@ -93,7 +97,7 @@ static void on_break(int fd)
 	struct lease_guard *g = fd >= 0 && (size_t)fd < svc.cap ? svc.by_fd[fd] : NULL;
 
 	if (g && atomic_load(&g->leased) && fcntl(fd, F_GETLEASE) != F_RDLCK) {
-		g->failed = true;
+		g->broken = true;
 		atomic_store(&g->leased, false);
 		give_back(g);
 	}
@@ -208,9 +212,18 @@ static bool table_fits(int fd)
 	return true;
 }
 
+/* With svc.mu held: a read lease on @fd, its break signalled to the service's thread. Each
+ * time: giving a lease back clears whom the kernel signals (the process then, with SIGIO). */
+static bool take_lease(int fd)
+{
+	struct f_owner_ex owner = {.type = F_OWNER_TID, .pid = svc.tid};
+
+	return fcntl(fd, F_SETSIG, break_signal()) == 0 && fcntl(fd, F_SETOWN_EX, &owner) == 0 &&
+	       fcntl(fd, F_SETLEASE, F_RDLCK) == 0;
+}
+
 bool lease_guard_add(struct lease_guard *g, int fd)
 {
-	struct f_owner_ex owner = {.type = F_OWNER_TID};
 	bool had = false;
 
 	if (g->count == g->cap) {
@@ -223,13 +236,11 @@ bool lease_guard_add(struct lease_guard *g, int fd)
 		}
 	}
 	pthread_mutex_lock(&svc.mu);
-	owner.pid = svc.tid;
 	/* In the table first, so that a break as soon as the lease is had finds it. */
 	if (!g->failed && fd >= 0 && g->count < g->cap && svc.running && table_fits(fd) &&
-	    !svc.by_fd[fd] && fcntl(fd, F_SETSIG, break_signal()) == 0 &&
-	    fcntl(fd, F_SETOWN_EX, &owner) == 0) {
+	    !svc.by_fd[fd]) {
 		svc.by_fd[fd] = g;
-		if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
+		if (take_lease(fd)) {
 			g->fds[g->count++] = fd;
 			had = true;
 		} else {
@@ -239,7 +250,7 @@ bool lease_guard_add(struct lease_guard *g, int fd)
 	if (!had)
 		g->failed = true;
 	/* Leased while every add so far had its lease and none was given back. */
-	atomic_store(&g->leased, !g->failed);
+	atomic_store(&g->leased, !g->failed && !g->broken);
 	pthread_mutex_unlock(&svc.mu);
 	return had;
 }
@@ -258,6 +269,50 @@ bool lease_guard_enter(struct lease_guard *g)
 void lease_guard_leave(struct lease_guard *g)
 {
 	atomic_fetch_sub(&g->inflight, 1);
+}
+
+/* How often lease_guard_renew() tries a guard again. */
+#define RENEW_NS (1000ull * 1000 * 1000)
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+bool lease_guard_renew(struct lease_guard *g, bool (*unchanged)(void *ctx), void *ctx)
+{
+	uint64_t now = now_ns(), next;
+	unsigned taken = 0;
+	bool ok;
+
+	if (!g || atomic_load(&g->leased))
+		return false;
+	/* One try a RENEW_NS, by one reader: the others read the checked way meanwhile. */
+	next = atomic_load(&g->next_renew);
+	if (now < next || !atomic_compare_exchange_strong(&g->next_renew, &next, now + RENEW_NS))
+		return false;
+	pthread_mutex_lock(&svc.mu);
+	/* Broken and given back: not while reads from before the break are in flight. */
+	ok = svc.running && !g->failed && g->broken && !g->pending;
+	for (; ok && taken < g->count; taken++) {
+		int fd = g->fds[taken];
+
+		ok = (size_t)fd < svc.cap && svc.by_fd[fd] == g && take_lease(fd);
+	}
+	/* Leased again (no writer can change them now): the sources must be as planned. */
+	if (ok && unchanged(ctx)) {
+		g->broken = false;
+		atomic_store(&g->leased, true);
+	} else {
+		for (unsigned i = 0; i < taken; i++)
+			fcntl(g->fds[i], F_SETLEASE, F_UNLCK);
+	}
+	ok = atomic_load(&g->leased);
+	pthread_mutex_unlock(&svc.mu);
+	return ok;
 }
 
 void lease_guard_free(struct lease_guard *g)

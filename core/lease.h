@@ -19,7 +19,9 @@
  * for the kernel's lease-break-time): the writer can only write after them. A read
  * that finds its guard unleased falls back to reading by copy and checking
  * its sources' identity after (export_file.c), as files without a lease
- * are always read; a lease is an optimization, never the only check.
+ * are always read; a lease is an optimization, never the only check. Once
+ * the writers have closed the files, lease_guard_renew() leases them again
+ * if they are unchanged.
  *
  * A lease cannot be had (the guard is never leased) when the service is not
  * running, when some process has the file open for writing, when the daemon
@@ -65,6 +67,16 @@ bool lease_guard_enter(struct lease_guard *guard);
 
 /** End a read that lease_guard_enter() let in. */
 void lease_guard_leave(struct lease_guard *guard);
+
+/**
+ * Lease @guard's files again after a break, once their writers have closed
+ * them (no lease is given while one is open for writing): then, under the
+ * leases, @unchanged(@ctx) says whether the files are as they were (when not,
+ * the guard stays unleased). Tried at most once a second a guard, by one
+ * caller at a time; never for a guard that lacked a lease from the start.
+ * Returns whether @guard is leased again.
+ */
+bool lease_guard_renew(struct lease_guard *guard, bool (*unchanged)(void *ctx), void *ctx);
 
 /**
  * Give back @guard's leases and free it (not the descriptors), once the reads

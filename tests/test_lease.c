@@ -181,6 +181,19 @@ static void test_held_read_holds_up_its_file_alone(void **state)
 }
 
 /* A file open for writing gets no lease: its reads are checked. */
+/* lease_guard_renew()'s question, counted in *@ctx: the sources are unchanged, or not. */
+static bool unchanged(void *ctx)
+{
+	++*(int *)ctx;
+	return true;
+}
+
+static bool changed(void *ctx)
+{
+	++*(int *)ctx;
+	return false;
+}
+
 static void test_no_lease_while_written(void **state)
 {
 	struct fixture *f = *state;
@@ -191,8 +204,88 @@ static void test_no_lease_while_written(void **state)
 	assert_non_null(g);
 	assert_false(lease_guard_add(g, f->fd));
 	assert_false(lease_guard_enter(g));
-	lease_guard_free(g);
+	/* Never leased: never leased again either, written or not. */
 	close(w);
+	assert_false(lease_guard_renew(g, unchanged, &(int){0}));
+	lease_guard_free(g);
+}
+
+/* A guard whose lease a writer broke (the writer has ended). */
+static struct lease_guard *broken_guard(struct fixture *f)
+{
+	struct lease_guard *g = lease_guard_new();
+	int words;
+	pid_t pid;
+
+	assert_non_null(g);
+	assert_true(lease_guard_add(g, f->fd));
+	pid = start_writer(f->path, &words);
+	assert_int_equal(byte_within(words, 10000), 'r');
+	assert_int_equal(byte_within(words, 10000), 'o');
+	end_writer(pid, words);
+	assert_false(lease_guard_enter(g));
+	return g;
+}
+
+/* Once the writer has closed the file, the guard is leased again if the sources are
+ * unchanged, and reads enter under it; a writer breaks the new lease as the first. */
+static void test_leased_again_once_the_writer_closed(void **state)
+{
+	struct fixture *f = *state;
+	struct lease_guard *g = broken_guard(f);
+	int asked = 0, words;
+	pid_t pid;
+
+	assert_true(lease_guard_renew(g, unchanged, &asked));
+	assert_int_equal(asked, 1);
+	assert_true(lease_guard_enter(g));
+	lease_guard_leave(g);
+	pid = start_writer(f->path, &words);
+	assert_int_equal(byte_within(words, 10000), 'r');
+	assert_int_equal(byte_within(words, 10000), 'o');
+	end_writer(pid, words);
+	assert_false(lease_guard_enter(g));
+	lease_guard_free(g);
+}
+
+/* No lease again while the file is open for writing; tried again a second later. */
+static void test_not_leased_again_while_written(void **state)
+{
+	struct fixture *f = *state;
+	struct lease_guard *g = broken_guard(f);
+	int w = open(f->path, O_WRONLY), asked = 0;
+
+	assert_true(w >= 0);
+	assert_false(lease_guard_renew(g, unchanged, &asked));
+	assert_int_equal(asked, 0);
+	close(w);
+	/* At most one try a second. */
+	assert_false(lease_guard_renew(g, unchanged, &asked));
+	usleep(1100 * 1000);
+	assert_true(lease_guard_renew(g, unchanged, &asked));
+	assert_true(lease_guard_enter(g));
+	lease_guard_leave(g);
+	lease_guard_free(g);
+}
+
+/* Sources changed since: not leased again, and the reads stay checked. */
+static void test_changed_sources_stay_unleased(void **state)
+{
+	struct fixture *f = *state;
+	struct lease_guard *g = broken_guard(f);
+	int asked = 0;
+
+	assert_false(lease_guard_renew(g, changed, &asked));
+	assert_int_equal(asked, 1);
+	assert_false(lease_guard_enter(g));
+	/* The leases taken to look were given back: a writer opens at once. */
+	{
+		int w = open(f->path, O_WRONLY | O_NONBLOCK);
+
+		assert_true(w >= 0);
+		close(w);
+	}
+	lease_guard_free(g);
 }
 
 /* One source without a lease: the guard is not leased, whatever the others. */
@@ -233,7 +326,8 @@ int main(void)
 		T(test_lease_broken_by_writer), T(test_writer_waits_for_reads),
 		T(test_held_read_holds_up_its_file_alone),
 		T(test_no_lease_while_written), T(test_one_missing_is_enough),
-		T(test_no_service),
+		T(test_no_service), T(test_leased_again_once_the_writer_closed),
+		T(test_not_leased_again_while_written), T(test_changed_sources_stay_unleased),
 	};
 #undef T
 

@@ -276,6 +276,49 @@ def test_reads_spliced_from_the_store():
         spliced, copied)
 
 
+def test_leased_again_once_a_writer_closes_unchanged():
+    """An open disk's reads are spliced under a lease; a writer opening its source breaks it
+    (the reads are copied and checked while the writer holds it open); once the writer has
+    closed it unchanged, the reads are spliced again, from the same open file."""
+    store = demo()
+    source = os.path.join(store, DISKS, "blog.vhd")
+    want = digest(source)
+    with Mount(store, "mnt") as m:
+        path = os.path.join(m.point, "vms", "blog", DISKS, "blog.vhd")
+        size = os.stat(path).st_size
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+
+        def read_all():
+            """What the daemon read itself to serve the whole file, and its digest."""
+            before, out = rchar(m.proc.pid), bytearray()
+            while len(out) < size:
+                data = os.pread(fd, 1 << 20, len(out))
+                assert data, "end of file at %d of %d" % (len(out), size)
+                out += data
+            return rchar(m.proc.pid) - before, hashlib.sha256(out).hexdigest()
+
+        try:
+            read_all()  # the VMs planned ahead of this lookup are read meanwhile
+            leased, got = read_all()
+            assert got == want
+            writer = os.open(source, os.O_WRONLY)  # breaks the lease, writes nothing
+            try:
+                broken, got = read_all()
+                assert got == want
+            finally:
+                os.close(writer)
+            time.sleep(1.2)  # a lease is tried again at most once a second
+            renewed, got = read_all()
+            assert got == want
+        finally:
+            os.close(fd)
+    print("# the daemon read %d bytes leased, %d with a writer, %d after it (%d-byte file)" % (
+        leased, broken, renewed, size))
+    assert broken >= size, "with the source open for writing the reads were not copied"
+    assert leased * 10 < size and renewed * 10 < size, "reads not spliced: %d, %d" % (
+        leased, renewed)
+
+
 # ---- 3. unmounting while files are read ----
 
 def start_readers(point):
