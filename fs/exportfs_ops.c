@@ -216,7 +216,10 @@ bool exportfs_plan_ahead(struct exportfs *fs, size_t *next)
 	exportfs_gen_ref(fs, gen);
 	pthread_rwlock_unlock(&fs->lock);
 	pthread_mutex_lock(&fs->expand_lock);
-	count = gen->vm_count;
+	/* A tree replaced meanwhile: the new one is planned when looked at. */
+	pthread_rwlock_rdlock(&fs->lock);
+	count = gen == fs->current ? gen->vm_count : 0;
+	pthread_rwlock_unlock(&fs->lock);
 	/* A listing entry is kept for as long as its VM is to plan (exportfs_inode.h). */
 	for (size_t k = 0; k < count && at == SIZE_MAX; k++)
 		if (gen->names[(*next + k) % count])
@@ -312,6 +315,7 @@ static void exportfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *na
 	rc = listed(fs, parent);
 	for (int tries = 0;; tries++) {
 		fuse_ino_t ino;
+		size_t vm;
 
 		if (!rc)
 			rc = settle(fs, parent);
@@ -336,9 +340,10 @@ static void exportfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *na
 		/* A VM listed, not planned: planned now, then looked up again. The next ones
 		 * are planned ahead meanwhile: a walk looks at them next. */
 		ino = child->ino;
+		vm = child->node->vm;
 		done(fs);
 		if (tries == 0)
-			exportfs_wake_ahead(fs, child->node->vm + 1);
+			exportfs_wake_ahead(fs, vm + 1);
 		rc = tries < 4 ? settle(fs, ino) : EIO;
 	}
 	memset(&e, 0, sizeof(e));
