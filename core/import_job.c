@@ -7,6 +7,7 @@
 #include "asuser.h"
 #include "beneath.h"
 #include "chain.h"
+#include "clock.h"
 #include "config.h"
 #include "error.h"
 #include "hyperv.h"
@@ -49,14 +50,6 @@ struct import_job {
 	struct asuser user;	   /* the writer of its document, if not root */
 	struct asuser_scope scope; /* what the check and the run read, and how */
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- issues ---- */
 
@@ -584,7 +577,7 @@ enum import_job_result import_job_run(struct import_job *job, uint64_t quiet_sin
 	pthread_mutex_lock(&job->lock);
 	snprintf(job->vm_id, sizeof(job->vm_id), "%s", id);
 	job->vm_name = strdup(job->settings.name ? job->settings.name : "");
-	job->settle_to_commit = (double)(now_ns() - quiet_since) / 1e9;
+	job->settle_to_commit = (double)(clock_monotonic_ns() - quiet_since) / 1e9;
 	job->state = IMPORT_STATE_REGISTERED;
 	pthread_mutex_unlock(&job->lock);
 	import_settings_free(&job->settings);

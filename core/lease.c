@@ -3,6 +3,7 @@
  */
 #include "lease.h"
 
+#include "clock.h"
 #include "error.h"
 
 #include <errno.h>
@@ -274,17 +275,9 @@ void lease_guard_leave(struct lease_guard *g)
 /* How often lease_guard_renew() tries a guard again. */
 #define RENEW_NS (1000ull * 1000 * 1000)
 
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
 bool lease_guard_renew(struct lease_guard *g, bool (*unchanged)(void *ctx), void *ctx)
 {
-	uint64_t now = now_ns(), next;
+	uint64_t now = clock_monotonic_ns(), next;
 	unsigned taken = 0;
 	bool ok;
 

@@ -211,15 +211,14 @@ bool exportfs_plan_ahead(struct exportfs *fs, size_t *next)
 	struct exportfs_gen *gen;
 	size_t count, at = SIZE_MAX;
 
+	/* The tree served once expand_lock is held (one replaced meanwhile would not be): a
+	 * reference keeps it while its VM is planned. */
+	pthread_mutex_lock(&fs->expand_lock);
 	pthread_rwlock_rdlock(&fs->lock);
 	gen = fs->current;
 	exportfs_gen_ref(fs, gen);
 	pthread_rwlock_unlock(&fs->lock);
-	pthread_mutex_lock(&fs->expand_lock);
-	/* A tree replaced meanwhile: the new one is planned when looked at. */
-	pthread_rwlock_rdlock(&fs->lock);
-	count = gen == fs->current ? gen->vm_count : 0;
-	pthread_rwlock_unlock(&fs->lock);
+	count = gen->vm_count;
 	/* A listing entry is kept for as long as its VM is to plan (exportfs_inode.h). */
 	for (size_t k = 0; k < count && at == SIZE_MAX; k++)
 		if (gen->names[(*next + k) % count])

@@ -10,6 +10,7 @@
 
 #include "importfs_internal.h"
 
+#include "clock.h"
 #include "error.h"
 #include "log.h"
 
@@ -56,7 +57,7 @@ static void check_and_register(struct importfs *fs, struct importfs_import *imp,
 	pthread_rwlock_wrlock(&imp->rw);
 	if (!imp->gone && atomic_load(&imp->writers) == 0 && atomic_load(&imp->last_ns) == last) {
 		atomic_store(&imp->dirty, false);
-		imp->checked_ns = importfs_now_ns();
+		imp->checked_ns = clock_monotonic_ns();
 		result = import_job_check(imp->job);
 		/* What the copy tool wrote, before the registration changes a byte: from now on
 		 * the folder's operations use it. */
@@ -89,7 +90,7 @@ static void look_at(struct importfs *fs, struct importfs_import *imp)
 	int failing = atomic_load(&imp->failing);
 	uint64_t last = atomic_load(&imp->last_ns);
 	enum import_state state = import_job_state(imp->job);
-	uint64_t now = importfs_now_ns();
+	uint64_t now = clock_monotonic_ns();
 
 	if ((state != IMPORT_STATE_COPYING && state != IMPORT_STATE_WAITING) || imp->gone)
 		return;

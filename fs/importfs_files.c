@@ -10,6 +10,7 @@
 #include "importfs_internal.h"
 
 #include "beneath.h"
+#include "clock.h"
 #include "error.h"
 #include "fsutil.h"
 #include "import.h"
@@ -186,7 +187,7 @@ int importfs_op_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
 		sync_file_range(h->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	}
 	atomic_fetch_add(&h->imp->bytes, size);
-	atomic_store(&h->imp->last_ns, importfs_now_ns());
+	atomic_store(&h->imp->last_ns, clock_monotonic_ns());
 	return (int)size;
 }
 

@@ -103,8 +103,6 @@ struct importfs_where {
 /** The mount of the calling request. */
 struct importfs *importfs_of(void);
 
-uint64_t importfs_now_ns(void);
-
 /** Something changed in @imp: its check waits for quiet again. */
 void importfs_touch(struct importfs_import *imp);
 

@@ -10,6 +10,7 @@
 #include "importfs_internal.h"
 
 #include "beneath.h"
+#include "clock.h"
 #include "import.h"
 #include "import_mount.h"
 #include "import_status.h"
@@ -34,17 +35,9 @@ struct importfs *importfs_of(void)
 	return fuse_get_context()->private_data;
 }
 
-uint64_t importfs_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 void importfs_touch(struct importfs_import *imp)
 {
-	atomic_store(&imp->last_ns, importfs_now_ns());
+	atomic_store(&imp->last_ns, clock_monotonic_ns());
 	atomic_store(&imp->dirty, true);
 }
 
