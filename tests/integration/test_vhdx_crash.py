@@ -104,14 +104,22 @@ def test_killed_at_random_moments():
         while kills < 30 and done < len(plan):
             proc = subprocess.Popen([VHDXWRITE, "pattern", "w.vhdx", "plan.txt", str(done)],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            time.sleep(rng.uniform(0.005, 0.2))
+            # Killed after a number of writes (it says each one done), then a moment more:
+            # the moment falls anywhere, in the open or its replay, a write or its log, and
+            # 30 kills come before the plan's end however fast the disk.
+            said = 0
+            for _ in range(rng.randrange(40)):
+                if not proc.stdout.readline():
+                    break
+                said += 1
+            time.sleep(rng.uniform(0, 0.004))
             proc.send_signal(signal.SIGKILL)
             out, err = proc.communicate()
             if proc.returncode == 0:
                 done = len(plan)
                 break
             assert proc.returncode == -signal.SIGKILL, (proc.returncode, err)
-            done += len(out.split())
+            done += said + len(out.split())
             kills += 1
             old, new = progress.at(done)
             check_crashed("w.vhdx", old, new, logical,
