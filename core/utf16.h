@@ -1,7 +1,9 @@
 /*
- * utf16.h - UTF-8 <-> UTF-16 conversion (through iconv) for the strings that
- * VHD files keep in UTF-16: the Parent Unicode Name (big-endian) and the
- * Windows parent locators (little-endian).
+ * utf16.h - UTF-8 <-> UTF-16 conversion for the strings that VHD and VHDX
+ * files keep in UTF-16 (the Parent Unicode Name, big-endian; the parent
+ * locators, little-endian) and for configurations written in UTF-16LE.
+ * Strict both ways: UTF-8 as utf8_decode() takes it, UTF-16 without a lone
+ * surrogate.
  */
 #ifndef IMPEX_UTF16_H
 #define IMPEX_UTF16_H

@@ -1,12 +1,16 @@
 /*
  * Unit tests of core/utf16: the UTF-16 of parent names (big-endian) and
- * locators (little-endian), byte sequences written out by hand.
+ * locators (little-endian), byte sequences written out by hand; then random
+ * texts, valid and not, against glibc's iconv as the referee.
  */
 #include <errno.h>
+#include <iconv.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -62,11 +66,140 @@ static void test_decode(void **state)
 	assert_int_equal(utf16_decode(le, sizeof(le), UTF16_LE, out, 3, &err), -ENAMETOOLONG);
 }
 
+/* iconv's conversion of @len bytes at @in: its length, or -1 where it refuses the input
+ * (*@at: where). */
+static long referee(const char *to, const char *from, const void *in, size_t len, char *out,
+		    size_t cap, size_t *at)
+{
+	iconv_t cd = iconv_open(to, from);
+	char *inp = (char *)in, *outp = out;
+	size_t left = len, room = cap;
+	size_t rc;
+
+	assert_true(cd != (iconv_t)-1);
+	rc = iconv(cd, &inp, &left, &outp, &room);
+	iconv_close(cd);
+	*at = len - left;
+	return rc == (size_t)-1 ? -1 : (long)(cap - room);
+}
+
+/* A random code unit: mostly ASCII, some of every range, surrogates among them. */
+static uint16_t random_unit(unsigned *seed)
+{
+	static const uint16_t base[] = {0x0020, 0x00A0, 0x0800, 0xD800, 0xDC00, 0xE000, 0xFFF0};
+	int pick = rand_r(seed) % 10;
+
+	if (pick < 3)
+		return (uint16_t)(0x20 + rand_r(seed) % 0x5F);
+	return (uint16_t)(base[pick - 3] + rand_r(seed) % 0x400);
+}
+
+static void test_decode_against_iconv(void **state)
+{
+	unsigned seed = 42;
+	uint8_t in[64];
+	char ours[256], theirs[256];
+	size_t len, at, refused = 0;
+	struct error err;
+
+	(void)state;
+	for (int round = 0; round < 20000; round++) {
+		enum utf16_order order = round % 2 ? UTF16_BE : UTF16_LE;
+		size_t units = 1 + (size_t)rand_r(&seed) % 24;
+		char *got = NULL;
+		long want;
+		int rc;
+
+		for (size_t i = 0; i < units; i++) {
+			uint16_t u = random_unit(&seed);
+
+			in[2 * i + (order == UTF16_BE ? 0 : 1)] = (uint8_t)(u >> 8);
+			in[2 * i + (order == UTF16_BE ? 1 : 0)] = (uint8_t)u;
+		}
+		want = referee("UTF-8", order == UTF16_BE ? "UTF-16BE" : "UTF-16LE", in, units * 2,
+			       theirs, sizeof(theirs), &at);
+		rc = utf16_decode_alloc(in, units * 2, order, &got, &len, &err);
+		if (want < 0) {
+			assert_int_equal(rc, -EILSEQ);
+			snprintf(ours, sizeof(ours), "at byte %zu", at);
+			assert_non_null(strstr(error_message(&err), ours));
+			refused++;
+			continue;
+		}
+		assert_int_equal(rc, 0);
+		assert_int_equal(len, (size_t)want);
+		assert_memory_equal(got, theirs, len);
+		free(got);
+	}
+	/* Both kinds were met. */
+	assert_true(refused > 1000 && refused < 19000);
+}
+
+static void test_encode_against_iconv(void **state)
+{
+	unsigned seed = 7;
+	uint8_t in[64];
+	char ours[256], theirs[256];
+	size_t len, at, refused = 0;
+	struct error err;
+
+	(void)state;
+	for (int round = 0; round < 20000; round++) {
+		enum utf16_order order = round % 2 ? UTF16_BE : UTF16_LE;
+		size_t n = 1 + (size_t)rand_r(&seed) % 32;
+		char *got = NULL;
+		long want;
+		int rc;
+
+		/* Bytes from a valid text, with one changed at random now and then. */
+		for (size_t i = 0; i < n;) {
+			char one[8];
+			size_t unit_len;
+			uint32_t u = random_unit(&seed);
+
+			if (u >= 0xD800 && u <= 0xDFFF)
+				u += 0x10000; /* a code point past U+FFFF instead: 4 bytes */
+			if (u < 0x80) {
+				one[0] = (char)u, unit_len = 1;
+			} else if (u < 0x800) {
+				one[0] = (char)(0xC0 | u >> 6), unit_len = 2;
+			} else if (u < 0x10000) {
+				one[0] = (char)(0xE0 | u >> 12), unit_len = 3;
+			} else {
+				one[0] = (char)(0xF0 | u >> 18), unit_len = 4;
+			}
+			for (size_t k = unit_len - 1; k > 0; k--)
+				one[k] = (char)(0x80 | (u >> (6 * (unit_len - 1 - k)) & 0x3F));
+			for (size_t k = 0; k < unit_len && i < n; k++)
+				in[i++] = (uint8_t)one[k];
+		}
+		if (rand_r(&seed) % 3 == 0)
+			in[rand_r(&seed) % n] = (uint8_t)rand_r(&seed);
+		want = referee(order == UTF16_BE ? "UTF-16BE" : "UTF-16LE", "UTF-8", in, n, theirs,
+			       sizeof(theirs), &at);
+		rc = utf16_encode_alloc((const char *)in, n, order, &got, &len, &err);
+		if (want < 0) {
+			assert_int_equal(rc, -EILSEQ);
+			snprintf(ours, sizeof(ours), "at byte %zu", at);
+			assert_non_null(strstr(error_message(&err), ours));
+			refused++;
+			continue;
+		}
+		assert_int_equal(rc, 0);
+		assert_int_equal(len, (size_t)want);
+		assert_memory_equal(got, theirs, len);
+		free(got);
+	}
+	assert_true(refused > 1000 && refused < 19000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_encode),
 		cmocka_unit_test(test_decode),
+		cmocka_unit_test(test_decode_against_iconv),
+		cmocka_unit_test(test_encode_against_iconv),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
