@@ -34,6 +34,56 @@ void config_free(struct config *c)
 	free(c);
 }
 
+static char *dup_or_null(const char *s, bool *failed)
+{
+	char *copy = s ? strdup(s) : NULL;
+
+	if (s && !copy)
+		*failed = true;
+	return copy;
+}
+
+/* Give each node under @to the span of its twin under @from, in @spans instead of @c's. */
+static void copy_spans(const struct config *c, struct span *spans, xmlNodePtr from, xmlNodePtr to)
+{
+	for (; from && to; from = from->next, to = to->next) {
+		const struct span *had = from->_private;
+
+		to->_private = had ? spans + (had - c->spans) : NULL;
+		copy_spans(c, spans, from->children, to->children);
+	}
+}
+
+int config_copy(const struct config *c, struct config **out)
+{
+	struct config *copy = malloc(sizeof(*copy));
+	bool failed = false;
+
+	*out = NULL;
+	if (!copy)
+		return -ENOMEM;
+	*copy = *c;
+	copy->name = dup_or_null(c->name, &failed);
+	copy->declaration = dup_or_null(c->declaration, &failed);
+	copy->after_declaration = dup_or_null(c->after_declaration, &failed);
+	copy->trailer = dup_or_null(c->trailer, &failed);
+	copy->text = malloc(c->text_len + 1);
+	copy->spans = c->spans ? malloc(c->span_count * sizeof(*c->spans)) : NULL;
+	copy->doc = xmlCopyDoc(c->doc, 1);
+	if (failed || !copy->text || (c->spans && !copy->spans) || !copy->doc) {
+		config_free(copy);
+		return -ENOMEM;
+	}
+	memcpy(copy->text, c->text, c->text_len + 1);
+	if (c->spans) {
+		memcpy(copy->spans, c->spans, c->span_count * sizeof(*c->spans));
+		copy_spans(c, copy->spans, xmlDocGetRootElement(c->doc),
+			   xmlDocGetRootElement(copy->doc));
+	}
+	*out = copy;
+	return 0;
+}
+
 const char *config_name(const struct config *c)
 {
 	return c->name;
@@ -246,9 +296,11 @@ int config_parse(struct config **out, const void *data, size_t len, const char *
 		rc = error_set(err, ENOMEM, "out of memory");
 		goto fail;
 	}
-	/* The text is UTF-8 now, whatever the declaration says. */
+	/* The text is UTF-8 now, whatever the declaration says. COMPACT: short texts are kept
+	 * in their nodes, fewer allocations. */
 	c->doc = xmlCtxtReadMemory(ctxt, text, (int)text_len, name, "UTF-8",
-				   XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+				   XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
+					   XML_PARSE_COMPACT);
 	if (!c->doc || !ctxt->wellFormed) {
 		const xmlError *e = xmlCtxtGetLastError(ctxt);
 		char msg[256] = "malformed XML";

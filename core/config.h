@@ -55,6 +55,12 @@ int config_load_fd(struct config **out, int fd, const char *path, struct error *
 /** Release @config. NULL-safe. */
 void config_free(struct config *config);
 
+/**
+ * A copy of @config into *@out, edits and all, to be edited apart from it (cheaper than
+ * parsing its file again). Returns 0 or -ENOMEM.
+ */
+int config_copy(const struct config *config, struct config **out);
+
 /** The name given to config_parse(). Borrowed. */
 const char *config_name(const struct config *config);
 

@@ -53,6 +53,7 @@ struct config {
 	char *text;		 /* the file as read, in UTF-8, without a byte-order mark */
 	size_t text_len;	 /* its length in bytes */
 	struct span *spans;	 /* the nodes' spans (an array), or NULL: no splicing */
+	size_t span_count;	 /* how many */
 	char *declaration;	 /* the original "<?xml ...?>", or NULL; kept while still true */
 	char *after_declaration; /* whitespace between the declaration and the first node */
 	char *trailer;		 /* whitespace after the root element */

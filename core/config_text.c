@@ -313,6 +313,7 @@ int config_index_text(struct config *c, xmlNodePtr root)
 	}
 	if (scan_element(&s, root, &p) && s.used == s.count) {
 		c->spans = s.spans;
+		c->span_count = s.count;
 		return 0;
 	}
 	forget_spans(root);

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uuid/uuid.h>
 
 void export_settings_default(struct export_settings *settings)
@@ -46,7 +47,28 @@ struct export_planner {
 	 * which are then opened once. None between plans: a file changed in the store is
 	 * opened anew. Reads (export_open) never use it. */
 	struct chain_cache *cache;
+	/* While one VM is planned too: the configurations read that are read again, its
+	 * snapshots' (its folder and theirs edit them), unedited. */
+	struct read_config *configs;
+	size_t config_count;
 };
+
+struct read_config {
+	char *path;
+	struct stat st; /* of the file read */
+	struct config *config;
+};
+
+static void forget_configs(struct export_planner *p)
+{
+	for (size_t i = 0; i < p->config_count; i++) {
+		free(p->configs[i].path);
+		config_free(p->configs[i].config);
+	}
+	free(p->configs);
+	p->configs = NULL;
+	p->config_count = 0;
+}
 
 int export_planner_new(struct store *store, const struct export_settings *settings,
 		       const struct export_notes *notes, struct export_planner **out,
@@ -70,6 +92,7 @@ void export_planner_free(struct export_planner *p)
 	if (!p)
 		return;
 	chain_cache_free(p->cache);
+	forget_configs(p);
 	free(p);
 }
 
@@ -90,6 +113,7 @@ void export_planner_vm_end(struct export_planner *p, bool opened)
 		return;
 	chain_cache_free(p->cache);
 	p->cache = NULL;
+	forget_configs(p);
 }
 
 int export_planner_open_chain(struct export_planner *p, const struct store_disk *disk, bool partial,
@@ -131,12 +155,11 @@ void export_edits_add(struct export_edits *e, const char *key, const char *type,
 		e->failed = true;
 }
 
-/* The bytes of configuration @path with @edits made. */
-int export_config_make(const char *path, const struct export_edit *edits, size_t count,
+/* The bytes of @config with @edits made (it is edited). */
+static int make_edited(struct config *config, const struct export_edit *edits, size_t count,
 		       char **bytes, size_t *len, struct error *err)
 {
-	struct config *config = NULL;
-	int rc = config_load(&config, path, err);
+	int rc = 0;
 
 	for (size_t i = 0; rc == 0 && i < count; i++) {
 		char *had = NULL;
@@ -149,26 +172,85 @@ int export_config_make(const char *path, const struct export_edit *edits, size_t
 		else
 			config_remove(config, edits[i].key);
 	}
+	return rc == 0 ? config_serialize(config, bytes, len, err) : rc;
+}
+
+/* The bytes of configuration @path with @edits made. */
+int export_config_make(const char *path, const struct export_edit *edits, size_t count,
+		       char **bytes, size_t *len, struct error *err)
+{
+	struct config *config = NULL;
+	int rc = config_load(&config, path, err);
+
 	if (rc == 0)
-		rc = config_serialize(config, bytes, len, err);
+		rc = make_edited(config, edits, count, bytes, len, err);
 	config_free(config);
 	return rc;
 }
 
-/* The configuration @path with the edits of @e as the node @name of @dir; takes the edits. */
-static int add_config(struct export_node *dir, const char *name, const char *path,
-		      struct export_edits *e, struct error *err)
+/* Configuration @path into *@config (the caller's), the file read as *@st: read now, or the
+ * copy of its reading kept by @p; kept for a later call if @again (the plan reads it again). */
+static int read_config(struct export_planner *p, const char *path, bool again, struct stat *st,
+		       struct config **config, struct error *err)
+{
+	struct read_config *kept = NULL, *grown;
+	int fd, rc;
+
+	*config = NULL;
+	for (size_t i = 0; i < p->config_count && !kept; i++)
+		if (strcmp(p->configs[i].path, path) == 0)
+			kept = &p->configs[i];
+	if (kept) {
+		*st = kept->st;
+		if (again)
+			return config_copy(kept->config, config) < 0
+				       ? error_set(err, ENOMEM, "out of memory")
+				       : 0;
+		/* Its last reading: the kept one itself. */
+		*config = kept->config;
+		free(kept->path);
+		*kept = p->configs[--p->config_count];
+		return 0;
+	}
+	fd = fsutil_open_source(path, false);
+	if (fd < 0)
+		return error_errno(err, -fd, "cannot open", path);
+	rc = fstat(fd, st) < 0 ? error_errno(err, errno, "cannot stat", path) : 0;
+	if (rc == 0)
+		rc = config_load_fd(config, fd, path, err);
+	close(fd);
+	if (rc < 0 || !again || !p->cache) /* no VM being planned: nothing kept */
+		return rc;
+	grown = realloc(p->configs, (p->config_count + 1) * sizeof(*grown));
+	if (grown)
+		p->configs = grown;
+	kept = grown ? &grown[p->config_count] : NULL;
+	if (kept && (kept->path = strdup(path)) && config_copy(*config, &kept->config) == 0) {
+		kept->st = *st;
+		p->config_count++;
+	} else if (kept) {
+		free(kept->path);
+	}
+	return 0; /* kept or not, it was read */
+}
+
+/* The configuration @path with the edits of @e as the node @name of @dir; takes the edits.
+ * @again: the plan of @p reads it again. */
+static int add_config(struct export_planner *p, struct export_node *dir, const char *name,
+		      const char *path, bool again, struct export_edits *e, struct error *err)
 {
 	struct export_node *node = NULL;
+	struct config *config = NULL;
 	struct stat st;
 	char *bytes = NULL;
 	size_t len = 0;
 	int rc = e->failed ? error_set(err, ENOMEM, "out of memory") : 0;
 
-	if (rc == 0 && stat(path, &st) < 0)
-		rc = error_errno(err, errno, "cannot stat", path);
 	if (rc == 0)
-		rc = export_config_make(path, e->list, e->count, &bytes, &len, err);
+		rc = read_config(p, path, again, &st, &config, err);
+	if (rc == 0)
+		rc = make_edited(config, e->list, e->count, &bytes, &len, err);
+	config_free(config);
 	free(bytes); /* made again on open: the plan keeps only its size */
 	if (rc == 0 &&
 	    (!(node = export_node_new(name, EXPORT_FILE)) || !(node->path = strdup(path))))
@@ -346,7 +428,8 @@ static int plan_merged(struct export_planner *p, struct export_state *st, const 
 	}
 	snprintf(file, sizeof(file), "%s.xml", st->id);
 	if (rc == 0)
-		rc = add_config(export_subdir(root, HYPERV_VMS_DIR), file, config_path, &e, err);
+		rc = add_config(p, export_subdir(root, HYPERV_VMS_DIR), file, config_path, false,
+				&e, err);
 	else
 		export_edits_free(e.list, e.count);
 	if (rc == 0 && state && p->settings.copy_vm_runtime_information)
@@ -419,7 +502,7 @@ static int plan_vm(struct export_planner *p, const struct store_vm *vm, const ch
 	}
 	at = vm->disk_count;
 	snprintf(file, sizeof(file), "%s.xml", vm->id);
-	rc = add_config(vms, file, vm->config_path, &e, err);
+	rc = add_config(p, vms, file, vm->config_path, false, &e, err);
 	if (rc == 0 && vm->saved_state && settings->copy_vm_runtime_information)
 		rc = add_saved_state(vms, vm->id, vm->saved_state, NULL, NULL, err);
 	for (size_t i = 0; i < vm->snapshot_count && rc == 0; i++) {
@@ -429,7 +512,8 @@ static int plan_vm(struct export_planner *p, const struct store_vm *vm, const ch
 			export_edit_disk_paths(&e, snap->disks, snap->disk_count, &d, tops + at);
 		at += snap->disk_count;
 		snprintf(file, sizeof(file), "%s.xml", snap->id);
-		rc = add_config(snaps, file, snap->config_path, &e, err);
+		/* Read again for the snapshot's own folder (export_tree.c). */
+		rc = add_config(p, snaps, file, snap->config_path, true, &e, err);
 		if (rc == 0 && snap->saved_state && settings->copy_vm_runtime_information)
 			rc = add_saved_state(snaps, snap->id, snap->saved_state, NULL, NULL, err);
 	}

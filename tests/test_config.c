@@ -774,6 +774,54 @@ static void test_real_shaped_edits(void **state)
 /* Tags and text a rewrite keeps whatever their form: self-closing tags,
  * single quotes, references, comments, CDATA, processing instructions,
  * a lone CR. */
+/* A copy is edited apart from its original, and writes what an edit of a new reading of the
+ * file writes; the original, edited after, writes only its own edits. */
+static void test_copy_edited_apart(void **state)
+{
+	(void)state;
+	for (size_t k = 0; k < sizeof(all_shapes) / sizeof(all_shapes[0]); k++) {
+		enum shape shape = all_shapes[k];
+		size_t len, want_len;
+		char *bytes = shaped(real_shaped, shape, &len);
+		char *path = replaced(real_shaped, "C:\\Users\\vagrant\\box\\Virtual Hard Disks\\box.vhd",
+				      "/srv/a &amp; b.vhd");
+		char *name = replaced(real_shaped, "<name type=\"string\">box</name>",
+				      "<name type=\"string\">copy</name>");
+		char *want;
+		struct config *c = parse_ok(bytes, len), *copy = NULL;
+		struct error err;
+
+		assert_int_equal(config_copy(c, &copy), 0);
+		assert_int_equal(config_set(copy, IDE "/controller0/drive0/pathname", NULL,
+					    "/srv/a & b.vhd", &err),
+				 0);
+		assert_false(config_changed(c));
+		assert_serializes_to(c, bytes, len);
+		want = shaped(path, shape, &want_len);
+		assert_serializes_to(copy, want, want_len);
+		free(want);
+		/* The original edited: its copy keeps its own. */
+		assert_int_equal(config_set(c, "properties/name", NULL, "copy", &err), 0);
+		want = shaped(name, shape, &want_len);
+		assert_serializes_to(c, want, want_len);
+		free(want);
+		want = shaped(path, shape, &want_len);
+		assert_serializes_to(copy, want, want_len);
+		free(want);
+		/* A copy of the edited original: its edit and all. */
+		config_free(copy);
+		assert_int_equal(config_copy(c, &copy), 0);
+		config_free(c);
+		want = shaped(name, shape, &want_len);
+		assert_serializes_to(copy, want, want_len);
+		free(want);
+		config_free(copy);
+		free(bytes);
+		free(path);
+		free(name);
+	}
+}
+
 static void test_unusual_forms_kept(void **state)
 {
 	static const char text[] = "<?xml version='1.0' encoding='UTF-8'?>\n"
@@ -1142,6 +1190,7 @@ int main(void)
 		cmocka_unit_test(test_real_shaped_byte_for_byte),
 		cmocka_unit_test(test_blank_values_read_empty),
 		cmocka_unit_test(test_real_shaped_edits),
+		cmocka_unit_test(test_copy_edited_apart),
 		cmocka_unit_test(test_unusual_forms_kept),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_vm_view),
