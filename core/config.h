@@ -91,6 +91,9 @@ void config_set_encoding(struct config *config, enum config_encoding encoding);
  */
 int config_serialize(const struct config *config, char **out, size_t *len, struct error *err);
 
+/** The length config_serialize() would give, without the bytes. */
+int config_serialized_size(const struct config *config, size_t *len, struct error *err);
+
 /**
  * Write the configuration to @path crash-safely: a temporary file in the
  * same folder, fsynced, renamed over @path, the folder fsynced.

@@ -88,41 +88,33 @@ static int dump_node(const struct config *c, struct text *t, xmlNodePtr node)
 	return 0;
 }
 
-/* @n bytes at @s, a text in UTF-8, as the configuration's encoding wants
- * them, into *@out (a new buffer, caller frees). */
+/* @n bytes at @s, a text in UTF-8, as the configuration's encoding wants them, into *@out
+ * (a new buffer, caller frees), their length in *@len; only counted if @out is NULL. */
 static int encode_text(const struct config *c, const char *s, size_t n, char **out, size_t *len,
 		       struct error *err)
 {
-	size_t mark = 0;
+	/* A file read without a byte-order mark is written without one. */
+	size_t mark = c->encoding == CONFIG_UTF16LE ? (c->utf16_without_bom ? 0 : 2)
+		      : c->encoding == CONFIG_UTF8_BOM ? 3
+							: 0;
+	size_t body = n; /* UTF-8: as it is */
+	char *bytes;
 
-	if (c->encoding == CONFIG_UTF16LE) {
-		char *wide = NULL;
-		size_t wide_len = 0;
-		int rc = utf16_encode_alloc(s, n, UTF16_LE, &wide, &wide_len, err);
-
-		if (rc < 0)
-			return error_prefix(err, "cannot encode '%s'", c->name);
-		/* A file read without a byte-order mark is written without one. */
-		mark = c->utf16_without_bom ? 0 : 2;
-		*out = malloc(wide_len + mark);
-		if (*out) {
-			memcpy(*out, "\xFF\xFE", mark);
-			memcpy(*out + mark, wide, wide_len);
-		}
-		free(wide);
-		n = wide_len;
-	} else {
-		mark = c->encoding == CONFIG_UTF8_BOM ? 3 : 0;
-		*out = malloc(n + mark + 1);
-		if (*out) {
-			memcpy(*out, "\xEF\xBB\xBF", mark);
-			memcpy(*out + mark, s, n);
-			(*out)[mark + n] = '\0';
-		}
-	}
-	if (!*out)
+	if (c->encoding == CONFIG_UTF16LE &&
+	    utf16_encode_into(s, n, UTF16_LE, NULL, 0, &body, err) < 0)
+		return error_prefix(err, "cannot encode '%s'", c->name);
+	*len = mark + body;
+	if (!out)
+		return 0;
+	*out = bytes = malloc(mark + body + 1);
+	if (!bytes)
 		return error_set(err, ENOMEM, "out of memory writing '%s'", c->name);
-	*len = n + mark;
+	memcpy(bytes, c->encoding == CONFIG_UTF16LE ? "\xFF\xFE" : "\xEF\xBB\xBF", mark);
+	if (c->encoding == CONFIG_UTF16LE)
+		utf16_encode_into(s, n, UTF16_LE, bytes + mark, body, &body, NULL);
+	else
+		memcpy(bytes + mark, s, n);
+	bytes[mark + body] = '\0';
 	return 0;
 }
 
@@ -430,12 +422,14 @@ static int splice_text(const struct config *c, struct text *t)
 	return rc;
 }
 
-int config_serialize(const struct config *c, char **out, size_t *len, struct error *err)
+/* config_serialize(), or config_serialized_size() if @out is NULL. */
+static int serialize(const struct config *c, char **out, size_t *len, struct error *err)
 {
 	struct text t = {0};
 	int rc;
 
-	*out = NULL;
+	if (out)
+		*out = NULL;
 	*len = 0;
 	if (!c->changed)
 		return encode_text(c, c->text, c->text_len, out, len, err);
@@ -449,6 +443,16 @@ int config_serialize(const struct config *c, char **out, size_t *len, struct err
 	rc = encode_text(c, t.data, t.len, out, len, err);
 	free(t.data);
 	return rc;
+}
+
+int config_serialize(const struct config *c, char **out, size_t *len, struct error *err)
+{
+	return serialize(c, out, len, err);
+}
+
+int config_serialized_size(const struct config *c, size_t *len, struct error *err)
+{
+	return serialize(c, NULL, len, err);
 }
 
 /* @c as bytes that read back (a new buffer in *@data), or a negative errno with a message. */

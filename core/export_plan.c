@@ -155,7 +155,8 @@ void export_edits_add(struct export_edits *e, const char *key, const char *type,
 		e->failed = true;
 }
 
-/* The bytes of @config with @edits made (it is edited). */
+/* The bytes of @config with @edits made (it is edited), or only their length if @bytes is
+ * NULL. */
 static int make_edited(struct config *config, const struct export_edit *edits, size_t count,
 		       char **bytes, size_t *len, struct error *err)
 {
@@ -172,7 +173,10 @@ static int make_edited(struct config *config, const struct export_edit *edits, s
 		else
 			config_remove(config, edits[i].key);
 	}
-	return rc == 0 ? config_serialize(config, bytes, len, err) : rc;
+	if (rc < 0)
+		return rc;
+	return bytes ? config_serialize(config, bytes, len, err)
+		     : config_serialized_size(config, len, err);
 }
 
 /* The bytes of configuration @path with @edits made. */
@@ -242,16 +246,15 @@ static int add_config(struct export_planner *p, struct export_node *dir, const c
 	struct export_node *node = NULL;
 	struct config *config = NULL;
 	struct stat st;
-	char *bytes = NULL;
 	size_t len = 0;
 	int rc = e->failed ? error_set(err, ENOMEM, "out of memory") : 0;
 
 	if (rc == 0)
 		rc = read_config(p, path, again, &st, &config, err);
+	/* Made again on open: the plan keeps only its size. */
 	if (rc == 0)
-		rc = make_edited(config, e->list, e->count, &bytes, &len, err);
+		rc = make_edited(config, e->list, e->count, NULL, &len, err);
 	config_free(config);
-	free(bytes); /* made again on open: the plan keeps only its size */
 	if (rc == 0 &&
 	    (!(node = export_node_new(name, EXPORT_FILE)) || !(node->path = strdup(path))))
 		rc = error_set(err, ENOMEM, "out of memory");

@@ -24,19 +24,24 @@ static uint16_t get_unit(const uint8_t *at, enum utf16_order order)
 	return order == UTF16_BE ? (uint16_t)(at[0] << 8 | at[1]) : (uint16_t)(at[1] << 8 | at[0]);
 }
 
-/* @in_len bytes of UTF-8 (strict: utf8_decode()) as UTF-16 into @out (@cap bytes). */
-static int encode(const char *in, size_t in_len, enum utf16_order order, uint8_t *out, size_t cap,
-		  size_t *out_len, struct error *err)
+int utf16_encode_into(const char *in, size_t in_len, enum utf16_order order, void *to, size_t cap,
+		      size_t *out_len, struct error *err)
 {
 	const unsigned char *p = (const unsigned char *)in;
+	uint8_t *out = to;
 	size_t at = 0, n = 0;
 
 	while (at < in_len) {
-		uint32_t cp;
-		size_t len = utf8_decode(p + at, in_len - at, &cp);
+		uint32_t cp = p[at];
+		size_t len = cp < 0x80 ? 1 : utf8_decode(p + at, in_len - at, &cp);
 
 		if (len == 0)
 			return error_set(err, EILSEQ, "invalid UTF-8 text at byte %zu", at);
+		if (!out) {
+			n += cp >= 0x10000 ? 4 : 2;
+			at += len;
+			continue;
+		}
 		if (n + (cp >= 0x10000 ? 4 : 2) > cap)
 			return error_set(err, ENAMETOOLONG, "%s string too long",
 					 utf16_charset(order));
@@ -96,7 +101,7 @@ static int decode(const uint8_t *in, size_t in_len, enum utf16_order order, char
 int utf16_encode(const char *in, enum utf16_order order, void *out, size_t cap, size_t *out_len,
 		 struct error *err)
 {
-	return encode(in, strlen(in), order, out, cap, out_len, err);
+	return utf16_encode_into(in, strlen(in), order, out, cap, out_len, err);
 }
 
 int utf16_decode(const void *in, size_t len, enum utf16_order order, char *out, size_t cap,
@@ -158,7 +163,7 @@ int utf16_encode_alloc(const char *in, size_t len, enum utf16_order order, char 
 	*out = NULL;
 	if (!buf)
 		return error_set(err, ENOMEM, "out of memory for %zu bytes of text", cap);
-	rc = encode(in, len, order, (uint8_t *)buf, cap, out_len, err);
+	rc = utf16_encode_into(in, len, order, buf, cap, out_len, err);
 	if (rc < 0) {
 		free(buf);
 		return rc;

@@ -44,6 +44,14 @@ int utf16_decode_alloc(const void *in, size_t len, enum utf16_order order, char 
 		       size_t *out_len, struct error *err);
 
 /**
+ * Encode @len bytes of UTF-8 (NULs included) as UTF-16 in byte order @order into @out
+ * (@cap bytes), or only count its bytes if @out is NULL; *@out_len receives the length.
+ * Returns 0, -EILSEQ for invalid UTF-8, -ENAMETOOLONG if it does not fit.
+ */
+int utf16_encode_into(const char *in, size_t len, enum utf16_order order, void *out, size_t cap,
+		      size_t *out_len, struct error *err);
+
+/**
  * Encode @len bytes of UTF-8 as UTF-16 into a new buffer *@out (caller
  * frees), its length in *@out_len, no byte-order mark.
  * Returns 0, -EILSEQ for invalid UTF-8, -ENOMEM.

@@ -152,6 +152,13 @@ static void assert_serializes_to(const struct config *c, const void *want, size_
 	struct error err;
 
 	assert_int_equal(config_serialize(c, &out, &len, &err), 0);
+	/* The length alone, as planning asks for it, is the length of the bytes. */
+	{
+		size_t size = 0;
+
+		assert_int_equal(config_serialized_size(c, &size, &err), 0);
+		assert_int_equal(size, len);
+	}
 	if (len != want_len || memcmp(out, want, len) != 0) {
 		size_t i = 0;
 

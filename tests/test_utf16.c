@@ -178,6 +178,15 @@ static void test_encode_against_iconv(void **state)
 		want = referee(order == UTF16_BE ? "UTF-16BE" : "UTF-16LE", "UTF-8", in, n, theirs,
 			       sizeof(theirs), &at);
 		rc = utf16_encode_alloc((const char *)in, n, order, &got, &len, &err);
+		/* Counted only: the same answer. */
+		{
+			size_t counted = 0;
+
+			assert_int_equal(utf16_encode_into((const char *)in, n, order, NULL, 0,
+							   &counted, NULL),
+					 rc);
+			assert_true(rc < 0 || counted == len);
+		}
 		if (want < 0) {
 			assert_int_equal(rc, -EILSEQ);
 			snprintf(ours, sizeof(ours), "at byte %zu", at);
