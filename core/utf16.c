@@ -128,13 +128,25 @@ int utf16_decode(const void *in, size_t len, enum utf16_order order, char *out, 
 	return 0;
 }
 
+/* The allocating conversions' end: @buf (its text *@len bytes) NUL-terminated into *@out if
+ * the conversion returned @rc 0, else freed. */
+static int hand_over(int rc, char *buf, const size_t *len, char **out)
+{
+	if (rc < 0) {
+		free(buf);
+		return rc;
+	}
+	buf[*len] = '\0';
+	*out = buf;
+	return 0;
+}
+
 int utf16_decode_alloc(const void *in, size_t len, enum utf16_order order, char **out,
 		       size_t *out_len, struct error *err)
 {
 	/* A code unit gives at most 3 bytes of UTF-8 (a surrogate pair, 4 for 2 units). */
 	size_t cap = len / 2 * 3;
 	char *buf;
-	int rc;
 
 	*out = NULL;
 	if (len % 2)
@@ -142,14 +154,7 @@ int utf16_decode_alloc(const void *in, size_t len, enum utf16_order order, char 
 	buf = malloc(cap + 1);
 	if (!buf)
 		return error_set(err, ENOMEM, "out of memory for %zu bytes of text", cap);
-	rc = decode(in, len, order, buf, cap, out_len, err);
-	if (rc < 0) {
-		free(buf);
-		return rc;
-	}
-	buf[*out_len] = '\0';
-	*out = buf;
-	return 0;
+	return hand_over(decode(in, len, order, buf, cap, out_len, err), buf, out_len, out);
 }
 
 int utf16_encode_alloc(const char *in, size_t len, enum utf16_order order, char **out,
@@ -158,17 +163,10 @@ int utf16_encode_alloc(const char *in, size_t len, enum utf16_order order, char 
 	/* A byte of UTF-8 gives at most one code unit. */
 	size_t cap = len * 2;
 	char *buf = malloc(cap + 1);
-	int rc;
 
 	*out = NULL;
 	if (!buf)
 		return error_set(err, ENOMEM, "out of memory for %zu bytes of text", cap);
-	rc = utf16_encode_into(in, len, order, buf, cap, out_len, err);
-	if (rc < 0) {
-		free(buf);
-		return rc;
-	}
-	buf[*out_len] = '\0';
-	*out = buf;
-	return 0;
+	return hand_over(utf16_encode_into(in, len, order, buf, cap, out_len, err), buf, out_len,
+			 out);
 }
