@@ -43,15 +43,20 @@ static char *dup_or_null(const char *s, bool *failed)
 	return copy;
 }
 
-/* Give each node under @to the span of its twin under @from, in @spans instead of @c's. */
-static void copy_spans(const struct config *c, struct span *spans, xmlNodePtr from, xmlNodePtr to)
+/* Give each node from @to on the span of its twin from @from on, in @spans instead of @c's.
+ * False if the two trees differ (a copy that libxml2 cut short for want of memory). */
+static bool copy_spans(const struct config *c, struct span *spans, xmlNodePtr from, xmlNodePtr to)
 {
 	for (; from && to; from = from->next, to = to->next) {
 		const struct span *had = from->_private;
 
+		if (from->type != to->type)
+			return false;
 		to->_private = had ? spans + (had - c->spans) : NULL;
-		copy_spans(c, spans, from->children, to->children);
+		if (!copy_spans(c, spans, from->children, to->children))
+			return false;
 	}
+	return !from && !to;
 }
 
 int config_copy(const struct config *c, struct config **out)
@@ -75,10 +80,14 @@ int config_copy(const struct config *c, struct config **out)
 		return -ENOMEM;
 	}
 	memcpy(copy->text, c->text, c->text_len + 1);
-	if (c->spans) {
+	if (c->spans)
 		memcpy(copy->spans, c->spans, c->span_count * sizeof(*c->spans));
-		copy_spans(c, copy->spans, xmlDocGetRootElement(c->doc),
-			   xmlDocGetRootElement(copy->doc));
+	/* Every node of the copy given its span, the copy whole (xmlCopyDoc does not say when
+	 * it left children out). */
+	if (!copy_spans(c, copy->spans, c->doc->children, copy->doc->children) ||
+	    !xmlDocGetRootElement(copy->doc)) {
+		config_free(copy);
+		return -ENOMEM;
 	}
 	*out = copy;
 	return 0;
@@ -296,11 +305,10 @@ int config_parse(struct config **out, const void *data, size_t len, const char *
 		rc = error_set(err, ENOMEM, "out of memory");
 		goto fail;
 	}
-	/* The text is UTF-8 now, whatever the declaration says. COMPACT: short texts are kept
-	 * in their nodes, fewer allocations. */
+	/* The text is UTF-8 now, whatever the declaration says. Not XML_PARSE_COMPACT (a
+	 * little faster): libxml2 does not promise that such a tree may be edited. */
 	c->doc = xmlCtxtReadMemory(ctxt, text, (int)text_len, name, "UTF-8",
-				   XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
-					   XML_PARSE_COMPACT);
+				   XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 	if (!c->doc || !ctxt->wellFormed) {
 		const xmlError *e = xmlCtxtGetLastError(ctxt);
 		char msg[256] = "malformed XML";

@@ -778,9 +778,6 @@ static void test_real_shaped_edits(void **state)
 	}
 }
 
-/* Tags and text a rewrite keeps whatever their form: self-closing tags,
- * single quotes, references, comments, CDATA, processing instructions,
- * a lone CR. */
 /* A copy is edited apart from its original, and writes what an edit of a new reading of the
  * file writes; the original, edited after, writes only its own edits. */
 static void test_copy_edited_apart(void **state)
@@ -829,6 +826,22 @@ static void test_copy_edited_apart(void **state)
 	}
 }
 
+/* The edits of test_unusual_forms_kept(). */
+static void edit_unusual(struct config *c)
+{
+	struct error err;
+
+	/* A value given to a self-closing leaf, a type to one without. */
+	assert_int_equal(config_set(c, "b", NULL, "B", &err), 0);
+	assert_int_equal(config_set(c, "e", "integer", "5", &err), 0);
+	/* A type in single quotes stays in single quotes. */
+	assert_int_equal(config_set(c, "a", "it's", "x & < \"y\"\r", &err), 0);
+	assert_int_equal(config_set(c, "f", NULL, "new", &err), 0);
+}
+
+/* Tags and text a rewrite keeps whatever their form: self-closing tags,
+ * single quotes, references, comments, CDATA, processing instructions,
+ * a lone CR. */
 static void test_unusual_forms_kept(void **state)
 {
 	static const char text[] = "<?xml version='1.0' encoding='UTF-8'?>\n"
@@ -844,8 +857,7 @@ static void test_unusual_forms_kept(void **state)
 				   "  <f type=\"string\">old</f>\n"
 				   "</configuration >\n"
 				   "<!-- after -->\n";
-	struct config *c = parse_ok(text, strlen(text));
-	struct error err;
+	struct config *c = parse_ok(text, strlen(text)), *copy = NULL;
 	char *want, *step;
 
 	(void)state;
@@ -853,12 +865,8 @@ static void test_unusual_forms_kept(void **state)
 	assert_value(c, "a", "x & < \"y\"\r");
 	assert_value(c, "c", "<raw>more");
 	assert_value(c, "d", "one\ntwo");
-	/* A value given to a self-closing leaf, a type to one without. */
-	assert_int_equal(config_set(c, "b", NULL, "B", &err), 0);
-	assert_int_equal(config_set(c, "e", "integer", "5", &err), 0);
-	/* A type in single quotes stays in single quotes. */
-	assert_int_equal(config_set(c, "a", "it's", "x & < \"y\"\r", &err), 0);
-	assert_int_equal(config_set(c, "f", NULL, "new", &err), 0);
+	assert_int_equal(config_copy(c, &copy), 0);
+	edit_unusual(c);
 	want = replaced(text, "<b type=\"string\"/>", "<b type=\"string\">B</b>");
 	step = replaced(want, "<e />", "<e type=\"integer\" >5</e>");
 	free(want);
@@ -866,9 +874,14 @@ static void test_unusual_forms_kept(void **state)
 	free(step);
 	step = replaced(want, ">old<", ">new<");
 	assert_serializes_to(c, step, strlen(step));
+	/* A copy made before, its original gone: the same edits, the same bytes (the nodes
+	 * before and after the root given their places too). */
+	config_free(c);
+	edit_unusual(copy);
+	assert_serializes_to(copy, step, strlen(step));
 	free(want);
 	free(step);
-	config_free(c);
+	config_free(copy);
 }
 
 static void rejected(const void *data, size_t len, int code, const char *needle)
