@@ -110,6 +110,7 @@ static void log_notice(void *ctx, const char *message)
 static void shut_down(struct importfs *fs)
 {
 	importfs_checker_stop(fs);
+	importfs_handles_drop(fs);
 	for (size_t i = 0; i < fs->count; i++) {
 		struct importfs_import *imp = fs->imports[i];
 		enum import_state state = import_job_state(imp->job);
@@ -157,6 +158,7 @@ int importfs_main(const struct importfs_options *o, struct fuse_args *args)
 
 	error_clear(&err);
 	pthread_mutex_init(&fs.mu, NULL);
+	pthread_mutex_init(&fs.open_mu, NULL);
 	/* Timed waits on the monotonic clock: a change of the time of day does not stall them. */
 	pthread_condattr_init(&clock);
 	pthread_condattr_setclock(&clock, CLOCK_MONOTONIC);
@@ -197,5 +199,6 @@ out:
 	import_mount_free(fs.mount);
 	pthread_cond_destroy(&fs.wake);
 	pthread_mutex_destroy(&fs.mu);
+	pthread_mutex_destroy(&fs.open_mu);
 	return rc;
 }

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
@@ -28,6 +29,7 @@
 static struct importfs_handle *handle_new(struct importfs_import *imp, int fd, bool writer,
 					  const char *rel)
 {
+	struct importfs *fs = importfs_of();
 	struct importfs_handle *h = calloc(1, sizeof(*h));
 
 	if (!h)
@@ -43,7 +45,46 @@ static struct importfs_handle *handle_new(struct importfs_import *imp, int fd, b
 	}
 	if (imp && writer)
 		atomic_fetch_add(&imp->writers, 1);
+	pthread_mutex_lock(&fs->open_mu);
+	h->next = fs->open;
+	if (h->next)
+		h->next->prev = h;
+	fs->open = h;
+	pthread_mutex_unlock(&fs->open_mu);
 	return h;
+}
+
+/* Close and free @h, taken out of the open files already. */
+static void handle_free(struct importfs_handle *h)
+{
+	if (h->fd >= 0)
+		close(h->fd);
+	free(h->rel);
+	free(h->text);
+	free(h);
+}
+
+/* Take @h out of the open files of @fs. */
+static void handle_unlink(struct importfs *fs, struct importfs_handle *h)
+{
+	pthread_mutex_lock(&fs->open_mu);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		fs->open = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&fs->open_mu);
+}
+
+void importfs_handles_drop(struct importfs *fs)
+{
+	while (fs->open) {
+		struct importfs_handle *h = fs->open;
+
+		fs->open = h->next;
+		handle_free(h);
+	}
 }
 
 /* Open (or with O_CREAT make) the file @w names, for the handle in @fi. */
@@ -117,9 +158,10 @@ int importfs_op_open(const char *path, struct fuse_file_info *fi)
 		else if (!h ||
 			 !(h->text = importfs_status_text(fs, fuse_get_context()->uid, &h->len)))
 			rc = -ENOMEM;
-		if (rc < 0) {
-			free(h);
-		} else {
+		if (rc < 0 && h) {
+			handle_unlink(fs, h);
+			handle_free(h);
+		} else if (rc == 0) {
 			fi->fh = (uintptr_t)h;
 			fi->direct_io = 1;
 		}
@@ -224,16 +266,16 @@ int importfs_op_release(const char *path, struct fuse_file_info *fi)
 	struct importfs_handle *h = (struct importfs_handle *)(uintptr_t)fi->fh;
 
 	(void)path;
+	handle_unlink(fs, h);
 	if (h->fd >= 0)
 		close(h->fd);
+	h->fd = -1;
 	if (h->imp && h->writer) {
 		importfs_touch(h->imp);
 		atomic_fetch_sub(&h->imp->writers, 1);
 		pthread_cond_signal(&fs->wake);
 	}
-	free(h->rel);
-	free(h->text);
-	free(h);
+	handle_free(h);
 	return 0;
 }
 

@@ -73,6 +73,10 @@ struct importfs {
 	bool stop;			  /* guarded by mu */
 	pthread_t checker;		  /* the checker thread (the mount's main thread's) */
 	bool checker_running;		  /* the mount's main thread's */
+	/* The open files not yet released: a file closed just before the unmount may never
+	 * be (its release request is still queued when the connection ends). */
+	pthread_mutex_t open_mu;
+	struct importfs_handle *open; /* guarded by open_mu */
 };
 
 /* An open file: fi->fh. */
@@ -85,6 +89,7 @@ struct importfs_handle {
 	char *rel;  /* its name in the import ("/a/b") */
 	char *text; /* the status file's bytes */
 	size_t len;
+	struct importfs_handle *prev, *next; /* in importfs.open */
 };
 
 /* What a path names. */
@@ -175,6 +180,9 @@ int importfs_checker_start(struct importfs *fs);
 
 /** Stop the checker thread, if it runs, and wait for it. */
 void importfs_checker_stop(struct importfs *fs);
+
+/** Unmounted: free the open files never released (the loop has ended). */
+void importfs_handles_drop(struct importfs *fs);
 
 /**
  * A write or a sync to @imp's file failed with the errno @e: no room, or
