@@ -33,6 +33,7 @@ int exportfs_init(struct exportfs *fs, struct error *err)
 	pthread_rwlock_init(&fs->lock, NULL);
 	pthread_mutex_init(&fs->expand_lock, NULL);
 	pthread_mutex_init(&fs->ref_lock, NULL);
+	openfiles_init(&fs->open_files);
 	pthread_mutex_init(&fs->wake_lock, NULL);
 	pthread_mutex_init(&fs->logged_lock, NULL);
 	/* Timed waits on the monotonic clock: a change of the time of day stalls none. */

@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "export.h"
+#include "openfiles.h"
 
 struct error;
 struct exportfs_gen;
@@ -59,12 +60,11 @@ struct exportfs {
 	pthread_mutex_t expand_lock;
 	/* Plans the VMs looked at (export_plan_listed_vm()) under expand_lock. */
 	struct export_planner *lazy_planner;
-	/* Guards each generation's refs, @stale and @open_files. */
+	/* Guards each generation's refs and @stale. */
 	pthread_mutex_t ref_lock;
 	bool stale; /* a file was found changed: make the tree again (guarded by ref_lock) */
-	/* Every open file. A lazy unmount may end the session with files open whose RELEASE
-	 * never comes: they are closed with the mount. Guarded by ref_lock. */
-	struct exportfs_handle *open_files;
+	/* Every open file, closed with the mount if its RELEASE never comes (openfiles.h). */
+	struct openfiles open_files;
 
 	/* The planner's: exportfs_init()'s, then the revalidating thread's alone, then
 	 * exportfs_release()'s once it has ended. */

@@ -41,43 +41,16 @@
 struct exportfs_handle {
 	struct exportfs_gen *gen; /* a reference */
 	struct export_file *file;
-	struct exportfs_handle *prev, *next; /* fs->open_files (guarded by fs->ref_lock) */
+	struct openfiles_link link; /* in fs->open_files */
 };
-
-static void handle_link(struct exportfs *fs, struct exportfs_handle *h)
-{
-	pthread_mutex_lock(&fs->ref_lock);
-	h->prev = NULL;
-	h->next = fs->open_files;
-	if (fs->open_files)
-		fs->open_files->prev = h;
-	fs->open_files = h;
-	pthread_mutex_unlock(&fs->ref_lock);
-}
-
-static void handle_unlink(struct exportfs *fs, struct exportfs_handle *h)
-{
-	pthread_mutex_lock(&fs->ref_lock);
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		fs->open_files = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
-	pthread_mutex_unlock(&fs->ref_lock);
-}
 
 void exportfs_close_open_files(struct exportfs *fs)
 {
-	for (;;) {
-		struct exportfs_handle *h;
+	struct openfiles_link *l;
 
-		pthread_mutex_lock(&fs->ref_lock);
-		h = fs->open_files;
-		pthread_mutex_unlock(&fs->ref_lock);
-		if (!h)
-			return;
-		handle_unlink(fs, h);
+	while ((l = openfiles_take(&fs->open_files))) {
+		struct exportfs_handle *h = OPENFILES_HANDLE(l, struct exportfs_handle);
+
 		export_close(h->file);
 		exportfs_gen_unref(fs, h->gen);
 		free(h);
@@ -548,7 +521,7 @@ static void exportfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_in
 		fuse_reply_err(req, rc == -ESTALE ? EIO : -rc);
 		return;
 	}
-	handle_link(fs, h);
+	openfiles_add(&fs->open_files, &h->link);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	/* The kernel keeps what it has of a file the new tree did not change. */
 	fi->keep_cache = keep_cache;
@@ -561,7 +534,7 @@ static void exportfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file
 	struct exportfs_handle *h = (struct exportfs_handle *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	handle_unlink(fs, h);
+	openfiles_remove(&fs->open_files, &h->link);
 	export_close(h->file);
 	exportfs_gen_unref(fs, h->gen);
 	free(h);

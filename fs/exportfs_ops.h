@@ -2,7 +2,7 @@
  * exportfs_ops.h - the export mount's handlers (exportfs_ops, declared in
  * exportfs.h) and what they own: the open files, each a struct
  * exportfs_handle in fi->fh, made in open and freed in release, listed in
- * fs->open_files (guarded by fs->ref_lock).
+ * fs->open_files (openfiles.h).
  */
 #ifndef IMPEX_EXPORTFS_OPS_H
 #define IMPEX_EXPORTFS_OPS_H

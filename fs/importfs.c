@@ -158,7 +158,7 @@ int importfs_main(const struct importfs_options *o, struct fuse_args *args)
 
 	error_clear(&err);
 	pthread_mutex_init(&fs.mu, NULL);
-	pthread_mutex_init(&fs.open_mu, NULL);
+	openfiles_init(&fs.open);
 	/* Timed waits on the monotonic clock: a change of the time of day does not stall them. */
 	pthread_condattr_init(&clock);
 	pthread_condattr_setclock(&clock, CLOCK_MONOTONIC);
@@ -199,6 +199,6 @@ out:
 	import_mount_free(fs.mount);
 	pthread_cond_destroy(&fs.wake);
 	pthread_mutex_destroy(&fs.mu);
-	pthread_mutex_destroy(&fs.open_mu);
+	pthread_mutex_destroy(&fs.open.lock);
 	return rc;
 }

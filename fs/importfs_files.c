@@ -20,7 +20,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
@@ -45,12 +44,7 @@ static struct importfs_handle *handle_new(struct importfs_import *imp, int fd, b
 	}
 	if (imp && writer)
 		atomic_fetch_add(&imp->writers, 1);
-	pthread_mutex_lock(&fs->open_mu);
-	h->next = fs->open;
-	if (h->next)
-		h->next->prev = h;
-	fs->open = h;
-	pthread_mutex_unlock(&fs->open_mu);
+	openfiles_add(&fs->open, &h->link);
 	return h;
 }
 
@@ -64,27 +58,12 @@ static void handle_free(struct importfs_handle *h)
 	free(h);
 }
 
-/* Take @h out of the open files of @fs. */
-static void handle_unlink(struct importfs *fs, struct importfs_handle *h)
-{
-	pthread_mutex_lock(&fs->open_mu);
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		fs->open = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
-	pthread_mutex_unlock(&fs->open_mu);
-}
-
 void importfs_handles_drop(struct importfs *fs)
 {
-	while (fs->open) {
-		struct importfs_handle *h = fs->open;
+	struct openfiles_link *l;
 
-		fs->open = h->next;
-		handle_free(h);
-	}
+	while ((l = openfiles_take(&fs->open)))
+		handle_free(OPENFILES_HANDLE(l, struct importfs_handle));
 }
 
 /* Open (or with O_CREAT make) the file @w names, for the handle in @fi. */
@@ -159,7 +138,7 @@ int importfs_op_open(const char *path, struct fuse_file_info *fi)
 			 !(h->text = importfs_status_text(fs, fuse_get_context()->uid, &h->len)))
 			rc = -ENOMEM;
 		if (rc < 0 && h) {
-			handle_unlink(fs, h);
+			openfiles_remove(&fs->open, &h->link);
 			handle_free(h);
 		} else if (rc == 0) {
 			fi->fh = (uintptr_t)h;
@@ -266,7 +245,7 @@ int importfs_op_release(const char *path, struct fuse_file_info *fi)
 	struct importfs_handle *h = (struct importfs_handle *)(uintptr_t)fi->fh;
 
 	(void)path;
-	handle_unlink(fs, h);
+	openfiles_remove(&fs->open, &h->link);
 	if (h->fd >= 0)
 		close(h->fd);
 	h->fd = -1;

@@ -21,6 +21,7 @@
 
 #include "importfs.h"
 #include "importfs_view.h"
+#include "openfiles.h"
 
 #include "import_job.h"
 
@@ -73,10 +74,8 @@ struct importfs {
 	bool stop;			  /* guarded by mu */
 	pthread_t checker;		  /* the checker thread (the mount's main thread's) */
 	bool checker_running;		  /* the mount's main thread's */
-	/* The open files not yet released: a file closed just before the unmount may never
-	 * be (its release request is still queued when the connection ends). */
-	pthread_mutex_t open_mu;
-	struct importfs_handle *open; /* guarded by open_mu */
+	/* Every open file, freed with the mount if its RELEASE never comes (openfiles.h). */
+	struct openfiles open;
 };
 
 /* An open file: fi->fh. */
@@ -89,7 +88,7 @@ struct importfs_handle {
 	char *rel;  /* its name in the import ("/a/b") */
 	char *text; /* the status file's bytes */
 	size_t len;
-	struct importfs_handle *prev, *next; /* in importfs.open */
+	struct openfiles_link link; /* in importfs.open */
 };
 
 /* What a path names. */
